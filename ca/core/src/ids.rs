@@ -1,0 +1,148 @@
+//! Newtypes for every identifier the CA hands out. IDs are random and URL-safe so they can be
+//! used in ACME URLs directly and reveal nothing about volume.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A random, URL-safe identifier of `bytes` random bytes.
+pub fn random_id(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).unwrap_or_else(|_| fill_fallback(&mut buf));
+    URL_SAFE_NO_PAD.encode(&buf)
+}
+
+// aws-lc's RNG does not fail on supported platforms; this keeps the signature total without a panic.
+fn fill_fallback(buf: &mut [u8]) {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &seed.to_le_bytes());
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = digest.as_ref()[i % 32];
+    }
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $bytes:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// A fresh random identifier.
+            pub fn random() -> Self {
+                Self(random_id($bytes))
+            }
+
+            /// The identifier as it appears in URLs and storage.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(s: String) -> Self {
+                Self(s)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An ACME account.
+    AccountId,
+    12
+);
+string_id!(
+    /// An ACME order.
+    OrderId,
+    15
+);
+string_id!(
+    /// An ACME authorization.
+    AuthzId,
+    15
+);
+string_id!(
+    /// A challenge within an authorization.
+    ChallengeId,
+    12
+);
+
+/// A certificate serial number: positive, 64+ bits of entropy (we use 18 random bytes with the top
+/// bit cleared), rendered as lowercase hex in URLs and storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Serial(pub String);
+
+impl Serial {
+    /// A fresh serial: 18 random bytes, first byte in 0x01..=0x7f so the DER INTEGER is positive
+    /// and has no leading zero to strip.
+    pub fn random() -> Self {
+        let mut buf = [0u8; 18];
+        aws_lc_rs::rand::fill(&mut buf).unwrap_or_else(|_| fill_fallback(&mut buf));
+        buf[0] &= 0x7f;
+        if buf[0] == 0 {
+            buf[0] = 0x01;
+        }
+        Self(hex::encode(buf))
+    }
+
+    /// The serial's big-endian bytes as they appear in the certificate.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        hex::decode(&self.0).unwrap_or_default()
+    }
+
+    /// The serial from certificate bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(hex::encode(bytes))
+    }
+
+    /// The hex form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_and_unique() {
+        let a = Serial::random();
+        let b = Serial::random();
+        assert_ne!(a, b);
+        let bytes = a.to_bytes();
+        assert_eq!(bytes.len(), 18);
+        assert!(bytes[0] >= 1 && bytes[0] <= 0x7f);
+        assert_eq!(Serial::from_bytes(&bytes), a);
+    }
+
+    #[test]
+    fn ids_are_url_safe() {
+        let id = OrderId::random();
+        assert_eq!(id.as_str().len(), 20);
+        assert!(
+            id.as_str()
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Cairn CA domain model: identifiers, accounts, orders, authorizations, challenges, certificates,
+//! problems and the clock. Every component of the CA speaks these types; none of them does I/O.
+
+pub mod clock;
+pub mod ids;
+pub mod identifier;
+pub mod model;
+pub mod problem;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use identifier::{Identifier, IdentifierError, IdentifierType};
+pub use ids::{AccountId, AuthzId, ChallengeId, OrderId, Serial, random_id};
+pub use model::*;
+pub use problem::{Problem, ProblemType, Subproblem};

@@ -1,0 +1,1 @@
+//! Registration authority: ACME policy, orders, authorizations and issuance orchestration.

@@ -1,0 +1,172 @@
+//! Storage authority: the only component of the CA that talks to the database.
+//!
+//! [`StorageAuthority`] is the interface the rest of the CA uses; [`SqlStorage`] implements it on
+//! SQLite (the embedded default) and PostgreSQL with one migration set each. Every multi-row
+//! change runs in one transaction, so a crash never leaves a half-written state (an order `valid`
+//! without its certificate, an authorization without its challenges).
+
+mod sql;
+
+pub use sql::SqlStorage;
+
+use async_trait::async_trait;
+use cairn_core::{
+    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, Challenge, ChallengeId,
+    EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
+};
+use time::OffsetDateTime;
+
+/// Storage failures. Callers map `NotFound`/`Conflict` to client errors; everything else is
+/// internal and must be logged, never shown to a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SaError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or a compare-and-set precondition failed.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored JSON column did not decode.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias.
+pub type SaResult<T> = Result<T, SaError>;
+
+/// The outcome of validating one challenge, applied atomically to the authorization and the
+/// challenge.
+#[derive(Debug, Clone)]
+pub struct ChallengeOutcome {
+    /// The authorization.
+    pub authz_id: AuthzId,
+    /// The challenge that was attempted.
+    pub challenge: Challenge,
+    /// The authorization's new status (`Valid` or `Invalid`).
+    pub authz_status: AuthzStatus,
+    /// The authorization's new expiry (a valid authorization lives for the reuse window).
+    pub expires: OffsetDateTime,
+}
+
+/// The CA's storage interface.
+#[async_trait]
+pub trait StorageAuthority: Send + Sync + 'static {
+    // ---- accounts ----
+
+    /// Inserts a new account. `Conflict` if its key thumbprint is already registered.
+    /// If `eab_key_id` is set, the EAB key is marked bound in the same transaction
+    /// (`Conflict` if it was already bound).
+    async fn new_account(&self, account: &Account) -> SaResult<()>;
+    /// Gets an account by ID.
+    async fn get_account(&self, id: &AccountId) -> SaResult<Account>;
+    /// Gets an account by its key's RFC 7638 thumbprint.
+    async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account>;
+    /// Replaces contact and status.
+    async fn update_account(&self, account: &Account) -> SaResult<()>;
+    /// Replaces the account key. `Conflict` if another account has the new key.
+    async fn update_account_key(
+        &self,
+        id: &AccountId,
+        jwk: &serde_json::Value,
+        thumbprint: &str,
+    ) -> SaResult<()>;
+    /// Number of accounts created from `ip` since `since` (rate limiting).
+    async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64>;
+
+    // ---- external account binding ----
+
+    /// Stores a new EAB key.
+    async fn new_eab_key(&self, key: &EabKey) -> SaResult<()>;
+    /// Gets an EAB key.
+    async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey>;
+
+    // ---- orders and authorizations ----
+
+    /// Inserts an order with the authorizations it newly created, in one transaction.
+    /// `order.authz_ids` may also name existing (reused) authorizations.
+    async fn new_order_and_authzs(&self, order: &Order, new_authzs: &[Authorization])
+    -> SaResult<()>;
+    /// Gets an order.
+    async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
+    /// The account's order IDs, newest first, at most `limit` after skipping `offset`.
+    async fn get_order_ids_for_account(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        limit: u64,
+    ) -> SaResult<Vec<OrderId>>;
+    /// An order of `account` for exactly `identifiers` (sorted) and `profile` that is still
+    /// pending or ready (stored status `Pending`) and not expired at `now` — for order reuse.
+    async fn get_reusable_order(
+        &self,
+        account: &AccountId,
+        identifiers: &[Identifier],
+        profile: Option<&str>,
+        now: OffsetDateTime,
+    ) -> SaResult<Option<Order>>;
+    /// Gets an authorization with its challenges.
+    async fn get_authorization(&self, id: &AuthzId) -> SaResult<Authorization>;
+    /// Gets several authorizations (in the order given).
+    async fn get_authorizations(&self, ids: &[AuthzId]) -> SaResult<Vec<Authorization>>;
+    /// The newest authorization of `account` for `identifier` (authz identifier form, with the
+    /// wildcard flag) that is `Valid` (or, if `include_pending`, `Pending`) and expires after
+    /// `expires_after` — for authorization reuse.
+    async fn get_reusable_authz(
+        &self,
+        account: &AccountId,
+        identifier: &Identifier,
+        wildcard: bool,
+        include_pending: bool,
+        expires_after: OffsetDateTime,
+    ) -> SaResult<Option<Authorization>>;
+    /// Marks a challenge `processing` if the authorization is pending and the challenge pending.
+    /// Returns false (and changes nothing) otherwise.
+    async fn set_challenge_processing(&self, authz: &AuthzId, chall: &ChallengeId)
+    -> SaResult<bool>;
+    /// Records a validation outcome: the challenge and the authorization change together.
+    async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()>;
+    /// Sets an authorization's status to `Deactivated` if it is pending or valid.
+    async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool>;
+    /// Sets all of an account's pending or valid authorizations to `Deactivated`.
+    async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64>;
+
+    // ---- finalize and certificates ----
+
+    /// Compare-and-set: moves the order from stored `Pending` to `Processing` and stores the CSR.
+    /// Returns false (and changes nothing) if the order was not `Pending`.
+    async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool>;
+    /// Records a reserved serial before signing (so every signed serial is traceable to an
+    /// order even if the process dies before the certificate is stored).
+    async fn reserve_serial(
+        &self,
+        serial: &Serial,
+        account: &AccountId,
+        order: &OrderId,
+        at: OffsetDateTime,
+    ) -> SaResult<()>;
+    /// In one transaction: stores the certificate and moves its order from `Processing` to `Valid`
+    /// with `certificate_serial` set. `Conflict` if the order was not `Processing`.
+    async fn finalize_order(&self, cert: &Certificate) -> SaResult<()>;
+    /// Moves an order from `Processing` to `Invalid` with `error`.
+    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
+    /// Orders left in `Processing` (for resuming after a crash).
+    async fn get_processing_orders(&self) -> SaResult<Vec<Order>>;
+    /// Gets a certificate by serial.
+    async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate>;
+    /// Marks a certificate revoked. `Conflict` if already revoked.
+    async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()>;
+    /// Number of certificates whose identifiers include a name under `registered_domain`,
+    /// issued since `since` (rate limiting).
+    async fn count_certificates_for_domain(
+        &self,
+        registered_domain: &str,
+        since: OffsetDateTime,
+    ) -> SaResult<u64>;
+}
