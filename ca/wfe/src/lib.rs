@@ -1,1 +1,165 @@
-//! Web front end: the ACME HTTP API.
+//! Web front end: the ACME HTTP API (RFC 8555). It authenticates requests (JWS, nonces, URLs),
+//! turns them into RA calls and renders resources and problem documents. It holds no keys and
+//! no database handle.
+
+mod account;
+mod auth;
+mod certificate;
+mod directory;
+mod nonce;
+mod order;
+mod render;
+mod response;
+
+pub use nonce::NonceService;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use cairn_ra::Ra;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Most bytes accepted in a request body.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Front-end settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WfeConfig {
+    /// The externally visible base URL (`https://acme.example.com`). If unset, URLs are built
+    /// from the request's `Host` header and `scheme`.
+    pub base_url: Option<String>,
+    /// `https` or `http`, for URLs built from `Host`.
+    pub scheme: String,
+    /// `meta.termsOfService`.
+    pub terms_of_service: Option<String>,
+    /// `meta.website`.
+    pub website: Option<String>,
+    /// `meta.caaIdentities`.
+    pub caa_identities: Vec<String>,
+    /// Orders per page of the account's orders list.
+    pub orders_per_page: u64,
+}
+
+impl Default for WfeConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            scheme: "https".into(),
+            terms_of_service: Some("https://cairn.invalid/terms".into()),
+            website: None,
+            caa_identities: Vec::new(),
+            orders_per_page: 100,
+        }
+    }
+}
+
+/// Shared state of the handlers.
+#[derive(Debug)]
+pub(crate) struct Wfe {
+    pub(crate) ra: Ra,
+    pub(crate) nonces: NonceService,
+    pub(crate) config: WfeConfig,
+}
+
+pub(crate) type WfeState = State<Arc<Wfe>>;
+
+/// URL paths of the API.
+pub(crate) mod paths {
+    pub(crate) const DIRECTORY: &str = "/directory";
+    pub(crate) const NEW_NONCE: &str = "/acme/new-nonce";
+    pub(crate) const NEW_ACCOUNT: &str = "/acme/new-acct";
+    pub(crate) const ACCOUNT: &str = "/acme/acct/";
+    pub(crate) const NEW_ORDER: &str = "/acme/new-order";
+    pub(crate) const ORDER: &str = "/acme/order/";
+    pub(crate) const AUTHZ: &str = "/acme/authz/";
+    pub(crate) const CHALLENGE: &str = "/acme/chall/";
+    pub(crate) const CERT: &str = "/acme/cert/";
+    pub(crate) const REVOKE: &str = "/acme/revoke-cert";
+    pub(crate) const KEY_CHANGE: &str = "/acme/key-change";
+}
+
+/// Builds the ACME router.
+pub fn router(ra: Ra, config: WfeConfig) -> Router {
+    let state = Arc::new(Wfe {
+        ra,
+        nonces: NonceService::new(Duration::from_secs(3600), 1 << 20),
+        config,
+    });
+    Router::new()
+        .route(paths::DIRECTORY, get(directory::directory))
+        .route(
+            paths::NEW_NONCE,
+            get(directory::new_nonce_get).head(directory::new_nonce_head),
+        )
+        .route(paths::NEW_ACCOUNT, post(account::new_account))
+        .route("/acme/acct/{id}", post(account::account))
+        .route("/acme/acct/{id}/orders", post(account::orders))
+        .route(paths::KEY_CHANGE, post(account::key_change))
+        .route(paths::NEW_ORDER, post(order::new_order))
+        .route("/acme/order/{id}", post(order::order))
+        .route("/acme/order/{id}/finalize", post(order::finalize))
+        .route("/acme/authz/{id}", post(order::authorization))
+        .route("/acme/chall/{authz}/{chall}", post(order::challenge))
+        .route("/acme/cert/{serial}", post(certificate::certificate))
+        .route("/acme/cert/{serial}/{alt}", post(certificate::certificate_alternate))
+        .route(paths::REVOKE, post(certificate::revoke))
+        .fallback(response::not_found)
+        .method_not_allowed_fallback(response::method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .with_state(state)
+}
+
+/// Adds what every ACME response carries (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce`, the
+/// directory `Link`, no caching; and counts requests by endpoint and status.
+async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let endpoint = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let base = wfe.base_url(req.headers());
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
+        headers.insert("replay-nonce", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("<{base}{}>;rel=\"index\"", paths::DIRECTORY)) {
+        headers.append(header::LINK, v);
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    let status = resp.status().as_u16().to_string();
+    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method.to_string(), "status" => status)
+        .increment(1);
+    metrics::histogram!("cairn_http_request_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+impl Wfe {
+    /// The base URL for building resource URLs.
+    pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
+        if let Some(b) = &self.config.base_url {
+            return b.trim_end_matches('/').to_owned();
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            })
+            .unwrap_or("localhost");
+        format!("{}://{host}", self.config.scheme)
+    }
+}

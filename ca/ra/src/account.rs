@@ -1,0 +1,259 @@
+//! Accounts: creation (with External Account Binding), contact updates, deactivation and key
+//! rollover.
+
+use crate::{Ra, internal, sa_problem};
+use cairn_core::{
+    Account, AccountId, AccountStatus, Problem, ProblemType,
+};
+use cairn_sa::SaError;
+
+/// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
+#[derive(Debug, Clone)]
+pub struct NewAccountRequest {
+    /// The account key, public JWK.
+    pub jwk: serde_json::Value,
+    /// Its RFC 7638 thumbprint.
+    pub thumbprint: String,
+    /// Contact URLs.
+    pub contact: Vec<String>,
+    /// `termsOfServiceAgreed`.
+    pub terms_of_service_agreed: bool,
+    /// The EAB key ID whose MAC the WFE verified.
+    pub eab_key_id: Option<String>,
+    /// The client's address.
+    pub remote_ip: Option<String>,
+}
+
+const MAX_CONTACTS: usize = 10;
+
+/// Checks contact URLs: only `mailto:` with one plausible address each (RFC 8555 §7.3).
+pub(crate) fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Problem::new(
+            ProblemType::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts are allowed"),
+        ));
+    }
+    for c in contacts {
+        let Some(addr) = c.strip_prefix("mailto:") else {
+            return Err(Problem::new(
+                ProblemType::UnsupportedContact,
+                "only mailto: contacts are supported",
+            ));
+        };
+        let valid = addr.len() <= 254
+            && !addr.contains(',')
+            && !addr.contains('?')
+            && addr
+                .split_once('@')
+                .is_some_and(|(local, domain)| {
+                    !local.is_empty()
+                        && domain.contains('.')
+                        && !domain.starts_with('.')
+                        && !domain.ends_with('.')
+                        && domain
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                        && local.bytes().all(|b| b.is_ascii_graphic())
+                });
+        if !valid {
+            return Err(Problem::new(
+                ProblemType::InvalidContact,
+                "contact is not a valid mailto: address",
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Ra {
+    /// Creates an account, or returns the existing one for the same key (RFC 8555 §7.3.1). The
+    /// boolean is true when the account was created.
+    pub async fn new_account(&self, req: NewAccountRequest) -> Result<(Account, bool), Problem> {
+        match self.inner.sa.get_account_by_key(&req.thumbprint).await {
+            Ok(existing) => return Ok((existing, false)),
+            Err(SaError::NotFound) => {}
+            Err(e) => return Err(internal(&e, "looking up account by key")),
+        }
+        if self.inner.config.external_account_required && req.eab_key_id.is_none() {
+            return Err(Problem::new(
+                ProblemType::ExternalAccountRequired,
+                "this CA requires an externalAccountBinding to create an account",
+            ));
+        }
+        if !req.terms_of_service_agreed {
+            // Boulder and Pebble require agreement when terms exist; Cairn always publishes terms.
+            return Err(Problem::malformed(
+                "the client must agree to the terms of service (termsOfServiceAgreed: true)",
+            ));
+        }
+        check_contacts(&req.contact)?;
+        let account = Account {
+            id: AccountId::random(),
+            jwk: req.jwk,
+            key_thumbprint: req.thumbprint,
+            contact: req.contact,
+            status: AccountStatus::Valid,
+            created_at: self.now(),
+            eab_key_id: req.eab_key_id,
+            initial_ip: req.remote_ip,
+        };
+        match self.inner.sa.new_account(&account).await {
+            Ok(()) => {
+                metrics::counter!("cairn_accounts_created_total").increment(1);
+                Ok((account, true))
+            }
+            Err(SaError::Conflict(what)) if what.contains("eab") => Err(Problem::unauthorized(
+                "the external account binding key has already been used",
+            )),
+            Err(SaError::Conflict(_)) => {
+                // Lost a race with a concurrent newAccount for the same key: return the winner.
+                let existing = self
+                    .inner
+                    .sa
+                    .get_account_by_key(&account.key_thumbprint)
+                    .await
+                    .map_err(|e| internal(&e, "reloading raced account"))?;
+                Ok((existing, false))
+            }
+            Err(e) => Err(internal(&e, "storing account")),
+        }
+    }
+
+    /// Looks an account up by ID.
+    pub async fn get_account(&self, id: &AccountId) -> Result<Account, Problem> {
+        self.inner.sa.get_account(id).await.map_err(|e| match e {
+            SaError::NotFound => Problem::new(
+                ProblemType::AccountDoesNotExist,
+                "no account exists with the provided key ID",
+            ),
+            other => internal(&other, "loading account"),
+        })
+    }
+
+    /// Looks an account up by key thumbprint.
+    pub async fn get_account_by_key(&self, thumbprint: &str) -> Result<Account, Problem> {
+        self.inner
+            .sa
+            .get_account_by_key(thumbprint)
+            .await
+            .map_err(|e| match e {
+                SaError::NotFound => Problem::new(
+                    ProblemType::AccountDoesNotExist,
+                    "no account exists with the provided key",
+                ),
+                other => internal(&other, "loading account by key"),
+            })
+    }
+
+    /// Updates contacts and/or deactivates (RFC 8555 §7.3.2, §7.3.6).
+    pub async fn update_account(
+        &self,
+        mut account: Account,
+        contact: Option<Vec<String>>,
+        deactivate: bool,
+    ) -> Result<Account, Problem> {
+        if let Some(contact) = contact {
+            check_contacts(&contact)?;
+            account.contact = contact;
+        }
+        if deactivate {
+            account.status = AccountStatus::Deactivated;
+        }
+        self.inner
+            .sa
+            .update_account(&account)
+            .await
+            .map_err(|e| sa_problem(e, "account"))?;
+        if deactivate {
+            // RFC 8555 §7.3.6: the server SHOULD cancel pending operations of a deactivated account.
+            self.inner
+                .sa
+                .deactivate_account_authorizations(&account.id)
+                .await
+                .map_err(|e| internal(&e, "deactivating authorizations of deactivated account"))?;
+        }
+        Ok(account)
+    }
+
+    /// Replaces the account key (RFC 8555 §7.3.5). The WFE has verified both signatures.
+    /// If another account holds the new key, its ID is returned so the WFE can answer 409 with
+    /// that account's URL in `Location`.
+    pub async fn change_key(
+        &self,
+        account: &Account,
+        new_jwk: serde_json::Value,
+        new_thumbprint: &str,
+    ) -> Result<Account, KeyChangeError> {
+        match self.inner.sa.get_account_by_key(new_thumbprint).await {
+            Ok(other) => return Err(KeyChangeError::KeyInUse(other.id)),
+            Err(SaError::NotFound) => {}
+            Err(e) => return Err(KeyChangeError::Problem(internal(&e, "checking new key"))),
+        }
+        match self
+            .inner
+            .sa
+            .update_account_key(&account.id, &new_jwk, new_thumbprint)
+            .await
+        {
+            Ok(()) => {}
+            Err(SaError::Conflict(_)) => {
+                let other = self
+                    .inner
+                    .sa
+                    .get_account_by_key(new_thumbprint)
+                    .await
+                    .map_err(|e| KeyChangeError::Problem(internal(&e, "reloading key owner")))?;
+                return Err(KeyChangeError::KeyInUse(other.id));
+            }
+            Err(e) => return Err(KeyChangeError::Problem(internal(&e, "updating account key"))),
+        }
+        let mut updated = account.clone();
+        updated.jwk = new_jwk;
+        updated.key_thumbprint = new_thumbprint.to_string();
+        Ok(updated)
+    }
+
+    /// The HMAC key of an unbound EAB key ID, for the WFE to verify a binding.
+    pub async fn eab_hmac_key(&self, key_id: &str) -> Result<Option<Vec<u8>>, Problem> {
+        match self.inner.sa.get_eab_key(key_id).await {
+            Ok(k) if k.bound_account.is_none() => Ok(Some(k.hmac_key)),
+            Ok(_) => Err(Problem::unauthorized(
+                "the external account binding key has already been used",
+            )),
+            Err(SaError::NotFound) => Ok(None),
+            Err(e) => Err(internal(&e, "loading EAB key")),
+        }
+    }
+}
+
+/// Why a key change was refused.
+#[derive(Debug)]
+pub enum KeyChangeError {
+    /// The new key already belongs to this account.
+    KeyInUse(AccountId),
+    /// Anything else.
+    Problem(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_contacts;
+    use cairn_core::ProblemType;
+
+    #[test]
+    fn contacts_must_be_mailto_addresses() {
+        assert!(check_contacts(&["mailto:admin@example.com".into()]).is_ok());
+        assert_eq!(
+            check_contacts(&["tel:+1555".into()]).unwrap_err().typ,
+            ProblemType::UnsupportedContact
+        );
+        for bad in ["mailto:", "mailto:a@b", "mailto:a@example.com,b@example.com", "mailto:a b@example.com"] {
+            assert_eq!(
+                check_contacts(&[bad.into()]).unwrap_err().typ,
+                ProblemType::InvalidContact,
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Finalize (RFC 8555 §7.4): CSR checks, the ready → processing compare-and-set, issuance in the
+//! background with a bounded wait, and resumption of issuance interrupted by a crash.
+//!
+//! Crash safety: the order turns `processing` together with its stored CSR; the serial is
+//! reserved before signing; the certificate and the order's move to `valid` are one transaction.
+//! So a crash leaves either a `processing` order with its CSR (resumed at start-up) or a `valid`
+//! order with its certificate, never a `valid` order without one.
+
+use crate::{Ra, internal, sa_problem};
+use cairn_core::{
+    Account, Certificate, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
+    ProblemType, Serial,
+};
+use cairn_issuer::IssueRequest;
+use std::time::Duration as StdDuration;
+
+/// How issuance ended.
+#[derive(Debug, Clone)]
+pub enum IssuanceResult {
+    /// The certificate is stored and the order valid.
+    Issued(Serial),
+    /// Issuance failed; the order is invalid with this problem.
+    Failed(Problem),
+}
+
+impl Ra {
+    /// Finalizes a ready order with a CSR (DER). Waits up to the configured time for issuance;
+    /// the returned view is `valid` if it finished, else `processing`.
+    pub async fn finalize(
+        &self,
+        account: &Account,
+        order_id: &OrderId,
+        csr_der: &[u8],
+    ) -> Result<crate::OrderView, Problem> {
+        let view = self.get_order(account, order_id).await?;
+        if view.status != OrderStatus::Ready {
+            return Err(Problem::new(
+                ProblemType::OrderNotReady,
+                format!(
+                    "order is {}, not ready: finalize needs every authorization valid",
+                    status_name(view.status)
+                ),
+            ));
+        }
+        let csr = cairn_x509::parse_csr(csr_der)
+            .map_err(|e| Problem::new(ProblemType::BadCsr, format!("invalid CSR: {e}")))?;
+        let csr_ids = csr.identifiers();
+        if csr_ids != view.order.identifiers {
+            return Err(Problem::new(
+                ProblemType::BadCsr,
+                format!(
+                    "the CSR's identifiers ({}) differ from the order's ({})",
+                    list(&csr_ids),
+                    list(&view.order.identifiers)
+                ),
+            ));
+        }
+        if cairn_x509::spki_jwk_thumbprint(&csr.spki_der).as_deref() == Some(account.key_thumbprint.as_str()) {
+            return Err(Problem::new(
+                ProblemType::BadCsr,
+                "the certificate key must differ from the account key",
+            ));
+        }
+        let moved = self
+            .inner
+            .sa
+            .set_order_processing(order_id, csr_der)
+            .await
+            .map_err(|e| internal(&e, "moving order to processing"))?;
+        if !moved {
+            return Err(Problem::new(
+                ProblemType::OrderNotReady,
+                "order is already being finalized",
+            ));
+        }
+        let mut order = view.order;
+        order.status = OrderStatus::Processing;
+        order.csr_der = Some(csr_der.to_vec());
+
+        let ra = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let result = ra.issue_for_order(order).await;
+            let _ = tx.send(result);
+        });
+        let wait = StdDuration::try_from(self.inner.config.finalize_wait).unwrap_or_default();
+        let _ = tokio::time::timeout(wait, rx).await;
+        self.get_order(account, order_id).await
+    }
+
+    /// Issues the certificate for a `processing` order from its stored CSR, recording the
+    /// outcome. Never returns early without moving the order to `valid` or `invalid`, unless the
+    /// database itself fails (then the order stays `processing` and is resumed at start-up).
+    pub async fn issue_for_order(&self, order: Order) -> IssuanceResult {
+        let started = std::time::Instant::now();
+        match self.try_issue(&order).await {
+            Ok(serial) => {
+                metrics::counter!("cairn_certificates_issued_total").increment(1);
+                metrics::histogram!("cairn_issuance_seconds").record(started.elapsed().as_secs_f64());
+                IssuanceResult::Issued(serial)
+            }
+            Err(problem) => {
+                metrics::counter!("cairn_issuance_failures_total").increment(1);
+                if let Err(e) = self.inner.sa.fail_order(&order.id, &problem).await {
+                    tracing::error!(order = %order.id, error = %e, "recording failed issuance");
+                }
+                IssuanceResult::Failed(problem)
+            }
+        }
+    }
+
+    async fn try_issue(&self, order: &Order) -> Result<Serial, Problem> {
+        let csr_der = order
+            .csr_der
+            .as_deref()
+            .ok_or_else(|| internal(&"order has no stored CSR", "issuing"))?;
+        let csr = cairn_x509::parse_csr(csr_der)
+            .map_err(|e| Problem::new(ProblemType::BadCsr, format!("invalid CSR: {e}")))?;
+        let cfg = &self.inner.config;
+        let now = self.now();
+        let not_before = now - cfg.backdate;
+        let not_after = not_before + cfg.certificate_validity - time::Duration::seconds(1);
+        let common_name = if cfg.include_common_name {
+            common_name_for(csr.common_name.as_deref(), &order.identifiers)
+        } else {
+            None
+        };
+        let serial = Serial::random();
+        self.inner
+            .sa
+            .reserve_serial(&serial, &order.account_id, &order.id, now)
+            .await
+            .map_err(|e| internal(&e, "reserving serial"))?;
+        let issued = self
+            .inner
+            .issuer
+            .issue(IssueRequest {
+                serial: serial.clone(),
+                spki_der: csr.spki_der.clone(),
+                identifiers: order.identifiers.clone(),
+                common_name,
+                not_before,
+                not_after,
+            })
+            .await
+            .map_err(|e| internal(&e, "signing certificate"))?;
+        let spki_sha256 = hex_sha256(&csr.spki_der);
+        let cert = Certificate {
+            serial: serial.clone(),
+            account_id: order.account_id.clone(),
+            order_id: order.id.clone(),
+            der: issued.der,
+            issuer_id: issued.issuer_id,
+            identifiers: order.identifiers.clone(),
+            not_before,
+            not_after,
+            spki_sha256,
+            revocation: None,
+        };
+        self.inner
+            .sa
+            .finalize_order(&cert)
+            .await
+            .map_err(|e| internal(&e, "storing certificate"))?;
+        Ok(serial)
+    }
+
+    /// Resumes issuance for orders a crash left `processing`. Returns how many were resumed.
+    pub async fn resume_interrupted_issuance(&self) -> Result<usize, Problem> {
+        let orders = self
+            .inner
+            .sa
+            .get_processing_orders()
+            .await
+            .map_err(|e| internal(&e, "listing processing orders"))?;
+        let n = orders.len();
+        for order in orders {
+            tracing::info!(order = %order.id, "resuming interrupted issuance");
+            let _ = self.issue_for_order(order).await;
+        }
+        Ok(n)
+    }
+
+    /// A stored certificate by serial.
+    pub async fn get_certificate(&self, serial: &Serial) -> Result<Certificate, Problem> {
+        self.inner
+            .sa
+            .get_certificate(serial)
+            .await
+            .map_err(|e| sa_problem(e, "certificate"))
+    }
+}
+
+/// The subject CN: the CSR's if it is short enough, else the first DNS name that fits in 64
+/// characters (RFC 5280 ub-common-name), else none.
+fn common_name_for(csr_cn: Option<&str>, ids: &[Identifier]) -> Option<String> {
+    if let Some(cn) = csr_cn
+        && cn.len() <= 64
+    {
+        return Some(cn.to_ascii_lowercase());
+    }
+    ids.iter()
+        .find(|i| i.typ == IdentifierType::Dns && i.value.len() <= 64)
+        .map(|i| i.value.clone())
+}
+
+fn hex_sha256(data: &[u8]) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn list(ids: &[Identifier]) -> String {
+    ids.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn status_name(s: OrderStatus) -> &'static str {
+    match s {
+        OrderStatus::Pending => "pending",
+        OrderStatus::Ready => "ready",
+        OrderStatus::Processing => "processing",
+        OrderStatus::Valid => "valid",
+        OrderStatus::Invalid => "invalid",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_name_prefers_csr_then_first_short_dns_name() {
+        let ids = vec![
+            Identifier::ip("127.0.0.1".parse().unwrap()),
+            Identifier::dns(format!("{}.example.com", "a".repeat(60))),
+            Identifier::dns("b.example.com"),
+        ];
+        assert_eq!(common_name_for(Some("B.example.com"), &ids).as_deref(), Some("b.example.com"));
+        assert_eq!(common_name_for(None, &ids).as_deref(), Some("b.example.com"));
+        assert_eq!(common_name_for(None, &ids[..1]), None);
+    }
+}

@@ -1,0 +1,266 @@
+//! Orders and authorizations: creation with Boulder-style reuse, status views, the account's
+//! order list and authorization deactivation.
+
+use crate::{Ra, check_identifiers, internal, sa_problem};
+use cairn_core::{
+    Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
+    ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId, OrderStatus,
+    Problem, ProblemType, order_status, random_id,
+};
+use time::OffsetDateTime;
+
+/// A newOrder request as the WFE decoded it.
+#[derive(Debug, Clone)]
+pub struct NewOrderRequest {
+    /// Requested identifiers.
+    pub identifiers: Vec<Identifier>,
+    /// Requested notBefore.
+    pub not_before: Option<OffsetDateTime>,
+    /// Requested notAfter.
+    pub not_after: Option<OffsetDateTime>,
+    /// Requested profile.
+    pub profile: Option<String>,
+    /// RFC 9773 `replaces`.
+    pub replaces: Option<String>,
+}
+
+/// An order with its status as the client sees it now.
+#[derive(Debug, Clone)]
+pub struct OrderView {
+    /// The stored order.
+    pub order: Order,
+    /// The status per RFC 8555 §7.1.6 at the time of the view.
+    pub status: OrderStatus,
+}
+
+/// Challenges offered for an identifier: wildcards only dns-01 (RFC 8555 §7.1.3), IP addresses
+/// no dns-01 (RFC 8738 §7).
+fn challenge_types(id: &Identifier, wildcard: bool) -> &'static [ChallengeType] {
+    match (id.typ, wildcard) {
+        (IdentifierType::Dns, true) => &[ChallengeType::Dns01],
+        (IdentifierType::Dns, false) => &[
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01,
+        ],
+        (IdentifierType::Ip, _) => &[ChallengeType::Http01, ChallengeType::TlsAlpn01],
+    }
+}
+
+impl Ra {
+    /// Creates an order, reusing a pending or ready order for the same identifiers and valid or
+    /// pending authorizations of the same account where possible.
+    pub async fn new_order(&self, account: &Account, req: NewOrderRequest) -> Result<OrderView, Problem> {
+        let identifiers = check_identifiers(&req.identifiers, &self.inner.config.identifiers)?;
+        if req.not_before.is_some() || req.not_after.is_some() {
+            return Err(Problem::malformed(
+                "notBefore and notAfter are not supported: validity is set by the CA",
+            ));
+        }
+        if let Some(profile) = &req.profile {
+            return Err(Problem::new(
+                ProblemType::InvalidProfile,
+                format!("unknown profile {profile:?}: this CA advertises no profiles"),
+            ));
+        }
+        let now = self.now();
+        let sa = &self.inner.sa;
+
+        if let Some(existing) = sa
+            .get_reusable_order(&account.id, &identifiers, req.profile.as_deref(), now)
+            .await
+            .map_err(|e| internal(&e, "looking up reusable order"))?
+        {
+            let view = self.view(existing).await?;
+            if matches!(view.status, OrderStatus::Pending | OrderStatus::Ready) {
+                return Ok(view);
+            }
+        }
+
+        let cfg = &self.inner.config;
+        let mut authz_ids = Vec::with_capacity(identifiers.len());
+        let mut new_authzs = Vec::new();
+        let mut earliest_expiry = now + cfg.order_lifetime;
+        for id in &identifiers {
+            let wildcard = id.is_wildcard();
+            let base = id.authz_identifier();
+            // A reused authorization must outlive the order by a margin, so the order cannot
+            // turn invalid while the client is finalizing.
+            let min_expiry = now + time::Duration::days(1);
+            let reused = sa
+                .get_reusable_authz(&account.id, &base, wildcard, true, min_expiry)
+                .await
+                .map_err(|e| internal(&e, "looking up reusable authorization"))?;
+            let authz = match reused {
+                Some(a) => a,
+                None => {
+                    let a = self.fresh_authz(&account.id, base, wildcard, now);
+                    new_authzs.push(a.clone());
+                    a
+                }
+            };
+            earliest_expiry = earliest_expiry.min(authz.expires);
+            authz_ids.push(authz.id.clone());
+        }
+        let order = Order {
+            id: OrderId::random(),
+            account_id: account.id.clone(),
+            status: OrderStatus::Pending,
+            identifiers,
+            authz_ids,
+            expires: earliest_expiry,
+            not_before: None,
+            not_after: None,
+            error: None,
+            certificate_serial: None,
+            profile: req.profile,
+            replaces: req.replaces,
+            csr_der: None,
+            created_at: now,
+        };
+        sa.new_order_and_authzs(&order, &new_authzs)
+            .await
+            .map_err(|e| internal(&e, "storing order"))?;
+        metrics::counter!("cairn_orders_created_total").increment(1);
+        self.view(order).await
+    }
+
+    fn fresh_authz(
+        &self,
+        account: &AccountId,
+        identifier: Identifier,
+        wildcard: bool,
+        now: OffsetDateTime,
+    ) -> Authorization {
+        let challenges = challenge_types(&identifier, wildcard)
+            .iter()
+            .map(|typ| Challenge {
+                id: ChallengeId::random(),
+                typ: *typ,
+                token: random_id(32),
+                status: ChallengeStatus::Pending,
+                validated: None,
+                error: None,
+                validation_record: Vec::new(),
+            })
+            .collect();
+        Authorization {
+            id: AuthzId::random(),
+            account_id: account.clone(),
+            identifier,
+            status: AuthzStatus::Pending,
+            expires: now + self.inner.config.pending_authz_lifetime,
+            wildcard,
+            challenges,
+            created_at: now,
+        }
+    }
+
+    /// Computes the client-visible status of a stored order.
+    pub(crate) async fn view(&self, order: Order) -> Result<OrderView, Problem> {
+        let status = match order.status {
+            OrderStatus::Pending | OrderStatus::Ready => {
+                let authzs = self
+                    .inner
+                    .sa
+                    .get_authorizations(&order.authz_ids)
+                    .await
+                    .map_err(|e| internal(&e, "loading order authorizations"))?;
+                order_status(&order, &authzs, self.now())
+            }
+            s => s,
+        };
+        Ok(OrderView { order, status })
+    }
+
+    /// An order of `account` (404 for other accounts' orders, so IDs reveal nothing).
+    pub async fn get_order(&self, account: &Account, id: &OrderId) -> Result<OrderView, Problem> {
+        let order = self
+            .inner
+            .sa
+            .get_order(id)
+            .await
+            .map_err(|e| sa_problem(e, "order"))?;
+        if order.account_id != account.id {
+            return Err(Problem::not_found("order not found"));
+        }
+        self.view(order).await
+    }
+
+    /// A page of the account's order IDs, newest first, and whether there is a next page.
+    pub async fn list_orders(
+        &self,
+        account: &Account,
+        page: u64,
+        per_page: u64,
+    ) -> Result<(Vec<OrderId>, bool), Problem> {
+        let mut ids = self
+            .inner
+            .sa
+            .get_order_ids_for_account(&account.id, page * per_page, per_page + 1)
+            .await
+            .map_err(|e| internal(&e, "listing orders"))?;
+        let more = ids.len() as u64 > per_page;
+        ids.truncate(per_page as usize);
+        Ok((ids, more))
+    }
+
+    /// An authorization of `account`, with its expiry applied to its status.
+    pub async fn get_authorization(
+        &self,
+        account: &Account,
+        id: &AuthzId,
+    ) -> Result<Authorization, Problem> {
+        let mut authz = self
+            .inner
+            .sa
+            .get_authorization(id)
+            .await
+            .map_err(|e| sa_problem(e, "authorization"))?;
+        if authz.account_id != account.id {
+            return Err(Problem::not_found("authorization not found"));
+        }
+        authz.status = authz.status_at(self.now());
+        Ok(authz)
+    }
+
+    /// Deactivates an authorization (RFC 8555 §7.5.2).
+    pub async fn deactivate_authorization(
+        &self,
+        account: &Account,
+        id: &AuthzId,
+    ) -> Result<Authorization, Problem> {
+        let authz = self.get_authorization(account, id).await?;
+        match authz.status {
+            AuthzStatus::Pending | AuthzStatus::Valid => {}
+            AuthzStatus::Deactivated => return Ok(authz),
+            other => {
+                return Err(Problem::malformed(format!(
+                    "an authorization in state {other:?} cannot be deactivated"
+                )));
+            }
+        }
+        self.inner
+            .sa
+            .deactivate_authorization(id)
+            .await
+            .map_err(|e| internal(&e, "deactivating authorization"))?;
+        self.get_authorization(account, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_get_only_dns01_and_ips_get_no_dns01() {
+        assert_eq!(
+            challenge_types(&Identifier::dns("example.com"), true),
+            &[ChallengeType::Dns01]
+        );
+        let ip = Identifier::ip("127.0.0.1".parse().unwrap());
+        assert!(!challenge_types(&ip, false).contains(&ChallengeType::Dns01));
+        assert_eq!(challenge_types(&Identifier::dns("example.com"), false).len(), 3);
+    }
+}

@@ -1,0 +1,82 @@
+//! Challenge responses: the client says "ready", the RA marks the challenge processing, asks the
+//! VA in the background and records the outcome on the authorization atomically.
+
+use crate::{Ra, internal};
+use cairn_core::{Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem};
+use cairn_sa::ChallengeOutcome;
+use cairn_va::ValidationRequest;
+
+impl Ra {
+    /// Starts validation of a challenge (RFC 8555 §7.5.1) and returns the authorization as it
+    /// stands (the challenge `processing`). Responding again to a challenge that is already
+    /// processing, valid or invalid changes nothing.
+    pub async fn respond_to_challenge(
+        &self,
+        account: &Account,
+        authz_id: &AuthzId,
+        challenge_id: &ChallengeId,
+    ) -> Result<Authorization, Problem> {
+        let authz = self.get_authorization(account, authz_id).await?;
+        let Some(chall) = authz.challenges.iter().find(|c| &c.id == challenge_id).cloned() else {
+            return Err(Problem::not_found("challenge not found"));
+        };
+        if authz.status != AuthzStatus::Pending || chall.status != ChallengeStatus::Pending {
+            return Ok(authz);
+        }
+        if authz
+            .challenges
+            .iter()
+            .any(|c| c.status == ChallengeStatus::Processing)
+        {
+            // Another challenge of this authorization is already being validated.
+            return Ok(authz);
+        }
+        let started = self
+            .inner
+            .sa
+            .set_challenge_processing(authz_id, challenge_id)
+            .await
+            .map_err(|e| internal(&e, "marking challenge processing"))?;
+        if started {
+            let ra = self.clone();
+            let key_authorization = format!("{}.{}", chall.token, account.key_thumbprint);
+            let req = ValidationRequest {
+                identifier: authz.identifier.clone(),
+                challenge: chall.typ,
+                token: chall.token.clone(),
+                key_authorization,
+            };
+            let authz_id = authz_id.clone();
+            let mut chall = chall;
+            let authz_expires = authz.expires;
+            tokio::spawn(async move {
+                let outcome = ra.inner.va.validate(req).await;
+                let now = ra.now();
+                chall.validation_record = outcome.records;
+                let (chall_status, authz_status, expires) = match outcome.error {
+                    None => (
+                        ChallengeStatus::Valid,
+                        AuthzStatus::Valid,
+                        now + ra.inner.config.valid_authz_lifetime,
+                    ),
+                    Some(problem) => {
+                        chall.error = Some(problem);
+                        (ChallengeStatus::Invalid, AuthzStatus::Invalid, authz_expires)
+                    }
+                };
+                chall.status = chall_status;
+                chall.validated = Some(now);
+                let outcome = ChallengeOutcome {
+                    authz_id,
+                    challenge: chall,
+                    authz_status,
+                    expires,
+                };
+                if let Err(e) = ra.inner.sa.finish_challenge(&outcome).await {
+                    tracing::error!(error = %e, authz = %outcome.authz_id, "storing validation outcome failed");
+                }
+            });
+        }
+        self.get_authorization(account, authz_id).await
+    }
+}

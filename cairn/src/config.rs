@@ -1,0 +1,204 @@
+//! The `cairn serve` configuration: one typed section per component, unknown fields refused,
+//! safe defaults, command-line flags layered on top.
+
+use anyhow::Context;
+use cairn_ra::RaConfig;
+use cairn_wfe::WfeConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything `cairn serve` needs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Listeners and storage.
+    pub(crate) server: ServerConfig,
+    /// The CA hierarchy.
+    pub(crate) ca: CaConfig,
+    /// Validation.
+    pub(crate) va: VaSection,
+    /// Policy.
+    pub(crate) ra: RaConfig,
+    /// The ACME front end.
+    pub(crate) wfe: WfeConfig,
+}
+
+/// Listeners and storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerConfig {
+    /// Address of the ACME API.
+    pub(crate) listen: SocketAddr,
+    /// Serve the ACME API over HTTPS with a certificate from Cairn's own CA. Turn off behind a
+    /// TLS-terminating proxy.
+    pub(crate) tls: bool,
+    /// Address of `/metrics` and `/health` (keep it private).
+    pub(crate) metrics_listen: SocketAddr,
+    /// Folder for the SQLite database and the CA's keys and certificates.
+    pub(crate) data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`. A password is better
+    /// given in `CAIRN_DATABASE_URL` than in this file.
+    pub(crate) database_url: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 14000)),
+            tls: true,
+            metrics_listen: SocketAddr::from(([127, 0, 0, 1], 14001)),
+            data_dir: PathBuf::from("cairn-data"),
+            database_url: None,
+        }
+    }
+}
+
+/// The CA hierarchy created on first start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CaConfig {
+    /// Key algorithm of the root and intermediate: `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`,
+    /// `rsa-3072`, `rsa-4096`. Only used when the hierarchy is created.
+    pub(crate) key_algorithm: String,
+    /// Extra DNS names for the ACME listener's TLS certificate (localhost and loopback
+    /// addresses are always included).
+    pub(crate) tls_names: Vec<String>,
+}
+
+impl Default for CaConfig {
+    fn default() -> Self {
+        Self {
+            key_algorithm: "ecdsa-p256".into(),
+            tls_names: Vec::new(),
+        }
+    }
+}
+
+/// Validation settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VaSection {
+    /// The resolver's upstream DNS server; default: the first `nameserver` of
+    /// `/etc/resolv.conf`.
+    pub(crate) dns_server: Option<SocketAddr>,
+    /// Port http-01 validation connects to.
+    pub(crate) http01_port: u16,
+    /// Port tls-alpn-01 validation connects to.
+    pub(crate) tlsalpn01_port: u16,
+    /// Per-validation timeout, e.g. `"10s"`.
+    pub(crate) timeout: String,
+}
+
+impl Default for VaSection {
+    fn default() -> Self {
+        Self {
+            dns_server: None,
+            http01_port: 80,
+            tlsalpn01_port: 443,
+            timeout: "10s".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// Parses and checks TOML text.
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        self.key_algorithm()?;
+        cairn_ra::humane_duration::parse(&self.va.timeout)
+            .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
+        if let Some(url) = &self.server.database_url
+            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+        {
+            anyhow::bail!("server.database_url must start with sqlite: or postgres:");
+        }
+        if !matches!(self.wfe.scheme.as_str(), "http" | "https") {
+            anyhow::bail!("wfe.scheme must be \"http\" or \"https\"");
+        }
+        if self.ra.certificate_validity <= time::Duration::ZERO {
+            anyhow::bail!("ra.certificate_validity must be positive");
+        }
+        Ok(())
+    }
+
+    /// The configured key algorithm.
+    pub(crate) fn key_algorithm(&self) -> anyhow::Result<cairn_x509::KeyAlgorithm> {
+        self.ca
+            .key_algorithm
+            .parse()
+            .map_err(|_| anyhow::anyhow!(
+                "ca.key_algorithm {:?} is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+                self.ca.key_algorithm
+            ))
+    }
+
+    /// The database URL in force: `CAIRN_DATABASE_URL`, the config, or SQLite in the data dir.
+    pub(crate) fn database_url(&self) -> String {
+        if let Ok(url) = std::env::var("CAIRN_DATABASE_URL")
+            && !url.is_empty()
+        {
+            return url;
+        }
+        self.server.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.server.data_dir.join("cairn.db").display())
+        })
+    }
+}
+
+/// The first `nameserver` in resolv.conf, else 127.0.0.1:53.
+pub(crate) fn system_dns_server() -> SocketAddr {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut parts = l.split_whitespace();
+                (parts.next() == Some("nameserver"))
+                    .then(|| parts.next())
+                    .flatten()
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
+        })
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 53)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_config_in_docs_parses() {
+        let text = include_str!("../../docs/cairn.sample.toml");
+        let cfg = Config::parse(text).expect("docs/cairn.sample.toml must parse");
+        assert_eq!(cfg.va.http01_port, 80);
+        assert!(cfg.server.tls);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = Config::parse("[server]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n").unwrap_err();
+        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse("[ca]\nkey_algorithm = \"dsa\"\n").is_err());
+        assert!(Config::parse("[va]\ntimeout = \"soon\"\n").is_err());
+        assert!(Config::parse("[server]\ndatabase_url = \"mysql://x\"\n").is_err());
+        assert!(Config::parse("").is_ok());
+    }
+}
