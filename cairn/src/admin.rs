@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 /// Operator commands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum AdminCommand {
+pub enum AdminCommand {
     /// External Account Binding keys.
     #[command(subcommand)]
     Eab(EabCommand),
@@ -19,7 +19,7 @@ pub(crate) enum AdminCommand {
 
 /// EAB key commands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum EabCommand {
+pub enum EabCommand {
     /// Create a key; prints the key ID and the base64url HMAC key to give to one subscriber.
     New {
         #[command(flatten)]
@@ -27,7 +27,7 @@ pub(crate) enum EabCommand {
     },
 }
 
-pub(crate) async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
+pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Eab(EabCommand::New { target }) => {
             let cfg = effective_config(&target)?;

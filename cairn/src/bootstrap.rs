@@ -6,9 +6,10 @@ use axum::Router;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub(crate) fn init_logging() {
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -18,10 +19,19 @@ pub(crate) fn init_logging() {
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` and `/health` on `addr`.
-pub(crate) async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let handle = PrometheusBuilder::new()
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+/// The recorder is process-wide: installed once, shared by every listener (tests start several
+/// servers in one process).
+pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    let handle = match HANDLE.get() {
+        Some(h) => h.clone(),
+        None => {
+            let h = PrometheusBuilder::new()
+                .install_recorder()
+                .context("installing the metrics recorder")?;
+            HANDLE.get_or_init(|| h).clone()
+        }
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
@@ -48,7 +58,7 @@ fn metrics_router(handle: PrometheusHandle) -> Router {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -11,35 +11,35 @@ use std::path::{Path, PathBuf};
 /// Everything `cairn serve` needs.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct Config {
+pub struct Config {
     /// Listeners and storage.
-    pub(crate) server: ServerConfig,
+    pub server: ServerConfig,
     /// The CA hierarchy.
-    pub(crate) ca: CaConfig,
+    pub ca: CaConfig,
     /// Validation.
-    pub(crate) va: VaSection,
+    pub va: VaSection,
     /// Policy.
-    pub(crate) ra: RaConfig,
+    pub ra: RaConfig,
     /// The ACME front end.
-    pub(crate) wfe: WfeConfig,
+    pub wfe: WfeConfig,
 }
 
 /// Listeners and storage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct ServerConfig {
+pub struct ServerConfig {
     /// Address of the ACME API.
-    pub(crate) listen: SocketAddr,
+    pub listen: SocketAddr,
     /// Serve the ACME API over HTTPS with a certificate from Cairn's own CA. Turn off behind a
     /// TLS-terminating proxy.
-    pub(crate) tls: bool,
+    pub tls: bool,
     /// Address of `/metrics` and `/health` (keep it private).
-    pub(crate) metrics_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
     /// Folder for the SQLite database and the CA's keys and certificates.
-    pub(crate) data_dir: PathBuf,
+    pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`. A password is better
     /// given in `CAIRN_DATABASE_URL` than in this file.
-    pub(crate) database_url: Option<String>,
+    pub database_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -57,13 +57,13 @@ impl Default for ServerConfig {
 /// The CA hierarchy created on first start.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct CaConfig {
+pub struct CaConfig {
     /// Key algorithm of the root and intermediate: `ecdsa-p256`, `ecdsa-p384`, `rsa-2048`,
     /// `rsa-3072`, `rsa-4096`. Only used when the hierarchy is created.
-    pub(crate) key_algorithm: String,
+    pub key_algorithm: String,
     /// Extra DNS names for the ACME listener's TLS certificate (localhost and loopback
     /// addresses are always included).
-    pub(crate) tls_names: Vec<String>,
+    pub tls_names: Vec<String>,
 }
 
 impl Default for CaConfig {
@@ -78,16 +78,16 @@ impl Default for CaConfig {
 /// Validation settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct VaSection {
+pub struct VaSection {
     /// The resolver's upstream DNS server; default: the first `nameserver` of
     /// `/etc/resolv.conf`.
-    pub(crate) dns_server: Option<SocketAddr>,
+    pub dns_server: Option<SocketAddr>,
     /// Port http-01 validation connects to.
-    pub(crate) http01_port: u16,
+    pub http01_port: u16,
     /// Port tls-alpn-01 validation connects to.
-    pub(crate) tlsalpn01_port: u16,
+    pub tlsalpn01_port: u16,
     /// Per-validation timeout, e.g. `"10s"`.
-    pub(crate) timeout: String,
+    pub timeout: String,
 }
 
 impl Default for VaSection {
@@ -103,21 +103,21 @@ impl Default for VaSection {
 
 impl Config {
     /// Reads and checks a TOML file.
-    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
     /// Parses and checks TOML text.
-    pub(crate) fn parse(text: &str) -> anyhow::Result<Config> {
+    pub fn parse(text: &str) -> anyhow::Result<Config> {
         let cfg: Config = toml::from_str(text)?;
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Cross-field checks that serde cannot express.
-    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+    pub fn validate(&self) -> anyhow::Result<()> {
         self.key_algorithm()?;
         cairn_ra::humane_duration::parse(&self.va.timeout)
             .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
@@ -136,7 +136,7 @@ impl Config {
     }
 
     /// The configured key algorithm.
-    pub(crate) fn key_algorithm(&self) -> anyhow::Result<cairn_x509::KeyAlgorithm> {
+    pub fn key_algorithm(&self) -> anyhow::Result<cairn_x509::KeyAlgorithm> {
         self.ca
             .key_algorithm
             .parse()
@@ -147,7 +147,7 @@ impl Config {
     }
 
     /// The database URL in force: `CAIRN_DATABASE_URL`, the config, or SQLite in the data dir.
-    pub(crate) fn database_url(&self) -> String {
+    pub fn database_url(&self) -> String {
         if let Ok(url) = std::env::var("CAIRN_DATABASE_URL")
             && !url.is_empty()
         {
@@ -160,7 +160,7 @@ impl Config {
 }
 
 /// The first `nameserver` in resolv.conf, else 127.0.0.1:53.
-pub(crate) fn system_dns_server() -> SocketAddr {
+pub fn system_dns_server() -> SocketAddr {
     std::fs::read_to_string("/etc/resolv.conf")
         .ok()
         .and_then(|text| {

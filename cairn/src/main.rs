@@ -1,11 +1,7 @@
 //! The `cairn` binary: `cairn serve` runs the all-in-one CA; one subcommand per component and
 //! tool shares the same bootstrap (config, logging, metrics).
 
-mod admin;
-mod bootstrap;
-mod config;
-mod serve;
-
+use cairn::{admin, bootstrap, config, serve};
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,7 +18,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole CA in one process (ACME API, RA, VA, issuer, storage).
-    Serve(ServeArgs),
+    Serve(cairn::ServeArgs),
     /// Run the challenge test server (pebble-challtestsrv compatible) for hermetic validation.
     Challtestsrv(ChallArgs),
     /// Configuration tools.
@@ -31,38 +27,6 @@ enum Command {
     /// Operator tasks against the CA's storage.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
-}
-
-/// Flags of `cairn serve`; each overrides the config file.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub(crate) struct ServeArgs {
-    /// TOML configuration file (see docs/cairn.sample.toml).
-    #[arg(long, short)]
-    pub(crate) config: Option<PathBuf>,
-    /// Folder for the database and the CA hierarchy [default: ./cairn-data].
-    #[arg(long)]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Address of the ACME API [default: 127.0.0.1:14000].
-    #[arg(long)]
-    pub(crate) listen: Option<SocketAddr>,
-    /// Address of /metrics and /health [default: 127.0.0.1:14001].
-    #[arg(long)]
-    pub(crate) metrics_listen: Option<SocketAddr>,
-    /// Serve plain HTTP (behind a TLS-terminating proxy).
-    #[arg(long)]
-    pub(crate) plain_http: bool,
-    /// Database URL (sqlite://… or postgres://…); also CAIRN_DATABASE_URL.
-    #[arg(long)]
-    pub(crate) database_url: Option<String>,
-    /// Upstream DNS server for validation, HOST:PORT.
-    #[arg(long)]
-    pub(crate) dns_server: Option<SocketAddr>,
-    /// Port that http-01 validation connects to [default: 80].
-    #[arg(long)]
-    pub(crate) http01_port: Option<u16>,
-    /// Port that tls-alpn-01 validation connects to [default: 443].
-    #[arg(long)]
-    pub(crate) tlsalpn01_port: Option<u16>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -127,20 +91,21 @@ fn main() -> ExitCode {
 async fn run_challtestsrv(args: ChallArgs) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = cairn_challtestsrv::ChallTestSrvConfig {
-        management_addr: args.management,
-        dns_addr: args.dns,
-        http01_addr: args.http01,
-        tlsalpn01_addr: args.tlsalpn01,
+        management_addr: Some(args.management),
+        dns_addr: Some(args.dns),
+        http01_addr: Some(args.http01),
+        tlsalpn01_addr: Some(args.tlsalpn01),
         default_ipv4: Some(args.default_ipv4),
         ..Default::default()
     };
     let handle = cairn_challtestsrv::ChallTestSrv::start(cfg).await?;
+    let show = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     println!(
         "challtestsrv: management http://{} dns {} http-01 {} tls-alpn-01 {}",
-        handle.management_addr(),
-        handle.dns_addr(),
-        handle.http01_addr(),
-        handle.tlsalpn01_addr()
+        show(handle.management_addr()),
+        show(handle.dns_addr()),
+        show(handle.http01_addr()),
+        show(handle.tlsalpn01_addr())
     );
     bootstrap::shutdown_signal().await;
     handle.shutdown().await;

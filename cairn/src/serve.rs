@@ -1,7 +1,6 @@
 //! `cairn serve`: the whole CA in one process — storage, issuer, VA, RA and the ACME API — on
 //! SQLite in a local data folder unless told otherwise.
 
-use crate::ServeArgs;
 use crate::bootstrap;
 use crate::config::{Config, system_dns_server};
 use anyhow::Context;
@@ -15,13 +14,45 @@ use cairn_va::{Va, VaConfig};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+/// Flags of `cairn serve`; each overrides the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (see docs/cairn.sample.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Folder for the database and the CA hierarchy [default: ./cairn-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the ACME API [default: 127.0.0.1:14000].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address of /metrics and /health [default: 127.0.0.1:14001].
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve plain HTTP (behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Database URL (sqlite://… or postgres://…); also CAIRN_DATABASE_URL.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Upstream DNS server for validation, HOST:PORT.
+    #[arg(long)]
+    pub dns_server: Option<SocketAddr>,
+    /// Port that http-01 validation connects to [default: 80].
+    #[arg(long)]
+    pub http01_port: Option<u16>,
+    /// Port that tls-alpn-01 validation connects to [default: 443].
+    #[arg(long)]
+    pub tlsalpn01_port: Option<u16>,
+}
+
 /// Applies command-line flags over the file config.
-pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
+pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     let mut cfg = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -56,7 +87,7 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 }
 
 /// Opens the storage named by the config (creating the data folder for SQLite).
-pub(crate) async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
+pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
     std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
         format!("cannot create data folder {}", cfg.server.data_dir.display())
     })?;
@@ -80,9 +111,64 @@ fn redact(url: &str) -> String {
     }
 }
 
-pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// A running all-in-one CA.
+#[derive(Debug)]
+pub struct Server {
+    /// Where the ACME API listens.
+    pub acme_addr: SocketAddr,
+    /// Where `/metrics` and `/health` listen.
+    pub metrics_addr: SocketAddr,
+    /// The root certificate clients should trust.
+    pub root_path: PathBuf,
+    /// The directory URL.
+    pub directory_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Stops accepting connections and waits for the listener to finish.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Waits until the server stops (it stops on SIGINT/SIGTERM when started by [`run`]).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// `cairn serve`: starts the stack and runs until SIGINT/SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = effective_config(&args)?;
+    let server = start(cfg).await?;
+    println!("Cairn ACME CA is running.");
+    println!("  ACME directory: {}", server.directory_url);
+    println!("  Root certificate to trust: {}", server.root_path.display());
+    println!("  Metrics: http://{}/metrics", server.metrics_addr);
+    println!(
+        "  Try: REQUESTS_CA_BUNDLE={} certbot certonly --server {} --standalone -d example.test --register-unsafely-without-email --agree-tos",
+        server.root_path.display(),
+        server.directory_url
+    );
+    let shutdown = bootstrap::shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut server = server;
+    tokio::select! {
+        () = &mut shutdown => {
+            tracing::info!("shutting down");
+            server.shutdown().await
+        }
+        res = &mut server.task => res.context("server task panicked")?,
+    }
+}
+
+/// Builds the whole CA from `cfg` and starts serving. Used by `cairn serve` and by tests.
+pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let metrics_addr = bootstrap::serve_metrics(cfg.server.metrics_listen).await?;
@@ -103,13 +189,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let root_path = ca_dir.join("root.pem");
     let issuer = Arc::new(LocalIssuer::new(hierarchy, Default::default()));
 
-    let va_timeout = cairn_ra::humane_duration::parse(&cfg.va.timeout)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let va_timeout =
+        cairn_ra::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
     let va = Arc::new(Va::new(VaConfig {
         dns_server: cfg.va.dns_server.unwrap_or_else(system_dns_server),
         http01_port: cfg.va.http01_port,
         tlsalpn01_port: cfg.va.tlsalpn01_port,
-        timeout: std::time::Duration::try_from(va_timeout).unwrap_or(std::time::Duration::from_secs(10)),
+        timeout: std::time::Duration::try_from(va_timeout)
+            .unwrap_or(std::time::Duration::from_secs(10)),
         ..Default::default()
     })?);
 
@@ -126,48 +213,48 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
-    let bound = listener.local_addr()?;
-    print_banner(&cfg, bound, metrics_addr, &root_path);
+    let acme_addr = listener.local_addr()?;
+    let scheme = if cfg.server.tls { "https" } else { "http" };
+    let host = if acme_addr.ip().is_unspecified() || acme_addr.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        acme_addr.ip().to_string()
+    };
+    let directory_url = format!("{scheme}://{host}:{}/directory", acme_addr.port());
 
-    match tls {
-        Some(server_config) => serve_tls(listener, app, Arc::new(server_config)).await,
-        None => {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        let _ = rx.await;
+    };
+    let task = match tls {
+        Some(server_config) => tokio::spawn(serve_tls(listener, app, Arc::new(server_config), stop)),
+        None => tokio::spawn(async move {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .with_graceful_shutdown(bootstrap::shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await?;
             Ok(())
-        }
-    }
-}
-
-fn print_banner(cfg: &Config, bound: SocketAddr, metrics: SocketAddr, root: &Path) {
-    let scheme = if cfg.server.tls { "https" } else { "http" };
-    let host = if bound.ip().is_unspecified() || bound.ip().is_loopback() {
-        "localhost".to_string()
-    } else {
-        bound.ip().to_string()
+        }),
     };
-    let directory = format!("{scheme}://{host}:{}/directory", bound.port());
-    println!("Cairn ACME CA is running.");
-    println!("  ACME directory: {directory}");
-    println!("  Root certificate to trust: {}", root.display());
-    println!("  Metrics: http://{metrics}/metrics");
-    println!(
-        "  Try: REQUESTS_CA_BUNDLE={} certbot certonly --server {directory} --standalone -d example.test --register-unsafely-without-email --agree-tos",
-        root.display()
-    );
+    Ok(Server {
+        acme_addr,
+        metrics_addr,
+        root_path,
+        directory_url,
+        shutdown: Some(tx),
+        task,
+    })
 }
 
 async fn serve_tls(
     listener: TcpListener,
     app: Router,
     server_config: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    let shutdown = bootstrap::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

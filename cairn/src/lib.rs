@@ -1,0 +1,9 @@
+//! Cairn's service assembly: configuration, bootstrap and the `serve` stack, shared by the
+//! `cairn` binary and the integration tests.
+
+pub mod admin;
+pub mod bootstrap;
+pub mod config;
+pub mod serve;
+
+pub use serve::{ServeArgs, Server};

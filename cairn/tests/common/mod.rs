@@ -1,0 +1,167 @@
+//! Test harness: the all-in-one CA on a temporary SQLite database, validating against an
+//! in-process challenge test server, and helpers to drive it with instant-acme.
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
+
+use cairn::config::Config;
+use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewAccount, NewOrder, OrderStatus,
+    RetryPolicy,
+};
+use std::time::Duration;
+
+/// A running CA plus its challenge server.
+pub struct TestCa {
+    pub server: cairn::Server,
+    pub chall: ChallTestSrvHandle,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub async fn start() -> TestCa {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestCa {
+        let chall = ChallTestSrv::start(ChallTestSrvConfig::loopback_ephemeral())
+            .await
+            .expect("challenge test server starts");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = Config::default();
+        cfg.server.data_dir = dir.path().join("data");
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.server.metrics_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.va.dns_server = chall.dns_addr();
+        cfg.va.http01_port = chall.http01_addr().expect("http-01 responder").port();
+        cfg.va.tlsalpn01_port = chall.tlsalpn01_addr().expect("tls-alpn-01 responder").port();
+        cfg.va.timeout = "5s".into();
+        tweak(&mut cfg);
+        let server = cairn::serve::start(cfg).await.expect("CA starts");
+        TestCa { server, chall, dir }
+    }
+
+    pub fn directory(&self) -> &str {
+        &self.server.directory_url
+    }
+
+    pub async fn account(&self) -> Account {
+        let (account, _creds) = Account::builder_with_root(&self.server.root_path)
+            .expect("client")
+            .create(
+                &NewAccount {
+                    contact: &["mailto:test@example.com"],
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                self.directory().to_owned(),
+                None,
+            )
+            .await
+            .expect("account created");
+        account
+    }
+
+    /// Makes the challenge test server answer `typ` for every pending authorization of the
+    /// order, tells the CA it is ready, and waits for the order to be ready.
+    pub async fn authorize(&self, order: &mut instant_acme::Order, typ: ChallengeType) -> OrderStatus {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz = authz.expect("authorization");
+            if authz.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let ident = authz.identifier().identifier.clone();
+            let mut ch = authz.challenge(typ.clone()).expect("challenge type offered");
+            let key_auth = ch.key_authorization();
+            match (&typ, &ident) {
+                (ChallengeType::Http01, _) => self.chall.add_http01(&ch.token, key_auth.as_str()),
+                (ChallengeType::Dns01, Identifier::Dns(name)) => self
+                    .chall
+                    .set_txt(&format!("_acme-challenge.{name}."), &key_auth.dns_value()),
+                (ChallengeType::TlsAlpn01, Identifier::Dns(name)) => {
+                    self.chall.add_tlsalpn01(name, key_auth.as_str())
+                }
+                (ChallengeType::TlsAlpn01, Identifier::Ip(ip)) => {
+                    self.chall.add_tlsalpn01(&ip.to_string(), key_auth.as_str())
+                }
+                other => panic!("unsupported combination {other:?}"),
+            }
+            ch.set_ready().await.expect("challenge ready");
+        }
+        order
+            .poll_ready(&RetryPolicy::new().timeout(Duration::from_secs(20)))
+            .await
+            .expect("order polled")
+    }
+
+    /// Full issuance: order, validate with `typ`, finalize with a fresh P-256 key, download.
+    /// Returns the PEM chain and the certificate key.
+    pub async fn issue(
+        &self,
+        account: &Account,
+        ids: &[Identifier],
+        typ: ChallengeType,
+    ) -> (String, rcgen::KeyPair) {
+        let mut order = account.new_order(&NewOrder::new(ids)).await.expect("new order");
+        let status = self.authorize(&mut order, typ).await;
+        assert_eq!(status, OrderStatus::Ready, "order should be ready: {:?}", order.state());
+        let (csr, key) = csr_for(ids);
+        order.finalize_csr(&csr).await.expect("finalize");
+        let pem = order
+            .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(20)))
+            .await
+            .expect("certificate");
+        (pem, key)
+    }
+}
+
+/// A CSR for the identifiers with a fresh P-256 key.
+pub fn csr_for(ids: &[Identifier]) -> (Vec<u8>, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let mut params = rcgen::CertificateParams::default();
+    params.subject_alt_names = ids
+        .iter()
+        .map(|i| match i {
+            Identifier::Dns(n) => rcgen::SanType::DnsName(n.clone().try_into().expect("dns name")),
+            Identifier::Ip(ip) => rcgen::SanType::IpAddress(*ip),
+            other => panic!("unexpected identifier {other:?}"),
+        })
+        .collect();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let csr = params.serialize_request(&key).expect("csr");
+    (csr.der().to_vec(), key)
+}
+
+/// Splits a PEM chain into DER certificates.
+pub fn pem_chain(pem: &str) -> Vec<Vec<u8>> {
+    cairn_x509::pem_certificates(pem).expect("PEM chain")
+}
+
+/// Verifies `chain_pem` (leaf first) up to the CA's root as a TLS server certificate for
+/// `name`, with an independent verifier (rustls-webpki).
+pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let root_pem = std::fs::read_to_string(root_path).expect("root.pem");
+    let root_der = pem_chain(&root_pem).remove(0);
+    let root_cert = CertificateDer::from(root_der);
+    let anchor = webpki::anchor_from_trusted_cert(&root_cert).expect("trust anchor");
+    let chain = pem_chain(chain_pem);
+    let leaf = CertificateDer::from(chain[0].clone());
+    let intermediates: Vec<CertificateDer<'_>> =
+        chain[1..].iter().cloned().map(CertificateDer::from).collect();
+    let ee = webpki::EndEntityCert::try_from(&leaf).expect("leaf parses");
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::server(),
+        None,
+        None,
+    )
+    .expect("chain verifies to the root");
+    let server_name = ServerName::try_from(name.to_owned()).expect("name");
+    ee.verify_is_valid_for_subject_name(&server_name)
+        .expect("certificate is valid for the name");
+}
+pub mod raw;
