@@ -4,6 +4,12 @@
 //! SQLite (the embedded default) and PostgreSQL with one migration set each. Every multi-row
 //! change runs in one transaction, so a crash never leaves a half-written state (an order `valid`
 //! without its certificate, an authorization without its challenges).
+//!
+//! Times are stored as unix microseconds: an `OffsetDateTime` reads back in UTC, truncated to the
+//! microsecond ([`SqlStorage::truncate_time`]). Methods that look a row up return
+//! [`SaError::NotFound`] when it is missing; writes that would duplicate a unique value, or whose
+//! compare-and-set precondition fails on an existing row, return [`SaError::Conflict`] and change
+//! nothing.
 
 mod sql;
 
@@ -62,15 +68,17 @@ pub trait StorageAuthority: Send + Sync + 'static {
 
     /// Inserts a new account. `Conflict` if its key thumbprint is already registered.
     /// If `eab_key_id` is set, the EAB key is marked bound in the same transaction
-    /// (`Conflict` if it was already bound).
+    /// (`Conflict` if it was already bound, `NotFound` if it does not exist; either way no account
+    /// is created).
     async fn new_account(&self, account: &Account) -> SaResult<()>;
     /// Gets an account by ID.
     async fn get_account(&self, id: &AccountId) -> SaResult<Account>;
     /// Gets an account by its key's RFC 7638 thumbprint.
     async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account>;
-    /// Replaces contact and status.
+    /// Replaces contact and status. `NotFound` if the account does not exist.
     async fn update_account(&self, account: &Account) -> SaResult<()>;
-    /// Replaces the account key. `Conflict` if another account has the new key.
+    /// Replaces the account key. `Conflict` if another account has the new key, `NotFound` if
+    /// the account does not exist.
     async fn update_account_key(
         &self,
         id: &AccountId,
@@ -82,7 +90,7 @@ pub trait StorageAuthority: Send + Sync + 'static {
 
     // ---- external account binding ----
 
-    /// Stores a new EAB key.
+    /// Stores a new EAB key. `Conflict` if the key ID exists.
     async fn new_eab_key(&self, key: &EabKey) -> SaResult<()>;
     /// Gets an EAB key.
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey>;
@@ -90,9 +98,14 @@ pub trait StorageAuthority: Send + Sync + 'static {
     // ---- orders and authorizations ----
 
     /// Inserts an order with the authorizations it newly created, in one transaction.
-    /// `order.authz_ids` may also name existing (reused) authorizations.
-    async fn new_order_and_authzs(&self, order: &Order, new_authzs: &[Authorization])
-    -> SaResult<()>;
+    /// `order.authz_ids` may also name existing (reused) authorizations. `Conflict` if an order,
+    /// authorization or challenge ID already exists, `NotFound` if the account or a named
+    /// authorization does not; on any error nothing is stored.
+    async fn new_order_and_authzs(
+        &self,
+        order: &Order,
+        new_authzs: &[Authorization],
+    ) -> SaResult<()>;
     /// Gets an order.
     async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
     /// The account's order IDs, newest first, at most `limit` after skipping `offset`.
@@ -104,6 +117,7 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<Vec<OrderId>>;
     /// An order of `account` for exactly `identifiers` (sorted) and `profile` that is still
     /// pending or ready (stored status `Pending`) and not expired at `now` — for order reuse.
+    /// The newest such order wins; `profile: None` matches only orders without a profile.
     async fn get_reusable_order(
         &self,
         account: &AccountId,
@@ -113,11 +127,13 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<Option<Order>>;
     /// Gets an authorization with its challenges.
     async fn get_authorization(&self, id: &AuthzId) -> SaResult<Authorization>;
-    /// Gets several authorizations (in the order given).
+    /// Gets several authorizations (in the order given; an ID may repeat). `NotFound` if any is
+    /// missing.
     async fn get_authorizations(&self, ids: &[AuthzId]) -> SaResult<Vec<Authorization>>;
     /// The newest authorization of `account` for `identifier` (authz identifier form, with the
     /// wildcard flag) that is `Valid` (or, if `include_pending`, `Pending`) and expires after
-    /// `expires_after` — for authorization reuse.
+    /// `expires_after` — for authorization reuse. A `Valid` one is preferred over a `Pending` one;
+    /// among equals the most recently created wins.
     async fn get_reusable_authz(
         &self,
         account: &AccountId,
@@ -128,9 +144,14 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<Option<Authorization>>;
     /// Marks a challenge `processing` if the authorization is pending and the challenge pending.
     /// Returns false (and changes nothing) otherwise.
-    async fn set_challenge_processing(&self, authz: &AuthzId, chall: &ChallengeId)
-    -> SaResult<bool>;
+    async fn set_challenge_processing(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+    ) -> SaResult<bool>;
     /// Records a validation outcome: the challenge and the authorization change together.
+    /// `NotFound` if the challenge is not one of the authorization's; `Conflict` (nothing
+    /// changes) if the challenge already finished or the authorization is no longer `Pending`.
     async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()>;
     /// Sets an authorization's status to `Deactivated` if it is pending or valid.
     async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool>;
@@ -143,7 +164,8 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// Returns false (and changes nothing) if the order was not `Pending`.
     async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool>;
     /// Records a reserved serial before signing (so every signed serial is traceable to an
-    /// order even if the process dies before the certificate is stored).
+    /// order even if the process dies before the certificate is stored). `Conflict` if the serial
+    /// was reserved before, `NotFound` if the account or order does not exist.
     async fn reserve_serial(
         &self,
         serial: &Serial,
@@ -152,18 +174,21 @@ pub trait StorageAuthority: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> SaResult<()>;
     /// In one transaction: stores the certificate and moves its order from `Processing` to `Valid`
-    /// with `certificate_serial` set. `Conflict` if the order was not `Processing`.
+    /// with `certificate_serial` set. `Conflict` if the order was not `Processing` or the serial is
+    /// already stored, `NotFound` if the order does not exist; on any error nothing is stored.
     async fn finalize_order(&self, cert: &Certificate) -> SaResult<()>;
-    /// Moves an order from `Processing` to `Invalid` with `error`.
+    /// Moves an order from `Processing` to `Invalid` with `error`. `Conflict` if the order was not
+    /// `Processing`, `NotFound` if it does not exist.
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
     /// Orders left in `Processing` (for resuming after a crash).
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>>;
     /// Gets a certificate by serial.
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate>;
-    /// Marks a certificate revoked. `Conflict` if already revoked.
+    /// Marks a certificate revoked. `Conflict` if already revoked, `NotFound` if unknown.
     async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()>;
-    /// Number of certificates whose identifiers include a name under `registered_domain`,
-    /// issued since `since` (rate limiting).
+    /// Number of certificates with a DNS name equal to `registered_domain` or ending in
+    /// `.` + `registered_domain` (case-insensitive; wildcards count for their base), whose
+    /// `notBefore` is at or after `since` (rate limiting).
     async fn count_certificates_for_domain(
         &self,
         registered_domain: &str,

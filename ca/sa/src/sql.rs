@@ -1,0 +1,886 @@
+//! [`SqlStorage`]: the [`StorageAuthority`] on SQLite or PostgreSQL, each statement written once.
+//!
+//! Both dialects accept `$N` placeholders, `LIMIT`/`OFFSET`, partial indexes and scalar
+//! subqueries, and every column is stored with a type both map to the same Rust type (`TEXT` →
+//! `String`, `INTEGER`/`BIGINT` → `i64`, `BLOB`/`BYTEA` → `Vec<u8>`, 0/1/`BOOLEAN` → `bool`;
+//! times as unix microseconds, JSON as text). So the statements below are shared: [`on_pool!`]
+//! expands one block of code once per backend, and the only per-dialect piece is how a write
+//! transaction begins ([`Dialect`]).
+
+mod codec;
+mod postgres;
+mod sqlite;
+
+use crate::{ChallengeOutcome, SaError, SaResult, StorageAuthority};
+use async_trait::async_trait;
+use cairn_core::{
+    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
+    Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem, Revocation, Serial,
+};
+use codec::{
+    AccountRow, AuthzRow, CertificateRow, EabRow, OrderRow, Stored, account_columns, authz_select,
+    authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros, order_select,
+    orders_from_rows, reversed_name, to_json,
+};
+use sqlx::error::ErrorKind;
+use sqlx::{Database, Pool, Postgres, QueryBuilder, Sqlite, Transaction};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::Path;
+use time::OffsetDateTime;
+
+/// The storage authority on a SQL database: SQLite (embedded, the default) or PostgreSQL.
+///
+/// Times are stored as unix **microseconds**: an [`OffsetDateTime`] with finer precision reads
+/// back truncated (towards the past) to the microsecond, and always in UTC. Use
+/// [`SqlStorage::truncate_time`] to predict the stored value.
+///
+/// Cloning is cheap and shares the connection pool.
+#[derive(Clone)]
+pub struct SqlStorage {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl fmt::Debug for SqlStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Deliberately no connection details: they may carry a password.
+        f.debug_struct("SqlStorage")
+            .field("backend", &self.backend_name())
+            .finish()
+    }
+}
+
+impl SqlStorage {
+    /// Connects to `url` and applies the pending migrations.
+    ///
+    /// * `sqlite://path/to/cairn.db` (relative) or `sqlite:///abs/path/cairn.db`: the file is
+    ///   created if missing; WAL journal with `synchronous=FULL` (a committed transaction
+    ///   survives SIGKILL and power loss), foreign keys enforced, a 10 s busy timeout.
+    /// * `postgres://…` or `postgresql://…`: any URL `sqlx` accepts, e.g. with
+    ///   `options=-csearch_path%3Dmyschema` to use a schema other than `public`.
+    ///
+    /// Errors never include the URL.
+    pub async fn connect(url: &str) -> SaResult<SqlStorage> {
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite(sqlite::connect_url(url).await?)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres(postgres::connect_url(url).await?)
+        } else {
+            return Err(SaError::Database(sqlx::Error::Configuration(
+                "unsupported database URL scheme (expected sqlite: or postgres:)".into(),
+            )));
+        };
+        Ok(SqlStorage { backend })
+    }
+
+    /// Opens (creating if missing, with the directory) the SQLite database `dir/cairn.db`, with
+    /// the same settings as [`SqlStorage::connect`].
+    pub async fn open_sqlite_in(dir: &Path) -> SaResult<SqlStorage> {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| SaError::Database(sqlx::Error::Io(e)))?;
+        let pool = sqlite::connect_file(&dir.join("cairn.db")).await?;
+        Ok(SqlStorage {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the connection pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// `t` as it reads back from storage: in UTC, truncated to the microsecond.
+    pub fn truncate_time(t: OffsetDateTime) -> OffsetDateTime {
+        from_micros(micros(t)).unwrap_or(t)
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the backend's pool (`&SqlitePool` or `&PgPool`). The body
+/// is written once and compiled once per backend.
+macro_rules! on_pool {
+    ($self:ident, |$pool:ident| $body:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// What differs between the dialects in the code paths below.
+trait Dialect: Database {
+    /// Starts a transaction that will write. SQLite takes the write lock up front so that the
+    /// busy timeout applies, instead of failing when a reading transaction tries to upgrade.
+    const BEGIN_WRITE: &'static str;
+}
+
+impl Dialect for Sqlite {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl Dialect for Postgres {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+}
+
+async fn begin_write<DB: Dialect>(
+    pool: &Pool<DB>,
+) -> Result<Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN_WRITE).await
+}
+
+/// A query builder for the pool's database (pins the type parameter).
+fn query_builder<DB: Database>(_pool: &Pool<DB>, init: &'static str) -> QueryBuilder<DB> {
+    QueryBuilder::new(init)
+}
+
+/// Maps a failed write: unique violation → `Conflict(what)`, foreign-key violation (a referenced
+/// row is missing) → `NotFound`.
+fn write_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SaError {
+    move |e| {
+        if let sqlx::Error::Database(db) = &e {
+            match db.kind() {
+                ErrorKind::UniqueViolation => return SaError::Conflict(what),
+                ErrorKind::ForeignKeyViolation => return SaError::NotFound,
+                _ => {}
+            }
+        }
+        SaError::Database(e)
+    }
+}
+
+/// `Conflict(what)` if the row exists (the precondition failed), else `NotFound`.
+fn precondition_failed(exists: i64, what: &'static str) -> SaError {
+    if exists > 0 {
+        SaError::Conflict(what)
+    } else {
+        SaError::NotFound
+    }
+}
+
+fn position(i: usize) -> i64 {
+    i64::try_from(i).unwrap_or(i64::MAX)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl StorageAuthority for SqlStorage {
+    // ---- accounts ----
+
+    async fn new_account(&self, account: &Account) -> SaResult<()> {
+        let jwk = to_json(&account.jwk)?;
+        let contact = to_json(&account.contact)?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(
+                "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at, \
+                 eab_key_id, initial_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(account.id.as_str())
+            .bind(&jwk)
+            .bind(&account.key_thumbprint)
+            .bind(&contact)
+            .bind(account.status.db())
+            .bind(micros(account.created_at))
+            .bind(account.eab_key_id.as_deref())
+            .bind(account.initial_ip.as_deref())
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err("account key already registered"))?;
+            if let Some(key_id) = &account.eab_key_id {
+                let bound = sqlx::query(
+                    "UPDATE eab_keys SET bound_account = $1 \
+                     WHERE key_id = $2 AND bound_account IS NULL",
+                )
+                .bind(account.id.as_str())
+                .bind(key_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if bound == 0 {
+                    // The account row references the key, so the key exists: it is bound.
+                    return Err(SaError::Conflict("EAB key already bound"));
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_account(&self, id: &AccountId) -> SaResult<Account> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AccountRow>(concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts WHERE id = $1"
+            ))
+            .bind(id.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(SaError::NotFound)?.into_account()
+    }
+
+    async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AccountRow>(concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM accounts WHERE key_thumbprint = $1"
+            ))
+            .bind(thumbprint)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(SaError::NotFound)?.into_account()
+    }
+
+    async fn update_account(&self, account: &Account) -> SaResult<()> {
+        let contact = to_json(&account.contact)?;
+        let changed = on_pool!(self, |pool| {
+            sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
+                .bind(account.id.as_str())
+                .bind(&contact)
+                .bind(account.status.db())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(SaError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn update_account_key(
+        &self,
+        id: &AccountId,
+        jwk: &serde_json::Value,
+        thumbprint: &str,
+    ) -> SaResult<()> {
+        let jwk = to_json(jwk)?;
+        let changed = on_pool!(self, |pool| {
+            sqlx::query("UPDATE accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(&jwk)
+                .bind(thumbprint)
+                .execute(pool)
+                .await
+                .map_err(write_err("key already registered to another account"))?
+                .rows_affected()
+        });
+        if changed == 0 {
+            return Err(SaError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64> {
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM accounts WHERE initial_ip = $1 AND created_at >= $2",
+            )
+            .bind(ip)
+            .bind(micros(since))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count(n))
+    }
+
+    // ---- external account binding ----
+
+    async fn new_eab_key(&self, key: &EabKey) -> SaResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO eab_keys (key_id, hmac_key, created_at, bound_account) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&key.key_id)
+            .bind(&key.hmac_key)
+            .bind(micros(key.created_at))
+            .bind(key.bound_account.as_ref().map(AccountId::as_str))
+            .execute(pool)
+            .await
+            .map_err(write_err("EAB key ID already exists"))?;
+        });
+        Ok(())
+    }
+
+    async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, EabRow>(
+                "SELECT key_id, hmac_key, created_at, bound_account FROM eab_keys \
+                 WHERE key_id = $1",
+            )
+            .bind(key_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(SaError::NotFound)?.into_key()
+    }
+
+    // ---- orders and authorizations ----
+
+    async fn new_order_and_authzs(
+        &self,
+        order: &Order,
+        new_authzs: &[Authorization],
+    ) -> SaResult<()> {
+        let identifiers = to_json(&order.identifiers)?;
+        let key = identifiers_key(&order.identifiers);
+        let error = order.error.as_ref().map(to_json).transpose()?;
+        let mut challenges = Vec::new();
+        for authz in new_authzs {
+            for (i, c) in authz.challenges.iter().enumerate() {
+                let err = c.error.as_ref().map(to_json).transpose()?;
+                challenges.push((authz, i, c, err, to_json(&c.validation_record)?));
+            }
+        }
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            for authz in new_authzs {
+                sqlx::query(
+                    "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, \
+                     wildcard, status, expires, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(authz.id.as_str())
+                .bind(authz.account_id.as_str())
+                .bind(authz.identifier.typ.db())
+                .bind(&authz.identifier.value)
+                .bind(authz.wildcard)
+                .bind(authz.status.db())
+                .bind(micros(authz.expires))
+                .bind(micros(authz.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(write_err("authorization ID already exists"))?;
+            }
+            for (authz, i, c, err, record) in &challenges {
+                sqlx::query(
+                    "INSERT INTO challenges (id, authz_id, type, token, status, validated, \
+                     error, validation_record, position) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(c.id.as_str())
+                .bind(authz.id.as_str())
+                .bind(c.typ.db())
+                .bind(&c.token)
+                .bind(c.status.db())
+                .bind(c.validated.map(micros))
+                .bind(err.as_deref())
+                .bind(record)
+                .bind(position(*i))
+                .execute(&mut *tx)
+                .await
+                .map_err(write_err("challenge ID already exists"))?;
+            }
+            sqlx::query(
+                "INSERT INTO orders (id, account_id, status, identifiers, identifiers_key, \
+                 profile, expires, not_before, not_after, error, certificate_serial, replaces, \
+                 csr, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(order.id.as_str())
+            .bind(order.account_id.as_str())
+            .bind(order.status.db())
+            .bind(&identifiers)
+            .bind(&key)
+            .bind(order.profile.as_deref())
+            .bind(micros(order.expires))
+            .bind(order.not_before.map(micros))
+            .bind(order.not_after.map(micros))
+            .bind(error.as_deref())
+            .bind(order.certificate_serial.as_ref().map(Serial::as_str))
+            .bind(order.replaces.as_deref())
+            .bind(order.csr_der.as_deref())
+            .bind(micros(order.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err("order ID already exists"))?;
+            for (i, authz_id) in order.authz_ids.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3)",
+                )
+                .bind(order.id.as_str())
+                .bind(authz_id.as_str())
+                .bind(position(i))
+                .execute(&mut *tx)
+                .await
+                .map_err(write_err("duplicate order authorization"))?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_order(&self, id: &OrderId) -> SaResult<Order> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, OrderRow>(concat!(
+                order_select!(),
+                " WHERE o.id = $1 ORDER BY oa.position"
+            ))
+            .bind(id.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        orders_from_rows(rows)?
+            .into_iter()
+            .next()
+            .ok_or(SaError::NotFound)
+    }
+
+    async fn get_order_ids_for_account(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        limit: u64,
+    ) -> SaResult<Vec<OrderId>> {
+        let ids: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM orders WHERE account_id = $1 \
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+            )
+            .bind(account.as_str())
+            .bind(clamp(limit))
+            .bind(clamp(offset))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids.into_iter().map(OrderId).collect())
+    }
+
+    async fn get_reusable_order(
+        &self,
+        account: &AccountId,
+        identifiers: &[Identifier],
+        profile: Option<&str>,
+        now: OffsetDateTime,
+    ) -> SaResult<Option<Order>> {
+        let key = identifiers_key(identifiers);
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, OrderRow>(concat!(
+                order_select!(),
+                " WHERE o.id = (SELECT id FROM orders WHERE account_id = $1 \
+                 AND identifiers_key = $2 AND status = 'pending' AND expires > $3 \
+                 AND COALESCE(profile, '') = COALESCE($4, '') \
+                 ORDER BY created_at DESC, id DESC LIMIT 1) \
+                 ORDER BY oa.position"
+            ))
+            .bind(account.as_str())
+            .bind(&key)
+            .bind(micros(now))
+            .bind(profile)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(orders_from_rows(rows)?.into_iter().next())
+    }
+
+    async fn get_authorization(&self, id: &AuthzId) -> SaResult<Authorization> {
+        self.get_authorizations(std::slice::from_ref(id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(SaError::NotFound)
+    }
+
+    async fn get_authorizations(&self, ids: &[AuthzId]) -> SaResult<Vec<Authorization>> {
+        let unique: BTreeSet<&str> = ids.iter().map(AuthzId::as_str).collect();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = on_pool!(self, |pool| {
+            let mut qb = query_builder(pool, concat!(authz_select!(), " WHERE a.id IN ("));
+            let mut list = qb.separated(", ");
+            for id in &unique {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(") ORDER BY a.id, c.position");
+            qb.build_query_as::<AuthzRow>().fetch_all(pool).await?
+        });
+        let mut found: HashMap<AuthzId, Authorization> = authzs_from_rows(rows)?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            // Move each authorization out on its last mention; clone for earlier repeats.
+            let last = !ids[i + 1..].contains(id);
+            let authz = if last {
+                found.remove(id)
+            } else {
+                found.get(id).cloned()
+            };
+            out.push(authz.ok_or(SaError::NotFound)?);
+        }
+        Ok(out)
+    }
+
+    async fn get_reusable_authz(
+        &self,
+        account: &AccountId,
+        identifier: &Identifier,
+        wildcard: bool,
+        include_pending: bool,
+        expires_after: OffsetDateTime,
+    ) -> SaResult<Option<Authorization>> {
+        let identifier = identifier.authz_identifier();
+        let second_status = if include_pending {
+            AuthzStatus::Pending
+        } else {
+            AuthzStatus::Valid
+        };
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AuthzRow>(concat!(
+                authz_select!(),
+                " WHERE a.id = (SELECT id FROM authzs WHERE account_id = $1 \
+                 AND identifier_type = $2 AND identifier_value = $3 AND wildcard = $4 \
+                 AND status IN ($5, $6) AND expires > $7 \
+                 ORDER BY CASE status WHEN 'valid' THEN 0 ELSE 1 END, created_at DESC, id DESC \
+                 LIMIT 1) \
+                 ORDER BY c.position"
+            ))
+            .bind(account.as_str())
+            .bind(identifier.typ.db())
+            .bind(&identifier.value)
+            .bind(wildcard)
+            .bind(AuthzStatus::Valid.db())
+            .bind(second_status.db())
+            .bind(micros(expires_after))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(authzs_from_rows(rows)?.into_iter().next())
+    }
+
+    async fn set_challenge_processing(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+    ) -> SaResult<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE challenges SET status = 'processing' \
+                 WHERE id = $1 AND authz_id = $2 AND status = 'pending' \
+                 AND EXISTS (SELECT 1 FROM authzs WHERE id = $2 AND status = 'pending')",
+            )
+            .bind(chall.as_str())
+            .bind(authz.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()> {
+        let c = &outcome.challenge;
+        let error = c.error.as_ref().map(to_json).transpose()?;
+        let record = to_json(&c.validation_record)?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let changed = sqlx::query(
+                "UPDATE challenges SET status = $3, validated = $4, error = $5, \
+                 validation_record = $6 \
+                 WHERE id = $1 AND authz_id = $2 AND status IN ('pending', 'processing')",
+            )
+            .bind(c.id.as_str())
+            .bind(outcome.authz_id.as_str())
+            .bind(c.status.db())
+            .bind(c.validated.map(micros))
+            .bind(error.as_deref())
+            .bind(&record)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                let exists: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM challenges WHERE id = $1 AND authz_id = $2",
+                )
+                .bind(c.id.as_str())
+                .bind(outcome.authz_id.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+                return Err(precondition_failed(exists, "challenge already finished"));
+            }
+            let changed = sqlx::query(
+                "UPDATE authzs SET status = $2, expires = $3 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(outcome.authz_id.as_str())
+            .bind(outcome.authz_status.db())
+            .bind(micros(outcome.expires))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                // The challenge row exists, so the authorization does too.
+                return Err(SaError::Conflict("authorization is no longer pending"));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE authzs SET status = 'deactivated' \
+                 WHERE id = $1 AND status IN ('pending', 'valid')",
+            )
+            .bind(id.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE authzs SET status = 'deactivated' \
+                 WHERE account_id = $1 AND status IN ('pending', 'valid')",
+            )
+            .bind(account.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed)
+    }
+
+    // ---- finalize and certificates ----
+
+    async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE orders SET status = 'processing', csr = $2 \
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id.as_str())
+            .bind(csr_der)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    async fn reserve_serial(
+        &self,
+        serial: &Serial,
+        account: &AccountId,
+        order: &OrderId,
+        at: OffsetDateTime,
+    ) -> SaResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO serials (serial, account_id, order_id, reserved_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(serial.as_str())
+            .bind(account.as_str())
+            .bind(order.as_str())
+            .bind(micros(at))
+            .execute(pool)
+            .await
+            .map_err(write_err("serial already reserved"))?;
+        });
+        Ok(())
+    }
+
+    async fn finalize_order(&self, cert: &Certificate) -> SaResult<()> {
+        let identifiers = to_json(&cert.identifiers)?;
+        let names: BTreeSet<String> = cert
+            .identifiers
+            .iter()
+            .filter(|i| i.typ == IdentifierType::Dns)
+            .map(|i| reversed_name(&i.value))
+            .collect();
+        let (revoked_at, reason) = match &cert.revocation {
+            Some(r) => (Some(micros(r.revoked_at)), Some(i64::from(r.reason.code()))),
+            None => (None, None),
+        };
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let changed = sqlx::query(
+                "UPDATE orders SET status = 'valid', certificate_serial = $2 \
+                 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(cert.order_id.as_str())
+            .bind(cert.serial.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err("serial already used by another order"))?
+            .rows_affected();
+            if changed == 0 {
+                let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1")
+                    .bind(cert.order_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Err(precondition_failed(exists, "order is not processing"));
+            }
+            sqlx::query(concat!(
+                "INSERT INTO certificates (",
+                certificate_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(cert.serial.as_str())
+            .bind(cert.account_id.as_str())
+            .bind(cert.order_id.as_str())
+            .bind(&cert.der)
+            .bind(&cert.issuer_id)
+            .bind(&identifiers)
+            .bind(micros(cert.not_before))
+            .bind(micros(cert.not_after))
+            .bind(&cert.spki_sha256)
+            .bind(revoked_at)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(write_err("certificate serial already stored"))?;
+            for name in &names {
+                sqlx::query(
+                    "INSERT INTO certificate_names (serial, reversed_name, not_before) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(cert.serial.as_str())
+                .bind(name)
+                .bind(micros(cert.not_before))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
+        let error = to_json(error)?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let changed = sqlx::query(
+                "UPDATE orders SET status = 'invalid', error = $2 \
+                 WHERE id = $1 AND status = 'processing'",
+            )
+            .bind(id.as_str())
+            .bind(&error)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Err(precondition_failed(exists, "order is not processing"));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, OrderRow>(concat!(
+                order_select!(),
+                " WHERE o.status = $1 ORDER BY o.created_at, o.id, oa.position"
+            ))
+            .bind(OrderStatus::Processing.db())
+            .fetch_all(pool)
+            .await?
+        });
+        orders_from_rows(rows)
+    }
+
+    async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, CertificateRow>(concat!(
+                "SELECT ",
+                certificate_columns!(),
+                " FROM certificates WHERE serial = $1"
+            ))
+            .bind(serial.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or(SaError::NotFound)?.into_certificate()
+    }
+
+    async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()> {
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let changed = sqlx::query(
+                "UPDATE certificates SET revoked_at = $2, revocation_reason = $3 \
+                 WHERE serial = $1 AND revoked_at IS NULL",
+            )
+            .bind(serial.as_str())
+            .bind(micros(revocation.revoked_at))
+            .bind(i64::from(revocation.reason.code()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed == 0 {
+                let exists: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
+                        .bind(serial.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                return Err(precondition_failed(exists, "certificate already revoked"));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn count_certificates_for_domain(
+        &self,
+        registered_domain: &str,
+        since: OffsetDateTime,
+    ) -> SaResult<u64> {
+        // "com.example" itself, plus the byte range of everything starting "com.example."
+        // ('/' is the byte after '.').
+        let exact = reversed_name(registered_domain);
+        let from = format!("{exact}.");
+        let to = format!("{exact}/");
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT serial) FROM certificate_names \
+                 WHERE (reversed_name = $1 OR (reversed_name >= $2 AND reversed_name < $3)) \
+                 AND not_before >= $4",
+            )
+            .bind(&exact)
+            .bind(&from)
+            .bind(&to)
+            .bind(micros(since))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count(n))
+    }
+}

@@ -1,0 +1,1194 @@
+//! The storage suite, written once and run against SQLite (always, in a temporary directory) and
+//! PostgreSQL (when `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cairn_core::{
+    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
+    ChallengeId, ChallengeStatus, ChallengeType, EabKey, Identifier, Order, OrderId, OrderStatus,
+    Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
+};
+use cairn_sa::{ChallengeOutcome, SaError, SqlStorage, StorageAuthority};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+// ---- harness ----
+
+const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+
+/// Runs `test` on a fresh SQLite database in a temporary directory.
+async fn with_sqlite<F, Fut>(test: F)
+where
+    F: FnOnce(SqlStorage) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let sa = SqlStorage::open_sqlite_in(dir.path()).await.unwrap();
+    assert_eq!(sa.backend_name(), "sqlite");
+    test(sa.clone()).await;
+    sa.close().await;
+}
+
+/// Runs `test` on PostgreSQL in a schema of its own, dropped afterwards (also when the test
+/// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset.
+async fn with_postgres<F, Fut>(test: F)
+where
+    F: FnOnce(SqlStorage) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use sqlx::{AssertSqlSafe, Connection};
+
+    let Ok(base) = std::env::var(PG_ENV) else {
+        println!("skipped: {PG_ENV} not set");
+        return;
+    };
+    let schema = unique_schema();
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {PG_ENV}: {e}"));
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
+    let outcome = match SqlStorage::connect(&url).await {
+        Ok(sa) => {
+            assert_eq!(sa.backend_name(), "postgres");
+            let run = tokio::spawn(test(sa.clone())).await;
+            sa.close().await;
+            run.map_err(|e| match e.try_into_panic() {
+                Ok(panic) => panic,
+                Err(e) => Box::new(format!("test task failed: {e}")),
+            })
+        }
+        Err(e) => Err(Box::new(format!("connect/migrate failed: {e}")) as _),
+    };
+    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn unique_schema() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+    format!(
+        "t_{}_{:x}_{}",
+        std::process::id(),
+        nanos,
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! storage_tests {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_sqlite(|sa| async move { super::$name(&sa).await }).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_postgres(|sa| async move { super::$name(&sa).await }).await;
+                }
+            )+
+        }
+    };
+}
+
+storage_tests!(
+    accounts,
+    account_key_change,
+    accounts_by_ip,
+    eab_binds_once,
+    order_round_trip,
+    order_creation_is_atomic,
+    order_reuse,
+    orders_newest_first_with_pagination,
+    authz_reuse,
+    authzs_in_requested_order,
+    challenge_processing_and_finish,
+    deactivation,
+    order_processing_cas,
+    finalize_is_transactional,
+    fail_order,
+    processing_orders,
+    serial_reservation,
+    revocation,
+    domain_counting,
+    time_round_trip,
+    concurrent_compare_and_set,
+);
+
+// ---- fixtures ----
+
+const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
+
+fn account_at(created_at: OffsetDateTime, ip: Option<&str>) -> Account {
+    let id = AccountId::random();
+    Account {
+        jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "x": id.as_str(), "y": "y"}),
+        key_thumbprint: format!("thumb-{id}"),
+        id,
+        contact: vec!["mailto:admin@example.com".into()],
+        status: AccountStatus::Valid,
+        created_at,
+        eab_key_id: None,
+        initial_ip: ip.map(str::to_owned),
+    }
+}
+
+async fn new_account(sa: &SqlStorage) -> Account {
+    let a = account_at(T0, Some("192.0.2.1"));
+    sa.new_account(&a).await.unwrap();
+    a
+}
+
+fn challenge(typ: ChallengeType) -> Challenge {
+    Challenge {
+        id: ChallengeId::random(),
+        typ,
+        token: cairn_core::random_id(32),
+        status: ChallengeStatus::Pending,
+        validated: None,
+        error: None,
+        validation_record: vec![],
+    }
+}
+
+fn authz(
+    account: &AccountId,
+    name: &str,
+    wildcard: bool,
+    status: AuthzStatus,
+    created_at: OffsetDateTime,
+) -> Authorization {
+    let challenges = if wildcard {
+        vec![challenge(ChallengeType::Dns01)]
+    } else {
+        vec![
+            challenge(ChallengeType::Http01),
+            challenge(ChallengeType::Dns01),
+            challenge(ChallengeType::TlsAlpn01),
+        ]
+    };
+    Authorization {
+        id: AuthzId::random(),
+        account_id: account.clone(),
+        identifier: Identifier::dns(name),
+        status,
+        expires: created_at + Duration::days(7),
+        wildcard,
+        challenges,
+        created_at,
+    }
+}
+
+fn order(account: &AccountId, authzs: &[&Authorization], created_at: OffsetDateTime) -> Order {
+    let mut identifiers: Vec<Identifier> = authzs
+        .iter()
+        .map(|a| {
+            if a.wildcard {
+                Identifier::dns(format!("*.{}", a.identifier.value))
+            } else {
+                a.identifier.clone()
+            }
+        })
+        .collect();
+    identifiers.sort();
+    Order {
+        id: OrderId::random(),
+        account_id: account.clone(),
+        status: OrderStatus::Pending,
+        identifiers,
+        authz_ids: authzs.iter().map(|a| a.id.clone()).collect(),
+        expires: created_at + Duration::days(7),
+        not_before: None,
+        not_after: None,
+        error: None,
+        certificate_serial: None,
+        profile: None,
+        replaces: None,
+        csr_der: None,
+        created_at,
+    }
+}
+
+/// A pending order with one new pending authorization per name.
+async fn new_order(sa: &SqlStorage, account: &AccountId, names: &[&str]) -> Order {
+    let authzs: Vec<Authorization> = names
+        .iter()
+        .map(|n| authz(account, n, false, AuthzStatus::Pending, T0))
+        .collect();
+    let refs: Vec<&Authorization> = authzs.iter().collect();
+    let o = order(account, &refs, T0);
+    sa.new_order_and_authzs(&o, &authzs).await.unwrap();
+    o
+}
+
+fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
+    Certificate {
+        serial: Serial::random(),
+        account_id: o.account_id.clone(),
+        order_id: o.id.clone(),
+        der: vec![0x30, 0x82, 0x01, 0x00, 0xde, 0xad],
+        issuer_id: "int-a".into(),
+        identifiers: o.identifiers.clone(),
+        not_before,
+        not_after: not_before + Duration::days(90),
+        spki_sha256: "ab".repeat(32),
+        revocation: None,
+    }
+}
+
+/// An order moved to `Processing` and finalized with a certificate issued at `not_before`.
+async fn issue(sa: &SqlStorage, account: &AccountId, names: &[&str], not_before: OffsetDateTime) {
+    let o = new_order(sa, account, names).await;
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    sa.finalize_order(&certificate(&o, not_before))
+        .await
+        .unwrap();
+}
+
+fn assert_conflict<T: std::fmt::Debug>(r: Result<T, SaError>) {
+    assert!(
+        matches!(r, Err(SaError::Conflict(_))),
+        "expected Conflict, got {r:?}"
+    );
+}
+
+fn assert_not_found<T: std::fmt::Debug>(r: Result<T, SaError>) {
+    assert!(
+        matches!(r, Err(SaError::NotFound)),
+        "expected NotFound, got {r:?}"
+    );
+}
+
+// ---- behaviours ----
+
+async fn accounts(sa: &SqlStorage) {
+    let a = new_account(sa).await;
+    assert_eq!(sa.get_account(&a.id).await.unwrap(), a);
+    assert_eq!(sa.get_account_by_key(&a.key_thumbprint).await.unwrap(), a);
+    assert_not_found(sa.get_account(&AccountId::random()).await);
+    assert_not_found(sa.get_account_by_key("no-such-thumbprint").await);
+
+    // Same key, different ID.
+    let mut dup = account_at(T0, None);
+    dup.key_thumbprint = a.key_thumbprint.clone();
+    assert_conflict(sa.new_account(&dup).await);
+    assert_not_found(sa.get_account(&dup.id).await);
+
+    let mut changed = a.clone();
+    changed.contact = vec![];
+    changed.status = AccountStatus::Deactivated;
+    sa.update_account(&changed).await.unwrap();
+    assert_eq!(sa.get_account(&a.id).await.unwrap(), changed);
+    assert_not_found(sa.update_account(&account_at(T0, None)).await);
+}
+
+async fn account_key_change(sa: &SqlStorage) {
+    let a = new_account(sa).await;
+    let b = new_account(sa).await;
+    let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "new"});
+    sa.update_account_key(&a.id, &jwk, "thumb-new")
+        .await
+        .unwrap();
+    let got = sa.get_account_by_key("thumb-new").await.unwrap();
+    assert_eq!((got.id, got.jwk), (a.id.clone(), jwk.clone()));
+    assert_not_found(sa.get_account_by_key(&a.key_thumbprint).await);
+
+    // b's key is taken; nothing changes.
+    assert_conflict(
+        sa.update_account_key(&a.id, &b.jwk, &b.key_thumbprint)
+            .await,
+    );
+    assert_eq!(
+        sa.get_account(&a.id).await.unwrap().key_thumbprint,
+        "thumb-new"
+    );
+    assert_not_found(
+        sa.update_account_key(&AccountId::random(), &jwk, "thumb-x")
+            .await,
+    );
+}
+
+async fn accounts_by_ip(sa: &SqlStorage) {
+    for (offset, ip) in [
+        (0, "192.0.2.7"),
+        (2, "192.0.2.7"),
+        (3, "192.0.2.7"),
+        (3, "192.0.2.8"),
+    ] {
+        let a = account_at(T0 + Duration::hours(offset), Some(ip));
+        sa.new_account(&a).await.unwrap();
+    }
+    sa.new_account(&account_at(T0, None)).await.unwrap();
+    let since = T0 + Duration::hours(2);
+    assert_eq!(
+        sa.count_accounts_by_ip("192.0.2.7", since).await.unwrap(),
+        2
+    );
+    assert_eq!(sa.count_accounts_by_ip("192.0.2.7", T0).await.unwrap(), 3);
+    assert_eq!(sa.count_accounts_by_ip("192.0.2.9", T0).await.unwrap(), 0);
+}
+
+async fn eab_binds_once(sa: &SqlStorage) {
+    let key = EabKey {
+        key_id: "kid-1".into(),
+        hmac_key: vec![7; 32],
+        created_at: T0,
+        bound_account: None,
+    };
+    sa.new_eab_key(&key).await.unwrap();
+    assert_eq!(sa.get_eab_key("kid-1").await.unwrap(), key);
+    assert_conflict(sa.new_eab_key(&key).await);
+    assert_not_found(sa.get_eab_key("kid-2").await);
+
+    let mut first = account_at(T0, None);
+    first.eab_key_id = Some("kid-1".into());
+    sa.new_account(&first).await.unwrap();
+    assert_eq!(
+        sa.get_eab_key("kid-1").await.unwrap().bound_account,
+        Some(first.id.clone())
+    );
+    assert_eq!(sa.get_account(&first.id).await.unwrap(), first);
+
+    // A second account with the same key is refused, and not created.
+    let mut second = account_at(T0, None);
+    second.eab_key_id = Some("kid-1".into());
+    assert_conflict(sa.new_account(&second).await);
+    assert_not_found(sa.get_account(&second.id).await);
+    assert_eq!(
+        sa.get_eab_key("kid-1").await.unwrap().bound_account,
+        Some(first.id)
+    );
+
+    // An unknown key.
+    let mut third = account_at(T0, None);
+    third.eab_key_id = Some("kid-unknown".into());
+    assert_not_found(sa.new_account(&third).await);
+    assert_not_found(sa.get_account(&third.id).await);
+}
+
+async fn order_round_trip(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let reused = authz(&acct.id, "b.example.com", false, AuthzStatus::Valid, T0);
+    let seed = order(&acct.id, &[&reused], T0);
+    sa.new_order_and_authzs(&seed, std::slice::from_ref(&reused))
+        .await
+        .unwrap();
+
+    let fresh = authz(&acct.id, "example.com", true, AuthzStatus::Pending, T0);
+    let mut o = order(&acct.id, &[&fresh, &reused], T0 + Duration::minutes(1));
+    o.not_before = Some(T0);
+    o.not_after = Some(T0 + Duration::days(30));
+    o.profile = Some("shortlived".into());
+    o.replaces = Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE".into());
+    sa.new_order_and_authzs(&o, std::slice::from_ref(&fresh))
+        .await
+        .unwrap();
+
+    assert_eq!(sa.get_order(&o.id).await.unwrap(), o);
+    assert_eq!(sa.get_authorization(&fresh.id).await.unwrap(), fresh);
+    assert_eq!(sa.get_authorization(&reused.id).await.unwrap(), reused);
+    assert_not_found(sa.get_order(&OrderId::random()).await);
+    assert_not_found(sa.get_authorization(&AuthzId::random()).await);
+
+    // An order naming an authorization that does not exist is refused.
+    let ghost = authz(&acct.id, "c.example.com", false, AuthzStatus::Pending, T0);
+    let bad = order(&acct.id, &[&ghost], T0);
+    assert_not_found(sa.new_order_and_authzs(&bad, &[]).await);
+    assert_not_found(sa.get_order(&bad.id).await);
+}
+
+async fn order_creation_is_atomic(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let a1 = authz(&acct.id, "a.example.com", false, AuthzStatus::Pending, T0);
+    let mut a2 = authz(&acct.id, "b.example.com", false, AuthzStatus::Pending, T0);
+    a2.id = a1.id.clone(); // duplicate ID inside one call
+    let o = order(&acct.id, &[&a1, &a2], T0);
+    assert_conflict(sa.new_order_and_authzs(&o, &[a1.clone(), a2]).await);
+    assert_not_found(sa.get_order(&o.id).await);
+    assert_not_found(sa.get_authorization(&a1.id).await);
+    assert!(
+        sa.get_order_ids_for_account(&acct.id, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A failure after the authorizations (the order ID is taken) also leaves them out.
+    let existing = new_order(sa, &acct.id, &["c.example.com"]).await;
+    let a3 = authz(&acct.id, "d.example.com", false, AuthzStatus::Pending, T0);
+    let mut clash = order(&acct.id, &[&a3], T0);
+    clash.id = existing.id.clone();
+    assert_conflict(
+        sa.new_order_and_authzs(&clash, std::slice::from_ref(&a3))
+            .await,
+    );
+    assert_not_found(sa.get_authorization(&a3.id).await);
+    assert_eq!(sa.get_order(&existing.id).await.unwrap(), existing);
+}
+
+async fn order_reuse(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let other = new_account(sa).await;
+    let names = ["a.example.com", "b.example.com"];
+    let ids: Vec<Identifier> = names.iter().map(|n| Identifier::dns(*n)).collect();
+    let now = T0 + Duration::hours(1);
+
+    assert!(
+        sa.get_reusable_order(&acct.id, &ids, None, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let o = new_order(sa, &acct.id, &names).await;
+    let got = sa
+        .get_reusable_order(&acct.id, &ids, None, now)
+        .await
+        .unwrap();
+    assert_eq!(got, Some(o.clone()));
+    // Order of the identifiers given does not matter.
+    let reversed: Vec<Identifier> = ids.iter().rev().cloned().collect();
+    assert_eq!(
+        sa.get_reusable_order(&acct.id, &reversed, None, now)
+            .await
+            .unwrap()
+            .map(|o| o.id),
+        Some(o.id.clone())
+    );
+    // Another account, another profile, a subset, or expired: no reuse.
+    assert!(
+        sa.get_reusable_order(&other.id, &ids, None, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let p = sa.get_reusable_order(&acct.id, &ids, Some("tlsserver"), now);
+    assert!(p.await.unwrap().is_none());
+    assert!(
+        sa.get_reusable_order(&acct.id, &ids[..1], None, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        sa.get_reusable_order(&acct.id, &ids, None, o.expires)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Once processing it is no longer reusable.
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.get_reusable_order(&acct.id, &ids, None, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Profiles must match exactly.
+    let a = authz(&acct.id, "p.example.com", false, AuthzStatus::Pending, T0);
+    let mut with_profile = order(&acct.id, &[&a], T0);
+    with_profile.profile = Some("tlsserver".into());
+    sa.new_order_and_authzs(&with_profile, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    let pid = [Identifier::dns("p.example.com")];
+    let found = sa
+        .get_reusable_order(&acct.id, &pid, Some("tlsserver"), now)
+        .await;
+    assert_eq!(found.unwrap().map(|o| o.id), Some(with_profile.id));
+    assert!(
+        sa.get_reusable_order(&acct.id, &pid, None, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn orders_newest_first_with_pagination(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let other = new_account(sa).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let a = authz(&acct.id, "example.com", false, AuthzStatus::Pending, T0);
+        let o = order(&acct.id, &[&a], T0 + Duration::minutes(i));
+        sa.new_order_and_authzs(&o, std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        ids.push(o.id);
+    }
+    // Two orders with the same creation time: the ID breaks the tie, descending.
+    let mut tied = Vec::new();
+    for _ in 0..2 {
+        let a = authz(&acct.id, "example.com", false, AuthzStatus::Pending, T0);
+        let o = order(&acct.id, &[&a], T0 + Duration::minutes(10));
+        sa.new_order_and_authzs(&o, std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        tied.push(o.id);
+    }
+    new_order(sa, &other.id, &["example.org"]).await;
+    tied.sort();
+    let mut expected: Vec<OrderId> = tied.into_iter().rev().collect();
+    expected.extend(ids.into_iter().rev());
+
+    let all = sa
+        .get_order_ids_for_account(&acct.id, 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(all, expected);
+    let page = sa.get_order_ids_for_account(&acct.id, 2, 3).await.unwrap();
+    assert_eq!(page, expected[2..5]);
+    let tail = sa.get_order_ids_for_account(&acct.id, 6, 3).await.unwrap();
+    assert_eq!(tail, expected[6..]);
+    assert!(
+        sa.get_order_ids_for_account(&acct.id, 7, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        sa.get_order_ids_for_account(&acct.id, 0, u64::MAX)
+            .await
+            .unwrap()
+            .len(),
+        7
+    );
+}
+
+async fn authz_reuse(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let other = new_account(sa).await;
+    let name = Identifier::dns("example.com");
+    let now = T0 + Duration::days(1);
+    let store = |a: Authorization| async move {
+        let o = order(&a.account_id, &[&a], a.created_at);
+        sa.new_order_and_authzs(&o, std::slice::from_ref(&a))
+            .await
+            .unwrap();
+        a
+    };
+
+    // Candidates of which only `newest_valid` qualifies for a non-wildcard, valid-only lookup.
+    let older_valid = store(authz(
+        &acct.id,
+        "example.com",
+        false,
+        AuthzStatus::Valid,
+        T0,
+    ))
+    .await;
+    let newest_valid = store(authz(
+        &acct.id,
+        "example.com",
+        false,
+        AuthzStatus::Valid,
+        T0 + Duration::hours(2),
+    ))
+    .await;
+    let mut expired = authz(
+        &acct.id,
+        "example.com",
+        false,
+        AuthzStatus::Valid,
+        T0 + Duration::hours(3),
+    );
+    expired.expires = now;
+    store(expired).await;
+    store(authz(
+        &acct.id,
+        "example.com",
+        false,
+        AuthzStatus::Invalid,
+        T0 + Duration::hours(4),
+    ))
+    .await;
+    let pending = store(authz(
+        &acct.id,
+        "example.com",
+        false,
+        AuthzStatus::Pending,
+        T0 + Duration::hours(5),
+    ))
+    .await;
+    let wildcard = store(authz(
+        &acct.id,
+        "example.com",
+        true,
+        AuthzStatus::Valid,
+        T0 + Duration::hours(6),
+    ))
+    .await;
+    store(authz(
+        &other.id,
+        "example.com",
+        false,
+        AuthzStatus::Valid,
+        T0 + Duration::hours(7),
+    ))
+    .await;
+    store(authz(
+        &acct.id,
+        "www.example.com",
+        false,
+        AuthzStatus::Valid,
+        T0 + Duration::hours(8),
+    ))
+    .await;
+
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, false, now)
+        .await
+        .unwrap();
+    assert_eq!(got, Some(newest_valid.clone()));
+    // Valid is preferred over a newer pending one.
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, true, now)
+        .await;
+    assert_eq!(got.unwrap().map(|a| a.id), Some(newest_valid.id.clone()));
+    // The wildcard flag selects the wildcard authorization.
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, true, false, now)
+        .await;
+    assert_eq!(got.unwrap(), Some(wildcard.clone()));
+    // Another account's authorization is never reused.
+    let got = sa
+        .get_reusable_authz(&other.id, &name, true, true, now)
+        .await;
+    assert!(got.unwrap().is_none());
+    // `expires_after` is exclusive and filters: after the newest valid one expires, the older
+    // valid one (created earlier, expiring earlier) does not come back.
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, false, older_valid.expires)
+        .await
+        .unwrap();
+    assert_eq!(got.map(|a| a.id), Some(newest_valid.id.clone()));
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, false, newest_valid.expires)
+        .await
+        .unwrap();
+    assert!(got.is_none());
+    // Only pending remains once the valid ones are deactivated.
+    assert!(sa.deactivate_authorization(&newest_valid.id).await.unwrap());
+    assert!(sa.deactivate_authorization(&older_valid.id).await.unwrap());
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, true, now)
+        .await;
+    assert_eq!(got.unwrap(), Some(pending));
+    let got = sa
+        .get_reusable_authz(&acct.id, &name, false, false, now)
+        .await;
+    assert!(got.unwrap().is_none());
+}
+
+async fn authzs_in_requested_order(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(
+        sa,
+        &acct.id,
+        &["c.example.com", "a.example.com", "b.example.com"],
+    )
+    .await;
+    let mut ids = o.authz_ids.clone();
+    ids.reverse();
+    ids.push(ids[0].clone());
+    let got = sa.get_authorizations(&ids).await.unwrap();
+    let got_ids: Vec<AuthzId> = got.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(got_ids, ids);
+    assert_eq!(got[0], got[3]);
+    assert!(got.iter().all(|a| a.challenges.len() == 3));
+    // Challenges come back in the order they were offered.
+    let types: Vec<ChallengeType> = got[0].challenges.iter().map(|c| c.typ).collect();
+    assert_eq!(
+        types,
+        [
+            ChallengeType::Http01,
+            ChallengeType::Dns01,
+            ChallengeType::TlsAlpn01
+        ]
+    );
+    assert!(sa.get_authorizations(&[]).await.unwrap().is_empty());
+    let mut missing = ids.clone();
+    missing.push(AuthzId::random());
+    assert_not_found(sa.get_authorizations(&missing).await);
+}
+
+async fn challenge_processing_and_finish(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+    let http = authz.challenges[0].clone();
+
+    assert!(
+        sa.set_challenge_processing(&authz.id, &http.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.set_challenge_processing(&authz.id, &http.id)
+            .await
+            .unwrap()
+    );
+    // A challenge of another authorization is not touched through this one.
+    let other = new_order(sa, &acct.id, &["example.org"]).await;
+    let other_authz = sa.get_authorization(&other.authz_ids[0]).await.unwrap();
+    let foreign = &other_authz.challenges[0].id;
+    assert!(
+        !sa.set_challenge_processing(&authz.id, foreign)
+            .await
+            .unwrap()
+    );
+    let stored = sa.get_authorization(&authz.id).await.unwrap();
+    assert_eq!(stored.challenges[0].status, ChallengeStatus::Processing);
+    assert_eq!(stored.status, AuthzStatus::Pending);
+
+    let validated = T0 + Duration::minutes(5);
+    let mut done = http.clone();
+    done.status = ChallengeStatus::Valid;
+    done.validated = Some(validated);
+    done.validation_record = vec![ValidationRecord {
+        url: Some("http://example.com/.well-known/acme-challenge/x".into()),
+        hostname: Some("example.com".into()),
+        port: Some("80".into()),
+        addresses_resolved: vec!["192.0.2.1".into()],
+        address_used: Some("192.0.2.1".into()),
+        resolver_addrs: None,
+    }];
+    let outcome = ChallengeOutcome {
+        authz_id: authz.id.clone(),
+        challenge: done.clone(),
+        authz_status: AuthzStatus::Valid,
+        expires: validated + Duration::days(30),
+    };
+    sa.finish_challenge(&outcome).await.unwrap();
+    let stored = sa.get_authorization(&authz.id).await.unwrap();
+    assert_eq!(stored.status, AuthzStatus::Valid);
+    assert_eq!(stored.expires, outcome.expires);
+    assert_eq!(stored.challenges[0], done);
+    assert_eq!(stored.challenges[1], authz.challenges[1]);
+    assert_eq!(stored.validated_at(), Some(validated));
+
+    // Once finished: no new processing, no second outcome.
+    assert!(
+        !sa.set_challenge_processing(&authz.id, &authz.challenges[1].id)
+            .await
+            .unwrap()
+    );
+    assert_conflict(sa.finish_challenge(&outcome).await);
+    let mut other_chall = outcome.clone();
+    other_chall.challenge = authz.challenges[1].clone();
+    other_chall.challenge.status = ChallengeStatus::Invalid;
+    assert_conflict(sa.finish_challenge(&other_chall).await);
+    // That failed attempt rolled back the challenge change too.
+    let stored = sa.get_authorization(&authz.id).await.unwrap();
+    assert_eq!(stored.challenges[1], authz.challenges[1]);
+
+    // A failure recorded with its problem.
+    let failing = sa.get_authorization(&other.authz_ids[0]).await.unwrap();
+    let mut bad = failing.challenges[1].clone();
+    assert!(
+        sa.set_challenge_processing(&failing.id, &bad.id)
+            .await
+            .unwrap()
+    );
+    bad.status = ChallengeStatus::Invalid;
+    bad.error = Some(Problem::new(ProblemType::Dns, "NXDOMAIN looking up TXT"));
+    let outcome = ChallengeOutcome {
+        authz_id: failing.id.clone(),
+        challenge: bad.clone(),
+        authz_status: AuthzStatus::Invalid,
+        expires: failing.expires,
+    };
+    sa.finish_challenge(&outcome).await.unwrap();
+    let stored = sa.get_authorization(&failing.id).await.unwrap();
+    assert_eq!(stored.status, AuthzStatus::Invalid);
+    assert_eq!(stored.challenges[1], bad);
+
+    // Unknown challenge.
+    let mut ghost = outcome.clone();
+    ghost.challenge.id = ChallengeId::random();
+    assert_not_found(sa.finish_challenge(&ghost).await);
+}
+
+async fn deactivation(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(
+        sa,
+        &acct.id,
+        &["a.example.com", "b.example.com", "c.example.com"],
+    )
+    .await;
+    assert!(sa.deactivate_authorization(&o.authz_ids[0]).await.unwrap());
+    assert!(!sa.deactivate_authorization(&o.authz_ids[0]).await.unwrap());
+    assert!(
+        !sa.deactivate_authorization(&AuthzId::random())
+            .await
+            .unwrap()
+    );
+    let other = new_account(sa).await;
+    let theirs = new_order(sa, &other.id, &["example.org"]).await;
+    assert_eq!(
+        sa.deactivate_account_authorizations(&acct.id)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        sa.deactivate_account_authorizations(&acct.id)
+            .await
+            .unwrap(),
+        0
+    );
+    for id in &o.authz_ids {
+        let a = sa.get_authorization(id).await.unwrap();
+        assert_eq!(a.status, AuthzStatus::Deactivated);
+    }
+    let a = sa.get_authorization(&theirs.authz_ids[0]).await.unwrap();
+    assert_eq!(a.status, AuthzStatus::Pending);
+}
+
+async fn order_processing_cas(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    assert!(sa.set_order_processing(&o.id, b"first csr").await.unwrap());
+    assert!(!sa.set_order_processing(&o.id, b"second csr").await.unwrap());
+    let stored = sa.get_order(&o.id).await.unwrap();
+    assert_eq!(stored.status, OrderStatus::Processing);
+    assert_eq!(stored.csr_der.as_deref(), Some(&b"first csr"[..]));
+    assert!(
+        !sa.set_order_processing(&OrderId::random(), b"csr")
+            .await
+            .unwrap()
+    );
+}
+
+async fn finalize_is_transactional(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["a.example.com", "b.example.com"]).await;
+    let cert = certificate(&o, T0);
+
+    // Still pending: refused, and no certificate is left behind.
+    assert_conflict(sa.finalize_order(&cert).await);
+    assert_not_found(sa.get_certificate(&cert.serial).await);
+    assert_eq!(
+        sa.count_certificates_for_domain("example.com", T0)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(sa.get_order(&o.id).await.unwrap(), o);
+
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    sa.reserve_serial(&cert.serial, &acct.id, &o.id, T0)
+        .await
+        .unwrap();
+    sa.finalize_order(&cert).await.unwrap();
+    assert_eq!(sa.get_certificate(&cert.serial).await.unwrap(), cert);
+    let stored = sa.get_order(&o.id).await.unwrap();
+    assert_eq!(stored.status, OrderStatus::Valid);
+    assert_eq!(stored.certificate_serial, Some(cert.serial.clone()));
+
+    // Finalizing again (another serial) conflicts and stores nothing.
+    let again = certificate(&o, T0);
+    assert_conflict(sa.finalize_order(&again).await);
+    assert_not_found(sa.get_certificate(&again.serial).await);
+    assert_eq!(
+        sa.count_certificates_for_domain("example.com", T0)
+            .await
+            .unwrap(),
+        1
+    );
+
+    // Unknown order.
+    let mut orphan = certificate(&o, T0);
+    orphan.order_id = OrderId::random();
+    assert_not_found(sa.finalize_order(&orphan).await);
+    assert_not_found(sa.get_certificate(&orphan.serial).await);
+
+    // A serial already stored for another certificate: the order change rolls back.
+    let o2 = new_order(sa, &acct.id, &["c.example.com"]).await;
+    assert!(sa.set_order_processing(&o2.id, b"csr").await.unwrap());
+    let mut dup = certificate(&o2, T0);
+    dup.serial = cert.serial.clone();
+    assert_conflict(sa.finalize_order(&dup).await);
+    assert_eq!(
+        sa.get_order(&o2.id).await.unwrap().status,
+        OrderStatus::Processing
+    );
+}
+
+async fn fail_order(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let problem = Problem::new(ProblemType::ServerInternal, "issuance failed");
+    assert_conflict(sa.fail_order(&o.id, &problem).await);
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    sa.fail_order(&o.id, &problem).await.unwrap();
+    let stored = sa.get_order(&o.id).await.unwrap();
+    assert_eq!(stored.status, OrderStatus::Invalid);
+    assert_eq!(stored.error, Some(problem.clone()));
+    assert_conflict(sa.fail_order(&o.id, &problem).await);
+    assert_not_found(sa.fail_order(&OrderId::random(), &problem).await);
+}
+
+async fn processing_orders(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    assert!(sa.get_processing_orders().await.unwrap().is_empty());
+    let a = new_order(sa, &acct.id, &["a.example.com", "b.example.com"]).await;
+    let b = new_order(sa, &acct.id, &["c.example.com"]).await;
+    let c = new_order(sa, &acct.id, &["d.example.com"]).await;
+    let _pending = new_order(sa, &acct.id, &["e.example.com"]).await;
+    for o in [&a, &b, &c] {
+        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    }
+    sa.finalize_order(&certificate(&c, T0)).await.unwrap();
+
+    let mut got = sa.get_processing_orders().await.unwrap();
+    got.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut want: Vec<Order> = [a, b]
+        .into_iter()
+        .map(|mut o| {
+            o.status = OrderStatus::Processing;
+            o.csr_der = Some(b"csr".to_vec());
+            o
+        })
+        .collect();
+    want.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(got, want);
+}
+
+async fn serial_reservation(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let serial = Serial::random();
+    sa.reserve_serial(&serial, &acct.id, &o.id, T0)
+        .await
+        .unwrap();
+    assert_conflict(sa.reserve_serial(&serial, &acct.id, &o.id, T0).await);
+    assert_not_found(
+        sa.reserve_serial(&Serial::random(), &acct.id, &OrderId::random(), T0)
+            .await,
+    );
+}
+
+async fn revocation(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    let cert = certificate(&o, T0);
+    sa.finalize_order(&cert).await.unwrap();
+
+    let rev = Revocation {
+        revoked_at: T0 + Duration::days(1),
+        reason: RevocationReason::KeyCompromise,
+    };
+    sa.revoke_certificate(&cert.serial, &rev).await.unwrap();
+    assert_eq!(
+        sa.get_certificate(&cert.serial).await.unwrap().revocation,
+        Some(rev.clone())
+    );
+    let later = Revocation {
+        revoked_at: T0 + Duration::days(2),
+        reason: RevocationReason::Superseded,
+    };
+    assert_conflict(sa.revoke_certificate(&cert.serial, &later).await);
+    assert_eq!(
+        sa.get_certificate(&cert.serial).await.unwrap().revocation,
+        Some(rev)
+    );
+    assert_not_found(sa.revoke_certificate(&Serial::random(), &later).await);
+}
+
+async fn domain_counting(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let day = Duration::days(1);
+    issue(sa, &acct.id, &["example.com"], T0).await;
+    issue(
+        sa,
+        &acct.id,
+        &["sub.example.com", "www.sub.example.com"],
+        T0 + day,
+    )
+    .await;
+    issue(sa, &acct.id, &["Deep.A.Example.com"], T0 + day).await;
+    issue(
+        sa,
+        &acct.id,
+        &["notexample.com", "example.com.evil.net"],
+        T0 + day,
+    )
+    .await;
+    issue(sa, &acct.id, &["example.co", "example.org"], T0 + day).await;
+    // A wildcard certificate counts for its base domain.
+    let a = authz(&acct.id, "example.com", true, AuthzStatus::Valid, T0);
+    let o = order(&acct.id, &[&a], T0);
+    sa.new_order_and_authzs(&o, std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    sa.finalize_order(&certificate(&o, T0 + day)).await.unwrap();
+
+    assert_eq!(
+        sa.count_certificates_for_domain("example.com", T0)
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("example.com", T0 + day)
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("example.com", T0 + day + Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("sub.example.com", T0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("notexample.com", T0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("evil.net", T0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("example.co", T0)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        sa.count_certificates_for_domain("ample.com", T0)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn time_round_trip(sa: &SqlStorage) {
+    let precise = datetime!(2026-02-03 04:05:06.123456789 UTC);
+    let truncated = datetime!(2026-02-03 04:05:06.123456 UTC);
+    assert_eq!(SqlStorage::truncate_time(precise), truncated);
+
+    let a = account_at(precise, None);
+    sa.new_account(&a).await.unwrap();
+    let got = sa.get_account(&a.id).await.unwrap();
+    assert_eq!(got.created_at, truncated);
+    assert_eq!(got.created_at.nanosecond(), 123_456_000);
+
+    // A non-UTC offset reads back as the same instant in UTC.
+    let offset = datetime!(2026-02-03 06:05:06.5 +02:00);
+    let b = account_at(offset, None);
+    sa.new_account(&b).await.unwrap();
+    let got = sa.get_account(&b.id).await.unwrap().created_at;
+    assert_eq!(got, offset);
+    assert!(got.offset().is_utc());
+
+    // Before the epoch, truncation goes towards the past.
+    let old = datetime!(1969-12-31 23:59:59.9999999 UTC);
+    let c = account_at(old, None);
+    sa.new_account(&c).await.unwrap();
+    assert_eq!(
+        sa.get_account(&c.id).await.unwrap().created_at,
+        datetime!(1969-12-31 23:59:59.999999 UTC)
+    );
+}
+
+async fn concurrent_compare_and_set(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let sa = sa.clone();
+        let (order_id, authz_id) = (o.id.clone(), authz.id.clone());
+        let chall = authz.challenges[i % authz.challenges.len()].id.clone();
+        tasks.push(tokio::spawn(async move {
+            let order = sa.set_order_processing(&order_id, b"csr").await.unwrap();
+            let challenge = sa
+                .set_challenge_processing(&authz_id, &chall)
+                .await
+                .unwrap();
+            // Writers also contend with fresh inserts.
+            sa.new_account(&account_at(T0, None)).await.unwrap();
+            (order, challenge)
+        }));
+    }
+    let mut orders_won = 0;
+    let mut challenges_won = 0;
+    for t in tasks {
+        let (order, challenge) = t.await.unwrap();
+        orders_won += usize::from(order);
+        challenges_won += usize::from(challenge);
+    }
+    assert_eq!(orders_won, 1);
+    // Each challenge moves to processing exactly once.
+    assert_eq!(challenges_won, authz.challenges.len());
+}
+
+// ---- SQLite-specific ----
+
+#[tokio::test]
+async fn sqlite_url_connect_persists_and_uses_wal() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested").join("x.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let sa = SqlStorage::connect(&url).await.unwrap();
+    let a = new_account(&sa).await;
+    sa.close().await;
+
+    // Reopening (and re-running migrations) keeps the data.
+    let sa = SqlStorage::connect(&url).await.unwrap();
+    assert_eq!(sa.get_account(&a.id).await.unwrap(), a);
+    sa.close().await;
+
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn unsupported_url_is_refused_without_echoing_it() {
+    let err = SqlStorage::connect("mysql://root:hunter2@db.internal/cairn")
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        !msg.contains("hunter2") && !msg.contains("db.internal"),
+        "{msg}"
+    );
+}
