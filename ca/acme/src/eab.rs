@@ -43,7 +43,7 @@ where
     let obj = binding
         .as_object()
         .ok_or(JwsError::EabMalformed("it must be a JWS object"))?;
-    let parts = Flattened::from_members(obj, CONTEXT)?;
+    let parts = Flattened::from_members(obj, CONTEXT, HEADER_CONTEXT)?;
     let h = &parts.header;
     let alg = match member_str(h, HEADER_CONTEXT, "alg")? {
         "HS256" => hmac::HMAC_SHA256,

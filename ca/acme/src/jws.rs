@@ -109,11 +109,21 @@ pub struct KeyChange {
     pub payload: KeyChangeInner,
 }
 
-/// Whether a protected header must or must not carry a nonce.
+/// Whether a protected header must (request JWS) or must not (key-change inner JWS) carry a
+/// nonce.
 #[derive(Clone, Copy)]
 enum NonceRule {
     Required,
     Forbidden,
+}
+
+impl NonceRule {
+    fn header_context(self) -> &'static str {
+        match self {
+            NonceRule::Required => "JWS protected header",
+            NonceRule::Forbidden => "inner JWS protected header",
+        }
+    }
 }
 
 impl ParsedJws {
@@ -128,12 +138,16 @@ impl ParsedJws {
     /// # Errors
     /// A `malformed`, `badSignatureAlgorithm`, `badPublicKey` or (no nonce) `badNonce` problem.
     pub fn parse(body: &[u8]) -> Result<Self, Problem> {
-        Self::parse_as(body, "JWS", NonceRule::Required).map_err(Problem::from)
+        Self::parse_as(body, NonceRule::Required).map_err(Problem::from)
     }
 
-    fn parse_as(body: &[u8], context: &'static str, nonce: NonceRule) -> Result<Self, JwsError> {
+    fn parse_as(body: &[u8], nonce: NonceRule) -> Result<Self, JwsError> {
+        let context = match nonce {
+            NonceRule::Required => "JWS",
+            NonceRule::Forbidden => "inner JWS",
+        };
         let outer = object(body, context)?;
-        let parts = Flattened::from_members(&outer, context)?;
+        let parts = Flattened::from_members(&outer, context, nonce.header_context())?;
         let header = protected_header(&parts.header, nonce)?;
         Ok(ParsedJws {
             header,
@@ -223,7 +237,7 @@ fn key_change(outer: &ParsedJws, current_key: &Jwk) -> Result<KeyChange, JwsErro
             "the outer JWS must name the account with \"kid\"",
         ));
     };
-    let inner = ParsedJws::parse_as(&outer.payload, "inner JWS", NonceRule::Forbidden)?;
+    let inner = ParsedJws::parse_as(&outer.payload, NonceRule::Forbidden)?;
     let KeyRef::Jwk(new_key) = &inner.header.key else {
         return Err(JwsError::KeyChange(
             "the inner JWS must carry the new key as \"jwk\"",
@@ -273,9 +287,11 @@ pub(crate) struct Flattened {
 
 impl Flattened {
     /// Splits a flattened JWS object, refusing other serializations and extra members.
+    /// `context` and `header_context` name the JWS and its protected header in errors.
     pub(crate) fn from_members(
         obj: &Map<String, Value>,
         context: &'static str,
+        header_context: &'static str,
     ) -> Result<Self, JwsError> {
         if let Some(extra) = obj
             .keys()
@@ -297,7 +313,7 @@ impl Flattened {
         let signature = base64url::decode(signature_b64).ok_or(JwsError::InvalidBase64 {
             member: "signature",
         })?;
-        let header = object(&protected, header_context(context))?;
+        let header = object(&protected, header_context)?;
         let mut signing_input = Vec::with_capacity(protected_b64.len() + 1 + payload_b64.len());
         signing_input.extend_from_slice(protected_b64.as_bytes());
         signing_input.push(b'.');
@@ -311,19 +327,8 @@ impl Flattened {
     }
 }
 
-fn header_context(context: &'static str) -> &'static str {
-    match context {
-        "JWS" => "JWS protected header",
-        "inner JWS" => "inner JWS protected header",
-        _ => "external account binding protected header",
-    }
-}
-
 fn protected_header(h: &Map<String, Value>, nonce: NonceRule) -> Result<ProtectedHeader, JwsError> {
-    let context = match nonce {
-        NonceRule::Required => "JWS protected header",
-        NonceRule::Forbidden => "inner JWS protected header",
-    };
+    let context = nonce.header_context();
     // Cairn understands no JWS extensions, so any `crit` must be refused (RFC 7515 §4.1.11).
     for forbidden in ["crit", "b64"] {
         if h.contains_key(forbidden) {
