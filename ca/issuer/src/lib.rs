@@ -1,9 +1,18 @@
 //! Issuer: the only component that holds CA signing keys. It creates or loads the CA hierarchy
 //! (root and intermediate) and signs end-entity certificates from a validated request.
 
+pub mod hierarchy;
+pub mod local;
+pub mod tls;
+
 use async_trait::async_trait;
 use cairn_core::{Identifier, Serial};
 use time::OffsetDateTime;
+
+pub use cairn_x509::{EndEntityProfile, KeyAlgorithm};
+pub use hierarchy::CaHierarchy;
+pub use local::LocalIssuer;
+pub use tls::TlsIdentity;
 
 /// What the RA asks the issuer to sign. The RA has already checked authorizations and the CSR.
 #[derive(Debug, Clone)]
@@ -44,6 +53,10 @@ pub enum IssuerError {
     /// Reading or writing the key material failed.
     #[error("key storage: {0}")]
     Storage(String),
+    /// The CA files on disk do not belong together (a key that does not match its certificate,
+    /// an intermediate not issued by the root, a missing file). Nothing is overwritten.
+    #[error("inconsistent CA files: {0}")]
+    Inconsistent(String),
 }
 
 /// The signing interface (in-process by default; remote when split).

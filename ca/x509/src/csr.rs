@@ -1,11 +1,8 @@
 //! PKCS#10 CSR parsing and checks: self-signature, key type and size, requested names.
 
-use crate::key::{
-    KeyAlgorithm, KeyError, OID_ECDSA_SHA256, OID_ECDSA_SHA384, OID_SHA256_WITH_RSA,
-    OID_SHA384_WITH_RSA, OID_SHA512_WITH_RSA,
-};
+use crate::key::{KeyAlgorithm, KeyError, verification_algorithm};
 use crate::parse::ip_from_octets;
-use aws_lc_rs::signature::{self, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::UnparsedPublicKey;
 use cairn_core::{Identifier, IdentifierError};
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::ID_EXTENSION_REQ;
@@ -133,7 +130,8 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         .subject_public_key
         .as_bytes()
         .ok_or_else(|| CsrError::Malformed("public key bit string has unused bits".to_string()))?;
-    let verify_alg = verification_algorithm(key_algorithm, &raw.algorithm)?;
+    let verify_alg = verification_algorithm(key_algorithm, &raw.algorithm)
+        .ok_or_else(|| CsrError::UnsupportedSignatureAlgorithm(raw.algorithm.oid.to_string()))?;
     let sig = raw.signature.as_bytes().ok_or(CsrError::BadSignature)?;
     // For RSA, aws-lc takes the PKCS#1 RSAPublicKey (the BIT STRING contents); for ECDSA the
     // uncompressed point — both are exactly `key_bits`.
@@ -238,48 +236,4 @@ fn collect_name(
         }
     }
     Ok(())
-}
-
-/// The aws-lc verification algorithm for a CSR signature, refusing mismatches between the
-/// signature algorithm and the key.
-fn verification_algorithm(
-    key: KeyAlgorithm,
-    alg: &AlgorithmIdentifierRef<'_>,
-) -> Result<&'static dyn VerificationAlgorithm, CsrError> {
-    let unsupported = || CsrError::UnsupportedSignatureAlgorithm(alg.oid.to_string());
-    let oid = alg.oid;
-    if key.is_rsa() {
-        // PKCS#1 v1.5 parameters are NULL (or, from some old encoders, absent).
-        if alg.parameters.is_some_and(|p| !p.is_null()) {
-            return Err(unsupported());
-        }
-        if oid == OID_SHA256_WITH_RSA {
-            Ok(&signature::RSA_PKCS1_2048_8192_SHA256)
-        } else if oid == OID_SHA384_WITH_RSA {
-            Ok(&signature::RSA_PKCS1_2048_8192_SHA384)
-        } else if oid == OID_SHA512_WITH_RSA {
-            Ok(&signature::RSA_PKCS1_2048_8192_SHA512)
-        } else {
-            Err(unsupported())
-        }
-    } else {
-        if alg.parameters.is_some() {
-            return Err(unsupported());
-        }
-        match (key, oid) {
-            (KeyAlgorithm::EcdsaP256, o) if o == OID_ECDSA_SHA256 => {
-                Ok(&signature::ECDSA_P256_SHA256_ASN1)
-            }
-            (KeyAlgorithm::EcdsaP256, o) if o == OID_ECDSA_SHA384 => {
-                Ok(&signature::ECDSA_P256_SHA384_ASN1)
-            }
-            (KeyAlgorithm::EcdsaP384, o) if o == OID_ECDSA_SHA256 => {
-                Ok(&signature::ECDSA_P384_SHA256_ASN1)
-            }
-            (KeyAlgorithm::EcdsaP384, o) if o == OID_ECDSA_SHA384 => {
-                Ok(&signature::ECDSA_P384_SHA384_ASN1)
-            }
-            _ => Err(unsupported()),
-        }
-    }
 }

@@ -6,12 +6,12 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
-    RSA_PKCS1_SHA256, RsaKeyPair,
+    RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey, VerificationAlgorithm,
 };
 use der::asn1::{AnyRef, ObjectIdentifier, UintRef};
 use der::{Decode, Sequence};
 use serde::{Deserialize, Serialize};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
+use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use std::fmt;
 use std::str::FromStr;
 
@@ -185,6 +185,71 @@ fn uint_bits(bytes: &[u8]) -> usize {
         None => 0,
         Some(first) => (trimmed.len() - 1) * 8 + (8 - first.leading_zeros() as usize),
     }
+}
+
+/// The aws-lc verification algorithm for a signature by a `key` key under the X.509 signature
+/// algorithm `alg`: RSA PKCS#1 v1.5 with SHA-256/384/512 (NULL or absent parameters) for RSA
+/// keys, ECDSA with SHA-256/384 (no parameters) for P-256/P-384 keys. `None` for anything else,
+/// including a mismatch between the algorithm and the key type.
+pub(crate) fn verification_algorithm(
+    key: KeyAlgorithm,
+    alg: &AlgorithmIdentifierRef<'_>,
+) -> Option<&'static dyn VerificationAlgorithm> {
+    use aws_lc_rs::signature as sig;
+    let oid = alg.oid;
+    if key.is_rsa() {
+        if alg.parameters.is_some_and(|p| !p.is_null()) {
+            return None;
+        }
+        if oid == OID_SHA256_WITH_RSA {
+            Some(&sig::RSA_PKCS1_2048_8192_SHA256)
+        } else if oid == OID_SHA384_WITH_RSA {
+            Some(&sig::RSA_PKCS1_2048_8192_SHA384)
+        } else if oid == OID_SHA512_WITH_RSA {
+            Some(&sig::RSA_PKCS1_2048_8192_SHA512)
+        } else {
+            None
+        }
+    } else {
+        if alg.parameters.is_some() {
+            return None;
+        }
+        let sha256 = oid == OID_ECDSA_SHA256;
+        let sha384 = oid == OID_ECDSA_SHA384;
+        match key {
+            KeyAlgorithm::EcdsaP256 if sha256 => Some(&sig::ECDSA_P256_SHA256_ASN1),
+            KeyAlgorithm::EcdsaP256 if sha384 => Some(&sig::ECDSA_P256_SHA384_ASN1),
+            KeyAlgorithm::EcdsaP384 if sha256 => Some(&sig::ECDSA_P384_SHA256_ASN1),
+            KeyAlgorithm::EcdsaP384 if sha384 => Some(&sig::ECDSA_P384_SHA384_ASN1),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies `signature` over `message` by the key `spki_der` under the X.509 signature
+/// algorithm `alg` (see [`KeyAlgorithm::from_spki_der`] for the keys accepted).
+pub(crate) fn verify_x509_signature(
+    spki_der: &[u8],
+    alg: &AlgorithmIdentifierRef<'_>,
+    message: &[u8],
+    signature: &[u8],
+) -> bool {
+    let Ok(key) = KeyAlgorithm::from_spki_der(spki_der) else {
+        return false;
+    };
+    let Some(verify_alg) = verification_algorithm(key, alg) else {
+        return false;
+    };
+    let Ok(spki) = SubjectPublicKeyInfoRef::from_der(spki_der) else {
+        return false;
+    };
+    let Some(key_bits) = spki.subject_public_key.as_bytes() else {
+        return false;
+    };
+    // aws-lc takes the PKCS#1 RSAPublicKey or the uncompressed EC point: the BIT STRING contents.
+    UnparsedPublicKey::new(verify_alg, key_bits)
+        .verify(message, signature)
+        .is_ok()
 }
 
 /// The RFC 7638 JWK thumbprint (base64url, unpadded, of the SHA-256 of the canonical JWK) of a

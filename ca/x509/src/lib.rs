@@ -12,4 +12,4 @@ pub use cert::{
 };
 pub use csr::{CsrError, MAX_CSR_NAMES, ParsedCsr, parse_csr};
 pub use key::{KeyAlgorithm, KeyError, SigningKey, spki_jwk_thumbprint};
-pub use parse::{CertInfo, ParseError, pem_certificates, pem_decode_all, pem_encode};
+pub use parse::{CertInfo, ParseError, is_signed_by, pem_certificates, pem_decode_all, pem_encode};

@@ -1,7 +1,9 @@
 //! Reading certificates back (serial, validity, SANs, key identifiers) and PEM encoding/decoding.
 
 use cairn_core::Identifier;
-use der::{Decode, Encode};
+use der::asn1::{AnyRef, BitStringRef};
+use der::{Decode, Encode, Sequence};
+use spki::AlgorithmIdentifierRef;
 use std::net::IpAddr;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
@@ -120,6 +122,29 @@ impl CertInfo {
             is_ca,
         })
     }
+}
+
+/// The outer Certificate with the signed part kept as raw DER.
+#[derive(Sequence)]
+struct RawCertificate<'a> {
+    tbs_certificate: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierRef<'a>,
+    signature: BitStringRef<'a>,
+}
+
+/// True if `cert_der`'s signature verifies with the issuer public key `issuer_spki_der`
+/// (SubjectPublicKeyInfo DER; RSA 2048–4096 or ECDSA P-256/P-384).
+pub fn is_signed_by(cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
+    let Ok(raw) = RawCertificate::from_der(cert_der) else {
+        return false;
+    };
+    let Ok(tbs) = raw.tbs_certificate.to_der() else {
+        return false;
+    };
+    let Some(signature) = raw.signature.as_bytes() else {
+        return false;
+    };
+    crate::key::verify_x509_signature(issuer_spki_der, &raw.signature_algorithm, &tbs, signature)
 }
 
 /// An IP address from the 4 or 16 octets of an iPAddress GeneralName.

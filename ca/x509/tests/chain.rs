@@ -230,6 +230,26 @@ fn leaf_fields_read_back() {
         h.intermediate.info().authority_key_id,
         h.root.info().subject_key_id
     );
+    assert!(cairn_x509::is_signed_by(
+        &der,
+        h.intermediate.key().spki_der()
+    ));
+    assert!(cairn_x509::is_signed_by(
+        h.intermediate.der(),
+        h.root.key().spki_der()
+    ));
+    assert!(cairn_x509::is_signed_by(
+        h.root.der(),
+        h.root.key().spki_der()
+    ));
+    assert!(!cairn_x509::is_signed_by(&der, h.root.key().spki_der()));
+    let mut tampered = der.clone();
+    let n = tampered.len();
+    tampered[n - 10] ^= 1;
+    assert!(!cairn_x509::is_signed_by(
+        &tampered,
+        h.intermediate.key().spki_der()
+    ));
 
     // Empty subject → SAN critical; EC key → digitalSignature only; no client auth by default.
     let cert = x509_cert::Certificate::from_der(&der).unwrap();

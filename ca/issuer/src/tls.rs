@@ -1,0 +1,178 @@
+//! The certificate of the CA's own HTTPS (ACME) listener: issued by the intermediate for
+//! localhost, 127.0.0.1, ::1 and configured extra names, stored next to the CA files and reissued
+//! when it nears expiry or the names change.
+
+use crate::IssuerError;
+use crate::hierarchy::{CaHierarchy, read_text, write_atomic, write_key};
+use cairn_core::Identifier;
+use cairn_x509::{
+    CertInfo, KeyAlgorithm, SigningKey, build_tls_server_cert, is_signed_by, pem_certificates,
+    pem_encode,
+};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use time::{Duration, OffsetDateTime};
+
+/// The listener's certificate chain file (leaf then intermediate, PEM).
+pub const TLS_CERT_FILE: &str = "tls.pem";
+/// The listener's private key file (PKCS#8 PEM, mode 0600).
+pub const TLS_KEY_FILE: &str = "tls.key.pem";
+
+/// Validity of a listener certificate (capped at the intermediate's notAfter).
+const TLS_VALIDITY: Duration = Duration::days(365);
+/// Reissue when fewer than this many days remain.
+const TLS_RENEW_BEFORE: Duration = Duration::days(30);
+
+/// A TLS server identity: certificate chain and private key. Debug output omits the key.
+pub struct TlsIdentity {
+    cert_chain: Vec<Vec<u8>>,
+    private_key: Vec<u8>,
+}
+
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsIdentity")
+            .field("certificates", &self.cert_chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsIdentity {
+    /// The chain, DER: the server certificate first, then the intermediate.
+    pub fn cert_chain_der(&self) -> &[Vec<u8>] {
+        &self.cert_chain
+    }
+
+    /// The chain as PEM.
+    pub fn cert_chain_pem(&self) -> String {
+        self.cert_chain
+            .iter()
+            .map(|der| pem_encode("CERTIFICATE", der))
+            .collect()
+    }
+
+    /// The private key, PKCS#8 DER (for `rustls::pki_types::PrivateKeyDer::Pkcs8`).
+    pub fn private_key_pkcs8_der(&self) -> &[u8] {
+        &self.private_key
+    }
+}
+
+impl CaHierarchy {
+    /// Loads `tls.pem` / `tls.key.pem` from `dir`, or (re)issues them from the intermediate when
+    /// they are missing, unreadable, not issued by the current intermediate, expiring within 30
+    /// days, or for other names than localhost, 127.0.0.1, ::1 and `extra_names` (entries that
+    /// parse as IP addresses are added as such).
+    pub fn tls_server_identity(
+        &self,
+        dir: &Path,
+        extra_names: &[String],
+        now: OffsetDateTime,
+    ) -> Result<TlsIdentity, IssuerError> {
+        let (dns_names, ip_addrs) = wanted_names(extra_names);
+        let mut wanted: Vec<Identifier> = dns_names
+            .iter()
+            .map(|n| Identifier::dns(n.clone()))
+            .chain(ip_addrs.iter().map(|ip| Identifier::ip(*ip)))
+            .collect();
+        wanted.sort();
+
+        match self.load_tls(dir, &wanted, now) {
+            Ok(identity) => return Ok(identity),
+            Err(reason) => {
+                tracing::info!(%reason, "issuing a new TLS certificate for the ACME listener")
+            }
+        }
+
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256)
+            .map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let not_after = (now + TLS_VALIDITY).min(self.intermediate().info().not_after);
+        let leaf = build_tls_server_cert(
+            self.intermediate(),
+            key.spki_der(),
+            &dns_names,
+            &ip_addrs,
+            now - Duration::hours(1),
+            not_after,
+        )
+        .map_err(|e| IssuerError::Signing(e.to_string()))?;
+        let identity = TlsIdentity {
+            cert_chain: vec![leaf, self.intermediate().der().to_vec()],
+            private_key: key
+                .to_pkcs8_der()
+                .map_err(|e| IssuerError::Signing(e.to_string()))?,
+        };
+        write_key(&dir.join(TLS_KEY_FILE), &key)?;
+        write_atomic(
+            &dir.join(TLS_CERT_FILE),
+            identity.cert_chain_pem().as_bytes(),
+            0o644,
+        )?;
+        Ok(identity)
+    }
+
+    /// The stored identity if it is still right, or why not.
+    fn load_tls(
+        &self,
+        dir: &Path,
+        wanted: &[Identifier],
+        now: OffsetDateTime,
+    ) -> Result<TlsIdentity, String> {
+        let (cert_path, key_path) = (dir.join(TLS_CERT_FILE), dir.join(TLS_KEY_FILE));
+        if !cert_path.exists() || !key_path.exists() {
+            return Err("no stored certificate".into());
+        }
+        let chain = pem_certificates(&read_text(&cert_path).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{TLS_CERT_FILE}: {e}"))?;
+        let key = SigningKey::from_pkcs8_pem(&read_text(&key_path).map_err(|e| e.to_string())?)
+            .map_err(|e| format!("{TLS_KEY_FILE}: {e}"))?;
+        let leaf = chain
+            .first()
+            .ok_or_else(|| format!("{TLS_CERT_FILE} holds no certificate"))?;
+        let info = CertInfo::from_der(leaf).map_err(|e| format!("{TLS_CERT_FILE}: {e}"))?;
+        if info.spki_der != key.spki_der() {
+            return Err(format!("{TLS_KEY_FILE} does not match {TLS_CERT_FILE}"));
+        }
+        if !is_signed_by(leaf, self.intermediate().key().spki_der()) {
+            return Err("stored certificate is not from the current intermediate".into());
+        }
+        if info.not_before > now || info.not_after - now < TLS_RENEW_BEFORE {
+            return Err(format!("stored certificate expires {}", info.not_after));
+        }
+        let mut have = info.identifiers.clone();
+        have.sort();
+        if have != wanted {
+            return Err("the configured names changed".into());
+        }
+        Ok(TlsIdentity {
+            cert_chain: vec![leaf.clone(), self.intermediate().der().to_vec()],
+            private_key: key.to_pkcs8_der().map_err(|e| e.to_string())?,
+        })
+    }
+}
+
+/// localhost plus the extra DNS names (lowercased, deduplicated), and the loopback addresses plus
+/// the extra IP addresses.
+fn wanted_names(extra_names: &[String]) -> (Vec<String>, Vec<IpAddr>) {
+    let mut dns = vec!["localhost".to_string()];
+    let mut ips = vec![
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ];
+    for name in extra_names {
+        let name = name.trim().trim_end_matches('.').to_ascii_lowercase();
+        if name.is_empty() {
+            continue;
+        }
+        match name.parse::<IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(name),
+        }
+    }
+    dns.sort();
+    dns.dedup();
+    ips.sort();
+    ips.dedup();
+    (dns, ips)
+}

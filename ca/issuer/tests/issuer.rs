@@ -1,0 +1,322 @@
+//! The issuer end to end on a temporary directory: create, reload, issue, verify the chain with
+//! rustls-webpki, refuse inconsistent files, manage the listener's TLS certificate.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cairn_core::{Identifier, Serial};
+use cairn_issuer::hierarchy::{
+    INTERMEDIATE_CERT_FILE, INTERMEDIATE_KEY_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
+};
+use cairn_issuer::tls::{TLS_CERT_FILE, TLS_KEY_FILE};
+use cairn_issuer::{
+    CaHierarchy, CertificateIssuer, EndEntityProfile, IssueRequest, IssuerError, KeyAlgorithm,
+    LocalIssuer,
+};
+use cairn_x509::{CertInfo, SigningKey, pem_certificates};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use std::path::Path;
+use time::{Duration, OffsetDateTime};
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+}
+
+/// Verifies `leaf` + `chain_pem` up to `root.pem` in `dir` as a TLS server certificate for `name`.
+fn verify(dir: &Path, leaf: &[u8], chain_pem: &str, name: &str) {
+    let root_der = pem_certificates(&std::fs::read_to_string(dir.join(ROOT_CERT_FILE)).unwrap())
+        .unwrap()
+        .remove(0);
+    let root = CertificateDer::from(root_der);
+    let anchor = webpki::anchor_from_trusted_cert(&root).unwrap();
+    let intermediates: Vec<CertificateDer<'_>> = pem_certificates(chain_pem)
+        .unwrap()
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let leaf = CertificateDer::from(leaf.to_vec());
+    let ee = webpki::EndEntityCert::try_from(&leaf).unwrap();
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &intermediates,
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .unwrap();
+    ee.verify_is_valid_for_subject_name(&ServerName::try_from(name.to_string()).unwrap())
+        .unwrap();
+}
+
+fn request(spki_der: &[u8], not_after: OffsetDateTime) -> IssueRequest {
+    IssueRequest {
+        serial: Serial::random(),
+        spki_der: spki_der.to_vec(),
+        identifiers: vec![
+            Identifier::dns("example.com"),
+            Identifier::dns("www.example.com"),
+            Identifier::ip("192.0.2.10".parse().unwrap()),
+        ],
+        common_name: Some("example.com".into()),
+        not_before: now() - Duration::hours(1),
+        not_after,
+    }
+}
+
+#[tokio::test]
+async fn create_reload_issue_and_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    let created = CaHierarchy::load_or_create(&dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    for f in [
+        ROOT_CERT_FILE,
+        ROOT_KEY_FILE,
+        INTERMEDIATE_CERT_FILE,
+        INTERMEDIATE_KEY_FILE,
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [ROOT_KEY_FILE, INTERMEDIATE_KEY_FILE] {
+            let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{f} has mode {mode:o}");
+        }
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    // No temporary files or creation marker left behind.
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+
+    let root_info = created.root().info().clone();
+    assert!(
+        root_info
+            .common_name
+            .as_deref()
+            .unwrap()
+            .starts_with("Cairn Root CA ")
+    );
+    let validity = root_info.not_after - root_info.not_before;
+    assert!(validity > Duration::days(3650) && validity < Duration::days(3660));
+    let int_validity = created.intermediate().info().not_after - root_info.not_before;
+    assert!(int_validity > Duration::days(1825) && int_validity < Duration::days(1830));
+
+    // Debug output never shows key material.
+    let debug = format!("{created:?}");
+    let key_pem = std::fs::read_to_string(dir.join(INTERMEDIATE_KEY_FILE)).unwrap();
+    let key_body: String = key_pem.lines().nth(1).unwrap().to_string();
+    assert!(!debug.contains(&key_body));
+
+    // Reload: same hierarchy, even with a different configured algorithm.
+    let id = created.issuer_id().to_string();
+    assert_eq!(id.len(), 16);
+    drop(created);
+    let loaded = CaHierarchy::load_or_create(&dir, KeyAlgorithm::Rsa2048, now()).unwrap();
+    assert_eq!(loaded.issuer_id(), id);
+    assert_eq!(loaded.root().info(), &root_info);
+    assert_eq!(
+        loaded.intermediate().key().algorithm(),
+        KeyAlgorithm::EcdsaP256
+    );
+
+    // Issue and verify.
+    let issuer = LocalIssuer::new(loaded, EndEntityProfile::default());
+    let leaf_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let req = request(leaf_key.spki_der(), now() + Duration::days(90));
+    let serial = req.serial.clone();
+    let issued = issuer.issue(req).await.unwrap();
+    assert_eq!(issued.issuer_id, id);
+    let info = CertInfo::from_der(&issued.der).unwrap();
+    assert_eq!(Serial::from_bytes(&info.serial), serial);
+    assert_eq!(info.common_name.as_deref(), Some("example.com"));
+
+    let chains = issuer.chains(&id);
+    assert_eq!(chains.len(), 2);
+    assert_eq!(pem_certificates(&chains[0]).unwrap().len(), 1);
+    assert_eq!(pem_certificates(&chains[1]).unwrap().len(), 2);
+    for name in ["example.com", "www.example.com", "192.0.2.10"] {
+        verify(&dir, &issued.der, &chains[0], name);
+        verify(&dir, &issued.der, &chains[1], name);
+    }
+    assert!(issuer.chains("unknown").is_empty());
+
+    // Requests the issuer must refuse.
+    let too_long = request(leaf_key.spki_der(), now() + Duration::days(4000));
+    assert!(matches!(
+        issuer.issue(too_long).await,
+        Err(IssuerError::InvalidRequest(_))
+    ));
+    let bad_key = request(b"not a key", now() + Duration::days(90));
+    assert!(matches!(
+        issuer.issue(bad_key).await,
+        Err(IssuerError::InvalidRequest(_))
+    ));
+    let mut bad_cn = request(leaf_key.spki_der(), now() + Duration::days(90));
+    bad_cn.common_name = Some("other.example.net".into());
+    assert!(matches!(
+        issuer.issue(bad_cn).await,
+        Err(IssuerError::InvalidRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn rsa_hierarchy_issues_for_ec_and_rsa_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = CaHierarchy::load_or_create(tmp.path(), KeyAlgorithm::Rsa2048, now()).unwrap();
+    assert_eq!(h.intermediate().key().algorithm(), KeyAlgorithm::Rsa2048);
+    let issuer = LocalIssuer::new(h, EndEntityProfile::default());
+    for alg in [KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
+        let key = SigningKey::generate(alg).unwrap();
+        let issued = issuer
+            .issue(request(key.spki_der(), now() + Duration::days(90)))
+            .await
+            .unwrap();
+        let chain = issuer.chains(&issued.issuer_id).remove(0);
+        verify(tmp.path(), &issued.der, &chain, "www.example.com");
+    }
+}
+
+fn expect_inconsistent(dir: &Path, needle: &str) {
+    match CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()) {
+        Err(IssuerError::Inconsistent(msg)) => {
+            assert!(msg.contains(needle), "{msg:?} does not mention {needle:?}")
+        }
+        other => panic!("expected an inconsistency error, got {other:?}"),
+    }
+}
+
+#[test]
+fn inconsistent_files_are_refused_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    let int_key_path = dir.join(INTERMEDIATE_KEY_FILE);
+    let original_key = std::fs::read(&int_key_path).unwrap();
+
+    // A valid key that is not the intermediate's.
+    let other = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    std::fs::write(&int_key_path, other.to_pkcs8_pem().unwrap()).unwrap();
+    expect_inconsistent(
+        dir,
+        "intermediate.key.pem is not the key of intermediate.pem",
+    );
+    // The refused file was not replaced.
+    assert_eq!(
+        std::fs::read_to_string(&int_key_path).unwrap(),
+        other.to_pkcs8_pem().unwrap()
+    );
+
+    // Garbage in the key file.
+    std::fs::write(
+        &int_key_path,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    expect_inconsistent(dir, INTERMEDIATE_KEY_FILE);
+    std::fs::write(&int_key_path, &original_key).unwrap();
+    CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+
+    // An intermediate (with its own key) from another hierarchy.
+    let tmp2 = tempfile::tempdir().unwrap();
+    CaHierarchy::load_or_create(tmp2.path(), KeyAlgorithm::EcdsaP256, now()).unwrap();
+    for f in [INTERMEDIATE_CERT_FILE, INTERMEDIATE_KEY_FILE] {
+        std::fs::copy(tmp2.path().join(f), dir.join(f)).unwrap();
+    }
+    expect_inconsistent(dir, "was not issued by root.pem");
+
+    // A missing file.
+    std::fs::remove_file(dir.join(ROOT_KEY_FILE)).unwrap();
+    expect_inconsistent(dir, "root.key.pem");
+    assert!(dir.join(ROOT_CERT_FILE).exists());
+}
+
+#[test]
+fn interrupted_creation_is_redone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let first = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    // Simulate a crash before the root certificate was written.
+    std::fs::remove_file(dir.join(ROOT_CERT_FILE)).unwrap();
+    std::fs::write(dir.join(".creating"), b"").unwrap();
+    let second = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    assert_ne!(first.issuer_id(), second.issuer_id());
+    assert!(!dir.join(".creating").exists());
+    let third = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    assert_eq!(third.issuer_id(), second.issuer_id());
+}
+
+#[test]
+fn tls_identity_is_kept_and_reissued_when_needed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let h = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+    let extra = vec!["acme.test.internal".to_string(), "10.0.0.5".to_string()];
+    let first = h.tls_server_identity(dir, &extra, now()).unwrap();
+    assert_eq!(first.cert_chain_der().len(), 2);
+    assert!(!format!("{first:?}").contains("PRIVATE"));
+    let key = SigningKey::from_pkcs8_der(first.private_key_pkcs8_der()).unwrap();
+    let leaf = &first.cert_chain_der()[0];
+    assert_eq!(CertInfo::from_der(leaf).unwrap().spki_der, key.spki_der());
+    let chain_pem = cairn_x509::pem_encode("CERTIFICATE", &first.cert_chain_der()[1]);
+    for name in [
+        "localhost",
+        "acme.test.internal",
+        "127.0.0.1",
+        "::1",
+        "10.0.0.5",
+    ] {
+        verify(dir, leaf, &chain_pem, name);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join(TLS_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(
+        pem_certificates(&std::fs::read_to_string(dir.join(TLS_CERT_FILE)).unwrap()).unwrap(),
+        first.cert_chain_der()
+    );
+
+    // Same names, fresh: kept (names compared case- and order-insensitively).
+    let extra_shuffled = vec!["10.0.0.5".to_string(), "ACME.test.internal".to_string()];
+    let again = h.tls_server_identity(dir, &extra_shuffled, now()).unwrap();
+    assert_eq!(again.cert_chain_der(), first.cert_chain_der());
+    assert_eq!(again.private_key_pkcs8_der(), first.private_key_pkcs8_der());
+
+    // Names changed: reissued.
+    let changed = h.tls_server_identity(dir, &[], now()).unwrap();
+    assert_ne!(changed.cert_chain_der()[0], first.cert_chain_der()[0]);
+    assert_eq!(
+        CertInfo::from_der(&changed.cert_chain_der()[0])
+            .unwrap()
+            .identifiers
+            .len(),
+        3
+    );
+
+    // Within 30 days of expiry: reissued.
+    let later = now() + Duration::days(340);
+    let renewed = h.tls_server_identity(dir, &[], later).unwrap();
+    assert_ne!(renewed.cert_chain_der()[0], changed.cert_chain_der()[0]);
+
+    // A corrupt stored key: reissued rather than failing start-up.
+    std::fs::write(dir.join(TLS_KEY_FILE), "junk").unwrap();
+    let repaired = h.tls_server_identity(dir, &[], later).unwrap();
+    assert_ne!(repaired.cert_chain_der()[0], renewed.cert_chain_der()[0]);
+
+    // A new hierarchy in the same place (different intermediate): reissued.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let other = CaHierarchy::load_or_create(tmp2.path(), KeyAlgorithm::EcdsaP256, now()).unwrap();
+    let moved = other.tls_server_identity(dir, &[], later).unwrap();
+    assert_ne!(moved.cert_chain_der()[0], repaired.cert_chain_der()[0]);
+}
