@@ -27,16 +27,25 @@ fn lowercase_keys(v: Value) -> Value {
     }
 }
 
-fn bad(msg: impl Into<String>) -> Response {
-    (StatusCode::BAD_REQUEST, msg.into()).into_response()
+/// A 400 answer with a plain-text reason.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, self.0).into_response()
+    }
 }
 
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn bad(msg: impl Into<String>) -> BadRequest {
+    BadRequest(msg.into())
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, BadRequest> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     serde_json::from_value(lowercase_keys(v)).map_err(|e| bad(format!("invalid request: {e}")))
 }
 
-fn need(s: &str, what: &str) -> Result<(), Response> {
+fn need(s: &str, what: &str) -> Result<(), BadRequest> {
     if s.is_empty() {
         Err(bad(format!("{what} must not be empty")))
     } else {
@@ -121,7 +130,7 @@ struct ClearHistoryReq {
 }
 
 type Srv = State<ChallTestSrv>;
-type Res = Result<StatusCode, Response>;
+type Res = Result<StatusCode, BadRequest>;
 
 async fn set_default_ipv4(State(s): Srv, body: Bytes) -> Res {
     let r: IpReq = parse(&body)?;
@@ -151,7 +160,7 @@ async fn set_default_ipv6(State(s): Srv, body: Bytes) -> Res {
     Ok(StatusCode::OK)
 }
 
-fn parse_addrs(r: &AddrsReq) -> Result<Vec<IpAddr>, Response> {
+fn parse_addrs(r: &AddrsReq) -> Result<Vec<IpAddr>, BadRequest> {
     need(&r.host, "host")?;
     if r.addresses.is_empty() {
         return Err(bad("addresses must not be empty"));
@@ -191,7 +200,7 @@ async fn add_aaaa(State(s): Srv, body: Bytes) -> Res {
     Ok(StatusCode::OK)
 }
 
-fn host_only(body: &Bytes) -> Result<String, Response> {
+fn host_only(body: &Bytes) -> Result<String, BadRequest> {
     let r: HostReq = parse(body)?;
     need(&r.host, "host")?;
     Ok(r.host)
@@ -316,21 +325,21 @@ fn json<T: serde::Serialize>(v: &T) -> Response {
 async fn http_history(State(s): Srv, body: Bytes) -> Response {
     match host_only(&body) {
         Ok(h) => json(&s.http_request_history(&h)),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn dns_history(State(s): Srv, body: Bytes) -> Response {
     match host_only(&body) {
         Ok(h) => json(&s.dns_request_history(&h)),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
 async fn tlsalpn_history(State(s): Srv, body: Bytes) -> Response {
     match host_only(&body) {
         Ok(h) => json(&s.tlsalpn01_request_history(&h)),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 

@@ -8,6 +8,7 @@ use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
 use rustls::ServerConfig;
 use rustls::crypto::aws_lc_rs;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,10 +63,15 @@ fn server_config(
     key: PrivateKeyDer<'static>,
     alpn: Vec<Vec<u8>>,
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(aws_lc_rs::default_provider()))
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    // Built by hand rather than with `with_single_cert`: that checks the certificate with
+    // webpki, which refuses the critical acmeIdentifier extension.
+    let signing_key = provider.key_provider.load_private_key(key)?;
+    let certified = CertifiedKey::new(certs, signing_key);
+    let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     cfg.alpn_protocols = alpn;
     Ok(Arc::new(cfg))
 }

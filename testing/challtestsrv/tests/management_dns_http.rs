@@ -1,4 +1,6 @@
 //! End-to-end tests: the management API drives what a real resolver and HTTP client see.
+// Test setup code outside #[test] functions may unwrap too (see clippy.toml).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
 use hickory_resolver::config::{
