@@ -162,19 +162,20 @@ impl ValidationAuthority for Va {
         let started = Instant::now();
         let method = req.challenge.as_str();
         let mut records = Vec::new();
-        let result =
-            match tokio::time::timeout(self.config.timeout, self.run(&req, &mut records)).await {
-                Ok(r) => r,
-                Err(_) => Err(match req.challenge {
-                    ChallengeType::Dns01 => {
-                        Problem::new(ProblemType::Dns, "DNS problem: the validation timed out")
-                    }
-                    _ => Problem::new(
-                        ProblemType::Connection,
-                        "Timeout after connect (your server may be slow or overloaded)",
-                    ),
-                }),
-            };
+        let result = match tokio::time::timeout(self.config.timeout, self.run(&req, &mut records))
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(match req.challenge {
+                ChallengeType::Dns01 => {
+                    Problem::new(ProblemType::Dns, "DNS problem: the validation timed out")
+                }
+                _ => Problem::new(
+                    ProblemType::Connection,
+                    "Timeout during validation (the server may be slow, overloaded or unreachable)",
+                ),
+            }),
+        };
         let error = result
             .err()
             .map(|p| p.with_identifier(req.identifier.clone()));
