@@ -23,15 +23,16 @@ pub fn init_logging() {
 /// servers in one process).
 pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    let handle = match HANDLE.get() {
-        Some(h) => h.clone(),
-        None => {
-            let h = PrometheusBuilder::new()
-                .install_recorder()
-                .context("installing the metrics recorder")?;
-            HANDLE.get_or_init(|| h).clone()
-        }
-    };
+    let handle = HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics stays empty");
+            }
+            handle
+        })
+        .clone();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;

@@ -122,7 +122,9 @@ impl Config {
         cairn_ra::humane_duration::parse(&self.va.timeout)
             .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
         if let Some(url) = &self.server.database_url
-            && !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:"))
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
         {
             anyhow::bail!("server.database_url must start with sqlite: or postgres:");
         }
@@ -154,7 +156,10 @@ impl Config {
             return url;
         }
         self.server.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.server.data_dir.join("cairn.db").display())
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("cairn.db").display()
+            )
         })
     }
 }

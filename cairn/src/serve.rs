@@ -89,7 +89,10 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 /// Opens the storage named by the config (creating the data folder for SQLite).
 pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
     std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
-        format!("cannot create data folder {}", cfg.server.data_dir.display())
+        format!(
+            "cannot create data folder {}",
+            cfg.server.data_dir.display()
+        )
     })?;
     let url = cfg.database_url();
     SqlStorage::connect(&url)
@@ -148,7 +151,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let server = start(cfg).await?;
     println!("Cairn ACME CA is running.");
     println!("  ACME directory: {}", server.directory_url);
-    println!("  Root certificate to trust: {}", server.root_path.display());
+    println!(
+        "  Root certificate to trust: {}",
+        server.root_path.display()
+    );
     println!("  Metrics: http://{}/metrics", server.metrics_addr);
     println!(
         "  Try: REQUESTS_CA_BUNDLE={} certbot certonly --server {} --standalone -d example.test --register-unsafely-without-email --agree-tos",
@@ -178,11 +184,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let hierarchy = CaHierarchy::load_or_create(&ca_dir, cfg.key_algorithm()?, clock.now())
         .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
     let tls = if cfg.server.tls {
-        Some(
-            hierarchy
-                .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
-                .context("cannot set up the ACME listener's TLS certificate")?,
-        )
+        let identity = hierarchy
+            .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
+            .context("cannot set up the ACME listener's TLS certificate")?;
+        Some(tls_server_config(&identity)?)
     } else {
         None
     };
@@ -206,7 +211,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .await
         .map_err(|p| anyhow::anyhow!("resuming interrupted issuance: {p}"))?;
     if resumed > 0 {
-        tracing::info!(resumed, "finished issuance interrupted by the last shutdown");
+        tracing::info!(
+            resumed,
+            "finished issuance interrupted by the last shutdown"
+        );
     }
     let app = cairn_wfe::router(ra, cfg.wfe.clone());
 
@@ -227,7 +235,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let _ = rx.await;
     };
     let task = match tls {
-        Some(server_config) => tokio::spawn(serve_tls(listener, app, Arc::new(server_config), stop)),
+        Some(server_config) => {
+            tokio::spawn(serve_tls(listener, app, Arc::new(server_config), stop))
+        }
         None => tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -248,11 +258,33 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })
 }
 
+/// A rustls server configuration (aws-lc-rs provider, HTTP/1.1 and HTTP/2) for the ACME
+/// listener's certificate.
+fn tls_server_config(identity: &cairn_issuer::TlsIdentity) -> anyhow::Result<rustls::ServerConfig> {
+    let chain = identity
+        .cert_chain_der()
+        .iter()
+        .cloned()
+        .map(rustls_pki_types::CertificateDer::from)
+        .collect();
+    let key =
+        rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key_pkcs8_der().to_vec().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the ACME listener's TLS certificate")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 async fn serve_tls(
     listener: TcpListener,
     app: Router,
     server_config: Arc<rustls::ServerConfig>,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
     tokio::pin!(shutdown);
@@ -273,10 +305,11 @@ async fn serve_tls(
             let Ok(tls) = acceptor.accept(stream).await else {
                 return;
             };
-            let svc = app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.map(axum::body::Body::new)
-            });
+            let svc =
+                app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req.map(axum::body::Body::new)
+                });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
                 .await;
@@ -294,6 +327,9 @@ mod tests {
             redact("postgres://cairn:s3cret@db:5432/cairn"),
             "postgres://cairn:***@db:5432/cairn"
         );
-        assert_eq!(redact("sqlite://cairn-data/cairn.db"), "sqlite://cairn-data/cairn.db");
+        assert_eq!(
+            redact("sqlite://cairn-data/cairn.db"),
+            "sqlite://cairn-data/cairn.db"
+        );
     }
 }

@@ -16,8 +16,17 @@ async fn client(ca: &TestCa) -> RawClient {
 async fn directory_and_nonces() {
     let ca = TestCa::start().await;
     let c = client(&ca).await;
-    for k in ["newNonce", "newAccount", "newOrder", "revokeCert", "keyChange"] {
-        assert!(c.directory[k].as_str().unwrap().starts_with("https://"), "{k}");
+    for k in [
+        "newNonce",
+        "newAccount",
+        "newOrder",
+        "revokeCert",
+        "keyChange",
+    ] {
+        assert!(
+            c.directory[k].as_str().unwrap().starts_with("https://"),
+            "{k}"
+        );
     }
     assert_eq!(c.directory["meta"]["externalAccountRequired"], false);
     assert!(c.directory["meta"]["termsOfService"].is_string());
@@ -38,18 +47,27 @@ async fn accounts_are_found_by_key_and_only_return_existing() {
     let ca = TestCa::start().await;
     let mut c = client(&ca).await;
     let missing = c
-        .post(&c.url("newAccount"), Some(&json!({"onlyReturnExisting": true})))
+        .post(
+            &c.url("newAccount"),
+            Some(&json!({"onlyReturnExisting": true})),
+        )
         .await;
     expect_problem(missing, 400, "accountDoesNotExist").await;
     let url = c.register().await;
     c.kid = None;
     let again = c
-        .post(&c.url("newAccount"), Some(&json!({"termsOfServiceAgreed": true})))
+        .post(
+            &c.url("newAccount"),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        )
         .await;
     assert_eq!(again.status(), 200, "an existing key returns its account");
     assert_eq!(again.headers()["location"].to_str().unwrap(), url);
     let found = c
-        .post(&c.url("newAccount"), Some(&json!({"onlyReturnExisting": true})))
+        .post(
+            &c.url("newAccount"),
+            Some(&json!({"onlyReturnExisting": true})),
+        )
         .await;
     assert_eq!(found.status(), 200);
     assert_eq!(found.headers()["location"].to_str().unwrap(), url);
@@ -63,10 +81,21 @@ async fn bad_requests_get_problem_documents_and_write_nothing() {
     let good_payload = json!({"termsOfServiceAgreed": true});
 
     // Not JSON at all.
-    expect_problem(c.post_body(&new_acct, b"{not json".to_vec()).await, 400, "malformed").await;
+    expect_problem(
+        c.post_body(&new_acct, b"{not json".to_vec()).await,
+        400,
+        "malformed",
+    )
+    .await;
     // Bad base64 in the protected header.
     let bad_b64 = json!({"protected": "***", "payload": "", "signature": "AA"});
-    expect_problem(c.post_body(&new_acct, bad_b64.to_string().into_bytes()).await, 400, "malformed").await;
+    expect_problem(
+        c.post_body(&new_acct, bad_b64.to_string().into_bytes())
+            .await,
+        400,
+        "malformed",
+    )
+    .await;
     // Wrong content type.
     let h = c.header(&new_acct).await;
     let jws = sign(&c.key, &h, Some(&good_payload));
@@ -85,30 +114,64 @@ async fn bad_requests_get_problem_documents_and_write_nothing() {
     // Wrong url in the protected header.
     let mut h = c.header(&new_acct).await;
     h["url"] = json!(c.url("newOrder"));
-    let resp = c.post_body(&new_acct, sign(&c.key, &h, Some(&good_payload)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &new_acct,
+            sign(&c.key, &h, Some(&good_payload))
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     expect_problem(resp, 403, "unauthorized").await;
     // Unknown nonce, then a reused one.
     let mut h = c.header(&new_acct).await;
     h["nonce"] = json!(b64(b"made-up-nonce"));
-    let resp = c.post_body(&new_acct, sign(&c.key, &h, Some(&good_payload)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &new_acct,
+            sign(&c.key, &h, Some(&good_payload))
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     expect_problem(resp, 400, "badNonce").await;
     // alg none.
     let mut h = c.header(&new_acct).await;
     h["alg"] = json!("none");
-    let resp = c.post_body(&new_acct, sign(&c.key, &h, Some(&good_payload)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &new_acct,
+            sign(&c.key, &h, Some(&good_payload))
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
     expect_problem(resp, 400, "badSignatureAlgorithm").await;
     // A signature that does not verify.
     let h = c.header(&new_acct).await;
     let mut jws = sign(&c.key, &h, Some(&good_payload));
     jws["payload"] = json!(b64(b"{\"termsOfServiceAgreed\":false}"));
-    expect_problem(c.post_body(&new_acct, jws.to_string().into_bytes()).await, 400, "malformed").await;
+    expect_problem(
+        c.post_body(&new_acct, jws.to_string().into_bytes()).await,
+        400,
+        "malformed",
+    )
+    .await;
     // An unknown kid.
     let mut h = c.header(&new_acct).await;
     h.as_object_mut().unwrap().remove("jwk");
-    h["kid"] = json!(format!("{}x", c.url("newAccount").replace("new-acct", "acct/nope")));
+    h["kid"] = json!(format!(
+        "{}x",
+        c.url("newAccount").replace("new-acct", "acct/nope")
+    ));
     h["url"] = json!(c.url("newOrder"));
     let resp = c
-        .post_body(&c.url("newOrder"), sign(&c.key, &h, Some(&json!({"identifiers": []}))).to_string().into_bytes())
+        .post_body(
+            &c.url("newOrder"),
+            sign(&c.key, &h, Some(&json!({"identifiers": []})))
+                .to_string()
+                .into_bytes(),
+        )
         .await;
     expect_problem(resp, 400, "accountDoesNotExist").await;
 
@@ -120,7 +183,9 @@ async fn bad_requests_get_problem_documents_and_write_nothing() {
 
     // A replayed request (same nonce twice) is refused the second time.
     let h = c.header(&new_acct).await;
-    let jws = sign(&c.key, &h, Some(&good_payload)).to_string().into_bytes();
+    let jws = sign(&c.key, &h, Some(&good_payload))
+        .to_string()
+        .into_bytes();
     assert_eq!(c.post_body(&new_acct, jws.clone()).await.status(), 201);
     expect_problem(c.post_body(&new_acct, jws).await, 400, "badNonce").await;
 }
@@ -131,35 +196,68 @@ async fn bad_orders_and_csrs_are_refused_cleanly() {
     let mut c = client(&ca).await;
     let acct = c.register().await;
     let new_order = c.url("newOrder");
-    let resp = c.post(&new_order, Some(&json!({"identifiers": [{"type": "email", "value": "a@example.com"}]}))).await;
+    let resp = c
+        .post(
+            &new_order,
+            Some(&json!({"identifiers": [{"type": "email", "value": "a@example.com"}]})),
+        )
+        .await;
     expect_problem(resp, 400, "unsupportedIdentifier").await;
-    let resp = c.post(&new_order, Some(&json!({"identifiers": [{"type": "dns", "value": "bad name.example"}]}))).await;
+    let resp = c
+        .post(
+            &new_order,
+            Some(&json!({"identifiers": [{"type": "dns", "value": "bad name.example"}]})),
+        )
+        .await;
     expect_problem(resp, 400, "rejectedIdentifier").await;
     let resp = c.post(&new_order, Some(&json!({"identifiers": []}))).await;
     expect_problem(resp, 400, "malformed").await;
     // Nothing above created an order.
-    let list: Value = c.post(&format!("{acct}/orders"), None).await.json().await.unwrap();
+    let list: Value = c
+        .post(&format!("{acct}/orders"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["orders"].as_array().unwrap().len(), 0);
 
     // A real order, finalized too early and with garbage.
-    let resp = c.post(&new_order, Some(&json!({"identifiers": [{"type": "dns", "value": "csr.example.com"}]}))).await;
+    let resp = c
+        .post(
+            &new_order,
+            Some(&json!({"identifiers": [{"type": "dns", "value": "csr.example.com"}]})),
+        )
+        .await;
     assert_eq!(resp.status(), 201);
     let order_url = resp.headers()["location"].to_str().unwrap().to_owned();
     let order: Value = resp.json().await.unwrap();
     let finalize = order["finalize"].as_str().unwrap();
-    let resp = c.post(finalize, Some(&json!({"csr": b64(b"garbage")}))).await;
+    let resp = c
+        .post(finalize, Some(&json!({"csr": b64(b"garbage")})))
+        .await;
     expect_problem(resp, 403, "orderNotReady").await;
-    let list: Value = c.post(&format!("{acct}/orders"), None).await.json().await.unwrap();
+    let list: Value = c
+        .post(&format!("{acct}/orders"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["orders"], json!([order_url]));
 
     // Validate it, then send a garbage CSR and a CSR for other names.
     let authz_url = order["authorizations"][0].as_str().unwrap();
     let authz: Value = c.post(authz_url, None).await.json().await.unwrap();
-    let ch = authz["challenges"].as_array().unwrap().iter().find(|c| c["type"] == "dns-01").unwrap();
+    let ch = authz["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "dns-01")
+        .unwrap();
     let thumb = thumbprint(&jwk_of(&c.key));
     let key_auth = format!("{}.{}", ch["token"].as_str().unwrap(), thumb);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_auth.as_bytes());
-    ca.chall.set_txt("_acme-challenge.csr.example.com.", &b64(digest.as_ref()));
+    ca.chall
+        .set_txt("_acme-challenge.csr.example.com.", &b64(digest.as_ref()));
     let resp = c.post(ch["url"].as_str().unwrap(), Some(&json!({}))).await;
     assert_eq!(resp.status(), 200);
     for _ in 0..50 {
@@ -169,10 +267,15 @@ async fn bad_orders_and_csrs_are_refused_cleanly() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let resp = c.post(finalize, Some(&json!({"csr": b64(b"garbage")}))).await;
+    let resp = c
+        .post(finalize, Some(&json!({"csr": b64(b"garbage")})))
+        .await;
     expect_problem(resp, 400, "badCSR").await;
-    let (other_csr, _) = common::csr_for(&[instant_acme::Identifier::Dns("other.example.com".into())]);
-    let resp = c.post(finalize, Some(&json!({"csr": b64(&other_csr)}))).await;
+    let (other_csr, _) =
+        common::csr_for(&[instant_acme::Identifier::Dns("other.example.com".into())]);
+    let resp = c
+        .post(finalize, Some(&json!({"csr": b64(&other_csr)})))
+        .await;
     expect_problem(resp, 400, "badCSR").await;
     // The order is still ready: bad CSRs changed nothing.
     let o: Value = c.post(&order_url, None).await.json().await.unwrap();
@@ -204,7 +307,12 @@ async fn revocation_by_the_certificate_key() {
     // Signed by an unrelated key: refused.
     let stranger = new_p256();
     let h = json!({"alg": "ES256", "nonce": c.nonce().await, "url": revoke_url, "jwk": jwk_of(&stranger)});
-    let resp = c.post_body(&revoke_url, sign(&stranger, &h, Some(&payload)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &revoke_url,
+            sign(&stranger, &h, Some(&payload)).to_string().into_bytes(),
+        )
+        .await;
     expect_problem(resp, 403, "unauthorized").await;
     // Signed by the certificate's own key: accepted.
     let cert_key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
@@ -213,12 +321,22 @@ async fn revocation_by_the_certificate_key() {
     )
     .unwrap();
     let h = json!({"alg": "ES256", "nonce": c.nonce().await, "url": revoke_url, "jwk": jwk_of(&cert_key)});
-    let resp = c.post_body(&revoke_url, sign(&cert_key, &h, Some(&payload)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &revoke_url,
+            sign(&cert_key, &h, Some(&payload)).to_string().into_bytes(),
+        )
+        .await;
     assert_eq!(resp.status(), 200, "{:?}", resp.text().await);
     // A bad reason code is refused.
     let bad = json!({"certificate": b64(&der), "reason": 7});
     let h = json!({"alg": "ES256", "nonce": c.nonce().await, "url": revoke_url, "jwk": jwk_of(&cert_key)});
-    let resp = c.post_body(&revoke_url, sign(&cert_key, &h, Some(&bad)).to_string().into_bytes()).await;
+    let resp = c
+        .post_body(
+            &revoke_url,
+            sign(&cert_key, &h, Some(&bad)).to_string().into_bytes(),
+        )
+        .await;
     expect_problem(resp, 400, "badRevocationReason").await;
 }
 
@@ -228,21 +346,29 @@ async fn external_account_binding_is_required_and_single_use() {
     let mut c = client(&ca).await;
     assert_eq!(c.directory["meta"]["externalAccountRequired"], true);
     let new_acct = c.url("newAccount");
-    let resp = c.post(&new_acct, Some(&json!({"termsOfServiceAgreed": true}))).await;
+    let resp = c
+        .post(&new_acct, Some(&json!({"termsOfServiceAgreed": true})))
+        .await;
     expect_problem(resp, 400, "externalAccountRequired").await;
 
     // An operator creates a key (what `cairn admin eab new` does).
-    let storage = cairn_sa::SqlStorage::open_sqlite_in(&ca.dir.path().join("data")).await.unwrap();
+    let storage = cairn_sa::SqlStorage::open_sqlite_in(&ca.dir.path().join("data"))
+        .await
+        .unwrap();
     let key = cairn_core::EabKey {
         key_id: "kid-1".into(),
         hmac_key: vec![7u8; 32],
         created_at: time::OffsetDateTime::now_utc(),
         bound_account: None,
     };
-    cairn_sa::StorageAuthority::new_eab_key(&storage, &key).await.unwrap();
+    cairn_sa::StorageAuthority::new_eab_key(&storage, &key)
+        .await
+        .unwrap();
 
     let eab_for = |account_key: &aws_lc_rs::signature::EcdsaKeyPair, hmac: &[u8]| {
-        let protected = b64(json!({"alg": "HS256", "kid": "kid-1", "url": new_acct}).to_string().as_bytes());
+        let protected = b64(json!({"alg": "HS256", "kid": "kid-1", "url": new_acct})
+            .to_string()
+            .as_bytes());
         let payload = b64(jwk_of(account_key).to_string().as_bytes());
         let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, hmac);
         let tag = aws_lc_rs::hmac::sign(&k, format!("{protected}.{payload}").as_bytes());
@@ -259,4 +385,3 @@ async fn external_account_binding_is_required_and_single_use() {
     let body = json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab_for(&c.key, &[7u8; 32])});
     expect_problem(c.post(&new_acct, Some(&body)).await, 403, "unauthorized").await;
 }
-

@@ -80,7 +80,8 @@ impl Identifier {
                 if base.contains('*') {
                     return Err(IdentifierError::BadWildcard(self.value.clone()));
                 }
-                check_dns_name(base).map_err(|()| IdentifierError::MalformedDns(self.value.clone()))?;
+                check_dns_name(base)
+                    .map_err(|()| IdentifierError::MalformedDns(self.value.clone()))?;
                 if wild && base.split('.').count() < 2 {
                     return Err(IdentifierError::BadWildcard(self.value.clone()));
                 }
@@ -138,7 +139,10 @@ fn check_dns_name(name: &str) -> Result<(), ()> {
         if label.is_empty() || label.len() > 63 {
             return Err(());
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(());
         }
         if label.starts_with('-') || label.ends_with('-') {

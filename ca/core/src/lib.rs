@@ -2,8 +2,8 @@
 //! problems and the clock. Every component of the CA speaks these types; none of them does I/O.
 
 pub mod clock;
-pub mod ids;
 pub mod identifier;
+pub mod ids;
 pub mod model;
 pub mod problem;
 

@@ -195,7 +195,9 @@ impl Authorization {
     /// expiry is `expired`).
     pub fn status_at(&self, now: OffsetDateTime) -> AuthzStatus {
         match self.status {
-            AuthzStatus::Pending | AuthzStatus::Valid if now >= self.expires => AuthzStatus::Expired,
+            AuthzStatus::Pending | AuthzStatus::Valid if now >= self.expires => {
+                AuthzStatus::Expired
+            }
             s => s,
         }
     }
@@ -422,12 +424,24 @@ mod tests {
         let pending = authz(AuthzStatus::Pending, later);
         let valid = authz(AuthzStatus::Valid, later);
         let invalid = authz(AuthzStatus::Invalid, later);
-        assert_eq!(order_status(&o, &[pending.clone(), valid.clone()], now), OrderStatus::Pending);
-        assert_eq!(order_status(&o, &[valid.clone(), valid.clone()], now), OrderStatus::Ready);
-        assert_eq!(order_status(&o, &[valid.clone(), invalid], now), OrderStatus::Invalid);
+        assert_eq!(
+            order_status(&o, &[pending.clone(), valid.clone()], now),
+            OrderStatus::Pending
+        );
+        assert_eq!(
+            order_status(&o, &[valid.clone(), valid.clone()], now),
+            OrderStatus::Ready
+        );
+        assert_eq!(
+            order_status(&o, &[valid.clone(), invalid], now),
+            OrderStatus::Invalid
+        );
         // An expired authorization invalidates the order.
         let expired = authz(AuthzStatus::Valid, now - Duration::seconds(1));
-        assert_eq!(order_status(&o, &[valid, expired], now), OrderStatus::Invalid);
+        assert_eq!(
+            order_status(&o, &[valid, expired], now),
+            OrderStatus::Invalid
+        );
         // An expired order is invalid whatever its authorizations say.
         let old = order(OrderStatus::Pending, now);
         assert_eq!(order_status(&old, &[pending], now), OrderStatus::Invalid);
@@ -438,7 +452,10 @@ mod tests {
 
     #[test]
     fn revocation_reasons_exclude_ca_only_codes() {
-        assert_eq!(RevocationReason::from_code(1), Some(RevocationReason::KeyCompromise));
+        assert_eq!(
+            RevocationReason::from_code(1),
+            Some(RevocationReason::KeyCompromise)
+        );
         for code in [2, 6, 7, 8, 10, 11] {
             assert!(RevocationReason::from_code(code).is_none());
         }

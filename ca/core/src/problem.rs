@@ -15,6 +15,7 @@ pub enum ProblemType {
     /// The request specified a certificate to be revoked that has already been revoked.
     AlreadyRevoked,
     /// The CSR is unacceptable (e.g., due to a short key).
+    #[serde(rename = "badCSR")]
     BadCsr,
     /// The client sent an unacceptable anti-replay nonce.
     BadNonce,
@@ -92,7 +93,7 @@ impl ProblemType {
     /// The HTTP status that goes with the type.
     pub fn default_status(self) -> u16 {
         match self {
-            ProblemType::AccountDoesNotExist | ProblemType::NotFound => 404,
+            ProblemType::NotFound => 404,
             ProblemType::Unauthorized => 403,
             ProblemType::RateLimited => 429,
             ProblemType::ServerInternal => 500,
@@ -146,7 +147,7 @@ impl Problem {
             status: typ.default_status(),
             subproblems: Vec::new(),
             identifier: None,
-        retry_after: None,
+            retry_after: None,
         }
     }
 
@@ -195,7 +196,10 @@ impl Problem {
     /// itself with its identifier.
     pub fn compound(detail: impl Into<String>, subs: Vec<Subproblem>) -> Self {
         if subs.len() == 1 {
-            let s = subs.into_iter().next().map(|s| (s.typ, s.detail, s.identifier));
+            let s = subs
+                .into_iter()
+                .next()
+                .map(|s| (s.typ, s.detail, s.identifier));
             if let Some((typ, detail, id)) = s {
                 return Problem::new(typ, detail).with_identifier(id);
             }
@@ -244,6 +248,19 @@ mod tests {
         assert!(v.get("subproblems").is_none());
         let back: Problem = serde_json::from_value(v).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn urns_match_rfc_8555_spelling() {
+        assert_eq!(
+            ProblemType::BadCsr.urn(),
+            "urn:ietf:params:acme:error:badCSR"
+        );
+        assert_eq!(
+            ProblemType::from_urn("urn:ietf:params:acme:error:badCSR"),
+            Some(ProblemType::BadCsr)
+        );
+        assert_eq!(ProblemType::AccountDoesNotExist.default_status(), 400);
     }
 
     #[test]

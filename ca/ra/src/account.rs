@@ -2,9 +2,7 @@
 //! rollover.
 
 use crate::{Ra, internal, sa_problem};
-use cairn_core::{
-    Account, AccountId, AccountStatus, Problem, ProblemType,
-};
+use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
 use cairn_sa::SaError;
 
 /// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
@@ -44,18 +42,16 @@ pub(crate) fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
         let valid = addr.len() <= 254
             && !addr.contains(',')
             && !addr.contains('?')
-            && addr
-                .split_once('@')
-                .is_some_and(|(local, domain)| {
-                    !local.is_empty()
-                        && domain.contains('.')
-                        && !domain.starts_with('.')
-                        && !domain.ends_with('.')
-                        && domain
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-                        && local.bytes().all(|b| b.is_ascii_graphic())
-                });
+            && addr.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && domain
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                    && local.bytes().all(|b| b.is_ascii_graphic())
+            });
         if !valid {
             return Err(Problem::new(
                 ProblemType::InvalidContact,
@@ -206,7 +202,12 @@ impl Ra {
                     .map_err(|e| KeyChangeError::Problem(internal(&e, "reloading key owner")))?;
                 return Err(KeyChangeError::KeyInUse(other.id));
             }
-            Err(e) => return Err(KeyChangeError::Problem(internal(&e, "updating account key"))),
+            Err(e) => {
+                return Err(KeyChangeError::Problem(internal(
+                    &e,
+                    "updating account key",
+                )));
+            }
         }
         let mut updated = account.clone();
         updated.jwk = new_jwk;
@@ -248,7 +249,12 @@ mod tests {
             check_contacts(&["tel:+1555".into()]).unwrap_err().typ,
             ProblemType::UnsupportedContact
         );
-        for bad in ["mailto:", "mailto:a@b", "mailto:a@example.com,b@example.com", "mailto:a b@example.com"] {
+        for bad in [
+            "mailto:",
+            "mailto:a@b",
+            "mailto:a@example.com,b@example.com",
+            "mailto:a b@example.com",
+        ] {
             assert_eq!(
                 check_contacts(&[bad.into()]).unwrap_err().typ,
                 ProblemType::InvalidContact,

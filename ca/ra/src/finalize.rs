@@ -55,7 +55,9 @@ impl Ra {
                 ),
             ));
         }
-        if cairn_x509::spki_jwk_thumbprint(&csr.spki_der).as_deref() == Some(account.key_thumbprint.as_str()) {
+        if cairn_x509::spki_jwk_thumbprint(&csr.spki_der).as_deref()
+            == Some(account.key_thumbprint.as_str())
+        {
             return Err(Problem::new(
                 ProblemType::BadCsr,
                 "the certificate key must differ from the account key",
@@ -96,7 +98,8 @@ impl Ra {
         match self.try_issue(&order).await {
             Ok(serial) => {
                 metrics::counter!("cairn_certificates_issued_total").increment(1);
-                metrics::histogram!("cairn_issuance_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("cairn_issuance_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 IssuanceResult::Issued(serial)
             }
             Err(problem) => {
@@ -210,7 +213,10 @@ fn hex_sha256(data: &[u8]) -> String {
 }
 
 fn list(ids: &[Identifier]) -> String {
-    ids.iter().map(|i| i.value.as_str()).collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .map(|i| i.value.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn status_name(s: OrderStatus) -> &'static str {
@@ -234,8 +240,14 @@ mod tests {
             Identifier::dns(format!("{}.example.com", "a".repeat(60))),
             Identifier::dns("b.example.com"),
         ];
-        assert_eq!(common_name_for(Some("B.example.com"), &ids).as_deref(), Some("b.example.com"));
-        assert_eq!(common_name_for(None, &ids).as_deref(), Some("b.example.com"));
+        assert_eq!(
+            common_name_for(Some("B.example.com"), &ids).as_deref(),
+            Some("b.example.com")
+        );
+        assert_eq!(
+            common_name_for(None, &ids).as_deref(),
+            Some("b.example.com")
+        );
         assert_eq!(common_name_for(None, &ids[..1]), None);
     }
 }

@@ -80,9 +80,9 @@ pub mod humane_duration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: i64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: expected e.g. \"90d\", \"160h\", \"30s\""))?;
+        let n: i64 = num.parse().map_err(|_| {
+            format!("invalid duration {s:?}: expected e.g. \"90d\", \"160h\", \"30s\"")
+        })?;
         match unit {
             "s" => Ok(Duration::seconds(n)),
             "m" => Ok(Duration::minutes(n)),
@@ -132,7 +132,9 @@ struct Inner {
 
 impl std::fmt::Debug for Ra {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ra").field("config", &self.inner.config).finish()
+        f.debug_struct("Ra")
+            .field("config", &self.inner.config)
+            .finish()
     }
 }
 

@@ -50,7 +50,11 @@ fn challenge_types(id: &Identifier, wildcard: bool) -> &'static [ChallengeType] 
 impl Ra {
     /// Creates an order, reusing a pending or ready order for the same identifiers and valid or
     /// pending authorizations of the same account where possible.
-    pub async fn new_order(&self, account: &Account, req: NewOrderRequest) -> Result<OrderView, Problem> {
+    pub async fn new_order(
+        &self,
+        account: &Account,
+        req: NewOrderRequest,
+    ) -> Result<OrderView, Problem> {
         let identifiers = check_identifiers(&req.identifiers, &self.inner.config.identifiers)?;
         if req.not_before.is_some() || req.not_after.is_some() {
             return Err(Problem::malformed(
@@ -261,6 +265,9 @@ mod tests {
         );
         let ip = Identifier::ip("127.0.0.1".parse().unwrap());
         assert!(!challenge_types(&ip, false).contains(&ChallengeType::Dns01));
-        assert_eq!(challenge_types(&Identifier::dns("example.com"), false).len(), 3);
+        assert_eq!(
+            challenge_types(&Identifier::dns("example.com"), false).len(),
+            3
+        );
     }
 }

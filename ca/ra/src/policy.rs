@@ -83,7 +83,10 @@ pub fn check_identifiers(
     Ok(out)
 }
 
-fn check_one(id: &Identifier, policy: &IdentifierPolicy) -> Result<Identifier, (ProblemType, String)> {
+fn check_one(
+    id: &Identifier,
+    policy: &IdentifierPolicy,
+) -> Result<Identifier, (ProblemType, String)> {
     let n = id.normalized().map_err(|e| {
         let typ = if id.typ == IdentifierType::Ip {
             ProblemType::Malformed
@@ -173,7 +176,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             out,
-            vec![Identifier::dns("a.example.com"), Identifier::dns("b.example.com")]
+            vec![
+                Identifier::dns("a.example.com"),
+                Identifier::dns("b.example.com")
+            ]
         );
     }
 
@@ -212,7 +218,10 @@ mod tests {
             max_identifiers: 1,
             ..Default::default()
         };
-        let two = [Identifier::dns("a.example.com"), Identifier::dns("b.example.com")];
+        let two = [
+            Identifier::dns("a.example.com"),
+            Identifier::dns("b.example.com"),
+        ];
         assert!(check_identifiers(&two, &policy).is_err());
         assert_eq!(
             check_identifiers(&[], &policy).unwrap_err().typ,

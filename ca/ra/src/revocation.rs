@@ -2,7 +2,9 @@
 //! authorizations for every identifier, or by the certificate's own key.
 
 use crate::{Ra, internal};
-use cairn_core::{Account, Certificate, Problem, ProblemType, Revocation, RevocationReason, Serial};
+use cairn_core::{
+    Account, Certificate, Problem, ProblemType, Revocation, RevocationReason, Serial,
+};
 use cairn_sa::SaError;
 
 /// Who asks for the revocation; the WFE has verified the JWS signature for each.
@@ -38,7 +40,9 @@ impl Ra {
         let stored = match self.inner.sa.get_certificate(&serial).await {
             Ok(c) if c.der == cert_der => c,
             Ok(_) | Err(SaError::NotFound) => {
-                return Err(Problem::not_found("the certificate was not issued by this CA"));
+                return Err(Problem::not_found(
+                    "the certificate was not issued by this CA",
+                ));
             }
             Err(e) => return Err(internal(&e, "loading certificate to revoke")),
         };
@@ -87,7 +91,11 @@ impl Ra {
 
     /// An account that did not order the certificate may revoke it if it holds a valid
     /// authorization for every identifier in it (RFC 8555 §7.6).
-    async fn check_authorized_for_all(&self, account: &Account, cert: &Certificate) -> Result<(), Problem> {
+    async fn check_authorized_for_all(
+        &self,
+        account: &Account,
+        cert: &Certificate,
+    ) -> Result<(), Problem> {
         let now = self.now();
         for id in &cert.identifiers {
             let base = id.authz_identifier();

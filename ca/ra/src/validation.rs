@@ -2,7 +2,9 @@
 //! VA in the background and records the outcome on the authorization atomically.
 
 use crate::{Ra, internal};
-use cairn_core::{Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem};
+use cairn_core::{
+    Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem,
+};
 use cairn_sa::ChallengeOutcome;
 use cairn_va::ValidationRequest;
 
@@ -17,7 +19,12 @@ impl Ra {
         challenge_id: &ChallengeId,
     ) -> Result<Authorization, Problem> {
         let authz = self.get_authorization(account, authz_id).await?;
-        let Some(chall) = authz.challenges.iter().find(|c| &c.id == challenge_id).cloned() else {
+        let Some(chall) = authz
+            .challenges
+            .iter()
+            .find(|c| &c.id == challenge_id)
+            .cloned()
+        else {
             return Err(Problem::not_found("challenge not found"));
         };
         if authz.status != AuthzStatus::Pending || chall.status != ChallengeStatus::Pending {
@@ -61,7 +68,11 @@ impl Ra {
                     ),
                     Some(problem) => {
                         chall.error = Some(problem);
-                        (ChallengeStatus::Invalid, AuthzStatus::Invalid, authz_expires)
+                        (
+                            ChallengeStatus::Invalid,
+                            AuthzStatus::Invalid,
+                            authz_expires,
+                        )
                     }
                 };
                 chall.status = chall_status;

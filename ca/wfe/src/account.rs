@@ -9,10 +9,9 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_acme::jwk::Jwk;
-use cairn_acme::messages::{AccountUpdate, NewAccount};
-use cairn_core::{Problem, ProblemType};
+use cairn_acme::messages::{AccountUpdate, NewAccount, OrdersList};
+use cairn_core::{AccountStatus, Problem, ProblemType};
 use cairn_ra::{KeyChangeError, NewAccountRequest};
-use serde_json::json;
 
 pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;
@@ -20,7 +19,9 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let auth = wfe.authenticate(req, paths::NEW_ACCOUNT, KeyMode::Jwk).await?;
+    let auth = wfe
+        .authenticate(req, paths::NEW_ACCOUNT, KeyMode::Jwk)
+        .await?;
     let jwk = auth
         .jwk
         .clone()
@@ -37,10 +38,12 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
         Some(eab) => {
             let kid = eab_kid(eab)?;
             let Some(hmac) = wfe.ra.eab_hmac_key(&kid).await? else {
-                return Err(Problem::unauthorized("unknown external account binding key ID").into());
+                return Err(
+                    Problem::unauthorized("unknown external account binding key ID").into(),
+                );
             };
             let url = format!("{}{}", auth.base, paths::NEW_ACCOUNT);
-            let verified = cairn_acme::eab::verify(eab, &jwk, &url, |_| Some(hmac))?;
+            let verified = cairn_acme::verify_eab(eab, &jwk, &url, |_| Some(hmac))?;
             Some(verified)
         }
     };
@@ -94,17 +97,20 @@ pub(crate) async fn account(state: WfeState, Path(id): Path<String>, req: Reques
         return Ok(AcmeResponse::json(&render::account(&auth.base, &account)).location(url));
     }
     let update: AccountUpdate = auth.jws.payload_json()?;
-    let deactivate = match update.status.as_deref() {
-        None | Some("valid") => false,
-        Some("deactivated") => true,
-        Some(other) => {
-            return Err(Problem::malformed(format!(
-                "an account's status can only be changed to \"deactivated\", not {other:?}"
-            ))
+    let deactivate = match update.status {
+        None | Some(AccountStatus::Valid) => false,
+        Some(AccountStatus::Deactivated) => true,
+        Some(AccountStatus::Revoked) => {
+            return Err(Problem::malformed(
+                "an account's status can only be changed to \"deactivated\"",
+            )
             .into());
         }
     };
-    let account = wfe.ra.update_account(account, update.contact, deactivate).await?;
+    let account = wfe
+        .ra
+        .update_account(account, update.contact, deactivate)
+        .await?;
     Ok(AcmeResponse::json(&render::account(&auth.base, &account)).location(url))
 }
 
@@ -132,7 +138,8 @@ pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request
         .iter()
         .map(|o| render::order_url(&auth.base, o.as_str()))
         .collect();
-    let mut resp = AcmeResponse::json(&json!({ "orders": urls }));
+    let list = serde_json::to_value(OrdersList { orders: urls }).unwrap_or_default();
+    let mut resp = AcmeResponse::json(&list);
     if more {
         let next = format!(
             "{}/orders?cursor={}",
@@ -146,26 +153,26 @@ pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request
 
 pub(crate) async fn key_change(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;
-    let auth = wfe.authenticate(req, paths::KEY_CHANGE, KeyMode::Kid).await?;
+    let auth = wfe
+        .authenticate(req, paths::KEY_CHANGE, KeyMode::Kid)
+        .await?;
     let account = auth.account()?.clone();
-    let (new_key, inner) = cairn_acme::jws::parse_key_change(&auth.jws)?;
     let account_url = render::account_url(&auth.base, &account);
-    if inner.account != account_url {
-        return Err(Problem::unauthorized("the inner JWS names a different account").into());
-    }
-    let old = Jwk::from_value(&inner.old_key)
-        .map_err(|_| Problem::malformed("oldKey is not a valid JWK"))?;
-    if old.thumbprint() != account.key_thumbprint {
-        return Err(Problem::unauthorized("oldKey is not the account's current key").into());
-    }
+    let current = Jwk::from_value(&account.jwk).map_err(|e| {
+        tracing::error!(account = %account.id, error = %e, "stored account key does not parse");
+        Problem::internal()
+    })?;
+    // Checks the inner signature, `account` = our kid, `oldKey` = the current key.
+    let new_key = cairn_acme::verify_key_change(&auth.jws, &current)?.new_key;
     let new_thumbprint = new_key.thumbprint();
     match wfe
         .ra
         .change_key(&account, new_key.to_value(), &new_thumbprint)
         .await
     {
-        Ok(updated) => Ok(AcmeResponse::json(&render::account(&auth.base, &updated))
-            .location(account_url)),
+        Ok(updated) => {
+            Ok(AcmeResponse::json(&render::account(&auth.base, &updated)).location(account_url))
+        }
         Err(KeyChangeError::KeyInUse(other)) => {
             let url = format!("{}{}{}", auth.base, paths::ACCOUNT, other);
             Err(ProblemResponse::from(

@@ -52,7 +52,7 @@ impl Wfe {
         mode: KeyMode,
     ) -> Result<Authenticated, ProblemResponse> {
         let (parts, body) = req.into_parts();
-        let base = self.base_url(&parts.headers);
+        let base = self.base_url(&parts.uri, &parts.headers);
         check_content_type(&parts.headers)?;
         let body = read_body(body).await?;
         let jws = ParsedJws::parse(&body)?;
@@ -114,7 +114,9 @@ impl Wfe {
 
     async fn account_for_kid(&self, base: &str, kid: &str) -> Result<Account, ProblemResponse> {
         let prefix = format!("{base}{}", crate::paths::ACCOUNT);
-        let Some(id) = kid.strip_prefix(&prefix).filter(|id| !id.is_empty() && !id.contains('/'))
+        let Some(id) = kid
+            .strip_prefix(&prefix)
+            .filter(|id| !id.is_empty() && !id.contains('/'))
         else {
             return Err(Problem::new(
                 ProblemType::AccountDoesNotExist,
@@ -135,9 +137,11 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ProblemResponse> {
     if mime.eq_ignore_ascii_case("application/jose+json") {
         Ok(())
     } else {
-        Err(Problem::malformed("the Content-Type must be application/jose+json")
-            .with_status(415)
-            .into())
+        Err(
+            Problem::malformed("the Content-Type must be application/jose+json")
+                .with_status(415)
+                .into(),
+        )
     }
 }
 

@@ -63,7 +63,9 @@ async fn serve_chain(state: WfeState, serial: String, alt: usize, req: Request) 
 
 pub(crate) async fn revoke(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;
-    let auth = wfe.authenticate(req, paths::REVOKE, KeyMode::Either).await?;
+    let auth = wfe
+        .authenticate(req, paths::REVOKE, KeyMode::Either)
+        .await?;
     let body: Revocation = auth.jws.payload_json()?;
     let der = body.decode_certificate()?;
     let requester = match (&auth.account, &auth.jwk) {

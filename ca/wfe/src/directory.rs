@@ -2,33 +2,29 @@
 
 use crate::response::AcmeResponse;
 use crate::{WfeState, paths};
-use axum::http::{HeaderMap, StatusCode};
-use serde_json::json;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use cairn_acme::messages::{DirectoryMeta, DirectoryResponse};
 
-pub(crate) async fn directory(state: WfeState, headers: HeaderMap) -> AcmeResponse {
+pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> AcmeResponse {
     let wfe = &state.0;
-    let base = wfe.base_url(&headers);
+    let base = wfe.base_url(&uri, &headers);
     let cfg = &wfe.config;
-    let mut meta = json!({
-        "externalAccountRequired": wfe.ra.config().external_account_required,
-    });
-    if let Some(tos) = &cfg.terms_of_service {
-        meta["termsOfService"] = json!(tos);
-    }
-    if let Some(site) = &cfg.website {
-        meta["website"] = json!(site);
-    }
-    if !cfg.caa_identities.is_empty() {
-        meta["caaIdentities"] = json!(cfg.caa_identities);
-    }
-    let dir = json!({
-        "newNonce": format!("{base}{}", paths::NEW_NONCE),
-        "newAccount": format!("{base}{}", paths::NEW_ACCOUNT),
-        "newOrder": format!("{base}{}", paths::NEW_ORDER),
-        "revokeCert": format!("{base}{}", paths::REVOKE),
-        "keyChange": format!("{base}{}", paths::KEY_CHANGE),
-        "meta": meta,
-    });
+    let dir = DirectoryResponse {
+        new_nonce: format!("{base}{}", paths::NEW_NONCE),
+        new_account: format!("{base}{}", paths::NEW_ACCOUNT),
+        new_order: format!("{base}{}", paths::NEW_ORDER),
+        revoke_cert: format!("{base}{}", paths::REVOKE),
+        key_change: format!("{base}{}", paths::KEY_CHANGE),
+        renewal_info: None,
+        meta: DirectoryMeta {
+            terms_of_service: cfg.terms_of_service.clone(),
+            website: cfg.website.clone(),
+            caa_identities: (!cfg.caa_identities.is_empty()).then(|| cfg.caa_identities.clone()),
+            external_account_required: Some(wfe.ra.config().external_account_required),
+            profiles: None,
+        },
+    };
+    let dir = serde_json::to_value(&dir).unwrap_or_default();
     AcmeResponse::json(&dir)
 }
 

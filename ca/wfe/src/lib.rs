@@ -15,7 +15,7 @@ pub use nonce::NonceService;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -107,7 +107,10 @@ pub fn router(ra: Ra, config: WfeConfig) -> Router {
         .route("/acme/authz/{id}", post(order::authorization))
         .route("/acme/chall/{authz}/{chall}", post(order::challenge))
         .route("/acme/cert/{serial}", post(certificate::certificate))
-        .route("/acme/cert/{serial}/{alt}", post(certificate::certificate_alternate))
+        .route(
+            "/acme/cert/{serial}/{alt}",
+            post(certificate::certificate_alternate),
+        )
         .route(paths::REVOKE, post(certificate::revoke))
         .fallback(response::not_found)
         .method_not_allowed_fallback(response::method_not_allowed)
@@ -125,7 +128,7 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
-    let base = wfe.base_url(req.headers());
+    let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
@@ -147,13 +150,16 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
 
 impl Wfe {
     /// The base URL for building resource URLs.
-    pub(crate) fn base_url(&self, headers: &HeaderMap) -> String {
+    /// Without a configured base URL it follows the request: the URI's authority (HTTP/2's
+    /// `:authority`), else the `Host` header.
+    pub(crate) fn base_url(&self, uri: &Uri, headers: &HeaderMap) -> String {
         if let Some(b) = &self.config.base_url {
             return b.trim_end_matches('/').to_owned();
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
+        let host = uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
             .filter(|h| {
                 !h.is_empty()
                     && h.bytes()

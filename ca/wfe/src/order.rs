@@ -11,8 +11,26 @@ use cairn_ra::NewOrderRequest;
 
 pub(crate) async fn new_order(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;
-    let auth = wfe.authenticate(req, paths::NEW_ORDER, KeyMode::Kid).await?;
+    let auth = wfe
+        .authenticate(req, paths::NEW_ORDER, KeyMode::Kid)
+        .await?;
     let account = auth.account()?;
+    let raw: serde_json::Value = auth.jws.payload_json()?;
+    if let Some(ids) = raw.get("identifiers").and_then(|v| v.as_array()) {
+        for id in ids {
+            let typ = id.get("type").and_then(|t| t.as_str()).unwrap_or("");
+            if !matches!(typ, "dns" | "ip") {
+                return Err(Problem::new(
+                    cairn_core::ProblemType::UnsupportedIdentifier,
+                    format!(
+                        "identifier type {:?} is not supported; use \"dns\" or \"ip\"",
+                        typ.chars().take(40).collect::<String>()
+                    ),
+                )
+                .into());
+            }
+        }
+    }
     let body: NewOrder = auth.jws.payload_json()?;
     let view = wfe
         .ra
@@ -38,10 +56,16 @@ pub(crate) async fn order(state: WfeState, Path(id): Path<String>, req: Request)
         .authenticate(req, &format!("{}{id}", paths::ORDER), KeyMode::Kid)
         .await?;
     if !auth.jws.is_post_as_get() {
-        return Err(Problem::malformed("an order is fetched with POST-as-GET (empty payload)").into());
+        return Err(
+            Problem::malformed("an order is fetched with POST-as-GET (empty payload)").into(),
+        );
     }
     let view = wfe.ra.get_order(auth.account()?, &OrderId(id)).await?;
-    Ok(order_response(&auth.base, &view, wfe.ra.retry_after().as_secs()))
+    Ok(order_response(
+        &auth.base,
+        &view,
+        wfe.ra.retry_after().as_secs(),
+    ))
 }
 
 fn order_response(base: &str, view: &cairn_ra::OrderView, retry: u64) -> AcmeResponse {
@@ -62,7 +86,11 @@ pub(crate) async fn finalize(state: WfeState, Path(id): Path<String>, req: Reque
     let body: Finalize = auth.jws.payload_json()?;
     let csr = body.decode_csr()?;
     let view = wfe.ra.finalize(auth.account()?, &OrderId(id), &csr).await?;
-    Ok(order_response(&auth.base, &view, wfe.ra.retry_after().as_secs()))
+    Ok(order_response(
+        &auth.base,
+        &view,
+        wfe.ra.retry_after().as_secs(),
+    ))
 }
 
 pub(crate) async fn authorization(
@@ -80,7 +108,7 @@ pub(crate) async fn authorization(
         wfe.ra.get_authorization(account, &id).await?
     } else {
         let update: AuthzUpdate = auth.jws.payload_json()?;
-        if update.status.as_deref() != Some("deactivated") {
+        if update.status != Some(cairn_core::AuthzStatus::Deactivated) {
             return Err(Problem::malformed(
                 "an authorization can only be updated to status \"deactivated\"",
             )
@@ -108,7 +136,9 @@ pub(crate) async fn challenge(
     } else {
         // RFC 8555 §7.5.1: the client responds with an empty JSON object.
         let _: serde_json::Map<String, serde_json::Value> = auth.jws.payload_json()?;
-        wfe.ra.respond_to_challenge(account, &authz_id, &chall_id).await?
+        wfe.ra
+            .respond_to_challenge(account, &authz_id, &chall_id)
+            .await?
     };
     let Some(chall) = authz.challenges.iter().find(|c| c.id == chall_id) else {
         return Err(Problem::not_found("challenge not found").into());

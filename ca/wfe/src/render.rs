@@ -1,19 +1,15 @@
-//! JSON views of ACME resources (RFC 8555 §7.1.2–7.1.5), built from the domain model.
+//! Views of ACME resources (RFC 8555 §7.1.2–7.1.5): domain objects into the wire types of
+//! `cairn_acme::messages`, with this server's URLs.
 
 use crate::paths;
-use cairn_core::{
-    Account, AccountStatus, Authorization, AuthzStatus, Challenge, ChallengeStatus, OrderStatus,
+use cairn_acme::messages::{
+    AccountResponse, AuthorizationResponse, ChallengeResponse, OrderResponse,
 };
+use cairn_core::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, OrderStatus};
 use cairn_ra::OrderView;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::Value;
 
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn lower<T: serde::Serialize>(v: T) -> Value {
+fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
@@ -22,13 +18,12 @@ pub(crate) fn account_url(base: &str, account: &Account) -> String {
 }
 
 pub(crate) fn account(base: &str, account: &Account) -> Value {
-    json!({
-        "status": lower(account.status),
-        "contact": account.contact,
-        "orders": format!("{}/orders", account_url(base, account)),
-        "termsOfServiceAgreed": account.status == AccountStatus::Valid,
-        "key": account.jwk,
-        "createdAt": rfc3339(account.created_at),
+    to_json(&AccountResponse {
+        status: account.status,
+        contact: account.contact.clone(),
+        orders: format!("{}/orders", account_url(base, account)),
+        // Accounts are only created with agreement (see the RA).
+        terms_of_service_agreed: Some(true),
     })
 }
 
@@ -38,77 +33,66 @@ pub(crate) fn order_url(base: &str, id: &str) -> String {
 
 pub(crate) fn order(base: &str, view: &OrderView) -> Value {
     let o = &view.order;
-    let mut v = json!({
-        "status": lower(view.status),
-        "expires": rfc3339(o.expires),
-        "identifiers": o.identifiers,
-        "authorizations": o.authz_ids.iter().map(|a| format!("{base}{}{a}", paths::AUTHZ)).collect::<Vec<_>>(),
-        "finalize": format!("{}/finalize", order_url(base, o.id.as_str())),
-    });
-    if let Some(nb) = o.not_before {
-        v["notBefore"] = json!(rfc3339(nb));
-    }
-    if let Some(na) = o.not_after {
-        v["notAfter"] = json!(rfc3339(na));
-    }
-    if let Some(p) = &o.profile {
-        v["profile"] = json!(p);
-    }
-    if let Some(r) = &o.replaces {
-        v["replaces"] = json!(r);
-    }
-    if view.status == OrderStatus::Invalid
-        && let Some(e) = &o.error
-    {
-        v["error"] = lower(e);
-    }
-    if view.status == OrderStatus::Valid
-        && let Some(serial) = &o.certificate_serial
-    {
-        v["certificate"] = json!(format!("{base}{}{serial}", paths::CERT));
-    }
-    v
+    to_json(&OrderResponse {
+        status: view.status,
+        expires: o.expires,
+        identifiers: o.identifiers.clone(),
+        not_before: o.not_before,
+        not_after: o.not_after,
+        error: (view.status == OrderStatus::Invalid)
+            .then(|| o.error.clone())
+            .flatten(),
+        authorizations: o
+            .authz_ids
+            .iter()
+            .map(|a| format!("{base}{}{a}", paths::AUTHZ))
+            .collect(),
+        finalize: format!("{}/finalize", order_url(base, o.id.as_str())),
+        certificate: (view.status == OrderStatus::Valid)
+            .then(|| {
+                o.certificate_serial
+                    .as_ref()
+                    .map(|s| format!("{base}{}{s}", paths::CERT))
+            })
+            .flatten(),
+        profile: o.profile.clone(),
+        replaces: o.replaces.clone(),
+    })
 }
 
 pub(crate) fn challenge_url(base: &str, authz: &Authorization, c: &Challenge) -> String {
     format!("{base}{}{}/{}", paths::CHALLENGE, authz.id, c.id)
 }
 
+fn challenge_response(base: &str, authz: &Authorization, c: &Challenge) -> ChallengeResponse {
+    ChallengeResponse {
+        typ: c.typ,
+        url: challenge_url(base, authz, c),
+        status: c.status,
+        token: c.token.clone(),
+        validated: c.validated,
+        error: c.error.clone(),
+        validation_record: c.validation_record.clone(),
+    }
+}
+
 pub(crate) fn challenge(base: &str, authz: &Authorization, c: &Challenge) -> Value {
-    let mut v = json!({
-        "type": c.typ.as_str(),
-        "url": challenge_url(base, authz, c),
-        "status": lower(c.status),
-        "token": c.token,
-    });
-    if let Some(t) = c.validated {
-        v["validated"] = json!(rfc3339(t));
-    }
-    if let Some(e) = &c.error {
-        v["error"] = lower(e);
-    }
-    if !c.validation_record.is_empty() {
-        v["validationRecord"] = lower(&c.validation_record);
-    }
-    v
+    to_json(&challenge_response(base, authz, c))
 }
 
 pub(crate) fn authorization(base: &str, authz: &Authorization) -> Value {
     // RFC 8555 §7.1.4: a valid authorization lists only the challenge that validated it.
-    let challenges: Vec<Value> = authz
+    let challenges = authz
         .challenges
         .iter()
         .filter(|c| authz.status != AuthzStatus::Valid || c.status == ChallengeStatus::Valid)
-        .map(|c| challenge(base, authz, c))
+        .map(|c| challenge_response(base, authz, c))
         .collect();
-    let mut v = json!({
-        "identifier": authz.identifier,
-        "status": lower(authz.status),
-        "expires": rfc3339(authz.expires),
-        "challenges": challenges,
-    });
-    if authz.wildcard {
-        v["wildcard"] = json!(true);
-    }
-    v
+    to_json(&AuthorizationResponse {
+        identifier: authz.identifier.clone(),
+        status: authz.status,
+        expires: authz.expires,
+        challenges,
+        wildcard: authz.wildcard,
+    })
 }

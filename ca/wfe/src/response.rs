@@ -121,7 +121,10 @@ impl IntoResponse for AcmeResponse {
         let mut resp = Response::new(Body::from(self.body));
         *resp.status_mut() = self.status;
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
         if let Some(loc) = self.location
             && let Ok(v) = HeaderValue::from_str(&loc)
         {

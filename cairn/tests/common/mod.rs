@@ -33,7 +33,10 @@ impl TestCa {
         cfg.server.metrics_listen = "127.0.0.1:0".parse().unwrap();
         cfg.va.dns_server = chall.dns_addr();
         cfg.va.http01_port = chall.http01_addr().expect("http-01 responder").port();
-        cfg.va.tlsalpn01_port = chall.tlsalpn01_addr().expect("tls-alpn-01 responder").port();
+        cfg.va.tlsalpn01_port = chall
+            .tlsalpn01_addr()
+            .expect("tls-alpn-01 responder")
+            .port();
         cfg.va.timeout = "5s".into();
         tweak(&mut cfg);
         let server = cairn::serve::start(cfg).await.expect("CA starts");
@@ -63,7 +66,11 @@ impl TestCa {
 
     /// Makes the challenge test server answer `typ` for every pending authorization of the
     /// order, tells the CA it is ready, and waits for the order to be ready.
-    pub async fn authorize(&self, order: &mut instant_acme::Order, typ: ChallengeType) -> OrderStatus {
+    pub async fn authorize(
+        &self,
+        order: &mut instant_acme::Order,
+        typ: ChallengeType,
+    ) -> OrderStatus {
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
             let mut authz = authz.expect("authorization");
@@ -71,7 +78,9 @@ impl TestCa {
                 continue;
             }
             let ident = authz.identifier().identifier.clone();
-            let mut ch = authz.challenge(typ.clone()).expect("challenge type offered");
+            let mut ch = authz
+                .challenge(typ.clone())
+                .expect("challenge type offered");
             let key_auth = ch.key_authorization();
             match (&typ, &ident) {
                 (ChallengeType::Http01, _) => self.chall.add_http01(&ch.token, key_auth.as_str()),
@@ -102,9 +111,17 @@ impl TestCa {
         ids: &[Identifier],
         typ: ChallengeType,
     ) -> (String, rcgen::KeyPair) {
-        let mut order = account.new_order(&NewOrder::new(ids)).await.expect("new order");
+        let mut order = account
+            .new_order(&NewOrder::new(ids))
+            .await
+            .expect("new order");
         let status = self.authorize(&mut order, typ).await;
-        assert_eq!(status, OrderStatus::Ready, "order should be ready: {:?}", order.state());
+        assert_eq!(
+            status,
+            OrderStatus::Ready,
+            "order should be ready: {:?}",
+            order.state()
+        );
         let (csr, key) = csr_for(ids);
         order.finalize_csr(&csr).await.expect("finalize");
         let pem = order
@@ -147,15 +164,18 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
     let anchor = webpki::anchor_from_trusted_cert(&root_cert).expect("trust anchor");
     let chain = pem_chain(chain_pem);
     let leaf = CertificateDer::from(chain[0].clone());
-    let intermediates: Vec<CertificateDer<'_>> =
-        chain[1..].iter().cloned().map(CertificateDer::from).collect();
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+        .iter()
+        .cloned()
+        .map(CertificateDer::from)
+        .collect();
     let ee = webpki::EndEntityCert::try_from(&leaf).expect("leaf parses");
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &[anchor],
         &intermediates,
         UnixTime::now(),
-        webpki::KeyUsage::server(),
+        webpki::KeyUsage::server_auth(),
         None,
         None,
     )

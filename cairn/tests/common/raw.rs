@@ -37,11 +37,11 @@ pub fn new_p256() -> EcdsaKeyPair {
 /// Signs a flattened JWS with ES256; `payload` None means POST-as-GET.
 pub fn sign(key: &EcdsaKeyPair, protected: &Value, payload: Option<&Value>) -> Value {
     let protected_b64 = b64(protected.to_string().as_bytes());
-    let payload_b64 = payload.map(|p| b64(p.to_string().as_bytes())).unwrap_or_default();
+    let payload_b64 = payload
+        .map(|p| b64(p.to_string().as_bytes()))
+        .unwrap_or_default();
     let input = format!("{protected_b64}.{payload_b64}");
-    let sig = key
-        .sign(&SystemRandom::new(), input.as_bytes())
-        .unwrap();
+    let sig = key.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
     json!({ "protected": protected_b64, "payload": payload_b64, "signature": b64(sig.as_ref()) })
 }
 
@@ -52,7 +52,14 @@ impl RawClient {
             .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
             .build()
             .unwrap();
-        let directory = http.get(directory_url).send().await.unwrap().json().await.unwrap();
+        let directory = http
+            .get(directory_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         RawClient {
             http,
             directory,
@@ -99,7 +106,10 @@ impl RawClient {
     /// Registers an account and remembers its URL as kid.
     pub async fn register(&mut self) -> String {
         let resp = self
-            .post(&self.url("newAccount"), Some(&json!({"termsOfServiceAgreed": true})))
+            .post(
+                &self.url("newAccount"),
+                Some(&json!({"termsOfServiceAgreed": true})),
+            )
             .await;
         assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
         let loc = resp.headers()["location"].to_str().unwrap().to_owned();
@@ -116,7 +126,10 @@ pub async fn expect_problem(resp: reqwest::Response, status: u16, typ: &str) -> 
         resp.headers()["content-type"].to_str().unwrap(),
         "application/problem+json"
     );
-    assert!(resp.headers().contains_key("replay-nonce"), "every response carries a nonce");
+    assert!(
+        resp.headers().contains_key("replay-nonce"),
+        "every response carries a nonce"
+    );
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(
         doc["type"].as_str().unwrap(),
