@@ -283,6 +283,7 @@ async fn bad_orders_and_csrs_are_refused_cleanly() {
 }
 
 /// RFC 7638 thumbprint of a P-256 JWK (independent of the server's implementation).
+#[allow(clippy::unwrap_used)] // test helper
 fn thumbprint(jwk: &Value) -> String {
     let canonical = format!(
         r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,

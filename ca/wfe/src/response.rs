@@ -8,7 +8,7 @@ use cairn_core::Problem;
 /// A problem document response (`application/problem+json`).
 #[derive(Debug)]
 pub(crate) struct ProblemResponse {
-    problem: Problem,
+    problem: Box<Problem>,
     location: Option<String>,
 }
 
@@ -23,7 +23,7 @@ impl ProblemResponse {
 impl From<Problem> for ProblemResponse {
     fn from(problem: Problem) -> Self {
         Self {
-            problem,
+            problem: Box::new(problem),
             location: None,
         }
     }
@@ -31,7 +31,7 @@ impl From<Problem> for ProblemResponse {
 
 impl IntoResponse for ProblemResponse {
     fn into_response(self) -> Response {
-        let p = self.problem;
+        let p = *self.problem;
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
         let body = serde_json::to_vec(&p).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = Response::new(Body::from(body));

@@ -1,6 +1,7 @@
 //! Test harness: the all-in-one CA on a temporary SQLite database, validating against an
 //! in-process challenge test server, and helpers to drive it with instant-acme.
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different part of the harness
+// Each test binary uses a different part of the harness; a failed unwrap here is a test failure.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use cairn::config::Config;
 use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};

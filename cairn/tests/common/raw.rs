@@ -1,4 +1,5 @@
 //! A deliberately low-level ACME client for wire tests: it signs whatever it is told to, so tests
+#![allow(clippy::unwrap_used)] // test client: a failure is a test failure
 //! can send malformed, replayed or mis-addressed requests.
 
 use aws_lc_rs::rand::SystemRandom;
