@@ -1,0 +1,41 @@
+//! Every service exposes Prometheus metrics: after one issuance, `/metrics` counts requests by
+//! endpoint and status, validations by method and outcome, and issued certificates.
+
+mod common;
+
+use common::TestCa;
+use instant_acme::{ChallengeType, Identifier};
+
+#[tokio::test]
+async fn metrics_count_requests_validations_and_issuance() {
+    let ca = TestCa::start().await;
+    let account = ca.account().await;
+    let ids = [Identifier::Dns("metrics.example.com".into())];
+    ca.issue(&account, &ids, ChallengeType::Http01).await;
+
+    let url = format!("http://{}/metrics", ca.server.metrics_addr);
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let has = |needle: &str| {
+        body.lines()
+            .any(|l| !l.starts_with('#') && l.contains(needle))
+    };
+    assert!(
+        has(
+            "cairn_http_requests_total{endpoint=\"/acme/new-order\",method=\"POST\",status=\"201\"}"
+        ),
+        "requests by endpoint and status missing:\n{body}"
+    );
+    assert!(
+        has("cairn_validations_total{method=\"http-01\",outcome=\"valid\"}"),
+        "validations by method and outcome missing:\n{body}"
+    );
+    assert!(
+        has("cairn_certificates_issued_total"),
+        "issuance counter missing:\n{body}"
+    );
+
+    let health = reqwest::get(format!("http://{}/health", ca.server.metrics_addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
