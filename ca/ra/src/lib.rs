@@ -52,6 +52,9 @@ pub struct RaConfig {
     /// How long finalize waits for issuance before answering `processing` with `Retry-After`.
     #[serde(with = "humane_duration")]
     pub finalize_wait: Duration,
+    /// Issuer domain names that identify this CA in CAA records (RFC 8659), also published as
+    /// `meta.caaIdentities`.
+    pub caa_identities: Vec<String>,
 }
 
 impl Default for RaConfig {
@@ -66,6 +69,7 @@ impl Default for RaConfig {
             identifiers: IdentifierPolicy::default(),
             include_common_name: true,
             finalize_wait: Duration::seconds(5),
+            caa_identities: vec!["cairn.invalid".into()],
         }
     }
 }

@@ -6,7 +6,7 @@ use cairn_core::{
     Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem,
 };
 use cairn_sa::ChallengeOutcome;
-use cairn_va::ValidationRequest;
+use cairn_va::{CaaCheck, ValidationRequest};
 
 impl Ra {
     /// Starts validation of a challenge (RFC 8555 §7.5.1) and returns the authorization as it
@@ -52,6 +52,10 @@ impl Ra {
                 challenge: chall.typ,
                 token: chall.token.clone(),
                 key_authorization,
+                caa: Some(CaaCheck {
+                    wildcard: authz.wildcard,
+                    ca_identities: self.inner.config.caa_identities.clone(),
+                }),
             };
             let authz_id = authz_id.clone();
             let mut chall = chall;

@@ -39,6 +39,17 @@ pub struct ValidationRequest {
     pub token: String,
     /// The key authorization: `token || '.' || base64url(JWK thumbprint)`.
     pub key_authorization: String,
+    /// Check CAA (RFC 8659) after a successful validation, as Boulder does. `None` skips it.
+    pub caa: Option<CaaCheck>,
+}
+
+/// The CAA check that accompanies a validation.
+#[derive(Debug, Clone)]
+pub struct CaaCheck {
+    /// The authorization is for a wildcard name (`issuewild` applies).
+    pub wildcard: bool,
+    /// Issuer domain names that identify this CA in CAA `issue`/`issuewild` records.
+    pub ca_identities: Vec<String>,
 }
 
 /// What a validation did and how it ended.
@@ -175,6 +186,13 @@ impl ValidationAuthority for Va {
                     "Timeout during validation (the server may be slow, overloaded or unreachable)",
                 ),
             }),
+        };
+        let result = match (result, &req.caa) {
+            (Ok(()), Some(caa)) => {
+                self.check_caa(&req.identifier, caa.wildcard, &caa.ca_identities)
+                    .await
+            }
+            (other, _) => other,
         };
         let error = result
             .err()

@@ -19,7 +19,8 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
         meta: DirectoryMeta {
             terms_of_service: cfg.terms_of_service.clone(),
             website: cfg.website.clone(),
-            caa_identities: (!cfg.caa_identities.is_empty()).then(|| cfg.caa_identities.clone()),
+            caa_identities: Some(wfe.ra.config().caa_identities.clone())
+                .filter(|ids| !ids.is_empty()),
             external_account_required: Some(wfe.ra.config().external_account_required),
             profiles: None,
         },

@@ -40,8 +40,6 @@ pub struct WfeConfig {
     pub terms_of_service: Option<String>,
     /// `meta.website`.
     pub website: Option<String>,
-    /// `meta.caaIdentities`.
-    pub caa_identities: Vec<String>,
     /// Orders per page of the account's orders list.
     pub orders_per_page: u64,
 }
@@ -53,7 +51,6 @@ impl Default for WfeConfig {
             scheme: "https".into(),
             terms_of_service: Some("https://cairn.invalid/terms".into()),
             website: None,
-            caa_identities: Vec::new(),
             orders_per_page: 100,
         }
     }

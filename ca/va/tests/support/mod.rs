@@ -48,6 +48,7 @@ pub(crate) fn request(
         challenge,
         token: key_auth.split('.').next().unwrap_or_default().to_string(),
         key_authorization: key_auth.to_string(),
+        caa: None,
     }
 }
 
