@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Database URL (sqlite://… or postgres://…); also CAIRN_DATABASE_URL.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Key algorithm of a CA hierarchy created on first start: ecdsa-p256, ecdsa-p384,
+    /// rsa-2048, rsa-3072 or rsa-4096 [default: ecdsa-p256].
+    #[arg(long)]
+    pub key_algorithm: Option<String>,
     /// Upstream DNS server for validation, HOST:PORT.
     #[arg(long)]
     pub dns_server: Option<SocketAddr>,
@@ -71,6 +75,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(u) = &args.database_url {
         cfg.server.database_url = Some(u.clone());
+    }
+    if let Some(k) = &args.key_algorithm {
+        cfg.ca.key_algorithm = k.clone();
     }
     if let Some(d) = args.dns_server {
         cfg.va.dns_server = Some(d);

@@ -1,0 +1,86 @@
+//! The command line: config validation gives a one-line error for bad files, and the admin
+//! command creates EAB keys in the CA's database.
+
+use std::process::Command;
+
+fn cairn() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+}
+
+#[test]
+fn config_validate_accepts_the_sample_and_rejects_bad_files() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/cairn.sample.toml");
+    let out = cairn()
+        .args(["config", "validate", sample])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"127.0.0.1:1\"\nsurprise = true\n",
+    )
+    .unwrap();
+    let out = cairn()
+        .args(["config", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("cairn: "), "{err}");
+    assert!(
+        err.contains("surprise"),
+        "the error names the bad field: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let out = cairn()
+        .args(["config", "validate", "/nonexistent/cairn.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+}
+
+#[test]
+fn admin_creates_eab_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cairn()
+        .args(["admin", "eab", "new", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("key_id: "), "{text}");
+    let hmac = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hmac_key: "))
+        .expect("hmac key printed");
+    assert_eq!(hmac.len(), 43, "32 bytes of base64url");
+    assert!(dir.path().join("cairn.db").exists());
+}
+
+#[test]
+fn serve_refuses_a_bad_key_algorithm_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cairn()
+        .args(["serve", "--key-algorithm", "dsa-1024", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("key_algorithm"), "{err}");
+}
