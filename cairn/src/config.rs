@@ -131,9 +131,7 @@ impl Config {
         if !matches!(self.wfe.scheme.as_str(), "http" | "https") {
             anyhow::bail!("wfe.scheme must be \"http\" or \"https\"");
         }
-        if self.ra.certificate_validity <= time::Duration::ZERO {
-            anyhow::bail!("ra.certificate_validity must be positive");
-        }
+        self.ra.validate().map_err(|e| anyhow::anyhow!(e))?;
         Ok(())
     }
 
@@ -205,5 +203,6 @@ mod tests {
         assert!(Config::parse("[va]\ntimeout = \"soon\"\n").is_err());
         assert!(Config::parse("[server]\ndatabase_url = \"mysql://x\"\n").is_err());
         assert!(Config::parse("").is_ok());
+        assert!(Config::parse("[ra]\ndefault_profile = \"nope\"\n").is_err());
     }
 }

@@ -81,7 +81,10 @@ async fn ip_identifier_validates_over_http01() {
     let ca = TestCa::start().await;
     let account = ca.account().await;
     let ids = [Identifier::Ip("127.0.0.1".parse().unwrap())];
-    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    let mut order = account
+        .new_order(&NewOrder::new(&ids).profile("shortlived"))
+        .await
+        .unwrap();
     {
         let mut authzs = order.authorizations();
         let a = authzs.next().await.unwrap().unwrap();
@@ -238,18 +241,29 @@ async fn caa_records_are_enforced_at_validation() {
     let ca = TestCa::start().await;
     let account = ca.account().await;
     // A CAA record on the parent naming another CA forbids issuance for names below it.
-    ca.chall
-        .add_caa("caa-deny.example.com", &[CaaPolicy::new("issue", "other-ca.example")]);
+    ca.chall.add_caa(
+        "caa-deny.example.com",
+        &[CaaPolicy::new("issue", "other-ca.example")],
+    );
     let ids = [Identifier::Dns("www.caa-deny.example.com".into())];
     let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    assert_eq!(ca.authorize(&mut order, ChallengeType::Http01).await, OrderStatus::Invalid);
+    assert_eq!(
+        ca.authorize(&mut order, ChallengeType::Http01).await,
+        OrderStatus::Invalid
+    );
     let mut authzs = order.authorizations();
     let a = authzs.next().await.unwrap().unwrap();
     let err = a.challenges[0].error.as_ref().expect("challenge error");
-    assert_eq!(err.r#type.as_deref(), Some("urn:ietf:params:acme:error:caa"));
+    assert_eq!(
+        err.r#type.as_deref(),
+        Some("urn:ietf:params:acme:error:caa")
+    );
 
     // A record naming this CA's identity (the default `cairn.invalid`) allows it.
-    ca.chall.add_caa("caa-allow.example.com", &[CaaPolicy::new("issue", "cairn.invalid")]);
+    ca.chall.add_caa(
+        "caa-allow.example.com",
+        &[CaaPolicy::new("issue", "cairn.invalid")],
+    );
     let (pem, _) = ca
         .issue(
             &account,

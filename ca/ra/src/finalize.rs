@@ -120,10 +120,11 @@ impl Ra {
         let csr = cairn_x509::parse_csr(csr_der)
             .map_err(|e| Problem::new(ProblemType::BadCsr, format!("invalid CSR: {e}")))?;
         let cfg = &self.inner.config;
+        let (_, profile) = cfg.profile(order.profile.as_deref())?;
         let now = self.now();
         let not_before = now - cfg.backdate;
-        let not_after = not_before + cfg.certificate_validity - time::Duration::seconds(1);
-        let common_name = if cfg.include_common_name {
+        let not_after = not_before + profile.validity - time::Duration::seconds(1);
+        let common_name = if profile.include_common_name {
             common_name_for(csr.common_name.as_deref(), &order.identifiers)
         } else {
             None

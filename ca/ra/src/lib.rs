@@ -13,6 +13,7 @@ pub use account::{KeyChangeError, NewAccountRequest};
 pub use finalize::IssuanceResult;
 pub use order::{NewOrderRequest, OrderView};
 pub use policy::{IdentifierPolicy, check_identifiers};
+
 pub use revocation::RevocationRequester;
 
 use cairn_core::{Clock, Problem};
@@ -20,57 +21,174 @@ use cairn_issuer::CertificateIssuer;
 use cairn_sa::{SaError, StorageAuthority};
 use cairn_va::ValidationAuthority;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use time::Duration;
 
-/// RA policy knobs. Defaults follow Let's Encrypt's `classic` profile.
+/// RA policy knobs. Defaults follow Let's Encrypt's 2026 policy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaConfig {
     /// Lifetime of a pending authorization.
     #[serde(with = "humane_duration")]
     pub pending_authz_lifetime: Duration,
-    /// Lifetime of a valid authorization (how long it can be reused).
+    /// Lifetime of a valid authorization (profiles may reuse it for less; see
+    /// [`Profile::authz_reuse`]).
     #[serde(with = "humane_duration")]
     pub valid_authz_lifetime: Duration,
-    /// Lifetime of an order.
-    #[serde(with = "humane_duration")]
-    pub order_lifetime: Duration,
-    /// Validity of issued certificates.
-    #[serde(with = "humane_duration")]
-    pub certificate_validity: Duration,
     /// How far notBefore is backdated to tolerate client clock skew.
     #[serde(with = "humane_duration")]
     pub backdate: Duration,
     /// Require External Account Binding for new accounts.
     pub external_account_required: bool,
-    /// Which identifiers may be requested.
+    /// Which identifiers may be requested (every profile applies these, then its own rules).
     pub identifiers: IdentifierPolicy,
-    /// Put the first DNS name in the subject CN (Let's Encrypt's classic profile does).
-    pub include_common_name: bool,
     /// How long finalize waits for issuance before answering `processing` with `Retry-After`.
     #[serde(with = "humane_duration")]
     pub finalize_wait: Duration,
     /// Issuer domain names that identify this CA in CAA records (RFC 8659), also published as
     /// `meta.caaIdentities`.
     pub caa_identities: Vec<String>,
+    /// The profile of orders that name none.
+    pub default_profile: String,
+    /// Certificate profiles by name (draft-ietf-acme-profiles), advertised in the directory.
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// A certificate profile: what an order that names it gets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Shown to clients in `meta.profiles`.
+    pub description: String,
+    /// Certificate lifetime (notAfter − notBefore, backdating included).
+    #[serde(with = "humane_duration")]
+    pub validity: Duration,
+    /// Allow `ip` identifiers (Let's Encrypt allows them only in `shortlived`).
+    #[serde(default)]
+    pub allow_ip: bool,
+    /// Put a DNS name in the subject CN.
+    #[serde(default)]
+    pub include_common_name: bool,
+    /// Most identifiers in one order.
+    #[serde(default = "default_max_identifiers")]
+    pub max_identifiers: usize,
+    /// How long after its validation an authorization may be reused for this profile.
+    #[serde(with = "humane_duration")]
+    pub authz_reuse: Duration,
+    /// Lifetime of an order.
+    #[serde(with = "humane_duration", default = "default_order_lifetime")]
+    pub order_lifetime: Duration,
+}
+
+fn default_max_identifiers() -> usize {
+    100
+}
+
+fn default_order_lifetime() -> Duration {
+    Duration::days(7)
 }
 
 impl Default for RaConfig {
     fn default() -> Self {
+        let mut profiles = BTreeMap::new();
+        profiles.insert(
+            "classic".to_owned(),
+            Profile {
+                description: "90-day certificates with a subject common name, DNS names only"
+                    .into(),
+                validity: Duration::days(90),
+                allow_ip: false,
+                include_common_name: true,
+                max_identifiers: 100,
+                authz_reuse: Duration::days(30),
+                order_lifetime: Duration::days(7),
+            },
+        );
+        profiles.insert(
+            "tlsserver".to_owned(),
+            Profile {
+                description: "45-day certificates without a common name, DNS names only".into(),
+                validity: Duration::days(45),
+                allow_ip: false,
+                include_common_name: false,
+                max_identifiers: 100,
+                authz_reuse: Duration::days(30),
+                order_lifetime: Duration::days(7),
+            },
+        );
+        profiles.insert(
+            "shortlived".to_owned(),
+            Profile {
+                description: "160-hour certificates without a common name; DNS names and IP addresses".into(),
+                validity: Duration::hours(160),
+                allow_ip: true,
+                include_common_name: false,
+                max_identifiers: 100,
+                authz_reuse: Duration::hours(7),
+                order_lifetime: Duration::days(7),
+            },
+        );
         Self {
             pending_authz_lifetime: Duration::days(7),
             valid_authz_lifetime: Duration::days(30),
-            order_lifetime: Duration::days(7),
-            certificate_validity: Duration::days(90),
             backdate: Duration::hours(1),
             external_account_required: false,
             identifiers: IdentifierPolicy::default(),
-            include_common_name: true,
             finalize_wait: Duration::seconds(5),
             caa_identities: vec!["cairn.invalid".into()],
+            default_profile: "classic".into(),
+            profiles,
         }
+    }
+}
+
+impl RaConfig {
+    /// Checks what serde cannot: the default profile exists, lifetimes are positive.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.profiles.contains_key(&self.default_profile) {
+            return Err(format!(
+                "ra.default_profile {:?} is not one of ra.profiles",
+                self.default_profile
+            ));
+        }
+        for (name, p) in &self.profiles {
+            if p.validity <= Duration::ZERO || p.validity <= self.backdate {
+                return Err(format!(
+                    "ra.profiles.{name}.validity must exceed ra.backdate"
+                ));
+            }
+            if p.authz_reuse > self.valid_authz_lifetime {
+                return Err(format!(
+                    "ra.profiles.{name}.authz_reuse cannot exceed ra.valid_authz_lifetime"
+                ));
+            }
+            if p.max_identifiers == 0 || p.order_lifetime <= Duration::ZERO {
+                return Err(format!(
+                    "ra.profiles.{name}: max_identifiers and order_lifetime must be positive"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The profile an order gets: the named one, or the default.
+    pub fn profile(&self, name: Option<&str>) -> Result<(&str, &Profile), Problem> {
+        let name = name.unwrap_or(&self.default_profile);
+        self.profiles
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+            .ok_or_else(|| {
+                Problem::new(
+                    cairn_core::ProblemType::InvalidProfile,
+                    format!(
+                        "unknown profile {:?}; this CA offers {}",
+                        name.chars().take(64).collect::<String>(),
+                        self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Orders and authorizations: creation with Boulder-style reuse, status views, the account's
 //! order list and authorization deactivation.
 
-use crate::{Ra, check_identifiers, internal, sa_problem};
+use crate::{IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
     ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId, OrderStatus,
@@ -55,23 +55,37 @@ impl Ra {
         account: &Account,
         req: NewOrderRequest,
     ) -> Result<OrderView, Problem> {
-        let identifiers = check_identifiers(&req.identifiers, &self.inner.config.identifiers)?;
+        let cfg = &self.inner.config;
+        let (profile_name, profile) = cfg.profile(req.profile.as_deref())?;
+        let policy = IdentifierPolicy {
+            allow_ip: cfg.identifiers.allow_ip && profile.allow_ip,
+            max_identifiers: cfg.identifiers.max_identifiers.min(profile.max_identifiers),
+            ..cfg.identifiers.clone()
+        };
+        let identifiers = check_identifiers(&req.identifiers, &policy).map_err(|p| {
+            if p.typ == ProblemType::UnsupportedIdentifier && cfg.identifiers.allow_ip {
+                Problem {
+                    detail: format!(
+                        "{}; the profile {profile_name:?} does not allow IP addresses",
+                        p.detail
+                    ),
+                    ..p
+                }
+            } else {
+                p
+            }
+        })?;
         if req.not_before.is_some() || req.not_after.is_some() {
             return Err(Problem::malformed(
-                "notBefore and notAfter are not supported: validity is set by the CA",
+                "notBefore and notAfter are not supported: validity is set by the profile",
             ));
         }
-        if let Some(profile) = &req.profile {
-            return Err(Problem::new(
-                ProblemType::InvalidProfile,
-                format!("unknown profile {profile:?}: this CA advertises no profiles"),
-            ));
-        }
+        let profile_name = profile_name.to_owned();
         let now = self.now();
         let sa = &self.inner.sa;
 
         if let Some(existing) = sa
-            .get_reusable_order(&account.id, &identifiers, req.profile.as_deref(), now)
+            .get_reusable_order(&account.id, &identifiers, Some(&profile_name), now)
             .await
             .map_err(|e| internal(&e, "looking up reusable order"))?
         {
@@ -81,16 +95,16 @@ impl Ra {
             }
         }
 
-        let cfg = &self.inner.config;
         let mut authz_ids = Vec::with_capacity(identifiers.len());
         let mut new_authzs = Vec::new();
-        let mut earliest_expiry = now + cfg.order_lifetime;
+        let mut earliest_expiry = now + profile.order_lifetime;
+        // A reused authorization must have been validated within the profile's reuse window and
+        // outlive the order by a margin, so the order cannot turn invalid while finalizing.
+        let min_expiry = (now + time::Duration::days(1))
+            .max(now + cfg.valid_authz_lifetime - profile.authz_reuse);
         for id in &identifiers {
             let wildcard = id.is_wildcard();
             let base = id.authz_identifier();
-            // A reused authorization must outlive the order by a margin, so the order cannot
-            // turn invalid while the client is finalizing.
-            let min_expiry = now + time::Duration::days(1);
             let reused = sa
                 .get_reusable_authz(&account.id, &base, wildcard, true, min_expiry)
                 .await
@@ -117,7 +131,7 @@ impl Ra {
             not_after: None,
             error: None,
             certificate_serial: None,
-            profile: req.profile,
+            profile: Some(profile_name),
             replaces: req.replaces,
             csr_der: None,
             created_at: now,

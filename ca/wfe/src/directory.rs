@@ -22,7 +22,14 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
             caa_identities: Some(wfe.ra.config().caa_identities.clone())
                 .filter(|ids| !ids.is_empty()),
             external_account_required: Some(wfe.ra.config().external_account_required),
-            profiles: None,
+            profiles: Some(
+                wfe.ra
+                    .config()
+                    .profiles
+                    .iter()
+                    .map(|(name, p)| (name.clone(), p.description.clone()))
+                    .collect(),
+            ),
         },
     };
     let dir = serde_json::to_value(&dir).unwrap_or_default();

@@ -106,16 +106,34 @@ impl TestCa {
 
     /// Full issuance: order, validate with `typ`, finalize with a fresh P-256 key, download.
     /// Returns the PEM chain and the certificate key.
+    /// Orders naming an IP address use the `shortlived` profile (the only default profile that
+    /// allows them, as at Let's Encrypt); others the default profile.
     pub async fn issue(
         &self,
         account: &Account,
         ids: &[Identifier],
         typ: ChallengeType,
     ) -> (String, rcgen::KeyPair) {
-        let mut order = account
-            .new_order(&NewOrder::new(ids))
-            .await
-            .expect("new order");
+        let profile = ids
+            .iter()
+            .any(|i| matches!(i, Identifier::Ip(_)))
+            .then_some("shortlived");
+        self.issue_with_profile(account, ids, typ, profile).await
+    }
+
+    /// Full issuance with an explicit profile (`None`: the server's default).
+    pub async fn issue_with_profile(
+        &self,
+        account: &Account,
+        ids: &[Identifier],
+        typ: ChallengeType,
+        profile: Option<&str>,
+    ) -> (String, rcgen::KeyPair) {
+        let mut new_order = NewOrder::new(ids);
+        if let Some(p) = profile {
+            new_order = new_order.profile(p);
+        }
+        let mut order = account.new_order(&new_order).await.expect("new order");
         let status = self.authorize(&mut order, typ).await;
         assert_eq!(
             status,
