@@ -7,6 +7,7 @@ use common::{TestCa, pem_chain, verify_chain};
 use instant_acme::{ChallengeType, Identifier, NewOrder};
 use time::Duration;
 
+#[allow(clippy::unwrap_used)] // test helper: a parse failure is a test failure
 fn lifetime_and_cn(pem: &str) -> (Duration, Option<String>) {
     let info = cairn_x509::CertInfo::from_der(&pem_chain(pem)[0]).unwrap();
     (info.not_after - info.not_before, info.common_name)
