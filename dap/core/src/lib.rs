@@ -1,0 +1,12 @@
+//! DAP core shared by client, aggregators and collector: HPKE with the DAP-18 info strings and
+//! AADs, VDAF glue over `prio`'s Prio3, task parameters and the clock. No network or storage.
+
+pub mod clock;
+pub mod hpke;
+pub mod task;
+pub mod vdaf;
+
+pub use clock::{Clock, MockClock, RealClock};
+pub use hpke::{HpkeApplicationInfo, HpkeError, HpkeKeypair, Label};
+pub use task::{TaskError, TaskParameters};
+pub use vdaf::{AggregateResult, Measurement, VdafError, VdafInstance, VerifyKey};
