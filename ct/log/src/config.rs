@@ -1,0 +1,254 @@
+//! Configuration: a TOML file with a listener and a `[[log]]` list (one entry per temporal
+//! shard), relative paths resolved against the file's folder.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML does not match the schema.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value breaks a rule (message says which).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `cairn ct serve`'s configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtConfig {
+    /// Address of the HTTP listener serving every log (submission and monitoring paths).
+    pub listen: SocketAddr,
+    /// Address of the Prometheus `/metrics` and `/health` listener, if any.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// The logs.
+    #[serde(rename = "log")]
+    pub logs: Vec<LogConfig>,
+}
+
+/// One log (shard).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Short unique name (the lock store row and metrics label).
+    pub name: String,
+    /// Human description for log lists.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The submission prefix, e.g. `https://ct.example.org/2026h1/`. Its host and path without
+    /// scheme and trailing slash are the checkpoint origin; its path is where the log is served.
+    pub submission_url: String,
+    /// The monitoring prefix (defaults to the submission prefix).
+    #[serde(default)]
+    pub monitoring_url: Option<String>,
+    /// PEM PKCS#8 P-256 key; generated (0600) on first start if missing.
+    pub key_file: PathBuf,
+    /// Folder of PEM root certificates.
+    pub roots_dir: PathBuf,
+    /// Folder for tiles, issuers and the checkpoint.
+    pub data_dir: PathBuf,
+    /// Lock store URL (`sqlite:…` or `postgres://…`); default `lock.db` SQLite in `data_dir`.
+    #[serde(default)]
+    pub lock_db: Option<String>,
+    /// Inclusive start of the accepted NotAfter interval (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after_start: OffsetDateTime,
+    /// Exclusive end of the accepted NotAfter interval (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after_limit: OffsetDateTime,
+    /// Sequencing period in milliseconds (default 1000).
+    #[serde(default = "default_period_ms")]
+    pub period_ms: u64,
+    /// Maximum submissions waiting for the next sequencing (default 4096).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_period_ms() -> u64 {
+    1000
+}
+
+fn default_pool_size() -> usize {
+    4096
+}
+
+impl CtConfig {
+    /// Reads and checks `path`; relative paths in it are resolved against its folder.
+    pub fn load(path: &Path) -> Result<CtConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut cfg: CtConfig = toml::from_str(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for log in &mut cfg.logs {
+            log.resolve_paths(base);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every log and that names and mount paths are unique.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        let mut paths = std::collections::HashSet::new();
+        for log in &self.logs {
+            log.validate()?;
+            if !names.insert(log.name.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "duplicate log name {:?}",
+                    log.name
+                )));
+            }
+            if !paths.insert(log.mount_path()) {
+                return Err(ConfigError::Invalid(format!(
+                    "two logs share the submission path of {:?}",
+                    log.name
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogConfig {
+    /// Makes relative paths relative to `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Checks the values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("log {:?}: {m}", self.name)));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return bad("name must be non-empty ASCII letters, digits, '-', '_' or '.'");
+        }
+        if self.not_after_start >= self.not_after_limit {
+            return bad("not_after_start must be before not_after_limit");
+        }
+        if self.not_after_start.unix_timestamp() < 0 {
+            return bad("not_after_start before 1970");
+        }
+        if !(10..=60_000).contains(&self.period_ms) {
+            return bad("period_ms must be within 10..=60000");
+        }
+        if !(1..=1_000_000).contains(&self.pool_size) {
+            return bad("pool_size must be within 1..=1000000");
+        }
+        let origin = self.origin();
+        if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
+            return bad("submission_url must be http(s)://host[/path] without spaces or '+'");
+        }
+        if !(self.submission_url.starts_with("https://")
+            || self.submission_url.starts_with("http://"))
+        {
+            return bad("submission_url must start with https:// or http://");
+        }
+        Ok(())
+    }
+
+    /// The checkpoint origin: the submission prefix without scheme and trailing slashes.
+    pub fn origin(&self) -> String {
+        let s = self
+            .submission_url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        s.trim_end_matches('/').to_string()
+    }
+
+    /// The path part of the submission prefix (`""` for a log at the root, else `/a/b`).
+    pub fn mount_path(&self) -> String {
+        let origin = self.origin();
+        match origin.find('/') {
+            Some(i) => origin[i..].to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// The monitoring prefix.
+    pub fn monitoring_url(&self) -> String {
+        self.monitoring_url
+            .clone()
+            .unwrap_or_else(|| self.submission_url.clone())
+    }
+
+    /// The lock store URL.
+    pub fn lock_db_url(&self) -> Option<String> {
+        self.lock_db.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_config_parses_and_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ct.toml");
+        std::fs::write(
+            &path,
+            r#"
+listen = "127.0.0.1:0"
+[[log]]
+name = "2026h1"
+submission_url = "https://ct.example.org/2026h1/"
+key_file = "keys/2026h1.pem"
+roots_dir = "roots"
+data_dir = "data/2026h1"
+not_after_start = "2026-01-01T00:00:00Z"
+not_after_limit = "2026-07-01T00:00:00Z"
+[[log]]
+name = "2026h2"
+submission_url = "https://ct.example.org/2026h2"
+key_file = "keys/2026h2.pem"
+roots_dir = "roots"
+data_dir = "data/2026h2"
+not_after_start = "2026-07-01T00:00:00Z"
+not_after_limit = "2027-01-01T00:00:00Z"
+period_ms = 250
+"#,
+        )
+        .unwrap();
+        let cfg = CtConfig::load(&path).unwrap();
+        assert_eq!(cfg.logs.len(), 2);
+        assert_eq!(cfg.logs[0].origin(), "ct.example.org/2026h1");
+        assert_eq!(cfg.logs[0].mount_path(), "/2026h1");
+        assert_eq!(cfg.logs[0].period_ms, 1000);
+        assert_eq!(cfg.logs[1].period_ms, 250);
+        assert!(cfg.logs[0].key_file.starts_with(dir.path()));
+        let mut dup = cfg.clone();
+        dup.logs[1].name = "2026h1".into();
+        assert!(dup.validate().is_err());
+        let mut bad = cfg.clone();
+        bad.logs[0].not_after_limit = bad.logs[0].not_after_start;
+        assert!(bad.validate().is_err());
+        assert!(
+            toml::from_str::<CtConfig>("listen = \"127.0.0.1:0\"\nlog = []\nextra = 1").is_err()
+        );
+    }
+}

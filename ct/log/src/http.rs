@@ -1,0 +1,268 @@
+//! The HTTP edge: RFC 6962 submission endpoints, the static read path (checkpoint, tiles,
+//! issuers) and the log-list description; errors become short JSON bodies without internals.
+
+use crate::entry::parse_data_tile;
+use crate::log::{CtLog, SubmitError};
+use crate::tile::{Tile, TileLevel, leaves_per_hash};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+
+/// Largest accepted submission body.
+pub const MAX_BODY: usize = 512 * 1024;
+
+#[derive(Deserialize)]
+struct AddChainRequest {
+    chain: Vec<String>,
+}
+
+/// The log's entry for CT log lists (v3 schema field names).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogDescription {
+    /// Free text.
+    pub description: String,
+    /// The LogID, base64.
+    pub log_id: String,
+    /// The public key, base64 DER SubjectPublicKeyInfo.
+    pub key: String,
+    /// Maximum merge delay, seconds.
+    pub mmd: u32,
+    /// The accepted NotAfter interval.
+    pub temporal_interval: TemporalInterval,
+    /// The submission prefix.
+    pub submission_url: String,
+    /// The monitoring prefix.
+    pub monitoring_url: String,
+}
+
+/// A log's temporal interval (RFC 3339).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TemporalInterval {
+    /// Inclusive start.
+    pub start_inclusive: String,
+    /// Exclusive end.
+    pub end_exclusive: String,
+}
+
+impl CtLog {
+    /// The log's description for log lists.
+    pub fn description(&self) -> LogDescription {
+        let cfg = self.config();
+        let rfc3339 = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        LogDescription {
+            description: cfg
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("Cairn CT log {}", cfg.name)),
+            log_id: B64.encode(self.log_id()),
+            key: B64.encode(self.public_key_der()),
+            mmd: 60,
+            temporal_interval: TemporalInterval {
+                start_inclusive: rfc3339(cfg.not_after_start),
+                end_exclusive: rfc3339(cfg.not_after_limit),
+            },
+            submission_url: cfg.submission_url.clone(),
+            monitoring_url: cfg.monitoring_url(),
+        }
+    }
+
+    /// The log's routes, relative to its submission/monitoring prefix.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/ct/v1/add-chain", post(add_chain))
+            .route("/ct/v1/add-pre-chain", post(add_pre_chain))
+            .route("/ct/v1/get-roots", get(get_roots))
+            .route("/checkpoint", get(checkpoint))
+            .route("/tile/{*rest}", get(tile))
+            .route("/issuer/{fingerprint}", get(issuer))
+            .route("/log.json", get(description))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self.clone())
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::json!({ "error": message }).to_string(),
+    )
+        .into_response()
+}
+
+async fn add_chain(State(log): State<CtLog>, body: Bytes) -> Response {
+    submit(log, body, false).await
+}
+
+async fn add_pre_chain(State(log): State<CtLog>, body: Bytes) -> Response {
+    submit(log, body, true).await
+}
+
+/// Decodes an `add-chain` body into DER certificates.
+pub fn parse_add_chain(body: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    let req: AddChainRequest =
+        serde_json::from_slice(body).map_err(|_| "request body is not {\"chain\": [...]}")?;
+    if req.chain.len() > crate::chain::MAX_CHAIN_LEN {
+        return Err("chain too long");
+    }
+    req.chain
+        .iter()
+        .map(|c| B64.decode(c).map_err(|_| "chain element is not base64"))
+        .collect()
+}
+
+async fn submit(log: CtLog, body: Bytes, precert: bool) -> Response {
+    let endpoint = if precert {
+        "add-pre-chain"
+    } else {
+        "add-chain"
+    };
+    let count = |outcome: &'static str| {
+        metrics::counter!("cairn_ct_submissions_total",
+            "log" => log.name().to_string(), "endpoint" => endpoint, "outcome" => outcome)
+        .increment(1);
+    };
+    let chain = match parse_add_chain(&body) {
+        Ok(c) => c,
+        Err(msg) => {
+            count("bad_request");
+            return error(StatusCode::BAD_REQUEST, msg);
+        }
+    };
+    match log.submit(&chain, precert).await {
+        Ok(sct) => {
+            count("ok");
+            axum::Json(sct).into_response()
+        }
+        Err(SubmitError::Chain(e)) => {
+            count("rejected");
+            error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(SubmitError::PoolFull) => {
+            count("pool_full");
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "log is busy, retry later");
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(SubmitError::Unavailable) => {
+            count("unavailable");
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log unavailable, retry later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(e) => {
+            count("error");
+            tracing::error!(log = log.name(), error = %e, "submission failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+async fn get_roots(State(log): State<CtLog>) -> Response {
+    let certificates: Vec<String> = log.inner.roots.ders().map(|d| B64.encode(d)).collect();
+    axum::Json(serde_json::json!({ "certificates": certificates })).into_response()
+}
+
+async fn description(State(log): State<CtLog>) -> Response {
+    axum::Json(log.description()).into_response()
+}
+
+async fn read(log: &CtLog, key: String) -> Result<Option<Vec<u8>>, Response> {
+    let storage = log.inner.storage.clone();
+    let res = tokio::task::spawn_blocking(move || storage.get(&key)).await;
+    match res {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::error!(log = log.name(), error = %e, "reading a static file failed");
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+        }
+        Err(_) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")),
+    }
+}
+
+fn file(data: Vec<u8>, content_type: &'static str, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        data,
+    )
+        .into_response()
+}
+
+const IMMUTABLE: &str = "public, max-age=604800, immutable";
+
+async fn checkpoint(State(log): State<CtLog>) -> Response {
+    match read(&log, "checkpoint".into()).await {
+        Ok(Some(d)) => file(d, "text/plain; charset=utf-8", "no-cache, max-age=0"),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not found"),
+        Err(r) => r,
+    }
+}
+
+async fn tile(State(log): State<CtLog>, Path(rest): Path<String>) -> Response {
+    let path = format!("tile/{rest}");
+    let Some(tile) = Tile::parse(&path) else {
+        return error(StatusCode::NOT_FOUND, "not found");
+    };
+    // Serve only what the committed checkpoint covers: anything beyond it may still be
+    // rewritten after a crash, and tiles are cached as immutable.
+    let level = match tile.level {
+        TileLevel::Hash(l) => l,
+        TileLevel::Data => 0,
+    };
+    let committed = log.inner.committed_size.load(Ordering::Acquire);
+    let needed = leaves_per_hash(level).and_then(|per| {
+        tile.index
+            .checked_mul(256)?
+            .checked_add(u64::from(tile.width))?
+            .checked_mul(per)
+    });
+    if needed.is_none_or(|n| n > committed) {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    match read(&log, path).await {
+        Ok(Some(d)) => {
+            if tile.level == TileLevel::Data {
+                debug_assert!(parse_data_tile(&d).is_ok());
+            }
+            file(d, "application/octet-stream", IMMUTABLE)
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "not found"),
+        Err(r) => r,
+    }
+}
+
+async fn issuer(State(log): State<CtLog>, Path(fingerprint): Path<String>) -> Response {
+    let ok = fingerprint.len() == 64
+        && fingerprint
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !ok {
+        return error(StatusCode::NOT_FOUND, "not found");
+    }
+    match read(&log, format!("issuer/{fingerprint}")).await {
+        Ok(Some(d)) => file(d, "application/pkix-cert", IMMUTABLE),
+        Ok(None) => error(StatusCode::NOT_FOUND, "not found"),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,35 @@
+//! Cairn's Certificate Transparency log: a C2SP static-ct-api v1.1.0 log.
+//!
+//! Writes are RFC 6962 `add-chain`/`add-pre-chain` (SCTs carry the `leaf_index` extension);
+//! reads are static files (signed checkpoint, hash and data tiles, issuers). Submissions wait in
+//! a bounded pool; every period the sequencer appends them, writes and fsyncs the tiles,
+//! advances the checkpoint with a compare-and-swap in the lock store (which also holds the
+//! dedup index), and only then returns SCTs.
+//!
+//! ```text
+//!  add-chain ─► validate ─► dedup? ─► pool ──tick──► sequencer ─► tiles+issuers (fsync)
+//!                                                          │
+//!   SCT ◄──────────── answer ◄── checkpoint file ◄── lock store CAS (checkpoint + dedup)
+//! ```
+//!
+//! I/O-free building blocks: [`merkle`], [`tile`], [`entry`], [`sct`], [`checkpoint`],
+//! [`chain`]. Running pieces: [`CtLog`] (one log, embeddable: mount [`CtLog::router`]) and
+//! [`CtServer`] (every configured log behind one listener).
+
+pub mod chain;
+pub mod checkpoint;
+pub mod config;
+pub mod entry;
+pub mod http;
+pub mod key;
+pub mod lockstore;
+mod log;
+pub mod merkle;
+pub mod sct;
+mod server;
+pub mod storage;
+pub mod tile;
+
+pub use config::{CtConfig, LogConfig};
+pub use log::{CtLog, RecoveryError, StartError, SubmitError};
+pub use server::{CtServer, ServerError};

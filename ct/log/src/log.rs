@@ -1,0 +1,673 @@
+//! A running log: start-up and crash recovery from the lock store's checkpoint, the bounded
+//! submission pool, and the sequencer that writes tiles, fsyncs, advances the checkpoint by
+//! compare-and-swap and only then answers the waiting submissions.
+
+use crate::chain::{Accepted, ChainError, NotAfterWindow, Roots, RootsError, validate_chain};
+use crate::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint};
+use crate::config::LogConfig;
+use crate::entry::{LogEntry, MAX_LEAF_INDEX, parse_data_tile};
+use crate::key::{KeyError, LogKey};
+use crate::lockstore::{DedupRecord, LockError, LockStore};
+use crate::merkle::{Hash, complete_root, empty_root, root_from_subtrees};
+use crate::sct::{SctResponse, sign_sct};
+use crate::storage::{FsStorage, Storage};
+use crate::tile::{TILE_WIDTH, Tile, TileLevel, leaves_per_hash, partial_width};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{oneshot, watch};
+
+/// How often an idle log still signs a fresh checkpoint.
+const IDLE_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Start-up failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The data folder could not be used.
+    #[error("data folder: {0}")]
+    Storage(#[source] std::io::Error),
+    /// Another process holds this log's data folder.
+    #[error("data folder {0} is locked by another process")]
+    Locked(String),
+    /// The key could not be loaded or generated.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The roots could not be loaded.
+    #[error(transparent)]
+    Roots(#[from] RootsError),
+    /// There are no roots.
+    #[error("no root certificates in the roots folder")]
+    NoRoots,
+    /// The lock store failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The stored state is not consistent with the lock store's checkpoint.
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
+/// The stored log does not match its committed checkpoint.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecoveryError {
+    /// The committed checkpoint does not verify with this log's key and origin.
+    #[error("committed checkpoint does not verify: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    /// A tile the checkpoint needs is missing or has the wrong size.
+    #[error("tile {0} is missing or malformed")]
+    Tile(String),
+    /// The tiles do not hash to the checkpoint's root.
+    #[error("tiles do not match the committed root hash")]
+    RootMismatch,
+    /// Reading storage failed.
+    #[error("storage: {0}")]
+    Storage(#[from] std::io::Error),
+    /// The lock store failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Signing the initial checkpoint failed.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// Why a submission did not get an SCT.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The chain was refused (client error).
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The pool is full: retry later.
+    #[error("too many pending submissions")]
+    PoolFull,
+    /// The log cannot sequence right now (stopping, lost its lock, or a sequencing cycle
+    /// failed): retry later.
+    #[error("log temporarily unavailable")]
+    Unavailable,
+    /// An internal failure (logged; not for clients).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Where a submission landed.
+#[derive(Debug, Clone, Copy)]
+struct Sequenced {
+    index: u64,
+    timestamp: u64,
+}
+
+type Waiter = oneshot::Sender<Result<Sequenced, SubmitError>>;
+
+struct Pending {
+    accepted: Accepted,
+    key: Hash,
+    waiters: Vec<Waiter>,
+}
+
+#[derive(Default)]
+struct Pool {
+    items: Vec<Pending>,
+    by_key: HashMap<Hash, usize>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: LogConfig,
+    pub(crate) origin: String,
+    pub(crate) key: LogKey,
+    pub(crate) roots: Roots,
+    pub(crate) storage: Arc<dyn Storage>,
+    window: NotAfterWindow,
+    lock: LockStore,
+    pool: Mutex<Pool>,
+    /// Size of the latest committed checkpoint (what readers may see).
+    pub(crate) committed_size: AtomicU64,
+    stopped: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    _dir_lock: std::fs::File,
+}
+
+/// A running CT log. Cloning shares it.
+#[derive(Clone)]
+pub struct CtLog {
+    pub(crate) inner: Arc<Inner>,
+    task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for CtLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CtLog")
+            .field("name", &self.inner.config.name)
+            .field("origin", &self.inner.origin)
+            .finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl CtLog {
+    /// Opens (or creates) the log described by `config`, recovers its state from the lock
+    /// store's checkpoint, and starts its sequencer.
+    pub async fn start(config: LogConfig) -> Result<CtLog, StartError> {
+        let storage = FsStorage::new(&config.data_dir).map_err(StartError::Storage)?;
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(config.data_dir.join(".lock"))
+            .map_err(StartError::Storage)?;
+        if lock_file.try_lock().is_err() {
+            return Err(StartError::Locked(config.data_dir.display().to_string()));
+        }
+        let key = LogKey::load_or_generate(&config.key_file)?;
+        let roots = Roots::load_dir(&config.roots_dir)?;
+        if roots.is_empty() {
+            return Err(StartError::NoRoots);
+        }
+        let lock = match config.lock_db_url() {
+            Some(url) => LockStore::connect(&url).await?,
+            None => LockStore::open_sqlite(&config.data_dir.join("lock.db")).await?,
+        };
+        let window = NotAfterWindow {
+            start: u64::try_from(config.not_after_start.unix_timestamp()).unwrap_or(0),
+            limit: u64::try_from(config.not_after_limit.unix_timestamp()).unwrap_or(0),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let inner = Arc::new(Inner {
+            origin: config.origin(),
+            config,
+            key,
+            roots,
+            storage: Arc::new(storage),
+            window,
+            lock,
+            pool: Mutex::new(Pool::default()),
+            committed_size: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+            shutdown,
+            _dir_lock: lock_file,
+        });
+        let state = recover(&inner).await?;
+        tracing::info!(
+            log = %inner.config.name,
+            size = state.size,
+            "CT log recovered from its committed checkpoint"
+        );
+        let task = tokio::spawn(sequencer(inner.clone(), state, shutdown_rx));
+        Ok(CtLog {
+            inner,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+
+    /// The log's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// The checkpoint origin.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.inner.config
+    }
+
+    /// The log's public key, SubjectPublicKeyInfo DER.
+    pub fn public_key_der(&self) -> &[u8] {
+        self.inner.key.spki_der()
+    }
+
+    /// The RFC 6962 LogID.
+    pub fn log_id(&self) -> Hash {
+        self.inner.key.log_id()
+    }
+
+    /// The size of the latest committed checkpoint.
+    pub fn tree_size(&self) -> u64 {
+        self.inner.committed_size.load(Ordering::Acquire)
+    }
+
+    /// Validates `chain` (leaf first, DER) and waits until its entry is durably sequenced;
+    /// returns its SCT. A resubmission returns the original timestamp and index.
+    pub async fn submit(
+        &self,
+        chain: &[Vec<u8>],
+        precert: bool,
+    ) -> Result<SctResponse, SubmitError> {
+        let inner = &self.inner;
+        if inner.stopped.load(Ordering::Acquire) {
+            return Err(SubmitError::Unavailable);
+        }
+        let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
+        let key = accepted.entry.dedup_key();
+        if let Some(rec) = inner
+            .lock
+            .get_dedup(&inner.config.name, &key)
+            .await
+            .map_err(|e| SubmitError::Internal(e.to_string()))?
+        {
+            metrics::counter!("cairn_ct_duplicates_total", "log" => inner.config.name.clone())
+                .increment(1);
+            return sign_sct(&inner.key, &accepted.entry, rec.timestamp, rec.index)
+                .map_err(|e| SubmitError::Internal(e.to_string()));
+        }
+        let entry = accepted.entry.clone();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pool = inner
+                .pool
+                .lock()
+                .map_err(|_| SubmitError::Internal("pool lock poisoned".into()))?;
+            if let Some(&i) = pool.by_key.get(&key) {
+                pool.items[i].waiters.push(tx);
+            } else if pool.items.len() >= inner.config.pool_size {
+                return Err(SubmitError::PoolFull);
+            } else {
+                let i = pool.items.len();
+                pool.items.push(Pending {
+                    accepted,
+                    key,
+                    waiters: vec![tx],
+                });
+                pool.by_key.insert(key, i);
+            }
+            metrics::gauge!("cairn_ct_pool_size", "log" => inner.config.name.clone())
+                .set(pool.items.len() as f64);
+        }
+        let seq = rx.await.map_err(|_| SubmitError::Unavailable)??;
+        sign_sct(&inner.key, &entry, seq.timestamp, seq.index)
+            .map_err(|e| SubmitError::Internal(e.to_string()))
+    }
+
+    /// Stops the sequencer after its current cycle; pending submissions get `Unavailable`.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+        self.inner.lock.close().await;
+    }
+}
+
+/// The sequencer's view of the tree's right edge.
+struct TreeState {
+    size: u64,
+    /// For each level, the hashes of its rightmost, incomplete tile.
+    levels: Vec<Vec<Hash>>,
+    /// The TileLeafs of the incomplete data tile.
+    data: Vec<u8>,
+    /// The committed checkpoint note (the CAS's expected value).
+    note: String,
+    /// Its timestamp.
+    timestamp: u64,
+    /// Partial tile paths already written with their final content.
+    written_partials: HashSet<String>,
+    /// Issuers known to be stored.
+    issuers: HashSet<Hash>,
+}
+
+impl TreeState {
+    fn append(&mut self, leaf_hash: Hash, tile_leaf: &[u8], files: &mut Vec<(String, Vec<u8>)>) {
+        self.data.extend_from_slice(tile_leaf);
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].push(leaf_hash);
+        self.size += 1;
+        if self.size.is_multiple_of(TILE_WIDTH) {
+            let tile = Tile {
+                level: TileLevel::Data,
+                index: self.size / TILE_WIDTH - 1,
+                width: 256,
+            };
+            files.push((tile.path(), std::mem::take(&mut self.data)));
+        }
+        let mut level = 0usize;
+        while self.levels[level].len() as u64 == TILE_WIDTH {
+            let full = std::mem::take(&mut self.levels[level]);
+            let per_tile = leaves_per_hash(level as u8 + 1).unwrap_or(u64::MAX);
+            let tile = Tile {
+                level: TileLevel::Hash(level as u8),
+                index: self.size / per_tile - 1,
+                width: 256,
+            };
+            files.push((tile.path(), full.concat()));
+            let Some(root) = complete_root(&full) else {
+                break;
+            };
+            if self.levels.len() == level + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[level + 1].push(root);
+            level += 1;
+        }
+    }
+
+    fn partial_tiles(&mut self, files: &mut Vec<(String, Vec<u8>)>) {
+        for (level, hashes) in self.levels.iter().enumerate() {
+            if hashes.is_empty() {
+                continue;
+            }
+            let per_tile = leaves_per_hash(level as u8 + 1).unwrap_or(u64::MAX);
+            let tile = Tile {
+                level: TileLevel::Hash(level as u8),
+                index: self.size / per_tile,
+                width: hashes.len() as u16,
+            };
+            let path = tile.path();
+            if self.written_partials.insert(path.clone()) {
+                files.push((path, hashes.concat()));
+            }
+        }
+        if !self.data.is_empty() {
+            let tile = Tile {
+                level: TileLevel::Data,
+                index: self.size / TILE_WIDTH,
+                width: (self.size % TILE_WIDTH) as u16,
+            };
+            let path = tile.path();
+            if self.written_partials.insert(path.clone()) {
+                files.push((path, self.data.clone()));
+            }
+        }
+    }
+
+    fn root(&self) -> Option<Hash> {
+        let mut subtrees = Vec::new();
+        for (level, hashes) in self.levels.iter().enumerate().rev() {
+            let per = leaves_per_hash(level as u8)?;
+            subtrees.extend(hashes.iter().map(|h| (per, *h)));
+        }
+        root_from_subtrees(&subtrees)
+    }
+}
+
+async fn blocking_put(
+    storage: &Arc<dyn Storage>,
+    files: Vec<(String, Vec<u8>)>,
+) -> std::io::Result<()> {
+    let storage = storage.clone();
+    tokio::task::spawn_blocking(move || storage.put_all(&files))
+        .await
+        .map_err(|_| std::io::Error::other("storage task failed"))?
+}
+
+/// Rebuilds the right edge of the tree from the lock store's checkpoint and the stored tiles,
+/// and republishes that checkpoint. Anything stored beyond it is ignored (and will be
+/// overwritten as new entries are sequenced).
+async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
+    let name = &inner.config.name;
+    let note = match inner.lock.get_checkpoint(name).await? {
+        Some(note) => note,
+        None => {
+            let cp = Checkpoint {
+                origin: inner.origin.clone(),
+                size: 0,
+                root: empty_root(),
+            };
+            let note = sign_checkpoint(&inner.key, &cp, now_ms())?;
+            match inner.lock.create_checkpoint(name, &note).await {
+                Ok(()) => note,
+                Err(LockError::Conflict) => inner
+                    .lock
+                    .get_checkpoint(name)
+                    .await?
+                    .ok_or(RecoveryError::Lock(LockError::Conflict))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let signed = verify_checkpoint(&note, &inner.origin, inner.key.spki_der())?;
+    let size = signed.checkpoint.size;
+    let read = |tile: Tile| {
+        let path = tile.path();
+        let storage = inner.storage.clone();
+        async move {
+            let p = path.clone();
+            let data = tokio::task::spawn_blocking(move || storage.get(&p))
+                .await
+                .map_err(|_| RecoveryError::Tile(path.clone()))??;
+            data.ok_or(RecoveryError::Tile(path))
+        }
+    };
+    let mut levels = Vec::new();
+    let mut level = 0u8;
+    while let Some(per) = leaves_per_hash(level) {
+        if per > size {
+            break;
+        }
+        let width = partial_width(size, level);
+        let mut hashes = Vec::new();
+        if width > 0 {
+            let tile = Tile {
+                level: TileLevel::Hash(level),
+                index: size / per / TILE_WIDTH,
+                width,
+            };
+            let bytes = read(tile).await?;
+            if bytes.len() != usize::from(width) * 32 {
+                return Err(RecoveryError::Tile(tile.path()));
+            }
+            hashes = bytes
+                .chunks_exact(32)
+                .map(|c| {
+                    let mut h = [0u8; 32];
+                    h.copy_from_slice(c);
+                    h
+                })
+                .collect();
+        }
+        levels.push(hashes);
+        level += 1;
+    }
+    let mut data = Vec::new();
+    let width = partial_width(size, 0);
+    if width > 0 {
+        let tile = Tile {
+            level: TileLevel::Data,
+            index: size / TILE_WIDTH,
+            width,
+        };
+        data = read(tile).await?;
+        let leaves = parse_data_tile(&data).map_err(|_| RecoveryError::Tile(tile.path()))?;
+        let hashes: Vec<Hash> = leaves
+            .iter()
+            .map(|l| crate::merkle::leaf_hash(&l.merkle_tree_leaf))
+            .collect();
+        if levels.first() != Some(&hashes) {
+            return Err(RecoveryError::Tile(tile.path()));
+        }
+    }
+    let state = TreeState {
+        size,
+        levels,
+        data,
+        note: note.clone(),
+        timestamp: signed.timestamp,
+        written_partials: HashSet::new(),
+        issuers: HashSet::new(),
+    };
+    if state.root() != Some(signed.checkpoint.root) {
+        return Err(RecoveryError::RootMismatch);
+    }
+    blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), note.into_bytes())],
+    )
+    .await?;
+    inner.committed_size.store(size, Ordering::Release);
+    metrics::gauge!("cairn_ct_tree_size", "log" => name.clone()).set(size as f64);
+    Ok(state)
+}
+
+/// Why one sequencing cycle failed.
+#[derive(Debug, thiserror::Error)]
+enum CycleError {
+    #[error("storage: {0}")]
+    Storage(#[from] std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("the log is full")]
+    Full,
+    #[error("root computation failed")]
+    Root,
+}
+
+async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch::Receiver<bool>) {
+    let name = inner.config.name.clone();
+    let mut ticker = tokio::time::interval(Duration::from_millis(inner.config.period_ms));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let batch = match inner.pool.lock() {
+            Ok(mut pool) => {
+                pool.by_key.clear();
+                std::mem::take(&mut pool.items)
+            }
+            Err(_) => break,
+        };
+        metrics::gauge!("cairn_ct_pool_size", "log" => name.clone()).set(0.0);
+        let idle_for = now_ms().saturating_sub(state.timestamp);
+        if batch.is_empty() && u128::from(idle_for) < IDLE_CHECKPOINT_INTERVAL.as_millis() {
+            continue;
+        }
+        let started = Instant::now();
+        let count = batch.len();
+        match sequence(&inner, &mut state, batch).await {
+            Ok(()) => {
+                metrics::histogram!("cairn_ct_sequencing_duration_seconds", "log" => name.clone())
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("cairn_ct_sequenced_entries_total", "log" => name.clone())
+                    .increment(count as u64);
+                metrics::gauge!("cairn_ct_tree_size", "log" => name.clone()).set(state.size as f64);
+            }
+            Err(CycleError::Lock(LockError::Conflict)) => {
+                tracing::error!(log = %name, "checkpoint compare-and-swap lost: another sequencer owns this log; stopping");
+                inner.stopped.store(true, Ordering::Release);
+                break;
+            }
+            Err(e) => {
+                tracing::error!(log = %name, error = %e, "sequencing failed; reloading from the committed checkpoint");
+                loop {
+                    match recover(&inner).await {
+                        Ok(s) => {
+                            state = s;
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::error!(log = %name, error = %e, "recovery failed; retrying");
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = shutdown.changed() => return fail_pool(&inner),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fail_pool(&inner);
+}
+
+fn fail_pool(inner: &Inner) {
+    inner.stopped.store(true, Ordering::Release);
+    if let Ok(mut pool) = inner.pool.lock() {
+        pool.by_key.clear();
+        for p in pool.items.drain(..) {
+            for w in p.waiters {
+                let _ = w.send(Err(SubmitError::Unavailable));
+            }
+        }
+    }
+}
+
+/// One cycle: sequence `batch`, write its tiles and issuers durably, commit the checkpoint
+/// (CAS) with the dedup records, publish the checkpoint file, then answer. On error every
+/// waiter gets `Unavailable` (dropping the senders) and `state` must be reloaded.
+async fn sequence(
+    inner: &Inner,
+    state: &mut TreeState,
+    batch: Vec<Pending>,
+) -> Result<(), CycleError> {
+    let timestamp = now_ms().max(state.timestamp);
+    let mut files = Vec::new();
+    let mut dedup = Vec::with_capacity(batch.len());
+    let mut new_issuers = Vec::new();
+    let mut answers = Vec::with_capacity(batch.len());
+    for p in batch {
+        let index = state.size;
+        if index > MAX_LEAF_INDEX {
+            return Err(CycleError::Full);
+        }
+        let entry: &LogEntry = &p.accepted.entry;
+        state.append(
+            entry.leaf_hash(timestamp, index),
+            &entry.tile_leaf(timestamp, index),
+            &mut files,
+        );
+        for (fp, der) in entry.chain_fingerprints.iter().zip(&p.accepted.issuers) {
+            if !state.issuers.contains(fp) && !new_issuers.contains(fp) {
+                new_issuers.push(*fp);
+                files.push((format!("issuer/{}", hex::encode(fp)), der.clone()));
+            }
+        }
+        dedup.push(DedupRecord {
+            key: p.key,
+            index,
+            timestamp,
+        });
+        answers.push((p.waiters, Sequenced { index, timestamp }));
+    }
+    state.partial_tiles(&mut files);
+    let root = state.root().ok_or(CycleError::Root)?;
+    let checkpoint = Checkpoint {
+        origin: inner.origin.clone(),
+        size: state.size,
+        root,
+    };
+    let note = sign_checkpoint(&inner.key, &checkpoint, timestamp)?;
+
+    // 1. Tiles and issuers, fsynced with their directories.
+    blocking_put(&inner.storage, files).await?;
+    // 2. The commit point: compare-and-swap the checkpoint, with the dedup index.
+    inner
+        .lock
+        .commit(&inner.config.name, &state.note, &note, &dedup)
+        .await?;
+    state.note = note.clone();
+    state.timestamp = timestamp;
+    state.issuers.extend(new_issuers);
+    inner.committed_size.store(state.size, Ordering::Release);
+    // 3. Publish the checkpoint. The entries are already durable; if this write fails the
+    //    next cycle (or recovery) republishes a newer one.
+    if let Err(e) = blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), note.into_bytes())],
+    )
+    .await
+    {
+        tracing::error!(log = %inner.config.name, error = %e, "publishing the checkpoint file failed");
+    }
+    // 4. Answer.
+    for (waiters, seq) in answers {
+        for w in waiters {
+            let _ = w.send(Ok(seq));
+        }
+    }
+    Ok(())
+}

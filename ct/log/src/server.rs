@@ -1,0 +1,120 @@
+//! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
+//! prefix's path, plus `/health`.
+
+use crate::config::CtConfig;
+use crate::log::{CtLog, StartError};
+use axum::Router;
+use axum::routing::get;
+use std::net::SocketAddr;
+use tokio::sync::watch;
+
+/// Server start-up failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A log did not start.
+    #[error("log {name}: {source}")]
+    Log {
+        /// The log.
+        name: String,
+        /// The cause.
+        #[source]
+        source: StartError,
+    },
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Running logs and their listener.
+#[derive(Debug)]
+pub struct CtServer {
+    logs: Vec<CtLog>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CtServer {
+    /// Starts every log of `config` and serves them on `config.listen`.
+    pub async fn start(config: &CtConfig) -> Result<CtServer, ServerError> {
+        let mut logs: Vec<CtLog> = Vec::new();
+        for cfg in &config.logs {
+            match CtLog::start(cfg.clone()).await {
+                Ok(l) => logs.push(l),
+                Err(source) => {
+                    for l in &logs {
+                        l.shutdown().await;
+                    }
+                    return Err(ServerError::Log {
+                        name: cfg.name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        let mut app = Router::new().route("/health", get(|| async { "ok\n" }));
+        for log in &logs {
+            let path = log.config().mount_path();
+            app = if path.is_empty() {
+                app.merge(log.router())
+            } else {
+                app.nest(&path, log.router())
+            };
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let (stop, mut stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let res = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.changed().await;
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "CT listener stopped");
+            }
+        });
+        Ok(CtServer {
+            logs,
+            addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The running logs.
+    pub fn logs(&self) -> &[CtLog] {
+        &self.logs
+    }
+
+    /// Stops accepting connections, then stops every log.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        for l in &self.logs {
+            l.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! Submission behaviour over HTTP: SCTs, precerts (direct and via a precertificate signing
+//! certificate), dedup, refusals (400, never 500), back-pressure (503), read path and
+//! verification of the published tree.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cairn_ct::CtServer;
+use common::verifier::{self, precert_signed_entry, verify_sct, x509_signed_entry};
+use common::{Pki, base_url, chain_body, client, log_config, server_config};
+use std::time::Duration;
+
+async fn post(c: &reqwest::Client, url: &str, body: &serde_json::Value) -> reqwest::Response {
+    c.post(url).json(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+        .await
+        .unwrap();
+    let base = base_url(server.local_addr());
+    let spki = server.logs()[0].public_key_der().to_vec();
+    let c = client();
+
+    // get-roots
+    let roots: serde_json::Value = c
+        .get(format!("{base}/ct/v1/get-roots"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(roots["certificates"].as_array().unwrap().len(), 1);
+
+    // A certificate.
+    let leaf = pki.leaf("a.example", (2030, 6, 1), false, false);
+    let r = post(
+        &c,
+        &format!("{base}/ct/v1/add-chain"),
+        &chain_body(&pki.chain(&leaf, false)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sct: serde_json::Value = r.json().await.unwrap();
+    let (ts, idx) = verify_sct(&sct, &spki, 0, &x509_signed_entry(&leaf.der));
+
+    // Resubmission (also with the root appended) returns the original timestamp and index.
+    let mut with_root = pki.chain(&leaf, false);
+    with_root.push(pki.root.der().to_vec());
+    let again: serde_json::Value = post(
+        &c,
+        &format!("{base}/ct/v1/add-chain"),
+        &chain_body(&with_root),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        verify_sct(&again, &spki, 0, &x509_signed_entry(&leaf.der)),
+        (ts, idx)
+    );
+
+    // A precertificate issued directly, and one via a precertificate signing certificate: the
+    // logged TBS equals the final certificate's TBS and the issuer key hash is the CA's.
+    let pre = pki.leaf("b.example", (2030, 6, 1), true, false);
+    let r = post(
+        &c,
+        &format!("{base}/ct/v1/add-pre-chain"),
+        &chain_body(&pki.chain(&pre, false)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sct_pre: serde_json::Value = r.json().await.unwrap();
+    let (_, idx_pre) = verify_sct(
+        &sct_pre,
+        &spki,
+        1,
+        &precert_signed_entry(&pki.inter_spki(), &pre.final_tbs),
+    );
+
+    let psc = pki.leaf("c.example", (2030, 6, 1), true, true);
+    let r = post(
+        &c,
+        &format!("{base}/ct/v1/add-pre-chain"),
+        &chain_body(&pki.chain(&psc, true)),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sct_psc: serde_json::Value = r.json().await.unwrap();
+    let (_, idx_psc) = verify_sct(
+        &sct_psc,
+        &spki,
+        1,
+        &precert_signed_entry(&pki.inter_spki(), &psc.final_tbs),
+    );
+
+    // The published tree holds each entry at its SCT's index.
+    let snap = verifier::snapshot(&c, &base, common::ORIGIN, &spki).await;
+    assert_eq!(snap.checkpoint.size, 3);
+    assert_eq!(snap.entries[idx as usize].signed, leaf.der);
+    assert_eq!(snap.entries[idx_pre as usize].signed, pre.final_tbs);
+    assert_eq!(
+        snap.entries[idx_pre as usize].pre_certificate.as_deref(),
+        Some(&pre.der[..])
+    );
+    assert_eq!(snap.entries[idx_psc as usize].signed, psc.final_tbs);
+    assert_eq!(
+        snap.entries[idx_psc as usize].chain.len(),
+        3,
+        "psc, intermediate, root"
+    );
+
+    // Log description.
+    let desc: serde_json::Value = c
+        .get(format!("{base}/log.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(desc["mmd"], 60);
+    assert_eq!(desc["log_id"], sct["id"]);
+    assert_eq!(
+        desc["temporal_interval"]["start_inclusive"],
+        "2030-01-01T00:00:00Z"
+    );
+
+    // Tiles beyond the checkpoint and odd paths are 404, never 500.
+    for p in [
+        "tile/0/000.p/4",
+        "tile/0/001",
+        "tile/data/000.p/200",
+        "tile/../../etc/passwd",
+        "issuer/zz",
+        "tile/0/000.p/0",
+    ] {
+        let r = c.get(format!("{base}/{p}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{p}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_submissions_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+        .await
+        .unwrap();
+    let base = base_url(server.local_addr());
+    let c = client();
+    let add = format!("{base}/ct/v1/add-chain");
+    let add_pre = format!("{base}/ct/v1/add-pre-chain");
+
+    let cert = pki.leaf("ok.example", (2030, 6, 1), false, false);
+    let pre = pki.leaf("pre.example", (2030, 6, 1), true, false);
+    let late = pki.leaf("late.example", (2031, 6, 1), false, false);
+    let early = pki.leaf("early.example", (2029, 12, 31), false, false);
+    let other = rcgen::CertificateParams::new(vec!["x.example".to_string()]).unwrap();
+    let foreign = other
+        .signed_by(&rcgen::KeyPair::generate().unwrap(), &pki.other_root)
+        .unwrap();
+
+    let cases: Vec<(&str, serde_json::Value)> = vec![
+        (&add, chain_body(&pki.chain(&late, false))),
+        (&add, chain_body(&pki.chain(&early, false))),
+        (&add, chain_body(&pki.chain(&pre, false))),
+        (&add_pre, chain_body(&pki.chain(&cert, false))),
+        (&add, chain_body(std::slice::from_ref(&cert.der))),
+        (
+            &add,
+            chain_body(&[cert.der.clone(), pki.root.der().to_vec()]),
+        ),
+        (
+            &add,
+            chain_body(&[foreign.der().to_vec(), pki.other_root.der().to_vec()]),
+        ),
+        (&add, chain_body(&[cert.der.clone(), cert.der.clone()])),
+        (&add, chain_body(&[])),
+        (&add, chain_body(&[b"garbage".to_vec()])),
+        (&add, chain_body(&vec![cert.der.clone(); 11])),
+        (&add, serde_json::json!({"chain": ["!!!"]})),
+        (&add, serde_json::json!({"chain": "x"})),
+        (&add, serde_json::json!([1, 2])),
+    ];
+    for (i, (url, body)) in cases.iter().enumerate() {
+        let r = post(&c, url, body).await;
+        assert_eq!(r.status(), 400, "case {i}");
+        let j: serde_json::Value = r.json().await.unwrap();
+        assert!(j["error"].is_string());
+    }
+    let r = c.post(&add).body("not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c
+        .post(&add)
+        .body(vec![b'x'; 600 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // The log still works.
+    let r = post(&c, &add, &chain_body(&pki.chain(&cert, false))).await;
+    assert_eq!(r.status(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn full_pool_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = log_config(dir.path(), &pki);
+    cfg.pool_size = 1;
+    cfg.period_ms = 2000;
+    let server = CtServer::start(&server_config(cfg)).await.unwrap();
+    let base = base_url(server.local_addr());
+    let c = client();
+    let url = format!("{base}/ct/v1/add-chain");
+    let a = pki.leaf("a.example", (2030, 6, 1), false, false);
+    let b = pki.leaf("b.example", (2030, 6, 1), false, false);
+    let body_a = chain_body(&pki.chain(&a, false));
+    let first = {
+        let c = c.clone();
+        let url = url.clone();
+        tokio::spawn(async move { c.post(&url).json(&body_a).send().await.unwrap().status() })
+    };
+    // The first submission sits in the pool until the next tick (2 s period).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = post(&c, &url, &chain_body(&pki.chain(&b, false))).await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    assert_eq!(first.await.unwrap(), 200);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = log_config(dir.path(), &pki);
+    cfg.period_ms = 50;
+    let server = CtServer::start(&server_config(cfg)).await.unwrap();
+    let base = base_url(server.local_addr());
+    let spki = server.logs()[0].public_key_der().to_vec();
+    let c = client();
+    let url = format!("{base}/ct/v1/add-chain");
+    let mut checkpoints = Vec::new();
+    let mut submitted = Vec::new();
+    for round in 0..3 {
+        let leaves: Vec<_> = (0..230)
+            .map(|i| pki.leaf(&format!("r{round}-{i}.example"), (2030, 6, 1), false, false))
+            .collect();
+        let mut tasks = Vec::new();
+        for leaf in leaves {
+            let (c, url, body) = (c.clone(), url.clone(), chain_body(&pki.chain(&leaf, false)));
+            tasks.push(tokio::spawn(async move {
+                let sct: serde_json::Value = c
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                (leaf.der, sct)
+            }));
+        }
+        for t in tasks {
+            submitted.push(t.await.unwrap());
+        }
+        let snap = verifier::snapshot(&c, &base, common::ORIGIN, &spki).await;
+        for old in &checkpoints {
+            verifier::assert_consistent(old, &snap);
+        }
+        checkpoints.push(snap.checkpoint.clone());
+    }
+    let snap = verifier::snapshot(&c, &base, common::ORIGIN, &spki).await;
+    assert_eq!(snap.checkpoint.size, 690);
+    for (der, sct) in &submitted {
+        let (ts, idx) = verify_sct(sct, &spki, 0, &x509_signed_entry(der));
+        let e = &snap.entries[idx as usize];
+        assert_eq!(&e.signed, der);
+        assert_eq!(e.timestamp, ts);
+        assert!(ts <= snap.checkpoint.timestamp);
+    }
+    server.shutdown().await;
+}
