@@ -5,8 +5,8 @@ use crate::serve::{effective_config, open_storage};
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_core::{EabKey, random_id};
-use cairn_sa::StorageAuthority;
+use cairn_core::{AccountId, EabKey, Serial, random_id};
+use cairn_sa::{RenewalSelector, StorageAuthority};
 use clap::Subcommand;
 
 /// Operator commands.
@@ -15,6 +15,68 @@ pub enum AdminCommand {
     /// External Account Binding keys.
     #[command(subcommand)]
     Eab(EabCommand),
+    /// ACME Renewal Information (RFC 9773).
+    #[command(subcommand)]
+    Ari(AriCommand),
+}
+
+/// ARI commands.
+#[derive(Debug, Subcommand)]
+pub enum AriCommand {
+    /// Ask for early renewal: the selected certificates' renewal windows move to the past, so
+    /// ARI clients renew them at once (no emails needed).
+    Mark {
+        #[command(flatten)]
+        select: MarkSelection,
+        #[command(flatten)]
+        target: ServeArgs,
+    },
+}
+
+/// Which certificates `ari mark` selects (exactly one).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct MarkSelection {
+    /// One certificate, by serial (hex).
+    #[arg(long)]
+    serial: Option<String>,
+    /// Every certificate of an account, by account ID.
+    #[arg(long)]
+    account: Option<String>,
+    /// Every certificate of an issuer, by issuer ID.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Every certificate issued in a time range: `START..END`, RFC 3339 timestamps.
+    #[arg(long)]
+    issued_between: Option<String>,
+}
+
+impl MarkSelection {
+    fn selector(&self) -> anyhow::Result<RenewalSelector> {
+        use time::format_description::well_known::Rfc3339;
+        if let Some(s) = &self.serial {
+            let hex_ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+            anyhow::ensure!(hex_ok, "--serial must be hexadecimal");
+            return Ok(RenewalSelector::Serial(Serial(s.to_ascii_lowercase())));
+        }
+        if let Some(a) = &self.account {
+            return Ok(RenewalSelector::Account(AccountId(a.clone())));
+        }
+        if let Some(i) = &self.issuer {
+            return Ok(RenewalSelector::Issuer(i.clone()));
+        }
+        let range = self.issued_between.as_deref().unwrap_or_default();
+        let (from, to) = range
+            .split_once("..")
+            .ok_or_else(|| anyhow::anyhow!("--issued-between takes START..END"))?;
+        let parse = |t: &str| {
+            time::OffsetDateTime::parse(t, &Rfc3339)
+                .with_context(|| format!("{t:?} is not an RFC 3339 timestamp"))
+        };
+        let (from, to) = (parse(from)?, parse(to)?);
+        anyhow::ensure!(from < to, "--issued-between: START must be before END");
+        Ok(RenewalSelector::IssuedBetween(from, to))
+    }
 }
 
 /// EAB key commands.
@@ -47,6 +109,17 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .context("storing the EAB key")?;
             println!("key_id: {}", key.key_id);
             println!("hmac_key: {}", URL_SAFE_NO_PAD.encode(&key.hmac_key));
+            Ok(())
+        }
+        AdminCommand::Ari(AriCommand::Mark { select, target }) => {
+            let selector = select.selector()?;
+            let cfg = effective_config(&target)?;
+            let storage = open_storage(&cfg).await?;
+            let n = storage
+                .mark_for_renewal(&selector, time::OffsetDateTime::now_utc())
+                .await
+                .context("marking certificates for renewal")?;
+            println!("marked {n} certificate(s) for early renewal");
             Ok(())
         }
     }

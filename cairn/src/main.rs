@@ -27,6 +27,19 @@ enum Command {
     /// Operator tasks against the CA's storage.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Certificate Transparency log (C2SP static-ct-api).
+    #[command(subcommand)]
+    Ct(CtCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CtCommand {
+    /// Run the CT logs of a configuration file (several temporal shards in one process).
+    Serve {
+        /// The TOML configuration (`listen`, optional `metrics_listen`, `[[log]]` list).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +93,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
         }
     });
     match result {
@@ -112,5 +126,27 @@ async fn run_challtestsrv(args: ChallArgs) -> anyhow::Result<()> {
     );
     bootstrap::shutdown_signal().await;
     handle.shutdown().await;
+    Ok(())
+}
+
+async fn run_ct(config: &std::path::Path) -> anyhow::Result<()> {
+    bootstrap::init_logging();
+    let cfg = cairn_ct::CtConfig::load(config)?;
+    if let Some(addr) = cfg.metrics_listen {
+        let bound = bootstrap::serve_metrics(addr).await?;
+        eprintln!("cairn ct: metrics on http://{bound}/metrics");
+    }
+    let server = cairn_ct::CtServer::start(&cfg).await?;
+    println!("cairn ct: listening on http://{}", server.local_addr());
+    for log in server.logs() {
+        println!(
+            "cairn ct: log {} ({}) at size {}",
+            log.name(),
+            log.origin(),
+            log.tree_size()
+        );
+    }
+    bootstrap::shutdown_signal().await;
+    server.shutdown().await;
     Ok(())
 }

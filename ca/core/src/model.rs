@@ -353,6 +353,13 @@ pub struct Certificate {
     pub spki_sha256: String,
     /// Revocation, if revoked.
     pub revocation: Option<Revocation>,
+    /// Set when an operator asked for early renewal (RFC 9773 ARI): from then on the suggested
+    /// renewal window lies in the past.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub renew_by: Option<OffsetDateTime>,
+    /// The order whose certificate replaced this one (RFC 9773 `replaces`).
+    #[serde(default)]
+    pub replaced_by: Option<OrderId>,
 }
 
 /// An External Account Binding key (RFC 8555 §7.3.4), created by an operator.

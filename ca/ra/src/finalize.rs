@@ -97,6 +97,7 @@ impl Ra {
         let started = std::time::Instant::now();
         match self.try_issue(&order).await {
             Ok(serial) => {
+                self.record_replacement(&order).await;
                 metrics::counter!("cairn_certificates_issued_total").increment(1);
                 metrics::histogram!("cairn_issuance_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -160,6 +161,8 @@ impl Ra {
             not_after,
             spki_sha256,
             revocation: None,
+            renew_by: None,
+            replaced_by: None,
         };
         self.inner
             .sa

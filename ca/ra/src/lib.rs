@@ -6,6 +6,7 @@ mod account;
 mod finalize;
 mod order;
 mod policy;
+mod renewal_info;
 mod revocation;
 mod validation;
 
@@ -13,6 +14,7 @@ pub use account::{KeyChangeError, NewAccountRequest};
 pub use finalize::IssuanceResult;
 pub use order::{NewOrderRequest, OrderView};
 pub use policy::{IdentifierPolicy, check_identifiers};
+pub use renewal_info::{AriConfig, RenewalInfo, cert_id, parse_cert_id, renewal_window};
 
 pub use revocation::RevocationRequester;
 
@@ -54,6 +56,8 @@ pub struct RaConfig {
     pub default_profile: String,
     /// Certificate profiles by name (draft-ietf-acme-profiles), advertised in the directory.
     pub profiles: BTreeMap<String, Profile>,
+    /// ACME Renewal Information (RFC 9773).
+    pub ari: AriConfig,
 }
 
 /// A certificate profile: what an order that names it gets.
@@ -140,6 +144,7 @@ impl Default for RaConfig {
             caa_identities: vec!["cairn.invalid".into()],
             default_profile: "classic".into(),
             profiles,
+            ari: AriConfig::default(),
         }
     }
 }

@@ -81,6 +81,9 @@ impl Ra {
             ));
         }
         let profile_name = profile_name.to_owned();
+        if let Some(replaces) = &req.replaces {
+            self.check_replaces(account, replaces, &identifiers).await?;
+        }
         let now = self.now();
         let sa = &self.inner.sa;
 

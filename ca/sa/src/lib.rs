@@ -194,4 +194,30 @@ pub trait StorageAuthority: Send + Sync + 'static {
         registered_domain: &str,
         since: OffsetDateTime,
     ) -> SaResult<u64>;
+
+    // ---- renewal information (RFC 9773) ----
+
+    /// Marks certificates for early renewal as of `at` (their ARI window moves to the past).
+    /// Returns how many were marked.
+    async fn mark_for_renewal(
+        &self,
+        selector: &RenewalSelector,
+        at: OffsetDateTime,
+    ) -> SaResult<u64>;
+    /// Records that `by`'s certificate replaced `serial`. `Conflict` if it was already replaced.
+    async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()>;
+}
+
+/// Which certificates an operator marks for early renewal.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RenewalSelector {
+    /// One certificate.
+    Serial(Serial),
+    /// Every certificate of an account.
+    Account(AccountId),
+    /// Every certificate signed by an issuer (its issuer ID).
+    Issuer(String),
+    /// Every certificate whose notBefore is in `[from, to)`.
+    IssuedBetween(OffsetDateTime, OffsetDateTime),
 }

@@ -11,7 +11,7 @@ mod codec;
 mod postgres;
 mod sqlite;
 
-use crate::{ChallengeOutcome, SaError, SaResult, StorageAuthority};
+use crate::{ChallengeOutcome, RenewalSelector, SaError, SaResult, StorageAuthority};
 use async_trait::async_trait;
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
@@ -748,7 +748,7 @@ impl StorageAuthority for SqlStorage {
             sqlx::query(concat!(
                 "INSERT INTO certificates (",
                 certificate_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ))
             .bind(cert.serial.as_str())
             .bind(cert.account_id.as_str())
@@ -761,6 +761,8 @@ impl StorageAuthority for SqlStorage {
             .bind(&cert.spki_sha256)
             .bind(revoked_at)
             .bind(reason)
+            .bind(cert.renew_by.map(micros))
+            .bind(cert.replaced_by.as_ref().map(OrderId::as_str))
             .execute(&mut *tx)
             .await
             .map_err(write_err("certificate serial already stored"))?;
@@ -882,5 +884,59 @@ impl StorageAuthority for SqlStorage {
             .await?
         });
         Ok(count(n))
+    }
+
+    async fn mark_for_renewal(
+        &self,
+        selector: &RenewalSelector,
+        at: OffsetDateTime,
+    ) -> SaResult<u64> {
+        let at = micros(at);
+        let changed = on_pool!(self, |pool| {
+            let q = match selector {
+                RenewalSelector::Serial(serial) => {
+                    sqlx::query("UPDATE certificates SET renew_by = $1 WHERE serial = $2")
+                        .bind(at)
+                        .bind(serial.as_str())
+                }
+                RenewalSelector::Account(account) => {
+                    sqlx::query("UPDATE certificates SET renew_by = $1 WHERE account_id = $2")
+                        .bind(at)
+                        .bind(account.as_str())
+                }
+                RenewalSelector::Issuer(issuer) => {
+                    sqlx::query("UPDATE certificates SET renew_by = $1 WHERE issuer_id = $2")
+                        .bind(at)
+                        .bind(issuer.as_str())
+                }
+                RenewalSelector::IssuedBetween(from, to) => sqlx::query(
+                    "UPDATE certificates SET renew_by = $1 \
+                     WHERE not_before >= $2 AND not_before < $3",
+                )
+                .bind(at)
+                .bind(micros(*from))
+                .bind(micros(*to)),
+            };
+            q.execute(pool).await?.rows_affected()
+        });
+        Ok(changed)
+    }
+
+    async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE certificates SET replaced_by = $2 \
+                 WHERE serial = $1 AND replaced_by IS NULL",
+            )
+            .bind(serial.as_str())
+            .bind(by.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        if changed == 0 {
+            return Err(SaError::Conflict("certificate already replaced"));
+        }
+        Ok(())
     }
 }

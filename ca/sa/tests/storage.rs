@@ -8,7 +8,7 @@ use cairn_core::{
     ChallengeId, ChallengeStatus, ChallengeType, EabKey, Identifier, Order, OrderId, OrderStatus,
     Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
 };
-use cairn_sa::{ChallengeOutcome, SaError, SqlStorage, StorageAuthority};
+use cairn_sa::{ChallengeOutcome, RenewalSelector, SaError, SqlStorage, StorageAuthority};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::datetime;
@@ -130,6 +130,7 @@ storage_tests!(
     domain_counting,
     time_round_trip,
     concurrent_compare_and_set,
+    renewal_marks_and_replacement,
 );
 
 // ---- fixtures ----
@@ -250,6 +251,8 @@ fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
         not_after: not_before + Duration::days(90),
         spki_sha256: "ab".repeat(32),
         revocation: None,
+        renew_by: None,
+        replaced_by: None,
     }
 }
 
@@ -1013,6 +1016,59 @@ async fn revocation(sa: &SqlStorage) {
         Some(rev)
     );
     assert_not_found(sa.revoke_certificate(&Serial::random(), &later).await);
+}
+
+async fn renewal_marks_and_replacement(sa: &SqlStorage) {
+    let a = new_account(sa).await;
+    let b = new_account(sa).await;
+    let mut certs = Vec::new();
+    for (acct, nb) in [
+        (&a, T0),
+        (&a, T0 + Duration::days(2)),
+        (&b, T0 + Duration::days(4)),
+    ] {
+        let o = new_order(sa, &acct.id, &["renew.example.com"]).await;
+        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+        let c = certificate(&o, nb);
+        sa.finalize_order(&c).await.unwrap();
+        certs.push(c);
+    }
+    let at = T0 + Duration::days(10);
+    let get = |i: usize| sa.get_certificate(&certs[i].serial);
+    assert_eq!(
+        sa.mark_for_renewal(&RenewalSelector::Serial(certs[0].serial.clone()), at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(get(0).await.unwrap().renew_by, Some(at));
+    assert_eq!(get(1).await.unwrap().renew_by, None);
+    assert_eq!(
+        sa.mark_for_renewal(&RenewalSelector::Account(b.id.clone()), at)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(get(2).await.unwrap().renew_by, Some(at));
+    let range = RenewalSelector::IssuedBetween(T0 + Duration::days(1), T0 + Duration::days(3));
+    assert_eq!(sa.mark_for_renewal(&range, at).await.unwrap(), 1);
+    assert_eq!(get(1).await.unwrap().renew_by, Some(at));
+    assert_eq!(
+        sa.mark_for_renewal(&RenewalSelector::Issuer("int-a".into()), at)
+            .await
+            .unwrap(),
+        3
+    );
+
+    // A certificate is replaced once.
+    sa.mark_replaced(&certs[0].serial, &certs[1].order_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        get(0).await.unwrap().replaced_by,
+        Some(certs[1].order_id.clone())
+    );
+    assert_conflict(sa.mark_replaced(&certs[0].serial, &certs[2].order_id).await);
 }
 
 async fn domain_counting(sa: &SqlStorage) {

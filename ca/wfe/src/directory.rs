@@ -15,7 +15,7 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
         new_order: format!("{base}{}", paths::NEW_ORDER),
         revoke_cert: format!("{base}{}", paths::REVOKE),
         key_change: format!("{base}{}", paths::KEY_CHANGE),
-        renewal_info: None,
+        renewal_info: Some(format!("{base}{}", paths::RENEWAL_INFO)),
         meta: DirectoryMeta {
             terms_of_service: cfg.terms_of_service.clone(),
             website: cfg.website.clone(),

@@ -9,6 +9,7 @@ mod directory;
 mod nonce;
 mod order;
 mod render;
+mod renewal_info;
 mod response;
 
 pub use nonce::NonceService;
@@ -79,6 +80,7 @@ pub(crate) mod paths {
     pub(crate) const CERT: &str = "/acme/cert/";
     pub(crate) const REVOKE: &str = "/acme/revoke-cert";
     pub(crate) const KEY_CHANGE: &str = "/acme/key-change";
+    pub(crate) const RENEWAL_INFO: &str = "/acme/renewal-info";
 }
 
 /// Builds the ACME router.
@@ -109,6 +111,7 @@ pub fn router(ra: Ra, config: WfeConfig) -> Router {
             post(certificate::certificate_alternate),
         )
         .route(paths::REVOKE, post(certificate::revoke))
+        .route("/acme/renewal-info/{id}", get(renewal_info::renewal_info))
         .fallback(response::not_found)
         .method_not_allowed_fallback(response::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))

@@ -9,6 +9,11 @@ use cairn_core::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus
 use cairn_ra::OrderView;
 use serde_json::Value;
 
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }

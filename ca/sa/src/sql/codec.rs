@@ -337,7 +337,7 @@ pub(crate) fn authzs_from_rows(rows: Vec<AuthzRow>) -> SaResult<Vec<Authorizatio
 macro_rules! certificate_columns {
     () => {
         "serial, account_id, order_id, der, issuer_id, identifiers, not_before, not_after, \
-         spki_sha256, revoked_at, revocation_reason"
+         spki_sha256, revoked_at, revocation_reason, renew_by, replaced_by"
     };
 }
 pub(crate) use certificate_columns;
@@ -356,6 +356,8 @@ pub(crate) struct CertificateRow {
     spki_sha256: String,
     revoked_at: Option<i64>,
     revocation_reason: Option<i64>,
+    renew_by: Option<i64>,
+    replaced_by: Option<String>,
 }
 
 impl CertificateRow {
@@ -388,6 +390,8 @@ impl CertificateRow {
             not_after: from_micros(self.not_after)?,
             spki_sha256: self.spki_sha256,
             revocation,
+            renew_by: self.renew_by.map(from_micros).transpose()?,
+            replaced_by: self.replaced_by.map(OrderId),
         })
     }
 }

@@ -1,0 +1,244 @@
+//! ACME Renewal Information (RFC 9773): suggested renewal windows, early renewal requested by
+//! the operator or forced by revocation, and the `replaces` field of newOrder.
+
+use crate::{Ra, internal, sa_problem};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_core::{Account, Certificate, Identifier, Problem, ProblemType, Serial};
+use cairn_sa::SaError;
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+/// ARI settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AriConfig {
+    /// `explanationURL` sent with windows moved to the past (revocation, early renewal).
+    pub explanation_url: Option<String>,
+    /// How long clients should wait before asking again (`Retry-After`), before jitter.
+    #[serde(with = "crate::humane_duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for AriConfig {
+    fn default() -> Self {
+        Self {
+            explanation_url: None,
+            retry_after: Duration::hours(6),
+        }
+    }
+}
+
+/// A renewal window as served to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalInfo {
+    /// Window start.
+    pub start: OffsetDateTime,
+    /// Window end.
+    pub end: OffsetDateTime,
+    /// Why the window is what it is, for windows moved to the past.
+    pub explanation_url: Option<String>,
+    /// Seconds until the client should ask again.
+    pub retry_after_secs: u64,
+}
+
+/// The suggested window for `cert` at `now`: normally the first half of the last third of its
+/// lifetime (days 60 to 75 of 90, as Let's Encrypt); already past if the certificate is
+/// revoked or marked for early renewal, so clients renew at once.
+pub fn renewal_window(
+    cert: &Certificate,
+    now: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime, bool) {
+    let urgent = [
+        cert.revocation.as_ref().map(|r| r.revoked_at),
+        cert.renew_by,
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    if let Some(t) = urgent {
+        let end = t.min(now) - Duration::seconds(1);
+        return (end - Duration::hours(1), end, true);
+    }
+    let lifetime = cert.not_after - cert.not_before;
+    let start = cert.not_before + lifetime * 2 / 3;
+    let end = cert.not_before + lifetime * 5 / 6;
+    (start, end, false)
+}
+
+/// Parses an RFC 9773 certificate identifier: `base64url(AKI keyIdentifier) "."
+/// base64url(serial DER content octets)`.
+pub fn parse_cert_id(id: &str) -> Result<(Vec<u8>, Serial), Problem> {
+    let malformed = || {
+        Problem::malformed(
+            "a certificate identifier is base64url(authority key identifier) \".\" base64url(serial)",
+        )
+    };
+    let (aki, serial) = id.split_once('.').ok_or_else(malformed)?;
+    let aki = URL_SAFE_NO_PAD.decode(aki).map_err(|_| malformed())?;
+    let serial = URL_SAFE_NO_PAD.decode(serial).map_err(|_| malformed())?;
+    if aki.is_empty() || serial.is_empty() || serial.len() > 21 {
+        return Err(malformed());
+    }
+    Ok((aki, Serial::from_bytes(&serial)))
+}
+
+/// The RFC 9773 identifier of a certificate (for tests and tools).
+pub fn cert_id(cert_der: &[u8]) -> Option<String> {
+    let info = cairn_x509::CertInfo::from_der(cert_der).ok()?;
+    let aki = info.authority_key_id?;
+    Some(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(aki),
+        URL_SAFE_NO_PAD.encode(&info.serial)
+    ))
+}
+
+impl Ra {
+    /// The certificate an RFC 9773 identifier names, if this CA issued it.
+    async fn certificate_for_id(&self, id: &str) -> Result<Certificate, Problem> {
+        let (aki, serial) = parse_cert_id(id)?;
+        let cert = self
+            .inner
+            .sa
+            .get_certificate(&serial)
+            .await
+            .map_err(|e| sa_problem(e, "certificate"))?;
+        let info = cairn_x509::CertInfo::from_der(&cert.der)
+            .map_err(|e| internal(&e, "parsing a stored certificate"))?;
+        if info.authority_key_id.as_deref() != Some(aki.as_slice()) {
+            return Err(Problem::not_found("certificate not found"));
+        }
+        Ok(cert)
+    }
+
+    /// The renewal information for an RFC 9773 certificate identifier.
+    pub async fn renewal_info(&self, id: &str) -> Result<RenewalInfo, Problem> {
+        let cert = self.certificate_for_id(id).await?;
+        let now = self.now();
+        let (start, end, urgent) = renewal_window(&cert, now);
+        let cfg = &self.inner.config.ari;
+        // Jitter spreads clients' polling: up to a tenth of the interval.
+        let base = cfg.retry_after.whole_seconds().max(60) as u64;
+        let mut b = [0u8; 2];
+        let _ = aws_lc_rs::rand::fill(&mut b);
+        let jitter = u64::from(u16::from_le_bytes(b)) % (base / 10 + 1);
+        Ok(RenewalInfo {
+            start,
+            end,
+            explanation_url: if urgent {
+                cfg.explanation_url.clone()
+            } else {
+                None
+            },
+            retry_after_secs: base + jitter,
+        })
+    }
+
+    /// Checks newOrder's `replaces` (RFC 9773 §5): the certificate exists, belongs to the
+    /// account, shares an identifier with the order and is not already replaced.
+    pub(crate) async fn check_replaces(
+        &self,
+        account: &Account,
+        id: &str,
+        identifiers: &[Identifier],
+    ) -> Result<Serial, Problem> {
+        let cert = self.certificate_for_id(id).await.map_err(|p| {
+            if p.typ == ProblemType::NotFound {
+                Problem::malformed("replaces names no certificate issued by this CA")
+            } else {
+                p
+            }
+        })?;
+        if cert.account_id != account.id {
+            return Err(Problem::unauthorized(
+                "replaces names a certificate of another account",
+            ));
+        }
+        if !cert.identifiers.iter().any(|i| identifiers.contains(i)) {
+            return Err(Problem::malformed(
+                "the order shares no identifier with the certificate it replaces",
+            ));
+        }
+        if cert.replaced_by.is_some() {
+            return Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                "the certificate has already been replaced",
+            ));
+        }
+        Ok(cert.serial)
+    }
+
+    /// After issuance: records that the order's certificate replaced the old one.
+    pub(crate) async fn record_replacement(&self, order: &cairn_core::Order) {
+        let Some(id) = &order.replaces else { return };
+        let Ok((_, serial)) = parse_cert_id(id) else {
+            return;
+        };
+        match self.inner.sa.mark_replaced(&serial, &order.id).await {
+            Ok(()) | Err(SaError::Conflict(_)) => {}
+            Err(e) => tracing::error!(order = %order.id, error = %e, "recording replacement"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{AccountId, OrderId, Revocation, RevocationReason};
+    use time::macros::datetime;
+
+    fn cert(nb: OffsetDateTime, life: Duration) -> Certificate {
+        Certificate {
+            serial: Serial::random(),
+            account_id: AccountId("a".into()),
+            order_id: OrderId("o".into()),
+            der: vec![],
+            issuer_id: "i".into(),
+            identifiers: vec![],
+            not_before: nb,
+            not_after: nb + life,
+            spki_sha256: String::new(),
+            revocation: None,
+            renew_by: None,
+            replaced_by: None,
+        }
+    }
+
+    #[test]
+    fn window_is_in_the_last_third() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let c = cert(nb, Duration::days(90));
+        let (s, e, urgent) = renewal_window(&c, nb);
+        assert_eq!(s, nb + Duration::days(60));
+        assert_eq!(e, nb + Duration::days(75));
+        assert!(!urgent);
+    }
+
+    #[test]
+    fn revoked_or_marked_certificates_have_a_past_window() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let now = nb + Duration::days(3);
+        let mut c = cert(nb, Duration::days(90));
+        c.renew_by = Some(now);
+        let (s, e, urgent) = renewal_window(&c, now);
+        assert!(urgent && e < now && s < e);
+        let mut c = cert(nb, Duration::days(90));
+        c.revocation = Some(Revocation {
+            revoked_at: nb + Duration::days(1),
+            reason: RevocationReason::KeyCompromise,
+        });
+        let (_, e, urgent) = renewal_window(&c, now);
+        assert!(urgent && e < nb + Duration::days(1));
+    }
+
+    #[test]
+    fn cert_ids_parse_strictly() {
+        let (aki, serial) = parse_cert_id("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE").unwrap();
+        assert_eq!(aki.len(), 20);
+        assert_eq!(serial.to_bytes(), vec![0x00, 0x87, 0x65, 0x43, 0x21]);
+        for bad in ["", "abc", ".AIdl", "aYhb.", "a+b.cd", "aYhb.AId=l"] {
+            assert!(parse_cert_id(bad).is_err(), "{bad}");
+        }
+    }
+}
