@@ -283,6 +283,12 @@ pub fn validate_chain(
     })
 }
 
+/// The TBSCertificate of `cert` (DER) with the precertificate poison extension removed, as
+/// logged for a precertificate issued directly by its CA; `None` if `cert` is not DER.
+pub fn tbs_without_poison(cert: &[u8]) -> Option<Vec<u8>> {
+    precert_tbs(cert, None)
+}
+
 // ---- minimal DER TLV surgery on TBSCertificates (byte-exact for everything untouched) ----
 
 /// One TLV: (tag, whole encoding, contents, rest of input).

@@ -248,3 +248,65 @@ fn query_builder<DB: sqlx::Database>(
 ) -> sqlx::QueryBuilder<DB> {
     sqlx::QueryBuilder::new(init)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn checkpoint_advances_only_by_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LockStore::open_sqlite(&dir.path().join("lock.db"))
+            .await
+            .unwrap();
+        assert_eq!(store.get_checkpoint("log").await.unwrap(), None);
+        store.create_checkpoint("log", "c0").await.unwrap();
+        assert!(matches!(
+            store.create_checkpoint("log", "x").await,
+            Err(LockError::Conflict)
+        ));
+        let rec = DedupRecord {
+            key: [1; 32],
+            index: 7,
+            timestamp: 99,
+        };
+        store.commit("log", "c0", "c1", &[rec]).await.unwrap();
+        // A stale sequencer (still extending c0) loses, and its dedup rows are not written.
+        let stale = DedupRecord {
+            key: [2; 32],
+            index: 7,
+            timestamp: 100,
+        };
+        assert!(matches!(
+            store.commit("log", "c0", "fork", &[stale]).await,
+            Err(LockError::Conflict)
+        ));
+        assert_eq!(
+            store.get_checkpoint("log").await.unwrap().as_deref(),
+            Some("c1")
+        );
+        assert_eq!(store.get_dedup("log", &[1; 32]).await.unwrap(), Some(rec));
+        assert_eq!(store.get_dedup("log", &[2; 32]).await.unwrap(), None);
+        assert_eq!(store.get_dedup("other", &[1; 32]).await.unwrap(), None);
+        // Reopening keeps everything.
+        store.close().await;
+        let store = LockStore::open_sqlite(&dir.path().join("lock.db"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_checkpoint("log").await.unwrap().as_deref(),
+            Some("c1")
+        );
+        if let Ok(url) = std::env::var("CAIRN_TEST_POSTGRES_URL") {
+            let pg = LockStore::connect(&url).await.unwrap();
+            let name = format!("test-{}", std::process::id());
+            pg.create_checkpoint(&name, "c0").await.unwrap();
+            pg.commit(&name, "c0", "c1", &[rec]).await.unwrap();
+            assert!(matches!(
+                pg.commit(&name, "c0", "x", &[]).await,
+                Err(LockError::Conflict)
+            ));
+            assert_eq!(pg.get_dedup(&name, &[1; 32]).await.unwrap(), Some(rec));
+        }
+    }
+}
