@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[ignore = "benchmark"]
 async fn bench_add_chain() {
     const TOTAL: usize = 20_000;
-    const CONCURRENCY: usize = 256;
+    const CONCURRENCY: usize = 2048;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let mut cfg = log_config(dir.path(), &pki);
