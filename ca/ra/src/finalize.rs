@@ -63,6 +63,7 @@ impl Ra {
                 "the certificate key must differ from the account key",
             ));
         }
+        self.recheck_caa(account, &view.order).await?;
         let moved = self
             .inner
             .sa
@@ -88,6 +89,45 @@ impl Ra {
         let wait = StdDuration::try_from(self.inner.config.finalize_wait).unwrap_or_default();
         let _ = tokio::time::timeout(wait, rx).await;
         self.get_order(account, order_id).await
+    }
+
+    /// Rechecks CAA for every authorization of the order validated longer ago than
+    /// `caa_recheck_after` (CAA may have changed since; Boulder does the same).
+    async fn recheck_caa(&self, account: &Account, order: &Order) -> Result<(), Problem> {
+        let authzs = self
+            .inner
+            .sa
+            .get_authorizations(&order.authz_ids)
+            .await
+            .map_err(|e| internal(&e, "loading authorizations for the CAA recheck"))?;
+        let cutoff = self.now() - self.inner.config.caa_recheck_after;
+        let mut subs = Vec::new();
+        for authz in &authzs {
+            if authz.validated_at().is_some_and(|t| t >= cutoff) {
+                continue;
+            }
+            let method = authz
+                .challenges
+                .iter()
+                .find(|c| c.status == cairn_core::ChallengeStatus::Valid)
+                .map(|c| c.typ);
+            let check = self.caa_check(account, authz.wildcard, method);
+            if let Err(p) = self.inner.va.check_caa(&authz.identifier, &check).await {
+                subs.push(cairn_core::Subproblem {
+                    typ: p.typ,
+                    detail: p.detail,
+                    identifier: authz.identifier.clone(),
+                });
+            }
+        }
+        if subs.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::compound(
+                "CAA rechecked at finalize forbids issuance",
+                subs,
+            ))
+        }
     }
 
     /// Issues the certificate for a `processing` order from its stored CSR, recording the

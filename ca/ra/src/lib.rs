@@ -58,6 +58,14 @@ pub struct RaConfig {
     pub profiles: BTreeMap<String, Profile>,
     /// ACME Renewal Information (RFC 9773).
     pub ari: AriConfig,
+    /// CAA is checked again at finalize for authorizations validated longer ago than this
+    /// (Boulder: 8 hours).
+    #[serde(with = "humane_duration")]
+    pub caa_recheck_after: Duration,
+    /// The CA's external base URLs (`https://acme.example.com`), to match RFC 8657
+    /// `accounturi` CAA parameters (account URLs are `<base>/acme/acct/<id>`). Empty: any
+    /// base is accepted, the random account ID being what identifies the account.
+    pub account_uri_prefixes: Vec<String>,
 }
 
 /// A certificate profile: what an order that names it gets.
@@ -145,6 +153,8 @@ impl Default for RaConfig {
             default_profile: "classic".into(),
             profiles,
             ari: AriConfig::default(),
+            caa_recheck_after: Duration::hours(8),
+            account_uri_prefixes: Vec::new(),
         }
     }
 }

@@ -6,9 +6,29 @@ use cairn_core::{
     Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem,
 };
 use cairn_sa::ChallengeOutcome;
-use cairn_va::{CaaCheck, ValidationRequest};
+use cairn_va::{CaaAccount, CaaCheck, ValidationRequest};
 
 impl Ra {
+    /// The CAA check for `account`, naming it for RFC 8657 `accounturi` and the method for
+    /// `validationmethods`.
+    pub(crate) fn caa_check(
+        &self,
+        account: &Account,
+        wildcard: bool,
+        method: Option<cairn_core::ChallengeType>,
+    ) -> CaaCheck {
+        let cfg = &self.inner.config;
+        CaaCheck {
+            wildcard,
+            ca_identities: cfg.caa_identities.clone(),
+            account: Some(CaaAccount {
+                path: format!("/acme/acct/{}", account.id),
+                prefixes: cfg.account_uri_prefixes.clone(),
+            }),
+            method,
+        }
+    }
+
     /// Starts validation of a challenge (RFC 8555 §7.5.1) and returns the authorization as it
     /// stands (the challenge `processing`). Responding again to a challenge that is already
     /// processing, valid or invalid changes nothing.
@@ -52,10 +72,7 @@ impl Ra {
                 challenge: chall.typ,
                 token: chall.token.clone(),
                 key_authorization,
-                caa: Some(CaaCheck {
-                    wildcard: authz.wildcard,
-                    ca_identities: self.inner.config.caa_identities.clone(),
-                }),
+                caa: Some(self.caa_check(account, authz.wildcard, Some(chall.typ))),
             };
             let authz_id = authz_id.clone();
             let mut chall = chall;

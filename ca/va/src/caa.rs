@@ -10,9 +10,17 @@ use hickory_resolver::proto::rr::rdata::CAA;
 /// Tags this CA understands; a critical record with any other tag forbids issuance.
 const KNOWN_TAGS: &[&str] = &["issue", "issuewild", "iodef"];
 
-/// Parses an `issue`/`issuewild` value: the issuer domain (possibly empty) and whether the
-/// parameter list is well formed (RFC 8659 §4.2).
-fn parse_issue_value(raw: &[u8]) -> Option<String> {
+/// A parsed `issue`/`issuewild` value (RFC 8659 §4.2): the issuer domain (possibly empty) and
+/// its parameters.
+#[derive(Debug, PartialEq, Eq)]
+struct IssueValue {
+    domain: String,
+    params: Vec<(String, String)>,
+}
+
+/// Parses an `issue`/`issuewild` value; `None` if it is malformed (RFC 8659 §4.2), which makes
+/// the record authorize nobody.
+fn parse_issue_value(raw: &[u8]) -> Option<IssueValue> {
     let s = std::str::from_utf8(raw).ok()?;
     let mut parts = s.split(';');
     let domain = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -22,6 +30,7 @@ fn parse_issue_value(raw: &[u8]) -> Option<String> {
     {
         return None;
     }
+    let mut params = Vec::new();
     for p in parts {
         let p = p.trim();
         if p.is_empty() {
@@ -35,12 +44,40 @@ fn parse_issue_value(raw: &[u8]) -> Option<String> {
         if v.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b';') {
             return None;
         }
+        params.push((k.to_ascii_lowercase(), v.to_owned()));
     }
-    Some(domain)
+    Some(IssueValue { domain, params })
+}
+
+/// What a CAA record is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CaaSubject<'a> {
+    /// The name is a wildcard (`issuewild` applies when present).
+    pub(crate) wildcard: bool,
+    /// This CA's issuer domain names.
+    pub(crate) ca_identities: &'a [String],
+    /// The requesting account's URI forms, for RFC 8657 `accounturi`.
+    pub(crate) account: Option<&'a crate::CaaAccount>,
+    /// The validation method used, for RFC 8657 `validationmethods` (e.g. `http-01`).
+    pub(crate) method: Option<&'a str>,
+}
+
+/// RFC 8657: a record with `accounturi` authorizes only that account; one with
+/// `validationmethods` only those methods. Without the information to check them (no account,
+/// no method), a record carrying them authorizes nothing.
+fn params_allow(value: &IssueValue, subject: &CaaSubject<'_>) -> bool {
+    value.params.iter().all(|(k, v)| match k.as_str() {
+        "accounturi" => subject.account.is_some_and(|a| a.matches(v)),
+        "validationmethods" => subject.method.is_some_and(|m| {
+            v.split(',')
+                .any(|listed| listed.trim().eq_ignore_ascii_case(m))
+        }),
+        _ => true,
+    })
 }
 
 /// Decides whether the relevant CAA RRset allows issuance.
-fn evaluate(rrset: &[CAA], wildcard: bool, ca_identities: &[String]) -> Result<(), String> {
+fn evaluate(rrset: &[CAA], subject: &CaaSubject<'_>) -> Result<(), String> {
     for r in rrset {
         if r.issuer_critical && !KNOWN_TAGS.iter().any(|t| r.tag.eq_ignore_ascii_case(t)) {
             return Err(format!(
@@ -56,7 +93,7 @@ fn evaluate(rrset: &[CAA], wildcard: bool, ca_identities: &[String]) -> Result<(
             .collect()
     };
     let wild = with_tag("issuewild");
-    let relevant = if wildcard && !wild.is_empty() {
+    let relevant = if subject.wildcard && !wild.is_empty() {
         wild
     } else {
         with_tag("issue")
@@ -64,16 +101,28 @@ fn evaluate(rrset: &[CAA], wildcard: bool, ca_identities: &[String]) -> Result<(
     if relevant.is_empty() {
         return Ok(());
     }
-    let allowed = relevant.iter().any(|r| {
-        parse_issue_value(&r.value).is_some_and(|d| {
-            !d.is_empty()
-                && ca_identities
-                    .iter()
-                    .any(|id| id.trim_end_matches('.').eq_ignore_ascii_case(&d))
-        })
-    });
-    if allowed {
-        Ok(())
+    let mut named_us = false;
+    for r in &relevant {
+        let Some(value) = parse_issue_value(&r.value) else {
+            continue;
+        };
+        let ours = !value.domain.is_empty()
+            && subject
+                .ca_identities
+                .iter()
+                .any(|id| id.trim_end_matches('.').eq_ignore_ascii_case(&value.domain));
+        if ours {
+            named_us = true;
+            if params_allow(&value, subject) {
+                return Ok(());
+            }
+        }
+    }
+    if named_us {
+        Err(
+            "the CAA records for this CA restrict the account or the validation method (RFC 8657)"
+                .into(),
+        )
     } else {
         Err("the CAA records do not authorize this CA".into())
     }
@@ -92,6 +141,22 @@ impl Va {
         wildcard: bool,
         ca_identities: &[String],
     ) -> Result<(), Problem> {
+        let subject = CaaSubject {
+            wildcard,
+            ca_identities,
+            account: None,
+            method: None,
+        };
+        self.check_caa_for(identifier, &subject).await
+    }
+
+    /// [`Va::check_caa`] with RFC 8657 account and method binding.
+    pub(crate) async fn check_caa_for(
+        &self,
+        identifier: &Identifier,
+        subject: &CaaSubject<'_>,
+    ) -> Result<(), Problem> {
+        let wildcard = subject.wildcard;
         if identifier.typ == IdentifierType::Ip {
             return Ok(());
         }
@@ -115,7 +180,11 @@ impl Va {
             if rrset.is_empty() {
                 continue;
             }
-            return evaluate(&rrset, wildcard, ca_identities).map_err(|why| {
+            let subject = CaaSubject {
+                wildcard,
+                ..*subject
+            };
+            return evaluate(&rrset, &subject).map_err(|why| {
                 Problem::new(
                     ProblemType::Caa,
                     format!("CAA record for {candidate} prevents issuance: {why}"),
@@ -138,51 +207,91 @@ mod tests {
         c
     }
 
+    fn domain(raw: &[u8]) -> Option<String> {
+        parse_issue_value(raw).map(|v| v.domain)
+    }
+
+    fn subject<'a>(wildcard: bool, ids: &'a [String]) -> CaaSubject<'a> {
+        CaaSubject {
+            wildcard,
+            ca_identities: ids,
+            account: None,
+            method: None,
+        }
+    }
+
     #[test]
     fn issue_values_parse() {
-        assert_eq!(
-            parse_issue_value(b"ca.example").as_deref(),
-            Some("ca.example")
-        );
-        assert_eq!(
+        assert_eq!(domain(b"ca.example").as_deref(), Some("ca.example"));
+        let v =
             parse_issue_value(b" CA.example ; accounturi=https://x/1; validationmethods=dns-01")
-                .as_deref(),
-            Some("ca.example")
-        );
-        assert_eq!(parse_issue_value(b";").as_deref(), Some(""));
-        assert_eq!(parse_issue_value(b"ca.example; bad param"), None);
+                .unwrap();
+        assert_eq!(v.domain, "ca.example");
+        assert_eq!(v.params.len(), 2);
+        assert_eq!(domain(b";").as_deref(), Some(""));
+        assert_eq!(domain(b"ca.example; bad param"), None);
+    }
+
+    #[test]
+    fn account_and_method_binding() {
+        let ids = vec!["ca.example".to_string()];
+        let account = crate::CaaAccount {
+            path: "/acme/acct/A1".into(),
+            prefixes: vec!["https://acme.example".into()],
+        };
+        let bound = [caa(
+            0,
+            "issue",
+            "ca.example; accounturi=https://acme.example/acme/acct/A1; validationmethods=dns-01,http-01",
+        )];
+        let mut s = subject(false, &ids);
+        s.account = Some(&account);
+        s.method = Some("http-01");
+        assert!(evaluate(&bound, &s).is_ok());
+        s.method = Some("tls-alpn-01");
+        assert!(evaluate(&bound, &s).is_err(), "method not listed");
+        s.method = Some("dns-01");
+        let other = crate::CaaAccount {
+            path: "/acme/acct/B2".into(),
+            prefixes: vec![],
+        };
+        s.account = Some(&other);
+        assert!(evaluate(&bound, &s).is_err(), "another account");
+        // Without the facts to check, a bound record authorizes nothing.
+        assert!(evaluate(&bound, &subject(false, &ids)).is_err());
+        // Any one permitting record suffices.
+        let set = [bound[0].clone(), caa(0, "issue", "ca.example")];
+        assert!(evaluate(&set, &s).is_ok());
     }
 
     #[test]
     fn evaluation_rules() {
         let ids = vec!["ca.example".to_string()];
-        assert!(evaluate(&[caa(0, "issue", "ca.example")], false, &ids).is_ok());
-        assert!(evaluate(&[caa(0, "issue", "other.example")], false, &ids).is_err());
-        assert!(evaluate(&[caa(0, "issue", ";")], false, &ids).is_err());
-        assert!(evaluate(&[caa(0, "iodef", "mailto:x@y")], false, &ids).is_ok());
+        assert!(evaluate(&[caa(0, "issue", "ca.example")], &subject(false, &ids)).is_ok());
+        assert!(evaluate(&[caa(0, "issue", "other.example")], &subject(false, &ids)).is_err());
+        assert!(evaluate(&[caa(0, "issue", ";")], &subject(false, &ids)).is_err());
+        assert!(evaluate(&[caa(0, "iodef", "mailto:x@y")], &subject(false, &ids)).is_ok());
         // issuewild wins for wildcards, issue applies otherwise.
         let set = [caa(0, "issue", "ca.example"), caa(0, "issuewild", ";")];
-        assert!(evaluate(&set, false, &ids).is_ok());
-        assert!(evaluate(&set, true, &ids).is_err());
+        assert!(evaluate(&set, &subject(false, &ids)).is_ok());
+        assert!(evaluate(&set, &subject(true, &ids)).is_err());
         let set = [
             caa(0, "issue", "other.example"),
             caa(0, "issuewild", "ca.example"),
         ];
-        assert!(evaluate(&set, true, &ids).is_ok());
+        assert!(evaluate(&set, &subject(true, &ids)).is_ok());
         // Unknown critical tag forbids, unknown non-critical is ignored.
         assert!(
             evaluate(
                 &[caa(128, "tbs", "x"), caa(0, "issue", "ca.example")],
-                false,
-                &ids
+                &subject(false, &ids)
             )
             .is_err()
         );
         assert!(
             evaluate(
                 &[caa(0, "tbs", "x"), caa(0, "issue", "ca.example")],
-                false,
-                &ids
+                &subject(false, &ids)
             )
             .is_ok()
         );

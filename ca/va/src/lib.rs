@@ -50,6 +50,39 @@ pub struct CaaCheck {
     pub wildcard: bool,
     /// Issuer domain names that identify this CA in CAA `issue`/`issuewild` records.
     pub ca_identities: Vec<String>,
+    /// The requesting account, for RFC 8657 `accounturi`.
+    pub account: Option<CaaAccount>,
+    /// The validation method that succeeded, for RFC 8657 `validationmethods` (`None` when
+    /// CAA is rechecked at finalize without a method at hand: method-bound records then
+    /// authorize nothing).
+    pub method: Option<ChallengeType>,
+}
+
+/// How an account is named in RFC 8657 `accounturi` parameters: its URL is one of
+/// `prefixes` followed by `path`. With no prefixes configured, any URL ending in `path`
+/// matches (the path holds the account's unguessable random ID).
+#[derive(Debug, Clone)]
+pub struct CaaAccount {
+    /// The account URL's path, e.g. `/acme/acct/<id>`.
+    pub path: String,
+    /// The CA's external base URLs, e.g. `https://acme.example.com`.
+    pub prefixes: Vec<String>,
+}
+
+impl CaaAccount {
+    /// Whether an `accounturi` value names this account.
+    pub fn matches(&self, uri: &str) -> bool {
+        match uri.strip_suffix(self.path.as_str()) {
+            None => false,
+            Some(prefix) if self.prefixes.is_empty() => {
+                prefix.starts_with("https://") || prefix.starts_with("http://")
+            }
+            Some(prefix) => self
+                .prefixes
+                .iter()
+                .any(|p| p.trim_end_matches('/') == prefix),
+        }
+    }
 }
 
 /// What a validation did and how it ended.
@@ -66,6 +99,8 @@ pub struct ValidationOutcome {
 pub trait ValidationAuthority: Send + Sync + 'static {
     /// Performs one validation. Never panics; every failure is a `Problem` in the outcome.
     async fn validate(&self, req: ValidationRequest) -> ValidationOutcome;
+    /// Checks CAA alone (the recheck at finalize for authorizations validated long ago).
+    async fn check_caa(&self, identifier: &Identifier, check: &CaaCheck) -> Result<(), Problem>;
 }
 
 /// How the VA reaches the world.
@@ -167,8 +202,33 @@ impl Va {
     }
 }
 
+impl Va {
+    /// CAA with the check's account and method binding.
+    async fn run_caa(&self, identifier: &Identifier, check: &CaaCheck) -> Result<(), Problem> {
+        let subject = caa::CaaSubject {
+            wildcard: check.wildcard,
+            ca_identities: &check.ca_identities,
+            account: check.account.as_ref(),
+            method: check.method.map(ChallengeType::as_str),
+        };
+        self.check_caa_for(identifier, &subject).await
+    }
+}
+
 #[async_trait]
 impl ValidationAuthority for Va {
+    async fn check_caa(&self, identifier: &Identifier, check: &CaaCheck) -> Result<(), Problem> {
+        let result = tokio::time::timeout(self.config.timeout, self.run_caa(identifier, check))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Problem::new(
+                    ProblemType::Dns,
+                    "DNS problem: the CAA lookup timed out",
+                ))
+            });
+        result.map_err(|p| p.with_identifier(identifier.clone()))
+    }
+
     async fn validate(&self, req: ValidationRequest) -> ValidationOutcome {
         let started = Instant::now();
         let method = req.challenge.as_str();
@@ -188,10 +248,7 @@ impl ValidationAuthority for Va {
             }),
         };
         let result = match (result, &req.caa) {
-            (Ok(()), Some(caa)) => {
-                self.check_caa(&req.identifier, caa.wildcard, &caa.ca_identities)
-                    .await
-            }
+            (Ok(()), Some(caa)) => self.run_caa(&req.identifier, caa).await,
             (other, _) => other,
         };
         let error = result
