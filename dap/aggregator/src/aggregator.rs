@@ -1,0 +1,1166 @@
+//! [`Aggregator`]: the protocol logic of both roles — upload, helper aggregation-job
+//! initialization, collection jobs, aggregate shares — and the leader's lease-based job
+//! drivers. The HTTP layer ([`crate::http`]) only decodes requests and encodes answers.
+//!
+//! The helper answers aggregation jobs and aggregate-share requests synchronously (DAP-18
+//! allows both); the leader does not poll asynchronous helpers yet.
+
+use crate::datastore::{
+    BatchAggregate, BucketKey, CollectionReadiness, Datastore, DatastoreError, Lease,
+    ReportOutcome, StoredReport, UploadOutcome,
+};
+use crate::error::Error;
+use crate::task::{AggregatorRole, AggregatorTask};
+use aws_lc_rs::{digest, rand::SecureRandom};
+use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
+use cairn_dap_core::{Clock, HpkeKeypair};
+use cairn_dap_messages::codec::{LengthPrefix, Reader, put_items};
+use cairn_dap_messages::{
+    AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitReq, AggregationJobResp,
+    BatchMode, BatchSelector, CollectionJobId, CollectionJobReq, CollectionJobResp, DapProblemType,
+    Decode, Duration, Encode, Extension, HpkeCiphertext, HpkeConfigList, Interval,
+    PlaintextInputShare, Query, ReportError, ReportMetadata, ReportShare, ReportUploadStatus, Role,
+    TaskId, Time, UploadErrors, UploadRequest, VerifyInit, VerifyResp, VerifyStepResult,
+    extensions_strictly_increasing, media_type,
+};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Tunables of an aggregator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorParameters {
+    /// Most reports per aggregation job.
+    pub max_aggregation_job_size: usize,
+    /// How long a driver holds a job before another may take it over, in seconds.
+    pub lease_secs: u64,
+    /// How far in the future a report's time may be, in seconds.
+    pub tolerable_clock_skew_secs: u64,
+    /// How soon a waiting collection job is looked at again, in seconds.
+    pub collection_retry_secs: u64,
+}
+
+impl Default for AggregatorParameters {
+    fn default() -> Self {
+        AggregatorParameters {
+            max_aggregation_job_size: 100,
+            lease_secs: 60,
+            tolerable_clock_skew_secs: 300,
+            collection_retry_secs: 1,
+        }
+    }
+}
+
+/// Where a collection job stands, as the leader reports it to the collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CollectionJobStatus {
+    /// Not ready: reports in the batch are still being aggregated (`aggregating`), or the
+    /// batch has fewer than `min_batch_size` aggregated reports (`insufficient-reports`).
+    Pending {
+        /// `aggregating` or `insufficient-reports`.
+        reason: String,
+        /// Reports aggregated in the batch so far.
+        report_count: u64,
+    },
+    /// Ready: the encoded `CollectionJobResp`.
+    Finished(Vec<u8>),
+    /// Failed with this DAP problem.
+    Failed(DapProblemType),
+}
+
+struct Inner {
+    datastore: Datastore,
+    clock: Arc<dyn Clock>,
+    role: AggregatorRole,
+    keypairs: Vec<HpkeKeypair>,
+    http: reqwest::Client,
+    params: AggregatorParameters,
+}
+
+/// One aggregator (leader or helper). Cloning is cheap.
+#[derive(Clone)]
+pub struct Aggregator {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("role", &self.inner.role)
+            .finish_non_exhaustive()
+    }
+}
+
+fn random16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    // The system RNG does not fail on supported platforms; zeros would still be unique enough
+    // per (task, job) because IDs are also checked for conflicts by the database.
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut b);
+    b
+}
+
+/// A resource ID derived from the request: identical requests name the same resource, which
+/// makes creation idempotent (DAP-18 §3.2).
+fn content_id(task_id: &TaskId, body: &[u8]) -> [u8; 16] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(task_id.as_bytes());
+    ctx.update(body);
+    let d = ctx.finish();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d.as_ref()[..16]);
+    out
+}
+
+fn invalid(task_id: &TaskId, detail: impl Into<String>) -> Error {
+    Error::dap(DapProblemType::InvalidMessage, Some(*task_id), detail)
+}
+
+/// Whether the report's time is acceptable now, and if not, which report error applies.
+fn check_time(
+    task: &AggregatorTask,
+    time: Time,
+    now: u64,
+    skew: u64,
+    upload: bool,
+) -> Result<(), ReportError> {
+    let p = task.parameters.precision();
+    let seconds = time.to_seconds(p).ok_or(ReportError::InvalidMessage)?;
+    if seconds > now.saturating_add(skew) {
+        return Err(ReportError::ReportTooEarly);
+    }
+    if let Some(interval) = task.parameters.task_interval {
+        if time < interval.start {
+            return Err(if upload {
+                ReportError::ReportDropped
+            } else {
+                ReportError::TaskNotStarted
+            });
+        }
+        if time >= interval.end() {
+            return Err(if upload {
+                ReportError::ReportDropped
+            } else {
+                ReportError::TaskExpired
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Aggregator {
+    /// An aggregator of `role` over `datastore` (whose HPKE keypair is created on first use).
+    pub async fn new(
+        datastore: Datastore,
+        clock: Arc<dyn Clock>,
+        role: AggregatorRole,
+        params: AggregatorParameters,
+    ) -> Result<Aggregator, Error> {
+        let keypairs = datastore.get_or_create_hpke_keypairs().await?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Internal(format!("HTTP client: {e}")))?;
+        Ok(Aggregator {
+            inner: Arc::new(Inner {
+                datastore,
+                clock,
+                role,
+                keypairs,
+                http,
+                params,
+            }),
+        })
+    }
+
+    /// The role.
+    pub fn role(&self) -> AggregatorRole {
+        self.inner.role
+    }
+
+    /// The datastore.
+    pub fn datastore(&self) -> &Datastore {
+        &self.inner.datastore
+    }
+
+    /// Creates a task (the library form of the control-plane API).
+    pub async fn add_task(&self, task: &AggregatorTask) -> Result<(), Error> {
+        if task.role != self.inner.role {
+            return Err(Error::BadRequest(format!(
+                "this aggregator is a {}, the task is for a {}",
+                self.inner.role.as_str(),
+                task.role.as_str()
+            )));
+        }
+        if task.parameters.batch_mode != BatchMode::TimeInterval {
+            return Err(Error::BadRequest(
+                "only the time_interval batch mode is implemented".into(),
+            ));
+        }
+        task.validate().map_err(|e| Error::BadRequest(e.into()))?;
+        match self.inner.datastore.put_task(task).await {
+            Err(DatastoreError::Conflict(_)) => {
+                Err(Error::BadRequest("a task with this ID exists".into()))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// The `HpkeConfigList` served at `/hpke_config`.
+    pub fn hpke_config_list(&self) -> HpkeConfigList {
+        HpkeConfigList(
+            self.inner
+                .keypairs
+                .iter()
+                .map(|k| k.config().clone())
+                .collect(),
+        )
+    }
+
+    async fn task_in_role(&self, task_id: &TaskId) -> Result<AggregatorTask, Error> {
+        match self.inner.datastore.get_task(task_id).await? {
+            Some(t) if t.role == self.inner.role => Ok(t),
+            _ => Err(Error::dap(
+                DapProblemType::UnrecognizedTask,
+                Some(*task_id),
+                "unknown task",
+            )),
+        }
+    }
+
+    fn keypair(&self, ct: &HpkeCiphertext) -> Option<&HpkeKeypair> {
+        self.inner
+            .keypairs
+            .iter()
+            .find(|k| k.config().id == ct.config_id)
+    }
+
+    // ---- upload (leader) ----
+
+    /// Handles an `UploadRequest`: every accepted report is durably stored before this
+    /// returns; refused ones are listed (in request order) and counted per reason.
+    pub async fn handle_upload(
+        &self,
+        task_id: &TaskId,
+        body: &[u8],
+    ) -> Result<UploadErrors, Error> {
+        let task = self.task_in_role(task_id).await?;
+        if task.role != AggregatorRole::Leader {
+            return Err(Error::dap(
+                DapProblemType::UnrecognizedTask,
+                Some(*task_id),
+                "not a leader task",
+            ));
+        }
+        let req = UploadRequest::get_decoded(body)
+            .map_err(|e| invalid(task_id, format!("malformed upload request: {e}")))?;
+        let now = self.inner.clock.now();
+        let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
+        let mut verdicts: Vec<Result<usize, ReportError>> = Vec::with_capacity(req.reports.len());
+        let mut to_store = Vec::new();
+        for report in &req.reports {
+            let verdict = (|| {
+                let kp = self
+                    .keypair(&report.leader_encrypted_input_share)
+                    .ok_or(ReportError::OutdatedConfig)?;
+                check_time(
+                    &task,
+                    report.metadata.time,
+                    now,
+                    self.inner.params.tolerable_clock_skew_secs,
+                    true,
+                )?;
+                if !report.metadata.public_extensions.is_empty() {
+                    // No report extension is recognized yet.
+                    return Err(ReportError::InvalidMessage);
+                }
+                let aad = task
+                    .parameters
+                    .input_share_aad(&report.metadata, &report.public_share)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                let plaintext = kp
+                    .open(&info, &report.leader_encrypted_input_share, &aad)
+                    .map_err(|_| ReportError::HpkeDecryptError)?;
+                let share = PlaintextInputShare::get_decoded(&plaintext)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                if !share.private_extensions.is_empty() {
+                    return Err(ReportError::InvalidMessage);
+                }
+                let mut public_extensions = Vec::new();
+                put_items(
+                    &mut public_extensions,
+                    LengthPrefix::U16,
+                    &report.metadata.public_extensions,
+                    "public_extensions",
+                )
+                .map_err(|_| ReportError::InvalidMessage)?;
+                Ok(StoredReport {
+                    report_id: report.metadata.id,
+                    time: report.metadata.time.0,
+                    public_extensions,
+                    public_share: report.public_share.clone(),
+                    leader_input_share: share.payload,
+                    helper_encrypted_input_share: report
+                        .helper_encrypted_input_share
+                        .get_encoded()
+                        .map_err(|_| ReportError::InvalidMessage)?,
+                })
+            })();
+            verdicts.push(verdict.map(|stored| {
+                to_store.push(stored);
+                to_store.len() - 1
+            }));
+        }
+        let stored = self
+            .inner
+            .datastore
+            .put_client_reports(task_id, &to_store)
+            .await?;
+        let mut errors = UploadErrors::default();
+        let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        for (report, verdict) in req.reports.iter().zip(verdicts) {
+            let outcome = match verdict {
+                Ok(i) => stored
+                    .get(i)
+                    .copied()
+                    .unwrap_or(UploadOutcome::Refused(ReportError::ReportDropped)),
+                Err(e) => UploadOutcome::Refused(e),
+            };
+            match outcome {
+                UploadOutcome::Stored => *counts.entry("accepted").or_default() += 1,
+                UploadOutcome::Refused(e) => {
+                    *counts.entry(e.name()).or_default() += 1;
+                    errors.status.push(ReportUploadStatus {
+                        id: report.metadata.id,
+                        error: e,
+                    });
+                }
+            }
+        }
+        for (reason, n) in counts {
+            metrics::counter!("cairn_dap_uploads_total", "outcome" => reason).increment(n);
+            self.inner
+                .datastore
+                .increment_upload_counter(task_id, reason, n)
+                .await?;
+        }
+        Ok(errors)
+    }
+
+    // ---- aggregation jobs (helper) ----
+
+    /// Handles an `AggregationJobInitReq` synchronously. Returns the job's ID (derived from the
+    /// request, so a retried request finds the same job and its stored response) and the
+    /// encoded `AggregationJobResp`.
+    pub async fn handle_aggregation_job_init(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<(AggregationJobId, Vec<u8>), Error> {
+        let task = self.task_in_role(task_id).await?;
+        let authorized = match (&task.aggregator_auth_token_hash, auth) {
+            (Some(h), Some(t)) => h.matches(t),
+            _ => false,
+        };
+        if !authorized {
+            return Err(Error::Unauthorized);
+        }
+        let req = AggregationJobInitReq::get_decoded(body)
+            .map_err(|e| invalid(task_id, format!("malformed aggregation job: {e}")))?;
+        if !extensions_strictly_increasing(&req.extensions) {
+            return Err(invalid(task_id, "extensions out of order"));
+        }
+        if !req.extensions.is_empty() {
+            return Err(Error::dap(
+                DapProblemType::UnsupportedExtension,
+                Some(*task_id),
+                "no aggregation job extension is supported",
+            ));
+        }
+        let vdaf = &task.parameters.vdaf;
+        if !vdaf.is_agg_param_valid(&req.agg_param) {
+            return Err(Error::dap(
+                DapProblemType::InvalidAggregationParameter,
+                Some(*task_id),
+                "invalid aggregation parameter",
+            ));
+        }
+        if req.verification_key_id != 0 {
+            return Err(invalid(task_id, "unknown verification key"));
+        }
+        let mut ids: Vec<_> = req
+            .verify_inits
+            .iter()
+            .map(|v| v.report_share.metadata.id)
+            .collect();
+        ids.sort();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid(task_id, "duplicate report IDs"));
+        }
+        let job_id = AggregationJobId::from_bytes(content_id(task_id, body));
+        if let Some(resp) = self
+            .inner
+            .datastore
+            .get_helper_aggregation_job(task_id, &job_id)
+            .await?
+        {
+            return Ok((job_id, resp));
+        }
+        let now = self.inner.clock.now();
+        let ctx = task.parameters.vdaf_ctx();
+        let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Helper);
+        let mut outcomes = Vec::with_capacity(req.verify_inits.len());
+        let mut outbounds = Vec::with_capacity(req.verify_inits.len());
+        for vi in &req.verify_inits {
+            let rs = &vi.report_share;
+            let result = (|| {
+                check_time(
+                    &task,
+                    rs.metadata.time,
+                    now,
+                    self.inner.params.tolerable_clock_skew_secs,
+                    false,
+                )?;
+                let kp = self
+                    .keypair(&rs.encrypted_input_share)
+                    .ok_or(ReportError::HpkeDecryptError)?;
+                let aad = task
+                    .parameters
+                    .input_share_aad(&rs.metadata, &rs.public_share)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                let plaintext = kp
+                    .open(&info, &rs.encrypted_input_share, &aad)
+                    .map_err(|_| ReportError::HpkeDecryptError)?;
+                let share = PlaintextInputShare::get_decoded(&plaintext)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                if !rs.metadata.public_extensions.is_empty() || !share.private_extensions.is_empty()
+                {
+                    return Err(ReportError::InvalidMessage);
+                }
+                vdaf.helper_initialized(
+                    &task.vdaf_verify_key,
+                    &ctx,
+                    &req.agg_param,
+                    rs.metadata.id.as_bytes(),
+                    &rs.public_share,
+                    &share.payload,
+                    &vi.payload,
+                )
+                .map_err(|_| ReportError::VdafVerifyError)
+            })();
+            let (result, outbound) = match result {
+                Ok(f) => (Ok(f.output_share), Some(f.outbound)),
+                Err(e) => (Err(e), None),
+            };
+            outbounds.push(outbound);
+            outcomes.push(ReportOutcome {
+                report_id: rs.metadata.id,
+                time: rs.metadata.time.0,
+                bucket: BucketKey {
+                    batch_id: Vec::new(),
+                    bucket_start: rs.metadata.time.0,
+                },
+                result,
+            });
+        }
+        let ids: Vec<_> = outcomes.iter().map(|o| o.report_id).collect();
+        let respond = |results: &[Result<(), ReportError>]| -> Vec<u8> {
+            let verify_resps = ids
+                .iter()
+                .zip(results)
+                .zip(&outbounds)
+                .map(|((id, r), out)| VerifyResp {
+                    report_id: *id,
+                    result: match (r, out) {
+                        (Ok(()), Some(o)) => VerifyStepResult::Continue(o.clone()),
+                        (Err(e), _) => VerifyStepResult::Reject(*e),
+                        (Ok(()), None) => VerifyStepResult::Reject(ReportError::VdafVerifyError),
+                    },
+                })
+                .collect();
+            AggregationJobResp { verify_resps }
+                .get_encoded()
+                .unwrap_or_default()
+        };
+        let resp = self
+            .inner
+            .datastore
+            .commit_helper_aggregation_job(
+                task_id,
+                &job_id,
+                vdaf,
+                &req.agg_param,
+                &outcomes,
+                &respond,
+            )
+            .await?;
+        Ok((job_id, resp))
+    }
+
+    // ---- aggregate shares (helper) ----
+
+    /// Handles an `AggregateShareReq` synchronously: checks the batch, marks it collected and
+    /// returns the encrypted share (stored, so a retried request gets the same answer).
+    pub async fn handle_aggregate_share(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<([u8; 16], Vec<u8>), Error> {
+        let task = self.task_in_role(task_id).await?;
+        let authorized = match (&task.aggregator_auth_token_hash, auth) {
+            (Some(h), Some(t)) => h.matches(t),
+            _ => false,
+        };
+        if !authorized {
+            return Err(Error::Unauthorized);
+        }
+        let req = AggregateShareReq::get_decoded(body)
+            .map_err(|e| invalid(task_id, format!("malformed aggregate share request: {e}")))?;
+        let cjr = &req.collection_job_req;
+        let (query_interval, selector_interval) = match (&cjr.query, &req.batch_selector) {
+            (
+                Query::TimeInterval { batch_interval: q },
+                BatchSelector::TimeInterval { batch_interval: s },
+            ) => (*q, *s),
+            _ => return Err(invalid(task_id, "batch mode does not match the task")),
+        };
+        if !query_interval.contains_interval(&selector_interval) {
+            return Err(invalid(task_id, "batch selector outside the query"));
+        }
+        check_collection_extensions(task_id, &cjr.extensions)?;
+        let vdaf = &task.parameters.vdaf;
+        if !vdaf.is_agg_param_valid(&cjr.agg_param) {
+            return Err(Error::dap(
+                DapProblemType::InvalidAggregationParameter,
+                Some(*task_id),
+                "invalid aggregation parameter",
+            ));
+        }
+        if selector_interval.duration.0 == 0
+            || Interval::new(selector_interval.start, selector_interval.duration).is_none()
+        {
+            return Err(Error::dap(
+                DapProblemType::BatchInvalid,
+                Some(*task_id),
+                "empty or overflowing batch interval",
+            ));
+        }
+        let share_id = content_id(task_id, body);
+        let aad = task
+            .parameters
+            .aggregate_share_aad(cjr)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let info = HpkeApplicationInfo::new(Label::AggregateShare, Role::Helper, Role::Collector);
+        let min = task.parameters.min_batch_size;
+        let build = |agg: &BatchAggregate| -> Result<Vec<u8>, DapProblemType> {
+            if agg.any_collected {
+                return Err(DapProblemType::BatchOverlap);
+            }
+            if agg.agg_param_mismatch {
+                return Err(DapProblemType::InvalidMessage);
+            }
+            if agg.report_count < min {
+                return Err(DapProblemType::InvalidBatchSize);
+            }
+            if agg.report_count != req.report_count || agg.checksum != req.checksum {
+                return Err(DapProblemType::BatchMismatch);
+            }
+            let ct = hpke::seal(
+                &task.collector_hpke_config,
+                &info,
+                &agg.aggregate_share,
+                &aad,
+            )
+            .map_err(|_| DapProblemType::InvalidMessage)?;
+            AggregateShare {
+                encrypted_aggregate_share: ct,
+            }
+            .get_encoded()
+            .map_err(|_| DapProblemType::InvalidMessage)
+        };
+        let start = selector_interval.start.0;
+        let end = selector_interval.end().0;
+        match self
+            .inner
+            .datastore
+            .helper_collect_time_interval(
+                task_id,
+                &share_id,
+                vdaf,
+                &cjr.agg_param,
+                start,
+                end,
+                &build,
+            )
+            .await?
+        {
+            Ok(resp) => Ok((share_id, resp)),
+            Err(p) => Err(Error::dap(p, Some(*task_id), "aggregate share refused")),
+        }
+    }
+
+    // ---- collection jobs (leader) ----
+
+    fn check_collector(&self, task: &AggregatorTask, auth: Option<&str>) -> Result<(), Error> {
+        match (&task.collector_auth_token_hash, auth) {
+            (Some(h), Some(t)) if h.matches(t) => Ok(()),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// Handles a `CollectionJobReq`: validates it and creates the job (or finds the identical
+    /// existing one). The job is then driven by [`Aggregator::run_collection_jobs_once`].
+    pub async fn handle_create_collection_job(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<CollectionJobId, Error> {
+        let task = self.task_in_role(task_id).await?;
+        self.check_collector(&task, auth)?;
+        let req = CollectionJobReq::get_decoded(body)
+            .map_err(|e| invalid(task_id, format!("malformed collection job request: {e}")))?;
+        let Query::TimeInterval { batch_interval } = req.query else {
+            return Err(invalid(task_id, "batch mode does not match the task"));
+        };
+        check_collection_extensions(task_id, &req.extensions)?;
+        let vdaf = &task.parameters.vdaf;
+        if !vdaf.is_agg_param_valid(&req.agg_param) {
+            return Err(Error::dap(
+                DapProblemType::InvalidAggregationParameter,
+                Some(*task_id),
+                "invalid aggregation parameter",
+            ));
+        }
+        if batch_interval.duration.0 == 0
+            || Interval::new(batch_interval.start, batch_interval.duration).is_none()
+        {
+            return Err(Error::dap(
+                DapProblemType::BatchInvalid,
+                Some(*task_id),
+                "empty or overflowing batch interval",
+            ));
+        }
+        let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
+        if self
+            .inner
+            .datastore
+            .get_collection_job(task_id, job_id.as_bytes())
+            .await?
+            .is_some()
+        {
+            return Ok(job_id);
+        }
+        let current = self
+            .inner
+            .datastore
+            .aggregate_time_interval(
+                task_id,
+                vdaf,
+                &req.agg_param,
+                batch_interval.start.0,
+                batch_interval.end().0,
+                false,
+            )
+            .await?;
+        if current.any_collected {
+            return Err(Error::dap(
+                DapProblemType::BatchOverlap,
+                Some(*task_id),
+                "the interval overlaps a collected batch",
+            ));
+        }
+        match self
+            .inner
+            .datastore
+            .put_collection_job(
+                task_id,
+                &job_id,
+                body,
+                (batch_interval.start.0, batch_interval.duration.0),
+            )
+            .await
+        {
+            Err(DatastoreError::Conflict(_)) => Err(Error::dap(
+                DapProblemType::BatchOverlap,
+                Some(*task_id),
+                "the interval overlaps another collection job",
+            )),
+            other => {
+                other?;
+                Ok(job_id)
+            }
+        }
+    }
+
+    /// The collection job's status.
+    pub async fn handle_get_collection_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &CollectionJobId,
+        auth: Option<&str>,
+    ) -> Result<CollectionJobStatus, Error> {
+        let task = self.task_in_role(task_id).await?;
+        self.check_collector(&task, auth)?;
+        let job = self
+            .inner
+            .datastore
+            .get_collection_job(task_id, job_id.as_bytes())
+            .await?
+            .ok_or(Error::NotFound)?;
+        Ok(match job.state.as_str() {
+            "finished" => CollectionJobStatus::Finished(job.result.unwrap_or_default()),
+            "failed" => CollectionJobStatus::Failed(
+                job.error
+                    .as_deref()
+                    .and_then(|t| {
+                        DapProblemType::from_urn(&format!("{}{t}", DapProblemType::PREFIX))
+                    })
+                    .unwrap_or(DapProblemType::InvalidMessage),
+            ),
+            "deleted" => return Err(Error::NotFound),
+            _ => CollectionJobStatus::Pending {
+                reason: if job.state == "collecting" {
+                    "collecting".into()
+                } else {
+                    job.wait_reason
+                },
+                report_count: job.report_count,
+            },
+        })
+    }
+
+    /// Abandons a collection job (`DELETE`).
+    pub async fn handle_delete_collection_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &CollectionJobId,
+        auth: Option<&str>,
+    ) -> Result<(), Error> {
+        let task = self.task_in_role(task_id).await?;
+        self.check_collector(&task, auth)?;
+        if self
+            .inner
+            .datastore
+            .delete_collection_job(task_id, job_id.as_bytes())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    // ---- leader drivers ----
+
+    /// Creates aggregation jobs from every leader task's unaggregated reports.
+    pub async fn create_aggregation_jobs(&self) -> Result<usize, Error> {
+        let mut n = 0;
+        for task_id in self.inner.datastore.get_task_ids().await? {
+            n += self
+                .inner
+                .datastore
+                .create_aggregation_jobs(
+                    &task_id,
+                    self.inner.params.max_aggregation_job_size,
+                    &mut random16,
+                )
+                .await?
+                .len();
+        }
+        Ok(n)
+    }
+
+    /// Leases up to `limit` due aggregation jobs.
+    pub async fn acquire_aggregation_jobs(&self, limit: u64) -> Result<Vec<Lease>, Error> {
+        Ok(self
+            .inner
+            .datastore
+            .acquire_aggregation_jobs(
+                self.inner.clock.now(),
+                self.inner.params.lease_secs,
+                limit,
+                &mut random16,
+            )
+            .await?)
+    }
+
+    /// Runs one leased aggregation job to completion: leader initialization, the helper
+    /// round trip, then one transaction that commits only if the lease is still ours.
+    pub async fn step_aggregation_job(&self, lease: &Lease) -> Result<(), Error> {
+        let task = self.task_in_role(&lease.task_id).await?;
+        let reports = self
+            .inner
+            .datastore
+            .get_aggregation_job_reports(&lease.task_id, &lease.job_id)
+            .await?;
+        let vdaf = &task.parameters.vdaf;
+        let ctx = task.parameters.vdaf_ctx();
+        let agg_param: Vec<u8> = Vec::new();
+        let mut outcomes = Vec::with_capacity(reports.len());
+        let mut states = Vec::new();
+        let mut verify_inits = Vec::new();
+        for r in &reports {
+            let bucket = BucketKey {
+                batch_id: Vec::new(),
+                bucket_start: r.time,
+            };
+            let init = (|| {
+                let public_extensions: Vec<Extension> = Reader::new(&r.public_extensions)
+                    .items(LengthPrefix::U16)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                let ct = HpkeCiphertext::get_decoded(&r.helper_encrypted_input_share)
+                    .map_err(|_| ReportError::InvalidMessage)?;
+                let continued = vdaf
+                    .leader_initialized(
+                        &task.vdaf_verify_key,
+                        &ctx,
+                        &agg_param,
+                        r.report_id.as_bytes(),
+                        &r.public_share,
+                        &r.leader_input_share,
+                    )
+                    .map_err(|_| ReportError::VdafVerifyError)?;
+                Ok::<_, ReportError>((
+                    VerifyInit {
+                        report_share: ReportShare {
+                            metadata: ReportMetadata {
+                                id: r.report_id,
+                                time: Time(r.time),
+                                public_extensions,
+                            },
+                            public_share: r.public_share.clone(),
+                            encrypted_input_share: ct,
+                        },
+                        payload: continued.outbound,
+                    },
+                    continued.state,
+                ))
+            })();
+            match init {
+                Ok((vi, state)) => {
+                    verify_inits.push(vi);
+                    states.push((r.report_id, r.time, bucket, state));
+                }
+                Err(e) => outcomes.push(ReportOutcome {
+                    report_id: r.report_id,
+                    time: r.time,
+                    bucket,
+                    result: Err(e),
+                }),
+            }
+        }
+        if !verify_inits.is_empty() {
+            let body = AggregationJobInitReq {
+                verification_key_id: 0,
+                agg_param: agg_param.clone(),
+                extensions: vec![],
+                verify_inits,
+            }
+            .get_encoded()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+            let url = cairn_dap_core::TaskParameters::url(
+                &task.parameters.helper_endpoint,
+                &format!("tasks/{}/aggregation_jobs", lease.task_id),
+            );
+            let resp_body = match self
+                .post_to_helper(&task, &url, media_type::AGGREGATION_JOB_INIT_REQ, body)
+                .await
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    let now = self.inner.clock.now();
+                    self.inner
+                        .datastore
+                        .release_aggregation_job(lease, now.saturating_add(1))
+                        .await?;
+                    return Err(e);
+                }
+            };
+            let resp = AggregationJobResp::get_decoded(&resp_body).map_err(|e| {
+                Error::Internal(format!(
+                    "helper sent a malformed aggregation job response: {e}"
+                ))
+            })?;
+            if resp.verify_resps.len() != states.len()
+                || resp
+                    .verify_resps
+                    .iter()
+                    .zip(&states)
+                    .any(|(v, s)| v.report_id != s.0)
+            {
+                return Err(Error::Internal(
+                    "helper's response does not match the job's reports".into(),
+                ));
+            }
+            for (v, (id, time, bucket, state)) in resp.verify_resps.into_iter().zip(states) {
+                let result = match v.result {
+                    VerifyStepResult::Continue(payload) => vdaf
+                        .leader_continued(&ctx, &agg_param, &state, &payload)
+                        .map_err(|_| ReportError::VdafVerifyError),
+                    VerifyStepResult::Reject(e) => Err(e),
+                    VerifyStepResult::Finish => Err(ReportError::VdafVerifyError),
+                };
+                outcomes.push(ReportOutcome {
+                    report_id: id,
+                    time,
+                    bucket,
+                    result,
+                });
+            }
+        }
+        match self
+            .inner
+            .datastore
+            .commit_leader_aggregation_job(lease, vdaf, &agg_param, &outcomes)
+            .await
+        {
+            Err(DatastoreError::LeaseLost) => {
+                tracing::warn!(task = %lease.task_id, "aggregation job lease lost; another driver owns it");
+                Err(Error::Datastore(DatastoreError::LeaseLost))
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn post_to_helper(
+        &self,
+        task: &AggregatorTask,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        let token = task
+            .aggregator_auth_token
+            .as_ref()
+            .ok_or_else(|| Error::Internal("leader task without aggregator token".into()))?;
+        let resp = self
+            .inner
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .bearer_auth(token.expose())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Internal(format!("helper request failed: {e}")))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Internal(format!("helper response: {e}")))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Err(Error::Internal(
+                    "helper answered asynchronously; polling is not implemented".into(),
+                ));
+            }
+            return Ok(bytes.to_vec());
+        }
+        let problem = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("type")
+                    .and_then(|t| t.as_str())
+                    .and_then(DapProblemType::from_urn)
+            });
+        match problem {
+            Some(p) => Err(Error::dap(
+                p,
+                Some(task.parameters.task_id),
+                format!("helper refused ({status})"),
+            )),
+            None => Err(Error::Internal(format!("helper answered {status}"))),
+        }
+    }
+
+    /// Leases and runs every due aggregation job once. Returns how many completed.
+    pub async fn run_aggregation_jobs_once(&self) -> Result<usize, Error> {
+        let leases = self.acquire_aggregation_jobs(100).await?;
+        let mut done = 0;
+        for lease in leases {
+            match self.step_aggregation_job(&lease).await {
+                Ok(()) => done += 1,
+                Err(e) => tracing::warn!(error = %e, "aggregation job step failed; will retry"),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Leases and advances every due collection job once. Returns how many finished or failed.
+    pub async fn run_collection_jobs_once(&self) -> Result<usize, Error> {
+        let now = self.inner.clock.now();
+        let leases = self
+            .inner
+            .datastore
+            .acquire_collection_jobs(now, self.inner.params.lease_secs, 100, &mut random16)
+            .await?;
+        let mut done = 0;
+        for lease in leases {
+            match self.step_collection_job(&lease).await {
+                Ok(true) => done += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "collection job step failed; will retry");
+                    let retry = self
+                        .inner
+                        .clock
+                        .now()
+                        .saturating_add(self.inner.params.collection_retry_secs);
+                    self.inner
+                        .datastore
+                        .release_collection_job(&lease, retry)
+                        .await?;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    async fn step_collection_job(&self, lease: &Lease) -> Result<bool, Error> {
+        let ds = &self.inner.datastore;
+        let task = self.task_in_role(&lease.task_id).await?;
+        let job = ds
+            .get_collection_job(&lease.task_id, &lease.job_id)
+            .await?
+            .ok_or(Error::NotFound)?;
+        let req = CollectionJobReq::get_decoded(&job.request)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let Query::TimeInterval { batch_interval } = req.query else {
+            return Err(Error::Internal("unsupported batch mode".into()));
+        };
+        let (start, end) = (batch_interval.start.0, batch_interval.end().0);
+        let vdaf = &task.parameters.vdaf;
+        let retry = self
+            .inner
+            .clock
+            .now()
+            .saturating_add(self.inner.params.collection_retry_secs);
+        let (share, count, checksum, range) = if job.state == "start" {
+            match ds
+                .try_collect_time_interval(
+                    lease,
+                    vdaf,
+                    &req.agg_param,
+                    start,
+                    end,
+                    task.parameters.min_batch_size,
+                    retry,
+                )
+                .await?
+            {
+                CollectionReadiness::Waiting => return Ok(false),
+                CollectionReadiness::Overlap => {
+                    ds.finish_collection_job(
+                        lease,
+                        Err(DapProblemType::BatchOverlap.token().into()),
+                    )
+                    .await?;
+                    return Ok(true);
+                }
+                CollectionReadiness::Ready {
+                    aggregate_share,
+                    report_count,
+                    checksum,
+                    time_range,
+                } => (aggregate_share, report_count, checksum, time_range),
+            }
+        } else {
+            // Retrying after the helper call failed: the batch is frozen, so re-summing it
+            // yields exactly what was stored.
+            let agg = ds
+                .aggregate_time_interval(&lease.task_id, vdaf, &req.agg_param, start, end, false)
+                .await?;
+            (
+                agg.aggregate_share,
+                agg.report_count,
+                agg.checksum,
+                agg.time_range.unwrap_or((start, start)),
+            )
+        };
+        let share_req = AggregateShareReq {
+            collection_job_req: req.clone(),
+            batch_selector: BatchSelector::TimeInterval { batch_interval },
+            report_count: count,
+            checksum,
+        }
+        .get_encoded()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        let url = cairn_dap_core::TaskParameters::url(
+            &task.parameters.helper_endpoint,
+            &format!("tasks/{}/aggregate_shares", lease.task_id),
+        );
+        let helper_share = match self
+            .post_to_helper(&task, &url, media_type::AGGREGATE_SHARE_REQ, share_req)
+            .await
+        {
+            Ok(body) => AggregateShare::get_decoded(&body)
+                .map_err(|e| Error::Internal(format!("malformed aggregate share: {e}")))?,
+            Err(Error::Dap { problem, .. }) => {
+                ds.finish_collection_job(lease, Err(problem.token().into()))
+                    .await?;
+                return Ok(true);
+            }
+            Err(e) => return Err(e),
+        };
+        let aad = task
+            .parameters
+            .aggregate_share_aad(&req)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let info = HpkeApplicationInfo::new(Label::AggregateShare, Role::Leader, Role::Collector);
+        let leader_ct = hpke::seal(&task.collector_hpke_config, &info, &share, &aad)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let result = CollectionJobResp {
+            report_count: count,
+            interval: Interval {
+                start: Time(range.0),
+                duration: Duration(range.1.saturating_sub(range.0).saturating_add(1)),
+            },
+            leader_encrypted_agg_share: leader_ct,
+            helper_encrypted_agg_share: helper_share.encrypted_aggregate_share,
+        }
+        .get_encoded()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+        ds.finish_collection_job(lease, Ok(result)).await?;
+        Ok(true)
+    }
+
+    /// Runs the leader's drivers every `period` until the returned handle is aborted.
+    pub fn spawn_drivers(&self, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = this.create_aggregation_jobs().await {
+                    tracing::warn!(error = %e, "creating aggregation jobs failed");
+                }
+                if let Err(e) = this.run_aggregation_jobs_once().await {
+                    tracing::warn!(error = %e, "aggregation job driver failed");
+                }
+                if let Err(e) = this.run_collection_jobs_once().await {
+                    tracing::warn!(error = %e, "collection job driver failed");
+                }
+                tokio::time::sleep(period).await;
+            }
+        })
+    }
+}
+
+fn check_collection_extensions(task_id: &TaskId, extensions: &[Extension]) -> Result<(), Error> {
+    if !extensions_strictly_increasing(extensions) {
+        return Err(Error::dap(
+            DapProblemType::InvalidExtension,
+            Some(*task_id),
+            "extensions out of order",
+        ));
+    }
+    if !extensions.is_empty() {
+        return Err(Error::dap(
+            DapProblemType::UnsupportedExtension,
+            Some(*task_id),
+            "no collection job extension is supported",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! The aggregator's configuration file (TOML). Secrets — the control-plane token — come from
+//! the environment, never from the file.
+
+use crate::aggregator::AggregatorParameters;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// `cairn dap serve` configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatorConfig {
+    /// Where the DAP API listens.
+    pub listen: SocketAddr,
+    /// `sqlite://path?mode=rwc` (default backend) or `postgres://…`; may instead come from the
+    /// environment variable named by `database_url_env`.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Environment variable holding the database URL (for URLs with passwords).
+    #[serde(default)]
+    pub database_url_env: Option<String>,
+    /// Environment variable holding the control-plane bearer token; unset disables the
+    /// control plane.
+    #[serde(default = "default_control_env")]
+    pub control_token_env: String,
+    /// How often the leader's drivers run, in milliseconds.
+    #[serde(default = "default_driver_period")]
+    pub driver_period_ms: u64,
+    /// Tunables.
+    #[serde(default)]
+    pub parameters: AggregatorParameters,
+}
+
+fn default_control_env() -> String {
+    "CAIRN_DAP_CONTROL_TOKEN".into()
+}
+
+fn default_driver_period() -> u64 {
+    1000
+}
+
+impl AggregatorConfig {
+    /// The database URL from the file or the environment.
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.database_url_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+}

@@ -1,0 +1,333 @@
+//! The HTTP API (axum): DAP-18 resources for the aggregator's role, plus the bearer-protected
+//! JSON control plane (`/control/tasks`) for creating tasks on the fly.
+
+use crate::aggregator::{Aggregator, CollectionJobStatus};
+use crate::error::Error;
+use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_core::TaskParameters;
+use cairn_dap_messages::{CollectionJobId, Decode, Encode, HpkeConfig, TaskId, media_type};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Response header naming why a collection job is not ready: `aggregating` (reports in the
+/// batch are still being verified), `insufficient-reports` (fewer than `min_batch_size`
+/// aggregated so far; upload more and keep polling) or `collecting` (asking the helper).
+pub const COLLECTION_STATE_HEADER: &str = "cairn-collection-state";
+/// Response header with the number of reports aggregated in a pending batch.
+pub const BATCH_REPORT_COUNT_HEADER: &str = "cairn-batch-report-count";
+
+#[derive(Clone)]
+struct AppState {
+    aggregator: Aggregator,
+    control_token: Option<Arc<TokenHash>>,
+}
+
+/// The router for `aggregator`. `control_token` enables `/control/tasks` behind that bearer
+/// token (`None` disables the control plane).
+pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
+    let role = aggregator.role();
+    let state = AppState {
+        aggregator,
+        control_token: control_token.map(|t| Arc::new(TokenHash::of(t))),
+    };
+    let mut r = Router::new()
+        .route("/hpke_config", get(hpke_config))
+        .route("/control/tasks", post(create_task))
+        .route(
+            "/control/tasks/{task_id}/upload_counters",
+            get(upload_counters),
+        );
+    r = match role {
+        AggregatorRole::Leader => r
+            .route("/tasks/{task_id}/reports", post(upload))
+            .route(
+                "/tasks/{task_id}/collection_jobs",
+                post(create_collection_job),
+            )
+            .route(
+                "/tasks/{task_id}/collection_jobs/{job_id}",
+                get(get_collection_job).delete(delete_collection_job),
+            ),
+        AggregatorRole::Helper => r
+            .route(
+                "/tasks/{task_id}/aggregation_jobs",
+                post(aggregation_job_init),
+            )
+            .route("/tasks/{task_id}/aggregate_shares", post(aggregate_share)),
+    };
+    r.with_state(state)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+fn task_id(s: &str) -> Result<TaskId, Error> {
+    s.parse().map_err(|_| {
+        Error::dap(
+            cairn_dap_messages::DapProblemType::UnrecognizedTask,
+            None,
+            "malformed task ID",
+        )
+    })
+}
+
+fn body_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+fn with_location(mut resp: Response, location: String) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
+    let body = s
+        .aggregator
+        .hpke_config_list()
+        .get_encoded()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut resp = body_response(StatusCode::OK, media_type::HPKE_CONFIG_LIST, body);
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=86400"),
+    );
+    Ok(resp)
+}
+
+async fn upload(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let errors = s.aggregator.handle_upload(&task_id, &body).await?;
+    if errors.status.is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let body = errors
+        .get_encoded()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(body_response(
+        StatusCode::OK,
+        media_type::UPLOAD_ERRORS,
+        body,
+    ))
+}
+
+async fn aggregation_job_init(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let (job_id, resp) = s
+        .aggregator
+        .handle_aggregation_job_init(&task_id, bearer(&headers), &body)
+        .await?;
+    Ok(with_location(
+        body_response(StatusCode::CREATED, media_type::AGGREGATION_JOB_RESP, resp),
+        format!("/tasks/{task_id}/aggregation_jobs/{job_id}"),
+    ))
+}
+
+async fn aggregate_share(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let (share_id, resp) = s
+        .aggregator
+        .handle_aggregate_share(&task_id, bearer(&headers), &body)
+        .await?;
+    Ok(with_location(
+        body_response(StatusCode::CREATED, media_type::AGGREGATE_SHARE, resp),
+        format!(
+            "/tasks/{task_id}/aggregate_shares/{}",
+            URL_SAFE_NO_PAD.encode(share_id)
+        ),
+    ))
+}
+
+async fn create_collection_job(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id = s
+        .aggregator
+        .handle_create_collection_job(&task_id, bearer(&headers), &body)
+        .await?;
+    let mut resp = with_location(
+        StatusCode::CREATED.into_response(),
+        format!("/tasks/{task_id}/collection_jobs/{job_id}"),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    Ok(resp)
+}
+
+async fn get_collection_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id: CollectionJobId = job.parse().map_err(|_| Error::NotFound)?;
+    match s
+        .aggregator
+        .handle_get_collection_job(&task_id, &job_id, bearer(&headers))
+        .await?
+    {
+        CollectionJobStatus::Finished(body) => Ok(body_response(
+            StatusCode::OK,
+            media_type::COLLECTION_JOB_RESP,
+            body,
+        )),
+        CollectionJobStatus::Pending {
+            reason,
+            report_count,
+        } => {
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            let h = resp.headers_mut();
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            if let Ok(v) = HeaderValue::from_str(&reason) {
+                h.insert(COLLECTION_STATE_HEADER, v);
+            }
+            h.insert(BATCH_REPORT_COUNT_HEADER, HeaderValue::from(report_count));
+            Ok(resp)
+        }
+        CollectionJobStatus::Failed(problem) => Err(Error::dap(
+            problem,
+            Some(task_id),
+            "the collection job failed",
+        )),
+    }
+}
+
+async fn delete_collection_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id: CollectionJobId = job.parse().map_err(|_| Error::NotFound)?;
+    s.aggregator
+        .handle_delete_collection_job(&task_id, &job_id, bearer(&headers))
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The control plane's task creation request (JSON). Secrets travel only here, over the
+/// bearer-protected control API, and are never logged.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    /// The task's public parameters.
+    #[serde(flatten)]
+    pub parameters: TaskParameters,
+    /// The VDAF verification key, unpadded URL-safe base64 of 32 bytes.
+    pub vdaf_verify_key: String,
+    /// The collector's `HpkeConfig`, encoded, in unpadded URL-safe base64.
+    pub collector_hpke_config: String,
+    /// The leader→helper bearer token.
+    pub aggregator_auth_token: String,
+    /// Leader only: the collector's bearer token.
+    #[serde(default)]
+    pub collector_auth_token: Option<String>,
+}
+
+impl CreateTaskRequest {
+    /// The task as held by an aggregator in `role`.
+    pub fn into_task(self, role: AggregatorRole) -> Result<AggregatorTask, Error> {
+        let bad = |what: &str| Error::BadRequest(format!("invalid {what}"));
+        let key = URL_SAFE_NO_PAD
+            .decode(&self.vdaf_verify_key)
+            .map_err(|_| bad("vdaf_verify_key"))?;
+        let collector = URL_SAFE_NO_PAD
+            .decode(&self.collector_hpke_config)
+            .ok()
+            .and_then(|b| HpkeConfig::get_decoded(&b).ok())
+            .ok_or_else(|| bad("collector_hpke_config"))?;
+        Ok(AggregatorTask {
+            parameters: self.parameters,
+            role,
+            vdaf_verify_key: <[u8; 32]>::try_from(key.as_slice())
+                .map_err(|_| bad("vdaf_verify_key"))?,
+            collector_hpke_config: collector,
+            aggregator_auth_token: (role == AggregatorRole::Leader)
+                .then(|| BearerToken::new(self.aggregator_auth_token.clone())),
+            aggregator_auth_token_hash: (role == AggregatorRole::Helper)
+                .then(|| TokenHash::of(&self.aggregator_auth_token)),
+            collector_auth_token_hash: self.collector_auth_token.as_deref().map(TokenHash::of),
+        })
+    }
+}
+
+fn check_control(s: &AppState, headers: &HeaderMap) -> Result<(), Error> {
+    match (&s.control_token, bearer(headers)) {
+        (Some(h), Some(t)) if h.matches(t) => Ok(()),
+        (None, _) => Err(Error::NotFound),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+async fn create_task(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let req: CreateTaskRequest =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("task JSON: {e}")))?;
+    let task = req.into_task(s.aggregator.role())?;
+    let id = task.parameters.task_id;
+    s.aggregator.add_task(&task).await?;
+    tracing::info!(task = %id, role = s.aggregator.role().as_str(), "task created");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "task_id": id.to_string() })),
+    )
+        .into_response())
+}
+
+async fn upload_counters(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let task_id = task_id(&task)?;
+    let counters = s
+        .aggregator
+        .datastore()
+        .get_upload_counters(&task_id)
+        .await?;
+    let map: serde_json::Map<String, serde_json::Value> = counters
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::from(v)))
+        .collect();
+    Ok(Json(map).into_response())
+}

@@ -1,0 +1,16 @@
+//! DAP-18 aggregator: leader and helper roles over HTTP (axum), a SQLite/PostgreSQL datastore,
+//! and lease-based aggregation and collection job drivers.
+
+pub mod aggregator;
+pub mod config;
+pub mod datastore;
+pub mod error;
+pub mod http;
+pub mod task;
+
+pub use aggregator::{Aggregator, AggregatorParameters, CollectionJobStatus};
+pub use config::AggregatorConfig;
+pub use datastore::{Datastore, DatastoreError};
+pub use error::Error;
+pub use http::{CreateTaskRequest, router};
+pub use task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};

@@ -1,0 +1,633 @@
+//! Leader and helper on loopback (port 0), a client uploading, the leader's drivers run by hand
+//! against a mock clock, a collector getting the aggregate — for every VDAF, on SQLite always
+//! and on PostgreSQL when `CAIRN_TEST_POSTGRES_URL` is set (each aggregator in a fresh schema).
+//! Also: bad input, the minimum batch size state, single collection, and lease takeover.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_aggregator::{
+    Aggregator, AggregatorParameters, AggregatorRole, CreateTaskRequest, Datastore,
+};
+use cairn_dap_client::{Client, ClientError};
+use cairn_dap_collector::{Collector, Poll};
+use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::{AggregateResult, HpkeKeypair, Measurement, MockClock, TaskParameters};
+use cairn_dap_messages::{
+    BatchMode, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query, ReportError,
+    TaskId, Time,
+};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const NOW: u64 = 1_700_000_000;
+const PRECISION: u64 = 3600;
+const AGG_TOKEN: &str = "leader-to-helper-secret";
+const COLLECTOR_TOKEN: &str = "collector-secret";
+const CONTROL_TOKEN: &str = "control-secret";
+const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+
+#[derive(Clone, Copy, Debug)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Deployment {
+    leader: Aggregator,
+    helper: Aggregator,
+    clock: MockClock,
+    params: TaskParameters,
+    client: Client,
+    collector: Collector,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    schemas: Vec<String>,
+}
+
+fn unique() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "dap_{}_{nanos:x}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn pg_schema_url(base: &str, schema: &str) -> String {
+    use sqlx::{AssertSqlSafe, Connection};
+    let mut admin = sqlx::PgConnection::connect(base).await.unwrap();
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-csearch_path%3D{schema}")
+}
+
+async fn serve(agg: Aggregator) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = cairn_dap_aggregator::router(agg, Some(CONTROL_TOKEN));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}/")
+}
+
+impl Deployment {
+    /// Returns `None` when the backend is PostgreSQL and no URL is configured.
+    async fn start(
+        backend: Backend,
+        vdaf: VdafInstance,
+        min_batch_size: u64,
+    ) -> Option<Deployment> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut schemas = Vec::new();
+        let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
+        let (leader_url, helper_url) = match backend {
+            Backend::Sqlite => (url("leader.db"), url("helper.db")),
+            Backend::Postgres => {
+                let Ok(base) = std::env::var(PG_ENV) else {
+                    println!("skipped: {PG_ENV} not set");
+                    return None;
+                };
+                let (l, h) = (unique(), unique());
+                schemas.push(l.clone());
+                schemas.push(h.clone());
+                (
+                    pg_schema_url(&base, &l).await,
+                    pg_schema_url(&base, &h).await,
+                )
+            }
+        };
+        let clock = MockClock::new(NOW);
+        let make = |url: String, role| {
+            let clock = clock.clone();
+            async move {
+                let ds = Datastore::connect(&url).await.unwrap();
+                Aggregator::new(
+                    ds,
+                    Arc::new(clock),
+                    role,
+                    AggregatorParameters {
+                        max_aggregation_job_size: 7,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let leader = make(leader_url, AggregatorRole::Leader).await;
+        let helper = make(helper_url, AggregatorRole::Helper).await;
+        let leader_endpoint = serve(leader.clone()).await;
+        let helper_endpoint = serve(helper.clone()).await;
+        let params = TaskParameters {
+            task_id: TaskId::from_bytes(*b"cairn-dap-end-to-end-test-task-1"),
+            leader_endpoint,
+            helper_endpoint,
+            time_precision: PRECISION,
+            min_batch_size,
+            batch_mode: BatchMode::TimeInterval,
+            vdaf,
+            task_info: "e2e".into(),
+            task_interval: None,
+        };
+        let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
+        let http = reqwest::Client::new();
+        // Create the task on both aggregators through the control-plane API.
+        for (base, collector_token) in [
+            (&params.leader_endpoint, Some(COLLECTOR_TOKEN.to_string())),
+            (&params.helper_endpoint, None),
+        ] {
+            let req = CreateTaskRequest {
+                parameters: params.clone(),
+                vdaf_verify_key: URL_SAFE_NO_PAD.encode([42u8; 32]),
+                collector_hpke_config: URL_SAFE_NO_PAD
+                    .encode(collector_keys.config().get_encoded().unwrap()),
+                aggregator_auth_token: AGG_TOKEN.into(),
+                collector_auth_token: collector_token,
+            };
+            let resp = http
+                .post(format!("{base}control/tasks"))
+                .bearer_auth(CONTROL_TOKEN)
+                .json(&req)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        }
+        let client = Client::new(params.clone(), http.clone()).await.unwrap();
+        let collector = Collector::new(
+            params.clone(),
+            collector_keys,
+            COLLECTOR_TOKEN.into(),
+            http.clone(),
+        );
+        Some(Deployment {
+            leader,
+            helper,
+            clock,
+            params,
+            client,
+            collector,
+            http,
+            _dir: dir,
+            schemas,
+        })
+    }
+
+    fn query(&self) -> Query {
+        Query::TimeInterval {
+            batch_interval: Interval::new(Time(NOW / PRECISION), Duration(1)).unwrap(),
+        }
+    }
+
+    /// One pass of every leader driver.
+    async fn drive(&self) {
+        self.leader.create_aggregation_jobs().await.unwrap();
+        self.leader.run_aggregation_jobs_once().await.unwrap();
+        self.leader.run_collection_jobs_once().await.unwrap();
+    }
+
+    async fn finish(self) {
+        self.leader.datastore().close().await;
+        self.helper.datastore().close().await;
+        if let Ok(base) = std::env::var(PG_ENV) {
+            use sqlx::{AssertSqlSafe, Connection};
+            let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+            for s in &self.schemas {
+                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {s} CASCADE")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+async fn collect_once(d: &Deployment) -> cairn_dap_collector::Collection {
+    let job = d.collector.start(d.query()).await.unwrap();
+    for _ in 0..5 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            return c;
+        }
+    }
+    panic!("collection did not finish");
+}
+
+async fn end_to_end(
+    backend: Backend,
+    vdaf: VdafInstance,
+    inputs: &[&str],
+    expected: AggregateResult,
+) {
+    let Some(d) = Deployment::start(backend, vdaf.clone(), 3).await else {
+        return;
+    };
+    let measurements: Vec<Measurement> = inputs
+        .iter()
+        .map(|m| vdaf.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d
+        .client
+        .upload_measurements(&measurements, NOW)
+        .await
+        .unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let c = collect_once(&d).await;
+    assert_eq!(c.aggregate_result, expected);
+    assert_eq!(c.report_count, u64::try_from(inputs.len()).unwrap());
+    assert_eq!(c.interval.start, Time(NOW / PRECISION));
+    d.finish().await;
+}
+
+async fn count(b: Backend) {
+    let inputs = ["1", "0", "1", "1", "0", "1", "1", "1", "0", "1"];
+    end_to_end(
+        b,
+        VdafInstance::Prio3Count,
+        &inputs,
+        AggregateResult::Integer(7),
+    )
+    .await;
+}
+
+async fn sum(b: Backend) {
+    let inputs = ["10", "200", "0", "255", "3"];
+    end_to_end(
+        b,
+        VdafInstance::Prio3Sum {
+            max_measurement: 255,
+        },
+        &inputs,
+        AggregateResult::Integer(468),
+    )
+    .await;
+}
+
+async fn histogram(b: Backend) {
+    let inputs = ["0", "3", "3", "1", "3"];
+    let vdaf = VdafInstance::Prio3Histogram {
+        length: 4,
+        chunk_length: 2,
+    };
+    end_to_end(b, vdaf, &inputs, AggregateResult::Vector(vec![1, 1, 0, 3])).await;
+}
+
+async fn sum_vec(b: Backend) {
+    let inputs = ["1,2,3", "4,5,6", "7,0,7"];
+    let vdaf = VdafInstance::Prio3SumVec {
+        length: 3,
+        max_measurement: 7,
+        chunk_length: 2,
+    };
+    end_to_end(b, vdaf, &inputs, AggregateResult::Vector(vec![12, 7, 16])).await;
+}
+
+async fn multihot_count_vec(b: Backend) {
+    let inputs = ["1,0,1,0", "0,0,1,1", "1,0,0,0"];
+    let vdaf = VdafInstance::Prio3MultihotCountVec {
+        length: 4,
+        chunk_length: 2,
+        max_weight: 2,
+    };
+    end_to_end(b, vdaf, &inputs, AggregateResult::Vector(vec![2, 0, 2, 1])).await;
+}
+
+async fn problem_of(resp: reqwest::Response) -> (u16, Option<String>) {
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    (
+        status,
+        v.get("type").and_then(|t| t.as_str()).map(str::to_string),
+    )
+}
+
+async fn bad_input_is_refused_and_nothing_stored(b: Backend) {
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let tid = d.params.task_id;
+    let reports_url = format!("{}tasks/{tid}/reports", d.params.leader_endpoint);
+    let good = d
+        .client
+        .prepare_report(&Measurement::Count(true), NOW)
+        .unwrap();
+    let good_bytes = cairn_dap_messages::UploadRequest {
+        reports: vec![good.clone()],
+    }
+    .get_encoded()
+    .unwrap();
+
+    // Garbage and truncated bodies: invalidMessage, 400.
+    for body in [vec![0xffu8; 7], good_bytes[..good_bytes.len() - 3].to_vec()] {
+        let resp = d.http.post(&reports_url).body(body).send().await.unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (400, Some(DapProblemType::InvalidMessage.urn()))
+        );
+    }
+    // Unknown task: unrecognizedTask, 404.
+    let other = TaskId::from_bytes([1; 32]);
+    let resp = d
+        .http
+        .post(format!("{}tasks/{other}/reports", d.params.leader_endpoint))
+        .body(good_bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (404, Some(DapProblemType::UnrecognizedTask.urn()))
+    );
+    // Wrong HPKE config ID: outdated_config; undecryptable: hpke_decrypt_error; from the far
+    // future: report_too_early.
+    let mut wrong_config = d
+        .client
+        .prepare_report(&Measurement::Count(true), NOW)
+        .unwrap();
+    wrong_config.leader_encrypted_input_share.config_id = HpkeConfigId(77);
+    let mut tampered = d
+        .client
+        .prepare_report(&Measurement::Count(true), NOW)
+        .unwrap();
+    tampered.leader_encrypted_input_share.payload[0] ^= 1;
+    let future = d
+        .client
+        .prepare_report(&Measurement::Count(true), NOW + 86_400)
+        .unwrap();
+    let errors = d
+        .client
+        .upload(vec![wrong_config, tampered, future])
+        .await
+        .unwrap();
+    let got: Vec<ReportError> = errors.status.iter().map(|s| s.error).collect();
+    assert_eq!(
+        got,
+        [
+            ReportError::OutdatedConfig,
+            ReportError::HpkeDecryptError,
+            ReportError::ReportTooEarly
+        ]
+    );
+    assert_eq!(
+        d.leader
+            .datastore()
+            .count_client_reports(&tid)
+            .await
+            .unwrap(),
+        0,
+        "nothing stored"
+    );
+
+    // A good report is stored once; its replay is refused.
+    assert!(
+        d.client
+            .upload(vec![good.clone()])
+            .await
+            .unwrap()
+            .status
+            .is_empty()
+    );
+    let replay = d.client.upload(vec![good.clone()]).await.unwrap();
+    assert_eq!(replay.status[0].error, ReportError::ReportReplayed);
+    assert_eq!(
+        d.leader
+            .datastore()
+            .count_client_reports(&tid)
+            .await
+            .unwrap(),
+        1
+    );
+    let counters = d
+        .leader
+        .datastore()
+        .get_upload_counters(&tid)
+        .await
+        .unwrap();
+    for (reason, n) in [
+        ("accepted", 1),
+        ("outdated_config", 1),
+        ("hpke_decrypt_error", 1),
+        ("report_too_early", 1),
+        ("report_replayed", 1),
+    ] {
+        assert!(
+            counters.contains(&(reason.to_string(), n)),
+            "{reason}: {counters:?}"
+        );
+    }
+
+    // Wrong bearer tokens: the collector at the leader, the leader at the helper.
+    let coll_url = format!("{}tasks/{tid}/collection_jobs", d.params.leader_endpoint);
+    let body = cairn_dap_messages::CollectionJobReq {
+        query: d.query(),
+        agg_param: vec![],
+        extensions: vec![],
+    }
+    .get_encoded()
+    .unwrap();
+    for token in [None, Some("wrong")] {
+        let mut req = d.http.post(&coll_url).body(body.clone());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        assert_eq!(req.send().await.unwrap().status(), 403);
+    }
+    let agg_url = format!("{}tasks/{tid}/aggregation_jobs", d.params.helper_endpoint);
+    let resp = d
+        .http
+        .post(&agg_url)
+        .bearer_auth("wrong")
+        .body(vec![0u8; 8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // The right token with a garbage job: invalidMessage.
+    let resp = d
+        .http
+        .post(&agg_url)
+        .bearer_auth(AGG_TOKEN)
+        .body(vec![0u8; 8])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::InvalidMessage.urn()))
+    );
+    // Control plane without its token.
+    let resp = d
+        .http
+        .post(format!("{}control/tasks", d.params.leader_endpoint))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    d.finish().await;
+}
+
+async fn collection_waits_for_min_batch_size_then_collects_once(b: Backend) {
+    let Some(d) = Deployment::start(
+        b,
+        VdafInstance::Prio3Sum {
+            max_measurement: 100,
+        },
+        5,
+    )
+    .await
+    else {
+        return;
+    };
+    let ms: Vec<_> = [1u64, 2, 3]
+        .iter()
+        .map(|v| Measurement::Integer(*v))
+        .collect();
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    let job = d.collector.start(d.query()).await.unwrap();
+    // Before the drivers run, the leader says reports are still being aggregated.
+    assert_eq!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Pending {
+            reason: "aggregating".into(),
+            report_count: 0
+        }
+    );
+    d.drive().await;
+    d.drive().await;
+    // Three aggregated, five needed: a specific, documented state — not an error.
+    assert_eq!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Pending {
+            reason: "insufficient-reports".into(),
+            report_count: 3
+        }
+    );
+    let ms: Vec<_> = [10u64, 20]
+        .iter()
+        .map(|v| Measurement::Integer(*v))
+        .collect();
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    d.clock.advance(2);
+    let mut result = None;
+    for _ in 0..5 {
+        d.drive().await;
+        d.clock.advance(2);
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            result = Some(c);
+            break;
+        }
+    }
+    let c = result.expect("collection finished");
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (5, AggregateResult::Integer(36))
+    );
+    // Polling again returns the same collection; re-posting the same request finds the job.
+    assert!(matches!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Ready(_)
+    ));
+    let again = d.collector.start(d.query()).await.unwrap();
+    assert_eq!(again.url, job.url);
+    // A different query overlapping the collected batch: batchOverlap.
+    let wider = Query::TimeInterval {
+        batch_interval: Interval::new(Time(NOW / PRECISION - 1), Duration(2)).unwrap(),
+    };
+    match d.collector.start(wider).await {
+        Err(cairn_dap_collector::CollectorError::Client(ClientError::Status {
+            status,
+            problem,
+        })) => {
+            assert_eq!((status, problem), (400, Some(DapProblemType::BatchOverlap)));
+        }
+        other => panic!("expected batchOverlap, got {other:?}"),
+    }
+    // A late report for the collected batch is refused.
+    let late = d
+        .client
+        .upload_measurements(&[Measurement::Integer(1)], NOW)
+        .await
+        .unwrap();
+    assert_eq!(late.status[0].error, ReportError::ReportReplayed);
+    d.finish().await;
+}
+
+async fn crashed_driver_is_taken_over_without_double_counting(b: Backend) {
+    let Some(d) = Deployment::start(
+        b,
+        VdafInstance::Prio3Sum {
+            max_measurement: 100,
+        },
+        1,
+    )
+    .await
+    else {
+        return;
+    };
+    let ms: Vec<_> = (1..=5u64).map(Measurement::Integer).collect();
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert_eq!(d.leader.create_aggregation_jobs().await.unwrap(), 1);
+    // Driver A takes the job and "crashes" without finishing.
+    let crashed = d.leader.acquire_aggregation_jobs(10).await.unwrap();
+    assert_eq!(crashed.len(), 1);
+    // While A's lease is live, nobody else gets the job.
+    assert!(
+        d.leader
+            .acquire_aggregation_jobs(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The lease expires; driver B takes over and finishes.
+    d.clock.advance(61);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 1);
+    // A wakes up and replays its step: the helper answers from its stored job (no second
+    // commit there), and A's commit fails because the lease is no longer A's.
+    let err = d
+        .leader
+        .step_aggregation_job(&crashed[0])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease lost"), "{err}");
+    let c = collect_once(&d).await;
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (5, AggregateResult::Integer(15))
+    );
+    d.finish().await;
+}
+
+macro_rules! on_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Sqlite).await } )+
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Postgres).await } )+
+        }
+    };
+}
+
+on_backends!(
+    count,
+    sum,
+    histogram,
+    sum_vec,
+    multihot_count_vec,
+    bad_input_is_refused_and_nothing_stored,
+    collection_waits_for_min_batch_size_then_collects_once,
+    crashed_driver_is_taken_over_without_double_counting,
+);

@@ -1,0 +1,217 @@
+//! DAP-18 collector: creates a collection job at the leader, polls it (reporting why it is not
+//! ready yet), opens both encrypted aggregate shares and unshards the aggregate result.
+
+use cairn_dap_client::{ClientError, status_error};
+use cairn_dap_core::hpke::{HpkeApplicationInfo, Label};
+use cairn_dap_core::{AggregateResult, HpkeKeypair, TaskParameters};
+use cairn_dap_messages::{
+    CollectionJobReq, CollectionJobResp, Decode, Encode, Interval, Query, Role, media_type,
+};
+use serde::Serialize;
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a collection failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CollectorError {
+    /// HTTP or DAP-level failure.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The leader did not say where the collection job is.
+    #[error("the leader sent no Location for the collection job")]
+    NoLocation,
+    /// An aggregate share could not be decrypted.
+    #[error(transparent)]
+    Hpke(#[from] cairn_dap_core::HpkeError),
+    /// Unsharding failed.
+    #[error(transparent)]
+    Vdaf(#[from] cairn_dap_core::VdafError),
+    /// The task parameters are unusable.
+    #[error(transparent)]
+    Task(#[from] cairn_dap_core::TaskError),
+    /// Polling gave up before the job was ready.
+    #[error("collection job still pending ({reason}, {report_count} reports aggregated)")]
+    StillPending {
+        /// The leader's last stated reason.
+        reason: String,
+        /// Reports aggregated so far.
+        report_count: u64,
+    },
+}
+
+impl From<reqwest::Error> for CollectorError {
+    fn from(e: reqwest::Error) -> Self {
+        CollectorError::Client(ClientError::Http(e))
+    }
+}
+
+impl From<cairn_dap_messages::CodecError> for CollectorError {
+    fn from(e: cairn_dap_messages::CodecError) -> Self {
+        CollectorError::Client(ClientError::Codec(e))
+    }
+}
+
+/// A finished collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Collection {
+    /// Reports in the batch.
+    pub report_count: u64,
+    /// Smallest interval containing the reports (time-precision units).
+    pub interval: Interval,
+    /// The aggregate.
+    pub aggregate_result: AggregateResult,
+}
+
+/// One poll's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Poll {
+    /// Not ready: `aggregating`, `insufficient-reports` or `collecting`.
+    Pending {
+        /// The leader's reason.
+        reason: String,
+        /// Reports aggregated so far.
+        report_count: u64,
+    },
+    /// Ready.
+    Ready(Collection),
+}
+
+/// A collection job at the leader.
+#[derive(Debug, Clone)]
+pub struct CollectionJob {
+    /// The resource URL.
+    pub url: String,
+    /// The request that created it (bound into the aggregate-share AAD).
+    pub request: CollectionJobReq,
+}
+
+/// A collector for one task.
+#[derive(Debug, Clone)]
+pub struct Collector {
+    parameters: TaskParameters,
+    keypair: HpkeKeypair,
+    auth_token: String,
+    http: reqwest::Client,
+}
+
+impl Collector {
+    /// A collector holding the HPKE keypair the task's aggregators encrypt to, and its bearer
+    /// token for the leader.
+    pub fn new(
+        parameters: TaskParameters,
+        keypair: HpkeKeypair,
+        auth_token: String,
+        http: reqwest::Client,
+    ) -> Collector {
+        Collector {
+            parameters,
+            keypair,
+            auth_token,
+            http,
+        }
+    }
+
+    /// Creates a collection job for `query` (Prio3's aggregation parameter is empty).
+    pub async fn start(&self, query: Query) -> Result<CollectionJob, CollectorError> {
+        let request = CollectionJobReq {
+            query,
+            agg_param: Vec::new(),
+            extensions: Vec::new(),
+        };
+        let base = &self.parameters.leader_endpoint;
+        let resp = self
+            .http
+            .post(TaskParameters::url(
+                base,
+                &format!("tasks/{}/collection_jobs", self.parameters.task_id),
+            ))
+            .header("content-type", media_type::COLLECTION_JOB_REQ)
+            .bearer_auth(&self.auth_token)
+            .body(request.get_encoded()?)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await.into());
+        }
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or(CollectorError::NoLocation)?;
+        let url = TaskParameters::url(base, location.trim_start_matches('/'));
+        Ok(CollectionJob { url, request })
+    }
+
+    /// Polls a collection job once.
+    pub async fn poll(&self, job: &CollectionJob) -> Result<Poll, CollectorError> {
+        let resp = self
+            .http
+            .get(&job.url)
+            .bearer_auth(&self.auth_token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await.into());
+        }
+        if resp.status().as_u16() == 202 {
+            let header = |name: &str| {
+                resp.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            };
+            return Ok(Poll::Pending {
+                reason: header("cairn-collection-state").unwrap_or_else(|| "pending".into()),
+                report_count: header("cairn-batch-report-count")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0),
+            });
+        }
+        let body = CollectionJobResp::get_decoded(&resp.bytes().await?)?;
+        let aad = self.parameters.aggregate_share_aad(&job.request)?;
+        let open = |role: Role, ct| {
+            let info = HpkeApplicationInfo::new(Label::AggregateShare, role, Role::Collector);
+            self.keypair.open(&info, ct, &aad)
+        };
+        let leader = open(Role::Leader, &body.leader_encrypted_agg_share)?;
+        let helper = open(Role::Helper, &body.helper_encrypted_agg_share)?;
+        let aggregate_result = self.parameters.vdaf.unshard(
+            &job.request.agg_param,
+            &leader,
+            &helper,
+            body.report_count,
+        )?;
+        Ok(Poll::Ready(Collection {
+            report_count: body.report_count,
+            interval: body.interval,
+            aggregate_result,
+        }))
+    }
+
+    /// Starts a collection job and polls it up to `max_polls` times, `delay` apart.
+    pub async fn collect(
+        &self,
+        query: Query,
+        max_polls: u32,
+        delay: Duration,
+    ) -> Result<Collection, CollectorError> {
+        let job = self.start(query).await?;
+        let mut last = (String::from("pending"), 0);
+        for _ in 0..max_polls {
+            match self.poll(&job).await? {
+                Poll::Ready(c) => return Ok(c),
+                Poll::Pending {
+                    reason,
+                    report_count,
+                } => last = (reason, report_count),
+            }
+            tokio::time::sleep(delay).await;
+        }
+        Err(CollectorError::StillPending {
+            reason: last.0,
+            report_count: last.1,
+        })
+    }
+}
