@@ -3,7 +3,7 @@
 
 use crate::Findings;
 use crate::catalog as lints;
-use crate::certificate::{Cert, require};
+use crate::certificate::{Cert, OID_CT_POISON, require};
 use crate::subscriber::{check_aki, check_urls};
 use const_oid::db::rfc5280::{ANY_EXTENDED_KEY_USAGE, ID_KP_SERVER_AUTH};
 use der::Encode;
@@ -50,6 +50,12 @@ pub(crate) fn check(cert: &Cert<'_>, root: bool, findings: &mut Findings<'_>) {
         );
     }
     check_urls(cert, findings);
+    if cert.exts.raw(OID_CT_POISON).is_some() {
+        findings.report(
+            lints::POISON_IN_NON_PRECERTIFICATE,
+            "a CA certificate carries the precertificate poison",
+        );
+    }
     if root {
         if !cert.exts.eku.is_absent() {
             findings.report(
@@ -58,10 +64,7 @@ pub(crate) fn check(cert: &Cert<'_>, root: bool, findings: &mut Findings<'_>) {
             );
         }
         if cert.tbs.subject.to_der().ok() != cert.tbs.issuer.to_der().ok() {
-            findings.report(
-                lints::ROOT_NOT_SELF_ISSUED,
-                "the subject is not the issuer",
-            );
+            findings.report(lints::ROOT_NOT_SELF_ISSUED, "the subject is not the issuer");
         }
         return;
     }

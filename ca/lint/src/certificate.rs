@@ -8,8 +8,8 @@ use crate::{Findings, Kind, LintContext, LintReport};
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5280::{
     ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS, ID_CE_CERTIFICATE_POLICIES,
-    ID_CE_CRL_DISTRIBUTION_POINTS, ID_CE_EXT_KEY_USAGE, ID_CE_INHIBIT_ANY_POLICY,
-    ID_CE_KEY_USAGE, ID_CE_NAME_CONSTRAINTS, ID_CE_POLICY_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME,
+    ID_CE_CRL_DISTRIBUTION_POINTS, ID_CE_EXT_KEY_USAGE, ID_CE_INHIBIT_ANY_POLICY, ID_CE_KEY_USAGE,
+    ID_CE_NAME_CONSTRAINTS, ID_CE_POLICY_CONSTRAINTS, ID_CE_SUBJECT_ALT_NAME,
     ID_CE_SUBJECT_KEY_IDENTIFIER, ID_PE_AUTHORITY_INFO_ACCESS,
 };
 use der::asn1::{Any, IntRef, ObjectIdentifier};
@@ -288,7 +288,10 @@ pub(crate) fn signature_algorithm_allowed(alg: &AlgorithmIdentifierRef<'_>) -> b
 }
 
 /// Compares two AlgorithmIdentifiers by their encodings.
-pub(crate) fn same_algorithm(a: &AlgorithmIdentifierRef<'_>, b: &AlgorithmIdentifierRef<'_>) -> bool {
+pub(crate) fn same_algorithm(
+    a: &AlgorithmIdentifierRef<'_>,
+    b: &AlgorithmIdentifierRef<'_>,
+) -> bool {
     match (a.to_der(), b.to_der()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -400,13 +403,13 @@ fn check_subject_public_key(cert: &Cert<'_>, findings: &mut Findings<'_>) {
                 format!("RSA modulus is {bits} bits"),
             );
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             findings.report(
                 lints::RSA_MOD_NOT_DIVISIBLE_BY_8,
                 format!("RSA modulus is {bits} bits"),
             );
         }
-        if !e.last().is_some_and(|b| b & 1 == 1) {
+        if e.last().is_none_or(|b| b & 1 == 0) {
             findings.report(
                 lints::RSA_PUBLIC_EXPONENT_NOT_ODD,
                 "the RSA public exponent is even",

@@ -5,14 +5,13 @@ use crate::asn1::CertificateListModel;
 use crate::catalog as lints;
 use crate::certificate::{
     Slot, check_extension_list, check_time_encoding, decode_ext, decode_ext_oid,
-    describe_general_name,
-    hex_bytes, is_http_uri, same_algorithm, signature_algorithm_allowed, unix_seconds,
+    describe_general_name, hex_bytes, is_http_uri, same_algorithm, signature_algorithm_allowed,
+    unix_seconds,
 };
 use crate::{CrlContext, Findings, LintReport};
 use const_oid::db::rfc5280::{
-    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS,
-    ID_CE_DELTA_CRL_INDICATOR, ID_CE_FRESHEST_CRL, ID_CE_INVALIDITY_DATE,
-    ID_CE_ISSUING_DISTRIBUTION_POINT,
+    ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_CRL_NUMBER, ID_CE_CRL_REASONS, ID_CE_DELTA_CRL_INDICATOR,
+    ID_CE_FRESHEST_CRL, ID_CE_INVALIDITY_DATE, ID_CE_ISSUING_DISTRIBUTION_POINT,
 };
 use der::Decode;
 use der::asn1::IntRef;
@@ -79,7 +78,10 @@ pub fn lint_crl(der: &[u8], ctx: &CrlContext) -> LintReport {
             if next_s <= this {
                 findings.report(
                     lints::CRL_NEXT_UPDATE_NOT_AFTER_THIS_UPDATE,
-                    format!("nextUpdate {next} is not after thisUpdate {}", tbs.this_update),
+                    format!(
+                        "nextUpdate {next} is not after thisUpdate {}",
+                        tbs.this_update
+                    ),
                 );
             } else if next_s - this > ctx.max_validity.as_secs() {
                 findings.report(
@@ -149,7 +151,10 @@ pub fn lint_crl(der: &[u8], ctx: &CrlContext) -> LintReport {
                     if bytes.first().is_some_and(|b| b & 0x80 != 0) || bytes.len() > 20 {
                         findings.report(
                             lints::CRL_NUMBER_INVALID,
-                            format!("CRL number 0x{} is negative or over 20 octets", hex_bytes(bytes)),
+                            format!(
+                                "CRL number 0x{} is negative or over 20 octets",
+                                hex_bytes(bytes)
+                            ),
                         );
                     }
                 }

@@ -32,7 +32,10 @@ pub(crate) fn problems(name: &str) -> Vec<(Lint, String)> {
             continue;
         }
         if label.len() > 63 {
-            add(lints::DNSNAME_LABEL_TOO_LONG, "has a label over 63 characters");
+            add(
+                lints::DNSNAME_LABEL_TOO_LONG,
+                "has a label over 63 characters",
+            );
         }
         if label.contains('*') {
             if i > 0 {

@@ -146,9 +146,7 @@ pub struct LintReport {
 impl LintReport {
     /// True if any finding is an error or fatal: the object must not be signed.
     pub fn has_errors(&self) -> bool {
-        self.findings
-            .iter()
-            .any(|f| f.severity >= Severity::Error)
+        self.findings.iter().any(|f| f.severity >= Severity::Error)
     }
 
     /// The names of the findings, in order.

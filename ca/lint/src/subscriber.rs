@@ -6,11 +6,11 @@ use crate::certificate::{
     unix_seconds,
 };
 use crate::{BR_MAX_SUBSCRIBER_VALIDITY, Findings};
+use const_oid::db::rfc4519::{COMMON_NAME, COUNTRY_NAME};
 use const_oid::db::rfc5280::{
     ANY_EXTENDED_KEY_USAGE, ID_KP_CLIENT_AUTH, ID_KP_CODE_SIGNING, ID_KP_EMAIL_PROTECTION,
     ID_KP_OCSP_SIGNING, ID_KP_SERVER_AUTH, ID_KP_TIME_STAMPING,
 };
-use const_oid::db::rfc4519::{COMMON_NAME, COUNTRY_NAME};
 use der::asn1::ObjectIdentifier;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -42,11 +42,10 @@ pub(crate) fn check(
             "subjectKeyIdentifier is present (NOT RECOMMENDED by the BRs, SHOULD by RFC 5280)",
         );
     }
-    let dv = cert
-        .exts
-        .policies
-        .present()
-        .is_some_and(|(_, p)| p.0.iter().any(|pi| pi.policy_identifier == OID_DOMAIN_VALIDATED));
+    let dv = cert.exts.policies.present().is_some_and(|(_, p)| {
+        p.0.iter()
+            .any(|pi| pi.policy_identifier == OID_DOMAIN_VALIDATED)
+    });
     if !dv {
         findings.report(
             lints::SUB_CERT_CERTIFICATE_POLICIES_DV_MISSING,
@@ -209,7 +208,10 @@ fn check_subject(cert: &Cert<'_>, san: Option<&[SanEntry]>, findings: &mut Findi
         if atv.oid != COMMON_NAME {
             findings.report(
                 lints::DV_SUBJECT_CONTAINS_DISALLOWED_ATTRIBUTE,
-                format!("subject attribute {} in a domain-validated certificate", atv.oid),
+                format!(
+                    "subject attribute {} in a domain-validated certificate",
+                    atv.oid
+                ),
             );
             continue;
         }

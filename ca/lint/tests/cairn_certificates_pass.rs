@@ -1,5 +1,6 @@
 //! What cairn-x509 builds passes the linter with no errors, and the throwaway-key linter sees
 //! exactly the TBSCertificate the real issuer signs.
+#![allow(clippy::unwrap_used)] // fixtures outside #[test] fns: a panic is a failure with a location
 
 use cairn_core::Identifier;
 use cairn_lint::{Kind, LintContext, LintReport, Linter, Severity, lint_certificate, tbs_matches};
@@ -96,12 +97,37 @@ fn end_entities_of_every_shape_have_no_errors() {
         ..EndEntityProfile::default()
     };
     let cases: [(&str, KeyAlgorithm, Option<&str>, &EndEntityProfile); 6] = [
-        ("p256 with CN", KeyAlgorithm::EcdsaP256, Some("example.com"), &EndEntityProfile::default()),
-        ("p384 with URLs", KeyAlgorithm::EcdsaP384, Some("example.com"), &urls),
-        ("rsa2048", KeyAlgorithm::Rsa2048, Some("example.com"), &EndEntityProfile::default()),
-        ("ip CN", KeyAlgorithm::EcdsaP256, Some("1.1.1.1"), &EndEntityProfile::default()),
+        (
+            "p256 with CN",
+            KeyAlgorithm::EcdsaP256,
+            Some("example.com"),
+            &EndEntityProfile::default(),
+        ),
+        (
+            "p384 with URLs",
+            KeyAlgorithm::EcdsaP384,
+            Some("example.com"),
+            &urls,
+        ),
+        (
+            "rsa2048",
+            KeyAlgorithm::Rsa2048,
+            Some("example.com"),
+            &EndEntityProfile::default(),
+        ),
+        (
+            "ip CN",
+            KeyAlgorithm::EcdsaP256,
+            Some("1.1.1.1"),
+            &EndEntityProfile::default(),
+        ),
         ("no CN", KeyAlgorithm::EcdsaP256, None, &no_cn),
-        ("clientAuth", KeyAlgorithm::EcdsaP256, Some("example.com"), &client_auth),
+        (
+            "clientAuth",
+            KeyAlgorithm::EcdsaP256,
+            Some("example.com"),
+            &client_auth,
+        ),
     ];
     for (what, alg, cn, profile) in cases {
         let subject_key = SigningKey::generate(alg).unwrap();
@@ -160,7 +186,10 @@ fn a_90_day_profile_certificate_is_exactly_at_the_limit() {
     assert!(!lint_certificate(&at_limit, &leaf_ctx()).has_errors());
     let one_second_over = build(now + time::Duration::days(90));
     assert_eq!(
-        lint_certificate(&one_second_over, &leaf_ctx()).at_least(Severity::Error).map(|f| f.lint).collect::<Vec<_>>(),
+        lint_certificate(&one_second_over, &leaf_ctx())
+            .at_least(Severity::Error)
+            .map(|f| f.lint)
+            .collect::<Vec<_>>(),
         vec!["e_validity_longer_than_profile"]
     );
 }
@@ -173,7 +202,10 @@ fn the_throwaway_copy_has_the_real_tbs_and_a_signature_nobody_trusts() {
         let now = OffsetDateTime::now_utc();
         let subject_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
         let serial = random_serial();
-        let ids = [Identifier::dns("example.com"), Identifier::dns("www.example.com")];
+        let ids = [
+            Identifier::dns("example.com"),
+            Identifier::dns("www.example.com"),
+        ];
         let params = EndEntityParams {
             serial: &serial,
             spki_der: subject_key.spki_der(),
@@ -186,7 +218,9 @@ fn the_throwaway_copy_has_the_real_tbs_and_a_signature_nobody_trusts() {
             crl_url: Some("http://crl.example.net/1.crl".into()),
             ..EndEntityProfile::default()
         };
-        let linted = linter.check_end_entity(&params, &profile, &leaf_ctx()).unwrap();
+        let linted = linter
+            .check_end_entity(&params, &profile, &leaf_ctx())
+            .unwrap();
         assert!(!linted.report.has_errors(), "{alg}: {}", linted.report);
 
         let real = build_end_entity(&intermediate, &params, &profile).unwrap();
