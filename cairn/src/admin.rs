@@ -18,6 +18,19 @@ pub enum AdminCommand {
     /// ACME Renewal Information (RFC 9773).
     #[command(subcommand)]
     Ari(AriCommand),
+    /// Lift an account's pause (set after repeated failed validations). Needs the shared
+    /// Redis rate-limit store (`server.redis_url` / `CAIRN_REDIS_URL`); with the in-memory
+    /// store, pauses live in the server process and end when it restarts.
+    Unpause {
+        /// The account ID.
+        #[arg(long)]
+        account: String,
+        /// Only these identifiers (DNS names or IP addresses); default: all.
+        #[arg(long = "identifier")]
+        identifiers: Vec<String>,
+        #[command(flatten)]
+        target: ServeArgs,
+    },
 }
 
 /// ARI commands.
@@ -109,6 +122,39 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .context("storing the EAB key")?;
             println!("key_id: {}", key.key_id);
             println!("hmac_key: {}", URL_SAFE_NO_PAD.encode(&key.hmac_key));
+            Ok(())
+        }
+        AdminCommand::Unpause {
+            account,
+            identifiers,
+            target,
+        } => {
+            let cfg = effective_config(&target)?;
+            anyhow::ensure!(
+                cfg.redis_url().is_some(),
+                "pauses are kept in the server's memory unless server.redis_url (or CAIRN_REDIS_URL) is set; restart the server to clear them"
+            );
+            let limiter = crate::serve::rate_limiter(&cfg).await?;
+            let ids: Vec<cairn_core::Identifier> = identifiers
+                .iter()
+                .map(|v| match v.parse::<std::net::IpAddr>() {
+                    Ok(ip) => cairn_core::Identifier::ip(ip),
+                    Err(_) => cairn_core::Identifier::dns(v.to_ascii_lowercase()),
+                })
+                .collect();
+            let which = if ids.is_empty() {
+                cairn_ratelimit::Unpause::All
+            } else {
+                cairn_ratelimit::Unpause::Identifiers(&ids)
+            };
+            let lifted = limiter
+                .unpause(&AccountId(account.clone()), which)
+                .await
+                .context("unpausing")?;
+            println!(
+                "unpaused {} identifier(s) for account {account}",
+                lifted.len()
+            );
             Ok(())
         }
         AdminCommand::Ari(AriCommand::Mark { select, target }) => {

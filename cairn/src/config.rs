@@ -22,6 +22,8 @@ pub struct Config {
     pub ra: RaConfig,
     /// The ACME front end.
     pub wfe: WfeConfig,
+    /// Rate limits (Let's Encrypt's by default); see docs/rate-limits.md.
+    pub rate_limits: cairn_ratelimit::RateLimitConfig,
 }
 
 /// Listeners and storage.
@@ -40,6 +42,9 @@ pub struct ServerConfig {
     /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`. A password is better
     /// given in `CAIRN_DATABASE_URL` than in this file.
     pub database_url: Option<String>,
+    /// `redis://…`: keep rate-limit state in Redis, shared by several CA instances (also
+    /// `CAIRN_REDIS_URL`). Default: in this process's memory.
+    pub redis_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +55,7 @@ impl Default for ServerConfig {
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 14001)),
             data_dir: PathBuf::from("cairn-data"),
             database_url: None,
+            redis_url: None,
         }
     }
 }
@@ -132,6 +138,14 @@ impl Config {
             anyhow::bail!("wfe.scheme must be \"http\" or \"https\"");
         }
         self.ra.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.rate_limits
+            .validate()
+            .map_err(|e| anyhow::anyhow!("rate_limits: {e}"))?;
+        if let Some(url) = self.redis_url()
+            && !(url.starts_with("redis://") || url.starts_with("rediss://"))
+        {
+            anyhow::bail!("server.redis_url must start with redis://");
+        }
         Ok(())
     }
 
@@ -144,6 +158,14 @@ impl Config {
                 "ca.key_algorithm {:?} is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
                 self.ca.key_algorithm
             ))
+    }
+
+    /// The Redis URL in force: `CAIRN_REDIS_URL`, else the config.
+    pub fn redis_url(&self) -> Option<String> {
+        std::env::var("CAIRN_REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.server.redis_url.clone())
     }
 
     /// The database URL in force: `CAIRN_DATABASE_URL`, the config, or SQLite in the data dir.

@@ -107,6 +107,20 @@ pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
         .with_context(|| format!("cannot open the database ({})", redact(&url)))
 }
 
+/// The rate limiter over Redis when configured, else over this process's memory.
+pub async fn rate_limiter(cfg: &Config) -> anyhow::Result<cairn_ratelimit::RateLimiter> {
+    let store: Arc<dyn cairn_ratelimit::RateLimitStore> = match cfg.redis_url() {
+        Some(url) => Arc::new(
+            cairn_ratelimit::RedisStore::connect(&url, "cairn")
+                .await
+                .with_context(|| format!("cannot connect to Redis ({})", redact(&url)))?,
+        ),
+        None => Arc::new(cairn_ratelimit::MemoryStore::new()),
+    };
+    cairn_ratelimit::RateLimiter::new(&cfg.rate_limits, store)
+        .map_err(|e| anyhow::anyhow!("rate_limits: {e}"))
+}
+
 /// Hides a password in a database URL for messages.
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -212,7 +226,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         ..Default::default()
     })?);
 
-    let ra = Ra::new(storage, va, issuer, clock, cfg.ra.clone());
+    let limiter = rate_limiter(&cfg).await?;
+    let ra = Ra::new(storage, va, issuer, limiter, clock, cfg.ra.clone());
     let resumed = ra
         .resume_interrupted_issuance()
         .await

@@ -135,7 +135,10 @@ pub struct Problem {
     pub identifier: Option<Identifier>,
     /// Seconds the client should wait before retrying (sent as `Retry-After`, not in the body).
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
+    /// Documentation for the client (sent as `Link: <…>;rel="help"`, not in the body).
+    #[serde(skip)]
+    pub help_url: Option<Box<str>>,
 }
 
 impl Problem {
@@ -148,6 +151,7 @@ impl Problem {
             subproblems: Vec::new(),
             identifier: None,
             retry_after: None,
+            help_url: None,
         }
     }
 
@@ -165,7 +169,13 @@ impl Problem {
 
     /// Sets `Retry-After`.
     pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
+        self.retry_after = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// Adds a documentation link (`Link: rel="help"`).
+    pub fn with_help_url(mut self, url: impl Into<String>) -> Self {
+        self.help_url = Some(url.into().into_boxed_str());
         self
     }
 

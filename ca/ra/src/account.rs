@@ -84,6 +84,13 @@ impl Ra {
             ));
         }
         check_contacts(&req.contact)?;
+        let limits = req
+            .remote_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(cairn_ratelimit::Transaction::new_account)
+            .unwrap_or_default();
+        self.spend_limits(&limits).await?;
         let account = Account {
             id: AccountId::random(),
             jwk: req.jwk,
@@ -99,9 +106,12 @@ impl Ra {
                 metrics::counter!("cairn_accounts_created_total").increment(1);
                 Ok((account, true))
             }
-            Err(SaError::Conflict(what)) if what.contains("eab") => Err(Problem::unauthorized(
-                "the external account binding key has already been used",
-            )),
+            Err(SaError::Conflict(what)) if what.contains("eab") => {
+                self.refund_limits(&limits).await;
+                Err(Problem::unauthorized(
+                    "the external account binding key has already been used",
+                ))
+            }
             Err(SaError::Conflict(_)) => {
                 // Lost a race with a concurrent newAccount for the same key: return the winner.
                 let existing = self
@@ -112,7 +122,10 @@ impl Ra {
                     .map_err(|e| internal(&e, "reloading raced account"))?;
                 Ok((existing, false))
             }
-            Err(e) => Err(internal(&e, "storing account")),
+            Err(e) => {
+                self.refund_limits(&limits).await;
+                Err(internal(&e, "storing account"))
+            }
         }
     }
 

@@ -6,6 +6,7 @@ mod account;
 mod finalize;
 mod order;
 mod policy;
+mod rate_limits;
 mod renewal_info;
 mod revocation;
 mod validation;
@@ -260,6 +261,7 @@ pub struct Ra {
 }
 
 struct Inner {
+    limiter: cairn_ratelimit::RateLimiter,
     sa: Arc<dyn StorageAuthority>,
     va: Arc<dyn ValidationAuthority>,
     issuer: Arc<dyn CertificateIssuer>,
@@ -281,11 +283,13 @@ impl Ra {
         sa: Arc<dyn StorageAuthority>,
         va: Arc<dyn ValidationAuthority>,
         issuer: Arc<dyn CertificateIssuer>,
+        limiter: cairn_ratelimit::RateLimiter,
         clock: Arc<dyn Clock>,
         config: RaConfig,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                limiter,
                 sa,
                 va,
                 issuer,

@@ -98,6 +98,15 @@ impl Ra {
             }
         }
 
+        // Limits apply to new orders only (a reused order above costs nothing); ARI
+        // replacements are exempt, as at Let's Encrypt.
+        self.check_paused(&account.id, &identifiers).await?;
+        let limits = crate::rate_limits::new_order_transactions(
+            &account.id,
+            &identifiers,
+            req.replaces.is_some(),
+        );
+        self.spend_limits(&limits).await?;
         let mut authz_ids = Vec::with_capacity(identifiers.len());
         let mut new_authzs = Vec::new();
         let mut earliest_expiry = now + profile.order_lifetime;
@@ -108,10 +117,16 @@ impl Ra {
         for id in &identifiers {
             let wildcard = id.is_wildcard();
             let base = id.authz_identifier();
-            let reused = sa
+            let reused = match sa
                 .get_reusable_authz(&account.id, &base, wildcard, true, min_expiry)
                 .await
-                .map_err(|e| internal(&e, "looking up reusable authorization"))?;
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    self.refund_limits(&limits).await;
+                    return Err(internal(&e, "looking up reusable authorization"));
+                }
+            };
             let authz = match reused {
                 Some(a) => a,
                 None => {
@@ -139,9 +154,10 @@ impl Ra {
             csr_der: None,
             created_at: now,
         };
-        sa.new_order_and_authzs(&order, &new_authzs)
-            .await
-            .map_err(|e| internal(&e, "storing order"))?;
+        if let Err(e) = sa.new_order_and_authzs(&order, &new_authzs).await {
+            self.refund_limits(&limits).await;
+            return Err(internal(&e, "storing order"));
+        }
         metrics::counter!("cairn_orders_created_total").increment(1);
         self.view(order).await
     }

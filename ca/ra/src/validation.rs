@@ -77,8 +77,12 @@ impl Ra {
             let authz_id = authz_id.clone();
             let mut chall = chall;
             let authz_expires = authz.expires;
+            let account_id = account.id.clone();
+            let identifier = authz.identifier.clone();
             tokio::spawn(async move {
                 let outcome = ra.inner.va.validate(req).await;
+                ra.record_validation(&account_id, &identifier, outcome.error.is_none())
+                    .await;
                 let now = ra.now();
                 chall.validation_record = outcome.records;
                 let (chall_status, authz_status, expires) = match outcome.error {

@@ -50,6 +50,11 @@ impl IntoResponse for ProblemResponse {
         {
             resp.headers_mut().insert(header::LOCATION, v);
         }
+        if let Some(help) = &p.help_url
+            && let Ok(v) = HeaderValue::from_str(&format!("<{help}>;rel=\"help\""))
+        {
+            resp.headers_mut().append(header::LINK, v);
+        }
         resp
     }
 }
