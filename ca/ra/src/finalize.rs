@@ -64,11 +64,31 @@ impl Ra {
             ));
         }
         self.recheck_caa(account, &view.order).await?;
-        let moved = self
-            .inner
-            .sa
-            .set_order_processing(order_id, csr_der)
+        // The ready → processing compare-and-set and the issuance run in one spawned task, not in
+        // this future: when a client gives up on the request, hyper drops this future at
+        // whatever `.await` it is in, and a CAS that had already committed would otherwise leave
+        // the order `processing` with nothing issuing for it until the next start-up. A spawned
+        // task is not cancelled with the request.
+        let ra = self.clone();
+        let id = order_id.clone();
+        let mut order = view.order;
+        let csr = csr_der.to_vec();
+        let (moved_tx, moved_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let moved = ra.inner.sa.set_order_processing(&id, &csr).await;
+            let go = matches!(moved, Ok(true));
+            let _ = moved_tx.send(moved);
+            if go {
+                order.status = OrderStatus::Processing;
+                order.csr_der = Some(csr);
+                let result = ra.issue_for_order(order).await;
+                let _ = tx.send(result);
+            }
+        });
+        let moved = moved_rx
             .await
+            .map_err(|e| internal(&e, "moving order to processing"))?
             .map_err(|e| internal(&e, "moving order to processing"))?;
         if !moved {
             return Err(Problem::new(
@@ -76,16 +96,6 @@ impl Ra {
                 "order is already being finalized",
             ));
         }
-        let mut order = view.order;
-        order.status = OrderStatus::Processing;
-        order.csr_der = Some(csr_der.to_vec());
-
-        let ra = self.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let result = ra.issue_for_order(order).await;
-            let _ = tx.send(result);
-        });
         let wait = StdDuration::try_from(self.inner.config.finalize_wait).unwrap_or_default();
         let _ = tokio::time::timeout(wait, rx).await;
         self.get_order(account, order_id).await
