@@ -70,6 +70,10 @@ pub struct CaConfig {
     /// Extra DNS names for the ACME listener's TLS certificate (localhost and loopback
     /// addresses are always included).
     pub tls_names: Vec<String>,
+    /// Pre-issuance lints to skip (Boulder's `ignoredLints`), by name; see `ca/lint`'s catalog.
+    /// `e_ext_san_contains_reserved_ip` is skipped automatically while
+    /// `ra.identifiers.allow_non_public_ips` is true.
+    pub ignored_lints: Vec<String>,
 }
 
 impl Default for CaConfig {
@@ -77,6 +81,7 @@ impl Default for CaConfig {
         Self {
             key_algorithm: "ecdsa-p256".into(),
             tls_names: Vec::new(),
+            ignored_lints: Vec::new(),
         }
     }
 }
@@ -125,6 +130,12 @@ impl Config {
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.key_algorithm()?;
+        for name in &self.ca.ignored_lints {
+            anyhow::ensure!(
+                cairn_lint::catalog::by_name(name).is_some(),
+                "ca.ignored_lints: {name:?} is not a lint name"
+            );
+        }
         cairn_ra::humane_duration::parse(&self.va.timeout)
             .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
         if let Some(url) = &self.server.database_url

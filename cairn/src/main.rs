@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod dap;
+
 /// Cairn: a memory-safe ACME certificate authority.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about)]
@@ -27,6 +29,9 @@ enum Command {
     /// Operator tasks against the CA's storage.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// DAP (privacy-preserving metrics): aggregator, client and collector.
+    #[command(subcommand)]
+    Dap(dap::DapCommand),
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
         }
     });

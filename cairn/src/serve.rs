@@ -213,7 +213,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None
     };
     let root_path = ca_dir.join("root.pem");
-    let issuer = Arc::new(LocalIssuer::new(hierarchy, Default::default()));
+    // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
+    // pre-issuance lint refuse them.
+    let mut ignored_lints = cfg.ca.ignored_lints.clone();
+    if cfg.ra.identifiers.allow_non_public_ips {
+        ignored_lints.push("e_ext_san_contains_reserved_ip".into());
+    }
+    let issuer = Arc::new(
+        LocalIssuer::new(hierarchy, Default::default(), ignored_lints)
+            .context("cannot set up the issuer")?,
+    );
 
     let va_timeout =
         cairn_ra::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;

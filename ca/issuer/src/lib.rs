@@ -29,6 +29,8 @@ pub struct IssueRequest {
     pub not_before: OffsetDateTime,
     /// notAfter.
     pub not_after: OffsetDateTime,
+    /// The profile's validity: the pre-issuance lint refuses a longer lifetime.
+    pub profile_validity: time::Duration,
 }
 
 /// A signed certificate.
@@ -57,6 +59,9 @@ pub enum IssuerError {
     /// an intermediate not issued by the root, a missing file). Nothing is overwritten.
     #[error("inconsistent CA files: {0}")]
     Inconsistent(String),
+    /// The pre-issuance lint found errors in the certificate; nothing was signed by the CA key.
+    #[error("pre-issuance lint failed: {0}")]
+    Lint(String),
 }
 
 /// The signing interface (in-process by default; remote when split).

@@ -56,12 +56,49 @@ fn request(spki_der: &[u8], not_after: OffsetDateTime) -> IssueRequest {
         identifiers: vec![
             Identifier::dns("example.com"),
             Identifier::dns("www.example.com"),
-            Identifier::ip("192.0.2.10".parse().unwrap()),
+            Identifier::ip("8.8.8.8".parse().unwrap()),
         ],
         common_name: Some("example.com".into()),
         not_before: now() - Duration::hours(1),
         not_after,
+        // The request spans notAfter − notBefore: an hour of backdating plus the caller's time.
+        profile_validity: not_after - (now() - Duration::hours(1)) + Duration::seconds(1),
     }
+}
+
+#[tokio::test]
+async fn lint_errors_block_signing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = CaHierarchy::load_or_create(&tmp.path().join("ca"), KeyAlgorithm::EcdsaP256, now())
+        .unwrap();
+    let issuer = LocalIssuer::new(h, EndEntityProfile::default(), Vec::new()).unwrap();
+    let leaf_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    // Longer than the profile allows.
+    let mut req = request(leaf_key.spki_der(), now() + Duration::days(90));
+    req.profile_validity = Duration::days(45);
+    let err = issuer.issue(req).await.unwrap_err();
+    assert!(
+        matches!(&err, IssuerError::Lint(l) if l.contains("e_validity_longer_than_profile")),
+        "{err}"
+    );
+    // A private address, unless the operator ignores that lint.
+    let mut req = request(leaf_key.spki_der(), now() + Duration::days(30));
+    req.identifiers
+        .push(Identifier::ip("10.0.0.1".parse().unwrap()));
+    let err = issuer.issue(req.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err, IssuerError::Lint(l) if l.contains("reserved_ip")),
+        "{err}"
+    );
+    let h2 = CaHierarchy::load_or_create(&tmp.path().join("ca"), KeyAlgorithm::EcdsaP256, now())
+        .unwrap();
+    let lenient = LocalIssuer::new(
+        h2,
+        EndEntityProfile::default(),
+        vec!["e_ext_san_contains_reserved_ip".into()],
+    )
+    .unwrap();
+    lenient.issue(req).await.unwrap();
 }
 
 #[tokio::test]
@@ -126,7 +163,7 @@ async fn create_reload_issue_and_verify() {
     );
 
     // Issue and verify.
-    let issuer = LocalIssuer::new(loaded, EndEntityProfile::default());
+    let issuer = LocalIssuer::new(loaded, EndEntityProfile::default(), Vec::new()).unwrap();
     let leaf_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let req = request(leaf_key.spki_der(), now() + Duration::days(90));
     let serial = req.serial.clone();
@@ -140,7 +177,7 @@ async fn create_reload_issue_and_verify() {
     assert_eq!(chains.len(), 2);
     assert_eq!(pem_certificates(&chains[0]).unwrap().len(), 1);
     assert_eq!(pem_certificates(&chains[1]).unwrap().len(), 2);
-    for name in ["example.com", "www.example.com", "192.0.2.10"] {
+    for name in ["example.com", "www.example.com", "8.8.8.8"] {
         verify(&dir, &issued.der, &chains[0], name);
         verify(&dir, &issued.der, &chains[1], name);
     }
@@ -152,10 +189,12 @@ async fn create_reload_issue_and_verify() {
         issuer.issue(too_long).await,
         Err(IssuerError::InvalidRequest(_))
     ));
+    // A key that does not parse is refused before the CA key signs (by the builder or the
+    // pre-issuance lint, whichever sees it first).
     let bad_key = request(b"not a key", now() + Duration::days(90));
     assert!(matches!(
         issuer.issue(bad_key).await,
-        Err(IssuerError::InvalidRequest(_))
+        Err(IssuerError::InvalidRequest(_) | IssuerError::Lint(_))
     ));
     let mut bad_cn = request(leaf_key.spki_der(), now() + Duration::days(90));
     bad_cn.common_name = Some("other.example.net".into());
@@ -170,7 +209,7 @@ async fn rsa_hierarchy_issues_for_ec_and_rsa_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let h = CaHierarchy::load_or_create(tmp.path(), KeyAlgorithm::Rsa2048, now()).unwrap();
     assert_eq!(h.intermediate().key().algorithm(), KeyAlgorithm::Rsa2048);
-    let issuer = LocalIssuer::new(h, EndEntityProfile::default());
+    let issuer = LocalIssuer::new(h, EndEntityProfile::default(), Vec::new()).unwrap();
     for alg in [KeyAlgorithm::EcdsaP384, KeyAlgorithm::Rsa2048] {
         let key = SigningKey::generate(alg).unwrap();
         let issued = issuer

@@ -148,6 +148,7 @@ impl Ra {
         match self.try_issue(&order).await {
             Ok(serial) => {
                 self.record_replacement(&order).await;
+                self.spend_certificate_limits(&order).await;
                 metrics::counter!("cairn_certificates_issued_total").increment(1);
                 metrics::histogram!("cairn_issuance_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -196,6 +197,7 @@ impl Ra {
                 common_name,
                 not_before,
                 not_after,
+                profile_validity: profile.validity,
             })
             .await
             .map_err(|e| internal(&e, "signing certificate"))?;
