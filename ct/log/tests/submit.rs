@@ -216,23 +216,37 @@ async fn full_pool_is_503_with_retry_after() {
     let pki = Pki::new();
     let mut cfg = log_config(dir.path(), &pki);
     cfg.pool_size = 1;
-    cfg.period_ms = 2000;
+    cfg.period_ms = 5000;
     let server = CtServer::start(&server_config(cfg)).await.unwrap();
     let base = base_url(server.local_addr());
     let c = client();
     let url = format!("{base}/ct/v1/add-chain");
     let a = pki.leaf("a.example", (2030, 6, 1), false, false);
-    let b = pki.leaf("b.example", (2030, 6, 1), false, false);
     let body_a = chain_body(&pki.chain(&a, false));
     let first = {
         let c = c.clone();
         let url = url.clone();
         tokio::spawn(async move { c.post(&url).json(&body_a).send().await.unwrap().status() })
     };
-    // The first submission sits in the pool until the next tick (2 s period).
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = post(&c, &url, &chain_body(&pki.chain(&b, false))).await;
-    assert_eq!(r.status(), 503);
+    // The first submission fills the one-entry pool until the next tick (5 s period). Keep
+    // submitting others until one is refused — no reliance on how fast this machine is.
+    let mut refused = None;
+    for i in 0..40 {
+        let leaf = pki.leaf(&format!("b{i}.example"), (2030, 6, 1), false, false);
+        let r = c
+            .post(&url)
+            .json(&chain_body(&pki.chain(&leaf, false)))
+            .timeout(Duration::from_millis(200))
+            .send()
+            .await;
+        if let Ok(r) = r
+            && r.status() == 503
+        {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("a full pool refuses submissions with 503");
     assert_eq!(r.headers()["retry-after"], "1");
     assert_eq!(first.await.unwrap(), 200);
     server.shutdown().await;
