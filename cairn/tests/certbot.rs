@@ -392,5 +392,52 @@ async fn certbot_registers_issues_renews_and_revokes() {
         again.status
     );
 
+    // certbot 5.x picks a profile: `shortlived` gives a 160-hour certificate without a CN.
+    let mut args = vec![
+        "certonly",
+        "--cert-name",
+        "short",
+        "-d",
+        "short.example.com",
+        "--preferred-profile",
+        "shortlived",
+    ];
+    args.extend(standalone);
+    certbot(&env, &args);
+    let short = saved_leaf(&env, "short", "short.example.com");
+    assert_eq!(
+        short.not_after - short.not_before,
+        time::Duration::hours(160) - time::Duration::seconds(1)
+    );
+    assert_eq!(short.common_name, None);
+
+    // An IP address certificate (certbot --ip-address), which only `shortlived` allows.
+    let mut args = vec![
+        "certonly",
+        "--cert-name",
+        "ip",
+        "--ip-address",
+        "127.0.0.1",
+        "--preferred-profile",
+        "shortlived",
+    ];
+    args.extend(standalone);
+    certbot(&env, &args);
+    let ip = saved_leaf(&env, "ip", "127.0.0.1");
+    assert_eq!(
+        ip.identifiers,
+        vec![Identifier::ip("127.0.0.1".parse().unwrap())]
+    );
+
     drop(children);
+}
+
+/// The leaf certbot saved under `cert_name`, after checking its chain for `name`.
+// A test helper: a missing or bad certificate is a test failure.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn saved_leaf(env: &CertbotEnv, cert_name: &str, name: &str) -> CertInfo {
+    let live = env.base.join("config/live").join(cert_name);
+    let fullchain = std::fs::read_to_string(live.join("fullchain.pem")).expect("fullchain.pem");
+    verify_chain(&env.root, &fullchain, name);
+    CertInfo::from_der(&pem_chain(&fullchain)[0]).expect("certificate parses")
 }
