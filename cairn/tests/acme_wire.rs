@@ -386,3 +386,73 @@ async fn external_account_binding_is_required_and_single_use() {
     let body = json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab_for(&c.key, &[7u8; 32])});
     expect_problem(c.post(&new_acct, Some(&body)).await, 403, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn certificate_download_offers_an_alternate_chain() {
+    use instant_acme::{Account, ChallengeType, Identifier, NewAccount};
+    let ca = TestCa::start().await;
+    let (account, creds) = Account::builder_with_root(&ca.server.root_path)
+        .unwrap()
+        .create(
+            &NewAccount {
+                contact: &[],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            ca.directory().to_owned(),
+            None,
+        )
+        .await
+        .unwrap();
+    let ids = [Identifier::Dns("alt.example.com".into())];
+    let (pem, _) = ca.issue(&account, &ids, ChallengeType::Http01).await;
+    let default_chain = common::pem_chain(&pem);
+    assert_eq!(default_chain.len(), 2, "leaf + intermediate");
+    let serial: String = cairn_x509::CertInfo::from_der(&default_chain[0])
+        .unwrap()
+        .serial
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    // Another account cannot download it.
+    let mut stranger = client(&ca).await;
+    stranger.register().await;
+    let cert_url = stranger
+        .url("newAccount")
+        .replace("new-acct", &format!("cert/{serial}"));
+    expect_problem(stranger.post(&cert_url, None).await, 404, "malformed").await;
+
+    // The owner (a raw client holding the same account key) gets the PEM chain with a Link to
+    // the alternate, which adds the root.
+    let mut owner = client(&ca).await;
+    owner.key = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        creds.private_key().secret_pkcs8_der(),
+    )
+    .unwrap();
+    owner.kid = Some(account.id().to_owned());
+    let resp = owner.post(&cert_url, None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/pem-certificate-chain"
+    );
+    let alternate = resp
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|l| l.contains("rel=\"alternate\""))
+        .and_then(|l| {
+            l.split_once('<')
+                .and_then(|(_, r)| r.split_once('>'))
+                .map(|(u, _)| u.to_owned())
+        })
+        .expect("Link rel=alternate");
+    assert_eq!(resp.text().await.unwrap(), pem);
+    let alt = owner.post(&alternate, None).await.text().await.unwrap();
+    let alt_chain = common::pem_chain(&alt);
+    assert_eq!(alt_chain.len(), 3, "leaf + intermediate + root");
+    assert_eq!(alt_chain[0], default_chain[0]);
+}
