@@ -34,12 +34,11 @@ async fn caa_on_a_parent_is_found_by_climbing() {
     assert_eq!(p.typ, ProblemType::Caa);
     assert!(p.detail.contains("example.com"), "{}", p.detail);
 
+    // Unknown parameters are tolerated (RFC 8659 §4.2). RFC 8657's `accounturi` and
+    // `validationmethods` bind the record instead; see the account-binding tests.
     env.srv.add_caa(
         "example.com",
-        &[CaaPolicy::new(
-            "issue",
-            "cairn.test; accounturi=https://x/acct/1",
-        )],
+        &[CaaPolicy::new("issue", "cairn.test; policy=dv")],
     );
     env.va
         .check_caa(&Identifier::dns("a.b.example.com"), false, &ids())
