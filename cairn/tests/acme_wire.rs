@@ -456,3 +456,26 @@ async fn certificate_download_offers_an_alternate_chain() {
     assert_eq!(alt_chain.len(), 3, "leaf + intermediate + root");
     assert_eq!(alt_chain[0], default_chain[0]);
 }
+
+#[tokio::test]
+async fn nonces_only_where_rfc_8555_needs_them() {
+    let ca = TestCa::start().await;
+    let c = client(&ca).await;
+    let dir = c.http.get(ca.directory()).send().await.unwrap();
+    assert!(
+        !dir.headers().contains_key("replay-nonce"),
+        "GET directory mints no nonce"
+    );
+    let head = c.http.head(c.url("newNonce")).send().await.unwrap();
+    assert!(head.headers().contains_key("replay-nonce"));
+    let post = c
+        .post(
+            &c.url("newAccount"),
+            Some(&json!({"onlyReturnExisting": true})),
+        )
+        .await;
+    assert!(
+        post.headers().contains_key("replay-nonce"),
+        "POST responses carry a nonce"
+    );
+}

@@ -118,8 +118,9 @@ pub fn router(ra: Ra, config: WfeConfig) -> Router {
         .with_state(state)
 }
 
-/// Adds what every ACME response carries (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce`, the
-/// directory `Link`, no caching; and counts requests by endpoint and status.
+/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
+/// newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
+/// requests by endpoint and status.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let endpoint = req
@@ -128,10 +129,14 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    // RFC 8555 §6.5: every POST response carries a fresh nonce, and newNonce hands them out.
+    // GETs of the directory or of renewal information (cacheable, unauthenticated, hot) don't
+    // mint nonces nobody will redeem, which would also crowd real ones out of the bounded store.
+    let wants_nonce = method == axum::http::Method::POST || endpoint == paths::NEW_NONCE;
     let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
+    if wants_nonce && let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
         headers.insert("replay-nonce", v);
     }
     if let Ok(v) = HeaderValue::from_str(&format!("<{base}{}>;rel=\"index\"", paths::DIRECTORY)) {
