@@ -16,7 +16,7 @@ pub use nonce::NonceService;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -132,7 +132,7 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
     // RFC 8555 §6.5: every POST response carries a fresh nonce, and newNonce hands them out.
     // GETs of the directory or of renewal information (cacheable, unauthenticated, hot) don't
     // mint nonces nobody will redeem, which would also crowd real ones out of the bounded store.
-    let wants_nonce = method == axum::http::Method::POST || endpoint == paths::NEW_NONCE;
+    let wants_nonce = method == Method::POST || endpoint == paths::NEW_NONCE;
     let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
