@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
 use aws_lc_rs::{digest, rand::SecureRandom};
 use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
-use cairn_dap_core::{Clock, HpkeKeypair};
+use cairn_dap_core::{Clock, HpkeKeypair, VdafInstance};
 use cairn_dap_messages::codec::{LengthPrefix, Reader, put_items};
 use cairn_dap_messages::{
     AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitReq, AggregationJobResp,
@@ -531,22 +531,7 @@ impl Aggregator {
         }
         check_collection_extensions(task_id, &cjr.extensions)?;
         let vdaf = &task.parameters.vdaf;
-        if !vdaf.is_agg_param_valid(&cjr.agg_param) {
-            return Err(Error::dap(
-                DapProblemType::InvalidAggregationParameter,
-                Some(*task_id),
-                "invalid aggregation parameter",
-            ));
-        }
-        if selector_interval.duration.0 == 0
-            || Interval::new(selector_interval.start, selector_interval.duration).is_none()
-        {
-            return Err(Error::dap(
-                DapProblemType::BatchInvalid,
-                Some(*task_id),
-                "empty or overflowing batch interval",
-            ));
-        }
+        check_collection_query(task_id, vdaf, &cjr.agg_param, &selector_interval)?;
         let share_id = content_id(task_id, body);
         let aad = task
             .parameters
@@ -627,22 +612,7 @@ impl Aggregator {
         };
         check_collection_extensions(task_id, &req.extensions)?;
         let vdaf = &task.parameters.vdaf;
-        if !vdaf.is_agg_param_valid(&req.agg_param) {
-            return Err(Error::dap(
-                DapProblemType::InvalidAggregationParameter,
-                Some(*task_id),
-                "invalid aggregation parameter",
-            ));
-        }
-        if batch_interval.duration.0 == 0
-            || Interval::new(batch_interval.start, batch_interval.duration).is_none()
-        {
-            return Err(Error::dap(
-                DapProblemType::BatchInvalid,
-                Some(*task_id),
-                "empty or overflowing batch interval",
-            ));
-        }
+        check_collection_query(task_id, vdaf, &req.agg_param, &batch_interval)?;
         let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
         if self
             .inner
@@ -1145,6 +1115,31 @@ impl Aggregator {
             }
         })
     }
+}
+
+/// What a collection job and an aggregate-share request both require: an aggregation parameter
+/// the VDAF accepts and a non-empty batch interval that does not overflow.
+fn check_collection_query(
+    task_id: &TaskId,
+    vdaf: &VdafInstance,
+    agg_param: &[u8],
+    interval: &Interval,
+) -> Result<(), Error> {
+    if !vdaf.is_agg_param_valid(agg_param) {
+        return Err(Error::dap(
+            DapProblemType::InvalidAggregationParameter,
+            Some(*task_id),
+            "invalid aggregation parameter",
+        ));
+    }
+    if interval.duration.0 == 0 || Interval::new(interval.start, interval.duration).is_none() {
+        return Err(Error::dap(
+            DapProblemType::BatchInvalid,
+            Some(*task_id),
+            "empty or overflowing batch interval",
+        ));
+    }
+    Ok(())
 }
 
 fn check_collection_extensions(task_id: &TaskId, extensions: &[Extension]) -> Result<(), Error> {
