@@ -18,6 +18,10 @@ pub enum AdminCommand {
     /// ACME Renewal Information (RFC 9773).
     #[command(subcommand)]
     Ari(AriCommand),
+    /// Revoke certificates by serial, serials file, account, key or identifier.
+    Revoke(crate::revoke::RevokeArgs),
+    /// Show the stored CRL shards and their freshness.
+    Crl(crate::revoke::CrlArgs),
     /// Lift an account's pause (set after repeated failed validations). Needs the shared
     /// Redis rate-limit store (`server.redis_url` / `CAIRN_REDIS_URL`); with the in-memory
     /// store, pauses live in the server process and end when it restarts.
@@ -104,6 +108,8 @@ pub enum EabCommand {
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Revoke(args) => crate::revoke::run_revoke(args).await,
+        AdminCommand::Crl(args) => crate::revoke::run_crl(args).await,
         AdminCommand::Eab(EabCommand::New { target }) => {
             let cfg = effective_config(&target)?;
             let storage = open_storage(&cfg).await?;

@@ -24,6 +24,14 @@ pub struct Config {
     pub wfe: WfeConfig,
     /// Rate limits (Let's Encrypt's by default); see docs/rate-limits.md.
     pub rate_limits: cairn_ratelimit::RateLimitConfig,
+    /// The OCSP responder (off by default); see docs/ocsp.md.
+    pub ocsp: crate::ocsp::OcspConfig,
+    /// Certificate Transparency for issuance (SCTs embedded in every certificate).
+    pub ct: crate::ct_issuance::CtSection,
+    /// CRL publishing; see docs/revocation.md.
+    pub crl: crate::crl::CrlConfig,
+    /// The DAP leader and helper run next to the CA; see dap/README.md.
+    pub dap: crate::dap_serve::DapSection,
 }
 
 /// Listeners and storage.
@@ -37,6 +45,12 @@ pub struct ServerConfig {
     pub tls: bool,
     /// Address of `/metrics` and `/health` (keep it private).
     pub metrics_listen: SocketAddr,
+    /// Address of the public plain-HTTP listener for CRLs and CA certificates (the URLs that
+    /// certificates name; Baseline Requirements: `http://`).
+    pub public_listen: SocketAddr,
+    /// The external base URL of the public listener (`http://crl.example.com`), as put into
+    /// certificates. Default: `http://localhost:<port>` from `public_listen`.
+    pub public_base_url: Option<String>,
     /// Folder for the SQLite database and the CA's keys and certificates.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; default: SQLite in `data_dir`. A password is better
@@ -45,6 +59,9 @@ pub struct ServerConfig {
     /// `redis://…`: keep rate-limit state in Redis, shared by several CA instances (also
     /// `CAIRN_REDIS_URL`). Default: in this process's memory.
     pub redis_url: Option<String>,
+    /// Prefix of every rate-limit key in Redis, so that several deployments (or test runs) can
+    /// share one server without sharing buckets.
+    pub redis_prefix: String,
 }
 
 impl Default for ServerConfig {
@@ -53,9 +70,12 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 14000)),
             tls: true,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 14001)),
+            public_listen: SocketAddr::from(([127, 0, 0, 1], 14002)),
+            public_base_url: None,
             data_dir: PathBuf::from("cairn-data"),
             database_url: None,
             redis_url: None,
+            redis_prefix: "cairn:rl:".into(),
         }
     }
 }
@@ -70,6 +90,8 @@ pub struct CaConfig {
     /// Extra DNS names for the ACME listener's TLS certificate (localhost and loopback
     /// addresses are always included).
     pub tls_names: Vec<String>,
+    /// countryName (two uppercase letters) of the root and intermediate created on first start.
+    pub country: String,
     /// Pre-issuance lints to skip (Boulder's `ignoredLints`), by name; see `ca/lint`'s catalog.
     /// `e_ext_san_contains_reserved_ip` is skipped automatically while
     /// `ra.identifiers.allow_non_public_ips` is true.
@@ -80,6 +102,7 @@ impl Default for CaConfig {
     fn default() -> Self {
         Self {
             key_algorithm: "ecdsa-p256".into(),
+            country: "XX".into(),
             tls_names: Vec::new(),
             ignored_lints: Vec::new(),
         }
@@ -130,6 +153,11 @@ impl Config {
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.key_algorithm()?;
+        self.crl.settings()?;
+        anyhow::ensure!(
+            self.ca.country.len() == 2 && self.ca.country.bytes().all(|b| b.is_ascii_uppercase()),
+            "ca.country must be two uppercase letters (ISO 3166-1 alpha-2, or XX)"
+        );
         for name in &self.ca.ignored_lints {
             anyhow::ensure!(
                 cairn_lint::catalog::by_name(name).is_some(),
@@ -145,10 +173,17 @@ impl Config {
         {
             anyhow::bail!("server.database_url must start with sqlite: or postgres:");
         }
+        if let Some(url) = &self.server.public_base_url {
+            anyhow::ensure!(
+                url.starts_with("http://") && url.len() > "http://".len() && !url.ends_with('/'),
+                "server.public_base_url must be an http:// URL without a trailing slash (the Baseline Requirements want CRL and caIssuers URLs over plain HTTP)"
+            );
+        }
         if !matches!(self.wfe.scheme.as_str(), "http" | "https") {
             anyhow::bail!("wfe.scheme must be \"http\" or \"https\"");
         }
         self.ra.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.ocsp.durations()?;
         self.rate_limits
             .validate()
             .map_err(|e| anyhow::anyhow!("rate_limits: {e}"))?;
@@ -157,6 +192,8 @@ impl Config {
         {
             anyhow::bail!("server.redis_url must start with redis://");
         }
+        self.ct.validate()?;
+        self.dap.validate()?;
         Ok(())
     }
 
@@ -222,6 +259,16 @@ mod tests {
         let cfg = Config::parse(text).expect("docs/cairn.sample.toml must parse");
         assert_eq!(cfg.va.http01_port, 80);
         assert!(cfg.server.tls);
+        assert!(
+            !cfg.ocsp.enabled,
+            "the sample keeps OCSP off, as the default"
+        );
+        assert!(cfg.ct.enabled);
+        assert_eq!(cfg.ct.min_operators, 2);
+        assert_eq!(cfg.ct.logs.len(), 2);
+        assert_eq!(cfg.ct.logs[1].operator, "Example Operator B");
+        assert!(cfg.dap.enabled);
+        assert_eq!(cfg.dap.leader_listen.port(), 14010);
     }
 
     #[test]
@@ -236,6 +283,22 @@ mod tests {
         assert!(Config::parse("[va]\ntimeout = \"soon\"\n").is_err());
         assert!(Config::parse("[server]\ndatabase_url = \"mysql://x\"\n").is_err());
         assert!(Config::parse("").is_ok());
+        assert!(Config::parse("[server]\npublic_base_url = \"https://crl.example\"\n").is_err());
+        assert!(Config::parse("[server]\npublic_base_url = \"http://crl.example/\"\n").is_err());
+        assert!(Config::parse("[server]\npublic_base_url = \"http://crl.example\"\n").is_ok());
         assert!(Config::parse("[ra]\ndefault_profile = \"nope\"\n").is_err());
+        let profile = |extra: &str| {
+            format!(
+                "[ra]\ndefault_profile = \"p\"\n[ra.profiles.p]\ndescription = \"p\"\n\
+                 validity = \"10d\"\nauthz_reuse = \"1d\"\n{extra}"
+            )
+        };
+        assert!(Config::parse(&profile("")).is_ok());
+        assert!(Config::parse(&profile("extended_key_usages = [\"clientAuth\"]\n")).is_err());
+        assert!(Config::parse(&profile("key_usages = [\"keyEncipherment\"]\n")).is_err());
+        assert!(Config::parse(&profile("key_usages = [\"keyAgreement\"]\n")).is_err());
+        assert!(Config::parse("[ocsp]\nvalidity = \"30d\"\n").is_err());
+        assert!(Config::parse("[ocsp]\nsigner = \"root\"\n").is_err());
+        assert!(Config::parse("[ocsp]\nenabled = true\nsigner = \"delegated\"\n").is_ok());
     }
 }

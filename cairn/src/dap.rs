@@ -4,10 +4,13 @@
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_dap_aggregator::{Aggregator, AggregatorConfig, AggregatorRole, Datastore};
+use cairn_dap_aggregator::{
+    Aggregator, AggregatorConfig, AggregatorRole, Datastore, DatastoreKey, HpkeKeyStateChange,
+    HpkeKeyView,
+};
 use cairn_dap_core::{Clock, HpkeKeypair, RealClock, TaskParameters};
 use cairn_dap_messages::{
-    Decode, Duration, Encode, HpkeConfig, HpkeConfigId, Interval, Query, Time,
+    BatchMode, Decode, Duration, Encode, HpkeConfig, HpkeConfigId, Interval, Query, Time,
 };
 use clap::{Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -34,8 +37,9 @@ pub(crate) enum DapCommand {
         #[arg(required = true)]
         measurements: Vec<String>,
     },
-    /// Collect an aggregate over a time interval as the DAP collector. The bearer token comes
-    /// from `CAIRN_DAP_COLLECTOR_TOKEN`.
+    /// Collect an aggregate as the DAP collector: over a time interval (`--start`,
+    /// `--duration`) for a time-interval task, or the leader's next complete batch for a
+    /// leader-selected task. The bearer token comes from `CAIRN_DAP_COLLECTOR_TOKEN`.
     Collect {
         /// Task parameters (JSON).
         #[arg(long)]
@@ -43,20 +47,112 @@ pub(crate) enum DapCommand {
         /// The collector's HPKE keypair (JSON from `cairn dap keygen`).
         #[arg(long)]
         hpke_keypair: PathBuf,
-        /// Batch interval start, POSIX seconds (rounded down to the time precision).
+        /// Time-interval tasks: batch interval start, POSIX seconds (rounded down to the time
+        /// precision).
         #[arg(long)]
-        start: u64,
-        /// Batch interval length in seconds (rounded up to the time precision).
+        start: Option<u64>,
+        /// Time-interval tasks: batch interval length in seconds (rounded up to the time
+        /// precision).
         #[arg(long)]
-        duration: u64,
+        duration: Option<u64>,
         /// How many times to poll, one second apart.
         #[arg(long, default_value_t = 60)]
         max_polls: u32,
+    },
+    /// Manage tasks.
+    Task {
+        /// What to do.
+        #[command(subcommand)]
+        action: TaskAction,
+    },
+    /// Print a fresh datastore key (for `CAIRN_DAP_DATASTORE_KEY`; keep it secret and backed
+    /// up: without it the aggregator's stored secrets cannot be read).
+    DatastoreKey,
+    /// Manage an aggregator's HPKE keys through its control plane (token from
+    /// `CAIRN_DAP_CONTROL_TOKEN`). Rotation: `create` (pending) → `activate` the new key →
+    /// `expire` the old one once clients have refreshed → `delete` it when nothing sealed
+    /// to it is in flight.
+    HpkeKey {
+        /// The aggregator's base URL, e.g. `http://127.0.0.1:8081/`.
+        #[arg(long)]
+        aggregator: String,
+        /// What to do.
+        #[command(subcommand)]
+        action: HpkeKeyAction,
     },
     /// Generate a collector HPKE keypair (JSON on stdout; keep it private).
     Keygen {
         /// The configuration ID.
         #[arg(long, default_value_t = 1)]
+        id: u8,
+    },
+}
+
+/// `cairn dap task` actions.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskAction {
+    /// Create a task on the leader and the helper through their control planes and print the
+    /// task parameters (JSON) that clients and the collector use. A random task ID, VDAF
+    /// verification key and leader→helper token are generated and sent only to the
+    /// aggregators. Tokens: control planes from `CAIRN_DAP_LEADER_CONTROL_TOKEN` /
+    /// `CAIRN_DAP_HELPER_CONTROL_TOKEN` (or `CAIRN_DAP_CONTROL_TOKEN` for both); the
+    /// collector's from `CAIRN_DAP_COLLECTOR_TOKEN`.
+    Create {
+        /// The leader's DAP base URL.
+        #[arg(long)]
+        leader: String,
+        /// The helper's DAP base URL.
+        #[arg(long)]
+        helper: String,
+        /// The VDAF as JSON, e.g. `{"type":"Prio3Count"}` or
+        /// `{"type":"Prio3Sum","max_measurement":255}`.
+        #[arg(long)]
+        vdaf: String,
+        /// `time_interval` or `leader_selected`.
+        #[arg(long, default_value = "time_interval")]
+        batch_mode: String,
+        /// Smallest collectable batch.
+        #[arg(long, default_value_t = 100)]
+        min_batch_size: u64,
+        /// Leader-selected tasks: largest batch (default: min_batch_size).
+        #[arg(long)]
+        max_batch_size: Option<u64>,
+        /// Seconds per DAP time unit.
+        #[arg(long, default_value_t = 3600)]
+        time_precision: u64,
+        /// Distinguishes otherwise identical tasks.
+        #[arg(long, default_value = "cairn")]
+        task_info: String,
+        /// The collector's HPKE keypair file (from `cairn dap keygen`); only its public
+        /// config is sent.
+        #[arg(long)]
+        collector_hpke_keypair: PathBuf,
+        /// Write the task parameters here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `cairn dap hpke-key` actions.
+#[derive(Debug, Subcommand)]
+pub(crate) enum HpkeKeyAction {
+    /// List keys and their states.
+    List,
+    /// Generate a new key (pending: decrypts, not yet advertised).
+    Create,
+    /// Advertise a key.
+    Activate {
+        /// Config ID.
+        id: u8,
+    },
+    /// Stop advertising a key (it still decrypts reports in flight).
+    Expire {
+        /// Config ID.
+        id: u8,
+    },
+    /// Delete an expired key.
+    Delete {
+        /// Config ID.
         id: u8,
     },
 }
@@ -120,22 +216,77 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
             let token = std::env::var("CAIRN_DAP_COLLECTOR_TOKEN")
                 .context("CAIRN_DAP_COLLECTOR_TOKEN is not set")?;
             let p = params.time_precision;
-            let interval = Interval::new(Time(start / p), Duration(duration.div_ceil(p).max(1)))
-                .context("interval overflows")?;
+            let query = match (params.batch_mode, start, duration) {
+                (BatchMode::LeaderSelected, None, None) => Query::LeaderSelected,
+                (BatchMode::LeaderSelected, _, _) => {
+                    bail!("a leader-selected task takes no --start/--duration")
+                }
+                (_, Some(start), Some(duration)) => Query::TimeInterval {
+                    batch_interval: Interval::new(
+                        Time(start / p),
+                        Duration(duration.div_ceil(p).max(1)),
+                    )
+                    .context("interval overflows")?,
+                },
+                _ => bail!("a time-interval task needs --start and --duration"),
+            };
             let collector =
                 cairn_dap_collector::Collector::new(params, keypair, token, reqwest::Client::new());
             let c = collector
-                .collect(
-                    Query::TimeInterval {
-                        batch_interval: interval,
-                    },
-                    max_polls,
-                    std::time::Duration::from_secs(1),
-                )
+                .collect(query, max_polls, std::time::Duration::from_secs(1))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
         }
+        DapCommand::Task {
+            action:
+                TaskAction::Create {
+                    leader,
+                    helper,
+                    vdaf,
+                    batch_mode,
+                    min_batch_size,
+                    max_batch_size,
+                    time_precision,
+                    task_info,
+                    collector_hpke_keypair,
+                    out,
+                },
+        } => {
+            let vdaf = serde_json::from_str(&vdaf).context("--vdaf is not a VDAF in JSON")?;
+            let batch_mode: BatchMode =
+                serde_json::from_value(serde_json::Value::String(batch_mode.replace('-', "_")))
+                    .context("--batch-mode must be time_interval or leader_selected")?;
+            let file: KeypairFile =
+                serde_json::from_str(&std::fs::read_to_string(&collector_hpke_keypair)?)
+                    .context("collector HPKE keypair file")?;
+            let params = TaskParameters {
+                task_id: cairn_dap_messages::TaskId::from_bytes(random_bytes()?),
+                leader_endpoint: leader,
+                helper_endpoint: helper,
+                time_precision,
+                min_batch_size,
+                batch_mode,
+                vdaf,
+                task_info,
+                task_interval: None,
+                max_batch_size,
+            };
+            params.validate()?;
+            create_task(&params, &file.config).await?;
+            let json = serde_json::to_string_pretty(&params)?;
+            match out {
+                Some(path) => std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{json}"),
+            }
+            Ok(())
+        }
+        DapCommand::DatastoreKey => {
+            println!("{}", DatastoreKey::generate_base64url()?);
+            Ok(())
+        }
+        DapCommand::HpkeKey { aggregator, action } => hpke_key(&aggregator, action).await,
         DapCommand::Keygen { id } => {
             let kp = HpkeKeypair::generate(HpkeConfigId(id));
             let file = KeypairFile {
@@ -160,7 +311,15 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
         Role::Leader => AggregatorRole::Leader,
         Role::Helper => AggregatorRole::Helper,
     };
-    let ds = Datastore::connect(&url)
+    let key_text = std::env::var(&cfg.datastore_key_env).with_context(|| {
+        format!(
+            "{} is not set (the datastore key; `cairn dap datastore-key` prints a fresh one)",
+            cfg.datastore_key_env
+        )
+    })?;
+    let key = DatastoreKey::from_base64url(&key_text)
+        .with_context(|| format!("{} is not a valid datastore key", cfg.datastore_key_env))?;
+    let ds = Datastore::connect(&url, key)
         .await
         .context("opening the DAP datastore")?;
     let agg = Aggregator::new(ds, Arc::new(RealClock), role, cfg.parameters.clone()).await?;
@@ -185,4 +344,69 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     }
     agg.datastore().close().await;
     Ok(())
+}
+
+async fn hpke_key(base: &str, action: HpkeKeyAction) -> anyhow::Result<()> {
+    let token =
+        std::env::var("CAIRN_DAP_CONTROL_TOKEN").context("CAIRN_DAP_CONTROL_TOKEN is not set")?;
+    let http = reqwest::Client::new();
+    let url = |path: &str| TaskParameters::url(base, path);
+    let (req, state) = match action {
+        HpkeKeyAction::List => (http.get(url("control/hpke_keys")), None),
+        HpkeKeyAction::Create => (http.post(url("control/hpke_keys")), None),
+        HpkeKeyAction::Activate { id } => (
+            http.patch(url(&format!("control/hpke_keys/{id}"))),
+            Some(cairn_dap_aggregator::HpkeKeyState::Active),
+        ),
+        HpkeKeyAction::Expire { id } => (
+            http.patch(url(&format!("control/hpke_keys/{id}"))),
+            Some(cairn_dap_aggregator::HpkeKeyState::Expired),
+        ),
+        HpkeKeyAction::Delete { id } => {
+            (http.delete(url(&format!("control/hpke_keys/{id}"))), None)
+        }
+    };
+    let req = match state {
+        Some(state) => req.json(&HpkeKeyStateChange { state }),
+        None => req,
+    };
+    let resp = req.bearer_auth(token).send().await?;
+    let status = resp.status();
+    let body = resp.text().await?;
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
+            .unwrap_or(body);
+        bail!("aggregator answered {status}: {detail}");
+    }
+    if let Ok(keys) = serde_json::from_str::<Vec<HpkeKeyView>>(&body) {
+        for k in keys {
+            println!("{}\t{}", k.config_id, k.state.as_str());
+        }
+    } else if let Ok(k) = serde_json::from_str::<HpkeKeyView>(&body) {
+        println!("{}\t{}", k.config_id, k.state.as_str());
+    }
+    Ok(())
+}
+
+fn random_bytes() -> anyhow::Result<[u8; 32]> {
+    cairn::dap_serve::random_bytes()
+}
+
+fn env_token(names: &[&str]) -> anyhow::Result<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .with_context(|| format!("set {}", names.join(" or ")))
+}
+
+/// Creates the task on both aggregators with the tokens from the environment.
+async fn create_task(params: &TaskParameters, collector_config: &str) -> anyhow::Result<()> {
+    let tokens = cairn::dap_serve::TaskTokens {
+        leader_control: env_token(&["CAIRN_DAP_LEADER_CONTROL_TOKEN", "CAIRN_DAP_CONTROL_TOKEN"])?,
+        helper_control: env_token(&["CAIRN_DAP_HELPER_CONTROL_TOKEN", "CAIRN_DAP_CONTROL_TOKEN"])?,
+        collector: env_token(&["CAIRN_DAP_COLLECTOR_TOKEN"])?,
+    };
+    cairn::dap_serve::create_task(&reqwest::Client::new(), params, collector_config, &tokens).await
 }

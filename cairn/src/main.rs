@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod bench;
+mod crl_bench;
+mod ct_bench;
 mod dap;
+mod dap_bench;
 
 /// Cairn: a memory-safe ACME certificate authority.
 #[derive(Debug, Parser)]
@@ -35,6 +39,9 @@ enum Command {
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
+    /// Load generators and benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +107,7 @@ fn main() -> ExitCode {
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
+            Command::Bench(cmd) => bench::run(cmd).await,
         }
     });
     match result {

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Address of /metrics and /health [default: 127.0.0.1:14001].
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the public plain-HTTP listener for CRLs and CA certificates
+    /// [default: 127.0.0.1:14002].
+    #[arg(long)]
+    pub public_listen: Option<SocketAddr>,
     /// Serve plain HTTP (behind a TLS-terminating proxy).
     #[arg(long)]
     pub plain_http: bool,
@@ -53,6 +57,9 @@ pub struct ServeArgs {
     /// Port that tls-alpn-01 validation connects to [default: 443].
     #[arg(long)]
     pub tlsalpn01_port: Option<u16>,
+    /// Do not run the DAP leader and helper (`[dap] enabled = false`).
+    #[arg(long)]
+    pub no_dap: bool,
 }
 
 /// Applies command-line flags over the file config.
@@ -69,6 +76,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(m) = args.metrics_listen {
         cfg.server.metrics_listen = m;
+    }
+    if let Some(p) = args.public_listen {
+        cfg.server.public_listen = p;
     }
     if args.plain_http {
         cfg.server.tls = false;
@@ -87,6 +97,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     }
     if let Some(p) = args.tlsalpn01_port {
         cfg.va.tlsalpn01_port = p;
+    }
+    if args.no_dap {
+        cfg.dap.enabled = false;
     }
     cfg.wfe.scheme = if cfg.server.tls { "https" } else { "http" }.into();
     cfg.validate()?;
@@ -111,7 +124,7 @@ pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
 pub async fn rate_limiter(cfg: &Config) -> anyhow::Result<cairn_ratelimit::RateLimiter> {
     let store: Arc<dyn cairn_ratelimit::RateLimitStore> = match cfg.redis_url() {
         Some(url) => Arc::new(
-            cairn_ratelimit::RedisStore::connect(&url, "cairn")
+            cairn_ratelimit::RedisStore::connect(&url, cfg.server.redis_prefix.clone())
                 .await
                 .with_context(|| format!("cannot connect to Redis ({})", redact(&url)))?,
         ),
@@ -142,26 +155,50 @@ pub struct Server {
     pub acme_addr: SocketAddr,
     /// Where `/metrics` and `/health` listen.
     pub metrics_addr: SocketAddr,
+    /// Where the public plain-HTTP listener (CRLs, CA certificates) listens.
+    pub public_addr: SocketAddr,
+    /// The public listener's external base URL, as written into certificates.
+    pub public_base_url: String,
     /// The root certificate clients should trust.
     pub root_path: PathBuf,
     /// The directory URL.
     pub directory_url: String,
+    ra: Ra,
+    /// Certificate Transparency: the local logs and the submitter.
+    pub ct: crate::ct_issuance::CaCt,
+    /// The DAP leader and helper, unless `[dap] enabled = false`.
+    pub dap: Option<crate::dap_serve::DapPair>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Server {
+    /// Registers a listener that hears about every revocation the running CA records.
+    pub fn add_revocation_listener(&self, listener: Arc<dyn cairn_ra::RevocationListener>) {
+        self.ra.add_revocation_listener(listener);
+    }
+
     /// Stops accepting connections and waits for the listener to finish.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.await.context("server task panicked")?
+        let res = (&mut self.task).await.context("server task panicked")?;
+        self.ct.shutdown().await;
+        if let Some(dap) = self.dap.take() {
+            dap.shutdown().await;
+        }
+        res
     }
 
     /// Waits until the server stops (it stops on SIGINT/SIGTERM when started by [`run`]).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task panicked")?
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let res = (&mut self.task).await.context("server task panicked")?;
+        self.ct.shutdown().await;
+        if let Some(dap) = self.dap.take() {
+            dap.shutdown().await;
+        }
+        res
     }
 }
 
@@ -177,6 +214,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         server.root_path.display()
     );
     println!("  Metrics: http://{}/metrics", server.metrics_addr);
+    println!("  CRLs and CA certificates: {}", server.public_base_url);
+    if let Some(dap) = &server.dap {
+        println!("  DAP leader: {}", dap.leader_url);
+        println!("  DAP helper: {}", dap.helper_url);
+        if let Some(file) = &dap.control_token_file {
+            println!(
+                "  DAP control-plane token: export CAIRN_DAP_CONTROL_TOKEN=$(cat {})",
+                file.display()
+            );
+        }
+    }
     println!(
         "  Try: REQUESTS_CA_BUNDLE={} certbot certonly --server {} --standalone -d example.test --register-unsafely-without-email --agree-tos",
         server.root_path.display(),
@@ -201,9 +249,28 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let metrics_addr = bootstrap::serve_metrics(cfg.server.metrics_listen).await?;
     let storage = Arc::new(open_storage(&cfg).await?);
 
+    // Bound before the issuer is built: certificates name the public listener's URLs.
+    let public_listener = TcpListener::bind(cfg.server.public_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.public_listen))?;
+    let public_addr = public_listener.local_addr()?;
+    let public_base_url = cfg
+        .server
+        .public_base_url
+        .clone()
+        .unwrap_or_else(|| crate::public::default_base_url(public_addr));
+
     let ca_dir = cfg.server.data_dir.join("ca");
-    let hierarchy = CaHierarchy::load_or_create(&ca_dir, cfg.key_algorithm()?, clock.now())
-        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
+    let hierarchy = CaHierarchy::load_or_create_with(
+        &ca_dir,
+        cfg.key_algorithm()?,
+        clock.now(),
+        &cairn_issuer::HierarchyOptions {
+            country: Some(cfg.ca.country.clone()),
+            public_base_url: Some(public_base_url.clone()),
+        },
+    )
+    .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
     let tls = if cfg.server.tls {
         let identity = hierarchy
             .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
@@ -213,16 +280,37 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None
     };
     let root_path = ca_dir.join("root.pem");
+    let mut public_parts = crate::public::PublicParts::default();
+    public_parts.issuer_certificates.insert(
+        hierarchy.issuer_id().to_owned(),
+        hierarchy.intermediate().der().to_vec(),
+    );
+    public_parts.issuer_certificates.insert(
+        hierarchy.root_id().to_owned(),
+        hierarchy.root().der().to_vec(),
+    );
+    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
     // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
     // pre-issuance lint refuse them.
     let mut ignored_lints = cfg.ca.ignored_lints.clone();
     if cfg.ra.identifiers.allow_non_public_ips {
         ignored_lints.push("e_ext_san_contains_reserved_ip".into());
     }
+    let mut profile = cairn_issuer::EndEntityProfile::default();
+    if cfg.ocsp.enabled {
+        profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
+    }
+    let crl_settings = cfg.crl.settings()?;
     let issuer = Arc::new(
-        LocalIssuer::new(hierarchy, Default::default(), ignored_lints)
-            .context("cannot set up the issuer")?,
+        LocalIssuer::new(hierarchy, profile, ignored_lints)
+            .context("cannot set up the issuer")?
+            .with_public_base_url(&public_base_url)
+            .with_crl_shards(crl_settings.shards),
     );
+    let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
+    public_parts.crls = Some(storage_dyn.clone());
+    let crl_updater =
+        crate::crl::CrlUpdater::new(issuer.clone(), storage_dyn, clock.clone(), crl_settings);
 
     let va_timeout =
         cairn_ra::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
@@ -236,7 +324,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })?);
 
     let limiter = rate_limiter(&cfg).await?;
-    let ra = Ra::new(storage, va, issuer, limiter, clock, cfg.ra.clone());
+    let ocsp_parts = (storage.clone(), issuer.clone(), clock.clone());
+    let ra = Ra::new_with_ct(
+        storage,
+        va,
+        issuer,
+        ct.ra_submitter(),
+        limiter,
+        clock,
+        cfg.ra.clone(),
+    );
+    ra.add_revocation_listener(crl_updater.revocation_listener());
+    let crl_task = tokio::spawn(crl_updater.run());
     let resumed = ra
         .resume_interrupted_issuance()
         .await
@@ -247,7 +346,24 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             "finished issuance interrupted by the last shutdown"
         );
     }
-    let app = cairn_wfe::router(ra, cfg.wfe.clone());
+    let app = ct.mount(cairn_wfe::router(ra.clone(), cfg.wfe.clone()));
+
+    let mut public_app = crate::public::router(public_parts);
+    if cfg.ocsp.enabled {
+        let responder = crate::ocsp::start(&cfg, &ca_dir, ocsp_parts).await?;
+        ra.add_revocation_listener(responder.clone());
+        public_app = public_app.merge(crate::ocsp::router(responder));
+    }
+    let dap = if cfg.dap.enabled {
+        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir).await?)
+    } else {
+        None
+    };
+    let public_task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(public_listener, public_app).await {
+            tracing::error!(error = %e, "public listener stopped");
+        }
+    });
 
     let listener = TcpListener::bind(cfg.server.listen)
         .await
@@ -264,6 +380,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = rx.await;
+        public_task.abort();
+        crl_task.abort();
     };
     let task = match tls {
         Some(server_config) => {
@@ -282,8 +400,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     Ok(Server {
         acme_addr,
         metrics_addr,
+        public_addr,
+        public_base_url,
         root_path,
         directory_url,
+        ra,
+        ct,
+        dap,
         shutdown: Some(tx),
         task,
     })

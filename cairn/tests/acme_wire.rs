@@ -458,13 +458,35 @@ async fn certificate_download_offers_an_alternate_chain() {
 }
 
 #[tokio::test]
-async fn nonces_only_where_rfc_8555_needs_them() {
+async fn nonces_on_every_response_but_renewal_info() {
     let ca = TestCa::start().await;
     let c = client(&ca).await;
     let dir = c.http.get(ca.directory()).send().await.unwrap();
     assert!(
-        !dir.headers().contains_key("replay-nonce"),
-        "GET directory mints no nonce"
+        dir.headers().contains_key("replay-nonce"),
+        "GET directory carries a nonce"
+    );
+    let missing = c
+        .http
+        .get(c.url("newOrder") + "/nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(
+        missing.headers().contains_key("replay-nonce"),
+        "error responses carry one too"
+    );
+    let ari = c
+        .http
+        .get(c.url("renewalInfo") + "/not-a-cert-id")
+        .send()
+        .await
+        .unwrap();
+    assert!(ari.status().is_client_error(), "{}", ari.status());
+    assert!(
+        !ari.headers().contains_key("replay-nonce"),
+        "cacheable renewal information mints no nonce"
     );
     let head = c.http.head(c.url("newNonce")).send().await.unwrap();
     assert!(head.headers().contains_key("replay-nonce"));

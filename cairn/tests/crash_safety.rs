@@ -191,6 +191,7 @@ struct CaProcess {
     log: PathBuf,
     listen: SocketAddr,
     metrics_listen: SocketAddr,
+    public_listen: SocketAddr,
     dns: SocketAddr,
     http01_port: u16,
     tlsalpn01_port: u16,
@@ -203,6 +204,7 @@ impl CaProcess {
             log: tmp.join("serve.log"),
             listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
+            public_listen: SocketAddr::from(([127, 0, 0, 1], free_port())),
             dns: chall.dns,
             http01_port: chall.http01.port(),
             tlsalpn01_port: chall.tlsalpn01.port(),
@@ -234,10 +236,12 @@ impl CaProcess {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .arg("serve")
+            .arg("--no-dap")
             .arg("--data-dir")
             .arg(&self.data_dir)
             .args(["--listen", &self.listen.to_string()])
             .args(["--metrics-listen", &self.metrics_listen.to_string()])
+            .args(["--public-listen", &self.public_listen.to_string()])
             .args(["--dns-server", &self.dns.to_string()])
             .args(["--http01-port", &self.http01_port.to_string()])
             .args(["--tlsalpn01-port", &self.tlsalpn01_port.to_string()])

@@ -1,12 +1,16 @@
 //! Lints what Cairn issues with pkilint (the CA/Browser Forum TLS Baseline Requirements and RFC
 //! 5280 linter): P-256 and RSA-2048 leaves (`classic` profile), a multi-name certificate with a
 //! wildcard (`tlsserver`), an IP-address certificate (`shortlived`), the intermediate and the
-//! root. Any ERROR or FATAL finding fails the
+//! root; and, with CT on, a precertificate read back from a local log and its SCT-bearing
+//! final certificate. Any ERROR or FATAL finding fails the
 //! test; WARNING and NOTICE findings are printed.
 //!
 //! pkilint comes from the virtualenv that `testing/test.sh` prepares (`CAIRN_VENV`).
 
 mod common;
+#[allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#[path = "../../ct/log/tests/common/verifier.rs"]
+mod verifier;
 
 use common::{TestCa, pem_chain, verify_chain};
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy};
@@ -192,7 +196,12 @@ async fn issued_certificates_pass_pkilint() {
     let Some(venv) = venv_or_skip() else {
         return;
     };
-    let ca = TestCa::start().await;
+    // CRL and caIssuers URLs on a public-looking name: pkilint refuses "localhost" and
+    // internal names (.test) as URI hosts. Nothing is fetched from it.
+    let ca = TestCa::start_with(|cfg| {
+        cfg.server.public_base_url = Some("http://crl.example.com".into());
+    })
+    .await;
     let account = ca.account().await;
     let out = tempfile::tempdir().unwrap();
 
@@ -242,22 +251,9 @@ async fn issued_certificates_pass_pkilint() {
     let mut errors = Vec::new();
     // A hermetic test can only validate a loopback address, which the Baseline Requirements
     // forbid in a publicly-trusted certificate; that one finding is the test's, not Cairn's.
-    //
-    // Known gaps, each waiting on open work and listed in docs/acme-divergences.md: Cairn does
-    // not publish CRLs or serve its issuer certificate over HTTP yet (so leaves carry no CRL
-    // distribution point and no AIA caIssuers), and its CA certificates have no country
-    // attribute. Any other ERROR fails the test; remove entries as the work lands.
-    const NO_REVOCATION_INFO_YET: [&str; 3] = [
-        "cabf.serverauth.subscriber.revocation_information_absent",
-        "msft.end_entity.revocation_information_absent",
-        "cabf.serverauth.subscriber.authority_info_access_extension_absent",
-    ];
-    let leaf_gaps: &[&str] = &NO_REVOCATION_INFO_YET;
-    let ip_gaps: Vec<&str> = NO_REVOCATION_INFO_YET
-        .iter()
-        .copied()
-        .chain(["cabf.internal_ip_address"])
-        .collect();
+    // Any other ERROR fails the test.
+    let leaf_gaps: &[&str] = &[];
+    let ip_gaps: Vec<&str> = vec!["cabf.internal_ip_address"];
     for (name, pem, expected_errors) in [
         ("leaf-p256-classic", &p256_pem, leaf_gaps),
         ("leaf-rsa2048-classic", &rsa_pem, leaf_gaps),
@@ -281,10 +277,7 @@ async fn issued_certificates_pass_pkilint() {
         "intermediate",
         &p256_chain[1],
         "INTERNAL-UNCONSTRAINED-TLS-CA",
-        &[
-            "cabf.serverauth.ca.country_attribute_absent",
-            "cabf.serverauth.ca.crl_distribution_points_extension_absent",
-        ],
+        &[],
     ));
     errors.extend(lint_der(
         &venv,
@@ -292,9 +285,113 @@ async fn issued_certificates_pass_pkilint() {
         "root",
         &root_der,
         "ROOT-CA",
-        &["cabf.serverauth.ca.country_attribute_absent"],
+        &[],
     ));
 
+    assert!(
+        errors.is_empty(),
+        "pkilint reported {} ERROR/FATAL finding(s):\n{}",
+        errors.len(),
+        errors
+            .iter()
+            .map(|(name, f)| format!("  {name}: {f}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// An HTTPS client trusting only the CA's root.
+// A test helper: an unreadable root or a client that cannot be built is a test failure.
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+fn https_client(ca: &TestCa) -> reqwest::Client {
+    let root = std::fs::read(&ca.server.root_path).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// With CT on (`cairn serve`'s two local logs), the precertificate the CA logged — read back
+/// from a log's data tile — and the SCT-bearing final certificate both pass pkilint, each
+/// detected as its own document type.
+#[tokio::test]
+async fn precertificate_and_final_certificate_pass_pkilint() {
+    let Some(venv) = venv_or_skip() else {
+        return;
+    };
+    // Public-looking CRL and caIssuers URLs, as in `issued_certificates_pass_pkilint`.
+    let ca = TestCa::start_with(|cfg| {
+        cfg.server.public_base_url = Some("http://crl.example.com".into());
+        cfg.ct.enabled = true;
+        cfg.ct.local_logs = true;
+        cfg.ct.local_period_ms = 50;
+    })
+    .await;
+    let account = ca.account().await;
+    let out = tempfile::tempdir().unwrap();
+    let ids = [Identifier::Dns("precert.example.com".into())];
+    let (pem, _) = ca.issue(&account, &ids, ChallengeType::Http01).await;
+    verify_chain(&ca.server.root_path, &pem, "precert.example.com");
+    let leaf = pem_chain(&pem).remove(0);
+
+    // The precertificate, as the first local log holds it (the entry whose serial is the
+    // final certificate's).
+    use der::Decode;
+    let serial = x509_cert::Certificate::from_der(&leaf)
+        .unwrap()
+        .tbs_certificate()
+        .serial_number()
+        .clone();
+    let http = https_client(&ca);
+    let port = ca.server.acme_addr.port();
+    let base = format!("https://localhost:{port}/ct/local-a");
+    let desc: serde_json::Value = http
+        .get(format!("{base}/log.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(desc["key"].as_str().unwrap())
+        .unwrap();
+    let snap = verifier::snapshot(&http, &base, "localhost/ct/local-a", &key).await;
+    let precert = snap
+        .entries
+        .iter()
+        .filter(|e| e.entry_type == 1)
+        .filter_map(|e| e.pre_certificate.clone())
+        .find(|p| {
+            x509_cert::Certificate::from_der(p)
+                .unwrap()
+                .tbs_certificate()
+                .serial_number()
+                == &serial
+        })
+        .expect("the log holds the precertificate");
+
+    // No allowed findings: both carry a CRL Distribution Point and AIA caIssuers, like the
+    // other leaves (see `issued_certificates_pass_pkilint`).
+    let gaps: [&str; 0] = [];
+    let mut errors = lint_der(
+        &venv,
+        out.path(),
+        "precertificate",
+        &precert,
+        "DV-PRE-CERTIFICATE",
+        &gaps,
+    );
+    errors.extend(lint_der(
+        &venv,
+        out.path(),
+        "final-with-scts",
+        &leaf,
+        "DV-FINAL-CERTIFICATE",
+        &gaps,
+    ));
     assert!(
         errors.is_empty(),
         "pkilint reported {} ERROR/FATAL finding(s):\n{}",

@@ -74,3 +74,40 @@ async fn ip_addresses_only_on_shortlived_and_unknown_profiles_refused() {
     };
     assert!(format!("{err:?}").contains("invalidProfile"), "{err:?}");
 }
+
+#[tokio::test]
+async fn profile_extended_key_usages_come_from_config() {
+    use cairn_ra::ExtendedKeyUsage;
+    let ca = TestCa::start_with(|cfg| {
+        let p = cfg.ra.profiles.get_mut("tlsserver").unwrap();
+        p.extended_key_usages = vec![ExtendedKeyUsage::ServerAuth, ExtendedKeyUsage::ClientAuth];
+    })
+    .await;
+    let account = ca.account().await;
+    let ids = [Identifier::Dns("eku.example.com".into())];
+    let eku_of = |pem: &str| {
+        use der::Decode;
+        let der = pem_chain(pem).remove(0);
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let exts = cert.tbs_certificate().extensions().unwrap();
+        let ext = exts
+            .iter()
+            .find(|e| e.extn_id.to_string() == "2.5.29.37")
+            .unwrap();
+        let eku =
+            x509_cert::ext::pkix::ExtendedKeyUsage::from_der(ext.extn_value.as_bytes()).unwrap();
+        eku.0.iter().map(|o| o.to_string()).collect::<Vec<_>>()
+    };
+    let (pem, _) = ca
+        .issue_with_profile(&account, &ids, ChallengeType::Http01, Some("tlsserver"))
+        .await;
+    assert_eq!(eku_of(&pem), ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
+    let (pem, _) = ca
+        .issue_with_profile(&account, &ids, ChallengeType::Http01, Some("shortlived"))
+        .await;
+    assert_eq!(
+        eku_of(&pem),
+        ["1.3.6.1.5.5.7.3.1"],
+        "serverAuth only by default"
+    );
+}

@@ -11,22 +11,11 @@ use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus};
 use serde_json::json;
 use std::borrow::Cow;
 
-/// A shared Redis outlives test runs, and every test account comes from 127.0.0.1: switch the
-/// per-IP account limits off where the store is Redis (`new_accounts_per_ip` tests them).
+/// A shared Redis outlives test runs and serves every test at once: each CA gets buckets of its
+/// own under a fresh key prefix.
 fn redis_store(cfg: &mut cairn::config::Config, redis: Option<String>) {
     if redis.is_some() {
-        for limit in [
-            LimitName::NewAccountsPerIp,
-            LimitName::NewAccountsPerIpv6Range,
-        ] {
-            cfg.rate_limits.limits.insert(
-                limit,
-                LimitConfig {
-                    enabled: Some(false),
-                    ..LimitConfig::default()
-                },
-            );
-        }
+        cfg.server.redis_prefix = format!("cairn-test:rl:{}:", cairn_core::random_id(8));
     }
     cfg.server.redis_url = redis;
 }

@@ -360,6 +360,10 @@ pub struct Certificate {
     /// The order whose certificate replaced this one (RFC 9773 `replaces`).
     #[serde(default)]
     pub replaced_by: Option<OrderId>,
+    /// The CRL shard the certificate is listed on once revoked (assigned at issuance from the
+    /// serial; certificates stored before shards existed are on shard 0).
+    #[serde(default)]
+    pub crl_shard: u32,
 }
 
 /// An External Account Binding key (RFC 8555 §7.3.4), created by an operator.

@@ -3,8 +3,8 @@
 
 use crate::IssuerError;
 use cairn_x509::{
-    CaCertificate, KeyAlgorithm, SigningKey, build_intermediate, build_root, is_signed_by,
-    pem_certificates,
+    CaCertificate, CaExtras, KeyAlgorithm, SigningKey, build_intermediate_with, build_root_with,
+    is_signed_by, pem_certificates,
 };
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -36,18 +36,39 @@ pub struct CaHierarchy {
     root: CaCertificate,
     intermediate: CaCertificate,
     issuer_id: String,
+    root_id: String,
+}
+
+/// How a new hierarchy looks beyond its key algorithm (an existing one is loaded as it is).
+#[derive(Debug, Clone, Default)]
+pub struct HierarchyOptions {
+    /// countryName of both CA subjects (two uppercase letters).
+    pub country: Option<String>,
+    /// The public plain-HTTP base URL (`http://crl.example.com`): the intermediate then names the
+    /// root's CRL ([`crate::crl_url`]) and certificate ([`crate::issuer_cert_url`]).
+    pub public_base_url: Option<String>,
 }
 
 impl CaHierarchy {
+    /// [`CaHierarchy::load_or_create_with`] with default options (no country, no URLs).
+    pub fn load_or_create(
+        dir: &Path,
+        algorithm: KeyAlgorithm,
+        now: OffsetDateTime,
+    ) -> Result<CaHierarchy, IssuerError> {
+        Self::load_or_create_with(dir, algorithm, now, &HierarchyOptions::default())
+    }
+
     /// Loads the hierarchy from `dir`, or creates one (a fresh root `Cairn Root CA <random>` valid
     /// ~10 years and an intermediate valid ~5 years, keys of type `algorithm`) when `dir` holds
     /// none. Keys are written with mode 0600 through a temporary file, fsync and rename. An
     /// existing hierarchy is loaded whatever `algorithm` says; one whose files are incomplete or
     /// do not belong together is refused and left untouched.
-    pub fn load_or_create(
+    pub fn load_or_create_with(
         dir: &Path,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
+        options: &HierarchyOptions,
     ) -> Result<CaHierarchy, IssuerError> {
         let files = [
             ROOT_CERT_FILE,
@@ -60,7 +81,7 @@ impl CaHierarchy {
                 dir = %dir.display(),
                 "a previous CA creation was interrupted; creating a new hierarchy"
             );
-            return Self::create(dir, algorithm, now);
+            return Self::create(dir, algorithm, now, options);
         }
         let present: Vec<&str> = files
             .iter()
@@ -68,7 +89,7 @@ impl CaHierarchy {
             .filter(|f| dir.join(f).exists())
             .collect();
         if present.is_empty() {
-            return Self::create(dir, algorithm, now);
+            return Self::create(dir, algorithm, now, options);
         }
         if present.len() != files.len() {
             let missing: Vec<&str> = files
@@ -127,11 +148,13 @@ impl CaHierarchy {
     }
 
     fn from_parts(root: CaCertificate, intermediate: CaCertificate) -> CaHierarchy {
-        let issuer_id = intermediate.info().spki_sha256_hex[..16].to_string();
+        let issuer_id = short_key_id(intermediate.key().spki_der());
+        let root_id = short_key_id(root.key().spki_der());
         CaHierarchy {
             root,
             intermediate,
             issuer_id,
+            root_id,
         }
     }
 
@@ -139,6 +162,7 @@ impl CaHierarchy {
         dir: &Path,
         algorithm: KeyAlgorithm,
         now: OffsetDateTime,
+        options: &HierarchyOptions,
     ) -> Result<CaHierarchy, IssuerError> {
         create_private_dir(dir)?;
         write_atomic(&dir.join(CREATING_MARKER), b"", 0o600)?;
@@ -149,10 +173,24 @@ impl CaHierarchy {
         let suffix = cairn_core::random_id(4);
 
         let root_key = SigningKey::generate(algorithm).map_err(keygen)?;
-        let root_der = build_root(
+        let root_id = short_key_id(root_key.spki_der());
+        let (root_crl_url, root_cert_url) = match &options.public_base_url {
+            Some(base) => (
+                Some(crate::crl_url(base, &root_id, 0)),
+                Some(crate::issuer_cert_url(base, &root_id)),
+            ),
+            None => (None, None),
+        };
+        let extras = CaExtras {
+            country: options.country.as_deref(),
+            crl_url: root_crl_url.as_deref(),
+            issuer_url: root_cert_url.as_deref(),
+        };
+        let root_der = build_root_with(
             &root_key,
             &format!("Cairn Root CA {suffix}"),
             Some("Cairn"),
+            &extras,
             now - CA_BACKDATE,
             now + ROOT_VALIDITY,
         )
@@ -161,11 +199,12 @@ impl CaHierarchy {
         write_key(&dir.join(ROOT_KEY_FILE), &root_key)?;
         write_key(&dir.join(INTERMEDIATE_KEY_FILE), &int_key)?;
         let root = CaCertificate::new(root_der, root_key).map_err(signing)?;
-        let int_der = build_intermediate(
+        let int_der = build_intermediate_with(
             &root,
             int_key.spki_der(),
             &format!("Cairn Intermediate CA {suffix}"),
             Some("Cairn"),
+            &extras,
             now - CA_BACKDATE,
             now + INTERMEDIATE_VALIDITY,
         )
@@ -206,6 +245,12 @@ impl CaHierarchy {
         &self.issuer_id
     }
 
+    /// A short stable ID of the root, formed like [`CaHierarchy::issuer_id`] (it names the
+    /// root's certificate and CRL on the public listener).
+    pub fn root_id(&self) -> &str {
+        &self.root_id
+    }
+
     /// The root certificate, PEM.
     pub fn root_pem(&self) -> String {
         self.root.to_pem()
@@ -215,6 +260,15 @@ impl CaHierarchy {
     pub fn intermediate_pem(&self) -> String {
         self.intermediate.to_pem()
     }
+}
+
+/// Hex of the first 8 bytes of the SHA-256 of a SubjectPublicKeyInfo.
+fn short_key_id(spki_der: &[u8]) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
+    digest.as_ref()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn load_ca(dir: &Path, cert_file: &str, key_file: &str) -> Result<CaCertificate, IssuerError> {

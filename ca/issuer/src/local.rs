@@ -2,8 +2,42 @@
 
 use crate::{CaHierarchy, CertificateIssuer, IssueRequest, IssuedCertificate, IssuerError};
 use async_trait::async_trait;
-use cairn_lint::{Kind, LintContext, Linter, Severity, tbs_matches};
-use cairn_x509::{BuildError, EndEntityParams, EndEntityProfile, build_end_entity};
+use cairn_core::Serial;
+use cairn_lint::{CrlContext, Kind, LintContext, Linter, Severity, tbs_matches};
+use cairn_x509::{
+    BuildError, CrlEntry, CrlParams, CtExtension, EndEntityParams, EndEntityProfile, build_crl,
+    build_end_entity_ct,
+};
+use time::OffsetDateTime;
+
+/// Default number of CRL shards per issuer.
+pub const DEFAULT_CRL_SHARDS: u32 = 16;
+
+/// The shard of a certificate among `shards`: its serial's last eight bytes, modulo. Serials are
+/// random, so shards fill evenly.
+pub fn crl_shard_of(serial: &Serial, shards: u32) -> u32 {
+    let bytes = serial.to_bytes();
+    let tail = &bytes[bytes.len().saturating_sub(8)..];
+    let n = tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    u32::try_from(n % u64::from(shards.max(1))).unwrap_or(0)
+}
+
+/// What a CRL signed by [`LocalIssuer::sign_crl`] says.
+#[derive(Debug, Clone)]
+pub struct CrlRequest<'a> {
+    /// The issuer ID (the intermediate's, or the root's for the CRL of CA certificates).
+    pub issuer_id: &'a str,
+    /// The shard (always 0 for the root).
+    pub shard: u32,
+    /// The cRLNumber.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// Entries.
+    pub entries: &'a [CrlEntry],
+}
 
 /// Signs certificates in-process with the hierarchy's intermediate. Signing is synchronous (tens
 /// of microseconds for ECDSA, about a millisecond for RSA-2048) and runs inside the async call.
@@ -18,6 +52,8 @@ pub struct LocalIssuer {
     chains: Vec<String>,
     linter: Linter,
     ignored_lints: Vec<String>,
+    crl_shards: u32,
+    public_base_url: Option<String>,
 }
 
 impl LocalIssuer {
@@ -41,7 +77,87 @@ impl LocalIssuer {
             chains,
             linter,
             ignored_lints,
+            crl_shards: DEFAULT_CRL_SHARDS,
+            public_base_url: None,
         })
+    }
+
+    /// Publishes revocation information under `base_url` (`http://…`, no trailing slash):
+    /// end-entity certificates then carry a CRL Distribution Point naming their shard's CRL
+    /// ([`crate::crl_url`]) and AIA caIssuers naming the intermediate ([`crate::issuer_cert_url`]).
+    pub fn with_public_base_url(mut self, base_url: &str) -> Self {
+        self.profile.issuer_url = Some(crate::issuer_cert_url(base_url, self.issuer_id()));
+        self.public_base_url = Some(base_url.to_owned());
+        self
+    }
+
+    /// Spreads certificates over `shards` CRL shards (at least 1).
+    pub fn with_crl_shards(mut self, shards: u32) -> Self {
+        self.crl_shards = shards.max(1);
+        self
+    }
+
+    /// The number of CRL shards new certificates are spread over.
+    pub fn crl_shards(&self) -> u32 {
+        self.crl_shards
+    }
+
+    /// The public base URL, if revocation information is published.
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.public_base_url.as_deref()
+    }
+
+    /// Signs a CRL with the intermediate's key (`req.issuer_id` is the issuer ID: a shard of
+    /// end-entity certificates) or the root's (the root ID: the CRL of CA certificates), then
+    /// lints it (RFC 5280, Baseline Requirements): a CRL with an error finding is refused. A CRL
+    /// carries an issuingDistributionPoint naming its URL when a public base URL is set.
+    pub fn sign_crl(&self, req: &CrlRequest<'_>) -> Result<Vec<u8>, IssuerError> {
+        let (ca, only_ca_certs) = if req.issuer_id == self.hierarchy.issuer_id() {
+            (self.hierarchy.intermediate(), false)
+        } else if req.issuer_id == self.hierarchy.root_id() && req.shard == 0 {
+            (self.hierarchy.root(), true)
+        } else {
+            return Err(IssuerError::InvalidRequest(format!(
+                "no CRL {} of issuer {}",
+                req.shard, req.issuer_id
+            )));
+        };
+        let url = self
+            .public_base_url
+            .as_deref()
+            .map(|base| crate::crl_url(base, req.issuer_id, req.shard));
+        let der = build_crl(
+            ca,
+            &CrlParams {
+                number: req.number,
+                this_update: req.this_update,
+                next_update: req.next_update,
+                distribution_point: url.as_deref(),
+                only_ca_certs,
+                entries: req.entries,
+            },
+        )
+        .map_err(|e| match e {
+            BuildError::Signing(_) | BuildError::Encoding(_) => IssuerError::Signing(e.to_string()),
+            other => IssuerError::InvalidRequest(other.to_string()),
+        })?;
+        let report = cairn_lint::lint_crl(
+            &der,
+            &CrlContext {
+                sharded: url.is_some() && !only_ca_certs,
+                ignored_lints: self.ignored_lints.clone(),
+                ..CrlContext::default()
+            },
+        );
+        if report.has_errors() {
+            let names = report
+                .at_least(Severity::Error)
+                .map(|f| f.lint)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(IssuerError::Lint(names));
+        }
+        Ok(der)
     }
 
     /// The ID of the only issuer this signs with (see [`CaHierarchy::issuer_id`]).
@@ -59,7 +175,15 @@ impl LocalIssuer {
         &self.profile
     }
 
-    fn sign(&self, req: &IssueRequest) -> Result<Vec<u8>, IssuerError> {
+    /// Lints and signs the certificate for `req` with the CT extension `ct`. For a final
+    /// certificate (`CtExtension::SctList`), `precert` must be the precertificate of the same
+    /// request: its TBSCertificate must be exactly the one this request builds with the poison.
+    fn sign(
+        &self,
+        req: &IssueRequest,
+        ct: CtExtension<'_>,
+        precert: Option<&[u8]>,
+    ) -> Result<Vec<u8>, IssuerError> {
         let intermediate = self.hierarchy.intermediate();
         if req.not_after > intermediate.info().not_after {
             return Err(IssuerError::InvalidRequest(format!(
@@ -69,6 +193,15 @@ impl LocalIssuer {
             )));
         }
         let serial = req.serial.to_bytes();
+        let mut profile = EndEntityProfile {
+            client_auth: req.usage.client_auth,
+            rsa_key_encipherment: req.usage.rsa_key_encipherment,
+            ..self.profile.clone()
+        };
+        if let Some(base) = &self.public_base_url {
+            let shard = crl_shard_of(&req.serial, self.crl_shards);
+            profile.crl_url = Some(crate::crl_url(base, self.issuer_id(), shard));
+        }
         let params = EndEntityParams {
             serial: &serial,
             spki_der: &req.spki_der,
@@ -82,16 +215,37 @@ impl LocalIssuer {
             other => IssuerError::InvalidRequest(other.to_string()),
         };
         let validity = std::time::Duration::try_from(req.profile_validity).unwrap_or_default();
-        let ctx = LintContext {
-            kind: Kind::TlsServerLeaf {
+        let max_validity = cairn_lint::BR_MAX_SUBSCRIBER_VALIDITY;
+        let kind = if ct == CtExtension::Poison {
+            Kind::Precertificate {
                 profile_validity: validity,
-                max_validity: cairn_lint::BR_MAX_SUBSCRIBER_VALIDITY,
-            },
+                max_validity,
+            }
+        } else {
+            Kind::TlsServerLeaf {
+                profile_validity: validity,
+                max_validity,
+            }
+        };
+        let ctx = LintContext {
+            kind,
             ignored_lints: self.ignored_lints.clone(),
         };
+        if let Some(precert) = precert {
+            // The stand-in issuer yields the same TBSCertificate as the real one.
+            let expected = self
+                .linter
+                .build_end_entity_ct(&params, &profile, CtExtension::Poison)
+                .map_err(build_err)?;
+            if !tbs_matches(&expected, precert) {
+                return Err(IssuerError::InvalidRequest(
+                    "the precertificate does not belong to this issuance request".into(),
+                ));
+            }
+        }
         let linted = self
             .linter
-            .check_end_entity(&params, &self.profile, &ctx)
+            .check_end_entity_ct(&params, &profile, ct, &ctx)
             .map_err(|e| match e {
                 cairn_lint::LinterError::Build(b) => build_err(b),
                 other => IssuerError::Signing(format!("pre-issuance lint: {other}")),
@@ -108,7 +262,7 @@ impl LocalIssuer {
                 .join(", ");
             return Err(IssuerError::Lint(names));
         }
-        let der = build_end_entity(intermediate, &params, &self.profile).map_err(build_err)?;
+        let der = build_end_entity_ct(intermediate, &params, &profile, ct).map_err(build_err)?;
         if !tbs_matches(&linted.der, &der) {
             return Err(IssuerError::Signing(
                 "the signed certificate differs from the linted one".into(),
@@ -116,30 +270,61 @@ impl LocalIssuer {
         }
         Ok(der)
     }
-}
 
-#[async_trait]
-impl CertificateIssuer for LocalIssuer {
-    async fn issue(&self, req: IssueRequest) -> Result<IssuedCertificate, IssuerError> {
-        match self.sign(&req) {
+    fn sign_logged(
+        &self,
+        req: &IssueRequest,
+        ct: CtExtension<'_>,
+        precert: Option<&[u8]>,
+    ) -> Result<IssuedCertificate, IssuerError> {
+        let what = match ct {
+            CtExtension::None => "certificate",
+            CtExtension::Poison => "precertificate",
+            CtExtension::SctList(_) => "certificate with embedded SCTs",
+        };
+        match self.sign(req, ct, precert) {
             Ok(der) => {
                 tracing::info!(
                     serial = %req.serial,
                     issuer_id = %self.issuer_id(),
                     names = req.identifiers.len(),
                     not_after = %req.not_after,
-                    "signed certificate"
+                    "signed {what}"
                 );
                 Ok(IssuedCertificate {
                     der,
                     issuer_id: self.issuer_id().to_string(),
+                    crl_shard: crl_shard_of(&req.serial, self.crl_shards),
                 })
             }
             Err(e) => {
-                tracing::warn!(serial = %req.serial, error = %e, "signing refused");
+                tracing::warn!(serial = %req.serial, error = %e, "signing {what} refused");
                 Err(e)
             }
         }
+    }
+}
+
+#[async_trait]
+impl CertificateIssuer for LocalIssuer {
+    async fn issue(&self, req: IssueRequest) -> Result<IssuedCertificate, IssuerError> {
+        self.sign_logged(&req, CtExtension::None, None)
+    }
+
+    async fn issue_precertificate(
+        &self,
+        req: IssueRequest,
+    ) -> Result<IssuedCertificate, IssuerError> {
+        self.sign_logged(&req, CtExtension::Poison, None)
+    }
+
+    async fn issue_final(
+        &self,
+        req: IssueRequest,
+        precert_der: &[u8],
+        sct_list: &[u8],
+    ) -> Result<IssuedCertificate, IssuerError> {
+        self.sign_logged(&req, CtExtension::SctList(sct_list), Some(precert_der))
     }
 
     /// `[intermediate]` (default) and `[intermediate, root]` (alternate) for this issuer's ID;

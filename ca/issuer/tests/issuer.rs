@@ -9,8 +9,8 @@ use cairn_issuer::hierarchy::{
 };
 use cairn_issuer::tls::{TLS_CERT_FILE, TLS_KEY_FILE};
 use cairn_issuer::{
-    CaHierarchy, CertificateIssuer, EndEntityProfile, IssueRequest, IssuerError, KeyAlgorithm,
-    LocalIssuer,
+    CaHierarchy, CertUsage, CertificateIssuer, EndEntityProfile, IssueRequest, IssuerError,
+    KeyAlgorithm, LocalIssuer,
 };
 use cairn_x509::{CertInfo, SigningKey, pem_certificates};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -63,6 +63,7 @@ fn request(spki_der: &[u8], not_after: OffsetDateTime) -> IssueRequest {
         not_after,
         // The request spans notAfter − notBefore: an hour of backdating plus the caller's time.
         profile_validity: not_after - (now() - Duration::hours(1)) + Duration::seconds(1),
+        usage: CertUsage::default(),
     }
 }
 
@@ -219,6 +220,63 @@ async fn rsa_hierarchy_issues_for_ec_and_rsa_keys() {
         let chain = issuer.chains(&issued.issuer_id).remove(0);
         verify(tmp.path(), &issued.der, &chain, "www.example.com");
     }
+}
+
+/// keyUsage bits and EKU OIDs of a certificate, read with x509-cert (not the builder's code).
+fn usages(der: &[u8]) -> (x509_cert::ext::pkix::KeyUsage, Vec<String>) {
+    use der::Decode;
+    use x509_cert::ext::pkix::{ExtendedKeyUsage, KeyUsage};
+    let cert = x509_cert::Certificate::from_der(der).unwrap();
+    let exts = cert.tbs_certificate().extensions().unwrap();
+    let get = |oid: &str| {
+        exts.iter()
+            .find(|e| e.extn_id.to_string() == oid)
+            .unwrap()
+            .extn_value
+            .as_bytes()
+            .to_vec()
+    };
+    let ku = KeyUsage::from_der(&get("2.5.29.15")).unwrap();
+    let eku = ExtendedKeyUsage::from_der(&get("2.5.29.37")).unwrap();
+    (ku, eku.0.iter().map(|o| o.to_string()).collect())
+}
+
+#[tokio::test]
+async fn profile_usages_shape_key_usage_and_eku() {
+    use x509_cert::ext::pkix::KeyUsages;
+    const SERVER_AUTH: &str = "1.3.6.1.5.5.7.3.1";
+    const CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+    let tmp = tempfile::tempdir().unwrap();
+    let h = CaHierarchy::load_or_create(tmp.path(), KeyAlgorithm::EcdsaP256, now()).unwrap();
+    let issuer = LocalIssuer::new(h, EndEntityProfile::default(), Vec::new()).unwrap();
+    let rsa = SigningKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+    let ec = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let issue = |key: &SigningKey, usage: CertUsage| {
+        let mut req = request(key.spki_der(), now() + Duration::days(30));
+        req.usage = usage;
+        let issuer = &issuer;
+        async move { issuer.issue(req).await.unwrap().der }
+    };
+
+    // Default: serverAuth only; RSA gets keyEncipherment.
+    let (ku, eku) = usages(&issue(&rsa, CertUsage::default()).await);
+    assert!(ku.0.contains(KeyUsages::DigitalSignature));
+    assert!(ku.0.contains(KeyUsages::KeyEncipherment));
+    assert_eq!(eku, [SERVER_AUTH]);
+
+    // A profile without keyEncipherment and with clientAuth.
+    let both = CertUsage {
+        client_auth: true,
+        rsa_key_encipherment: false,
+    };
+    let (ku, eku) = usages(&issue(&rsa, both).await);
+    assert!(ku.0.contains(KeyUsages::DigitalSignature));
+    assert!(!ku.0.contains(KeyUsages::KeyEncipherment));
+    assert_eq!(eku, [SERVER_AUTH, CLIENT_AUTH]);
+
+    // EC keys never get keyEncipherment.
+    let (ku, _) = usages(&issue(&ec, CertUsage::default()).await);
+    assert!(!ku.0.contains(KeyUsages::KeyEncipherment));
 }
 
 fn expect_inconsistent(dir: &Path, needle: &str) {

@@ -4,8 +4,8 @@
 use crate::asn1::{CertificateModel, tbs_der};
 use crate::{LintContext, LintReport, lint_certificate};
 use cairn_x509::{
-    BuildError, CaCertificate, EndEntityParams, EndEntityProfile, KeyError, SigningKey,
-    build_end_entity,
+    BuildError, CaCertificate, CtExtension, EndEntityParams, EndEntityProfile, KeyError,
+    SigningKey, build_end_entity_ct,
 };
 use const_oid::db::rfc5280::ID_CE_SUBJECT_KEY_IDENTIFIER;
 use der::asn1::{BitStringRef, OctetString};
@@ -71,14 +71,25 @@ impl Linter {
         Ok(Linter { stand_in })
     }
 
-    /// Builds the certificate [`build_end_entity`] would build with the real issuer, signed by
+    /// Builds the certificate [`cairn_x509::build_end_entity`] would build with the real issuer, signed by
     /// the throwaway key.
     pub fn build_end_entity(
         &self,
         params: &EndEntityParams<'_>,
         profile: &EndEntityProfile,
     ) -> Result<Vec<u8>, BuildError> {
-        build_end_entity(&self.stand_in, params, profile)
+        build_end_entity_ct(&self.stand_in, params, profile, CtExtension::None)
+    }
+
+    /// As [`Linter::build_end_entity`], with a Certificate Transparency extension (what
+    /// [`cairn_x509::build_end_entity_ct`] would build with the real issuer).
+    pub fn build_end_entity_ct(
+        &self,
+        params: &EndEntityParams<'_>,
+        profile: &EndEntityProfile,
+        ct: CtExtension<'_>,
+    ) -> Result<Vec<u8>, BuildError> {
+        build_end_entity_ct(&self.stand_in, params, profile, ct)
     }
 
     /// Builds the throwaway-signed copy and lints it. Sign for real only if
@@ -89,8 +100,20 @@ impl Linter {
         profile: &EndEntityProfile,
         ctx: &LintContext,
     ) -> Result<LintedCertificate, LinterError> {
+        self.check_end_entity_ct(params, profile, CtExtension::None, ctx)
+    }
+
+    /// [`Linter::check_end_entity`] for a precertificate ([`CtExtension::Poison`], lint it with
+    /// [`crate::Kind::Precertificate`]) or a final certificate carrying SCTs.
+    pub fn check_end_entity_ct(
+        &self,
+        params: &EndEntityParams<'_>,
+        profile: &EndEntityProfile,
+        ct: CtExtension<'_>,
+        ctx: &LintContext,
+    ) -> Result<LintedCertificate, LinterError> {
         let der = self
-            .build_end_entity(params, profile)
+            .build_end_entity_ct(params, profile, ct)
             .map_err(LinterError::Build)?;
         let report = lint_certificate(&der, ctx);
         Ok(LintedCertificate { der, report })

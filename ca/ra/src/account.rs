@@ -63,6 +63,24 @@ pub(crate) fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
 }
 
 impl Ra {
+    /// Refuses an account key that was blocked (a certificate for it was revoked as
+    /// compromised) with `badPublicKey`, as Boulder does.
+    async fn check_account_key_not_blocked(&self, thumbprint: &str) -> Result<(), Problem> {
+        let blocked = self
+            .inner
+            .sa
+            .is_jwk_blocked(thumbprint)
+            .await
+            .map_err(|e| internal(&e, "checking blocked keys"))?;
+        if blocked {
+            return Err(Problem::new(
+                ProblemType::BadPublicKey,
+                "this key is blocked: a certificate for it was revoked as compromised",
+            ));
+        }
+        Ok(())
+    }
+
     /// Creates an account, or returns the existing one for the same key (RFC 8555 §7.3.1). The
     /// boolean is true when the account was created.
     pub async fn new_account(&self, req: NewAccountRequest) -> Result<(Account, bool), Problem> {
@@ -71,6 +89,7 @@ impl Ra {
             Err(SaError::NotFound) => {}
             Err(e) => return Err(internal(&e, "looking up account by key")),
         }
+        self.check_account_key_not_blocked(&req.thumbprint).await?;
         if self.inner.config.external_account_required && req.eab_key_id.is_none() {
             return Err(Problem::new(
                 ProblemType::ExternalAccountRequired,
@@ -198,6 +217,9 @@ impl Ra {
             Ok(other) => return Err(KeyChangeError::KeyInUse(other.id)),
             Err(SaError::NotFound) => {}
             Err(e) => return Err(KeyChangeError::Problem(internal(&e, "checking new key"))),
+        }
+        if let Err(p) = self.check_account_key_not_blocked(new_thumbprint).await {
+            return Err(KeyChangeError::Problem(p));
         }
         match self
             .inner

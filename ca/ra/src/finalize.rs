@@ -63,6 +63,7 @@ impl Ra {
                 "the certificate key must differ from the account key",
             ));
         }
+        self.check_key_not_blocked(&csr.spki_der).await?;
         self.recheck_caa(account, &view.order).await?;
         // The ready → processing compare-and-set and the issuance run in one spawned task, not in
         // this future: when a client gives up on the request, hyper drops this future at
@@ -187,20 +188,25 @@ impl Ra {
             .reserve_serial(&serial, &order.account_id, &order.id, now)
             .await
             .map_err(|e| internal(&e, "reserving serial"))?;
-        let issued = self
-            .inner
-            .issuer
-            .issue(IssueRequest {
-                serial: serial.clone(),
-                spki_der: csr.spki_der.clone(),
-                identifiers: order.identifiers.clone(),
-                common_name,
-                not_before,
-                not_after,
-                profile_validity: profile.validity,
-            })
-            .await
-            .map_err(|e| internal(&e, "signing certificate"))?;
+        let req = IssueRequest {
+            serial: serial.clone(),
+            spki_der: csr.spki_der.clone(),
+            identifiers: order.identifiers.clone(),
+            common_name,
+            not_before,
+            not_after,
+            profile_validity: profile.validity,
+            usage: profile.usage(),
+        };
+        let issued = match &self.inner.ct {
+            None => self
+                .inner
+                .issuer
+                .issue(req)
+                .await
+                .map_err(|e| internal(&e, "signing certificate"))?,
+            Some(ct) => self.issue_with_scts(ct.as_ref(), req).await?,
+        };
         let spki_sha256 = hex_sha256(&csr.spki_der);
         let cert = Certificate {
             serial: serial.clone(),
@@ -208,6 +214,7 @@ impl Ra {
             order_id: order.id.clone(),
             der: issued.der,
             issuer_id: issued.issuer_id,
+            crl_shard: issued.crl_shard,
             identifiers: order.identifiers.clone(),
             not_before,
             not_after,
@@ -222,6 +229,59 @@ impl Ra {
             .await
             .map_err(|e| internal(&e, "storing certificate"))?;
         Ok(serial)
+    }
+
+    /// Boulder's order with Certificate Transparency: sign the precertificate (linted, critical
+    /// poison), submit it to the logs, require SCTs from enough distinct operators, then sign
+    /// (linted) the final certificate with the SCT list in place of the poison, and submit it
+    /// too in the background. Without enough SCTs nothing but the precertificate is signed and
+    /// the order fails with a retryable problem.
+    async fn issue_with_scts(
+        &self,
+        ct: &dyn cairn_publisher::CtSubmitter,
+        req: IssueRequest,
+    ) -> Result<cairn_issuer::IssuedCertificate, Problem> {
+        let issuer = &self.inner.issuer;
+        let precert = issuer
+            .issue_precertificate(req.clone())
+            .await
+            .map_err(|e| internal(&e, "signing precertificate"))?;
+        let issuer_chain = issuer
+            .chains(&precert.issuer_id)
+            .first()
+            .map(|pem| cairn_x509::pem_certificates(pem))
+            .transpose()
+            .map_err(|e| internal(&e, "decoding the issuer chain"))?
+            .unwrap_or_default();
+        if issuer_chain.is_empty() {
+            return Err(internal(&"no issuer chain", "submitting to CT logs"));
+        }
+        let mut chain = Vec::with_capacity(issuer_chain.len() + 1);
+        chain.push(precert.der.clone());
+        chain.extend(issuer_chain.iter().cloned());
+        let scts = ct.get_scts(&chain).await.map_err(|e| {
+            tracing::warn!(serial = %req.serial, error = %e, "no certificate issued: not enough SCTs");
+            Problem::new(
+                ProblemType::RateLimited,
+                "the CA could not get enough signed certificate timestamps from Certificate \
+                 Transparency logs in time, so no certificate was issued; retry later with a \
+                 new order (validated authorizations are reused)",
+            )
+        })?;
+        let list = cairn_publisher::sct_list(&scts);
+        let serial = req.serial.clone();
+        let issued = issuer
+            .issue_final(req, &precert.der, &list)
+            .await
+            .map_err(|e| internal(&e, "signing the certificate for a precertificate"))?;
+        tracing::info!(serial = %serial, scts = scts.len(), "embedded SCTs");
+        if let Some(ct) = self.inner.ct.clone() {
+            let mut final_chain = Vec::with_capacity(issuer_chain.len() + 1);
+            final_chain.push(issued.der.clone());
+            final_chain.extend(issuer_chain);
+            tokio::spawn(async move { ct.submit_final(final_chain).await });
+        }
+        Ok(issued)
     }
 
     /// Resumes issuance for orders a crash left `processing`. Returns how many were resumed.
@@ -263,7 +323,26 @@ fn common_name_for(csr_cn: Option<&str>, ids: &[Identifier]) -> Option<String> {
         .map(|i| i.value.clone())
 }
 
-fn hex_sha256(data: &[u8]) -> String {
+impl Ra {
+    /// Refuses a certificate key that was blocked (reported compromised) with `badPublicKey`.
+    async fn check_key_not_blocked(&self, spki_der: &[u8]) -> Result<(), Problem> {
+        let blocked = self
+            .inner
+            .sa
+            .is_key_blocked(&hex_sha256(spki_der))
+            .await
+            .map_err(|e| internal(&e, "checking blocked keys"))?;
+        if blocked {
+            return Err(Problem::new(
+                ProblemType::BadPublicKey,
+                "the CSR's public key is blocked: a certificate for it was revoked as compromised",
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn hex_sha256(data: &[u8]) -> String {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

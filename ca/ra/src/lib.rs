@@ -17,10 +17,11 @@ pub use order::{NewOrderRequest, OrderView};
 pub use policy::{IdentifierPolicy, check_identifiers};
 pub use renewal_info::{AriConfig, RenewalInfo, cert_id, parse_cert_id, renewal_window};
 
-pub use revocation::RevocationRequester;
+pub use revocation::{RevocationListener, RevocationRequester, Revoker};
 
 use cairn_core::{Clock, Problem};
 use cairn_issuer::CertificateIssuer;
+use cairn_publisher::CtSubmitter;
 use cairn_sa::{SaError, StorageAuthority};
 use cairn_va::ValidationAuthority;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,53 @@ pub struct Profile {
     /// Lifetime of an order.
     #[serde(with = "humane_duration", default = "default_order_lifetime")]
     pub order_lifetime: Duration,
+    /// keyUsage bits: `digitalSignature` (required) and optionally `keyEncipherment`, which is
+    /// added for RSA subject keys only.
+    #[serde(default = "default_key_usages")]
+    pub key_usages: Vec<KeyUsage>,
+    /// Extended key usages: `serverAuth` (required) and optionally `clientAuth`.
+    #[serde(default = "default_extended_key_usages")]
+    pub extended_key_usages: Vec<ExtendedKeyUsage>,
+}
+
+/// A keyUsage bit a profile may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KeyUsage {
+    /// digitalSignature: every TLS server certificate.
+    DigitalSignature,
+    /// keyEncipherment: RSA key transport (TLS 1.2 RSA suites); set on RSA keys only.
+    KeyEncipherment,
+}
+
+/// An extended key usage a profile may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExtendedKeyUsage {
+    /// id-kp-serverAuth: every certificate Cairn issues.
+    ServerAuth,
+    /// id-kp-clientAuth (Let's Encrypt dropped it from its default profile in 2026).
+    ClientAuth,
+}
+
+impl Profile {
+    /// What the issuer puts in keyUsage and EKU for this profile.
+    pub fn usage(&self) -> cairn_issuer::CertUsage {
+        cairn_issuer::CertUsage {
+            client_auth: self
+                .extended_key_usages
+                .contains(&ExtendedKeyUsage::ClientAuth),
+            rsa_key_encipherment: self.key_usages.contains(&KeyUsage::KeyEncipherment),
+        }
+    }
+}
+
+fn default_key_usages() -> Vec<KeyUsage> {
+    vec![KeyUsage::DigitalSignature]
+}
+
+fn default_extended_key_usages() -> Vec<ExtendedKeyUsage> {
+    vec![ExtendedKeyUsage::ServerAuth]
 }
 
 fn default_max_identifiers() -> usize {
@@ -117,6 +165,8 @@ impl Default for RaConfig {
                 max_identifiers: 100,
                 authz_reuse: Duration::days(30),
                 order_lifetime: Duration::days(7),
+                key_usages: vec![KeyUsage::DigitalSignature, KeyUsage::KeyEncipherment],
+                extended_key_usages: default_extended_key_usages(),
             },
         );
         profiles.insert(
@@ -129,6 +179,8 @@ impl Default for RaConfig {
                 max_identifiers: 100,
                 authz_reuse: Duration::days(30),
                 order_lifetime: Duration::days(7),
+                key_usages: default_key_usages(),
+                extended_key_usages: default_extended_key_usages(),
             },
         );
         profiles.insert(
@@ -141,6 +193,8 @@ impl Default for RaConfig {
                 max_identifiers: 100,
                 authz_reuse: Duration::hours(7),
                 order_lifetime: Duration::days(7),
+                key_usages: default_key_usages(),
+                extended_key_usages: default_extended_key_usages(),
             },
         );
         Self {
@@ -178,6 +232,19 @@ impl RaConfig {
             if p.authz_reuse > self.valid_authz_lifetime {
                 return Err(format!(
                     "ra.profiles.{name}.authz_reuse cannot exceed ra.valid_authz_lifetime"
+                ));
+            }
+            if !p.key_usages.contains(&KeyUsage::DigitalSignature) {
+                return Err(format!(
+                    "ra.profiles.{name}.key_usages must include digitalSignature"
+                ));
+            }
+            if !p
+                .extended_key_usages
+                .contains(&ExtendedKeyUsage::ServerAuth)
+            {
+                return Err(format!(
+                    "ra.profiles.{name}.extended_key_usages must include serverAuth"
                 ));
             }
             if p.max_identifiers == 0 || p.order_lifetime <= Duration::ZERO {
@@ -265,8 +332,11 @@ struct Inner {
     sa: Arc<dyn StorageAuthority>,
     va: Arc<dyn ValidationAuthority>,
     issuer: Arc<dyn CertificateIssuer>,
+    /// Certificate Transparency: when set, issuance embeds SCTs (precertificate first).
+    ct: Option<Arc<dyn CtSubmitter>>,
     clock: Arc<dyn Clock>,
     config: RaConfig,
+    revoker: Arc<Revoker>,
 }
 
 impl std::fmt::Debug for Ra {
@@ -287,16 +357,44 @@ impl Ra {
         clock: Arc<dyn Clock>,
         config: RaConfig,
     ) -> Self {
+        Self::new_with_ct(sa, va, issuer, None, limiter, clock, config)
+    }
+
+    /// [`Ra::new`] with a Certificate Transparency submitter: every certificate is issued as
+    /// a precertificate first and carries the SCTs of the submitter's logs (see `finalize`).
+    pub fn new_with_ct(
+        sa: Arc<dyn StorageAuthority>,
+        va: Arc<dyn ValidationAuthority>,
+        issuer: Arc<dyn CertificateIssuer>,
+        ct: Option<Arc<dyn CtSubmitter>>,
+        limiter: cairn_ratelimit::RateLimiter,
+        clock: Arc<dyn Clock>,
+        config: RaConfig,
+    ) -> Self {
+        let revoker = Arc::new(Revoker::new(sa.clone()));
         Self {
             inner: Arc::new(Inner {
+                revoker,
                 limiter,
                 sa,
                 va,
                 issuer,
+                ct,
                 clock,
                 config,
             }),
         }
+    }
+
+    /// Registers a listener that hears about every revocation this RA records (see
+    /// [`RevocationListener`]).
+    pub fn add_revocation_listener(&self, listener: Arc<dyn RevocationListener>) {
+        self.inner.revoker.add_listener(listener);
+    }
+
+    /// The revoker every revocation through this RA goes through.
+    pub fn revoker(&self) -> &Arc<Revoker> {
+        &self.inner.revoker
     }
 
     /// The policy in force.

@@ -202,6 +202,7 @@ mod tests {
             revocation: None,
             renew_by: None,
             replaced_by: None,
+            crl_shard: 0,
         }
     }
 

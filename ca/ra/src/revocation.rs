@@ -1,11 +1,104 @@
 //! Revocation (RFC 8555 §7.6) by the certificate's account, by an account holding valid
-//! authorizations for every identifier, or by the certificate's own key.
+//! authorizations for every identifier, or by the certificate's own key; and the [`Revoker`]
+//! that every revocation path (ACME and operator) goes through, which tells the registered
+//! [`RevocationListener`]s (CRL updater, OCSP cache) once storage has recorded a revocation.
 
 use crate::{Ra, internal};
+use async_trait::async_trait;
 use cairn_core::{
     Account, Certificate, Problem, ProblemType, Revocation, RevocationReason, Serial,
 };
-use cairn_sa::SaError;
+use cairn_sa::{SaError, SaResult, StorageAuthority};
+use std::sync::{Arc, RwLock};
+
+/// Something that must learn about every revocation as soon as storage has recorded it (the CRL
+/// updater regenerates, an OCSP cache drops its answer). Called once per revoked certificate,
+/// after the write succeeded; a listener cannot undo or fail the revocation, so it logs its own
+/// errors.
+#[async_trait]
+pub trait RevocationListener: Send + Sync + 'static {
+    /// `serial`, issued by `issuer_id`, was revoked.
+    async fn certificate_revoked(&self, serial: &Serial, issuer_id: &str, revocation: &Revocation);
+}
+
+/// Records revocations in storage and tells the listeners. The RA uses one for ACME
+/// revocations; `cairn admin revoke` builds its own over the same storage (the listeners
+/// registered then are that process's: the server's CRL updater notices operator revocations
+/// through storage, see docs/revocation.md).
+pub struct Revoker {
+    sa: Arc<dyn StorageAuthority>,
+    listeners: RwLock<Vec<Arc<dyn RevocationListener>>>,
+}
+
+impl std::fmt::Debug for Revoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revoker")
+            .field("listeners", &self.listeners().len())
+            .finish()
+    }
+}
+
+impl Revoker {
+    /// A revoker over `sa` with no listeners.
+    pub fn new(sa: Arc<dyn StorageAuthority>) -> Self {
+        Self {
+            sa,
+            listeners: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Registers a listener; it hears about every later revocation.
+    pub fn add_listener(&self, listener: Arc<dyn RevocationListener>) {
+        self.listeners
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(listener);
+    }
+
+    fn listeners(&self) -> Vec<Arc<dyn RevocationListener>> {
+        self.listeners
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Marks `cert` revoked in storage, then tells every listener. For `keyCompromise` the
+    /// certificate's key is blocked first (later CSRs and account keys with it are refused).
+    /// `Conflict` if it was already revoked, `NotFound` if storage does not know it (listeners
+    /// are not called then).
+    pub async fn revoke(&self, cert: &Certificate, revocation: &Revocation) -> SaResult<()> {
+        if revocation.reason == RevocationReason::KeyCompromise {
+            self.block_key_of(cert, revocation.revoked_at).await?;
+        }
+        self.sa.revoke_certificate(&cert.serial, revocation).await?;
+        metrics::counter!(
+            "cairn_certificates_revoked_total",
+            "reason" => format!("{:?}", revocation.reason)
+        )
+        .increment(1);
+        for listener in self.listeners() {
+            listener
+                .certificate_revoked(&cert.serial, &cert.issuer_id, revocation)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Blocks `cert`'s key (idempotent).
+    pub async fn block_key_of(&self, cert: &Certificate, at: time::OffsetDateTime) -> SaResult<()> {
+        let jwk_thumbprint = cairn_x509::CertInfo::from_der(&cert.der)
+            .ok()
+            .and_then(|info| cairn_x509::spki_jwk_thumbprint(&info.spki_der));
+        self.sa
+            .block_key(&cairn_sa::BlockedKey {
+                spki_sha256: cert.spki_sha256.clone(),
+                jwk_thumbprint,
+                blocked_at: at,
+                comment: format!("keyCompromise revocation of serial {}", cert.serial),
+            })
+            .await
+    }
+}
 
 /// Who asks for the revocation; the WFE has verified the JWS signature for each.
 #[derive(Debug, Clone)]
@@ -71,7 +164,7 @@ impl Ra {
             revoked_at: self.now(),
             reason,
         };
-        match self.inner.sa.revoke_certificate(&serial, &revocation).await {
+        match self.inner.revoker.revoke(&stored, &revocation).await {
             Ok(()) => {}
             Err(SaError::Conflict(_)) => {
                 return Err(Problem::new(
@@ -81,8 +174,6 @@ impl Ra {
             }
             Err(e) => return Err(internal(&e, "revoking certificate")),
         }
-        metrics::counter!("cairn_certificates_revoked_total", "reason" => format!("{reason:?}"))
-            .increment(1);
         Ok(Certificate {
             revocation: Some(revocation),
             ..stored

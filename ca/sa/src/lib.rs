@@ -206,6 +206,106 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<u64>;
     /// Records that `by`'s certificate replaced `serial`. `Conflict` if it was already replaced.
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()>;
+
+    // ---- revocation status ----
+
+    /// Certificates an operator selects (for `cairn admin revoke`), unrevoked and unexpired at
+    /// `now` unless `include_revoked`, oldest first, at most `limit`.
+    async fn get_certificates(
+        &self,
+        selector: &CertificateSelector,
+        now: OffsetDateTime,
+        include_revoked: bool,
+        limit: u64,
+    ) -> SaResult<Vec<Certificate>>;
+    /// Every revoked certificate of `issuer_id` whose notAfter is after `not_after_after`: the
+    /// entries of the issuer's CRLs, in serial order.
+    async fn get_revoked_certificates(
+        &self,
+        issuer_id: &str,
+        not_after_after: OffsetDateTime,
+    ) -> SaResult<Vec<RevokedCertificate>>;
+    /// A number that every revocation increases (in the same transaction), so that a CRL
+    /// updater can tell cheaply whether anything was revoked since it last looked.
+    async fn get_revocation_epoch(&self) -> SaResult<i64>;
+    /// Stores a signed CRL, replacing the previous one of its issuer and shard. `Conflict` (and
+    /// nothing changes) unless its number is greater than the stored one's.
+    async fn put_crl(&self, crl: &StoredCrl) -> SaResult<()>;
+    /// Gets the stored CRL of an issuer's shard.
+    async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl>;
+    /// Every stored CRL's metadata (no DER), by issuer and shard.
+    async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>>;
+    /// Blocks a key (keyCompromise): certificates and accounts with it are refused from now
+    /// on. Blocking a blocked key again changes nothing and succeeds.
+    async fn block_key(&self, key: &BlockedKey) -> SaResult<()>;
+    /// Whether a key (SPKI SHA-256, lowercase hex) is blocked.
+    async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool>;
+    /// Whether a key, given by its RFC 7638 JWK thumbprint (an account key), is blocked.
+    async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool>;
+}
+
+/// Which certificates an operator selects for revocation.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum CertificateSelector {
+    /// Every certificate of an account.
+    Account(AccountId),
+    /// Every certificate for a key (SPKI SHA-256, lowercase hex).
+    SpkiSha256(String),
+    /// Every certificate naming this identifier (exactly; a wildcard `*.example.com` only as
+    /// itself).
+    Identifier(Identifier),
+}
+
+/// A revoked certificate, as a CRL entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// Serial.
+    pub serial: Serial,
+    /// Its CRL shard.
+    pub crl_shard: u32,
+    /// When and why.
+    pub revocation: Revocation,
+}
+
+/// What is known about a stored CRL without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The issuer ID.
+    pub issuer_id: String,
+    /// The shard.
+    pub shard: u32,
+    /// The cRLNumber.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// Number of entries.
+    pub entries: u64,
+}
+
+/// A signed CRL as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Metadata.
+    pub info: CrlInfo,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+}
+
+/// A blocked key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedKey {
+    /// SPKI SHA-256, lowercase hex.
+    pub spki_sha256: String,
+    /// The RFC 7638 thumbprint of the same key as a JWK (refuses it as an account key), when
+    /// the key type has one.
+    pub jwk_thumbprint: Option<String>,
+    /// When it was blocked.
+    pub blocked_at: OffsetDateTime,
+    /// Why (e.g. "keyCompromise revocation of serial …"); never shown to clients.
+    pub comment: String,
 }
 
 /// Which certificates an operator marks for early renewal.

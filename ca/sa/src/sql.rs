@@ -11,7 +11,10 @@ mod codec;
 mod postgres;
 mod sqlite;
 
-use crate::{ChallengeOutcome, RenewalSelector, SaError, SaResult, StorageAuthority};
+use crate::{
+    BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
+};
 use async_trait::async_trait;
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
@@ -20,7 +23,7 @@ use cairn_core::{
 use codec::{
     AccountRow, AuthzRow, CertificateRow, EabRow, OrderRow, Stored, account_columns, authz_select,
     authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros, order_select,
-    orders_from_rows, reversed_name, to_json,
+    orders_from_rows, reversed_name, revocation_from, to_json,
 };
 use sqlx::error::ErrorKind;
 use sqlx::{Database, Pool, Postgres, QueryBuilder, Sqlite, Transaction};
@@ -748,7 +751,7 @@ impl StorageAuthority for SqlStorage {
             sqlx::query(concat!(
                 "INSERT INTO certificates (",
                 certificate_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ))
             .bind(cert.serial.as_str())
             .bind(cert.account_id.as_str())
@@ -763,6 +766,7 @@ impl StorageAuthority for SqlStorage {
             .bind(reason)
             .bind(cert.renew_by.map(micros))
             .bind(cert.replaced_by.as_ref().map(OrderId::as_str))
+            .bind(i64::from(cert.crl_shard))
             .execute(&mut *tx)
             .await
             .map_err(write_err("certificate serial already stored"))?;
@@ -855,6 +859,9 @@ impl StorageAuthority for SqlStorage {
                         .await?;
                 return Err(precondition_failed(exists, "certificate already revoked"));
             }
+            sqlx::query("UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(())
         })
@@ -939,4 +946,239 @@ impl StorageAuthority for SqlStorage {
         }
         Ok(())
     }
+
+    async fn get_certificates(
+        &self,
+        selector: &CertificateSelector,
+        now: OffsetDateTime,
+        include_revoked: bool,
+        limit: u64,
+    ) -> SaResult<Vec<Certificate>> {
+        let now = micros(now);
+        let limit = clamp(limit);
+        let revoked = if include_revoked {
+            ""
+        } else {
+            " AND revoked_at IS NULL"
+        };
+        let rows: Vec<CertificateRow> = on_pool!(self, |pool| {
+            let mut q = query_builder(pool, "SELECT ");
+            q.push(certificate_columns!());
+            q.push(" FROM certificates WHERE not_after > ");
+            q.push_bind(now);
+            q.push(revoked);
+            match selector {
+                CertificateSelector::Account(a) => {
+                    q.push(" AND account_id = ")
+                        .push_bind(a.as_str().to_owned());
+                }
+                CertificateSelector::SpkiSha256(h) => {
+                    q.push(" AND spki_sha256 = ")
+                        .push_bind(h.to_ascii_lowercase());
+                }
+                CertificateSelector::Identifier(id) if id.typ == IdentifierType::Dns => {
+                    q.push(
+                        " AND serial IN (SELECT serial FROM certificate_names \
+                         WHERE reversed_name = ",
+                    )
+                    .push_bind(reversed_name(&id.value))
+                    .push(")");
+                }
+                CertificateSelector::Identifier(id) => {
+                    // IP addresses have no name index; match the JSON text, checked below.
+                    q.push(" AND identifiers LIKE ")
+                        .push_bind(format!("%\"{}\"%", id.value));
+                }
+            }
+            q.push(" ORDER BY not_before, serial LIMIT ")
+                .push_bind(limit);
+            q.build_query_as::<CertificateRow>().fetch_all(pool).await?
+        });
+        let mut certs = rows
+            .into_iter()
+            .map(CertificateRow::into_certificate)
+            .collect::<SaResult<Vec<_>>>()?;
+        if let CertificateSelector::Identifier(id) = selector {
+            certs.retain(|c| c.identifiers.contains(id));
+        }
+        Ok(certs)
+    }
+
+    async fn get_revoked_certificates(
+        &self,
+        issuer_id: &str,
+        not_after_after: OffsetDateTime,
+    ) -> SaResult<Vec<RevokedCertificate>> {
+        let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT serial, crl_shard, revoked_at, revocation_reason FROM certificates \
+                 WHERE issuer_id = $1 AND not_after > $2 AND revoked_at IS NOT NULL \
+                 ORDER BY serial",
+            )
+            .bind(issuer_id)
+            .bind(micros(not_after_after))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(serial, shard, at, code)| {
+                Ok(RevokedCertificate {
+                    serial: Serial(serial),
+                    crl_shard: u32::try_from(shard).map_err(|_| {
+                        SaError::Corrupt(format!("certificates.crl_shard: {shard}"))
+                    })?,
+                    revocation: revocation_from(at, code)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn get_revocation_epoch(&self) -> SaResult<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT epoch FROM revocation_epoch WHERE id = 1")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    async fn put_crl(&self, crl: &StoredCrl) -> SaResult<()> {
+        let i = &crl.info;
+        let number =
+            i64::try_from(i.number).map_err(|_| SaError::Conflict("CRL number too large"))?;
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let stored: Option<i64> =
+                sqlx::query_scalar("SELECT number FROM crls WHERE issuer_id = $1 AND shard = $2")
+                    .bind(&i.issuer_id)
+                    .bind(i64::from(i.shard))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match stored {
+                Some(n) if n >= number => {
+                    return Err(SaError::Conflict("CRL number not increasing"));
+                }
+                Some(_) => {
+                    sqlx::query(
+                        "UPDATE crls SET number = $3, this_update = $4, next_update = $5, \
+                         entries = $6, der = $7 WHERE issuer_id = $1 AND shard = $2",
+                    )
+                    .bind(&i.issuer_id)
+                    .bind(i64::from(i.shard))
+                    .bind(number)
+                    .bind(micros(i.this_update))
+                    .bind(micros(i.next_update))
+                    .bind(clamp(i.entries))
+                    .bind(&crl.der)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO crls (issuer_id, shard, number, this_update, next_update, \
+                         entries, der) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&i.issuer_id)
+                    .bind(i64::from(i.shard))
+                    .bind(number)
+                    .bind(micros(i.this_update))
+                    .bind(micros(i.next_update))
+                    .bind(clamp(i.entries))
+                    .bind(&crl.der)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(write_err("CRL stored concurrently"))?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl> {
+        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
+                 FROM crls WHERE issuer_id = $1 AND shard = $2",
+            )
+            .bind(issuer_id)
+            .bind(i64::from(shard))
+            .fetch_optional(pool)
+            .await?
+        });
+        let (issuer_id, shard, number, this_update, next_update, entries, der) =
+            row.ok_or(SaError::NotFound)?;
+        Ok(StoredCrl {
+            info: crl_info(issuer_id, shard, number, this_update, next_update, entries)?,
+            der,
+        })
+    }
+
+    async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>> {
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT issuer_id, shard, number, this_update, next_update, entries \
+                 FROM crls ORDER BY issuer_id, shard",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(i, s, n, t, nu, e)| crl_info(i, s, n, t, nu, e))
+            .collect()
+    }
+
+    async fn block_key(&self, key: &BlockedKey) -> SaResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO blocked_keys (spki_sha256, jwk_thumbprint, blocked_at, comment) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (spki_sha256) DO NOTHING",
+            )
+            .bind(key.spki_sha256.to_ascii_lowercase())
+            .bind(key.jwk_thumbprint.as_deref())
+            .bind(micros(key.blocked_at))
+            .bind(&key.comment)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool> {
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1")
+                .bind(spki_sha256.to_ascii_lowercase())
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+
+    async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool> {
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE jwk_thumbprint = $1")
+                .bind(thumbprint)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(n > 0)
+    }
+}
+
+fn crl_info(
+    issuer_id: String,
+    shard: i64,
+    number: i64,
+    this_update: i64,
+    next_update: i64,
+    entries: i64,
+) -> SaResult<CrlInfo> {
+    let corrupt = |what: &str, v: i64| SaError::Corrupt(format!("crls.{what}: {v}"));
+    Ok(CrlInfo {
+        issuer_id,
+        shard: u32::try_from(shard).map_err(|_| corrupt("shard", shard))?,
+        number: u64::try_from(number).map_err(|_| corrupt("number", number))?,
+        this_update: from_micros(this_update)?,
+        next_update: from_micros(next_update)?,
+        entries: count(entries),
+    })
 }

@@ -8,7 +8,10 @@ use cairn_core::{
     ChallengeId, ChallengeStatus, ChallengeType, EabKey, Identifier, Order, OrderId, OrderStatus,
     Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
 };
-use cairn_sa::{ChallengeOutcome, RenewalSelector, SaError, SqlStorage, StorageAuthority};
+use cairn_sa::{
+    BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector, SaError,
+    SqlStorage, StorageAuthority, StoredCrl,
+};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::datetime;
@@ -131,6 +134,9 @@ storage_tests!(
     time_round_trip,
     concurrent_compare_and_set,
     renewal_marks_and_replacement,
+    revocation_status,
+    crls_are_stored_with_increasing_numbers,
+    blocked_keys,
 );
 
 // ---- fixtures ----
@@ -253,6 +259,7 @@ fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
         revocation: None,
         renew_by: None,
         replaced_by: None,
+        crl_shard: 3,
     }
 }
 
@@ -1247,4 +1254,188 @@ async fn unsupported_url_is_refused_without_echoing_it() {
         !msg.contains("hunter2") && !msg.contains("db.internal"),
         "{msg}"
     );
+}
+
+async fn revocation_status(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let mut certs = Vec::new();
+    for (i, name) in ["a.example.com", "b.example.com", "c.example.com"]
+        .iter()
+        .enumerate()
+    {
+        let o = new_order(sa, &acct.id, &[name]).await;
+        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+        let mut cert = certificate(&o, T0 + Duration::days(i as i64));
+        cert.crl_shard = i as u32;
+        cert.spki_sha256 = if i == 2 {
+            "cd".repeat(32)
+        } else {
+            "ab".repeat(32)
+        };
+        sa.finalize_order(&cert).await.unwrap();
+        certs.push(cert);
+    }
+    assert_eq!(
+        sa.get_certificate(&certs[2].serial)
+            .await
+            .unwrap()
+            .crl_shard,
+        2
+    );
+
+    let epoch = sa.get_revocation_epoch().await.unwrap();
+    let rev = |days, reason| Revocation {
+        revoked_at: T0 + Duration::days(days),
+        reason,
+    };
+    sa.revoke_certificate(&certs[0].serial, &rev(5, RevocationReason::Superseded))
+        .await
+        .unwrap();
+    sa.revoke_certificate(&certs[2].serial, &rev(6, RevocationReason::KeyCompromise))
+        .await
+        .unwrap();
+    assert_eq!(sa.get_revocation_epoch().await.unwrap(), epoch + 2);
+    // A refused revocation does not move the epoch.
+    assert_conflict(
+        sa.revoke_certificate(&certs[0].serial, &rev(7, RevocationReason::Unspecified))
+            .await,
+    );
+    assert_eq!(sa.get_revocation_epoch().await.unwrap(), epoch + 2);
+
+    let revoked = sa.get_revoked_certificates("int-a", T0).await.unwrap();
+    let mut want = vec![
+        (
+            certs[0].serial.clone(),
+            0,
+            rev(5, RevocationReason::Superseded),
+        ),
+        (
+            certs[2].serial.clone(),
+            2,
+            rev(6, RevocationReason::KeyCompromise),
+        ),
+    ];
+    want.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+    let got: Vec<_> = revoked
+        .into_iter()
+        .map(|r| (r.serial, r.crl_shard, r.revocation))
+        .collect();
+    assert_eq!(got, want);
+    // Certificates expired before the cut-off leave; other issuers see nothing.
+    let after_first = certs[0].not_after;
+    let revoked = sa
+        .get_revoked_certificates("int-a", after_first)
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].serial, certs[2].serial);
+    assert!(
+        sa.get_revoked_certificates("int-b", T0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Selection for operator revocation: unexpired, unrevoked unless asked.
+    let by_account = sa
+        .get_certificates(
+            &CertificateSelector::Account(acct.id.clone()),
+            T0,
+            false,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_account.len(), 1);
+    assert_eq!(by_account[0].serial, certs[1].serial);
+    let all = sa
+        .get_certificates(
+            &CertificateSelector::Account(acct.id.clone()),
+            T0,
+            true,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let limited = sa
+        .get_certificates(&CertificateSelector::Account(acct.id.clone()), T0, true, 2)
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
+    let by_key = sa
+        .get_certificates(
+            &CertificateSelector::SpkiSha256("CD".repeat(32)),
+            T0,
+            true,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].serial, certs[2].serial);
+    let by_name = sa
+        .get_certificates(
+            &CertificateSelector::Identifier(Identifier::dns("b.example.com")),
+            T0,
+            false,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_name.len(), 1);
+    assert_eq!(by_name[0].serial, certs[1].serial);
+    let expired = sa
+        .get_certificates(
+            &CertificateSelector::Account(acct.id.clone()),
+            T0 + Duration::days(200),
+            true,
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(expired.is_empty());
+}
+
+async fn crls_are_stored_with_increasing_numbers(sa: &SqlStorage) {
+    let crl = |number: u64, der: &[u8]| StoredCrl {
+        info: CrlInfo {
+            issuer_id: "int-a".into(),
+            shard: 3,
+            number,
+            this_update: T0,
+            next_update: T0 + Duration::days(7),
+            entries: number * 10,
+        },
+        der: der.to_vec(),
+    };
+    assert_not_found(sa.get_crl("int-a", 3).await);
+    sa.put_crl(&crl(1, b"one")).await.unwrap();
+    sa.put_crl(&crl(2, b"two")).await.unwrap();
+    assert_conflict(sa.put_crl(&crl(2, b"again")).await);
+    assert_conflict(sa.put_crl(&crl(1, b"older")).await);
+    let stored = sa.get_crl("int-a", 3).await.unwrap();
+    assert_eq!(stored, crl(2, b"two"));
+    let mut other = crl(7, b"other shard");
+    other.info.shard = 0;
+    sa.put_crl(&other).await.unwrap();
+    let infos = sa.get_crl_infos().await.unwrap();
+    assert_eq!(infos, vec![other.info.clone(), crl(2, b"").info]);
+    assert_not_found(sa.get_crl("int-b", 3).await);
+}
+
+async fn blocked_keys(sa: &SqlStorage) {
+    let key = BlockedKey {
+        spki_sha256: "EF".repeat(32),
+        jwk_thumbprint: Some("thumb".into()),
+        blocked_at: T0,
+        comment: "keyCompromise".into(),
+    };
+    assert!(!sa.is_key_blocked(&"ef".repeat(32)).await.unwrap());
+    sa.block_key(&key).await.unwrap();
+    sa.block_key(&key).await.unwrap();
+    assert!(sa.is_key_blocked(&"ef".repeat(32)).await.unwrap());
+    assert!(sa.is_jwk_blocked("thumb").await.unwrap());
+    assert!(!sa.is_jwk_blocked("other").await.unwrap());
+    assert!(!sa.is_key_blocked(&"ab".repeat(32)).await.unwrap());
 }

@@ -16,7 +16,7 @@ pub use nonce::NonceService;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -118,8 +118,8 @@ pub fn router(ra: Ra, config: WfeConfig) -> Router {
         .with_state(state)
 }
 
-/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
-/// newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
+/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (all but
+/// renewalInfo), the directory `Link`, no caching unless the handler chose otherwise; and counts
 /// requests by endpoint and status.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -129,10 +129,11 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
-    // RFC 8555 §6.5: every POST response carries a fresh nonce, and newNonce hands them out.
-    // GETs of the directory or of renewal information (cacheable, unauthenticated, hot) don't
-    // mint nonces nobody will redeem, which would also crowd real ones out of the bounded store.
-    let wants_nonce = method == Method::POST || endpoint == paths::NEW_NONCE;
+    // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce; Cairn puts one
+    // on every ACME response (so a client never needs an extra newNonce round trip), except
+    // renewal information (RFC 9773): unauthenticated, cacheable and hot, where nonces nobody
+    // redeems would crowd real ones out of the bounded store.
+    let wants_nonce = !endpoint.starts_with(paths::RENEWAL_INFO);
     let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();

@@ -34,6 +34,8 @@ use x509_cert::time::{Time, Validity};
 const OID_DOMAIN_VALIDATED: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.140.1.2.1");
 /// commonName.
 const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+/// countryName.
+const OID_COUNTRY: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.6");
 /// organizationName.
 const OID_ORGANIZATION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.10");
 
@@ -62,6 +64,9 @@ pub enum BuildError {
     /// A subject or issuer name attribute cannot be encoded.
     #[error("invalid name attribute {0:?}")]
     InvalidName(String),
+    /// A CRL entry's reason code is not an RFC 5280 CRLReason.
+    #[error("invalid CRL reason code {0}")]
+    InvalidReason(u8),
     /// A CRL/OCSP/issuer URL is not an ASCII http(s) URL.
     #[error("invalid URL {0:?} in the profile")]
     InvalidUrl(String),
@@ -152,6 +157,11 @@ impl CaCertificate {
     pub fn info(&self) -> &CertInfo {
         &self.info
     }
+
+    /// The subject name (the issuer name of what this CA signs).
+    pub(crate) fn subject(&self) -> &Name {
+        &self.subject
+    }
 }
 
 /// How end-entity certificates look.
@@ -163,6 +173,9 @@ pub struct EndEntityProfile {
     pub include_common_name: bool,
     /// Add the clientAuth EKU next to serverAuth.
     pub client_auth: bool,
+    /// Add keyEncipherment to keyUsage when the subject key is RSA (RSA key transport; TLS 1.3
+    /// and ECDHE suites need only digitalSignature).
+    pub rsa_key_encipherment: bool,
     /// CRL distribution point URL.
     pub crl_url: Option<String>,
     /// OCSP responder URL (authorityInfoAccess).
@@ -176,11 +189,31 @@ impl Default for EndEntityProfile {
         EndEntityProfile {
             include_common_name: true,
             client_auth: false,
+            rsa_key_encipherment: true,
             crl_url: None,
             ocsp_url: None,
             issuer_url: None,
         }
     }
+}
+
+/// RFC 6962 precertificate poison extension (critical, value ASN.1 NULL).
+pub const OID_CT_POISON: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.3");
+/// RFC 6962 §3.3 embedded SignedCertificateTimestampList extension.
+pub const OID_CT_SCT_LIST: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+
+/// The Certificate Transparency extension an end-entity certificate carries, always last, so a
+/// precertificate and its final certificate differ only in that one extension (RFC 6962 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtExtension<'a> {
+    /// None (CT off, or a certificate that is not for the Web PKI).
+    None,
+    /// The critical poison extension: the certificate is a precertificate.
+    Poison,
+    /// The non-critical SCT list extension holding this TLS-encoded
+    /// `SignedCertificateTimestampList` (wrapped in an OCTET STRING here).
+    SctList(&'a [u8]),
 }
 
 /// What an end-entity certificate certifies.
@@ -202,12 +235,23 @@ pub struct EndEntityParams<'a> {
 
 /// Builds and signs an end-entity TLS server certificate: v3, subject CN or empty subject, SAN
 /// (critical when the subject is empty), AKI/SKI, basicConstraints CA:false (critical), keyUsage
-/// (critical; digitalSignature, plus keyEncipherment for RSA keys), EKU serverAuth (+clientAuth),
+/// (critical; digitalSignature, plus keyEncipherment for RSA keys if the profile says so), EKU serverAuth (+clientAuth),
 /// the domain-validated policy, and CRL DP / AIA when the profile has URLs.
 pub fn build_end_entity(
     issuer: &CaCertificate,
     params: &EndEntityParams<'_>,
     profile: &EndEntityProfile,
+) -> Result<Vec<u8>, BuildError> {
+    build_end_entity_ct(issuer, params, profile, CtExtension::None)
+}
+
+/// [`build_end_entity`] with a Certificate Transparency extension appended after every other
+/// extension: the poison for a precertificate, the SCT list for its final certificate.
+pub fn build_end_entity_ct(
+    issuer: &CaCertificate,
+    params: &EndEntityParams<'_>,
+    profile: &EndEntityProfile,
+    ct: CtExtension<'_>,
 ) -> Result<Vec<u8>, BuildError> {
     let subject_alg =
         KeyAlgorithm::from_spki_der(params.spki_der).map_err(BuildError::PublicKey)?;
@@ -224,10 +268,10 @@ pub fn build_end_entity(
         }
         _ => None,
     };
-    let subject = build_name(common_name, None)?;
+    let subject = build_name(common_name, None, None)?;
 
     let mut usages: FlagSet<KeyUsages> = KeyUsages::DigitalSignature.into();
-    if subject_alg.is_rsa() {
+    if subject_alg.is_rsa() && profile.rsa_key_encipherment {
         usages |= KeyUsages::KeyEncipherment;
     }
     let mut ekus = vec![ID_KP_SERVER_AUTH];
@@ -276,6 +320,19 @@ pub fn build_end_entity(
     if let Some(url) = &profile.crl_url {
         exts.push(extension(false, &crl_distribution_point(url)?)?);
     }
+    match ct {
+        CtExtension::None => {}
+        CtExtension::Poison => exts.push(Extension {
+            extn_id: OID_CT_POISON,
+            critical: true,
+            extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
+        }),
+        CtExtension::SctList(list) => exts.push(Extension {
+            extn_id: OID_CT_SCT_LIST,
+            critical: false,
+            extn_value: OctetString::new(OctetString::new(list)?.to_der()?)?,
+        }),
+    }
 
     sign_certificate(
         &issuer.subject,
@@ -300,7 +357,38 @@ pub fn build_root(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, BuildError> {
-    let subject = build_name(Some(common_name), organization)?;
+    build_root_with(
+        key,
+        common_name,
+        organization,
+        &CaExtras::default(),
+        not_before,
+        not_after,
+    )
+}
+
+/// What CA certificates may carry beyond the basics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CaExtras<'a> {
+    /// The subject's countryName (two uppercase letters), first in the subject.
+    pub country: Option<&'a str>,
+    /// For an intermediate: the URL of the root's CRL (CRL Distribution Points).
+    pub crl_url: Option<&'a str>,
+    /// For an intermediate: the URL of the root's certificate (AIA caIssuers).
+    pub issuer_url: Option<&'a str>,
+}
+
+/// [`build_root`] with a country in the subject (`extras.country`; the URLs do not apply to a
+/// root).
+pub fn build_root_with(
+    key: &SigningKey,
+    common_name: &str,
+    organization: Option<&str>,
+    extras: &CaExtras<'_>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>, BuildError> {
+    let subject = build_name(Some(common_name), organization, extras.country)?;
     let exts = vec![
         extension(true, &KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign))?,
         extension(
@@ -337,9 +425,31 @@ pub fn build_intermediate(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, BuildError> {
+    build_intermediate_with(
+        root,
+        spki_der,
+        common_name,
+        organization,
+        &CaExtras::default(),
+        not_before,
+        not_after,
+    )
+}
+
+/// [`build_intermediate`] with a country in the subject, a CRL Distribution Point naming the
+/// root's CRL and AIA caIssuers naming the root's certificate, each when given in `extras`.
+pub fn build_intermediate_with(
+    root: &CaCertificate,
+    spki_der: &[u8],
+    common_name: &str,
+    organization: Option<&str>,
+    extras: &CaExtras<'_>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>, BuildError> {
     KeyAlgorithm::from_spki_der(spki_der).map_err(BuildError::PublicKey)?;
-    let subject = build_name(Some(common_name), organization)?;
-    let exts = vec![
+    let subject = build_name(Some(common_name), organization, extras.country)?;
+    let mut exts = vec![
         extension(
             true,
             &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign),
@@ -359,6 +469,18 @@ pub fn build_intermediate(
         extension(false, &authority_key_id(root)?)?,
         extension(false, &dv_policy())?,
     ];
+    if let Some(url) = extras.issuer_url {
+        exts.push(extension(
+            false,
+            &AuthorityInfoAccessSyntax(vec![AccessDescription {
+                access_method: ID_AD_CA_ISSUERS,
+                access_location: uri(url)?,
+            }]),
+        )?);
+    }
+    if let Some(url) = extras.crl_url {
+        exts.push(extension(false, &crl_distribution_point(url)?)?);
+    }
     sign_certificate(
         &root.subject,
         &root.key,
@@ -402,6 +524,56 @@ pub fn build_tls_server_cert(
         &EndEntityProfile {
             include_common_name: false,
             ..EndEntityProfile::default()
+        },
+    )
+}
+
+/// id-kp-OCSPSigning (RFC 5280 §4.2.1.12).
+const OID_KP_OCSP_SIGNING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-pkix-ocsp-nocheck (RFC 6960 §4.2.2.2.1).
+const OID_OCSP_NOCHECK: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+
+/// Builds a delegated OCSP responder certificate (RFC 6960 §4.2.2.2) issued by `issuer`:
+/// subject `CN=<common_name>`, keyUsage digitalSignature (critical), EKU id-kp-OCSPSigning only,
+/// basicConstraints CA:false (critical), id-pkix-ocsp-nocheck (clients do not check its own
+/// revocation, so keep it short-lived), SKI, AKI. Random serial.
+pub fn build_ocsp_responder(
+    issuer: &CaCertificate,
+    spki_der: &[u8],
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>, BuildError> {
+    KeyAlgorithm::from_spki_der(spki_der).map_err(BuildError::PublicKey)?;
+    let nocheck = Extension {
+        extn_id: OID_OCSP_NOCHECK,
+        critical: false,
+        extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
+    };
+    let exts = vec![
+        extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
+        extension(false, &ExtendedKeyUsage(vec![OID_KP_OCSP_SIGNING]))?,
+        extension(
+            true,
+            &BasicConstraints {
+                ca: false,
+                path_len_constraint: None,
+            },
+        )?,
+        extension(false, &subject_key_id(spki_der)?)?,
+        extension(false, &authority_key_id(issuer)?)?,
+        nocheck,
+    ];
+    sign_certificate(
+        &issuer.subject,
+        &issuer.key,
+        CertFields {
+            serial: &random_serial(),
+            subject: build_name(Some(common_name), None, None)?,
+            spki_der,
+            not_before,
+            not_after,
+            extensions: exts,
         },
     )
 }
@@ -483,7 +655,7 @@ fn sign_certificate(
 }
 
 /// RFC 5280 time: UTCTime through 2049, GeneralizedTime from 2050, whole seconds.
-fn x509_time(t: OffsetDateTime) -> Result<Time, BuildError> {
+pub(crate) fn x509_time(t: OffsetDateTime) -> Result<Time, BuildError> {
     let secs = u64::try_from(t.unix_timestamp()).map_err(|_| BuildError::InvalidValidity)?;
     let dt = DateTime::from_unix_duration(Duration::from_secs(secs))
         .map_err(|_| BuildError::InvalidValidity)?;
@@ -496,9 +668,26 @@ fn x509_time(t: OffsetDateTime) -> Result<Time, BuildError> {
     }
 }
 
-/// A Name of `O=<organization>, CN=<common_name>` (each optional; UTF8String values).
-fn build_name(common_name: Option<&str>, organization: Option<&str>) -> Result<Name, BuildError> {
+/// A Name of `C=<country>, O=<organization>, CN=<common_name>` (each optional; the country a
+/// two-letter PrintableString, the others UTF8String).
+fn build_name(
+    common_name: Option<&str>,
+    organization: Option<&str>,
+    country: Option<&str>,
+) -> Result<Name, BuildError> {
     let mut rdns = Vec::new();
+    if let Some(c) = country {
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(BuildError::InvalidName(c.to_string()));
+        }
+        let printable =
+            der::asn1::PrintableStringRef::new(c).map_err(|_| BuildError::InvalidName(c.into()))?;
+        let atv = AttributeTypeAndValue {
+            oid: OID_COUNTRY,
+            value: Any::encode_from(&printable)?,
+        };
+        rdns.push(RelativeDistinguishedName::try_from(vec![atv])?);
+    }
     for (oid, value) in [
         (OID_ORGANIZATION, organization),
         (OID_COMMON_NAME, common_name),
@@ -518,7 +707,7 @@ fn build_name(common_name: Option<&str>, organization: Option<&str>) -> Result<N
     Ok(Name::from_der(&RdnSequence::from(rdns).to_der()?)?)
 }
 
-fn extension<T: Encode + AssociatedOid>(
+pub(crate) fn extension<T: Encode + AssociatedOid>(
     critical: bool,
     value: &T,
 ) -> Result<Extension, BuildError> {
@@ -558,7 +747,7 @@ fn general_name(id: &Identifier) -> Result<GeneralName, BuildError> {
     }
 }
 
-fn uri(url: &str) -> Result<GeneralName, BuildError> {
+pub(crate) fn uri(url: &str) -> Result<GeneralName, BuildError> {
     let ok = (url.starts_with("http://") || url.starts_with("https://"))
         && url.bytes().all(|b| b.is_ascii_graphic());
     if !ok {
@@ -601,7 +790,9 @@ fn subject_key_id(spki_der: &[u8]) -> Result<SubjectKeyIdentifier, BuildError> {
     )?)?))
 }
 
-fn authority_key_id(issuer: &CaCertificate) -> Result<AuthorityKeyIdentifier, BuildError> {
+pub(crate) fn authority_key_id(
+    issuer: &CaCertificate,
+) -> Result<AuthorityKeyIdentifier, BuildError> {
     Ok(AuthorityKeyIdentifier {
         key_identifier: Some(OctetString::new(issuer.key_id.clone())?),
         authority_cert_issuer: None,

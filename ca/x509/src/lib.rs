@@ -2,14 +2,18 @@
 //! x509-cert/der 0.8 and aws-lc-rs. No I/O.
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
 pub mod key;
 pub mod parse;
 
 pub use cert::{
-    BuildError, CaCertificate, EndEntityParams, EndEntityProfile, build_end_entity,
-    build_intermediate, build_root, build_tls_server_cert, random_serial,
+    BuildError, CaCertificate, CaExtras, CtExtension, EndEntityParams, EndEntityProfile,
+    OID_CT_POISON, OID_CT_SCT_LIST, build_end_entity, build_end_entity_ct, build_intermediate,
+    build_intermediate_with, build_ocsp_responder, build_root, build_root_with,
+    build_tls_server_cert, random_serial,
 };
+pub use crl::{CrlEntry, CrlParams, build_crl};
 pub use csr::{CsrError, MAX_CSR_NAMES, ParsedCsr, parse_csr};
 pub use key::{KeyAlgorithm, KeyError, SigningKey, spki_jwk_thumbprint};
 pub use parse::{CertInfo, ParseError, is_signed_by, pem_certificates, pem_decode_all, pem_encode};

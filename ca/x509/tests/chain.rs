@@ -67,6 +67,7 @@ fn leaf(h: &Hierarchy, leaf_alg: KeyAlgorithm, ids: &[Identifier], cn: Option<&s
         &EndEntityProfile {
             include_common_name: true,
             client_auth: true,
+            rsa_key_encipherment: true,
             crl_url: Some("http://crl.example.test/1.crl".into()),
             ocsp_url: Some("http://ocsp.example.test".into()),
             issuer_url: Some("http://ca.example.test/int.der".into()),

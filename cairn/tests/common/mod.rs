@@ -32,6 +32,7 @@ impl TestCa {
         cfg.server.data_dir = dir.path().join("data");
         cfg.server.listen = "127.0.0.1:0".parse().unwrap();
         cfg.server.metrics_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.server.public_listen = "127.0.0.1:0".parse().unwrap();
         cfg.va.dns_server = chall.dns_addr();
         cfg.va.http01_port = chall.http01_addr().expect("http-01 responder").port();
         cfg.va.tlsalpn01_port = chall
@@ -39,6 +40,14 @@ impl TestCa {
             .expect("tls-alpn-01 responder")
             .port();
         cfg.va.timeout = "5s".into();
+        // Certificate Transparency makes every issuance wait for the local logs' sequencing;
+        // tests/ct_issuance.rs (and tests that want it) turn it on.
+        cfg.ct.enabled = false;
+        // The DAP leader and helper are not needed by the CA tests; tests/dap_serve.rs turns
+        // them on.
+        cfg.dap.enabled = false;
+        cfg.dap.leader_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.dap.helper_listen = "127.0.0.1:0".parse().unwrap();
         tweak(&mut cfg);
         let server = cairn::serve::start(cfg).await.expect("CA starts");
         TestCa { server, chall, dir }

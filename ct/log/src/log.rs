@@ -110,6 +110,27 @@ struct Pending {
 struct Pool {
     items: Vec<Pending>,
     by_key: HashMap<Hash, usize>,
+    /// Entries of the batch being sequenced (no longer in `items`, not yet in the lock store's
+    /// dedup index), with resubmissions waiting for their outcome.
+    inflight: HashMap<Hash, Vec<Waiter>>,
+    /// Bumped whenever in-flight entries are settled (committed or failed): a submitter that
+    /// looked the dedup index up in an older epoch must look again.
+    epoch: u64,
+}
+
+impl Pool {
+    /// Joins `tx` to a pending or in-flight submission of `key`; gives it back if there is none.
+    fn join(&mut self, key: &Hash, tx: Waiter) -> Option<Waiter> {
+        if let Some(&i) = self.by_key.get(key) {
+            self.items[i].waiters.push(tx);
+            None
+        } else if let Some(w) = self.inflight.get_mut(key) {
+            w.push(tx);
+            None
+        } else {
+            Some(tx)
+        }
+    }
 }
 
 pub(crate) struct Inner {
@@ -249,39 +270,67 @@ impl CtLog {
         }
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
         let key = accepted.entry.dedup_key();
-        if let Some(rec) = inner
-            .lock
-            .get_dedup(&inner.config.name, &key)
-            .await
-            .map_err(|e| SubmitError::Internal(e.to_string()))?
-        {
-            metrics::counter!("cairn_ct_duplicates_total", "log" => inner.config.name.clone())
-                .increment(1);
-            return sign_sct(&inner.key, &accepted.entry, rec.timestamp, rec.index)
-                .map_err(|e| SubmitError::Internal(e.to_string()));
-        }
         let entry = accepted.entry.clone();
         let (tx, rx) = oneshot::channel();
-        {
-            let mut pool = inner
+        let lock_pool = || {
+            inner
                 .pool
                 .lock()
-                .map_err(|_| SubmitError::Internal("pool lock poisoned".into()))?;
-            if let Some(&i) = pool.by_key.get(&key) {
-                pool.items[i].waiters.push(tx);
-            } else if pool.items.len() >= inner.config.pool_size {
-                return Err(SubmitError::PoolFull);
-            } else {
-                let i = pool.items.len();
-                pool.items.push(Pending {
-                    accepted,
-                    key,
-                    waiters: vec![tx],
-                });
-                pool.by_key.insert(key, i);
+                .map_err(|_| SubmitError::Internal("pool lock poisoned".into()))
+        };
+        // A submission of the same entry may be pending, being sequenced, or committed. The
+        // dedup index is read outside the pool lock; the epoch tells whether an in-flight batch
+        // was settled meanwhile (then its records may have been missed: read again).
+        let mut tx = Some(tx);
+        let mut accepted = Some(accepted);
+        for _ in 0..8 {
+            let epoch = {
+                let mut pool = lock_pool()?;
+                let Some(t) = tx.take() else { break };
+                match pool.join(&key, t) {
+                    None => break,
+                    Some(t) => tx = Some(t),
+                }
+                pool.epoch
+            };
+            if let Some(rec) = inner
+                .lock
+                .get_dedup(&inner.config.name, &key)
+                .await
+                .map_err(|e| SubmitError::Internal(e.to_string()))?
+            {
+                metrics::counter!("cairn_ct_duplicates_total", "log" => inner.config.name.clone())
+                    .increment(1);
+                return sign_sct(&inner.key, &entry, rec.timestamp, rec.index)
+                    .map_err(|e| SubmitError::Internal(e.to_string()));
             }
+            let mut pool = lock_pool()?;
+            let Some(t) = tx.take() else { break };
+            let Some(t) = pool.join(&key, t) else { break };
+            if pool.epoch != epoch {
+                tx = Some(t);
+                continue;
+            }
+            if pool.items.len() >= inner.config.pool_size {
+                return Err(SubmitError::PoolFull);
+            }
+            let Some(accepted) = accepted.take() else {
+                break;
+            };
+            let i = pool.items.len();
+            pool.items.push(Pending {
+                accepted,
+                key,
+                waiters: vec![t],
+            });
+            pool.by_key.insert(key, i);
             metrics::gauge!("cairn_ct_pool_size", "log" => inner.config.name.clone())
                 .set(pool.items.len() as f64);
+            break;
+        }
+        if tx.is_some() {
+            // The log kept settling batches while this submission looked: try again later.
+            return Err(SubmitError::Unavailable);
         }
         let seq = rx.await.map_err(|_| SubmitError::Unavailable)??;
         sign_sct(&inner.key, &entry, seq.timestamp, seq.index)
@@ -537,10 +586,15 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
         let batch = match inner.pool.lock() {
             Ok(mut pool) => {
                 pool.by_key.clear();
-                std::mem::take(&mut pool.items)
+                let batch = std::mem::take(&mut pool.items);
+                for p in &batch {
+                    pool.inflight.insert(p.key, Vec::new());
+                }
+                batch
             }
             Err(_) => break,
         };
+        let keys: Vec<Hash> = batch.iter().map(|p| p.key).collect();
         metrics::gauge!("cairn_ct_pool_size", "log" => name.clone()).set(0.0);
         let idle_for = now_ms().saturating_sub(state.timestamp);
         if batch.is_empty() && u128::from(idle_for) < IDLE_CHECKPOINT_INTERVAL.as_millis() {
@@ -548,7 +602,9 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
         }
         let started = Instant::now();
         let count = batch.len();
-        match sequence(&inner, &mut state, batch).await {
+        let outcome = sequence(&inner, &mut state, batch).await;
+        settle(&inner, &keys, outcome.as_ref().ok());
+        match outcome.map(|_| ()) {
             Ok(()) => {
                 metrics::histogram!("cairn_ct_sequencing_duration_seconds", "log" => name.clone())
                     .record(started.elapsed().as_secs_f64());
@@ -584,10 +640,45 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
     fail_pool(&inner);
 }
 
+/// Answers the resubmissions that joined in-flight entries (with the committed positions, or
+/// `Unavailable` by dropping them if the cycle failed) and opens a new epoch.
+fn settle(inner: &Inner, keys: &[Hash], committed: Option<&Vec<(Hash, Sequenced)>>) {
+    let Ok(mut pool) = inner.pool.lock() else {
+        return;
+    };
+    let mut waiters: Vec<(Vec<Waiter>, Option<Sequenced>)> = Vec::new();
+    match committed {
+        Some(done) => {
+            for (key, seq) in done {
+                if let Some(w) = pool.inflight.remove(key) {
+                    waiters.push((w, Some(*seq)));
+                }
+            }
+        }
+        None => {
+            for key in keys {
+                pool.inflight.remove(key);
+            }
+        }
+    }
+    pool.inflight.clear();
+    pool.epoch += 1;
+    drop(pool);
+    for (ws, seq) in waiters {
+        if let Some(seq) = seq {
+            for w in ws {
+                let _ = w.send(Ok(seq));
+            }
+        }
+    }
+}
+
 fn fail_pool(inner: &Inner) {
     inner.stopped.store(true, Ordering::Release);
     if let Ok(mut pool) = inner.pool.lock() {
         pool.by_key.clear();
+        pool.inflight.clear();
+        pool.epoch += 1;
         for p in pool.items.drain(..) {
             for w in p.waiters {
                 let _ = w.send(Err(SubmitError::Unavailable));
@@ -603,7 +694,7 @@ async fn sequence(
     inner: &Inner,
     state: &mut TreeState,
     batch: Vec<Pending>,
-) -> Result<(), CycleError> {
+) -> Result<Vec<(Hash, Sequenced)>, CycleError> {
     let timestamp = now_ms().max(state.timestamp);
     let mut files = Vec::new();
     let mut dedup = Vec::with_capacity(batch.len());
@@ -631,7 +722,7 @@ async fn sequence(
             index,
             timestamp,
         });
-        answers.push((p.waiters, Sequenced { index, timestamp }));
+        answers.push((p.key, p.waiters, Sequenced { index, timestamp }));
     }
     state.partial_tiles(&mut files);
     let root = state.root().ok_or(CycleError::Root)?;
@@ -664,10 +755,12 @@ async fn sequence(
         tracing::error!(log = %inner.config.name, error = %e, "publishing the checkpoint file failed");
     }
     // 4. Answer.
-    for (waiters, seq) in answers {
+    let mut done = Vec::with_capacity(answers.len());
+    for (key, waiters, seq) in answers {
         for w in waiters {
             let _ = w.send(Ok(seq));
         }
+        done.push((key, seq));
     }
-    Ok(())
+    Ok(done)
 }

@@ -305,3 +305,38 @@ async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent(
     }
     server.shutdown().await;
 }
+
+/// The same chain submitted continuously from many tasks, so that submissions land while the
+/// first one's batch is being written and committed: every submission gets the original SCT
+/// position and the log holds exactly one entry.
+#[tokio::test]
+async fn concurrent_duplicates_all_get_the_original_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = log_config(dir.path(), &pki);
+    cfg.period_ms = 20;
+    let log = cairn_ct::CtLog::start(cfg).await.unwrap();
+    let leaf = pki.leaf("dup.example", (2030, 6, 1), false, false);
+    let chain = pki.chain(&leaf, false);
+    let mut tasks = Vec::new();
+    for i in 0..200u64 {
+        let log = log.clone();
+        let chain = chain.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_micros(i * 500)).await;
+            let sct = log.submit(&chain, false).await.unwrap();
+            (sct.timestamp, sct.extensions)
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "one original SCT position"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(log.tree_size(), 1, "one entry");
+    log.shutdown().await;
+}

@@ -6,8 +6,8 @@
 //! allows both); the leader does not poll asynchronous helpers yet.
 
 use crate::datastore::{
-    BatchAggregate, BucketKey, CollectionReadiness, Datastore, DatastoreError, Lease,
-    ReportOutcome, StoredReport, UploadOutcome,
+    BatchAggregate, BatchScope, BucketKey, CollectionReadiness, Datastore, DatastoreError,
+    HpkeKeyState, Lease, ReportOutcome, StoredReport, UploadOutcome,
 };
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
@@ -17,11 +17,11 @@ use cairn_dap_core::{Clock, HpkeKeypair, VdafInstance};
 use cairn_dap_messages::codec::{LengthPrefix, Reader, put_items};
 use cairn_dap_messages::{
     AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitReq, AggregationJobResp,
-    BatchMode, BatchSelector, CollectionJobId, CollectionJobReq, CollectionJobResp, DapProblemType,
-    Decode, Duration, Encode, Extension, HpkeCiphertext, HpkeConfigList, Interval,
-    PlaintextInputShare, Query, ReportError, ReportMetadata, ReportShare, ReportUploadStatus, Role,
-    TaskId, Time, UploadErrors, UploadRequest, VerifyInit, VerifyResp, VerifyStepResult,
-    extensions_strictly_increasing, media_type,
+    BatchId, BatchMode, BatchSelector, CollectionJobId, CollectionJobReq, CollectionJobResp,
+    DapProblemType, Decode, Duration, Encode, Extension, HpkeCiphertext, HpkeConfig, HpkeConfigId,
+    HpkeConfigList, Interval, PlaintextInputShare, Query, ReportError, ReportMetadata, ReportShare,
+    ReportUploadStatus, Role, TaskId, Time, UploadErrors, UploadRequest, VerifyInit, VerifyResp,
+    VerifyStepResult, extensions_strictly_increasing, media_type,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -38,6 +38,9 @@ pub struct AggregatorParameters {
     pub tolerable_clock_skew_secs: u64,
     /// How soon a waiting collection job is looked at again, in seconds.
     pub collection_retry_secs: u64,
+    /// How often HPKE keys are re-read from the datastore (other processes may rotate them),
+    /// in seconds.
+    pub hpke_key_refresh_secs: u64,
 }
 
 impl Default for AggregatorParameters {
@@ -47,6 +50,7 @@ impl Default for AggregatorParameters {
             lease_secs: 60,
             tolerable_clock_skew_secs: 300,
             collection_retry_secs: 1,
+            hpke_key_refresh_secs: 10,
         }
     }
 }
@@ -69,11 +73,28 @@ pub enum CollectionJobStatus {
     Failed(DapProblemType),
 }
 
+/// The HPKE keys as last read from the datastore.
+struct KeyCache {
+    keys: Arc<Vec<(HpkeKeypair, HpkeKeyState)>>,
+    loaded: std::time::Instant,
+}
+
+/// The keypair a ciphertext names, if this aggregator still holds it (in any state: pending
+/// and expired keys still decrypt, so rotation drops no report in flight).
+fn find_keypair<'a>(
+    keys: &'a [(HpkeKeypair, HpkeKeyState)],
+    ct: &HpkeCiphertext,
+) -> Option<&'a HpkeKeypair> {
+    keys.iter()
+        .map(|(k, _)| k)
+        .find(|k| k.config().id == ct.config_id)
+}
+
 struct Inner {
     datastore: Datastore,
     clock: Arc<dyn Clock>,
     role: AggregatorRole,
-    keypairs: Vec<HpkeKeypair>,
+    keys: std::sync::RwLock<KeyCache>,
     http: reqwest::Client,
     params: AggregatorParameters,
 }
@@ -166,7 +187,10 @@ impl Aggregator {
                 datastore,
                 clock,
                 role,
-                keypairs,
+                keys: std::sync::RwLock::new(KeyCache {
+                    keys: Arc::new(keypairs),
+                    loaded: std::time::Instant::now(),
+                }),
                 http,
                 params,
             }),
@@ -192,11 +216,6 @@ impl Aggregator {
                 task.role.as_str()
             )));
         }
-        if task.parameters.batch_mode != BatchMode::TimeInterval {
-            return Err(Error::BadRequest(
-                "only the time_interval batch mode is implemented".into(),
-            ));
-        }
         task.validate().map_err(|e| Error::BadRequest(e.into()))?;
         match self.inner.datastore.put_task(task).await {
             Err(DatastoreError::Conflict(_)) => {
@@ -206,15 +225,122 @@ impl Aggregator {
         }
     }
 
-    /// The `HpkeConfigList` served at `/hpke_config`.
-    pub fn hpke_config_list(&self) -> HpkeConfigList {
-        HpkeConfigList(
-            self.inner
-                .keypairs
+    /// The `HpkeConfigList` served at `/hpke_config`: the active keys.
+    pub async fn hpke_config_list(&self) -> Result<HpkeConfigList, Error> {
+        Ok(HpkeConfigList(
+            self.current_keys()
+                .await?
                 .iter()
-                .map(|k| k.config().clone())
+                .filter(|(_, state)| *state == HpkeKeyState::Active)
+                .map(|(k, _)| k.config().clone())
                 .collect(),
-        )
+        ))
+    }
+
+    /// The HPKE keys, re-read from the datastore when the cached copy is older than
+    /// `hpke_key_refresh_secs`.
+    async fn current_keys(&self) -> Result<Arc<Vec<(HpkeKeypair, HpkeKeyState)>>, Error> {
+        let max_age = std::time::Duration::from_secs(self.inner.params.hpke_key_refresh_secs);
+        {
+            let cache = self
+                .inner
+                .keys
+                .read()
+                .map_err(|_| Error::Internal("key cache poisoned".into()))?;
+            if cache.loaded.elapsed() < max_age {
+                return Ok(cache.keys.clone());
+            }
+        }
+        self.reload_keys().await
+    }
+
+    async fn reload_keys(&self) -> Result<Arc<Vec<(HpkeKeypair, HpkeKeyState)>>, Error> {
+        let keys = Arc::new(self.inner.datastore.get_hpke_keypairs().await?);
+        let mut cache = self
+            .inner
+            .keys
+            .write()
+            .map_err(|_| Error::Internal("key cache poisoned".into()))?;
+        *cache = KeyCache {
+            keys: keys.clone(),
+            loaded: std::time::Instant::now(),
+        };
+        Ok(keys)
+    }
+
+    /// Every HPKE key's config and state (control plane).
+    pub async fn hpke_keys(&self) -> Result<Vec<(HpkeConfig, HpkeKeyState)>, Error> {
+        Ok(self
+            .reload_keys()
+            .await?
+            .iter()
+            .map(|(k, s)| (k.config().clone(), *s))
+            .collect())
+    }
+
+    /// Generates a new HPKE key in state `pending` under the lowest free config ID above the
+    /// highest in use (wrapping around), and returns its config.
+    pub async fn create_hpke_key(&self) -> Result<HpkeConfig, Error> {
+        let keys = self.reload_keys().await?;
+        let used: std::collections::BTreeSet<u8> =
+            keys.iter().map(|(k, _)| k.config().id.0).collect();
+        let start = used.last().map_or(1, |m| m.wrapping_add(1));
+        let id = (0..=255u8)
+            .map(|i| start.wrapping_add(i))
+            .find(|id| !used.contains(id))
+            .ok_or_else(|| Error::BadRequest("all 256 HPKE config IDs are in use".into()))?;
+        let kp = HpkeKeypair::generate(HpkeConfigId(id));
+        match self
+            .inner
+            .datastore
+            .put_hpke_keypair(&kp, HpkeKeyState::Pending)
+            .await
+        {
+            Err(DatastoreError::Conflict(_)) => {
+                return Err(Error::BadRequest("HPKE config ID taken; retry".into()));
+            }
+            other => other?,
+        }
+        self.reload_keys().await?;
+        Ok(kp.config().clone())
+    }
+
+    /// Moves key `id` to `state`. Refuses to leave the aggregator without an active key.
+    pub async fn set_hpke_key_state(
+        &self,
+        id: HpkeConfigId,
+        state: HpkeKeyState,
+    ) -> Result<(), Error> {
+        let keys = self.reload_keys().await?;
+        let Some((_, current)) = keys.iter().find(|(k, _)| k.config().id == id) else {
+            return Err(Error::NotFound);
+        };
+        let active = keys
+            .iter()
+            .filter(|(_, s)| *s == HpkeKeyState::Active)
+            .count();
+        if *current == HpkeKeyState::Active && state != HpkeKeyState::Active && active == 1 {
+            return Err(Error::BadRequest(
+                "this is the only active HPKE key; activate another first".into(),
+            ));
+        }
+        if !self.inner.datastore.set_hpke_key_state(id, state).await? {
+            return Err(Error::NotFound);
+        }
+        self.reload_keys().await?;
+        Ok(())
+    }
+
+    /// Deletes key `id`, which must be expired. Reports still sealed to it are then refused
+    /// (`outdatedConfig` at upload, `hpke_decrypt_error` at the helper).
+    pub async fn delete_hpke_key(&self, id: HpkeConfigId) -> Result<(), Error> {
+        if !self.inner.datastore.delete_hpke_key(id).await? {
+            return Err(Error::BadRequest(
+                "no expired HPKE key with this ID (expire it first)".into(),
+            ));
+        }
+        self.reload_keys().await?;
+        Ok(())
     }
 
     async fn task_in_role(&self, task_id: &TaskId) -> Result<AggregatorTask, Error> {
@@ -226,13 +352,6 @@ impl Aggregator {
                 "unknown task",
             )),
         }
-    }
-
-    fn keypair(&self, ct: &HpkeCiphertext) -> Option<&HpkeKeypair> {
-        self.inner
-            .keypairs
-            .iter()
-            .find(|k| k.config().id == ct.config_id)
     }
 
     // ---- upload (leader) ----
@@ -255,13 +374,13 @@ impl Aggregator {
         let req = UploadRequest::get_decoded(body)
             .map_err(|e| invalid(task_id, format!("malformed upload request: {e}")))?;
         let now = self.inner.clock.now();
+        let keys = self.current_keys().await?;
         let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
         let mut verdicts: Vec<Result<usize, ReportError>> = Vec::with_capacity(req.reports.len());
         let mut to_store = Vec::new();
         for report in &req.reports {
             let verdict = (|| {
-                let kp = self
-                    .keypair(&report.leader_encrypted_input_share)
+                let kp = find_keypair(&keys, &report.leader_encrypted_input_share)
                     .ok_or(ReportError::OutdatedConfig)?;
                 check_time(
                     &task,
@@ -368,16 +487,7 @@ impl Aggregator {
         }
         let req = AggregationJobInitReq::get_decoded(body)
             .map_err(|e| invalid(task_id, format!("malformed aggregation job: {e}")))?;
-        if !extensions_strictly_increasing(&req.extensions) {
-            return Err(invalid(task_id, "extensions out of order"));
-        }
-        if !req.extensions.is_empty() {
-            return Err(Error::dap(
-                DapProblemType::UnsupportedExtension,
-                Some(*task_id),
-                "no aggregation job extension is supported",
-            ));
-        }
+        let batch_id = aggregation_job_batch_id(&task, &req.extensions)?;
         let vdaf = &task.parameters.vdaf;
         if !vdaf.is_agg_param_valid(&req.agg_param) {
             return Err(Error::dap(
@@ -409,6 +519,7 @@ impl Aggregator {
         }
         let now = self.inner.clock.now();
         let ctx = task.parameters.vdaf_ctx();
+        let keys = self.current_keys().await?;
         let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Helper);
         let mut outcomes = Vec::with_capacity(req.verify_inits.len());
         let mut outbounds = Vec::with_capacity(req.verify_inits.len());
@@ -422,8 +533,7 @@ impl Aggregator {
                     self.inner.params.tolerable_clock_skew_secs,
                     false,
                 )?;
-                let kp = self
-                    .keypair(&rs.encrypted_input_share)
+                let kp = find_keypair(&keys, &rs.encrypted_input_share)
                     .ok_or(ReportError::HpkeDecryptError)?;
                 let aad = task
                     .parameters
@@ -457,10 +567,7 @@ impl Aggregator {
             outcomes.push(ReportOutcome {
                 report_id: rs.metadata.id,
                 time: rs.metadata.time.0,
-                bucket: BucketKey {
-                    batch_id: Vec::new(),
-                    bucket_start: rs.metadata.time.0,
-                },
+                bucket: bucket_key(batch_id.as_ref(), rs.metadata.time.0),
                 result,
             });
         }
@@ -519,19 +626,33 @@ impl Aggregator {
         let req = AggregateShareReq::get_decoded(body)
             .map_err(|e| invalid(task_id, format!("malformed aggregate share request: {e}")))?;
         let cjr = &req.collection_job_req;
-        let (query_interval, selector_interval) = match (&cjr.query, &req.batch_selector) {
+        let vdaf = &task.parameters.vdaf;
+        let mode = task.parameters.batch_mode;
+        let scope = match (&cjr.query, &req.batch_selector) {
             (
                 Query::TimeInterval { batch_interval: q },
                 BatchSelector::TimeInterval { batch_interval: s },
-            ) => (*q, *s),
+            ) if mode == BatchMode::TimeInterval => {
+                if !q.contains_interval(s) {
+                    return Err(invalid(task_id, "batch selector outside the query"));
+                }
+                check_collection_query(task_id, vdaf, &cjr.agg_param, Some(s))?;
+                BatchScope::TimeInterval {
+                    start: s.start.0,
+                    end: s.end().0,
+                }
+            }
+            (Query::LeaderSelected, BatchSelector::LeaderSelected { batch_id })
+                if mode == BatchMode::LeaderSelected =>
+            {
+                check_collection_query(task_id, vdaf, &cjr.agg_param, None)?;
+                BatchScope::LeaderSelected {
+                    batch_id: *batch_id.as_bytes(),
+                }
+            }
             _ => return Err(invalid(task_id, "batch mode does not match the task")),
         };
-        if !query_interval.contains_interval(&selector_interval) {
-            return Err(invalid(task_id, "batch selector outside the query"));
-        }
         check_collection_extensions(task_id, &cjr.extensions)?;
-        let vdaf = &task.parameters.vdaf;
-        check_collection_query(task_id, vdaf, &cjr.agg_param, &selector_interval)?;
         let share_id = content_id(task_id, body);
         let aad = task
             .parameters
@@ -565,20 +686,10 @@ impl Aggregator {
             .get_encoded()
             .map_err(|_| DapProblemType::InvalidMessage)
         };
-        let start = selector_interval.start.0;
-        let end = selector_interval.end().0;
         match self
             .inner
             .datastore
-            .helper_collect_time_interval(
-                task_id,
-                &share_id,
-                vdaf,
-                &cjr.agg_param,
-                start,
-                end,
-                &build,
-            )
+            .helper_collect_batch(task_id, &share_id, vdaf, &cjr.agg_param, &scope, &build)
             .await?
         {
             Ok(resp) => Ok((share_id, resp)),
@@ -607,12 +718,23 @@ impl Aggregator {
         self.check_collector(&task, auth)?;
         let req = CollectionJobReq::get_decoded(body)
             .map_err(|e| invalid(task_id, format!("malformed collection job request: {e}")))?;
-        let Query::TimeInterval { batch_interval } = req.query else {
+        if req.query.batch_mode() != task.parameters.batch_mode {
             return Err(invalid(task_id, "batch mode does not match the task"));
-        };
+        }
         check_collection_extensions(task_id, &req.extensions)?;
         let vdaf = &task.parameters.vdaf;
-        check_collection_query(task_id, vdaf, &req.agg_param, &batch_interval)?;
+        let Query::TimeInterval { batch_interval } = req.query else {
+            // Leader-selected: every query asks for "the next batch", so identical requests
+            // are distinct jobs and the ID is random; the batch is chosen by the driver.
+            check_collection_query(task_id, vdaf, &req.agg_param, None)?;
+            let job_id = CollectionJobId::from_bytes(random16());
+            self.inner
+                .datastore
+                .put_collection_job(task_id, &job_id, body, None)
+                .await?;
+            return Ok(job_id);
+        };
+        check_collection_query(task_id, vdaf, &req.agg_param, Some(&batch_interval))?;
         let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
         if self
             .inner
@@ -626,12 +748,14 @@ impl Aggregator {
         let current = self
             .inner
             .datastore
-            .aggregate_time_interval(
+            .aggregate_batch(
                 task_id,
                 vdaf,
                 &req.agg_param,
-                batch_interval.start.0,
-                batch_interval.end().0,
+                &BatchScope::TimeInterval {
+                    start: batch_interval.start.0,
+                    end: batch_interval.end().0,
+                },
                 false,
             )
             .await?;
@@ -649,7 +773,7 @@ impl Aggregator {
                 task_id,
                 &job_id,
                 body,
-                (batch_interval.start.0, batch_interval.duration.0),
+                Some((batch_interval.start.0, batch_interval.duration.0)),
             )
             .await
         {
@@ -728,17 +852,31 @@ impl Aggregator {
     /// Creates aggregation jobs from every leader task's unaggregated reports.
     pub async fn create_aggregation_jobs(&self) -> Result<usize, Error> {
         let mut n = 0;
-        for task_id in self.inner.datastore.get_task_ids().await? {
-            n += self
-                .inner
-                .datastore
-                .create_aggregation_jobs(
-                    &task_id,
-                    self.inner.params.max_aggregation_job_size,
-                    &mut random16,
-                )
-                .await?
-                .len();
+        let ds = &self.inner.datastore;
+        let max_job = self.inner.params.max_aggregation_job_size;
+        for task_id in ds.get_task_ids().await? {
+            let Some(task) = ds.get_task(&task_id).await? else {
+                continue;
+            };
+            if task.role != AggregatorRole::Leader {
+                continue;
+            }
+            n += match task.parameters.batch_mode {
+                BatchMode::LeaderSelected => {
+                    ds.create_leader_selected_aggregation_jobs(
+                        &task_id,
+                        max_job,
+                        task.parameters.effective_max_batch_size(),
+                        &mut random16,
+                    )
+                    .await?
+                }
+                _ => {
+                    ds.create_aggregation_jobs(&task_id, max_job, &mut random16)
+                        .await?
+                }
+            }
+            .len();
         }
         Ok(n)
     }
@@ -766,6 +904,18 @@ impl Aggregator {
             .datastore
             .get_aggregation_job_reports(&lease.task_id, &lease.job_id)
             .await?;
+        let batch_id = self
+            .inner
+            .datastore
+            .get_aggregation_job_batch_id(&lease.task_id, &lease.job_id)
+            .await?;
+        let extensions: Vec<Extension> = batch_id
+            .iter()
+            .map(|id| Extension {
+                extension_type: Extension::LEADER_SELECTED_BATCH_ID,
+                extension_data: id.to_vec(),
+            })
+            .collect();
         let vdaf = &task.parameters.vdaf;
         let ctx = task.parameters.vdaf_ctx();
         let agg_param: Vec<u8> = Vec::new();
@@ -773,10 +923,7 @@ impl Aggregator {
         let mut states = Vec::new();
         let mut verify_inits = Vec::new();
         for r in &reports {
-            let bucket = BucketKey {
-                batch_id: Vec::new(),
-                bucket_start: r.time,
-            };
+            let bucket = bucket_key(batch_id.as_ref(), r.time);
             let init = (|| {
                 let public_extensions: Vec<Extension> = Reader::new(&r.public_extensions)
                     .items(LengthPrefix::U16)
@@ -826,7 +973,7 @@ impl Aggregator {
             let body = AggregationJobInitReq {
                 verification_key_id: 0,
                 agg_param: agg_param.clone(),
-                extensions: vec![],
+                extensions,
                 verify_inits,
             }
             .get_encoded()
@@ -998,29 +1145,33 @@ impl Aggregator {
             .ok_or(Error::NotFound)?;
         let req = CollectionJobReq::get_decoded(&job.request)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let Query::TimeInterval { batch_interval } = req.query else {
-            return Err(Error::Internal("unsupported batch mode".into()));
-        };
-        let (start, end) = (batch_interval.start.0, batch_interval.end().0);
         let vdaf = &task.parameters.vdaf;
         let retry = self
             .inner
             .clock
             .now()
             .saturating_add(self.inner.params.collection_retry_secs);
-        let (share, count, checksum, range) = if job.state == "start" {
-            match ds
-                .try_collect_time_interval(
-                    lease,
-                    vdaf,
-                    &req.agg_param,
-                    start,
-                    end,
-                    task.parameters.min_batch_size,
-                    retry,
-                )
-                .await?
-            {
+        let min = task.parameters.min_batch_size;
+        let (share, count, checksum, range, scope) = if job.state == "start" {
+            let readiness = match &req.query {
+                Query::TimeInterval { batch_interval } => {
+                    ds.try_collect_time_interval(
+                        lease,
+                        vdaf,
+                        &req.agg_param,
+                        batch_interval.start.0,
+                        batch_interval.end().0,
+                        min,
+                        retry,
+                    )
+                    .await?
+                }
+                Query::LeaderSelected => {
+                    ds.try_collect_leader_selected(lease, vdaf, &req.agg_param, min, retry)
+                        .await?
+                }
+            };
+            match readiness {
                 CollectionReadiness::Waiting => return Ok(false),
                 CollectionReadiness::Overlap => {
                     ds.finish_collection_job(
@@ -1035,24 +1186,49 @@ impl Aggregator {
                     report_count,
                     checksum,
                     time_range,
-                } => (aggregate_share, report_count, checksum, time_range),
+                    scope,
+                } => (aggregate_share, report_count, checksum, time_range, scope),
             }
         } else {
             // Retrying after the helper call failed: the batch is frozen, so re-summing it
             // yields exactly what was stored.
+            let scope = match (&req.query, job.batch_id) {
+                (Query::TimeInterval { batch_interval }, _) => BatchScope::TimeInterval {
+                    start: batch_interval.start.0,
+                    end: batch_interval.end().0,
+                },
+                (Query::LeaderSelected, Some(batch_id)) => BatchScope::LeaderSelected { batch_id },
+                (Query::LeaderSelected, None) => {
+                    return Err(Error::Internal("collecting job without a batch".into()));
+                }
+            };
             let agg = ds
-                .aggregate_time_interval(&lease.task_id, vdaf, &req.agg_param, start, end, false)
+                .aggregate_batch(&lease.task_id, vdaf, &req.agg_param, &scope, false)
                 .await?;
             (
                 agg.aggregate_share,
                 agg.report_count,
                 agg.checksum,
-                agg.time_range.unwrap_or((start, start)),
+                agg.time_range.unwrap_or((0, 0)),
+                scope,
             )
+        };
+        let batch_selector = match (&req.query, &scope) {
+            (Query::TimeInterval { batch_interval }, _) => BatchSelector::TimeInterval {
+                batch_interval: *batch_interval,
+            },
+            (_, BatchScope::LeaderSelected { batch_id }) => BatchSelector::LeaderSelected {
+                batch_id: BatchId::from_bytes(*batch_id),
+            },
+            _ => {
+                return Err(Error::Internal(
+                    "batch scope does not match the query".into(),
+                ));
+            }
         };
         let share_req = AggregateShareReq {
             collection_job_req: req.clone(),
-            batch_selector: BatchSelector::TimeInterval { batch_interval },
+            batch_selector,
             report_count: count,
             checksum,
         }
@@ -1117,13 +1293,65 @@ impl Aggregator {
     }
 }
 
+/// The bucket a report of a job falls into: its time unit in time-interval mode, the
+/// batch's one bucket in leader-selected mode.
+fn bucket_key(batch_id: Option<&[u8; 32]>, time: u64) -> BucketKey {
+    match batch_id {
+        Some(id) => BucketKey {
+            batch_id: id.to_vec(),
+            bucket_start: 0,
+        },
+        None => BucketKey {
+            batch_id: Vec::new(),
+            bucket_start: time,
+        },
+    }
+}
+
+/// The batch an `AggregationJobInitReq` names through its extensions (DAP-18 §5.2.2): a
+/// leader-selected task needs exactly a well-formed `leader_selected_batch_id`; a
+/// time-interval task takes none. Unknown extension types are unsupported.
+fn aggregation_job_batch_id(
+    task: &AggregatorTask,
+    extensions: &[Extension],
+) -> Result<Option<[u8; 32]>, Error> {
+    let task_id = &task.parameters.task_id;
+    if let Some(e) = extensions
+        .iter()
+        .find(|e| e.extension_type != Extension::LEADER_SELECTED_BATCH_ID)
+    {
+        return Err(Error::dap(
+            DapProblemType::UnsupportedExtension,
+            Some(*task_id),
+            format!("unsupported aggregation job extension {}", e.extension_type),
+        ));
+    }
+    if !extensions_strictly_increasing(extensions) {
+        return Err(invalid(task_id, "extensions out of order"));
+    }
+    match (task.parameters.batch_mode, extensions.first()) {
+        (BatchMode::LeaderSelected, Some(e)) => <[u8; 32]>::try_from(e.extension_data.as_slice())
+            .map(Some)
+            .map_err(|_| invalid(task_id, "malformed leader_selected_batch_id")),
+        (BatchMode::LeaderSelected, None) => Err(invalid(
+            task_id,
+            "a leader-selected task needs the leader_selected_batch_id extension",
+        )),
+        (_, Some(_)) => Err(invalid(
+            task_id,
+            "leader_selected_batch_id in a time-interval task",
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
 /// What a collection job and an aggregate-share request both require: an aggregation parameter
 /// the VDAF accepts and a non-empty batch interval that does not overflow.
 fn check_collection_query(
     task_id: &TaskId,
     vdaf: &VdafInstance,
     agg_param: &[u8],
-    interval: &Interval,
+    interval: Option<&Interval>,
 ) -> Result<(), Error> {
     if !vdaf.is_agg_param_valid(agg_param) {
         return Err(Error::dap(
@@ -1132,6 +1360,9 @@ fn check_collection_query(
             "invalid aggregation parameter",
         ));
     }
+    let Some(interval) = interval else {
+        return Ok(());
+    };
     if interval.duration.0 == 0 || Interval::new(interval.start, interval.duration).is_none() {
         return Err(Error::dap(
             DapProblemType::BatchInvalid,

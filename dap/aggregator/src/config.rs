@@ -1,5 +1,5 @@
-//! The aggregator's configuration file (TOML). Secrets — the control-plane token — come from
-//! the environment, never from the file.
+//! The aggregator's configuration file (TOML). Secrets — the control-plane token and the
+//! datastore key — come from the environment, never from the file.
 
 use crate::aggregator::AggregatorParameters;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,11 @@ pub struct AggregatorConfig {
     /// control plane.
     #[serde(default = "default_control_env")]
     pub control_token_env: String,
+    /// Environment variable holding the datastore key (32 bytes, unpadded URL-safe base64)
+    /// that seals HPKE private keys, VDAF verification keys and outgoing bearer tokens at
+    /// rest. Required; `cairn dap datastore-key` prints a fresh one.
+    #[serde(default = "default_datastore_key_env")]
+    pub datastore_key_env: String,
     /// How often the leader's drivers run, in milliseconds.
     #[serde(default = "default_driver_period")]
     pub driver_period_ms: u64,
@@ -32,6 +37,10 @@ pub struct AggregatorConfig {
 
 fn default_control_env() -> String {
     "CAIRN_DAP_CONTROL_TOKEN".into()
+}
+
+fn default_datastore_key_env() -> String {
+    "CAIRN_DAP_DATASTORE_KEY".into()
 }
 
 fn default_driver_period() -> u64 {

@@ -7,10 +7,15 @@
 //! still holds the job's lease token.
 
 mod postgres;
+mod secrets;
 mod sqlite;
+
+pub use secrets::{DatastoreKey, KeyError};
 
 use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
 use aws_lc_rs::digest;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_core::{HpkeKeypair, TaskParameters};
 use cairn_dap_messages::{
@@ -37,6 +42,13 @@ pub enum DatastoreError {
     /// A VDAF operation on stored shares failed.
     #[error("VDAF: {0}")]
     Vdaf(#[from] cairn_dap_core::VdafError),
+    /// A sealed secret does not open with the configured datastore key (wrong key, or the
+    /// value was tampered with or moved).
+    #[error("a stored secret does not open with the datastore key ({0})")]
+    Sealed(&'static str),
+    /// The secret could not be sealed.
+    #[error("sealing a secret: {0}")]
+    Seal(#[from] KeyError),
     /// The row already exists.
     #[error("{0} already exists")]
     Conflict(&'static str),
@@ -51,6 +63,7 @@ type Result<T> = std::result::Result<T, DatastoreError>;
 #[derive(Clone)]
 pub struct Datastore {
     backend: Backend,
+    key: DatastoreKey,
 }
 
 #[derive(Clone)]
@@ -134,6 +147,45 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.kind() == ErrorKind::UniqueViolation)
 }
 
+/// The AAD of an HPKE private key's sealed form.
+fn hpke_key_aad(config_id: i64) -> Vec<u8> {
+    secrets::aad("hpke_keys", "private_key", &config_id.to_be_bytes())
+}
+
+/// Where an HPKE key is in its rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HpkeKeyState {
+    /// Decrypts, not advertised yet (give caches time to learn it before activating).
+    Pending,
+    /// Advertised in the HPKE config list and decrypts.
+    Active,
+    /// No longer advertised; still decrypts reports sealed to it that are in flight.
+    Expired,
+}
+
+impl HpkeKeyState {
+    /// `"pending"`, `"active"` or `"expired"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HpkeKeyState::Pending => "pending",
+            HpkeKeyState::Active => "active",
+            HpkeKeyState::Expired => "expired",
+        }
+    }
+
+    /// The state named `s`.
+    pub fn parse(s: &str) -> Option<HpkeKeyState> {
+        match s {
+            "pending" => Some(HpkeKeyState::Pending),
+            "active" => Some(HpkeKeyState::Active),
+            "expired" => Some(HpkeKeyState::Expired),
+            _ => None,
+        }
+    }
+}
+
 /// SHA-256 of a report ID: its contribution to a batch checksum.
 pub fn report_checksum(id: &ReportId) -> BatchChecksum {
     let d = digest::digest(&digest::SHA256, id.as_bytes());
@@ -150,6 +202,34 @@ pub struct BucketKey {
     pub batch_id: Vec<u8>,
     /// Time-interval bucket start (time-precision units), or 0.
     pub bucket_start: u64,
+}
+
+/// Which batch buckets make up a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchScope {
+    /// Time-interval: the buckets of `[start, end)` (time-precision units).
+    TimeInterval {
+        /// First time unit.
+        start: u64,
+        /// One past the last time unit.
+        end: u64,
+    },
+    /// Leader-selected: the batch's one bucket (start 0).
+    LeaderSelected {
+        /// The batch ID.
+        batch_id: [u8; 32],
+    },
+}
+
+impl BatchScope {
+    /// `(batch_id, first bucket_start, one past the last)` as bound in SQL.
+    fn bounds(&self) -> (Vec<u8>, i64, i64) {
+        match self {
+            BatchScope::TimeInterval { start, end } => (Vec::new(), int(*start), int(*end)),
+            BatchScope::LeaderSelected { batch_id } => (batch_id.to_vec(), 0, 1),
+        }
+    }
 }
 
 /// A report as the leader stores it after upload.
@@ -231,6 +311,8 @@ pub struct CollectionJob {
     pub leader_aggregate_share: Option<Vec<u8>>,
     /// Collecting: the batch checksum.
     pub checksum: Option<BatchChecksum>,
+    /// Leader-selected: the batch the leader chose for this job, once chosen.
+    pub batch_id: Option<[u8; 32]>,
 }
 
 /// What a collection attempt found.
@@ -249,6 +331,8 @@ pub enum CollectionReadiness {
         checksum: BatchChecksum,
         /// Smallest and largest report time in the batch.
         time_range: (u64, u64),
+        /// The batch collected.
+        scope: BatchScope,
     },
     /// The batch overlaps a collected one.
     Overlap,
@@ -272,9 +356,9 @@ pub struct BatchAggregate {
 }
 
 impl Datastore {
-    /// Connects to `sqlite:…` (created if missing) or `postgres:…` and migrates. Errors never
-    /// include the URL.
-    pub async fn connect(url: &str) -> Result<Datastore> {
+    /// Connects to `sqlite:…` (created if missing) or `postgres:…` and migrates; `key` seals
+    /// the secrets stored. Errors never include the URL.
+    pub async fn connect(url: &str, key: DatastoreKey) -> Result<Datastore> {
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite(sqlite::connect_url(url).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -282,7 +366,7 @@ impl Datastore {
         } else {
             return Err(DatastoreError::UnsupportedUrl);
         };
-        Ok(Datastore { backend })
+        Ok(Datastore { backend, key })
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -300,34 +384,99 @@ impl Datastore {
 
     // ---- HPKE keys ----
 
-    /// The aggregator's HPKE keypairs, generating and storing one (config ID 1) on first use.
-    pub async fn get_or_create_hpke_keypairs(&self) -> Result<Vec<HpkeKeypair>> {
-        let fresh = HpkeKeypair::generate(HpkeConfigId(1));
-        let config = fresh
+    /// The aggregator's HPKE keypairs with their states, generating and storing an active one
+    /// (config ID 1) if there is none at all.
+    pub async fn get_or_create_hpke_keypairs(&self) -> Result<Vec<(HpkeKeypair, HpkeKeyState)>> {
+        if self.get_hpke_keypairs().await?.is_empty() {
+            let fresh = HpkeKeypair::generate(HpkeConfigId(1));
+            match self.put_hpke_keypair(&fresh, HpkeKeyState::Active).await {
+                Ok(()) | Err(DatastoreError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.get_hpke_keypairs().await
+    }
+
+    /// Every HPKE keypair with its state, by config ID.
+    pub async fn get_hpke_keypairs(&self) -> Result<Vec<(HpkeKeypair, HpkeKeyState)>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT config_id, config, private_key, state FROM hpke_keys ORDER BY config_id",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    let id: i64 = row.try_get(0)?;
+                    let config = HpkeConfig::get_decoded(&row.try_get::<Vec<u8>, _>(1)?)
+                        .map_err(|_| DatastoreError::Corrupt("hpke config"))?;
+                    let sealed: Vec<u8> = row.try_get(2)?;
+                    let private = self
+                        .key
+                        .open(&hpke_key_aad(id), &sealed)
+                        .ok_or(DatastoreError::Sealed("hpke private key"))?;
+                    let state = HpkeKeyState::parse(&row.try_get::<String, _>(3)?)
+                        .ok_or(DatastoreError::Corrupt("hpke key state"))?;
+                    let kp = HpkeKeypair::new(config, private)
+                        .map_err(|_| DatastoreError::Corrupt("hpke key"))?;
+                    Ok((kp, state))
+                })
+                .collect()
+        })
+    }
+
+    /// Stores a new HPKE keypair (private key sealed); `Conflict` if its config ID is taken.
+    pub async fn put_hpke_keypair(&self, kp: &HpkeKeypair, state: HpkeKeyState) -> Result<()> {
+        let id = i64::from(kp.config().id.0);
+        let config = kp
             .config()
             .get_encoded()
             .map_err(|_| DatastoreError::Corrupt("hpke config"))?;
+        let sealed = self.key.seal(&hpke_key_aad(id), kp.private_key())?;
         on_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO hpke_keys (config_id, config, private_key) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
+                "INSERT INTO hpke_keys (config_id, config, private_key, state) \
+                 VALUES ($1, $2, $3, $4)",
             )
-            .bind(1i64)
+            .bind(id)
             .bind(config)
-            .bind(fresh.private_key().to_vec())
+            .bind(sealed)
+            .bind(state.as_str())
             .execute(pool)
-            .await?;
-            let rows = sqlx::query("SELECT config, private_key FROM hpke_keys ORDER BY config_id")
-                .fetch_all(pool)
-                .await?;
-            rows.into_iter()
-                .map(|row| {
-                    let config = HpkeConfig::get_decoded(&row.try_get::<Vec<u8>, _>(0)?)
-                        .map_err(|_| DatastoreError::Corrupt("hpke config"))?;
-                    HpkeKeypair::new(config, row.try_get(1)?)
-                        .map_err(|_| DatastoreError::Corrupt("hpke key"))
-                })
-                .collect()
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DatastoreError::Conflict("hpke key")
+                } else {
+                    e.into()
+                }
+            })?;
+            Ok(())
+        })
+    }
+
+    /// Moves a key to `state`; `false` if there is no such key.
+    pub async fn set_hpke_key_state(&self, id: HpkeConfigId, state: HpkeKeyState) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let n = sqlx::query("UPDATE hpke_keys SET state = $2 WHERE config_id = $1")
+                .bind(i64::from(id.0))
+                .bind(state.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Deletes an expired key; `false` if there is no expired key with this ID.
+    pub async fn delete_hpke_key(&self, id: HpkeConfigId) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let n = sqlx::query("DELETE FROM hpke_keys WHERE config_id = $1 AND state = 'expired'")
+                .bind(i64::from(id.0))
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(n == 1)
         })
     }
 
@@ -341,6 +490,23 @@ impl Datastore {
             .collector_hpke_config
             .get_encoded()
             .map_err(|_| DatastoreError::Corrupt("collector hpke config"))?;
+        let tid = task.parameters.task_id.as_bytes();
+        let verify_key = self.key.seal(
+            &secrets::aad("tasks", "vdaf_verify_key", tid),
+            &task.vdaf_verify_key,
+        )?;
+        let token = task
+            .aggregator_auth_token
+            .as_ref()
+            .map(|t| {
+                self.key
+                    .seal(
+                        &secrets::aad("tasks", "aggregator_auth_token", tid),
+                        t.expose().as_bytes(),
+                    )
+                    .map(|sealed| URL_SAFE_NO_PAD.encode(sealed))
+            })
+            .transpose()?;
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO tasks (task_id, role, parameters, vdaf_verify_key, \
@@ -350,13 +516,9 @@ impl Datastore {
             .bind(task.parameters.task_id.as_bytes().to_vec())
             .bind(task.role.as_str())
             .bind(params)
-            .bind(task.vdaf_verify_key.to_vec())
+            .bind(verify_key)
             .bind(collector)
-            .bind(
-                task.aggregator_auth_token
-                    .as_ref()
-                    .map(|t| t.expose().to_string()),
-            )
+            .bind(token)
             .bind(
                 task.aggregator_auth_token_hash
                     .as_ref()
@@ -396,7 +558,31 @@ impl Datastore {
                 .ok_or(DatastoreError::Corrupt("role"))?;
             let parameters: TaskParameters = serde_json::from_str(&row.try_get::<String, _>(1)?)
                 .map_err(|_| DatastoreError::Corrupt("task parameters"))?;
-            let key: Vec<u8> = row.try_get(2)?;
+            let tid = task_id.as_bytes();
+            let key = self
+                .key
+                .open(
+                    &secrets::aad("tasks", "vdaf_verify_key", tid),
+                    &row.try_get::<Vec<u8>, _>(2)?,
+                )
+                .ok_or(DatastoreError::Sealed("vdaf verify key"))?;
+            let token = row
+                .try_get::<Option<String>, _>(4)?
+                .map(|t| {
+                    URL_SAFE_NO_PAD
+                        .decode(t)
+                        .ok()
+                        .and_then(|sealed| {
+                            self.key.open(
+                                &secrets::aad("tasks", "aggregator_auth_token", tid),
+                                &sealed,
+                            )
+                        })
+                        .and_then(|plain| String::from_utf8(plain).ok())
+                        .map(BearerToken::new)
+                        .ok_or(DatastoreError::Sealed("aggregator auth token"))
+                })
+                .transpose()?;
             let hash = |v: Option<Vec<u8>>| -> Result<Option<TokenHash>> {
                 v.map(|v| {
                     <[u8; 32]>::try_from(v.as_slice())
@@ -412,7 +598,7 @@ impl Datastore {
                     .map_err(|_| DatastoreError::Corrupt("verify key"))?,
                 collector_hpke_config: HpkeConfig::get_decoded(&row.try_get::<Vec<u8>, _>(3)?)
                     .map_err(|_| DatastoreError::Corrupt("collector hpke config"))?,
-                aggregator_auth_token: row.try_get::<Option<String>, _>(4)?.map(BearerToken::new),
+                aggregator_auth_token: token,
                 aggregator_auth_token_hash: hash(row.try_get(5)?)?,
                 collector_auth_token_hash: hash(row.try_get(6)?)?,
             }))
@@ -597,6 +783,139 @@ impl Datastore {
         })
     }
 
+    /// Leader-selected tasks: assigns unaggregated reports (oldest first) to the task's open
+    /// batches, filling each up to `max_batch_size` reports that are aggregated or in flight
+    /// before opening a new one, and groups each batch's new reports into jobs of at most
+    /// `max_job_size`. Returns the new job IDs. Runs under the task lock, like collection, so
+    /// a batch is never filled while it is being chosen for collection.
+    pub async fn create_leader_selected_aggregation_jobs(
+        &self,
+        task_id: &TaskId,
+        max_job_size: usize,
+        max_batch_size: u64,
+        new_id: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<AggregationJobId>> {
+        let tid = task_id.as_bytes().to_vec();
+        let max_batch_size = max_batch_size.max(1);
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let fresh: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT report_id FROM client_reports WHERE task_id = $1 AND state = 'start' \
+                 ORDER BY client_time, report_id LIMIT 100000",
+            )
+            .bind(tid.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+            if fresh.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let open = sqlx::query(
+                "SELECT b.batch_id, (SELECT COUNT(*) FROM client_reports r WHERE r.task_id = b.task_id \
+                 AND r.batch_id = b.batch_id AND r.state IN ('aggregating', 'aggregated')) \
+                 FROM leader_batches b WHERE b.task_id = $1 AND b.state = 'open' \
+                 ORDER BY b.seq",
+            )
+            .bind(tid.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut batches: Vec<(Vec<u8>, u64)> = open
+                .into_iter()
+                .map(|r| Ok((r.try_get(0)?, uint(r.try_get(1)?))))
+                .collect::<Result<_>>()?;
+            let mut reports = fresh.as_slice();
+            let mut jobs = Vec::new();
+            let mut next_batch = 0;
+            while !reports.is_empty() {
+                let (batch_id, filled) = match batches.get(next_batch) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let mut id = [0u8; 32];
+                        id[..16].copy_from_slice(&new_id());
+                        id[16..].copy_from_slice(&new_id());
+                        sqlx::query(
+                            "INSERT INTO leader_batches (task_id, batch_id, state, seq) \
+                             SELECT $1, $2, 'open', COALESCE(MAX(seq), 0) + 1 \
+                             FROM leader_batches WHERE task_id = $1",
+                        )
+                        .bind(tid.clone())
+                        .bind(id.to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                        batches.push((id.to_vec(), 0));
+                        (id.to_vec(), 0)
+                    }
+                };
+                next_batch += 1;
+                let room =
+                    usize::try_from(max_batch_size.saturating_sub(filled)).unwrap_or(usize::MAX);
+                if room == 0 {
+                    continue;
+                }
+                let (take, rest) = reports.split_at(room.min(reports.len()));
+                reports = rest;
+                for chunk in take.chunks(max_job_size.max(1)) {
+                    let job = new_id();
+                    sqlx::query(
+                        "INSERT INTO aggregation_jobs (task_id, job_id, batch_id, state, \
+                         lease_token, lease_expiry, attempts) \
+                         VALUES ($1, $2, $3, 'pending', NULL, 0, 0)",
+                    )
+                    .bind(tid.clone())
+                    .bind(job.to_vec())
+                    .bind(batch_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                    for id in chunk {
+                        sqlx::query(
+                            "UPDATE client_reports SET state = 'aggregating', \
+                             aggregation_job_id = $3, batch_id = $4 \
+                             WHERE task_id = $1 AND report_id = $2",
+                        )
+                        .bind(tid.clone())
+                        .bind(id.clone())
+                        .bind(job.to_vec())
+                        .bind(batch_id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    jobs.push(AggregationJobId::from_bytes(job));
+                }
+            }
+            tx.commit().await?;
+            Ok(jobs)
+        })
+    }
+
+    /// The batch an aggregation job belongs to: a leader-selected batch ID, or `None` in
+    /// time-interval mode.
+    pub async fn get_aggregation_job_batch_id(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Option<[u8; 32]>> {
+        on_pool!(self, |pool| {
+            let id: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT batch_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_optional(pool)
+            .await?;
+            match id {
+                None => Err(DatastoreError::Corrupt("aggregation job")),
+                Some(b) if b.is_empty() => Ok(None),
+                Some(b) => <[u8; 32]>::try_from(b.as_slice())
+                    .map(Some)
+                    .map_err(|_| DatastoreError::Corrupt("batch id")),
+            }
+        })
+    }
+
     /// Leases up to `limit` pending aggregation jobs whose lease is free or expired, until
     /// `now + lease_secs`. Each gets a fresh token; an expired holder's commit will fail.
     pub async fn acquire_aggregation_jobs(
@@ -697,28 +1016,18 @@ impl Datastore {
             if owned != 1 {
                 return Err(DatastoreError::LeaseLost);
             }
-            for o in outcomes {
-                let committed = match &o.result {
-                    Ok(out) => {
-                        BucketOps::commit_output_share(&mut tx, &tid, vdaf, agg_param, o, out)
-                            .await?
-                    }
-                    Err(e) => Err(*e),
-                };
-                let state = if committed.is_ok() {
-                    "aggregated"
+            let results =
+                BucketOps::commit_output_shares(&mut tx, &tid, vdaf, agg_param, outcomes).await?;
+            let (mut aggregated, mut failed) = (Vec::new(), Vec::new());
+            for (o, r) in outcomes.iter().zip(&results) {
+                if r.is_ok() {
+                    aggregated.push(&o.report_id);
                 } else {
-                    "failed"
-                };
-                sqlx::query(
-                    "UPDATE client_reports SET state = $3 WHERE task_id = $1 AND report_id = $2",
-                )
-                .bind(tid.clone())
-                .bind(o.report_id.as_bytes().to_vec())
-                .bind(state)
-                .execute(&mut *tx)
-                .await?;
+                    failed.push(&o.report_id);
+                }
             }
+            BucketOps::set_report_states(&mut tx, &tid, &aggregated, "aggregated").await?;
+            BucketOps::set_report_states(&mut tx, &tid, &failed, "failed").await?;
             tx.commit().await?;
             Ok(())
         })
@@ -806,16 +1115,8 @@ impl Datastore {
                     .await?
                     .ok_or(DatastoreError::Corrupt("helper aggregation job"));
             }
-            let mut results = Vec::with_capacity(outcomes.len());
-            for o in outcomes {
-                results.push(match &o.result {
-                    Ok(out) => {
-                        BucketOps::commit_output_share(&mut tx, &tid, vdaf, agg_param, o, out)
-                            .await?
-                    }
-                    Err(e) => Err(*e),
-                });
-            }
+            let results =
+                BucketOps::commit_output_shares(&mut tx, &tid, vdaf, agg_param, outcomes).await?;
             let response = respond(&results);
             sqlx::query(
                 "UPDATE helper_aggregation_jobs SET response = $3 WHERE task_id = $1 AND job_id = $2",
@@ -832,15 +1133,14 @@ impl Datastore {
 
     // ---- batches ----
 
-    /// Sums the time-interval buckets in `[start, end)`; if `mark_collected`, marks them
-    /// collected in the same transaction (after checking none was).
-    pub async fn aggregate_time_interval(
+    /// Sums the batch's buckets; if `mark_collected`, marks them collected in the same
+    /// transaction (after checking none was).
+    pub async fn aggregate_batch(
         &self,
         task_id: &TaskId,
         vdaf: &VdafInstance,
         agg_param: &[u8],
-        start: u64,
-        end: u64,
+        scope: &BatchScope,
         mark_collected: bool,
     ) -> Result<BatchAggregate> {
         let tid = task_id.as_bytes().to_vec();
@@ -850,29 +1150,26 @@ impl Datastore {
                 .bind(tid.clone())
                 .execute(&mut *tx)
                 .await?;
-            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, start, end).await?;
+            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, scope).await?;
             if mark_collected && !agg.any_collected && !agg.agg_param_mismatch {
-                BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, start, end)
-                    .await?;
+                BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, scope).await?;
             }
             tx.commit().await?;
             Ok(agg)
         })
     }
 
-    /// The helper's side of collecting a time-interval batch, in one transaction: returns the
-    /// stored response if `share_id` exists; otherwise sums the buckets of `[start, end)`,
-    /// lets `build` check them and produce the response (or refuse with a problem type), then
-    /// marks the buckets collected and stores the response.
-    #[allow(clippy::too_many_arguments)] // one transaction's worth of inputs
-    pub async fn helper_collect_time_interval(
+    /// The helper's side of collecting a batch, in one transaction: returns the stored
+    /// response if `share_id` exists; otherwise sums the batch's buckets, lets `build` check
+    /// them and produce the response (or refuse with a problem type), then marks the buckets
+    /// collected and stores the response.
+    pub async fn helper_collect_batch(
         &self,
         task_id: &TaskId,
         share_id: &[u8; 16],
         vdaf: &VdafInstance,
         agg_param: &[u8],
-        start: u64,
-        end: u64,
+        scope: &BatchScope,
         build: &ShareBuilder<'_>,
     ) -> Result<std::result::Result<Vec<u8>, cairn_dap_messages::DapProblemType>> {
         let tid = task_id.as_bytes().to_vec();
@@ -892,12 +1189,12 @@ impl Datastore {
             if let Some(r) = existing {
                 return Ok(Ok(r));
             }
-            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, start, end).await?;
+            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, scope).await?;
             let response = match build(&agg) {
                 Ok(r) => r,
                 Err(p) => return Ok(Err(p)),
             };
-            BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, start, end).await?;
+            BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, scope).await?;
             sqlx::query(
                 "INSERT INTO helper_aggregate_shares (task_id, share_id, response) VALUES ($1, $2, $3)",
             )
@@ -926,14 +1223,15 @@ impl Datastore {
 
     // ---- collection jobs (leader) ----
 
-    /// Creates a collection job (state `start`) unless one with this ID exists. Returns
-    /// `Conflict` if the interval overlaps another live collection job of the task.
+    /// Creates a collection job (state `start`) unless one with this ID exists. For a
+    /// time-interval query (`interval` set), returns `Conflict` if the interval overlaps
+    /// another live collection job of the task; a leader-selected job gets its batch later.
     pub async fn put_collection_job(
         &self,
         task_id: &TaskId,
         job_id: &CollectionJobId,
         request: &[u8],
-        interval: (u64, u64),
+        interval: Option<(u64, u64)>,
     ) -> Result<bool> {
         let tid = task_id.as_bytes().to_vec();
         on_pool!(self, |pool| {
@@ -948,19 +1246,21 @@ impl Datastore {
             if exists > 0 {
                 return Ok(false);
             }
-            let (start, duration) = interval;
-            let overlapping: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 \
-                 AND state NOT IN ('failed', 'deleted') \
-                 AND interval_start < $3 AND $2 < interval_start + interval_duration",
-            )
-            .bind(tid.clone())
-            .bind(int(start))
-            .bind(int(start.saturating_add(duration)))
-            .fetch_one(&mut *tx)
-            .await?;
-            if overlapping > 0 {
-                return Err(DatastoreError::Conflict("overlapping collection job"));
+            let (start, duration) = interval.unwrap_or((0, 0));
+            if interval.is_some() {
+                let overlapping: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 \
+                     AND state NOT IN ('failed', 'deleted') AND interval_duration > 0 \
+                     AND interval_start < $3 AND $2 < interval_start + interval_duration",
+                )
+                .bind(tid.clone())
+                .bind(int(start))
+                .bind(int(start.saturating_add(duration)))
+                .fetch_one(&mut *tx)
+                .await?;
+                if overlapping > 0 {
+                    return Err(DatastoreError::Conflict("overlapping collection job"));
+                }
             }
             sqlx::query(
                 "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
@@ -988,7 +1288,7 @@ impl Datastore {
         on_pool!(self, |pool| {
             let row = sqlx::query(
                 "SELECT request, state, wait_reason, report_count, result, error, \
-                 leader_aggregate_share, checksum FROM collection_jobs \
+                 leader_aggregate_share, checksum, batch_id FROM collection_jobs \
                  WHERE task_id = $1 AND job_id = $2",
             )
             .bind(task_id.as_bytes().to_vec())
@@ -1007,6 +1307,9 @@ impl Datastore {
                 checksum: r
                     .try_get::<Option<Vec<u8>>, _>(7)?
                     .and_then(|c| BatchChecksum::try_from_slice(&c)),
+                batch_id: r
+                    .try_get::<Option<Vec<u8>>, _>(8)?
+                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
             }))
         })
     }
@@ -1111,7 +1414,8 @@ impl Datastore {
             .bind(int(end))
             .fetch_one(&mut *tx)
             .await?;
-            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, start, end).await?;
+            let scope = BatchScope::TimeInterval { start, end };
+            let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, &scope).await?;
             if agg.any_collected {
                 return Ok(CollectionReadiness::Overlap);
             }
@@ -1137,7 +1441,7 @@ impl Datastore {
                 tx.commit().await?;
                 return Ok(CollectionReadiness::Waiting);
             }
-            BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, start, end).await?;
+            BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, &scope).await?;
             sqlx::query(
                 "UPDATE collection_jobs SET state = 'collecting', wait_reason = '', \
                  report_count = $3, leader_aggregate_share = $4, checksum = $5 \
@@ -1156,6 +1460,125 @@ impl Datastore {
                 report_count: agg.report_count,
                 checksum: agg.checksum,
                 time_range: agg.time_range.unwrap_or((start, start)),
+                scope,
+            })
+        })
+    }
+
+    /// For a leader-selected collection job in state `start`: picks the oldest open batch
+    /// whose reports are all aggregated and that holds at least `min_batch_size` of them,
+    /// closes it (it gets no more reports), marks its bucket collected and stores the
+    /// leader's share and the batch ID on the job (state `collecting`) — one transaction,
+    /// under the task lock. Otherwise records why it waits and returns `Waiting`.
+    #[allow(clippy::too_many_arguments)] // one transaction's worth of inputs
+    pub async fn try_collect_leader_selected(
+        &self,
+        lease: &Lease,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        min_batch_size: u64,
+        retry_at: u64,
+    ) -> Result<CollectionReadiness> {
+        let tid = lease.task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let owned: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2 \
+                 AND lease_token = $3 AND state = 'start'",
+            )
+            .bind(tid.clone())
+            .bind(lease.job_id.to_vec())
+            .bind(lease.token.to_vec())
+            .fetch_one(&mut *tx)
+            .await?;
+            if owned != 1 {
+                return Err(DatastoreError::LeaseLost);
+            }
+            let rows = sqlx::query(
+                "SELECT b.batch_id, (SELECT COUNT(*) FROM client_reports r WHERE r.task_id = b.task_id \
+                 AND r.batch_id = b.batch_id AND r.state = 'aggregating') \
+                 FROM leader_batches b WHERE b.task_id = $1 AND b.state = 'open' \
+                 ORDER BY b.seq",
+            )
+            .bind(tid.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut best_count = 0;
+            let mut in_flight = false;
+            let mut chosen = None;
+            for row in rows {
+                let id: Vec<u8> = row.try_get(0)?;
+                let pending = uint(row.try_get(1)?);
+                let batch_id = <[u8; 32]>::try_from(id.as_slice())
+                    .map_err(|_| DatastoreError::Corrupt("batch id"))?;
+                let scope = BatchScope::LeaderSelected { batch_id };
+                let agg = BucketOps::sum_buckets(&mut tx, &tid, vdaf, agg_param, &scope).await?;
+                if agg.any_collected || agg.agg_param_mismatch {
+                    continue;
+                }
+                best_count = best_count.max(agg.report_count);
+                if pending > 0 {
+                    in_flight |= agg.report_count.saturating_add(pending) >= min_batch_size;
+                    continue;
+                }
+                if agg.report_count >= min_batch_size {
+                    chosen = Some((scope, agg));
+                    break;
+                }
+            }
+            let Some((scope, agg)) = chosen else {
+                let reason = if in_flight {
+                    "aggregating"
+                } else {
+                    "insufficient-reports"
+                };
+                sqlx::query(
+                    "UPDATE collection_jobs SET wait_reason = $3, report_count = $4, \
+                     lease_token = NULL, lease_expiry = $5 WHERE task_id = $1 AND job_id = $2",
+                )
+                .bind(tid.clone())
+                .bind(lease.job_id.to_vec())
+                .bind(reason)
+                .bind(int(best_count))
+                .bind(int(retry_at))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(CollectionReadiness::Waiting);
+            };
+            let (batch_id, _, _) = scope.bounds();
+            sqlx::query(
+                "UPDATE leader_batches SET state = 'collected' WHERE task_id = $1 AND batch_id = $2",
+            )
+            .bind(tid.clone())
+            .bind(batch_id.clone())
+            .execute(&mut *tx)
+            .await?;
+            BucketOps::mark_buckets_collected(&mut tx, &tid, vdaf, agg_param, &scope).await?;
+            sqlx::query(
+                "UPDATE collection_jobs SET state = 'collecting', wait_reason = '', \
+                 report_count = $3, leader_aggregate_share = $4, checksum = $5, batch_id = $6 \
+                 WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(tid.clone())
+            .bind(lease.job_id.to_vec())
+            .bind(int(agg.report_count))
+            .bind(agg.aggregate_share.clone())
+            .bind(agg.checksum.as_bytes().to_vec())
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(CollectionReadiness::Ready {
+                aggregate_share: agg.aggregate_share,
+                report_count: agg.report_count,
+                checksum: agg.checksum,
+                time_range: agg.time_range.unwrap_or((0, 0)),
+                scope,
             })
         })
     }
@@ -1229,6 +1652,10 @@ impl Datastore {
     }
 }
 
+/// Most rows per multi-row statement (well under SQLite's and PostgreSQL's bound-parameter
+/// limits).
+const MULTI_ROW_CHUNK: usize = 500;
+
 fn lock_task_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::LOCK_TASK
 }
@@ -1244,118 +1671,216 @@ fn due_collection_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
 /// Batch-bucket operations inside a transaction, written once in [`bucket_ops!`] and
 /// instantiated per backend (sqlx's generic executor bounds are not worth spelling out).
 trait BucketOps: Dialect + Sized {
-    /// Replay check, collected-bucket check and accumulation of one output share. The outer
-    /// `Result` is a storage failure; the inner one says whether the share was committed.
-    async fn commit_output_share(
+    /// Replay checks, collected-bucket checks and accumulation of a job's output shares: each
+    /// bucket is locked once (in key order, so concurrent drivers cannot deadlock), the
+    /// shares are added up in memory and the bucket is written once; report IDs are recorded
+    /// against replay in multi-row inserts. The outer `Result` is a storage failure; the inner
+    /// ones (one per outcome, in order) say whether each share was committed.
+    async fn commit_output_shares(
         tx: &mut Transaction<'static, Self>,
         tid: &[u8],
         vdaf: &VdafInstance,
         agg_param: &[u8],
-        o: &ReportOutcome,
-        out_share: &[u8],
-    ) -> Result<std::result::Result<(), ReportError>>;
+        outcomes: &[ReportOutcome],
+    ) -> Result<Vec<std::result::Result<(), ReportError>>>;
 
-    /// Sums the time-interval buckets in `[start, end)`.
+    /// Sets the `state` of the given reports, in multi-row statements.
+    async fn set_report_states(
+        tx: &mut Transaction<'static, Self>,
+        tid: &[u8],
+        report_ids: &[&ReportId],
+        state: &str,
+    ) -> Result<()>;
+
+    /// Sums the batch's buckets.
     async fn sum_buckets(
         tx: &mut Transaction<'static, Self>,
         tid: &[u8],
         vdaf: &VdafInstance,
         agg_param: &[u8],
-        start: u64,
-        end: u64,
+        scope: &BatchScope,
     ) -> Result<BatchAggregate>;
 
-    /// Marks every bucket of `[start, end)` collected, creating empty ones so that later
-    /// reports for those buckets are refused too.
+    /// Marks every bucket of the batch collected, creating empty ones so that later reports
+    /// for those buckets are refused too.
     async fn mark_buckets_collected(
         tx: &mut Transaction<'static, Self>,
         tid: &[u8],
         vdaf: &VdafInstance,
         agg_param: &[u8],
-        start: u64,
-        end: u64,
+        scope: &BatchScope,
     ) -> Result<()>;
 }
 
 macro_rules! bucket_ops {
     ($db:ty) => {
         impl BucketOps for $db {
-/// Replay check, collected-bucket check and accumulation of one output share. The outer
-/// `Result` is a storage failure; the inner one says whether the share was committed.
-async fn commit_output_share(
+async fn commit_output_shares(
     tx: &mut Transaction<'static, Self>,
     tid: &[u8],
     vdaf: &VdafInstance,
     agg_param: &[u8],
-    o: &ReportOutcome,
-    out_share: &[u8],
-) -> Result<std::result::Result<(), ReportError>>
+    outcomes: &[ReportOutcome],
+) -> Result<Vec<std::result::Result<(), ReportError>>>
 {
-    let key = (tid.to_vec(), o.bucket.batch_id.clone(), int(o.bucket.bucket_start));
+    let mut results: Vec<std::result::Result<(), ReportError>> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().map(|_| ()).map_err(|e| *e))
+        .collect();
+    // Candidates grouped by bucket, in key order; a report ID twice in one job is a replay.
+    let mut by_bucket: std::collections::BTreeMap<(Vec<u8>, u64), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, o) in outcomes.iter().enumerate() {
+        if o.result.is_err() {
+            continue;
+        }
+        if !seen.insert(*o.report_id.as_bytes()) {
+            results[i] = Err(ReportError::ReportReplayed);
+            continue;
+        }
+        by_bucket
+            .entry((o.bucket.batch_id.clone(), o.bucket.bucket_start))
+            .or_default()
+            .push(i);
+    }
+    if by_bucket.is_empty() {
+        return Ok(results);
+    }
     let empty = vdaf.empty_aggregate_share(agg_param)?;
-    sqlx::query(
-        "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, aggregate_share, \
-         report_count, checksum, min_time, max_time, collected) \
-         VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, 0) ON CONFLICT DO NOTHING",
-    )
-    .bind(key.0.clone())
-    .bind(key.1.clone())
-    .bind(key.2)
-    .bind(agg_param.to_vec())
-    .bind(empty)
-    .bind(vec![0u8; 32])
-    .bind(int(o.time))
-    .execute(&mut **tx)
-    .await?;
-    let row = sqlx::query(<$db as Dialect>::LOCK_BUCKET)
-        .bind(key.0.clone())
-        .bind(key.1.clone())
-        .bind(key.2)
-        .fetch_one(&mut **tx)
+    // Lock every bucket the job touches; refuse reports of collected buckets.
+    let mut open = Vec::with_capacity(by_bucket.len());
+    for ((batch_id, bucket_start), idx) in by_bucket {
+        let start = int(bucket_start);
+        let first_time = idx.iter().map(|&i| outcomes[i].time).min().unwrap_or(0);
+        sqlx::query(
+            "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, aggregate_share, \
+             report_count, checksum, min_time, max_time, collected) \
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, 0) ON CONFLICT DO NOTHING",
+        )
+        .bind(tid.to_vec())
+        .bind(batch_id.clone())
+        .bind(start)
+        .bind(agg_param.to_vec())
+        .bind(empty.clone())
+        .bind(vec![0u8; 32])
+        .bind(int(first_time))
+        .execute(&mut **tx)
         .await?;
-    let share: Vec<u8> = row.try_get(0)?;
-    let count: i64 = row.try_get(1)?;
-    let checksum: Vec<u8> = row.try_get(2)?;
-    let min_time: i64 = row.try_get(3)?;
-    let max_time: i64 = row.try_get(4)?;
-    let collected: i64 = row.try_get(5)?;
-    let bucket_param: Vec<u8> = row.try_get(6)?;
-    if collected == 1 {
-        return Ok(Err(ReportError::BatchCollected));
+        let row = sqlx::query(<$db as Dialect>::LOCK_BUCKET)
+            .bind(tid.to_vec())
+            .bind(batch_id.clone())
+            .bind(start)
+            .fetch_one(&mut **tx)
+            .await?;
+        let collected: i64 = row.try_get(5)?;
+        let bucket_param: Vec<u8> = row.try_get(6)?;
+        let refusal = if collected == 1 {
+            Some(ReportError::BatchCollected)
+        } else if bucket_param != agg_param {
+            Some(ReportError::InvalidMessage)
+        } else {
+            None
+        };
+        if let Some(e) = refusal {
+            for &i in &idx {
+                results[i] = Err(e);
+            }
+            continue;
+        }
+        let share: Vec<u8> = row.try_get(0)?;
+        let count: i64 = row.try_get(1)?;
+        let checksum: Vec<u8> = row.try_get(2)?;
+        let min_time: i64 = row.try_get(3)?;
+        let max_time: i64 = row.try_get(4)?;
+        open.push((batch_id, start, idx, share, count, checksum, min_time, max_time));
     }
-    if bucket_param != agg_param {
-        return Ok(Err(ReportError::InvalidMessage));
+    // Record the report IDs against replay; only the fresh ones count.
+    let candidates: Vec<usize> = open.iter().flat_map(|b| b.2.iter().copied()).collect();
+    let mut fresh = std::collections::HashSet::with_capacity(candidates.len());
+    for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
+        let mut sql = String::from("INSERT INTO aggregated_reports (task_id, report_id) VALUES ");
+        for k in 0..chunk.len() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("($1, ${})", k + 2));
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING report_id");
+        let mut q = sqlx::query_scalar::<_, Vec<u8>>(sqlx::AssertSqlSafe(sql)).bind(tid.to_vec());
+        for &i in chunk {
+            q = q.bind(outcomes[i].report_id.as_bytes().to_vec());
+        }
+        fresh.extend(q.fetch_all(&mut **tx).await?);
     }
-    let fresh = sqlx::query(
-        "INSERT INTO aggregated_reports (task_id, report_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(tid.to_vec())
-    .bind(o.report_id.as_bytes().to_vec())
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if fresh != 1 {
-        return Ok(Err(ReportError::ReportReplayed));
+    // Add up each bucket's fresh shares in memory and write the bucket once.
+    for (batch_id, start, idx, share, count, checksum, min_time, max_time) in open {
+        let mut shares: Vec<&[u8]> = Vec::with_capacity(idx.len());
+        let mut sum =
+            BatchChecksum::try_from_slice(&checksum).ok_or(DatastoreError::Corrupt("sum"))?;
+        let (mut lo, mut hi, mut n) = (min_time, max_time, count);
+        for i in idx {
+            let o = &outcomes[i];
+            if !fresh.contains(o.report_id.as_bytes().as_slice()) {
+                results[i] = Err(ReportError::ReportReplayed);
+                continue;
+            }
+            if let Ok(out) = &o.result {
+                shares.push(out);
+            }
+            sum.combine(&report_checksum(&o.report_id));
+            let t = int(o.time);
+            (lo, hi) = if n == 0 { (t, t) } else { (lo.min(t), hi.max(t)) };
+            n = n.saturating_add(1);
+        }
+        if n == count {
+            continue;
+        }
+        let share = vdaf.accumulate(agg_param, &share, shares)?;
+        sqlx::query(
+            "UPDATE batch_buckets SET aggregate_share = $4, report_count = $5, checksum = $6, \
+             min_time = $7, max_time = $8 WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3",
+        )
+        .bind(tid.to_vec())
+        .bind(batch_id)
+        .bind(start)
+        .bind(share)
+        .bind(n)
+        .bind(sum.as_bytes().to_vec())
+        .bind(lo)
+        .bind(hi)
+        .execute(&mut **tx)
+        .await?;
     }
-    let share = vdaf.accumulate(agg_param, &share, [out_share])?;
-    let mut sum = BatchChecksum::try_from_slice(&checksum).ok_or(DatastoreError::Corrupt("sum"))?;
-    sum.combine(&report_checksum(&o.report_id));
-    let t = int(o.time);
-    sqlx::query(
-        "UPDATE batch_buckets SET aggregate_share = $4, report_count = $5, checksum = $6, \
-         min_time = $7, max_time = $8 WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3",
-    )
-    .bind(key.0)
-    .bind(key.1)
-    .bind(key.2)
-    .bind(share)
-    .bind(count.saturating_add(1))
-    .bind(sum.as_bytes().to_vec())
-    .bind(if count == 0 { t } else { min_time.min(t) })
-    .bind(if count == 0 { t } else { max_time.max(t) })
-    .execute(&mut **tx)
-    .await?;
-    Ok(Ok(()))
+    Ok(results)
+}
+
+async fn set_report_states(
+    tx: &mut Transaction<'static, Self>,
+    tid: &[u8],
+    report_ids: &[&ReportId],
+    state: &str,
+) -> Result<()>
+{
+    for chunk in report_ids.chunks(MULTI_ROW_CHUNK) {
+        let mut sql =
+            String::from("UPDATE client_reports SET state = $2 WHERE task_id = $1 AND report_id IN (");
+        for k in 0..chunk.len() {
+            if k > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", k + 3));
+        }
+        sql.push(')');
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tid.to_vec())
+            .bind(state.to_owned());
+        for id in chunk {
+            q = q.bind(id.as_bytes().to_vec());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn sum_buckets(
@@ -1363,19 +1888,19 @@ async fn sum_buckets(
     tid: &[u8],
     vdaf: &VdafInstance,
     agg_param: &[u8],
-    start: u64,
-    end: u64,
+    scope: &BatchScope,
 ) -> Result<BatchAggregate>
 {
+    let (batch_id, start, end) = scope.bounds();
     let rows = sqlx::query(
         "SELECT aggregate_share, report_count, checksum, min_time, max_time, collected, agg_param \
          FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
          AND bucket_start >= $3 AND bucket_start < $4",
     )
     .bind(tid.to_vec())
-    .bind(Vec::<u8>::new())
-    .bind(int(start))
-    .bind(int(end))
+    .bind(batch_id)
+    .bind(start)
+    .bind(end)
     .fetch_all(&mut **tx)
     .await?;
     let mut shares = Vec::new();
@@ -1411,25 +1936,25 @@ async fn sum_buckets(
     Ok(out)
 }
 
-/// Marks every bucket of `[start, end)` collected, creating empty ones so that later reports
+/// Marks every bucket of the batch collected, creating empty ones so that later reports
 /// for those buckets are refused too.
 async fn mark_buckets_collected(
     tx: &mut Transaction<'static, Self>,
     tid: &[u8],
     vdaf: &VdafInstance,
     agg_param: &[u8],
-    start: u64,
-    end: u64,
+    scope: &BatchScope,
 ) -> Result<()>
 {
+    let (batch_id, start, end) = scope.bounds();
     sqlx::query(
         "UPDATE batch_buckets SET collected = 1 WHERE task_id = $1 AND batch_id = $2 \
          AND bucket_start >= $3 AND bucket_start < $4",
     )
     .bind(tid.to_vec())
-    .bind(Vec::<u8>::new())
-    .bind(int(start))
-    .bind(int(end))
+    .bind(batch_id.clone())
+    .bind(start)
+    .bind(end)
     .execute(&mut **tx)
     .await?;
     // Buckets nobody reported into yet: create them collected (bounded, so a huge query
@@ -1444,8 +1969,8 @@ async fn mark_buckets_collected(
              VALUES ($1, $2, $3, $4, $5, 0, $6, $3, $3, 1) ON CONFLICT DO NOTHING",
         )
         .bind(tid.to_vec())
-        .bind(Vec::<u8>::new())
-        .bind(int(t))
+        .bind(batch_id.clone())
+        .bind(t)
         .bind(agg_param.to_vec())
         .bind(empty.clone())
         .bind(vec![0u8; 32])

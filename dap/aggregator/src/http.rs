@@ -2,6 +2,7 @@
 //! JSON control plane (`/control/tasks`) for creating tasks on the fly.
 
 use crate::aggregator::{Aggregator, CollectionJobStatus};
+use crate::datastore::HpkeKeyState;
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
 use axum::body::Bytes;
@@ -13,7 +14,9 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_core::TaskParameters;
-use cairn_dap_messages::{CollectionJobId, Decode, Encode, HpkeConfig, TaskId, media_type};
+use cairn_dap_messages::{
+    CollectionJobId, Decode, Encode, HpkeConfig, HpkeConfigId, TaskId, media_type,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -44,6 +47,14 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
         .route(
             "/control/tasks/{task_id}/upload_counters",
             get(upload_counters),
+        )
+        .route(
+            "/control/hpke_keys",
+            get(list_hpke_keys).post(create_hpke_key),
+        )
+        .route(
+            "/control/hpke_keys/{config_id}",
+            axum::routing::patch(set_hpke_key_state).delete(delete_hpke_key),
         );
     r = match role {
         AggregatorRole::Leader => r
@@ -102,6 +113,7 @@ async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
     let body = s
         .aggregator
         .hpke_config_list()
+        .await?
         .get_encoded()
         .map_err(|e| Error::Internal(e.to_string()))?;
     let mut resp = body_response(StatusCode::OK, media_type::HPKE_CONFIG_LIST, body);
@@ -330,4 +342,95 @@ async fn upload_counters(
         .map(|(k, v)| (k, serde_json::Value::from(v)))
         .collect();
     Ok(Json(map).into_response())
+}
+
+/// One HPKE key as the control plane shows it (never the private key).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HpkeKeyView {
+    /// The config ID.
+    pub config_id: u8,
+    /// `pending`, `active` or `expired`.
+    pub state: HpkeKeyState,
+    /// The encoded `HpkeConfig`, unpadded URL-safe base64.
+    pub config: String,
+}
+
+/// Body of `PATCH /control/hpke_keys/{config_id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpkeKeyStateChange {
+    /// The new state.
+    pub state: HpkeKeyState,
+}
+
+fn key_view(config: &HpkeConfig, state: HpkeKeyState) -> Result<HpkeKeyView, Error> {
+    Ok(HpkeKeyView {
+        config_id: config.id.0,
+        state,
+        config: URL_SAFE_NO_PAD.encode(
+            config
+                .get_encoded()
+                .map_err(|e| Error::Internal(e.to_string()))?,
+        ),
+    })
+}
+
+fn config_id(s: &str) -> Result<HpkeConfigId, Error> {
+    s.parse::<u8>()
+        .map(HpkeConfigId)
+        .map_err(|_| Error::BadRequest("HPKE config ID must be 0 to 255".into()))
+}
+
+async fn list_hpke_keys(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let keys = s
+        .aggregator
+        .hpke_keys()
+        .await?
+        .iter()
+        .map(|(c, st)| key_view(c, *st))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(keys).into_response())
+}
+
+async fn create_hpke_key(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let config = s.aggregator.create_hpke_key().await?;
+    tracing::info!(config_id = config.id.0, "HPKE key created (pending)");
+    Ok((
+        StatusCode::CREATED,
+        Json(key_view(&config, HpkeKeyState::Pending)?),
+    )
+        .into_response())
+}
+
+async fn set_hpke_key_state(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let id = config_id(&id)?;
+    let change: HpkeKeyStateChange =
+        serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("state JSON: {e}")))?;
+    s.aggregator.set_hpke_key_state(id, change.state).await?;
+    tracing::info!(
+        config_id = id.0,
+        state = change.state.as_str(),
+        "HPKE key state changed"
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_hpke_key(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let id = config_id(&id)?;
+    s.aggregator.delete_hpke_key(id).await?;
+    tracing::info!(config_id = id.0, "HPKE key deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -10,7 +10,7 @@ pub mod task;
 
 pub use aggregator::{Aggregator, AggregatorParameters, CollectionJobStatus};
 pub use config::AggregatorConfig;
-pub use datastore::{Datastore, DatastoreError};
+pub use datastore::{Datastore, DatastoreError, DatastoreKey, HpkeKeyState};
 pub use error::Error;
-pub use http::{CreateTaskRequest, router};
+pub use http::{CreateTaskRequest, HpkeKeyStateChange, HpkeKeyView, router};
 pub use task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};

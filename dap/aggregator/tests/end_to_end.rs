@@ -8,7 +8,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_aggregator::{
-    Aggregator, AggregatorParameters, AggregatorRole, CreateTaskRequest, Datastore,
+    Aggregator, AggregatorParameters, AggregatorRole, CreateTaskRequest, Datastore, DatastoreKey,
 };
 use cairn_dap_client::{Client, ClientError};
 use cairn_dap_collector::{Collector, Poll};
@@ -44,6 +44,8 @@ struct Deployment {
     http: reqwest::Client,
     _dir: tempfile::TempDir,
     schemas: Vec<String>,
+    leader_db: String,
+    backend: Backend,
 }
 
 fn unique() -> String {
@@ -87,6 +89,16 @@ impl Deployment {
         vdaf: VdafInstance,
         min_batch_size: u64,
     ) -> Option<Deployment> {
+        Self::start_in_mode(backend, vdaf, min_batch_size, BatchMode::TimeInterval, None).await
+    }
+
+    async fn start_in_mode(
+        backend: Backend,
+        vdaf: VdafInstance,
+        min_batch_size: u64,
+        batch_mode: BatchMode,
+        max_batch_size: Option<u64>,
+    ) -> Option<Deployment> {
         let dir = tempfile::tempdir().unwrap();
         let mut schemas = Vec::new();
         let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
@@ -110,7 +122,8 @@ impl Deployment {
         let make = |url: String, role| {
             let clock = clock.clone();
             async move {
-                let ds = Datastore::connect(&url).await.unwrap();
+                let key = DatastoreKey::from_bytes(&[5; 32]).unwrap();
+                let ds = Datastore::connect(&url, key).await.unwrap();
                 Aggregator::new(
                     ds,
                     Arc::new(clock),
@@ -124,6 +137,7 @@ impl Deployment {
                 .unwrap()
             }
         };
+        let leader_db = leader_url.clone();
         let leader = make(leader_url, AggregatorRole::Leader).await;
         let helper = make(helper_url, AggregatorRole::Helper).await;
         let leader_endpoint = serve(leader.clone()).await;
@@ -134,10 +148,11 @@ impl Deployment {
             helper_endpoint,
             time_precision: PRECISION,
             min_batch_size,
-            batch_mode: BatchMode::TimeInterval,
+            batch_mode,
             vdaf,
             task_info: "e2e".into(),
             task_interval: None,
+            max_batch_size,
         };
         let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
         let http = reqwest::Client::new();
@@ -180,10 +195,15 @@ impl Deployment {
             http,
             _dir: dir,
             schemas,
+            leader_db,
+            backend,
         })
     }
 
     fn query(&self) -> Query {
+        if self.params.batch_mode == BatchMode::LeaderSelected {
+            return Query::LeaderSelected;
+        }
         Query::TimeInterval {
             batch_interval: Interval::new(Time(NOW / PRECISION), Duration(1)).unwrap(),
         }
@@ -608,6 +628,366 @@ async fn crashed_driver_is_taken_over_without_double_counting(b: Backend) {
     d.finish().await;
 }
 
+/// Leader-selected Prio3Count: seven reports become a batch of five and a batch of two;
+/// collecting twice yields both, and together they sum to the plain measurements.
+async fn leader_selected_end_to_end(b: Backend) {
+    let Some(d) = Deployment::start_in_mode(
+        b,
+        VdafInstance::Prio3Count,
+        2,
+        BatchMode::LeaderSelected,
+        Some(5),
+    )
+    .await
+    else {
+        return;
+    };
+    let inputs = ["1", "0", "1", "1", "1", "1", "0"];
+    let ms: Vec<_> = inputs
+        .iter()
+        .map(|m| VdafInstance::Prio3Count.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let (c1, c2) = (collect_once(&d).await, collect_once(&d).await);
+    assert_eq!((c1.report_count, c2.report_count), (5, 2));
+    let total = match (c1.aggregate_result, c2.aggregate_result) {
+        (AggregateResult::Integer(a), AggregateResult::Integer(b)) => a + b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(total, 5);
+    d.finish().await;
+}
+
+/// Reports fill the leader's batches oldest first, up to `max_batch_size`; each collection
+/// takes the next complete batch (never one twice), a batch below `min_batch_size` is a
+/// documented waiting state, and the sums equal the plain measurements batch by batch.
+async fn leader_selected_batches_fill_up_and_are_collected_once_each(b: Backend) {
+    let Some(d) = Deployment::start_in_mode(
+        b,
+        VdafInstance::Prio3Sum {
+            max_measurement: 1000,
+        },
+        3,
+        BatchMode::LeaderSelected,
+        Some(4),
+    )
+    .await
+    else {
+        return;
+    };
+    // Three waves an hour apart, so the batch order (oldest first) is known: four 1s, four
+    // 10s, two 100s.
+    let hour = PRECISION;
+    for (value, n, age) in [(1u64, 4, 3 * hour), (10, 4, 2 * hour), (100, 2, hour)] {
+        let ms = vec![Measurement::Integer(value); n];
+        let errors = d.client.upload_measurements(&ms, NOW - age).await.unwrap();
+        assert!(errors.status.is_empty(), "{errors:?}");
+    }
+    let c1 = collect_once(&d).await;
+    assert_eq!(
+        (c1.report_count, c1.aggregate_result),
+        (4, AggregateResult::Integer(4))
+    );
+    assert_eq!(c1.interval.start, Time((NOW - 3 * hour) / PRECISION));
+    let c2 = collect_once(&d).await;
+    assert_eq!(
+        (c2.report_count, c2.aggregate_result),
+        (4, AggregateResult::Integer(40))
+    );
+    // The third batch holds two reports, fewer than min_batch_size.
+    let job = d.collector.start(Query::LeaderSelected).await.unwrap();
+    d.drive().await;
+    d.drive().await;
+    assert_eq!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Pending {
+            reason: "insufficient-reports".into(),
+            report_count: 2
+        }
+    );
+    // One more report joins the open batch and makes it collectable.
+    d.client
+        .upload_measurements(&[Measurement::Integer(100)], NOW)
+        .await
+        .unwrap();
+    let mut result = None;
+    for _ in 0..5 {
+        d.clock.advance(2);
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            result = Some(c);
+            break;
+        }
+    }
+    let c3 = result.expect("third batch collected");
+    assert_eq!(
+        (c3.report_count, c3.aggregate_result),
+        (3, AggregateResult::Integer(300))
+    );
+    // Nothing is left: a fourth collection waits rather than re-collecting a batch.
+    let job = d.collector.start(Query::LeaderSelected).await.unwrap();
+    d.clock.advance(2);
+    d.drive().await;
+    assert_eq!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Pending {
+            reason: "insufficient-reports".into(),
+            report_count: 0
+        }
+    );
+    // A time-interval query on a leader-selected task is refused.
+    let ti = Query::TimeInterval {
+        batch_interval: Interval::new(Time(NOW / PRECISION), Duration(1)).unwrap(),
+    };
+    match d.collector.start(ti).await {
+        Err(cairn_dap_collector::CollectorError::Client(ClientError::Status {
+            status,
+            problem,
+        })) => assert_eq!(
+            (status, problem),
+            (400, Some(DapProblemType::InvalidMessage))
+        ),
+        other => panic!("expected invalidMessage, got {other:?}"),
+    }
+    d.finish().await;
+}
+
+/// The helper of a leader-selected task refuses an aggregation job without the
+/// `leader_selected_batch_id` extension (DAP-18 §5.2.2) and one with an unknown extension.
+async fn leader_selected_helper_requires_the_batch_id_extension(b: Backend) {
+    let Some(d) = Deployment::start_in_mode(
+        b,
+        VdafInstance::Prio3Count,
+        1,
+        BatchMode::LeaderSelected,
+        None,
+    )
+    .await
+    else {
+        return;
+    };
+    use cairn_dap_messages::{AggregationJobInitReq, Extension, media_type};
+    let url = format!(
+        "{}tasks/{}/aggregation_jobs",
+        d.params.helper_endpoint, d.params.task_id
+    );
+    let cases = [
+        (vec![], DapProblemType::InvalidMessage),
+        (
+            vec![Extension {
+                extension_type: Extension::LEADER_SELECTED_BATCH_ID,
+                extension_data: vec![7; 31],
+            }],
+            DapProblemType::InvalidMessage,
+        ),
+        (
+            vec![Extension {
+                extension_type: 0x7777,
+                extension_data: vec![],
+            }],
+            DapProblemType::UnsupportedExtension,
+        ),
+    ];
+    for (extensions, expected) in cases {
+        let body = AggregationJobInitReq {
+            verification_key_id: 0,
+            agg_param: vec![],
+            extensions,
+            verify_inits: vec![],
+        }
+        .get_encoded()
+        .unwrap();
+        let resp = d
+            .http
+            .post(&url)
+            .bearer_auth(AGG_TOKEN)
+            .header("content-type", media_type::AGGREGATION_JOB_INIT_REQ)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (400, Some(expected.urn().to_string()))
+        );
+    }
+    d.finish().await;
+}
+
+async fn control(
+    d: &Deployment,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = d
+        .http
+        .request(method, format!("{base}control/{path}"))
+        .bearer_auth(CONTROL_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+async fn advertised_ids(d: &Deployment, base: &str) -> Vec<u8> {
+    use cairn_dap_messages::{Decode, HpkeConfigList};
+    let body = d
+        .http
+        .get(format!("{base}hpke_config"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    HpkeConfigList::get_decoded(&body)
+        .unwrap()
+        .0
+        .iter()
+        .map(|c| c.id.0)
+        .collect()
+}
+
+/// Rotation on both aggregators: a new key starts pending (not advertised), is activated,
+/// the old one expires — and reports a client sealed to the old keys before the rotation are
+/// still accepted and aggregated. Only deleting the expired key makes them outdated.
+async fn hpke_key_rotation_keeps_in_flight_reports(b: Backend) {
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    use reqwest::Method;
+    let old_client = &d.client;
+    for base in [&d.params.leader_endpoint, &d.params.helper_endpoint] {
+        assert_eq!(advertised_ids(&d, base).await, vec![1]);
+        let (status, created) = control(&d, base, Method::POST, "hpke_keys", None).await;
+        assert_eq!((status, created["state"].as_str()), (201, Some("pending")));
+        assert_eq!(created["config_id"], 2);
+        // Pending: not advertised yet.
+        assert_eq!(advertised_ids(&d, base).await, vec![1]);
+        // The only active key cannot be expired before another is active.
+        let expire = serde_json::json!({ "state": "expired" });
+        let activate = serde_json::json!({ "state": "active" });
+        let (status, _) =
+            control(&d, base, Method::PATCH, "hpke_keys/1", Some(expire.clone())).await;
+        assert_eq!(status, 400);
+        let (status, _) = control(&d, base, Method::PATCH, "hpke_keys/2", Some(activate)).await;
+        assert_eq!(status, 204);
+        let (status, _) = control(&d, base, Method::PATCH, "hpke_keys/1", Some(expire)).await;
+        assert_eq!(status, 204);
+        assert_eq!(advertised_ids(&d, base).await, vec![2]);
+        let (status, list) = control(&d, base, Method::GET, "hpke_keys", None).await;
+        assert_eq!(status, 200);
+        let states: Vec<_> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["config_id"].as_u64().unwrap(),
+                    k["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(states, vec![(1, "expired".into()), (2, "active".into())]);
+        // A malformed config ID is a client error, not a 500.
+        let (status, _) = control(&d, base, Method::DELETE, "hpke_keys/300", None).await;
+        assert_eq!(status, 400);
+    }
+    // The old client still seals to config 1 on both aggregators (in flight during rotation).
+    let m = |v: &str| VdafInstance::Prio3Count.parse_measurement(v).unwrap();
+    let ms = vec![m("1"), m("1"), m("1")];
+    let errors = old_client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    // A new client learns config 2.
+    let new_client = Client::new(d.params.clone(), d.http.clone()).await.unwrap();
+    let errors = new_client
+        .upload_measurements(&[m("1"), m("0")], NOW)
+        .await
+        .unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let c = collect_once(&d).await;
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (5, AggregateResult::Integer(4))
+    );
+    // Deleting the expired leader key: reports sealed to it are now outdated.
+    let base = &d.params.leader_endpoint;
+    let (status, _) = control(&d, base, Method::DELETE, "hpke_keys/2", None).await;
+    assert_eq!(status, 400, "an active key cannot be deleted");
+    let (status, _) = control(&d, base, Method::DELETE, "hpke_keys/1", None).await;
+    assert_eq!(status, 204);
+    let late = old_client
+        .upload_measurements(&[m("1")], NOW)
+        .await
+        .unwrap();
+    assert_eq!(late.status[0].error, ReportError::OutdatedConfig);
+    d.finish().await;
+}
+
+/// The leader's HPKE private key, VDAF verification key and outgoing bearer token are
+/// sealed in the database; with another datastore key they do not open.
+async fn secrets_are_sealed_at_rest(b: Backend) {
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let tid = d.params.task_id.as_bytes().to_vec();
+    let (verify_key, token, private_key): (Vec<u8>, String, Vec<u8>) = match d.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&d.leader_db).await.unwrap();
+            raw_secrets(&pool, &tid).await
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&d.leader_db).await.unwrap();
+            raw_secrets(&pool, &tid).await
+        }
+    };
+    assert!(!verify_key.windows(32).any(|w| w == [42u8; 32]));
+    assert_eq!(verify_key.len(), 1 + 12 + 32 + 16);
+    assert!(!token.contains(AGG_TOKEN));
+    assert_eq!(private_key.len(), 1 + 12 + 32 + 16);
+    // The right key opens them (the deployment works); a wrong key is a clear error.
+    let wrong = Datastore::connect(&d.leader_db, DatastoreKey::from_bytes(&[6; 32]).unwrap())
+        .await
+        .unwrap();
+    let err = wrong.get_task(&d.params.task_id).await.unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
+    let err = wrong.get_hpke_keypairs().await.unwrap_err();
+    assert!(err.to_string().contains("does not open"), "{err}");
+    wrong.close().await;
+    d.finish().await;
+}
+
+async fn raw_secrets<'c, DB: sqlx::Database>(
+    pool: &'c sqlx::Pool<DB>,
+    tid: &[u8],
+) -> (Vec<u8>, String, Vec<u8>)
+where
+    for<'q> Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Decode<'q, DB> + sqlx::Type<DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    use sqlx::Row;
+    let row = sqlx::query::<DB>(
+        "SELECT vdaf_verify_key, aggregator_auth_token FROM tasks WHERE task_id = $1",
+    )
+    .bind(tid.to_vec())
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let pk = sqlx::query::<DB>("SELECT private_key FROM hpke_keys WHERE config_id = 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), pk.get(0))
+}
+
 macro_rules! on_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -630,4 +1010,9 @@ on_backends!(
     bad_input_is_refused_and_nothing_stored,
     collection_waits_for_min_batch_size_then_collects_once,
     crashed_driver_is_taken_over_without_double_counting,
+    leader_selected_end_to_end,
+    leader_selected_batches_fill_up_and_are_collected_once_each,
+    leader_selected_helper_requires_the_batch_id_extension,
+    hpke_key_rotation_keeps_in_flight_reports,
+    secrets_are_sealed_at_rest,
 );

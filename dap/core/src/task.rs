@@ -26,6 +26,10 @@ pub enum TaskError {
     /// `task_info` is empty or longer than 255 bytes.
     #[error("task_info must be 1 to 255 bytes")]
     TaskInfo,
+    /// `max_batch_size` is set but smaller than `min_batch_size`, or set for a time-interval
+    /// task.
+    #[error("max_batch_size must be at least min_batch_size, and only for leader_selected tasks")]
+    MaxBatchSize,
     /// The VDAF parameters are invalid.
     #[error(transparent)]
     Vdaf(#[from] VdafError),
@@ -58,6 +62,10 @@ pub struct TaskParameters {
     /// If set, reports outside this interval (in time-precision units) are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_interval: Option<Interval>,
+    /// Leader-selected tasks: the most reports the leader puts in one batch (defaults to
+    /// `min_batch_size`). A leader-local setting, not part of the `TaskConfiguration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch_size: Option<u64>,
 }
 
 fn default_task_info() -> String {
@@ -81,12 +89,22 @@ impl TaskParameters {
                 return Err(TaskError::Endpoint(name));
             }
         }
+        if let Some(max) = self.max_batch_size
+            && (max < self.min_batch_size || self.batch_mode != BatchMode::LeaderSelected)
+        {
+            return Err(TaskError::MaxBatchSize);
+        }
         if self.task_info.is_empty() || self.task_info.len() > 255 {
             return Err(TaskError::TaskInfo);
         }
         self.vdaf.validate()?;
         self.task_configuration()?;
         Ok(())
+    }
+
+    /// The largest batch the leader fills in leader-selected mode.
+    pub fn effective_max_batch_size(&self) -> u64 {
+        self.max_batch_size.unwrap_or(self.min_batch_size)
     }
 
     /// The time precision.
@@ -158,5 +176,55 @@ impl TaskParameters {
         } else {
             format!("{base}/{path}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(batch_mode: BatchMode, max_batch_size: Option<u64>) -> TaskParameters {
+        TaskParameters {
+            task_id: TaskId::from_bytes([1; 32]),
+            leader_endpoint: "https://leader.example/".into(),
+            helper_endpoint: "https://helper.example/".into(),
+            time_precision: 3600,
+            min_batch_size: 10,
+            batch_mode,
+            vdaf: VdafInstance::Prio3Count,
+            task_info: "t".into(),
+            task_interval: None,
+            max_batch_size,
+        }
+    }
+
+    #[test]
+    fn max_batch_size_is_for_leader_selected_tasks_and_at_least_min() {
+        assert!(params(BatchMode::LeaderSelected, None).validate().is_ok());
+        assert!(
+            params(BatchMode::LeaderSelected, Some(10))
+                .validate()
+                .is_ok()
+        );
+        assert!(matches!(
+            params(BatchMode::LeaderSelected, Some(9)).validate(),
+            Err(TaskError::MaxBatchSize)
+        ));
+        assert!(matches!(
+            params(BatchMode::TimeInterval, Some(20)).validate(),
+            Err(TaskError::MaxBatchSize)
+        ));
+        assert_eq!(
+            params(BatchMode::LeaderSelected, None).effective_max_batch_size(),
+            10
+        );
+    }
+
+    #[test]
+    fn max_batch_size_is_not_bound_into_the_task_configuration() {
+        // Only the leader uses it, so the client's and helper's AADs must not depend on it.
+        let a = params(BatchMode::LeaderSelected, None).task_configuration();
+        let b = params(BatchMode::LeaderSelected, Some(50)).task_configuration();
+        assert_eq!(a.unwrap(), b.unwrap());
     }
 }

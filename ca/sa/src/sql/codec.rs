@@ -337,7 +337,7 @@ pub(crate) fn authzs_from_rows(rows: Vec<AuthzRow>) -> SaResult<Vec<Authorizatio
 macro_rules! certificate_columns {
     () => {
         "serial, account_id, order_id, der, issuer_id, identifiers, not_before, not_after, \
-         spki_sha256, revoked_at, revocation_reason, renew_by, replaced_by"
+         spki_sha256, revoked_at, revocation_reason, renew_by, replaced_by, crl_shard"
     };
 }
 pub(crate) use certificate_columns;
@@ -358,20 +358,24 @@ pub(crate) struct CertificateRow {
     revocation_reason: Option<i64>,
     renew_by: Option<i64>,
     replaced_by: Option<String>,
+    crl_shard: i64,
+}
+
+/// A revocation from its stored columns.
+pub(crate) fn revocation_from(at: i64, code: i64) -> SaResult<Revocation> {
+    Ok(Revocation {
+        revoked_at: from_micros(at)?,
+        reason: u8::try_from(code)
+            .ok()
+            .and_then(RevocationReason::from_code)
+            .ok_or_else(|| SaError::Corrupt(format!("certificates.revocation_reason: {code}")))?,
+    })
 }
 
 impl CertificateRow {
     pub(crate) fn into_certificate(self) -> SaResult<Certificate> {
         let revocation = match (self.revoked_at, self.revocation_reason) {
-            (Some(at), Some(code)) => Some(Revocation {
-                revoked_at: from_micros(at)?,
-                reason: u8::try_from(code)
-                    .ok()
-                    .and_then(RevocationReason::from_code)
-                    .ok_or_else(|| {
-                        SaError::Corrupt(format!("certificates.revocation_reason: {code}"))
-                    })?,
-            }),
+            (Some(at), Some(code)) => Some(revocation_from(at, code)?),
             (None, None) => None,
             _ => {
                 return Err(SaError::Corrupt(
@@ -392,6 +396,9 @@ impl CertificateRow {
             revocation,
             renew_by: self.renew_by.map(from_micros).transpose()?,
             replaced_by: self.replaced_by.map(OrderId),
+            crl_shard: u32::try_from(self.crl_shard).map_err(|_| {
+                SaError::Corrupt(format!("certificates.crl_shard: {}", self.crl_shard))
+            })?,
         })
     }
 }

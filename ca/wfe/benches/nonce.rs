@@ -1,0 +1,34 @@
+//! Nonce issue + redeem (RFC 8555 §6.5) next to the raw operation it wraps: 16 random bytes
+//! from aws-lc-rs, base64url-encoded. `cargo bench -p cairn-wfe`.
+#![allow(clippy::unwrap_used)] // benchmark set-up
+
+use base64::Engine;
+use cairn_wfe::NonceService;
+use std::time::Duration;
+
+fn main() {
+    divan::main();
+}
+
+/// Cairn: issue a nonce into a store already holding `outstanding` nonces, then redeem it.
+#[divan::bench(args = [0, 100_000])]
+fn cairn_issue_and_redeem(bencher: divan::Bencher, outstanding: usize) {
+    let nonces = NonceService::new(Duration::from_secs(3600), 1 << 20);
+    for _ in 0..outstanding {
+        nonces.issue();
+    }
+    bencher.bench(|| {
+        let n = nonces.issue();
+        assert!(nonces.redeem(divan::black_box(&n)));
+    });
+}
+
+/// Raw aws-lc-rs: 16 random bytes, base64url-encoded.
+#[divan::bench]
+fn raw_random_16_bytes(bencher: divan::Bencher) {
+    bencher.bench(|| {
+        let mut b = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut b).unwrap();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    });
+}

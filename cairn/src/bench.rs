@@ -1,0 +1,165 @@
+//! `cairn bench …`: load generators and benchmarks. One variant per system (`acme` here; `ct`,
+//! `crl`, `dap` beside it), each a thin command line over a library in testing/ or the
+//! component's crate.
+
+use anyhow::Context;
+use cairn_loadgen::{ChallengeMode, Http01Responder, LoadConfig, Mix, PollPolicy, Trust};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
+pub(crate) enum BenchCommand {
+    /// ACME load generator: concurrent accounts running complete issuance flows against any
+    /// ACME server (Cairn, Pebble, …) by its directory URL.
+    Acme(AcmeArgs),
+    /// DAP: sustained upload throughput at the leader and end-to-end aggregation throughput
+    /// through leader + helper (in-process, loopback HTTP), on SQLite or PostgreSQL.
+    Dap(crate::dap_bench::DapArgs),
+    /// CT log: durable add-chain throughput and latency (P50/P99 of add-chain and of
+    /// sequencing), N concurrent clients against an in-process log or a log by URL.
+    Ct(crate::ct_bench::CtArgs),
+    /// CRLs: time to regenerate every shard of one issuer with N revoked certificates (default
+    /// 1,000,000) in a fresh SQLite database (and PostgreSQL with --postgres-url).
+    Crl(crate::crl_bench::CrlBenchArgs),
+}
+
+/// Flags of `cairn bench acme`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AcmeArgs {
+    /// The ACME directory URL (the only server contacted, besides --challtestsrv).
+    #[arg(long)]
+    directory: url::Url,
+    /// PEM root(s) to trust for the server's TLS certificate.
+    #[arg(long, conflicts_with = "insecure")]
+    root: Option<PathBuf>,
+    /// Accept any TLS certificate (loopback tests only).
+    #[arg(long)]
+    insecure: bool,
+    /// Concurrent accounts, each running one flow at a time.
+    #[arg(long, default_value_t = 10)]
+    accounts: u32,
+    /// Stop after this many certificate flows.
+    #[arg(long)]
+    certs: Option<u64>,
+    /// Stop starting flows after this long (e.g. 30s, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Flow mix by weight: single, multi (several names), renewal (with `replaces`), revoke.
+    #[arg(long, default_value = "single=1")]
+    mix: Mix,
+    /// Names in a multi-name order.
+    #[arg(long, default_value_t = 3)]
+    names_per_multi: u32,
+    /// Orders name `<random>.<suffix>` registered domains.
+    #[arg(long, default_value = "test")]
+    domain_suffix: String,
+    /// Answer http-01 from a built-in responder on this address (the server must validate
+    /// against its port).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:5002",
+        conflicts_with = "challtestsrv"
+    )]
+    http01_listen: SocketAddr,
+    /// Answer dns-01 instead, through this challenge test server management API
+    /// (e.g. http://127.0.0.1:8055).
+    #[arg(long)]
+    challtestsrv: Option<url::Url>,
+    /// Write the RFC 9773 identifiers of the issued certificates to this file, one a line
+    /// (for renewalInfo benchmarks).
+    #[arg(long)]
+    cert_ids: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No live progress line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 30s, 2m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("{s:?}: the unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Runs a benchmark.
+pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Acme(args) => acme(args).await,
+        BenchCommand::Dap(args) => crate::dap_bench::run(args).await,
+        BenchCommand::Ct(args) => crate::ct_bench::run(args).await,
+        BenchCommand::Crl(args) => crate::crl_bench::run(args).await,
+    }
+}
+
+async fn acme(args: AcmeArgs) -> anyhow::Result<()> {
+    let trust = match (&args.root, args.insecure) {
+        (Some(path), _) => Trust::Roots(
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ),
+        (None, true) => Trust::Insecure,
+        (None, false) => Trust::Roots(Vec::new()),
+    };
+    let challenge = match &args.challtestsrv {
+        Some(url) => ChallengeMode::Dns01(url.clone()),
+        None => ChallengeMode::Http01(Arc::new(
+            Http01Responder::bind(args.http01_listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.http01_listen))?,
+        )),
+    };
+    let summary = cairn_loadgen::run(LoadConfig {
+        directory: args.directory,
+        trust,
+        accounts: args.accounts,
+        certificates: args.certs,
+        duration: args.duration,
+        mix: args.mix,
+        names_per_multi: args.names_per_multi,
+        domain_suffix: args.domain_suffix,
+        challenge,
+        poll: PollPolicy::default(),
+        progress: !args.quiet,
+        keep_cert_ids: args.cert_ids.is_some(),
+    })
+    .await?;
+    if let Some(path) = &args.cert_ids {
+        let mut text = summary.cert_ids.join("\n");
+        text.push('\n');
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! `cairn bench crl`: how long regenerating every CRL shard of one issuer takes with N revoked
+//! certificates. Fills a fresh database (SQLite in a temporary directory, and PostgreSQL in a
+//! fresh schema when a URL is given) with N revoked certificates spread over the shards the way
+//! issuance spreads them (by serial), then times the CRL updater's full regeneration (one query,
+//! build + sign + lint per shard, store) and, in a second pass, each step per shard.
+
+use anyhow::Context;
+use cairn_issuer::{CaHierarchy, CrlRequest, HierarchyOptions, LocalIssuer, crl_shard_of};
+use cairn_sa::{SqlStorage, StorageAuthority, StoredCrl};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Rows per INSERT statement (12 columns: under SQLite's and PostgreSQL's bind limits, and the
+/// statement carries literals anyway).
+const ROWS_PER_INSERT: usize = 2_000;
+
+/// Flags of `cairn bench crl`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CrlBenchArgs {
+    /// Revoked certificates of the issuer.
+    #[arg(long, default_value_t = 1_000_000)]
+    revoked: u64,
+    /// CRL shards they are spread over.
+    #[arg(long, default_value_t = 16)]
+    shards: u32,
+    /// Also run against PostgreSQL at this URL (a fresh schema is created and dropped).
+    #[arg(long, env = "CAIRN_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// CA key algorithm (as `ca.key_algorithm`).
+    #[arg(long, default_value = "ecdsa-p256")]
+    key_algorithm: String,
+}
+
+pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.revoked > 0, "--revoked must be positive");
+    anyhow::ensure!(
+        (1..=4096).contains(&args.shards),
+        "--shards must be between 1 and 4096"
+    );
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let issuer = Arc::new(make_issuer(dir.path(), &args)?);
+
+    let sqlite = SqlStorage::open_sqlite_in(&dir.path().join("db"))
+        .await
+        .context("opening SQLite")?;
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("db").join("cairn.db").display()
+    );
+    bench_one(&sqlite, &url, &issuer, &args).await?;
+    sqlite.close().await;
+
+    if let Some(pg) = &args.postgres_url {
+        let schema = format!(
+            "cairn_bench_crl_{}",
+            cairn_core::random_id(8).to_lowercase()
+        );
+        let admin = sqlx::PgPool::connect(pg)
+            .await
+            .context("connecting to PostgreSQL")?;
+        // The schema name is ours (letters, digits, underscores).
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .context("creating the benchmark schema")?;
+        let sep = if pg.contains('?') { '&' } else { '?' };
+        let url = format!("{pg}{sep}options=-csearch_path%3D{schema}");
+        let result = async {
+            let storage = SqlStorage::connect(&url)
+                .await
+                .context("opening PostgreSQL")?;
+            let r = bench_one(&storage, &url, &issuer, &args).await;
+            storage.close().await;
+            r
+        }
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .context("dropping the benchmark schema")?;
+        result?;
+    }
+    Ok(())
+}
+
+fn make_issuer(dir: &std::path::Path, args: &CrlBenchArgs) -> anyhow::Result<LocalIssuer> {
+    let base = "http://crl.bench.example";
+    let hierarchy = CaHierarchy::load_or_create_with(
+        &dir.join("ca"),
+        args.key_algorithm
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--key-algorithm: {e}"))?,
+        OffsetDateTime::now_utc(),
+        &HierarchyOptions {
+            country: Some("XX".into()),
+            public_base_url: Some(base.into()),
+        },
+    )
+    .context("creating a CA")?;
+    Ok(LocalIssuer::new(
+        hierarchy,
+        cairn_issuer::EndEntityProfile::default(),
+        Vec::new(),
+    )
+    .context("issuer")?
+    .with_public_base_url(base)
+    .with_crl_shards(args.shards))
+}
+
+/// The lowercase hex of the `i`-th serial: 16 octets, positive, distinct, spread evenly over
+/// the shards by [`crl_shard_of`] (its low 64 bits are a mixed counter).
+fn serial_hex(i: u64) -> String {
+    // splitmix64: a bijection, so serials stay distinct.
+    let mut z = i.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    format!("7e{:014x}{z:016x}", i)
+}
+
+async fn fill(
+    storage: &SqlStorage,
+    url: &str,
+    issuer_id: &str,
+    args: &CrlBenchArgs,
+) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let micros = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000) as i64;
+    let not_before = micros(now - time::Duration::days(10));
+    let not_after = micros(now + time::Duration::days(80));
+    let postgres = storage.backend_name() == "postgres";
+    let blob = if postgres { "'\\x00'::bytea" } else { "x'00'" };
+    let reasons = [0i64, 1, 3, 4, 5, 9];
+    let mut statements = vec![format!(
+        "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at) \
+         VALUES ('bench', '{{}}', 'bench', '[]', 'valid', {not_before}); \
+         INSERT INTO orders (id, account_id, status, identifiers, identifiers_key, expires, created_at) \
+         VALUES ('bench', 'bench', 'valid', '[]', 'bench', {not_after}, {not_before});"
+    )];
+    let mut i = 0u64;
+    while i < args.revoked {
+        let end = (i + ROWS_PER_INSERT as u64).min(args.revoked);
+        let mut sql = String::with_capacity(ROWS_PER_INSERT * 200);
+        sql.push_str(
+            "INSERT INTO certificates (serial, account_id, order_id, der, issuer_id, identifiers, \
+             not_before, not_after, spki_sha256, revoked_at, revocation_reason, crl_shard) VALUES ",
+        );
+        for n in i..end {
+            let serial = serial_hex(n);
+            let shard = crl_shard_of(&cairn_core::Serial(serial.clone()), args.shards);
+            let revoked_at = not_before + (n as i64 % 86_400) * 1_000_000;
+            let reason = reasons[(n % reasons.len() as u64) as usize];
+            if n > i {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "('{serial}','bench','bench',{blob},'{issuer_id}','[]',{not_before},{not_after},\
+                 'bench',{revoked_at},{reason},{shard})"
+            ));
+        }
+        statements.push(sql);
+        i = end;
+    }
+    macro_rules! in_one_transaction {
+        ($pool:expr) => {{
+            let mut tx = $pool.begin().await?;
+            for s in &statements {
+                // Only generated hex, integers and the issuer ID (hex) in these statements.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(s.as_str()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            $pool.close().await;
+        }};
+    }
+    if postgres {
+        let pool = sqlx::PgPool::connect(url).await?;
+        in_one_transaction!(pool);
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        in_one_transaction!(pool);
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1_000.0)
+}
+
+async fn bench_one(
+    storage: &SqlStorage,
+    url: &str,
+    issuer: &Arc<LocalIssuer>,
+    args: &CrlBenchArgs,
+) -> anyhow::Result<()> {
+    let backend = storage.backend_name();
+    let issuer_id = issuer.issuer_id().to_owned();
+    let started = Instant::now();
+    fill(storage, url, &issuer_id, args)
+        .await
+        .context("filling the database")?;
+    println!(
+        "{backend}: {} revoked certificates over {} shards inserted in {}",
+        args.revoked,
+        args.shards,
+        ms(started.elapsed())
+    );
+
+    let sa: Arc<dyn StorageAuthority> = Arc::new(storage.clone());
+    let settings = cairn::crl::CrlConfig {
+        shards: args.shards,
+        ..Default::default()
+    }
+    .settings()?;
+    let updater = cairn::crl::CrlUpdater::new(
+        issuer.clone(),
+        sa.clone(),
+        Arc::new(cairn_core::SystemClock),
+        settings.clone(),
+    );
+    let started = Instant::now();
+    let stats = updater.update_all().await?;
+    let total = started.elapsed();
+    anyhow::ensure!(
+        stats.entries as u64 == args.revoked,
+        "the CRLs hold {} entries, expected {}",
+        stats.entries,
+        args.revoked
+    );
+    println!(
+        "{backend}: full regeneration (CRL updater: query + build + sign + lint + store) of {} CRLs \
+         ({} shards + the root's), {} entries, {} bytes: {}",
+        stats.crls,
+        args.shards,
+        stats.entries,
+        stats.bytes,
+        ms(total)
+    );
+
+    // The same work again, step by step.
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
+    let started = Instant::now();
+    let revoked = sa
+        .get_revoked_certificates(&issuer_id, now - settings.keep_expired)
+        .await?;
+    let query = started.elapsed();
+    let started = Instant::now();
+    let shards = cairn::crl::group_by_shard(revoked, args.shards);
+    let group = started.elapsed();
+    println!(
+        "{backend}: query {} ({} rows), grouping {}",
+        ms(query),
+        shards.iter().map(Vec::len).sum::<usize>(),
+        ms(group)
+    );
+    println!("{backend}: shard  entries     bytes  build+sign+lint      lint    store");
+    let (mut sum_sign, mut sum_lint, mut sum_store) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for (shard, entries) in shards.iter().enumerate() {
+        let shard = u32::try_from(shard)?;
+        let started = Instant::now();
+        let der = issuer.sign_crl(&CrlRequest {
+            issuer_id: &issuer_id,
+            shard,
+            number: 1_000_000,
+            this_update: now,
+            next_update: now + settings.validity,
+            entries,
+        })?;
+        let sign = started.elapsed();
+        // The lint alone (sign_crl ran it already; this measures its share).
+        let started = Instant::now();
+        let report = cairn_lint::lint_crl(
+            &der,
+            &cairn_lint::CrlContext {
+                sharded: true,
+                ..Default::default()
+            },
+        );
+        let lint = started.elapsed();
+        anyhow::ensure!(!report.has_errors(), "shard {shard} does not lint");
+        let started = Instant::now();
+        sa.put_crl(&StoredCrl {
+            info: cairn_sa::CrlInfo {
+                issuer_id: issuer_id.clone(),
+                shard,
+                number: 1_000_000,
+                this_update: now,
+                next_update: now + settings.validity,
+                entries: entries.len() as u64,
+            },
+            der: der.clone(),
+        })
+        .await?;
+        let store = started.elapsed();
+        sum_sign += sign;
+        sum_lint += lint;
+        sum_store += store;
+        println!(
+            "{backend}: {shard:>5} {:>8} {:>9} {:>16} {:>9} {:>8}",
+            entries.len(),
+            der.len(),
+            ms(sign),
+            ms(lint),
+            ms(store)
+        );
+    }
+    println!(
+        "{backend}: sums: build+sign+lint {}, of which lint {}, store {}; per shard on average {}",
+        ms(sum_sign),
+        ms(sum_lint),
+        ms(sum_store),
+        ms((query + group + sum_sign + sum_store) / args.shards)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_distinct_positive_and_spread_over_the_shards() {
+        let mut seen = std::collections::HashSet::new();
+        let mut per_shard = [0u32; 16];
+        for i in 0..16_000 {
+            let s = serial_hex(i);
+            assert_eq!(s.len(), 32);
+            assert!(s.starts_with("7e"));
+            assert!(seen.insert(s.clone()));
+            per_shard[crl_shard_of(&cairn_core::Serial(s), 16) as usize] += 1;
+        }
+        assert!(
+            per_shard.iter().all(|&n| (800..1_200).contains(&n)),
+            "{per_shard:?}"
+        );
+    }
+}

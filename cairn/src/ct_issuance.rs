@@ -1,0 +1,240 @@
+//! Certificate Transparency in `cairn serve`: the `[ct]` configuration, the two local logs an
+//! all-in-one CA runs as two "operators" (rooted at its own root, served on the ACME listener
+//! at `/ct/<name>/`), and the [`Publisher`] the RA submits precertificates through.
+
+use anyhow::Context;
+use axum::Router;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use cairn_ct::{CtLog, LogConfig};
+use cairn_issuer::CaHierarchy;
+use cairn_publisher::{CtLogTarget, CtSubmitter, HttpLog, LocalLog, Publisher};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Names (and operators) of the local logs.
+const LOCAL_LOGS: [(&str, &str); 2] = [
+    ("local-a", "Cairn local operator A"),
+    ("local-b", "Cairn local operator B"),
+];
+
+/// `[ct]`: Certificate Transparency for issuance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CtSection {
+    /// Embed SCTs in every certificate (precertificate first). Off: plain certificates.
+    pub enabled: bool,
+    /// SCTs are needed from logs of at least this many distinct operators.
+    pub min_operators: usize,
+    /// How long to wait for them, e.g. `"10s"`.
+    pub timeout: String,
+    /// Run two logs in this process as two operators, served at `/ct/local-a/` and
+    /// `/ct/local-b/` on the ACME listener.
+    pub local_logs: bool,
+    /// Sequencing period of the local logs, in milliseconds.
+    pub local_period_ms: u64,
+    /// Other logs to submit to.
+    pub logs: Vec<CtLogSection>,
+}
+
+impl Default for CtSection {
+    fn default() -> Self {
+        CtSection {
+            enabled: true,
+            min_operators: 2,
+            timeout: "10s".into(),
+            local_logs: true,
+            local_period_ms: 250,
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// One `[[ct.logs]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtLogSection {
+    /// Short name for logs and metrics.
+    pub name: String,
+    /// Submission prefix (`…/ct/v1/add-pre-chain` is appended).
+    pub url: String,
+    /// The log's public key: base64 DER SubjectPublicKeyInfo (ECDSA P-256).
+    pub key: String,
+    /// The log's operator.
+    pub operator: String,
+}
+
+impl CtSection {
+    /// Checks the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        crate_duration(&self.timeout).context("ct.timeout")?;
+        anyhow::ensure!(
+            self.min_operators >= 1,
+            "ct.min_operators must be at least 1"
+        );
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.local_period_ms),
+            "ct.local_period_ms must be within 10..=60000"
+        );
+        let mut operators: HashSet<&str> = HashSet::new();
+        if self.local_logs {
+            operators.extend(LOCAL_LOGS.iter().map(|(_, op)| *op));
+        }
+        for log in &self.logs {
+            anyhow::ensure!(
+                log.url.starts_with("https://") || log.url.starts_with("http://"),
+                "ct.logs {:?}: url must start with https:// or http://",
+                log.name
+            );
+            public_key(log).with_context(|| format!("ct.logs {:?}", log.name))?;
+            anyhow::ensure!(
+                !log.operator.is_empty(),
+                "ct.logs {:?}: operator is empty",
+                log.name
+            );
+            operators.insert(&log.operator);
+        }
+        anyhow::ensure!(
+            operators.len() >= self.min_operators,
+            "ct: {} distinct log operator(s) configured, min_operators is {}",
+            operators.len(),
+            self.min_operators
+        );
+        Ok(())
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        crate_duration(&self.timeout).unwrap_or(std::time::Duration::from_secs(10))
+    }
+}
+
+fn crate_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    let d = cairn_ra::humane_duration::parse(text).map_err(|e| anyhow::anyhow!(e))?;
+    std::time::Duration::try_from(d).map_err(|_| anyhow::anyhow!("negative duration"))
+}
+
+fn public_key(log: &CtLogSection) -> anyhow::Result<Vec<u8>> {
+    let der = B64
+        .decode(log.key.trim())
+        .map_err(|_| anyhow::anyhow!("key is not base64"))?;
+    cairn_x509::KeyAlgorithm::from_spki_der(&der)
+        .ok()
+        .filter(|a| *a == cairn_x509::KeyAlgorithm::EcdsaP256)
+        .ok_or_else(|| anyhow::anyhow!("key is not an ECDSA P-256 SubjectPublicKeyInfo"))?;
+    Ok(der)
+}
+
+/// The CA's CT set-up: the submitter for the RA and the local logs to serve and stop.
+#[derive(Debug, Default)]
+pub struct CaCt {
+    /// What the RA submits through; `None` when CT is off.
+    pub submitter: Option<Arc<Publisher>>,
+    /// The logs running in this process.
+    pub local_logs: Vec<CtLog>,
+}
+
+impl CaCt {
+    /// Starts the local logs (if configured) and builds the publisher.
+    pub async fn start(
+        section: &CtSection,
+        data_dir: &Path,
+        hierarchy: &CaHierarchy,
+    ) -> anyhow::Result<CaCt> {
+        if !section.enabled {
+            return Ok(CaCt::default());
+        }
+        let timeout = section.timeout();
+        let mut targets = Vec::new();
+        let mut local_logs = Vec::new();
+        if section.local_logs {
+            let base = data_dir.join("ct");
+            let roots = base.join("roots");
+            std::fs::create_dir_all(&roots)
+                .with_context(|| format!("cannot create {}", roots.display()))?;
+            std::fs::write(roots.join("root.pem"), hierarchy.root_pem())
+                .with_context(|| format!("cannot write {}", roots.display()))?;
+            let intermediate = hierarchy.intermediate().info();
+            for (name, operator) in LOCAL_LOGS {
+                let dir = base.join(name);
+                let config = LogConfig {
+                    name: name.into(),
+                    description: Some(format!("Cairn local CT log {name} ({operator})")),
+                    submission_url: format!("https://localhost/ct/{name}/"),
+                    monitoring_url: None,
+                    key_file: dir.join("key.pem"),
+                    roots_dir: roots.clone(),
+                    data_dir: dir.join("data"),
+                    lock_db: None,
+                    // Every certificate the intermediate can sign.
+                    not_after_start: intermediate.not_before,
+                    not_after_limit: intermediate.not_after + time::Duration::seconds(1),
+                    period_ms: section.local_period_ms,
+                    pool_size: 4096,
+                };
+                config
+                    .validate()
+                    .map_err(|e| anyhow::anyhow!("local CT log {name}: {e}"))?;
+                let log = match CtLog::start(config).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        for l in &local_logs {
+                            CtLog::shutdown(l).await;
+                        }
+                        return Err(anyhow::anyhow!("local CT log {name}: {e}"));
+                    }
+                };
+                targets.push(CtLogTarget {
+                    name: name.into(),
+                    operator: operator.into(),
+                    public_key_der: log.public_key_der().to_vec(),
+                    client: Arc::new(LocalLog(log.clone())),
+                });
+                local_logs.push(log);
+            }
+        }
+        for log in &section.logs {
+            targets.push(CtLogTarget {
+                name: log.name.clone(),
+                operator: log.operator.clone(),
+                public_key_der: public_key(log)?,
+                client: Arc::new(
+                    HttpLog::new(&log.url, timeout)
+                        .map_err(|e| anyhow::anyhow!("CT log {}: {e}", log.name))?,
+                ),
+            });
+        }
+        Ok(CaCt {
+            submitter: Some(Arc::new(Publisher::new(
+                targets,
+                section.min_operators,
+                timeout,
+            ))),
+            local_logs,
+        })
+    }
+
+    /// The submitter as the RA takes it.
+    pub fn ra_submitter(&self) -> Option<Arc<dyn CtSubmitter>> {
+        self.submitter.clone().map(|p| p as Arc<dyn CtSubmitter>)
+    }
+
+    /// `app` with each local log's routes under `/ct/<name>`.
+    pub fn mount(&self, mut app: Router) -> Router {
+        for log in &self.local_logs {
+            app = app.nest(&format!("/ct/{}", log.name()), log.router());
+        }
+        app
+    }
+
+    /// Stops the local logs.
+    pub async fn shutdown(&self) {
+        for log in &self.local_logs {
+            log.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! `cairn bench dap`: sustained upload throughput at the leader (reports durably accepted per
+//! second, over HTTP, many reports per request) and end-to-end aggregation throughput (reports
+//! aggregated per second through leader and helper), on SQLite or PostgreSQL. Leader and
+//! helper run in this process on loopback; reports are prepared before the clock starts.
+
+use anyhow::{Context, bail};
+use cairn_dap_aggregator::{
+    Aggregator, AggregatorParameters, AggregatorRole, AggregatorTask, BearerToken, Datastore,
+    DatastoreKey, TokenHash,
+};
+use cairn_dap_core::{
+    AggregateResult, Clock, HpkeKeypair, Measurement, RealClock, TaskParameters, VdafInstance,
+};
+use cairn_dap_messages::{
+    BatchMode, Duration, Encode, HpkeConfigId, Interval, Query, TaskId, Time, UploadRequest,
+    media_type,
+};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Flags of `cairn bench dap`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DapArgs {
+    /// `sqlite` (a fresh file in a temporary directory) or `postgres` (fresh schemas in the
+    /// database named by `CAIRN_BENCH_POSTGRES_URL`).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// Prio3Count reports to upload and aggregate.
+    #[arg(long, default_value_t = 20_000)]
+    reports: usize,
+    /// Reports per upload request.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Concurrent upload requests.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Reports per aggregation job.
+    #[arg(long, default_value_t = 500)]
+    job_size: usize,
+    /// Concurrent aggregation job drivers.
+    #[arg(long, default_value_t = 4)]
+    drivers: usize,
+}
+
+struct Backend {
+    urls: (String, String),
+    _dir: tempfile::TempDir,
+}
+
+async fn backend(kind: &str) -> anyhow::Result<Backend> {
+    let dir = tempfile::tempdir()?;
+    let urls = match kind {
+        "sqlite" => {
+            let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.path().join(n).display());
+            (url("leader.db"), url("helper.db"))
+        }
+        "postgres" => {
+            use sqlx::{AssertSqlSafe, Connection};
+            let base = std::env::var("CAIRN_BENCH_POSTGRES_URL")
+                .context("set CAIRN_BENCH_POSTGRES_URL for --database postgres")?;
+            let mut admin = sqlx::PgConnection::connect(&base).await?;
+            let stamp = RealClock.now();
+            let mut urls = Vec::new();
+            for role in ["leader", "helper"] {
+                let schema = format!("cairn_bench_{role}_{stamp}_{}", std::process::id());
+                sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut admin)
+                    .await?;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                urls.push(format!("{base}{sep}options=-csearch_path%3D{schema}"));
+            }
+            (urls[0].clone(), urls[1].clone())
+        }
+        other => bail!("--database must be sqlite or postgres, not {other}"),
+    };
+    Ok(Backend { urls, _dir: dir })
+}
+
+async fn serve(agg: Aggregator) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = cairn_dap_aggregator::router(agg, None);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/"))
+}
+
+/// Runs the benchmark and prints its figures.
+pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
+    let b = backend(&args.database).await?;
+    let key = DatastoreKey::from_base64url(&DatastoreKey::generate_base64url()?)?;
+    let params = AggregatorParameters {
+        max_aggregation_job_size: args.job_size,
+        ..Default::default()
+    };
+    let mut aggs = Vec::new();
+    for (url, role) in [
+        (&b.urls.0, AggregatorRole::Leader),
+        (&b.urls.1, AggregatorRole::Helper),
+    ] {
+        let ds = Datastore::connect(url, key.clone()).await?;
+        aggs.push(Aggregator::new(ds, Arc::new(RealClock), role, params.clone()).await?);
+    }
+    let (leader, helper) = (aggs[0].clone(), aggs[1].clone());
+    let task_params = TaskParameters {
+        task_id: TaskId::from_bytes(*b"cairn-bench-dap-prio3count-task!"),
+        leader_endpoint: serve(leader.clone()).await?,
+        helper_endpoint: serve(helper.clone()).await?,
+        time_precision: 3600,
+        min_batch_size: 1,
+        batch_mode: BatchMode::TimeInterval,
+        vdaf: VdafInstance::Prio3Count,
+        task_info: "bench".into(),
+        task_interval: None,
+        max_batch_size: None,
+    };
+    let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
+    let token = "bench-aggregator-token";
+    for (agg, role) in [
+        (&leader, AggregatorRole::Leader),
+        (&helper, AggregatorRole::Helper),
+    ] {
+        agg.add_task(&AggregatorTask {
+            parameters: task_params.clone(),
+            role,
+            vdaf_verify_key: [9; 32],
+            collector_hpke_config: collector_keys.config().clone(),
+            aggregator_auth_token: (role == AggregatorRole::Leader)
+                .then(|| BearerToken::new(token)),
+            aggregator_auth_token_hash: (role == AggregatorRole::Helper)
+                .then(|| TokenHash::of(token)),
+            collector_auth_token_hash: (role == AggregatorRole::Leader)
+                .then(|| TokenHash::of("bench-collector-token")),
+        })
+        .await?;
+    }
+    let http = reqwest::Client::new();
+    let client = cairn_dap_client::Client::new(task_params.clone(), http.clone()).await?;
+
+    // Prepare every report before timing (sharding and HPKE are the clients' cost).
+    let now = RealClock.now();
+    let n = args.reports;
+    let client = Arc::new(client);
+    let bodies = {
+        let client = client.clone();
+        let batch = args.batch.max(1);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<u8>>> {
+            let reports = (0..n)
+                .map(|i| client.prepare_report(&Measurement::Count(i % 3 == 0), now))
+                .collect::<Result<Vec<_>, _>>()?;
+            reports
+                .chunks(batch)
+                .map(|c| {
+                    Ok(UploadRequest {
+                        reports: c.to_vec(),
+                    }
+                    .get_encoded()?)
+                })
+                .collect()
+        })
+        .await??
+    };
+    let expected = u64::try_from((0..n).filter(|i| i % 3 == 0).count())?;
+
+    // Upload phase.
+    let url = TaskParameters::url(
+        &task_params.leader_endpoint,
+        &format!("tasks/{}/reports", task_params.task_id),
+    );
+    let queue = Arc::new(std::sync::Mutex::new(bodies));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (queue, http, url) = (queue.clone(), http.clone(), url.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let body = match queue.lock() {
+                    Ok(mut q) => q.pop(),
+                    Err(_) => None,
+                };
+                let Some(body) = body else { break };
+                let resp = http
+                    .post(&url)
+                    .header("content-type", media_type::UPLOAD_REQ)
+                    .body(body)
+                    .send()
+                    .await?;
+                if !resp.status().is_success() {
+                    bail!("upload refused: {}", resp.status());
+                }
+                let errors = resp.bytes().await?;
+                // An empty UploadErrors encodes as an empty list: 4 zero length bytes at most.
+                if errors.len() > 4 {
+                    bail!("some reports were refused");
+                }
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    let upload_secs = started.elapsed().as_secs_f64();
+    let stored = leader
+        .datastore()
+        .count_client_reports(&task_params.task_id)
+        .await?;
+    if stored != u64::try_from(n)? {
+        bail!("leader stored {stored} of {n} reports");
+    }
+
+    // Aggregation phase: create jobs, then drive them with concurrent drivers until none is
+    // pending.
+    let started = Instant::now();
+    leader.create_aggregation_jobs().await?;
+    let mut drivers = Vec::new();
+    for _ in 0..args.drivers.max(1) {
+        let leader = leader.clone();
+        let task_id = task_params.task_id;
+        drivers.push(tokio::spawn(async move {
+            loop {
+                if leader
+                    .datastore()
+                    .count_pending_aggregation_jobs(&task_id)
+                    .await?
+                    == 0
+                {
+                    break;
+                }
+                leader.run_aggregation_jobs_once().await?;
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for d in drivers {
+        d.await??;
+    }
+    let aggregate_secs = started.elapsed().as_secs_f64();
+
+    // Check the result through a collection.
+    let drivers = leader.spawn_drivers(std::time::Duration::from_millis(100));
+    let collector = cairn_dap_collector::Collector::new(
+        task_params.clone(),
+        collector_keys,
+        "bench-collector-token".into(),
+        http,
+    );
+    let p = task_params.time_precision;
+    let query = Query::TimeInterval {
+        batch_interval: Interval::new(Time(now / p), Duration(1))
+            .context("batch interval overflows")?,
+    };
+    let c = collector
+        .collect(query, 120, std::time::Duration::from_millis(250))
+        .await?;
+    drivers.abort();
+    if c.aggregate_result != AggregateResult::Integer(expected)
+        || c.report_count != u64::try_from(n)?
+    {
+        bail!(
+            "collected {:?} over {} reports, expected {expected} over {n}",
+            c.aggregate_result,
+            c.report_count
+        );
+    }
+    #[allow(clippy::cast_precision_loss)] // report counts are far below 2^52
+    let per_sec = |secs: f64| n as f64 / secs;
+    println!(
+        "backend={} reports={n} batch={} concurrency={} job_size={} drivers={}",
+        args.database, args.batch, args.concurrency, args.job_size, args.drivers
+    );
+    println!(
+        "upload: {:.0} reports/s durably accepted ({upload_secs:.2} s)",
+        per_sec(upload_secs)
+    );
+    println!(
+        "aggregation: {:.0} reports/s through leader + helper ({aggregate_secs:.2} s)",
+        per_sec(aggregate_secs)
+    );
+    println!(
+        "collected: {} reports, aggregate {:?} (expected {expected})",
+        c.report_count, c.aggregate_result
+    );
+    leader.datastore().close().await;
+    helper.datastore().close().await;
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! The DAP leader and helper that `cairn serve` runs next to the CA (`[dap]`), and task
+//! creation through two aggregators' control planes (shared with `cairn dap task create`).
+//!
+//! Each aggregator gets its own listener and its own SQLite datastore under
+//! `<data_dir>/dap/`. Secrets come from the environment when set; otherwise they are generated on
+//! first start and kept in files readable only by the owner (0600) in that folder:
+//! `datastore.key` (the key sealing HPKE private keys, verification keys and tokens at rest —
+//! back it up) and `control.token` (the control planes' bearer token).
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_aggregator::{
+    Aggregator, AggregatorParameters, AggregatorRole, CreateTaskRequest, Datastore, DatastoreKey,
+};
+use cairn_dap_core::{RealClock, TaskParameters};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `[dap]`: the DAP leader and helper of the all-in-one server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DapSection {
+    /// Run a DAP leader and helper in `cairn serve`.
+    pub enabled: bool,
+    /// Address of the leader's DAP API (and its control plane under `/control/`).
+    pub leader_listen: SocketAddr,
+    /// Address of the helper's DAP API (and its control plane under `/control/`).
+    pub helper_listen: SocketAddr,
+    /// How often the leader's job drivers run, in milliseconds.
+    pub driver_period_ms: u64,
+    /// Aggregator tunables (shared by both).
+    pub parameters: AggregatorParameters,
+}
+
+impl Default for DapSection {
+    fn default() -> Self {
+        DapSection {
+            enabled: true,
+            leader_listen: SocketAddr::from(([127, 0, 0, 1], 14010)),
+            helper_listen: SocketAddr::from(([127, 0, 0, 1], 14011)),
+            driver_period_ms: 1000,
+            parameters: AggregatorParameters::default(),
+        }
+    }
+}
+
+impl DapSection {
+    /// Checks the values.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            (10..=60_000).contains(&self.driver_period_ms),
+            "dap.driver_period_ms must be within 10..=60000"
+        );
+        Ok(())
+    }
+}
+
+/// Environment variable with the datastore key (else `<data_dir>/dap/datastore.key`).
+pub const DATASTORE_KEY_ENV: &str = "CAIRN_DAP_DATASTORE_KEY";
+/// Environment variable with the control-plane token (else `<data_dir>/dap/control.token`).
+pub const CONTROL_TOKEN_ENV: &str = "CAIRN_DAP_CONTROL_TOKEN";
+
+/// A running leader and helper.
+#[derive(Debug)]
+pub struct DapPair {
+    /// The leader's DAP base URL (ends with `/`).
+    pub leader_url: String,
+    /// The helper's DAP base URL (ends with `/`).
+    pub helper_url: String,
+    /// The control-plane bearer token of both aggregators.
+    control_token: String,
+    /// Where the control token is stored, when it was not given in the environment.
+    pub control_token_file: Option<PathBuf>,
+    aggregators: Vec<Aggregator>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl DapPair {
+    /// The control-plane bearer token (for in-process callers; never logged).
+    pub fn control_token(&self) -> &str {
+        &self.control_token
+    }
+
+    /// Stops the listeners and drivers and closes the datastores.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        for a in &self.aggregators {
+            a.datastore().close().await;
+        }
+    }
+}
+
+/// Reads a secret from `env`, else from `file`, else generates one with `generate` and stores
+/// it in `file` (0600). Returns the secret and the file it lives in (None: from the env).
+fn secret(
+    env: &str,
+    file: &Path,
+    generate: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<(String, Option<PathBuf>)> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok((v, None));
+    }
+    match std::fs::read_to_string(file) {
+        Ok(text) => return Ok((text.trim().to_owned(), Some(file.to_owned()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", file.display())),
+    }
+    let value = generate()?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(file)
+        .with_context(|| format!("creating {}", file.display()))?;
+    std::io::Write::write_all(&mut f, format!("{value}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok((value, Some(file.to_owned())))
+}
+
+/// 32 random bytes.
+pub fn random_bytes() -> anyhow::Result<[u8; 32]> {
+    use aws_lc_rs::rand::SecureRandom;
+    let mut b = [0u8; 32];
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
+    Ok(b)
+}
+
+/// Starts the leader and helper with their datastores under `<data_dir>/dap/`.
+pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapPair> {
+    let dir = data_dir.join("dap");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let (key_text, _) = secret(DATASTORE_KEY_ENV, &dir.join("datastore.key"), || {
+        Ok(DatastoreKey::generate_base64url()?)
+    })?;
+    let key = DatastoreKey::from_base64url(&key_text).with_context(|| {
+        format!("the DAP datastore key ({DATASTORE_KEY_ENV} or dap/datastore.key) is not valid")
+    })?;
+    let (control_token, control_token_file) =
+        secret(CONTROL_TOKEN_ENV, &dir.join("control.token"), || {
+            Ok(URL_SAFE_NO_PAD.encode(random_bytes()?))
+        })?;
+
+    let mut pair = DapPair {
+        leader_url: String::new(),
+        helper_url: String::new(),
+        control_token,
+        control_token_file,
+        aggregators: Vec::new(),
+        tasks: Vec::new(),
+    };
+    for (role, listen) in [
+        (AggregatorRole::Helper, section.helper_listen),
+        (AggregatorRole::Leader, section.leader_listen),
+    ] {
+        let db = dir.join(format!("{}.db", role.as_str()));
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let ds = Datastore::connect(&url, key.clone())
+            .await
+            .with_context(|| format!("opening the DAP {} datastore", role.as_str()))?;
+        let agg = Aggregator::new(ds, Arc::new(RealClock), role, section.parameters.clone())
+            .await
+            .with_context(|| format!("starting the DAP {}", role.as_str()))?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen} (DAP {})", role.as_str()))?;
+        let addr = listener.local_addr()?;
+        let base = format!("http://{addr}/");
+        if role == AggregatorRole::Leader {
+            pair.leader_url = base;
+            pair.tasks.push(
+                agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)),
+            );
+        } else {
+            pair.helper_url = base;
+        }
+        let app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
+        pair.tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "DAP listener stopped");
+            }
+        }));
+        pair.aggregators.push(agg);
+    }
+    Ok(pair)
+}
+
+/// Secrets for [`create_task`].
+#[derive(Debug, Clone)]
+pub struct TaskTokens {
+    /// The leader's control-plane token.
+    pub leader_control: String,
+    /// The helper's control-plane token.
+    pub helper_control: String,
+    /// The token the collector will present to the leader.
+    pub collector: String,
+}
+
+/// Creates the task on both aggregators (helper first, so a task the helper refused never
+/// takes uploads at the leader). A random VDAF verification key and leader→helper token are
+/// generated and sent only to the aggregators. `collector_config` is the collector's encoded
+/// `HpkeConfig`, unpadded base64url.
+pub async fn create_task(
+    http: &reqwest::Client,
+    params: &TaskParameters,
+    collector_config: &str,
+    tokens: &TaskTokens,
+) -> anyhow::Result<()> {
+    let aggregator_token = URL_SAFE_NO_PAD.encode(random_bytes()?);
+    let verify_key = URL_SAFE_NO_PAD.encode(random_bytes()?);
+    for (name, base, control, collector) in [
+        (
+            "helper",
+            &params.helper_endpoint,
+            &tokens.helper_control,
+            None,
+        ),
+        (
+            "leader",
+            &params.leader_endpoint,
+            &tokens.leader_control,
+            Some(tokens.collector.clone()),
+        ),
+    ] {
+        let req = CreateTaskRequest {
+            parameters: params.clone(),
+            vdaf_verify_key: verify_key.clone(),
+            collector_hpke_config: collector_config.to_string(),
+            aggregator_auth_token: aggregator_token.clone(),
+            collector_auth_token: collector,
+        };
+        let resp = http
+            .post(TaskParameters::url(base, "control/tasks"))
+            .bearer_auth(control)
+            .json(&req)
+            .send()
+            .await
+            .with_context(|| format!("reaching the {name}"))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            let detail = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
+                .unwrap_or(body);
+            bail!("the {name} refused the task ({status}): {detail}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! `cairn admin revoke` and `cairn admin crl`: operator revocation straight against the
+//! database (from a separate process; the server's CRL updater notices the revocations through
+//! storage's revocation epoch within its `crl.poll_interval`; the OCSP responder's Redis cache
+//! is written directly, its memory cache follows the same epoch), and CRL freshness.
+
+use crate::ServeArgs;
+use crate::serve::{effective_config, open_storage};
+use anyhow::Context;
+use cairn_core::{AccountId, Certificate, Identifier, Revocation, RevocationReason, Serial};
+use cairn_ra::Revoker;
+use cairn_sa::{CertificateSelector, SaError, StorageAuthority};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Most certificates one selector may revoke in one command.
+const MAX_SELECTED: u64 = 1_000_000;
+
+/// Flags of `cairn admin revoke`.
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    select: RevokeSelection,
+    /// Revocation reason: unspecified, keyCompromise, affiliationChanged, superseded,
+    /// cessationOfOperation, privilegeWithdrawn, or its RFC 5280 code.
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+    /// Also revoke every other unexpired certificate with the same key as a selected one.
+    #[arg(long)]
+    with_key_siblings: bool,
+    /// Show what would be revoked and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    target: ServeArgs,
+}
+
+/// Which certificates to revoke (exactly one).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+struct RevokeSelection {
+    /// Certificates by serial (hex); may repeat.
+    #[arg(long)]
+    serial: Vec<String>,
+    /// A file of serials (hex), one per line; blank lines and `#` comments are skipped.
+    #[arg(long)]
+    serials_file: Option<PathBuf>,
+    /// Every unexpired certificate of an account.
+    #[arg(long)]
+    account: Option<String>,
+    /// Every unexpired certificate for a key: its SPKI SHA-256 (64 hex digits), or a PEM file
+    /// holding the public key or a certificate for it.
+    #[arg(long)]
+    key: Option<String>,
+    /// Every unexpired certificate naming this DNS name or IP address.
+    #[arg(long)]
+    identifier: Option<String>,
+}
+
+/// Flags of `cairn admin crl`.
+#[derive(Debug, clap::Args)]
+pub struct CrlArgs {
+    #[command(flatten)]
+    target: ServeArgs,
+}
+
+/// Parses a reason name or code (the reasons the Baseline Requirements allow).
+pub fn parse_reason(s: &str) -> anyhow::Result<RevocationReason> {
+    let by_name = match s.to_ascii_lowercase().as_str() {
+        "unspecified" => Some(RevocationReason::Unspecified),
+        "keycompromise" => Some(RevocationReason::KeyCompromise),
+        "affiliationchanged" => Some(RevocationReason::AffiliationChanged),
+        "superseded" => Some(RevocationReason::Superseded),
+        "cessationofoperation" => Some(RevocationReason::CessationOfOperation),
+        "privilegewithdrawn" => Some(RevocationReason::PrivilegeWithdrawn),
+        _ => None,
+    };
+    by_name
+        .or_else(|| s.parse::<u8>().ok().and_then(RevocationReason::from_code))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--reason {s:?}: use unspecified, keyCompromise, affiliationChanged, superseded, \
+                 cessationOfOperation, privilegeWithdrawn (or 0, 1, 3, 4, 5, 9)"
+            )
+        })
+}
+
+fn parse_serial(s: &str) -> anyhow::Result<Serial> {
+    let s = s
+        .trim()
+        .trim_start_matches("0x")
+        .replace(':', "")
+        .to_ascii_lowercase();
+    anyhow::ensure!(
+        !s.is_empty() && s.len() <= 42 && s.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{s:?} is not a hexadecimal serial"
+    );
+    // Stored serials are the lowercase hex of the serial's octets.
+    Ok(Serial(if s.len() % 2 == 1 { format!("0{s}") } else { s }))
+}
+
+/// The SPKI SHA-256 named by `--key`.
+fn key_hash(arg: &str) -> anyhow::Result<String> {
+    if arg.len() == 64 && arg.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(arg.to_ascii_lowercase());
+    }
+    let text = std::fs::read_to_string(arg).with_context(|| {
+        format!("--key {arg:?} is neither a 64-digit SPKI SHA-256 nor a readable PEM file")
+    })?;
+    let blocks = cairn_x509::pem_decode_all(&text).with_context(|| format!("{arg}: bad PEM"))?;
+    for (label, der) in blocks {
+        let spki = match label.as_str() {
+            "PUBLIC KEY" => der,
+            "CERTIFICATE" => {
+                cairn_x509::CertInfo::from_der(&der)
+                    .with_context(|| format!("{arg}: the certificate does not parse"))?
+                    .spki_der
+            }
+            _ => continue,
+        };
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &spki);
+        return Ok(d.as_ref().iter().map(|b| format!("{b:02x}")).collect());
+    }
+    anyhow::bail!("{arg}: no PUBLIC KEY or CERTIFICATE block")
+}
+
+fn parse_identifier(s: &str) -> Identifier {
+    match s.parse::<std::net::IpAddr>() {
+        Ok(ip) => Identifier::ip(ip),
+        Err(_) => Identifier::dns(s.trim_end_matches('.').to_ascii_lowercase()),
+    }
+}
+
+/// `cairn admin revoke`.
+pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let reason = parse_reason(&args.reason)?;
+    let cfg = effective_config(&args.target)?;
+    let storage: Arc<dyn StorageAuthority> = Arc::new(open_storage(&cfg).await?);
+    let now = time::OffsetDateTime::now_utc();
+    let sel = &args.select;
+
+    let mut selected: BTreeMap<String, Certificate> = BTreeMap::new();
+    let mut missing = Vec::new();
+    let mut key_to_block: Option<String> = None;
+    let by_serials = !sel.serial.is_empty() || sel.serials_file.is_some();
+    if by_serials {
+        let mut serials = Vec::new();
+        for s in &sel.serial {
+            serials.push(parse_serial(s)?);
+        }
+        if let Some(file) = &sel.serials_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or("").trim();
+                if line.is_empty() {
+                    continue;
+                }
+                serials.push(
+                    parse_serial(line).with_context(|| format!("{}:{}", file.display(), n + 1))?,
+                );
+            }
+        }
+        for serial in serials {
+            match storage.get_certificate(&serial).await {
+                Ok(c) => {
+                    selected.insert(c.serial.0.clone(), c);
+                }
+                Err(SaError::NotFound) => missing.push(serial),
+                Err(e) => return Err(e).context("loading certificates"),
+            }
+        }
+    } else {
+        let selector = if let Some(a) = &sel.account {
+            CertificateSelector::Account(AccountId(a.clone()))
+        } else if let Some(k) = &sel.key {
+            let h = key_hash(k)?;
+            key_to_block = Some(h.clone());
+            CertificateSelector::SpkiSha256(h)
+        } else if let Some(i) = &sel.identifier {
+            CertificateSelector::Identifier(parse_identifier(i))
+        } else {
+            anyhow::bail!(
+                "select certificates with --serial, --serials-file, --account, --key or --identifier"
+            );
+        };
+        for c in storage
+            .get_certificates(&selector, now, false, MAX_SELECTED)
+            .await
+            .context("selecting certificates")?
+        {
+            selected.insert(c.serial.0.clone(), c);
+        }
+    }
+    if args.with_key_siblings {
+        let keys: std::collections::BTreeSet<String> =
+            selected.values().map(|c| c.spki_sha256.clone()).collect();
+        for key in keys {
+            for c in storage
+                .get_certificates(
+                    &CertificateSelector::SpkiSha256(key),
+                    now,
+                    false,
+                    MAX_SELECTED,
+                )
+                .await
+                .context("selecting certificates with the same key")?
+            {
+                selected.insert(c.serial.0.clone(), c);
+            }
+        }
+    }
+    for m in &missing {
+        eprintln!("not found: serial {m}");
+    }
+    let (already, todo): (Vec<&Certificate>, Vec<&Certificate>) =
+        selected.values().partition(|c| c.revocation.is_some());
+    println!(
+        "{} certificate(s) selected: {} to revoke ({:?}), {} already revoked, {} not found",
+        selected.len(),
+        todo.len(),
+        reason,
+        already.len(),
+        missing.len()
+    );
+    if args.dry_run {
+        for c in todo.iter().take(20) {
+            println!(
+                "  would revoke {} (account {}, notAfter {})",
+                c.serial, c.account_id, c.not_after
+            );
+        }
+        if todo.len() > 20 {
+            println!("  … and {} more", todo.len() - 20);
+        }
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+
+    let revoker = Revoker::new(storage.clone());
+    let ocsp_listener = crate::ocsp::admin_revocation_listener(&cfg, storage.clone()).await?;
+    if let Some(l) = &ocsp_listener {
+        revoker.add_listener(l.clone());
+    }
+    if reason == RevocationReason::KeyCompromise
+        && let Some(h) = &key_to_block
+    {
+        // Blocked even when no certificate is left to revoke.
+        storage
+            .block_key(&cairn_sa::BlockedKey {
+                spki_sha256: h.clone(),
+                jwk_thumbprint: None,
+                blocked_at: now,
+                comment: "cairn admin revoke --key".into(),
+            })
+            .await
+            .context("blocking the key")?;
+    }
+    let total = todo.len();
+    let mut done = 0usize;
+    let mut raced = 0usize;
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    for (i, cert) in todo.into_iter().enumerate() {
+        let revocation = Revocation {
+            revoked_at: time::OffsetDateTime::now_utc(),
+            reason,
+        };
+        match revoker.revoke(cert, &revocation).await {
+            Ok(()) => done += 1,
+            Err(SaError::Conflict(_)) => raced += 1,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("revoking {} (after {done} revoked)", cert.serial));
+            }
+        }
+        if i + 1 == total || (i + 1) % 100 == 0 {
+            if progress {
+                eprint!("\rrevoking: {}/{total}", i + 1);
+                let _ = std::io::stderr().flush();
+            } else if (i + 1) % 10_000 == 0 {
+                eprintln!("revoking: {}/{total}", i + 1);
+            }
+        }
+    }
+    if progress && total > 0 {
+        eprintln!();
+    }
+    println!(
+        "revoked {done} certificate(s){}; the server's CRL updater publishes them within crl.poll_interval{}",
+        if raced > 0 {
+            format!(" ({raced} were revoked meanwhile by someone else)")
+        } else {
+            String::new()
+        },
+        match (&ocsp_listener, cfg.ocsp.enabled) {
+            (Some(_), _) => "; OCSP answers in Redis were replaced",
+            (None, true) => "; the OCSP responder's memory cache follows within crl.poll_interval",
+            (None, false) => "",
+        }
+    );
+    Ok(())
+}
+
+/// `cairn admin crl`: one line per stored CRL.
+pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
+    let cfg = effective_config(&args.target)?;
+    let storage = open_storage(&cfg).await?;
+    let infos = storage.get_crl_infos().await.context("loading CRLs")?;
+    if infos.is_empty() {
+        println!("no CRLs stored yet (the server publishes them when it runs)");
+        return Ok(());
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    println!(
+        "{:<16} {:>5} {:>8} {:<20} {:<20} {:>8}  status",
+        "issuer", "shard", "number", "thisUpdate", "nextUpdate", "entries"
+    );
+    let mut stale = 0;
+    for i in &infos {
+        let fresh = crate::crl::is_fresh(i, now);
+        if !fresh {
+            stale += 1;
+        }
+        println!(
+            "{:<16} {:>5} {:>8} {:<20} {:<20} {:>8}  {}",
+            i.issuer_id,
+            i.shard,
+            i.number,
+            fmt(i.this_update),
+            fmt(i.next_update),
+            i.entries,
+            if fresh {
+                "fresh"
+            } else {
+                "STALE (past nextUpdate)"
+            }
+        );
+    }
+    println!(
+        "{} CRL(s), {} entries, {stale} stale",
+        infos.len(),
+        infos.iter().map(|i| i.entries).sum::<u64>()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_by_name_or_code() {
+        assert_eq!(
+            parse_reason("keyCompromise").unwrap(),
+            RevocationReason::KeyCompromise
+        );
+        assert_eq!(parse_reason("4").unwrap(), RevocationReason::Superseded);
+        assert!(parse_reason("2").is_err(), "cACompromise is not for leaves");
+        assert!(parse_reason("certificateHold").is_err());
+    }
+
+    #[test]
+    fn serials_parse_like_storage() {
+        let s = Serial::random();
+        assert_eq!(parse_serial(&s.0).unwrap(), s);
+        assert_eq!(
+            parse_serial("0x0abc").unwrap(),
+            Serial::from_bytes(&[0x0a, 0xbc])
+        );
+        assert_eq!(
+            parse_serial("abc").unwrap(),
+            Serial::from_bytes(&[0x0a, 0xbc])
+        );
+        assert!(parse_serial("xyz").is_err());
+        assert!(parse_serial("").is_err());
+    }
+}

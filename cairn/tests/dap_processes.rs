@@ -1,0 +1,147 @@
+//! DAP as separate processes: `cairn dap serve` leader and helper, `cairn dap task create`
+//! through both control planes, `cairn dap upload`, the leader SIGKILLed while its drivers
+//! work and restarted, then `cairn dap collect` — the aggregate is exact.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONTROL: &str = "control-token-for-the-test";
+const COLLECTOR: &str = "collector-token-for-the-test";
+// A fixed datastore key for the test only (32 bytes of 0x07, base64url).
+const DATASTORE_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc";
+
+fn cairn() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.env("CAIRN_DAP_CONTROL_TOKEN", CONTROL)
+        .env("CAIRN_DAP_COLLECTOR_TOKEN", COLLECTOR)
+        .env("CAIRN_DAP_DATASTORE_KEY", DATASTORE_KEY);
+    c
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_config(dir: &Path, name: &str, port: u16) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let db = dir.join(format!("{name}.db"));
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{}?mode=rwc\"\n\
+             driver_period_ms = 100\n[parameters]\nlease_secs = 3\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn serve(role: &str, config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    cairn()
+        .args(["dap", "serve", "--role", role, "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn wait_ready(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("aggregator on port {port} did not start");
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Killed(Vec<Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn leader_sigkilled_mid_aggregation_restarts_and_the_aggregate_is_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lp, hp) = (free_port(), free_port());
+    let leader_cfg = write_config(dir.path(), "leader", lp);
+    let helper_cfg = write_config(dir.path(), "helper", hp);
+    let mut procs = Killed(vec![
+        serve("helper", &helper_cfg, &dir.path().join("helper.log")),
+        serve("leader", &leader_cfg, &dir.path().join("leader.log")),
+    ]);
+    wait_ready(hp);
+    wait_ready(lp);
+
+    let keypair = dir.path().join("collector.json");
+    std::fs::write(&keypair, run(cairn().args(["dap", "keygen"]))).unwrap();
+    let task = dir.path().join("task.json");
+    run(cairn()
+        .args(["dap", "task", "create"])
+        .args(["--leader", &format!("http://127.0.0.1:{lp}/")])
+        .args(["--helper", &format!("http://127.0.0.1:{hp}/")])
+        .args(["--vdaf", r#"{"type":"Prio3Sum","max_measurement":1000}"#])
+        .args(["--batch-mode", "leader_selected", "--min-batch-size", "20"])
+        .args(["--max-batch-size", "40", "--time-precision", "60"])
+        .arg("--collector-hpke-keypair")
+        .arg(&keypair)
+        .arg("--out")
+        .arg(&task));
+
+    // 40 reports, values 1..=40, in four uploads.
+    let mut expected = 0u64;
+    for wave in 0..4u64 {
+        let values: Vec<String> = (1..=10).map(|i| (wave * 10 + i).to_string()).collect();
+        expected += (1..=10).map(|i| wave * 10 + i).sum::<u64>();
+        let out = run(cairn()
+            .args(["dap", "upload", "--task"])
+            .arg(&task)
+            .args(&values));
+        assert!(out.contains("uploaded 10 of 10"), "{out}");
+    }
+    // Let the drivers start on them, then SIGKILL the leader. A job it held is taken over
+    // once its lease (3 s here) expires.
+    std::thread::sleep(Duration::from_millis(150));
+    procs.0[1].kill().unwrap();
+    procs.0[1].wait().unwrap();
+    procs.0[1] = serve("leader", &leader_cfg, &dir.path().join("leader2.log"));
+    wait_ready(lp);
+
+    let out = run(cairn()
+        .args(["dap", "collect", "--task"])
+        .arg(&task)
+        .arg("--hpke-keypair")
+        .arg(&keypair)
+        .args(["--max-polls", "60"]));
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["report_count"], 40, "{out}");
+    assert_eq!(c["aggregate_result"], expected, "{out}");
+}

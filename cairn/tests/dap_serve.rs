@@ -1,0 +1,144 @@
+//! `cairn serve` runs a DAP leader and helper next to the CA: a task created through both
+//! control planes takes uploads from the client library, and the collector library gets the
+//! exact aggregate. The datastore key and control token generated on first start are kept in
+//! the data folder (0600) and reused on the next start.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failure with a location
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_core::{AggregateResult, HpkeKeypair, Measurement, TaskParameters};
+use cairn_dap_messages::{BatchMode, Encode, HpkeConfigId, Query, TaskId};
+use std::time::Duration;
+
+const COLLECTOR_TOKEN: &str = "collector-token-of-the-test";
+
+#[tokio::test]
+async fn all_in_one_server_aggregates_uploads_for_the_collector() {
+    let ca = common::TestCa::start_with(|cfg| {
+        cfg.dap.enabled = true;
+        cfg.dap.driver_period_ms = 50;
+    })
+    .await;
+    let dap = ca.server.dap.as_ref().expect("DAP runs in cairn serve");
+    let http = reqwest::Client::new();
+
+    let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
+    let params = TaskParameters {
+        task_id: TaskId::from_bytes(cairn::dap_serve::random_bytes().unwrap()),
+        leader_endpoint: dap.leader_url.clone(),
+        helper_endpoint: dap.helper_url.clone(),
+        time_precision: 60,
+        min_batch_size: 10,
+        batch_mode: BatchMode::LeaderSelected,
+        vdaf: serde_json::from_str(r#"{"type":"Prio3Sum","max_measurement":1000}"#).unwrap(),
+        task_info: "all-in-one".into(),
+        task_interval: None,
+        max_batch_size: Some(10),
+    };
+    let tokens = cairn::dap_serve::TaskTokens {
+        leader_control: dap.control_token().to_owned(),
+        helper_control: dap.control_token().to_owned(),
+        collector: COLLECTOR_TOKEN.into(),
+    };
+    let collector_config = URL_SAFE_NO_PAD.encode(collector_keys.config().get_encoded().unwrap());
+
+    // A wrong control token is refused and creates nothing.
+    let bad = cairn::dap_serve::TaskTokens {
+        helper_control: "not-the-token".into(),
+        ..tokens.clone()
+    };
+    let err = cairn::dap_serve::create_task(&http, &params, &collector_config, &bad)
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("helper refused"), "{err:#}");
+
+    cairn::dap_serve::create_task(&http, &params, &collector_config, &tokens)
+        .await
+        .unwrap();
+
+    let values: Vec<u64> = (1..=10).map(|i| i * 7).collect();
+    let client = cairn_dap_client::Client::new(params.clone(), http.clone())
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let ms: Vec<Measurement> = values.iter().map(|v| Measurement::Integer(*v)).collect();
+    let refused = client.upload_measurements(&ms, now).await.unwrap();
+    assert!(refused.status.is_empty(), "{refused:?}");
+
+    let collector = cairn_dap_collector::Collector::new(
+        params.clone(),
+        collector_keys,
+        COLLECTOR_TOKEN.into(),
+        http.clone(),
+    );
+    let c = collector
+        .collect(Query::LeaderSelected, 200, Duration::from_millis(100))
+        .await
+        .unwrap();
+    assert_eq!(c.report_count, 10);
+    assert_eq!(
+        c.aggregate_result,
+        AggregateResult::Integer(values.iter().sum())
+    );
+
+    // The generated secrets are in the data folder, owner-only, and a restart reuses them
+    // (the sealed HPKE keys open again, so the advertised config is the same).
+    let dap_dir = ca.dir.path().join("data").join("dap");
+    let env_key = std::env::var("CAIRN_DAP_DATASTORE_KEY").is_ok();
+    if !env_key {
+        let meta = std::fs::metadata(dap_dir.join("datastore.key")).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        }
+        let _ = meta;
+    }
+    let config_url = |base: &str| TaskParameters::url(base, "hpke_config");
+    let before = http
+        .get(config_url(&dap.helper_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let token = dap.control_token().to_owned();
+    let data_dir = ca.dir.path().join("data");
+    let common::TestCa { server, dir, .. } = ca;
+    server.shutdown().await.unwrap();
+    let mut cfg = cairn::config::Config::default();
+    cfg.server.data_dir = data_dir;
+    for addr in [
+        &mut cfg.server.listen,
+        &mut cfg.server.metrics_listen,
+        &mut cfg.server.public_listen,
+        &mut cfg.dap.leader_listen,
+        &mut cfg.dap.helper_listen,
+    ] {
+        *addr = "127.0.0.1:0".parse().unwrap();
+    }
+    cfg.ct.enabled = false;
+    let again = cairn::serve::start(cfg).await.unwrap();
+    let dap2 = again.dap.as_ref().unwrap();
+    if std::env::var("CAIRN_DAP_CONTROL_TOKEN").is_err() {
+        assert_eq!(dap2.control_token(), token, "the stored token is reused");
+    }
+    let after = http
+        .get(config_url(&dap2.helper_url))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    again.shutdown().await.unwrap();
+    drop(dir);
+}

@@ -1,0 +1,13 @@
+-- Leader-selected batch mode: the leader's batches and which batch each report and
+-- collection job belongs to (seq: creation order within the task). Kept in step with ../sqlite.
+ALTER TABLE client_reports ADD COLUMN batch_id BYTEA;
+ALTER TABLE collection_jobs ADD COLUMN batch_id BYTEA;
+
+CREATE TABLE leader_batches (
+    task_id BYTEA NOT NULL REFERENCES tasks (task_id),
+    batch_id BYTEA NOT NULL,
+    state TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (task_id, batch_id)
+);
+CREATE INDEX client_reports_by_batch ON client_reports (task_id, batch_id, state);

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Runs the same ACME load (`cairn bench acme`) against Cairn and against Pebble on this machine,
+# one after the other, and prints the ratios Cairn/Pebble for issuance throughput and P99
+# finalize latency.
+#
+#   testing/bench/acme-vs-pebble.sh            # 50 accounts, 30 s each
+#   ACCOUNTS=100 DURATION=60s MIX=single=1 testing/bench/acme-vs-pebble.sh
+#
+# Cairn: release build, `cairn serve` with testing/bench/cairn-bench.toml (HTTPS, SQLite with
+# synchronous=FULL, CAA checks, lints; only rate-limit buckets enlarged).
+# Pebble: Debian's package (apt-get install pebble), PEBBLE_VA_NOSLEEP=1 (no artificial
+# validation sleep), PEBBLE_WFE_NONCEREJECT=0 (no artificial badNonce), PEBBLE_AUTHZREUSE=100
+# (reuse valid authorizations like Cairn does); validation is real for both: http-01 against
+# the load generator's responder on 127.0.0.1:5002, DNS from the challenge test server on
+# 127.0.0.1:8053. Uses ports 5002, 5011, 5012, 8053, 8055, 14000, 14100, 14101, 15000.
+set -euo pipefail
+
+ACCOUNTS=${ACCOUNTS:-50}
+DURATION=${DURATION:-30s}
+MIX=${MIX:-single=1}
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+target=${CARGO_TARGET_DIR:-$repo/target}
+
+command -v pebble >/dev/null || { echo "pebble is not installed (apt-get install -y pebble)" >&2; exit 1; }
+command -v openssl >/dev/null || { echo "openssl is needed for Pebble's TLS certificate" >&2; exit 1; }
+
+(cd "$repo" && cargo build --release --locked -p cairn)
+cairn=$target/release/cairn
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+wait_for() { # URL [curl options]
+    for _ in $(seq 1 100); do
+        curl -s -o /dev/null "${@:2}" "$1" && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for $1" >&2
+    return 1
+}
+
+"$cairn" challtestsrv --management 127.0.0.1:8055 --dns 127.0.0.1:8053 \
+    --http01 127.0.0.1:5012 --tlsalpn01 127.0.0.1:5011 >"$work/challtestsrv.log" 2>&1 &
+pids+=($!)
+wait_for http://127.0.0.1:8055/
+
+load() { # NAME DIRECTORY ROOT
+    echo "== $1: $ACCOUNTS accounts, $DURATION, mix $MIX" >&2
+    "$cairn" bench acme --directory "$2" --root "$3" --accounts "$ACCOUNTS" \
+        --duration "$DURATION" --mix "$MIX" --http01-listen 127.0.0.1:5002 --json \
+        >"$work/$1.json"
+    python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("   %d certificates, %.1f /s, P99 finalize %.1f ms, errors %s" % (s["certificates"], s["certificates_per_sec"], s["endpoints"].get("finalize",{}).get("p99_ms",0), s["errors"] or 0))' "$work/$1.json" >&2
+}
+
+# --- Cairn ---
+RUST_LOG=${RUST_LOG:-warn} "$cairn" serve --config "$repo/testing/bench/cairn-bench.toml" \
+    --data-dir "$work/cairn" >"$work/cairn.log" 2>&1 &
+pids+=($!)
+wait_for https://localhost:14100/directory -k
+load cairn https://localhost:14100/directory "$work/cairn/ca/root.pem"
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
+
+# --- Pebble ---
+tls=$work/pebble-tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=bench root" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+    -keyout "$tls/key.pem" -out "$tls/req.pem" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/ext"
+openssl x509 -req -in "$tls/req.pem" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$tls/ext" -out "$tls/cert.pem" 2>/dev/null
+sed "s#PEBBLE_TLS_DIR#$tls#g" "$repo/testing/bench/pebble-config.json" >"$work/pebble-config.json"
+PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=100 \
+    pebble -config "$work/pebble-config.json" -dnsserver 127.0.0.1:8053 >"$work/pebble.log" 2>&1 &
+pids+=($!)
+wait_for https://localhost:14000/dir -k
+load pebble https://localhost:14000/dir "$tls/ca.pem"
+
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))
+def fin(s): return s["endpoints"].get("finalize", {}).get("p99_ms", 0)
+print("                     Cairn      Pebble     Cairn/Pebble")
+print("certificates/s  %10.1f  %10.1f  %10.2fx" % (c["certificates_per_sec"], p["certificates_per_sec"], c["certificates_per_sec"] / max(p["certificates_per_sec"], 1e-9)))
+print("P99 finalize ms %10.1f  %10.1f  %10.2fx" % (fin(c), fin(p), fin(c) / max(fin(p), 1e-9)))
+print("errors          %10d  %10d" % (c["errors_total"], p["errors_total"]))
+' "$work/cairn.json" "$work/pebble.json"
+if [ -n "${KEEP:-}" ]; then cp "$work"/cairn.json "$work"/pebble.json "$KEEP"/; fi
