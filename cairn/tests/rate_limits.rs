@@ -140,12 +140,14 @@ async fn ari_replacements_are_exempt() {
 #[tokio::test]
 async fn repeated_failures_pause_the_account_for_the_name() {
     let redis = std::env::var("CAIRN_TEST_REDIS_URL").ok();
+    let mut prefix = String::new();
     let ca = TestCa::start_with(|cfg| {
         cfg.rate_limits.limits.insert(
             LimitName::FailedAuthorizationsForPausingPerDomainPerAccount,
             small(2),
         );
         redis_store(cfg, redis.clone());
+        prefix.clone_from(&cfg.server.redis_prefix);
     })
     .await;
     let account = ca.account().await;
@@ -181,10 +183,18 @@ async fn repeated_failures_pause_the_account_for_the_name() {
     // With the shared Redis store, the operator can unpause from another process.
     if let Some(url) = redis {
         let account_id = account.id().rsplit('/').next().unwrap().to_owned();
+        // The same Redis and key prefix as the server's.
+        let config = ca.dir.path().join("admin.toml");
+        std::fs::write(
+            &config,
+            format!("[server]\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n"),
+        )
+        .unwrap();
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["admin", "unpause", "--account", &account_id, "--data-dir"])
+            .args(["admin", "unpause", "--account", &account_id, "--config"])
+            .arg(&config)
+            .arg("--data-dir")
             .arg(ca.dir.path().join("data"))
-            .env("CAIRN_REDIS_URL", url)
             .output()
             .unwrap();
         assert!(
