@@ -327,8 +327,8 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     if control.is_none() {
         tracing::warn!(env = %cfg.control_token_env, "control plane disabled: token variable unset");
     }
-    let drivers = (role == AggregatorRole::Leader)
-        .then(|| agg.spawn_drivers(std::time::Duration::from_millis(cfg.driver_period_ms)));
+    // The leader's job drivers, or the helper's driver of asynchronous aggregation jobs.
+    let drivers = agg.spawn_drivers(std::time::Duration::from_millis(cfg.driver_period_ms));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -339,9 +339,7 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(crate::bootstrap::shutdown_signal())
     .await?;
-    if let Some(d) = drivers {
-        d.abort();
-    }
+    drivers.abort();
     agg.datastore().close().await;
     Ok(())
 }

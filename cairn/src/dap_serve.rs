@@ -29,7 +29,8 @@ pub struct DapSection {
     pub leader_listen: SocketAddr,
     /// Address of the helper's DAP API (and its control plane under `/control/`).
     pub helper_listen: SocketAddr,
-    /// How often the leader's job drivers run, in milliseconds.
+    /// How often the job drivers run, in milliseconds (the helper's only has work with
+    /// `async_aggregation`).
     pub driver_period_ms: u64,
     /// Aggregator tunables (shared by both).
     pub parameters: AggregatorParameters,
@@ -182,12 +183,12 @@ pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapP
         let base = format!("http://{addr}/");
         if role == AggregatorRole::Leader {
             pair.leader_url = base;
-            pair.tasks.push(
-                agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)),
-            );
         } else {
             pair.helper_url = base;
         }
+        // The leader's job drivers, or the helper's driver of asynchronous aggregation jobs.
+        pair.tasks
+            .push(agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)));
         let app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
         pair.tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -2,12 +2,15 @@
 //! initialization, collection jobs, aggregate shares — and the leader's lease-based job
 //! drivers. The HTTP layer ([`crate::http`]) only decodes requests and encodes answers.
 //!
-//! The helper answers aggregation jobs and aggregate-share requests synchronously (DAP-18
-//! allows both); the leader does not poll asynchronous helpers yet.
+//! The helper answers aggregation-job initializations synchronously or, with
+//! `async_aggregation`, at once with "processing", preparing the job in its own lease-based
+//! driver; the leader polls a helper that defers. Aggregate-share requests are answered
+//! synchronously.
 
 use crate::datastore::{
     BatchAggregate, BatchScope, BucketKey, CollectionReadiness, Datastore, DatastoreError,
-    HpkeKeyState, Lease, ReportOutcome, StoredReport, UploadOutcome,
+    HelperAggregationJob, HelperJobState, HpkeKeyState, Lease, ReportOutcome, StoredReport,
+    UploadOutcome,
 };
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
@@ -16,12 +19,13 @@ use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
 use cairn_dap_core::{Clock, HpkeKeypair, VdafInstance};
 use cairn_dap_messages::codec::{LengthPrefix, Reader, put_items};
 use cairn_dap_messages::{
-    AggregateShare, AggregateShareReq, AggregationJobId, AggregationJobInitReq, AggregationJobResp,
-    BatchId, BatchMode, BatchSelector, CollectionJobId, CollectionJobReq, CollectionJobResp,
-    DapProblemType, Decode, Duration, Encode, Extension, HpkeCiphertext, HpkeConfig, HpkeConfigId,
-    HpkeConfigList, Interval, PlaintextInputShare, Query, ReportError, ReportMetadata, ReportShare,
-    ReportUploadStatus, Role, TaskId, Time, UploadErrors, UploadRequest, VerifyInit, VerifyResp,
-    VerifyStepResult, extensions_strictly_increasing, media_type,
+    AggregateShare, AggregateShareReq, AggregationJobContinueReq, AggregationJobId,
+    AggregationJobInitReq, AggregationJobResp, BatchId, BatchMode, BatchSelector, CollectionJobId,
+    CollectionJobReq, CollectionJobResp, DapProblemType, Decode, Duration, Encode, Extension,
+    HpkeCiphertext, HpkeConfig, HpkeConfigId, HpkeConfigList, Interval, PlaintextInputShare, Query,
+    ReportError, ReportMetadata, ReportShare, ReportUploadStatus, Role, TaskId, Time, UploadErrors,
+    UploadRequest, VerifyInit, VerifyResp, VerifyStepResult, extensions_strictly_increasing,
+    media_type,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -41,6 +45,9 @@ pub struct AggregatorParameters {
     /// How often HPKE keys are re-read from the datastore (other processes may rotate them),
     /// in seconds.
     pub hpke_key_refresh_secs: u64,
+    /// Helper only: answer aggregation-job initializations at once with "processing" and
+    /// prepare the jobs in the helper's driver (the leader polls). Default: synchronous.
+    pub async_aggregation: bool,
 }
 
 impl Default for AggregatorParameters {
@@ -51,8 +58,55 @@ impl Default for AggregatorParameters {
             tolerable_clock_skew_secs: 300,
             collection_retry_secs: 1,
             hpke_key_refresh_secs: 10,
+            async_aggregation: false,
         }
     }
+}
+
+/// The `Retry-After` (seconds) of the helper's deferred aggregation-job answers.
+pub const HELPER_RETRY_AFTER_SECS: u64 = 1;
+/// The longest the leader waits between polls of a helper, whatever `Retry-After` says.
+pub const MAX_POLL_INTERVAL_SECS: u64 = 600;
+
+/// The helper's answer about an aggregation job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AggregationJobAnswer {
+    /// Prepared: the encoded `AggregationJobResp`.
+    Ready(Vec<u8>),
+    /// Accepted but not prepared yet; the leader polls (step 0).
+    Processing,
+}
+
+impl AggregationJobAnswer {
+    fn of(job: HelperAggregationJob) -> Result<AggregationJobAnswer, Error> {
+        match job.state {
+            HelperJobState::Processing => Ok(AggregationJobAnswer::Processing),
+            HelperJobState::Finished => Ok(AggregationJobAnswer::Ready(job.response)),
+            HelperJobState::Deleted => Err(Error::Gone),
+        }
+    }
+}
+
+/// A successful answer from the helper.
+enum HelperReply {
+    /// The resource's representation.
+    Body(Vec<u8>),
+    /// An empty body: the helper deferred handling (DAP-18 §3.1).
+    Deferred {
+        location: Option<String>,
+        retry_after: Option<String>,
+    },
+}
+
+/// What one step of the leader's aggregation-job driver achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AggregationJobProgress {
+    /// The job is committed.
+    Finished,
+    /// The helper deferred its answer; the job is stored for polling and its lease released.
+    HelperProcessing,
 }
 
 /// Where a collection job stands, as the leader reports it to the collector.
@@ -468,55 +522,79 @@ impl Aggregator {
 
     // ---- aggregation jobs (helper) ----
 
-    /// Handles an `AggregationJobInitReq` synchronously. Returns the job's ID (derived from the
-    /// request, so a retried request finds the same job and its stored response) and the
-    /// encoded `AggregationJobResp`.
+    /// Checks the leader's bearer token for `task`.
+    fn check_leader(&self, task: &AggregatorTask, auth: Option<&str>) -> Result<(), Error> {
+        match (&task.aggregator_auth_token_hash, auth) {
+            (Some(h), Some(t)) if h.matches(t) => Ok(()),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+
+    /// Helper: the task, if it exists here and `auth` is the leader's token for it.
+    pub async fn authorize_leader(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+    ) -> Result<AggregatorTask, Error> {
+        let task = self.task_in_role(task_id).await?;
+        self.check_leader(&task, auth)?;
+        Ok(task)
+    }
+
+    /// Handles an `AggregationJobInitReq`. The job's ID is derived from the request, so a
+    /// re-sent identical request finds the same job: its stored response, or — while an
+    /// asynchronous job is still being prepared — the same deferred answer. A new job is
+    /// prepared and committed at once, or, with `async_aggregation`, stored and left to
+    /// [`Aggregator::run_helper_aggregation_jobs_once`].
     pub async fn handle_aggregation_job_init(
         &self,
         task_id: &TaskId,
         auth: Option<&str>,
         body: &[u8],
-    ) -> Result<(AggregationJobId, Vec<u8>), Error> {
-        let task = self.task_in_role(task_id).await?;
-        let authorized = match (&task.aggregator_auth_token_hash, auth) {
-            (Some(h), Some(t)) => h.matches(t),
-            _ => false,
-        };
-        if !authorized {
-            return Err(Error::Unauthorized);
-        }
-        let req = AggregationJobInitReq::get_decoded(body)
-            .map_err(|e| invalid(task_id, format!("malformed aggregation job: {e}")))?;
-        let batch_id = aggregation_job_batch_id(&task, &req.extensions)?;
-        let vdaf = &task.parameters.vdaf;
-        if !vdaf.is_agg_param_valid(&req.agg_param) {
-            return Err(Error::dap(
-                DapProblemType::InvalidAggregationParameter,
-                Some(*task_id),
-                "invalid aggregation parameter",
-            ));
-        }
-        if req.verification_key_id != 0 {
-            return Err(invalid(task_id, "unknown verification key"));
-        }
-        let mut ids: Vec<_> = req
-            .verify_inits
-            .iter()
-            .map(|v| v.report_share.metadata.id)
-            .collect();
-        ids.sort();
-        if ids.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid(task_id, "duplicate report IDs"));
-        }
+    ) -> Result<(AggregationJobId, AggregationJobAnswer), Error> {
+        let task = self.authorize_leader(task_id, auth).await?;
+        let init = check_init_request(&task, body)?;
         let job_id = AggregationJobId::from_bytes(content_id(task_id, body));
-        if let Some(resp) = self
-            .inner
-            .datastore
-            .get_helper_aggregation_job(task_id, &job_id)
-            .await?
-        {
-            return Ok((job_id, resp));
+        let ds = &self.inner.datastore;
+        if let Some(job) = ds.get_helper_aggregation_job(task_id, &job_id).await? {
+            return Ok((job_id, AggregationJobAnswer::of(job)?));
         }
+        if self.inner.params.async_aggregation {
+            if !ds
+                .put_helper_aggregation_job_request(task_id, &job_id, body)
+                .await?
+            {
+                // A concurrent identical request stored it first.
+                let job = ds
+                    .get_helper_aggregation_job(task_id, &job_id)
+                    .await?
+                    .ok_or_else(|| Error::Internal("helper job vanished".into()))?;
+                return Ok((job_id, AggregationJobAnswer::of(job)?));
+            }
+            return Ok((job_id, AggregationJobAnswer::Processing));
+        }
+        let prepared = self.prepare_helper_job(&task, &init).await?;
+        let job = ds
+            .commit_helper_aggregation_job(
+                task_id,
+                &job_id,
+                &task.parameters.vdaf,
+                &init.req.agg_param,
+                &prepared.outcomes,
+                &|results| prepared.response(results),
+            )
+            .await?;
+        Ok((job_id, AggregationJobAnswer::of(job)?))
+    }
+
+    /// Decrypts, checks and VDAF-initializes every report of a job (no storage writes).
+    async fn prepare_helper_job(
+        &self,
+        task: &AggregatorTask,
+        init: &CheckedInit,
+    ) -> Result<HelperPreparation, Error> {
+        let req = &init.req;
+        let vdaf = &task.parameters.vdaf;
         let now = self.inner.clock.now();
         let ctx = task.parameters.vdaf_ctx();
         let keys = self.current_keys().await?;
@@ -527,7 +605,7 @@ impl Aggregator {
             let rs = &vi.report_share;
             let result = (|| {
                 check_time(
-                    &task,
+                    task,
                     rs.metadata.time,
                     now,
                     self.inner.params.tolerable_clock_skew_secs,
@@ -567,42 +645,176 @@ impl Aggregator {
             outcomes.push(ReportOutcome {
                 report_id: rs.metadata.id,
                 time: rs.metadata.time.0,
-                bucket: bucket_key(batch_id.as_ref(), rs.metadata.time.0),
+                bucket: bucket_key(init.batch_id.as_ref(), rs.metadata.time.0),
                 result,
             });
         }
-        let ids: Vec<_> = outcomes.iter().map(|o| o.report_id).collect();
-        let respond = |results: &[Result<(), ReportError>]| -> Vec<u8> {
-            let verify_resps = ids
-                .iter()
-                .zip(results)
-                .zip(&outbounds)
-                .map(|((id, r), out)| VerifyResp {
-                    report_id: *id,
-                    result: match (r, out) {
-                        (Ok(()), Some(o)) => VerifyStepResult::Continue(o.clone()),
-                        (Err(e), _) => VerifyStepResult::Reject(*e),
-                        (Ok(()), None) => VerifyStepResult::Reject(ReportError::VdafVerifyError),
-                    },
-                })
-                .collect();
-            AggregationJobResp { verify_resps }
-                .get_encoded()
-                .unwrap_or_default()
-        };
-        let resp = self
+        Ok(HelperPreparation {
+            outcomes,
+            outbounds,
+        })
+    }
+
+    /// A helper aggregation job's resource (`GET`, polled by the leader). `step` is the
+    /// `step` query parameter, which DAP-18 requires; Prio3 finishes at step 0.
+    pub async fn handle_get_aggregation_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+        auth: Option<&str>,
+        step: Option<&str>,
+    ) -> Result<AggregationJobAnswer, Error> {
+        self.authorize_leader(task_id, auth).await?;
+        let job = self.helper_job(task_id, job_id).await?;
+        let step: u16 = step
+            .ok_or_else(|| invalid(task_id, "the step query parameter is required"))?
+            .parse()
+            .map_err(|_| invalid(task_id, "malformed step query parameter"))?;
+        if step != 0 {
+            return Err(Error::dap(
+                DapProblemType::StepMismatch,
+                Some(*task_id),
+                format!("the job is at step 0, not {step}"),
+            ));
+        }
+        AggregationJobAnswer::of(job)
+    }
+
+    /// Abandons a helper aggregation job (`DELETE`): a job still being prepared never will
+    /// be; what a finished job committed stays committed (DAP-18 §4.5.4).
+    pub async fn handle_delete_aggregation_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+        auth: Option<&str>,
+    ) -> Result<(), Error> {
+        self.authorize_leader(task_id, auth).await?;
+        if self
             .inner
             .datastore
-            .commit_helper_aggregation_job(
+            .delete_helper_aggregation_job(task_id, job_id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(unrecognized_job(task_id))
+        }
+    }
+
+    /// Handles an `AggregationJobContinueReq`. Every VDAF Cairn runs is a one-round Prio3, so a
+    /// job never has a report awaiting continuation: after the checks DAP-18 §4.5.3.2 orders
+    /// (task, job, message, step 0), a request naming reports is `invalidMessage` (no report
+    /// has a verification state to continue) and one naming none is `stepMismatch` (the job
+    /// has no step after 0).
+    pub async fn handle_aggregation_job_continue(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<AggregationJobAnswer, Error> {
+        self.authorize_leader(task_id, auth).await?;
+        self.helper_job(task_id, job_id).await?;
+        let req = AggregationJobContinueReq::get_decoded(body)
+            .map_err(|e| invalid(task_id, format!("malformed continuation: {e}")))?;
+        if req.step == 0 {
+            return Err(invalid(
                 task_id,
-                &job_id,
-                vdaf,
-                &req.agg_param,
-                &outcomes,
-                &respond,
+                "an aggregation job cannot continue to step 0",
+            ));
+        }
+        if !req.verify_continues.is_empty() {
+            return Err(invalid(
+                task_id,
+                "no report in this job awaits continuation (the VDAF verifies in one round)",
+            ));
+        }
+        Err(Error::dap(
+            DapProblemType::StepMismatch,
+            Some(*task_id),
+            format!("the job finished at step 0; there is no step {}", req.step),
+        ))
+    }
+
+    /// The helper's job, if it exists and was not deleted.
+    async fn helper_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+    ) -> Result<HelperAggregationJob, Error> {
+        match self
+            .inner
+            .datastore
+            .get_helper_aggregation_job(task_id, job_id)
+            .await?
+        {
+            None => Err(unrecognized_job(task_id)),
+            Some(job) if job.state == HelperJobState::Deleted => Err(Error::Gone),
+            Some(job) => Ok(job),
+        }
+    }
+
+    /// Helper: leases up to `limit` due asynchronous aggregation jobs.
+    pub async fn acquire_helper_aggregation_jobs(&self, limit: u64) -> Result<Vec<Lease>, Error> {
+        Ok(self
+            .inner
+            .datastore
+            .acquire_helper_aggregation_jobs(
+                self.inner.clock.now(),
+                self.inner.params.lease_secs,
+                limit,
+                &mut random16,
+            )
+            .await?)
+    }
+
+    /// Helper: leases and prepares every due asynchronous aggregation job once. Returns how
+    /// many were committed.
+    pub async fn run_helper_aggregation_jobs_once(&self) -> Result<usize, Error> {
+        let leases = self.acquire_helper_aggregation_jobs(100).await?;
+        let mut done = 0;
+        for lease in leases {
+            match self.step_helper_aggregation_job(&lease).await {
+                Ok(()) => done += 1,
+                Err(Error::Datastore(DatastoreError::LeaseLost)) => {
+                    tracing::warn!(task = %lease.task_id, "helper aggregation job lease lost or job deleted");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "helper aggregation job failed; will retry");
+                    let retry = self.inner.clock.now().saturating_add(1);
+                    self.inner
+                        .datastore
+                        .release_helper_aggregation_job(&lease, retry)
+                        .await?;
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Prepares one leased asynchronous helper job and commits it — in one transaction, and
+    /// only if the lease is still ours and the job was not deleted meanwhile.
+    pub async fn step_helper_aggregation_job(&self, lease: &Lease) -> Result<(), Error> {
+        let task = self.task_in_role(&lease.task_id).await?;
+        let body = self
+            .inner
+            .datastore
+            .get_helper_aggregation_job_request(&lease.task_id, &lease.job_id)
+            .await?
+            .ok_or(Error::Datastore(DatastoreError::LeaseLost))?;
+        let init = check_init_request(&task, &body)?;
+        let prepared = self.prepare_helper_job(&task, &init).await?;
+        self.inner
+            .datastore
+            .finish_helper_aggregation_job(
+                lease,
+                &task.parameters.vdaf,
+                &init.req.agg_param,
+                &prepared.outcomes,
+                &|results| prepared.response(results),
             )
             .await?;
-        Ok((job_id, resp))
+        Ok(())
     }
 
     // ---- aggregate shares (helper) ----
@@ -895,9 +1107,14 @@ impl Aggregator {
             .await?)
     }
 
-    /// Runs one leased aggregation job to completion: leader initialization, the helper
-    /// round trip, then one transaction that commits only if the lease is still ours.
-    pub async fn step_aggregation_job(&self, lease: &Lease) -> Result<(), Error> {
+    /// Runs one leased aggregation job: leader initialization (recomputed on every attempt;
+    /// Prio3's is deterministic), the helper round trip — or a poll if the helper deferred
+    /// — then one transaction that commits only if the lease is still ours. If the helper is
+    /// still processing, the job is stored for polling and its lease released.
+    pub async fn step_aggregation_job(
+        &self,
+        lease: &Lease,
+    ) -> Result<AggregationJobProgress, Error> {
         let task = self.task_in_role(&lease.task_id).await?;
         let reports = self
             .inner
@@ -978,23 +1195,9 @@ impl Aggregator {
             }
             .get_encoded()
             .map_err(|e| Error::Internal(e.to_string()))?;
-            let url = cairn_dap_core::TaskParameters::url(
-                &task.parameters.helper_endpoint,
-                &format!("tasks/{}/aggregation_jobs", lease.task_id),
-            );
-            let resp_body = match self
-                .post_to_helper(&task, &url, media_type::AGGREGATION_JOB_INIT_REQ, body)
-                .await
-            {
-                Ok(b) => b,
-                Err(e) => {
-                    let now = self.inner.clock.now();
-                    self.inner
-                        .datastore
-                        .release_aggregation_job(lease, now.saturating_add(1))
-                        .await?;
-                    return Err(e);
-                }
+            let resp_body = match self.exchange_with_helper(&task, lease, body).await? {
+                Some(b) => b,
+                None => return Ok(AggregationJobProgress::HelperProcessing),
             };
             let resp = AggregationJobResp::get_decoded(&resp_body).map_err(|e| {
                 Error::Internal(format!(
@@ -1038,43 +1241,152 @@ impl Aggregator {
                 tracing::warn!(task = %lease.task_id, "aggregation job lease lost; another driver owns it");
                 Err(Error::Datastore(DatastoreError::LeaseLost))
             }
-            other => Ok(other?),
+            other => {
+                other?;
+                Ok(AggregationJobProgress::Finished)
+            }
         }
     }
 
-    async fn post_to_helper(
+    /// Gets the helper's `AggregationJobResp` for a leased job: polls the helper's job with
+    /// `GET` if the helper deferred an earlier answer, else sends the initialization (`body`,
+    /// byte for byte the same on every attempt, so the helper finds the job it already has).
+    /// `None` means the helper is still processing: its job ID is stored on the job and the
+    /// lease released until the helper's `Retry-After`. On failure the lease is released for
+    /// a retry soon.
+    async fn exchange_with_helper(
         &self,
         task: &AggregatorTask,
-        url: &str,
-        content_type: &str,
+        lease: &Lease,
         body: Vec<u8>,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let ds = &self.inner.datastore;
+        let task_id = &lease.task_id;
+        let polling = ds
+            .get_aggregation_job_helper_id(task_id, &lease.job_id)
+            .await?;
+        let answer = match &polling {
+            Some(helper_job) => {
+                let url = cairn_dap_core::TaskParameters::url(
+                    &task.parameters.helper_endpoint,
+                    &format!("tasks/{task_id}/aggregation_jobs/{helper_job}?step=0"),
+                );
+                self.send_to_helper(task, reqwest::Method::GET, &url, None)
+                    .await
+            }
+            None => {
+                let url = cairn_dap_core::TaskParameters::url(
+                    &task.parameters.helper_endpoint,
+                    &format!("tasks/{task_id}/aggregation_jobs"),
+                );
+                self.send_to_helper(
+                    task,
+                    reqwest::Method::POST,
+                    &url,
+                    Some((media_type::AGGREGATION_JOB_INIT_REQ, body)),
+                )
+                .await
+            }
+        };
+        let now = self.inner.clock.now();
+        let deferred = match answer {
+            Ok(HelperReply::Body(b)) => return Ok(Some(b)),
+            Ok(HelperReply::Deferred {
+                location,
+                retry_after,
+            }) => {
+                let named = location
+                    .as_deref()
+                    .and_then(|l| helper_job_location(task_id, l));
+                match (named, polling) {
+                    (Some((id, 0)), _) => Ok((id, retry_after)),
+                    (None, Some(id)) => Ok((id, retry_after)),
+                    (Some((_, step)), _) => Err(Error::Internal(format!(
+                        "helper deferred at step {step}; a one-round VDAF only has step 0"
+                    ))),
+                    (None, None) => Err(Error::Internal(
+                        "helper deferred without a Location naming the aggregation job".into(),
+                    )),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match deferred {
+            Ok((helper_job, retry_after)) => {
+                let poll_at = now.saturating_add(poll_delay(retry_after.as_deref()));
+                ds.set_aggregation_job_polling(lease, Some(&helper_job), poll_at)
+                    .await?;
+                tracing::debug!(task = %task_id, helper_job = %helper_job, poll_at, "helper is processing the aggregation job");
+                Ok(None)
+            }
+            Err(e) => {
+                let retry = now.saturating_add(1);
+                let forget = matches!(
+                    &e,
+                    Error::Dap {
+                        problem: DapProblemType::UnrecognizedAggregationJob,
+                        ..
+                    }
+                );
+                if forget && polling.is_some() {
+                    // The helper no longer knows the job it deferred: initialize it again
+                    // (replay and collection checks there keep that from counting twice).
+                    ds.set_aggregation_job_polling(lease, None, retry).await?;
+                } else {
+                    ds.release_aggregation_job(lease, retry).await?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Sends one request to the helper with the task's bearer token.
+    async fn send_to_helper(
+        &self,
+        task: &AggregatorTask,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<HelperReply, Error> {
         let token = task
             .aggregator_auth_token
             .as_ref()
             .ok_or_else(|| Error::Internal("leader task without aggregator token".into()))?;
-        let resp = self
+        let mut req = self
             .inner
             .http
-            .post(url)
-            .header("content-type", content_type)
-            .bearer_auth(token.expose())
-            .body(body)
+            .request(method, url)
+            .bearer_auth(token.expose());
+        if let Some((content_type, body)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| Error::Internal(format!("helper request failed: {e}")))?;
         let status = resp.status();
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (location, retry_after) = (
+            header(reqwest::header::LOCATION),
+            header(reqwest::header::RETRY_AFTER),
+        );
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| Error::Internal(format!("helper response: {e}")))?;
         if status.is_success() {
             if bytes.is_empty() {
-                return Err(Error::Internal(
-                    "helper answered asynchronously; polling is not implemented".into(),
-                ));
+                return Ok(HelperReply::Deferred {
+                    location,
+                    retry_after,
+                });
             }
-            return Ok(bytes.to_vec());
+            return Ok(HelperReply::Body(bytes.to_vec()));
         }
         let problem = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -1093,13 +1405,36 @@ impl Aggregator {
         }
     }
 
-    /// Leases and runs every due aggregation job once. Returns how many completed.
+    /// POSTs to the helper and requires an immediate answer (aggregate shares: the leader
+    /// does not poll those).
+    async fn post_to_helper(
+        &self,
+        task: &AggregatorTask,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        match self
+            .send_to_helper(task, reqwest::Method::POST, url, Some((content_type, body)))
+            .await?
+        {
+            HelperReply::Body(b) => Ok(b),
+            HelperReply::Deferred { .. } => Err(Error::Internal(
+                "helper deferred the aggregate share; polling aggregate shares is not implemented"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Leases and runs every due aggregation job once. Returns how many completed (jobs
+    /// the helper is still processing wait for their next poll).
     pub async fn run_aggregation_jobs_once(&self) -> Result<usize, Error> {
         let leases = self.acquire_aggregation_jobs(100).await?;
         let mut done = 0;
         for lease in leases {
             match self.step_aggregation_job(&lease).await {
-                Ok(()) => done += 1,
+                Ok(AggregationJobProgress::Finished) => done += 1,
+                Ok(AggregationJobProgress::HelperProcessing) => {}
                 Err(e) => tracing::warn!(error = %e, "aggregation job step failed; will retry"),
             }
         }
@@ -1273,11 +1608,20 @@ impl Aggregator {
         Ok(true)
     }
 
-    /// Runs the leader's drivers every `period` until the returned handle is aborted.
+    /// Runs the role's drivers every `period` until the returned handle is aborted: the
+    /// leader's aggregation-job creator, aggregation-job and collection-job drivers, or the
+    /// helper's driver of asynchronous aggregation jobs.
     pub fn spawn_drivers(&self, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             loop {
+                if this.role() == AggregatorRole::Helper {
+                    if let Err(e) = this.run_helper_aggregation_jobs_once().await {
+                        tracing::warn!(error = %e, "helper aggregation job driver failed");
+                    }
+                    tokio::time::sleep(period).await;
+                    continue;
+                }
                 if let Err(e) = this.create_aggregation_jobs().await {
                     tracing::warn!(error = %e, "creating aggregation jobs failed");
                 }
@@ -1306,6 +1650,112 @@ fn bucket_key(batch_id: Option<&[u8; 32]>, time: u64) -> BucketKey {
             bucket_start: time,
         },
     }
+}
+
+/// An `AggregationJobInitReq` that passed the request-level checks of DAP-18 §4.5.2.2.
+struct CheckedInit {
+    req: AggregationJobInitReq,
+    /// The leader-selected batch the job names, if any.
+    batch_id: Option<[u8; 32]>,
+}
+
+/// Decodes an `AggregationJobInitReq` and makes the checks that fail the whole job:
+/// extensions, aggregation parameter, verification key, distinct report IDs.
+fn check_init_request(task: &AggregatorTask, body: &[u8]) -> Result<CheckedInit, Error> {
+    let task_id = &task.parameters.task_id;
+    let req = AggregationJobInitReq::get_decoded(body)
+        .map_err(|e| invalid(task_id, format!("malformed aggregation job: {e}")))?;
+    let batch_id = aggregation_job_batch_id(task, &req.extensions)?;
+    if !task.parameters.vdaf.is_agg_param_valid(&req.agg_param) {
+        return Err(Error::dap(
+            DapProblemType::InvalidAggregationParameter,
+            Some(*task_id),
+            "invalid aggregation parameter",
+        ));
+    }
+    if req.verification_key_id != 0 {
+        return Err(invalid(task_id, "unknown verification key"));
+    }
+    let mut ids: Vec<_> = req
+        .verify_inits
+        .iter()
+        .map(|v| v.report_share.metadata.id)
+        .collect();
+    ids.sort();
+    if ids.windows(2).any(|w| w[0] == w[1]) {
+        return Err(invalid(task_id, "duplicate report IDs"));
+    }
+    Ok(CheckedInit { req, batch_id })
+}
+
+/// The helper's per-report results of initializing a job, before commitment.
+struct HelperPreparation {
+    outcomes: Vec<ReportOutcome>,
+    /// The helper's outbound ping-pong message per report (`None` if rejected).
+    outbounds: Vec<Option<Vec<u8>>>,
+}
+
+impl HelperPreparation {
+    /// The encoded `AggregationJobResp` once commitment decided each report (`results`, in
+    /// request order): `continue` with the outbound message, or `reject`.
+    fn response(&self, results: &[Result<(), ReportError>]) -> Vec<u8> {
+        let verify_resps = self
+            .outcomes
+            .iter()
+            .zip(results)
+            .zip(&self.outbounds)
+            .map(|((o, r), out)| VerifyResp {
+                report_id: o.report_id,
+                result: match (r, out) {
+                    (Ok(()), Some(m)) => VerifyStepResult::Continue(m.clone()),
+                    (Err(e), _) => VerifyStepResult::Reject(*e),
+                    (Ok(()), None) => VerifyStepResult::Reject(ReportError::VdafVerifyError),
+                },
+            })
+            .collect();
+        AggregationJobResp { verify_resps }
+            .get_encoded()
+            .unwrap_or_default()
+    }
+}
+
+fn unrecognized_job(task_id: &TaskId) -> Error {
+    Error::dap(
+        DapProblemType::UnrecognizedAggregationJob,
+        Some(*task_id),
+        "unknown aggregation job",
+    )
+}
+
+/// The helper's aggregation job named by a `Location` header (an absolute URL or a
+/// reference such as `/tasks/{task-id}/aggregation_jobs/{job-id}?step=0`): the job ID and the
+/// `step` query parameter (0 when absent). `None` if the reference does not name an
+/// aggregation job of `task_id`.
+fn helper_job_location(task_id: &TaskId, location: &str) -> Option<(AggregationJobId, u16)> {
+    let (path, query) = location.split_once('?').unwrap_or((location, ""));
+    let segments: Vec<&str> = path.split('/').collect();
+    let i = segments.iter().rposition(|s| *s == "aggregation_jobs")?;
+    if i < 2 || segments[i - 2] != "tasks" || segments[i - 1] != task_id.to_string() {
+        return None;
+    }
+    let [job] = &segments[i + 1..] else {
+        return None;
+    };
+    let job_id = job.parse().ok()?;
+    let step = match query.split('&').find_map(|kv| kv.strip_prefix("step=")) {
+        Some(s) => s.parse().ok()?,
+        None => 0,
+    };
+    Some((job_id, step))
+}
+
+/// Seconds to wait before polling, from a `Retry-After` header (delta-seconds; an HTTP date
+/// or nothing means the default of 1), kept within 1 to [`MAX_POLL_INTERVAL_SECS`].
+fn poll_delay(retry_after: Option<&str>) -> u64 {
+    retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, MAX_POLL_INTERVAL_SECS)
 }
 
 /// The batch an `AggregationJobInitReq` names through its extensions (DAP-18 §5.2.2): a
@@ -1389,4 +1839,64 @@ fn check_collection_extensions(task_id: &TaskId, extensions: &[Extension]) -> Re
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helper_job_location_names_the_job_and_step() {
+        let task = TaskId::from_bytes([1; 32]);
+        let job = AggregationJobId::from_bytes([2; 16]);
+        let cases = [
+            // Root-relative (Cairn, Janus) and with a path prefix (DAP-18's examples).
+            (
+                format!("/tasks/{task}/aggregation_jobs/{job}?step=0"),
+                Some((job, 0)),
+            ),
+            (
+                format!("/helper/tasks/{task}/aggregation_jobs/{job}?step=3"),
+                Some((job, 3)),
+            ),
+            (
+                format!("https://h.example/dap/tasks/{task}/aggregation_jobs/{job}"),
+                Some((job, 0)),
+            ),
+            (
+                format!("/tasks/{task}/aggregation_jobs/{job}?x=1&step=2"),
+                Some((job, 2)),
+            ),
+            // Another task, no job, a malformed ID or step, trailing segments.
+            (
+                format!(
+                    "/tasks/{}/aggregation_jobs/{job}",
+                    TaskId::from_bytes([9; 32])
+                ),
+                None,
+            ),
+            (format!("/tasks/{task}/aggregation_jobs"), None),
+            (format!("/tasks/{task}/aggregation_jobs/short"), None),
+            (format!("/tasks/{task}/aggregation_jobs/{job}?step=x"), None),
+            (format!("/tasks/{task}/aggregation_jobs/{job}/more"), None),
+            (format!("/aggregation_jobs/{job}"), None),
+        ];
+        for (location, expected) in cases {
+            assert_eq!(
+                helper_job_location(&task, &location),
+                expected,
+                "{location}"
+            );
+        }
+    }
+
+    #[test]
+    fn poll_delay_follows_retry_after_within_bounds() {
+        assert_eq!(poll_delay(Some("5")), 5);
+        assert_eq!(poll_delay(Some(" 30 ")), 30);
+        assert_eq!(poll_delay(Some("0")), 1);
+        assert_eq!(poll_delay(Some("86400")), MAX_POLL_INTERVAL_SECS);
+        assert_eq!(poll_delay(Some("Wed, 21 Oct 2015 07:28:00 GMT")), 1);
+        assert_eq!(poll_delay(None), 1);
+    }
 }

@@ -27,7 +27,7 @@ pub struct AggregatorConfig {
     /// rest. Required; `cairn dap datastore-key` prints a fresh one.
     #[serde(default = "default_datastore_key_env")]
     pub datastore_key_env: String,
-    /// How often the leader's drivers run, in milliseconds.
+    /// How often the job drivers run, in milliseconds (the helper's only with `async_aggregation`).
     #[serde(default = "default_driver_period")]
     pub driver_period_ms: u64,
     /// Tunables.

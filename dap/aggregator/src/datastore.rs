@@ -101,6 +101,8 @@ trait Dialect: Database {
     const DUE_AGGREGATION_JOBS: &'static str;
     /// Picks due collection jobs for leasing.
     const DUE_COLLECTION_JOBS: &'static str;
+    /// Picks the helper's due asynchronous aggregation jobs for leasing.
+    const DUE_HELPER_AGGREGATION_JOBS: &'static str;
     /// Locks one batch bucket row.
     const LOCK_BUCKET: &'static str;
 }
@@ -112,6 +114,9 @@ impl Dialect for Sqlite {
          WHERE state = 'pending' AND lease_expiry <= $1 ORDER BY lease_expiry LIMIT $2";
     const DUE_COLLECTION_JOBS: &'static str = "SELECT task_id, job_id FROM collection_jobs \
          WHERE state IN ('start', 'collecting') AND lease_expiry <= $1 ORDER BY lease_expiry LIMIT $2";
+    const DUE_HELPER_AGGREGATION_JOBS: &'static str = "SELECT task_id, job_id \
+         FROM helper_aggregation_jobs WHERE state = 'processing' AND lease_expiry <= $1 \
+         ORDER BY lease_expiry LIMIT $2";
     const LOCK_BUCKET: &'static str = "SELECT aggregate_share, report_count, checksum, min_time, \
          max_time, collected, agg_param FROM batch_buckets \
          WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3";
@@ -126,6 +131,9 @@ impl Dialect for Postgres {
     const DUE_COLLECTION_JOBS: &'static str = "SELECT task_id, job_id FROM collection_jobs \
          WHERE state IN ('start', 'collecting') AND lease_expiry <= $1 ORDER BY lease_expiry LIMIT $2 \
          FOR UPDATE SKIP LOCKED";
+    const DUE_HELPER_AGGREGATION_JOBS: &'static str = "SELECT task_id, job_id \
+         FROM helper_aggregation_jobs WHERE state = 'processing' AND lease_expiry <= $1 \
+         ORDER BY lease_expiry LIMIT $2 FOR UPDATE SKIP LOCKED";
     const LOCK_BUCKET: &'static str = "SELECT aggregate_share, report_count, checksum, min_time, \
          max_time, collected, agg_param FROM batch_buckets \
          WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3 FOR UPDATE";
@@ -267,6 +275,38 @@ pub type ShareBuilder<'a> = dyn Fn(&BatchAggregate) -> std::result::Result<Vec<u
 /// Builds the helper's encoded `AggregationJobResp` from the committed per-report outcomes.
 pub type ResponseBuilder<'a> =
     dyn Fn(&[std::result::Result<(), ReportError>]) -> Vec<u8> + Sync + 'a;
+
+/// Where a helper's aggregation job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HelperJobState {
+    /// Accepted and stored; the helper's driver has not prepared it yet.
+    Processing,
+    /// Prepared and committed; the response is stored.
+    Finished,
+    /// Abandoned by the leader (`DELETE`). What it committed stays committed.
+    Deleted,
+}
+
+impl HelperJobState {
+    fn parse(s: &str) -> Result<HelperJobState> {
+        match s {
+            "processing" => Ok(HelperJobState::Processing),
+            "finished" => Ok(HelperJobState::Finished),
+            "deleted" => Ok(HelperJobState::Deleted),
+            _ => Err(DatastoreError::Corrupt("helper aggregation job state")),
+        }
+    }
+}
+
+/// A helper's aggregation job as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperAggregationJob {
+    /// Where it stands.
+    pub state: HelperJobState,
+    /// The encoded `AggregationJobResp` once finished (empty before).
+    pub response: Vec<u8>,
+}
 
 /// A leased job: who holds it and until the lease is taken over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1050,6 +1090,62 @@ impl Datastore {
         })
     }
 
+    /// The helper's ID for a leader aggregation job, once the helper has deferred its answer
+    /// (the driver then polls that resource instead of initializing the job again).
+    pub async fn get_aggregation_job_helper_id(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Option<AggregationJobId>> {
+        on_pool!(self, |pool| {
+            let id: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                "SELECT helper_job_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_optional(pool)
+            .await?;
+            match id {
+                None => Err(DatastoreError::Corrupt("aggregation job")),
+                Some(None) => Ok(None),
+                Some(Some(b)) => AggregationJobId::try_from_slice(&b)
+                    .map(Some)
+                    .ok_or(DatastoreError::Corrupt("helper job id")),
+            }
+        })
+    }
+
+    /// Records that the helper is still processing a leased job (under `helper_job_id`, or
+    /// `None` to forget it and initialize again) and gives the lease back until `poll_at`.
+    /// Fails with `LeaseLost` unless `lease` still holds the unfinished job.
+    pub async fn set_aggregation_job_polling(
+        &self,
+        lease: &Lease,
+        helper_job_id: Option<&AggregationJobId>,
+        poll_at: u64,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            let n = sqlx::query(
+                "UPDATE aggregation_jobs SET helper_job_id = $4, lease_token = NULL, \
+                 lease_expiry = $5 \
+                 WHERE task_id = $1 AND job_id = $2 AND lease_token = $3 AND state = 'pending'",
+            )
+            .bind(lease.task_id.as_bytes().to_vec())
+            .bind(lease.job_id.to_vec())
+            .bind(lease.token.to_vec())
+            .bind(helper_job_id.map(|id| id.as_bytes().to_vec()))
+            .bind(int(poll_at))
+            .execute(pool)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                Ok(())
+            } else {
+                Err(DatastoreError::LeaseLost)
+            }
+        })
+    }
+
     /// Jobs not yet finished for the task.
     pub async fn count_pending_aggregation_jobs(&self, task_id: &TaskId) -> Result<u64> {
         on_pool!(self, |pool| {
@@ -1065,27 +1161,36 @@ impl Datastore {
 
     // ---- aggregation jobs (helper) ----
 
-    /// The stored response of a helper aggregation job, if the job exists.
+    /// A helper aggregation job, if it exists.
     pub async fn get_helper_aggregation_job(
         &self,
         task_id: &TaskId,
         job_id: &AggregationJobId,
-    ) -> Result<Option<Vec<u8>>> {
+    ) -> Result<Option<HelperAggregationJob>> {
         on_pool!(self, |pool| {
-            Ok(sqlx::query_scalar(
-                "SELECT response FROM helper_aggregation_jobs WHERE task_id = $1 AND job_id = $2",
+            let row = sqlx::query(
+                "SELECT state, response FROM helper_aggregation_jobs \
+                 WHERE task_id = $1 AND job_id = $2",
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.as_bytes().to_vec())
             .fetch_optional(pool)
-            .await?)
+            .await?;
+            row.map(|r| {
+                Ok(HelperAggregationJob {
+                    state: HelperJobState::parse(&r.try_get::<String, _>(0)?)?,
+                    response: r.try_get(1)?,
+                })
+            })
+            .transpose()
         })
     }
 
-    /// Commits a helper aggregation job: for each report with an output share, the replay and
-    /// collected-bucket checks and accumulation; then stores the job and the response built by
-    /// `respond` from the final per-report outcomes. If the job already exists (a retried
-    /// request), nothing changes and its stored response is returned.
+    /// Commits a helper aggregation job prepared synchronously: for each report with an output
+    /// share, the replay and collected-bucket checks and accumulation; then stores the job
+    /// (`finished`) and the response built by `respond` from the final per-report outcomes.
+    /// If the job already exists (a retried request), nothing changes and the stored job is
+    /// returned.
     pub async fn commit_helper_aggregation_job(
         &self,
         task_id: &TaskId,
@@ -1094,13 +1199,13 @@ impl Datastore {
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
         respond: &ResponseBuilder<'_>,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<HelperAggregationJob> {
         let tid = task_id.as_bytes().to_vec();
         on_pool!(self, |pool| {
             let mut tx = begin_write(pool).await?;
             let claimed = sqlx::query(
-                "INSERT INTO helper_aggregation_jobs (task_id, job_id, response) \
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                "INSERT INTO helper_aggregation_jobs (task_id, job_id, response, state) \
+                 VALUES ($1, $2, $3, 'finished') ON CONFLICT DO NOTHING",
             )
             .bind(tid.clone())
             .bind(job_id.as_bytes().to_vec())
@@ -1127,7 +1232,179 @@ impl Datastore {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(response)
+            Ok(HelperAggregationJob {
+                state: HelperJobState::Finished,
+                response,
+            })
+        })
+    }
+
+    /// Stores an aggregation job to be prepared later (state `processing`) with its encoded
+    /// `AggregationJobInitReq`. Returns `false`, changing nothing, if the job exists.
+    pub async fn put_helper_aggregation_job_request(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+        request: &[u8],
+    ) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let n = sqlx::query(
+                "INSERT INTO helper_aggregation_jobs (task_id, job_id, response, state, request, \
+                 lease_token, lease_expiry) VALUES ($1, $2, $3, 'processing', $4, NULL, 0) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.as_bytes().to_vec())
+            .bind(Vec::<u8>::new())
+            .bind(request.to_vec())
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Leases up to `limit` helper aggregation jobs still `processing` whose lease is free or
+    /// expired, until `now + lease_secs` (like [`Datastore::acquire_aggregation_jobs`]).
+    pub async fn acquire_helper_aggregation_jobs(
+        &self,
+        now: u64,
+        lease_secs: u64,
+        limit: u64,
+        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<Lease>> {
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let rows = sqlx::query(due_helper_aggregation_jobs_sql(pool))
+                .bind(int(now))
+                .bind(int(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut leases = Vec::new();
+            for row in rows {
+                let task: Vec<u8> = row.try_get(0)?;
+                let job: Vec<u8> = row.try_get(1)?;
+                let token = new_token();
+                sqlx::query(
+                    "UPDATE helper_aggregation_jobs SET lease_token = $3, lease_expiry = $4 \
+                     WHERE task_id = $1 AND job_id = $2",
+                )
+                .bind(task.clone())
+                .bind(job.clone())
+                .bind(token.to_vec())
+                .bind(int(now.saturating_add(lease_secs)))
+                .execute(&mut *tx)
+                .await?;
+                leases.push(Lease {
+                    task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
+                    job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
+                    token,
+                });
+            }
+            tx.commit().await?;
+            Ok(leases)
+        })
+    }
+
+    /// The stored `AggregationJobInitReq` of a helper job that is still `processing`.
+    pub async fn get_helper_aggregation_job_request(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Option<Vec<u8>>> {
+        on_pool!(self, |pool| {
+            let request: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                "SELECT request FROM helper_aggregation_jobs \
+                 WHERE task_id = $1 AND job_id = $2 AND state = 'processing'",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_optional(pool)
+            .await?;
+            Ok(request.flatten())
+        })
+    }
+
+    /// Commits a helper aggregation job prepared by the helper's driver, like
+    /// [`Datastore::commit_helper_aggregation_job`], in one transaction and only if `lease`
+    /// still holds the job and it is still `processing` (not taken over, not deleted);
+    /// otherwise `LeaseLost` and nothing changes.
+    pub async fn finish_helper_aggregation_job(
+        &self,
+        lease: &Lease,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        outcomes: &[ReportOutcome],
+        respond: &ResponseBuilder<'_>,
+    ) -> Result<()> {
+        let tid = lease.task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            let owned = sqlx::query(
+                "UPDATE helper_aggregation_jobs SET state = 'finished', lease_token = NULL, \
+                 request = NULL \
+                 WHERE task_id = $1 AND job_id = $2 AND lease_token = $3 AND state = 'processing'",
+            )
+            .bind(tid.clone())
+            .bind(lease.job_id.to_vec())
+            .bind(lease.token.to_vec())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if owned != 1 {
+                return Err(DatastoreError::LeaseLost);
+            }
+            let results =
+                BucketOps::commit_output_shares(&mut tx, &tid, vdaf, agg_param, outcomes).await?;
+            sqlx::query(
+                "UPDATE helper_aggregation_jobs SET response = $3 WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(tid.clone())
+            .bind(lease.job_id.to_vec())
+            .bind(respond(&results))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Gives a helper job's lease back early so another attempt can start at `retry_at`.
+    pub async fn release_helper_aggregation_job(&self, lease: &Lease, retry_at: u64) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE helper_aggregation_jobs SET lease_token = NULL, lease_expiry = $4 \
+                 WHERE task_id = $1 AND job_id = $2 AND lease_token = $3",
+            )
+            .bind(lease.task_id.as_bytes().to_vec())
+            .bind(lease.job_id.to_vec())
+            .bind(lease.token.to_vec())
+            .bind(int(retry_at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Marks a helper aggregation job `deleted` (a job still processing is never prepared;
+    /// what a finished job committed stays committed, for replay and collection checks).
+    /// Returns `false` if there is no such job.
+    pub async fn delete_helper_aggregation_job(
+        &self,
+        task_id: &TaskId,
+        job_id: &AggregationJobId,
+    ) -> Result<bool> {
+        on_pool!(self, |pool| {
+            let n = sqlx::query(
+                "UPDATE helper_aggregation_jobs SET state = 'deleted', request = NULL, \
+                 lease_token = NULL WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.as_bytes().to_vec())
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
         })
     }
 
@@ -1666,6 +1943,10 @@ fn due_aggregation_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
 
 fn due_collection_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::DUE_COLLECTION_JOBS
+}
+
+fn due_helper_aggregation_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
+    DB::DUE_HELPER_AGGREGATION_JOBS
 }
 
 /// Batch-bucket operations inside a transaction, written once in [`bucket_ops!`] and

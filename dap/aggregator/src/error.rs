@@ -28,6 +28,10 @@ pub enum Error {
     /// The resource does not exist (a route-level 404 outside DAP's types).
     #[error("not found")]
     NotFound,
+    /// The resource existed but was deleted (an aggregation job the leader abandoned). DAP-18
+    /// registers no problem type for this, so it is a 410 `about:blank` problem.
+    #[error("gone")]
+    Gone,
     /// The request is not valid for the control-plane API.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -92,6 +96,10 @@ impl IntoResponse for Error {
             Error::NotFound => problem(
                 StatusCode::NOT_FOUND,
                 serde_json::json!({"type": "about:blank", "title": "Not Found", "status": 404}),
+            ),
+            Error::Gone => problem(
+                StatusCode::GONE,
+                serde_json::json!({"type": "about:blank", "title": "Gone", "status": 410}),
             ),
             Error::BadRequest(detail) => problem(
                 StatusCode::BAD_REQUEST,

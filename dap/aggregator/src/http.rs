@@ -1,12 +1,14 @@
 //! The HTTP API (axum): DAP-18 resources for the aggregator's role, plus the bearer-protected
 //! JSON control plane (`/control/tasks`) for creating tasks on the fly.
 
-use crate::aggregator::{Aggregator, CollectionJobStatus};
+use crate::aggregator::{
+    AggregationJobAnswer, Aggregator, CollectionJobStatus, HELPER_RETRY_AFTER_SECS,
+};
 use crate::datastore::HpkeKeyState;
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,7 +17,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_core::TaskParameters;
 use cairn_dap_messages::{
-    CollectionJobId, Decode, Encode, HpkeConfig, HpkeConfigId, TaskId, media_type,
+    AggregationJobId, CollectionJobId, DapProblemType, Decode, Encode, HpkeConfig, HpkeConfigId,
+    TaskId, media_type,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -72,6 +75,12 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
                 "/tasks/{task_id}/aggregation_jobs",
                 post(aggregation_job_init),
             )
+            .route(
+                "/tasks/{task_id}/aggregation_jobs/{job_id}",
+                get(get_aggregation_job)
+                    .post(aggregation_job_continue)
+                    .delete(delete_aggregation_job),
+            )
             .route("/tasks/{task_id}/aggregate_shares", post(aggregate_share)),
     };
     r.with_state(state)
@@ -86,13 +95,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn task_id(s: &str) -> Result<TaskId, Error> {
-    s.parse().map_err(|_| {
-        Error::dap(
-            cairn_dap_messages::DapProblemType::UnrecognizedTask,
-            None,
-            "malformed task ID",
-        )
-    })
+    s.parse()
+        .map_err(|_| Error::dap(DapProblemType::UnrecognizedTask, None, "malformed task ID"))
 }
 
 fn body_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
@@ -144,6 +148,55 @@ async fn upload(
     ))
 }
 
+/// The aggregation job ID of a helper URL. A malformed one names no job; it is reported only
+/// after the task and the bearer token were checked, in DAP-18's order.
+async fn aggregation_job_id(
+    s: &AppState,
+    task_id: &TaskId,
+    headers: &HeaderMap,
+    job: &str,
+) -> Result<AggregationJobId, Error> {
+    match job.parse() {
+        Ok(id) => Ok(id),
+        Err(_) => {
+            s.aggregator
+                .authorize_leader(task_id, bearer(headers))
+                .await?;
+            Err(Error::dap(
+                DapProblemType::UnrecognizedAggregationJob,
+                Some(*task_id),
+                "malformed aggregation job ID",
+            ))
+        }
+    }
+}
+
+/// The answer about an aggregation job: its `AggregationJobResp`, or — while the helper is
+/// still preparing it — an empty body with `Retry-After` and the `Location` to poll (with
+/// `step=0`, DAP-18 §4.5.2.2).
+fn aggregation_job_response(
+    status: StatusCode,
+    task_id: &TaskId,
+    job_id: &AggregationJobId,
+    answer: AggregationJobAnswer,
+) -> Response {
+    let location = format!("/tasks/{task_id}/aggregation_jobs/{job_id}");
+    match answer {
+        AggregationJobAnswer::Ready(body) => with_location(
+            body_response(status, media_type::AGGREGATION_JOB_RESP, body),
+            location,
+        ),
+        AggregationJobAnswer::Processing => {
+            let mut resp = with_location(status.into_response(), format!("{location}?step=0"));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(HELPER_RETRY_AFTER_SECS),
+            );
+            resp
+        }
+    }
+}
+
 async fn aggregation_job_init(
     State(s): State<AppState>,
     Path(task): Path<String>,
@@ -151,14 +204,79 @@ async fn aggregation_job_init(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    let (job_id, resp) = s
+    let (job_id, answer) = s
         .aggregator
         .handle_aggregation_job_init(&task_id, bearer(&headers), &body)
         .await?;
-    Ok(with_location(
-        body_response(StatusCode::CREATED, media_type::AGGREGATION_JOB_RESP, resp),
-        format!("/tasks/{task_id}/aggregation_jobs/{job_id}"),
+    Ok(aggregation_job_response(
+        StatusCode::CREATED,
+        &task_id,
+        &job_id,
+        answer,
     ))
+}
+
+/// The `step` parameter of a query string, if present.
+fn step_param(query: Option<&str>) -> Option<&str> {
+    query?.split('&').find_map(|kv| kv.strip_prefix("step="))
+}
+
+async fn get_aggregation_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id = aggregation_job_id(&s, &task_id, &headers, &job).await?;
+    let answer = s
+        .aggregator
+        .handle_get_aggregation_job(
+            &task_id,
+            &job_id,
+            bearer(&headers),
+            step_param(query.as_deref()),
+        )
+        .await?;
+    Ok(aggregation_job_response(
+        StatusCode::OK,
+        &task_id,
+        &job_id,
+        answer,
+    ))
+}
+
+async fn aggregation_job_continue(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id = aggregation_job_id(&s, &task_id, &headers, &job).await?;
+    let answer = s
+        .aggregator
+        .handle_aggregation_job_continue(&task_id, &job_id, bearer(&headers), &body)
+        .await?;
+    Ok(aggregation_job_response(
+        StatusCode::OK,
+        &task_id,
+        &job_id,
+        answer,
+    ))
+}
+
+async fn delete_aggregation_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id = aggregation_job_id(&s, &task_id, &headers, &job).await?;
+    s.aggregator
+        .handle_delete_aggregation_job(&task_id, &job_id, bearer(&headers))
+        .await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 async fn aggregate_share(

@@ -8,9 +8,14 @@ pub mod error;
 pub mod http;
 pub mod task;
 
-pub use aggregator::{Aggregator, AggregatorParameters, CollectionJobStatus};
+pub use aggregator::{
+    AggregationJobAnswer, AggregationJobProgress, Aggregator, AggregatorParameters,
+    CollectionJobStatus,
+};
 pub use config::AggregatorConfig;
-pub use datastore::{Datastore, DatastoreError, DatastoreKey, HpkeKeyState};
+pub use datastore::{
+    Datastore, DatastoreError, DatastoreKey, HelperAggregationJob, HelperJobState, HpkeKeyState,
+};
 pub use error::Error;
 pub use http::{CreateTaskRequest, HpkeKeyStateChange, HpkeKeyView, router};
 pub use task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};

@@ -13,7 +13,7 @@ use cairn_dap_aggregator::{
 use cairn_dap_client::{Client, ClientError};
 use cairn_dap_collector::{Collector, Poll};
 use cairn_dap_core::vdaf::VdafInstance;
-use cairn_dap_core::{AggregateResult, HpkeKeypair, Measurement, MockClock, TaskParameters};
+use cairn_dap_core::{AggregateResult, Clock, HpkeKeypair, Measurement, MockClock, TaskParameters};
 use cairn_dap_messages::{
     BatchMode, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query, ReportError,
     TaskId, Time,
@@ -82,6 +82,26 @@ async fn serve(agg: Aggregator) -> String {
     format!("http://{addr}/")
 }
 
+fn test_parameters() -> AggregatorParameters {
+    AggregatorParameters {
+        max_aggregation_job_size: 7,
+        ..Default::default()
+    }
+}
+
+async fn open_aggregator(
+    url: &str,
+    clock: MockClock,
+    role: AggregatorRole,
+    params: AggregatorParameters,
+) -> Aggregator {
+    let key = DatastoreKey::from_bytes(&[5; 32]).unwrap();
+    let ds = Datastore::connect(url, key).await.unwrap();
+    Aggregator::new(ds, Arc::new(clock), role, params)
+        .await
+        .unwrap()
+}
+
 impl Deployment {
     /// Returns `None` when the backend is PostgreSQL and no URL is configured.
     async fn start(
@@ -98,6 +118,42 @@ impl Deployment {
         min_batch_size: u64,
         batch_mode: BatchMode,
         max_batch_size: Option<u64>,
+    ) -> Option<Deployment> {
+        Self::start_with(
+            backend,
+            vdaf,
+            min_batch_size,
+            batch_mode,
+            max_batch_size,
+            false,
+        )
+        .await
+    }
+
+    /// A time-interval deployment whose helper answers aggregation jobs asynchronously.
+    async fn start_async(
+        backend: Backend,
+        vdaf: VdafInstance,
+        min_batch_size: u64,
+    ) -> Option<Deployment> {
+        Self::start_with(
+            backend,
+            vdaf,
+            min_batch_size,
+            BatchMode::TimeInterval,
+            None,
+            true,
+        )
+        .await
+    }
+
+    async fn start_with(
+        backend: Backend,
+        vdaf: VdafInstance,
+        min_batch_size: u64,
+        batch_mode: BatchMode,
+        max_batch_size: Option<u64>,
+        async_helper: bool,
     ) -> Option<Deployment> {
         let dir = tempfile::tempdir().unwrap();
         let mut schemas = Vec::new();
@@ -122,19 +178,11 @@ impl Deployment {
         let make = |url: String, role| {
             let clock = clock.clone();
             async move {
-                let key = DatastoreKey::from_bytes(&[5; 32]).unwrap();
-                let ds = Datastore::connect(&url, key).await.unwrap();
-                Aggregator::new(
-                    ds,
-                    Arc::new(clock),
-                    role,
-                    AggregatorParameters {
-                        max_aggregation_job_size: 7,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap()
+                let params = AggregatorParameters {
+                    async_aggregation: async_helper && role == AggregatorRole::Helper,
+                    ..test_parameters()
+                };
+                open_aggregator(&url, clock, role, params).await
             }
         };
         let leader_db = leader_url.clone();
@@ -988,6 +1036,358 @@ where
     (row.get(0), row.get(1), pk.get(0))
 }
 
+// ---- asynchronous helper ----
+
+/// One pass of the helper's driver of asynchronous aggregation jobs.
+async fn drive_helper(d: &Deployment) -> usize {
+    d.helper.run_helper_aggregation_jobs_once().await.unwrap()
+}
+
+/// The helper's ID of every leader aggregation job that is waiting for the helper, found by
+/// leasing the due jobs and giving the leases straight back.
+async fn helper_job_ids(d: &Deployment) -> Vec<Option<cairn_dap_messages::AggregationJobId>> {
+    let ds = d.leader.datastore();
+    let mut ids = Vec::new();
+    for lease in d.leader.acquire_aggregation_jobs(100).await.unwrap() {
+        ids.push(
+            ds.get_aggregation_job_helper_id(&lease.task_id, &lease.job_id)
+                .await
+                .unwrap(),
+        );
+        ds.release_aggregation_job(&lease, d.clock.now())
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+/// Client → leader ↔ asynchronous helper → collector: the helper defers every job, the
+/// leader stores that and polls (not before `Retry-After`), and the aggregate is exact.
+async fn async_helper_end_to_end(b: Backend) {
+    let vdaf = VdafInstance::Prio3Histogram {
+        length: 4,
+        chunk_length: 2,
+    };
+    let Some(d) = Deployment::start_async(b, vdaf.clone(), 3).await else {
+        return;
+    };
+    let inputs = ["0", "3", "3", "1", "3", "2", "3", "0", "3", "1"];
+    let ms: Vec<_> = inputs
+        .iter()
+        .map(|m| vdaf.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    // Ten reports, at most seven per job: two jobs, both deferred by the helper.
+    assert_eq!(d.leader.create_aggregation_jobs().await.unwrap(), 2);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    // Not polled again before the helper's Retry-After.
+    assert!(
+        d.leader
+            .acquire_aggregation_jobs(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    d.clock.advance(1);
+    let ids = helper_job_ids(&d).await;
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(Option::is_some), "{ids:?}");
+    // Polling while the helper has not prepared the jobs changes nothing.
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    let job = d.collector.start(d.query()).await.unwrap();
+    d.leader.run_collection_jobs_once().await.unwrap();
+    assert!(matches!(
+        d.collector.poll(&job).await.unwrap(),
+        Poll::Pending { .. }
+    ));
+    // The helper's driver prepares both; the leader's next poll finishes them.
+    assert_eq!(drive_helper(&d).await, 2);
+    assert_eq!(drive_helper(&d).await, 0, "prepared once");
+    d.clock.advance(1);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 2);
+    let mut collection = None;
+    for _ in 0..5 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            collection = Some(c);
+            break;
+        }
+    }
+    let c = collection.expect("collection did not finish");
+    assert_eq!(
+        c.aggregate_result,
+        AggregateResult::Vector(vec![2, 2, 1, 5])
+    );
+    assert_eq!(c.report_count, 10);
+    d.finish().await;
+}
+
+/// The leader's polling state lives in the datastore: a leader that forgets the helper's
+/// answer re-sends the identical initialization and finds the same helper job; a driver that
+/// crashes mid-poll is replaced by a new leader process after its lease expires, as is a
+/// crashed helper driver — and no report is counted twice on either side.
+async fn leader_polling_survives_restart_without_double_counting(b: Backend) {
+    let Some(d) = Deployment::start_async(
+        b,
+        VdafInstance::Prio3Sum {
+            max_measurement: 100,
+        },
+        1,
+    )
+    .await
+    else {
+        return;
+    };
+    let ms: Vec<_> = (1..=5u64).map(Measurement::Integer).collect();
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert_eq!(d.leader.create_aggregation_jobs().await.unwrap(), 1);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    d.clock.advance(1);
+    // As if the leader had crashed between sending the job and storing the helper's answer:
+    // it sends the same request again and the helper answers for the job it already has.
+    let leases = d.leader.acquire_aggregation_jobs(10).await.unwrap();
+    let ds = d.leader.datastore();
+    let first = ds
+        .get_aggregation_job_helper_id(&leases[0].task_id, &leases[0].job_id)
+        .await
+        .unwrap()
+        .expect("polling state stored");
+    ds.set_aggregation_job_polling(&leases[0], None, d.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    d.clock.advance(1);
+    assert_eq!(helper_job_ids(&d).await, [Some(first)]);
+
+    // Helper driver A and leader driver A take their jobs and crash.
+    let helper_crashed = d.helper.acquire_helper_aggregation_jobs(10).await.unwrap();
+    assert_eq!(helper_crashed.len(), 1);
+    let leader_crashed = d.leader.acquire_aggregation_jobs(10).await.unwrap();
+    assert_eq!(leader_crashed.len(), 1);
+    // A new leader process on the same datastore finds nothing due while A's lease lives.
+    let restarted = open_aggregator(
+        &d.leader_db,
+        d.clock.clone(),
+        AggregatorRole::Leader,
+        test_parameters(),
+    )
+    .await;
+    assert_eq!(restarted.run_aggregation_jobs_once().await.unwrap(), 0);
+    assert_eq!(drive_helper(&d).await, 0, "the helper job is leased");
+    // The leases expire: helper driver B prepares the job, the new leader polls and commits.
+    d.clock.advance(61);
+    assert_eq!(drive_helper(&d).await, 1);
+    assert_eq!(restarted.run_aggregation_jobs_once().await.unwrap(), 1);
+    // The crashed drivers wake up: neither commits a second time.
+    let err = d
+        .helper
+        .step_helper_aggregation_job(&helper_crashed[0])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease lost"), "{err}");
+    let err = d
+        .leader
+        .step_aggregation_job(&leader_crashed[0])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease lost"), "{err}");
+    let c = collect_once(&d).await;
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (5, AggregateResult::Integer(15))
+    );
+    restarted.datastore().close().await;
+    d.finish().await;
+}
+
+/// The helper's aggregation-job resource: `GET` answers "processing" (empty body, `Location`
+/// with `step=0`, `Retry-After`); unknown or malformed jobs, other tasks, bad tokens, a
+/// missing or wrong step and continuations a one-round VDAF never needs get the right
+/// problems; `DELETE` abandons the job, which is then never prepared.
+async fn helper_aggregation_job_resources_refuse_bad_input(b: Backend) {
+    use cairn_dap_messages::{
+        AggregationJobContinueReq, AggregationJobId, ReportId, VerifyContinue, media_type,
+    };
+    let Some(d) = Deployment::start_async(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let tid = d.params.task_id;
+    let ms = [Measurement::Count(true), Measurement::Count(false)];
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    d.leader.create_aggregation_jobs().await.unwrap();
+    d.leader.run_aggregation_jobs_once().await.unwrap();
+    d.clock.advance(1);
+    let [Some(job)] = helper_job_ids(&d).await[..] else {
+        panic!("one deferred job expected");
+    };
+    let helper = &d.params.helper_endpoint;
+    let job_url = |task: &TaskId, job: &str| format!("{helper}tasks/{task}/aggregation_jobs/{job}");
+    let url = job_url(&tid, &job.to_string());
+    let get = |url: String, token: Option<&'static str>| {
+        let mut req = d.http.get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+
+    // Processing.
+    let resp = get(format!("{url}?step=0"), Some(AGG_TOKEN)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["location"].to_str().unwrap(),
+        format!("/tasks/{tid}/aggregation_jobs/{job}?step=0")
+    );
+    assert!(resp.headers().contains_key("retry-after"));
+    assert!(resp.bytes().await.unwrap().is_empty());
+
+    // Bearer token missing or wrong: 403.
+    for token in [None, Some("not-the-token")] {
+        let resp = get(format!("{url}?step=0"), token).await.unwrap();
+        assert_eq!(problem_of(resp).await, (403, Some("about:blank".into())));
+    }
+    let unknown_job = AggregationJobId::from_bytes([9; 16]).to_string();
+    let other_task = TaskId::from_bytes([7; 32]);
+    // A second task on the helper, with the same leader token: the job is not its job.
+    let mut second = d.params.clone();
+    second.task_id = TaskId::from_bytes(*b"cairn-dap-end-to-end-test-task-2");
+    let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
+    let create = CreateTaskRequest {
+        parameters: second.clone(),
+        vdaf_verify_key: URL_SAFE_NO_PAD.encode([42u8; 32]),
+        collector_hpke_config: URL_SAFE_NO_PAD
+            .encode(collector_keys.config().get_encoded().unwrap()),
+        aggregator_auth_token: AGG_TOKEN.into(),
+        collector_auth_token: None,
+    };
+    let resp = d
+        .http
+        .post(format!("{helper}control/tasks"))
+        .bearer_auth(CONTROL_TOKEN)
+        .json(&create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let not_found = [
+        (
+            job_url(&tid, &unknown_job),
+            DapProblemType::UnrecognizedAggregationJob,
+        ),
+        (
+            job_url(&tid, "not-an-id"),
+            DapProblemType::UnrecognizedAggregationJob,
+        ),
+        (
+            job_url(&second.task_id, &job.to_string()),
+            DapProblemType::UnrecognizedAggregationJob,
+        ),
+        (
+            job_url(&other_task, &job.to_string()),
+            DapProblemType::UnrecognizedTask,
+        ),
+    ];
+    for (u, problem) in &not_found {
+        let resp = get(format!("{u}?step=0"), Some(AGG_TOKEN)).await.unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (404, Some(problem.urn())),
+            "GET {u}"
+        );
+        let resp = d
+            .http
+            .delete(u)
+            .bearer_auth(AGG_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (404, Some(problem.urn())),
+            "DELETE {u}"
+        );
+    }
+    // The step parameter is required, and the job is at step 0.
+    let resp = get(url.clone(), Some(AGG_TOKEN)).await.unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::InvalidMessage.urn()))
+    );
+    let resp = get(format!("{url}?step=1"), Some(AGG_TOKEN)).await.unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::StepMismatch.urn()))
+    );
+    // Continuations: to step 0, naming a report, or past the job's only step.
+    let continuation = |step, reports: Vec<VerifyContinue>| {
+        d.http
+            .post(url.clone())
+            .bearer_auth(AGG_TOKEN)
+            .header("content-type", media_type::AGGREGATION_JOB_CONTINUE_REQ)
+            .body(
+                AggregationJobContinueReq {
+                    step,
+                    verify_continues: reports,
+                }
+                .get_encoded()
+                .unwrap(),
+            )
+            .send()
+    };
+    let report = VerifyContinue {
+        report_id: ReportId::from_bytes([3; 16]),
+        payload: vec![1],
+    };
+    for (step, reports, problem) in [
+        (0, vec![], DapProblemType::InvalidMessage),
+        (1, vec![report], DapProblemType::InvalidMessage),
+        (1, vec![], DapProblemType::StepMismatch),
+    ] {
+        let resp = continuation(step, reports).await.unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (400, Some(problem.urn())),
+            "step {step}"
+        );
+    }
+    // None of that touched the job.
+    let resp = get(format!("{url}?step=0"), Some(AGG_TOKEN)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // DELETE with a wrong token is refused; then it abandons the job.
+    let resp = d
+        .http
+        .delete(&url)
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = d
+        .http
+        .delete(&url)
+        .bearer_auth(AGG_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = get(format!("{url}?step=0"), Some(AGG_TOKEN)).await.unwrap();
+    assert_eq!(problem_of(resp).await, (410, Some("about:blank".into())));
+    assert_eq!(drive_helper(&d).await, 0, "a deleted job is never prepared");
+    // The leader's poll fails; its job waits, nothing is aggregated.
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    assert_eq!(
+        d.leader
+            .datastore()
+            .count_pending_aggregation_jobs(&tid)
+            .await
+            .unwrap(),
+        1
+    );
+    d.finish().await;
+}
+
 macro_rules! on_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -1015,4 +1415,7 @@ on_backends!(
     leader_selected_helper_requires_the_batch_id_extension,
     hpke_key_rotation_keeps_in_flight_reports,
     secrets_are_sealed_at_rest,
+    async_helper_end_to_end,
+    leader_polling_survives_restart_without_double_counting,
+    helper_aggregation_job_resources_refuse_bad_input,
 );
