@@ -1,6 +1,7 @@
 //! DAP as separate processes: `cairn dap serve` leader and helper, `cairn dap task create`
 //! through both control planes, `cairn dap upload`, the leader SIGKILLed while its drivers
-//! work and restarted, then `cairn dap collect` — the aggregate is exact.
+//! work and restarted, then `cairn dap collect` — the aggregate is exact. Again with an
+//! asynchronous helper (`async_aggregation`), which is SIGKILLed and restarted too.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
 
@@ -29,14 +30,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_config(dir: &Path, name: &str, port: u16) -> std::path::PathBuf {
+fn write_config(dir: &Path, name: &str, port: u16, async_aggregation: bool) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.toml"));
     let db = dir.join(format!("{name}.db"));
     std::fs::write(
         &path,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{}?mode=rwc\"\n\
-             driver_period_ms = 100\n[parameters]\nlease_secs = 3\n",
+             driver_period_ms = 100\n[parameters]\nlease_secs = 3\n\
+             async_aggregation = {async_aggregation}\n",
             db.display()
         ),
     )
@@ -90,10 +92,21 @@ impl Drop for Killed {
 
 #[test]
 fn leader_sigkilled_mid_aggregation_restarts_and_the_aggregate_is_exact() {
+    sigkill_mid_aggregation(false);
+}
+
+#[test]
+fn async_helper_and_leader_sigkilled_mid_aggregation_restart_and_the_aggregate_is_exact() {
+    sigkill_mid_aggregation(true);
+}
+
+/// With `async_helper`, the helper defers every aggregation job and is SIGKILLed and
+/// restarted along with the leader: its driver resumes the stored jobs, the leader's polls.
+fn sigkill_mid_aggregation(async_helper: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (lp, hp) = (free_port(), free_port());
-    let leader_cfg = write_config(dir.path(), "leader", lp);
-    let helper_cfg = write_config(dir.path(), "helper", hp);
+    let leader_cfg = write_config(dir.path(), "leader", lp, false);
+    let helper_cfg = write_config(dir.path(), "helper", hp, async_helper);
     let mut procs = Killed(vec![
         serve("helper", &helper_cfg, &dir.path().join("helper.log")),
         serve("leader", &leader_cfg, &dir.path().join("leader.log")),
@@ -132,6 +145,12 @@ fn leader_sigkilled_mid_aggregation_restarts_and_the_aggregate_is_exact() {
     std::thread::sleep(Duration::from_millis(150));
     procs.0[1].kill().unwrap();
     procs.0[1].wait().unwrap();
+    if async_helper {
+        procs.0[0].kill().unwrap();
+        procs.0[0].wait().unwrap();
+        procs.0[0] = serve("helper", &helper_cfg, &dir.path().join("helper2.log"));
+        wait_ready(hp);
+    }
     procs.0[1] = serve("leader", &leader_cfg, &dir.path().join("leader2.log"));
     wait_ready(lp);
 
@@ -144,4 +163,26 @@ fn leader_sigkilled_mid_aggregation_restarts_and_the_aggregate_is_exact() {
     let c: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(c["report_count"], 40, "{out}");
     assert_eq!(c["aggregate_result"], expected, "{out}");
+    // Only jobs that the helper deferred were leased by its driver.
+    let deferred = helper_jobs_leased(&dir.path().join("helper.db"));
+    if async_helper {
+        assert!(deferred > 0, "the helper deferred no job");
+    } else {
+        assert_eq!(deferred, 0);
+    }
+}
+
+fn helper_jobs_leased(db: &Path) -> i64 {
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM helper_aggregation_jobs WHERE lease_expiry > 0",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        n
+    })
 }
