@@ -681,7 +681,7 @@ impl Aggregator {
     }
 
     /// Abandons a helper aggregation job (`DELETE`): a job still being prepared never will
-    /// be; what a finished job committed stays committed (DAP-18 §4.5.4).
+    /// be; what a finished job committed stays committed (DAP-18 §4.5.5).
     pub async fn handle_delete_aggregation_job(
         &self,
         task_id: &TaskId,
@@ -702,7 +702,7 @@ impl Aggregator {
     }
 
     /// Handles an `AggregationJobContinueReq`. Every VDAF Cairn runs is a one-round Prio3, so a
-    /// job never has a report awaiting continuation: after the checks DAP-18 §4.5.3.2 orders
+    /// job never has a report awaiting continuation: after the checks DAP-18 §4.5.4.2 orders
     /// (task, job, message, step 0), a request naming reports is `invalidMessage` (no report
     /// has a verification state to continue) and one naming none is `stepMismatch` (the job
     /// has no step after 0).
@@ -1116,6 +1116,20 @@ impl Aggregator {
         lease: &Lease,
     ) -> Result<AggregationJobProgress, Error> {
         let task = self.task_in_role(&lease.task_id).await?;
+        // A job the helper deferred is polled first: the leader's VDAF work is redone only
+        // once the helper's answer is there.
+        let polled = match self
+            .inner
+            .datastore
+            .get_aggregation_job_helper_id(&lease.task_id, &lease.job_id)
+            .await?
+        {
+            Some(helper_job) => match self.poll_helper(&task, lease, helper_job).await? {
+                Some(body) => Some(body),
+                None => return Ok(AggregationJobProgress::HelperProcessing),
+            },
+            None => None,
+        };
         let reports = self
             .inner
             .datastore
@@ -1187,17 +1201,22 @@ impl Aggregator {
             }
         }
         if !verify_inits.is_empty() {
-            let body = AggregationJobInitReq {
-                verification_key_id: 0,
-                agg_param: agg_param.clone(),
-                extensions,
-                verify_inits,
-            }
-            .get_encoded()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            let resp_body = match self.exchange_with_helper(&task, lease, body).await? {
+            let resp_body = match polled {
                 Some(b) => b,
-                None => return Ok(AggregationJobProgress::HelperProcessing),
+                None => {
+                    let body = AggregationJobInitReq {
+                        verification_key_id: 0,
+                        agg_param: agg_param.clone(),
+                        extensions,
+                        verify_inits,
+                    }
+                    .get_encoded()
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    match self.init_at_helper(&task, lease, body).await? {
+                        Some(b) => b,
+                        None => return Ok(AggregationJobProgress::HelperProcessing),
+                    }
+                }
             };
             let resp = AggregationJobResp::get_decoded(&resp_body).map_err(|e| {
                 Error::Internal(format!(
@@ -1248,46 +1267,63 @@ impl Aggregator {
         }
     }
 
-    /// Gets the helper's `AggregationJobResp` for a leased job: polls the helper's job with
-    /// `GET` if the helper deferred an earlier answer, else sends the initialization (`body`,
-    /// byte for byte the same on every attempt, so the helper finds the job it already has).
-    /// `None` means the helper is still processing: its job ID is stored on the job and the
-    /// lease released until the helper's `Retry-After`. On failure the lease is released for
-    /// a retry soon.
-    async fn exchange_with_helper(
+    /// Sends the job's initialization to the helper (`body`, byte for byte the same on every
+    /// attempt, so a helper that already has the job answers for it). `None` means the
+    /// helper deferred: see [`Aggregator::settle_helper_reply`].
+    async fn init_at_helper(
         &self,
         task: &AggregatorTask,
         lease: &Lease,
         body: Vec<u8>,
     ) -> Result<Option<Vec<u8>>, Error> {
+        let url = cairn_dap_core::TaskParameters::url(
+            &task.parameters.helper_endpoint,
+            &format!("tasks/{}/aggregation_jobs", lease.task_id),
+        );
+        let reply = self
+            .send_to_helper(
+                task,
+                reqwest::Method::POST,
+                &url,
+                Some((media_type::AGGREGATION_JOB_INIT_REQ, body)),
+            )
+            .await;
+        self.settle_helper_reply(lease, None, reply).await
+    }
+
+    /// Polls (`GET`) the helper's job that it deferred. `None` means it is still processing.
+    async fn poll_helper(
+        &self,
+        task: &AggregatorTask,
+        lease: &Lease,
+        helper_job: AggregationJobId,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        let url = cairn_dap_core::TaskParameters::url(
+            &task.parameters.helper_endpoint,
+            &format!(
+                "tasks/{}/aggregation_jobs/{helper_job}?step=0",
+                lease.task_id
+            ),
+        );
+        let reply = self
+            .send_to_helper(task, reqwest::Method::GET, &url, None)
+            .await;
+        self.settle_helper_reply(lease, Some(helper_job), reply)
+            .await
+    }
+
+    /// Turns the helper's reply about a leased job into its `AggregationJobResp`, or `None` if
+    /// the helper deferred: then the helper's job ID (from `Location`, else the one `polling`)
+    /// is stored on the job and the lease released until the helper's `Retry-After`. On
+    /// failure the lease is released for a retry soon.
+    async fn settle_helper_reply(
+        &self,
+        lease: &Lease,
+        polling: Option<AggregationJobId>,
+        answer: Result<HelperReply, Error>,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let ds = &self.inner.datastore;
         let task_id = &lease.task_id;
-        let polling = ds
-            .get_aggregation_job_helper_id(task_id, &lease.job_id)
-            .await?;
-        let answer = match &polling {
-            Some(helper_job) => {
-                let url = cairn_dap_core::TaskParameters::url(
-                    &task.parameters.helper_endpoint,
-                    &format!("tasks/{task_id}/aggregation_jobs/{helper_job}?step=0"),
-                );
-                self.send_to_helper(task, reqwest::Method::GET, &url, None)
-                    .await
-            }
-            None => {
-                let url = cairn_dap_core::TaskParameters::url(
-                    &task.parameters.helper_endpoint,
-                    &format!("tasks/{task_id}/aggregation_jobs"),
-                );
-                self.send_to_helper(
-                    task,
-                    reqwest::Method::POST,
-                    &url,
-                    Some((media_type::AGGREGATION_JOB_INIT_REQ, body)),
-                )
-                .await
-            }
-        };
         let now = self.inner.clock.now();
         let deferred = match answer {
             Ok(HelperReply::Body(b)) => return Ok(Some(b)),
@@ -1652,7 +1688,7 @@ fn bucket_key(batch_id: Option<&[u8; 32]>, time: u64) -> BucketKey {
     }
 }
 
-/// An `AggregationJobInitReq` that passed the request-level checks of DAP-18 §4.5.2.2.
+/// An `AggregationJobInitReq` that passed the request-level checks of DAP-18 §4.5.3.2.
 struct CheckedInit {
     req: AggregationJobInitReq,
     /// The leader-selected batch the job names, if any.

@@ -173,7 +173,7 @@ async fn aggregation_job_id(
 
 /// The answer about an aggregation job: its `AggregationJobResp`, or — while the helper is
 /// still preparing it — an empty body with `Retry-After` and the `Location` to poll (with
-/// `step=0`, DAP-18 §4.5.2.2).
+/// `step=0`, DAP-18 §4.5.3.2).
 fn aggregation_job_response(
     status: StatusCode,
     task_id: &TaskId,

@@ -1101,10 +1101,24 @@ async fn async_helper_end_to_end(b: Backend) {
         d.collector.poll(&job).await.unwrap(),
         Poll::Pending { .. }
     ));
-    // The helper's driver prepares both; the leader's next poll finishes them.
+    // The helper's driver prepares both; the leader's next pass finishes them: one by
+    // polling, the other by re-sending its initialization (as if the leader had lost the
+    // helper's first answer), which the helper answers from the stored job without
+    // counting its reports again.
     assert_eq!(drive_helper(&d).await, 2);
     assert_eq!(drive_helper(&d).await, 0, "prepared once");
     d.clock.advance(1);
+    let leases = d.leader.acquire_aggregation_jobs(10).await.unwrap();
+    d.leader
+        .datastore()
+        .set_aggregation_job_polling(&leases[0], None, d.clock.now())
+        .await
+        .unwrap();
+    d.leader
+        .datastore()
+        .release_aggregation_job(&leases[1], d.clock.now())
+        .await
+        .unwrap();
     assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 2);
     let mut collection = None;
     for _ in 0..5 {

@@ -1,5 +1,4 @@
--- Asynchronous aggregation jobs (DAP-18 §3 "Asynchronous Request Handling"). Kept in step with
--- ../sqlite.
+-- Asynchronous aggregation jobs (DAP-18 §3.1). Kept in step with ../sqlite.
 -- Leader: helper_job_id is the helper's ID for the job once the helper has deferred its answer;
 -- the driver then polls that resource with GET instead of sending the initialization again.
 ALTER TABLE aggregation_jobs ADD COLUMN helper_job_id BYTEA;
