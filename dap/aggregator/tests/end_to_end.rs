@@ -45,6 +45,7 @@ struct Deployment {
     _dir: tempfile::TempDir,
     schemas: Vec<String>,
     leader_db: String,
+    helper_db: String,
     backend: Backend,
 }
 
@@ -185,7 +186,7 @@ impl Deployment {
                 open_aggregator(&url, clock, role, params).await
             }
         };
-        let leader_db = leader_url.clone();
+        let (leader_db, helper_db) = (leader_url.clone(), helper_url.clone());
         let leader = make(leader_url, AggregatorRole::Leader).await;
         let helper = make(helper_url, AggregatorRole::Helper).await;
         let leader_endpoint = serve(leader.clone()).await;
@@ -244,6 +245,7 @@ impl Deployment {
             _dir: dir,
             schemas,
             leader_db,
+            helper_db,
             backend,
         })
     }
@@ -1215,6 +1217,48 @@ async fn leader_polling_survives_restart_without_double_counting(b: Backend) {
     d.finish().await;
 }
 
+/// A helper that no longer knows a job it deferred (`unrecognizedAggregationJob` on the poll)
+/// gets the initialization again, and the job finishes with an exact aggregate.
+async fn leader_reinitializes_a_job_the_helper_lost(b: Backend) {
+    let Some(d) = Deployment::start_async(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let ms = [true, true, false].map(Measurement::Count);
+    d.client.upload_measurements(&ms, NOW).await.unwrap();
+    d.leader.create_aggregation_jobs().await.unwrap();
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    // The helper loses its job (say, restored from an older backup).
+    let lose = "DELETE FROM helper_aggregation_jobs";
+    match d.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&d.helper_db).await.unwrap();
+            sqlx::query(lose).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&d.helper_db).await.unwrap();
+            sqlx::query(lose).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    // The poll fails and the leader forgets the helper's job ID ...
+    d.clock.advance(1);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    d.clock.advance(1);
+    assert_eq!(helper_job_ids(&d).await, [None]);
+    // ... so its next pass initializes the job again; the helper defers and prepares it.
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 0);
+    assert_eq!(drive_helper(&d).await, 1);
+    d.clock.advance(1);
+    assert_eq!(d.leader.run_aggregation_jobs_once().await.unwrap(), 1);
+    let c = collect_once(&d).await;
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (3, AggregateResult::Integer(2))
+    );
+    d.finish().await;
+}
+
 /// The helper's aggregation-job resource: `GET` answers "processing" (empty body, `Location`
 /// with `step=0`, `Retry-After`); unknown or malformed jobs, other tasks, bad tokens, a
 /// missing or wrong step and continuations a one-round VDAF never needs get the right
@@ -1432,4 +1476,5 @@ on_backends!(
     async_helper_end_to_end,
     leader_polling_survives_restart_without_double_counting,
     helper_aggregation_job_resources_refuse_bad_input,
+    leader_reinitializes_a_job_the_helper_lost,
 );
