@@ -80,6 +80,35 @@ pub(crate) enum DapCommand {
         #[command(subcommand)]
         action: HpkeKeyAction,
     },
+    /// Interop test API (draft-dcook-ppm-dap-interop-test-design): a DAP client taking
+    /// `/internal/test/upload` requests.
+    InteropClient {
+        /// Port to listen on (all addresses).
+        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        port: u16,
+    },
+    /// Interop test API: an aggregator (leader or helper per task, chosen by `add_task`) with
+    /// the DAP API at `/` on the same port. For tests only: tasks come from unauthenticated
+    /// requests.
+    InteropAggregator {
+        /// Port to listen on (all addresses).
+        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        port: u16,
+        /// Datastore URL (`sqlite:…` or `postgres:…`); default: a fresh SQLite database in a
+        /// temporary directory, removed on exit.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// How often the leader's job drivers run, in milliseconds.
+        #[arg(long, default_value_t = 250)]
+        driver_period_ms: u64,
+    },
+    /// Interop test API: a collector taking `add_task`, `collection_start` and
+    /// `collection_poll` requests.
+    InteropCollector {
+        /// Port to listen on (all addresses).
+        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        port: u16,
+    },
     /// Generate a collector HPKE keypair (JSON on stdout; keep it private).
     Keygen {
         /// The configuration ID.
@@ -127,6 +156,10 @@ pub(crate) enum TaskAction {
         /// config is sent.
         #[arg(long)]
         collector_hpke_keypair: PathBuf,
+        /// Noise each aggregator adds to its aggregate share (Prio3Histogram, Prio3SumVec),
+        /// e.g. `{"type":"PureDpDiscreteLaplace","epsilon_numerator":1,"epsilon_denominator":1}`.
+        #[arg(long)]
+        differential_privacy: Option<String>,
         /// Write the task parameters here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -250,9 +283,14 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                     time_precision,
                     task_info,
                     collector_hpke_keypair,
+                    differential_privacy,
                     out,
                 },
         } => {
+            let differential_privacy = differential_privacy
+                .map(|dp| serde_json::from_str(&dp))
+                .transpose()
+                .context("--differential-privacy is not a DP strategy in JSON")?;
             let vdaf = serde_json::from_str(&vdaf).context("--vdaf is not a VDAF in JSON")?;
             let batch_mode: BatchMode =
                 serde_json::from_value(serde_json::Value::String(batch_mode.replace('-', "_")))
@@ -271,6 +309,7 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 task_info,
                 task_interval: None,
                 max_batch_size,
+                differential_privacy,
             };
             params.validate()?;
             create_task(&params, &file.config).await?;
@@ -287,6 +326,41 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DapCommand::HpkeKey { aggregator, action } => hpke_key(&aggregator, action).await,
+        DapCommand::InteropClient { port } => {
+            crate::bootstrap::init_logging();
+            cairn::dap_interop::serve(cairn::dap_interop::client_router()?, port, "client").await
+        }
+        DapCommand::InteropCollector { port } => {
+            crate::bootstrap::init_logging();
+            let router = cairn::dap_interop::collector_router()?;
+            cairn::dap_interop::serve(router, port, "collector").await
+        }
+        DapCommand::InteropAggregator {
+            port,
+            database_url,
+            driver_period_ms,
+        } => {
+            crate::bootstrap::init_logging();
+            anyhow::ensure!(
+                (10..=60_000).contains(&driver_period_ms),
+                "--driver-period-ms must be within 10..=60000"
+            );
+            let dir = tempfile::tempdir().context("creating a temporary directory")?;
+            let url = database_url.unwrap_or_else(|| {
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("interop.db").display()
+                )
+            });
+            let agg = cairn::dap_interop::InteropAggregator::start(
+                &url,
+                std::time::Duration::from_millis(driver_period_ms),
+            )
+            .await?;
+            let served = cairn::dap_interop::serve(agg.router.clone(), port, "aggregator").await;
+            agg.shutdown().await;
+            served
+        }
         DapCommand::Keygen { id } => {
             let kp = HpkeKeypair::generate(HpkeConfigId(id));
             let file = KeypairFile {

@@ -114,6 +114,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
         task_info: "bench".into(),
         task_interval: None,
         max_batch_size: None,
+        differential_privacy: None,
     };
     let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
     let token = "bench-aggregator-token";

@@ -37,6 +37,7 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
         task_info: "all-in-one".into(),
         task_interval: None,
         max_batch_size: Some(10),
+        differential_privacy: None,
     };
     let tokens = cairn::dap_serve::TaskTokens {
         leader_control: dap.control_token().to_owned(),

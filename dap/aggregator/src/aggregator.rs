@@ -885,13 +885,19 @@ impl Aggregator {
             if agg.report_count != req.report_count || agg.checksum != req.checksum {
                 return Err(DapProblemType::BatchMismatch);
             }
-            let ct = hpke::seal(
-                &task.collector_hpke_config,
-                &info,
-                &agg.aggregate_share,
-                &aad,
-            )
-            .map_err(|_| DapProblemType::InvalidMessage)?;
+            // Noise is drawn once: the sealed answer is stored, so a retried request gets the
+            // same noisy share and repeating a request cannot average the noise away.
+            let share = match &task.parameters.differential_privacy {
+                Some(dp) => vdaf
+                    .add_noise(dp, &cjr.agg_param, &agg.aggregate_share, agg.report_count)
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "adding differential-privacy noise failed");
+                        DapProblemType::InvalidMessage
+                    })?,
+                None => agg.aggregate_share.clone(),
+            };
+            let ct = hpke::seal(&task.collector_hpke_config, &info, &share, &aad)
+                .map_err(|_| DapProblemType::InvalidMessage)?;
             AggregateShare {
                 encrypted_aggregate_share: ct,
             }
@@ -1621,6 +1627,14 @@ impl Aggregator {
                 return Ok(true);
             }
             Err(e) => return Err(e),
+        };
+        // The leader's noise: drawn here, after the helper answered; the noisy share is sealed
+        // and stored with the finished job, and only that one is ever released.
+        let share = match &task.parameters.differential_privacy {
+            Some(dp) => vdaf
+                .add_noise(dp, &req.agg_param, &share, count)
+                .map_err(|e| Error::Internal(format!("adding differential-privacy noise: {e}")))?,
+            None => share,
         };
         let aad = task
             .parameters

@@ -13,7 +13,9 @@ use cairn_dap_aggregator::{
 use cairn_dap_client::{Client, ClientError};
 use cairn_dap_collector::{Collector, Poll};
 use cairn_dap_core::vdaf::VdafInstance;
-use cairn_dap_core::{AggregateResult, Clock, HpkeKeypair, Measurement, MockClock, TaskParameters};
+use cairn_dap_core::{
+    AggregateResult, Clock, DpStrategy, HpkeKeypair, Measurement, MockClock, TaskParameters,
+};
 use cairn_dap_messages::{
     BatchMode, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query, ReportError,
     TaskId, Time,
@@ -127,6 +129,7 @@ impl Deployment {
             batch_mode,
             max_batch_size,
             false,
+            None,
         )
         .await
     }
@@ -144,6 +147,7 @@ impl Deployment {
             BatchMode::TimeInterval,
             None,
             true,
+            None,
         )
         .await
     }
@@ -155,6 +159,7 @@ impl Deployment {
         batch_mode: BatchMode,
         max_batch_size: Option<u64>,
         async_helper: bool,
+        differential_privacy: Option<DpStrategy>,
     ) -> Option<Deployment> {
         let dir = tempfile::tempdir().unwrap();
         let mut schemas = Vec::new();
@@ -202,6 +207,7 @@ impl Deployment {
             task_info: "e2e".into(),
             task_interval: None,
             max_batch_size,
+            differential_privacy,
         };
         let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
         let http = reqwest::Client::new();
@@ -1446,6 +1452,160 @@ async fn helper_aggregation_job_resources_refuse_bad_input(b: Backend) {
     d.finish().await;
 }
 
+/// Differential privacy: each aggregator adds discrete Laplace noise (ε = 1, so scale 2 for a
+/// histogram's sensitivity of 2) to its aggregate share. Six batches (one per hour) of known
+/// content: every noisy coordinate lies within a bound the noise exceeds with probability
+/// below 10^-5, noise was really added (most coordinates differ from the exact counts; with
+/// no noise none would), and its spread is plausible for the configured scale.
+async fn differential_privacy_noise_is_added_within_bounds(b: Backend) {
+    let vdaf = VdafInstance::Prio3Histogram {
+        length: 4,
+        chunk_length: 2,
+    };
+    let dp = DpStrategy::PureDpDiscreteLaplace {
+        epsilon_numerator: 1,
+        epsilon_denominator: 1,
+    };
+    let Some(d) = Deployment::start_with(
+        b,
+        vdaf.clone(),
+        5,
+        BatchMode::TimeInterval,
+        None,
+        false,
+        Some(dp),
+    )
+    .await
+    else {
+        return;
+    };
+    let hours = 6u64;
+    let mut deviations = Vec::new();
+    for h in 0..hours {
+        // Hour h: 5 reports, buckets (h + i) % 4 for i in 0..5.
+        let mut exact = [0i128; 4];
+        let ms: Vec<Measurement> = (0..5u64)
+            .map(|i| {
+                let bucket = (h + i) % 4;
+                exact[usize::try_from(bucket).unwrap()] += 1;
+                Measurement::Integer(bucket)
+            })
+            .collect();
+        let when = NOW - h * PRECISION;
+        let errors = d.client.upload_measurements(&ms, when).await.unwrap();
+        assert!(errors.status.is_empty(), "{errors:?}");
+        let query = Query::TimeInterval {
+            batch_interval: Interval::new(Time(when / PRECISION), Duration(1)).unwrap(),
+        };
+        let job = d.collector.start(query).await.unwrap();
+        let mut collected = None;
+        for _ in 0..5 {
+            d.drive().await;
+            if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+                collected = Some(c);
+                break;
+            }
+        }
+        let c = collected.expect("collection did not finish");
+        assert_eq!(c.report_count, 5, "the report count is exact");
+        let noisy = c.aggregate_result.signed(&vdaf);
+        assert_eq!(noisy.len(), 4);
+        for (n, e) in noisy.iter().zip(exact) {
+            let deviation = n - e;
+            // Two independent discrete Laplace draws of scale 2: P(|sum| > 40) < 10^-7.
+            assert!(
+                deviation.abs() <= 40,
+                "noise {deviation} out of bounds: {noisy:?}"
+            );
+            deviations.push(deviation);
+        }
+    }
+    let nonzero = deviations.iter().filter(|d| **d != 0).count();
+    // P(a coordinate's total noise is 0) is about 0.15, so 24 coordinates with fewer than 8
+    // nonzero happen with probability below 10^-9 — unless no noise is added at all.
+    assert!(
+        nonzero >= 8,
+        "noise was not added: deviations {deviations:?}"
+    );
+    // The mean absolute deviation of the sum of two discrete Laplace(2) draws is about 2.8.
+    let mad = deviations.iter().map(|d| d.abs()).sum::<i128>() as f64 / deviations.len() as f64;
+    assert!(
+        (0.75..=8.0).contains(&mad),
+        "implausible noise spread {mad}: {deviations:?}"
+    );
+    d.finish().await;
+}
+
+/// A SumVec task with noise: the result stays close to the exact sum (sensitivity
+/// `max_measurement · length` = 3 · 2 = 6, ε = 10, scale 0.6 per aggregator).
+async fn differential_privacy_sum_vec_stays_close(b: Backend) {
+    let vdaf = VdafInstance::Prio3SumVec {
+        length: 2,
+        max_measurement: 3,
+        chunk_length: 1,
+    };
+    let dp = DpStrategy::PureDpDiscreteLaplace {
+        epsilon_numerator: 10,
+        epsilon_denominator: 1,
+    };
+    let Some(d) = Deployment::start_with(
+        b,
+        vdaf.clone(),
+        3,
+        BatchMode::TimeInterval,
+        None,
+        false,
+        Some(dp),
+    )
+    .await
+    else {
+        return;
+    };
+    let ms: Vec<Measurement> = ["1,2", "3,3", "0,1", "2,2"]
+        .iter()
+        .map(|m| vdaf.parse_measurement(m).unwrap())
+        .collect();
+    assert!(
+        d.client
+            .upload_measurements(&ms, NOW)
+            .await
+            .unwrap()
+            .status
+            .is_empty()
+    );
+    let c = collect_once(&d).await;
+    let noisy = c.aggregate_result.signed(&vdaf);
+    for (n, e) in noisy.iter().zip([6i128, 8]) {
+        assert!((n - e).abs() <= 20, "{noisy:?}");
+    }
+    d.finish().await;
+}
+
+/// Tasks asking for noise on a VDAF without a DP mechanism are refused at creation.
+#[test]
+fn differential_privacy_is_refused_for_count() {
+    let mut params: TaskParameters = serde_json::from_value(serde_json::json!({
+        "task_id": TaskId::from_bytes([3; 32]).to_string(),
+        "leader_endpoint": "https://l.example/", "helper_endpoint": "https://h.example/",
+        "time_precision": 3600, "min_batch_size": 1, "batch_mode": "time_interval",
+        "vdaf": {"type": "Prio3Count"},
+        "differential_privacy": {"type": "PureDpDiscreteLaplace",
+                                 "epsilon_numerator": 1, "epsilon_denominator": 1},
+    }))
+    .unwrap();
+    assert!(params.validate().is_err());
+    params.vdaf = VdafInstance::Prio3Histogram {
+        length: 2,
+        chunk_length: 1,
+    };
+    assert!(params.validate().is_ok());
+    params.differential_privacy = Some(DpStrategy::PureDpDiscreteLaplace {
+        epsilon_numerator: 0,
+        epsilon_denominator: 1,
+    });
+    assert!(params.validate().is_err(), "epsilon 0");
+}
+
 macro_rules! on_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -1477,4 +1637,6 @@ on_backends!(
     leader_polling_survives_restart_without_double_counting,
     helper_aggregation_job_resources_refuse_bad_input,
     leader_reinitializes_a_job_the_helper_lost,
+    differential_privacy_noise_is_added_within_bounds,
+    differential_privacy_sum_vec_stays_close,
 );

@@ -9,4 +9,4 @@ pub mod vdaf;
 pub use clock::{Clock, MockClock, RealClock};
 pub use hpke::{HpkeApplicationInfo, HpkeError, HpkeKeypair, Label};
 pub use task::{TaskError, TaskParameters};
-pub use vdaf::{AggregateResult, Measurement, VdafError, VdafInstance, VerifyKey};
+pub use vdaf::{AggregateResult, DpStrategy, Measurement, VdafError, VdafInstance, VerifyKey};

@@ -2,7 +2,7 @@
 //! DAP-18 bindings derived from it (`TaskConfiguration`, the VDAF context, the AADs).
 
 use crate::hpke::DAP_VERSION_TAG;
-use crate::vdaf::{VdafError, VdafInstance};
+use crate::vdaf::{DpStrategy, VdafError, VdafInstance};
 use cairn_dap_messages::{
     AggregateShareAad, BatchMode, CollectionJobReq, Encode, Extension, InputShareAad, Interval,
     ReportMetadata, TaskConfiguration, TaskId, TimePrecision,
@@ -66,6 +66,10 @@ pub struct TaskParameters {
     /// `min_batch_size`). A leader-local setting, not part of the `TaskConfiguration`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_batch_size: Option<u64>,
+    /// Noise each aggregator adds to its aggregate share (Prio3Histogram and Prio3SumVec). An
+    /// aggregator-local setting, not part of the `TaskConfiguration`; clients ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differential_privacy: Option<DpStrategy>,
 }
 
 fn default_task_info() -> String {
@@ -98,6 +102,9 @@ impl TaskParameters {
             return Err(TaskError::TaskInfo);
         }
         self.vdaf.validate()?;
+        if let Some(dp) = &self.differential_privacy {
+            self.vdaf.validate_dp(dp)?;
+        }
         self.task_configuration()?;
         Ok(())
     }
@@ -195,6 +202,7 @@ mod tests {
             task_info: "t".into(),
             task_interval: None,
             max_batch_size,
+            differential_privacy: None,
         }
     }
 

@@ -3,11 +3,13 @@
 //! unshard, speaking encoded bytes so callers need no generic types.
 
 use prio::codec::{Decode, Encode, ParameterizedDecode};
+use prio::dp::distributions::PureDpDiscreteLaplace;
+use prio::dp::{DifferentialPrivacyStrategy, PureDpBudget, Rational};
 use prio::topology::ping_pong::{PingPongMessage, PingPongState, PingPongTopology};
 use prio::vdaf::prio3::{
     Prio3, Prio3Count, Prio3Histogram, Prio3MultihotCountVec, Prio3Sum, Prio3SumVec,
 };
-use prio::vdaf::{Aggregatable, Aggregator, Client, Collector, Vdaf};
+use prio::vdaf::{Aggregatable, Aggregator, AggregatorWithNoise, Client, Collector, Vdaf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -110,6 +112,65 @@ pub enum AggregateResult {
     Integer(u64),
     /// Prio3SumVec, Prio3Histogram and Prio3MultihotCountVec.
     Vector(Vec<u128>),
+}
+
+/// How an aggregator makes its aggregate share differentially private (configured per task;
+/// each aggregator adds its own noise, so the result stays private while one is honest).
+/// JSON: `{"type":"PureDpDiscreteLaplace","epsilon_numerator":1,"epsilon_denominator":2}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum DpStrategy {
+    /// Pure ε-DP: discrete Laplace noise with scale sensitivity/ε added to every coordinate
+    /// (`prio`'s `PureDpDiscreteLaplace`; L1 sensitivity 2 for Prio3Histogram,
+    /// `max_measurement · length` for Prio3SumVec, substitution neighbours). Only
+    /// Prio3Histogram and Prio3SumVec offer it.
+    PureDpDiscreteLaplace {
+        /// ε's numerator.
+        epsilon_numerator: u64,
+        /// ε's denominator.
+        epsilon_denominator: u64,
+    },
+}
+
+impl DpStrategy {
+    fn prio(&self) -> Result<PureDpDiscreteLaplace, VdafError> {
+        match self {
+            DpStrategy::PureDpDiscreteLaplace {
+                epsilon_numerator,
+                epsilon_denominator,
+            } => {
+                if *epsilon_numerator == 0 {
+                    return Err(VdafError::Parameters("epsilon must be positive".into()));
+                }
+                let epsilon = Rational::from_unsigned(*epsilon_numerator, *epsilon_denominator)
+                    .map_err(|e| VdafError::Parameters(e.to_string()))?;
+                let budget =
+                    PureDpBudget::new(epsilon).map_err(|e| VdafError::Parameters(e.to_string()))?;
+                Ok(PureDpDiscreteLaplace::from_budget(budget))
+            }
+        }
+    }
+}
+
+impl AggregateResult {
+    /// The coordinates read as signed numbers: with differential privacy the noise may push a
+    /// coordinate below zero, which the field represents as `modulus - k`; values above half
+    /// the modulus (`vdaf`'s [`VdafInstance::field_modulus`]) are read as negative.
+    pub fn signed(&self, vdaf: &VdafInstance) -> Vec<i128> {
+        let p = vdaf.field_modulus();
+        let one = |v: u128| {
+            if v > p / 2 {
+                -i128::try_from(p - v.min(p)).unwrap_or(i128::MAX)
+            } else {
+                i128::try_from(v).unwrap_or(i128::MAX)
+            }
+        };
+        match self {
+            AggregateResult::Integer(v) => vec![one(u128::from(*v))],
+            AggregateResult::Vector(v) => v.iter().map(|x| one(*x)).collect(),
+        }
+    }
 }
 
 /// A client's shards of one measurement.
@@ -464,6 +525,69 @@ impl VdafInstance {
         with_vdaf!(self, |vdaf| merge_with(&vdaf, agg_param, aggregate_shares))
     }
 
+    /// Checks that this VDAF can apply `dp` (Prio3Histogram and Prio3SumVec only) and that its
+    /// budget is valid.
+    pub fn validate_dp(&self, dp: &DpStrategy) -> Result<(), VdafError> {
+        dp.prio()?;
+        match self {
+            VdafInstance::Prio3Histogram { .. } | VdafInstance::Prio3SumVec { .. } => Ok(()),
+            _ => Err(VdafError::Parameters(
+                "differential privacy is offered for Prio3Histogram and Prio3SumVec only".into(),
+            )),
+        }
+    }
+
+    /// `aggregate_share` with fresh noise from `dp` added to every coordinate. A negative noisy
+    /// coordinate wraps around the field (see [`AggregateResult::signed`]).
+    pub fn add_noise(
+        &self,
+        dp: &DpStrategy,
+        agg_param: &[u8],
+        aggregate_share: &[u8],
+        report_count: u64,
+    ) -> Result<Vec<u8>, VdafError> {
+        self.validate_dp(dp)?;
+        let strategy = dp.prio()?;
+        let n = usize::try_from(report_count).map_err(|_| VdafError::Aggregate)?;
+        match self {
+            VdafInstance::Prio3Histogram {
+                length,
+                chunk_length,
+            } => noise_with(
+                &histogram_vdaf(*length, *chunk_length)?,
+                &strategy,
+                agg_param,
+                aggregate_share,
+                n,
+            ),
+            VdafInstance::Prio3SumVec {
+                length,
+                max_measurement,
+                chunk_length,
+            } => noise_with(
+                &sum_vec_vdaf(*length, *max_measurement, *chunk_length)?,
+                &strategy,
+                agg_param,
+                aggregate_share,
+                n,
+            ),
+            _ => Err(VdafError::Parameters(
+                "differential privacy is offered for Prio3Histogram and Prio3SumVec only".into(),
+            )),
+        }
+    }
+
+    /// The modulus of the field the aggregate lives in (results are reduced modulo it).
+    pub fn field_modulus(&self) -> u128 {
+        use prio::field::{Field64, Field128, FieldElementWithInteger};
+        match self {
+            VdafInstance::Prio3Count | VdafInstance::Prio3Sum { .. } => {
+                u128::from(Field64::modulus())
+            }
+            _ => Field128::modulus(),
+        }
+    }
+
     /// The aggregate result from both aggregate shares (`unshard`).
     pub fn unshard(
         &self,
@@ -702,6 +826,27 @@ where
         .map_err(|_| VdafError::Encode("aggregate share"))
 }
 
+fn noise_with<V>(
+    vdaf: &V,
+    strategy: &PureDpDiscreteLaplace,
+    agg_param: &[u8],
+    aggregate_share: &[u8],
+    report_count: usize,
+) -> Result<Vec<u8>, VdafError>
+where
+    V: AggregatorWithNoise<VERIFY_KEY_LEN, NONCE_LEN, PureDpDiscreteLaplace>,
+    V::AggregateShare: Encode + for<'b> ParameterizedDecode<(&'b V, &'b V::AggregationParam)>,
+{
+    let param = decode_agg_param(vdaf, agg_param)?;
+    let mut share = V::AggregateShare::get_decoded_with_param(&(vdaf, &param), aggregate_share)
+        .map_err(|_| VdafError::Decode("aggregate share"))?;
+    vdaf.add_noise_to_agg_share(strategy, &param, &mut share, report_count)
+        .map_err(|_| VdafError::Aggregate)?;
+    share
+        .get_encoded()
+        .map_err(|_| VdafError::Encode("aggregate share"))
+}
+
 fn unshard_with<V>(
     vdaf: &V,
     agg_param: &[u8],
@@ -724,4 +869,56 @@ where
         report_count,
     )
     .map_err(|_| VdafError::Aggregate)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const DP: DpStrategy = DpStrategy::PureDpDiscreteLaplace {
+        epsilon_numerator: 1,
+        epsilon_denominator: 1,
+    };
+
+    #[test]
+    fn noise_changes_a_histogram_share_and_is_fresh_each_time() {
+        let vdaf = VdafInstance::Prio3Histogram {
+            length: 16,
+            chunk_length: 4,
+        };
+        let empty = vdaf.empty_aggregate_share(&[]).unwrap();
+        let a = vdaf.add_noise(&DP, &[], &empty, 10).unwrap();
+        let b = vdaf.add_noise(&DP, &[], &empty, 10).unwrap();
+        assert_eq!(a.len(), empty.len());
+        // 16 coordinates of scale-2 noise are all zero with probability ~0.25^16.
+        assert_ne!(a, empty);
+        assert_ne!(a, b);
+        // The noisy share still unshards, and reads back as small signed numbers.
+        let r = vdaf.unshard(&[], &a, &empty, 10).unwrap();
+        assert!(r.signed(&vdaf).iter().all(|x| x.abs() < 60), "{r:?}");
+    }
+
+    #[test]
+    fn noise_is_refused_for_vdafs_without_a_mechanism() {
+        for vdaf in [
+            VdafInstance::Prio3Count,
+            VdafInstance::Prio3Sum { max_measurement: 9 },
+        ] {
+            let empty = vdaf.empty_aggregate_share(&[]).unwrap();
+            assert!(vdaf.validate_dp(&DP).is_err());
+            assert!(vdaf.add_noise(&DP, &[], &empty, 1).is_err());
+        }
+    }
+
+    #[test]
+    fn signed_reads_the_top_half_of_the_field_as_negative() {
+        let vdaf = VdafInstance::Prio3Histogram {
+            length: 2,
+            chunk_length: 1,
+        };
+        let p = vdaf.field_modulus();
+        let r = AggregateResult::Vector(vec![3, p - 2]);
+        assert_eq!(r.signed(&vdaf), vec![3, -2]);
+    }
 }
