@@ -648,54 +648,92 @@ impl Datastore {
     // ---- uploads (leader) ----
 
     /// Stores the accepted reports of one upload request in one transaction (durable before
-    /// the client hears 2xx). A report whose ID exists, or whose batch bucket was collected,
-    /// is refused.
+    /// the client hears 2xx). A report whose ID exists (or repeats an earlier one of the same
+    /// request), or whose batch bucket was collected, is refused. Multi-row statements: one
+    /// collected-bucket query for the request's distinct report times, then inserts of up to
+    /// [`MULTI_ROW_CHUNK`] reports each, whose `RETURNING` names the reports that were new.
     pub async fn put_client_reports(
         &self,
         task_id: &TaskId,
         reports: &[StoredReport],
     ) -> Result<Vec<UploadOutcome>> {
         let tid = task_id.as_bytes().to_vec();
+        let times: Vec<u64> = reports
+            .iter()
+            .map(|r| r.time)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         on_pool!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let mut out = Vec::with_capacity(reports.len());
-            for r in reports {
-                let collected: Option<i64> = sqlx::query_scalar(
-                    "SELECT collected FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
-                     AND bucket_start = $3",
-                )
-                .bind(tid.clone())
-                .bind(Vec::<u8>::new())
-                .bind(int(r.time))
-                .fetch_optional(&mut *tx)
-                .await?;
-                if collected == Some(1) {
-                    out.push(UploadOutcome::Refused(ReportError::ReportReplayed));
-                    continue;
+            let mut collected = std::collections::HashSet::new();
+            for chunk in times.chunks(MULTI_ROW_CHUNK) {
+                let sql = format!(
+                    "SELECT bucket_start FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
+                     AND collected = 1 AND bucket_start IN ({})",
+                    placeholders(3, chunk.len())
+                );
+                let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                    .bind(tid.clone())
+                    .bind(Vec::<u8>::new());
+                for t in chunk {
+                    q = q.bind(int(*t));
                 }
-                let inserted = sqlx::query(
+                collected.extend(q.fetch_all(&mut *tx).await?.into_iter().map(uint));
+            }
+            // Candidates: not in a collected bucket and not repeating an earlier report of
+            // this request.
+            let mut seen = std::collections::HashSet::new();
+            let candidates: Vec<&StoredReport> = reports
+                .iter()
+                .filter(|r| !collected.contains(&r.time) && seen.insert(r.report_id))
+                .collect();
+            let mut stored = std::collections::HashSet::new();
+            for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|k| {
+                        let b = 2 + k * 6;
+                        format!(
+                            "($1, ${}, ${}, ${}, ${}, ${}, ${}, 'start')",
+                            b,
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5
+                        )
+                    })
+                    .collect();
+                let sql = format!(
                     "INSERT INTO client_reports (task_id, report_id, client_time, \
                      public_extensions, public_share, leader_input_share, \
-                     helper_encrypted_input_share, state) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'start') ON CONFLICT DO NOTHING",
-                )
-                .bind(tid.clone())
-                .bind(r.report_id.as_bytes().to_vec())
-                .bind(int(r.time))
-                .bind(r.public_extensions.clone())
-                .bind(r.public_share.clone())
-                .bind(r.leader_input_share.clone())
-                .bind(r.helper_encrypted_input_share.clone())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                out.push(if inserted == 1 {
+                     helper_encrypted_input_share, state) VALUES {} \
+                     ON CONFLICT DO NOTHING RETURNING report_id",
+                    rows.join(", ")
+                );
+                let mut q =
+                    sqlx::query_scalar::<_, Vec<u8>>(sqlx::AssertSqlSafe(sql)).bind(tid.clone());
+                for r in chunk {
+                    q = q
+                        .bind(r.report_id.as_bytes().to_vec())
+                        .bind(int(r.time))
+                        .bind(r.public_extensions.clone())
+                        .bind(r.public_share.clone())
+                        .bind(r.leader_input_share.clone())
+                        .bind(r.helper_encrypted_input_share.clone());
+                }
+                stored.extend(q.fetch_all(&mut *tx).await?);
+            }
+            tx.commit().await?;
+            // A report counts as stored once: a later copy in the same request is a replay.
+            let mut out = Vec::with_capacity(reports.len());
+            for r in reports {
+                out.push(if stored.remove(r.report_id.as_bytes().as_slice()) {
                     UploadOutcome::Stored
                 } else {
                     UploadOutcome::Refused(ReportError::ReportReplayed)
                 });
             }
-            tx.commit().await?;
             Ok(out)
         })
     }
@@ -1932,6 +1970,14 @@ impl Datastore {
 /// Most rows per multi-row statement (well under SQLite's and PostgreSQL's bound-parameter
 /// limits).
 const MULTI_ROW_CHUNK: usize = 500;
+
+/// `$first, $first+1, …` (`n` placeholders), for `IN (…)` lists.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|k| format!("${k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 fn lock_task_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::LOCK_TASK

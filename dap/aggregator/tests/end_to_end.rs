@@ -502,6 +502,43 @@ async fn bad_input_is_refused_and_nothing_stored(b: Backend) {
         );
     }
 
+    // One request repeating a new report and an old one: the first copy is stored, the
+    // second copy and the old report are replays. Then a request larger than one multi-row
+    // insert (500 rows): all stored.
+    let fresh = d
+        .client
+        .prepare_report(&Measurement::Count(true), NOW)
+        .unwrap();
+    let errors = d
+        .client
+        .upload(vec![fresh.clone(), fresh.clone(), good.clone()])
+        .await
+        .unwrap();
+    let refused: Vec<_> = errors.status.iter().map(|s| (s.id, s.error)).collect();
+    assert_eq!(
+        refused,
+        [
+            (fresh.metadata.id, ReportError::ReportReplayed),
+            (good.metadata.id, ReportError::ReportReplayed)
+        ]
+    );
+    let many: Vec<_> = (0..1100)
+        .map(|_| {
+            d.client
+                .prepare_report(&Measurement::Count(false), NOW)
+                .unwrap()
+        })
+        .collect();
+    assert!(d.client.upload(many).await.unwrap().status.is_empty());
+    assert_eq!(
+        d.leader
+            .datastore()
+            .count_client_reports(&tid)
+            .await
+            .unwrap(),
+        1102
+    );
+
     // Wrong bearer tokens: the collector at the leader, the leader at the helper.
     let coll_url = format!("{}tasks/{tid}/collection_jobs", d.params.leader_endpoint);
     let body = cairn_dap_messages::CollectionJobReq {
