@@ -484,10 +484,16 @@ impl Aggregator {
                 to_store.len() - 1
             }));
         }
+        // Reports refused before storage, per reason: counted in the storing transaction.
+        let mut refused: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        for e in verdicts.iter().filter_map(|v| v.as_ref().err()) {
+            *refused.entry(e.name()).or_default() += 1;
+        }
+        let refused: Vec<(&'static str, u64)> = refused.into_iter().collect();
         let stored = self
             .inner
             .datastore
-            .put_client_reports(task_id, &to_store)
+            .put_client_reports(task_id, &to_store, &refused)
             .await?;
         let mut errors = UploadErrors::default();
         let mut counts: std::collections::BTreeMap<&'static str, u64> = Default::default();
@@ -512,10 +518,6 @@ impl Aggregator {
         }
         for (reason, n) in counts {
             metrics::counter!("cairn_dap_uploads_total", "outcome" => reason).increment(n);
-            self.inner
-                .datastore
-                .increment_upload_counter(task_id, reason, n)
-                .await?;
         }
         Ok(errors)
     }

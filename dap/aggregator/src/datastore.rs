@@ -652,10 +652,14 @@ impl Datastore {
     /// request), or whose batch bucket was collected, is refused. Multi-row statements: one
     /// collected-bucket query for the request's distinct report times, then inserts of up to
     /// [`MULTI_ROW_CHUNK`] reports each, whose `RETURNING` names the reports that were new.
+    /// The task's upload counters move in the same transaction: `accepted` and
+    /// `report_replayed` from these outcomes, plus `refused` (reports the caller turned away
+    /// before storage, counted per reason).
     pub async fn put_client_reports(
         &self,
         task_id: &TaskId,
         reports: &[StoredReport],
+        refused: &[(&'static str, u64)],
     ) -> Result<Vec<UploadOutcome>> {
         let tid = task_id.as_bytes().to_vec();
         let times: Vec<u64> = reports
@@ -724,7 +728,6 @@ impl Datastore {
                 }
                 stored.extend(q.fetch_all(&mut *tx).await?);
             }
-            tx.commit().await?;
             // A report counts as stored once: a later copy in the same request is a replay.
             let mut out = Vec::with_capacity(reports.len());
             for r in reports {
@@ -734,28 +737,38 @@ impl Datastore {
                     UploadOutcome::Refused(ReportError::ReportReplayed)
                 });
             }
+            let accepted = out
+                .iter()
+                .filter(|o| matches!(o, UploadOutcome::Stored))
+                .count() as u64;
+            let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+            for (reason, n) in refused
+                .iter()
+                .copied()
+                .chain([
+                    ("accepted", accepted),
+                    (
+                        ReportError::ReportReplayed.name(),
+                        reports.len() as u64 - accepted,
+                    ),
+                ])
+                .filter(|(_, n)| *n > 0)
+            {
+                *counts.entry(reason).or_default() += n;
+            }
+            for (reason, n) in counts {
+                sqlx::query(
+                    "INSERT INTO upload_counters (task_id, reason, count) VALUES ($1, $2, $3) \
+                     ON CONFLICT (task_id, reason) DO UPDATE SET count = upload_counters.count + $3",
+                )
+                .bind(tid.clone())
+                .bind(reason.to_string())
+                .bind(int(n))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
             Ok(out)
-        })
-    }
-
-    /// Adds `n` to the task's counter for `reason` (`"accepted"` or a report-error name).
-    pub async fn increment_upload_counter(
-        &self,
-        task_id: &TaskId,
-        reason: &str,
-        n: u64,
-    ) -> Result<()> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO upload_counters (task_id, reason, count) VALUES ($1, $2, $3) \
-                 ON CONFLICT (task_id, reason) DO UPDATE SET count = upload_counters.count + $3",
-            )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(reason.to_string())
-            .bind(int(n))
-            .execute(pool)
-            .await?;
-            Ok(())
         })
     }
 
