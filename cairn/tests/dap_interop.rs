@@ -1,8 +1,8 @@
 //! The DAP interop test API, driven exactly as an interop test runner drives it: four `cairn
 //! dap interop-*` processes (client, two aggregators, collector), tasks provisioned with
 //! `add_task`, measurements sent through `/internal/test/upload`, then `collection_start` and
-//! `collection_poll` until `complete` — the aggregate equals the plain sum, for Prio3Count,
-//! Prio3Histogram and Prio3SumVec in both batch modes. Bad requests get `status: error` JSON
+//! `collection_poll` until `complete` — the aggregate equals the plain sum, for Prio3Count and
+//! Prio3Histogram in both batch modes, Prio3SumVec, Prio3Sum and Prio3MultihotCountVec. Bad requests get `status: error` JSON
 //! and leave the servers running.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
@@ -303,6 +303,23 @@ async fn cairn_in_all_four_roles_aggregates_exactly_in_both_batch_modes() {
                       "chunk_length": "2"});
     let result = r.aggregate(vdaf, 1, &ms, false).await;
     assert_eq!(result, strings(&[12, 7, 264]));
+
+    // Prio3Sum given by `bits` (max 2^8 - 1), leader-selected.
+    let ms: Vec<Value> = [10u64, 255, 0, 31].iter().map(|n| json!(n)).collect();
+    let vdaf = json!({"type": "Prio3Sum", "bits": "8"});
+    let result = r.aggregate(vdaf, 2, &ms, false).await;
+    assert_eq!(result, json!("296"));
+
+    // Prio3MultihotCountVec with boolean vectors, time-interval.
+    let ms = [
+        json!([true, false, true, false]),
+        json!([false, false, true, true]),
+        json!(["1", "0", "0", "0"]),
+    ];
+    let vdaf = json!({"type": "Prio3MultihotCountVec", "length": 4, "chunk_length": 2,
+                      "max_weight": 2});
+    let result = r.aggregate(vdaf, 1, &ms, false).await;
+    assert_eq!(result, strings(&[2, 0, 2, 1]));
 }
 
 #[tokio::test]
