@@ -44,11 +44,30 @@ pub(crate) struct DapArgs {
 
 struct Backend {
     urls: (String, String),
+    /// PostgreSQL: the admin URL and the schemas to drop when done.
+    schemas: Option<(String, Vec<String>)>,
     _dir: tempfile::TempDir,
+}
+
+impl Backend {
+    /// Drops the benchmark's PostgreSQL schemas (SQLite's files go with the directory).
+    async fn clean_up(self) -> anyhow::Result<()> {
+        use sqlx::{AssertSqlSafe, Connection};
+        if let Some((base, schemas)) = self.schemas {
+            let mut admin = sqlx::PgConnection::connect(&base).await?;
+            for s in schemas {
+                sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {s} CASCADE")))
+                    .execute(&mut admin)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn backend(kind: &str) -> anyhow::Result<Backend> {
     let dir = tempfile::tempdir()?;
+    let mut schemas = None;
     let urls = match kind {
         "sqlite" => {
             let url = |n: &str| format!("sqlite://{}?mode=rwc", dir.path().join(n).display());
@@ -61,6 +80,7 @@ async fn backend(kind: &str) -> anyhow::Result<Backend> {
             let mut admin = sqlx::PgConnection::connect(&base).await?;
             let stamp = RealClock.now();
             let mut urls = Vec::new();
+            let mut names = Vec::new();
             for role in ["leader", "helper"] {
                 let schema = format!("cairn_bench_{role}_{stamp}_{}", std::process::id());
                 sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -68,12 +88,18 @@ async fn backend(kind: &str) -> anyhow::Result<Backend> {
                     .await?;
                 let sep = if base.contains('?') { '&' } else { '?' };
                 urls.push(format!("{base}{sep}options=-csearch_path%3D{schema}"));
+                names.push(schema);
             }
+            schemas = Some((base, names));
             (urls[0].clone(), urls[1].clone())
         }
         other => bail!("--database must be sqlite or postgres, not {other}"),
     };
-    Ok(Backend { urls, _dir: dir })
+    Ok(Backend {
+        urls,
+        schemas,
+        _dir: dir,
+    })
 }
 
 async fn serve(agg: Aggregator) -> anyhow::Result<String> {
@@ -285,5 +311,5 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     );
     leader.datastore().close().await;
     helper.datastore().close().await;
-    Ok(())
+    b.clean_up().await
 }
