@@ -205,6 +205,16 @@ struct KeypairFile {
     private_key: String,
 }
 
+/// What `cairn dap collect` prints.
+#[derive(serde::Serialize)]
+struct PrintedCollection<'a> {
+    #[serde(flatten)]
+    collection: &'a cairn_dap_collector::Collection,
+    /// Differential-privacy tasks: the aggregate read as signed numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_aggregate_result: Option<Vec<i128>>,
+}
+
 fn read_task(path: &PathBuf) -> anyhow::Result<TaskParameters> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -263,12 +273,26 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 },
                 _ => bail!("a time-interval task needs --start and --duration"),
             };
-            let collector =
-                cairn_dap_collector::Collector::new(params, keypair, token, reqwest::Client::new());
+            let collector = cairn_dap_collector::Collector::new(
+                params.clone(),
+                keypair,
+                token,
+                reqwest::Client::new(),
+            );
             let c = collector
                 .collect(query, max_polls, std::time::Duration::from_secs(1))
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&c)?);
+            // With differential privacy a coordinate may be pushed below zero, which the field
+            // shows as a number just under its modulus: print the signed reading too.
+            let signed_aggregate_result = params
+                .differential_privacy
+                .is_some()
+                .then(|| c.aggregate_result.signed(&params.vdaf));
+            let printed = PrintedCollection {
+                collection: &c,
+                signed_aggregate_result,
+            };
+            println!("{}", serde_json::to_string_pretty(&printed)?);
             Ok(())
         }
         DapCommand::Task {

@@ -186,3 +186,90 @@ fn helper_jobs_leased(db: &Path) -> i64 {
         n
     })
 }
+
+/// `task create --differential-privacy`: refused for a VDAF without a DP mechanism (before
+/// either aggregator is asked), accepted for a histogram, whose collected result is then the
+/// exact count plus bounded noise from both aggregators.
+#[test]
+fn task_create_with_differential_privacy_yields_a_noisy_histogram_within_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lp, hp) = (free_port(), free_port());
+    let leader_cfg = write_config(dir.path(), "leader", lp, false);
+    let helper_cfg = write_config(dir.path(), "helper", hp, false);
+    let _procs = Killed(vec![
+        serve("helper", &helper_cfg, &dir.path().join("helper.log")),
+        serve("leader", &leader_cfg, &dir.path().join("leader.log")),
+    ]);
+    wait_ready(hp);
+    wait_ready(lp);
+    let keypair = dir.path().join("collector.json");
+    std::fs::write(&keypair, run(cairn().args(["dap", "keygen"]))).unwrap();
+    let dp = r#"{"type":"PureDpDiscreteLaplace","epsilon_numerator":1,"epsilon_denominator":1}"#;
+    let create = |vdaf: &str, out: &Path| {
+        cairn()
+            .args(["dap", "task", "create"])
+            .args(["--leader", &format!("http://127.0.0.1:{lp}/")])
+            .args(["--helper", &format!("http://127.0.0.1:{hp}/")])
+            .args(["--vdaf", vdaf, "--differential-privacy", dp])
+            .args(["--batch-mode", "leader_selected", "--min-batch-size", "12"])
+            .args(["--time-precision", "60", "--collector-hpke-keypair"])
+            .arg(&keypair)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let refused = create(r#"{"type":"Prio3Count"}"#, &dir.path().join("count.json"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("differential privacy"), "{err}");
+
+    let task = dir.path().join("task.json");
+    let made = create(
+        r#"{"type":"Prio3Histogram","length":3,"chunk_length":2}"#,
+        &task,
+    );
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let params: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&task).unwrap()).unwrap();
+    assert_eq!(
+        params["differential_privacy"]["type"], "PureDpDiscreteLaplace",
+        "{params}"
+    );
+    // 12 reports: buckets 0, 1, 2 taken 2, 4 and 6 times.
+    let values: Vec<&str> = [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]
+        .iter()
+        .map(|b| ["0", "1", "2"][*b])
+        .collect();
+    let out = run(cairn()
+        .args(["dap", "upload", "--task"])
+        .arg(&task)
+        .args(&values));
+    assert!(out.contains("uploaded 12 of 12"), "{out}");
+    let out = run(cairn()
+        .args(["dap", "collect", "--task"])
+        .arg(&task)
+        .arg("--hpke-keypair")
+        .arg(&keypair)
+        .args(["--max-polls", "60"]));
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["report_count"], 12, "the count is exact: {out}");
+    // Noise may push a coordinate below zero; `signed_aggregate_result` reads it back.
+    let got: Vec<i64> = c["signed_aggregate_result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no signed result: {out}"))
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(got.len(), 3, "{out}");
+    for (g, e) in got.iter().zip([2i64, 4, 6]) {
+        assert!(
+            (g - e).abs() <= 40,
+            "noisy histogram {got:?} too far from [2, 4, 6]"
+        );
+    }
+}
