@@ -39,6 +39,10 @@ pub enum SaError {
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A write was not committed: the group commit it was part of failed, or the storage was
+    /// closed. Nothing of the write is stored.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
     /// A stored JSON column did not decode.
     #[error("corrupt row: {0}")]
     Corrupt(String),

@@ -8,6 +8,7 @@
 //! transaction begins ([`Dialect`]).
 
 mod codec;
+mod group_commit;
 mod postgres;
 mod sqlite;
 
@@ -25,8 +26,9 @@ use codec::{
     authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros, order_select,
     orders_from_rows, reversed_name, revocation_from, to_json,
 };
+use group_commit::{GroupCommit, WriteFuture};
 use sqlx::error::ErrorKind;
-use sqlx::{Database, Pool, Postgres, QueryBuilder, Sqlite, Transaction};
+use sqlx::{Database, PgConnection, Pool, Postgres, QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
@@ -46,7 +48,11 @@ pub struct SqlStorage {
 
 #[derive(Clone)]
 enum Backend {
-    Sqlite(sqlx::SqlitePool),
+    /// Reads use the pool; every write goes through the group-commit writer.
+    Sqlite {
+        pool: sqlx::SqlitePool,
+        writer: GroupCommit,
+    },
     Postgres(sqlx::PgPool),
 }
 
@@ -71,7 +77,8 @@ impl SqlStorage {
     /// Errors never include the URL.
     pub async fn connect(url: &str) -> SaResult<SqlStorage> {
         let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::connect_url(url).await?)
+            let (pool, writer) = sqlite::connect_url(url).await?;
+            Backend::Sqlite { pool, writer }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres(postgres::connect_url(url).await?)
         } else {
@@ -88,24 +95,28 @@ impl SqlStorage {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| SaError::Database(sqlx::Error::Io(e)))?;
-        let pool = sqlite::connect_file(&dir.join("cairn.db")).await?;
+        let (pool, writer) = sqlite::connect_file(&dir.join("cairn.db")).await?;
         Ok(SqlStorage {
-            backend: Backend::Sqlite(pool),
+            backend: Backend::Sqlite { pool, writer },
         })
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite(_) => "sqlite",
+            Backend::Sqlite { .. } => "sqlite",
             Backend::Postgres(_) => "postgres",
         }
     }
 
-    /// Closes the connection pool, waiting for connections in use to be returned.
+    /// Closes the connection pool, waiting for connections in use to be returned (and, on
+    /// SQLite, for the writes already queued to be committed). Writes after this fail.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite { pool, writer } => {
+                writer.close().await;
+                pool.close().await;
+            }
             Backend::Postgres(pool) => pool.close().await,
         }
     }
@@ -121,10 +132,54 @@ impl SqlStorage {
 macro_rules! on_pool {
     ($self:ident, |$pool:ident| $body:expr) => {
         match &$self.backend {
-            Backend::Sqlite($pool) => $body,
+            Backend::Sqlite { pool: $pool, .. } => $body,
             Backend::Postgres($pool) => $body,
         }
     };
+}
+
+/// Runs `{ $body }` as one atomic write with `$conn` bound to a `&mut` connection
+/// (`SqliteConnection` or `PgConnection`); the body evaluates to a `SaResult` and its changes are
+/// kept only if it is `Ok`. On SQLite the body runs in the group-commit writer (in a savepoint of
+/// a batch, answered after the batch's commit), so it must own what it uses (`move`, `'static`);
+/// on PostgreSQL it runs in a transaction of its own from the pool.
+macro_rules! on_write {
+    ($self:ident, |$conn:ident| { $($body:tt)* }) => {
+        match &$self.backend {
+            Backend::Sqlite { writer, .. } => {
+                writer
+                    .write(move |$conn| {
+                        Box::pin(async move {
+                            let result: SaResult<_> = async move { $($body)* }.await;
+                            result
+                        })
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                pg_write(pool, move |$conn| {
+                    Box::pin(async move {
+                        let result: SaResult<_> = async move { $($body)* }.await;
+                        result
+                    })
+                })
+                .await
+            }
+        }
+    };
+}
+
+/// One write transaction on PostgreSQL: commits if `job` returns `Ok`, rolls back otherwise.
+async fn pg_write<T, F>(pool: &sqlx::PgPool, job: F) -> SaResult<T>
+where
+    F: for<'c> FnOnce(&'c mut PgConnection) -> WriteFuture<'c, SaResult<T>>,
+{
+    let mut tx = begin_write(pool).await?;
+    let result = job(&mut tx).await;
+    if result.is_ok() {
+        tx.commit().await?;
+    }
+    result
 }
 
 /// What differs between the dialects in the code paths below.
@@ -196,8 +251,8 @@ impl StorageAuthority for SqlStorage {
     async fn new_account(&self, account: &Account) -> SaResult<()> {
         let jwk = to_json(&account.jwk)?;
         let contact = to_json(&account.contact)?;
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let account = account.clone();
+        on_write!(self, |conn| {
             sqlx::query(
                 "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at, \
                  eab_key_id, initial_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -210,7 +265,7 @@ impl StorageAuthority for SqlStorage {
             .bind(micros(account.created_at))
             .bind(account.eab_key_id.as_deref())
             .bind(account.initial_ip.as_deref())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("account key already registered"))?;
             if let Some(key_id) = &account.eab_key_id {
@@ -220,7 +275,7 @@ impl StorageAuthority for SqlStorage {
                 )
                 .bind(account.id.as_str())
                 .bind(key_id)
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
                 if bound == 0 {
@@ -228,7 +283,6 @@ impl StorageAuthority for SqlStorage {
                     return Err(SaError::Conflict("EAB key already bound"));
                 }
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -263,19 +317,21 @@ impl StorageAuthority for SqlStorage {
 
     async fn update_account(&self, account: &Account) -> SaResult<()> {
         let contact = to_json(&account.contact)?;
-        let changed = on_pool!(self, |pool| {
-            sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
-                .bind(account.id.as_str())
-                .bind(&contact)
-                .bind(account.status.db())
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        if changed == 0 {
-            return Err(SaError::NotFound);
-        }
-        Ok(())
+        let (id, status) = (account.id.clone(), account.status);
+        on_write!(self, |conn| {
+            let changed =
+                sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(&contact)
+                    .bind(status.db())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound);
+            }
+            Ok(())
+        })
     }
 
     async fn update_account_key(
@@ -285,20 +341,22 @@ impl StorageAuthority for SqlStorage {
         thumbprint: &str,
     ) -> SaResult<()> {
         let jwk = to_json(jwk)?;
-        let changed = on_pool!(self, |pool| {
-            sqlx::query("UPDATE accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1")
-                .bind(id.as_str())
-                .bind(&jwk)
-                .bind(thumbprint)
-                .execute(pool)
-                .await
-                .map_err(write_err("key already registered to another account"))?
-                .rows_affected()
-        });
-        if changed == 0 {
-            return Err(SaError::NotFound);
-        }
-        Ok(())
+        let (id, thumbprint) = (id.clone(), thumbprint.to_owned());
+        on_write!(self, |conn| {
+            let changed =
+                sqlx::query("UPDATE accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1")
+                    .bind(id.as_str())
+                    .bind(&jwk)
+                    .bind(&thumbprint)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(write_err("key already registered to another account"))?
+                    .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound);
+            }
+            Ok(())
+        })
     }
 
     async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64> {
@@ -317,7 +375,8 @@ impl StorageAuthority for SqlStorage {
     // ---- external account binding ----
 
     async fn new_eab_key(&self, key: &EabKey) -> SaResult<()> {
-        on_pool!(self, |pool| {
+        let key = key.clone();
+        on_write!(self, |conn| {
             sqlx::query(
                 "INSERT INTO eab_keys (key_id, hmac_key, created_at, bound_account) \
                  VALUES ($1, $2, $3, $4)",
@@ -326,11 +385,11 @@ impl StorageAuthority for SqlStorage {
             .bind(&key.hmac_key)
             .bind(micros(key.created_at))
             .bind(key.bound_account.as_ref().map(AccountId::as_str))
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("EAB key ID already exists"))?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey> {
@@ -360,12 +419,14 @@ impl StorageAuthority for SqlStorage {
         for authz in new_authzs {
             for (i, c) in authz.challenges.iter().enumerate() {
                 let err = c.error.as_ref().map(to_json).transpose()?;
-                challenges.push((authz, i, c, err, to_json(&c.validation_record)?));
+                let record = to_json(&c.validation_record)?;
+                challenges.push((authz.id.clone(), i, c.clone(), err, record));
             }
         }
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            for authz in new_authzs {
+        let order = order.clone();
+        let new_authzs = new_authzs.to_vec();
+        on_write!(self, |conn| {
+            for authz in &new_authzs {
                 sqlx::query(
                     "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, \
                      wildcard, status, expires, created_at) \
@@ -379,18 +440,18 @@ impl StorageAuthority for SqlStorage {
                 .bind(authz.status.db())
                 .bind(micros(authz.expires))
                 .bind(micros(authz.created_at))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_err("authorization ID already exists"))?;
             }
-            for (authz, i, c, err, record) in &challenges {
+            for (authz_id, i, c, err, record) in &challenges {
                 sqlx::query(
                     "INSERT INTO challenges (id, authz_id, type, token, status, validated, \
                      error, validation_record, position) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(c.id.as_str())
-                .bind(authz.id.as_str())
+                .bind(authz_id.as_str())
                 .bind(c.typ.db())
                 .bind(&c.token)
                 .bind(c.status.db())
@@ -398,7 +459,7 @@ impl StorageAuthority for SqlStorage {
                 .bind(err.as_deref())
                 .bind(record)
                 .bind(position(*i))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_err("challenge ID already exists"))?;
             }
@@ -422,7 +483,7 @@ impl StorageAuthority for SqlStorage {
             .bind(order.replaces.as_deref())
             .bind(order.csr_der.as_deref())
             .bind(micros(order.created_at))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("order ID already exists"))?;
             for (i, authz_id) in order.authz_ids.iter().enumerate() {
@@ -432,11 +493,10 @@ impl StorageAuthority for SqlStorage {
                 .bind(order.id.as_str())
                 .bind(authz_id.as_str())
                 .bind(position(i))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(write_err("duplicate order authorization"))?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -586,27 +646,28 @@ impl StorageAuthority for SqlStorage {
         authz: &AuthzId,
         chall: &ChallengeId,
     ) -> SaResult<bool> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        let (authz, chall) = (authz.clone(), chall.clone());
+        on_write!(self, |conn| {
+            let changed = sqlx::query(
                 "UPDATE challenges SET status = 'processing' \
                  WHERE id = $1 AND authz_id = $2 AND status = 'pending' \
                  AND EXISTS (SELECT 1 FROM authzs WHERE id = $2 AND status = 'pending')",
             )
             .bind(chall.as_str())
             .bind(authz.as_str())
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        Ok(changed == 1)
+            .rows_affected();
+            Ok(changed == 1)
+        })
     }
 
     async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()> {
-        let c = &outcome.challenge;
-        let error = c.error.as_ref().map(to_json).transpose()?;
-        let record = to_json(&c.validation_record)?;
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let error = outcome.challenge.error.as_ref().map(to_json).transpose()?;
+        let record = to_json(&outcome.challenge.validation_record)?;
+        let outcome = outcome.clone();
+        on_write!(self, |conn| {
+            let c = &outcome.challenge;
             let changed = sqlx::query(
                 "UPDATE challenges SET status = $3, validated = $4, error = $5, \
                  validation_record = $6 \
@@ -618,7 +679,7 @@ impl StorageAuthority for SqlStorage {
             .bind(c.validated.map(micros))
             .bind(error.as_deref())
             .bind(&record)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if changed == 0 {
@@ -627,7 +688,7 @@ impl StorageAuthority for SqlStorage {
                 )
                 .bind(c.id.as_str())
                 .bind(outcome.authz_id.as_str())
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await?;
                 return Err(precondition_failed(exists, "challenge already finished"));
             }
@@ -637,61 +698,63 @@ impl StorageAuthority for SqlStorage {
             .bind(outcome.authz_id.as_str())
             .bind(outcome.authz_status.db())
             .bind(micros(outcome.expires))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if changed == 0 {
                 // The challenge row exists, so the authorization does too.
                 return Err(SaError::Conflict("authorization is no longer pending"));
             }
-            tx.commit().await?;
             Ok(())
         })
     }
 
     async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        let id = id.clone();
+        on_write!(self, |conn| {
+            let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE id = $1 AND status IN ('pending', 'valid')",
             )
             .bind(id.as_str())
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        Ok(changed == 1)
+            .rows_affected();
+            Ok(changed == 1)
+        })
     }
 
     async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        let account = account.clone();
+        on_write!(self, |conn| {
+            let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE account_id = $1 AND status IN ('pending', 'valid')",
             )
             .bind(account.as_str())
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        Ok(changed)
+            .rows_affected();
+            Ok(changed)
+        })
     }
 
     // ---- finalize and certificates ----
 
     async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        let (id, csr_der) = (id.clone(), csr_der.to_vec());
+        on_write!(self, |conn| {
+            let changed = sqlx::query(
                 "UPDATE orders SET status = 'processing', csr = $2 \
                  WHERE id = $1 AND status = 'pending'",
             )
             .bind(id.as_str())
-            .bind(csr_der)
-            .execute(pool)
+            .bind(&csr_der)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        Ok(changed == 1)
+            .rows_affected();
+            Ok(changed == 1)
+        })
     }
 
     async fn reserve_serial(
@@ -701,7 +764,8 @@ impl StorageAuthority for SqlStorage {
         order: &OrderId,
         at: OffsetDateTime,
     ) -> SaResult<()> {
-        on_pool!(self, |pool| {
+        let (serial, account, order) = (serial.clone(), account.clone(), order.clone());
+        on_write!(self, |conn| {
             sqlx::query(
                 "INSERT INTO serials (serial, account_id, order_id, reserved_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -710,11 +774,11 @@ impl StorageAuthority for SqlStorage {
             .bind(account.as_str())
             .bind(order.as_str())
             .bind(micros(at))
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("serial already reserved"))?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn finalize_order(&self, cert: &Certificate) -> SaResult<()> {
@@ -729,22 +793,22 @@ impl StorageAuthority for SqlStorage {
             Some(r) => (Some(micros(r.revoked_at)), Some(i64::from(r.reason.code()))),
             None => (None, None),
         };
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let cert = cert.clone();
+        on_write!(self, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'valid', certificate_serial = $2 \
                  WHERE id = $1 AND status = 'processing'",
             )
             .bind(cert.order_id.as_str())
             .bind(cert.serial.as_str())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("serial already used by another order"))?
             .rows_affected();
             if changed == 0 {
                 let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1")
                     .bind(cert.order_id.as_str())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await?;
                 return Err(precondition_failed(exists, "order is not processing"));
             }
@@ -767,7 +831,7 @@ impl StorageAuthority for SqlStorage {
             .bind(cert.renew_by.map(micros))
             .bind(cert.replaced_by.as_ref().map(OrderId::as_str))
             .bind(i64::from(cert.crl_shard))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(write_err("certificate serial already stored"))?;
             for name in &names {
@@ -778,35 +842,33 @@ impl StorageAuthority for SqlStorage {
                 .bind(cert.serial.as_str())
                 .bind(name)
                 .bind(micros(cert.not_before))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            tx.commit().await?;
             Ok(())
         })
     }
 
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
         let error = to_json(error)?;
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let id = id.clone();
+        on_write!(self, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'invalid', error = $2 \
                  WHERE id = $1 AND status = 'processing'",
             )
             .bind(id.as_str())
             .bind(&error)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if changed == 0 {
                 let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE id = $1")
                     .bind(id.as_str())
-                    .fetch_one(&mut *tx)
+                    .fetch_one(&mut *conn)
                     .await?;
                 return Err(precondition_failed(exists, "order is not processing"));
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -839,8 +901,8 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let (serial, revocation) = (serial.clone(), revocation.clone());
+        on_write!(self, |conn| {
             let changed = sqlx::query(
                 "UPDATE certificates SET revoked_at = $2, revocation_reason = $3 \
                  WHERE serial = $1 AND revoked_at IS NULL",
@@ -848,21 +910,20 @@ impl StorageAuthority for SqlStorage {
             .bind(serial.as_str())
             .bind(micros(revocation.revoked_at))
             .bind(i64::from(revocation.reason.code()))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if changed == 0 {
                 let exists: i64 =
                     sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
                         .bind(serial.as_str())
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut *conn)
                         .await?;
                 return Err(precondition_failed(exists, "certificate already revoked"));
             }
             sqlx::query("UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1")
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -899,8 +960,9 @@ impl StorageAuthority for SqlStorage {
         at: OffsetDateTime,
     ) -> SaResult<u64> {
         let at = micros(at);
-        let changed = on_pool!(self, |pool| {
-            let q = match selector {
+        let selector = selector.clone();
+        on_write!(self, |conn| {
+            let q = match &selector {
                 RenewalSelector::Serial(serial) => {
                     sqlx::query("UPDATE certificates SET renew_by = $1 WHERE serial = $2")
                         .bind(at)
@@ -924,27 +986,27 @@ impl StorageAuthority for SqlStorage {
                 .bind(micros(*from))
                 .bind(micros(*to)),
             };
-            q.execute(pool).await?.rows_affected()
-        });
-        Ok(changed)
+            Ok(q.execute(&mut *conn).await?.rows_affected())
+        })
     }
 
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query(
+        let (serial, by) = (serial.clone(), by.clone());
+        on_write!(self, |conn| {
+            let changed = sqlx::query(
                 "UPDATE certificates SET replaced_by = $2 \
                  WHERE serial = $1 AND replaced_by IS NULL",
             )
             .bind(serial.as_str())
             .bind(by.as_str())
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        if changed == 0 {
-            return Err(SaError::Conflict("certificate already replaced"));
-        }
-        Ok(())
+            .rows_affected();
+            if changed == 0 {
+                return Err(SaError::Conflict("certificate already replaced"));
+            }
+            Ok(())
+        })
     }
 
     async fn get_certificates(
@@ -1042,16 +1104,16 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn put_crl(&self, crl: &StoredCrl) -> SaResult<()> {
-        let i = &crl.info;
-        let number =
-            i64::try_from(i.number).map_err(|_| SaError::Conflict("CRL number too large"))?;
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let number = i64::try_from(crl.info.number)
+            .map_err(|_| SaError::Conflict("CRL number too large"))?;
+        let crl = crl.clone();
+        on_write!(self, |conn| {
+            let i = &crl.info;
             let stored: Option<i64> =
                 sqlx::query_scalar("SELECT number FROM crls WHERE issuer_id = $1 AND shard = $2")
                     .bind(&i.issuer_id)
                     .bind(i64::from(i.shard))
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?;
             match stored {
                 Some(n) if n >= number => {
@@ -1069,7 +1131,7 @@ impl StorageAuthority for SqlStorage {
                     .bind(micros(i.next_update))
                     .bind(clamp(i.entries))
                     .bind(&crl.der)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
                 None => {
@@ -1084,12 +1146,11 @@ impl StorageAuthority for SqlStorage {
                     .bind(micros(i.next_update))
                     .bind(clamp(i.entries))
                     .bind(&crl.der)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await
                     .map_err(write_err("CRL stored concurrently"))?;
                 }
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -1128,7 +1189,8 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn block_key(&self, key: &BlockedKey) -> SaResult<()> {
-        on_pool!(self, |pool| {
+        let key = key.clone();
+        on_write!(self, |conn| {
             sqlx::query(
                 "INSERT INTO blocked_keys (spki_sha256, jwk_thumbprint, blocked_at, comment) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (spki_sha256) DO NOTHING",
@@ -1137,10 +1199,10 @@ impl StorageAuthority for SqlStorage {
             .bind(key.jwk_thumbprint.as_deref())
             .bind(micros(key.blocked_at))
             .bind(&key.comment)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool> {

@@ -133,6 +133,7 @@ storage_tests!(
     domain_counting,
     time_round_trip,
     concurrent_compare_and_set,
+    concurrent_failed_writes_leave_nothing,
     renewal_marks_and_replacement,
     revocation_status,
     crls_are_stored_with_increasing_numbers,
@@ -1216,6 +1217,51 @@ async fn concurrent_compare_and_set(sa: &SqlStorage) {
     assert_eq!(orders_won, 1);
     // Each challenge moves to processing exactly once.
     assert_eq!(challenges_won, authz.challenges.len());
+}
+
+/// Writes that fail after changing a row (an account whose EAB key is already bound: the account
+/// row is inserted, then the key cannot be bound) run concurrently with writes that succeed. On
+/// SQLite they share group commits; each failed one must leave nothing and each successful one
+/// must be stored.
+async fn concurrent_failed_writes_leave_nothing(sa: &SqlStorage) {
+    sa.new_eab_key(&EabKey {
+        key_id: "kid-shared".into(),
+        hmac_key: vec![1; 32],
+        created_at: T0,
+        bound_account: None,
+    })
+    .await
+    .unwrap();
+    let mut owner = account_at(T0, None);
+    owner.eab_key_id = Some("kid-shared".into());
+    sa.new_account(&owner).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let sa = sa.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut a = account_at(T0, None);
+            let fails = i % 2 == 1;
+            if fails {
+                a.eab_key_id = Some("kid-shared".into());
+            }
+            let result = sa.new_account(&a).await;
+            (a, fails, result)
+        }));
+    }
+    for t in tasks {
+        let (a, fails, result) = t.await.unwrap();
+        if fails {
+            assert_conflict(result);
+            assert_not_found(sa.get_account(&a.id).await);
+        } else {
+            result.unwrap();
+            assert_eq!(sa.get_account(&a.id).await.unwrap(), a);
+        }
+    }
+    assert_eq!(
+        sa.get_eab_key("kid-shared").await.unwrap().bound_account,
+        Some(owner.id)
+    );
 }
 
 // ---- SQLite-specific ----
