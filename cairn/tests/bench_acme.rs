@@ -72,6 +72,13 @@ async fn http01_mix_of_every_flow_kind_is_counted_exactly() {
     let l = &summary.endpoints["finalize"];
     assert!(l.p50_ms <= l.p90_ms && l.p90_ms <= l.p99_ms && l.p99_ms <= l.max_ms);
     assert!(summary.certificates_per_sec > 0.0);
+    // The run ended by count, long before its duration: every certificate is within it.
+    assert_eq!(summary.certificates_in_duration, 8, "{summary}");
+    assert!(
+        summary.duration_secs <= summary.elapsed_secs + 1e-9,
+        "{summary}"
+    );
+    assert!(summary.certificates_per_sec_in_duration > 0.0);
     // Every issued certificate has an identifier, and each one has renewal information.
     assert_eq!(summary.cert_ids.len(), 8);
     let http = reqwest::Client::builder()

@@ -337,6 +337,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     config: RaConfig,
     revoker: Arc<Revoker>,
+    /// Recent renewal windows (renewalInfo), cleared by every revocation through `revoker`.
+    ari_cache: Arc<renewal_info::WindowCache>,
 }
 
 impl std::fmt::Debug for Ra {
@@ -372,9 +374,12 @@ impl Ra {
         config: RaConfig,
     ) -> Self {
         let revoker = Arc::new(Revoker::new(sa.clone()));
+        let ari_cache = Arc::new(renewal_info::WindowCache::new(config.ari.cache_for));
+        revoker.add_listener(ari_cache.clone());
         Self {
             inner: Arc::new(Inner {
                 revoker,
+                ari_cache,
                 limiter,
                 sa,
                 va,

@@ -7,6 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_core::{Account, Certificate, Identifier, Problem, ProblemType, Serial};
 use cairn_sa::SaError;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
 /// ARI settings.
@@ -18,6 +21,12 @@ pub struct AriConfig {
     /// How long clients should wait before asking again (`Retry-After`), before jitter.
     #[serde(with = "crate::humane_duration")]
     pub retry_after: Duration,
+    /// How long a computed renewal window is kept in memory and served again without reading
+    /// storage (renewalInfo is hot, unauthenticated and cacheable). A revocation recorded by
+    /// this server clears the cache at once; a change made by another process (`cairn admin
+    /// ari mark`, `cairn admin revoke`) is seen within this time. `0s` turns the cache off.
+    #[serde(with = "crate::humane_duration")]
+    pub cache_for: Duration,
 }
 
 impl Default for AriConfig {
@@ -25,7 +34,84 @@ impl Default for AriConfig {
         Self {
             explanation_url: None,
             retry_after: Duration::hours(6),
+            cache_for: Duration::seconds(30),
         }
+    }
+}
+
+/// Recently computed renewal windows by RFC 9773 certificate identifier (see
+/// [`AriConfig::cache_for`]).
+pub(crate) struct WindowCache {
+    ttl: std::time::Duration,
+    entries: Mutex<HashMap<String, CachedWindow>>,
+}
+
+#[derive(Clone, Copy)]
+struct CachedWindow {
+    at: Instant,
+    start: OffsetDateTime,
+    end: OffsetDateTime,
+    urgent: bool,
+}
+
+/// Entries kept at most; when full the cache starts over (bounded memory whatever IDs clients
+/// send; only IDs of stored certificates are ever cached).
+const WINDOW_CACHE_ENTRIES: usize = 100_000;
+
+impl WindowCache {
+    pub(crate) fn new(ttl: Duration) -> WindowCache {
+        WindowCache {
+            ttl: std::time::Duration::try_from(ttl).unwrap_or_default(),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<(OffsetDateTime, OffsetDateTime, bool)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(id)
+            .filter(|w| w.at.elapsed() < self.ttl)
+            .map(|w| (w.start, w.end, w.urgent))
+    }
+
+    fn put(&self, id: &str, (start, end, urgent): (OffsetDateTime, OffsetDateTime, bool)) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= WINDOW_CACHE_ENTRIES {
+            entries.clear();
+        }
+        let at = Instant::now();
+        entries.insert(
+            id.to_owned(),
+            CachedWindow {
+                at,
+                start,
+                end,
+                urgent,
+            },
+        );
+    }
+
+    /// Forgets everything (a certificate was revoked: its window moves to the past).
+    pub(crate) fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::RevocationListener for WindowCache {
+    async fn certificate_revoked(
+        &self,
+        _serial: &Serial,
+        _issuer_id: &str,
+        _revocation: &cairn_core::Revocation,
+    ) {
+        self.clear();
     }
 }
 
@@ -114,9 +200,16 @@ impl Ra {
 
     /// The renewal information for an RFC 9773 certificate identifier.
     pub async fn renewal_info(&self, id: &str) -> Result<RenewalInfo, Problem> {
-        let cert = self.certificate_for_id(id).await?;
-        let now = self.now();
-        let (start, end, urgent) = renewal_window(&cert, now);
+        let cache = &self.inner.ari_cache;
+        let (start, end, urgent) = match cache.get(id) {
+            Some(window) => window,
+            None => {
+                let cert = self.certificate_for_id(id).await?;
+                let window = renewal_window(&cert, self.now());
+                cache.put(id, window);
+                window
+            }
+        };
         let cfg = &self.inner.config.ari;
         // Jitter spreads clients' polling: up to a tenth of the interval.
         let base = cfg.retry_after.whole_seconds().max(60) as u64;
@@ -241,5 +334,50 @@ mod tests {
         for bad in ["", "abc", ".AIdl", "aYhb.", "a+b.cd", "aYhb.AId=l"] {
             assert!(parse_cert_id(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::RevocationListener;
+    use time::macros::datetime;
+
+    const W: (OffsetDateTime, OffsetDateTime, bool) = (
+        datetime!(2026-07-01 00:00 UTC),
+        datetime!(2026-07-15 00:00 UTC),
+        false,
+    );
+
+    #[test]
+    fn windows_are_served_from_the_cache_until_they_expire() {
+        let cache = WindowCache::new(Duration::milliseconds(200));
+        assert_eq!(cache.get("a.b"), None);
+        cache.put("a.b", W);
+        assert_eq!(cache.get("a.b"), Some(W));
+        assert_eq!(cache.get("a.c"), None);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(cache.get("a.b"), None);
+    }
+
+    #[test]
+    fn a_zero_lifetime_turns_the_cache_off() {
+        let cache = WindowCache::new(Duration::ZERO);
+        cache.put("a.b", W);
+        assert_eq!(cache.get("a.b"), None);
+    }
+
+    #[tokio::test]
+    async fn a_revocation_clears_the_cache() {
+        let cache = WindowCache::new(Duration::minutes(1));
+        cache.put("a.b", W);
+        let revocation = cairn_core::Revocation {
+            revoked_at: datetime!(2026-06-01 00:00 UTC),
+            reason: cairn_core::RevocationReason::Unspecified,
+        };
+        cache
+            .certificate_revoked(&Serial("01".into()), "issuer", &revocation)
+            .await;
+        assert_eq!(cache.get("a.b"), None);
     }
 }

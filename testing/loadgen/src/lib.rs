@@ -191,7 +191,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
         p.abort();
         eprintln!();
     }
-    Ok(stats.summary(elapsed, run.cfg.directory.as_str()))
+    Ok(stats.summary(elapsed, run.cfg.duration, run.cfg.directory.as_str()))
 }
 
 #[derive(Debug)]
@@ -273,6 +273,9 @@ async fn worker(run: &RunState, ctx: &FlowContext, stats: Arc<Stats>) {
         match outcome {
             Ok(Ok(issued)) => {
                 stats.issued(kind);
+                if run.started.elapsed() <= run.cfg.duration {
+                    stats.issued_in_duration.fetch_add(1, Ordering::Relaxed);
+                }
                 if run.cfg.keep_cert_ids
                     && let Some(id) = &issued.cert_id
                 {

@@ -92,6 +92,8 @@ impl FlowKind {
 pub(crate) struct Stats {
     latencies: Mutex<BTreeMap<Endpoint, Vec<u32>>>,
     pub(crate) issued: AtomicU64,
+    /// Certificates finished before the run's duration was up.
+    pub(crate) issued_in_duration: AtomicU64,
     issued_by_kind: Mutex<BTreeMap<FlowKind, u64>>,
     pub(crate) revoked: AtomicU64,
     pub(crate) in_flight: AtomicU64,
@@ -138,9 +140,16 @@ impl Stats {
         self.accounts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn summary(&self, elapsed: Duration, directory: &str) -> Summary {
+    pub(crate) fn summary(
+        &self,
+        elapsed: Duration,
+        duration: Duration,
+        directory: &str,
+    ) -> Summary {
         let certificates = self.issued.load(Ordering::Relaxed);
+        let in_duration = self.issued_in_duration.load(Ordering::Relaxed);
         let secs = elapsed.as_secs_f64();
+        let duration_secs = duration.as_secs_f64().min(secs);
         let mut by_kind = BTreeMap::new();
         let issued_by_kind = lock(&self.issued_by_kind);
         for kind in FlowKind::ALL {
@@ -162,6 +171,13 @@ impl Stats {
             revocations: self.revoked.load(Ordering::Relaxed),
             certificates_per_sec: if secs > 0.0 {
                 certificates as f64 / secs
+            } else {
+                0.0
+            },
+            duration_secs,
+            certificates_in_duration: in_duration,
+            certificates_per_sec_in_duration: if duration_secs > 0.0 {
+                in_duration as f64 / duration_secs
             } else {
                 0.0
             },
@@ -227,6 +243,14 @@ pub struct Summary {
     pub revocations: u64,
     /// `certificates / elapsed_secs`.
     pub certificates_per_sec: f64,
+    /// How long new flows were started (the run's `duration`, or less if it ended sooner).
+    pub duration_secs: f64,
+    /// Certificates finished within `duration_secs` of the start.
+    pub certificates_in_duration: u64,
+    /// `certificates_in_duration / duration_secs`: the steady rate, without the drain of the
+    /// flows still in flight at the end (which a server that stops answering stretches to the
+    /// client's timeout).
+    pub certificates_per_sec_in_duration: f64,
     /// Failed flows.
     pub errors_total: u64,
     /// Failed flows by problem type (or `transport`, `timeout`, `unexpectedResponse`).
@@ -248,6 +272,13 @@ impl std::fmt::Display for Summary {
             f,
             "certificates  {} in {:.2} s = {:.1} /s ({} accounts)",
             self.certificates, self.elapsed_secs, self.certificates_per_sec, self.accounts
+        )?;
+        writeln!(
+            f,
+            "in duration   {} in {:.2} s = {:.1} /s",
+            self.certificates_in_duration,
+            self.duration_secs,
+            self.certificates_per_sec_in_duration
         )?;
         let kinds: Vec<String> = self
             .certificates_by_kind
