@@ -7,6 +7,7 @@
 #   ACCOUNTS=100 DURATION=60s MIX=single=1 testing/bench/acme-vs-pebble.sh
 #   CAIRN_BIN=path/to/cairn ONLY=cairn testing/bench/acme-vs-pebble.sh   # no build; one server
 #   KEEP_WORK=1 ...                            # keep the logs (kept anyway when a run fails)
+#   CT=1 ONLY=cairn ...                        # Cairn with Certificate Transparency on
 #
 # Cairn: release build, `cairn serve` with testing/bench/cairn-bench.toml (HTTPS, SQLite with
 # synchronous=FULL, CAA checks, lints; only rate-limit buckets enlarged; CAIRN_CONFIG to use
@@ -48,6 +49,11 @@ fi
 
 work=$(mktemp -d)
 keep=${KEEP_WORK:-}
+if [ -n "${CT:-}" ]; then
+    # Certificate Transparency on: SCTs from the two local logs `cairn serve` runs.
+    sed 's/^enabled = false/enabled = true/' "$config" >"$work/cairn-bench-ct.toml"
+    config=$work/cairn-bench-ct.toml
+fi
 pids=()
 cleanup() {
     status=$?

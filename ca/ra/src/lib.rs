@@ -68,6 +68,12 @@ pub struct RaConfig {
     /// `accounturi` CAA parameters (account URLs are `<base>/acme/acct/<id>`). Empty: any
     /// base is accepted, the random account ID being what identifies the account.
     pub account_uri_prefixes: Vec<String>,
+    /// How long an account loaded for a request is reused without reading storage. This
+    /// server's own account changes take effect at once; with several CA instances on one
+    /// database, another instance's deactivation or key change is seen within this time.
+    /// `0s` turns the cache off.
+    #[serde(with = "humane_duration")]
+    pub account_cache_for: Duration,
 }
 
 /// A certificate profile: what an order that names it gets.
@@ -210,6 +216,7 @@ impl Default for RaConfig {
             ari: AriConfig::default(),
             caa_recheck_after: Duration::hours(8),
             account_uri_prefixes: Vec::new(),
+            account_cache_for: Duration::seconds(10),
         }
     }
 }
@@ -339,6 +346,8 @@ struct Inner {
     revoker: Arc<Revoker>,
     /// Recent renewal windows (renewalInfo), cleared by every revocation through `revoker`.
     ari_cache: Arc<renewal_info::WindowCache>,
+    /// Recently loaded accounts.
+    accounts: account::AccountCache,
 }
 
 impl std::fmt::Debug for Ra {
@@ -380,6 +389,7 @@ impl Ra {
             inner: Arc::new(Inner {
                 revoker,
                 ari_cache,
+                accounts: account::AccountCache::new(config.account_cache_for),
                 limiter,
                 sa,
                 va,
