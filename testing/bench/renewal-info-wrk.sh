@@ -5,6 +5,7 @@
 #
 #   testing/bench/renewal-info-wrk.sh                 # 2 threads, 64 connections, 15 s
 #   THREADS=2 CONNECTIONS=128 DURATION=30s testing/bench/renewal-info-wrk.sh
+#   CAIRN_BIN=path/to/cairn testing/bench/renewal-info-wrk.sh   # no build
 #
 # Needs wrk (apt-get install -y wrk). Uses ports 5002, 5011, 5012, 8053, 8055, 14100, 14101.
 set -euo pipefail
@@ -16,8 +17,12 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
 
-(cd "$repo" && cargo build --release --locked -p cairn)
-cairn=$target/release/cairn
+if [ -n "${CAIRN_BIN:-}" ]; then
+    cairn=$CAIRN_BIN
+else
+    (cd "$repo" && cargo build --release --locked -p cairn)
+    cairn=$target/release/cairn
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -51,5 +56,6 @@ wait_for https://localhost:14100/directory -k
 id=$(head -n 1 "$work/ids.txt")
 url=https://localhost:14100/acme/renewal-info/$id
 curl -sf --cacert "$work/cairn/ca/root.pem" "$url" >/dev/null || { echo "renewalInfo GET failed: $url" >&2; exit 1; }
-echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url" >&2
+echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url; load before: $(uptime)" >&2
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"
+echo "== load after: $(uptime)" >&2
