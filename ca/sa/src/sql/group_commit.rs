@@ -18,8 +18,10 @@
 //! up and become the next batch. No write waits for a timer.
 
 use crate::{SaError, SaResult};
+use futures::FutureExt;
 use sqlx::{Acquire, Connection, SqliteConnection};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -187,7 +189,17 @@ async fn run_batch(
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for job in jobs {
         let mut savepoint = (&mut tx).begin().await?;
-        let ran = job(&mut savepoint).await;
+        // A job that panics must not take the writer (and every later write) down with it: its
+        // savepoint is rolled back and its caller, whose answer channel went with the job, is
+        // told that nothing was written.
+        let ran = match AssertUnwindSafe(job(&mut savepoint)).catch_unwind().await {
+            Ok(ran) => ran,
+            Err(_) => {
+                tracing::error!("a storage write panicked; it is rolled back alone");
+                savepoint.rollback().await?;
+                continue;
+            }
+        };
         delivers.push(ran.deliver);
         // If a statement error made SQLite roll back the whole transaction (it does so for
         // I/O errors, a full disk, out of memory), releasing or rolling back the savepoint
@@ -283,6 +295,30 @@ mod tests {
         // The writer goes on with the next batch.
         assert_eq!(child(&w, 4, 1, false).await.unwrap(), 4);
         assert_eq!(children(&mut reader).await, vec![4]);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panicking_write_is_rolled_back_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, mut reader) = writer(&dir).await;
+        let panicking = w.write(|conn| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO child (id, parent) VALUES (2, 1)")
+                    .execute(&mut *conn)
+                    .await?;
+                panic!("a bug in a write");
+            })
+        });
+        // One batch: the writes around the panicking one are committed.
+        let (a, b, c) = tokio::join!(child(&w, 1, 1, false), panicking, child(&w, 3, 1, false));
+        assert_eq!(a.unwrap(), 1);
+        let b: SaResult<()> = b;
+        assert!(matches!(b, Err(SaError::NotCommitted(_))), "{b:?}");
+        assert_eq!(c.unwrap(), 3);
+        assert_eq!(children(&mut reader).await, vec![1, 3]);
+        // Later writes still work.
+        assert_eq!(child(&w, 4, 1, false).await.unwrap(), 4);
+        assert_eq!(children(&mut reader).await, vec![1, 3, 4]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
