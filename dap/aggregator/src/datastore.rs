@@ -1016,9 +1016,23 @@ impl Datastore {
         limit: u64,
         new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
     ) -> Result<Vec<Lease>> {
+        self.acquire_leases(JobKind::Aggregation, now, lease_secs, limit, new_token)
+            .await
+    }
+
+    /// Leases up to `limit` due jobs of one kind until `now + lease_secs`, each with a fresh
+    /// token, in one write transaction.
+    async fn acquire_leases(
+        &self,
+        kind: JobKind,
+        now: u64,
+        lease_secs: u64,
+        limit: u64,
+        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<Lease>> {
         on_pool!(self, |pool| {
             let mut tx = begin_write(pool).await?;
-            let rows = sqlx::query(due_aggregation_jobs_sql(pool))
+            let rows = sqlx::query(due_jobs_sql(pool, kind))
                 .bind(int(now))
                 .bind(int(limit))
                 .fetch_all(&mut *tx)
@@ -1028,16 +1042,13 @@ impl Datastore {
                 let task: Vec<u8> = row.try_get(0)?;
                 let job: Vec<u8> = row.try_get(1)?;
                 let token = new_token();
-                sqlx::query(
-                    "UPDATE aggregation_jobs SET lease_token = $3, lease_expiry = $4, \
-                     attempts = attempts + 1 WHERE task_id = $1 AND job_id = $2",
-                )
-                .bind(task.clone())
-                .bind(job.clone())
-                .bind(token.to_vec())
-                .bind(int(now.saturating_add(lease_secs)))
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(kind.lease_sql())
+                    .bind(task.clone())
+                    .bind(job.clone())
+                    .bind(token.to_vec())
+                    .bind(int(now.saturating_add(lease_secs)))
+                    .execute(&mut *tx)
+                    .await?;
                 leases.push(Lease {
                     task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
                     job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
@@ -1324,37 +1335,14 @@ impl Datastore {
         limit: u64,
         new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
     ) -> Result<Vec<Lease>> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            let rows = sqlx::query(due_helper_aggregation_jobs_sql(pool))
-                .bind(int(now))
-                .bind(int(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut leases = Vec::new();
-            for row in rows {
-                let task: Vec<u8> = row.try_get(0)?;
-                let job: Vec<u8> = row.try_get(1)?;
-                let token = new_token();
-                sqlx::query(
-                    "UPDATE helper_aggregation_jobs SET lease_token = $3, lease_expiry = $4 \
-                     WHERE task_id = $1 AND job_id = $2",
-                )
-                .bind(task.clone())
-                .bind(job.clone())
-                .bind(token.to_vec())
-                .bind(int(now.saturating_add(lease_secs)))
-                .execute(&mut *tx)
-                .await?;
-                leases.push(Lease {
-                    task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
-                    job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
-                    token,
-                });
-            }
-            tx.commit().await?;
-            Ok(leases)
-        })
+        self.acquire_leases(
+            JobKind::HelperAggregation,
+            now,
+            lease_secs,
+            limit,
+            new_token,
+        )
+        .await
     }
 
     /// The stored `AggregationJobInitReq` of a helper job that is still `processing`.
@@ -1666,37 +1654,8 @@ impl Datastore {
         limit: u64,
         new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
     ) -> Result<Vec<Lease>> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            let rows = sqlx::query(due_collection_jobs_sql(pool))
-                .bind(int(now))
-                .bind(int(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-            let mut leases = Vec::new();
-            for row in rows {
-                let task: Vec<u8> = row.try_get(0)?;
-                let job: Vec<u8> = row.try_get(1)?;
-                let token = new_token();
-                sqlx::query(
-                    "UPDATE collection_jobs SET lease_token = $3, lease_expiry = $4 \
-                     WHERE task_id = $1 AND job_id = $2",
-                )
-                .bind(task.clone())
-                .bind(job.clone())
-                .bind(token.to_vec())
-                .bind(int(now.saturating_add(lease_secs)))
-                .execute(&mut *tx)
-                .await?;
-                leases.push(Lease {
-                    task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
-                    job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
-                    token,
-                });
-            }
-            tx.commit().await?;
-            Ok(leases)
-        })
+        self.acquire_leases(JobKind::Collection, now, lease_secs, limit, new_token)
+            .await
     }
 
     /// For a time-interval collection job in state `start`: if reports in the interval are
@@ -1996,16 +1955,41 @@ fn lock_task_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
     DB::LOCK_TASK
 }
 
-fn due_aggregation_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
-    DB::DUE_AGGREGATION_JOBS
+/// The jobs that drivers take by lease.
+#[derive(Debug, Clone, Copy)]
+enum JobKind {
+    Aggregation,
+    Collection,
+    HelperAggregation,
 }
 
-fn due_collection_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
-    DB::DUE_COLLECTION_JOBS
+impl JobKind {
+    /// Takes the lease on one job (`$1` task, `$2` job, `$3` token, `$4` expiry).
+    fn lease_sql(self) -> &'static str {
+        match self {
+            JobKind::Aggregation => {
+                "UPDATE aggregation_jobs SET lease_token = $3, lease_expiry = $4, \
+                 attempts = attempts + 1 WHERE task_id = $1 AND job_id = $2"
+            }
+            JobKind::Collection => {
+                "UPDATE collection_jobs SET lease_token = $3, lease_expiry = $4 \
+                 WHERE task_id = $1 AND job_id = $2"
+            }
+            JobKind::HelperAggregation => {
+                "UPDATE helper_aggregation_jobs SET lease_token = $3, lease_expiry = $4 \
+                 WHERE task_id = $1 AND job_id = $2"
+            }
+        }
+    }
 }
 
-fn due_helper_aggregation_jobs_sql<DB: Dialect>(_: &Pool<DB>) -> &'static str {
-    DB::DUE_HELPER_AGGREGATION_JOBS
+/// Picks the due jobs of `kind` (`$1` now, `$2` limit) in the pool's dialect.
+fn due_jobs_sql<DB: Dialect>(_: &Pool<DB>, kind: JobKind) -> &'static str {
+    match kind {
+        JobKind::Aggregation => DB::DUE_AGGREGATION_JOBS,
+        JobKind::Collection => DB::DUE_COLLECTION_JOBS,
+        JobKind::HelperAggregation => DB::DUE_HELPER_AGGREGATION_JOBS,
+    }
 }
 
 /// Batch-bucket operations inside a transaction, written once in [`bucket_ops!`] and
