@@ -1,60 +1,20 @@
 //! Accounts: creation (with External Account Binding), contact updates, deactivation and key
 //! rollover.
 
+use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
 use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
 use cairn_sa::SaError;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 /// Accounts recently loaded by ID: every authenticated request names its account, and the
 /// storage read was a large part of a request's cost. An entry lives for
 /// [`crate::RaConfig::account_cache_for`]; this RA's own changes (contact, deactivation, key
-/// change) replace or drop the entry at once, so one server is always exact. Only the
-/// changes of another CA instance sharing the database show late, within that time.
-pub(crate) struct AccountCache {
-    ttl: std::time::Duration,
-    entries: Mutex<HashMap<AccountId, (Instant, Account)>>,
-}
+/// change) drop the entry at once, so one server is always exact. Only the changes of another
+/// CA instance sharing the database show late, within that time.
+pub(crate) type AccountCache = TtlCache<AccountId, Account>;
 
-/// Entries kept at most; when full the cache starts over.
-const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
-
-impl AccountCache {
-    pub(crate) fn new(ttl: time::Duration) -> AccountCache {
-        AccountCache {
-            ttl: std::time::Duration::try_from(ttl).unwrap_or_default(),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AccountId, (Instant, Account)>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn get(&self, id: &AccountId) -> Option<Account> {
-        self.lock()
-            .get(id)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, a)| a.clone())
-    }
-
-    fn put(&self, account: &Account) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.lock();
-        if entries.len() >= ACCOUNT_CACHE_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(account.id.clone(), (Instant::now(), account.clone()));
-    }
-
-    fn forget(&self, id: &AccountId) {
-        self.lock().remove(id);
-    }
-}
+/// Accounts kept at most.
+pub(crate) const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
 
 /// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
 #[derive(Debug, Clone)]
@@ -211,7 +171,7 @@ impl Ra {
             ),
             other => internal(&other, "loading account"),
         })?;
-        self.inner.accounts.put(&account);
+        self.inner.accounts.put(account.id.clone(), account.clone());
         Ok(account)
     }
 
@@ -245,13 +205,13 @@ impl Ra {
             account.status = AccountStatus::Deactivated;
         }
         // Whatever the outcome, the next lookup reads storage again.
-        self.inner.accounts.forget(&account.id);
+        self.inner.accounts.remove(&account.id);
         self.inner
             .sa
             .update_account(&account)
             .await
             .map_err(|e| sa_problem(e, "account"))?;
-        self.inner.accounts.forget(&account.id);
+        self.inner.accounts.remove(&account.id);
         if deactivate {
             // RFC 8555 §7.3.6: the server SHOULD cancel pending operations of a deactivated account.
             self.inner
@@ -280,13 +240,13 @@ impl Ra {
         if let Err(p) = self.check_account_key_not_blocked(new_thumbprint).await {
             return Err(KeyChangeError::Problem(p));
         }
-        self.inner.accounts.forget(&account.id);
+        self.inner.accounts.remove(&account.id);
         let changed = self
             .inner
             .sa
             .update_account_key(&account.id, &new_jwk, new_thumbprint)
             .await;
-        self.inner.accounts.forget(&account.id);
+        self.inner.accounts.remove(&account.id);
         match changed {
             Ok(()) => {}
             Err(SaError::Conflict(_)) => {
@@ -357,46 +317,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-}
-
-#[cfg(test)]
-mod cache_tests {
-    use super::*;
-    use time::macros::datetime;
-
-    fn account(id: &str) -> Account {
-        Account {
-            id: AccountId(id.into()),
-            jwk: serde_json::json!({}),
-            key_thumbprint: format!("t-{id}"),
-            contact: vec![],
-            status: AccountStatus::Valid,
-            created_at: datetime!(2026-01-01 00:00 UTC),
-            eab_key_id: None,
-            initial_ip: None,
-        }
-    }
-
-    #[test]
-    fn accounts_are_kept_until_they_expire_or_are_forgotten() {
-        let cache = AccountCache::new(time::Duration::milliseconds(200));
-        let a = account("a");
-        assert!(cache.get(&a.id).is_none());
-        cache.put(&a);
-        assert_eq!(cache.get(&a.id), Some(a.clone()));
-        cache.forget(&a.id);
-        assert!(cache.get(&a.id).is_none());
-        cache.put(&a);
-        std::thread::sleep(std::time::Duration::from_millis(250));
-        assert!(cache.get(&a.id).is_none());
-    }
-
-    #[test]
-    fn a_zero_lifetime_turns_the_cache_off() {
-        let cache = AccountCache::new(time::Duration::ZERO);
-        let a = account("a");
-        cache.put(&a);
-        assert!(cache.get(&a.id).is_none());
     }
 }

@@ -9,6 +9,7 @@ mod policy;
 mod rate_limits;
 mod renewal_info;
 mod revocation;
+mod ttl_cache;
 mod validation;
 
 pub use account::{KeyChangeError, NewAccountRequest};
@@ -383,13 +384,19 @@ impl Ra {
         config: RaConfig,
     ) -> Self {
         let revoker = Arc::new(Revoker::new(sa.clone()));
-        let ari_cache = Arc::new(renewal_info::WindowCache::new(config.ari.cache_for));
+        let ari_cache = Arc::new(renewal_info::WindowCache::new(
+            config.ari.cache_for,
+            renewal_info::WINDOW_CACHE_ENTRIES,
+        ));
         revoker.add_listener(ari_cache.clone());
         Self {
             inner: Arc::new(Inner {
                 revoker,
                 ari_cache,
-                accounts: account::AccountCache::new(config.account_cache_for),
+                accounts: account::AccountCache::new(
+                    config.account_cache_for,
+                    account::ACCOUNT_CACHE_ENTRIES,
+                ),
                 limiter,
                 sa,
                 va,

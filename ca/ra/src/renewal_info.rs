@@ -1,15 +1,13 @@
 //! ACME Renewal Information (RFC 9773): suggested renewal windows, early renewal requested by
 //! the operator or forced by revocation, and the `replaces` field of newOrder.
 
+use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_core::{Account, Certificate, Identifier, Problem, ProblemType, Serial};
 use cairn_sa::SaError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 use time::{Duration, OffsetDateTime};
 
 /// ARI settings.
@@ -39,72 +37,20 @@ impl Default for AriConfig {
     }
 }
 
+/// A renewal window: start, end, and whether it was moved to the past (revocation, early
+/// renewal).
+pub(crate) type Window = (OffsetDateTime, OffsetDateTime, bool);
+
 /// Recently computed renewal windows by RFC 9773 certificate identifier (see
-/// [`AriConfig::cache_for`]).
-pub(crate) struct WindowCache {
-    ttl: std::time::Duration,
-    entries: Mutex<HashMap<String, CachedWindow>>,
-}
+/// [`AriConfig::cache_for`]); only identifiers of stored certificates are ever put.
+pub(crate) type WindowCache = TtlCache<String, Window>;
 
-#[derive(Clone, Copy)]
-struct CachedWindow {
-    at: Instant,
-    start: OffsetDateTime,
-    end: OffsetDateTime,
-    urgent: bool,
-}
-
-/// Entries kept at most; when full the cache starts over (bounded memory whatever IDs clients
-/// send; only IDs of stored certificates are ever cached).
-const WINDOW_CACHE_ENTRIES: usize = 100_000;
-
-impl WindowCache {
-    pub(crate) fn new(ttl: Duration) -> WindowCache {
-        WindowCache {
-            ttl: std::time::Duration::try_from(ttl).unwrap_or_default(),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<(OffsetDateTime, OffsetDateTime, bool)> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(id)
-            .filter(|w| w.at.elapsed() < self.ttl)
-            .map(|w| (w.start, w.end, w.urgent))
-    }
-
-    fn put(&self, id: &str, (start, end, urgent): (OffsetDateTime, OffsetDateTime, bool)) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= WINDOW_CACHE_ENTRIES {
-            entries.clear();
-        }
-        let at = Instant::now();
-        entries.insert(
-            id.to_owned(),
-            CachedWindow {
-                at,
-                start,
-                end,
-                urgent,
-            },
-        );
-    }
-
-    /// Forgets everything (a certificate was revoked: its window moves to the past).
-    pub(crate) fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-}
+/// Windows kept at most.
+pub(crate) const WINDOW_CACHE_ENTRIES: usize = 100_000;
 
 #[async_trait::async_trait]
 impl crate::RevocationListener for WindowCache {
+    /// Forgets everything: a certificate was revoked, its window moves to the past.
     async fn certificate_revoked(
         &self,
         _serial: &Serial,
@@ -206,7 +152,7 @@ impl Ra {
             None => {
                 let cert = self.certificate_for_id(id).await?;
                 let window = renewal_window(&cert, self.now());
-                cache.put(id, window);
+                cache.put(id.to_owned(), window);
                 window
             }
         };
@@ -343,7 +289,7 @@ mod cache_tests {
     use crate::RevocationListener;
     use time::macros::datetime;
 
-    const W: (OffsetDateTime, OffsetDateTime, bool) = (
+    const W: Window = (
         datetime!(2026-07-01 00:00 UTC),
         datetime!(2026-07-15 00:00 UTC),
         false,
@@ -351,9 +297,9 @@ mod cache_tests {
 
     #[test]
     fn windows_are_served_from_the_cache_until_they_expire() {
-        let cache = WindowCache::new(Duration::milliseconds(200));
+        let cache = WindowCache::new(Duration::milliseconds(200), WINDOW_CACHE_ENTRIES);
         assert_eq!(cache.get("a.b"), None);
-        cache.put("a.b", W);
+        cache.put("a.b".into(), W);
         assert_eq!(cache.get("a.b"), Some(W));
         assert_eq!(cache.get("a.c"), None);
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -362,15 +308,15 @@ mod cache_tests {
 
     #[test]
     fn a_zero_lifetime_turns_the_cache_off() {
-        let cache = WindowCache::new(Duration::ZERO);
-        cache.put("a.b", W);
+        let cache = WindowCache::new(Duration::ZERO, WINDOW_CACHE_ENTRIES);
+        cache.put("a.b".into(), W);
         assert_eq!(cache.get("a.b"), None);
     }
 
     #[tokio::test]
     async fn a_revocation_clears_the_cache() {
-        let cache = WindowCache::new(Duration::minutes(1));
-        cache.put("a.b", W);
+        let cache = WindowCache::new(Duration::minutes(1), WINDOW_CACHE_ENTRIES);
+        cache.put("a.b".into(), W);
         let revocation = cairn_core::Revocation {
             revoked_at: datetime!(2026-06-01 00:00 UTC),
             reason: cairn_core::RevocationReason::Unspecified,
