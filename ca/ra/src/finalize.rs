@@ -32,26 +32,46 @@ impl Ra {
         order_id: &OrderId,
         csr_der: &[u8],
     ) -> Result<crate::OrderView, Problem> {
-        let view = self.get_order(account, order_id).await?;
-        if view.status != OrderStatus::Ready {
+        // The order and its authorizations are read once here: the status check and the CAA
+        // recheck both use them.
+        let order = self
+            .inner
+            .sa
+            .get_order(order_id)
+            .await
+            .map_err(|e| sa_problem(e, "order"))?;
+        if order.account_id != account.id {
+            return Err(Problem::not_found("order not found"));
+        }
+        let authzs = match order.status {
+            OrderStatus::Pending => self
+                .inner
+                .sa
+                .get_authorizations(&order.authz_ids)
+                .await
+                .map_err(|e| internal(&e, "loading order authorizations"))?,
+            _ => Vec::new(),
+        };
+        let status = cairn_core::order_status(&order, &authzs, self.now());
+        if status != OrderStatus::Ready {
             return Err(Problem::new(
                 ProblemType::OrderNotReady,
                 format!(
                     "order is {}, not ready: finalize needs every authorization valid",
-                    status_name(view.status)
+                    status_name(status)
                 ),
             ));
         }
         let csr = cairn_x509::parse_csr(csr_der)
             .map_err(|e| Problem::new(ProblemType::BadCsr, format!("invalid CSR: {e}")))?;
         let csr_ids = csr.identifiers();
-        if csr_ids != view.order.identifiers {
+        if csr_ids != order.identifiers {
             return Err(Problem::new(
                 ProblemType::BadCsr,
                 format!(
                     "the CSR's identifiers ({}) differ from the order's ({})",
                     list(&csr_ids),
-                    list(&view.order.identifiers)
+                    list(&order.identifiers)
                 ),
             ));
         }
@@ -64,7 +84,7 @@ impl Ra {
             ));
         }
         self.check_key_not_blocked(&csr.spki_der).await?;
-        self.recheck_caa(account, &view.order).await?;
+        self.recheck_caa(account, &authzs).await?;
         // The ready → processing compare-and-set and the issuance run in one spawned task, not in
         // this future: when a client gives up on the request, hyper drops this future at
         // whatever `.await` it is in, and a CAS that had already committed would otherwise leave
@@ -72,18 +92,26 @@ impl Ra {
         // task is not cancelled with the request.
         let ra = self.clone();
         let id = order_id.clone();
-        let mut order = view.order;
+        let order_after = order.clone();
+        let mut order = order;
         let csr = csr_der.to_vec();
+        // The serial is reserved in the same write that moves the order to processing.
+        let serial = Serial::random();
+        let now = self.now();
         let (moved_tx, moved_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            let moved = ra.inner.sa.set_order_processing(&id, &csr).await;
+            let moved = ra
+                .inner
+                .sa
+                .set_order_processing(&id, &csr, &serial, now)
+                .await;
             let go = matches!(moved, Ok(true));
             let _ = moved_tx.send(moved);
             if go {
                 order.status = OrderStatus::Processing;
                 order.csr_der = Some(csr);
-                let result = ra.issue_for_order(order).await;
+                let result = ra.issue_for_order(order, Some(serial)).await;
                 let _ = tx.send(result);
             }
         });
@@ -98,22 +126,31 @@ impl Ra {
             ));
         }
         let wait = StdDuration::try_from(self.inner.config.finalize_wait).unwrap_or_default();
-        let _ = tokio::time::timeout(wait, rx).await;
-        self.get_order(account, order_id).await
+        match tokio::time::timeout(wait, rx).await {
+            // Stored in one write with the move to valid: the order is what the view says.
+            Ok(Ok(IssuanceResult::Issued(serial))) => {
+                let mut order = order_after;
+                order.status = OrderStatus::Valid;
+                order.certificate_serial = Some(serial);
+                Ok(crate::OrderView {
+                    status: OrderStatus::Valid,
+                    order,
+                })
+            }
+            _ => self.get_order(account, order_id).await,
+        }
     }
 
     /// Rechecks CAA for every authorization of the order validated longer ago than
     /// `caa_recheck_after` (CAA may have changed since; Boulder does the same).
-    async fn recheck_caa(&self, account: &Account, order: &Order) -> Result<(), Problem> {
-        let authzs = self
-            .inner
-            .sa
-            .get_authorizations(&order.authz_ids)
-            .await
-            .map_err(|e| internal(&e, "loading authorizations for the CAA recheck"))?;
+    async fn recheck_caa(
+        &self,
+        account: &Account,
+        authzs: &[cairn_core::Authorization],
+    ) -> Result<(), Problem> {
         let cutoff = self.now() - self.inner.config.caa_recheck_after;
         let mut subs = Vec::new();
-        for authz in &authzs {
+        for authz in authzs {
             if authz.validated_at().is_some_and(|t| t >= cutoff) {
                 continue;
             }
@@ -144,9 +181,11 @@ impl Ra {
     /// Issues the certificate for a `processing` order from its stored CSR, recording the
     /// outcome. Never returns early without moving the order to `valid` or `invalid`, unless the
     /// database itself fails (then the order stays `processing` and is resumed at start-up).
-    pub async fn issue_for_order(&self, order: Order) -> IssuanceResult {
+    /// `reserved` is a serial already reserved for the order (by the move to processing); without
+    /// one (resuming after a crash) a fresh serial is reserved first.
+    pub async fn issue_for_order(&self, order: Order, reserved: Option<Serial>) -> IssuanceResult {
         let started = std::time::Instant::now();
-        match self.try_issue(&order).await {
+        match self.try_issue(&order, reserved).await {
             Ok(serial) => {
                 self.record_replacement(&order).await;
                 self.spend_certificate_limits(&order).await;
@@ -165,7 +204,7 @@ impl Ra {
         }
     }
 
-    async fn try_issue(&self, order: &Order) -> Result<Serial, Problem> {
+    async fn try_issue(&self, order: &Order, reserved: Option<Serial>) -> Result<Serial, Problem> {
         let csr_der = order
             .csr_der
             .as_deref()
@@ -182,12 +221,18 @@ impl Ra {
         } else {
             None
         };
-        let serial = Serial::random();
-        self.inner
-            .sa
-            .reserve_serial(&serial, &order.account_id, &order.id, now)
-            .await
-            .map_err(|e| internal(&e, "reserving serial"))?;
+        let serial = match reserved {
+            Some(serial) => serial,
+            None => {
+                let serial = Serial::random();
+                self.inner
+                    .sa
+                    .reserve_serial(&serial, &order.account_id, &order.id, now)
+                    .await
+                    .map_err(|e| internal(&e, "reserving serial"))?;
+                serial
+            }
+        };
         let req = IssueRequest {
             serial: serial.clone(),
             spki_der: csr.spki_der.clone(),
@@ -295,7 +340,9 @@ impl Ra {
         let n = orders.len();
         for order in orders {
             tracing::info!(order = %order.id, "resuming interrupted issuance");
-            let _ = self.issue_for_order(order).await;
+            // A new serial: the one reserved before the crash may already be in a signed
+            // precertificate.
+            let _ = self.issue_for_order(order, None).await;
         }
         Ok(n)
     }

@@ -108,6 +108,7 @@ impl Ra {
         );
         self.spend_limits(&limits).await?;
         let mut authz_ids = Vec::with_capacity(identifiers.len());
+        let mut authzs = Vec::with_capacity(identifiers.len());
         let mut new_authzs = Vec::new();
         let mut earliest_expiry = now + profile.order_lifetime;
         // A reused authorization must have been validated within the profile's reuse window and
@@ -137,6 +138,7 @@ impl Ra {
             };
             earliest_expiry = earliest_expiry.min(authz.expires);
             authz_ids.push(authz.id.clone());
+            authzs.push(authz);
         }
         let order = Order {
             id: OrderId::random(),
@@ -159,7 +161,9 @@ impl Ra {
             return Err(internal(&e, "storing order"));
         }
         metrics::counter!("cairn_orders_created_total").increment(1);
-        self.view(order).await
+        // The order's authorizations are all in hand (reused or just stored): no read back.
+        let status = order_status(&order, &authzs, now);
+        Ok(OrderView { order, status })
     }
 
     fn fresh_authz(

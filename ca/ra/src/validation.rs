@@ -38,7 +38,7 @@ impl Ra {
         authz_id: &AuthzId,
         challenge_id: &ChallengeId,
     ) -> Result<Authorization, Problem> {
-        let authz = self.get_authorization(account, authz_id).await?;
+        let mut authz = self.get_authorization(account, authz_id).await?;
         let Some(chall) = authz
             .challenges
             .iter()
@@ -64,7 +64,11 @@ impl Ra {
             .set_challenge_processing(authz_id, challenge_id)
             .await
             .map_err(|e| internal(&e, "marking challenge processing"))?;
-        if started {
+        if !started {
+            // Another request moved it first: answer with what is stored now.
+            return self.get_authorization(account, authz_id).await;
+        }
+        {
             let ra = self.clone();
             let key_authorization = format!("{}.{}", chall.token, account.key_thumbprint);
             let req = ValidationRequest {
@@ -113,6 +117,13 @@ impl Ra {
                 }
             });
         }
-        self.get_authorization(account, authz_id).await
+        // Just moved by this request: the authorization as stored by that write, without
+        // reading it back.
+        for c in &mut authz.challenges {
+            if &c.id == challenge_id {
+                c.status = ChallengeStatus::Processing;
+            }
+        }
+        Ok(authz)
     }
 }

@@ -164,9 +164,17 @@ pub trait StorageAuthority: Send + Sync + 'static {
 
     // ---- finalize and certificates ----
 
-    /// Compare-and-set: moves the order from stored `Pending` to `Processing` and stores the CSR.
-    /// Returns false (and changes nothing) if the order was not `Pending`.
-    async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool>;
+    /// Compare-and-set: moves the order from stored `Pending` to `Processing`, stores the CSR and
+    /// reserves `serial` for the order (as [`reserve_serial`](Self::reserve_serial) would), all in
+    /// one write. Returns false (and changes nothing, reserves nothing) if the order was not
+    /// `Pending`; `Conflict` if the serial was reserved before.
+    async fn set_order_processing(
+        &self,
+        id: &OrderId,
+        csr_der: &[u8],
+        serial: &Serial,
+        at: OffsetDateTime,
+    ) -> SaResult<bool>;
     /// Records a reserved serial before signing (so every signed serial is traceable to an
     /// order even if the process dies before the certificate is stored). `Conflict` if the serial
     /// was reserved before, `NotFound` if the account or order does not exist.

@@ -741,8 +741,14 @@ impl StorageAuthority for SqlStorage {
 
     // ---- finalize and certificates ----
 
-    async fn set_order_processing(&self, id: &OrderId, csr_der: &[u8]) -> SaResult<bool> {
-        let (id, csr_der) = (id.clone(), csr_der.to_vec());
+    async fn set_order_processing(
+        &self,
+        id: &OrderId,
+        csr_der: &[u8],
+        serial: &Serial,
+        at: OffsetDateTime,
+    ) -> SaResult<bool> {
+        let (id, csr_der, serial) = (id.clone(), csr_der.to_vec(), serial.clone());
         on_write!(self, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'processing', csr = $2 \
@@ -753,7 +759,20 @@ impl StorageAuthority for SqlStorage {
             .execute(&mut *conn)
             .await?
             .rows_affected();
-            Ok(changed == 1)
+            if changed != 1 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO serials (serial, account_id, order_id, reserved_at) \
+                 SELECT $1, account_id, id, $3 FROM orders WHERE id = $2",
+            )
+            .bind(serial.as_str())
+            .bind(id.as_str())
+            .bind(micros(at))
+            .execute(&mut *conn)
+            .await
+            .map_err(write_err("serial already reserved"))?;
+            Ok(true)
         })
     }
 

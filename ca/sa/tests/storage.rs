@@ -267,7 +267,11 @@ fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
 /// An order moved to `Processing` and finalized with a certificate issued at `not_before`.
 async fn issue(sa: &SqlStorage, account: &AccountId, names: &[&str], not_before: OffsetDateTime) {
     let o = new_order(sa, account, names).await;
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     sa.finalize_order(&certificate(&o, not_before))
         .await
         .unwrap();
@@ -504,7 +508,11 @@ async fn order_reuse(sa: &SqlStorage) {
             .is_none()
     );
     // Once processing it is no longer reusable.
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     assert!(
         sa.get_reusable_order(&acct.id, &ids, None, now)
             .await
@@ -877,13 +885,35 @@ async fn deactivation(sa: &SqlStorage) {
 async fn order_processing_cas(sa: &SqlStorage) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
-    assert!(sa.set_order_processing(&o.id, b"first csr").await.unwrap());
-    assert!(!sa.set_order_processing(&o.id, b"second csr").await.unwrap());
+    let (first, second) = (Serial::random(), Serial::random());
+    assert!(
+        sa.set_order_processing(&o.id, b"first csr", &first, T0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.set_order_processing(&o.id, b"second csr", &second, T0)
+            .await
+            .unwrap()
+    );
     let stored = sa.get_order(&o.id).await.unwrap();
     assert_eq!(stored.status, OrderStatus::Processing);
     assert_eq!(stored.csr_der.as_deref(), Some(&b"first csr"[..]));
+    // The move reserved its serial; the refused one reserved nothing.
+    assert_conflict(sa.reserve_serial(&first, &acct.id, &o.id, T0).await);
+    sa.reserve_serial(&second, &acct.id, &o.id, T0)
+        .await
+        .unwrap();
+    // A serial reserved before makes the move fail as a whole: the order stays pending.
+    let o2 = new_order(sa, &acct.id, &["example.net"]).await;
+    assert_conflict(sa.set_order_processing(&o2.id, b"csr", &first, T0).await);
+    assert_eq!(
+        sa.get_order(&o2.id).await.unwrap().status,
+        OrderStatus::Pending
+    );
+    assert_eq!(sa.get_order(&o2.id).await.unwrap().csr_der, None);
     assert!(
-        !sa.set_order_processing(&OrderId::random(), b"csr")
+        !sa.set_order_processing(&OrderId::random(), b"csr", &Serial::random(), T0)
             .await
             .unwrap()
     );
@@ -905,7 +935,11 @@ async fn finalize_is_transactional(sa: &SqlStorage) {
     );
     assert_eq!(sa.get_order(&o.id).await.unwrap(), o);
 
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     sa.reserve_serial(&cert.serial, &acct.id, &o.id, T0)
         .await
         .unwrap();
@@ -934,7 +968,11 @@ async fn finalize_is_transactional(sa: &SqlStorage) {
 
     // A serial already stored for another certificate: the order change rolls back.
     let o2 = new_order(sa, &acct.id, &["c.example.com"]).await;
-    assert!(sa.set_order_processing(&o2.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o2.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     let mut dup = certificate(&o2, T0);
     dup.serial = cert.serial.clone();
     assert_conflict(sa.finalize_order(&dup).await);
@@ -949,7 +987,11 @@ async fn fail_order(sa: &SqlStorage) {
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let problem = Problem::new(ProblemType::ServerInternal, "issuance failed");
     assert_conflict(sa.fail_order(&o.id, &problem).await);
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     sa.fail_order(&o.id, &problem).await.unwrap();
     let stored = sa.get_order(&o.id).await.unwrap();
     assert_eq!(stored.status, OrderStatus::Invalid);
@@ -966,7 +1008,11 @@ async fn processing_orders(sa: &SqlStorage) {
     let c = new_order(sa, &acct.id, &["d.example.com"]).await;
     let _pending = new_order(sa, &acct.id, &["e.example.com"]).await;
     for o in [&a, &b, &c] {
-        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+        assert!(
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+                .await
+                .unwrap()
+        );
     }
     sa.finalize_order(&certificate(&c, T0)).await.unwrap();
 
@@ -1001,7 +1047,11 @@ async fn serial_reservation(sa: &SqlStorage) {
 async fn revocation(sa: &SqlStorage) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     let cert = certificate(&o, T0);
     sa.finalize_order(&cert).await.unwrap();
 
@@ -1036,7 +1086,11 @@ async fn renewal_marks_and_replacement(sa: &SqlStorage) {
         (&b, T0 + Duration::days(4)),
     ] {
         let o = new_order(sa, &acct.id, &["renew.example.com"]).await;
-        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+        assert!(
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+                .await
+                .unwrap()
+        );
         let c = certificate(&o, nb);
         sa.finalize_order(&c).await.unwrap();
         certs.push(c);
@@ -1105,7 +1159,11 @@ async fn domain_counting(sa: &SqlStorage) {
     sa.new_order_and_authzs(&o, std::slice::from_ref(&a))
         .await
         .unwrap();
-    assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            .await
+            .unwrap()
+    );
     sa.finalize_order(&certificate(&o, T0 + day)).await.unwrap();
 
     assert_eq!(
@@ -1197,7 +1255,10 @@ async fn concurrent_compare_and_set(sa: &SqlStorage) {
         let (order_id, authz_id) = (o.id.clone(), authz.id.clone());
         let chall = authz.challenges[i % authz.challenges.len()].id.clone();
         tasks.push(tokio::spawn(async move {
-            let order = sa.set_order_processing(&order_id, b"csr").await.unwrap();
+            let order = sa
+                .set_order_processing(&order_id, b"csr", &Serial::random(), T0)
+                .await
+                .unwrap();
             let challenge = sa
                 .set_challenge_processing(&authz_id, &chall)
                 .await
@@ -1310,7 +1371,11 @@ async fn revocation_status(sa: &SqlStorage) {
         .enumerate()
     {
         let o = new_order(sa, &acct.id, &[name]).await;
-        assert!(sa.set_order_processing(&o.id, b"csr").await.unwrap());
+        assert!(
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+                .await
+                .unwrap()
+        );
         let mut cert = certificate(&o, T0 + Duration::days(i as i64));
         cert.crl_shard = i as u32;
         cert.spki_sha256 = if i == 2 {
