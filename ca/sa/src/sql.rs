@@ -3,7 +3,7 @@
 //! Both dialects accept `$N` placeholders, `LIMIT`/`OFFSET`, partial indexes and scalar
 //! subqueries, and every column is stored with a type both map to the same Rust type (`TEXT` →
 //! `String`, `INTEGER`/`BIGINT` → `i64`, `BLOB`/`BYTEA` → `Vec<u8>`, 0/1/`BOOLEAN` → `bool`;
-//! times as unix microseconds, JSON as text). So the statements below are shared: [`on_pool!`]
+//! times as unix microseconds, JSON as text). So the statements below are shared: [`on_read!`]
 //! expands one block of code once per backend, and the only per-dialect piece is how a write
 //! transaction begins ([`Dialect`]).
 
@@ -48,9 +48,9 @@ pub struct SqlStorage {
 
 #[derive(Clone)]
 enum Backend {
-    /// Reads use the pool; every write goes through the group-commit writer.
+    /// Reads use connections of their own; every write goes through the group-commit writer.
     Sqlite {
-        pool: sqlx::SqlitePool,
+        readers: sqlite::Readers,
         writer: GroupCommit,
     },
     Postgres(sqlx::PgPool),
@@ -77,8 +77,8 @@ impl SqlStorage {
     /// Errors never include the URL.
     pub async fn connect(url: &str) -> SaResult<SqlStorage> {
         let backend = if url.starts_with("sqlite:") {
-            let (pool, writer) = sqlite::connect_url(url).await?;
-            Backend::Sqlite { pool, writer }
+            let (readers, writer) = sqlite::connect_url(url).await?;
+            Backend::Sqlite { readers, writer }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres(postgres::connect_url(url).await?)
         } else {
@@ -95,9 +95,9 @@ impl SqlStorage {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| SaError::Database(sqlx::Error::Io(e)))?;
-        let (pool, writer) = sqlite::connect_file(&dir.join("cairn.db")).await?;
+        let (readers, writer) = sqlite::connect_file(&dir.join("cairn.db")).await?;
         Ok(SqlStorage {
-            backend: Backend::Sqlite { pool, writer },
+            backend: Backend::Sqlite { readers, writer },
         })
     }
 
@@ -113,9 +113,9 @@ impl SqlStorage {
     /// SQLite, for the writes already queued to be committed). Writes after this fail.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite { pool, writer } => {
+            Backend::Sqlite { readers, writer } => {
                 writer.close().await;
-                pool.close().await;
+                readers.close().await;
             }
             Backend::Postgres(pool) => pool.close().await,
         }
@@ -127,13 +127,22 @@ impl SqlStorage {
     }
 }
 
-/// Runs `$body` with `$pool` bound to the backend's pool (`&SqlitePool` or `&PgPool`). The body
-/// is written once and compiled once per backend.
-macro_rules! on_pool {
-    ($self:ident, |$pool:ident| $body:expr) => {
+/// Runs `$body` (reads) with `$conn` bound to a `&mut` connection of the backend
+/// (`SqliteConnection` or `PgConnection`), held for the whole body. The body is written once
+/// and compiled once per backend.
+macro_rules! on_read {
+    ($self:ident, |$conn:ident| $body:expr) => {
         match &$self.backend {
-            Backend::Sqlite { pool: $pool, .. } => $body,
-            Backend::Postgres($pool) => $body,
+            Backend::Sqlite { readers, .. } => {
+                let mut reader = readers.acquire().await?;
+                let $conn: &mut sqlx::SqliteConnection = &mut reader;
+                $body
+            }
+            Backend::Postgres(pool) => {
+                let mut reader = pool.acquire().await?;
+                let $conn: &mut PgConnection = &mut reader;
+                $body
+            }
         }
     };
 }
@@ -203,8 +212,13 @@ async fn begin_write<DB: Dialect>(
     pool.begin_with(DB::BEGIN_WRITE).await
 }
 
-/// A query builder for the pool's database (pins the type parameter).
-fn query_builder<DB: Database>(_pool: &Pool<DB>, init: &'static str) -> QueryBuilder<DB> {
+/// The most rows one multi-row `INSERT` carries: 256 rows of at most 9 columns stay far below
+/// the bound parameters either database accepts in one statement (32,766 for SQLite, 65,535 for
+/// PostgreSQL), whatever an operator sets as the most identifiers per order.
+const ROWS_PER_INSERT: usize = 256;
+
+/// A query builder for the connection's database (pins the type parameter).
+fn query_builder<C: sqlx::Connection>(_conn: &C, init: &'static str) -> QueryBuilder<C::Database> {
     QueryBuilder::new(init)
 }
 
@@ -288,28 +302,28 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_account(&self, id: &AccountId) -> SaResult<Account> {
-        let row = on_pool!(self, |pool| {
+        let row = on_read!(self, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
                 " FROM accounts WHERE id = $1"
             ))
             .bind(id.as_str())
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         row.ok_or(SaError::NotFound)?.into_account()
     }
 
     async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account> {
-        let row = on_pool!(self, |pool| {
+        let row = on_read!(self, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
                 " FROM accounts WHERE key_thumbprint = $1"
             ))
             .bind(thumbprint)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         row.ok_or(SaError::NotFound)?.into_account()
@@ -360,13 +374,13 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64> {
-        let n: i64 = on_pool!(self, |pool| {
+        let n: i64 = on_read!(self, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM accounts WHERE initial_ip = $1 AND created_at >= $2",
             )
             .bind(ip)
             .bind(micros(since))
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await?
         });
         Ok(count(n))
@@ -393,13 +407,13 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey> {
-        let row = on_pool!(self, |pool| {
+        let row = on_read!(self, |conn| {
             sqlx::query_as::<_, EabRow>(
                 "SELECT key_id, hmac_key, created_at, bound_account FROM eab_keys \
                  WHERE key_id = $1",
             )
             .bind(key_id)
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         row.ok_or(SaError::NotFound)?.into_key()
@@ -425,43 +439,51 @@ impl StorageAuthority for SqlStorage {
         }
         let order = order.clone();
         let new_authzs = new_authzs.to_vec();
+        // One statement per table, whatever the number of names: each statement is a round
+        // trip to the database (on SQLite, to its connection's thread).
         on_write!(self, |conn| {
-            for authz in &new_authzs {
-                sqlx::query(
+            for rows in new_authzs.chunks(ROWS_PER_INSERT) {
+                let mut q = query_builder(
+                    &*conn,
                     "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, \
-                     wildcard, status, expires, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(authz.id.as_str())
-                .bind(authz.account_id.as_str())
-                .bind(authz.identifier.typ.db())
-                .bind(&authz.identifier.value)
-                .bind(authz.wildcard)
-                .bind(authz.status.db())
-                .bind(micros(authz.expires))
-                .bind(micros(authz.created_at))
-                .execute(&mut *conn)
-                .await
-                .map_err(write_err("authorization ID already exists"))?;
+                     wildcard, status, expires, created_at) ",
+                );
+                q.push_values(rows, |mut row, authz| {
+                    row.push_bind(authz.id.as_str())
+                        .push_bind(authz.account_id.as_str())
+                        .push_bind(authz.identifier.typ.db())
+                        .push_bind(authz.identifier.value.as_str())
+                        .push_bind(authz.wildcard)
+                        .push_bind(authz.status.db())
+                        .push_bind(micros(authz.expires))
+                        .push_bind(micros(authz.created_at));
+                });
+                q.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(write_err("authorization ID already exists"))?;
             }
-            for (authz_id, i, c, err, record) in &challenges {
-                sqlx::query(
+            for rows in challenges.chunks(ROWS_PER_INSERT) {
+                let mut q = query_builder(
+                    &*conn,
                     "INSERT INTO challenges (id, authz_id, type, token, status, validated, \
-                     error, validation_record, position) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(c.id.as_str())
-                .bind(authz_id.as_str())
-                .bind(c.typ.db())
-                .bind(&c.token)
-                .bind(c.status.db())
-                .bind(c.validated.map(micros))
-                .bind(err.as_deref())
-                .bind(record)
-                .bind(position(*i))
-                .execute(&mut *conn)
-                .await
-                .map_err(write_err("challenge ID already exists"))?;
+                     error, validation_record, position) ",
+                );
+                q.push_values(rows, |mut row, (authz_id, i, c, err, record)| {
+                    row.push_bind(c.id.as_str())
+                        .push_bind(authz_id.as_str())
+                        .push_bind(c.typ.db())
+                        .push_bind(c.token.as_str())
+                        .push_bind(c.status.db())
+                        .push_bind(c.validated.map(micros))
+                        .push_bind(err.as_deref())
+                        .push_bind(record.as_str())
+                        .push_bind(position(*i));
+                });
+                q.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(write_err("challenge ID already exists"))?;
             }
             sqlx::query(
                 "INSERT INTO orders (id, account_id, status, identifiers, identifiers_key, \
@@ -486,29 +508,34 @@ impl StorageAuthority for SqlStorage {
             .execute(&mut *conn)
             .await
             .map_err(write_err("order ID already exists"))?;
-            for (i, authz_id) in order.authz_ids.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO order_authzs (order_id, authz_id, position) VALUES ($1, $2, $3)",
-                )
-                .bind(order.id.as_str())
-                .bind(authz_id.as_str())
-                .bind(position(i))
-                .execute(&mut *conn)
-                .await
-                .map_err(write_err("duplicate order authorization"))?;
+            let positions: Vec<_> = order.authz_ids.iter().enumerate().collect();
+            for rows in positions.chunks(ROWS_PER_INSERT) {
+                let mut q = query_builder(
+                    &*conn,
+                    "INSERT INTO order_authzs (order_id, authz_id, position) ",
+                );
+                q.push_values(rows, |mut row, (i, authz_id)| {
+                    row.push_bind(order.id.as_str())
+                        .push_bind(authz_id.as_str())
+                        .push_bind(position(*i));
+                });
+                q.build()
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(write_err("duplicate order authorization"))?;
             }
             Ok(())
         })
     }
 
     async fn get_order(&self, id: &OrderId) -> SaResult<Order> {
-        let rows = on_pool!(self, |pool| {
+        let rows = on_read!(self, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = $1 ORDER BY oa.position"
             ))
             .bind(id.as_str())
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         orders_from_rows(rows)?
@@ -523,7 +550,7 @@ impl StorageAuthority for SqlStorage {
         offset: u64,
         limit: u64,
     ) -> SaResult<Vec<OrderId>> {
-        let ids: Vec<String> = on_pool!(self, |pool| {
+        let ids: Vec<String> = on_read!(self, |conn| {
             sqlx::query_scalar(
                 "SELECT id FROM orders WHERE account_id = $1 \
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -531,7 +558,7 @@ impl StorageAuthority for SqlStorage {
             .bind(account.as_str())
             .bind(clamp(limit))
             .bind(clamp(offset))
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         Ok(ids.into_iter().map(OrderId).collect())
@@ -545,7 +572,7 @@ impl StorageAuthority for SqlStorage {
         now: OffsetDateTime,
     ) -> SaResult<Option<Order>> {
         let key = identifiers_key(identifiers);
-        let rows = on_pool!(self, |pool| {
+        let rows = on_read!(self, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = (SELECT id FROM orders WHERE account_id = $1 \
@@ -558,7 +585,7 @@ impl StorageAuthority for SqlStorage {
             .bind(&key)
             .bind(micros(now))
             .bind(profile)
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         Ok(orders_from_rows(rows)?.into_iter().next())
@@ -577,14 +604,14 @@ impl StorageAuthority for SqlStorage {
         if unique.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = on_pool!(self, |pool| {
-            let mut qb = query_builder(pool, concat!(authz_select!(), " WHERE a.id IN ("));
+        let rows = on_read!(self, |conn| {
+            let mut qb = query_builder(conn, concat!(authz_select!(), " WHERE a.id IN ("));
             let mut list = qb.separated(", ");
             for id in &unique {
                 list.push_bind(*id);
             }
             list.push_unseparated(") ORDER BY a.id, c.position");
-            qb.build_query_as::<AuthzRow>().fetch_all(pool).await?
+            qb.build_query_as::<AuthzRow>().fetch_all(conn).await?
         });
         let mut found: HashMap<AuthzId, Authorization> = authzs_from_rows(rows)?
             .into_iter()
@@ -618,7 +645,7 @@ impl StorageAuthority for SqlStorage {
         } else {
             AuthzStatus::Valid
         };
-        let rows = on_pool!(self, |pool| {
+        let rows = on_read!(self, |conn| {
             sqlx::query_as::<_, AuthzRow>(concat!(
                 authz_select!(),
                 " WHERE a.id = (SELECT id FROM authzs WHERE account_id = $1 \
@@ -635,7 +662,7 @@ impl StorageAuthority for SqlStorage {
             .bind(AuthzStatus::Valid.db())
             .bind(second_status.db())
             .bind(micros(expires_after))
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         Ok(authzs_from_rows(rows)?.into_iter().next())
@@ -893,27 +920,27 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
-        let rows = on_pool!(self, |pool| {
+        let rows = on_read!(self, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.status = $1 ORDER BY o.created_at, o.id, oa.position"
             ))
             .bind(OrderStatus::Processing.db())
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         orders_from_rows(rows)
     }
 
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate> {
-        let row = on_pool!(self, |pool| {
+        let row = on_read!(self, |conn| {
             sqlx::query_as::<_, CertificateRow>(concat!(
                 "SELECT ",
                 certificate_columns!(),
                 " FROM certificates WHERE serial = $1"
             ))
             .bind(serial.as_str())
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         row.ok_or(SaError::NotFound)?.into_certificate()
@@ -957,7 +984,7 @@ impl StorageAuthority for SqlStorage {
         let exact = reversed_name(registered_domain);
         let from = format!("{exact}.");
         let to = format!("{exact}/");
-        let n: i64 = on_pool!(self, |pool| {
+        let n: i64 = on_read!(self, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(DISTINCT serial) FROM certificate_names \
                  WHERE (reversed_name = $1 OR (reversed_name >= $2 AND reversed_name < $3)) \
@@ -967,7 +994,7 @@ impl StorageAuthority for SqlStorage {
             .bind(&from)
             .bind(&to)
             .bind(micros(since))
-            .fetch_one(pool)
+            .fetch_one(conn)
             .await?
         });
         Ok(count(n))
@@ -1042,8 +1069,8 @@ impl StorageAuthority for SqlStorage {
         } else {
             " AND revoked_at IS NULL"
         };
-        let rows: Vec<CertificateRow> = on_pool!(self, |pool| {
-            let mut q = query_builder(pool, "SELECT ");
+        let rows: Vec<CertificateRow> = on_read!(self, |conn| {
+            let mut q = query_builder(conn, "SELECT ");
             q.push(certificate_columns!());
             q.push(" FROM certificates WHERE not_after > ");
             q.push_bind(now);
@@ -1073,7 +1100,7 @@ impl StorageAuthority for SqlStorage {
             }
             q.push(" ORDER BY not_before, serial LIMIT ")
                 .push_bind(limit);
-            q.build_query_as::<CertificateRow>().fetch_all(pool).await?
+            q.build_query_as::<CertificateRow>().fetch_all(conn).await?
         });
         let mut certs = rows
             .into_iter()
@@ -1090,7 +1117,7 @@ impl StorageAuthority for SqlStorage {
         issuer_id: &str,
         not_after_after: OffsetDateTime,
     ) -> SaResult<Vec<RevokedCertificate>> {
-        let rows: Vec<(String, i64, i64, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64, i64, i64)> = on_read!(self, |conn| {
             sqlx::query_as(
                 "SELECT serial, crl_shard, revoked_at, revocation_reason FROM certificates \
                  WHERE issuer_id = $1 AND not_after > $2 AND revoked_at IS NOT NULL \
@@ -1098,7 +1125,7 @@ impl StorageAuthority for SqlStorage {
             )
             .bind(issuer_id)
             .bind(micros(not_after_after))
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         rows.into_iter()
@@ -1115,9 +1142,9 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_revocation_epoch(&self) -> SaResult<i64> {
-        Ok(on_pool!(self, |pool| {
+        Ok(on_read!(self, |conn| {
             sqlx::query_scalar("SELECT epoch FROM revocation_epoch WHERE id = 1")
-                .fetch_one(pool)
+                .fetch_one(conn)
                 .await?
         }))
     }
@@ -1175,14 +1202,14 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl> {
-        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> = on_pool!(self, |pool| {
+        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> = on_read!(self, |conn| {
             sqlx::query_as(
                 "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
                  FROM crls WHERE issuer_id = $1 AND shard = $2",
             )
             .bind(issuer_id)
             .bind(i64::from(shard))
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         let (issuer_id, shard, number, this_update, next_update, entries, der) =
@@ -1194,12 +1221,12 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_pool!(self, |pool| {
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_read!(self, |conn| {
             sqlx::query_as(
                 "SELECT issuer_id, shard, number, this_update, next_update, entries \
                  FROM crls ORDER BY issuer_id, shard",
             )
-            .fetch_all(pool)
+            .fetch_all(conn)
             .await?
         });
         rows.into_iter()
@@ -1225,20 +1252,20 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool> {
-        let n: i64 = on_pool!(self, |pool| {
+        let n: i64 = on_read!(self, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1")
                 .bind(spki_sha256.to_ascii_lowercase())
-                .fetch_one(pool)
+                .fetch_one(conn)
                 .await?
         });
         Ok(n > 0)
     }
 
     async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool> {
-        let n: i64 = on_pool!(self, |pool| {
+        let n: i64 = on_read!(self, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE jwk_thumbprint = $1")
                 .bind(thumbprint)
-                .fetch_one(pool)
+                .fetch_one(conn)
                 .await?
         });
         Ok(n > 0)

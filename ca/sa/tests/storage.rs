@@ -122,6 +122,7 @@ storage_tests!(
     orders_newest_first_with_pagination,
     authz_reuse,
     authzs_in_requested_order,
+    large_orders,
     challenge_processing_and_finish,
     deactivation,
     order_processing_cas,
@@ -714,6 +715,35 @@ async fn authz_reuse(sa: &SqlStorage) {
         .get_reusable_authz(&acct.id, &name, false, false, now)
         .await;
     assert!(got.unwrap().is_none());
+}
+
+/// Orders with more rows than one multi-row INSERT carries (300 authorizations, 900 challenges)
+/// round-trip whole, and one failing in a later part leaves nothing behind.
+async fn large_orders(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let names: Vec<String> = (0..300).map(|i| format!("n{i:03}.example.com")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let o = new_order(sa, &acct.id, &names).await;
+    assert_eq!(sa.get_order(&o.id).await.unwrap(), o);
+    let got = sa.get_authorizations(&o.authz_ids).await.unwrap();
+    let got_ids: Vec<AuthzId> = got.iter().map(|a| a.id.clone()).collect();
+    assert_eq!(got_ids, o.authz_ids);
+    assert!(got.iter().all(|a| a.challenges.len() == 3));
+
+    // The last authorization's challenge repeats the first's ID: the challenges' second part
+    // fails, after the authorizations and the first part were written.
+    let mut authzs: Vec<Authorization> = names
+        .iter()
+        .map(|n| authz(&acct.id, n, false, AuthzStatus::Pending, T0))
+        .collect();
+    let first = authzs[0].challenges[0].id.clone();
+    authzs[299].challenges[2].id = first;
+    let refs: Vec<&Authorization> = authzs.iter().collect();
+    let bad = order(&acct.id, &refs, T0);
+    assert_conflict(sa.new_order_and_authzs(&bad, &authzs).await);
+    assert_not_found(sa.get_order(&bad.id).await);
+    assert_not_found(sa.get_authorization(&authzs[0].id).await);
+    assert_not_found(sa.get_authorization(&authzs[299].id).await);
 }
 
 async fn authzs_in_requested_order(sa: &SqlStorage) {

@@ -19,7 +19,7 @@
 
 use crate::{SaError, SaResult};
 use futures::FutureExt;
-use sqlx::{Acquire, Connection, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -186,31 +186,66 @@ async fn run_batch(
     jobs: Vec<Job>,
     delivers: &mut Vec<Deliver>,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    let outcome = run_jobs(conn, jobs, delivers).await;
+    if outcome.is_err() {
+        // A failed COMMIT (a deferred constraint, a busy database) leaves the transaction open;
+        // undo it whole so the next batch starts clean. When SQLite already rolled it back by
+        // itself (an I/O error, a full disk) this ROLLBACK fails, harmlessly.
+        if let Err(e) = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await {
+            tracing::debug!(error = %e, "rolling back a failed batch");
+        }
+    }
+    outcome
+}
+
+/// Runs the jobs of one batch, each in a savepoint, inside `BEGIN IMMEDIATE … COMMIT`.
+///
+/// The transaction control is plain SQL, not sqlx's `begin`/`commit`: those wait for the
+/// connection's thread to acknowledge each step (a rendezvous, twice the thread switches of a
+/// statement), and a batch needed two of them per job. Here a job costs one round trip besides
+/// its own statements: the `SAVEPOINT` it runs in, sent together with the previous job's
+/// `ROLLBACK TO` when that one failed. A kept job's savepoint is left open: `COMMIT` commits
+/// every nested savepoint with the transaction, and `ROLLBACK TO job` names the newest one, the
+/// job that just ran.
+async fn run_jobs(
+    conn: &mut SqliteConnection,
+    jobs: Vec<Job>,
+    delivers: &mut Vec<Deliver>,
+) -> Result<(), sqlx::Error> {
+    let mut first = true;
+    let mut undo_last = false;
     for job in jobs {
-        let mut savepoint = (&mut tx).begin().await?;
+        let before = match (first, undo_last) {
+            (true, _) => "BEGIN IMMEDIATE; SAVEPOINT job",
+            (false, false) => "SAVEPOINT job",
+            (false, true) => "ROLLBACK TO job; SAVEPOINT job",
+        };
+        first = false;
+        // If a statement error made SQLite roll back the whole transaction (it does so for
+        // I/O errors, a full disk, out of memory), this fails and so does the batch: every job
+        // is told nothing was stored, which is true.
+        sqlx::raw_sql(before).execute(&mut *conn).await?;
         // A job that panics must not take the writer (and every later write) down with it: its
         // savepoint is rolled back and its caller, whose answer channel went with the job, is
         // told that nothing was written.
-        let ran = match AssertUnwindSafe(job(&mut savepoint)).catch_unwind().await {
-            Ok(ran) => ran,
+        undo_last = match AssertUnwindSafe(job(&mut *conn)).catch_unwind().await {
+            Ok(ran) => {
+                delivers.push(ran.deliver);
+                !ran.keep
+            }
             Err(_) => {
                 tracing::error!("a storage write panicked; it is rolled back alone");
-                savepoint.rollback().await?;
-                continue;
+                true
             }
         };
-        delivers.push(ran.deliver);
-        // If a statement error made SQLite roll back the whole transaction (it does so for
-        // I/O errors, a full disk, out of memory), releasing or rolling back the savepoint
-        // fails and so does the batch: every job is told nothing was stored, which is true.
-        if ran.keep {
-            savepoint.commit().await?;
-        } else {
-            savepoint.rollback().await?;
-        }
     }
-    tx.commit().await
+    let finish = if undo_last {
+        "ROLLBACK TO job; COMMIT"
+    } else {
+        "COMMIT"
+    };
+    sqlx::raw_sql(finish).execute(&mut *conn).await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -280,6 +315,15 @@ mod tests {
         assert!(matches!(b, Err(SaError::Conflict(_))), "{b:?}");
         assert_eq!(c.unwrap(), 3);
         assert_eq!(children(&mut reader).await, vec![1, 3]);
+        // The last write of a batch failing, and a batch of one failing write.
+        let (d, e) = tokio::join!(child(&w, 4, 1, false), child(&w, 5, 1, true));
+        assert_eq!(d.unwrap(), 4);
+        assert!(matches!(e, Err(SaError::Conflict(_))), "{e:?}");
+        let f = child(&w, 6, 1, true).await;
+        assert!(matches!(f, Err(SaError::Conflict(_))), "{f:?}");
+        assert_eq!(children(&mut reader).await, vec![1, 3, 4]);
+        assert_eq!(child(&w, 7, 1, false).await.unwrap(), 7);
+        assert_eq!(children(&mut reader).await, vec![1, 3, 4, 7]);
     }
 
     #[tokio::test(flavor = "current_thread")]
