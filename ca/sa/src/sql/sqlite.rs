@@ -15,9 +15,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// How long a connection waits for another writer before failing with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connections for reads (each is a thread of sqlx's). Writes do not use them: they all go
-/// through the one writer connection of [`GroupCommit`].
-const READERS: u32 = 8;
+/// How many connections reads use: one per CPU core, at least two. Each connection is a thread
+/// of sqlx's that every statement is handed to and back from; more of them than cores only adds
+/// thread switches (measured on 2 cores: 8 connections did about 5 % fewer certificates per
+/// second than 2 or 3, BENCHMARKS.md). Writes do not use them: they all go through the one
+/// writer connection of [`GroupCommit`].
+fn readers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cores).unwrap_or(u32::MAX).max(2)
+}
 
 /// Opens (creating if missing) the database named by a `sqlite:` URL and migrates it.
 pub(super) async fn connect_url(url: &str) -> SaResult<(Readers, GroupCommit)> {
@@ -43,7 +49,7 @@ async fn connect(options: SqliteConnectOptions) -> SaResult<(Readers, GroupCommi
     sqlx::migrate!("./migrations/sqlite")
         .run(&mut writer)
         .await?;
-    Ok((Readers::new(options, READERS), GroupCommit::start(writer)))
+    Ok((Readers::new(options, readers()), GroupCommit::start(writer)))
 }
 
 /// The connections reads use, opened when first needed, at most a fixed number.
