@@ -8,6 +8,8 @@
 #   CAIRN_BIN=path/to/cairn ONLY=cairn testing/bench/acme-vs-pebble.sh   # no build; one server
 #   KEEP_WORK=1 ...                            # keep the logs (kept anyway when a run fails)
 #   CT=1 ONLY=cairn ...                        # Cairn with Certificate Transparency on
+#   PEBBLE_BIN=path/to/pebble ...              # another Pebble than Debian's (e.g. one built
+#                                              # from a release tag: see BENCHMARKS.md)
 #
 # Cairn: release build, `cairn serve` with testing/bench/cairn-bench.toml (HTTPS, SQLite with
 # synchronous=FULL, CAA checks, lints; only rate-limit buckets enlarged; CAIRN_CONFIG to use
@@ -31,12 +33,13 @@ ACCOUNTS=${ACCOUNTS:-50}
 DURATION=${DURATION:-30s}
 MIX=${MIX:-single=1}
 ONLY=${ONLY:-}
+pebble=${PEBBLE_BIN:-pebble}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 config=${CAIRN_CONFIG:-$repo/testing/bench/cairn-bench.toml}
 
 if [ "$ONLY" != cairn ]; then
-    command -v pebble >/dev/null || { echo "pebble is not installed (apt-get install -y pebble)" >&2; exit 1; }
+    command -v "$pebble" >/dev/null || { echo "$pebble is not installed (apt-get install -y pebble, or set PEBBLE_BIN)" >&2; exit 1; }
     command -v openssl >/dev/null || { echo "openssl is needed for Pebble's TLS certificate" >&2; exit 1; }
 fi
 
@@ -133,7 +136,7 @@ openssl x509 -req -in "$tls/req.pem" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAc
     -days 2 -extfile "$tls/ext" -out "$tls/cert.pem" 2>/dev/null
 sed "s#PEBBLE_TLS_DIR#$tls#g" "$repo/testing/bench/pebble-config.json" >"$work/pebble-config.json"
 PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
-    pebble -config "$work/pebble-config.json" -dnsserver 127.0.0.1:8053 >"$work/pebble.log" 2>&1 &
+    "$pebble" -config "$work/pebble-config.json" -dnsserver 127.0.0.1:8053 >"$work/pebble.log" 2>&1 &
 pids+=($!)
 pebble_pid=$!
 wait_for https://localhost:14000/dir -k
