@@ -50,6 +50,17 @@ pub enum AuthzStatus {
     Revoked,
 }
 
+impl AuthzStatus {
+    /// The status of an authorization stored with this status and `expires`, as a client
+    /// should see it at `now` (a pending or valid authorization past its expiry is `expired`).
+    pub fn at(self, expires: OffsetDateTime, now: OffsetDateTime) -> AuthzStatus {
+        match self {
+            AuthzStatus::Pending | AuthzStatus::Valid if now >= expires => AuthzStatus::Expired,
+            s => s,
+        }
+    }
+}
+
 /// RFC 8555 §7.1.6 challenge states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -194,12 +205,7 @@ impl Authorization {
     /// The status as a client should see it at `now` (a pending or valid authorization past its
     /// expiry is `expired`).
     pub fn status_at(&self, now: OffsetDateTime) -> AuthzStatus {
-        match self.status {
-            AuthzStatus::Pending | AuthzStatus::Valid if now >= self.expires => {
-                AuthzStatus::Expired
-            }
-            s => s,
-        }
+        self.status.at(self.expires, now)
     }
 
     /// The time the authorization became valid (its successful challenge's `validated`).
@@ -253,6 +259,16 @@ pub struct Order {
 /// The order's status as a client should see it (RFC 8555 §7.1.6), from its stored status and
 /// its authorizations' statuses at `now`.
 pub fn order_status(order: &Order, authzs: &[Authorization], now: OffsetDateTime) -> OrderStatus {
+    order_status_of(order, authzs.iter().map(|a| a.status_at(now)), now)
+}
+
+/// [`order_status`] from the statuses its authorizations have at `now` (see
+/// [`AuthzStatus::at`]), when only those were read.
+pub fn order_status_of(
+    order: &Order,
+    authz_statuses: impl IntoIterator<Item = AuthzStatus>,
+    now: OffsetDateTime,
+) -> OrderStatus {
     match order.status {
         OrderStatus::Valid | OrderStatus::Invalid => order.status,
         OrderStatus::Processing => OrderStatus::Processing,
@@ -260,9 +276,11 @@ pub fn order_status(order: &Order, authzs: &[Authorization], now: OffsetDateTime
             if now >= order.expires {
                 return OrderStatus::Invalid;
             }
-            let mut all_valid = !authzs.is_empty();
-            for a in authzs {
-                match a.status_at(now) {
+            let mut any = false;
+            let mut all_valid = true;
+            for status in authz_statuses {
+                any = true;
+                match status {
                     AuthzStatus::Valid => {}
                     AuthzStatus::Pending => all_valid = false,
                     AuthzStatus::Invalid
@@ -271,7 +289,7 @@ pub fn order_status(order: &Order, authzs: &[Authorization], now: OffsetDateTime
                     | AuthzStatus::Revoked => return OrderStatus::Invalid,
                 }
             }
-            if all_valid {
+            if any && all_valid {
                 OrderStatus::Ready
             } else {
                 OrderStatus::Pending
@@ -453,6 +471,23 @@ mod tests {
             order_status(&o, &[valid, expired], now),
             OrderStatus::Invalid
         );
+        // An order without authorizations never becomes ready.
+        assert_eq!(order_status(&o, &[], now), OrderStatus::Pending);
+        assert_eq!(order_status_of(&o, [], now), OrderStatus::Pending);
+        // From statuses alone, the same answers.
+        assert_eq!(
+            order_status_of(&o, [AuthzStatus::Valid, AuthzStatus::Valid], now),
+            OrderStatus::Ready
+        );
+        assert_eq!(
+            order_status_of(&o, [AuthzStatus::Valid, AuthzStatus::Pending], now),
+            OrderStatus::Pending
+        );
+        assert_eq!(
+            AuthzStatus::Valid.at(now - Duration::seconds(1), now),
+            AuthzStatus::Expired
+        );
+        assert_eq!(AuthzStatus::Invalid.at(now, now), AuthzStatus::Invalid);
         // An expired order is invalid whatever its authorizations say.
         let old = order(OrderStatus::Pending, now);
         assert_eq!(order_status(&old, &[pending], now), OrderStatus::Invalid);

@@ -5,7 +5,7 @@ use crate::{IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
     ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId, OrderStatus,
-    Problem, ProblemType, order_status, random_id,
+    Problem, ProblemType, order_status, order_status_of, random_id,
 };
 use time::OffsetDateTime;
 
@@ -215,17 +215,22 @@ impl Ra {
     }
 
     /// An order of `account` (404 for other accounts' orders, so IDs reveal nothing).
+    ///
+    /// Clients poll this while their order is pending: the order and its authorizations'
+    /// states come in one read.
     pub async fn get_order(&self, account: &Account, id: &OrderId) -> Result<OrderView, Problem> {
-        let order = self
+        let (order, states) = self
             .inner
             .sa
-            .get_order(id)
+            .get_order_with_authz_states(id)
             .await
             .map_err(|e| sa_problem(e, "order"))?;
         if order.account_id != account.id {
             return Err(Problem::not_found("order not found"));
         }
-        self.view(order).await
+        let now = self.now();
+        let status = order_status_of(&order, states.iter().map(|s| s.status_at(now)), now);
+        Ok(OrderView { order, status })
     }
 
     /// A page of the account's order IDs, newest first, and whether there is a next page.

@@ -66,6 +66,22 @@ pub struct ChallengeOutcome {
 }
 
 /// The CA's storage interface.
+/// An authorization's stored status and expiry, without the rest of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthzState {
+    /// The stored status.
+    pub status: AuthzStatus,
+    /// When it expires.
+    pub expires: OffsetDateTime,
+}
+
+impl AuthzState {
+    /// The status a client should see at `now` ([`AuthzStatus::at`]).
+    pub fn status_at(&self, now: OffsetDateTime) -> AuthzStatus {
+        self.status.at(self.expires, now)
+    }
+}
+
 #[async_trait]
 pub trait StorageAuthority: Send + Sync + 'static {
     // ---- accounts ----
@@ -112,6 +128,10 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<()>;
     /// Gets an order.
     async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
+    /// Gets an order with the stored status and expiry of each of its authorizations, in the
+    /// order of its `authz_ids`: what the order's status is computed from, in one read.
+    async fn get_order_with_authz_states(&self, id: &OrderId)
+    -> SaResult<(Order, Vec<AuthzState>)>;
     /// The account's order IDs, newest first, at most `limit` after skipping `offset`.
     async fn get_order_ids_for_account(
         &self,

@@ -13,7 +13,7 @@ mod postgres;
 mod sqlite;
 
 use crate::{
-    BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
     RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
 use async_trait::async_trait;
@@ -22,9 +22,10 @@ use cairn_core::{
     Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem, Revocation, Serial,
 };
 use codec::{
-    AccountRow, AuthzRow, CertificateRow, EabRow, OrderRow, Stored, account_columns, authz_select,
-    authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros, order_select,
-    orders_from_rows, reversed_name, revocation_from, to_json,
+    AccountRow, AuthzRow, CertificateRow, EabRow, OrderRow, OrderStateRow, Stored, account_columns,
+    authz_select, authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros,
+    order_columns, order_select, order_state_select, order_with_states, orders_from_rows,
+    reversed_name, revocation_from, to_json,
 };
 use group_commit::{GroupCommit, WriteFuture};
 use sqlx::error::ErrorKind;
@@ -542,6 +543,22 @@ impl StorageAuthority for SqlStorage {
             .into_iter()
             .next()
             .ok_or(SaError::NotFound)
+    }
+
+    async fn get_order_with_authz_states(
+        &self,
+        id: &OrderId,
+    ) -> SaResult<(Order, Vec<AuthzState>)> {
+        let rows = on_read!(self, |conn| {
+            sqlx::query_as::<_, OrderStateRow>(concat!(
+                order_state_select!(),
+                " WHERE o.id = $1 ORDER BY oa.position"
+            ))
+            .bind(id.as_str())
+            .fetch_all(conn)
+            .await?
+        });
+        order_with_states(rows)?.ok_or(SaError::NotFound)
     }
 
     async fn get_order_ids_for_account(

@@ -9,8 +9,8 @@ use cairn_core::{
     Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
 };
 use cairn_sa::{
-    BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector, SaError,
-    SqlStorage, StorageAuthority, StoredCrl,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    SaError, SqlStorage, StorageAuthority, StoredCrl,
 };
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +123,7 @@ storage_tests!(
     authz_reuse,
     authzs_in_requested_order,
     large_orders,
+    order_with_authz_states,
     challenge_processing_and_finish,
     deactivation,
     order_processing_cas,
@@ -744,6 +745,51 @@ async fn large_orders(sa: &SqlStorage) {
     assert_not_found(sa.get_order(&bad.id).await);
     assert_not_found(sa.get_authorization(&authzs[0].id).await);
     assert_not_found(sa.get_authorization(&authzs[299].id).await);
+}
+
+/// The order and its authorizations' states in one read: the states follow the order's
+/// `authz_ids` and what was stored since.
+async fn order_with_authz_states(sa: &SqlStorage) {
+    let acct = new_account(sa).await;
+    let valid = authz(&acct.id, "b.example.com", false, AuthzStatus::Valid, T0);
+    let seed = order(&acct.id, &[&valid], T0);
+    sa.new_order_and_authzs(&seed, std::slice::from_ref(&valid))
+        .await
+        .unwrap();
+    let pending = authz(&acct.id, "a.example.com", false, AuthzStatus::Pending, T0);
+    let o = order(&acct.id, &[&pending, &valid], T0);
+    sa.new_order_and_authzs(&o, std::slice::from_ref(&pending))
+        .await
+        .unwrap();
+
+    let (got, states) = sa.get_order_with_authz_states(&o.id).await.unwrap();
+    assert_eq!(got, o);
+    let state = |a: &Authorization| AuthzState {
+        status: a.status,
+        expires: a.expires,
+    };
+    assert_eq!(states, vec![state(&pending), state(&valid)]);
+
+    // The pending one fails validation: its state reads back changed.
+    let mut failed = pending.challenges[0].clone();
+    failed.status = ChallengeStatus::Invalid;
+    failed.validated = Some(T0 + Duration::minutes(1));
+    sa.finish_challenge(&ChallengeOutcome {
+        authz_id: pending.id.clone(),
+        challenge: failed,
+        authz_status: AuthzStatus::Invalid,
+        expires: pending.expires,
+    })
+    .await
+    .unwrap();
+    let (_, states) = sa.get_order_with_authz_states(&o.id).await.unwrap();
+    assert_eq!(states[0].status, AuthzStatus::Invalid);
+    assert_eq!(states[1], state(&valid));
+    // Past its expiry, a valid authorization shows as expired.
+    assert_eq!(states[1].status_at(valid.expires), AuthzStatus::Expired);
+    assert_eq!(states[1].status_at(T0), AuthzStatus::Valid);
+
+    assert_not_found(sa.get_order_with_authz_states(&OrderId::random()).await);
 }
 
 async fn authzs_in_requested_order(sa: &SqlStorage) {

@@ -1,6 +1,6 @@
 //! Conversions between the domain model and stored columns: times, JSON, enums and row structs.
 
-use crate::{SaError, SaResult};
+use crate::{AuthzState, SaError, SaResult};
 use cairn_core::{
     Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
     ChallengeId, ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId,
@@ -175,13 +175,37 @@ impl EabRow {
 /// `WHERE …` and an `ORDER BY` that keeps an order's rows together and ends in `oa.position`.
 macro_rules! order_select {
     () => {
-        "SELECT o.id, o.account_id, o.status, o.identifiers, o.profile, o.expires, o.not_before, \
-         o.not_after, o.error, o.certificate_serial, o.replaces, o.csr, o.created_at, \
-         oa.authz_id \
-         FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id"
+        concat!(
+            order_columns!(),
+            " FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id"
+        )
     };
 }
 pub(crate) use order_select;
+
+/// The columns of [`OrderRow`].
+macro_rules! order_columns {
+    () => {
+        "SELECT o.id, o.account_id, o.status, o.identifiers, o.profile, o.expires, o.not_before, \
+         o.not_after, o.error, o.certificate_serial, o.replaces, o.csr, o.created_at, \
+         oa.authz_id"
+    };
+}
+pub(crate) use order_columns;
+
+/// Like [`order_select!`], with each row's authorization's status and expiry
+/// ([`OrderStateRow`]); finish with `WHERE …` and `ORDER BY oa.position`.
+macro_rules! order_state_select {
+    () => {
+        concat!(
+            order_columns!(),
+            ", a.status AS authz_status, a.expires AS authz_expires \
+             FROM orders o LEFT JOIN order_authzs oa ON oa.order_id = o.id \
+             LEFT JOIN authzs a ON a.id = oa.authz_id"
+        )
+    };
+}
+pub(crate) use order_state_select;
 
 /// One row of [`order_select!`].
 #[derive(sqlx::FromRow)]
@@ -237,6 +261,51 @@ pub(crate) fn orders_from_rows(rows: Vec<OrderRow>) -> SaResult<Vec<Order>> {
         }
     }
     Ok(orders)
+}
+
+/// One row of [`order_state_select!`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct OrderStateRow {
+    #[sqlx(flatten)]
+    order: OrderRow,
+    authz_status: Option<String>,
+    authz_expires: Option<i64>,
+}
+
+/// Folds one order's [`OrderStateRow`]s (in position order) into the order and its
+/// authorizations' states. `None` if there are no rows.
+pub(crate) fn order_with_states(
+    rows: Vec<OrderStateRow>,
+) -> SaResult<Option<(Order, Vec<AuthzState>)>> {
+    let mut out: Option<(Order, Vec<AuthzState>)> = None;
+    for row in rows {
+        let state = match (
+            row.order.authz_id.is_some(),
+            row.authz_status,
+            row.authz_expires,
+        ) {
+            (false, _, _) => None,
+            (true, Some(status), Some(expires)) => Some(AuthzState {
+                status: parse("authzs.status", &status)?,
+                expires: from_micros(expires)?,
+            }),
+            (true, _, _) => {
+                return Err(SaError::Corrupt(
+                    "order_authzs names a missing authorization".into(),
+                ));
+            }
+        };
+        match out.as_mut() {
+            Some((order, states)) => {
+                if let Some(a) = row.order.authz_id {
+                    order.authz_ids.push(AuthzId(a));
+                }
+                states.extend(state);
+            }
+            None => out = Some((row.order.into_order()?, state.into_iter().collect())),
+        }
+    }
+    Ok(out)
 }
 
 /// Selects authorizations joined with their challenges, one row per (authz, challenge); finish
