@@ -65,7 +65,6 @@ pub struct ChallengeOutcome {
     pub expires: OffsetDateTime,
 }
 
-/// The CA's storage interface.
 /// An authorization's stored status and expiry, without the rest of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthzState {
@@ -82,6 +81,7 @@ impl AuthzState {
     }
 }
 
+/// The CA's storage interface.
 #[async_trait]
 pub trait StorageAuthority: Send + Sync + 'static {
     // ---- accounts ----

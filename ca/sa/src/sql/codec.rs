@@ -277,35 +277,27 @@ pub(crate) struct OrderStateRow {
 pub(crate) fn order_with_states(
     rows: Vec<OrderStateRow>,
 ) -> SaResult<Option<(Order, Vec<AuthzState>)>> {
-    let mut out: Option<(Order, Vec<AuthzState>)> = None;
+    let mut states = Vec::with_capacity(rows.len());
+    let mut order_rows = Vec::with_capacity(rows.len());
     for row in rows {
-        let state = match (
-            row.order.authz_id.is_some(),
-            row.authz_status,
-            row.authz_expires,
-        ) {
-            (false, _, _) => None,
-            (true, Some(status), Some(expires)) => Some(AuthzState {
-                status: parse("authzs.status", &status)?,
-                expires: from_micros(expires)?,
-            }),
-            (true, _, _) => {
+        // An order without authorizations has one row, with no authorization in it.
+        if row.order.authz_id.is_some() {
+            let (Some(status), Some(expires)) = (row.authz_status, row.authz_expires) else {
                 return Err(SaError::Corrupt(
                     "order_authzs names a missing authorization".into(),
                 ));
-            }
-        };
-        match out.as_mut() {
-            Some((order, states)) => {
-                if let Some(a) = row.order.authz_id {
-                    order.authz_ids.push(AuthzId(a));
-                }
-                states.extend(state);
-            }
-            None => out = Some((row.order.into_order()?, state.into_iter().collect())),
+            };
+            states.push(AuthzState {
+                status: parse("authzs.status", &status)?,
+                expires: from_micros(expires)?,
+            });
         }
+        order_rows.push(row.order);
     }
-    Ok(out)
+    Ok(orders_from_rows(order_rows)?
+        .into_iter()
+        .next()
+        .map(|order| (order, states)))
 }
 
 /// Selects authorizations joined with their challenges, one row per (authz, challenge); finish
