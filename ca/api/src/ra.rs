@@ -136,8 +136,11 @@ pub trait RegistrationAuthority: Send + Sync + 'static {
     async fn eab_hmac_key(&self, key_id: &str) -> Result<Option<Vec<u8>>, Problem>;
 
     /// Creates an order, or reuses a pending or ready one for the same identifiers.
-    async fn new_order(&self, account: &Account, req: NewOrderRequest)
-    -> Result<OrderView, Problem>;
+    async fn new_order(
+        &self,
+        account: &Account,
+        req: NewOrderRequest,
+    ) -> Result<OrderView, Problem>;
     /// An order of `account`; another account's order is `notFound`, so IDs reveal nothing.
     async fn get_order(&self, account: &Account, id: &OrderId) -> Result<OrderView, Problem>;
     /// A page of the account's order IDs, newest first, and whether there is a next page.

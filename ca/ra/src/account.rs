@@ -3,8 +3,9 @@
 
 use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
+use cairn_api::SaError;
+use cairn_api::ra::{KeyChangeError, NewAccountRequest};
 use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
-use cairn_sa::SaError;
 
 /// Accounts recently loaded by ID: every authenticated request names its account, and the
 /// storage read was a large part of a request's cost. An entry lives for
@@ -15,23 +16,6 @@ pub(crate) type AccountCache = TtlCache<AccountId, Account>;
 
 /// Accounts kept at most.
 pub(crate) const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
-
-/// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
-#[derive(Debug, Clone)]
-pub struct NewAccountRequest {
-    /// The account key, public JWK.
-    pub jwk: serde_json::Value,
-    /// Its RFC 7638 thumbprint.
-    pub thumbprint: String,
-    /// Contact URLs.
-    pub contact: Vec<String>,
-    /// `termsOfServiceAgreed`.
-    pub terms_of_service_agreed: bool,
-    /// The EAB key ID whose MAC the WFE verified.
-    pub eab_key_id: Option<String>,
-    /// The client's address.
-    pub remote_ip: Option<String>,
-}
 
 const MAX_CONTACTS: usize = 10;
 
@@ -282,15 +266,6 @@ impl Ra {
             Err(e) => Err(internal(&e, "loading EAB key")),
         }
     }
-}
-
-/// Why a key change was refused.
-#[derive(Debug)]
-pub enum KeyChangeError {
-    /// The new key already belongs to this account.
-    KeyInUse(AccountId),
-    /// Anything else.
-    Problem(Problem),
 }
 
 #[cfg(test)]

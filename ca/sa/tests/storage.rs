@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cairn_api::fake::MemoryStorage;
 use cairn_core::{
     Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
     ChallengeId, ChallengeStatus, ChallengeType, EabKey, Identifier, Order, OrderId, OrderStatus,
@@ -14,7 +15,6 @@ use cairn_sa::{
     AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
     SaError, SqlStorage, StorageAuthority, StoredCrl,
 };
-use cairn_api::fake::MemoryStorage;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -45,8 +45,14 @@ impl FakeIssuer {
         let signing = |e: &dyn std::fmt::Display| IssuerError::Signing(e.to_string());
         let (not_before, not_after) = (now - Duration::hours(1), now + Duration::days(3650));
         let root_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).map_err(|e| signing(&e))?;
-        let root_der = build_root(&root_key, "Fake Root", Some("Cairn tests"), not_before, not_after)
-            .map_err(|e| signing(&e))?;
+        let root_der = build_root(
+            &root_key,
+            "Fake Root",
+            Some("Cairn tests"),
+            not_before,
+            not_after,
+        )
+        .map_err(|e| signing(&e))?;
         let root = CaCertificate::new(root_der, root_key).map_err(|e| signing(&e))?;
         let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).map_err(|e| signing(&e))?;
         let der = build_intermediate(

@@ -859,12 +859,7 @@ impl StorageAuthority for MemoryStorage {
     }
 
     async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>> {
-        Ok(self
-            .lock()
-            .crls
-            .values()
-            .map(|c| c.info.clone())
-            .collect())
+        Ok(self.lock().crls.values().map(|c| c.info.clone()).collect())
     }
 
     async fn block_key(&self, key: &BlockedKey) -> SaResult<()> {

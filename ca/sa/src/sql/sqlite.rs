@@ -1,8 +1,8 @@
 //! SQLite backend: connection settings chosen for durability, the embedded migrations, the
 //! group-commit writer every write goes through, and the connections reads use.
 
-use super::group_commit::GroupCommit;
 use super::Failure;
+use super::group_commit::GroupCommit;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::ops::{Deref, DerefMut};
