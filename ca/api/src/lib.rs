@@ -16,7 +16,7 @@ pub mod ra;
 pub mod sa;
 pub mod va;
 
-#[cfg(feature = "test-util")]
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 
 pub use ct::{CtError, CtSubmitter, SctList};

@@ -254,3 +254,115 @@ impl CertificateIssuer for FakeIssuer {
         Ok(der)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::issuer::CertUsage;
+    use cairn_core::{Identifier, Serial};
+    use cairn_ocsp::asn1::CertId;
+    use cairn_ocsp::{CertStatus, HashAlgorithm};
+    use x509_cert::der::asn1::OctetString;
+    use x509_cert::serial_number::SerialNumber;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+    }
+
+    fn request(serial: Serial) -> IssueRequest {
+        let key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        IssueRequest {
+            serial,
+            spki_der: key.spki_der().to_vec(),
+            identifiers: vec![Identifier::dns("fake.example.com")],
+            common_name: None,
+            not_before: now(),
+            not_after: now() + Duration::days(7),
+            profile_validity: Duration::days(7),
+            usage: CertUsage::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn what_it_signs_chains_to_its_root_and_says_what_was_asked() {
+        let issuer = FakeIssuer::new(now()).unwrap();
+        let req = request(Serial::random());
+        let cert = issuer.issue(req.clone()).await.unwrap();
+        let info = CertInfo::from_der(&cert.der).unwrap();
+        assert_eq!(info.identifiers, req.identifiers);
+        assert_eq!(info.spki_der, req.spki_der);
+        assert_eq!(Serial::from_bytes(&info.serial), req.serial);
+        let intermediate = CertInfo::from_der(issuer.intermediate_der()).unwrap();
+        let root = CertInfo::from_der(issuer.root_der()).unwrap();
+        assert!(cairn_x509::is_signed_by(&cert.der, &intermediate.spki_der));
+        assert!(cairn_x509::is_signed_by(
+            issuer.intermediate_der(),
+            &root.spki_der
+        ));
+        assert_eq!(issuer.chains(&cert.issuer_id).len(), 2);
+        assert!(issuer.chains("someone-else").is_empty());
+        assert_eq!(issuer.signed(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_final_certificate_needs_its_own_precertificate() {
+        let issuer = FakeIssuer::new(now()).unwrap();
+        let req = request(Serial::random());
+        let precert = issuer.issue_precertificate(req.clone()).await.unwrap();
+        issuer
+            .issue_final(req.clone(), &precert.der, &[0, 0])
+            .await
+            .unwrap();
+        let other = request(Serial::random());
+        let refused = issuer.issue_final(other, &precert.der, &[0, 0]).await;
+        assert!(matches!(refused, Err(IssuerError::InvalidRequest(_))));
+    }
+
+    #[tokio::test]
+    async fn a_refusing_issuer_signs_nothing_until_told_otherwise() {
+        let issuer = FakeIssuer::new(now()).unwrap();
+        issuer.refuse(Some("down"));
+        assert!(matches!(
+            issuer.issue(request(Serial::random())).await,
+            Err(IssuerError::Signing(reason)) if reason == "down"
+        ));
+        issuer.refuse(None);
+        issuer.issue(request(Serial::random())).await.unwrap();
+        assert_eq!(issuer.signed(), 1);
+    }
+
+    #[tokio::test]
+    async fn ocsp_is_signed_for_its_own_cert_ids_only() {
+        let (ours, theirs) = (
+            FakeIssuer::new(now()).unwrap(),
+            FakeIssuer::new(now()).unwrap(),
+        );
+        let cert_id = |issuer: &FakeIssuer| {
+            let hashes = IssuerHashes::from_certificate(issuer.intermediate_der()).unwrap();
+            let (name, key) = hashes.get(HashAlgorithm::Sha1).unwrap();
+            CertId {
+                hash_algorithm: HashAlgorithm::Sha1.algorithm_identifier(),
+                issuer_name_hash: OctetString::new(name.to_vec()).unwrap(),
+                issuer_key_hash: OctetString::new(key.to_vec()).unwrap(),
+                serial_number: SerialNumber::new(&[0x01]).unwrap(),
+            }
+        };
+        let params = |id| ResponseParams {
+            cert_id: id,
+            status: CertStatus::Good,
+            produced_at: now(),
+            this_update: now(),
+            next_update: now() + Duration::days(1),
+            nonce: None,
+        };
+        let own = cert_id(&ours);
+        let der = ours.sign_ocsp(&params(&own)).await.unwrap();
+        assert!(cairn_ocsp::parse_response(&der).unwrap().single().is_some());
+        let foreign = cert_id(&theirs);
+        assert!(matches!(
+            ours.sign_ocsp(&params(&foreign)).await,
+            Err(IssuerError::InvalidRequest(_))
+        ));
+    }
+}

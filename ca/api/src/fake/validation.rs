@@ -101,3 +101,78 @@ impl ValidationAuthority for ScriptedValidation {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use cairn_core::ChallengeType;
+
+    fn request(name: &str, caa: bool) -> ValidationRequest {
+        ValidationRequest {
+            identifier: Identifier::dns(name),
+            challenge: ChallengeType::Http01,
+            token: "token".into(),
+            key_authorization: "token.thumb".into(),
+            caa: caa.then(|| CaaCheck {
+                wildcard: false,
+                ca_identities: vec!["ca.example".into()],
+                account: None,
+                method: Some(ChallengeType::Http01),
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_follow_the_script_per_identifier() {
+        let va = ScriptedValidation::new();
+        va.fail(Identifier::dns("bad.example"));
+        va.forbid_caa(Identifier::dns("caa.example"));
+        assert!(
+            va.validate(request("good.example", true))
+                .await
+                .error
+                .is_none()
+        );
+        let bad = va
+            .validate(request("bad.example", true))
+            .await
+            .error
+            .unwrap();
+        assert_eq!(bad.typ, ProblemType::Unauthorized);
+        assert_eq!(bad.identifier, Some(Identifier::dns("bad.example")));
+        // CAA refuses only when the validation asks for it.
+        let caa = va
+            .validate(request("caa.example", true))
+            .await
+            .error
+            .unwrap();
+        assert_eq!(caa.typ, ProblemType::Caa);
+        assert!(
+            va.validate(request("caa.example", false))
+                .await
+                .error
+                .is_none()
+        );
+        let check = request("caa.example", true).caa.unwrap();
+        assert!(
+            va.check_caa(&Identifier::dns("caa.example"), &check)
+                .await
+                .is_err()
+        );
+        assert!(
+            va.check_caa(&Identifier::dns("good.example"), &check)
+                .await
+                .is_ok()
+        );
+        va.succeed(&Identifier::dns("bad.example"));
+        assert!(
+            va.validate(request("bad.example", false))
+                .await
+                .error
+                .is_none()
+        );
+        assert_eq!(va.validations().len(), 5);
+        assert_eq!(va.caa_checks().len(), 2);
+    }
+}
