@@ -120,21 +120,24 @@ impl Ra {
                 metrics::counter!("cairn_accounts_created_total").increment(1);
                 Ok((account, true))
             }
-            Err(SaError::Conflict(what)) if what.contains("eab") => {
-                self.refund_limits(&limits).await;
-                Err(Problem::unauthorized(
-                    "the external account binding key has already been used",
-                ))
-            }
             Err(SaError::Conflict(_)) => {
-                // Lost a race with a concurrent newAccount for the same key: return the winner.
-                let existing = self
+                // Lost a race: with a concurrent newAccount for the same key (return the
+                // winner), or for the same EAB key (the key is bound to the other account).
+                match self
                     .inner
                     .sa
                     .get_account_by_key(&account.key_thumbprint)
                     .await
-                    .map_err(|e| internal(&e, "reloading raced account"))?;
-                Ok((existing, false))
+                {
+                    Ok(existing) => Ok((existing, false)),
+                    Err(SaError::NotFound) if account.eab_key_id.is_some() => {
+                        self.refund_limits(&limits).await;
+                        Err(Problem::unauthorized(
+                            "the external account binding key has already been used",
+                        ))
+                    }
+                    Err(e) => Err(internal(&e, "reloading raced account")),
+                }
             }
             Err(e) => {
                 self.refund_limits(&limits).await;
