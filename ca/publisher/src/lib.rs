@@ -18,7 +18,7 @@ pub mod sct;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cairn_ct::sct::SctResponse;
+use cairn_tlog::sct::SctResponse;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use std::collections::HashSet;
