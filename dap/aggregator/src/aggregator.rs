@@ -5,20 +5,20 @@
 //!
 //! | Module | DAP-18 | Role |
 //! |---|---|---|
-//! | [`hpke_keys`] | §4.4.1 HPKE configuration | both |
-//! | [`upload`] | §4.4.2 upload | leader |
-//! | [`aggregation_job_driver`] | §4.5.3.1 leader initialization | leader |
-//! | [`aggregation_job_init`] | §4.5.3.2 helper initialization | helper |
-//! | [`aggregation_job_continue`] | §4.5.4.2 continuation, §4.5.5 deletion | helper |
-//! | [`collection_job`] | §4.6.1 collection jobs, §4.6.3 deletion | leader |
-//! | [`collection_job_driver`] | §4.6.6 finalization | leader |
-//! | [`aggregate_share`] | §4.6.4 aggregate shares | helper |
+//! | `hpke_keys` | §4.4.1 HPKE configuration | both |
+//! | `upload` | §4.4.2 upload | leader |
+//! | `aggregation_job_driver` | §4.5.3.1 leader initialization | leader |
+//! | `aggregation_job_init` | §4.5.3.2 helper initialization | helper |
+//! | `aggregation_job_continue` | §4.5.4.2 continuation, §4.5.5 deletion | helper |
+//! | `collection_job` | §4.6.1 collection jobs, §4.6.3 deletion | leader |
+//! | `collection_job_driver` | §4.6.6 finalization | leader |
+//! | `aggregate_share` | §4.6.4 aggregate shares | helper |
 //!
 //! What several steps share has its own module, so steps never import each other:
-//! [`report_checks`] (the per-report checks, pure), [`collection_request`] (checks on a
-//! collection request, made by the leader and again by the helper), [`helper_job`] (the
-//! helper's aggregation job as init, poll, continue and delete see it), [`helper_client`]
-//! (the leader's requests to the helper) and [`resource_ids`].
+//! `report_checks` (the per-report checks, pure), `collection_request` (checks on a
+//! collection request, made by the leader and again by the helper), `helper_job` (the
+//! helper's aggregation job as init, poll, continue and delete see it), `helper_client`
+//! (the leader's requests to the helper) and `resource_ids`.
 //!
 //! The helper answers aggregation-job initializations synchronously or, with
 //! `async_aggregation`, at once with "processing", preparing the job in its own lease-based

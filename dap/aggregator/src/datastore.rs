@@ -1,12 +1,13 @@
 //! [`Datastore`]: every table of the aggregator on SQLite (default) or PostgreSQL, each statement
 //! written once (`$N` placeholders, `ON CONFLICT`, `RETURNING` work in both). The only dialect
-//! differences are how a write transaction starts and how a row is locked ([`dialect`]).
+//! differences are how a write transaction starts and how a row is locked (`dialect`).
 //!
-//! One module per table or resource: [`hpke_keys`], [`tasks`], [`reports`] (uploads and their
-//! counters), [`aggregation_jobs`] (the leader's), [`helper_aggregation_jobs`],
-//! [`collection_jobs`], [`batch_buckets`] (accumulated shares and the replay record) and
-//! [`aggregate_shares`] (the helper's answers). [`leases`] is the one lease routine every job
-//! kind is driven by. The backend is picked in one place, [`on_pool!`], here.
+//! One module per table or resource: `hpke_keys`, `tasks`, `reports` (uploads and their
+//! counters), `aggregation_jobs` (the leader's), `helper_aggregation_jobs`,
+//! `collection_jobs`, `batch_buckets` (accumulated shares and the replay record, with
+//! `output_shares` deciding per report what a job commits) and `aggregate_shares` (the
+//! helper's answers). `leases` is the one lease routine every job kind is driven by. The
+//! backend is picked in one place, `on_pool!`, here.
 //!
 //! Exactly-once accounting: aggregate-share accumulation, the replay record and the report
 //! state change of an aggregation job commit in one transaction, and only while the caller
@@ -31,6 +32,7 @@ mod dialect;
 mod helper_aggregation_jobs;
 mod hpke_keys;
 mod leases;
+mod output_shares;
 mod postgres;
 mod reports;
 mod secrets;
@@ -38,11 +40,12 @@ mod sqlite;
 mod tasks;
 
 pub use aggregate_shares::ShareBuilder;
-pub use batch_buckets::{BatchAggregate, BatchScope, BucketKey, ReportOutcome, report_checksum};
+pub use batch_buckets::{BatchAggregate, BatchScope, BucketKey, report_checksum};
 pub use collection_jobs::{CollectionJob, CollectionReadiness};
 pub use helper_aggregation_jobs::{HelperAggregationJob, HelperJobState, ResponseBuilder};
 pub use hpke_keys::HpkeKeyState;
 pub use leases::Lease;
+pub use output_shares::ReportOutcome;
 pub use reports::{StoredReport, UploadOutcome};
 pub use secrets::{DatastoreKey, KeyError};
 

@@ -34,7 +34,8 @@ fn refuse_continuation(task_id: &TaskId, req: &AggregationJobContinueReq) -> Err
 
 impl Aggregator {
     /// Handles an `AggregationJobContinueReq`: after the checks DAP-18 §4.5.4.2 orders (task,
-    /// job, message), it is refused — see [`refuse_continuation`].
+    /// job, message), it is refused with `invalidMessage` or `stepMismatch`, as no report of a
+    /// one-round job awaits continuation.
     pub async fn handle_aggregation_job_continue(
         &self,
         task_id: &TaskId,

@@ -3,9 +3,10 @@
 //! the leader fills. Jobs are driven under the [`leases`](super::leases) routine; a job's
 //! result commits with its batch buckets in one transaction.
 
-use super::batch_buckets::{Buckets, ReportOutcome};
+use super::batch_buckets::Buckets;
 use super::dialect::{begin_write, lock_task_sql};
 use super::leases::{JobKind, Lease, Leases};
+use super::output_shares::ReportOutcome;
 use super::reports::StoredReport;
 use super::{Backend, Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, placeholders, uint};
 use cairn_dap_core::vdaf::VdafInstance;

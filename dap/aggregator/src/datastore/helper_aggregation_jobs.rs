@@ -3,9 +3,10 @@
 //! aggregation — stored as `processing` with its request and prepared later under the
 //! [`leases`](super::leases) routine. Deleting a job (§4.5.5) keeps what it committed.
 
-use super::batch_buckets::{Buckets, ReportOutcome};
+use super::batch_buckets::Buckets;
 use super::dialect::begin_write;
 use super::leases::{JobKind, Lease, Leases};
+use super::output_shares::ReportOutcome;
 use super::{Backend, Datastore, DatastoreError, Result};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{AggregationJobId, ReportError, TaskId};

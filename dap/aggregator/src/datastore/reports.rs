@@ -95,7 +95,7 @@ impl Datastore {
     /// the client hears 2xx). A report whose ID exists (or repeats an earlier one of the same
     /// request), or whose batch bucket was collected, is refused. Multi-row statements: one
     /// collected-bucket query for the request's distinct report times, then inserts of up to
-    /// [`MULTI_ROW_CHUNK`] reports each, whose `RETURNING` names the reports that were new.
+    /// `MULTI_ROW_CHUNK` reports each, whose `RETURNING` names the reports that were new.
     /// The task's upload counters move in the same transaction: `accepted` and
     /// `report_replayed` from these outcomes, plus `refused` (reports the caller turned away
     /// before storage, counted per reason).
