@@ -215,18 +215,9 @@ impl Datastore {
                 .bind(tid.clone())
                 .execute(&mut *tx)
                 .await?;
-            let owned: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2 \
-                 AND lease_token = $3 AND state = 'start'",
-            )
-            .bind(tid.clone())
-            .bind(lease.job_id.to_vec())
-            .bind(lease.token.to_vec())
-            .fetch_one(&mut *tx)
-            .await?;
-            if owned != 1 {
-                return Err(DatastoreError::LeaseLost);
-            }
+            Leases::on(&mut tx, JobKind::Collection)
+                .check_held(lease, "start")
+                .await?;
             let unaggregated: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM client_reports WHERE task_id = $1 \
                  AND state IN ('start', 'aggregating') AND client_time >= $2 AND client_time < $3",
@@ -307,18 +298,9 @@ impl Datastore {
                 .bind(tid.clone())
                 .execute(&mut *tx)
                 .await?;
-            let owned: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2 \
-                 AND lease_token = $3 AND state = 'start'",
-            )
-            .bind(tid.clone())
-            .bind(lease.job_id.to_vec())
-            .bind(lease.token.to_vec())
-            .fetch_one(&mut *tx)
-            .await?;
-            if owned != 1 {
-                return Err(DatastoreError::LeaseLost);
-            }
+            Leases::on(&mut tx, JobKind::Collection)
+                .check_held(lease, "start")
+                .await?;
             let rows = sqlx::query(
                 "SELECT b.batch_id, (SELECT COUNT(*) FROM client_reports r \
                  WHERE r.task_id = b.task_id AND r.batch_id = b.batch_id \

@@ -12,6 +12,7 @@
 //!   caller's transaction — the job's whole effect — rolls back.
 //! - [`Leases::release`] gives a lease back with a retry time; [`Leases::finish`] moves the job
 //!   to an end state. Both act only on a job that is still live and still holds the token.
+//!   [`Leases::check_held`] lets a transaction make sure of that before it does a step's work.
 
 use super::dialect::{Dialect, begin_write};
 use super::{Backend, Datastore, DatastoreError, Result, int};
@@ -159,6 +160,27 @@ where
             });
         }
         Ok(leases)
+    }
+
+    /// Checks that `lease` still holds its job and that the job is in `state`; `LeaseLost`
+    /// otherwise (the caller's transaction then changes nothing).
+    pub(super) async fn check_held(&mut self, lease: &Lease, state: &str) -> Result<()> {
+        let held: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {} WHERE task_id = $1 AND job_id = $2 AND lease_token = $3 \
+             AND state = $4",
+            self.kind.table()
+        )))
+        .bind(lease.task_id.as_bytes().to_vec())
+        .bind(lease.job_id.to_vec())
+        .bind(lease.token.to_vec())
+        .bind(state.to_owned())
+        .fetch_one(&mut **self.tx)
+        .await?;
+        if held == 1 {
+            Ok(())
+        } else {
+            Err(DatastoreError::LeaseLost)
+        }
     }
 
     /// Gives `lease` back so that the job is due again at `retry_at`. Returns whether the
