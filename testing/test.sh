@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: prepares the Python tools the integration tests drive (certbot,
-# pkilint) in .venv/, builds the cairn binary and runs the whole workspace's tests.
+# pkilint) in .venv/, builds the cairn and cairn-bench binaries (the tests run both; cargo test
+# builds only the first) and runs the whole workspace's tests.
 #
 #   bash testing/test.sh [extra cargo test args, e.g. -p cairn --test certbot -- --nocapture]
 #
@@ -30,8 +31,8 @@ for tool in certbot lint_cabf_serverauth_cert; do
 done
 echo "    $("$venv/bin/certbot" --version 2>&1), pkilint $("$venv/bin/python" -m pip show pkilint 2>/dev/null | sed -n 's/^Version: //p')"
 
-echo "==> cargo build -p cairn --locked"
-cargo build -p cairn --locked
+echo "==> cargo build -p cairn -p cairn-bench --locked"
+cargo build -p cairn -p cairn-bench --locked
 
 # The whole workspace unless the extra arguments pick packages (-p/--package before any `--`).
 scope=(--workspace)

@@ -1,14 +1,18 @@
 //! Certificate Transparency in `cairn serve`: the `[ct]` configuration, the two local logs an
 //! all-in-one CA runs as two "operators" (rooted at its own root, served on the ACME listener
-//! at `/ct/<name>/`), and the [`Publisher`] the RA submits precertificates through.
+//! at `/ct/<name>/`), and the [`Publisher`] the RA submits precertificates through. The
+//! publisher reaches the local logs through [`InProcessLog`], the adapter that only this
+//! binary, which links both the CA and the log, can write.
 
 use anyhow::Context;
+use async_trait::async_trait;
 use axum::Router;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use cairn_ct::{CtLog, LogConfig};
 use cairn_issuer::CaHierarchy;
-use cairn_publisher::{CtLogTarget, CtSubmitter, HttpLog, LocalLog, Publisher};
+use cairn_publisher::{CtLogTarget, CtSubmitter, HttpLog, LogClient, LogError, Publisher};
+use cairn_tlog::sct::SctResponse;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::path::Path;
@@ -129,6 +133,21 @@ fn public_key(log: &CtLogSection) -> anyhow::Result<Vec<u8>> {
     Ok(der)
 }
 
+/// A CT log running in this process, as the publisher reaches it: a submission is a call into
+/// the log, not an HTTP request.
+#[derive(Debug, Clone)]
+struct InProcessLog(CtLog);
+
+#[async_trait]
+impl LogClient for InProcessLog {
+    async fn add_chain(&self, chain: &[Vec<u8>], precert: bool) -> Result<SctResponse, LogError> {
+        self.0
+            .submit(chain, precert)
+            .await
+            .map_err(|e| LogError::Refused(e.to_string()))
+    }
+}
+
 /// The CA's CT set-up: the submitter for the RA and the local logs to serve and stop.
 #[derive(Debug, Default)]
 pub struct CaCt {
@@ -192,7 +211,7 @@ impl CaCt {
                     name: name.into(),
                     operator: operator.into(),
                     public_key_der: log.public_key_der().to_vec(),
-                    client: Arc::new(LocalLog(log.clone())),
+                    client: Arc::new(InProcessLog(log.clone())),
                 });
                 local_logs.push(log);
             }

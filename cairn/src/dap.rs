@@ -1,5 +1,6 @@
-//! `cairn dap …`: the DAP aggregator (`serve`), a client (`upload`), a collector (`collect`) and
-//! collector key generation (`keygen`) — thin wrappers over the `cairn-dap-*` libraries.
+//! `cairn dap …`: the DAP aggregator (`serve`), a client (`upload`), a collector (`collect`),
+//! collector key generation (`keygen`) and the interop test API roles (`interop-*`) — thin
+//! wrappers over the `cairn-dap-*` libraries.
 
 use anyhow::{Context, bail};
 use base64::Engine;
@@ -84,7 +85,7 @@ pub(crate) enum DapCommand {
     /// `/internal/test/upload` requests.
     InteropClient {
         /// Port to listen on (all addresses).
-        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        #[arg(long, short, env = "PORT", default_value_t = cairn_dap_interop::DEFAULT_PORT)]
         port: u16,
     },
     /// Interop test API: an aggregator (leader or helper per task, chosen by `add_task`) with
@@ -92,7 +93,7 @@ pub(crate) enum DapCommand {
     /// requests.
     InteropAggregator {
         /// Port to listen on (all addresses).
-        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        #[arg(long, short, env = "PORT", default_value_t = cairn_dap_interop::DEFAULT_PORT)]
         port: u16,
         /// Datastore URL (`sqlite:…` or `postgres:…`); default: a fresh SQLite database in a
         /// temporary directory, removed on exit.
@@ -106,7 +107,7 @@ pub(crate) enum DapCommand {
     /// `collection_poll` requests.
     InteropCollector {
         /// Port to listen on (all addresses).
-        #[arg(long, short, env = "PORT", default_value_t = cairn::dap_interop::DEFAULT_PORT)]
+        #[arg(long, short, env = "PORT", default_value_t = cairn_dap_interop::DEFAULT_PORT)]
         port: u16,
     },
     /// Generate a collector HPKE keypair (JSON on stdout; keep it private).
@@ -352,12 +353,15 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
         DapCommand::HpkeKey { aggregator, action } => hpke_key(&aggregator, action).await,
         DapCommand::InteropClient { port } => {
             crate::bootstrap::init_logging();
-            cairn::dap_interop::serve(cairn::dap_interop::client_router()?, port, "client").await
+            let router = cairn_dap_interop::client_router()?;
+            let shutdown = crate::bootstrap::shutdown_signal();
+            Ok(cairn_dap_interop::serve(router, port, "client", shutdown).await?)
         }
         DapCommand::InteropCollector { port } => {
             crate::bootstrap::init_logging();
-            let router = cairn::dap_interop::collector_router()?;
-            cairn::dap_interop::serve(router, port, "collector").await
+            let router = cairn_dap_interop::collector_router()?;
+            let shutdown = crate::bootstrap::shutdown_signal();
+            Ok(cairn_dap_interop::serve(router, port, "collector", shutdown).await?)
         }
         DapCommand::InteropAggregator {
             port,
@@ -369,21 +373,12 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 (10..=60_000).contains(&driver_period_ms),
                 "--driver-period-ms must be within 10..=60000"
             );
-            let dir = tempfile::tempdir().context("creating a temporary directory")?;
-            let url = database_url.unwrap_or_else(|| {
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("interop.db").display()
-                )
-            });
-            let agg = cairn::dap_interop::InteropAggregator::start(
-                &url,
-                std::time::Duration::from_millis(driver_period_ms),
+            let period = std::time::Duration::from_millis(driver_period_ms);
+            let shutdown = crate::bootstrap::shutdown_signal();
+            Ok(
+                cairn_dap_interop::run_aggregator(port, database_url.as_deref(), period, shutdown)
+                    .await?,
             )
-            .await?;
-            let served = cairn::dap_interop::serve(agg.router.clone(), port, "aggregator").await;
-            agg.shutdown().await;
-            served
         }
         DapCommand::Keygen { id } => {
             let kp = HpkeKeypair::generate(HpkeConfigId(id));

@@ -6,7 +6,6 @@ pub mod bootstrap;
 pub mod config;
 pub mod crl;
 pub mod ct_issuance;
-pub mod dap_interop;
 pub mod dap_serve;
 pub mod ocsp;
 pub mod ocsp_cache;

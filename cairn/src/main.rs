@@ -3,15 +3,12 @@
 
 use cairn::{admin, bootstrap, config, serve};
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod bench;
-mod crl_bench;
-mod ct_bench;
 mod dap;
-mod dap_bench;
 
 /// Cairn: a memory-safe ACME certificate authority.
 #[derive(Debug, Parser)]
@@ -39,9 +36,14 @@ enum Command {
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
-    /// Load generators and benchmarks.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    /// Load generators and benchmarks: runs `cairn-bench` from this binary's directory (build
+    /// it with `cargo build --release -p cairn-bench`; `cairn bench --help` lists them).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// The benchmark and its flags, passed to `cairn-bench` unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +86,10 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any runtime starts: this process becomes `cairn-bench`.
+    if let Command::Bench { args } = cli.command {
+        return run_bench(args);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -107,7 +113,7 @@ fn main() -> ExitCode {
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
-            Command::Bench(cmd) => bench::run(cmd).await,
+            Command::Bench { .. } => Ok(()), // ran above
         }
     });
     match result {
@@ -117,6 +123,51 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cairn bench …`: the benchmarks are a binary of their own, `cairn-bench`, so that this one
+/// links none of them. It is looked for beside this executable (the same target directory when
+/// built by cargo) and replaces this process, arguments passed through.
+fn run_bench(args: Vec<OsString>) -> ExitCode {
+    let bench = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(format!("cairn-bench{}", std::env::consts::EXE_SUFFIX)),
+        Err(e) => {
+            eprintln!("cairn: cannot locate this executable to find cairn-bench beside it: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !bench.is_file() {
+        let profile = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
+        eprintln!(
+            "cairn: the benchmarks are a separate binary, not found at {}; build it with `cargo build{profile} -p cairn-bench`",
+            bench.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let mut command = std::process::Command::new(&bench);
+    command.args(args);
+    #[cfg(unix)]
+    let error = {
+        use std::os::unix::process::CommandExt;
+        // Its usage lines then read `cairn bench …`, as typed.
+        command.arg0("cairn bench").exec()
+    };
+    #[cfg(not(unix))]
+    let error = match command.status() {
+        Ok(status) => {
+            return match status.code().and_then(|c| u8::try_from(c).ok()) {
+                Some(code) => ExitCode::from(code),
+                None => ExitCode::FAILURE,
+            };
+        }
+        Err(e) => e,
+    };
+    eprintln!("cairn: cannot run {}: {error}", bench.display());
+    ExitCode::FAILURE
 }
 
 async fn run_challtestsrv(args: ChallArgs) -> anyhow::Result<()> {

@@ -1,13 +1,30 @@
 //! `cairn bench acme`'s load generator against an in-process Cairn: a handful of certificates
-//! of every flow kind, and the summary must count exactly what happened.
+//! of every flow kind, and the summary must count exactly what happened. Then the command
+//! itself: `cairn bench acme` runs the `cairn-bench` binary beside `cairn` (build both, as
+//! testing/test.sh does), and without it fails with one line saying how to build it.
 
 #![allow(clippy::unwrap_used)] // test helper: a failed unwrap is a test failure
 mod common;
 
 use cairn_loadgen::{ChallengeMode, Http01Responder, LoadConfig, Mix, PollPolicy, Trust};
 use common::TestCa;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `cairn-bench`, found where `cairn bench` looks for it: beside the `cairn` binary cargo built
+/// for these tests. Missing means it was not built (`cargo test` builds only `cairn`): a
+/// failure, not a skip.
+fn cairn_bench() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_cairn"))
+        .with_file_name(format!("cairn-bench{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p cairn-bench` (testing/test.sh does)",
+        path.display()
+    );
+    path
+}
 
 fn load(ca: &TestCa, challenge: ChallengeMode, accounts: u32, certs: u64, mix: &str) -> LoadConfig {
     LoadConfig {
@@ -137,4 +154,63 @@ async fn failures_are_counted_by_problem_type() {
     assert_eq!(summary.errors_total, 2, "{summary}");
     assert_eq!(summary.errors.get("connection"), Some(&2), "{summary}");
     ca.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_cairn_bench_command_runs_the_load_generator_binary() {
+    cairn_bench();
+    let ca = TestCa::start().await;
+    let mgmt = format!("http://{}/", ca.chall.management_addr().unwrap());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["bench", "acme", "--directory", ca.directory(), "--root"])
+        .arg(&ca.server.root_path)
+        .args(["--accounts", "2", "--certs", "3", "--mix", "single=1"])
+        .args(["--challtestsrv", &mgmt, "--json", "--quiet"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["certificates"], 3, "{summary}");
+    assert_eq!(summary["accounts"], 2, "{summary}");
+    assert_eq!(summary["errors_total"], 0, "{summary}");
+    assert_eq!(summary["endpoints"]["finalize"]["count"], 3, "{summary}");
+
+    // Flags are cairn-bench's: a bad one is its usage error, naming the command as typed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["bench", "acme", "--no-such-flag"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--no-such-flag"), "{stderr}");
+    assert!(stderr.contains("Usage: cairn bench acme"), "{stderr}");
+    ca.server.shutdown().await.unwrap();
+}
+
+#[test]
+fn without_cairn_bench_beside_it_the_command_says_how_to_build_it() {
+    // A `cairn` alone in a directory of its own (a hard link, or a copy across file systems).
+    let cairn = Path::new(env!("CARGO_BIN_EXE_cairn"));
+    let dir = tempfile::Builder::new()
+        .prefix("bench-dispatch-")
+        .tempdir_in(cairn.parent().unwrap())
+        .unwrap();
+    let alone = dir.path().join(cairn.file_name().unwrap());
+    if std::fs::hard_link(cairn, &alone).is_err() {
+        std::fs::copy(cairn, &alone).unwrap();
+    }
+    let out = std::process::Command::new(&alone)
+        .args(["bench", "crl", "--revoked", "10"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("cairn: "), "{stderr}");
+    assert!(stderr.contains("-p cairn-bench"), "{stderr}");
+    assert!(stderr.contains("cargo build"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -267,7 +267,7 @@ async fn without_scts_from_enough_operators_the_order_fails_cleanly_and_nothing_
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/dead/", probe.local_addr().unwrap());
     drop(probe);
-    let unused_key = B64.encode(cairn_ct::key::LogKey::generate().unwrap().spki_der());
+    let unused_key = B64.encode(cairn_tlog::key::LogKey::generate().unwrap().spki_der());
     let ca_dir = dir.path().join("pki");
     std::fs::create_dir_all(&ca_dir).unwrap();
     // The CA's hierarchy, created before the CA starts so the log can be rooted at it.

@@ -2,7 +2,8 @@
 //! leaf, issuer and root), and the precertificate TBS surgery. Must never panic.
 #![no_main]
 
-use cairn_ct::chain::{NotAfterWindow, Roots, tbs_without_poison, validate_chain};
+use cairn_tlog::chain::{NotAfterWindow, Roots, validate_chain};
+use cairn_tlog::precert::tbs_without_poison;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

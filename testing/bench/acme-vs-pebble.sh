@@ -5,7 +5,8 @@
 #
 #   testing/bench/acme-vs-pebble.sh            # 50 accounts, 30 s each
 #   ACCOUNTS=100 DURATION=60s MIX=single=1 testing/bench/acme-vs-pebble.sh
-#   CAIRN_BIN=path/to/cairn ONLY=cairn testing/bench/acme-vs-pebble.sh   # no build; one server
+#   CAIRN_BIN=path/to/cairn ONLY=cairn testing/bench/acme-vs-pebble.sh   # no build (cairn-bench
+#                                              # beside it, or CAIRN_BENCH_BIN); one server
 #   KEEP_WORK=1 ...                            # keep the logs (kept anyway when a run fails)
 #   CT=1 ONLY=cairn ...                        # Cairn with Certificate Transparency on
 #   PEBBLE_BIN=path/to/pebble ...              # another Pebble than Debian's (e.g. one built
@@ -46,9 +47,12 @@ fi
 if [ -n "${CAIRN_BIN:-}" ]; then
     cairn=$CAIRN_BIN
 else
-    (cd "$repo" && cargo build --release --locked -p cairn)
+    (cd "$repo" && cargo build --release --locked -p cairn -p cairn-bench)
     cairn=$target/release/cairn
 fi
+# The load generator: its own binary, beside cairn (`cairn bench` runs the same one).
+bench=${CAIRN_BENCH_BIN:-$(dirname "$cairn")/cairn-bench}
+[ -x "$bench" ] || { echo "$bench is missing: cargo build --release -p cairn-bench (or set CAIRN_BENCH_BIN)" >&2; exit 1; }
 
 work=$(mktemp -d)
 keep=${KEEP_WORK:-}
@@ -101,7 +105,7 @@ print("   %d certificates (%d within the %.0f s), %.1f /s within the duration (%
 
 load() { # NAME DIRECTORY ROOT
     echo "== $1: $ACCOUNTS accounts, $DURATION, mix $MIX; load before: $(uptime)" >&2
-    "$cairn" bench acme --directory "$2" --root "$3" --accounts "$ACCOUNTS" \
+    "$bench" acme --directory "$2" --root "$3" --accounts "$ACCOUNTS" \
         --duration "$DURATION" --mix "$MIX" --http01-listen 127.0.0.1:5002 --json --quiet \
         >"$work/$1.json"
     echo "   load after: $(uptime)" >&2

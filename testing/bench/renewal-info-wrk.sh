@@ -5,7 +5,7 @@
 #
 #   testing/bench/renewal-info-wrk.sh                 # 2 threads, 64 connections, 15 s
 #   THREADS=2 CONNECTIONS=128 DURATION=30s testing/bench/renewal-info-wrk.sh
-#   CAIRN_BIN=path/to/cairn testing/bench/renewal-info-wrk.sh   # no build
+#   CAIRN_BIN=path/to/cairn testing/bench/renewal-info-wrk.sh   # no build (cairn-bench beside it)
 #
 # Needs wrk (apt-get install -y wrk). Uses ports 5002, 5011, 5012, 8053, 8055, 14100, 14101.
 set -euo pipefail
@@ -20,9 +20,12 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wr
 if [ -n "${CAIRN_BIN:-}" ]; then
     cairn=$CAIRN_BIN
 else
-    (cd "$repo" && cargo build --release --locked -p cairn)
+    (cd "$repo" && cargo build --release --locked -p cairn -p cairn-bench)
     cairn=$target/release/cairn
 fi
+# The load generator: its own binary, beside cairn (`cairn bench` runs the same one).
+bench=${CAIRN_BENCH_BIN:-$(dirname "$cairn")/cairn-bench}
+[ -x "$bench" ] || { echo "$bench is missing: cargo build --release -p cairn-bench (or set CAIRN_BENCH_BIN)" >&2; exit 1; }
 
 work=$(mktemp -d)
 pids=()
@@ -50,7 +53,7 @@ RUST_LOG=${RUST_LOG:-warn} "$cairn" serve --config "$repo/testing/bench/cairn-be
 pids+=($!)
 wait_for https://localhost:14100/directory -k
 
-"$cairn" bench acme --directory https://localhost:14100/directory \
+"$bench" acme --directory https://localhost:14100/directory \
     --root "$work/cairn/ca/root.pem" --accounts 4 --certs 20 --quiet \
     --cert-ids "$work/ids.txt" >/dev/null
 id=$(head -n 1 "$work/ids.txt")

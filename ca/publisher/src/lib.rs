@@ -11,15 +11,16 @@
 //! ```
 //!
 //! [`Publisher`] implements [`CtSubmitter`] (the contract the RA calls, defined in `cairn-api`).
-//! Logs are reached through [`LogClient`]: over HTTP ([`HttpLog`], RFC 6962 `add-pre-chain`)
-//! or in the same process ([`LocalLog`], a [`cairn_ct::CtLog`]).
+//! Logs are reached through [`LogClient`]: over HTTP ([`HttpLog`], RFC 6962 `add-pre-chain`),
+//! or in the same process through an implementation the binary that runs both the CA and a log
+//! provides (so this crate needs only the I/O-free `cairn-tlog` from the CT side).
 
 pub mod sct;
 
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cairn_ct::sct::SctResponse;
+use cairn_tlog::sct::SctResponse;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use std::collections::HashSet;
@@ -47,7 +48,7 @@ pub enum LogError {
     Refused(String),
 }
 
-/// One CT log's `add-chain`/`add-pre-chain` endpoint.
+/// One CT log's `add-chain`/`add-pre-chain` endpoint, remote ([`HttpLog`]) or in this process.
 #[async_trait]
 pub trait LogClient: Send + Sync + 'static {
     /// Submits `chain` (leaf first, DER); `precert` selects `add-pre-chain`.
@@ -110,20 +111,6 @@ impl LogClient for HttpLog {
             return Err(LogError::Sct(SctError::Malformed("answer too large")));
         }
         serde_json::from_slice(&bytes).map_err(|_| LogError::Sct(SctError::Malformed("JSON")))
-    }
-}
-
-/// A log running in this process.
-#[derive(Debug, Clone)]
-pub struct LocalLog(pub cairn_ct::CtLog);
-
-#[async_trait]
-impl LogClient for LocalLog {
-    async fn add_chain(&self, chain: &[Vec<u8>], precert: bool) -> Result<SctResponse, LogError> {
-        self.0
-            .submit(chain, precert)
-            .await
-            .map_err(|e| LogError::Refused(e.to_string()))
     }
 }
 

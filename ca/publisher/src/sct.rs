@@ -4,10 +4,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cairn_ct::sct::SctResponse;
-
-/// `LogEntryType` precert_entry.
-const PRECERT_ENTRY: u16 = 1;
+use cairn_tlog::entry::SignedEntry;
+use cairn_tlog::sct::{SctResponse, SctVerifyError, verify_sct_signature};
 
 /// A decoded v1 SCT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +58,7 @@ impl Sct {
         if extensions.len() > usize::from(u16::MAX) || signature.len() > usize::from(u16::MAX) {
             return Err(SctError::Malformed("length"));
         }
-        if cairn_ct::sct::parse_digitally_signed(&signature).is_none() {
+        if cairn_tlog::sct::parse_digitally_signed(&signature).is_none() {
             return Err(SctError::Malformed("signature"));
         }
         Ok(Sct {
@@ -79,29 +77,29 @@ impl Sct {
         precert_der: &[u8],
         issuer_spki: &[u8],
     ) -> Result<(), SctError> {
-        if self.log_id != cairn_ct::merkle::sha256(log_spki) {
+        if self.log_id != cairn_tlog::merkle::sha256(log_spki) {
             return Err(SctError::WrongLog);
         }
-        let tbs = cairn_ct::chain::tbs_without_poison(precert_der)
+        let tbs = cairn_tlog::precert::tbs_without_poison(precert_der)
             .ok_or(SctError::Malformed("precertificate"))?;
-        let mut msg = vec![0u8 /* v1 */, 0u8 /* certificate_timestamp */];
-        msg.extend_from_slice(&self.timestamp.to_be_bytes());
-        msg.extend_from_slice(&PRECERT_ENTRY.to_be_bytes());
-        msg.extend_from_slice(&cairn_ct::merkle::sha256(issuer_spki));
-        let len = u32::try_from(tbs.len()).map_err(|_| SctError::Malformed("precertificate"))?;
-        if len >= 1 << 24 {
-            return Err(SctError::Malformed("precertificate"));
-        }
-        msg.extend_from_slice(&len.to_be_bytes()[1..]);
-        msg.extend_from_slice(&tbs);
-        put_u16_bytes(&mut msg, &self.extensions);
-        let sig = cairn_ct::sct::parse_digitally_signed(&self.signature)
-            .ok_or(SctError::Malformed("signature"))?;
-        if cairn_ct::key::verify_p256(log_spki, &msg, sig) {
-            Ok(())
-        } else {
-            Err(SctError::BadSignature)
-        }
+        let issuer_key_hash = cairn_tlog::merkle::sha256(issuer_spki);
+        let entry = SignedEntry::Precert {
+            issuer_key_hash: &issuer_key_hash,
+            tbs_certificate: &tbs,
+        };
+        verify_sct_signature(
+            log_spki,
+            entry,
+            self.timestamp,
+            &self.extensions,
+            &self.signature,
+        )
+        .map_err(|e| match e {
+            SctVerifyError::MalformedSignature => SctError::Malformed("signature"),
+            SctVerifyError::EntryTooLarge => SctError::Malformed("precertificate"),
+            SctVerifyError::ExtensionsTooLarge => SctError::Malformed("extensions"),
+            _ => SctError::BadSignature,
+        })
     }
 
     /// The TLS encoding of this `SignedCertificateTimestamp`.

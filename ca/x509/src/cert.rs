@@ -2,8 +2,9 @@
 //! encoded with x509-cert/der and signed with a [`SigningKey`].
 
 use crate::key::{KeyAlgorithm, KeyError, SigningKey};
-use crate::parse::{CertInfo, ParseError, pem_encode};
+use crate::parse::{CertInfo, ParseError};
 use cairn_core::{Identifier, IdentifierType, Serial};
+use cairn_pki::pem_encode;
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
 use der::asn1::{Any, BitString, Ia5String, ObjectIdentifier, OctetString, UtcTime, Utf8StringRef};
@@ -253,8 +254,8 @@ pub fn build_end_entity_ct(
     profile: &EndEntityProfile,
     ct: CtExtension<'_>,
 ) -> Result<Vec<u8>, BuildError> {
-    let subject_alg =
-        KeyAlgorithm::from_spki_der(params.spki_der).map_err(BuildError::PublicKey)?;
+    let subject_alg = KeyAlgorithm::from_spki_der(params.spki_der)
+        .map_err(|e| BuildError::PublicKey(e.into()))?;
     if params.identifiers.is_empty() {
         return Err(BuildError::NoIdentifiers);
     }
@@ -447,7 +448,7 @@ pub fn build_intermediate_with(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, BuildError> {
-    KeyAlgorithm::from_spki_der(spki_der).map_err(BuildError::PublicKey)?;
+    KeyAlgorithm::from_spki_der(spki_der).map_err(|e| BuildError::PublicKey(e.into()))?;
     let subject = build_name(Some(common_name), organization, extras.country)?;
     let mut exts = vec![
         extension(
@@ -544,7 +545,7 @@ pub fn build_ocsp_responder(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, BuildError> {
-    KeyAlgorithm::from_spki_der(spki_der).map_err(BuildError::PublicKey)?;
+    KeyAlgorithm::from_spki_der(spki_der).map_err(|e| BuildError::PublicKey(e.into()))?;
     let nocheck = Extension {
         extn_id: OID_OCSP_NOCHECK,
         critical: false,

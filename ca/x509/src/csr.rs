@@ -1,9 +1,10 @@
 //! PKCS#10 CSR parsing and checks: self-signature, key type and size, requested names.
 
-use crate::key::{KeyAlgorithm, KeyError, verification_algorithm};
+use crate::key::{KeyAlgorithm, KeyError};
 use crate::parse::ip_from_octets;
 use aws_lc_rs::signature::UnparsedPublicKey;
 use cairn_core::{Identifier, IdentifierError};
+use cairn_pki::verification_algorithm;
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::ID_EXTENSION_REQ;
 use der::asn1::{AnyRef, BitStringRef};
@@ -124,7 +125,8 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
     let info = CertReqInfo::from_der(&info_der).map_err(malformed)?;
 
     let spki_der = info.public_key.to_der().map_err(malformed)?;
-    let key_algorithm = KeyAlgorithm::from_spki_der(&spki_der).map_err(CsrError::UnsupportedKey)?;
+    let key_algorithm =
+        KeyAlgorithm::from_spki_der(&spki_der).map_err(|e| CsrError::UnsupportedKey(e.into()))?;
     let spki = SubjectPublicKeyInfoRef::from_der(&spki_der).map_err(malformed)?;
     let key_bits = spki
         .subject_public_key

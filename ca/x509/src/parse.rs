@@ -1,9 +1,8 @@
-//! Reading certificates back (serial, validity, SANs, key identifiers) and PEM encoding/decoding.
+//! Reading certificates back: serial, validity, SANs, key identifiers. (PEM and signature checks
+//! are shared with the CT log and live in `cairn-pki`.)
 
 use cairn_core::Identifier;
-use der::asn1::{AnyRef, BitStringRef};
-use der::{Decode, Encode, Sequence};
-use spki::AlgorithmIdentifierRef;
+use der::{Decode, Encode};
 use std::net::IpAddr;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
@@ -25,9 +24,6 @@ pub enum ParseError {
     /// A SAN entry cannot be turned into an identifier (bad IP length, non-ASCII name).
     #[error("unsupported subjectAltName entry: {0}")]
     BadSubjectAltName(String),
-    /// The text is not valid PEM (bad armor or base64).
-    #[error("malformed PEM: {0}")]
-    Pem(String),
 }
 
 impl From<der::Error> for ParseError {
@@ -124,29 +120,6 @@ impl CertInfo {
     }
 }
 
-/// The outer Certificate with the signed part kept as raw DER.
-#[derive(Sequence)]
-struct RawCertificate<'a> {
-    tbs_certificate: AnyRef<'a>,
-    signature_algorithm: AlgorithmIdentifierRef<'a>,
-    signature: BitStringRef<'a>,
-}
-
-/// True if `cert_der`'s signature verifies with the issuer public key `issuer_spki_der`
-/// (SubjectPublicKeyInfo DER; RSA 2048–4096 or ECDSA P-256/P-384).
-pub fn is_signed_by(cert_der: &[u8], issuer_spki_der: &[u8]) -> bool {
-    let Ok(raw) = RawCertificate::from_der(cert_der) else {
-        return false;
-    };
-    let Ok(tbs) = raw.tbs_certificate.to_der() else {
-        return false;
-    };
-    let Some(signature) = raw.signature.as_bytes() else {
-        return false;
-    };
-    crate::key::verify_x509_signature(issuer_spki_der, &raw.signature_algorithm, &tbs, signature)
-}
-
 /// An IP address from the 4 or 16 octets of an iPAddress GeneralName.
 pub(crate) fn ip_from_octets(octets: &[u8]) -> Result<IpAddr, ParseError> {
     if let Ok(v4) = <[u8; 4]>::try_from(octets) {
@@ -166,70 +139,10 @@ fn to_offset(d: std::time::Duration) -> Result<OffsetDateTime, ParseError> {
     OffsetDateTime::from_unix_timestamp(secs).map_err(|_| ParseError::InvalidTime)
 }
 
-/// PEM-encodes `der` under `label` (e.g. `CERTIFICATE`), LF line endings, 64-column base64.
-pub fn pem_encode(label: &str, der: &[u8]) -> String {
-    // Encoding only fails for labels with invalid characters, which no caller passes; fall back
-    // to an empty string rather than panicking.
-    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
-}
-
-/// Decodes every PEM block in `pem`, in order, as `(label, der)`. Text between blocks is ignored;
-/// a block with bad armor or base64 is an error.
-pub fn pem_decode_all(pem: &str) -> Result<Vec<(String, Vec<u8>)>, ParseError> {
-    const BEGIN: &str = "-----BEGIN ";
-    let mut out = Vec::new();
-    let mut rest = pem;
-    while let Some(start) = rest.find(BEGIN) {
-        let block = &rest[start..];
-        let label_end = block[BEGIN.len()..]
-            .find("-----")
-            .ok_or_else(|| ParseError::Pem("unterminated BEGIN line".into()))?;
-        let label = &block[BEGIN.len()..BEGIN.len() + label_end];
-        let end_marker = format!("-----END {label}-----");
-        let end = block
-            .find(&end_marker)
-            .ok_or_else(|| ParseError::Pem(format!("no END line for {label:?}")))?
-            + end_marker.len();
-        let (found_label, der) = der::pem::decode_vec(&block.as_bytes()[..end])
-            .map_err(|e| ParseError::Pem(e.to_string()))?;
-        out.push((found_label.to_string(), der));
-        rest = &block[end..];
-    }
-    Ok(out)
-}
-
-/// Decodes the certificates of a PEM chain (other block types are skipped).
-pub fn pem_certificates(pem: &str) -> Result<Vec<Vec<u8>>, ParseError> {
-    Ok(pem_decode_all(pem)?
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE")
-        .map(|(_, der)| der)
-        .collect())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pem_round_trips_multiple_blocks() {
-        let a = pem_encode("CERTIFICATE", &[1, 2, 3]);
-        let b = pem_encode("PRIVATE KEY", &[4u8; 100]);
-        let joined = format!("junk before\n{a}\nbetween\r\n{b}trailer");
-        let blocks = pem_decode_all(&joined).unwrap();
-        assert_eq!(
-            blocks,
-            vec![
-                ("CERTIFICATE".to_string(), vec![1, 2, 3]),
-                ("PRIVATE KEY".to_string(), vec![4u8; 100])
-            ]
-        );
-        assert_eq!(pem_certificates(&joined).unwrap(), vec![vec![1, 2, 3]]);
-        assert!(pem_decode_all("").unwrap().is_empty());
-        assert!(pem_decode_all("-----BEGIN X-----\n!!!\n-----END X-----\n").is_err());
-        assert!(pem_decode_all("-----BEGIN X-----\nAAAA\n").is_err());
-    }
 
     #[test]
     fn garbage_is_not_a_certificate() {

@@ -1,9 +1,7 @@
 //! The HTTP edge: RFC 6962 submission endpoints, the static read path (checkpoint, tiles,
 //! issuers) and the log-list description; errors become short JSON bodies without internals.
 
-use crate::entry::parse_data_tile;
 use crate::log::{CtLog, SubmitError};
-use crate::tile::{Tile, TileLevel, leaves_per_hash};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -12,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use cairn_tlog::entry::parse_data_tile;
+use cairn_tlog::tile::{Tile, TileLevel, leaves_per_hash};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 
@@ -115,7 +115,7 @@ async fn add_pre_chain(State(log): State<CtLog>, body: Bytes) -> Response {
 pub fn parse_add_chain(body: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
     let req: AddChainRequest =
         serde_json::from_slice(body).map_err(|_| "request body is not {\"chain\": [...]}")?;
-    if req.chain.len() > crate::chain::MAX_CHAIN_LEN {
+    if req.chain.len() > cairn_tlog::chain::MAX_CHAIN_LEN {
         return Err("chain too long");
     }
     req.chain

@@ -12,23 +12,20 @@
 //!   SCT ◄──────────── answer ◄── checkpoint file ◄── lock store CAS (checkpoint + dedup)
 //! ```
 //!
-//! I/O-free building blocks: [`merkle`], [`tile`], [`entry`], [`sct`], [`checkpoint`],
-//! [`chain`]. Running pieces: [`CtLog`] (one log, embeddable: mount [`CtLog::router`]) and
-//! [`CtServer`] (every configured log behind one listener).
+//! This crate is the server: [`CtLog`] (one log, embeddable: mount [`CtLog::router`]),
+//! [`CtServer`] (every configured log behind one listener), its [`config`], [`http`] edge,
+//! [`storage`], [`lockstore`], and the files it reads at start ([`key_file`], [`roots`]). The
+//! I/O-free transparency-log code it runs on (Merkle hashing, tiles, checkpoints, SCTs, entry
+//! codecs, chain validation) is `cairn-tlog`.
 
-pub mod chain;
-pub mod checkpoint;
 pub mod config;
-pub mod entry;
 pub mod http;
-pub mod key;
+pub mod key_file;
 pub mod lockstore;
 mod log;
-pub mod merkle;
-pub mod sct;
+pub mod roots;
 mod server;
 pub mod storage;
-pub mod tile;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};

@@ -2,16 +2,18 @@
 //! submission pool, and the sequencer that writes tiles, fsyncs, advances the checkpoint by
 //! compare-and-swap and only then answers the waiting submissions.
 
-use crate::chain::{Accepted, ChainError, NotAfterWindow, Roots, RootsError, validate_chain};
-use crate::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint};
 use crate::config::LogConfig;
-use crate::entry::{LogEntry, MAX_LEAF_INDEX, parse_data_tile};
-use crate::key::{KeyError, LogKey};
+use crate::key_file::{self, KeyFileError};
 use crate::lockstore::{DedupRecord, LockError, LockStore};
-use crate::merkle::{Hash, complete_root, empty_root, root_from_subtrees};
-use crate::sct::{SctResponse, sign_sct};
+use crate::roots::{self, RootsError};
 use crate::storage::{FsStorage, Storage};
-use crate::tile::{TILE_WIDTH, Tile, TileLevel, leaves_per_hash, partial_width};
+use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
+use cairn_tlog::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint};
+use cairn_tlog::entry::{LogEntry, MAX_LEAF_INDEX, parse_data_tile};
+use cairn_tlog::key::{KeyError, LogKey};
+use cairn_tlog::merkle::{Hash, complete_root, empty_root, leaf_hash, root_from_subtrees};
+use cairn_tlog::sct::{SctResponse, sign_sct};
+use cairn_tlog::tile::{TILE_WIDTH, Tile, TileLevel, leaves_per_hash, partial_width};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,7 @@ pub enum StartError {
     Locked(String),
     /// The key could not be loaded or generated.
     #[error(transparent)]
-    Key(#[from] KeyError),
+    Key(#[from] KeyFileError),
     /// The roots could not be loaded.
     #[error(transparent)]
     Roots(#[from] RootsError),
@@ -186,8 +188,8 @@ impl CtLog {
         if lock_file.try_lock().is_err() {
             return Err(StartError::Locked(config.data_dir.display().to_string()));
         }
-        let key = LogKey::load_or_generate(&config.key_file)?;
-        let roots = Roots::load_dir(&config.roots_dir)?;
+        let key = key_file::load_or_generate(&config.key_file)?;
+        let roots = roots::load_dir(&config.roots_dir)?;
         if roots.is_empty() {
             return Err(StartError::NoRoots);
         }
@@ -531,7 +533,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
         let leaves = parse_data_tile(&data).map_err(|_| RecoveryError::Tile(tile.path()))?;
         let hashes: Vec<Hash> = leaves
             .iter()
-            .map(|l| crate::merkle::leaf_hash(&l.merkle_tree_leaf))
+            .map(|l| leaf_hash(&l.merkle_tree_leaf))
             .collect();
         if levels.first() != Some(&hashes) {
             return Err(RecoveryError::Tile(tile.path()));

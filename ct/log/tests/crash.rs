@@ -81,7 +81,7 @@ async fn sigkill_under_load_loses_no_sct_and_never_forks() {
     std::fs::write(&config_path, toml::to_string(&server_config(log)).unwrap()).unwrap();
     let key_spki = || {
         let pem = std::fs::read_to_string(dir.path().join("log-key.pem")).unwrap();
-        let der = cairn_x509::pem_decode_all(&pem).unwrap().remove(0).1;
+        let der = cairn_pki::pem_decode_all(&pem).unwrap().remove(0).1;
         let kp = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
             &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
             &der,

@@ -56,6 +56,11 @@ impl Error {
             task_id,
         }
     }
+
+    /// `invalidMessage` about `task_id`: the request is malformed or inconsistent.
+    pub(crate) fn invalid_message(task_id: &TaskId, detail: impl Into<String>) -> Self {
+        Error::dap(DapProblemType::InvalidMessage, Some(*task_id), detail)
+    }
 }
 
 fn problem(status: StatusCode, body: serde_json::Value) -> Response {

@@ -37,7 +37,7 @@ pub(crate) struct CtArgs {
     #[arg(long, default_value_t = 2048)]
     clients: usize,
     /// Stop starting requests after this long (e.g. 10s, 1m).
-    #[arg(long, default_value = "10s", value_parser = crate::bench::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = crate::parse_duration)]
     duration: Duration,
     /// Sequencing period of the in-process log, in milliseconds.
     #[arg(long, default_value_t = 1000)]

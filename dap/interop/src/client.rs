@@ -2,8 +2,8 @@
 //! Cairn's DAP client.
 
 use super::{
-    ApiError, ApiResult, Fields, answer, http_client, measurement_text, parse_body, ready,
-    task_parameters,
+    ApiError, ApiResult, Fields, InteropError, answer, http_client, measurement_text, parse_body,
+    ready, task_parameters,
 };
 use axum::Router;
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ use cairn_dap_core::{Clock, RealClock};
 use serde_json::Map;
 
 /// The interop client's router: `/internal/test/ready` and `/internal/test/upload`.
-pub fn client_router() -> anyhow::Result<Router> {
+pub fn client_router() -> Result<Router, InteropError> {
     let http = http_client()?;
     Ok(Router::new()
         .route("/internal/test/ready", post(ready))

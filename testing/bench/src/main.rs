@@ -1,35 +1,50 @@
-//! `cairn bench …`: load generators and benchmarks. One variant per system (`acme` here; `ct`,
-//! `crl`, `dap` beside it), each a thin command line over a library in testing/ or the
-//! component's crate.
+//! `cairn-bench`: Cairn's load generators and benchmarks, a binary of its own so that the product
+//! binary links none of them. `cairn bench …` runs it (it looks for `cairn-bench` next to
+//! itself). One subcommand per system (`acme` here; `ct`, `crl`, `dap` beside it), each a thin
+//! command line over a library in testing/ or the component's crate.
+
+mod crl;
+mod ct;
+mod dap;
 
 use anyhow::Context;
 use cairn_loadgen::{ChallengeMode, Http01Responder, LoadConfig, Mix, PollPolicy, Trust};
+use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Cairn's load generators and benchmarks (also run as `cairn bench …`).
+#[derive(Debug, Parser)]
+#[command(name = "cairn-bench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
 
 /// The benchmarks.
 #[derive(Debug, clap::Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
-pub(crate) enum BenchCommand {
+enum BenchCommand {
     /// ACME load generator: concurrent accounts running complete issuance flows against any
     /// ACME server (Cairn, Pebble, …) by its directory URL.
     Acme(AcmeArgs),
     /// DAP: sustained upload throughput at the leader and end-to-end aggregation throughput
     /// through leader + helper (in-process, loopback HTTP), on SQLite or PostgreSQL.
-    Dap(crate::dap_bench::DapArgs),
+    Dap(dap::DapArgs),
     /// CT log: durable add-chain throughput and latency (P50/P99 of add-chain and of
     /// sequencing), N concurrent clients against an in-process log or a log by URL.
-    Ct(crate::ct_bench::CtArgs),
+    Ct(ct::CtArgs),
     /// CRLs: time to regenerate every shard of one issuer with N revoked certificates (default
     /// 1,000,000) in a fresh SQLite database (and PostgreSQL with --postgres-url).
-    Crl(crate::crl_bench::CrlBenchArgs),
+    Crl(crl::CrlBenchArgs),
 }
 
 /// Flags of `cairn bench acme`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct AcmeArgs {
+struct AcmeArgs {
     /// The ACME directory URL (the only server contacted, besides --challtestsrv).
     #[arg(long)]
     directory: url::Url,
@@ -81,7 +96,7 @@ pub(crate) struct AcmeArgs {
     quiet: bool,
 }
 
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num
         .parse()
@@ -95,13 +110,32 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Runs a benchmark.
-pub(crate) async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Acme(args) => acme(args).await,
-        BenchCommand::Dap(args) => crate::dap_bench::run(args).await,
-        BenchCommand::Ct(args) => crate::ct_bench::run(args).await,
-        BenchCommand::Crl(args) => crate::crl_bench::run(args).await,
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairn-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            BenchCommand::Acme(args) => acme(args).await,
+            BenchCommand::Dap(args) => dap::run(args).await,
+            BenchCommand::Ct(args) => ct::run(args).await,
+            BenchCommand::Crl(args) => crl::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn-bench: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

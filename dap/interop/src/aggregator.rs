@@ -1,8 +1,9 @@
 //! The interop aggregator: a leader and a helper over one datastore behind one port, tasks
 //! from `add_task`, DAP requests routed to the role that serves them.
 
-use super::{ApiError, ApiResult, Fields, answer, parse_body, ready, task_parameters};
-use anyhow::Context;
+use super::{
+    ApiError, ApiResult, Fields, InteropError, answer, parse_body, ready, serve, task_parameters,
+};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -15,7 +16,9 @@ use cairn_dap_aggregator::{
 use cairn_dap_core::{Clock, RealClock};
 use cairn_dap_messages::{Decode, HpkeConfig};
 use serde_json::{Map, Value};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tower::ServiceExt;
 
 #[derive(Clone)]
@@ -43,13 +46,14 @@ impl InteropAggregator {
     /// leader's drivers (every `driver_period`).
     pub async fn start(
         database_url: &str,
-        driver_period: std::time::Duration,
-    ) -> anyhow::Result<InteropAggregator> {
-        let key = DatastoreKey::from_base64url(&DatastoreKey::generate_base64url()?)
-            .context("datastore key")?;
+        driver_period: Duration,
+    ) -> Result<InteropAggregator, InteropError> {
+        let key = DatastoreKey::generate_base64url()
+            .and_then(|text| DatastoreKey::from_base64url(&text))
+            .map_err(InteropError::DatastoreKey)?;
         let ds = Datastore::connect(database_url, key)
             .await
-            .context("opening the DAP datastore")?;
+            .map_err(InteropError::Datastore)?;
         let params = AggregatorParameters::default();
         let clock: Arc<dyn Clock> = Arc::new(RealClock);
         // One after the other: the first creates the HPKE key both then serve.
@@ -59,8 +63,11 @@ impl InteropAggregator {
             AggregatorRole::Leader,
             params.clone(),
         )
-        .await?;
-        let helper = Aggregator::new(ds, clock, AggregatorRole::Helper, params).await?;
+        .await
+        .map_err(InteropError::Aggregator)?;
+        let helper = Aggregator::new(ds, clock, AggregatorRole::Helper, params)
+            .await
+            .map_err(InteropError::Aggregator)?;
         let drivers = leader.spawn_drivers(driver_period);
         let leader_dap = cairn_dap_aggregator::router(leader.clone(), None);
         let helper_dap = cairn_dap_aggregator::router(helper.clone(), None);
@@ -94,6 +101,29 @@ impl InteropAggregator {
         let _ = self.drivers.await;
         self.leader.datastore().close().await;
     }
+}
+
+/// Runs an interop aggregator on `0.0.0.0:port` until `shutdown` resolves: over `database_url`,
+/// or when it is `None` over a fresh SQLite database in a temporary directory that is removed
+/// on return.
+pub async fn run_aggregator(
+    port: u16,
+    database_url: Option<&str>,
+    driver_period: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), InteropError> {
+    let dir = tempfile::tempdir().map_err(InteropError::TempDir)?;
+    let url = match database_url {
+        Some(url) => url.to_owned(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("interop.db").display()
+        ),
+    };
+    let agg = InteropAggregator::start(&url, driver_period).await?;
+    let served = serve(agg.router.clone(), port, "aggregator", shutdown).await;
+    agg.shutdown().await;
+    served
 }
 
 /// Sends DAP requests to the role that serves them: aggregation jobs and aggregate shares to

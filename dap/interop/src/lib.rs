@@ -4,7 +4,7 @@
 //! pair Cairn with any implementation in any role.
 //!
 //! Each role is a small axum server (`cairn dap interop-client|interop-aggregator|
-//! interop-collector`). Every answer is `200` with a JSON object whose `status` is `success`
+//! interop-collector` runs them). Every answer is `200` with a JSON object whose `status` is `success`
 //! (or `complete` / `in progress` when polling) or `error` with an `error` text: a bad request
 //! is an `error` answer, never a panic. The interop aggregator serves the DAP API on the same
 //! port, at `/`: one process is leader for some tasks and helper for others (two
@@ -17,11 +17,10 @@ mod aggregator;
 mod client;
 mod collector;
 
-pub use aggregator::InteropAggregator;
+pub use aggregator::{InteropAggregator, run_aggregator};
 pub use client::client_router;
 pub use collector::collector_router;
 
-use anyhow::Context;
 use axum::body::Bytes;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
@@ -30,6 +29,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_core::{TaskParameters, VdafInstance};
 use cairn_dap_messages::{BatchMode, Duration, Interval, TaskId, Time};
 use serde_json::{Map, Value, json};
+use std::future::Future;
 use std::net::SocketAddr;
 
 /// The `task_info` every Cairn interop role binds into the `TaskConfiguration` (the interop API
@@ -38,6 +38,39 @@ pub const INTEROP_TASK_INFO: &str = "task-info";
 
 /// The port the draft has every test container listen on.
 pub const DEFAULT_PORT: u16 = 8080;
+
+/// Why a role could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InteropError {
+    /// The HTTP client the client and collector roles send with could not be built.
+    #[error("building the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+    /// No fresh datastore key could be made for the aggregator.
+    #[error("datastore key")]
+    DatastoreKey(#[source] cairn_dap_aggregator::datastore::KeyError),
+    /// The aggregator's datastore could not be opened.
+    #[error("opening the DAP datastore")]
+    Datastore(#[source] cairn_dap_aggregator::DatastoreError),
+    /// A leader or helper could not start over the datastore.
+    #[error("starting the aggregator")]
+    Aggregator(#[source] cairn_dap_aggregator::Error),
+    /// The temporary directory of the default datastore could not be created.
+    #[error("creating a temporary directory")]
+    TempDir(#[source] std::io::Error),
+    /// The port could not be listened on.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving stopped with an I/O error.
+    #[error("serving the interop API")]
+    Serve(#[source] std::io::Error),
+}
 
 /// A request the interop API refuses, with the text for its `error` field.
 #[derive(Debug)]
@@ -276,11 +309,11 @@ fn measurement_text(v: Option<&Value>) -> Result<String, ApiError> {
     }
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
+fn http_client() -> Result<reqwest::Client, InteropError> {
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
-        .context("building the HTTP client")
+        .map_err(InteropError::HttpClient)
 }
 
 async fn ready() -> Response {
@@ -289,17 +322,25 @@ async fn ready() -> Response {
 
 // ---- serving ----
 
-/// Serves `router` on `0.0.0.0:port` until SIGINT/SIGTERM.
-pub async fn serve(router: Router, port: u16, what: &str) -> anyhow::Result<()> {
+/// Serves `router` on `0.0.0.0:port` until `shutdown` resolves (the binary passes its
+/// SIGINT/SIGTERM future).
+pub async fn serve(
+    router: Router,
+    port: u16,
+    what: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), InteropError> {
     let addr = SocketAddr::from(([0, 0, 0, 0], port));
+    let listen_error = |source| InteropError::Listen { addr, source };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    tracing::info!(addr = %listener.local_addr()?, role = what, "DAP interop API listening");
+        .map_err(listen_error)?;
+    let bound = listener.local_addr().map_err(listen_error)?;
+    tracing::info!(addr = %bound, role = what, "DAP interop API listening");
     axum::serve(listener, router)
-        .with_graceful_shutdown(crate::bootstrap::shutdown_signal())
-        .await?;
-    Ok(())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(InteropError::Serve)
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! The interop collector: keeps an HPKE keypair per task (`add_task`), starts collection jobs at
 //! the leader (`collection_start`) and polls them once per `collection_poll`.
 
-use super::{ApiError, ApiResult, Fields, answer, http_client, parse_body, ready, task_parameters};
+use super::{
+    ApiError, ApiResult, Fields, InteropError, answer, http_client, parse_body, ready,
+    task_parameters,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -39,7 +42,7 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
 }
 
 /// The interop collector's router: `ready`, `add_task`, `collection_start`, `collection_poll`.
-pub fn collector_router() -> anyhow::Result<Router> {
+pub fn collector_router() -> Result<Router, InteropError> {
     let state = CollectorState {
         http: http_client()?,
         tasks: Arc::default(),
@@ -98,9 +101,10 @@ fn collector_add_task(s: &CollectorState, body: &Bytes) -> ApiResult {
 }
 
 fn random_handle() -> Result<String, ApiError> {
-    let bytes =
-        crate::dap_serve::random_bytes().map_err(|_| ApiError("no randomness available".into()))?;
-    Ok(URL_SAFE_NO_PAD.encode(&bytes[..16]))
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| ApiError("no randomness available".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 async fn collection_start(s: &CollectorState, body: &Bytes) -> ApiResult {

@@ -39,6 +39,86 @@ pub enum EntryKind {
     },
 }
 
+/// The signed part of an entry, borrowed: with a timestamp and extensions, what an SCT's
+/// signature covers. The log builds it from its [`EntryKind`]; a CA checking an SCT builds it
+/// from the certificate it submitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedEntry<'a> {
+    /// `x509_entry`: the certificate, DER.
+    X509(&'a [u8]),
+    /// `precert_entry`: the issuer's key hash and the TBSCertificate without poison, DER.
+    Precert {
+        /// SHA-256 of the issuing CA's SubjectPublicKeyInfo.
+        issuer_key_hash: &'a Hash,
+        /// The TBSCertificate as logged (see [`crate::precert`]).
+        tbs_certificate: &'a [u8],
+    },
+}
+
+impl SignedEntry<'_> {
+    /// The `LogEntryType`.
+    pub fn entry_type(&self) -> u16 {
+        match self {
+            SignedEntry::X509(_) => X509_ENTRY,
+            SignedEntry::Precert { .. } => PRECERT_ENTRY,
+        }
+    }
+
+    /// The `signed_entry` encoding (ASN.1Cert, or PreCert).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            SignedEntry::X509(certificate) => put_u24_bytes(&mut out, certificate),
+            SignedEntry::Precert {
+                issuer_key_hash,
+                tbs_certificate,
+            } => {
+                out.extend_from_slice(*issuer_key_hash);
+                put_u24_bytes(&mut out, tbs_certificate);
+            }
+        }
+        out
+    }
+
+    /// True if the certificate (or TBS) fits its 24-bit length prefix.
+    pub fn fits(&self) -> bool {
+        let len = match self {
+            SignedEntry::X509(c) => c.len(),
+            SignedEntry::Precert {
+                tbs_certificate, ..
+            } => tbs_certificate.len(),
+        };
+        len < 1 << 24
+    }
+}
+
+impl EntryKind {
+    /// The signed part of this entry.
+    pub fn signed(&self) -> SignedEntry<'_> {
+        match self {
+            EntryKind::X509 { certificate } => SignedEntry::X509(certificate),
+            EntryKind::Precert {
+                issuer_key_hash,
+                tbs_certificate,
+                ..
+            } => SignedEntry::Precert {
+                issuer_key_hash,
+                tbs_certificate,
+            },
+        }
+    }
+}
+
+/// The RFC 6962 `TimestampedEntry`: `timestamp || entry_type || signed_entry || extensions`.
+pub fn timestamped_entry(entry: SignedEntry<'_>, timestamp: u64, extensions: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&entry.entry_type().to_be_bytes());
+    out.extend_from_slice(&entry.encode());
+    put_u16_bytes(&mut out, extensions);
+    out
+}
+
 /// Errors decoding a data tile.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -100,27 +180,12 @@ pub fn parse_leaf_index(mut ext: &[u8]) -> Result<Option<u64>, DecodeError> {
 impl LogEntry {
     /// The `LogEntryType`.
     pub fn entry_type(&self) -> u16 {
-        match self.kind {
-            EntryKind::X509 { .. } => X509_ENTRY,
-            EntryKind::Precert { .. } => PRECERT_ENTRY,
-        }
+        self.kind.signed().entry_type()
     }
 
     /// The `signed_entry` encoding (ASN.1Cert, or PreCert).
     pub fn signed_entry(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        match &self.kind {
-            EntryKind::X509 { certificate } => put_u24_bytes(&mut out, certificate),
-            EntryKind::Precert {
-                issuer_key_hash,
-                tbs_certificate,
-                ..
-            } => {
-                out.extend_from_slice(issuer_key_hash);
-                put_u24_bytes(&mut out, tbs_certificate);
-            }
-        }
-        out
+        self.kind.signed().encode()
     }
 
     /// The key deduplicating resubmissions: SHA-256 of entry type and signed entry (so the same
@@ -133,12 +198,7 @@ impl LogEntry {
 
     /// The RFC 6962 `TimestampedEntry` with the `leaf_index` extension.
     pub fn timestamped_entry(&self, timestamp: u64, index: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&timestamp.to_be_bytes());
-        out.extend_from_slice(&self.entry_type().to_be_bytes());
-        out.extend_from_slice(&self.signed_entry());
-        put_u16_bytes(&mut out, &leaf_index_extensions(index));
-        out
+        timestamped_entry(self.kind.signed(), timestamp, &leaf_index_extensions(index))
     }
 
     /// The RFC 6962 `MerkleTreeLeaf` (v1, timestamped_entry).

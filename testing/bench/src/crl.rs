@@ -1,19 +1,25 @@
 //! `cairn bench crl`: how long regenerating every CRL shard of one issuer takes with N revoked
 //! certificates. Fills a fresh database (SQLite in a temporary directory, and PostgreSQL in a
-//! fresh schema when a URL is given) with N revoked certificates spread over the shards the way
-//! issuance spreads them (by serial), then times the CRL updater's full regeneration (one query,
-//! build + sign + lint per shard, store) and, in a second pass, each step per shard.
+//! fresh schema when a URL is given) through the storage authority with N revoked certificates
+//! spread over the shards the way issuance spreads them (by serial), then times the CRL
+//! updater's full regeneration (one query, build + sign + lint per shard, store) and, in a
+//! second pass, each step per shard.
 
 use anyhow::Context;
+use cairn_core::{
+    Account, AccountId, AccountStatus, Certificate, Order, OrderId, OrderStatus, Revocation,
+    RevocationReason, Serial,
+};
 use cairn_issuer::{CaHierarchy, CrlRequest, HierarchyOptions, LocalIssuer, crl_shard_of};
 use cairn_sa::{SqlStorage, StorageAuthority, StoredCrl};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
-/// Rows per INSERT statement (12 columns: under SQLite's and PostgreSQL's bind limits, and the
-/// statement carries literals anyway).
-const ROWS_PER_INSERT: usize = 2_000;
+/// Concurrent writers filling the database: enough to keep the SQLite writer's group commits
+/// full (it takes up to 256 writes a batch) and every PostgreSQL connection busy.
+const FILL_WRITERS: usize = 512;
 
 /// Flags of `cairn bench crl`.
 #[derive(Debug, clap::Args)]
@@ -44,11 +50,7 @@ pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
     let sqlite = SqlStorage::open_sqlite_in(&dir.path().join("db"))
         .await
         .context("opening SQLite")?;
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("db").join("cairn.db").display()
-    );
-    bench_one(&sqlite, &url, &issuer, &args).await?;
+    bench_one(&sqlite, &issuer, &args).await?;
     sqlite.close().await;
 
     if let Some(pg) = &args.postgres_url {
@@ -70,7 +72,7 @@ pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
             let storage = SqlStorage::connect(&url)
                 .await
                 .context("opening PostgreSQL")?;
-            let r = bench_one(&storage, &url, &issuer, &args).await;
+            let r = bench_one(&storage, &issuer, &args).await;
             storage.close().await;
             r
         }
@@ -119,68 +121,94 @@ fn serial_hex(i: u64) -> String {
     format!("7e{:014x}{z:016x}", i)
 }
 
-async fn fill(
-    storage: &SqlStorage,
-    url: &str,
-    issuer_id: &str,
-    args: &CrlBenchArgs,
-) -> anyhow::Result<()> {
+/// Stores `args.revoked` revoked certificates of `issuer_id` through the storage authority, as
+/// the CA would: each one's order (already `processing`), then the certificate, which finalizes
+/// the order and here carries its revocation. [`FILL_WRITERS`] tasks write concurrently, so the
+/// SQLite writer commits them in full batches and every PostgreSQL connection stays busy.
+async fn fill(storage: &SqlStorage, issuer_id: &str, args: &CrlBenchArgs) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
-    let micros = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000) as i64;
-    let not_before = micros(now - time::Duration::days(10));
-    let not_after = micros(now + time::Duration::days(80));
-    let postgres = storage.backend_name() == "postgres";
-    let blob = if postgres { "'\\x00'::bytea" } else { "x'00'" };
-    let reasons = [0i64, 1, 3, 4, 5, 9];
-    let mut statements = vec![format!(
-        "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at) \
-         VALUES ('bench', '{{}}', 'bench', '[]', 'valid', {not_before}); \
-         INSERT INTO orders (id, account_id, status, identifiers, identifiers_key, expires, created_at) \
-         VALUES ('bench', 'bench', 'valid', '[]', 'bench', {not_after}, {not_before});"
-    )];
-    let mut i = 0u64;
-    while i < args.revoked {
-        let end = (i + ROWS_PER_INSERT as u64).min(args.revoked);
-        let mut sql = String::with_capacity(ROWS_PER_INSERT * 200);
-        sql.push_str(
-            "INSERT INTO certificates (serial, account_id, order_id, der, issuer_id, identifiers, \
-             not_before, not_after, spki_sha256, revoked_at, revocation_reason, crl_shard) VALUES ",
-        );
-        for n in i..end {
-            let serial = serial_hex(n);
-            let shard = crl_shard_of(&cairn_core::Serial(serial.clone()), args.shards);
-            let revoked_at = not_before + (n as i64 % 86_400) * 1_000_000;
-            let reason = reasons[(n % reasons.len() as u64) as usize];
-            if n > i {
-                sql.push(',');
+    let not_before = now - time::Duration::days(10);
+    let not_after = now + time::Duration::days(80);
+    let account = Account {
+        id: AccountId("bench".into()),
+        jwk: serde_json::json!({}),
+        key_thumbprint: "bench".into(),
+        contact: Vec::new(),
+        status: AccountStatus::Valid,
+        created_at: not_before,
+        eab_key_id: None,
+        initial_ip: None,
+    };
+    storage
+        .new_account(&account)
+        .await
+        .context("storing the account")?;
+    let reasons = [
+        RevocationReason::Unspecified,
+        RevocationReason::KeyCompromise,
+        RevocationReason::AffiliationChanged,
+        RevocationReason::Superseded,
+        RevocationReason::CessationOfOperation,
+        RevocationReason::PrivilegeWithdrawn,
+    ];
+    let next = Arc::new(AtomicU64::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..FILL_WRITERS {
+        let (sa, next, account_id) = (storage.clone(), next.clone(), account.id.clone());
+        let (issuer_id, total, shards) = (issuer_id.to_owned(), args.revoked, args.shards);
+        writers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(());
+                }
+                let order = Order {
+                    id: OrderId(format!("bench-{n}")),
+                    account_id: account_id.clone(),
+                    status: OrderStatus::Processing,
+                    identifiers: Vec::new(),
+                    authz_ids: Vec::new(),
+                    expires: not_after,
+                    not_before: None,
+                    not_after: None,
+                    error: None,
+                    certificate_serial: None,
+                    profile: None,
+                    replaces: None,
+                    csr_der: None,
+                    created_at: not_before,
+                };
+                sa.new_order_and_authzs(&order, &[])
+                    .await
+                    .with_context(|| format!("storing order {}", order.id))?;
+                let serial = Serial(serial_hex(n));
+                let crl_shard = crl_shard_of(&serial, shards);
+                let cert = Certificate {
+                    serial,
+                    account_id: account_id.clone(),
+                    order_id: order.id,
+                    der: vec![0],
+                    issuer_id: issuer_id.clone(),
+                    identifiers: Vec::new(),
+                    not_before,
+                    not_after,
+                    spki_sha256: "bench".into(),
+                    revocation: Some(Revocation {
+                        revoked_at: not_before + time::Duration::seconds((n % 86_400) as i64),
+                        reason: reasons[(n % reasons.len() as u64) as usize],
+                    }),
+                    renew_by: None,
+                    replaced_by: None,
+                    crl_shard,
+                };
+                sa.finalize_order(&cert)
+                    .await
+                    .with_context(|| format!("storing certificate {}", cert.serial.0))?;
             }
-            sql.push_str(&format!(
-                "('{serial}','bench','bench',{blob},'{issuer_id}','[]',{not_before},{not_after},\
-                 'bench',{revoked_at},{reason},{shard})"
-            ));
-        }
-        statements.push(sql);
-        i = end;
+        });
     }
-    macro_rules! in_one_transaction {
-        ($pool:expr) => {{
-            let mut tx = $pool.begin().await?;
-            for s in &statements {
-                // Only generated hex, integers and the issuer ID (hex) in these statements.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(s.as_str()))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            $pool.close().await;
-        }};
-    }
-    if postgres {
-        let pool = sqlx::PgPool::connect(url).await?;
-        in_one_transaction!(pool);
-    } else {
-        let pool = sqlx::SqlitePool::connect(url).await?;
-        in_one_transaction!(pool);
+    while let Some(done) = writers.join_next().await {
+        done.context("fill task")??;
     }
     Ok(())
 }
@@ -191,18 +219,17 @@ fn ms(d: Duration) -> String {
 
 async fn bench_one(
     storage: &SqlStorage,
-    url: &str,
     issuer: &Arc<LocalIssuer>,
     args: &CrlBenchArgs,
 ) -> anyhow::Result<()> {
     let backend = storage.backend_name();
     let issuer_id = issuer.issuer_id().to_owned();
     let started = Instant::now();
-    fill(storage, url, &issuer_id, args)
+    fill(storage, &issuer_id, args)
         .await
         .context("filling the database")?;
     println!(
-        "{backend}: {} revoked certificates over {} shards inserted in {}",
+        "{backend}: {} revoked certificates over {} shards stored through the SA in {}",
         args.revoked,
         args.shards,
         ms(started.elapsed())
@@ -330,7 +357,7 @@ mod tests {
             assert_eq!(s.len(), 32);
             assert!(s.starts_with("7e"));
             assert!(seen.insert(s.clone()));
-            per_shard[crl_shard_of(&cairn_core::Serial(s), 16) as usize] += 1;
+            per_shard[crl_shard_of(&Serial(s), 16) as usize] += 1;
         }
         assert!(
             per_shard.iter().all(|&n| (800..1_200).contains(&n)),

@@ -1,0 +1,28 @@
+//! Cairn's transparency-log library: everything a Certificate Transparency log and its clients
+//! compute, with no I/O (no files, sockets, clocks or async runtime), so the log server
+//! (`cairn-ct`) and the CA's publisher share one implementation and each piece is tested alone.
+//!
+//! ```text
+//!  chain ──validate──► entry ──► merkle (leaf hash) ──► tile (where hashes live)
+//!    │                   │                                 │
+//!    └─ precert (TBS     └─► sct (signed timestamp)        └─► checkpoint (signed note
+//!       without poison)          ▲ key (P-256, LogID)            over size + root)
+//! ```
+//!
+//! - [`merkle`]: RFC 6962 leaf and node hashes, roots from aligned subtrees.
+//! - [`tile`]: C2SP tlog-tiles coordinates and paths.
+//! - [`checkpoint`]: C2SP signed-note checkpoints with RFC 6962 tree head signatures.
+//! - [`entry`]: RFC 6962 `TimestampedEntry`/`MerkleTreeLeaf`, static-ct-api `TileLeaf`.
+//! - [`sct`]: signed certificate timestamps and the `digitally-signed` encoding.
+//! - [`precert`]: the TBSCertificate a precertificate is logged (and its SCT signed) as.
+//! - [`chain`]: submission chain validation against the accepted roots.
+//! - [`key`]: the log's ECDSA P-256 key.
+
+pub mod chain;
+pub mod checkpoint;
+pub mod entry;
+pub mod key;
+pub mod merkle;
+pub mod precert;
+pub mod sct;
+pub mod tile;

@@ -1,0 +1,130 @@
+//! The leader's requests to the helper, with the task's bearer token (DAP-18 §3.5): a body
+//! back, an empty body meaning the helper deferred (§3.1), or the helper's problem document
+//! turned into the same DAP error.
+
+use super::Aggregator;
+use crate::error::Error;
+use crate::task::AggregatorTask;
+use cairn_dap_messages::DapProblemType;
+
+/// A successful answer from the helper.
+pub(super) enum HelperReply {
+    /// The resource's representation.
+    Body(Vec<u8>),
+    /// An empty body: the helper deferred handling (DAP-18 §3.1).
+    Deferred {
+        /// Where the deferred resource is (`Location`).
+        location: Option<String>,
+        /// When to ask again (`Retry-After`).
+        retry_after: Option<String>,
+    },
+}
+
+/// The DAP problem a helper's error body names, if it is a DAP problem document.
+fn problem_of(body: &[u8]) -> Option<DapProblemType> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            v.get("type")
+                .and_then(|t| t.as_str())
+                .and_then(DapProblemType::from_urn)
+        })
+}
+
+impl Aggregator {
+    /// Sends one request to the helper with the task's bearer token.
+    pub(super) async fn send_to_helper(
+        &self,
+        task: &AggregatorTask,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<HelperReply, Error> {
+        let token = task
+            .aggregator_auth_token
+            .as_ref()
+            .ok_or_else(|| Error::Internal("leader task without aggregator token".into()))?;
+        let mut req = self
+            .inner
+            .http
+            .request(method, url)
+            .bearer_auth(token.expose());
+        if let Some((content_type, body)) = body {
+            req = req.header("content-type", content_type).body(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Internal(format!("helper request failed: {e}")))?;
+        let status = resp.status();
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (location, retry_after) = (
+            header(reqwest::header::LOCATION),
+            header(reqwest::header::RETRY_AFTER),
+        );
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Internal(format!("helper response: {e}")))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(HelperReply::Deferred {
+                    location,
+                    retry_after,
+                });
+            }
+            return Ok(HelperReply::Body(bytes.to_vec()));
+        }
+        match problem_of(&bytes) {
+            Some(p) => Err(Error::dap(
+                p,
+                Some(task.parameters.task_id),
+                format!("helper refused ({status})"),
+            )),
+            None => Err(Error::Internal(format!("helper answered {status}"))),
+        }
+    }
+
+    /// POSTs to the helper and requires an immediate answer (aggregate shares: the leader
+    /// does not poll those).
+    pub(super) async fn post_to_helper(
+        &self,
+        task: &AggregatorTask,
+        url: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Vec<u8>, Error> {
+        match self
+            .send_to_helper(task, reqwest::Method::POST, url, Some((content_type, body)))
+            .await?
+        {
+            HelperReply::Body(b) => Ok(b),
+            HelperReply::Deferred { .. } => Err(Error::Internal(
+                "helper deferred the aggregate share; polling aggregate shares is not implemented"
+                    .into(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dap_problem_documents_name_a_problem() {
+        let doc = format!(r#"{{"type": "{}"}}"#, DapProblemType::BatchMismatch.urn());
+        assert_eq!(
+            problem_of(doc.as_bytes()),
+            Some(DapProblemType::BatchMismatch)
+        );
+        assert_eq!(problem_of(br#"{"type": "about:blank"}"#), None);
+        assert_eq!(problem_of(br#"{"title": "x"}"#), None);
+        assert_eq!(problem_of(b"<html>"), None);
+    }
+}

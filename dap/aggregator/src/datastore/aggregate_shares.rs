@@ -1,0 +1,83 @@
+//! The `helper_aggregate_shares` table: the helper's answers to aggregate-share requests
+//! (DAP-18 §4.6.4). An answer is computed once — its batch frozen and any differential-privacy
+//! noise drawn — and stored, so a retried request gets the same answer.
+
+use super::batch_buckets::{BatchAggregate, BatchScope, Buckets};
+use super::dialect::{begin_write, lock_task_sql};
+use super::{Backend, Datastore, Result};
+use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_messages::{DapProblemType, TaskId};
+
+/// Builds the helper's aggregate-share response from a batch, or refuses it with a problem.
+pub type ShareBuilder<'a> =
+    dyn Fn(&BatchAggregate) -> std::result::Result<Vec<u8>, DapProblemType> + Sync + 'a;
+
+impl Datastore {
+    /// The helper's side of collecting a batch, in one transaction: returns the stored
+    /// response if `share_id` exists; otherwise sums the batch's buckets, lets `build` check
+    /// them and produce the response (or refuse with a problem type), then marks the buckets
+    /// collected and stores the response.
+    pub async fn helper_collect_batch(
+        &self,
+        task_id: &TaskId,
+        share_id: &[u8; 16],
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        scope: &BatchScope,
+        build: &ShareBuilder<'_>,
+    ) -> Result<std::result::Result<Vec<u8>, DapProblemType>> {
+        let tid = task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let existing: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT response FROM helper_aggregate_shares WHERE task_id = $1 AND share_id = $2",
+            )
+            .bind(tid.clone())
+            .bind(share_id.to_vec())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(r) = existing {
+                return Ok(Ok(r));
+            }
+            let mut buckets = Buckets::of(&mut tx, &tid);
+            let agg = buckets.sum(vdaf, agg_param, scope).await?;
+            let response = match build(&agg) {
+                Ok(r) => r,
+                Err(p) => return Ok(Err(p)),
+            };
+            buckets.mark_collected(vdaf, agg_param, scope).await?;
+            sqlx::query(
+                "INSERT INTO helper_aggregate_shares (task_id, share_id, response) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(tid.clone())
+            .bind(share_id.to_vec())
+            .bind(response.clone())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Ok(response))
+        })
+    }
+
+    /// The stored response of an aggregate-share resource, if it exists.
+    pub async fn get_helper_aggregate_share(
+        &self,
+        task_id: &TaskId,
+        share_id: &[u8; 16],
+    ) -> Result<Option<Vec<u8>>> {
+        on_pool!(self, |pool| {
+            Ok(sqlx::query_scalar(
+                "SELECT response FROM helper_aggregate_shares WHERE task_id = $1 AND share_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(share_id.to_vec())
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+}

@@ -1,0 +1,390 @@
+//! The `aggregation_jobs` and `leader_batches` tables: the leader's aggregation jobs (DAP-18
+//! §4.5.3.1), the reports each one covers, and — in leader-selected mode (§5.2) — the batches
+//! the leader fills. Jobs are driven under the [`leases`](super::leases) routine; a job's
+//! result commits with its batch buckets in one transaction.
+
+use super::batch_buckets::Buckets;
+use super::dialect::{begin_write, lock_task_sql};
+use super::leases::{JobKind, Lease, Leases};
+use super::output_shares::ReportOutcome;
+use super::reports::StoredReport;
+use super::{Backend, Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, placeholders, uint};
+use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_messages::{AggregationJobId, ReportId, TaskId};
+use sqlx::Row;
+
+impl Datastore {
+    /// Groups unaggregated reports of a time-interval task into new jobs of at most
+    /// `max_job_size` reports, each job's reports sorted by ID. Reports whose bucket was
+    /// collected are failed instead. Returns the new job IDs.
+    pub async fn create_aggregation_jobs(
+        &self,
+        task_id: &TaskId,
+        max_job_size: usize,
+        new_id: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<AggregationJobId>> {
+        let tid = task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let rows = sqlx::query(
+                "SELECT r.report_id, COALESCE(b.collected, 0) FROM client_reports r \
+                 LEFT JOIN batch_buckets b ON b.task_id = r.task_id AND b.batch_id = $2 \
+                 AND b.bucket_start = r.client_time \
+                 WHERE r.task_id = $1 AND r.state = 'start' ORDER BY r.report_id LIMIT 100000",
+            )
+            .bind(tid.clone())
+            .bind(Vec::<u8>::new())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut fresh = Vec::new();
+            for row in rows {
+                let id: Vec<u8> = row.try_get(0)?;
+                let collected: i64 = row.try_get(1)?;
+                if collected == 1 {
+                    sqlx::query(
+                        "UPDATE client_reports SET state = 'failed' \
+                         WHERE task_id = $1 AND report_id = $2",
+                    )
+                    .bind(tid.clone())
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                } else {
+                    fresh.push(id);
+                }
+            }
+            let mut jobs = Vec::new();
+            for chunk in fresh.chunks(max_job_size.max(1)) {
+                let job = new_id();
+                sqlx::query(
+                    "INSERT INTO aggregation_jobs (task_id, job_id, batch_id, state, \
+                     lease_token, lease_expiry, attempts) VALUES ($1, $2, $3, 'pending', NULL, 0, 0)",
+                )
+                .bind(tid.clone())
+                .bind(job.to_vec())
+                .bind(Vec::<u8>::new())
+                .execute(&mut *tx)
+                .await?;
+                for id in chunk {
+                    sqlx::query(
+                        "UPDATE client_reports SET state = 'aggregating', aggregation_job_id = $3 \
+                         WHERE task_id = $1 AND report_id = $2",
+                    )
+                    .bind(tid.clone())
+                    .bind(id.clone())
+                    .bind(job.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                jobs.push(AggregationJobId::from_bytes(job));
+            }
+            tx.commit().await?;
+            Ok(jobs)
+        })
+    }
+
+    /// Leader-selected tasks: assigns unaggregated reports (oldest first) to the task's open
+    /// batches, filling each up to `max_batch_size` reports that are aggregated or in flight
+    /// before opening a new one, and groups each batch's new reports into jobs of at most
+    /// `max_job_size`. Returns the new job IDs. Runs under the task lock, like collection, so
+    /// a batch is never filled while it is being chosen for collection.
+    pub async fn create_leader_selected_aggregation_jobs(
+        &self,
+        task_id: &TaskId,
+        max_job_size: usize,
+        max_batch_size: u64,
+        new_id: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<AggregationJobId>> {
+        let tid = task_id.as_bytes().to_vec();
+        let max_batch_size = max_batch_size.max(1);
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let fresh: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT report_id FROM client_reports WHERE task_id = $1 AND state = 'start' \
+                 ORDER BY client_time, report_id LIMIT 100000",
+            )
+            .bind(tid.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+            if fresh.is_empty() {
+                tx.commit().await?;
+                return Ok(Vec::new());
+            }
+            let open = sqlx::query(
+                "SELECT b.batch_id, (SELECT COUNT(*) FROM client_reports r \
+                 WHERE r.task_id = b.task_id AND r.batch_id = b.batch_id \
+                 AND r.state IN ('aggregating', 'aggregated')) \
+                 FROM leader_batches b WHERE b.task_id = $1 AND b.state = 'open' \
+                 ORDER BY b.seq",
+            )
+            .bind(tid.clone())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut batches: Vec<(Vec<u8>, u64)> = open
+                .into_iter()
+                .map(|r| Ok((r.try_get(0)?, uint(r.try_get(1)?))))
+                .collect::<Result<_>>()?;
+            let mut reports = fresh.as_slice();
+            let mut jobs = Vec::new();
+            let mut next_batch = 0;
+            while !reports.is_empty() {
+                let (batch_id, filled) = match batches.get(next_batch) {
+                    Some(b) => b.clone(),
+                    None => {
+                        let mut id = [0u8; 32];
+                        id[..16].copy_from_slice(&new_id());
+                        id[16..].copy_from_slice(&new_id());
+                        sqlx::query(
+                            "INSERT INTO leader_batches (task_id, batch_id, state, seq) \
+                             SELECT $1, $2, 'open', COALESCE(MAX(seq), 0) + 1 \
+                             FROM leader_batches WHERE task_id = $1",
+                        )
+                        .bind(tid.clone())
+                        .bind(id.to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                        batches.push((id.to_vec(), 0));
+                        (id.to_vec(), 0)
+                    }
+                };
+                next_batch += 1;
+                let room =
+                    usize::try_from(max_batch_size.saturating_sub(filled)).unwrap_or(usize::MAX);
+                if room == 0 {
+                    continue;
+                }
+                let (take, rest) = reports.split_at(room.min(reports.len()));
+                reports = rest;
+                for chunk in take.chunks(max_job_size.max(1)) {
+                    let job = new_id();
+                    sqlx::query(
+                        "INSERT INTO aggregation_jobs (task_id, job_id, batch_id, state, \
+                         lease_token, lease_expiry, attempts) \
+                         VALUES ($1, $2, $3, 'pending', NULL, 0, 0)",
+                    )
+                    .bind(tid.clone())
+                    .bind(job.to_vec())
+                    .bind(batch_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+                    for id in chunk {
+                        sqlx::query(
+                            "UPDATE client_reports SET state = 'aggregating', \
+                             aggregation_job_id = $3, batch_id = $4 \
+                             WHERE task_id = $1 AND report_id = $2",
+                        )
+                        .bind(tid.clone())
+                        .bind(id.clone())
+                        .bind(job.to_vec())
+                        .bind(batch_id.clone())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    jobs.push(AggregationJobId::from_bytes(job));
+                }
+            }
+            tx.commit().await?;
+            Ok(jobs)
+        })
+    }
+
+    /// The batch an aggregation job belongs to: a leader-selected batch ID, or `None` in
+    /// time-interval mode.
+    pub async fn get_aggregation_job_batch_id(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Option<[u8; 32]>> {
+        on_pool!(self, |pool| {
+            let id: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT batch_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_optional(pool)
+            .await?;
+            match id {
+                None => Err(DatastoreError::Corrupt("aggregation job")),
+                Some(b) if b.is_empty() => Ok(None),
+                Some(b) => <[u8; 32]>::try_from(b.as_slice())
+                    .map(Some)
+                    .map_err(|_| DatastoreError::Corrupt("batch id")),
+            }
+        })
+    }
+
+    /// Leases up to `limit` pending aggregation jobs whose lease is free or expired, until
+    /// `now + lease_secs`. Each gets a fresh token; an expired holder's commit will fail.
+    pub async fn acquire_aggregation_jobs(
+        &self,
+        now: u64,
+        lease_secs: u64,
+        limit: u64,
+        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+    ) -> Result<Vec<Lease>> {
+        self.take_leases(JobKind::Aggregation, now, lease_secs, limit, new_token)
+            .await
+    }
+
+    /// The reports of an aggregation job, sorted by report ID.
+    pub async fn get_aggregation_job_reports(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Vec<StoredReport>> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT report_id, client_time, public_extensions, public_share, \
+                 leader_input_share, helper_encrypted_input_share FROM client_reports \
+                 WHERE task_id = $1 AND aggregation_job_id = $2 ORDER BY report_id",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(StoredReport {
+                        report_id: ReportId::try_from_slice(&r.try_get::<Vec<u8>, _>(0)?)
+                            .ok_or(DatastoreError::Corrupt("report id"))?,
+                        time: uint(r.try_get(1)?),
+                        public_extensions: r.try_get(2)?,
+                        public_share: r.try_get(3)?,
+                        leader_input_share: r.try_get(4)?,
+                        helper_encrypted_input_share: r.try_get(5)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Commits a finished aggregation job at the leader: accumulates output shares into their
+    /// buckets, records report IDs against replay, sets report states and finishes the job —
+    /// all in one transaction, and only if `lease` is still the job's lease.
+    pub async fn commit_leader_aggregation_job(
+        &self,
+        lease: &Lease,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        outcomes: &[ReportOutcome],
+    ) -> Result<()> {
+        let tid = lease.task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            Leases::on(&mut tx, JobKind::Aggregation)
+                .finish(lease, "finished")
+                .await?;
+            let results = Buckets::of(&mut tx, &tid)
+                .commit_output_shares(vdaf, agg_param, outcomes)
+                .await?;
+            let (mut aggregated, mut failed) = (Vec::new(), Vec::new());
+            for (o, r) in outcomes.iter().zip(&results) {
+                if r.is_ok() {
+                    aggregated.push(&o.report_id);
+                } else {
+                    failed.push(&o.report_id);
+                }
+            }
+            for (state, ids) in [("aggregated", aggregated), ("failed", failed)] {
+                for chunk in ids.chunks(MULTI_ROW_CHUNK) {
+                    let sql = format!(
+                        "UPDATE client_reports SET state = $2 \
+                         WHERE task_id = $1 AND report_id IN ({})",
+                        placeholders(3, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(tid.clone())
+                        .bind(state);
+                    for id in chunk {
+                        q = q.bind(id.as_bytes().to_vec());
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Gives a lease back early (after a transient failure) so another attempt can start soon.
+    pub async fn release_aggregation_job(&self, lease: &Lease, retry_at: u64) -> Result<()> {
+        self.release_lease(JobKind::Aggregation, lease, retry_at)
+            .await
+    }
+
+    /// The helper's ID for a leader aggregation job, once the helper has deferred its answer
+    /// (the driver then polls that resource instead of initializing the job again).
+    pub async fn get_aggregation_job_helper_id(
+        &self,
+        task_id: &TaskId,
+        job_id: &[u8; 16],
+    ) -> Result<Option<AggregationJobId>> {
+        on_pool!(self, |pool| {
+            let id: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+                "SELECT helper_job_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
+            .fetch_optional(pool)
+            .await?;
+            match id {
+                None => Err(DatastoreError::Corrupt("aggregation job")),
+                Some(None) => Ok(None),
+                Some(Some(b)) => AggregationJobId::try_from_slice(&b)
+                    .map(Some)
+                    .ok_or(DatastoreError::Corrupt("helper job id")),
+            }
+        })
+    }
+
+    /// Records that the helper is still processing a leased job (under `helper_job_id`, or
+    /// `None` to forget it and initialize again) and gives the lease back until `poll_at`.
+    /// Fails with `LeaseLost` unless `lease` still holds the unfinished job.
+    pub async fn set_aggregation_job_polling(
+        &self,
+        lease: &Lease,
+        helper_job_id: Option<&AggregationJobId>,
+        poll_at: u64,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            if !Leases::on(&mut tx, JobKind::Aggregation)
+                .release(lease, poll_at)
+                .await?
+            {
+                return Err(DatastoreError::LeaseLost);
+            }
+            sqlx::query(
+                "UPDATE aggregation_jobs SET helper_job_id = $3 WHERE task_id = $1 AND job_id = $2",
+            )
+            .bind(lease.task_id.as_bytes().to_vec())
+            .bind(lease.job_id.to_vec())
+            .bind(helper_job_id.map(|id| id.as_bytes().to_vec()))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Jobs not yet finished for the task.
+    pub async fn count_pending_aggregation_jobs(&self, task_id: &TaskId) -> Result<u64> {
+        on_pool!(self, |pool| {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM aggregation_jobs WHERE task_id = $1 AND state = 'pending'",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .fetch_one(pool)
+            .await?;
+            Ok(uint(n))
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The `batch_buckets` and `aggregated_reports` tables: each batch bucket's accumulated
+//! aggregate share, report count, checksum and time range (DAP-18 §4.5.4.3), and the replay
+//! record of every report ID aggregated.
+//!
+//! A bucket is a report's time unit in time-interval mode (§5.1.3) and the whole batch in
+//! leader-selected mode (§5.2.4). Once a bucket is collected it takes no more reports, and a
+//! report ID is aggregated at most once per task: both rules are enforced here, inside the
+//! transaction that commits an aggregation job, by [`Buckets::commit_output_shares`]; what it
+//! decides per report is pure and lives in [`output_shares`](super::output_shares).
+
+use super::dialect::{Dialect, begin_write, lock_task_sql};
+use super::output_shares::{
+    BucketTotals, Candidates, Committed, ReportOutcome, bucket_refusal, candidates,
+};
+use super::{Backend, Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, uint};
+use aws_lc_rs::digest;
+use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_messages::{BatchChecksum, ReportId, TaskId};
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row,
+    Transaction, Type,
+};
+use std::collections::HashSet;
+
+/// SHA-256 of a report ID: its contribution to a batch checksum.
+pub fn report_checksum(id: &ReportId) -> BatchChecksum {
+    let d = digest::digest(&digest::SHA256, id.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    BatchChecksum::from_bytes(out)
+}
+
+/// A batch bucket's key: the batch ID (empty in time-interval mode) and the bucket's start
+/// time (the report's time unit in time-interval mode; 0 in leader-selected mode).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BucketKey {
+    /// Leader-selected batch ID bytes, or empty.
+    pub batch_id: Vec<u8>,
+    /// Time-interval bucket start (time-precision units), or 0.
+    pub bucket_start: u64,
+}
+
+impl BucketKey {
+    /// The bucket a report of a job falls into: its time unit in time-interval mode (no
+    /// `batch_id`), the batch's one bucket in leader-selected mode.
+    pub fn for_report(batch_id: Option<&[u8; 32]>, time: u64) -> BucketKey {
+        match batch_id {
+            Some(id) => BucketKey {
+                batch_id: id.to_vec(),
+                bucket_start: 0,
+            },
+            None => BucketKey {
+                batch_id: Vec::new(),
+                bucket_start: time,
+            },
+        }
+    }
+}
+
+/// Which batch buckets make up a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BatchScope {
+    /// Time-interval: the buckets of `[start, end)` (time-precision units).
+    TimeInterval {
+        /// First time unit.
+        start: u64,
+        /// One past the last time unit.
+        end: u64,
+    },
+    /// Leader-selected: the batch's one bucket (start 0).
+    LeaderSelected {
+        /// The batch ID.
+        batch_id: [u8; 32],
+    },
+}
+
+impl BatchScope {
+    /// `(batch_id, first bucket_start, one past the last)` as bound in SQL.
+    pub(super) fn bounds(&self) -> (Vec<u8>, i64, i64) {
+        match self {
+            BatchScope::TimeInterval { start, end } => (Vec::new(), int(*start), int(*end)),
+            BatchScope::LeaderSelected { batch_id } => (batch_id.to_vec(), 0, 1),
+        }
+    }
+}
+
+/// The sum of a set of buckets.
+#[derive(Debug, Clone)]
+pub struct BatchAggregate {
+    /// Merged aggregate share.
+    pub aggregate_share: Vec<u8>,
+    /// Reports.
+    pub report_count: u64,
+    /// XOR checksum.
+    pub checksum: BatchChecksum,
+    /// (min, max) report time, if any report.
+    pub time_range: Option<(u64, u64)>,
+    /// Whether any bucket was already collected.
+    pub any_collected: bool,
+    /// Whether any bucket used a different aggregation parameter.
+    pub agg_param_mismatch: bool,
+}
+
+/// A bucket locked for this job: its key, its candidates, its stored share and totals.
+struct OpenBucket {
+    batch_id: Vec<u8>,
+    start: i64,
+    idx: Vec<usize>,
+    share: Vec<u8>,
+    totals: BucketTotals,
+}
+
+/// The batch-bucket statements of one task inside one write transaction, written once for
+/// both backends.
+pub(super) struct Buckets<'t, DB: Database> {
+    tx: &'t mut Transaction<'static, DB>,
+    task_id: &'t [u8],
+}
+
+impl<'t, DB: Database> Buckets<'t, DB> {
+    /// The buckets of the task `task_id` (its ID bytes), seen from `tx`.
+    pub(super) fn of(tx: &'t mut Transaction<'static, DB>, task_id: &'t [u8]) -> Self {
+        Buckets { tx, task_id }
+    }
+}
+
+impl<DB> Buckets<'_, DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    /// Replay checks, collected-bucket checks and accumulation of a job's output shares: each
+    /// bucket is locked once (in key order, so concurrent drivers cannot deadlock), the
+    /// shares are added up in memory and the bucket is written once; report IDs are recorded
+    /// against replay in multi-row inserts. The outer `Result` is a storage failure; the inner
+    /// ones (one per outcome, in order) say whether each share was committed.
+    pub(super) async fn commit_output_shares(
+        &mut self,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        outcomes: &[ReportOutcome],
+    ) -> Result<Vec<Committed>> {
+        let Candidates {
+            mut results,
+            by_bucket,
+        } = candidates(outcomes);
+        if by_bucket.is_empty() {
+            return Ok(results);
+        }
+        let empty = vdaf.empty_aggregate_share(agg_param)?;
+        let lock_bucket = format!(
+            "SELECT aggregate_share, report_count, checksum, min_time, max_time, collected, \
+             agg_param FROM batch_buckets \
+             WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3{}",
+            DB::FOR_UPDATE
+        );
+        // Lock every bucket the job touches; refuse reports of collected buckets.
+        let mut open = Vec::with_capacity(by_bucket.len());
+        for ((batch_id, bucket_start), idx) in by_bucket {
+            let start = int(bucket_start);
+            let first_time = idx.iter().map(|&i| outcomes[i].time).min().unwrap_or(0);
+            sqlx::query(
+                "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
+                 aggregate_share, report_count, checksum, min_time, max_time, collected) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(self.task_id.to_vec())
+            .bind(batch_id.clone())
+            .bind(start)
+            .bind(agg_param.to_vec())
+            .bind(empty.clone())
+            .bind(vec![0u8; 32])
+            .bind(int(first_time))
+            .execute(&mut **self.tx)
+            .await?;
+            let row = sqlx::query(AssertSqlSafe(lock_bucket.clone()))
+                .bind(self.task_id.to_vec())
+                .bind(batch_id.clone())
+                .bind(start)
+                .fetch_one(&mut **self.tx)
+                .await?;
+            let collected: i64 = row.try_get(5)?;
+            let bucket_param: Vec<u8> = row.try_get(6)?;
+            if let Some(e) = bucket_refusal(collected == 1, &bucket_param, agg_param) {
+                for &i in &idx {
+                    results[i] = Err(e);
+                }
+                continue;
+            }
+            let checksum: Vec<u8> = row.try_get(2)?;
+            open.push(OpenBucket {
+                batch_id,
+                start,
+                idx,
+                share: row.try_get(0)?,
+                totals: BucketTotals {
+                    count: row.try_get(1)?,
+                    checksum: BatchChecksum::try_from_slice(&checksum)
+                        .ok_or(DatastoreError::Corrupt("sum"))?,
+                    min_time: row.try_get(3)?,
+                    max_time: row.try_get(4)?,
+                },
+            });
+        }
+        // Record the report IDs against replay; only the fresh ones count.
+        let candidates: Vec<usize> = open.iter().flat_map(|b| b.idx.iter().copied()).collect();
+        let mut fresh = HashSet::with_capacity(candidates.len());
+        for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|k| format!("($1, ${})", k + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO aggregated_reports (task_id, report_id) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING report_id",
+                values.join(", ")
+            );
+            let mut q =
+                sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(sql)).bind(self.task_id.to_vec());
+            for &i in chunk {
+                q = q.bind(outcomes[i].report_id.as_bytes().to_vec());
+            }
+            fresh.extend(q.fetch_all(&mut **self.tx).await?);
+        }
+        // Add up each bucket's fresh shares in memory and write the bucket once.
+        for mut bucket in open {
+            let stored_count = bucket.totals.count;
+            let shares = bucket
+                .totals
+                .add_fresh(&bucket.idx, outcomes, &fresh, &mut results);
+            if bucket.totals.count == stored_count {
+                continue;
+            }
+            let share = vdaf.accumulate(agg_param, &bucket.share, shares)?;
+            sqlx::query(
+                "UPDATE batch_buckets SET aggregate_share = $4, report_count = $5, checksum = $6, \
+                 min_time = $7, max_time = $8 \
+                 WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3",
+            )
+            .bind(self.task_id.to_vec())
+            .bind(bucket.batch_id)
+            .bind(bucket.start)
+            .bind(share)
+            .bind(bucket.totals.count)
+            .bind(bucket.totals.checksum.as_bytes().to_vec())
+            .bind(bucket.totals.min_time)
+            .bind(bucket.totals.max_time)
+            .execute(&mut **self.tx)
+            .await?;
+        }
+        Ok(results)
+    }
+
+    /// Sums the batch's buckets.
+    pub(super) async fn sum(
+        &mut self,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        scope: &BatchScope,
+    ) -> Result<BatchAggregate> {
+        let (batch_id, start, end) = scope.bounds();
+        let rows = sqlx::query(
+            "SELECT aggregate_share, report_count, checksum, min_time, max_time, collected, \
+             agg_param FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
+             AND bucket_start >= $3 AND bucket_start < $4",
+        )
+        .bind(self.task_id.to_vec())
+        .bind(batch_id)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut **self.tx)
+        .await?;
+        let mut shares = Vec::new();
+        let mut out = BatchAggregate {
+            aggregate_share: Vec::new(),
+            report_count: 0,
+            checksum: BatchChecksum::from_bytes([0; 32]),
+            time_range: None,
+            any_collected: false,
+            agg_param_mismatch: false,
+        };
+        for row in rows {
+            let count = uint(row.try_get(1)?);
+            let collected: i64 = row.try_get(5)?;
+            out.any_collected |= collected == 1;
+            let param: Vec<u8> = row.try_get(6)?;
+            out.agg_param_mismatch |= param != agg_param;
+            if count == 0 {
+                continue;
+            }
+            shares.push(row.try_get::<Vec<u8>, _>(0)?);
+            out.report_count += count;
+            let sum: Vec<u8> = row.try_get(2)?;
+            out.checksum.combine(
+                &BatchChecksum::try_from_slice(&sum).ok_or(DatastoreError::Corrupt("sum"))?,
+            );
+            let (lo, hi) = (uint(row.try_get(3)?), uint(row.try_get(4)?));
+            out.time_range = Some(match out.time_range {
+                None => (lo, hi),
+                Some((a, b)) => (a.min(lo), b.max(hi)),
+            });
+        }
+        out.aggregate_share = vdaf.merge(agg_param, shares.iter().map(Vec::as_slice))?;
+        Ok(out)
+    }
+
+    /// Marks every bucket of the batch collected, creating empty ones so that later reports
+    /// for those buckets are refused too.
+    pub(super) async fn mark_collected(
+        &mut self,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        scope: &BatchScope,
+    ) -> Result<()> {
+        let (batch_id, start, end) = scope.bounds();
+        sqlx::query(
+            "UPDATE batch_buckets SET collected = 1 WHERE task_id = $1 AND batch_id = $2 \
+             AND bucket_start >= $3 AND bucket_start < $4",
+        )
+        .bind(self.task_id.to_vec())
+        .bind(batch_id.clone())
+        .bind(start)
+        .bind(end)
+        .execute(&mut **self.tx)
+        .await?;
+        // Buckets nobody reported into yet: create them collected (bounded, so a huge query
+        // interval cannot make this loop unbounded; reports beyond the bound are still refused
+        // at job creation by the overlap check of later collections).
+        let empty = vdaf.empty_aggregate_share(agg_param)?;
+        let span = end.saturating_sub(start).min(10_000);
+        for t in start..start.saturating_add(span) {
+            sqlx::query(
+                "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
+                 aggregate_share, report_count, checksum, min_time, max_time, collected) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $3, $3, 1) ON CONFLICT DO NOTHING",
+            )
+            .bind(self.task_id.to_vec())
+            .bind(batch_id.clone())
+            .bind(t)
+            .bind(agg_param.to_vec())
+            .bind(empty.clone())
+            .bind(vec![0u8; 32])
+            .execute(&mut **self.tx)
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Datastore {
+    /// Sums the batch's buckets; if `mark_collected`, marks them collected in the same
+    /// transaction (after checking none was).
+    pub async fn aggregate_batch(
+        &self,
+        task_id: &TaskId,
+        vdaf: &VdafInstance,
+        agg_param: &[u8],
+        scope: &BatchScope,
+        mark_collected: bool,
+    ) -> Result<BatchAggregate> {
+        let tid = task_id.as_bytes().to_vec();
+        on_pool!(self, |pool| {
+            let mut tx = begin_write(pool).await?;
+            sqlx::query(lock_task_sql(pool))
+                .bind(tid.clone())
+                .execute(&mut *tx)
+                .await?;
+            let mut buckets = Buckets::of(&mut tx, &tid);
+            let agg = buckets.sum(vdaf, agg_param, scope).await?;
+            if mark_collected && !agg.any_collected && !agg.agg_param_mismatch {
+                buckets.mark_collected(vdaf, agg_param, scope).await?;
+            }
+            tx.commit().await?;
+            Ok(agg)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_keys_follow_the_batch_mode() {
+        assert_eq!(
+            BucketKey::for_report(None, 42),
+            BucketKey {
+                batch_id: Vec::new(),
+                bucket_start: 42
+            }
+        );
+        assert_eq!(
+            BucketKey::for_report(Some(&[7; 32]), 42),
+            BucketKey {
+                batch_id: vec![7; 32],
+                bucket_start: 0
+            }
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! The `tasks` table: each task this aggregator holds, its role, and its secrets (the VDAF
+//! verification key and the leader's outgoing bearer token, sealed with the datastore key; the
+//! tokens it checks are stored as hashes).
+
+use super::secrets;
+use super::{Backend, Datastore, DatastoreError, Result, is_unique_violation};
+use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_core::TaskParameters;
+use cairn_dap_messages::{Decode, Encode, HpkeConfig, TaskId};
+use sqlx::Row;
+
+impl Datastore {
+    /// Stores a new task; `Conflict` if its ID exists.
+    pub async fn put_task(&self, task: &AggregatorTask) -> Result<()> {
+        let params = serde_json::to_string(&task.parameters)
+            .map_err(|_| DatastoreError::Corrupt("task parameters"))?;
+        let collector = task
+            .collector_hpke_config
+            .get_encoded()
+            .map_err(|_| DatastoreError::Corrupt("collector hpke config"))?;
+        let tid = task.parameters.task_id.as_bytes();
+        let verify_key = self.key.seal(
+            &secrets::aad("tasks", "vdaf_verify_key", tid),
+            &task.vdaf_verify_key,
+        )?;
+        let token = task
+            .aggregator_auth_token
+            .as_ref()
+            .map(|t| {
+                self.key
+                    .seal(
+                        &secrets::aad("tasks", "aggregator_auth_token", tid),
+                        t.expose().as_bytes(),
+                    )
+                    .map(|sealed| URL_SAFE_NO_PAD.encode(sealed))
+            })
+            .transpose()?;
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO tasks (task_id, role, parameters, vdaf_verify_key, \
+                 collector_hpke_config, aggregator_auth_token, aggregator_auth_token_hash, \
+                 collector_auth_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(task.parameters.task_id.as_bytes().to_vec())
+            .bind(task.role.as_str())
+            .bind(params)
+            .bind(verify_key)
+            .bind(collector)
+            .bind(token)
+            .bind(
+                task.aggregator_auth_token_hash
+                    .as_ref()
+                    .map(|h| h.0.to_vec()),
+            )
+            .bind(
+                task.collector_auth_token_hash
+                    .as_ref()
+                    .map(|h| h.0.to_vec()),
+            )
+            .execute(pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    DatastoreError::Conflict("task")
+                } else {
+                    e.into()
+                }
+            })?;
+            Ok(())
+        })
+    }
+
+    /// The task, if known.
+    pub async fn get_task(&self, task_id: &TaskId) -> Result<Option<AggregatorTask>> {
+        on_pool!(self, |pool| {
+            let row = sqlx::query(
+                "SELECT role, parameters, vdaf_verify_key, collector_hpke_config, \
+                 aggregator_auth_token, aggregator_auth_token_hash, collector_auth_token_hash \
+                 FROM tasks WHERE task_id = $1",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            let role = AggregatorRole::parse(&row.try_get::<String, _>(0)?)
+                .ok_or(DatastoreError::Corrupt("role"))?;
+            let parameters: TaskParameters = serde_json::from_str(&row.try_get::<String, _>(1)?)
+                .map_err(|_| DatastoreError::Corrupt("task parameters"))?;
+            let tid = task_id.as_bytes();
+            let key = self
+                .key
+                .open(
+                    &secrets::aad("tasks", "vdaf_verify_key", tid),
+                    &row.try_get::<Vec<u8>, _>(2)?,
+                )
+                .ok_or(DatastoreError::Sealed("vdaf verify key"))?;
+            let token = row
+                .try_get::<Option<String>, _>(4)?
+                .map(|t| {
+                    URL_SAFE_NO_PAD
+                        .decode(t)
+                        .ok()
+                        .and_then(|sealed| {
+                            self.key.open(
+                                &secrets::aad("tasks", "aggregator_auth_token", tid),
+                                &sealed,
+                            )
+                        })
+                        .and_then(|plain| String::from_utf8(plain).ok())
+                        .map(BearerToken::new)
+                        .ok_or(DatastoreError::Sealed("aggregator auth token"))
+                })
+                .transpose()?;
+            let hash = |v: Option<Vec<u8>>| -> Result<Option<TokenHash>> {
+                v.map(|v| {
+                    <[u8; 32]>::try_from(v.as_slice())
+                        .map(TokenHash)
+                        .map_err(|_| DatastoreError::Corrupt("token hash"))
+                })
+                .transpose()
+            };
+            Ok(Some(AggregatorTask {
+                parameters,
+                role,
+                vdaf_verify_key: <[u8; 32]>::try_from(key.as_slice())
+                    .map_err(|_| DatastoreError::Corrupt("verify key"))?,
+                collector_hpke_config: HpkeConfig::get_decoded(&row.try_get::<Vec<u8>, _>(3)?)
+                    .map_err(|_| DatastoreError::Corrupt("collector hpke config"))?,
+                aggregator_auth_token: token,
+                aggregator_auth_token_hash: hash(row.try_get(5)?)?,
+                collector_auth_token_hash: hash(row.try_get(6)?)?,
+            }))
+        })
+    }
+
+    /// IDs of the tasks this aggregator holds.
+    pub async fn get_task_ids(&self) -> Result<Vec<TaskId>> {
+        on_pool!(self, |pool| {
+            let rows: Vec<Vec<u8>> =
+                sqlx::query_scalar("SELECT task_id FROM tasks ORDER BY task_id")
+                    .fetch_all(pool)
+                    .await?;
+            rows.iter()
+                .map(|b| TaskId::try_from_slice(b).ok_or(DatastoreError::Corrupt("task id")))
+                .collect()
+        })
+    }
+}
