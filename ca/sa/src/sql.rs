@@ -35,6 +35,54 @@ use std::fmt;
 use std::path::Path;
 use time::OffsetDateTime;
 
+/// A failure inside a storage method before it reaches the caller: the storage's own
+/// ([`SaError`]) or the driver's. [`SaError`] is the driver-free contract of `cairn-api`, so it has
+/// no conversion from `sqlx::Error` for `?` to use; the statements below return this instead, and
+/// it becomes a [`SaError`] (the driver's error boxed as the source of [`SaError::Database`] or
+/// [`SaError::Migrate`]) where a method returns.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The storage's own answer (`NotFound`, `Conflict`, …).
+    Sa(SaError),
+    /// The database failed.
+    Database(sqlx::Error),
+    /// Migrations failed.
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<SaError> for Failure {
+    fn from(e: SaError) -> Self {
+        Failure::Sa(e)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for Failure {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Failure::Migrate(e)
+    }
+}
+
+impl From<Failure> for SaError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Sa(e) => e,
+            Failure::Database(e) => SaError::Database(Box::new(e)),
+            Failure::Migrate(e) => SaError::Migrate(Box::new(e)),
+        }
+    }
+}
+
+/// A driver error as the caller sees it.
+pub(crate) fn database(e: sqlx::Error) -> SaError {
+    Failure::Database(e).into()
+}
+
 /// The storage authority on a SQL database: SQLite (embedded, the default) or PostgreSQL.
 ///
 /// Times are stored as unix **microseconds**: an [`OffsetDateTime`] with finer precision reads
@@ -83,7 +131,7 @@ impl SqlStorage {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres(postgres::connect_url(url).await?)
         } else {
-            return Err(SaError::Database(sqlx::Error::Configuration(
+            return Err(database(sqlx::Error::Configuration(
                 "unsupported database URL scheme (expected sqlite: or postgres:)".into(),
             )));
         };
@@ -95,7 +143,7 @@ impl SqlStorage {
     pub async fn open_sqlite_in(dir: &Path) -> SaResult<SqlStorage> {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|e| SaError::Database(sqlx::Error::Io(e)))?;
+            .map_err(|e| database(sqlx::Error::Io(e)))?;
         let (readers, writer) = sqlite::connect_file(&dir.join("cairn.db")).await?;
         Ok(SqlStorage {
             backend: Backend::Sqlite { readers, writer },
@@ -129,30 +177,37 @@ impl SqlStorage {
 }
 
 /// Runs `$body` (reads) with `$conn` bound to a `&mut` connection of the backend
-/// (`SqliteConnection` or `PgConnection`), held for the whole body. The body is written once
-/// and compiled once per backend.
+/// (`SqliteConnection` or `PgConnection`), held for the whole body, and evaluates to its value;
+/// `?` in the body returns a driver error from the enclosing method as a [`SaError`]. The body
+/// is written once and compiled once per backend.
 macro_rules! on_read {
     ($self:ident, |$conn:ident| $body:expr) => {
         match &$self.backend {
             Backend::Sqlite { readers, .. } => {
-                let mut reader = readers.acquire().await?;
-                let $conn: &mut sqlx::SqliteConnection = &mut reader;
-                $body
+                let read = async {
+                    let mut reader = readers.acquire().await?;
+                    let $conn: &mut sqlx::SqliteConnection = &mut reader;
+                    Ok::<_, Failure>($body)
+                };
+                read.await?
             }
             Backend::Postgres(pool) => {
-                let mut reader = pool.acquire().await?;
-                let $conn: &mut PgConnection = &mut reader;
-                $body
+                let read = async {
+                    let mut reader = pool.acquire().await?;
+                    let $conn: &mut PgConnection = &mut reader;
+                    Ok::<_, Failure>($body)
+                };
+                read.await?
             }
         }
     };
 }
 
 /// Runs `{ $body }` as one atomic write with `$conn` bound to a `&mut` connection
-/// (`SqliteConnection` or `PgConnection`); the body evaluates to a `SaResult` and its changes are
-/// kept only if it is `Ok`. On SQLite the body runs in the group-commit writer (in a savepoint of
-/// a batch, answered after the batch's commit), so it must own what it uses (`move`, `'static`);
-/// on PostgreSQL it runs in a transaction of its own from the pool.
+/// (`SqliteConnection` or `PgConnection`); the body evaluates to a `Result<_, Failure>` and its
+/// changes are kept only if it is `Ok`. On SQLite the body runs in the group-commit writer (in a
+/// savepoint of a batch, answered after the batch's commit), so it must own what it uses (`move`,
+/// `'static`); on PostgreSQL it runs in a transaction of its own from the pool.
 macro_rules! on_write {
     ($self:ident, |$conn:ident| { $($body:tt)* }) => {
         match &$self.backend {
@@ -160,8 +215,8 @@ macro_rules! on_write {
                 writer
                     .write(move |$conn| {
                         Box::pin(async move {
-                            let result: SaResult<_> = async move { $($body)* }.await;
-                            result
+                            let result: Result<_, Failure> = async move { $($body)* }.await;
+                            result.map_err(SaError::from)
                         })
                     })
                     .await
@@ -169,8 +224,8 @@ macro_rules! on_write {
             Backend::Postgres(pool) => {
                 pg_write(pool, move |$conn| {
                     Box::pin(async move {
-                        let result: SaResult<_> = async move { $($body)* }.await;
-                        result
+                        let result: Result<_, Failure> = async move { $($body)* }.await;
+                        result.map_err(SaError::from)
                     })
                 })
                 .await
@@ -184,10 +239,10 @@ async fn pg_write<T, F>(pool: &sqlx::PgPool, job: F) -> SaResult<T>
 where
     F: for<'c> FnOnce(&'c mut PgConnection) -> WriteFuture<'c, SaResult<T>>,
 {
-    let mut tx = begin_write(pool).await?;
+    let mut tx = begin_write(pool).await.map_err(database)?;
     let result = job(&mut tx).await;
     if result.is_ok() {
-        tx.commit().await?;
+        tx.commit().await.map_err(database)?;
     }
     result
 }
@@ -234,7 +289,7 @@ fn write_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SaError {
                 _ => {}
             }
         }
-        SaError::Database(e)
+        database(e)
     }
 }
 
@@ -295,7 +350,7 @@ impl StorageAuthority for SqlStorage {
                 .rows_affected();
                 if bound == 0 {
                     // The account row references the key, so the key exists: it is bound.
-                    return Err(SaError::Conflict("EAB key already bound"));
+                    return Err(SaError::Conflict("EAB key already bound").into());
                 }
             }
             Ok(())
@@ -343,7 +398,7 @@ impl StorageAuthority for SqlStorage {
                     .await?
                     .rows_affected();
             if changed == 0 {
-                return Err(SaError::NotFound);
+                return Err(SaError::NotFound.into());
             }
             Ok(())
         })
@@ -368,7 +423,7 @@ impl StorageAuthority for SqlStorage {
                     .map_err(write_err("key already registered to another account"))?
                     .rows_affected();
             if changed == 0 {
-                return Err(SaError::NotFound);
+                return Err(SaError::NotFound.into());
             }
             Ok(())
         })
@@ -734,7 +789,7 @@ impl StorageAuthority for SqlStorage {
                 .bind(outcome.authz_id.as_str())
                 .fetch_one(&mut *conn)
                 .await?;
-                return Err(precondition_failed(exists, "challenge already finished"));
+                return Err(precondition_failed(exists, "challenge already finished").into());
             }
             let changed = sqlx::query(
                 "UPDATE authzs SET status = $2, expires = $3 WHERE id = $1 AND status = 'pending'",
@@ -747,7 +802,7 @@ impl StorageAuthority for SqlStorage {
             .rows_affected();
             if changed == 0 {
                 // The challenge row exists, so the authorization does too.
-                return Err(SaError::Conflict("authorization is no longer pending"));
+                return Err(SaError::Conflict("authorization is no longer pending").into());
             }
             Ok(())
         })
@@ -873,7 +928,7 @@ impl StorageAuthority for SqlStorage {
                     .bind(cert.order_id.as_str())
                     .fetch_one(&mut *conn)
                     .await?;
-                return Err(precondition_failed(exists, "order is not processing"));
+                return Err(precondition_failed(exists, "order is not processing").into());
             }
             sqlx::query(concat!(
                 "INSERT INTO certificates (",
@@ -930,7 +985,7 @@ impl StorageAuthority for SqlStorage {
                     .bind(id.as_str())
                     .fetch_one(&mut *conn)
                     .await?;
-                return Err(precondition_failed(exists, "order is not processing"));
+                return Err(precondition_failed(exists, "order is not processing").into());
             }
             Ok(())
         })
@@ -982,7 +1037,7 @@ impl StorageAuthority for SqlStorage {
                         .bind(serial.as_str())
                         .fetch_one(&mut *conn)
                         .await?;
-                return Err(precondition_failed(exists, "certificate already revoked"));
+                return Err(precondition_failed(exists, "certificate already revoked").into());
             }
             sqlx::query("UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1")
                 .execute(&mut *conn)
@@ -1066,7 +1121,7 @@ impl StorageAuthority for SqlStorage {
             .await?
             .rows_affected();
             if changed == 0 {
-                return Err(SaError::Conflict("certificate already replaced"));
+                return Err(SaError::Conflict("certificate already replaced").into());
             }
             Ok(())
         })
@@ -1180,7 +1235,7 @@ impl StorageAuthority for SqlStorage {
                     .await?;
             match stored {
                 Some(n) if n >= number => {
-                    return Err(SaError::Conflict("CRL number not increasing"));
+                    return Err(SaError::Conflict("CRL number not increasing").into());
                 }
                 Some(_) => {
                     sqlx::query(

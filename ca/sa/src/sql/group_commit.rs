@@ -291,7 +291,8 @@ mod tests {
                     .bind(id)
                     .bind(parent)
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(crate::sql::database)?;
                 if fail {
                     return Err(SaError::Conflict("asked to fail"));
                 }
@@ -349,7 +350,8 @@ mod tests {
             Box::pin(async move {
                 sqlx::query("INSERT INTO child (id, parent) VALUES (2, 1)")
                     .execute(&mut *conn)
-                    .await?;
+                    .await
+                    .map_err(crate::sql::database)?;
                 panic!("a bug in a write");
             })
         });

@@ -1,12 +1,12 @@
 //! PostgreSQL backend: connection pool and the embedded migrations.
 
-use crate::SaResult;
+use super::Failure;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
 
 /// Connects to the database named by a `postgres:` URL and migrates it. The URL may carry
 /// `options=-csearch_path%3D<schema>` to place the tables in a schema other than `public`.
-pub(super) async fn connect_url(url: &str) -> SaResult<PgPool> {
+pub(super) async fn connect_url(url: &str) -> Result<PgPool, Failure> {
     let options = PgConnectOptions::from_str(url)?;
     let pool = PgPoolOptions::new()
         .max_connections(16)

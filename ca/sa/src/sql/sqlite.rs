@@ -1,8 +1,8 @@
 //! SQLite backend: connection settings chosen for durability, the embedded migrations, the
 //! group-commit writer every write goes through, and the connections reads use.
 
+use super::Failure;
 use super::group_commit::GroupCommit;
-use crate::SaResult;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::ops::{Deref, DerefMut};
@@ -26,16 +26,16 @@ fn readers() -> u32 {
 }
 
 /// Opens (creating if missing) the database named by a `sqlite:` URL and migrates it.
-pub(super) async fn connect_url(url: &str) -> SaResult<(Readers, GroupCommit)> {
+pub(super) async fn connect_url(url: &str) -> Result<(Readers, GroupCommit), Failure> {
     connect(SqliteConnectOptions::from_str(url)?).await
 }
 
 /// Opens (creating if missing) the database file at `path` and migrates it.
-pub(super) async fn connect_file(path: &Path) -> SaResult<(Readers, GroupCommit)> {
+pub(super) async fn connect_file(path: &Path) -> Result<(Readers, GroupCommit), Failure> {
     connect(SqliteConnectOptions::new().filename(path)).await
 }
 
-async fn connect(options: SqliteConnectOptions) -> SaResult<(Readers, GroupCommit)> {
+async fn connect(options: SqliteConnectOptions) -> Result<(Readers, GroupCommit), Failure> {
     let options = options
         .create_if_missing(true)
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
