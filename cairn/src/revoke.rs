@@ -4,11 +4,15 @@
 //! is written directly, its memory cache follows the same epoch), and CRL freshness.
 
 use crate::ServeArgs;
-use crate::serve::{effective_config, open_storage};
+use crate::config::Config;
+use crate::serve::{effective_config, ocsp_signer_kind, open_storage};
 use anyhow::Context;
-use cairn_core::{AccountId, Certificate, Identifier, Revocation, RevocationReason, Serial};
+use cairn_core::{
+    AccountId, Certificate, Clock, Identifier, Revocation, RevocationReason, Serial, SystemClock,
+};
 use cairn_ra::Revoker;
 use cairn_sa::{CertificateSelector, SaError, StorageAuthority};
+use cairn_status::ocsp::OcspResponder;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
@@ -239,7 +243,7 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     }
 
     let revoker = Revoker::new(storage.clone());
-    let ocsp_listener = crate::ocsp::admin_revocation_listener(&cfg, storage.clone()).await?;
+    let ocsp_listener = ocsp_revocation_listener(&cfg, storage.clone()).await?;
     if let Some(l) = &ocsp_listener {
         revoker.add_listener(l.clone());
     }
@@ -302,6 +306,39 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// When the responder is on and caches in Redis, a listener that writes `revoked` answers for
+/// each revocation into the server's Redis cache, signed with the CA's keys in
+/// `server.data_dir` (as the server's own listener does). `None` when OCSP is off or caches in
+/// memory (the server then retires its answers when it sees the revocation epoch move, within
+/// `crl.poll_interval`).
+async fn ocsp_revocation_listener(
+    cfg: &Config,
+    sa: Arc<dyn StorageAuthority>,
+) -> anyhow::Result<Option<Arc<OcspResponder>>> {
+    let Some(redis_url) = cfg.redis_url().filter(|_| cfg.ocsp.enabled) else {
+        return Ok(None);
+    };
+    let ca_dir = cfg.server.data_dir.join("ca");
+    let hierarchy = cairn_issuer::CaHierarchy::load(&ca_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load the CA in {} to sign OCSP answers: {e}",
+            ca_dir.display()
+        )
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let issuer = cairn_issuer::LocalIssuer::new(
+        hierarchy,
+        cairn_issuer::EndEntityProfile::default(),
+        cfg.ca.ignored_lints.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up the issuer: {e}"))?
+    .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
+    .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    let responder =
+        OcspResponder::new(&cfg.ocsp, Arc::new(issuer), sa, clock, Some(&redis_url)).await?;
+    Ok(Some(Arc::new(responder)))
+}
+
 /// `cairn admin crl`: one line per stored CRL.
 pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
     let cfg = effective_config(&args.target)?;
@@ -322,7 +359,7 @@ pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
     );
     let mut stale = 0;
     for i in &infos {
-        let fresh = crate::crl::is_fresh(i, now);
+        let fresh = cairn_status::crl::is_fresh(i, now);
         if !fresh {
             stale += 1;
         }

@@ -10,6 +10,8 @@ use cairn_core::{Clock, SystemClock};
 use cairn_issuer::{CaHierarchy, LocalIssuer};
 use cairn_ra::Ra;
 use cairn_sa::SqlStorage;
+use cairn_status::crl::CrlUpdater;
+use cairn_status::ocsp::{OcspResponder, SignerChoice};
 use cairn_va::{Va, VaConfig};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
@@ -258,7 +260,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .server
         .public_base_url
         .clone()
-        .unwrap_or_else(|| crate::public::default_base_url(public_addr));
+        .unwrap_or_else(|| cairn_status::public::default_base_url(public_addr));
 
     let ca_dir = cfg.server.data_dir.join("ca");
     let hierarchy = CaHierarchy::load_or_create_with(
@@ -280,7 +282,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None
     };
     let root_path = ca_dir.join("root.pem");
-    let mut public_parts = crate::public::PublicParts::default();
+    let mut public_parts = cairn_status::public::PublicParts::default();
     public_parts.issuer_certificates.insert(
         hierarchy.issuer_id().to_owned(),
         hierarchy.intermediate().der().to_vec(),
@@ -307,17 +309,23 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .with_crl_shards(crl_settings.shards);
     if cfg.ocsp.enabled {
         issuer = issuer
-            .with_ocsp_signer(cfg.ocsp.signer_kind(), &ca_dir, clock.now())
+            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
             .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
     }
     let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
-    let crl_updater =
-        crate::crl::CrlUpdater::new(issuer.clone(), storage_dyn, clock.clone(), crl_settings);
+    // The OCSP memory cache follows storage's revocation epoch as often as the CRL updater.
+    let epoch_poll = crl_settings.poll_interval;
+    let crl_updater = CrlUpdater::new(
+        issuer.clone(),
+        storage_dyn.clone(),
+        clock.clone(),
+        crl_settings,
+    );
 
     let va_timeout =
-        cairn_ra::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
+        cairn_core::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
     let va = Arc::new(Va::new(VaConfig {
         dns_server: cfg.va.dns_server.unwrap_or_else(system_dns_server),
         http01_port: cfg.va.http01_port,
@@ -328,7 +336,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })?);
 
     let limiter = rate_limiter(&cfg).await?;
-    let ocsp_parts = (storage.clone(), issuer.clone(), clock.clone());
+    let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
     let ra = Ra::new_with_ct(
         storage,
         va,
@@ -352,11 +360,21 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     }
     let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
 
-    let mut public_app = crate::public::router(public_parts);
+    let mut public_app = cairn_status::public::router(public_parts);
     if cfg.ocsp.enabled {
-        let responder = crate::ocsp::start(&cfg, ocsp_parts).await?;
+        let (sa, issuer, clock) = ocsp_parts;
+        let redis_url = cfg.redis_url();
+        let responder = OcspResponder::start(
+            &cfg.ocsp,
+            issuer,
+            sa,
+            clock,
+            redis_url.as_deref(),
+            epoch_poll,
+        )
+        .await?;
         ra.add_revocation_listener(responder.clone());
-        public_app = public_app.merge(crate::ocsp::router(responder));
+        public_app = public_app.merge(cairn_status::ocsp::router(responder));
     }
     let dap = if cfg.dap.enabled {
         Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir).await?)
@@ -414,6 +432,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The issuer's OCSP signing key for `[ocsp] signer` (the issuer is built with it; the responder
+/// only asks it to sign).
+pub fn ocsp_signer_kind(choice: SignerChoice) -> cairn_issuer::OcspSignerKind {
+    match choice {
+        SignerChoice::Issuer => cairn_issuer::OcspSignerKind::Issuer,
+        SignerChoice::Delegated => cairn_issuer::OcspSignerKind::Delegated,
+    }
 }
 
 /// A rustls server configuration (aws-lc-rs provider, HTTP/1.1 and HTTP/2) for the ACME

@@ -4,116 +4,71 @@
 //! something, noticed by polling storage's revocation epoch. Each CRL is signed through the
 //! issuer (which lints it before it is published), stored in the database (served by the public
 //! listener) and optionally written to a folder for a CDN or object store. The updater knows the
-//! issuer only through the `CertificateIssuer` trait.
+//! issuer only through the `CertificateIssuer` trait and awaits each signature: where the CPU
+//! work of a large CRL runs is the issuer's business.
+//!
+//! Several updaters may share one database (several `cairn serve` behind a balancer): storage
+//! keeps a CRL only if its number is higher than the stored one's, and an updater that loses
+//! that race skips the shard.
 
-use anyhow::Context;
+use super::CrlSettings;
 use async_trait::async_trait;
 use cairn_api::{
-    CertificateIssuer, CrlInfo, CrlRequest, RevocationListener, RevokedCertificate, SaError,
-    StorageAuthority, StoredCrl,
+    CertificateIssuer, CrlInfo, CrlRequest, IssuerError, RevocationListener, RevokedCertificate,
+    SaError, StorageAuthority, StoredCrl,
 };
 use cairn_core::{Clock, Revocation, Serial};
 use cairn_x509::CrlEntry;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-/// CRL publishing settings (`[crl]`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CrlConfig {
-    /// How many shards new certificates are spread over (by serial). Changing it later is
-    /// safe: certificates keep the shard they were issued with.
-    pub shards: u32,
-    /// nextUpdate − thisUpdate (Baseline Requirements: at most 10 days).
-    pub validity: String,
-    /// Every shard is regenerated at least this often (must be under half of `validity`).
-    pub update_interval: String,
-    /// How often storage is checked for revocations made by other processes (`cairn admin
-    /// revoke`); a revocation through this server's ACME API triggers an update at once.
-    pub poll_interval: String,
-    /// Revoked certificates stay on the CRL this long after they expire (RFC 5280 §3.3: an
-    /// entry stays until it has appeared on a CRL issued after the certificate expired).
-    pub keep_expired: String,
-    /// Also write each CRL as `<dir>/<issuer_id>/<shard>.crl` (for a CDN or object store).
-    pub output_dir: Option<PathBuf>,
-}
-
-impl Default for CrlConfig {
-    fn default() -> Self {
-        Self {
-            shards: cairn_issuer::DEFAULT_CRL_SHARDS,
-            validity: "7d".into(),
-            update_interval: "6h".into(),
-            poll_interval: "10s".into(),
-            keep_expired: "1d".into(),
-            output_dir: None,
-        }
-    }
-}
-
-/// [`CrlConfig`] with its durations parsed.
-#[derive(Debug, Clone)]
-pub struct CrlSettings {
-    /// Shards.
-    pub shards: u32,
-    /// nextUpdate − thisUpdate.
-    pub validity: time::Duration,
-    /// Scheduled regeneration.
-    pub update_interval: Duration,
-    /// Epoch polling.
-    pub poll_interval: Duration,
-    /// Grace after expiry.
-    pub keep_expired: time::Duration,
-    /// Output folder.
-    pub output_dir: Option<PathBuf>,
-}
-
-impl CrlConfig {
-    /// Parses and checks the durations.
-    pub fn settings(&self) -> anyhow::Result<CrlSettings> {
-        let parse = |name: &str, v: &str| {
-            cairn_ra::humane_duration::parse(v).map_err(|e| anyhow::anyhow!("crl.{name}: {e}"))
-        };
-        let validity = parse("validity", &self.validity)?;
-        let update = parse("update_interval", &self.update_interval)?;
-        let poll = parse("poll_interval", &self.poll_interval)?;
-        let keep = parse("keep_expired", &self.keep_expired)?;
-        anyhow::ensure!(
-            (1..=4096).contains(&self.shards),
-            "crl.shards must be between 1 and 4096"
-        );
-        anyhow::ensure!(
-            validity > time::Duration::ZERO && validity <= time::Duration::days(10),
-            "crl.validity must be positive and at most 10 days (Baseline Requirements §4.9.7)"
-        );
-        anyhow::ensure!(
-            update > time::Duration::ZERO && update * 2 <= validity,
-            "crl.update_interval must be positive and at most half of crl.validity"
-        );
-        anyhow::ensure!(
-            poll > time::Duration::ZERO,
-            "crl.poll_interval must be positive"
-        );
-        anyhow::ensure!(
-            keep >= update,
-            "crl.keep_expired must be at least crl.update_interval, so that an expired \
-             certificate appears on one CRL after it expired"
-        );
-        let std = |d: time::Duration| Duration::try_from(d).unwrap_or(Duration::from_secs(1));
-        Ok(CrlSettings {
-            shards: self.shards,
-            validity,
-            update_interval: std(update),
-            poll_interval: std(poll),
-            keep_expired: keep,
-            output_dir: self.output_dir.clone(),
-        })
-    }
+/// Why an update stopped (the CRLs stored before it stay stored; the next update redoes all).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// Storage did not list the revoked certificates.
+    #[error("loading revoked certificates: {0}")]
+    LoadRevoked(#[source] SaError),
+    /// Storage did not list the stored CRLs' numbers.
+    #[error("loading CRL numbers: {0}")]
+    LoadNumbers(#[source] SaError),
+    /// The issuer refused or failed to sign a CRL (its lint included).
+    #[error("signing CRL {issuer_id}/{shard}: {source}")]
+    Sign {
+        /// The CRL's issuer.
+        issuer_id: String,
+        /// The shard.
+        shard: u32,
+        /// What the issuer said.
+        #[source]
+        source: IssuerError,
+    },
+    /// Storage did not store a signed CRL.
+    #[error("storing CRL {issuer_id}/{shard}: {source}")]
+    Store {
+        /// The CRL's issuer.
+        issuer_id: String,
+        /// The shard.
+        shard: u32,
+        /// What storage said.
+        #[source]
+        source: SaError,
+    },
+    /// A CRL could not be written to `output_dir`.
+    #[error("{action} {}: {source}", path.display())]
+    Output {
+        /// What failed: creating (the folder), writing or renaming to (the file).
+        action: &'static str,
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What one update did.
@@ -212,7 +167,7 @@ impl CrlUpdater {
                     Err(e) => {
                         metrics::counter!("cairn_crl_updates_total", "outcome" => "error")
                             .increment(1);
-                        tracing::error!(error = format!("{e:#}"), "CRL update failed");
+                        tracing::error!(error = %e, "CRL update failed");
                     }
                 }
             }
@@ -228,7 +183,7 @@ impl CrlUpdater {
     }
 
     /// Regenerates, signs, stores (and writes out) every CRL now.
-    pub async fn update_all(&self) -> anyhow::Result<UpdateStats> {
+    pub async fn update_all(&self) -> Result<UpdateStats, UpdateError> {
         let now = self.clock.now();
         let now = now.replace_nanosecond(0).unwrap_or(now);
         let identity = self.issuer.identity();
@@ -237,12 +192,12 @@ impl CrlUpdater {
             .sa
             .get_revoked_certificates(&issuer_id, now - self.settings.keep_expired)
             .await
-            .context("loading revoked certificates")?;
+            .map_err(UpdateError::LoadRevoked)?;
         let previous: HashMap<(String, u32), u64> = self
             .sa
             .get_crl_infos()
             .await
-            .context("loading CRL numbers")?
+            .map_err(UpdateError::LoadNumbers)?
             .into_iter()
             .map(|i| ((i.issuer_id, i.shard), i.number))
             .collect();
@@ -255,43 +210,45 @@ impl CrlUpdater {
         // The root's CRL lists revoked CA certificates; Cairn never revokes its intermediate.
         jobs.push((identity.root_id, 0, Vec::new()));
 
-        let issuer = self.issuer.clone();
         let validity = self.settings.validity;
-        // Signing and linting a CRL of many entries is CPU work for the in-process issuer: it
-        // runs on a blocking thread, off the runtime's workers, awaiting each signature there.
-        let runtime = tokio::runtime::Handle::current();
-        let signed = tokio::task::spawn_blocking(move || {
-            jobs.into_iter()
-                .map(|(id, shard, entries)| {
-                    let number = previous
-                        .get(&(id.clone(), shard))
-                        .map_or(1, |n| n.saturating_add(1));
-                    let der = runtime
-                        .block_on(issuer.sign_crl(&CrlRequest {
-                            issuer_id: &id,
-                            shard,
-                            number,
-                            this_update: now,
-                            next_update: now + validity,
-                            entries: &entries,
-                        }))
-                        .with_context(|| format!("signing CRL {id}/{shard}"))?;
-                    Ok(StoredCrl {
-                        info: CrlInfo {
-                            issuer_id: id,
-                            shard,
-                            number,
-                            this_update: now,
-                            next_update: now + validity,
-                            entries: entries.len() as u64,
-                        },
-                        der,
-                    })
+        let mut signed = Vec::with_capacity(jobs.len());
+        for (id, shard, entries) in jobs {
+            let number = previous
+                .get(&(id.clone(), shard))
+                .map_or(1, |n| n.saturating_add(1));
+            let der = match self
+                .issuer
+                .sign_crl(&CrlRequest {
+                    issuer_id: &id,
+                    shard,
+                    number,
+                    this_update: now,
+                    next_update: now + validity,
+                    entries: &entries,
                 })
-                .collect::<anyhow::Result<Vec<StoredCrl>>>()
-        })
-        .await
-        .context("CRL signing task")??;
+                .await
+            {
+                Ok(der) => der,
+                Err(source) => {
+                    return Err(UpdateError::Sign {
+                        issuer_id: id,
+                        shard,
+                        source,
+                    });
+                }
+            };
+            signed.push(StoredCrl {
+                info: CrlInfo {
+                    issuer_id: id,
+                    shard,
+                    number,
+                    this_update: now,
+                    next_update: now + validity,
+                    entries: entries.len() as u64,
+                },
+                der,
+            });
+        }
 
         let mut stats = UpdateStats::default();
         for crl in &signed {
@@ -299,9 +256,11 @@ impl CrlUpdater {
                 Ok(()) => {}
                 // Another updater sharing the database stored a newer one first.
                 Err(SaError::Conflict(_)) => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("storing CRL {}/{}", crl.info.issuer_id, crl.info.shard)
+                Err(source) => {
+                    return Err(UpdateError::Store {
+                        issuer_id: crl.info.issuer_id.clone(),
+                        shard: crl.info.shard,
+                        source,
                     });
                 }
             }
@@ -337,13 +296,21 @@ pub fn group_by_shard(revoked: Vec<RevokedCertificate>, shards: u32) -> Vec<Vec<
 }
 
 /// Writes `<dir>/<issuer>/<shard>.crl` atomically (temporary file and rename).
-fn write_crl_file(dir: &std::path::Path, crl: &StoredCrl) -> anyhow::Result<()> {
+fn write_crl_file(dir: &Path, crl: &StoredCrl) -> Result<(), UpdateError> {
+    let failed = |action: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| UpdateError::Output {
+            action,
+            path,
+            source,
+        }
+    };
     let sub = dir.join(&crl.info.issuer_id);
-    std::fs::create_dir_all(&sub).with_context(|| format!("creating {}", sub.display()))?;
+    std::fs::create_dir_all(&sub).map_err(failed("creating", &sub))?;
     let path = sub.join(format!("{}.crl", crl.info.shard));
     let tmp = sub.join(format!(".{}.crl.tmp", crl.info.shard));
-    std::fs::write(&tmp, &crl.der).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))?;
+    std::fs::write(&tmp, &crl.der).map_err(failed("writing", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(failed("renaming to", &path))?;
     Ok(())
 }
 

@@ -5,7 +5,8 @@
 //! (Redis, or this process's memory) until shortly before its nextUpdate, and replaces the cached
 //! answer as soon as a revocation is recorded. Off unless `[ocsp] enabled = true`.
 
-use crate::ocsp_cache::{CachedAnswer, ResponseCache};
+use super::cache::{CachedAnswer, ResponseCache};
+use crate::{ConfigError, ensure, parse_duration};
 use async_trait::async_trait;
 use axum::Router;
 use axum::body::Bytes;
@@ -14,20 +15,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
-use cairn_api::{CertificateIssuer, IssuerError, SaError, StorageAuthority};
+use cairn_api::{CertificateIssuer, IssuerError, RevocationListener, SaError, StorageAuthority};
 use cairn_core::{Clock, Revocation, RevocationReason, Serial};
-use cairn_issuer::OcspSignerKind;
 use cairn_ocsp::asn1::{CertId, OcspResponseStatus};
 use cairn_ocsp::{
     CertStatus, HashAlgorithm, IssuerHashes, MAX_REQUEST_SIZE, ResponseParams, error_response,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use time::{Duration, OffsetDateTime};
 use x509_cert::ext::pkix::crl::CrlReason;
 
-/// How long an `unknown` answer stays cached (a serial may be reserved and not yet stored).
-const UNKNOWN_CACHE_TTL: Duration = Duration::seconds(60);
 /// The Baseline Requirements' longest OCSP response validity.
 const MAX_VALIDITY: Duration = Duration::days(10);
 
@@ -39,7 +37,8 @@ pub struct OcspConfig {
     /// new certificates. Off by default (CRLs are the default revocation mechanism).
     pub enabled: bool,
     /// Which key signs responses: `"issuer"` (the intermediate itself, the default) or
-    /// `"delegated"` (a responder certificate the intermediate issues, stored in `ca/`).
+    /// `"delegated"` (a responder certificate the intermediate issues, stored in `ca/`). The
+    /// issuer is built with this choice; the responder only asks it to sign.
     pub signer: SignerChoice,
     /// nextUpdate − thisUpdate of every response, e.g. `"4d"` (at most 10 days).
     pub validity: String,
@@ -81,37 +80,47 @@ impl Default for OcspConfig {
 }
 
 impl OcspConfig {
-    /// The key the issuer is to sign responses with.
-    pub fn signer_kind(&self) -> OcspSignerKind {
-        match self.signer {
-            SignerChoice::Issuer => OcspSignerKind::Issuer,
-            SignerChoice::Delegated => OcspSignerKind::Delegated,
-        }
-    }
-
     /// The validity and the cache margin, checked: 1 hour ≤ validity ≤ 10 days, and
-    /// 0 ≤ margin < validity.
-    pub fn durations(&self) -> anyhow::Result<(Duration, Duration)> {
-        let validity = cairn_ra::humane_duration::parse(&self.validity)
-            .map_err(|e| anyhow::anyhow!("ocsp.validity: {e}"))?;
-        let margin = cairn_ra::humane_duration::parse(&self.cache_margin)
-            .map_err(|e| anyhow::anyhow!("ocsp.cache_margin: {e}"))?;
-        anyhow::ensure!(
+    /// 0 ≤ margin < validity (and a memory cache of at least one answer).
+    pub fn durations(&self) -> Result<(Duration, Duration), ConfigError> {
+        let validity = parse_duration("ocsp.validity", &self.validity)?;
+        let margin = parse_duration("ocsp.cache_margin", &self.cache_margin)?;
+        ensure(
             validity >= Duration::hours(1) && validity <= MAX_VALIDITY,
-            "ocsp.validity must be between 1h and 10d"
-        );
-        anyhow::ensure!(
+            "ocsp.validity must be between 1h and 10d",
+        )?;
+        ensure(
             margin >= Duration::ZERO && margin < validity,
-            "ocsp.cache_margin must be shorter than ocsp.validity"
-        );
-        anyhow::ensure!(
+            "ocsp.cache_margin must be shorter than ocsp.validity",
+        )?;
+        ensure(
             self.memory_cache_entries > 0,
-            "ocsp.memory_cache_entries must be positive"
-        );
+            "ocsp.memory_cache_entries must be positive",
+        )?;
         Ok((validity, margin))
     }
 }
 
+/// Why a responder could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// `[ocsp]` does not hold.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The issuer's certificate (from its identity) does not decode.
+    #[error("the issuer's certificate does not decode: {0}")]
+    IssuerCertificate(#[source] der::Error),
+    /// Redis did not answer.
+    #[error("cannot connect to Redis for the OCSP cache: {0}")]
+    Redis(#[source] redis::RedisError),
+    /// Storage did not tell the revocation epoch (memory cache only).
+    #[error("reading the revocation epoch: {0}")]
+    RevocationEpoch(#[source] SaError),
+}
+
+/// How long an `unknown` answer stays cached (a serial may be reserved and not yet stored).
+const UNKNOWN_CACHE_TTL: Duration = Duration::seconds(60);
 /// The responder: status lookup, signing (by the issuer), caching.
 pub struct OcspResponder {
     issuer: Arc<dyn CertificateIssuer>,
@@ -148,23 +157,53 @@ pub struct Answer {
 }
 
 impl OcspResponder {
+    /// The responder of a server: [`new`](Self::new), and when it caches in memory (no
+    /// `redis_url`), a task that polls storage's revocation epoch every `epoch_poll` while the
+    /// responder lives, so that a revocation recorded by another process retires the cached
+    /// answers (as the CRL updater notices it, within `crl.poll_interval`).
+    pub async fn start(
+        cfg: &OcspConfig,
+        issuer: Arc<dyn CertificateIssuer>,
+        sa: Arc<dyn StorageAuthority>,
+        clock: Arc<dyn Clock>,
+        redis_url: Option<&str>,
+        epoch_poll: std::time::Duration,
+    ) -> Result<Arc<OcspResponder>, StartError> {
+        let responder = Arc::new(OcspResponder::new(cfg, issuer, sa, clock, redis_url).await?);
+        if redis_url.is_none() {
+            let epoch = responder
+                .sa
+                .get_revocation_epoch()
+                .await
+                .map_err(StartError::RevocationEpoch)?;
+            responder.cache.observe_epoch(epoch);
+            tokio::spawn(follow_revocation_epoch(
+                Arc::downgrade(&responder),
+                epoch_poll,
+            ));
+        }
+        Ok(responder)
+    }
+
     /// A responder for `issuer`'s certificates over `sa`, caching in Redis at `redis_url` when
-    /// given, else in memory.
+    /// given, else in memory. Alone (without [`start`](Self::start)'s epoch polling) it suits a
+    /// process that only writes revoked answers into the shared Redis cache, such as
+    /// `cairn admin revoke`.
     pub async fn new(
         cfg: &OcspConfig,
         issuer: Arc<dyn CertificateIssuer>,
         sa: Arc<dyn StorageAuthority>,
         clock: Arc<dyn Clock>,
         redis_url: Option<&str>,
-    ) -> anyhow::Result<OcspResponder> {
+    ) -> Result<OcspResponder, StartError> {
         let (validity, margin) = cfg.durations()?;
         let identity = issuer.identity();
         let hashes = IssuerHashes::from_certificate(&identity.issuer_certificate_der)
-            .map_err(|e| anyhow::anyhow!("the issuer's certificate does not decode: {e}"))?;
+            .map_err(StartError::IssuerCertificate)?;
         let cache = match redis_url {
             Some(url) => ResponseCache::redis(url, &cfg.redis_prefix)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot connect to Redis for the OCSP cache: {e}"))?,
+                .map_err(StartError::Redis)?,
             None => ResponseCache::memory(cfg.memory_cache_entries),
         };
         tracing::info!(
@@ -326,8 +365,27 @@ fn cert_id_forms(hashes: &IssuerHashes, serial: &[u8]) -> Vec<CertId> {
     out
 }
 
+/// Polls storage's revocation epoch every `every` while the responder lives, retiring the
+/// memory cache's answers when it moves.
+async fn follow_revocation_epoch(responder: Weak<OcspResponder>, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(responder) = responder.upgrade() else {
+            return;
+        };
+        match responder.sa.get_revocation_epoch().await {
+            Ok(epoch) => {
+                if responder.cache.observe_epoch(epoch) {
+                    tracing::debug!(epoch, "revocation epoch moved; OCSP memory cache retired");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the revocation epoch for the OCSP cache"),
+        }
+    }
+}
+
 #[async_trait]
-impl cairn_api::RevocationListener for OcspResponder {
+impl RevocationListener for OcspResponder {
     /// Replaces the cached answers for every CertID form of `serial` with freshly signed
     /// "revoked" answers (deleting them if signing fails).
     async fn certificate_revoked(&self, serial: &Serial, issuer_id: &str, revocation: &Revocation) {
@@ -381,7 +439,7 @@ fn cache_key(issuer_id: &str, serial_hex: &str, cert_id: &CertId) -> String {
     format!("{issuer_id}:{serial_hex}:{alg}{form}")
 }
 
-fn error_answer(status: OcspResponseStatus, label: &'static str) -> Answer {
+pub(super) fn error_answer(status: OcspResponseStatus, label: &'static str) -> Answer {
     metrics::counter!("cairn_ocsp_responses_total", "status" => label, "source" => "none")
         .increment(1);
     Answer {
@@ -395,92 +453,6 @@ fn count(source: &'static str, status: Option<CertStatus>) {
     let label = status.map(|s| s.as_str()).unwrap_or("cached");
     metrics::counter!("cairn_ocsp_responses_total", "status" => label, "source" => source)
         .increment(1);
-}
-
-/// Builds the responder of `cairn serve` from its parts: the issuer (which signs with the key
-/// `[ocsp] signer` chose, see [`OcspConfig::signer_kind`]), storage, and the cache (Redis when
-/// `server.redis_url` is set).
-pub async fn start(
-    cfg: &crate::config::Config,
-    (sa, issuer, clock): (
-        Arc<cairn_sa::SqlStorage>,
-        Arc<dyn CertificateIssuer>,
-        Arc<dyn Clock>,
-    ),
-) -> anyhow::Result<Arc<OcspResponder>> {
-    let redis_url = cfg.redis_url();
-    let responder =
-        Arc::new(OcspResponder::new(&cfg.ocsp, issuer, sa, clock, redis_url.as_deref()).await?);
-    if redis_url.is_none() {
-        // Revocations by other processes cannot reach this memory: follow storage's revocation
-        // epoch, as the CRL updater does.
-        let epoch = responder
-            .sa
-            .get_revocation_epoch()
-            .await
-            .map_err(|e| anyhow::anyhow!("reading the revocation epoch: {e}"))?;
-        responder.cache.observe_epoch(epoch);
-        tokio::spawn(follow_revocation_epoch(
-            Arc::downgrade(&responder),
-            cfg.crl.settings()?.poll_interval,
-        ));
-    }
-    Ok(responder)
-}
-
-/// Polls storage's revocation epoch every `every` while the responder lives, retiring the
-/// memory cache's answers when it moves.
-async fn follow_revocation_epoch(
-    responder: std::sync::Weak<OcspResponder>,
-    every: std::time::Duration,
-) {
-    loop {
-        tokio::time::sleep(every).await;
-        let Some(responder) = responder.upgrade() else {
-            return;
-        };
-        match responder.sa.get_revocation_epoch().await {
-            Ok(epoch) => {
-                if responder.cache.observe_epoch(epoch) {
-                    tracing::debug!(epoch, "revocation epoch moved; OCSP memory cache retired");
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "reading the revocation epoch for the OCSP cache"),
-        }
-    }
-}
-
-/// For `cairn admin revoke`: when the responder is on and caches in Redis, a listener that
-/// writes `revoked` answers for each revocation into the server's Redis cache, signed with the
-/// CA's keys in `server.data_dir` (as the server's own listener does). `None` when OCSP is off
-/// or caches in memory (the server then retires its answers when it sees the revocation
-/// epoch move, within `crl.poll_interval`).
-pub async fn admin_revocation_listener(
-    cfg: &crate::config::Config,
-    sa: Arc<dyn StorageAuthority>,
-) -> anyhow::Result<Option<Arc<OcspResponder>>> {
-    let Some(redis_url) = cfg.redis_url().filter(|_| cfg.ocsp.enabled) else {
-        return Ok(None);
-    };
-    let ca_dir = cfg.server.data_dir.join("ca");
-    let hierarchy = cairn_issuer::CaHierarchy::load(&ca_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot load the CA in {} to sign OCSP answers: {e}",
-            ca_dir.display()
-        )
-    })?;
-    let clock: Arc<dyn Clock> = Arc::new(cairn_core::SystemClock);
-    let issuer = cairn_issuer::LocalIssuer::new(
-        hierarchy,
-        cairn_issuer::EndEntityProfile::default(),
-        cfg.ca.ignored_lints.clone(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot set up the issuer: {e}"))?
-    .with_ocsp_signer(cfg.ocsp.signer_kind(), &ca_dir, clock.now())
-    .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
-    let responder =
-        OcspResponder::new(&cfg.ocsp, Arc::new(issuer), sa, clock, Some(&redis_url)).await?;
-    Ok(Some(Arc::new(responder)))
 }
 
 /// The responder's routes, to merge into the public listener's router.
@@ -649,6 +621,11 @@ mod tests {
             };
             assert!(cfg.durations().is_err(), "{validity} {margin}");
         }
+        let cfg = OcspConfig {
+            memory_cache_entries: 0,
+            ..OcspConfig::default()
+        };
+        assert!(cfg.durations().is_err());
     }
 
     #[test]
