@@ -1,105 +1,20 @@
-//! The OCSP responder of `cairn serve` (RFC 6960, RFC 5019 profile), on the public plain-HTTP
-//! listener: `GET /ocsp/{base64 request}` and `POST /ocsp`. Answers good / revoked / unknown
-//! from storage, signs on demand through the issuer's `CertificateIssuer::sign_ocsp` ("live
-//! signing"; the issuer chooses its key, see `[ocsp] signer`), caches the signed answer
-//! (Redis, or this process's memory) until shortly before its nextUpdate, and replaces the cached
-//! answer as soon as a revocation is recorded. Off unless `[ocsp] enabled = true`.
+//! The OCSP responder: answers good / revoked / unknown from storage, signs on demand through
+//! the issuer's `CertificateIssuer::sign_ocsp` ("live signing"; the issuer chooses its key, see
+//! `[ocsp] signer`), caches the signed answer (Redis, or this process's memory) until shortly
+//! before its nextUpdate, and replaces the cached answer as soon as a revocation is recorded:
+//! in this process through the RA's revocation hook (it is a [`RevocationListener`]), from
+//! other processes through Redis or, for the memory cache, storage's revocation epoch.
 
 use super::cache::{CachedAnswer, ResponseCache};
-use crate::{ConfigError, ensure, parse_duration};
+use super::config::OcspConfig;
 use async_trait::async_trait;
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use base64::Engine;
 use cairn_api::{CertificateIssuer, IssuerError, RevocationListener, SaError, StorageAuthority};
 use cairn_core::{Clock, Revocation, RevocationReason, Serial};
 use cairn_ocsp::asn1::{CertId, OcspResponseStatus};
-use cairn_ocsp::{
-    CertStatus, HashAlgorithm, IssuerHashes, MAX_REQUEST_SIZE, ResponseParams, error_response,
-};
-use serde::{Deserialize, Serialize};
+use cairn_ocsp::{CertStatus, HashAlgorithm, IssuerHashes, ResponseParams, error_response};
 use std::sync::{Arc, Weak};
 use time::{Duration, OffsetDateTime};
 use x509_cert::ext::pkix::crl::CrlReason;
-
-/// The Baseline Requirements' longest OCSP response validity.
-const MAX_VALIDITY: Duration = Duration::days(10);
-
-/// `[ocsp]`: the OCSP responder.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OcspConfig {
-    /// Answer OCSP at `<server.public_base_url>/ocsp` and name that URL in the AIA extension of
-    /// new certificates. Off by default (CRLs are the default revocation mechanism).
-    pub enabled: bool,
-    /// Which key signs responses: `"issuer"` (the intermediate itself, the default) or
-    /// `"delegated"` (a responder certificate the intermediate issues, stored in `ca/`). The
-    /// issuer is built with this choice; the responder only asks it to sign.
-    pub signer: SignerChoice,
-    /// nextUpdate − thisUpdate of every response, e.g. `"4d"` (at most 10 days).
-    pub validity: String,
-    /// A cached answer is signed afresh once less than this remains before its nextUpdate, so
-    /// every served answer stays valid at least this long (and HTTP caches keep it no longer).
-    pub cache_margin: String,
-    /// Echo the request's nonce (RFC 8954). A request with a nonce then gets a freshly signed,
-    /// uncached answer; off by default (RFC 5019 §4: nonces defeat caching).
-    pub echo_nonce: bool,
-    /// Key prefix in Redis (`server.redis_url`), so several CAs can share one server.
-    pub redis_prefix: String,
-    /// Without Redis: the most answers kept in this process's memory.
-    pub memory_cache_entries: usize,
-}
-
-/// Which key signs OCSP responses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SignerChoice {
-    /// The issuing intermediate.
-    #[default]
-    Issuer,
-    /// A delegated responder certificate.
-    Delegated,
-}
-
-impl Default for OcspConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            signer: SignerChoice::Issuer,
-            validity: "4d".into(),
-            cache_margin: "1d".into(),
-            echo_nonce: false,
-            redis_prefix: "cairn:ocsp:".into(),
-            memory_cache_entries: 100_000,
-        }
-    }
-}
-
-impl OcspConfig {
-    /// The validity and the cache margin, checked: 1 hour ≤ validity ≤ 10 days, and
-    /// 0 ≤ margin < validity (and a memory cache of at least one answer).
-    pub fn durations(&self) -> Result<(Duration, Duration), ConfigError> {
-        let validity = parse_duration("ocsp.validity", &self.validity)?;
-        let margin = parse_duration("ocsp.cache_margin", &self.cache_margin)?;
-        ensure(
-            validity >= Duration::hours(1) && validity <= MAX_VALIDITY,
-            "ocsp.validity must be between 1h and 10d",
-        )?;
-        ensure(
-            margin >= Duration::ZERO && margin < validity,
-            "ocsp.cache_margin must be shorter than ocsp.validity",
-        )?;
-        ensure(
-            self.memory_cache_entries > 0,
-            "ocsp.memory_cache_entries must be positive",
-        )?;
-        Ok((validity, margin))
-    }
-}
 
 /// Why a responder could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +22,7 @@ impl OcspConfig {
 pub enum StartError {
     /// `[ocsp]` does not hold.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] crate::ConfigError),
     /// The issuer's certificate (from its identity) does not decode.
     #[error("the issuer's certificate does not decode: {0}")]
     IssuerCertificate(#[source] der::Error),
@@ -453,196 +368,4 @@ fn count(source: &'static str, status: Option<CertStatus>) {
     let label = status.map(|s| s.as_str()).unwrap_or("cached");
     metrics::counter!("cairn_ocsp_responses_total", "status" => label, "source" => source)
         .increment(1);
-}
-
-/// The responder's routes, to merge into the public listener's router.
-pub fn router(responder: Arc<OcspResponder>) -> Router {
-    Router::new()
-        .route("/ocsp", post(post_request).get(get_empty))
-        .route("/ocsp/", post(post_request).get(get_empty))
-        .route("/ocsp/{*request}", get(get_request))
-        .layer(DefaultBodyLimit::max(MAX_REQUEST_SIZE))
-        .with_state(responder)
-}
-
-/// `GET /ocsp/{base64(DER OCSPRequest)}` (RFC 6960 Appendix A.1, RFC 5019 §5).
-async fn get_request(
-    State(responder): State<Arc<OcspResponder>>,
-    Path(encoded): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let Some(der) = decode_get_path(&encoded) else {
-        return ocsp_response(
-            StatusCode::OK,
-            &error_answer(OcspResponseStatus::MalformedRequest, "malformed"),
-            None,
-        );
-    };
-    let answer = responder.respond(&der).await;
-    ocsp_response(StatusCode::OK, &answer, Some(&headers))
-}
-
-/// `GET /ocsp` without a request.
-async fn get_empty() -> Response {
-    ocsp_response(
-        StatusCode::OK,
-        &error_answer(OcspResponseStatus::MalformedRequest, "malformed"),
-        None,
-    )
-}
-
-/// `POST /ocsp` with `Content-Type: application/ocsp-request`.
-async fn post_request(
-    State(responder): State<Arc<OcspResponder>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|v| v.trim().to_ascii_lowercase());
-    if content_type.as_deref() != Some("application/ocsp-request") {
-        return ocsp_response(
-            StatusCode::BAD_REQUEST,
-            &error_answer(OcspResponseStatus::MalformedRequest, "malformed"),
-            None,
-        );
-    }
-    let answer = responder.respond(&body).await;
-    ocsp_response(StatusCode::OK, &answer, None)
-}
-
-/// The request of a GET path: base64 (standard or URL-safe alphabet, padding optional), after
-/// the percent-decoding the router already did.
-fn decode_get_path(encoded: &str) -> Option<Vec<u8>> {
-    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-    let lenient =
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, lenient);
-    let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, lenient);
-    let trimmed = encoded.trim();
-    if trimmed.is_empty() || trimmed.len() > MAX_REQUEST_SIZE * 2 {
-        return None;
-    }
-    standard
-        .decode(trimmed)
-        .or_else(|_| url_safe.decode(trimmed))
-        .ok()
-}
-
-/// An `application/ocsp-response` with RFC 5019 §6 caching headers for successful answers
-/// (Last-Modified = thisUpdate, Expires = nextUpdate, max-age until the answer leaves the cache,
-/// ETag), and `304 Not Modified` for a GET whose `If-None-Match` names the current answer.
-fn ocsp_response(status: StatusCode, answer: &Answer, request: Option<&HeaderMap>) -> Response {
-    let status = if answer.try_later {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        status
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/ocsp-response"),
-    );
-    let Some(meta) = &answer.cached else {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return (status, headers, answer.der.clone()).into_response();
-    };
-    let now = OffsetDateTime::now_utc();
-    let etag = format!("\"{}\"", etag(&answer.der));
-    let values = [
-        (header::ETAG, Some(etag.clone())),
-        (
-            header::CACHE_CONTROL,
-            Some(format!(
-                "public, max-age={}, no-transform, must-revalidate",
-                meta.ttl_seconds(now)
-            )),
-        ),
-        (header::LAST_MODIFIED, http_date(meta.this_update)),
-        (header::EXPIRES, http_date(meta.next_update)),
-    ];
-    for (name, value) in values {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            headers.insert(name, v);
-        }
-    }
-    let not_modified = request
-        .and_then(|h| h.get(header::IF_NONE_MATCH))
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if not_modified {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    (status, headers, answer.der.clone()).into_response()
-}
-
-fn etag(der: &[u8]) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// An IMF-fixdate (RFC 9110 §5.6.7).
-fn http_date(unix: i64) -> Option<String> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()?
-        .format(format)
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_defaults_are_off_and_valid() {
-        let cfg = OcspConfig::default();
-        assert!(!cfg.enabled);
-        assert_eq!(cfg.signer, SignerChoice::Issuer);
-        let (validity, margin) = cfg.durations().unwrap();
-        assert_eq!(validity, Duration::days(4));
-        assert_eq!(margin, Duration::days(1));
-    }
-
-    #[test]
-    fn bad_durations_are_refused() {
-        for (validity, margin) in [("11d", "1d"), ("30m", "1m"), ("4d", "4d"), ("soon", "1d")] {
-            let cfg = OcspConfig {
-                validity: validity.into(),
-                cache_margin: margin.into(),
-                ..OcspConfig::default()
-            };
-            assert!(cfg.durations().is_err(), "{validity} {margin}");
-        }
-        let cfg = OcspConfig {
-            memory_cache_entries: 0,
-            ..OcspConfig::default()
-        };
-        assert!(cfg.durations().is_err());
-    }
-
-    #[test]
-    fn http_dates_are_imf_fixdates() {
-        assert_eq!(
-            http_date(784_111_777).as_deref(),
-            Some("Sun, 06 Nov 1994 08:49:37 GMT")
-        );
-    }
-
-    #[test]
-    fn get_paths_decode_in_either_alphabet_with_or_without_padding() {
-        let der = vec![0xfb, 0xff, 0x30, 0x01];
-        for form in ["+/8wAQ==", "+/8wAQ", "-_8wAQ==", "-_8wAQ"] {
-            assert_eq!(decode_get_path(form), Some(der.clone()), "{form}");
-        }
-        assert_eq!(decode_get_path(""), None);
-        assert_eq!(decode_get_path("not base64!"), None);
-    }
 }
