@@ -20,6 +20,9 @@ pub mod crl;
 pub mod ocsp;
 pub mod public;
 
+#[cfg(test)]
+mod fixture;
+
 /// A configuration section that does not hold.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

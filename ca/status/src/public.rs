@@ -137,6 +137,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use cairn_api::StorageAuthority;
     use tower::ServiceExt;
 
     #[tokio::test]
@@ -163,6 +164,68 @@ mod tests {
             "/issuer/abce.der",
             "/issuer/.der",
             "/issuer/abcd.pem",
+        ] {
+            assert_eq!(
+                get(uri).await.unwrap().status(),
+                StatusCode::NOT_FOUND,
+                "{uri}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn crls_are_served_as_stored_with_a_max_age_until_their_next_update() {
+        let sa = cairn_api::fake::MemoryStorage::new();
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
+        let der = vec![0x30, 0x02, 0x05, 0x00];
+        sa.put_crl(&cairn_api::StoredCrl {
+            info: cairn_api::CrlInfo {
+                issuer_id: "abcd".into(),
+                shard: 3,
+                number: 1,
+                this_update: now,
+                next_update: now + time::Duration::minutes(10),
+                entries: 0,
+            },
+            der: der.clone(),
+        })
+        .await
+        .unwrap();
+        let mut parts = PublicParts {
+            crls: Some(Arc::new(sa)),
+            ..PublicParts::default()
+        };
+        parts
+            .issuer_certificates
+            .insert("abcd".into(), vec![0x30, 0x00]);
+        let app = router(parts);
+        let get = |uri: &str| {
+            app.clone()
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        };
+        let resp = get("/crl/abcd/3.crl").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/pkix-crl");
+        let cache = resp.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let max_age: u64 = cache
+            .strip_prefix("public, max-age=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((500..=600).contains(&max_age), "{cache}");
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], &der[..]);
+        for uri in [
+            "/crl/abcd/2.crl",
+            "/crl/abcd/3",
+            "/crl/abcd/+3.crl",
+            "/crl/abcd/123456.crl",
+            "/crl/other/3.crl",
         ] {
             assert_eq!(
                 get(uri).await.unwrap().status(),

@@ -318,3 +318,233 @@ fn write_crl_file(dir: &Path, crl: &StoredCrl) -> Result<(), UpdateError> {
 pub fn is_fresh(info: &CrlInfo, now: OffsetDateTime) -> bool {
     info.next_update > now
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crl::CrlConfig;
+    use crate::fixture::{Parts, now};
+    use cairn_core::RevocationReason;
+    use der::Decode;
+    use x509_cert::crl::CertificateList;
+
+    fn revoked(days_ago: i64, reason: RevocationReason) -> Option<Revocation> {
+        Some(Revocation {
+            revoked_at: now() - time::Duration::days(days_ago),
+            reason,
+        })
+    }
+
+    fn settings(shards: u32) -> CrlSettings {
+        CrlConfig {
+            shards,
+            ..CrlConfig::default()
+        }
+        .settings()
+        .unwrap()
+    }
+
+    fn updater(parts: &Parts, settings: CrlSettings) -> CrlUpdater {
+        CrlUpdater::new(
+            parts.issuer.clone(),
+            Arc::new(parts.sa.clone()),
+            parts.clock.clone(),
+            settings,
+        )
+    }
+
+    /// The serials (hex) a CRL lists, in its order.
+    fn listed(der: &[u8]) -> Vec<String> {
+        let crl: CertificateList = CertificateList::from_der(der).unwrap();
+        crl.tbs_cert_list
+            .revoked_certificates
+            .unwrap_or_default()
+            .iter()
+            .map(|r| hex(r.serial_number.as_bytes()))
+            .collect()
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn every_shard_and_the_roots_crl_are_signed_stored_and_numbered_upwards() {
+        let parts = Parts::new().await;
+        let a = parts
+            .store("0a01", 0, revoked(2, RevocationReason::KeyCompromise))
+            .await;
+        let b = parts
+            .store("0a02", 2, revoked(1, RevocationReason::Superseded))
+            .await;
+        parts.store("0a03", 2, None).await;
+        let updater = updater(&parts, settings(3));
+
+        let stats = updater.update_all().await.unwrap();
+        assert_eq!(stats.crls, 4, "three shards and the root's CRL");
+        assert_eq!(stats.entries, 2);
+        assert_eq!(parts.issuer.signed(), 4, "every CRL signed by the issuer");
+        let issuer_id = parts.issuer_id();
+        let sa = &parts.sa;
+        let shard = |n| sa.get_crl(&issuer_id, n);
+        assert_eq!(listed(&shard(0).await.unwrap().der), vec![a.0.clone()]);
+        assert!(listed(&shard(1).await.unwrap().der).is_empty());
+        assert_eq!(listed(&shard(2).await.unwrap().der), vec![b.0.clone()]);
+        let root = sa.get_crl("fake-root", 0).await.unwrap();
+        assert!(listed(&root.der).is_empty());
+        let info = shard(0).await.unwrap().info;
+        assert_eq!((info.number, info.entries), (1, 1));
+        assert_eq!(info.this_update, now());
+        assert_eq!(info.next_update, now() + time::Duration::days(7));
+
+        updater.update_all().await.unwrap();
+        let numbers: Vec<u64> = sa
+            .get_crl_infos()
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.number)
+            .collect();
+        assert_eq!(numbers, vec![2; 4], "each CRL's number goes up by one");
+    }
+
+    #[tokio::test]
+    async fn expired_certificates_leave_the_crl_after_keep_expired() {
+        let parts = Parts::new().await;
+        parts
+            .store("0b01", 0, revoked(1, RevocationReason::Unspecified))
+            .await;
+        let updater = updater(&parts, settings(1));
+        assert_eq!(updater.update_all().await.unwrap().entries, 1);
+        // The certificate expires in 89 days; kept one day (the default) after that.
+        parts
+            .clock
+            .advance(time::Duration::days(89) + time::Duration::hours(12));
+        assert_eq!(updater.update_all().await.unwrap().entries, 1);
+        parts.clock.advance(time::Duration::days(1));
+        assert_eq!(updater.update_all().await.unwrap().entries, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_signature_stops_the_update_and_names_the_crl() {
+        let parts = Parts::new().await;
+        parts.issuer.refuse(Some("the key is offline"));
+        let err = updater(&parts, settings(2)).update_all().await.unwrap_err();
+        assert!(
+            matches!(&err, UpdateError::Sign { shard: 0, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("the key is offline"), "{err}");
+        assert!(parts.sa.get_crl_infos().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn crls_are_also_written_to_the_output_folder() {
+        let parts = Parts::new().await;
+        parts
+            .store("0c01", 1, revoked(1, RevocationReason::Unspecified))
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = settings(2);
+        settings.output_dir = Some(dir.path().join("out"));
+        updater(&parts, settings).update_all().await.unwrap();
+        let issuer_id = parts.issuer_id();
+        for shard in 0..2 {
+            let file = dir
+                .path()
+                .join("out")
+                .join(&issuer_id)
+                .join(format!("{shard}.crl"));
+            let stored = parts.sa.get_crl(&issuer_id, shard).await.unwrap();
+            assert_eq!(
+                std::fs::read(&file).unwrap(),
+                stored.der,
+                "{}",
+                file.display()
+            );
+        }
+        assert!(dir.path().join("out/fake-root/0.crl").is_file());
+    }
+
+    #[tokio::test]
+    async fn a_revocation_in_this_process_wakes_the_updater_before_its_next_poll() {
+        let parts = Parts::new().await;
+        let serial = parts.store("0d01", 0, None).await;
+        let mut settings = settings(1);
+        settings.poll_interval = Duration::from_secs(3600);
+        let updater = updater(&parts, settings);
+        let listener = updater.revocation_listener();
+        let task = tokio::spawn(updater.run());
+        let issuer_id = parts.issuer_id();
+        let number = || async {
+            parts
+                .sa
+                .get_crl(&issuer_id, 0)
+                .await
+                .map(|c| c.info.number)
+                .ok()
+        };
+        let wait_for = |n: u64| async move {
+            for _ in 0..100 {
+                if number().await == Some(n) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("CRL number {n} never appeared");
+        };
+        wait_for(1).await;
+        let revocation = revoked(0, RevocationReason::KeyCompromise).unwrap();
+        parts
+            .sa
+            .revoke_certificate(&serial, &revocation)
+            .await
+            .unwrap();
+        listener
+            .certificate_revoked(&serial, &issuer_id, &revocation)
+            .await;
+        wait_for(2).await;
+        let crl = parts.sa.get_crl(&issuer_id, 0).await.unwrap();
+        assert_eq!(listed(&crl.der), vec![serial.0]);
+        task.abort();
+    }
+
+    #[test]
+    fn shards_group_in_the_order_given_and_old_shards_are_kept() {
+        let cert = |serial: &str, shard: u32| RevokedCertificate {
+            serial: Serial(serial.into()),
+            crl_shard: shard,
+            revocation: Revocation {
+                revoked_at: now(),
+                reason: RevocationReason::Superseded,
+            },
+        };
+        let groups = group_by_shard(
+            vec![cert("01", 1), cert("02", 0), cert("03", 1), cert("04", 5)],
+            2,
+        );
+        assert_eq!(groups.len(), 6, "shard 5 from when there were more shards");
+        let serials =
+            |i: usize| -> Vec<Vec<u8>> { groups[i].iter().map(|e| e.serial.clone()).collect() };
+        assert_eq!(serials(0), vec![vec![0x02]]);
+        assert_eq!(serials(1), vec![vec![0x01], vec![0x03]]);
+        assert!(groups[2..5].iter().all(Vec::is_empty));
+        assert_eq!(serials(5), vec![vec![0x04]]);
+        assert_eq!(groups[1][0].reason, RevocationReason::Superseded.code());
+        assert_eq!(group_by_shard(Vec::new(), 3).len(), 3);
+    }
+
+    #[test]
+    fn a_crl_is_fresh_until_its_next_update() {
+        let info = |next_update| CrlInfo {
+            issuer_id: "i".into(),
+            shard: 0,
+            number: 1,
+            this_update: now() - time::Duration::days(1),
+            next_update,
+            entries: 0,
+        };
+        assert!(is_fresh(&info(now() + time::Duration::seconds(1)), now()));
+        assert!(!is_fresh(&info(now()), now()));
+    }
+}

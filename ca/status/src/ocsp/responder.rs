@@ -369,3 +369,227 @@ fn count(source: &'static str, status: Option<CertStatus>) {
     metrics::counter!("cairn_ocsp_responses_total", "status" => label, "source" => source)
         .increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{Parts, now};
+    use cairn_ocsp::asn1::{CertStatusAsn1, OcspRequest, Request, TbsRequest, Version};
+    use cairn_ocsp::parse_response;
+    use der::Encode;
+
+    async fn responder(parts: &Parts) -> OcspResponder {
+        OcspResponder::new(
+            &OcspConfig::default(),
+            parts.issuer.clone(),
+            Arc::new(parts.sa.clone()),
+            parts.clock.clone(),
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// A request for `serial` naming the fake issuer, SHA-1 CertID with NULL parameters.
+    fn request_for(parts: &Parts, serial: &Serial) -> Vec<u8> {
+        let hashes = IssuerHashes::from_certificate(parts.issuer.intermediate_der()).unwrap();
+        let cert_id = cert_id_forms(&hashes, &serial.to_bytes()).remove(0);
+        request(cert_id)
+    }
+
+    fn request(req_cert: CertId) -> Vec<u8> {
+        OcspRequest {
+            tbs_request: TbsRequest {
+                version: Version::V1,
+                requestor_name: None,
+                request_list: vec![Request {
+                    req_cert,
+                    single_request_extensions: None,
+                }],
+                request_extensions: None,
+            },
+            optional_signature: None,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    /// The response status and, when successful, the one certificate status.
+    fn read(answer: &Answer) -> (OcspResponseStatus, Option<CertStatusAsn1>) {
+        let parsed = parse_response(&answer.der).unwrap();
+        let single = parsed.single().map(|s| s.cert_status.clone());
+        (parsed.status, single)
+    }
+
+    fn is_good(status: &Option<CertStatusAsn1>) -> bool {
+        matches!(status, Some(CertStatusAsn1::Good(_)))
+    }
+
+    fn is_revoked(status: &Option<CertStatusAsn1>) -> bool {
+        matches!(status, Some(CertStatusAsn1::Revoked(_)))
+    }
+
+    #[tokio::test]
+    async fn good_revoked_and_unknown_come_from_storage_and_are_cached() {
+        let parts = Parts::new().await;
+        let good = parts.store("1a01", 0, None).await;
+        let revocation = Revocation {
+            revoked_at: now() - Duration::hours(1),
+            reason: RevocationReason::KeyCompromise,
+        };
+        let gone = parts.store("1a02", 0, Some(revocation)).await;
+        let responder = responder(&parts).await;
+
+        let answer = responder.respond(&request_for(&parts, &good)).await;
+        assert_eq!(read(&answer).0, OcspResponseStatus::Successful);
+        assert!(is_good(&read(&answer).1));
+        let cached = answer.cached.unwrap();
+        assert_eq!(cached.this_update, now().unix_timestamp());
+        assert_eq!(
+            cached.next_update,
+            (now() + Duration::days(4)).unix_timestamp()
+        );
+        assert_eq!(
+            cached.cache_until,
+            (now() + Duration::days(3)).unix_timestamp(),
+            "cached until the margin before nextUpdate"
+        );
+        assert_eq!(parts.issuer.signed(), 1);
+        let again = responder.respond(&request_for(&parts, &good)).await;
+        assert_eq!(again.der, cached.der);
+        assert_eq!(
+            parts.issuer.signed(),
+            1,
+            "the second answer came from the cache"
+        );
+
+        let answer = responder.respond(&request_for(&parts, &gone)).await;
+        assert!(is_revoked(&read(&answer).1));
+        let answer = responder
+            .respond(&request_for(&parts, &Serial("1a03".into())))
+            .await;
+        assert!(matches!(read(&answer).1, Some(CertStatusAsn1::Unknown(_))));
+        let unknown = answer.cached.unwrap();
+        assert_eq!(
+            unknown.cache_until,
+            (now() + UNKNOWN_CACHE_TTL).unix_timestamp(),
+            "an unknown serial may be stored soon: cached briefly"
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_for_another_issuer_or_malformed_get_ocsp_errors() {
+        let parts = Parts::new().await;
+        let responder = responder(&parts).await;
+        let other = other_issuer_hashes();
+        let foreign = cert_id_forms(&other, &[0x1b, 0x01]).remove(0);
+        let answer = responder.respond(&request(foreign)).await;
+        assert_eq!(read(&answer), (OcspResponseStatus::Unauthorized, None));
+        assert!(answer.cached.is_none());
+        let answer = responder.respond(b"\x30\x03not ocsp").await;
+        assert_eq!(read(&answer), (OcspResponseStatus::MalformedRequest, None));
+        assert!(!answer.try_later);
+        assert_eq!(parts.issuer.signed(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_signing_failure_is_an_internal_error_and_nothing_is_cached() {
+        let parts = Parts::new().await;
+        let serial = parts.store("1c01", 0, None).await;
+        let responder = responder(&parts).await;
+        parts.issuer.refuse(Some("the key is offline"));
+        let answer = responder.respond(&request_for(&parts, &serial)).await;
+        assert_eq!(read(&answer), (OcspResponseStatus::InternalError, None));
+        parts.issuer.refuse(None);
+        let answer = responder.respond(&request_for(&parts, &serial)).await;
+        assert!(is_good(&read(&answer).1));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_in_this_process_replaces_every_cached_form_at_once() {
+        let parts = Parts::new().await;
+        let serial = parts.store("1d01", 0, None).await;
+        let responder = responder(&parts).await;
+        let hashes = IssuerHashes::from_certificate(parts.issuer.intermediate_der()).unwrap();
+        let forms = cert_id_forms(&hashes, &serial.to_bytes());
+        assert_eq!(
+            forms.len(),
+            4,
+            "SHA-1 and SHA-256, with and without NULL parameters"
+        );
+        for form in &forms {
+            let answer = responder.respond(&request(form.clone())).await;
+            assert!(is_good(&read(&answer).1));
+        }
+        let revocation = Revocation {
+            revoked_at: now(),
+            reason: RevocationReason::Superseded,
+        };
+        parts
+            .sa
+            .revoke_certificate(&serial, &revocation)
+            .await
+            .unwrap();
+        responder
+            .certificate_revoked(&serial, &parts.issuer_id(), &revocation)
+            .await;
+        let signed = parts.issuer.signed();
+        for form in &forms {
+            let answer = responder.respond(&request(form.clone())).await;
+            assert!(is_revoked(&read(&answer).1));
+        }
+        assert_eq!(
+            parts.issuer.signed(),
+            signed,
+            "served from the replaced cache"
+        );
+        // Another issuer's revocation is not this responder's business.
+        responder
+            .certificate_revoked(&serial, "someone-else", &revocation)
+            .await;
+        assert_eq!(parts.issuer.signed(), signed);
+    }
+
+    #[tokio::test]
+    async fn the_memory_cache_follows_revocations_by_other_processes() {
+        let parts = Parts::new().await;
+        let serial = parts.store("1e01", 0, None).await;
+        let responder = OcspResponder::start(
+            &OcspConfig::default(),
+            parts.issuer.clone(),
+            Arc::new(parts.sa.clone()),
+            parts.clock.clone(),
+            None,
+            std::time::Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
+        let answer = responder.respond(&request_for(&parts, &serial)).await;
+        assert!(is_good(&read(&answer).1));
+        // Revoked straight in storage (`cairn admin revoke`): no listener hears it here.
+        let revocation = Revocation {
+            revoked_at: now(),
+            reason: RevocationReason::Unspecified,
+        };
+        parts
+            .sa
+            .revoke_certificate(&serial, &revocation)
+            .await
+            .unwrap();
+        let mut status = None;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            status = read(&responder.respond(&request_for(&parts, &serial)).await).1;
+            if is_revoked(&status) {
+                break;
+            }
+        }
+        assert!(is_revoked(&status), "{status:?}");
+    }
+
+    /// The hashes of an issuer that is not the fake's.
+    fn other_issuer_hashes() -> IssuerHashes {
+        let other = cairn_api::fake::FakeIssuer::new(now()).unwrap();
+        IssuerHashes::from_certificate(other.intermediate_der()).unwrap()
+    }
+}
