@@ -7,19 +7,14 @@ use crate::ServeArgs;
 use crate::config::Config;
 use crate::serve::{effective_config, ocsp_signer_kind, open_storage};
 use anyhow::Context;
-use cairn_core::{
-    AccountId, Certificate, Clock, Identifier, Revocation, RevocationReason, Serial, SystemClock,
-};
+use cairn_core::{AccountId, Clock, Identifier, RevocationReason, Serial, SystemClock};
 use cairn_ra::Revoker;
-use cairn_sa::{CertificateSelector, SaError, StorageAuthority};
+use cairn_ra::admin_revocation::{self, Selection};
+use cairn_sa::{CertificateSelector, StorageAuthority};
 use cairn_status::ocsp::OcspResponder;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Most certificates one selector may revoke in one command.
-const MAX_SELECTED: u64 = 1_000_000;
 
 /// Flags of `cairn admin revoke`.
 #[derive(Debug, clap::Args)]
@@ -144,11 +139,7 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     let sel = &args.select;
 
-    let mut selected: BTreeMap<String, Certificate> = BTreeMap::new();
-    let mut missing = Vec::new();
-    let mut key_to_block: Option<String> = None;
-    let by_serials = !sel.serial.is_empty() || sel.serials_file.is_some();
-    if by_serials {
+    let selection = if !sel.serial.is_empty() || sel.serials_file.is_some() {
         let mut serials = Vec::new();
         for s in &sel.serial {
             serials.push(parse_serial(s)?);
@@ -166,67 +157,32 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        for serial in serials {
-            match storage.get_certificate(&serial).await {
-                Ok(c) => {
-                    selected.insert(c.serial.0.clone(), c);
-                }
-                Err(SaError::NotFound) => missing.push(serial),
-                Err(e) => return Err(e).context("loading certificates"),
-            }
-        }
+        Selection::Serials(serials)
+    } else if let Some(a) = &sel.account {
+        Selection::Matching(CertificateSelector::Account(AccountId(a.clone())))
+    } else if let Some(k) = &sel.key {
+        Selection::Matching(CertificateSelector::SpkiSha256(key_hash(k)?))
+    } else if let Some(i) = &sel.identifier {
+        Selection::Matching(CertificateSelector::Identifier(parse_identifier(i)))
     } else {
-        let selector = if let Some(a) = &sel.account {
-            CertificateSelector::Account(AccountId(a.clone()))
-        } else if let Some(k) = &sel.key {
-            let h = key_hash(k)?;
-            key_to_block = Some(h.clone());
-            CertificateSelector::SpkiSha256(h)
-        } else if let Some(i) = &sel.identifier {
-            CertificateSelector::Identifier(parse_identifier(i))
-        } else {
-            anyhow::bail!(
-                "select certificates with --serial, --serials-file, --account, --key or --identifier"
-            );
-        };
-        for c in storage
-            .get_certificates(&selector, now, false, MAX_SELECTED)
-            .await
-            .context("selecting certificates")?
-        {
-            selected.insert(c.serial.0.clone(), c);
-        }
-    }
-    if args.with_key_siblings {
-        let keys: std::collections::BTreeSet<String> =
-            selected.values().map(|c| c.spki_sha256.clone()).collect();
-        for key in keys {
-            for c in storage
-                .get_certificates(
-                    &CertificateSelector::SpkiSha256(key),
-                    now,
-                    false,
-                    MAX_SELECTED,
-                )
-                .await
-                .context("selecting certificates with the same key")?
-            {
-                selected.insert(c.serial.0.clone(), c);
-            }
-        }
-    }
-    for m in &missing {
+        anyhow::bail!(
+            "select certificates with --serial, --serials-file, --account, --key or --identifier"
+        );
+    };
+    let selected = admin_revocation::select(&*storage, &selection, args.with_key_siblings, now)
+        .await
+        .context("selecting certificates")?;
+    for m in &selected.missing {
         eprintln!("not found: serial {m}");
     }
-    let (already, todo): (Vec<&Certificate>, Vec<&Certificate>) =
-        selected.values().partition(|c| c.revocation.is_some());
+    let (already, todo) = selected.partition();
     println!(
         "{} certificate(s) selected: {} to revoke ({:?}), {} already revoked, {} not found",
-        selected.len(),
+        selected.certificates.len(),
         todo.len(),
         reason,
         already.len(),
-        missing.len()
+        selected.missing.len()
     );
     if args.dry_run {
         for c in todo.iter().take(20) {
@@ -247,53 +203,37 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     if let Some(l) = &ocsp_listener {
         revoker.add_listener(l.clone());
     }
-    if reason == RevocationReason::KeyCompromise
-        && let Some(h) = &key_to_block
-    {
-        // Blocked even when no certificate is left to revoke.
-        storage
-            .block_key(&cairn_sa::BlockedKey {
-                spki_sha256: h.clone(),
-                jwk_thumbprint: None,
-                blocked_at: now,
-                comment: "cairn admin revoke --key".into(),
-            })
-            .await
-            .context("blocking the key")?;
-    }
     let total = todo.len();
-    let mut done = 0usize;
-    let mut raced = 0usize;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    for (i, cert) in todo.into_iter().enumerate() {
-        let revocation = Revocation {
-            revoked_at: time::OffsetDateTime::now_utc(),
+    let outcome = revoker
+        .revoke_selected(
+            &selection,
+            &todo,
             reason,
-        };
-        match revoker.revoke(cert, &revocation).await {
-            Ok(()) => done += 1,
-            Err(SaError::Conflict(_)) => raced += 1,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("revoking {} (after {done} revoked)", cert.serial));
-            }
-        }
-        if i + 1 == total || (i + 1) % 100 == 0 {
-            if progress {
-                eprint!("\rrevoking: {}/{total}", i + 1);
-                let _ = std::io::stderr().flush();
-            } else if (i + 1) % 10_000 == 0 {
-                eprintln!("revoking: {}/{total}", i + 1);
-            }
-        }
-    }
+            "cairn admin revoke --key",
+            |done| {
+                if done == total || done % 100 == 0 {
+                    if progress {
+                        eprint!("\rrevoking: {done}/{total}");
+                        let _ = std::io::stderr().flush();
+                    } else if done % 10_000 == 0 {
+                        eprintln!("revoking: {done}/{total}");
+                    }
+                }
+            },
+        )
+        .await?;
     if progress && total > 0 {
         eprintln!();
     }
     println!(
-        "revoked {done} certificate(s){}; the server's CRL updater publishes them within crl.poll_interval{}",
-        if raced > 0 {
-            format!(" ({raced} were revoked meanwhile by someone else)")
+        "revoked {} certificate(s){}; the server's CRL updater publishes them within crl.poll_interval{}",
+        outcome.revoked,
+        if outcome.raced > 0 {
+            format!(
+                " ({} were revoked meanwhile by someone else)",
+                outcome.raced
+            )
         } else {
             String::new()
         },

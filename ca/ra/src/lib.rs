@@ -6,6 +6,7 @@
 //! serves the WFE through [`RegistrationAuthority`].
 
 mod account;
+pub mod admin_revocation;
 mod contract;
 mod finalize;
 mod order;
