@@ -65,38 +65,18 @@ pub struct CrlArgs {
 }
 
 /// Parses a reason name or code (the reasons the Baseline Requirements allow).
-pub fn parse_reason(s: &str) -> anyhow::Result<RevocationReason> {
-    let by_name = match s.to_ascii_lowercase().as_str() {
-        "unspecified" => Some(RevocationReason::Unspecified),
-        "keycompromise" => Some(RevocationReason::KeyCompromise),
-        "affiliationchanged" => Some(RevocationReason::AffiliationChanged),
-        "superseded" => Some(RevocationReason::Superseded),
-        "cessationofoperation" => Some(RevocationReason::CessationOfOperation),
-        "privilegewithdrawn" => Some(RevocationReason::PrivilegeWithdrawn),
-        _ => None,
-    };
-    by_name
-        .or_else(|| s.parse::<u8>().ok().and_then(RevocationReason::from_code))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--reason {s:?}: use unspecified, keyCompromise, affiliationChanged, superseded, \
-                 cessationOfOperation, privilegeWithdrawn (or 0, 1, 3, 4, 5, 9)"
-            )
-        })
+fn parse_reason(s: &str) -> anyhow::Result<RevocationReason> {
+    RevocationReason::from_name_or_code(s).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--reason {s:?}: use unspecified, keyCompromise, affiliationChanged, superseded, \
+             cessationOfOperation, privilegeWithdrawn (or 0, 1, 3, 4, 5, 9)"
+        )
+    })
 }
 
 fn parse_serial(s: &str) -> anyhow::Result<Serial> {
-    let s = s
-        .trim()
-        .trim_start_matches("0x")
-        .replace(':', "")
-        .to_ascii_lowercase();
-    anyhow::ensure!(
-        !s.is_empty() && s.len() <= 42 && s.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{s:?} is not a hexadecimal serial"
-    );
-    // Stored serials are the lowercase hex of the serial's octets.
-    Ok(Serial(if s.len() % 2 == 1 { format!("0{s}") } else { s }))
+    Serial::parse_hex(s)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not a hexadecimal serial", s.trim()))
 }
 
 /// The SPKI SHA-256 named by `--key`.
@@ -324,36 +304,4 @@ pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
         infos.iter().map(|i| i.entries).sum::<u64>()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_by_name_or_code() {
-        assert_eq!(
-            parse_reason("keyCompromise").unwrap(),
-            RevocationReason::KeyCompromise
-        );
-        assert_eq!(parse_reason("4").unwrap(), RevocationReason::Superseded);
-        assert!(parse_reason("2").is_err(), "cACompromise is not for leaves");
-        assert!(parse_reason("certificateHold").is_err());
-    }
-
-    #[test]
-    fn serials_parse_like_storage() {
-        let s = Serial::random();
-        assert_eq!(parse_serial(&s.0).unwrap(), s);
-        assert_eq!(
-            parse_serial("0x0abc").unwrap(),
-            Serial::from_bytes(&[0x0a, 0xbc])
-        );
-        assert_eq!(
-            parse_serial("abc").unwrap(),
-            Serial::from_bytes(&[0x0a, 0xbc])
-        );
-        assert!(parse_serial("xyz").is_err());
-        assert!(parse_serial("").is_err());
-    }
 }
