@@ -4,8 +4,6 @@
 use crate::bootstrap;
 use crate::config::{Config, system_dns_server};
 use anyhow::Context;
-use axum::Router;
-use axum::extract::ConnectInfo;
 use cairn_core::{Clock, SystemClock};
 use cairn_issuer::{CaHierarchy, LocalIssuer};
 use cairn_ra::Ra;
@@ -13,13 +11,10 @@ use cairn_sa::SqlStorage;
 use cairn_status::crl::CrlUpdater;
 use cairn_status::ocsp::{OcspResponder, SignerChoice};
 use cairn_va::{Va, VaConfig};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// Flags of `cairn serve`; each overrides the config file.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -277,7 +272,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let identity = hierarchy
             .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
             .context("cannot set up the ACME listener's TLS certificate")?;
-        Some(tls_server_config(&identity)?)
+        let config = cairn_wfe::tls::server_config(
+            identity.cert_chain_der(),
+            identity.private_key_pkcs8_der(),
+        )
+        .context("the ACME listener's TLS configuration")?;
+        Some(config)
     } else {
         None
     };
@@ -406,9 +406,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         crl_task.abort();
     };
     let task = match tls {
-        Some(server_config) => {
-            tokio::spawn(serve_tls(listener, app, Arc::new(server_config), stop))
-        }
+        Some(server_config) => tokio::spawn(async move {
+            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), stop).await;
+            Ok(())
+        }),
         None => tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -440,65 +441,6 @@ pub fn ocsp_signer_kind(choice: SignerChoice) -> cairn_issuer::OcspSignerKind {
     match choice {
         SignerChoice::Issuer => cairn_issuer::OcspSignerKind::Issuer,
         SignerChoice::Delegated => cairn_issuer::OcspSignerKind::Delegated,
-    }
-}
-
-/// A rustls server configuration (aws-lc-rs provider, HTTP/1.1 and HTTP/2) for the ACME
-/// listener's certificate.
-fn tls_server_config(identity: &cairn_issuer::TlsIdentity) -> anyhow::Result<rustls::ServerConfig> {
-    let chain = identity
-        .cert_chain_der()
-        .iter()
-        .cloned()
-        .map(rustls_pki_types::CertificateDer::from)
-        .collect();
-    let key =
-        rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key_pkcs8_der().to_vec().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("the ACME listener's TLS certificate")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    server_config: Arc<rustls::ServerConfig>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc =
-                app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req.map(axum::body::Body::new)
-                });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
-                .await;
-        });
     }
 }
 
