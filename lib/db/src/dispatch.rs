@@ -1,10 +1,11 @@
-//! The dialect dispatch: a [`Conn`] is a connection of either backend, and [`on_conn!`],
-//! [`on_read!`](crate::on_read) and [`on_write!`](crate::on_write) expand one block of statements
-//! once per backend, with the connection's concrete type. There is no generic code over sqlx's
-//! `Database` trait (whose bounds every caller would have to spell out): each expansion is
-//! ordinary code for one backend. [`Dialect`] holds the few pieces of SQL that differ.
+//! The dialect dispatch: a [`Conn`] is a connection of either backend, and
+//! [`on_conn!`](crate::on_conn), [`on_read!`](crate::on_read) and [`on_write!`](crate::on_write)
+//! expand one block of statements once per backend, with the connection's concrete type. There
+//! is no generic code over sqlx's `Database` trait (whose bounds every caller would have to
+//! spell out): each expansion is ordinary code for one backend. [`Dialect`] holds the few pieces
+//! of SQL that differ.
 
-use crate::sqlite::Reader;
+use crate::Reader;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, Postgres, QueryBuilder, SqliteConnection};
 
@@ -46,8 +47,8 @@ impl Dialect {
     }
 }
 
-/// A connection of either backend, borrowed for a read or a write. [`on_conn!`] runs a block
-/// with the connection's concrete type.
+/// A connection of either backend, borrowed for a read or a write. [`on_conn!`](crate::on_conn)
+/// runs a block with the connection's concrete type.
 #[derive(Debug)]
 pub enum Conn<'c> {
     /// A SQLite connection: a reader, or the group-commit writer inside a write's savepoint.
@@ -97,7 +98,7 @@ pub enum Read {
 }
 
 impl Read {
-    /// The connection, for [`on_conn!`].
+    /// The connection, for [`on_conn!`](crate::on_conn).
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
             Read::Sqlite(r) => Conn::Sqlite(r),
@@ -107,7 +108,7 @@ impl Read {
 }
 
 /// A query builder for the connection's database (pins sqlx's type parameter inside a block
-/// that [`on_conn!`] expanded).
+/// that [`on_conn!`](crate::on_conn) expanded).
 pub fn query_builder<C: sqlx::Connection>(
     _conn: &C,
     init: &'static str,

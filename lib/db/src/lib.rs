@@ -9,11 +9,11 @@
 //!   with a connection of the backend, `&mut SqliteConnection` or `&mut PgConnection`; the block
 //!   is compiled once per backend. Code shared between blocks takes a [`Conn`] and does the
 //!   same with [`on_conn!`]. The little SQL that differs between the two is in [`Dialect`].
-//! - On SQLite, reads use connections of their own ([`sqlite`]: one per core, no pool pings) and
-//!   every write is a job of the one writer connection, which commits waiting writes together
-//!   ([`group_commit`]: one fsync per batch).
-//! - On PostgreSQL, reads and writes take connections from a pool ([`postgres`]); each write is a
-//!   transaction of its own.
+//! - On SQLite, reads use connections of their own (`sqlite.rs`: one per core, no pool pings)
+//!   and every write is a job of the one writer connection, which commits waiting writes
+//!   together (`group_commit.rs`: one fsync per batch; its module doc states the contract).
+//! - On PostgreSQL, reads and writes take connections from a pool (`postgres.rs`); each write is
+//!   a transaction of its own.
 //!
 //! A write has one contract on both backends: its block runs as one transaction, which may read
 //! before it writes; its changes are kept if the block returns `Ok` and rolled back if it
@@ -32,12 +32,13 @@
 //! `INTEGER`/`BIGINT` → `i64`, `BLOB`/`BYTEA` → `Vec<u8>`).
 
 mod dispatch;
-pub mod group_commit;
-pub mod postgres;
-pub mod sqlite;
+mod group_commit;
+mod postgres;
+mod sqlite;
 
 pub use dispatch::{Conn, Dialect, Read, query_builder};
 pub use group_commit::WriteFuture;
+pub use sqlite::Reader;
 
 use sqlx::migrate::{MigrateError, Migrator};
 use std::fmt;
