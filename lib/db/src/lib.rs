@@ -23,8 +23,9 @@
 //! (`READ COMMITTED`) a read that a write depends on must lock its rows
 //! ([`Dialect::for_update`]) or the write must be a conditional `UPDATE … WHERE`, which is how
 //! every compare-and-swap here is written. Because the SQLite writer runs the block on a task
-//! of its own, the block owns what it uses (`move`, `'static`), and it runs to the end even if
-//! its caller stops waiting.
+//! of its own, the block owns what it uses (`move`, `'static`); there it runs to the end even if
+//! its caller stops waiting, while on PostgreSQL a write whose caller stops waiting is rolled
+//! back. Either way the caller that stopped waiting was never told it succeeded.
 //!
 //! Statements are shared because both dialects accept `$N` placeholders, `LIMIT`/`OFFSET`,
 //! `ON CONFLICT`, `RETURNING`, partial indexes and scalar subqueries, and because each user
