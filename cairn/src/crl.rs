@@ -3,14 +3,16 @@
 //! [`RevocationListener`] hook), and when another process (`cairn admin revoke`) revoked
 //! something, noticed by polling storage's revocation epoch. Each CRL is signed through the
 //! issuer (which lints it before it is published), stored in the database (served by the public
-//! listener) and optionally written to a folder for a CDN or object store.
+//! listener) and optionally written to a folder for a CDN or object store. The updater knows the
+//! issuer only through the `CertificateIssuer` trait.
 
 use anyhow::Context;
 use async_trait::async_trait;
+use cairn_api::{
+    CertificateIssuer, CrlInfo, CrlRequest, RevocationListener, RevokedCertificate, SaError,
+    StorageAuthority, StoredCrl,
+};
 use cairn_core::{Clock, Revocation, Serial};
-use cairn_issuer::{CrlRequest, LocalIssuer};
-use cairn_ra::RevocationListener;
-use cairn_sa::{CrlInfo, RevokedCertificate, SaError, StorageAuthority, StoredCrl};
 use cairn_x509::CrlEntry;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -127,7 +129,7 @@ pub struct UpdateStats {
 
 /// Regenerates and publishes CRLs.
 pub struct CrlUpdater {
-    issuer: Arc<LocalIssuer>,
+    issuer: Arc<dyn CertificateIssuer>,
     sa: Arc<dyn StorageAuthority>,
     clock: Arc<dyn Clock>,
     settings: CrlSettings,
@@ -155,7 +157,7 @@ impl RevocationListener for WakeOnRevocation {
 impl CrlUpdater {
     /// An updater for `issuer`'s CRLs over `sa`.
     pub fn new(
-        issuer: Arc<LocalIssuer>,
+        issuer: Arc<dyn CertificateIssuer>,
         sa: Arc<dyn StorageAuthority>,
         clock: Arc<dyn Clock>,
         settings: CrlSettings,
@@ -229,7 +231,8 @@ impl CrlUpdater {
     pub async fn update_all(&self) -> anyhow::Result<UpdateStats> {
         let now = self.clock.now();
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        let issuer_id = self.issuer.issuer_id().to_owned();
+        let identity = self.issuer.identity();
+        let issuer_id = identity.issuer_id.clone();
         let revoked = self
             .sa
             .get_revoked_certificates(&issuer_id, now - self.settings.keep_expired)
@@ -250,25 +253,28 @@ impl CrlUpdater {
             .map(|(i, e)| (issuer_id.clone(), u32::try_from(i).unwrap_or(u32::MAX), e))
             .collect();
         // The root's CRL lists revoked CA certificates; Cairn never revokes its intermediate.
-        jobs.push((self.issuer.hierarchy().root_id().to_owned(), 0, Vec::new()));
+        jobs.push((identity.root_id, 0, Vec::new()));
 
         let issuer = self.issuer.clone();
         let validity = self.settings.validity;
+        // Signing and linting a CRL of many entries is CPU work for the in-process issuer: it
+        // runs on a blocking thread, off the runtime's workers, awaiting each signature there.
+        let runtime = tokio::runtime::Handle::current();
         let signed = tokio::task::spawn_blocking(move || {
             jobs.into_iter()
                 .map(|(id, shard, entries)| {
                     let number = previous
                         .get(&(id.clone(), shard))
                         .map_or(1, |n| n.saturating_add(1));
-                    let der = issuer
-                        .sign_crl(&CrlRequest {
+                    let der = runtime
+                        .block_on(issuer.sign_crl(&CrlRequest {
                             issuer_id: &id,
                             shard,
                             number,
                             this_update: now,
                             next_update: now + validity,
                             entries: &entries,
-                        })
+                        }))
                         .with_context(|| format!("signing CRL {id}/{shard}"))?;
                     Ok(StoredCrl {
                         info: CrlInfo {

@@ -1,6 +1,7 @@
 //! The OCSP responder of `cairn serve` (RFC 6960, RFC 5019 profile), on the public plain-HTTP
 //! listener: `GET /ocsp/{base64 request}` and `POST /ocsp`. Answers good / revoked / unknown
-//! from storage, signs on demand through the issuer ("live signing"), caches the signed answer
+//! from storage, signs on demand through the issuer's `CertificateIssuer::sign_ocsp` ("live
+//! signing"; the issuer chooses its key, see `[ocsp] signer`), caches the signed answer
 //! (Redis, or this process's memory) until shortly before its nextUpdate, and replaces the cached
 //! answer as soon as a revocation is recorded. Off unless `[ocsp] enabled = true`.
 
@@ -13,11 +14,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
+use cairn_api::{CertificateIssuer, IssuerError, SaError, StorageAuthority};
 use cairn_core::{Clock, Revocation, RevocationReason, Serial};
-use cairn_issuer::{OcspSigner, OcspSignerKind};
+use cairn_issuer::OcspSignerKind;
 use cairn_ocsp::asn1::{CertId, OcspResponseStatus};
-use cairn_ocsp::{CertStatus, HashAlgorithm, MAX_REQUEST_SIZE, ResponseParams, error_response};
-use cairn_sa::{SaError, StorageAuthority};
+use cairn_ocsp::{
+    CertStatus, HashAlgorithm, IssuerHashes, MAX_REQUEST_SIZE, ResponseParams, error_response,
+};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -78,6 +81,14 @@ impl Default for OcspConfig {
 }
 
 impl OcspConfig {
+    /// The key the issuer is to sign responses with.
+    pub fn signer_kind(&self) -> OcspSignerKind {
+        match self.signer {
+            SignerChoice::Issuer => OcspSignerKind::Issuer,
+            SignerChoice::Delegated => OcspSignerKind::Delegated,
+        }
+    }
+
     /// The validity and the cache margin, checked: 1 hour ≤ validity ≤ 10 days, and
     /// 0 ≤ margin < validity.
     pub fn durations(&self) -> anyhow::Result<(Duration, Duration)> {
@@ -101,9 +112,13 @@ impl OcspConfig {
     }
 }
 
-/// The responder: status lookup, signing, caching.
+/// The responder: status lookup, signing (by the issuer), caching.
 pub struct OcspResponder {
-    signer: OcspSigner,
+    issuer: Arc<dyn CertificateIssuer>,
+    /// The ID of the issuer whose certificates this answers for.
+    issuer_id: String,
+    /// The name and key hashes a request's CertID must carry.
+    hashes: IssuerHashes,
     sa: Arc<dyn StorageAuthority>,
     cache: ResponseCache,
     clock: Arc<dyn Clock>,
@@ -115,7 +130,7 @@ pub struct OcspResponder {
 impl std::fmt::Debug for OcspResponder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OcspResponder")
-            .field("signer", &self.signer)
+            .field("issuer_id", &self.issuer_id)
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
@@ -133,16 +148,19 @@ pub struct Answer {
 }
 
 impl OcspResponder {
-    /// A responder for `signer`'s issuer over `sa`, caching in Redis at `redis_url` when given,
-    /// else in memory.
+    /// A responder for `issuer`'s certificates over `sa`, caching in Redis at `redis_url` when
+    /// given, else in memory.
     pub async fn new(
         cfg: &OcspConfig,
-        signer: OcspSigner,
+        issuer: Arc<dyn CertificateIssuer>,
         sa: Arc<dyn StorageAuthority>,
         clock: Arc<dyn Clock>,
         redis_url: Option<&str>,
     ) -> anyhow::Result<OcspResponder> {
         let (validity, margin) = cfg.durations()?;
+        let identity = issuer.identity();
+        let hashes = IssuerHashes::from_certificate(&identity.issuer_certificate_der)
+            .map_err(|e| anyhow::anyhow!("the issuer's certificate does not decode: {e}"))?;
         let cache = match redis_url {
             Some(url) => ResponseCache::redis(url, &cfg.redis_prefix)
                 .await
@@ -150,13 +168,15 @@ impl OcspResponder {
             None => ResponseCache::memory(cfg.memory_cache_entries),
         };
         tracing::info!(
-            signer = ?signer.kind(),
+            issuer_id = %identity.issuer_id,
             cache = ?cache,
             validity = %cfg.validity,
             "OCSP responder on"
         );
         Ok(OcspResponder {
-            signer,
+            issuer,
+            issuer_id: identity.issuer_id,
+            hashes,
             sa,
             cache,
             clock,
@@ -164,11 +184,6 @@ impl OcspResponder {
             margin,
             echo_nonce: cfg.echo_nonce,
         })
-    }
-
-    /// The signer kind in use.
-    pub fn signer_kind(&self) -> OcspSignerKind {
-        self.signer.kind()
     }
 
     /// Answers one DER `OCSPRequest`.
@@ -181,7 +196,7 @@ impl OcspResponder {
                 return error_answer(e.response_status(), "malformed");
             }
         };
-        if !self.signer.issuer_hashes().matches(&req.cert_id) {
+        if !self.hashes.matches(&req.cert_id) {
             return error_answer(OcspResponseStatus::Unauthorized, "unauthorized");
         }
         let nonce = if self.echo_nonce {
@@ -192,7 +207,7 @@ impl OcspResponder {
         } else {
             None
         };
-        let key = cache_key(self.signer.issuer_id(), &req.serial_hex(), &req.cert_id);
+        let key = cache_key(&self.issuer_id, &req.serial_hex(), &req.cert_id);
         if nonce.is_none()
             && let Some(hit) = self.cache.get(&key, now).await
         {
@@ -215,7 +230,7 @@ impl OcspResponder {
                 };
             }
         };
-        let answer = match self.sign(&req.cert_id, status, nonce, now) {
+        let answer = match self.sign(&req.cert_id, status, nonce, now).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(error = %e, "OCSP signing failed");
@@ -236,7 +251,7 @@ impl OcspResponder {
     /// The status storage records for `serial`.
     async fn status(&self, serial: &str) -> Result<CertStatus, SaError> {
         match self.sa.get_certificate(&Serial(serial.to_owned())).await {
-            Ok(cert) if cert.issuer_id == self.signer.issuer_id() => Ok(match cert.revocation {
+            Ok(cert) if cert.issuer_id == self.issuer_id => Ok(match cert.revocation {
                 None => CertStatus::Good,
                 Some(r) => revoked(&r),
             }),
@@ -245,26 +260,26 @@ impl OcspResponder {
         }
     }
 
-    fn sign(
+    async fn sign(
         &self,
         cert_id: &CertId,
         status: CertStatus,
         nonce: Option<&x509_cert::ext::Extension>,
         now: OffsetDateTime,
-    ) -> Result<CachedAnswer, cairn_issuer::IssuerError> {
+    ) -> Result<CachedAnswer, IssuerError> {
         let this_update = now;
         let next_update = now + self.validity;
-        let der = self.signer.sign(
-            &ResponseParams {
+        let der = self
+            .issuer
+            .sign_ocsp(&ResponseParams {
                 cert_id,
                 status,
                 produced_at: now,
                 this_update,
                 next_update,
                 nonce,
-            },
-            now,
-        )?;
+            })
+            .await?;
         let cache_until = match status {
             CertStatus::Unknown => now + UNKNOWN_CACHE_TTL,
             _ => next_update - self.margin,
@@ -284,10 +299,10 @@ impl OcspResponder {
 }
 
 /// The CertID forms a client may ask with: each hash algorithm, with NULL or absent parameters.
-fn cert_id_forms(signer: &OcspSigner, serial: &[u8]) -> Vec<CertId> {
+fn cert_id_forms(hashes: &IssuerHashes, serial: &[u8]) -> Vec<CertId> {
     let mut out = Vec::new();
     for alg in HashAlgorithm::ALL {
-        let Some((name, key)) = signer.issuer_hashes().get(alg) else {
+        let Some((name, key)) = hashes.get(alg) else {
             continue;
         };
         let (Ok(name), Ok(key), Ok(serial_number)) = (
@@ -312,18 +327,18 @@ fn cert_id_forms(signer: &OcspSigner, serial: &[u8]) -> Vec<CertId> {
 }
 
 #[async_trait]
-impl cairn_ra::RevocationListener for OcspResponder {
+impl cairn_api::RevocationListener for OcspResponder {
     /// Replaces the cached answers for every CertID form of `serial` with freshly signed
     /// "revoked" answers (deleting them if signing fails).
     async fn certificate_revoked(&self, serial: &Serial, issuer_id: &str, revocation: &Revocation) {
-        if issuer_id != self.signer.issuer_id() {
+        if issuer_id != self.issuer_id {
             return;
         }
         let now = self.now();
         let status = revoked(revocation);
-        for cert_id in cert_id_forms(&self.signer, &serial.to_bytes()) {
+        for cert_id in cert_id_forms(&self.hashes, &serial.to_bytes()) {
             let key = cache_key(issuer_id, serial.as_str(), &cert_id);
-            match self.sign(&cert_id, status, None, now) {
+            match self.sign(&cert_id, status, None, now).await {
                 Ok(answer) => self.cache.replace(&key, &answer, now).await,
                 Err(e) => {
                     tracing::error!(error = %e, %serial, "cannot sign the revoked OCSP answer; dropping the cached one");
@@ -382,26 +397,20 @@ fn count(source: &'static str, status: Option<CertStatus>) {
         .increment(1);
 }
 
-/// Builds the responder of `cairn serve` from its parts: the signer (issuer or delegated, per
-/// `[ocsp] signer`), storage, and the cache (Redis when `server.redis_url` is set).
+/// Builds the responder of `cairn serve` from its parts: the issuer (which signs with the key
+/// `[ocsp] signer` chose, see [`OcspConfig::signer_kind`]), storage, and the cache (Redis when
+/// `server.redis_url` is set).
 pub async fn start(
     cfg: &crate::config::Config,
-    ca_dir: &std::path::Path,
     (sa, issuer, clock): (
         Arc<cairn_sa::SqlStorage>,
-        Arc<cairn_issuer::LocalIssuer>,
+        Arc<dyn CertificateIssuer>,
         Arc<dyn Clock>,
     ),
 ) -> anyhow::Result<Arc<OcspResponder>> {
-    let kind = match cfg.ocsp.signer {
-        SignerChoice::Issuer => OcspSignerKind::Issuer,
-        SignerChoice::Delegated => OcspSignerKind::Delegated,
-    };
-    let signer = OcspSigner::new(issuer, kind, ca_dir, clock.now())
-        .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
     let redis_url = cfg.redis_url();
     let responder =
-        Arc::new(OcspResponder::new(&cfg.ocsp, signer, sa, clock, redis_url.as_deref()).await?);
+        Arc::new(OcspResponder::new(&cfg.ocsp, issuer, sa, clock, redis_url.as_deref()).await?);
     if redis_url.is_none() {
         // Revocations by other processes cannot reach this memory: follow storage's revocation
         // epoch, as the CRL updater does.
@@ -460,22 +469,17 @@ pub async fn admin_revocation_listener(
             ca_dir.display()
         )
     })?;
-    let issuer = Arc::new(
-        cairn_issuer::LocalIssuer::new(
-            hierarchy,
-            cairn_issuer::EndEntityProfile::default(),
-            cfg.ca.ignored_lints.clone(),
-        )
-        .map_err(|e| anyhow::anyhow!("cannot set up the issuer: {e}"))?,
-    );
     let clock: Arc<dyn Clock> = Arc::new(cairn_core::SystemClock);
-    let kind = match cfg.ocsp.signer {
-        SignerChoice::Issuer => OcspSignerKind::Issuer,
-        SignerChoice::Delegated => OcspSignerKind::Delegated,
-    };
-    let signer = OcspSigner::new(issuer, kind, &ca_dir, clock.now())
-        .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
-    let responder = OcspResponder::new(&cfg.ocsp, signer, sa, clock, Some(&redis_url)).await?;
+    let issuer = cairn_issuer::LocalIssuer::new(
+        hierarchy,
+        cairn_issuer::EndEntityProfile::default(),
+        cfg.ca.ignored_lints.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up the issuer: {e}"))?
+    .with_ocsp_signer(cfg.ocsp.signer_kind(), &ca_dir, clock.now())
+    .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    let responder =
+        OcspResponder::new(&cfg.ocsp, Arc::new(issuer), sa, clock, Some(&redis_url)).await?;
     Ok(Some(Arc::new(responder)))
 }
 

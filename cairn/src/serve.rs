@@ -301,12 +301,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
     }
     let crl_settings = cfg.crl.settings()?;
-    let issuer = Arc::new(
-        LocalIssuer::new(hierarchy, profile, ignored_lints)
-            .context("cannot set up the issuer")?
-            .with_public_base_url(&public_base_url)
-            .with_crl_shards(crl_settings.shards),
-    );
+    let mut issuer = LocalIssuer::new(hierarchy, profile, ignored_lints)
+        .context("cannot set up the issuer")?
+        .with_public_base_url(&public_base_url)
+        .with_crl_shards(crl_settings.shards);
+    if cfg.ocsp.enabled {
+        issuer = issuer
+            .with_ocsp_signer(cfg.ocsp.signer_kind(), &ca_dir, clock.now())
+            .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    }
+    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
     let crl_updater =
@@ -346,11 +350,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             "finished issuance interrupted by the last shutdown"
         );
     }
-    let app = ct.mount(cairn_wfe::router(ra.clone(), cfg.wfe.clone()));
+    let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
 
     let mut public_app = crate::public::router(public_parts);
     if cfg.ocsp.enabled {
-        let responder = crate::ocsp::start(&cfg, &ca_dir, ocsp_parts).await?;
+        let responder = crate::ocsp::start(&cfg, ocsp_parts).await?;
         ra.add_revocation_listener(responder.clone());
         public_app = public_app.merge(crate::ocsp::router(responder));
     }

@@ -1,14 +1,18 @@
 //! The in-process issuer: signs end-entity certificates with the intermediate key.
 
-use crate::{CaHierarchy, CertificateIssuer, IssueRequest, IssuedCertificate, IssuerError};
+use crate::ocsp::OcspKeys;
+use crate::{
+    CaHierarchy, CertificateIssuer, CrlRequest, IssueRequest, IssuedCertificate, IssuerError,
+    IssuerIdentity,
+};
 use async_trait::async_trait;
 use cairn_core::Serial;
 use cairn_lint::{CrlContext, Kind, LintContext, Linter, Severity, tbs_matches};
+use cairn_ocsp::ResponseParams;
 use cairn_x509::{
-    BuildError, CrlEntry, CrlParams, CtExtension, EndEntityParams, EndEntityProfile, build_crl,
+    BuildError, CrlParams, CtExtension, EndEntityParams, EndEntityProfile, build_crl,
     build_end_entity_ct,
 };
-use time::OffsetDateTime;
 
 /// Default number of CRL shards per issuer.
 pub const DEFAULT_CRL_SHARDS: u32 = 16;
@@ -20,23 +24,6 @@ pub fn crl_shard_of(serial: &Serial, shards: u32) -> u32 {
     let tail = &bytes[bytes.len().saturating_sub(8)..];
     let n = tail.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     u32::try_from(n % u64::from(shards.max(1))).unwrap_or(0)
-}
-
-/// What a CRL signed by [`LocalIssuer::sign_crl`] says.
-#[derive(Debug, Clone)]
-pub struct CrlRequest<'a> {
-    /// The issuer ID (the intermediate's, or the root's for the CRL of CA certificates).
-    pub issuer_id: &'a str,
-    /// The shard (always 0 for the root).
-    pub shard: u32,
-    /// The cRLNumber.
-    pub number: u64,
-    /// thisUpdate.
-    pub this_update: OffsetDateTime,
-    /// nextUpdate.
-    pub next_update: OffsetDateTime,
-    /// Entries.
-    pub entries: &'a [CrlEntry],
 }
 
 /// Signs certificates in-process with the hierarchy's intermediate. Signing is synchronous (tens
@@ -54,6 +41,7 @@ pub struct LocalIssuer {
     ignored_lints: Vec<String>,
     crl_shards: u32,
     public_base_url: Option<String>,
+    pub(crate) ocsp: OcspKeys,
 }
 
 impl LocalIssuer {
@@ -71,6 +59,7 @@ impl LocalIssuer {
         ];
         let linter = Linter::new(hierarchy.intermediate())
             .map_err(|e| IssuerError::Signing(format!("creating the pre-issuance linter: {e}")))?;
+        let ocsp = OcspKeys::new(&hierarchy)?;
         Ok(LocalIssuer {
             hierarchy,
             profile,
@@ -79,6 +68,7 @@ impl LocalIssuer {
             ignored_lints,
             crl_shards: DEFAULT_CRL_SHARDS,
             public_base_url: None,
+            ocsp,
         })
     }
 
@@ -335,5 +325,25 @@ impl CertificateIssuer for LocalIssuer {
         } else {
             Vec::new()
         }
+    }
+
+    fn identity(&self) -> IssuerIdentity {
+        IssuerIdentity {
+            issuer_id: self.issuer_id().to_owned(),
+            issuer_certificate_der: self.hierarchy.intermediate().der().to_vec(),
+            root_id: self.hierarchy.root_id().to_owned(),
+        }
+    }
+
+    /// [`LocalIssuer::sign_crl`], in the call: a CRL of many entries is CPU work, which a
+    /// caller that must not hold up its runtime runs on a blocking thread.
+    async fn sign_crl(&self, req: &CrlRequest<'_>) -> Result<Vec<u8>, IssuerError> {
+        LocalIssuer::sign_crl(self, req)
+    }
+
+    /// Signs with the key chosen by [`LocalIssuer::with_ocsp_signer`]; `producedAt` is the time
+    /// a delegated responder certificate's renewal is judged by.
+    async fn sign_ocsp(&self, params: &ResponseParams<'_>) -> Result<Vec<u8>, IssuerError> {
+        self.sign_ocsp_response(params, params.produced_at)
     }
 }

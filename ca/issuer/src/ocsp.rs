@@ -1,10 +1,12 @@
-//! OCSP response signing ("live signing"). The issuer signs only `ResponseData` it builds itself
-//! from a status (never caller-supplied bytes), with either the intermediate's own key or a
-//! delegated responder certificate (id-kp-OCSPSigning + id-pkix-ocsp-nocheck) that the
-//! intermediate issues and that is stored next to the CA files and renewed before it expires.
+//! OCSP response signing ("live signing"), the [`LocalIssuer`] side of
+//! `CertificateIssuer::sign_ocsp`. The issuer signs only `ResponseData` it builds itself from a
+//! status (never caller-supplied bytes), about its own certificates, with either the
+//! intermediate's own key or a delegated responder certificate (id-kp-OCSPSigning +
+//! id-pkix-ocsp-nocheck) that the intermediate issues and that is stored next to the CA files and
+//! renewed before it expires.
 
 use crate::hierarchy::{read_text, write_atomic, write_key};
-use crate::{IssuerError, LocalIssuer};
+use crate::{CaHierarchy, IssuerError, LocalIssuer};
 use cairn_ocsp::{BuildError, IssuerHashes, ResponseParams, ResponseSigner, key_hash_sha1};
 use cairn_x509::{
     CertInfo, KeyAlgorithm, SigningKey, build_ocsp_responder, is_signed_by, pem_certificates,
@@ -38,18 +40,17 @@ pub enum OcspSignerKind {
     Delegated,
 }
 
-/// Signs OCSP responses for the certificates of one [`LocalIssuer`].
-pub struct OcspSigner {
-    issuer: Arc<LocalIssuer>,
+/// How a [`LocalIssuer`] signs OCSP responses for its certificates: the hashes a request's CertID
+/// must carry, and the delegated responder when one signs instead of the intermediate.
+pub(crate) struct OcspKeys {
     hashes: IssuerHashes,
     issuer_key_hash: [u8; 20],
     delegate: Option<Delegate>,
 }
 
-impl fmt::Debug for OcspSigner {
+impl fmt::Debug for OcspKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OcspSigner")
-            .field("issuer_id", &self.issuer.issuer_id())
+        f.debug_struct("OcspKeys")
             .field("delegated", &self.delegate.is_some())
             .finish_non_exhaustive()
     }
@@ -69,53 +70,57 @@ struct DelegatedResponder {
     not_after: OffsetDateTime,
 }
 
-impl OcspSigner {
-    /// An OCSP signer for `issuer`'s certificates. With [`OcspSignerKind::Delegated`], loads the
-    /// responder certificate from `ca_dir`, or issues a new one (ECDSA P-256, 30 days) when it is
-    /// missing, not from the current intermediate, or within 10 days of expiry.
-    pub fn new(
-        issuer: Arc<LocalIssuer>,
-        kind: OcspSignerKind,
-        ca_dir: &Path,
-        now: OffsetDateTime,
-    ) -> Result<OcspSigner, IssuerError> {
-        let intermediate = issuer.hierarchy().intermediate();
+impl OcspKeys {
+    /// The intermediate of `hierarchy` signs.
+    pub(crate) fn new(hierarchy: &CaHierarchy) -> Result<OcspKeys, IssuerError> {
+        let intermediate = hierarchy.intermediate();
         let hashes = IssuerHashes::from_certificate(intermediate.der())
             .map_err(|e| IssuerError::Inconsistent(format!("intermediate certificate: {e}")))?;
         let issuer_key_hash = key_hash_sha1(intermediate.key().spki_der()).ok_or_else(|| {
             IssuerError::Inconsistent("intermediate public key does not decode".into())
         })?;
-        let delegate = match kind {
+        Ok(OcspKeys {
+            hashes,
+            issuer_key_hash,
+            delegate: None,
+        })
+    }
+}
+
+impl LocalIssuer {
+    /// Chooses which key signs OCSP responses (the intermediate by default). With
+    /// [`OcspSignerKind::Delegated`], loads the responder certificate from `ca_dir`, or issues a
+    /// new one (ECDSA P-256, 30 days) when it is missing, not from the current intermediate, or
+    /// within 10 days of expiry.
+    pub fn with_ocsp_signer(
+        mut self,
+        kind: OcspSignerKind,
+        ca_dir: &Path,
+        now: OffsetDateTime,
+    ) -> Result<LocalIssuer, IssuerError> {
+        self.ocsp.delegate = match kind {
             OcspSignerKind::Issuer => None,
             OcspSignerKind::Delegated => {
-                let responder = load_or_issue(&issuer, ca_dir, now)?;
+                let responder = load_or_issue(&self, ca_dir, now)?;
                 Some(Delegate {
                     dir: ca_dir.to_path_buf(),
                     current: RwLock::new(Arc::new(responder)),
                 })
             }
         };
-        Ok(OcspSigner {
-            issuer,
-            hashes,
-            issuer_key_hash,
-            delegate,
-        })
+        tracing::info!(signer = ?kind, "OCSP signing key chosen");
+        Ok(self)
     }
 
-    /// The issuer ID whose certificates this answers for.
-    pub fn issuer_id(&self) -> &str {
-        self.issuer.issuer_id()
-    }
-
-    /// The name and key hashes a request's CertID must carry.
+    /// The name and key hashes a request's CertID must carry to ask about this issuer's
+    /// certificates.
     pub fn issuer_hashes(&self) -> &IssuerHashes {
-        &self.hashes
+        &self.ocsp.hashes
     }
 
-    /// Which key signs.
-    pub fn kind(&self) -> OcspSignerKind {
-        if self.delegate.is_some() {
+    /// Which key signs OCSP responses.
+    pub fn ocsp_signer_kind(&self) -> OcspSignerKind {
+        if self.ocsp.delegate.is_some() {
             OcspSignerKind::Delegated
         } else {
             OcspSignerKind::Issuer
@@ -123,8 +128,8 @@ impl OcspSigner {
     }
 
     /// The delegated responder's certificate (PEM), if one signs.
-    pub fn responder_certificate_pem(&self) -> Option<String> {
-        let delegate = self.delegate.as_ref()?;
+    pub fn ocsp_responder_certificate_pem(&self) -> Option<String> {
+        let delegate = self.ocsp.delegate.as_ref()?;
         let current = delegate.current.read().ok()?.clone();
         current
             .certs
@@ -132,20 +137,26 @@ impl OcspSigner {
             .map(|der| pem_encode("CERTIFICATE", der))
     }
 
-    /// Builds and signs one OCSP response. A delegated responder certificate near expiry is
+    /// Builds and signs one OCSP response about a certificate of this issuer (a CertID naming
+    /// another issuer is refused). A delegated responder certificate near expiry at `now` is
     /// replaced first (a failure to replace it is logged and the current one still signs while
     /// it is valid).
-    pub fn sign(
+    pub(crate) fn sign_ocsp_response(
         &self,
         params: &ResponseParams<'_>,
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, IssuerError> {
+        if !self.ocsp.hashes.matches(params.cert_id) {
+            return Err(IssuerError::InvalidRequest(
+                "the OCSP CertID does not name this issuer".into(),
+            ));
+        }
         let err = |e: BuildError| IssuerError::Signing(format!("OCSP response: {e}"));
-        match &self.delegate {
+        match &self.ocsp.delegate {
             None => {
                 let signer = KeySigner {
-                    key: self.issuer.hierarchy().intermediate().key(),
-                    key_hash: self.issuer_key_hash,
+                    key: self.hierarchy().intermediate().key(),
+                    key_hash: self.ocsp.issuer_key_hash,
                     certs: &[],
                 };
                 cairn_ocsp::sign_response(params, &signer).map_err(err)
@@ -181,7 +192,7 @@ impl OcspSigner {
         if slot.not_after - now >= RESPONDER_RENEW_BEFORE {
             return Ok(slot.clone());
         }
-        match issue(&self.issuer, &delegate.dir, now) {
+        match issue(self, &delegate.dir, now) {
             Ok(fresh) => {
                 *slot = Arc::new(fresh);
                 Ok(slot.clone())
@@ -332,13 +343,18 @@ mod tests {
     use der::asn1::OctetString;
     use x509_cert::serial_number::SerialNumber;
 
-    fn issuer(dir: &Path) -> Arc<LocalIssuer> {
+    fn issuer(dir: &Path) -> LocalIssuer {
         let now = OffsetDateTime::now_utc();
         let h = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now).unwrap();
-        Arc::new(LocalIssuer::new(h, Default::default(), Vec::new()).unwrap())
+        LocalIssuer::new(h, Default::default(), Vec::new()).unwrap()
     }
 
-    fn answer(signer: &OcspSigner, now: OffsetDateTime) -> cairn_ocsp::ParsedResponse {
+    /// An issuer of `dir`'s hierarchy signing OCSP with `kind`, as a restart would build it.
+    fn signer(dir: &Path, kind: OcspSignerKind, now: OffsetDateTime) -> LocalIssuer {
+        issuer(dir).with_ocsp_signer(kind, dir, now).unwrap()
+    }
+
+    fn answer(signer: &LocalIssuer, now: OffsetDateTime) -> cairn_ocsp::ParsedResponse {
         let (name, key) = signer.issuer_hashes().get(HashAlgorithm::Sha1).unwrap();
         let id = CertId {
             hash_algorithm: HashAlgorithm::Sha1.algorithm_identifier(),
@@ -348,7 +364,7 @@ mod tests {
         };
         assert!(signer.issuer_hashes().matches(&id));
         let der = signer
-            .sign(
+            .sign_ocsp_response(
                 &ResponseParams {
                     cert_id: &id,
                     status: CertStatus::Good,
@@ -388,15 +404,13 @@ mod tests {
     #[test]
     fn the_intermediate_signs_by_default() {
         let dir = tempfile::tempdir().unwrap();
-        let issuer = issuer(dir.path());
         let now = OffsetDateTime::now_utc();
-        let signer =
-            OcspSigner::new(issuer.clone(), OcspSignerKind::default(), dir.path(), now).unwrap();
-        assert_eq!(signer.kind(), OcspSignerKind::Issuer);
+        let signer = signer(dir.path(), OcspSignerKind::default(), now);
+        assert_eq!(signer.ocsp_signer_kind(), OcspSignerKind::Issuer);
         let parsed = answer(&signer, now);
         assert!(signature_ok(
             &parsed,
-            issuer.hierarchy().intermediate().der()
+            signer.hierarchy().intermediate().der()
         ));
         assert!(parsed.basic.unwrap().certs.is_none());
         assert!(!dir.path().join(OCSP_RESPONDER_CERT_FILE).exists());
@@ -405,15 +419,13 @@ mod tests {
     #[test]
     fn a_delegated_responder_is_issued_stored_reused_and_renewed() {
         let dir = tempfile::tempdir().unwrap();
-        let issuer = issuer(dir.path());
         let now = OffsetDateTime::now_utc();
-        let signer =
-            OcspSigner::new(issuer.clone(), OcspSignerKind::Delegated, dir.path(), now).unwrap();
-        let pem = signer.responder_certificate_pem().unwrap();
+        let signer = signer(dir.path(), OcspSignerKind::Delegated, now);
+        let pem = signer.ocsp_responder_certificate_pem().unwrap();
         let cert = pem_certificates(&pem).unwrap().remove(0);
         assert!(is_signed_by(
             &cert,
-            issuer.hierarchy().intermediate().key().spki_der()
+            signer.hierarchy().intermediate().key().spki_der()
         ));
         let parsed = answer(&signer, now);
         assert!(signature_ok(&parsed, &cert));
@@ -439,15 +451,43 @@ mod tests {
         assert!(!CertInfo::from_der(&cert).unwrap().is_ca);
 
         // A restart reuses the stored responder.
-        let again =
-            OcspSigner::new(issuer.clone(), OcspSignerKind::Delegated, dir.path(), now).unwrap();
-        assert_eq!(again.responder_certificate_pem().unwrap(), pem);
+        let again = self::signer(dir.path(), OcspSignerKind::Delegated, now);
+        assert_eq!(again.ocsp_responder_certificate_pem().unwrap(), pem);
         // Near its expiry it is replaced, on start and while signing.
         let later = now + RESPONDER_VALIDITY - Duration::days(5);
-        let renewed =
-            OcspSigner::new(issuer.clone(), OcspSignerKind::Delegated, dir.path(), later).unwrap();
-        assert_ne!(renewed.responder_certificate_pem().unwrap(), pem);
+        let renewed = self::signer(dir.path(), OcspSignerKind::Delegated, later);
+        assert_ne!(renewed.ocsp_responder_certificate_pem().unwrap(), pem);
         answer(&again, later);
-        assert_ne!(again.responder_certificate_pem().unwrap(), pem);
+        assert_ne!(again.ocsp_responder_certificate_pem().unwrap(), pem);
+    }
+
+    #[test]
+    fn a_cert_id_of_another_issuer_is_refused() {
+        let (ours, theirs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let now = OffsetDateTime::now_utc();
+        let signer = signer(ours.path(), OcspSignerKind::default(), now);
+        let other = issuer(theirs.path());
+        let (name, key) = other.issuer_hashes().get(HashAlgorithm::Sha1).unwrap();
+        let id = CertId {
+            hash_algorithm: HashAlgorithm::Sha1.algorithm_identifier(),
+            issuer_name_hash: OctetString::new(name.to_vec()).unwrap(),
+            issuer_key_hash: OctetString::new(key.to_vec()).unwrap(),
+            serial_number: SerialNumber::new(&[0x11, 0x22]).unwrap(),
+        };
+        let refused = signer.sign_ocsp_response(
+            &ResponseParams {
+                cert_id: &id,
+                status: CertStatus::Good,
+                produced_at: now,
+                this_update: now,
+                next_update: now + Duration::days(4),
+                nonce: None,
+            },
+            now,
+        );
+        assert!(
+            matches!(refused, Err(IssuerError::InvalidRequest(_))),
+            "{refused:?}"
+        );
     }
 }

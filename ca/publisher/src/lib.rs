@@ -10,6 +10,7 @@
 //!                                              └─► log C (operator 2) ─► (not awaited)
 //! ```
 //!
+//! [`Publisher`] implements [`CtSubmitter`] (the contract the RA calls, defined in `cairn-api`).
 //! Logs are reached through [`LogClient`]: over HTTP ([`HttpLog`], RFC 6962 `add-pre-chain`),
 //! or in the same process through an implementation the binary that runs both the CA and a log
 //! provides (so this crate needs only the I/O-free `cairn-tlog` from the CT side).
@@ -26,6 +27,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use cairn_api::ct::{CtError, CtSubmitter, SctList};
 pub use sct::{Sct, SctError, sct_list};
 
 /// Why one log did not give an SCT (logged, never shown to ACME clients).
@@ -134,33 +136,6 @@ impl std::fmt::Debug for CtLogTarget {
     }
 }
 
-/// Why the CA could not get enough SCTs.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CtError {
-    /// Fewer than the required number of distinct operators' logs answered in time.
-    #[error("SCTs from {got} log operator(s) within the timeout; {required} required")]
-    NotEnoughScts {
-        /// Distinct operators whose logs returned a valid SCT.
-        got: usize,
-        /// Distinct operators required.
-        required: usize,
-    },
-    /// The chain to submit is empty or lacks the issuer certificate.
-    #[error("the precertificate chain has no issuer certificate")]
-    NoIssuer,
-}
-
-/// CT submission as the RA sees it.
-#[async_trait]
-pub trait CtSubmitter: Send + Sync + 'static {
-    /// Submits a precertificate chain (precertificate, its issuer, …) and returns the SCTs to
-    /// embed: one per distinct operator, at least the configured number, or an error.
-    async fn get_scts(&self, precert_chain: &[Vec<u8>]) -> Result<Vec<Sct>, CtError>;
-    /// Submits the final certificate chain to every log, best effort (failures are logged).
-    async fn submit_final(&self, chain: Vec<Vec<u8>>);
-}
-
 /// The policy-enforcing submitter over a set of logs.
 #[derive(Debug, Clone)]
 pub struct Publisher {
@@ -187,7 +162,7 @@ impl Publisher {
 
 #[async_trait]
 impl CtSubmitter for Publisher {
-    async fn get_scts(&self, precert_chain: &[Vec<u8>]) -> Result<Vec<Sct>, CtError> {
+    async fn get_scts(&self, precert_chain: &[Vec<u8>]) -> Result<SctList, CtError> {
         let (precert, issuer) = match precert_chain {
             [p, i, ..] => (p, i),
             _ => return Err(CtError::NoIssuer),
@@ -246,7 +221,10 @@ impl CtSubmitter for Publisher {
                 required: self.min_operators,
             });
         }
-        Ok(scts)
+        Ok(SctList {
+            encoded: sct_list(&scts),
+            count: scts.len(),
+        })
     }
 
     async fn submit_final(&self, chain: Vec<Vec<u8>>) {

@@ -3,8 +3,9 @@
 
 use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
+use cairn_api::SaError;
+use cairn_api::ra::{KeyChangeError, NewAccountRequest};
 use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
-use cairn_sa::SaError;
 
 /// Accounts recently loaded by ID: every authenticated request names its account, and the
 /// storage read was a large part of a request's cost. An entry lives for
@@ -15,23 +16,6 @@ pub(crate) type AccountCache = TtlCache<AccountId, Account>;
 
 /// Accounts kept at most.
 pub(crate) const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
-
-/// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
-#[derive(Debug, Clone)]
-pub struct NewAccountRequest {
-    /// The account key, public JWK.
-    pub jwk: serde_json::Value,
-    /// Its RFC 7638 thumbprint.
-    pub thumbprint: String,
-    /// Contact URLs.
-    pub contact: Vec<String>,
-    /// `termsOfServiceAgreed`.
-    pub terms_of_service_agreed: bool,
-    /// The EAB key ID whose MAC the WFE verified.
-    pub eab_key_id: Option<String>,
-    /// The client's address.
-    pub remote_ip: Option<String>,
-}
 
 const MAX_CONTACTS: usize = 10;
 
@@ -136,21 +120,24 @@ impl Ra {
                 metrics::counter!("cairn_accounts_created_total").increment(1);
                 Ok((account, true))
             }
-            Err(SaError::Conflict(what)) if what.contains("eab") => {
-                self.refund_limits(&limits).await;
-                Err(Problem::unauthorized(
-                    "the external account binding key has already been used",
-                ))
-            }
             Err(SaError::Conflict(_)) => {
-                // Lost a race with a concurrent newAccount for the same key: return the winner.
-                let existing = self
+                // Lost a race: with a concurrent newAccount for the same key (return the
+                // winner), or for the same EAB key (the key is bound to the other account).
+                match self
                     .inner
                     .sa
                     .get_account_by_key(&account.key_thumbprint)
                     .await
-                    .map_err(|e| internal(&e, "reloading raced account"))?;
-                Ok((existing, false))
+                {
+                    Ok(existing) => Ok((existing, false)),
+                    Err(SaError::NotFound) if account.eab_key_id.is_some() => {
+                        self.refund_limits(&limits).await;
+                        Err(Problem::unauthorized(
+                            "the external account binding key has already been used",
+                        ))
+                    }
+                    Err(e) => Err(internal(&e, "reloading raced account")),
+                }
             }
             Err(e) => {
                 self.refund_limits(&limits).await;
@@ -282,15 +269,6 @@ impl Ra {
             Err(e) => Err(internal(&e, "loading EAB key")),
         }
     }
-}
-
-/// Why a key change was refused.
-#[derive(Debug)]
-pub enum KeyChangeError {
-    /// The new key already belongs to this account.
-    KeyInUse(AccountId),
-    /// Anything else.
-    Problem(Problem),
 }
 
 #[cfg(test)]

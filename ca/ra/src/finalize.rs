@@ -7,11 +7,11 @@
 //! order with its certificate, never a `valid` order without one.
 
 use crate::{Ra, internal, sa_problem};
+use cairn_api::{CtSubmitter, IssueRequest, IssuedCertificate, OrderView};
 use cairn_core::{
     Account, Certificate, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
     ProblemType, Serial,
 };
-use cairn_issuer::IssueRequest;
 use std::time::Duration as StdDuration;
 
 /// How issuance ended.
@@ -31,7 +31,7 @@ impl Ra {
         account: &Account,
         order_id: &OrderId,
         csr_der: &[u8],
-    ) -> Result<crate::OrderView, Problem> {
+    ) -> Result<OrderView, Problem> {
         // The order and its authorizations are read once here: the status check and the CAA
         // recheck both use them.
         let order = self
@@ -132,7 +132,7 @@ impl Ra {
                 let mut order = order_after;
                 order.status = OrderStatus::Valid;
                 order.certificate_serial = Some(serial);
-                Ok(crate::OrderView {
+                Ok(OrderView {
                     status: OrderStatus::Valid,
                     order,
                 })
@@ -283,9 +283,9 @@ impl Ra {
     /// the order fails with a retryable problem.
     async fn issue_with_scts(
         &self,
-        ct: &dyn cairn_publisher::CtSubmitter,
+        ct: &dyn CtSubmitter,
         req: IssueRequest,
-    ) -> Result<cairn_issuer::IssuedCertificate, Problem> {
+    ) -> Result<IssuedCertificate, Problem> {
         let issuer = &self.inner.issuer;
         let precert = issuer
             .issue_precertificate(req.clone())
@@ -313,13 +313,12 @@ impl Ra {
                  new order (validated authorizations are reused)",
             )
         })?;
-        let list = cairn_publisher::sct_list(&scts);
         let serial = req.serial.clone();
         let issued = issuer
-            .issue_final(req, &precert.der, &list)
+            .issue_final(req, &precert.der, &scts.encoded)
             .await
             .map_err(|e| internal(&e, "signing the certificate for a precertificate"))?;
-        tracing::info!(serial = %serial, scts = scts.len(), "embedded SCTs");
+        tracing::info!(serial = %serial, scts = scts.count, "embedded SCTs");
         if let Some(ct) = self.inner.ct.clone() {
             let mut final_chain = Vec::with_capacity(issuer_chain.len() + 1);
             final_chain.push(issued.der.clone());

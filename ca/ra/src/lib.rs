@@ -1,8 +1,12 @@
 //! Registration authority: ACME policy and orchestration. The RA decides what may happen
 //! (identifier policy, authorization reuse, order state, who may revoke what) and drives the
-//! storage authority, validation authority and issuer; it never touches HTTP, SQL or keys.
+//! storage authority, validation authority, issuer and CT submitter; it never touches HTTP, SQL
+//! or keys. It knows its collaborators only by their traits in `cairn-api` (so it compiles no
+//! database driver, resolver or HTTP client, and its tests run on that crate's fakes), and
+//! serves the WFE through [`RegistrationAuthority`].
 
 mod account;
+mod contract;
 mod finalize;
 mod order;
 mod policy;
@@ -12,19 +16,19 @@ mod revocation;
 mod ttl_cache;
 mod validation;
 
-pub use account::{KeyChangeError, NewAccountRequest};
+pub use cairn_api::ra::{
+    KeyChangeError, NewAccountRequest, NewOrderRequest, OrderView, RegistrationAuthority,
+    RenewalInfo, RevocationListener, RevocationRequester,
+};
 pub use finalize::IssuanceResult;
-pub use order::{NewOrderRequest, OrderView};
 pub use policy::{IdentifierPolicy, check_identifiers};
-pub use renewal_info::{AriConfig, RenewalInfo, cert_id, parse_cert_id, renewal_window};
+pub use renewal_info::{AriConfig, cert_id, parse_cert_id, renewal_window};
+pub use revocation::Revoker;
 
-pub use revocation::{RevocationListener, RevocationRequester, Revoker};
-
+use cairn_api::{
+    CertUsage, CertificateIssuer, CtSubmitter, SaError, StorageAuthority, ValidationAuthority,
+};
 use cairn_core::{Clock, Problem};
-use cairn_issuer::CertificateIssuer;
-use cairn_publisher::CtSubmitter;
-use cairn_sa::{SaError, StorageAuthority};
-use cairn_va::ValidationAuthority;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -132,8 +136,8 @@ pub enum ExtendedKeyUsage {
 
 impl Profile {
     /// What the issuer puts in keyUsage and EKU for this profile.
-    pub fn usage(&self) -> cairn_issuer::CertUsage {
-        cairn_issuer::CertUsage {
+    pub fn usage(&self) -> CertUsage {
+        CertUsage {
             client_auth: self
                 .extended_key_usages
                 .contains(&ExtendedKeyUsage::ClientAuth),

@@ -2,36 +2,13 @@
 //! order list and authorization deactivation.
 
 use crate::{IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
+use cairn_api::ra::{NewOrderRequest, OrderView};
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
     ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId, OrderStatus,
     Problem, ProblemType, order_status, order_status_of, random_id,
 };
 use time::OffsetDateTime;
-
-/// A newOrder request as the WFE decoded it.
-#[derive(Debug, Clone)]
-pub struct NewOrderRequest {
-    /// Requested identifiers.
-    pub identifiers: Vec<Identifier>,
-    /// Requested notBefore.
-    pub not_before: Option<OffsetDateTime>,
-    /// Requested notAfter.
-    pub not_after: Option<OffsetDateTime>,
-    /// Requested profile.
-    pub profile: Option<String>,
-    /// RFC 9773 `replaces`.
-    pub replaces: Option<String>,
-}
-
-/// An order with its status as the client sees it now.
-#[derive(Debug, Clone)]
-pub struct OrderView {
-    /// The stored order.
-    pub order: Order,
-    /// The status per RFC 8555 §7.1.6 at the time of the view.
-    pub status: OrderStatus,
-}
 
 /// Challenges offered for an identifier: wildcards only dns-01 (RFC 8555 §7.1.3), IP addresses
 /// no dns-01 (RFC 8738 §7).

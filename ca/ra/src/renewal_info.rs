@@ -5,8 +5,9 @@ use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_api::SaError;
+use cairn_api::ra::RenewalInfo;
 use cairn_core::{Account, Certificate, Identifier, Problem, ProblemType, Serial};
-use cairn_sa::SaError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -59,19 +60,6 @@ impl crate::RevocationListener for WindowCache {
     ) {
         self.clear();
     }
-}
-
-/// A renewal window as served to clients.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RenewalInfo {
-    /// Window start.
-    pub start: OffsetDateTime,
-    /// Window end.
-    pub end: OffsetDateTime,
-    /// Why the window is what it is, for windows moved to the past.
-    pub explanation_url: Option<String>,
-    /// Seconds until the client should ask again.
-    pub retry_after_secs: u64,
 }
 
 /// The suggested window for `cert` at `now`: normally the first half of the last third of its

@@ -4,22 +4,12 @@
 //! [`RevocationListener`]s (CRL updater, OCSP cache) once storage has recorded a revocation.
 
 use crate::{Ra, internal};
-use async_trait::async_trait;
+use cairn_api::ra::{RevocationListener, RevocationRequester};
+use cairn_api::{BlockedKey, SaError, SaResult, StorageAuthority};
 use cairn_core::{
     Account, Certificate, Problem, ProblemType, Revocation, RevocationReason, Serial,
 };
-use cairn_sa::{SaError, SaResult, StorageAuthority};
 use std::sync::{Arc, RwLock};
-
-/// Something that must learn about every revocation as soon as storage has recorded it (the CRL
-/// updater regenerates, an OCSP cache drops its answer). Called once per revoked certificate,
-/// after the write succeeded; a listener cannot undo or fail the revocation, so it logs its own
-/// errors.
-#[async_trait]
-pub trait RevocationListener: Send + Sync + 'static {
-    /// `serial`, issued by `issuer_id`, was revoked.
-    async fn certificate_revoked(&self, serial: &Serial, issuer_id: &str, revocation: &Revocation);
-}
 
 /// Records revocations in storage and tells the listeners. The RA uses one for ACME
 /// revocations; `cairn admin revoke` builds its own over the same storage (the listeners
@@ -90,7 +80,7 @@ impl Revoker {
             .ok()
             .and_then(|info| cairn_x509::spki_jwk_thumbprint(&info.spki_der));
         self.sa
-            .block_key(&cairn_sa::BlockedKey {
+            .block_key(&BlockedKey {
                 spki_sha256: cert.spki_sha256.clone(),
                 jwk_thumbprint,
                 blocked_at: at,
@@ -98,16 +88,6 @@ impl Revoker {
             })
             .await
     }
-}
-
-/// Who asks for the revocation; the WFE has verified the JWS signature for each.
-#[derive(Debug, Clone)]
-pub enum RevocationRequester {
-    /// An account (kid-signed request).
-    Account(Account),
-    /// The holder of the certificate's private key (jwk-signed request); the field is the JWK's
-    /// RFC 7638 thumbprint, which must match the certificate's public key.
-    CertificateKey(String),
 }
 
 impl Ra {

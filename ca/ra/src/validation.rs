@@ -2,11 +2,10 @@
 //! VA in the background and records the outcome on the authorization atomically.
 
 use crate::{Ra, internal};
+use cairn_api::{CaaAccount, CaaCheck, ChallengeOutcome, ValidationRequest};
 use cairn_core::{
     Account, Authorization, AuthzId, AuthzStatus, ChallengeId, ChallengeStatus, Problem,
 };
-use cairn_sa::ChallengeOutcome;
-use cairn_va::{CaaAccount, CaaCheck, ValidationRequest};
 
 impl Ra {
     /// The CAA check for `account`, naming it for RFC 8657 `accounturi` and the method for

@@ -29,6 +29,63 @@ use std::fmt;
 use std::path::Path;
 use time::OffsetDateTime;
 
+/// A failure inside a storage method before it reaches the caller: the storage's own
+/// ([`SaError`]) or the driver's. [`SaError`] is the driver-free contract of `cairn-api`, so it has
+/// no conversion from `sqlx::Error` for `?` to use; the statements below return this instead
+/// (`on_read!(self.db, Failure, …)`, `on_write!(self.db, Failure, …)`), and it becomes a
+/// [`SaError`] (the driver's error boxed as the source of [`SaError::Database`] or
+/// [`SaError::Migrate`]) where a method returns.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The storage's own answer (`NotFound`, `Conflict`, …).
+    Sa(SaError),
+    /// The database failed.
+    Database(sqlx::Error),
+    /// Migrations failed.
+    Migrate(sqlx::migrate::MigrateError),
+}
+
+impl From<SaError> for Failure {
+    fn from(e: SaError) -> Self {
+        Failure::Sa(e)
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(e: sqlx::Error) -> Self {
+        Failure::Database(e)
+    }
+}
+
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Database(e) => Failure::Database(e),
+            DbError::Migrate(e) => Failure::Migrate(e),
+            DbError::NotCommitted(why) => Failure::Sa(SaError::NotCommitted(why)),
+            DbError::Create(e) => Failure::Database(sqlx::Error::Io(e)),
+            // `UnsupportedUrl` and any later kind of the layer's: its message, which never
+            // names the URL.
+            e => Failure::Database(sqlx::Error::Configuration(e.to_string().into())),
+        }
+    }
+}
+
+impl From<Failure> for SaError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Sa(e) => e,
+            Failure::Database(e) => SaError::Database(Box::new(e)),
+            Failure::Migrate(e) => SaError::Migrate(Box::new(e)),
+        }
+    }
+}
+
+/// A driver error as the caller sees it.
+pub(crate) fn database(e: sqlx::Error) -> SaError {
+    Failure::Database(e).into()
+}
+
 /// The storage authority's tables, one migration set per backend.
 static SCHEMA: Schema = Schema {
     name: "sa",
@@ -71,9 +128,8 @@ impl SqlStorage {
     ///
     /// Errors never include the URL.
     pub async fn connect(url: &str) -> SaResult<SqlStorage> {
-        Ok(SqlStorage {
-            db: Db::connect(url, &SCHEMA).await?,
-        })
+        let db = Db::connect(url, &SCHEMA).await.map_err(Failure::from)?;
+        Ok(SqlStorage { db })
     }
 
     /// Opens (creating if missing, with the directory) the SQLite database `dir/cairn.db`, with
@@ -81,10 +137,11 @@ impl SqlStorage {
     pub async fn open_sqlite_in(dir: &Path) -> SaResult<SqlStorage> {
         tokio::fs::create_dir_all(dir)
             .await
-            .map_err(|e| SaError::Database(sqlx::Error::Io(e)))?;
-        Ok(SqlStorage {
-            db: Db::open_sqlite(&dir.join("cairn.db"), &SCHEMA).await?,
-        })
+            .map_err(|e| database(sqlx::Error::Io(e)))?;
+        let db = Db::open_sqlite(&dir.join("cairn.db"), &SCHEMA)
+            .await
+            .map_err(Failure::from)?;
+        Ok(SqlStorage { db })
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -104,20 +161,6 @@ impl SqlStorage {
     }
 }
 
-impl From<DbError> for SaError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Database(e) => SaError::Database(e),
-            DbError::Migrate(e) => SaError::Migrate(e),
-            DbError::NotCommitted(why) => SaError::NotCommitted(why),
-            DbError::Create(e) => SaError::Database(sqlx::Error::Io(e)),
-            // `UnsupportedUrl` and any later kind of the layer's: its message, which never
-            // names the URL.
-            e => SaError::Database(sqlx::Error::Configuration(e.to_string().into())),
-        }
-    }
-}
-
 /// The most rows one multi-row `INSERT` carries: 256 rows of at most 9 columns stay far below
 /// the bound parameters either database accepts in one statement (32,766 for SQLite, 65,535 for
 /// PostgreSQL), whatever an operator sets as the most identifiers per order.
@@ -134,7 +177,7 @@ fn write_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> SaError {
                 _ => {}
             }
         }
-        SaError::Database(e)
+        database(e)
     }
 }
 
@@ -167,7 +210,7 @@ impl StorageAuthority for SqlStorage {
         let jwk = to_json(&account.jwk)?;
         let contact = to_json(&account.contact)?;
         let account = account.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at, \
                  eab_key_id, initial_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -195,7 +238,7 @@ impl StorageAuthority for SqlStorage {
                 .rows_affected();
                 if bound == 0 {
                     // The account row references the key, so the key exists: it is bound.
-                    return Err(SaError::Conflict("EAB key already bound"));
+                    return Err(SaError::Conflict("EAB key already bound").into());
                 }
             }
             Ok(())
@@ -203,7 +246,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_account(&self, id: &AccountId) -> SaResult<Account> {
-        let row = on_read!(self.db, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
@@ -217,7 +260,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account> {
-        let row = on_read!(self.db, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
@@ -233,7 +276,7 @@ impl StorageAuthority for SqlStorage {
     async fn update_account(&self, account: &Account) -> SaResult<()> {
         let contact = to_json(&account.contact)?;
         let (id, status) = (account.id.clone(), account.status);
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed =
                 sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
                     .bind(id.as_str())
@@ -243,7 +286,7 @@ impl StorageAuthority for SqlStorage {
                     .await?
                     .rows_affected();
             if changed == 0 {
-                return Err(SaError::NotFound);
+                return Err(SaError::NotFound.into());
             }
             Ok(())
         })
@@ -257,7 +300,7 @@ impl StorageAuthority for SqlStorage {
     ) -> SaResult<()> {
         let jwk = to_json(jwk)?;
         let (id, thumbprint) = (id.clone(), thumbprint.to_owned());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed =
                 sqlx::query("UPDATE accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1")
                     .bind(id.as_str())
@@ -268,14 +311,14 @@ impl StorageAuthority for SqlStorage {
                     .map_err(write_err("key already registered to another account"))?
                     .rows_affected();
             if changed == 0 {
-                return Err(SaError::NotFound);
+                return Err(SaError::NotFound.into());
             }
             Ok(())
         })
     }
 
     async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64> {
-        let n: i64 = on_read!(self.db, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM accounts WHERE initial_ip = $1 AND created_at >= $2",
             )
@@ -291,7 +334,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn new_eab_key(&self, key: &EabKey) -> SaResult<()> {
         let key = key.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO eab_keys (key_id, hmac_key, created_at, bound_account) \
                  VALUES ($1, $2, $3, $4)",
@@ -308,7 +351,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey> {
-        let row = on_read!(self.db, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, EabRow>(
                 "SELECT key_id, hmac_key, created_at, bound_account FROM eab_keys \
                  WHERE key_id = $1",
@@ -342,7 +385,7 @@ impl StorageAuthority for SqlStorage {
         let new_authzs = new_authzs.to_vec();
         // One statement per table, whatever the number of names: each statement is a round
         // trip to the database (on SQLite, to its connection's thread).
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             for rows in new_authzs.chunks(ROWS_PER_INSERT) {
                 let mut q = query_builder(
                     &*conn,
@@ -430,7 +473,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_order(&self, id: &OrderId) -> SaResult<Order> {
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = $1 ORDER BY oa.position"
@@ -449,7 +492,7 @@ impl StorageAuthority for SqlStorage {
         &self,
         id: &OrderId,
     ) -> SaResult<(Order, Vec<AuthzState>)> {
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderStateRow>(concat!(
                 order_state_select!(),
                 " WHERE o.id = $1 ORDER BY oa.position"
@@ -467,7 +510,7 @@ impl StorageAuthority for SqlStorage {
         offset: u64,
         limit: u64,
     ) -> SaResult<Vec<OrderId>> {
-        let ids: Vec<String> = on_read!(self.db, |conn| {
+        let ids: Vec<String> = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT id FROM orders WHERE account_id = $1 \
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -489,7 +532,7 @@ impl StorageAuthority for SqlStorage {
         now: OffsetDateTime,
     ) -> SaResult<Option<Order>> {
         let key = identifiers_key(identifiers);
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = (SELECT id FROM orders WHERE account_id = $1 \
@@ -521,7 +564,7 @@ impl StorageAuthority for SqlStorage {
         if unique.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             let mut qb = query_builder(conn, concat!(authz_select!(), " WHERE a.id IN ("));
             let mut list = qb.separated(", ");
             for id in &unique {
@@ -562,7 +605,7 @@ impl StorageAuthority for SqlStorage {
         } else {
             AuthzStatus::Valid
         };
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AuthzRow>(concat!(
                 authz_select!(),
                 " WHERE a.id = (SELECT id FROM authzs WHERE account_id = $1 \
@@ -591,7 +634,7 @@ impl StorageAuthority for SqlStorage {
         chall: &ChallengeId,
     ) -> SaResult<bool> {
         let (authz, chall) = (authz.clone(), chall.clone());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE challenges SET status = 'processing' \
                  WHERE id = $1 AND authz_id = $2 AND status = 'pending' \
@@ -610,7 +653,7 @@ impl StorageAuthority for SqlStorage {
         let error = outcome.challenge.error.as_ref().map(to_json).transpose()?;
         let record = to_json(&outcome.challenge.validation_record)?;
         let outcome = outcome.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let c = &outcome.challenge;
             let changed = sqlx::query(
                 "UPDATE challenges SET status = $3, validated = $4, error = $5, \
@@ -634,7 +677,7 @@ impl StorageAuthority for SqlStorage {
                 .bind(outcome.authz_id.as_str())
                 .fetch_one(&mut *conn)
                 .await?;
-                return Err(precondition_failed(exists, "challenge already finished"));
+                return Err(precondition_failed(exists, "challenge already finished").into());
             }
             let changed = sqlx::query(
                 "UPDATE authzs SET status = $2, expires = $3 WHERE id = $1 AND status = 'pending'",
@@ -647,7 +690,7 @@ impl StorageAuthority for SqlStorage {
             .rows_affected();
             if changed == 0 {
                 // The challenge row exists, so the authorization does too.
-                return Err(SaError::Conflict("authorization is no longer pending"));
+                return Err(SaError::Conflict("authorization is no longer pending").into());
             }
             Ok(())
         })
@@ -655,7 +698,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool> {
         let id = id.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE id = $1 AND status IN ('pending', 'valid')",
@@ -670,7 +713,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64> {
         let account = account.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE account_id = $1 AND status IN ('pending', 'valid')",
@@ -693,7 +736,7 @@ impl StorageAuthority for SqlStorage {
         at: OffsetDateTime,
     ) -> SaResult<bool> {
         let (id, csr_der, serial) = (id.clone(), csr_der.to_vec(), serial.clone());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'processing', csr = $2 \
                  WHERE id = $1 AND status = 'pending'",
@@ -728,7 +771,7 @@ impl StorageAuthority for SqlStorage {
         at: OffsetDateTime,
     ) -> SaResult<()> {
         let (serial, account, order) = (serial.clone(), account.clone(), order.clone());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO serials (serial, account_id, order_id, reserved_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -757,7 +800,7 @@ impl StorageAuthority for SqlStorage {
             None => (None, None),
         };
         let cert = cert.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'valid', certificate_serial = $2 \
                  WHERE id = $1 AND status = 'processing'",
@@ -773,7 +816,7 @@ impl StorageAuthority for SqlStorage {
                     .bind(cert.order_id.as_str())
                     .fetch_one(&mut *conn)
                     .await?;
-                return Err(precondition_failed(exists, "order is not processing"));
+                return Err(precondition_failed(exists, "order is not processing").into());
             }
             sqlx::query(concat!(
                 "INSERT INTO certificates (",
@@ -815,7 +858,7 @@ impl StorageAuthority for SqlStorage {
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
         let error = to_json(error)?;
         let id = id.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'invalid', error = $2 \
                  WHERE id = $1 AND status = 'processing'",
@@ -830,14 +873,14 @@ impl StorageAuthority for SqlStorage {
                     .bind(id.as_str())
                     .fetch_one(&mut *conn)
                     .await?;
-                return Err(precondition_failed(exists, "order is not processing"));
+                return Err(precondition_failed(exists, "order is not processing").into());
             }
             Ok(())
         })
     }
 
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
-        let rows = on_read!(self.db, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.status = $1 ORDER BY o.created_at, o.id, oa.position"
@@ -850,7 +893,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate> {
-        let row = on_read!(self.db, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, CertificateRow>(concat!(
                 "SELECT ",
                 certificate_columns!(),
@@ -865,7 +908,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()> {
         let (serial, revocation) = (serial.clone(), revocation.clone());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE certificates SET revoked_at = $2, revocation_reason = $3 \
                  WHERE serial = $1 AND revoked_at IS NULL",
@@ -882,7 +925,7 @@ impl StorageAuthority for SqlStorage {
                         .bind(serial.as_str())
                         .fetch_one(&mut *conn)
                         .await?;
-                return Err(precondition_failed(exists, "certificate already revoked"));
+                return Err(precondition_failed(exists, "certificate already revoked").into());
             }
             sqlx::query("UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1")
                 .execute(&mut *conn)
@@ -901,7 +944,7 @@ impl StorageAuthority for SqlStorage {
         let exact = reversed_name(registered_domain);
         let from = format!("{exact}.");
         let to = format!("{exact}/");
-        let n: i64 = on_read!(self.db, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(DISTINCT serial) FROM certificate_names \
                  WHERE (reversed_name = $1 OR (reversed_name >= $2 AND reversed_name < $3)) \
@@ -924,7 +967,7 @@ impl StorageAuthority for SqlStorage {
     ) -> SaResult<u64> {
         let at = micros(at);
         let selector = selector.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let q = match &selector {
                 RenewalSelector::Serial(serial) => {
                     sqlx::query("UPDATE certificates SET renew_by = $1 WHERE serial = $2")
@@ -955,7 +998,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()> {
         let (serial, by) = (serial.clone(), by.clone());
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE certificates SET replaced_by = $2 \
                  WHERE serial = $1 AND replaced_by IS NULL",
@@ -966,7 +1009,7 @@ impl StorageAuthority for SqlStorage {
             .await?
             .rows_affected();
             if changed == 0 {
-                return Err(SaError::Conflict("certificate already replaced"));
+                return Err(SaError::Conflict("certificate already replaced").into());
             }
             Ok(())
         })
@@ -986,7 +1029,7 @@ impl StorageAuthority for SqlStorage {
         } else {
             " AND revoked_at IS NULL"
         };
-        let rows: Vec<CertificateRow> = on_read!(self.db, |conn| {
+        let rows: Vec<CertificateRow> = on_read!(self.db, Failure, |conn| {
             let mut q = query_builder(conn, "SELECT ");
             q.push(certificate_columns!());
             q.push(" FROM certificates WHERE not_after > ");
@@ -1034,7 +1077,7 @@ impl StorageAuthority for SqlStorage {
         issuer_id: &str,
         not_after_after: OffsetDateTime,
     ) -> SaResult<Vec<RevokedCertificate>> {
-        let rows: Vec<(String, i64, i64, i64)> = on_read!(self.db, |conn| {
+        let rows: Vec<(String, i64, i64, i64)> = on_read!(self.db, Failure, |conn| {
             sqlx::query_as(
                 "SELECT serial, crl_shard, revoked_at, revocation_reason FROM certificates \
                  WHERE issuer_id = $1 AND not_after > $2 AND revoked_at IS NOT NULL \
@@ -1059,7 +1102,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_revocation_epoch(&self) -> SaResult<i64> {
-        Ok(on_read!(self.db, |conn| {
+        Ok(on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT epoch FROM revocation_epoch WHERE id = 1")
                 .fetch_one(conn)
                 .await?
@@ -1070,7 +1113,7 @@ impl StorageAuthority for SqlStorage {
         let number = i64::try_from(crl.info.number)
             .map_err(|_| SaError::Conflict("CRL number too large"))?;
         let crl = crl.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let i = &crl.info;
             let stored: Option<i64> =
                 sqlx::query_scalar("SELECT number FROM crls WHERE issuer_id = $1 AND shard = $2")
@@ -1080,7 +1123,7 @@ impl StorageAuthority for SqlStorage {
                     .await?;
             match stored {
                 Some(n) if n >= number => {
-                    return Err(SaError::Conflict("CRL number not increasing"));
+                    return Err(SaError::Conflict("CRL number not increasing").into());
                 }
                 Some(_) => {
                     sqlx::query(
@@ -1119,16 +1162,17 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl> {
-        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> = on_read!(self.db, |conn| {
-            sqlx::query_as(
-                "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
+        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> =
+            on_read!(self.db, Failure, |conn| {
+                sqlx::query_as(
+                    "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
                  FROM crls WHERE issuer_id = $1 AND shard = $2",
-            )
-            .bind(issuer_id)
-            .bind(i64::from(shard))
-            .fetch_optional(conn)
-            .await?
-        });
+                )
+                .bind(issuer_id)
+                .bind(i64::from(shard))
+                .fetch_optional(conn)
+                .await?
+            });
         let (issuer_id, shard, number, this_update, next_update, entries, der) =
             row.ok_or(SaError::NotFound)?;
         Ok(StoredCrl {
@@ -1138,7 +1182,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_read!(self.db, |conn| {
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_read!(self.db, Failure, |conn| {
             sqlx::query_as(
                 "SELECT issuer_id, shard, number, this_update, next_update, entries \
                  FROM crls ORDER BY issuer_id, shard",
@@ -1153,7 +1197,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn block_key(&self, key: &BlockedKey) -> SaResult<()> {
         let key = key.clone();
-        on_write!(self.db, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO blocked_keys (spki_sha256, jwk_thumbprint, blocked_at, comment) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (spki_sha256) DO NOTHING",
@@ -1169,7 +1213,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool> {
-        let n: i64 = on_read!(self.db, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1")
                 .bind(spki_sha256.to_ascii_lowercase())
                 .fetch_one(conn)
@@ -1179,7 +1223,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool> {
-        let n: i64 = on_read!(self.db, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE jwk_thumbprint = $1")
                 .bind(thumbprint)
                 .fetch_one(conn)

@@ -1,8 +1,11 @@
-//! The storage suite, written once and run against SQLite (always, in a temporary directory) and
-//! PostgreSQL (when `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after).
+//! The storage suite, written once and run against SQLite (always, in a temporary directory),
+//! PostgreSQL (when `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after)
+//! and `cairn-api`'s in-memory fake (always): the fake other components' tests run against must
+//! give the answers the real storage gives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use cairn_api::fake::MemoryStorage;
 use cairn_core::{
     Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
     ChallengeId, ChallengeStatus, ChallengeType, EabKey, Identifier, Order, OrderId, OrderStatus,
@@ -13,6 +16,7 @@ use cairn_sa::{
     SaError, SqlStorage, StorageAuthority, StoredCrl,
 };
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -21,24 +25,36 @@ use time::{Duration, OffsetDateTime};
 
 const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 
+/// The storage under test, whichever it is.
+type Sa = Arc<dyn StorageAuthority>;
+
 /// Runs `test` on a fresh SQLite database in a temporary directory.
 async fn with_sqlite<F, Fut>(test: F)
 where
-    F: FnOnce(SqlStorage) -> Fut,
+    F: FnOnce(Sa) -> Fut,
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().unwrap();
     let sa = SqlStorage::open_sqlite_in(dir.path()).await.unwrap();
     assert_eq!(sa.backend_name(), "sqlite");
-    test(sa.clone()).await;
+    test(Arc::new(sa.clone())).await;
     sa.close().await;
+}
+
+/// Runs `test` on fresh in-memory storage.
+async fn with_memory<F, Fut>(test: F)
+where
+    F: FnOnce(Sa) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    test(Arc::new(MemoryStorage::new())).await;
 }
 
 /// Runs `test` on PostgreSQL in a schema of its own, dropped afterwards (also when the test
 /// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset.
 async fn with_postgres<F, Fut>(test: F)
 where
-    F: FnOnce(SqlStorage) -> Fut,
+    F: FnOnce(Sa) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     use sqlx::{AssertSqlSafe, Connection};
@@ -60,7 +76,7 @@ where
     let outcome = match SqlStorage::connect(&url).await {
         Ok(sa) => {
             assert_eq!(sa.backend_name(), "postgres");
-            let run = tokio::spawn(test(sa.clone())).await;
+            let run = tokio::spawn(test(Arc::new(sa.clone()))).await;
             sa.close().await;
             run.map_err(|e| match e.try_into_panic() {
                 Ok(panic) => panic,
@@ -89,7 +105,8 @@ fn unique_schema() -> String {
     )
 }
 
-/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>` and `postgres::<name>`.
+/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>`, `postgres::<name>` and
+/// `memory::<name>`.
 macro_rules! storage_tests {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -105,6 +122,14 @@ macro_rules! storage_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::with_postgres(|sa| async move { super::$name(&sa).await }).await;
+                }
+            )+
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_memory(|sa| async move { super::$name(&sa).await }).await;
                 }
             )+
         }
@@ -160,7 +185,7 @@ fn account_at(created_at: OffsetDateTime, ip: Option<&str>) -> Account {
     }
 }
 
-async fn new_account(sa: &SqlStorage) -> Account {
+async fn new_account(sa: &Sa) -> Account {
     let a = account_at(T0, Some("192.0.2.1"));
     sa.new_account(&a).await.unwrap();
     a
@@ -237,7 +262,7 @@ fn order(account: &AccountId, authzs: &[&Authorization], created_at: OffsetDateT
 }
 
 /// A pending order with one new pending authorization per name.
-async fn new_order(sa: &SqlStorage, account: &AccountId, names: &[&str]) -> Order {
+async fn new_order(sa: &Sa, account: &AccountId, names: &[&str]) -> Order {
     let authzs: Vec<Authorization> = names
         .iter()
         .map(|n| authz(account, n, false, AuthzStatus::Pending, T0))
@@ -267,7 +292,7 @@ fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
 }
 
 /// An order moved to `Processing` and finalized with a certificate issued at `not_before`.
-async fn issue(sa: &SqlStorage, account: &AccountId, names: &[&str], not_before: OffsetDateTime) {
+async fn issue(sa: &Sa, account: &AccountId, names: &[&str], not_before: OffsetDateTime) {
     let o = new_order(sa, account, names).await;
     assert!(
         sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
@@ -295,7 +320,7 @@ fn assert_not_found<T: std::fmt::Debug>(r: Result<T, SaError>) {
 
 // ---- behaviours ----
 
-async fn accounts(sa: &SqlStorage) {
+async fn accounts(sa: &Sa) {
     let a = new_account(sa).await;
     assert_eq!(sa.get_account(&a.id).await.unwrap(), a);
     assert_eq!(sa.get_account_by_key(&a.key_thumbprint).await.unwrap(), a);
@@ -316,7 +341,7 @@ async fn accounts(sa: &SqlStorage) {
     assert_not_found(sa.update_account(&account_at(T0, None)).await);
 }
 
-async fn account_key_change(sa: &SqlStorage) {
+async fn account_key_change(sa: &Sa) {
     let a = new_account(sa).await;
     let b = new_account(sa).await;
     let jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "new"});
@@ -342,7 +367,7 @@ async fn account_key_change(sa: &SqlStorage) {
     );
 }
 
-async fn accounts_by_ip(sa: &SqlStorage) {
+async fn accounts_by_ip(sa: &Sa) {
     for (offset, ip) in [
         (0, "192.0.2.7"),
         (2, "192.0.2.7"),
@@ -362,7 +387,7 @@ async fn accounts_by_ip(sa: &SqlStorage) {
     assert_eq!(sa.count_accounts_by_ip("192.0.2.9", T0).await.unwrap(), 0);
 }
 
-async fn eab_binds_once(sa: &SqlStorage) {
+async fn eab_binds_once(sa: &Sa) {
     let key = EabKey {
         key_id: "kid-1".into(),
         hmac_key: vec![7; 32],
@@ -400,7 +425,7 @@ async fn eab_binds_once(sa: &SqlStorage) {
     assert_not_found(sa.get_account(&third.id).await);
 }
 
-async fn order_round_trip(sa: &SqlStorage) {
+async fn order_round_trip(sa: &Sa) {
     let acct = new_account(sa).await;
     let reused = authz(&acct.id, "b.example.com", false, AuthzStatus::Valid, T0);
     let seed = order(&acct.id, &[&reused], T0);
@@ -431,7 +456,7 @@ async fn order_round_trip(sa: &SqlStorage) {
     assert_not_found(sa.get_order(&bad.id).await);
 }
 
-async fn order_creation_is_atomic(sa: &SqlStorage) {
+async fn order_creation_is_atomic(sa: &Sa) {
     let acct = new_account(sa).await;
     let a1 = authz(&acct.id, "a.example.com", false, AuthzStatus::Pending, T0);
     let mut a2 = authz(&acct.id, "b.example.com", false, AuthzStatus::Pending, T0);
@@ -460,7 +485,7 @@ async fn order_creation_is_atomic(sa: &SqlStorage) {
     assert_eq!(sa.get_order(&existing.id).await.unwrap(), existing);
 }
 
-async fn order_reuse(sa: &SqlStorage) {
+async fn order_reuse(sa: &Sa) {
     let acct = new_account(sa).await;
     let other = new_account(sa).await;
     let names = ["a.example.com", "b.example.com"];
@@ -542,7 +567,7 @@ async fn order_reuse(sa: &SqlStorage) {
     );
 }
 
-async fn orders_newest_first_with_pagination(sa: &SqlStorage) {
+async fn orders_newest_first_with_pagination(sa: &Sa) {
     let acct = new_account(sa).await;
     let other = new_account(sa).await;
     let mut ids = Vec::new();
@@ -593,7 +618,7 @@ async fn orders_newest_first_with_pagination(sa: &SqlStorage) {
     );
 }
 
-async fn authz_reuse(sa: &SqlStorage) {
+async fn authz_reuse(sa: &Sa) {
     let acct = new_account(sa).await;
     let other = new_account(sa).await;
     let name = Identifier::dns("example.com");
@@ -720,7 +745,7 @@ async fn authz_reuse(sa: &SqlStorage) {
 
 /// Orders with more rows than one multi-row INSERT carries (300 authorizations, 900 challenges)
 /// round-trip whole, and one failing in a later part leaves nothing behind.
-async fn large_orders(sa: &SqlStorage) {
+async fn large_orders(sa: &Sa) {
     let acct = new_account(sa).await;
     let names: Vec<String> = (0..300).map(|i| format!("n{i:03}.example.com")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -749,7 +774,7 @@ async fn large_orders(sa: &SqlStorage) {
 
 /// The order and its authorizations' states in one read: the states follow the order's
 /// `authz_ids` and what was stored since.
-async fn order_with_authz_states(sa: &SqlStorage) {
+async fn order_with_authz_states(sa: &Sa) {
     let acct = new_account(sa).await;
     let valid = authz(&acct.id, "b.example.com", false, AuthzStatus::Valid, T0);
     let seed = order(&acct.id, &[&valid], T0);
@@ -792,7 +817,7 @@ async fn order_with_authz_states(sa: &SqlStorage) {
     assert_not_found(sa.get_order_with_authz_states(&OrderId::random()).await);
 }
 
-async fn authzs_in_requested_order(sa: &SqlStorage) {
+async fn authzs_in_requested_order(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(
         sa,
@@ -824,7 +849,7 @@ async fn authzs_in_requested_order(sa: &SqlStorage) {
     assert_not_found(sa.get_authorizations(&missing).await);
 }
 
-async fn challenge_processing_and_finish(sa: &SqlStorage) {
+async fn challenge_processing_and_finish(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
@@ -921,7 +946,7 @@ async fn challenge_processing_and_finish(sa: &SqlStorage) {
     assert_not_found(sa.finish_challenge(&ghost).await);
 }
 
-async fn deactivation(sa: &SqlStorage) {
+async fn deactivation(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(
         sa,
@@ -958,7 +983,7 @@ async fn deactivation(sa: &SqlStorage) {
     assert_eq!(a.status, AuthzStatus::Pending);
 }
 
-async fn order_processing_cas(sa: &SqlStorage) {
+async fn order_processing_cas(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let (first, second) = (Serial::random(), Serial::random());
@@ -995,7 +1020,7 @@ async fn order_processing_cas(sa: &SqlStorage) {
     );
 }
 
-async fn finalize_is_transactional(sa: &SqlStorage) {
+async fn finalize_is_transactional(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["a.example.com", "b.example.com"]).await;
     let cert = certificate(&o, T0);
@@ -1058,7 +1083,7 @@ async fn finalize_is_transactional(sa: &SqlStorage) {
     );
 }
 
-async fn fail_order(sa: &SqlStorage) {
+async fn fail_order(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let problem = Problem::new(ProblemType::ServerInternal, "issuance failed");
@@ -1076,7 +1101,7 @@ async fn fail_order(sa: &SqlStorage) {
     assert_not_found(sa.fail_order(&OrderId::random(), &problem).await);
 }
 
-async fn processing_orders(sa: &SqlStorage) {
+async fn processing_orders(sa: &Sa) {
     let acct = new_account(sa).await;
     assert!(sa.get_processing_orders().await.unwrap().is_empty());
     let a = new_order(sa, &acct.id, &["a.example.com", "b.example.com"]).await;
@@ -1106,7 +1131,7 @@ async fn processing_orders(sa: &SqlStorage) {
     assert_eq!(got, want);
 }
 
-async fn serial_reservation(sa: &SqlStorage) {
+async fn serial_reservation(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let serial = Serial::random();
@@ -1120,7 +1145,7 @@ async fn serial_reservation(sa: &SqlStorage) {
     );
 }
 
-async fn revocation(sa: &SqlStorage) {
+async fn revocation(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     assert!(
@@ -1152,7 +1177,7 @@ async fn revocation(sa: &SqlStorage) {
     assert_not_found(sa.revoke_certificate(&Serial::random(), &later).await);
 }
 
-async fn renewal_marks_and_replacement(sa: &SqlStorage) {
+async fn renewal_marks_and_replacement(sa: &Sa) {
     let a = new_account(sa).await;
     let b = new_account(sa).await;
     let mut certs = Vec::new();
@@ -1209,7 +1234,7 @@ async fn renewal_marks_and_replacement(sa: &SqlStorage) {
     assert_conflict(sa.mark_replaced(&certs[0].serial, &certs[2].order_id).await);
 }
 
-async fn domain_counting(sa: &SqlStorage) {
+async fn domain_counting(sa: &Sa) {
     let acct = new_account(sa).await;
     let day = Duration::days(1);
     issue(sa, &acct.id, &["example.com"], T0).await;
@@ -1292,7 +1317,7 @@ async fn domain_counting(sa: &SqlStorage) {
     );
 }
 
-async fn time_round_trip(sa: &SqlStorage) {
+async fn time_round_trip(sa: &Sa) {
     let precise = datetime!(2026-02-03 04:05:06.123456789 UTC);
     let truncated = datetime!(2026-02-03 04:05:06.123456 UTC);
     assert_eq!(SqlStorage::truncate_time(precise), truncated);
@@ -1321,7 +1346,7 @@ async fn time_round_trip(sa: &SqlStorage) {
     );
 }
 
-async fn concurrent_compare_and_set(sa: &SqlStorage) {
+async fn concurrent_compare_and_set(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
@@ -1360,7 +1385,7 @@ async fn concurrent_compare_and_set(sa: &SqlStorage) {
 /// row is inserted, then the key cannot be bound) run concurrently with writes that succeed. On
 /// SQLite they share group commits; each failed one must leave nothing and each successful one
 /// must be stored.
-async fn concurrent_failed_writes_leave_nothing(sa: &SqlStorage) {
+async fn concurrent_failed_writes_leave_nothing(sa: &Sa) {
     sa.new_eab_key(&EabKey {
         key_id: "kid-shared".into(),
         hmac_key: vec![1; 32],
@@ -1411,7 +1436,7 @@ async fn sqlite_url_connect_persists_and_uses_wal() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let url = format!("sqlite://{}", path.display());
     let sa = SqlStorage::connect(&url).await.unwrap();
-    let a = new_account(&sa).await;
+    let a = new_account(&(Arc::new(sa.clone()) as Sa)).await;
     sa.close().await;
 
     // Reopening (and re-running migrations) keeps the data.
@@ -1439,7 +1464,7 @@ async fn unsupported_url_is_refused_without_echoing_it() {
     );
 }
 
-async fn revocation_status(sa: &SqlStorage) {
+async fn revocation_status(sa: &Sa) {
     let acct = new_account(sa).await;
     let mut certs = Vec::new();
     for (i, name) in ["a.example.com", "b.example.com", "c.example.com"]
@@ -1584,7 +1609,7 @@ async fn revocation_status(sa: &SqlStorage) {
     assert!(expired.is_empty());
 }
 
-async fn crls_are_stored_with_increasing_numbers(sa: &SqlStorage) {
+async fn crls_are_stored_with_increasing_numbers(sa: &Sa) {
     let crl = |number: u64, der: &[u8]| StoredCrl {
         info: CrlInfo {
             issuer_id: "int-a".into(),
@@ -1611,7 +1636,7 @@ async fn crls_are_stored_with_increasing_numbers(sa: &SqlStorage) {
     assert_not_found(sa.get_crl("int-b", 3).await);
 }
 
-async fn blocked_keys(sa: &SqlStorage) {
+async fn blocked_keys(sa: &Sa) {
     let key = BlockedKey {
         spki_sha256: "EF".repeat(32),
         jwk_thumbprint: Some("thumb".into()),

@@ -1,7 +1,8 @@
 //! Validation authority: proves control of identifiers with http-01, dns-01 and tls-alpn-01.
 //!
-//! [`Va`] resolves names itself through one configured DNS server ([`VaConfig::dns_server`])
-//! with no cache, so every validation sees current records.
+//! [`Va`] implements [`ValidationAuthority`] (the contract, defined in `cairn-api`). It resolves
+//! names itself through one configured DNS server ([`VaConfig::dns_server`]) with no cache, so
+//! every validation sees current records.
 //!
 //! **Port mapping.** RFC 8555 fixes http-01 at port 80 and tls-alpn-01 at port 443, and
 //! redirects are followed only to ports 80 and 443. [`VaConfig::http01_port`] and
@@ -22,86 +23,15 @@ pub use dns01::dns01_txt_value;
 pub use http01::{MAX_BODY, MAX_REDIRECTS};
 pub use tlsalpn01::{ACME_TLS_1, ID_PE_ACME_IDENTIFIER, reverse_dns_name};
 
+pub use cairn_api::va::{
+    CaaAccount, CaaCheck, ValidationAuthority, ValidationOutcome, ValidationRequest,
+};
+
 use async_trait::async_trait;
 use cairn_core::{ChallengeType, Identifier, Problem, ProblemType, ValidationRecord};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// One validation to perform.
-#[derive(Debug, Clone)]
-pub struct ValidationRequest {
-    /// The identifier (authorization form: no wildcard prefix).
-    pub identifier: Identifier,
-    /// The method.
-    pub challenge: ChallengeType,
-    /// The challenge token.
-    pub token: String,
-    /// The key authorization: `token || '.' || base64url(JWK thumbprint)`.
-    pub key_authorization: String,
-    /// Check CAA (RFC 8659) after a successful validation, as Boulder does. `None` skips it.
-    pub caa: Option<CaaCheck>,
-}
-
-/// The CAA check that accompanies a validation.
-#[derive(Debug, Clone)]
-pub struct CaaCheck {
-    /// The authorization is for a wildcard name (`issuewild` applies).
-    pub wildcard: bool,
-    /// Issuer domain names that identify this CA in CAA `issue`/`issuewild` records.
-    pub ca_identities: Vec<String>,
-    /// The requesting account, for RFC 8657 `accounturi`.
-    pub account: Option<CaaAccount>,
-    /// The validation method that succeeded, for RFC 8657 `validationmethods` (`None` when
-    /// CAA is rechecked at finalize without a method at hand: method-bound records then
-    /// authorize nothing).
-    pub method: Option<ChallengeType>,
-}
-
-/// How an account is named in RFC 8657 `accounturi` parameters: its URL is one of
-/// `prefixes` followed by `path`. With no prefixes configured, any URL ending in `path`
-/// matches (the path holds the account's unguessable random ID).
-#[derive(Debug, Clone)]
-pub struct CaaAccount {
-    /// The account URL's path, e.g. `/acme/acct/<id>`.
-    pub path: String,
-    /// The CA's external base URLs, e.g. `https://acme.example.com`.
-    pub prefixes: Vec<String>,
-}
-
-impl CaaAccount {
-    /// Whether an `accounturi` value names this account.
-    pub fn matches(&self, uri: &str) -> bool {
-        match uri.strip_suffix(self.path.as_str()) {
-            None => false,
-            Some(prefix) if self.prefixes.is_empty() => {
-                prefix.starts_with("https://") || prefix.starts_with("http://")
-            }
-            Some(prefix) => self
-                .prefixes
-                .iter()
-                .any(|p| p.trim_end_matches('/') == prefix),
-        }
-    }
-}
-
-/// What a validation did and how it ended.
-#[derive(Debug, Clone)]
-pub struct ValidationOutcome {
-    /// Network records (one per HTTP hop, or the DNS lookup).
-    pub records: Vec<ValidationRecord>,
-    /// `None` on success; the client-facing problem on failure.
-    pub error: Option<Problem>,
-}
-
-/// The validation interface (in-process by default; remote perspectives later).
-#[async_trait]
-pub trait ValidationAuthority: Send + Sync + 'static {
-    /// Performs one validation. Never panics; every failure is a `Problem` in the outcome.
-    async fn validate(&self, req: ValidationRequest) -> ValidationOutcome;
-    /// Checks CAA alone (the recheck at finalize for authorizations validated long ago).
-    async fn check_caa(&self, identifier: &Identifier, check: &CaaCheck) -> Result<(), Problem>;
-}
 
 /// How the VA reaches the world.
 #[derive(Debug, Clone, PartialEq, Eq)]

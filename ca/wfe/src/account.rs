@@ -10,8 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_acme::jwk::Jwk;
 use cairn_acme::messages::{AccountUpdate, NewAccount, OrdersList};
+use cairn_api::{KeyChangeError, NewAccountRequest};
 use cairn_core::{AccountStatus, Problem, ProblemType};
-use cairn_ra::{KeyChangeError, NewAccountRequest};
 
 pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;

@@ -5,8 +5,8 @@ use crate::response::{AcmeResponse, AcmeResult};
 use crate::{WfeState, paths};
 use axum::extract::{Path, Request};
 use cairn_acme::messages::Revocation;
+use cairn_api::RevocationRequester;
 use cairn_core::{Problem, Serial};
-use cairn_ra::RevocationRequester;
 
 pub(crate) async fn certificate(
     state: WfeState,

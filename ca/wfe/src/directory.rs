@@ -9,6 +9,7 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
     let wfe = &state.0;
     let base = wfe.base_url(&uri, &headers);
     let cfg = &wfe.config;
+    let ra = wfe.ra.directory_info();
     let dir = DirectoryResponse {
         new_nonce: format!("{base}{}", paths::NEW_NONCE),
         new_account: format!("{base}{}", paths::NEW_ACCOUNT),
@@ -19,17 +20,9 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
         meta: DirectoryMeta {
             terms_of_service: cfg.terms_of_service.clone(),
             website: cfg.website.clone(),
-            caa_identities: Some(wfe.ra.config().caa_identities.clone())
-                .filter(|ids| !ids.is_empty()),
-            external_account_required: Some(wfe.ra.config().external_account_required),
-            profiles: Some(
-                wfe.ra
-                    .config()
-                    .profiles
-                    .iter()
-                    .map(|(name, p)| (name.clone(), p.description.clone()))
-                    .collect(),
-            ),
+            caa_identities: Some(ra.caa_identities).filter(|ids| !ids.is_empty()),
+            external_account_required: Some(ra.external_account_required),
+            profiles: Some(ra.profiles),
         },
     };
     let dir = serde_json::to_value(&dir).unwrap_or_default();

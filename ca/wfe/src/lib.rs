@@ -1,6 +1,7 @@
 //! Web front end: the ACME HTTP API (RFC 8555). It authenticates requests (JWS, nonces, URLs),
 //! turns them into RA calls and renders resources and problem documents. It holds no keys and
-//! no database handle.
+//! no database handle, and knows the RA only as `cairn-api`'s [`RegistrationAuthority`]: the
+//! RA may run in this process or elsewhere.
 
 mod account;
 mod auth;
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
-use cairn_ra::Ra;
+use cairn_api::RegistrationAuthority;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,11 +59,19 @@ impl Default for WfeConfig {
 }
 
 /// Shared state of the handlers.
-#[derive(Debug)]
 pub(crate) struct Wfe {
-    pub(crate) ra: Ra,
+    pub(crate) ra: Arc<dyn RegistrationAuthority>,
     pub(crate) nonces: NonceService,
     pub(crate) config: WfeConfig,
+}
+
+impl std::fmt::Debug for Wfe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wfe")
+            .field("nonces", &self.nonces)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 pub(crate) type WfeState = State<Arc<Wfe>>;
@@ -83,8 +92,8 @@ pub(crate) mod paths {
     pub(crate) const RENEWAL_INFO: &str = "/acme/renewal-info";
 }
 
-/// Builds the ACME router.
-pub fn router(ra: Ra, config: WfeConfig) -> Router {
+/// Builds the ACME router over `ra`.
+pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
     let state = Arc::new(Wfe {
         ra,
         nonces: NonceService::new(Duration::from_secs(3600), 1 << 20),

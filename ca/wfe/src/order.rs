@@ -6,8 +6,8 @@ use crate::{WfeState, paths, render};
 use axum::extract::{Path, Request};
 use axum::http::StatusCode;
 use cairn_acme::messages::{AuthzUpdate, Finalize, NewOrder};
+use cairn_api::{NewOrderRequest, OrderView};
 use cairn_core::{AuthzId, ChallengeId, OrderId, OrderStatus, Problem};
-use cairn_ra::NewOrderRequest;
 
 pub(crate) async fn new_order(state: WfeState, req: Request) -> AcmeResult {
     let wfe = &state.0;
@@ -68,7 +68,7 @@ pub(crate) async fn order(state: WfeState, Path(id): Path<String>, req: Request)
     ))
 }
 
-fn order_response(base: &str, view: &cairn_ra::OrderView, retry: u64) -> AcmeResponse {
+fn order_response(base: &str, view: &OrderView, retry: u64) -> AcmeResponse {
     let resp = AcmeResponse::json(&render::order(base, view))
         .location(render::order_url(base, view.order.id.as_str()));
     if view.status == OrderStatus::Processing {

@@ -5,8 +5,8 @@ use crate::paths;
 use cairn_acme::messages::{
     AccountResponse, AuthorizationResponse, ChallengeResponse, OrderResponse,
 };
+use cairn_api::OrderView;
 use cairn_core::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, OrderStatus};
-use cairn_ra::OrderView;
 use serde_json::Value;
 
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -140,30 +140,29 @@ macro_rules! on_conn {
 /// the body's value. Failing to get a connection returns from the enclosing function with the
 /// [`DbError`](crate::DbError) converted by `?`; so does `?` inside the body.
 ///
-/// With a result type after `->`, like [`on_write!`](crate::on_write), the block evaluates to
-/// that `Result<T, E>` (`E: From<DbError>`) instead, and `?` and `return` leave the block.
+/// Given an error type `E` first, errors go through `E` on their way out (`E: From<DbError>`,
+/// and the enclosing function's error `From<E>`): for an enclosing error type that has no
+/// conversion from sqlx's errors, such as a driver-free contract's.
 ///
 /// ```ignore
 /// let row = on_read!(self.db, |conn| {
 ///     sqlx::query_as("SELECT … WHERE id = $1").bind(id).fetch_optional(conn).await?
 /// });
-/// let row = on_read!(self.db, |conn| -> Result<Option<Row>, MyError> {
-///     Ok(sqlx::query_as("SELECT …").fetch_optional(conn).await?)
-/// })?;
+/// let row = on_read!(self.db, Failure, |conn| { … });
 /// ```
 #[macro_export]
 macro_rules! on_read {
-    ($db:expr, |$conn:ident| -> $ret:ty $body:block) => {{
-        let result: $ret = async {
-            let mut read = $db.read().await?;
-            $crate::on_conn!(read.conn(), |$conn| $body)
-        }
-        .await;
-        result
-    }};
     ($db:expr, |$conn:ident| $body:expr) => {{
         let mut read = $db.read().await?;
         $crate::on_conn!(read.conn(), |$conn| $body)
+    }};
+    ($db:expr, $err:ty, |$conn:ident| $body:expr) => {{
+        let read: ::core::result::Result<_, $err> = async {
+            let mut read = $db.read().await?;
+            ::core::result::Result::Ok($crate::on_conn!(read.conn(), |$conn| $body))
+        }
+        .await;
+        read?
     }};
 }
 
@@ -173,6 +172,9 @@ macro_rules! on_read {
 /// `return` and `?` leave the block, not the enclosing function. It owns what it uses: values
 /// it names are moved into it. Write the result type after `->` when the context does not
 /// settle it.
+///
+/// Given an error type `E` first, the block returns `Result<T, E>` and the macro evaluates to
+/// `Result<T, F>` for whatever `F: From<E>` the context asks for (as with [`on_read!`]).
 ///
 /// ```ignore
 /// on_write!(self.db, |conn| -> Result<(), MyError> {
@@ -195,5 +197,14 @@ macro_rules! on_write {
     ($db:expr, |$conn:ident| $body:block) => {
         $db.write(move |conn| Box::pin(async move { $crate::on_conn!(conn, |$conn| $body) }))
             .await
+    };
+    ($db:expr, $err:ty, |$conn:ident| $body:block) => {
+        $db.write(move |conn| {
+            let job: $crate::WriteFuture<'_, ::core::result::Result<_, $err>> =
+                Box::pin(async move { $crate::on_conn!(conn, |$conn| $body) });
+            job
+        })
+        .await
+        .map_err(::core::convert::From::from)
     };
 }

@@ -36,6 +36,16 @@ impl From<sqlx::Error> for TestError {
     }
 }
 
+/// An enclosing error type with no conversion from the layer's or sqlx's errors.
+#[derive(Debug)]
+struct Outer(TestError);
+
+impl From<TestError> for Outer {
+    fn from(e: TestError) -> Self {
+        Outer(e)
+    }
+}
+
 /// A database for one test, dropped (the PostgreSQL schema too) by [`Place::remove`].
 struct Place {
     db: Db,
@@ -157,12 +167,29 @@ async fn writes_keep_their_changes_only_when_they_succeed(p: &Place) {
     assert_eq!(get(db, "b").await.unwrap(), None);
     let mut read = db.read().await.unwrap();
     assert_eq!(count(read.conn()).await.unwrap(), 1);
-    // The typed forms evaluate to the block's result.
-    let n = on_read!(db, |conn| -> Result<i64, TestError> {
-        count(conn.into()).await
-    })
-    .unwrap();
-    assert_eq!(n, 1);
+    drop(read);
+    // Errors can go through another type on their way out.
+    let n: Result<i64, Outer> = async {
+        Ok(on_read!(db, TestError, |conn| {
+            count(conn.into()).await?
+        }))
+    }
+    .await;
+    assert_eq!(n.unwrap(), 1);
+    let refused: Result<i64, Outer> = async {
+        on_write!(db, TestError, |conn| {
+            sqlx::query("DELETE FROM counters")
+                .execute(&mut *conn)
+                .await?;
+            Err(TestError::Refused)
+        })
+    }
+    .await;
+    assert!(
+        matches!(refused, Err(Outer(TestError::Refused))),
+        "{refused:?}"
+    );
+    assert_eq!(get(db, "a").await.unwrap(), Some(2));
 }
 
 async fn concurrent_read_then_write_loses_no_update(p: &Place) {

@@ -1,0 +1,355 @@
+//! The storage authority's contract: [`StorageAuthority`], the only way the CA reads and writes
+//! its database, with the rows it deals in and [`SaError`].
+//!
+//! Every multi-row change is one transaction, so a crash never leaves a half-written state (an
+//! order `valid` without its certificate, an authorization without its challenges). Times are
+//! stored as unix microseconds: an `OffsetDateTime` reads back in UTC, truncated to the
+//! microsecond. Methods that look a row up return [`SaError::NotFound`] when it is missing; writes
+//! that would duplicate a unique value, or whose compare-and-set precondition fails on an existing
+//! row, return [`SaError::Conflict`] and change nothing.
+//!
+//! `cairn-sa` implements it on SQLite and PostgreSQL; `fake::MemoryStorage` (feature
+//! `test-util`) in memory, with the same answers.
+
+use async_trait::async_trait;
+use cairn_core::{
+    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, Challenge, ChallengeId,
+    EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
+};
+use time::OffsetDateTime;
+
+/// A database driver's error, kept as the source of [`SaError::Database`] and
+/// [`SaError::Migrate`] without this crate naming the driver.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Storage failures. Callers map `NotFound`/`Conflict` to client errors; everything else is
+/// internal and must be logged, never shown to a client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SaError {
+    /// The row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or a compare-and-set precondition failed.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The database failed; the driver's error is the source.
+    #[error("database error: {0}")]
+    Database(#[source] BackendError),
+    /// Migrations failed; the migrator's error is the source.
+    #[error("migration error: {0}")]
+    Migrate(#[source] BackendError),
+    /// A write was not committed: the group commit it was part of failed, or the storage was
+    /// closed. Nothing of the write is stored.
+    #[error("not committed: {0}")]
+    NotCommitted(String),
+    /// A stored JSON column did not decode.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias.
+pub type SaResult<T> = Result<T, SaError>;
+
+/// The outcome of validating one challenge, applied atomically to the authorization and the
+/// challenge.
+#[derive(Debug, Clone)]
+pub struct ChallengeOutcome {
+    /// The authorization.
+    pub authz_id: AuthzId,
+    /// The challenge that was attempted.
+    pub challenge: Challenge,
+    /// The authorization's new status (`Valid` or `Invalid`).
+    pub authz_status: AuthzStatus,
+    /// The authorization's new expiry (a valid authorization lives for the reuse window).
+    pub expires: OffsetDateTime,
+}
+
+/// An authorization's stored status and expiry, without the rest of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthzState {
+    /// The stored status.
+    pub status: AuthzStatus,
+    /// When it expires.
+    pub expires: OffsetDateTime,
+}
+
+impl AuthzState {
+    /// The status a client should see at `now` ([`AuthzStatus::at`]).
+    pub fn status_at(&self, now: OffsetDateTime) -> AuthzStatus {
+        self.status.at(self.expires, now)
+    }
+}
+
+/// The CA's storage interface.
+#[async_trait]
+pub trait StorageAuthority: Send + Sync + 'static {
+    // ---- accounts ----
+
+    /// Inserts a new account. `Conflict` if its key thumbprint is already registered.
+    /// If `eab_key_id` is set, the EAB key is marked bound in the same transaction
+    /// (`Conflict` if it was already bound, `NotFound` if it does not exist; either way no account
+    /// is created).
+    async fn new_account(&self, account: &Account) -> SaResult<()>;
+    /// Gets an account by ID.
+    async fn get_account(&self, id: &AccountId) -> SaResult<Account>;
+    /// Gets an account by its key's RFC 7638 thumbprint.
+    async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account>;
+    /// Replaces contact and status. `NotFound` if the account does not exist.
+    async fn update_account(&self, account: &Account) -> SaResult<()>;
+    /// Replaces the account key. `Conflict` if another account has the new key, `NotFound` if
+    /// the account does not exist.
+    async fn update_account_key(
+        &self,
+        id: &AccountId,
+        jwk: &serde_json::Value,
+        thumbprint: &str,
+    ) -> SaResult<()>;
+    /// Number of accounts created from `ip` since `since` (rate limiting).
+    async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64>;
+
+    // ---- external account binding ----
+
+    /// Stores a new EAB key. `Conflict` if the key ID exists.
+    async fn new_eab_key(&self, key: &EabKey) -> SaResult<()>;
+    /// Gets an EAB key.
+    async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey>;
+
+    // ---- orders and authorizations ----
+
+    /// Inserts an order with the authorizations it newly created, in one transaction.
+    /// `order.authz_ids` may also name existing (reused) authorizations. `Conflict` if an order,
+    /// authorization or challenge ID already exists, `NotFound` if the account or a named
+    /// authorization does not; on any error nothing is stored.
+    async fn new_order_and_authzs(
+        &self,
+        order: &Order,
+        new_authzs: &[Authorization],
+    ) -> SaResult<()>;
+    /// Gets an order.
+    async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
+    /// Gets an order with the stored status and expiry of each of its authorizations, in the
+    /// order of its `authz_ids`: what the order's status is computed from, in one read.
+    async fn get_order_with_authz_states(&self, id: &OrderId)
+    -> SaResult<(Order, Vec<AuthzState>)>;
+    /// The account's order IDs, newest first, at most `limit` after skipping `offset`.
+    async fn get_order_ids_for_account(
+        &self,
+        account: &AccountId,
+        offset: u64,
+        limit: u64,
+    ) -> SaResult<Vec<OrderId>>;
+    /// An order of `account` for exactly `identifiers` (sorted) and `profile` that is still
+    /// pending or ready (stored status `Pending`) and not expired at `now` — for order reuse.
+    /// The newest such order wins; `profile: None` matches only orders without a profile.
+    async fn get_reusable_order(
+        &self,
+        account: &AccountId,
+        identifiers: &[Identifier],
+        profile: Option<&str>,
+        now: OffsetDateTime,
+    ) -> SaResult<Option<Order>>;
+    /// Gets an authorization with its challenges.
+    async fn get_authorization(&self, id: &AuthzId) -> SaResult<Authorization>;
+    /// Gets several authorizations (in the order given; an ID may repeat). `NotFound` if any is
+    /// missing.
+    async fn get_authorizations(&self, ids: &[AuthzId]) -> SaResult<Vec<Authorization>>;
+    /// The newest authorization of `account` for `identifier` (authz identifier form, with the
+    /// wildcard flag) that is `Valid` (or, if `include_pending`, `Pending`) and expires after
+    /// `expires_after` — for authorization reuse. A `Valid` one is preferred over a `Pending` one;
+    /// among equals the most recently created wins.
+    async fn get_reusable_authz(
+        &self,
+        account: &AccountId,
+        identifier: &Identifier,
+        wildcard: bool,
+        include_pending: bool,
+        expires_after: OffsetDateTime,
+    ) -> SaResult<Option<Authorization>>;
+    /// Marks a challenge `processing` if the authorization is pending and the challenge pending.
+    /// Returns false (and changes nothing) otherwise.
+    async fn set_challenge_processing(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+    ) -> SaResult<bool>;
+    /// Records a validation outcome: the challenge and the authorization change together.
+    /// `NotFound` if the challenge is not one of the authorization's; `Conflict` (nothing
+    /// changes) if the challenge already finished or the authorization is no longer `Pending`.
+    async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()>;
+    /// Sets an authorization's status to `Deactivated` if it is pending or valid.
+    async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool>;
+    /// Sets all of an account's pending or valid authorizations to `Deactivated`.
+    async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64>;
+
+    // ---- finalize and certificates ----
+
+    /// Compare-and-set: moves the order from stored `Pending` to `Processing`, stores the CSR and
+    /// reserves `serial` for the order (as [`reserve_serial`](Self::reserve_serial) would), all in
+    /// one write. Returns false (and changes nothing, reserves nothing) if the order was not
+    /// `Pending`; `Conflict` if the serial was reserved before.
+    async fn set_order_processing(
+        &self,
+        id: &OrderId,
+        csr_der: &[u8],
+        serial: &Serial,
+        at: OffsetDateTime,
+    ) -> SaResult<bool>;
+    /// Records a reserved serial before signing (so every signed serial is traceable to an
+    /// order even if the process dies before the certificate is stored). `Conflict` if the serial
+    /// was reserved before, `NotFound` if the account or order does not exist.
+    async fn reserve_serial(
+        &self,
+        serial: &Serial,
+        account: &AccountId,
+        order: &OrderId,
+        at: OffsetDateTime,
+    ) -> SaResult<()>;
+    /// In one transaction: stores the certificate and moves its order from `Processing` to `Valid`
+    /// with `certificate_serial` set. `Conflict` if the order was not `Processing` or the serial is
+    /// already stored, `NotFound` if the order does not exist; on any error nothing is stored.
+    async fn finalize_order(&self, cert: &Certificate) -> SaResult<()>;
+    /// Moves an order from `Processing` to `Invalid` with `error`. `Conflict` if the order was not
+    /// `Processing`, `NotFound` if it does not exist.
+    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
+    /// Orders left in `Processing` (for resuming after a crash).
+    async fn get_processing_orders(&self) -> SaResult<Vec<Order>>;
+    /// Gets a certificate by serial.
+    async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate>;
+    /// Marks a certificate revoked. `Conflict` if already revoked, `NotFound` if unknown.
+    async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()>;
+    /// Number of certificates with a DNS name equal to `registered_domain` or ending in
+    /// `.` + `registered_domain` (case-insensitive; wildcards count for their base), whose
+    /// `notBefore` is at or after `since` (rate limiting).
+    async fn count_certificates_for_domain(
+        &self,
+        registered_domain: &str,
+        since: OffsetDateTime,
+    ) -> SaResult<u64>;
+
+    // ---- renewal information (RFC 9773) ----
+
+    /// Marks certificates for early renewal as of `at` (their ARI window moves to the past).
+    /// Returns how many were marked.
+    async fn mark_for_renewal(
+        &self,
+        selector: &RenewalSelector,
+        at: OffsetDateTime,
+    ) -> SaResult<u64>;
+    /// Records that `by`'s certificate replaced `serial`. `Conflict` if it was already replaced.
+    async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()>;
+
+    // ---- revocation status ----
+
+    /// Certificates an operator selects (for `cairn admin revoke`), unrevoked and unexpired at
+    /// `now` unless `include_revoked`, oldest first, at most `limit`.
+    async fn get_certificates(
+        &self,
+        selector: &CertificateSelector,
+        now: OffsetDateTime,
+        include_revoked: bool,
+        limit: u64,
+    ) -> SaResult<Vec<Certificate>>;
+    /// Every revoked certificate of `issuer_id` whose notAfter is after `not_after_after`: the
+    /// entries of the issuer's CRLs, in serial order.
+    async fn get_revoked_certificates(
+        &self,
+        issuer_id: &str,
+        not_after_after: OffsetDateTime,
+    ) -> SaResult<Vec<RevokedCertificate>>;
+    /// A number that every revocation increases (in the same transaction), so that a CRL
+    /// updater can tell cheaply whether anything was revoked since it last looked.
+    async fn get_revocation_epoch(&self) -> SaResult<i64>;
+    /// Stores a signed CRL, replacing the previous one of its issuer and shard. `Conflict` (and
+    /// nothing changes) unless its number is greater than the stored one's.
+    async fn put_crl(&self, crl: &StoredCrl) -> SaResult<()>;
+    /// Gets the stored CRL of an issuer's shard.
+    async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl>;
+    /// Every stored CRL's metadata (no DER), by issuer and shard.
+    async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>>;
+    /// Blocks a key (keyCompromise): certificates and accounts with it are refused from now
+    /// on. Blocking a blocked key again changes nothing and succeeds.
+    async fn block_key(&self, key: &BlockedKey) -> SaResult<()>;
+    /// Whether a key (SPKI SHA-256, lowercase hex) is blocked.
+    async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool>;
+    /// Whether a key, given by its RFC 7638 JWK thumbprint (an account key), is blocked.
+    async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool>;
+}
+
+/// Which certificates an operator selects for revocation. Not `non_exhaustive`: every storage
+/// must answer every selector, so a new one should fail to compile in each until it does.
+#[derive(Debug, Clone)]
+pub enum CertificateSelector {
+    /// Every certificate of an account.
+    Account(AccountId),
+    /// Every certificate for a key (SPKI SHA-256, lowercase hex).
+    SpkiSha256(String),
+    /// Every certificate naming this identifier (exactly; a wildcard `*.example.com` only as
+    /// itself).
+    Identifier(Identifier),
+}
+
+/// A revoked certificate, as a CRL entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// Serial.
+    pub serial: Serial,
+    /// Its CRL shard.
+    pub crl_shard: u32,
+    /// When and why.
+    pub revocation: Revocation,
+}
+
+/// What is known about a stored CRL without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlInfo {
+    /// The issuer ID.
+    pub issuer_id: String,
+    /// The shard.
+    pub shard: u32,
+    /// The cRLNumber.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// Number of entries.
+    pub entries: u64,
+}
+
+/// A signed CRL as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Metadata.
+    pub info: CrlInfo,
+    /// The CRL, DER.
+    pub der: Vec<u8>,
+}
+
+/// A blocked key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockedKey {
+    /// SPKI SHA-256, lowercase hex.
+    pub spki_sha256: String,
+    /// The RFC 7638 thumbprint of the same key as a JWK (refuses it as an account key), when
+    /// the key type has one.
+    pub jwk_thumbprint: Option<String>,
+    /// When it was blocked.
+    pub blocked_at: OffsetDateTime,
+    /// Why (e.g. "keyCompromise revocation of serial …"); never shown to clients.
+    pub comment: String,
+}
+
+/// Which certificates an operator marks for early renewal (exhaustive, as
+/// [`CertificateSelector`]).
+#[derive(Debug, Clone)]
+pub enum RenewalSelector {
+    /// One certificate.
+    Serial(Serial),
+    /// Every certificate of an account.
+    Account(AccountId),
+    /// Every certificate signed by an issuer (its issuer ID).
+    Issuer(String),
+    /// Every certificate whose notBefore is in `[from, to)`.
+    IssuedBetween(OffsetDateTime, OffsetDateTime),
+}
