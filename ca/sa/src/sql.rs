@@ -1,16 +1,11 @@
-//! [`SqlStorage`]: the [`StorageAuthority`] on SQLite or PostgreSQL, each statement written once.
+//! [`SqlStorage`]: the [`StorageAuthority`] on SQLite or PostgreSQL, each statement written once
+//! (the dialect dispatch, the SQLite readers and group-commit writer are `cairn-db`'s).
 //!
-//! Both dialects accept `$N` placeholders, `LIMIT`/`OFFSET`, partial indexes and scalar
-//! subqueries, and every column is stored with a type both map to the same Rust type (`TEXT` →
+//! Every column is stored with a type both databases map to the same Rust type: `TEXT` →
 //! `String`, `INTEGER`/`BIGINT` → `i64`, `BLOB`/`BYTEA` → `Vec<u8>`, 0/1/`BOOLEAN` → `bool`;
-//! times as unix microseconds, JSON as text). So the statements below are shared: [`on_read!`]
-//! expands one block of code once per backend, and the only per-dialect piece is how a write
-//! transaction begins ([`Dialect`]).
+//! times as unix microseconds, JSON as text.
 
 mod codec;
-mod group_commit;
-mod postgres;
-mod sqlite;
 
 use crate::{
     AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
@@ -21,15 +16,14 @@ use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
     Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem, Revocation, Serial,
 };
+use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use codec::{
     AccountRow, AuthzRow, CertificateRow, EabRow, OrderRow, OrderStateRow, Stored, account_columns,
     authz_select, authzs_from_rows, certificate_columns, from_micros, identifiers_key, micros,
     order_columns, order_select, order_state_select, order_with_states, orders_from_rows,
     reversed_name, revocation_from, to_json,
 };
-use group_commit::{GroupCommit, WriteFuture};
 use sqlx::error::ErrorKind;
-use sqlx::{Database, PgConnection, Pool, Postgres, QueryBuilder, Sqlite, Transaction};
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
@@ -37,8 +31,9 @@ use time::OffsetDateTime;
 
 /// A failure inside a storage method before it reaches the caller: the storage's own
 /// ([`SaError`]) or the driver's. [`SaError`] is the driver-free contract of `cairn-api`, so it has
-/// no conversion from `sqlx::Error` for `?` to use; the statements below return this instead, and
-/// it becomes a [`SaError`] (the driver's error boxed as the source of [`SaError::Database`] or
+/// no conversion from `sqlx::Error` for `?` to use; the statements below return this instead
+/// (`on_read!(self.db, Failure, …)`, `on_write!(self.db, Failure, …)`), and it becomes a
+/// [`SaError`] (the driver's error boxed as the source of [`SaError::Database`] or
 /// [`SaError::Migrate`]) where a method returns.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -62,9 +57,17 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
-impl From<sqlx::migrate::MigrateError> for Failure {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Failure::Migrate(e)
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Database(e) => Failure::Database(e),
+            DbError::Migrate(e) => Failure::Migrate(e),
+            DbError::NotCommitted(why) => Failure::Sa(SaError::NotCommitted(why)),
+            DbError::Create(e) => Failure::Database(sqlx::Error::Io(e)),
+            // `UnsupportedUrl` and any later kind of the layer's: its message, which never
+            // names the URL.
+            e => Failure::Database(sqlx::Error::Configuration(e.to_string().into())),
+        }
     }
 }
 
@@ -83,26 +86,25 @@ pub(crate) fn database(e: sqlx::Error) -> SaError {
     Failure::Database(e).into()
 }
 
+/// The storage authority's tables, one migration set per backend.
+static SCHEMA: Schema = Schema {
+    name: "sa",
+    migrations: Migrations::PerBackend {
+        sqlite: &sqlx::migrate!("./migrations/sqlite"),
+        postgres: &sqlx::migrate!("./migrations/postgres"),
+    },
+};
+
 /// The storage authority on a SQL database: SQLite (embedded, the default) or PostgreSQL.
 ///
 /// Times are stored as unix **microseconds**: an [`OffsetDateTime`] with finer precision reads
 /// back truncated (towards the past) to the microsecond, and always in UTC. Use
 /// [`SqlStorage::truncate_time`] to predict the stored value.
 ///
-/// Cloning is cheap and shares the connection pool.
+/// Cloning is cheap and shares the connections.
 #[derive(Clone)]
 pub struct SqlStorage {
-    backend: Backend,
-}
-
-#[derive(Clone)]
-enum Backend {
-    /// Reads use connections of their own; every write goes through the group-commit writer.
-    Sqlite {
-        readers: sqlite::Readers,
-        writer: GroupCommit,
-    },
-    Postgres(sqlx::PgPool),
+    db: Db,
 }
 
 impl fmt::Debug for SqlStorage {
@@ -118,24 +120,16 @@ impl SqlStorage {
     /// Connects to `url` and applies the pending migrations.
     ///
     /// * `sqlite://path/to/cairn.db` (relative) or `sqlite:///abs/path/cairn.db`: the file is
-    ///   created if missing; WAL journal with `synchronous=FULL` (a committed transaction
-    ///   survives SIGKILL and power loss), foreign keys enforced, a 10 s busy timeout.
+    ///   created if missing (owner-only); WAL journal with `synchronous=FULL` (a committed
+    ///   transaction survives SIGKILL and power loss), foreign keys enforced, a 10 s busy
+    ///   timeout. Reads use connections of their own; writes are committed in groups.
     /// * `postgres://…` or `postgresql://…`: any URL `sqlx` accepts, e.g. with
     ///   `options=-csearch_path%3Dmyschema` to use a schema other than `public`.
     ///
     /// Errors never include the URL.
     pub async fn connect(url: &str) -> SaResult<SqlStorage> {
-        let backend = if url.starts_with("sqlite:") {
-            let (readers, writer) = sqlite::connect_url(url).await?;
-            Backend::Sqlite { readers, writer }
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres(postgres::connect_url(url).await?)
-        } else {
-            return Err(database(sqlx::Error::Configuration(
-                "unsupported database URL scheme (expected sqlite: or postgres:)".into(),
-            )));
-        };
-        Ok(SqlStorage { backend })
+        let db = Db::connect(url, &SCHEMA).await.map_err(Failure::from)?;
+        Ok(SqlStorage { db })
     }
 
     /// Opens (creating if missing, with the directory) the SQLite database `dir/cairn.db`, with
@@ -144,30 +138,21 @@ impl SqlStorage {
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(|e| database(sqlx::Error::Io(e)))?;
-        let (readers, writer) = sqlite::connect_file(&dir.join("cairn.db")).await?;
-        Ok(SqlStorage {
-            backend: Backend::Sqlite { readers, writer },
-        })
+        let db = Db::open_sqlite(&dir.join("cairn.db"), &SCHEMA)
+            .await
+            .map_err(Failure::from)?;
+        Ok(SqlStorage { db })
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite { .. } => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.db.dialect().name()
     }
 
-    /// Closes the connection pool, waiting for connections in use to be returned (and, on
-    /// SQLite, for the writes already queued to be committed). Writes after this fail.
+    /// Closes the connections, waiting for those in use to be returned (and, on SQLite, for the
+    /// writes already queued to be committed). Writes after this fail.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite { readers, writer } => {
-                writer.close().await;
-                readers.close().await;
-            }
-            Backend::Postgres(pool) => pool.close().await,
-        }
+        self.db.close().await;
     }
 
     /// `t` as it reads back from storage: in UTC, truncated to the microsecond.
@@ -176,107 +161,10 @@ impl SqlStorage {
     }
 }
 
-/// Runs `$body` (reads) with `$conn` bound to a `&mut` connection of the backend
-/// (`SqliteConnection` or `PgConnection`), held for the whole body, and evaluates to its value;
-/// `?` in the body returns a driver error from the enclosing method as a [`SaError`]. The body
-/// is written once and compiled once per backend.
-macro_rules! on_read {
-    ($self:ident, |$conn:ident| $body:expr) => {
-        match &$self.backend {
-            Backend::Sqlite { readers, .. } => {
-                let read = async {
-                    let mut reader = readers.acquire().await?;
-                    let $conn: &mut sqlx::SqliteConnection = &mut reader;
-                    Ok::<_, Failure>($body)
-                };
-                read.await?
-            }
-            Backend::Postgres(pool) => {
-                let read = async {
-                    let mut reader = pool.acquire().await?;
-                    let $conn: &mut PgConnection = &mut reader;
-                    Ok::<_, Failure>($body)
-                };
-                read.await?
-            }
-        }
-    };
-}
-
-/// Runs `{ $body }` as one atomic write with `$conn` bound to a `&mut` connection
-/// (`SqliteConnection` or `PgConnection`); the body evaluates to a `Result<_, Failure>` and its
-/// changes are kept only if it is `Ok`. On SQLite the body runs in the group-commit writer (in a
-/// savepoint of a batch, answered after the batch's commit), so it must own what it uses (`move`,
-/// `'static`); on PostgreSQL it runs in a transaction of its own from the pool.
-macro_rules! on_write {
-    ($self:ident, |$conn:ident| { $($body:tt)* }) => {
-        match &$self.backend {
-            Backend::Sqlite { writer, .. } => {
-                writer
-                    .write(move |$conn| {
-                        Box::pin(async move {
-                            let result: Result<_, Failure> = async move { $($body)* }.await;
-                            result.map_err(SaError::from)
-                        })
-                    })
-                    .await
-            }
-            Backend::Postgres(pool) => {
-                pg_write(pool, move |$conn| {
-                    Box::pin(async move {
-                        let result: Result<_, Failure> = async move { $($body)* }.await;
-                        result.map_err(SaError::from)
-                    })
-                })
-                .await
-            }
-        }
-    };
-}
-
-/// One write transaction on PostgreSQL: commits if `job` returns `Ok`, rolls back otherwise.
-async fn pg_write<T, F>(pool: &sqlx::PgPool, job: F) -> SaResult<T>
-where
-    F: for<'c> FnOnce(&'c mut PgConnection) -> WriteFuture<'c, SaResult<T>>,
-{
-    let mut tx = begin_write(pool).await.map_err(database)?;
-    let result = job(&mut tx).await;
-    if result.is_ok() {
-        tx.commit().await.map_err(database)?;
-    }
-    result
-}
-
-/// What differs between the dialects in the code paths below.
-trait Dialect: Database {
-    /// Starts a transaction that will write. SQLite takes the write lock up front so that the
-    /// busy timeout applies, instead of failing when a reading transaction tries to upgrade.
-    const BEGIN_WRITE: &'static str;
-}
-
-impl Dialect for Sqlite {
-    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-}
-
-impl Dialect for Postgres {
-    const BEGIN_WRITE: &'static str = "BEGIN";
-}
-
-async fn begin_write<DB: Dialect>(
-    pool: &Pool<DB>,
-) -> Result<Transaction<'static, DB>, sqlx::Error> {
-    pool.begin_with(DB::BEGIN_WRITE).await
-}
-
 /// The most rows one multi-row `INSERT` carries: 256 rows of at most 9 columns stay far below
 /// the bound parameters either database accepts in one statement (32,766 for SQLite, 65,535 for
 /// PostgreSQL), whatever an operator sets as the most identifiers per order.
 const ROWS_PER_INSERT: usize = 256;
-
-/// A query builder for the connection's database (pins the type parameter).
-fn query_builder<C: sqlx::Connection>(_conn: &C, init: &'static str) -> QueryBuilder<C::Database> {
-    QueryBuilder::new(init)
-}
 
 /// Maps a failed write: unique violation → `Conflict(what)`, foreign-key violation (a referenced
 /// row is missing) → `NotFound`.
@@ -322,7 +210,7 @@ impl StorageAuthority for SqlStorage {
         let jwk = to_json(&account.jwk)?;
         let contact = to_json(&account.contact)?;
         let account = account.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO accounts (id, jwk, key_thumbprint, contact, status, created_at, \
                  eab_key_id, initial_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -358,7 +246,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_account(&self, id: &AccountId) -> SaResult<Account> {
-        let row = on_read!(self, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
@@ -372,7 +260,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account> {
-        let row = on_read!(self, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AccountRow>(concat!(
                 "SELECT ",
                 account_columns!(),
@@ -388,7 +276,7 @@ impl StorageAuthority for SqlStorage {
     async fn update_account(&self, account: &Account) -> SaResult<()> {
         let contact = to_json(&account.contact)?;
         let (id, status) = (account.id.clone(), account.status);
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed =
                 sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
                     .bind(id.as_str())
@@ -412,7 +300,7 @@ impl StorageAuthority for SqlStorage {
     ) -> SaResult<()> {
         let jwk = to_json(jwk)?;
         let (id, thumbprint) = (id.clone(), thumbprint.to_owned());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed =
                 sqlx::query("UPDATE accounts SET jwk = $2, key_thumbprint = $3 WHERE id = $1")
                     .bind(id.as_str())
@@ -430,7 +318,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn count_accounts_by_ip(&self, ip: &str, since: OffsetDateTime) -> SaResult<u64> {
-        let n: i64 = on_read!(self, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM accounts WHERE initial_ip = $1 AND created_at >= $2",
             )
@@ -446,7 +334,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn new_eab_key(&self, key: &EabKey) -> SaResult<()> {
         let key = key.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO eab_keys (key_id, hmac_key, created_at, bound_account) \
                  VALUES ($1, $2, $3, $4)",
@@ -463,7 +351,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey> {
-        let row = on_read!(self, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, EabRow>(
                 "SELECT key_id, hmac_key, created_at, bound_account FROM eab_keys \
                  WHERE key_id = $1",
@@ -497,7 +385,7 @@ impl StorageAuthority for SqlStorage {
         let new_authzs = new_authzs.to_vec();
         // One statement per table, whatever the number of names: each statement is a round
         // trip to the database (on SQLite, to its connection's thread).
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             for rows in new_authzs.chunks(ROWS_PER_INSERT) {
                 let mut q = query_builder(
                     &*conn,
@@ -585,7 +473,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_order(&self, id: &OrderId) -> SaResult<Order> {
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = $1 ORDER BY oa.position"
@@ -604,7 +492,7 @@ impl StorageAuthority for SqlStorage {
         &self,
         id: &OrderId,
     ) -> SaResult<(Order, Vec<AuthzState>)> {
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderStateRow>(concat!(
                 order_state_select!(),
                 " WHERE o.id = $1 ORDER BY oa.position"
@@ -622,7 +510,7 @@ impl StorageAuthority for SqlStorage {
         offset: u64,
         limit: u64,
     ) -> SaResult<Vec<OrderId>> {
-        let ids: Vec<String> = on_read!(self, |conn| {
+        let ids: Vec<String> = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT id FROM orders WHERE account_id = $1 \
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
@@ -644,7 +532,7 @@ impl StorageAuthority for SqlStorage {
         now: OffsetDateTime,
     ) -> SaResult<Option<Order>> {
         let key = identifiers_key(identifiers);
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.id = (SELECT id FROM orders WHERE account_id = $1 \
@@ -676,7 +564,7 @@ impl StorageAuthority for SqlStorage {
         if unique.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             let mut qb = query_builder(conn, concat!(authz_select!(), " WHERE a.id IN ("));
             let mut list = qb.separated(", ");
             for id in &unique {
@@ -717,7 +605,7 @@ impl StorageAuthority for SqlStorage {
         } else {
             AuthzStatus::Valid
         };
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AuthzRow>(concat!(
                 authz_select!(),
                 " WHERE a.id = (SELECT id FROM authzs WHERE account_id = $1 \
@@ -746,7 +634,7 @@ impl StorageAuthority for SqlStorage {
         chall: &ChallengeId,
     ) -> SaResult<bool> {
         let (authz, chall) = (authz.clone(), chall.clone());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE challenges SET status = 'processing' \
                  WHERE id = $1 AND authz_id = $2 AND status = 'pending' \
@@ -765,7 +653,7 @@ impl StorageAuthority for SqlStorage {
         let error = outcome.challenge.error.as_ref().map(to_json).transpose()?;
         let record = to_json(&outcome.challenge.validation_record)?;
         let outcome = outcome.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let c = &outcome.challenge;
             let changed = sqlx::query(
                 "UPDATE challenges SET status = $3, validated = $4, error = $5, \
@@ -810,7 +698,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn deactivate_authorization(&self, id: &AuthzId) -> SaResult<bool> {
         let id = id.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE id = $1 AND status IN ('pending', 'valid')",
@@ -825,7 +713,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn deactivate_account_authorizations(&self, account: &AccountId) -> SaResult<u64> {
         let account = account.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE authzs SET status = 'deactivated' \
                  WHERE account_id = $1 AND status IN ('pending', 'valid')",
@@ -848,7 +736,7 @@ impl StorageAuthority for SqlStorage {
         at: OffsetDateTime,
     ) -> SaResult<bool> {
         let (id, csr_der, serial) = (id.clone(), csr_der.to_vec(), serial.clone());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'processing', csr = $2 \
                  WHERE id = $1 AND status = 'pending'",
@@ -883,7 +771,7 @@ impl StorageAuthority for SqlStorage {
         at: OffsetDateTime,
     ) -> SaResult<()> {
         let (serial, account, order) = (serial.clone(), account.clone(), order.clone());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO serials (serial, account_id, order_id, reserved_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -912,7 +800,7 @@ impl StorageAuthority for SqlStorage {
             None => (None, None),
         };
         let cert = cert.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'valid', certificate_serial = $2 \
                  WHERE id = $1 AND status = 'processing'",
@@ -970,7 +858,7 @@ impl StorageAuthority for SqlStorage {
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
         let error = to_json(error)?;
         let id = id.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'invalid', error = $2 \
                  WHERE id = $1 AND status = 'processing'",
@@ -992,7 +880,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
-        let rows = on_read!(self, |conn| {
+        let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
                 " WHERE o.status = $1 ORDER BY o.created_at, o.id, oa.position"
@@ -1005,7 +893,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate> {
-        let row = on_read!(self, |conn| {
+        let row = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, CertificateRow>(concat!(
                 "SELECT ",
                 certificate_columns!(),
@@ -1020,7 +908,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()> {
         let (serial, revocation) = (serial.clone(), revocation.clone());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE certificates SET revoked_at = $2, revocation_reason = $3 \
                  WHERE serial = $1 AND revoked_at IS NULL",
@@ -1056,7 +944,7 @@ impl StorageAuthority for SqlStorage {
         let exact = reversed_name(registered_domain);
         let from = format!("{exact}.");
         let to = format!("{exact}/");
-        let n: i64 = on_read!(self, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar(
                 "SELECT COUNT(DISTINCT serial) FROM certificate_names \
                  WHERE (reversed_name = $1 OR (reversed_name >= $2 AND reversed_name < $3)) \
@@ -1079,7 +967,7 @@ impl StorageAuthority for SqlStorage {
     ) -> SaResult<u64> {
         let at = micros(at);
         let selector = selector.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let q = match &selector {
                 RenewalSelector::Serial(serial) => {
                     sqlx::query("UPDATE certificates SET renew_by = $1 WHERE serial = $2")
@@ -1110,7 +998,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()> {
         let (serial, by) = (serial.clone(), by.clone());
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE certificates SET replaced_by = $2 \
                  WHERE serial = $1 AND replaced_by IS NULL",
@@ -1141,7 +1029,7 @@ impl StorageAuthority for SqlStorage {
         } else {
             " AND revoked_at IS NULL"
         };
-        let rows: Vec<CertificateRow> = on_read!(self, |conn| {
+        let rows: Vec<CertificateRow> = on_read!(self.db, Failure, |conn| {
             let mut q = query_builder(conn, "SELECT ");
             q.push(certificate_columns!());
             q.push(" FROM certificates WHERE not_after > ");
@@ -1189,7 +1077,7 @@ impl StorageAuthority for SqlStorage {
         issuer_id: &str,
         not_after_after: OffsetDateTime,
     ) -> SaResult<Vec<RevokedCertificate>> {
-        let rows: Vec<(String, i64, i64, i64)> = on_read!(self, |conn| {
+        let rows: Vec<(String, i64, i64, i64)> = on_read!(self.db, Failure, |conn| {
             sqlx::query_as(
                 "SELECT serial, crl_shard, revoked_at, revocation_reason FROM certificates \
                  WHERE issuer_id = $1 AND not_after > $2 AND revoked_at IS NOT NULL \
@@ -1214,7 +1102,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_revocation_epoch(&self) -> SaResult<i64> {
-        Ok(on_read!(self, |conn| {
+        Ok(on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT epoch FROM revocation_epoch WHERE id = 1")
                 .fetch_one(conn)
                 .await?
@@ -1225,7 +1113,7 @@ impl StorageAuthority for SqlStorage {
         let number = i64::try_from(crl.info.number)
             .map_err(|_| SaError::Conflict("CRL number too large"))?;
         let crl = crl.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             let i = &crl.info;
             let stored: Option<i64> =
                 sqlx::query_scalar("SELECT number FROM crls WHERE issuer_id = $1 AND shard = $2")
@@ -1274,16 +1162,17 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl(&self, issuer_id: &str, shard: u32) -> SaResult<StoredCrl> {
-        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> = on_read!(self, |conn| {
-            sqlx::query_as(
-                "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
+        let row: Option<(String, i64, i64, i64, i64, i64, Vec<u8>)> =
+            on_read!(self.db, Failure, |conn| {
+                sqlx::query_as(
+                    "SELECT issuer_id, shard, number, this_update, next_update, entries, der \
                  FROM crls WHERE issuer_id = $1 AND shard = $2",
-            )
-            .bind(issuer_id)
-            .bind(i64::from(shard))
-            .fetch_optional(conn)
-            .await?
-        });
+                )
+                .bind(issuer_id)
+                .bind(i64::from(shard))
+                .fetch_optional(conn)
+                .await?
+            });
         let (issuer_id, shard, number, this_update, next_update, entries, der) =
             row.ok_or(SaError::NotFound)?;
         Ok(StoredCrl {
@@ -1293,7 +1182,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn get_crl_infos(&self) -> SaResult<Vec<CrlInfo>> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_read!(self, |conn| {
+        let rows: Vec<(String, i64, i64, i64, i64, i64)> = on_read!(self.db, Failure, |conn| {
             sqlx::query_as(
                 "SELECT issuer_id, shard, number, this_update, next_update, entries \
                  FROM crls ORDER BY issuer_id, shard",
@@ -1308,7 +1197,7 @@ impl StorageAuthority for SqlStorage {
 
     async fn block_key(&self, key: &BlockedKey) -> SaResult<()> {
         let key = key.clone();
-        on_write!(self, |conn| {
+        on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO blocked_keys (spki_sha256, jwk_thumbprint, blocked_at, comment) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT (spki_sha256) DO NOTHING",
@@ -1324,7 +1213,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn is_key_blocked(&self, spki_sha256: &str) -> SaResult<bool> {
-        let n: i64 = on_read!(self, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE spki_sha256 = $1")
                 .bind(spki_sha256.to_ascii_lowercase())
                 .fetch_one(conn)
@@ -1334,7 +1223,7 @@ impl StorageAuthority for SqlStorage {
     }
 
     async fn is_jwk_blocked(&self, thumbprint: &str) -> SaResult<bool> {
-        let n: i64 = on_read!(self, |conn| {
+        let n: i64 = on_read!(self.db, Failure, |conn| {
             sqlx::query_scalar("SELECT COUNT(*) FROM blocked_keys WHERE jwk_thumbprint = $1")
                 .bind(thumbprint)
                 .fetch_one(conn)

@@ -1,10 +1,10 @@
 //! The lock store: the authoritative latest checkpoint of each log, advanced only by
 //! compare-and-swap (so two sequencers can never fork a log), plus the deduplication index,
-//! committed in the same transaction. SQLite by default, PostgreSQL when configured.
+//! committed in the same transaction. SQLite by default, PostgreSQL when configured; both
+//! through `cairn-db`.
 
-use sqlx::Pool;
+use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use std::path::Path;
-use std::str::FromStr;
 
 /// Lock store failures.
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +14,15 @@ pub enum LockError {
     /// the log (or the caller's state is stale). Nothing was written.
     #[error("checkpoint compare-and-swap failed: the log was advanced elsewhere")]
     Conflict,
-    /// The database failed.
-    #[error("lock store database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The URL scheme is neither `sqlite:` nor `postgres:`.
-    #[error("unsupported lock store URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
+    /// The database failed, or its URL is not `sqlite:` or `postgres:`.
+    #[error("lock store: {0}")]
+    Database(#[from] DbError),
+}
+
+impl From<sqlx::Error> for LockError {
+    fn from(e: sqlx::Error) -> Self {
+        LockError::Database(e.into())
+    }
 }
 
 /// A deduplication record: where an entry was sequenced.
@@ -33,42 +36,30 @@ pub struct DedupRecord {
     pub timestamp: u64,
 }
 
-/// The lock store. Cloning shares the pool.
+/// The lock store. Cloning shares the connections.
 #[derive(Clone)]
 pub struct LockStore {
-    backend: Backend,
-}
-
-#[derive(Clone)]
-enum Backend {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+    db: Db,
 }
 
 impl std::fmt::Debug for LockStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        };
-        f.debug_struct("LockStore").field("backend", &name).finish()
+        f.debug_struct("LockStore")
+            .field("backend", &self.db.dialect().name())
+            .finish()
     }
 }
 
-macro_rules! on_pool {
-    ($self:ident, |$pool:ident| $body:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS ct_checkpoints (log_name TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS ct_dedup (log_name TEXT NOT NULL, entry_key TEXT NOT NULL, \
-     leaf_index BIGINT NOT NULL, sct_timestamp BIGINT NOT NULL, PRIMARY KEY (log_name, entry_key))",
-];
+/// The lock store's tables, created at every start if missing (plain statements rather than
+/// migrations: the lock store may share a PostgreSQL schema with the CA's migrations).
+static SCHEMA: Schema = Schema {
+    name: "ct_lock",
+    migrations: Migrations::Idempotent(&[
+        "CREATE TABLE IF NOT EXISTS ct_checkpoints (log_name TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS ct_dedup (log_name TEXT NOT NULL, entry_key TEXT NOT NULL, \
+         leaf_index BIGINT NOT NULL, sct_timestamp BIGINT NOT NULL, PRIMARY KEY (log_name, entry_key))",
+    ]),
+};
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -83,63 +74,24 @@ impl LockStore {
     /// in WAL mode with `synchronous=FULL`: a committed checkpoint survives SIGKILL and power
     /// loss. The URL never appears in errors.
     pub async fn connect(url: &str) -> Result<LockStore, LockError> {
-        let backend = if url.starts_with("sqlite:") {
-            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-            Backend::Sqlite(Self::sqlite(opts).await?)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = sqlx::postgres::PgConnectOptions::from_str(url)?;
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(8)
-                .connect_with(opts)
-                .await?;
-            Backend::Postgres(pool)
-        } else {
-            return Err(LockError::UnsupportedUrl);
-        };
-        let store = LockStore { backend };
-        store.migrate().await?;
-        Ok(store)
+        Ok(LockStore {
+            db: Db::connect(url, &SCHEMA).await?,
+        })
     }
 
     /// Opens (creating) the SQLite database file at `path`.
     pub async fn open_sqlite(path: &Path) -> Result<LockStore, LockError> {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
-        let store = LockStore {
-            backend: Backend::Sqlite(Self::sqlite(opts).await?),
-        };
-        store.migrate().await?;
-        Ok(store)
-    }
-
-    async fn sqlite(
-        opts: sqlx::sqlite::SqliteConnectOptions,
-    ) -> Result<sqlx::SqlitePool, LockError> {
-        let opts = opts
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        Ok(sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await?)
-    }
-
-    async fn migrate(&self) -> Result<(), LockError> {
-        for stmt in SCHEMA {
-            on_pool!(self, |pool| {
-                sqlx::query(stmt).execute(pool).await?;
-            });
-        }
-        Ok(())
+        Ok(LockStore {
+            db: Db::open_sqlite(path, &SCHEMA).await?,
+        })
     }
 
     /// The latest committed checkpoint (signed note) of `log`.
     pub async fn get_checkpoint(&self, log: &str) -> Result<Option<String>, LockError> {
-        let row: Option<(String,)> = on_pool!(self, |pool| {
+        let row: Option<(String,)> = on_read!(self.db, |conn| {
             sqlx::query_as("SELECT checkpoint FROM ct_checkpoints WHERE log_name = $1")
                 .bind(log)
-                .fetch_optional(pool)
+                .fetch_optional(conn)
                 .await?
         });
         Ok(row.map(|(c,)| c))
@@ -147,22 +99,23 @@ impl LockStore {
 
     /// Stores the first checkpoint of `log`; `Conflict` if it already has one.
     pub async fn create_checkpoint(&self, log: &str, checkpoint: &str) -> Result<(), LockError> {
-        let res = on_pool!(self, |pool| {
-            sqlx::query(
+        let (log, checkpoint) = (log.to_owned(), checkpoint.to_owned());
+        on_write!(self.db, |conn| {
+            let created = sqlx::query(
                 "INSERT INTO ct_checkpoints (log_name, checkpoint) VALUES ($1, $2) \
                  ON CONFLICT (log_name) DO NOTHING",
             )
-            .bind(log)
-            .bind(checkpoint)
-            .execute(pool)
+            .bind(&log)
+            .bind(&checkpoint)
+            .execute(&mut *conn)
             .await?
-            .rows_affected()
-        });
-        if res == 1 {
-            Ok(())
-        } else {
-            Err(LockError::Conflict)
-        }
+            .rows_affected();
+            if created == 1 {
+                Ok(())
+            } else {
+                Err(LockError::Conflict)
+            }
+        })
     }
 
     /// Replaces `old` by `new` as `log`'s checkpoint and records `dedup`, atomically; `Conflict`
@@ -174,43 +127,41 @@ impl LockStore {
         new: &str,
         dedup: &[DedupRecord],
     ) -> Result<(), LockError> {
-        // SQLite takes the write lock up front so the busy timeout applies.
-        let begin = match self.backend {
-            Backend::Sqlite(_) => "BEGIN IMMEDIATE",
-            Backend::Postgres(_) => "BEGIN",
-        };
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
+        let (log, old, new, dedup) = (
+            log.to_owned(),
+            old.to_owned(),
+            new.to_owned(),
+            dedup.to_vec(),
+        );
+        on_write!(self.db, |conn| {
             let updated = sqlx::query(
                 "UPDATE ct_checkpoints SET checkpoint = $1 WHERE log_name = $2 AND checkpoint = $3",
             )
-            .bind(new)
-            .bind(log)
-            .bind(old)
-            .execute(&mut *tx)
+            .bind(&new)
+            .bind(&log)
+            .bind(&old)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if updated != 1 {
-                tx.rollback().await?;
                 return Err(LockError::Conflict);
             }
             for part in dedup.chunks(500) {
                 let mut qb = query_builder(
-                    pool,
+                    &*conn,
                     "INSERT INTO ct_dedup (log_name, entry_key, leaf_index, sct_timestamp) ",
                 );
                 qb.push_values(part, |mut b, rec| {
-                    b.push_bind(log.to_string())
+                    b.push_bind(log.clone())
                         .push_bind(hex::encode(rec.key))
                         .push_bind(to_i64(rec.index))
                         .push_bind(to_i64(rec.timestamp));
                 });
                 qb.push(" ON CONFLICT (log_name, entry_key) DO NOTHING");
-                qb.build().execute(&mut *tx).await?;
+                qb.build().execute(&mut *conn).await?;
             }
-            tx.commit().await?;
-        });
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Where the entry with dedup key `key` was sequenced in `log`, if it was.
@@ -219,13 +170,13 @@ impl LockStore {
         log: &str,
         key: &[u8; 32],
     ) -> Result<Option<DedupRecord>, LockError> {
-        let row: Option<(i64, i64)> = on_pool!(self, |pool| {
+        let row: Option<(i64, i64)> = on_read!(self.db, |conn| {
             sqlx::query_as(
                 "SELECT leaf_index, sct_timestamp FROM ct_dedup WHERE log_name = $1 AND entry_key = $2",
             )
             .bind(log)
             .bind(hex::encode(key))
-            .fetch_optional(pool)
+            .fetch_optional(conn)
             .await?
         });
         Ok(row.map(|(i, t)| DedupRecord {
@@ -235,18 +186,10 @@ impl LockStore {
         }))
     }
 
-    /// Closes the pool.
+    /// Closes the connections (on SQLite, after the queued writes are committed).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        self.db.close().await;
     }
-}
-
-/// A query builder for the pool's database (pins the type parameter).
-fn query_builder<DB: sqlx::Database>(
-    _pool: &Pool<DB>,
-    init: &'static str,
-) -> sqlx::QueryBuilder<DB> {
-    sqlx::QueryBuilder::new(init)
 }
 
 #[cfg(test)]

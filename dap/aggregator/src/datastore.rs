@@ -1,42 +1,35 @@
 //! [`Datastore`]: every table of the aggregator on SQLite (default) or PostgreSQL, each statement
-//! written once (`$N` placeholders, `ON CONFLICT`, `RETURNING` work in both). The only dialect
-//! differences are how a write transaction starts and how a row is locked (`dialect`).
+//! written once (`$N` placeholders, `ON CONFLICT`, `RETURNING` work in both) and run through
+//! `cairn-db`: reads with [`on_read!`], each write as one transaction with [`on_write!`] (on
+//! SQLite, a job of the group-commit writer, answered once its batch is durable). The only SQL
+//! that differs between the backends is how a selected row is locked ([`Dialect`]).
 //!
 //! One module per table or resource: `hpke_keys`, `tasks`, `reports` (uploads and their
 //! counters), `aggregation_jobs` (the leader's), `helper_aggregation_jobs`,
 //! `collection_jobs`, `batch_buckets` (accumulated shares and the replay record, with
 //! `output_shares` deciding per report what a job commits) and `aggregate_shares` (the
-//! helper's answers). `leases` is the one lease routine every job kind is driven by. The
-//! backend is picked in one place, `on_pool!`, here.
+//! helper's answers). `leases` is the one lease routine every job kind is driven by.
 //!
 //! Exactly-once accounting: aggregate-share accumulation, the replay record and the report
 //! state change of an aggregation job commit in one transaction, and only while the caller
-//! still holds the job's lease token.
-
-/// Runs `$body` with `$pool` bound to the datastore's pool, whichever backend it is. The body
-/// is written once and compiled for each backend; [`dialect::Dialect`] supplies what differs.
-macro_rules! on_pool {
-    ($self:ident, |$pool:ident| $body:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($pool) => $body,
-            Backend::Postgres($pool) => $body,
-        }
-    };
-}
+//! still holds the job's lease token. Every write that reads first (a lease check, a bucket's
+//! stored share, a task's open batches) reads inside its own write transaction: on SQLite no
+//! other write runs meanwhile, on PostgreSQL it locks what it read ([`Dialect::for_update`]),
+//! or its change is conditional on what it read (`UPDATE … WHERE lease_token = …`). A write
+//! block owns what it uses, because on SQLite it runs on the writer's task; a write that
+//! returns `Ok` keeps its changes, so a write that decides to change nothing returns before
+//! changing anything.
 
 mod aggregate_shares;
 mod aggregation_jobs;
 mod batch_buckets;
 mod collection_jobs;
-mod dialect;
 mod helper_aggregation_jobs;
 mod hpke_keys;
 mod leases;
 mod output_shares;
-mod postgres;
 mod reports;
 mod secrets;
-mod sqlite;
 mod tasks;
 
 pub use aggregate_shares::ShareBuilder;
@@ -49,6 +42,8 @@ pub use output_shares::ReportOutcome;
 pub use reports::{StoredReport, UploadOutcome};
 pub use secrets::{DatastoreKey, KeyError};
 
+use cairn_db::{Db, DbError, Dialect, Migrations, Schema};
+use sqlx::AssertSqlSafe;
 use sqlx::error::ErrorKind;
 use thiserror::Error;
 
@@ -56,12 +51,10 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum DatastoreError {
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// The URL scheme is neither `sqlite:` nor `postgres:`.
-    #[error("unsupported database URL scheme (expected sqlite: or postgres:)")]
-    UnsupportedUrl,
+    /// The database failed, or its URL is not `sqlite:` or `postgres:`, or a write was not
+    /// committed (then nothing of it is stored).
+    #[error(transparent)]
+    Database(#[from] DbError),
     /// A stored value could not be decoded.
     #[error("corrupt stored {0}")]
     Corrupt(&'static str),
@@ -83,19 +76,28 @@ pub enum DatastoreError {
     LeaseLost,
 }
 
-type Result<T> = std::result::Result<T, DatastoreError>;
-
-/// The database behind a [`Datastore`]. Cloning shares the pool.
-#[derive(Clone)]
-pub struct Datastore {
-    backend: Backend,
-    key: DatastoreKey,
+impl From<sqlx::Error> for DatastoreError {
+    fn from(e: sqlx::Error) -> Self {
+        DatastoreError::Database(e.into())
+    }
 }
 
+type Result<T> = std::result::Result<T, DatastoreError>;
+
+/// The aggregator's tables, one migration set per backend.
+static SCHEMA: Schema = Schema {
+    name: "dap",
+    migrations: Migrations::PerBackend {
+        sqlite: &sqlx::migrate!("./migrations/sqlite"),
+        postgres: &sqlx::migrate!("./migrations/postgres"),
+    },
+};
+
+/// The database behind a [`Datastore`]. Cloning shares the connections.
 #[derive(Clone)]
-enum Backend {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+pub struct Datastore {
+    db: Db,
+    key: DatastoreKey,
 }
 
 impl std::fmt::Debug for Datastore {
@@ -111,28 +113,35 @@ impl Datastore {
     /// Connects to `sqlite:…` (created if missing) or `postgres:…` and migrates; `key` seals
     /// the secrets stored. Errors never include the URL.
     pub async fn connect(url: &str, key: DatastoreKey) -> Result<Datastore> {
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite(sqlite::connect_url(url).await?)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres(postgres::connect_url(url).await?)
-        } else {
-            return Err(DatastoreError::UnsupportedUrl);
-        };
-        Ok(Datastore { backend, key })
+        Ok(Datastore {
+            db: Db::connect(url, &SCHEMA).await?,
+            key,
+        })
     }
 
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.db.dialect().name()
     }
 
-    /// Closes the pool.
+    /// Closes the connections (on SQLite, after the queued writes are committed).
     pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        self.db.close().await;
     }
+
+    /// The backend's dialect, for the statements that differ.
+    fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+}
+
+/// Locks a task's row for the rest of the write (`$1` task). It serializes aggregation job
+/// creation against collection for that task.
+fn lock_task_sql(dialect: Dialect) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!(
+        "SELECT task_id FROM tasks WHERE task_id = $1{}",
+        dialect.for_update()
+    ))
 }
 
 /// Most rows per multi-row statement (well under SQLite's and PostgreSQL's bound-parameter

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
 
-use cairn_dap_aggregator::datastore::{Lease, ReportOutcome, StoredReport};
+use cairn_dap_aggregator::datastore::{Lease, ReportOutcome, ResponseBuilder, StoredReport};
 use cairn_dap_aggregator::{
     AggregatorRole, AggregatorTask, BearerToken, Datastore, DatastoreError, DatastoreKey,
     HelperJobState, TokenHash,
@@ -17,7 +17,9 @@ use cairn_dap_core::{HpkeKeypair, TaskParameters};
 use cairn_dap_messages::{
     AggregationJobId, BatchMode, CollectionJobId, HpkeConfigId, ReportError, ReportId, TaskId,
 };
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, Ordering};
+use tokio::task::JoinSet;
 
 const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 const LEASE: u64 = 10;
@@ -138,7 +140,7 @@ async fn collection_job_leases_expire_and_are_taken_over(b: Backend) {
     let take = |now| {
         let ds = ds.clone();
         async move {
-            ds.acquire_collection_jobs(now, LEASE, 10, &mut next_id)
+            ds.acquire_collection_jobs(now, LEASE, 10, next_id)
                 .await
                 .unwrap()
         }
@@ -186,7 +188,7 @@ async fn a_collection_job_deleted_while_leased_stays_deleted(b: Backend) {
         .await
         .unwrap();
     let [lease] = ds
-        .acquire_collection_jobs(100, LEASE, 10, &mut next_id)
+        .acquire_collection_jobs(100, LEASE, 10, next_id)
         .await
         .unwrap()
         .try_into()
@@ -224,14 +226,14 @@ async fn aggregation_job_leases_poll_and_commit_once(b: Backend) {
         .await
         .unwrap();
     let jobs = ds
-        .create_aggregation_jobs(&task_id, 10, &mut next_id)
+        .create_aggregation_jobs(&task_id, 10, next_id)
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);
     let take = |now| {
         let ds = ds.clone();
         async move {
-            ds.acquire_aggregation_jobs(now, LEASE, 10, &mut next_id)
+            ds.acquire_aggregation_jobs(now, LEASE, 10, next_id)
                 .await
                 .unwrap()
         }
@@ -291,11 +293,13 @@ async fn helper_job_leases_release_finish_and_stop_at_deletion(b: Backend) {
         return;
     };
     let vdaf = VdafInstance::Prio3Count;
-    let respond = |results: &[Result<(), ReportError>]| vec![u8::try_from(results.len()).unwrap()];
+    let respond = || -> ResponseBuilder {
+        Box::new(|results: &[Result<(), ReportError>]| vec![u8::try_from(results.len()).unwrap()])
+    };
     let take = |now| {
         let ds = ds.clone();
         async move {
-            ds.acquire_helper_aggregation_jobs(now, LEASE, 10, &mut next_id)
+            ds.acquire_helper_aggregation_jobs(now, LEASE, 10, next_id)
                 .await
                 .unwrap()
         }
@@ -313,7 +317,7 @@ async fn helper_job_leases_release_finish_and_stop_at_deletion(b: Backend) {
             .unwrap()
     );
     assert!(lease_lost(
-        ds.finish_helper_aggregation_job(&a, &vdaf, &[], &[], &respond)
+        ds.finish_helper_aggregation_job(&a, &vdaf, &[], &[], respond())
             .await
     ));
     let job = ds
@@ -332,10 +336,10 @@ async fn helper_job_leases_release_finish_and_stop_at_deletion(b: Backend) {
     assert!(take(20_299).await.is_empty());
     let [c]: [Lease; 1] = take(20_300).await.try_into().unwrap();
     assert!(lease_lost(
-        ds.finish_helper_aggregation_job(&b, &vdaf, &[], &[], &respond)
+        ds.finish_helper_aggregation_job(&b, &vdaf, &[], &[], respond())
             .await
     ));
-    ds.finish_helper_aggregation_job(&c, &vdaf, &[], &[], &respond)
+    ds.finish_helper_aggregation_job(&c, &vdaf, &[], &[], respond())
         .await
         .unwrap();
     let job = ds
@@ -357,6 +361,73 @@ async fn helper_job_leases_release_finish_and_stop_at_deletion(b: Backend) {
     place.remove(ds).await;
 }
 
+/// Several drivers at once (on SQLite, writes of the group-commit writer sharing batches; on
+/// PostgreSQL, concurrent transactions): each due job is leased to exactly one of them, and of
+/// two commits under the same lease exactly one succeeds.
+async fn concurrent_drivers_take_each_job_once_and_finish_it_once(b: Backend) {
+    let Some((ds, task_id, place)) = datastore(b).await else {
+        return;
+    };
+    let mut jobs = BTreeSet::new();
+    for i in 0..12u8 {
+        let id = AggregationJobId::from_bytes([0x40 + i; 16]);
+        assert!(
+            ds.put_helper_aggregation_job_request(&task_id, &id, b"init")
+                .await
+                .unwrap()
+        );
+        jobs.insert(*id.as_bytes());
+    }
+    let mut drivers = JoinSet::new();
+    for _ in 0..8 {
+        let ds = ds.clone();
+        drivers.spawn(async move {
+            ds.acquire_helper_aggregation_jobs(100, LEASE, 3, next_id)
+                .await
+                .unwrap()
+        });
+    }
+    let mut leased = Vec::new();
+    while let Some(taken) = drivers.join_next().await {
+        leased.extend(taken.unwrap());
+    }
+    let mut ids: Vec<[u8; 16]> = leased.iter().map(|l| l.job_id).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        jobs.into_iter().collect::<Vec<_>>(),
+        "each job leased once"
+    );
+
+    let mut commits = JoinSet::new();
+    for lease in &leased {
+        for _ in 0..2 {
+            let (ds, lease) = (ds.clone(), lease.clone());
+            commits.spawn(async move {
+                let respond: ResponseBuilder = Box::new(|_| vec![1]);
+                ds.finish_helper_aggregation_job(
+                    &lease,
+                    &VdafInstance::Prio3Count,
+                    &[],
+                    &[],
+                    respond,
+                )
+                .await
+            });
+        }
+    }
+    let (mut committed, mut lost) = (0, 0);
+    while let Some(r) = commits.join_next().await {
+        match r.unwrap() {
+            Ok(()) => committed += 1,
+            Err(DatastoreError::LeaseLost) => lost += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((committed, lost), (12, 12));
+    place.remove(ds).await;
+}
+
 macro_rules! on_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -375,4 +446,5 @@ on_backends!(
     a_collection_job_deleted_while_leased_stays_deleted,
     aggregation_job_leases_poll_and_commit_once,
     helper_job_leases_release_finish_and_stop_at_deletion,
+    concurrent_drivers_take_each_job_once_and_finish_it_once,
 );

@@ -106,20 +106,25 @@ impl Aggregator {
             .map_err(|e| Error::Internal(e.to_string()))?;
         let info = HpkeApplicationInfo::new(Label::AggregateShare, Role::Helper, Role::Collector);
         let min = task.parameters.min_batch_size;
-        let build = |agg: &BatchAggregate| -> Result<Vec<u8>, DapProblemType> {
-            check_batch(agg, min, req.report_count, &req.checksum)?;
+        // The builder runs inside the write that stores the answer, so it owns what it uses.
+        let (report_count, checksum) = (req.report_count, req.checksum);
+        let dp = task.parameters.differential_privacy.clone();
+        let collector = task.collector_hpke_config.clone();
+        let (noise_vdaf, agg_param) = (vdaf.clone(), cjr.agg_param.clone());
+        let build = move |agg: &BatchAggregate| -> Result<Vec<u8>, DapProblemType> {
+            check_batch(agg, min, report_count, &checksum)?;
             // Noise is drawn once: the sealed answer is stored, so a retried request gets the
             // same noisy share and repeating a request cannot average the noise away.
-            let share = match &task.parameters.differential_privacy {
-                Some(dp) => vdaf
-                    .add_noise(dp, &cjr.agg_param, &agg.aggregate_share, agg.report_count)
+            let share = match &dp {
+                Some(dp) => noise_vdaf
+                    .add_noise(dp, &agg_param, &agg.aggregate_share, agg.report_count)
                     .map_err(|e| {
                         tracing::error!(error = %e, "adding differential-privacy noise failed");
                         DapProblemType::InvalidMessage
                     })?,
                 None => agg.aggregate_share.clone(),
             };
-            let ct = hpke::seal(&task.collector_hpke_config, &info, &share, &aad)
+            let ct = hpke::seal(&collector, &info, &share, &aad)
                 .map_err(|_| DapProblemType::InvalidMessage)?;
             AggregateShare {
                 encrypted_aggregate_share: ct,
@@ -130,7 +135,14 @@ impl Aggregator {
         match self
             .inner
             .datastore
-            .helper_collect_batch(task_id, &share_id, vdaf, &cjr.agg_param, &scope, &build)
+            .helper_collect_batch(
+                task_id,
+                &share_id,
+                vdaf,
+                &cjr.agg_param,
+                &scope,
+                Box::new(build),
+            )
             .await?
         {
             Ok(resp) => Ok((share_id, resp)),

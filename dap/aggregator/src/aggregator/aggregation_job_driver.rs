@@ -131,12 +131,12 @@ impl Aggregator {
                         &task_id,
                         max_job,
                         task.parameters.effective_max_batch_size(),
-                        &mut random16,
+                        random16,
                     )
                     .await?
                 }
                 _ => {
-                    ds.create_aggregation_jobs(&task_id, max_job, &mut random16)
+                    ds.create_aggregation_jobs(&task_id, max_job, random16)
                         .await?
                 }
             }
@@ -154,7 +154,7 @@ impl Aggregator {
                 self.inner.clock.now(),
                 self.inner.params.lease_secs,
                 limit,
-                &mut random16,
+                random16,
             )
             .await?)
     }

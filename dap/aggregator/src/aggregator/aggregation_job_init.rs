@@ -25,6 +25,7 @@ use cairn_dap_messages::{
     Encode, Extension, ReportError, Role, TaskId, VerifyInit, VerifyResp, VerifyStepResult,
     extensions_strictly_increasing,
 };
+use std::sync::Arc;
 
 /// An `AggregationJobInitReq` that passed the request-level checks of DAP-18 §4.5.3.2.
 struct CheckedInit {
@@ -208,7 +209,8 @@ impl Aggregator {
             }
             return Ok((job_id, AggregationJobAnswer::Processing));
         }
-        let prepared = self.prepare_helper_job(&task, &init).await?;
+        let prepared = Arc::new(self.prepare_helper_job(&task, &init).await?);
+        let respond = Arc::clone(&prepared);
         let job = ds
             .commit_helper_aggregation_job(
                 task_id,
@@ -216,7 +218,7 @@ impl Aggregator {
                 &task.parameters.vdaf,
                 &init.req.agg_param,
                 &prepared.outcomes,
-                &|results| prepared.response(results),
+                Box::new(move |results| respond.response(results)),
             )
             .await?;
         Ok((job_id, AggregationJobAnswer::of(job)?))
@@ -289,7 +291,7 @@ impl Aggregator {
                 self.inner.clock.now(),
                 self.inner.params.lease_secs,
                 limit,
-                &mut random16,
+                random16,
             )
             .await?)
     }
@@ -329,7 +331,8 @@ impl Aggregator {
             .await?
             .ok_or(Error::Datastore(DatastoreError::LeaseLost))?;
         let init = check_init_request(&task, &body)?;
-        let prepared = self.prepare_helper_job(&task, &init).await?;
+        let prepared = Arc::new(self.prepare_helper_job(&task, &init).await?);
+        let respond = Arc::clone(&prepared);
         self.inner
             .datastore
             .finish_helper_aggregation_job(
@@ -337,7 +340,7 @@ impl Aggregator {
                 &task.parameters.vdaf,
                 &init.req.agg_param,
                 &prepared.outcomes,
-                &|results| prepared.response(results),
+                Box::new(move |results| respond.response(results)),
             )
             .await?;
         Ok(())

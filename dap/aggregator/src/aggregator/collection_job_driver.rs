@@ -65,7 +65,7 @@ impl Aggregator {
         let leases = self
             .inner
             .datastore
-            .acquire_collection_jobs(now, self.inner.params.lease_secs, 100, &mut random16)
+            .acquire_collection_jobs(now, self.inner.params.lease_secs, 100, random16)
             .await?;
         let mut done = 0;
         for lease in leases {

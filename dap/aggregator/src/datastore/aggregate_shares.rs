@@ -3,14 +3,16 @@
 //! noise drawn — and stored, so a retried request gets the same answer.
 
 use super::batch_buckets::{BatchAggregate, BatchScope, Buckets};
-use super::dialect::{begin_write, lock_task_sql};
-use super::{Backend, Datastore, Result};
+use super::{Datastore, Result, lock_task_sql};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{DapProblemType, TaskId};
+use cairn_db::{on_read, on_write};
 
 /// Builds the helper's aggregate-share response from a batch, or refuses it with a problem.
-pub type ShareBuilder<'a> =
-    dyn Fn(&BatchAggregate) -> std::result::Result<Vec<u8>, DapProblemType> + Sync + 'a;
+/// It runs inside the write that stores the response (on SQLite, on the writer's task), so it
+/// owns what it uses.
+pub type ShareBuilder =
+    Box<dyn FnOnce(&BatchAggregate) -> std::result::Result<Vec<u8>, DapProblemType> + Send>;
 
 impl Datastore {
     /// The helper's side of collecting a batch, in one transaction: returns the stored
@@ -24,42 +26,47 @@ impl Datastore {
         vdaf: &VdafInstance,
         agg_param: &[u8],
         scope: &BatchScope,
-        build: &ShareBuilder<'_>,
+        build: ShareBuilder,
     ) -> Result<std::result::Result<Vec<u8>, DapProblemType>> {
         let tid = task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let (share_id, vdaf, agg_param, scope) = (
+            share_id.to_vec(),
+            vdaf.clone(),
+            agg_param.to_vec(),
+            scope.clone(),
+        );
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let existing: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT response FROM helper_aggregate_shares WHERE task_id = $1 AND share_id = $2",
             )
             .bind(tid.clone())
-            .bind(share_id.to_vec())
-            .fetch_optional(&mut *tx)
+            .bind(share_id.clone())
+            .fetch_optional(&mut *conn)
             .await?;
             if let Some(r) = existing {
                 return Ok(Ok(r));
             }
-            let mut buckets = Buckets::of(&mut tx, &tid);
-            let agg = buckets.sum(vdaf, agg_param, scope).await?;
+            let mut buckets = Buckets::of(&mut *conn, &tid);
+            let agg = buckets.sum(&vdaf, &agg_param, &scope).await?;
             let response = match build(&agg) {
                 Ok(r) => r,
                 Err(p) => return Ok(Err(p)),
             };
-            buckets.mark_collected(vdaf, agg_param, scope).await?;
+            buckets.mark_collected(&vdaf, &agg_param, &scope).await?;
             sqlx::query(
                 "INSERT INTO helper_aggregate_shares (task_id, share_id, response) \
                  VALUES ($1, $2, $3)",
             )
             .bind(tid.clone())
-            .bind(share_id.to_vec())
+            .bind(share_id)
             .bind(response.clone())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(Ok(response))
         })
     }
@@ -70,13 +77,13 @@ impl Datastore {
         task_id: &TaskId,
         share_id: &[u8; 16],
     ) -> Result<Option<Vec<u8>>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             Ok(sqlx::query_scalar(
                 "SELECT response FROM helper_aggregate_shares WHERE task_id = $1 AND share_id = $2",
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(share_id.to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?)
         })
     }

@@ -4,13 +4,15 @@
 //! result commits with its batch buckets in one transaction.
 
 use super::batch_buckets::Buckets;
-use super::dialect::{begin_write, lock_task_sql};
 use super::leases::{JobKind, Lease, Leases};
 use super::output_shares::ReportOutcome;
 use super::reports::StoredReport;
-use super::{Backend, Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, placeholders, uint};
+use super::{
+    Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, lock_task_sql, placeholders, uint,
+};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{AggregationJobId, ReportId, TaskId};
+use cairn_db::{on_read, on_write};
 use sqlx::Row;
 
 impl Datastore {
@@ -21,14 +23,14 @@ impl Datastore {
         &self,
         task_id: &TaskId,
         max_job_size: usize,
-        new_id: &mut (dyn FnMut() -> [u8; 16] + Send),
+        mut new_id: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<AggregationJobId>> {
         let tid = task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let rows = sqlx::query(
                 "SELECT r.report_id, COALESCE(b.collected, 0) FROM client_reports r \
@@ -38,7 +40,7 @@ impl Datastore {
             )
             .bind(tid.clone())
             .bind(Vec::<u8>::new())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             let mut fresh = Vec::new();
             for row in rows {
@@ -51,7 +53,7 @@ impl Datastore {
                     )
                     .bind(tid.clone())
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 } else {
                     fresh.push(id);
@@ -67,7 +69,7 @@ impl Datastore {
                 .bind(tid.clone())
                 .bind(job.to_vec())
                 .bind(Vec::<u8>::new())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
                 for id in chunk {
                     sqlx::query(
@@ -77,12 +79,11 @@ impl Datastore {
                     .bind(tid.clone())
                     .bind(id.clone())
                     .bind(job.to_vec())
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                 }
                 jobs.push(AggregationJobId::from_bytes(job));
             }
-            tx.commit().await?;
             Ok(jobs)
         })
     }
@@ -97,25 +98,24 @@ impl Datastore {
         task_id: &TaskId,
         max_job_size: usize,
         max_batch_size: u64,
-        new_id: &mut (dyn FnMut() -> [u8; 16] + Send),
+        mut new_id: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<AggregationJobId>> {
         let tid = task_id.as_bytes().to_vec();
         let max_batch_size = max_batch_size.max(1);
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             let fresh: Vec<Vec<u8>> = sqlx::query_scalar(
                 "SELECT report_id FROM client_reports WHERE task_id = $1 AND state = 'start' \
                  ORDER BY client_time, report_id LIMIT 100000",
             )
             .bind(tid.clone())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             if fresh.is_empty() {
-                tx.commit().await?;
                 return Ok(Vec::new());
             }
             let open = sqlx::query(
@@ -126,7 +126,7 @@ impl Datastore {
                  ORDER BY b.seq",
             )
             .bind(tid.clone())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             let mut batches: Vec<(Vec<u8>, u64)> = open
                 .into_iter()
@@ -149,7 +149,7 @@ impl Datastore {
                         )
                         .bind(tid.clone())
                         .bind(id.to_vec())
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?;
                         batches.push((id.to_vec(), 0));
                         (id.to_vec(), 0)
@@ -173,7 +173,7 @@ impl Datastore {
                     .bind(tid.clone())
                     .bind(job.to_vec())
                     .bind(batch_id.clone())
-                    .execute(&mut *tx)
+                    .execute(&mut *conn)
                     .await?;
                     for id in chunk {
                         sqlx::query(
@@ -185,13 +185,12 @@ impl Datastore {
                         .bind(id.clone())
                         .bind(job.to_vec())
                         .bind(batch_id.clone())
-                        .execute(&mut *tx)
+                        .execute(&mut *conn)
                         .await?;
                     }
                     jobs.push(AggregationJobId::from_bytes(job));
                 }
             }
-            tx.commit().await?;
             Ok(jobs)
         })
     }
@@ -203,13 +202,13 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &[u8; 16],
     ) -> Result<Option<[u8; 32]>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let id: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT batch_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             match id {
                 None => Err(DatastoreError::Corrupt("aggregation job")),
@@ -228,7 +227,7 @@ impl Datastore {
         now: u64,
         lease_secs: u64,
         limit: u64,
-        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+        new_token: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<Lease>> {
         self.take_leases(JobKind::Aggregation, now, lease_secs, limit, new_token)
             .await
@@ -240,7 +239,7 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &[u8; 16],
     ) -> Result<Vec<StoredReport>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let rows = sqlx::query(
                 "SELECT report_id, client_time, public_extensions, public_share, \
                  leader_input_share, helper_encrypted_input_share FROM client_reports \
@@ -248,7 +247,7 @@ impl Datastore {
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.to_vec())
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             rows.into_iter()
                 .map(|r| {
@@ -277,13 +276,14 @@ impl Datastore {
         outcomes: &[ReportOutcome],
     ) -> Result<()> {
         let tid = lease.task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            Leases::on(&mut tx, JobKind::Aggregation)
-                .finish(lease, "finished")
+        let (lease, vdaf, agg_param) = (lease.clone(), vdaf.clone(), agg_param.to_vec());
+        let outcomes = outcomes.to_vec();
+        on_write!(self.db, |conn| {
+            Leases::on(&mut *conn, JobKind::Aggregation)
+                .finish(&lease, "finished")
                 .await?;
-            let results = Buckets::of(&mut tx, &tid)
-                .commit_output_shares(vdaf, agg_param, outcomes)
+            let results = Buckets::of(&mut *conn, &tid)
+                .commit_output_shares(&vdaf, &agg_param, &outcomes)
                 .await?;
             let (mut aggregated, mut failed) = (Vec::new(), Vec::new());
             for (o, r) in outcomes.iter().zip(&results) {
@@ -306,10 +306,9 @@ impl Datastore {
                     for id in chunk {
                         q = q.bind(id.as_bytes().to_vec());
                     }
-                    q.execute(&mut *tx).await?;
+                    q.execute(&mut *conn).await?;
                 }
             }
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -327,13 +326,13 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &[u8; 16],
     ) -> Result<Option<AggregationJobId>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let id: Option<Option<Vec<u8>>> = sqlx::query_scalar(
                 "SELECT helper_job_id FROM aggregation_jobs WHERE task_id = $1 AND job_id = $2",
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             match id {
                 None => Err(DatastoreError::Corrupt("aggregation job")),
@@ -354,10 +353,11 @@ impl Datastore {
         helper_job_id: Option<&AggregationJobId>,
         poll_at: u64,
     ) -> Result<()> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            if !Leases::on(&mut tx, JobKind::Aggregation)
-                .release(lease, poll_at)
+        let lease = lease.clone();
+        let helper_job_id = helper_job_id.map(|id| id.as_bytes().to_vec());
+        on_write!(self.db, |conn| {
+            if !Leases::on(&mut *conn, JobKind::Aggregation)
+                .release(&lease, poll_at)
                 .await?
             {
                 return Err(DatastoreError::LeaseLost);
@@ -367,22 +367,21 @@ impl Datastore {
             )
             .bind(lease.task_id.as_bytes().to_vec())
             .bind(lease.job_id.to_vec())
-            .bind(helper_job_id.map(|id| id.as_bytes().to_vec()))
-            .execute(&mut *tx)
+            .bind(helper_job_id)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(())
         })
     }
 
     /// Jobs not yet finished for the task.
     pub async fn count_pending_aggregation_jobs(&self, task_id: &TaskId) -> Result<u64> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let n: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM aggregation_jobs WHERE task_id = $1 AND state = 'pending'",
             )
             .bind(task_id.as_bytes().to_vec())
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
             Ok(uint(n))
         })

@@ -8,18 +8,15 @@
 //! transaction that commits an aggregation job, by [`Buckets::commit_output_shares`]; what it
 //! decides per report is pure and lives in [`output_shares`](super::output_shares).
 
-use super::dialect::{Dialect, begin_write, lock_task_sql};
 use super::output_shares::{
     BucketTotals, Candidates, Committed, ReportOutcome, bucket_refusal, candidates,
 };
-use super::{Backend, Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, uint};
+use super::{Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, lock_task_sql, uint};
 use aws_lc_rs::digest;
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{BatchChecksum, ReportId, TaskId};
-use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row,
-    Transaction, Type,
-};
+use cairn_db::{Conn, on_conn, on_write};
+use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashSet;
 
 /// SHA-256 of a report ID: its contribution to a batch checksum.
@@ -111,29 +108,57 @@ struct OpenBucket {
     totals: BucketTotals,
 }
 
+/// A bucket's row as stored.
+struct StoredBucket {
+    share: Vec<u8>,
+    totals: BucketTotals,
+    collected: bool,
+    agg_param: Vec<u8>,
+}
+
+/// The columns [`StoredBucket`] is read from, in its order.
+const BUCKET_COLUMNS: &str =
+    "aggregate_share, report_count, checksum, min_time, max_time, collected, agg_param";
+
+/// Reads a [`StoredBucket`] from a row of [`BUCKET_COLUMNS`] (a macro: each backend has its own
+/// row type).
+macro_rules! stored_bucket {
+    ($row:expr) => {{
+        let row = $row;
+        let checksum: Vec<u8> = row.try_get(2)?;
+        let collected: i64 = row.try_get(5)?;
+        StoredBucket {
+            share: row.try_get(0)?,
+            totals: BucketTotals {
+                count: row.try_get(1)?,
+                checksum: BatchChecksum::try_from_slice(&checksum)
+                    .ok_or(DatastoreError::Corrupt("sum"))?,
+                min_time: row.try_get(3)?,
+                max_time: row.try_get(4)?,
+            },
+            collected: collected == 1,
+            agg_param: row.try_get(6)?,
+        }
+    }};
+}
+
 /// The batch-bucket statements of one task inside one write transaction, written once for
 /// both backends.
-pub(super) struct Buckets<'t, DB: Database> {
-    tx: &'t mut Transaction<'static, DB>,
+pub(super) struct Buckets<'t> {
+    conn: Conn<'t>,
     task_id: &'t [u8],
 }
 
-impl<'t, DB: Database> Buckets<'t, DB> {
-    /// The buckets of the task `task_id` (its ID bytes), seen from `tx`.
-    pub(super) fn of(tx: &'t mut Transaction<'static, DB>, task_id: &'t [u8]) -> Self {
-        Buckets { tx, task_id }
+impl<'t> Buckets<'t> {
+    /// The buckets of the task `task_id` (its ID bytes), seen from `conn` (a write's
+    /// connection).
+    pub(super) fn of(conn: impl Into<Conn<'t>>, task_id: &'t [u8]) -> Self {
+        Buckets {
+            conn: conn.into(),
+            task_id,
+        }
     }
-}
 
-impl<DB> Buckets<'_, DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
     /// Replay checks, collected-bucket checks and accumulation of a job's output shares: each
     /// bucket is locked once (in key order, so concurrent drivers cannot deadlock), the
     /// shares are added up in memory and the bucket is written once; report IDs are recorded
@@ -153,79 +178,34 @@ where
             return Ok(results);
         }
         let empty = vdaf.empty_aggregate_share(agg_param)?;
-        let lock_bucket = format!(
-            "SELECT aggregate_share, report_count, checksum, min_time, max_time, collected, \
-             agg_param FROM batch_buckets \
-             WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3{}",
-            DB::FOR_UPDATE
-        );
         // Lock every bucket the job touches; refuse reports of collected buckets.
         let mut open = Vec::with_capacity(by_bucket.len());
         for ((batch_id, bucket_start), idx) in by_bucket {
             let start = int(bucket_start);
             let first_time = idx.iter().map(|&i| outcomes[i].time).min().unwrap_or(0);
-            sqlx::query(
-                "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
-                 aggregate_share, report_count, checksum, min_time, max_time, collected) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, 0) ON CONFLICT DO NOTHING",
-            )
-            .bind(self.task_id.to_vec())
-            .bind(batch_id.clone())
-            .bind(start)
-            .bind(agg_param.to_vec())
-            .bind(empty.clone())
-            .bind(vec![0u8; 32])
-            .bind(int(first_time))
-            .execute(&mut **self.tx)
-            .await?;
-            let row = sqlx::query(AssertSqlSafe(lock_bucket.clone()))
-                .bind(self.task_id.to_vec())
-                .bind(batch_id.clone())
-                .bind(start)
-                .fetch_one(&mut **self.tx)
+            let stored = self
+                .lock_bucket(&batch_id, start, agg_param, &empty, first_time)
                 .await?;
-            let collected: i64 = row.try_get(5)?;
-            let bucket_param: Vec<u8> = row.try_get(6)?;
-            if let Some(e) = bucket_refusal(collected == 1, &bucket_param, agg_param) {
+            if let Some(e) = bucket_refusal(stored.collected, &stored.agg_param, agg_param) {
                 for &i in &idx {
                     results[i] = Err(e);
                 }
                 continue;
             }
-            let checksum: Vec<u8> = row.try_get(2)?;
             open.push(OpenBucket {
                 batch_id,
                 start,
                 idx,
-                share: row.try_get(0)?,
-                totals: BucketTotals {
-                    count: row.try_get(1)?,
-                    checksum: BatchChecksum::try_from_slice(&checksum)
-                        .ok_or(DatastoreError::Corrupt("sum"))?,
-                    min_time: row.try_get(3)?,
-                    max_time: row.try_get(4)?,
-                },
+                share: stored.share,
+                totals: stored.totals,
             });
         }
         // Record the report IDs against replay; only the fresh ones count.
-        let candidates: Vec<usize> = open.iter().flat_map(|b| b.idx.iter().copied()).collect();
-        let mut fresh = HashSet::with_capacity(candidates.len());
-        for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|k| format!("($1, ${})", k + 2))
-                .collect();
-            let sql = format!(
-                "INSERT INTO aggregated_reports (task_id, report_id) VALUES {} \
-                 ON CONFLICT DO NOTHING RETURNING report_id",
-                values.join(", ")
-            );
-            let mut q =
-                sqlx::query_scalar::<_, Vec<u8>>(AssertSqlSafe(sql)).bind(self.task_id.to_vec());
-            for &i in chunk {
-                q = q.bind(outcomes[i].report_id.as_bytes().to_vec());
-            }
-            fresh.extend(q.fetch_all(&mut **self.tx).await?);
-        }
+        let candidates: Vec<&ReportId> = open
+            .iter()
+            .flat_map(|b| b.idx.iter().map(|&i| &outcomes[i].report_id))
+            .collect();
+        let fresh = self.record_aggregated(&candidates).await?;
         // Add up each bucket's fresh shares in memory and write the bucket once.
         for mut bucket in open {
             let stored_count = bucket.totals.count;
@@ -236,23 +216,106 @@ where
                 continue;
             }
             let share = vdaf.accumulate(agg_param, &bucket.share, shares)?;
-            sqlx::query(
-                "UPDATE batch_buckets SET aggregate_share = $4, report_count = $5, checksum = $6, \
-                 min_time = $7, max_time = $8 \
-                 WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3",
-            )
-            .bind(self.task_id.to_vec())
-            .bind(bucket.batch_id)
-            .bind(bucket.start)
-            .bind(share)
-            .bind(bucket.totals.count)
-            .bind(bucket.totals.checksum.as_bytes().to_vec())
-            .bind(bucket.totals.min_time)
-            .bind(bucket.totals.max_time)
-            .execute(&mut **self.tx)
-            .await?;
+            self.put_bucket(&bucket.batch_id, bucket.start, share, &bucket.totals)
+                .await?;
         }
         Ok(results)
+    }
+
+    /// Creates the bucket `(batch_id, start)` if it is missing (empty, under `agg_param`) and
+    /// reads it, locked for the rest of the write.
+    async fn lock_bucket(
+        &mut self,
+        batch_id: &[u8],
+        start: i64,
+        agg_param: &[u8],
+        empty: &[u8],
+        first_time: u64,
+    ) -> Result<StoredBucket> {
+        let lock = format!(
+            "SELECT {BUCKET_COLUMNS} FROM batch_buckets \
+             WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3{}",
+            self.conn.dialect().for_update()
+        );
+        let task_id = self.task_id;
+        Ok(on_conn!(self.conn.reborrow(), |conn| {
+            sqlx::query(
+                "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
+                 aggregate_share, report_count, checksum, min_time, max_time, collected) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, 0) ON CONFLICT DO NOTHING",
+            )
+            .bind(task_id.to_vec())
+            .bind(batch_id.to_vec())
+            .bind(start)
+            .bind(agg_param.to_vec())
+            .bind(empty.to_vec())
+            .bind(vec![0u8; 32])
+            .bind(int(first_time))
+            .execute(&mut *conn)
+            .await?;
+            let row = sqlx::query(AssertSqlSafe(lock))
+                .bind(task_id.to_vec())
+                .bind(batch_id.to_vec())
+                .bind(start)
+                .fetch_one(conn)
+                .await?;
+            stored_bucket!(row)
+        }))
+    }
+
+    /// Records `reports` as aggregated (the replay record) in multi-row inserts; returns the IDs
+    /// that were new.
+    async fn record_aggregated(&mut self, reports: &[&ReportId]) -> Result<HashSet<Vec<u8>>> {
+        let task_id = self.task_id;
+        let mut fresh = HashSet::with_capacity(reports.len());
+        for chunk in reports.chunks(MULTI_ROW_CHUNK) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|k| format!("($1, ${})", k + 2))
+                .collect();
+            let sql = AssertSqlSafe(format!(
+                "INSERT INTO aggregated_reports (task_id, report_id) VALUES {} \
+                 ON CONFLICT DO NOTHING RETURNING report_id",
+                values.join(", ")
+            ));
+            let new: Vec<Vec<u8>> = on_conn!(self.conn.reborrow(), |conn| {
+                let mut q = sqlx::query_scalar(sql).bind(task_id.to_vec());
+                for id in chunk {
+                    q = q.bind(id.as_bytes().to_vec());
+                }
+                q.fetch_all(conn).await?
+            });
+            fresh.extend(new);
+        }
+        Ok(fresh)
+    }
+
+    /// Stores a bucket's new share and totals.
+    async fn put_bucket(
+        &mut self,
+        batch_id: &[u8],
+        start: i64,
+        share: Vec<u8>,
+        totals: &BucketTotals,
+    ) -> Result<()> {
+        let task_id = self.task_id;
+        on_conn!(self.conn.reborrow(), |conn| {
+            sqlx::query(
+                "UPDATE batch_buckets SET aggregate_share = $4, report_count = $5, \
+                 checksum = $6, min_time = $7, max_time = $8 \
+                 WHERE task_id = $1 AND batch_id = $2 AND bucket_start = $3",
+            )
+            .bind(task_id.to_vec())
+            .bind(batch_id.to_vec())
+            .bind(start)
+            .bind(share)
+            .bind(totals.count)
+            .bind(totals.checksum.as_bytes().to_vec())
+            .bind(totals.min_time)
+            .bind(totals.max_time)
+            .execute(conn)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Sums the batch's buckets.
@@ -263,17 +326,25 @@ where
         scope: &BatchScope,
     ) -> Result<BatchAggregate> {
         let (batch_id, start, end) = scope.bounds();
-        let rows = sqlx::query(
-            "SELECT aggregate_share, report_count, checksum, min_time, max_time, collected, \
-             agg_param FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
-             AND bucket_start >= $3 AND bucket_start < $4",
-        )
-        .bind(self.task_id.to_vec())
-        .bind(batch_id)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut **self.tx)
-        .await?;
+        let sql = AssertSqlSafe(format!(
+            "SELECT {BUCKET_COLUMNS} FROM batch_buckets WHERE task_id = $1 AND batch_id = $2 \
+             AND bucket_start >= $3 AND bucket_start < $4"
+        ));
+        let task_id = self.task_id;
+        let buckets: Vec<StoredBucket> = on_conn!(self.conn.reborrow(), |conn| {
+            let rows = sqlx::query(sql)
+                .bind(task_id.to_vec())
+                .bind(batch_id)
+                .bind(start)
+                .bind(end)
+                .fetch_all(conn)
+                .await?;
+            let mut buckets = Vec::with_capacity(rows.len());
+            for row in rows {
+                buckets.push(stored_bucket!(row));
+            }
+            buckets
+        });
         let mut shares = Vec::new();
         let mut out = BatchAggregate {
             aggregate_share: Vec::new(),
@@ -283,22 +354,17 @@ where
             any_collected: false,
             agg_param_mismatch: false,
         };
-        for row in rows {
-            let count = uint(row.try_get(1)?);
-            let collected: i64 = row.try_get(5)?;
-            out.any_collected |= collected == 1;
-            let param: Vec<u8> = row.try_get(6)?;
-            out.agg_param_mismatch |= param != agg_param;
+        for bucket in buckets {
+            let count = uint(bucket.totals.count);
+            out.any_collected |= bucket.collected;
+            out.agg_param_mismatch |= bucket.agg_param != agg_param;
             if count == 0 {
                 continue;
             }
-            shares.push(row.try_get::<Vec<u8>, _>(0)?);
+            shares.push(bucket.share);
             out.report_count += count;
-            let sum: Vec<u8> = row.try_get(2)?;
-            out.checksum.combine(
-                &BatchChecksum::try_from_slice(&sum).ok_or(DatastoreError::Corrupt("sum"))?,
-            );
-            let (lo, hi) = (uint(row.try_get(3)?), uint(row.try_get(4)?));
+            out.checksum.combine(&bucket.totals.checksum);
+            let (lo, hi) = (uint(bucket.totals.min_time), uint(bucket.totals.max_time));
             out.time_range = Some(match out.time_range {
                 None => (lo, hi),
                 Some((a, b)) => (a.min(lo), b.max(hi)),
@@ -317,36 +383,39 @@ where
         scope: &BatchScope,
     ) -> Result<()> {
         let (batch_id, start, end) = scope.bounds();
-        sqlx::query(
-            "UPDATE batch_buckets SET collected = 1 WHERE task_id = $1 AND batch_id = $2 \
-             AND bucket_start >= $3 AND bucket_start < $4",
-        )
-        .bind(self.task_id.to_vec())
-        .bind(batch_id.clone())
-        .bind(start)
-        .bind(end)
-        .execute(&mut **self.tx)
-        .await?;
-        // Buckets nobody reported into yet: create them collected (bounded, so a huge query
+        // Buckets nobody reported into yet are created collected (bounded, so a huge query
         // interval cannot make this loop unbounded; reports beyond the bound are still refused
         // at job creation by the overlap check of later collections).
         let empty = vdaf.empty_aggregate_share(agg_param)?;
         let span = end.saturating_sub(start).min(10_000);
-        for t in start..start.saturating_add(span) {
+        let task_id = self.task_id;
+        on_conn!(self.conn.reborrow(), |conn| {
             sqlx::query(
-                "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
-                 aggregate_share, report_count, checksum, min_time, max_time, collected) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6, $3, $3, 1) ON CONFLICT DO NOTHING",
+                "UPDATE batch_buckets SET collected = 1 WHERE task_id = $1 AND batch_id = $2 \
+                 AND bucket_start >= $3 AND bucket_start < $4",
             )
-            .bind(self.task_id.to_vec())
+            .bind(task_id.to_vec())
             .bind(batch_id.clone())
-            .bind(t)
-            .bind(agg_param.to_vec())
-            .bind(empty.clone())
-            .bind(vec![0u8; 32])
-            .execute(&mut **self.tx)
+            .bind(start)
+            .bind(end)
+            .execute(&mut *conn)
             .await?;
-        }
+            for t in start..start.saturating_add(span) {
+                sqlx::query(
+                    "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
+                     aggregate_share, report_count, checksum, min_time, max_time, collected) \
+                     VALUES ($1, $2, $3, $4, $5, 0, $6, $3, $3, 1) ON CONFLICT DO NOTHING",
+                )
+                .bind(task_id.to_vec())
+                .bind(batch_id.clone())
+                .bind(t)
+                .bind(agg_param.to_vec())
+                .bind(empty.clone())
+                .bind(vec![0u8; 32])
+                .execute(&mut *conn)
+                .await?;
+            }
+        });
         Ok(())
     }
 }
@@ -363,18 +432,18 @@ impl Datastore {
         mark_collected: bool,
     ) -> Result<BatchAggregate> {
         let tid = task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let (vdaf, agg_param, scope) = (vdaf.clone(), agg_param.to_vec(), scope.clone());
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            let mut buckets = Buckets::of(&mut tx, &tid);
-            let agg = buckets.sum(vdaf, agg_param, scope).await?;
+            let mut buckets = Buckets::of(conn, &tid);
+            let agg = buckets.sum(&vdaf, &agg_param, &scope).await?;
             if mark_collected && !agg.any_collected && !agg.agg_param_mismatch {
-                buckets.mark_collected(vdaf, agg_param, scope).await?;
+                buckets.mark_collected(&vdaf, &agg_param, &scope).await?;
             }
-            tx.commit().await?;
             Ok(agg)
         })
     }

@@ -4,11 +4,11 @@
 //! (`collecting`); it ends `finished` with the collector's result, or `failed`.
 
 use super::batch_buckets::{BatchScope, Buckets};
-use super::dialect::{begin_write, lock_task_sql};
 use super::leases::{JobKind, Lease, Leases};
-use super::{Backend, Datastore, DatastoreError, Result, int, uint};
+use super::{Datastore, DatastoreError, Result, int, lock_task_sql, uint};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{BatchChecksum, CollectionJobId, TaskId};
+use cairn_db::{on_read, on_write};
 use sqlx::Row;
 
 /// The leader's view of a collection job.
@@ -85,14 +85,14 @@ impl Datastore {
         interval: Option<(u64, u64)>,
     ) -> Result<bool> {
         let tid = task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let (job_id, request) = (job_id.as_bytes().to_vec(), request.to_vec());
+        on_write!(self.db, |conn| {
             let exists: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
-            .bind(job_id.as_bytes().to_vec())
-            .fetch_one(&mut *tx)
+            .bind(job_id.clone())
+            .fetch_one(&mut *conn)
             .await?;
             if exists > 0 {
                 return Ok(false);
@@ -107,7 +107,7 @@ impl Datastore {
                 .bind(tid.clone())
                 .bind(int(start))
                 .bind(int(start.saturating_add(duration)))
-                .fetch_one(&mut *tx)
+                .fetch_one(&mut *conn)
                 .await?;
                 if overlapping > 0 {
                     return Err(DatastoreError::Conflict("overlapping collection job"));
@@ -119,13 +119,12 @@ impl Datastore {
                  VALUES ($1, $2, $3, $4, $5, 'start', 'aggregating', 0, 0)",
             )
             .bind(tid.clone())
-            .bind(job_id.as_bytes().to_vec())
-            .bind(request.to_vec())
+            .bind(job_id)
+            .bind(request)
             .bind(int(start))
             .bind(int(duration))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(true)
         })
     }
@@ -136,7 +135,7 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &[u8; 16],
     ) -> Result<Option<CollectionJob>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let row = sqlx::query(
                 "SELECT request, state, wait_reason, report_count, result, error, \
                  leader_aggregate_share, checksum, batch_id FROM collection_jobs \
@@ -144,7 +143,7 @@ impl Datastore {
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             let Some(r) = row else { return Ok(None) };
             Ok(Some(CollectionJob {
@@ -167,14 +166,15 @@ impl Datastore {
 
     /// Marks a collection job deleted (the collector abandoned it).
     pub async fn delete_collection_job(&self, task_id: &TaskId, job_id: &[u8; 16]) -> Result<bool> {
-        on_pool!(self, |pool| {
+        let (tid, job_id) = (task_id.as_bytes().to_vec(), job_id.to_vec());
+        on_write!(self.db, |conn| {
             let n = sqlx::query(
                 "UPDATE collection_jobs SET state = 'deleted' WHERE task_id = $1 AND job_id = $2 \
                  AND state IN ('start', 'finished', 'failed')",
             )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(job_id.to_vec())
-            .execute(pool)
+            .bind(tid)
+            .bind(job_id)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             Ok(n == 1)
@@ -187,7 +187,7 @@ impl Datastore {
         now: u64,
         lease_secs: u64,
         limit: u64,
-        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+        new_token: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<Lease>> {
         self.take_leases(JobKind::Collection, now, lease_secs, limit, new_token)
             .await
@@ -209,14 +209,15 @@ impl Datastore {
         retry_at: u64,
     ) -> Result<CollectionReadiness> {
         let tid = lease.task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let (lease, vdaf, agg_param) = (lease.clone(), vdaf.clone(), agg_param.to_vec());
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            Leases::on(&mut tx, JobKind::Collection)
-                .check_held(lease, "start")
+            Leases::on(&mut *conn, JobKind::Collection)
+                .check_held(&lease, "start")
                 .await?;
             let unaggregated: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM client_reports WHERE task_id = $1 \
@@ -225,11 +226,11 @@ impl Datastore {
             .bind(tid.clone())
             .bind(int(start))
             .bind(int(end))
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
             let scope = BatchScope::TimeInterval { start, end };
-            let agg = Buckets::of(&mut tx, &tid)
-                .sum(vdaf, agg_param, &scope)
+            let agg = Buckets::of(&mut *conn, &tid)
+                .sum(&vdaf, &agg_param, &scope)
                 .await?;
             if agg.any_collected {
                 return Ok(CollectionReadiness::Overlap);
@@ -244,16 +245,15 @@ impl Datastore {
                 .bind(lease.job_id.to_vec())
                 .bind(reason)
                 .bind(int(agg.report_count))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-                Leases::on(&mut tx, JobKind::Collection)
-                    .release(lease, retry_at)
+                Leases::on(&mut *conn, JobKind::Collection)
+                    .release(&lease, retry_at)
                     .await?;
-                tx.commit().await?;
                 return Ok(CollectionReadiness::Waiting);
             }
-            Buckets::of(&mut tx, &tid)
-                .mark_collected(vdaf, agg_param, &scope)
+            Buckets::of(&mut *conn, &tid)
+                .mark_collected(&vdaf, &agg_param, &scope)
                 .await?;
             sqlx::query(
                 "UPDATE collection_jobs SET state = 'collecting', wait_reason = '', \
@@ -265,9 +265,8 @@ impl Datastore {
             .bind(int(agg.report_count))
             .bind(agg.aggregate_share.clone())
             .bind(agg.checksum.as_bytes().to_vec())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(CollectionReadiness::Ready {
                 aggregate_share: agg.aggregate_share,
                 report_count: agg.report_count,
@@ -292,14 +291,15 @@ impl Datastore {
         retry_at: u64,
     ) -> Result<CollectionReadiness> {
         let tid = lease.task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            sqlx::query(lock_task_sql(pool))
+        let (lease, vdaf, agg_param) = (lease.clone(), vdaf.clone(), agg_param.to_vec());
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
                 .bind(tid.clone())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            Leases::on(&mut tx, JobKind::Collection)
-                .check_held(lease, "start")
+            Leases::on(&mut *conn, JobKind::Collection)
+                .check_held(&lease, "start")
                 .await?;
             let rows = sqlx::query(
                 "SELECT b.batch_id, (SELECT COUNT(*) FROM client_reports r \
@@ -309,7 +309,7 @@ impl Datastore {
                  ORDER BY b.seq",
             )
             .bind(tid.clone())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
             let mut best_count = 0;
             let mut in_flight = false;
@@ -320,8 +320,8 @@ impl Datastore {
                 let batch_id = <[u8; 32]>::try_from(id.as_slice())
                     .map_err(|_| DatastoreError::Corrupt("batch id"))?;
                 let scope = BatchScope::LeaderSelected { batch_id };
-                let agg = Buckets::of(&mut tx, &tid)
-                    .sum(vdaf, agg_param, &scope)
+                let agg = Buckets::of(&mut *conn, &tid)
+                    .sum(&vdaf, &agg_param, &scope)
                     .await?;
                 if agg.any_collected || agg.agg_param_mismatch {
                     continue;
@@ -350,12 +350,11 @@ impl Datastore {
                 .bind(lease.job_id.to_vec())
                 .bind(reason)
                 .bind(int(best_count))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-                Leases::on(&mut tx, JobKind::Collection)
-                    .release(lease, retry_at)
+                Leases::on(&mut *conn, JobKind::Collection)
+                    .release(&lease, retry_at)
                     .await?;
-                tx.commit().await?;
                 return Ok(CollectionReadiness::Waiting);
             };
             sqlx::query(
@@ -363,10 +362,10 @@ impl Datastore {
             )
             .bind(tid.clone())
             .bind(batch_id.to_vec())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            Buckets::of(&mut tx, &tid)
-                .mark_collected(vdaf, agg_param, &scope)
+            Buckets::of(&mut *conn, &tid)
+                .mark_collected(&vdaf, &agg_param, &scope)
                 .await?;
             sqlx::query(
                 "UPDATE collection_jobs SET state = 'collecting', wait_reason = '', \
@@ -379,9 +378,8 @@ impl Datastore {
             .bind(agg.aggregate_share.clone())
             .bind(agg.checksum.as_bytes().to_vec())
             .bind(batch_id.to_vec())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(CollectionReadiness::Ready {
                 aggregate_share: agg.aggregate_share,
                 report_count: agg.report_count,
@@ -402,10 +400,10 @@ impl Datastore {
             Ok(r) => ("finished", Some(r), None),
             Err(e) => ("failed", None, Some(e)),
         };
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            Leases::on(&mut tx, JobKind::Collection)
-                .finish(lease, state)
+        let lease = lease.clone();
+        on_write!(self.db, |conn| {
+            Leases::on(&mut *conn, JobKind::Collection)
+                .finish(&lease, state)
                 .await?;
             sqlx::query(
                 "UPDATE collection_jobs SET result = $3, error = $4 \
@@ -415,9 +413,8 @@ impl Datastore {
             .bind(lease.job_id.to_vec())
             .bind(result)
             .bind(error)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(())
         })
     }

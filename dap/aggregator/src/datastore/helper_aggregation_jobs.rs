@@ -4,17 +4,19 @@
 //! [`leases`](super::leases) routine. Deleting a job (§4.5.5) keeps what it committed.
 
 use super::batch_buckets::Buckets;
-use super::dialect::begin_write;
 use super::leases::{JobKind, Lease, Leases};
 use super::output_shares::ReportOutcome;
-use super::{Backend, Datastore, DatastoreError, Result};
+use super::{Datastore, DatastoreError, Result};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{AggregationJobId, ReportError, TaskId};
+use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::Row;
 
-/// Builds the helper's encoded `AggregationJobResp` from the committed per-report outcomes.
-pub type ResponseBuilder<'a> =
-    dyn Fn(&[std::result::Result<(), ReportError>]) -> Vec<u8> + Sync + 'a;
+/// Builds the helper's encoded `AggregationJobResp` from the committed per-report outcomes. It
+/// runs inside the write that stores the response (on SQLite, on the writer's task), so it owns
+/// what it uses.
+pub type ResponseBuilder =
+    Box<dyn FnOnce(&[std::result::Result<(), ReportError>]) -> Vec<u8> + Send>;
 
 /// Where a helper's aggregation job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,23 +57,8 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &AggregationJobId,
     ) -> Result<Option<HelperAggregationJob>> {
-        on_pool!(self, |pool| {
-            let row = sqlx::query(
-                "SELECT state, response FROM helper_aggregation_jobs \
-                 WHERE task_id = $1 AND job_id = $2",
-            )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(job_id.as_bytes().to_vec())
-            .fetch_optional(pool)
-            .await?;
-            row.map(|r| {
-                Ok(HelperAggregationJob {
-                    state: HelperJobState::parse(&r.try_get::<String, _>(0)?)?,
-                    response: r.try_get(1)?,
-                })
-            })
-            .transpose()
-        })
+        let mut read = self.db.read().await?;
+        helper_job(read.conn(), task_id.as_bytes(), job_id.as_bytes()).await
     }
 
     /// Commits a helper aggregation job prepared synchronously: for each report with an output
@@ -86,30 +73,30 @@ impl Datastore {
         vdaf: &VdafInstance,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
-        respond: &ResponseBuilder<'_>,
+        respond: ResponseBuilder,
     ) -> Result<HelperAggregationJob> {
         let tid = task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let job_id = *job_id.as_bytes();
+        let (vdaf, agg_param, outcomes) = (vdaf.clone(), agg_param.to_vec(), outcomes.to_vec());
+        on_write!(self.db, |conn| {
             let claimed = sqlx::query(
                 "INSERT INTO helper_aggregation_jobs (task_id, job_id, response, state) \
                  VALUES ($1, $2, $3, 'finished') ON CONFLICT DO NOTHING",
             )
             .bind(tid.clone())
-            .bind(job_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
             .bind(Vec::<u8>::new())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             if claimed != 1 {
-                drop(tx);
-                return self
-                    .get_helper_aggregation_job(task_id, job_id)
+                // A retried request: the job stored before, read in this same transaction.
+                return helper_job(conn.into(), &tid, &job_id)
                     .await?
                     .ok_or(DatastoreError::Corrupt("helper aggregation job"));
             }
-            let results = Buckets::of(&mut tx, &tid)
-                .commit_output_shares(vdaf, agg_param, outcomes)
+            let results = Buckets::of(&mut *conn, &tid)
+                .commit_output_shares(&vdaf, &agg_param, &outcomes)
                 .await?;
             let response = respond(&results);
             sqlx::query(
@@ -117,11 +104,10 @@ impl Datastore {
                  WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
-            .bind(job_id.as_bytes().to_vec())
+            .bind(job_id.to_vec())
             .bind(response.clone())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(HelperAggregationJob {
                 state: HelperJobState::Finished,
                 response,
@@ -137,17 +123,19 @@ impl Datastore {
         job_id: &AggregationJobId,
         request: &[u8],
     ) -> Result<bool> {
-        on_pool!(self, |pool| {
+        let (tid, job_id) = (task_id.as_bytes().to_vec(), job_id.as_bytes().to_vec());
+        let request = request.to_vec();
+        on_write!(self.db, |conn| {
             let n = sqlx::query(
                 "INSERT INTO helper_aggregation_jobs (task_id, job_id, response, state, request, \
                  lease_token, lease_expiry) VALUES ($1, $2, $3, 'processing', $4, NULL, 0) \
                  ON CONFLICT DO NOTHING",
             )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(job_id.as_bytes().to_vec())
+            .bind(tid)
+            .bind(job_id)
             .bind(Vec::<u8>::new())
-            .bind(request.to_vec())
-            .execute(pool)
+            .bind(request)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             Ok(n == 1)
@@ -161,7 +149,7 @@ impl Datastore {
         now: u64,
         lease_secs: u64,
         limit: u64,
-        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+        new_token: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<Lease>> {
         self.take_leases(
             JobKind::HelperAggregation,
@@ -179,14 +167,14 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &[u8; 16],
     ) -> Result<Option<Vec<u8>>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let request: Option<Option<Vec<u8>>> = sqlx::query_scalar(
                 "SELECT request FROM helper_aggregation_jobs \
                  WHERE task_id = $1 AND job_id = $2 AND state = 'processing'",
             )
             .bind(task_id.as_bytes().to_vec())
             .bind(job_id.to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             Ok(request.flatten())
         })
@@ -202,16 +190,17 @@ impl Datastore {
         vdaf: &VdafInstance,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
-        respond: &ResponseBuilder<'_>,
+        respond: ResponseBuilder,
     ) -> Result<()> {
         let tid = lease.task_id.as_bytes().to_vec();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            Leases::on(&mut tx, JobKind::HelperAggregation)
-                .finish(lease, "finished")
+        let (lease, vdaf, agg_param) = (lease.clone(), vdaf.clone(), agg_param.to_vec());
+        let outcomes = outcomes.to_vec();
+        on_write!(self.db, |conn| {
+            Leases::on(&mut *conn, JobKind::HelperAggregation)
+                .finish(&lease, "finished")
                 .await?;
-            let results = Buckets::of(&mut tx, &tid)
-                .commit_output_shares(vdaf, agg_param, outcomes)
+            let results = Buckets::of(&mut *conn, &tid)
+                .commit_output_shares(&vdaf, &agg_param, &outcomes)
                 .await?;
             sqlx::query(
                 "UPDATE helper_aggregation_jobs SET response = $3, request = NULL \
@@ -220,9 +209,8 @@ impl Datastore {
             .bind(tid.clone())
             .bind(lease.job_id.to_vec())
             .bind(respond(&results))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await?;
             Ok(())
         })
     }
@@ -241,19 +229,45 @@ impl Datastore {
         task_id: &TaskId,
         job_id: &AggregationJobId,
     ) -> Result<bool> {
-        on_pool!(self, |pool| {
+        let (tid, job_id) = (task_id.as_bytes().to_vec(), job_id.as_bytes().to_vec());
+        on_write!(self.db, |conn| {
             let n = sqlx::query(
                 "UPDATE helper_aggregation_jobs SET state = 'deleted', request = NULL, \
                  lease_token = NULL WHERE task_id = $1 AND job_id = $2",
             )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(job_id.as_bytes().to_vec())
-            .execute(pool)
+            .bind(tid)
+            .bind(job_id)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
             Ok(n == 1)
         })
     }
+}
+
+/// The helper aggregation job `job_id` of task `tid`, if it exists, read on `conn`.
+async fn helper_job(
+    conn: Conn<'_>,
+    tid: &[u8],
+    job_id: &[u8],
+) -> Result<Option<HelperAggregationJob>> {
+    on_conn!(conn, |conn| {
+        let row = sqlx::query(
+            "SELECT state, response FROM helper_aggregation_jobs \
+             WHERE task_id = $1 AND job_id = $2",
+        )
+        .bind(tid.to_vec())
+        .bind(job_id.to_vec())
+        .fetch_optional(conn)
+        .await?;
+        row.map(|r| {
+            Ok(HelperAggregationJob {
+                state: HelperJobState::parse(&r.try_get::<String, _>(0)?)?,
+                response: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    })
 }
 
 #[cfg(test)]

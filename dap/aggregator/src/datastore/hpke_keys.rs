@@ -2,9 +2,10 @@
 //! datastore key) and where each is in its rotation.
 
 use super::secrets;
-use super::{Backend, Datastore, DatastoreError, Result, is_unique_violation};
+use super::{Datastore, DatastoreError, Result, is_unique_violation};
 use cairn_dap_core::HpkeKeypair;
 use cairn_dap_messages::{Decode, Encode, HpkeConfig, HpkeConfigId};
+use cairn_db::{on_read, on_write};
 use sqlx::Row;
 
 /// Where an HPKE key is in its rotation.
@@ -62,11 +63,11 @@ impl Datastore {
 
     /// Every HPKE keypair with its state, by config ID.
     pub async fn get_hpke_keypairs(&self) -> Result<Vec<(HpkeKeypair, HpkeKeyState)>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let rows = sqlx::query(
                 "SELECT config_id, config, private_key, state FROM hpke_keys ORDER BY config_id",
             )
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             rows.into_iter()
                 .map(|row| {
@@ -96,7 +97,7 @@ impl Datastore {
             .get_encoded()
             .map_err(|_| DatastoreError::Corrupt("hpke config"))?;
         let sealed = self.key.seal(&hpke_key_aad(id), kp.private_key())?;
-        on_pool!(self, |pool| {
+        on_write!(self.db, |conn| {
             sqlx::query(
                 "INSERT INTO hpke_keys (config_id, config, private_key, state) \
                  VALUES ($1, $2, $3, $4)",
@@ -105,7 +106,7 @@ impl Datastore {
             .bind(config)
             .bind(sealed)
             .bind(state.as_str())
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -120,11 +121,11 @@ impl Datastore {
 
     /// Moves a key to `state`; `false` if there is no such key.
     pub async fn set_hpke_key_state(&self, id: HpkeConfigId, state: HpkeKeyState) -> Result<bool> {
-        on_pool!(self, |pool| {
+        on_write!(self.db, |conn| {
             let n = sqlx::query("UPDATE hpke_keys SET state = $2 WHERE config_id = $1")
                 .bind(i64::from(id.0))
                 .bind(state.as_str())
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             Ok(n == 1)
@@ -133,10 +134,10 @@ impl Datastore {
 
     /// Deletes an expired key; `false` if there is no expired key with this ID.
     pub async fn delete_hpke_key(&self, id: HpkeConfigId) -> Result<bool> {
-        on_pool!(self, |pool| {
+        on_write!(self.db, |conn| {
             let n = sqlx::query("DELETE FROM hpke_keys WHERE config_id = $1 AND state = 'expired'")
                 .bind(i64::from(id.0))
-                .execute(pool)
+                .execute(&mut *conn)
                 .await?
                 .rows_affected();
             Ok(n == 1)

@@ -14,13 +14,10 @@
 //!   to an end state. Both act only on a job that is still live and still holds the token.
 //!   [`Leases::check_held`] lets a transaction make sure of that before it does a step's work.
 
-use super::dialect::{Dialect, begin_write};
-use super::{Backend, Datastore, DatastoreError, Result, int};
+use super::{Datastore, DatastoreError, Result, int};
 use cairn_dap_messages::TaskId;
-use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Row,
-    Transaction, Type,
-};
+use cairn_db::{Conn, Dialect, on_conn, on_write};
+use sqlx::{AssertSqlSafe, Row};
 
 /// A leased job: who holds it and until the lease is taken over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,13 +69,13 @@ impl JobKind {
     }
 
     /// Picks up to `$2` due jobs at time `$1`, longest due first.
-    fn due_sql<DB: Dialect>(self) -> String {
+    fn due_sql(self, dialect: Dialect) -> String {
         format!(
             "SELECT task_id, job_id FROM {} WHERE state IN ({}) AND lease_expiry <= $1 \
              ORDER BY lease_expiry LIMIT $2{}",
             self.table(),
             self.live_states(),
-            DB::SKIP_LOCKED
+            dialect.skip_locked()
         )
     }
 
@@ -105,28 +102,20 @@ impl JobKind {
 
 /// The lease routine for one kind of job inside a write transaction, written once for both
 /// backends.
-pub(super) struct Leases<'t, DB: Database> {
-    tx: &'t mut Transaction<'static, DB>,
+pub(super) struct Leases<'t> {
+    conn: Conn<'t>,
     kind: JobKind,
 }
 
-impl<'t, DB: Database> Leases<'t, DB> {
-    /// The leases on jobs of `kind`, changed in `tx`.
-    pub(super) fn on(tx: &'t mut Transaction<'static, DB>, kind: JobKind) -> Self {
-        Leases { tx, kind }
+impl<'t> Leases<'t> {
+    /// The leases on jobs of `kind`, changed on `conn` (a write's connection).
+    pub(super) fn on(conn: impl Into<Conn<'t>>, kind: JobKind) -> Self {
+        Leases {
+            conn: conn.into(),
+            kind,
+        }
     }
-}
 
-impl<DB> Leases<'_, DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    DB::Arguments: IntoArguments<DB>,
-    for<'q> Vec<u8>: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
-    for<'q> String: Encode<'q, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
-{
     /// Leases up to `limit` due jobs until `now + lease_secs`, each with a fresh token.
     pub(super) async fn take(
         &mut self,
@@ -135,47 +124,53 @@ where
         limit: u64,
         new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
     ) -> Result<Vec<Lease>> {
-        let rows = sqlx::query(AssertSqlSafe(self.kind.due_sql::<DB>()))
-            .bind(int(now))
-            .bind(int(limit))
-            .fetch_all(&mut **self.tx)
-            .await?;
+        let due = self.kind.due_sql(self.conn.dialect());
         let take = self.kind.take_sql();
-        let mut leases = Vec::with_capacity(rows.len());
-        for row in rows {
-            let task: Vec<u8> = row.try_get(0)?;
-            let job: Vec<u8> = row.try_get(1)?;
-            let token = new_token();
-            sqlx::query(AssertSqlSafe(take.clone()))
-                .bind(task.clone())
-                .bind(job.clone())
-                .bind(token.to_vec())
-                .bind(int(now.saturating_add(lease_secs)))
-                .execute(&mut **self.tx)
+        on_conn!(self.conn.reborrow(), |conn| {
+            let rows = sqlx::query(AssertSqlSafe(due))
+                .bind(int(now))
+                .bind(int(limit))
+                .fetch_all(&mut *conn)
                 .await?;
-            leases.push(Lease {
-                task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
-                job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
-                token,
-            });
-        }
-        Ok(leases)
+            let mut leases = Vec::with_capacity(rows.len());
+            for row in rows {
+                let task: Vec<u8> = row.try_get(0)?;
+                let job: Vec<u8> = row.try_get(1)?;
+                let token = new_token();
+                sqlx::query(AssertSqlSafe(take.clone()))
+                    .bind(task.clone())
+                    .bind(job.clone())
+                    .bind(token.to_vec())
+                    .bind(int(now.saturating_add(lease_secs)))
+                    .execute(&mut *conn)
+                    .await?;
+                leases.push(Lease {
+                    task_id: TaskId::try_from_slice(&task).ok_or(DatastoreError::Corrupt("id"))?,
+                    job_id: job.try_into().map_err(|_| DatastoreError::Corrupt("id"))?,
+                    token,
+                });
+            }
+            Ok(leases)
+        })
     }
 
     /// Checks that `lease` still holds its job and that the job is in `state`; `LeaseLost`
     /// otherwise (the caller's transaction then changes nothing).
     pub(super) async fn check_held(&mut self, lease: &Lease, state: &str) -> Result<()> {
-        let held: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT COUNT(*) FROM {} WHERE task_id = $1 AND job_id = $2 AND lease_token = $3 \
              AND state = $4",
             self.kind.table()
-        )))
-        .bind(lease.task_id.as_bytes().to_vec())
-        .bind(lease.job_id.to_vec())
-        .bind(lease.token.to_vec())
-        .bind(state.to_owned())
-        .fetch_one(&mut **self.tx)
-        .await?;
+        );
+        let held: i64 = on_conn!(self.conn.reborrow(), |conn| {
+            sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(lease.task_id.as_bytes().to_vec())
+                .bind(lease.job_id.to_vec())
+                .bind(lease.token.to_vec())
+                .bind(state.to_owned())
+                .fetch_one(conn)
+                .await?
+        });
         if held == 1 {
             Ok(())
         } else {
@@ -187,32 +182,36 @@ where
     /// lease was still held (a lease taken over, or a job finished or deleted meanwhile, is
     /// left alone).
     pub(super) async fn release(&mut self, lease: &Lease, retry_at: u64) -> Result<bool> {
-        let done = sqlx::query(AssertSqlSafe(
-            self.kind.held_sql("lease_token = NULL, lease_expiry = $4"),
-        ))
-        .bind(lease.task_id.as_bytes().to_vec())
-        .bind(lease.job_id.to_vec())
-        .bind(lease.token.to_vec())
-        .bind(int(retry_at))
-        .execute(&mut **self.tx)
-        .await?;
-        Ok(DB::rows_affected(&done) == 1)
+        let sql = self.kind.held_sql("lease_token = NULL, lease_expiry = $4");
+        let released = on_conn!(self.conn.reborrow(), |conn| {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(lease.task_id.as_bytes().to_vec())
+                .bind(lease.job_id.to_vec())
+                .bind(lease.token.to_vec())
+                .bind(int(retry_at))
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(released == 1)
     }
 
     /// Ends the job held under `lease` in `end_state` and clears the lease; `LeaseLost`
     /// (the caller's transaction must then roll back) unless the lease still holds a live
     /// job.
     pub(super) async fn finish(&mut self, lease: &Lease, end_state: &str) -> Result<()> {
-        let done = sqlx::query(AssertSqlSafe(
-            self.kind.held_sql("state = $4, lease_token = NULL"),
-        ))
-        .bind(lease.task_id.as_bytes().to_vec())
-        .bind(lease.job_id.to_vec())
-        .bind(lease.token.to_vec())
-        .bind(end_state.to_owned())
-        .execute(&mut **self.tx)
-        .await?;
-        if DB::rows_affected(&done) == 1 {
+        let sql = self.kind.held_sql("state = $4, lease_token = NULL");
+        let finished = on_conn!(self.conn.reborrow(), |conn| {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(lease.task_id.as_bytes().to_vec())
+                .bind(lease.job_id.to_vec())
+                .bind(lease.token.to_vec())
+                .bind(end_state.to_owned())
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
+        if finished == 1 {
             Ok(())
         } else {
             Err(DatastoreError::LeaseLost)
@@ -229,15 +228,12 @@ impl Datastore {
         now: u64,
         lease_secs: u64,
         limit: u64,
-        new_token: &mut (dyn FnMut() -> [u8; 16] + Send),
+        mut new_token: impl FnMut() -> [u8; 16] + Send + 'static,
     ) -> Result<Vec<Lease>> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            let leases = Leases::on(&mut tx, kind)
-                .take(now, lease_secs, limit, new_token)
-                .await?;
-            tx.commit().await?;
-            Ok(leases)
+        on_write!(self.db, |conn| {
+            Leases::on(conn, kind)
+                .take(now, lease_secs, limit, &mut new_token)
+                .await
         })
     }
 
@@ -249,10 +245,9 @@ impl Datastore {
         lease: &Lease,
         retry_at: u64,
     ) -> Result<()> {
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
-            Leases::on(&mut tx, kind).release(lease, retry_at).await?;
-            tx.commit().await?;
+        let lease = lease.clone();
+        on_write!(self.db, |conn| {
+            Leases::on(conn, kind).release(&lease, retry_at).await?;
             Ok(())
         })
     }
@@ -261,17 +256,16 @@ impl Datastore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sqlx::{Postgres, Sqlite};
 
     #[test]
     fn every_kind_is_leased_by_the_same_statements() {
         assert_eq!(
-            JobKind::Collection.due_sql::<Sqlite>(),
+            JobKind::Collection.due_sql(Dialect::Sqlite),
             "SELECT task_id, job_id FROM collection_jobs WHERE state IN ('start', 'collecting') \
              AND lease_expiry <= $1 ORDER BY lease_expiry LIMIT $2"
         );
         assert_eq!(
-            JobKind::HelperAggregation.due_sql::<Postgres>(),
+            JobKind::HelperAggregation.due_sql(Dialect::Postgres),
             "SELECT task_id, job_id FROM helper_aggregation_jobs WHERE state IN ('processing') \
              AND lease_expiry <= $1 ORDER BY lease_expiry LIMIT $2 FOR UPDATE SKIP LOCKED"
         );

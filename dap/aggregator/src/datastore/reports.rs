@@ -6,9 +6,9 @@
 //! [`upload_outcomes`]) around two statements: a report whose ID exists (or repeats an earlier
 //! one of the same request), or whose batch bucket was collected, is refused as a replay.
 
-use super::dialect::begin_write;
-use super::{Backend, Datastore, MULTI_ROW_CHUNK, Result, int, placeholders, uint};
+use super::{Datastore, MULTI_ROW_CHUNK, Result, int, placeholders, uint};
 use cairn_dap_messages::{ReportError, ReportId, TaskId};
+use cairn_db::{on_read, on_write};
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -112,8 +112,8 @@ impl Datastore {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        on_pool!(self, |pool| {
-            let mut tx = begin_write(pool).await?;
+        let (reports, refused) = (reports.to_vec(), refused.to_vec());
+        on_write!(self.db, |conn| {
             let mut collected = HashSet::new();
             for chunk in times.chunks(MULTI_ROW_CHUNK) {
                 let sql = format!(
@@ -127,9 +127,9 @@ impl Datastore {
                 for t in chunk {
                     q = q.bind(int(*t));
                 }
-                collected.extend(q.fetch_all(&mut *tx).await?.into_iter().map(uint));
+                collected.extend(q.fetch_all(&mut *conn).await?.into_iter().map(uint));
             }
-            let candidates = upload_candidates(reports, &collected);
+            let candidates = upload_candidates(&reports, &collected);
             let mut stored = HashSet::new();
             for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
                 let rows: Vec<String> = (0..chunk.len())
@@ -153,10 +153,10 @@ impl Datastore {
                         .bind(r.leader_input_share.clone())
                         .bind(r.helper_encrypted_input_share.clone());
                 }
-                stored.extend(q.fetch_all(&mut *tx).await?);
+                stored.extend(q.fetch_all(&mut *conn).await?);
             }
-            let out = upload_outcomes(reports, stored);
-            for (reason, n) in counter_increments(refused, &out) {
+            let out = upload_outcomes(&reports, stored);
+            for (reason, n) in counter_increments(&refused, &out) {
                 sqlx::query(
                     "INSERT INTO upload_counters (task_id, reason, count) VALUES ($1, $2, $3) \
                      ON CONFLICT (task_id, reason) DO UPDATE SET count = upload_counters.count + $3",
@@ -164,22 +164,21 @@ impl Datastore {
                 .bind(tid.clone())
                 .bind(reason.to_string())
                 .bind(int(n))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
             }
-            tx.commit().await?;
             Ok(out)
         })
     }
 
     /// The task's upload counters, by reason.
     pub async fn get_upload_counters(&self, task_id: &TaskId) -> Result<Vec<(String, u64)>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let rows = sqlx::query(
                 "SELECT reason, count FROM upload_counters WHERE task_id = $1 ORDER BY reason",
             )
             .bind(task_id.as_bytes().to_vec())
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
             rows.into_iter()
                 .map(|r| Ok((r.try_get(0)?, uint(r.try_get(1)?))))
@@ -189,11 +188,11 @@ impl Datastore {
 
     /// How many reports the leader holds for the task.
     pub async fn count_client_reports(&self, task_id: &TaskId) -> Result<u64> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let n: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM client_reports WHERE task_id = $1")
                     .bind(task_id.as_bytes().to_vec())
-                    .fetch_one(pool)
+                    .fetch_one(&mut *conn)
                     .await?;
             Ok(uint(n))
         })

@@ -3,12 +3,13 @@
 //! tokens it checks are stored as hashes).
 
 use super::secrets;
-use super::{Backend, Datastore, DatastoreError, Result, is_unique_violation};
+use super::{Datastore, DatastoreError, Result, is_unique_violation};
 use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_core::TaskParameters;
 use cairn_dap_messages::{Decode, Encode, HpkeConfig, TaskId};
+use cairn_db::{on_read, on_write};
 use sqlx::Row;
 
 impl Datastore {
@@ -37,29 +38,31 @@ impl Datastore {
                     .map(|sealed| URL_SAFE_NO_PAD.encode(sealed))
             })
             .transpose()?;
-        on_pool!(self, |pool| {
+        let tid = task.parameters.task_id.as_bytes().to_vec();
+        let role = task.role.as_str();
+        let aggregator_hash = task
+            .aggregator_auth_token_hash
+            .as_ref()
+            .map(|h| h.0.to_vec());
+        let collector_hash = task
+            .collector_auth_token_hash
+            .as_ref()
+            .map(|h| h.0.to_vec());
+        on_write!(self.db, |conn| {
             sqlx::query(
                 "INSERT INTO tasks (task_id, role, parameters, vdaf_verify_key, \
                  collector_hpke_config, aggregator_auth_token, aggregator_auth_token_hash, \
                  collector_auth_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(task.parameters.task_id.as_bytes().to_vec())
-            .bind(task.role.as_str())
+            .bind(tid)
+            .bind(role)
             .bind(params)
             .bind(verify_key)
             .bind(collector)
             .bind(token)
-            .bind(
-                task.aggregator_auth_token_hash
-                    .as_ref()
-                    .map(|h| h.0.to_vec()),
-            )
-            .bind(
-                task.collector_auth_token_hash
-                    .as_ref()
-                    .map(|h| h.0.to_vec()),
-            )
-            .execute(pool)
+            .bind(aggregator_hash)
+            .bind(collector_hash)
+            .execute(&mut *conn)
             .await
             .map_err(|e| {
                 if is_unique_violation(&e) {
@@ -74,14 +77,14 @@ impl Datastore {
 
     /// The task, if known.
     pub async fn get_task(&self, task_id: &TaskId) -> Result<Option<AggregatorTask>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let row = sqlx::query(
                 "SELECT role, parameters, vdaf_verify_key, collector_hpke_config, \
                  aggregator_auth_token, aggregator_auth_token_hash, collector_auth_token_hash \
                  FROM tasks WHERE task_id = $1",
             )
             .bind(task_id.as_bytes().to_vec())
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
             let Some(row) = row else { return Ok(None) };
             let role = AggregatorRole::parse(&row.try_get::<String, _>(0)?)
@@ -137,10 +140,10 @@ impl Datastore {
 
     /// IDs of the tasks this aggregator holds.
     pub async fn get_task_ids(&self) -> Result<Vec<TaskId>> {
-        on_pool!(self, |pool| {
+        on_read!(self.db, |conn| {
             let rows: Vec<Vec<u8>> =
                 sqlx::query_scalar("SELECT task_id FROM tasks ORDER BY task_id")
-                    .fetch_all(pool)
+                    .fetch_all(&mut *conn)
                     .await?;
             rows.iter()
                 .map(|b| TaskId::try_from_slice(b).ok_or(DatastoreError::Corrupt("task id")))

@@ -1,13 +1,13 @@
-//! SQLite backend: connection settings chosen for durability, the embedded migrations, the
-//! group-commit writer every write goes through, and the connections reads use.
+//! SQLite: connection settings chosen for durability, the database file created owner-only,
+//! the schema brought up to date on the writer's connection, the group-commit writer every write
+//! goes through, and the connections reads use.
 
-use super::Failure;
-use super::group_commit::GroupCommit;
+use crate::group_commit::GroupCommit;
+use crate::{DbError, Migrations, Schema};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -25,17 +25,27 @@ fn readers() -> u32 {
     u32::try_from(cores).unwrap_or(u32::MAX).max(2)
 }
 
-/// Opens (creating if missing) the database named by a `sqlite:` URL and migrates it.
-pub(super) async fn connect_url(url: &str) -> Result<(Readers, GroupCommit), Failure> {
-    connect(SqliteConnectOptions::from_str(url)?).await
+/// A SQLite database: the connections reads use and the writer every write goes through.
+#[derive(Clone, Debug)]
+pub(crate) struct Sqlite {
+    pub(crate) readers: Readers,
+    pub(crate) writer: GroupCommit,
 }
 
-/// Opens (creating if missing) the database file at `path` and migrates it.
-pub(super) async fn connect_file(path: &Path) -> Result<(Readers, GroupCommit), Failure> {
-    connect(SqliteConnectOptions::new().filename(path)).await
+impl Sqlite {
+    /// Lets the queued writes commit, then closes every connection.
+    pub(crate) async fn close(&self) {
+        self.writer.close().await;
+        self.readers.close().await;
+    }
 }
 
-async fn connect(options: SqliteConnectOptions) -> Result<(Readers, GroupCommit), Failure> {
+/// Opens (creating if missing) the database `options` names and brings `schema` up to date.
+pub(crate) async fn open(
+    options: SqliteConnectOptions,
+    schema: &Schema,
+) -> Result<Sqlite, DbError> {
+    create_owner_only(options.get_filename()).await?;
     let options = options
         .create_if_missing(true)
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit, so a
@@ -46,10 +56,37 @@ async fn connect(options: SqliteConnectOptions) -> Result<(Readers, GroupCommit)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
     let mut writer = options.connect().await?;
-    sqlx::migrate!("./migrations/sqlite")
-        .run(&mut writer)
-        .await?;
-    Ok((Readers::new(options, readers()), GroupCommit::start(writer)))
+    match &schema.migrations {
+        Migrations::PerBackend { sqlite, .. } => sqlite.run(&mut writer).await?,
+        Migrations::Idempotent(statements) => {
+            for statement in *statements {
+                sqlx::raw_sql(*statement).execute(&mut writer).await?;
+            }
+        }
+    }
+    Ok(Sqlite {
+        readers: Readers::new(options, readers()),
+        writer: GroupCommit::start(writer, schema.name),
+    })
+}
+
+/// Creates the database file, empty (SQLite takes an empty file for an empty database), readable
+/// and writable by its owner only, unless it exists. SQLite gives the `-wal` and `-shm` files
+/// it creates beside it the same permissions. In-memory databases have no file.
+async fn create_owner_only(path: &Path) -> Result<(), DbError> {
+    let name = path.to_string_lossy();
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+        return Ok(());
+    }
+    let mut file = tokio::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    file.mode(0o600);
+    match file.open(path).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(DbError::Create(e)),
+    }
 }
 
 /// The connections reads use, opened when first needed, at most a fixed number.
@@ -61,7 +98,7 @@ async fn connect(options: SqliteConnectOptions) -> Result<(Readers, GroupCommit)
 /// never open transactions, so none is left open by a read that was cancelled half-way (sqlx
 /// stops a statement whose caller went away).
 #[derive(Clone, Debug)]
-pub(super) struct Readers {
+pub(crate) struct Readers {
     inner: Arc<ReadersInner>,
 }
 
@@ -76,7 +113,8 @@ struct ReadersInner {
 }
 
 /// A read connection, put back when dropped.
-pub(super) struct Reader {
+#[derive(Debug)]
+pub struct Reader {
     conn: Option<SqliteConnection>,
     inner: Arc<ReadersInner>,
     // Dropped after `drop` put the connection back, so a waiter always finds one (or room
@@ -98,7 +136,7 @@ impl Readers {
 
     /// A connection for reads: an idle one, or a new one while fewer than the limit are open;
     /// otherwise waits for one to be put back. Fails once [`Readers::close`] was called.
-    pub(super) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
+    pub(crate) async fn acquire(&self) -> Result<Reader, sqlx::Error> {
         let permit = self
             .inner
             .permits
@@ -120,7 +158,7 @@ impl Readers {
 
     /// Waits for the connections in use to be put back, then closes every connection. Reads
     /// after this fail with [`sqlx::Error::PoolClosed`].
-    pub(super) async fn close(&self) {
+    pub(crate) async fn close(&self) {
         let all = self.inner.permits.acquire_many(self.inner.size).await;
         self.inner.permits.close();
         let idle = std::mem::take(&mut *self.inner.idle());

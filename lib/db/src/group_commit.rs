@@ -4,7 +4,8 @@
 //! SQLite has a single writer, and with `synchronous=FULL` every commit waits for an fsync of the
 //! WAL (about 2 ms on the disks Cairn was measured on). Committed one by one, the CA's writes
 //! (about six per certificate) were limited to a few hundred per second whatever the CPU. Here
-//! every write of the storage authority is a *job* sent to one writer task. The writer takes
+//! every write to a SQLite database (the CA's storage authority, the DAP datastore, the CT lock
+//! store) is a *job* sent to the database's one writer task. The writer takes
 //! every job that is waiting (at least one, at most [`MAX_BATCH`]), begins one transaction and
 //! runs each job inside its own `SAVEPOINT`: a job that fails (a compare-and-set that does not
 //! hold, a unique violation) is rolled back to its savepoint alone and the others go on. Then
@@ -12,12 +13,12 @@
 //! durability is exactly that of one transaction per write: a caller that was told "done" has
 //! its write on disk; a crash before the `COMMIT` loses the whole batch, and none of its callers
 //! had been answered. If the `COMMIT` (or the transaction around the jobs) fails, every job of
-//! the batch gets [`SaError::NotCommitted`] and nothing of the batch is stored.
+//! the batch gets [`DbError::NotCommitted`] and nothing of the batch is stored.
 //!
 //! Batches form by themselves: while one batch waits for its fsync, the writes that arrive queue
 //! up and become the next batch. No write waits for a timer.
 
-use crate::{SaError, SaResult};
+use crate::DbError;
 use futures::FutureExt;
 use sqlx::{Connection, SqliteConnection};
 use std::future::Future;
@@ -34,7 +35,7 @@ const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
 /// A boxed future borrowing the writer's connection.
-pub(crate) type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+pub type WriteFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 
 /// What a job leaves to do once the batch's fate is known: send the caller its result, or the
 /// reason the batch was not committed.
@@ -56,7 +57,7 @@ enum Message {
 
 /// The handle callers send their writes to. Cloning shares the writer.
 #[derive(Clone, Debug)]
-pub(super) struct GroupCommit {
+pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Message>,
     /// Batches committed (or attempted), for tests.
     #[cfg(test)]
@@ -64,11 +65,12 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `conn` (a connection of its own, not one of the readers' pool).
-    pub(super) fn start(conn: SqliteConnection) -> GroupCommit {
+    /// Starts the writer task on `conn` (a connection of its own, not one of the readers' pool);
+    /// `database` names it in metrics.
+    pub(crate) fn start(conn: SqliteConnection, database: &'static str) -> GroupCommit {
         let (queue, rx) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(conn, rx, commits.clone()));
+        tokio::spawn(run(conn, rx, commits.clone(), database));
         GroupCommit {
             queue,
             #[cfg(test)]
@@ -79,24 +81,25 @@ impl GroupCommit {
     /// Runs `job` as one atomic write: its changes are kept if it returns `Ok` and rolled back if
     /// it returns `Err`. The answer comes only after the batch it ran in was committed (the
     /// job's own `Err` is passed on as it is; a job that succeeded but whose batch was not
-    /// committed gets [`SaError::NotCommitted`]).
+    /// committed gets [`DbError::NotCommitted`], converted into the job's error type `E`).
     ///
     /// The job runs to completion even if the caller stops waiting, like a spawned task.
-    pub(super) async fn write<T, F>(&self, job: F) -> SaResult<T>
+    pub(crate) async fn write<T, E, F>(&self, job: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, SaResult<T>>
+        E: From<DbError> + Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> WriteFuture<'c, Result<T, E>>
             + Send
             + 'static,
     {
-        let (tx, rx) = oneshot::channel::<SaResult<T>>();
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let result = job(conn).await;
                 let keep = result.is_ok();
                 let deliver: Deliver = Box::new(move |failed| {
                     let answer = match (failed, result) {
-                        (Some(why), Ok(_)) => Err(SaError::NotCommitted(why)),
+                        (Some(why), Ok(_)) => Err(DbError::NotCommitted(why).into()),
                         (_, result) => result,
                     };
                     // The caller may have stopped waiting; its write stands either way.
@@ -110,15 +113,15 @@ impl GroupCommit {
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| {
-            SaError::NotCommitted(
+            DbError::NotCommitted(
                 "the write did not run: its batch failed or the writer stopped".into(),
             )
         })?
     }
 
     /// Lets the jobs already queued finish, then closes the writer's connection. Writes after
-    /// this fail with [`SaError::NotCommitted`].
-    pub(super) async fn close(&self) {
+    /// this fail with [`DbError::NotCommitted`].
+    pub(crate) async fn close(&self) {
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Message::Close(tx)).await.is_ok() {
             let _ = rx.await;
@@ -126,11 +129,16 @@ impl GroupCommit {
     }
 }
 
-fn stopped() -> SaError {
-    SaError::NotCommitted("the storage's writer is closed".into())
+fn stopped() -> DbError {
+    DbError::NotCommitted("the database's writer is closed".into())
 }
 
-async fn run(conn: SqliteConnection, mut rx: mpsc::Receiver<Message>, commits: Arc<AtomicU64>) {
+async fn run(
+    conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Message>,
+    commits: Arc<AtomicU64>,
+    database: &'static str,
+) {
     let mut conn = Some(conn);
     let mut messages = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut messages, MAX_BATCH).await > 0 {
@@ -140,7 +148,7 @@ async fn run(conn: SqliteConnection, mut rx: mpsc::Receiver<Message>, commits: A
                 Message::Write(job) => jobs.push(job),
                 Message::Close(ack) => {
                     if let Some(c) = conn.as_mut() {
-                        commit_batch(c, std::mem::take(&mut jobs), &commits).await;
+                        commit_batch(c, std::mem::take(&mut jobs), &commits, database).await;
                     }
                     if let Some(c) = conn.take()
                         && let Err(e) = c.close().await
@@ -152,7 +160,7 @@ async fn run(conn: SqliteConnection, mut rx: mpsc::Receiver<Message>, commits: A
             }
         }
         match conn.as_mut() {
-            Some(c) => commit_batch(c, jobs, &commits).await,
+            Some(c) => commit_batch(c, jobs, &commits, database).await,
             // Closed: dropping the jobs tells their callers that nothing was written.
             None => drop(jobs),
         }
@@ -160,7 +168,12 @@ async fn run(conn: SqliteConnection, mut rx: mpsc::Receiver<Message>, commits: A
 }
 
 /// Runs `jobs` in one transaction, one savepoint each, commits, then answers every caller.
-async fn commit_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, commits: &AtomicU64) {
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    jobs: Vec<Job>,
+    commits: &AtomicU64,
+    database: &'static str,
+) {
     if jobs.is_empty() {
         return;
     }
@@ -168,11 +181,11 @@ async fn commit_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, commits: &Ato
     let size = jobs.len();
     let mut delivers = Vec::with_capacity(size);
     let outcome = run_batch(conn, jobs, &mut delivers).await;
-    metrics::histogram!("cairn_sa_group_commit_writes").record(size as f64);
+    metrics::histogram!("cairn_db_group_commit_writes", "database" => database).record(size as f64);
     let failed = match outcome {
         Ok(()) => None,
         Err(e) => {
-            tracing::error!(error = %e, writes = size, "group commit failed; nothing of the batch is stored");
+            tracing::error!(error = %e, database, writes = size, "group commit failed; nothing of the batch is stored");
             Some(format!("group commit of {size} writes failed: {e}"))
         }
     };
@@ -254,6 +267,28 @@ mod tests {
     use sqlx::sqlite::SqliteConnectOptions;
     use sqlx::{ConnectOptions, Row};
 
+    /// A job's own failure, or the writer's.
+    #[derive(Debug)]
+    enum TestError {
+        /// The job was asked to fail.
+        Refused,
+        Db(DbError),
+    }
+
+    impl From<DbError> for TestError {
+        fn from(e: DbError) -> Self {
+            TestError::Db(e)
+        }
+    }
+
+    impl From<sqlx::Error> for TestError {
+        fn from(e: sqlx::Error) -> Self {
+            TestError::Db(DbError::Database(e))
+        }
+    }
+
+    type TestResult<T> = Result<T, TestError>;
+
     async fn writer(dir: &tempfile::TempDir) -> (GroupCommit, SqliteConnection) {
         let options = SqliteConnectOptions::new()
             .filename(dir.path().join("t.db"))
@@ -270,7 +305,10 @@ mod tests {
         .execute(&mut reader)
         .await
         .unwrap();
-        (GroupCommit::start(options.connect().await.unwrap()), reader)
+        (
+            GroupCommit::start(options.connect().await.unwrap(), "test"),
+            reader,
+        )
     }
 
     async fn children(reader: &mut SqliteConnection) -> Vec<i64> {
@@ -284,17 +322,16 @@ mod tests {
     }
 
     /// Inserts child `id` of `parent`, then fails if `fail`.
-    async fn child(w: &GroupCommit, id: i64, parent: i64, fail: bool) -> SaResult<i64> {
+    async fn child(w: &GroupCommit, id: i64, parent: i64, fail: bool) -> TestResult<i64> {
         w.write(move |conn| {
             Box::pin(async move {
                 sqlx::query("INSERT INTO child (id, parent) VALUES ($1, $2)")
                     .bind(id)
                     .bind(parent)
                     .execute(&mut *conn)
-                    .await
-                    .map_err(crate::sql::database)?;
+                    .await?;
                 if fail {
-                    return Err(SaError::Conflict("asked to fail"));
+                    return Err(TestError::Refused);
                 }
                 Ok(id)
             })
@@ -313,15 +350,15 @@ mod tests {
             child(&w, 3, 1, false)
         );
         assert_eq!(a.unwrap(), 1);
-        assert!(matches!(b, Err(SaError::Conflict(_))), "{b:?}");
+        assert!(matches!(b, Err(TestError::Refused)), "{b:?}");
         assert_eq!(c.unwrap(), 3);
         assert_eq!(children(&mut reader).await, vec![1, 3]);
         // The last write of a batch failing, and a batch of one failing write.
         let (d, e) = tokio::join!(child(&w, 4, 1, false), child(&w, 5, 1, true));
         assert_eq!(d.unwrap(), 4);
-        assert!(matches!(e, Err(SaError::Conflict(_))), "{e:?}");
+        assert!(matches!(e, Err(TestError::Refused)), "{e:?}");
         let f = child(&w, 6, 1, true).await;
-        assert!(matches!(f, Err(SaError::Conflict(_))), "{f:?}");
+        assert!(matches!(f, Err(TestError::Refused)), "{f:?}");
         assert_eq!(children(&mut reader).await, vec![1, 3, 4]);
         assert_eq!(child(&w, 7, 1, false).await.unwrap(), 7);
         assert_eq!(children(&mut reader).await, vec![1, 3, 4, 7]);
@@ -334,8 +371,14 @@ mod tests {
         // Child 2 names a missing parent: the deferred foreign key fails the batch's COMMIT,
         // after every job had succeeded in its savepoint.
         let (a, b) = tokio::join!(child(&w, 1, 1, false), child(&w, 2, 99, false));
-        assert!(matches!(a, Err(SaError::NotCommitted(_))), "{a:?}");
-        assert!(matches!(b, Err(SaError::NotCommitted(_))), "{b:?}");
+        assert!(
+            matches!(a, Err(TestError::Db(DbError::NotCommitted(_)))),
+            "{a:?}"
+        );
+        assert!(
+            matches!(b, Err(TestError::Db(DbError::NotCommitted(_)))),
+            "{b:?}"
+        );
         assert!(children(&mut reader).await.is_empty());
         // The writer goes on with the next batch.
         assert_eq!(child(&w, 4, 1, false).await.unwrap(), 4);
@@ -350,16 +393,18 @@ mod tests {
             Box::pin(async move {
                 sqlx::query("INSERT INTO child (id, parent) VALUES (2, 1)")
                     .execute(&mut *conn)
-                    .await
-                    .map_err(crate::sql::database)?;
+                    .await?;
                 panic!("a bug in a write");
             })
         });
         // One batch: the writes around the panicking one are committed.
         let (a, b, c) = tokio::join!(child(&w, 1, 1, false), panicking, child(&w, 3, 1, false));
         assert_eq!(a.unwrap(), 1);
-        let b: SaResult<()> = b;
-        assert!(matches!(b, Err(SaError::NotCommitted(_))), "{b:?}");
+        let b: TestResult<()> = b;
+        assert!(
+            matches!(b, Err(TestError::Db(DbError::NotCommitted(_)))),
+            "{b:?}"
+        );
         assert_eq!(c.unwrap(), 3);
         assert_eq!(children(&mut reader).await, vec![1, 3]);
         // Later writes still work.
@@ -391,7 +436,10 @@ mod tests {
         assert_eq!(child(&w, 1, 1, false).await.unwrap(), 1);
         w.close().await;
         let late = child(&w, 2, 1, false).await;
-        assert!(matches!(late, Err(SaError::NotCommitted(_))), "{late:?}");
+        assert!(
+            matches!(late, Err(TestError::Db(DbError::NotCommitted(_)))),
+            "{late:?}"
+        );
         assert_eq!(children(&mut reader).await, vec![1]);
     }
 }
