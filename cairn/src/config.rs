@@ -25,11 +25,11 @@ pub struct Config {
     /// Rate limits (Let's Encrypt's by default); see docs/rate-limits.md.
     pub rate_limits: cairn_ratelimit::RateLimitConfig,
     /// The OCSP responder (off by default); see docs/ocsp.md.
-    pub ocsp: crate::ocsp::OcspConfig,
+    pub ocsp: cairn_status::ocsp::OcspConfig,
     /// Certificate Transparency for issuance (SCTs embedded in every certificate).
     pub ct: crate::ct_issuance::CtSection,
     /// CRL publishing; see docs/revocation.md.
-    pub crl: crate::crl::CrlConfig,
+    pub crl: cairn_status::crl::CrlConfig,
     /// The DAP leader and helper run next to the CA; see dap/README.md.
     pub dap: crate::dap_serve::DapSection,
 }
@@ -164,7 +164,7 @@ impl Config {
                 "ca.ignored_lints: {name:?} is not a lint name"
             );
         }
-        cairn_ra::humane_duration::parse(&self.va.timeout)
+        cairn_core::humane_duration::parse(&self.va.timeout)
             .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
         if let Some(url) = &self.server.database_url
             && !(url.starts_with("sqlite:")
@@ -174,10 +174,7 @@ impl Config {
             anyhow::bail!("server.database_url must start with sqlite: or postgres:");
         }
         if let Some(url) = &self.server.public_base_url {
-            anyhow::ensure!(
-                url.starts_with("http://") && url.len() > "http://".len() && !url.ends_with('/'),
-                "server.public_base_url must be an http:// URL without a trailing slash (the Baseline Requirements want CRL and caIssuers URLs over plain HTTP)"
-            );
+            cairn_status::public::check_base_url(url)?;
         }
         if !matches!(self.wfe.scheme.as_str(), "http" | "https") {
             anyhow::bail!("wfe.scheme must be \"http\" or \"https\"");
@@ -269,6 +266,18 @@ mod tests {
         assert_eq!(cfg.ct.logs[1].operator, "Example Operator B");
         assert!(cfg.dap.enabled);
         assert_eq!(cfg.dap.leader_listen.port(), 14010);
+    }
+
+    #[test]
+    fn the_crl_shards_default_is_the_issuers() {
+        assert_eq!(
+            cairn_status::crl::DEFAULT_SHARDS,
+            cairn_issuer::DEFAULT_CRL_SHARDS
+        );
+        assert_eq!(
+            Config::default().crl.shards,
+            cairn_issuer::DEFAULT_CRL_SHARDS
+        );
     }
 
     #[test]

@@ -118,7 +118,7 @@ impl CtSection {
 }
 
 fn crate_duration(text: &str) -> anyhow::Result<std::time::Duration> {
-    let d = cairn_ra::humane_duration::parse(text).map_err(|e| anyhow::anyhow!(e))?;
+    let d = cairn_core::humane_duration::parse(text).map_err(|e| anyhow::anyhow!(e))?;
     std::time::Duration::try_from(d).map_err(|_| anyhow::anyhow!("negative duration"))
 }
 

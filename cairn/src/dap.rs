@@ -5,10 +5,8 @@
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_dap_aggregator::{
-    Aggregator, AggregatorConfig, AggregatorRole, Datastore, DatastoreKey, HpkeKeyStateChange,
-    HpkeKeyView,
-};
+use cairn_dap_aggregator::control_client::{self, HpkeKeyCommand, TaskTokens, random_bytes};
+use cairn_dap_aggregator::{Aggregator, AggregatorConfig, AggregatorRole, Datastore, DatastoreKey};
 use cairn_dap_core::{Clock, HpkeKeypair, RealClock, TaskParameters};
 use cairn_dap_messages::{
     BatchMode, Decode, Duration, Encode, HpkeConfig, HpkeConfigId, Interval, Query, Time,
@@ -440,49 +438,17 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
 async fn hpke_key(base: &str, action: HpkeKeyAction) -> anyhow::Result<()> {
     let token =
         std::env::var("CAIRN_DAP_CONTROL_TOKEN").context("CAIRN_DAP_CONTROL_TOKEN is not set")?;
-    let http = reqwest::Client::new();
-    let url = |path: &str| TaskParameters::url(base, path);
-    let (req, state) = match action {
-        HpkeKeyAction::List => (http.get(url("control/hpke_keys")), None),
-        HpkeKeyAction::Create => (http.post(url("control/hpke_keys")), None),
-        HpkeKeyAction::Activate { id } => (
-            http.patch(url(&format!("control/hpke_keys/{id}"))),
-            Some(cairn_dap_aggregator::HpkeKeyState::Active),
-        ),
-        HpkeKeyAction::Expire { id } => (
-            http.patch(url(&format!("control/hpke_keys/{id}"))),
-            Some(cairn_dap_aggregator::HpkeKeyState::Expired),
-        ),
-        HpkeKeyAction::Delete { id } => {
-            (http.delete(url(&format!("control/hpke_keys/{id}"))), None)
-        }
+    let command = match action {
+        HpkeKeyAction::List => HpkeKeyCommand::List,
+        HpkeKeyAction::Create => HpkeKeyCommand::Create,
+        HpkeKeyAction::Activate { id } => HpkeKeyCommand::Activate(id),
+        HpkeKeyAction::Expire { id } => HpkeKeyCommand::Expire(id),
+        HpkeKeyAction::Delete { id } => HpkeKeyCommand::Delete(id),
     };
-    let req = match state {
-        Some(state) => req.json(&HpkeKeyStateChange { state }),
-        None => req,
-    };
-    let resp = req.bearer_auth(token).send().await?;
-    let status = resp.status();
-    let body = resp.text().await?;
-    if !status.is_success() {
-        let detail = serde_json::from_str::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
-            .unwrap_or(body);
-        bail!("aggregator answered {status}: {detail}");
-    }
-    if let Ok(keys) = serde_json::from_str::<Vec<HpkeKeyView>>(&body) {
-        for k in keys {
-            println!("{}\t{}", k.config_id, k.state.as_str());
-        }
-    } else if let Ok(k) = serde_json::from_str::<HpkeKeyView>(&body) {
+    for k in control_client::hpke_keys(&reqwest::Client::new(), base, &token, command).await? {
         println!("{}\t{}", k.config_id, k.state.as_str());
     }
     Ok(())
-}
-
-fn random_bytes() -> anyhow::Result<[u8; 32]> {
-    cairn::dap_serve::random_bytes()
 }
 
 fn env_token(names: &[&str]) -> anyhow::Result<String> {
@@ -494,10 +460,13 @@ fn env_token(names: &[&str]) -> anyhow::Result<String> {
 
 /// Creates the task on both aggregators with the tokens from the environment.
 async fn create_task(params: &TaskParameters, collector_config: &str) -> anyhow::Result<()> {
-    let tokens = cairn::dap_serve::TaskTokens {
+    let tokens = TaskTokens {
         leader_control: env_token(&["CAIRN_DAP_LEADER_CONTROL_TOKEN", "CAIRN_DAP_CONTROL_TOKEN"])?,
         helper_control: env_token(&["CAIRN_DAP_HELPER_CONTROL_TOKEN", "CAIRN_DAP_CONTROL_TOKEN"])?,
         collector: env_token(&["CAIRN_DAP_COLLECTOR_TOKEN"])?,
     };
-    cairn::dap_serve::create_task(&reqwest::Client::new(), params, collector_config, &tokens).await
+    Ok(
+        control_client::create_task(&reqwest::Client::new(), params, collector_config, &tokens)
+            .await?,
+    )
 }

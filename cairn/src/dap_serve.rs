@@ -1,5 +1,4 @@
-//! The DAP leader and helper that `cairn serve` runs next to the CA (`[dap]`), and task
-//! creation through two aggregators' control planes (shared with `cairn dap task create`).
+//! The DAP leader and helper that `cairn serve` runs next to the CA (`[dap]`).
 //!
 //! Each aggregator gets its own listener and its own SQLite datastore under
 //! `<data_dir>/dap/`. Secrets come from the environment when set; otherwise they are generated on
@@ -7,13 +6,14 @@
 //! `datastore.key` (the key sealing HPKE private keys, verification keys and tokens at rest —
 //! back it up) and `control.token` (the control planes' bearer token).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_aggregator::control_client::random_bytes;
 use cairn_dap_aggregator::{
-    Aggregator, AggregatorParameters, AggregatorRole, CreateTaskRequest, Datastore, DatastoreKey,
+    Aggregator, AggregatorParameters, AggregatorRole, Datastore, DatastoreKey,
 };
-use cairn_dap_core::{RealClock, TaskParameters};
+use cairn_dap_core::RealClock;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -131,16 +131,6 @@ fn secret(
     Ok((value, Some(file.to_owned())))
 }
 
-/// 32 random bytes.
-pub fn random_bytes() -> anyhow::Result<[u8; 32]> {
-    use aws_lc_rs::rand::SecureRandom;
-    let mut b = [0u8; 32];
-    aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| anyhow::anyhow!("no randomness available"))?;
-    Ok(b)
-}
-
 /// Starts the leader and helper with their datastores under `<data_dir>/dap/`.
 pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapPair> {
     let dir = data_dir.join("dap");
@@ -198,68 +188,4 @@ pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapP
         pair.aggregators.push(agg);
     }
     Ok(pair)
-}
-
-/// Secrets for [`create_task`].
-#[derive(Debug, Clone)]
-pub struct TaskTokens {
-    /// The leader's control-plane token.
-    pub leader_control: String,
-    /// The helper's control-plane token.
-    pub helper_control: String,
-    /// The token the collector will present to the leader.
-    pub collector: String,
-}
-
-/// Creates the task on both aggregators (helper first, so a task the helper refused never
-/// takes uploads at the leader). A random VDAF verification key and leader→helper token are
-/// generated and sent only to the aggregators. `collector_config` is the collector's encoded
-/// `HpkeConfig`, unpadded base64url.
-pub async fn create_task(
-    http: &reqwest::Client,
-    params: &TaskParameters,
-    collector_config: &str,
-    tokens: &TaskTokens,
-) -> anyhow::Result<()> {
-    let aggregator_token = URL_SAFE_NO_PAD.encode(random_bytes()?);
-    let verify_key = URL_SAFE_NO_PAD.encode(random_bytes()?);
-    for (name, base, control, collector) in [
-        (
-            "helper",
-            &params.helper_endpoint,
-            &tokens.helper_control,
-            None,
-        ),
-        (
-            "leader",
-            &params.leader_endpoint,
-            &tokens.leader_control,
-            Some(tokens.collector.clone()),
-        ),
-    ] {
-        let req = CreateTaskRequest {
-            parameters: params.clone(),
-            vdaf_verify_key: verify_key.clone(),
-            collector_hpke_config: collector_config.to_string(),
-            aggregator_auth_token: aggregator_token.clone(),
-            collector_auth_token: collector,
-        };
-        let resp = http
-            .post(TaskParameters::url(base, "control/tasks"))
-            .bearer_auth(control)
-            .json(&req)
-            .send()
-            .await
-            .with_context(|| format!("reaching the {name}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let detail = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_string))
-                .unwrap_or(body);
-            bail!("the {name} refused the task ({status}): {detail}");
-        }
-    }
-    Ok(())
 }

@@ -4,12 +4,8 @@
 pub mod admin;
 pub mod bootstrap;
 pub mod config;
-pub mod crl;
 pub mod ct_issuance;
 pub mod dap_serve;
-pub mod ocsp;
-pub mod ocsp_cache;
-pub mod public;
 pub mod revoke;
 pub mod serve;
 

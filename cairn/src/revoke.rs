@@ -4,18 +4,17 @@
 //! is written directly, its memory cache follows the same epoch), and CRL freshness.
 
 use crate::ServeArgs;
-use crate::serve::{effective_config, open_storage};
+use crate::config::Config;
+use crate::serve::{effective_config, ocsp_signer_kind, open_storage};
 use anyhow::Context;
-use cairn_core::{AccountId, Certificate, Identifier, Revocation, RevocationReason, Serial};
+use cairn_core::{AccountId, Clock, Identifier, RevocationReason, Serial, SystemClock};
 use cairn_ra::Revoker;
-use cairn_sa::{CertificateSelector, SaError, StorageAuthority};
-use std::collections::BTreeMap;
+use cairn_ra::admin_revocation::{self, Selection};
+use cairn_sa::{CertificateSelector, StorageAuthority};
+use cairn_status::ocsp::OcspResponder;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Most certificates one selector may revoke in one command.
-const MAX_SELECTED: u64 = 1_000_000;
 
 /// Flags of `cairn admin revoke`.
 #[derive(Debug, clap::Args)]
@@ -66,38 +65,18 @@ pub struct CrlArgs {
 }
 
 /// Parses a reason name or code (the reasons the Baseline Requirements allow).
-pub fn parse_reason(s: &str) -> anyhow::Result<RevocationReason> {
-    let by_name = match s.to_ascii_lowercase().as_str() {
-        "unspecified" => Some(RevocationReason::Unspecified),
-        "keycompromise" => Some(RevocationReason::KeyCompromise),
-        "affiliationchanged" => Some(RevocationReason::AffiliationChanged),
-        "superseded" => Some(RevocationReason::Superseded),
-        "cessationofoperation" => Some(RevocationReason::CessationOfOperation),
-        "privilegewithdrawn" => Some(RevocationReason::PrivilegeWithdrawn),
-        _ => None,
-    };
-    by_name
-        .or_else(|| s.parse::<u8>().ok().and_then(RevocationReason::from_code))
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--reason {s:?}: use unspecified, keyCompromise, affiliationChanged, superseded, \
-                 cessationOfOperation, privilegeWithdrawn (or 0, 1, 3, 4, 5, 9)"
-            )
-        })
+fn parse_reason(s: &str) -> anyhow::Result<RevocationReason> {
+    RevocationReason::from_name_or_code(s).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--reason {s:?}: use unspecified, keyCompromise, affiliationChanged, superseded, \
+             cessationOfOperation, privilegeWithdrawn (or 0, 1, 3, 4, 5, 9)"
+        )
+    })
 }
 
 fn parse_serial(s: &str) -> anyhow::Result<Serial> {
-    let s = s
-        .trim()
-        .trim_start_matches("0x")
-        .replace(':', "")
-        .to_ascii_lowercase();
-    anyhow::ensure!(
-        !s.is_empty() && s.len() <= 42 && s.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{s:?} is not a hexadecimal serial"
-    );
-    // Stored serials are the lowercase hex of the serial's octets.
-    Ok(Serial(if s.len() % 2 == 1 { format!("0{s}") } else { s }))
+    Serial::parse_hex(s)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not a hexadecimal serial", s.trim()))
 }
 
 /// The SPKI SHA-256 named by `--key`.
@@ -140,11 +119,7 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     let sel = &args.select;
 
-    let mut selected: BTreeMap<String, Certificate> = BTreeMap::new();
-    let mut missing = Vec::new();
-    let mut key_to_block: Option<String> = None;
-    let by_serials = !sel.serial.is_empty() || sel.serials_file.is_some();
-    if by_serials {
+    let selection = if !sel.serial.is_empty() || sel.serials_file.is_some() {
         let mut serials = Vec::new();
         for s in &sel.serial {
             serials.push(parse_serial(s)?);
@@ -162,67 +137,32 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
                 );
             }
         }
-        for serial in serials {
-            match storage.get_certificate(&serial).await {
-                Ok(c) => {
-                    selected.insert(c.serial.0.clone(), c);
-                }
-                Err(SaError::NotFound) => missing.push(serial),
-                Err(e) => return Err(e).context("loading certificates"),
-            }
-        }
+        Selection::Serials(serials)
+    } else if let Some(a) = &sel.account {
+        Selection::Matching(CertificateSelector::Account(AccountId(a.clone())))
+    } else if let Some(k) = &sel.key {
+        Selection::Matching(CertificateSelector::SpkiSha256(key_hash(k)?))
+    } else if let Some(i) = &sel.identifier {
+        Selection::Matching(CertificateSelector::Identifier(parse_identifier(i)))
     } else {
-        let selector = if let Some(a) = &sel.account {
-            CertificateSelector::Account(AccountId(a.clone()))
-        } else if let Some(k) = &sel.key {
-            let h = key_hash(k)?;
-            key_to_block = Some(h.clone());
-            CertificateSelector::SpkiSha256(h)
-        } else if let Some(i) = &sel.identifier {
-            CertificateSelector::Identifier(parse_identifier(i))
-        } else {
-            anyhow::bail!(
-                "select certificates with --serial, --serials-file, --account, --key or --identifier"
-            );
-        };
-        for c in storage
-            .get_certificates(&selector, now, false, MAX_SELECTED)
-            .await
-            .context("selecting certificates")?
-        {
-            selected.insert(c.serial.0.clone(), c);
-        }
-    }
-    if args.with_key_siblings {
-        let keys: std::collections::BTreeSet<String> =
-            selected.values().map(|c| c.spki_sha256.clone()).collect();
-        for key in keys {
-            for c in storage
-                .get_certificates(
-                    &CertificateSelector::SpkiSha256(key),
-                    now,
-                    false,
-                    MAX_SELECTED,
-                )
-                .await
-                .context("selecting certificates with the same key")?
-            {
-                selected.insert(c.serial.0.clone(), c);
-            }
-        }
-    }
-    for m in &missing {
+        anyhow::bail!(
+            "select certificates with --serial, --serials-file, --account, --key or --identifier"
+        );
+    };
+    let selected = admin_revocation::select(&*storage, &selection, args.with_key_siblings, now)
+        .await
+        .context("selecting certificates")?;
+    for m in &selected.missing {
         eprintln!("not found: serial {m}");
     }
-    let (already, todo): (Vec<&Certificate>, Vec<&Certificate>) =
-        selected.values().partition(|c| c.revocation.is_some());
+    let (already, todo) = selected.partition();
     println!(
         "{} certificate(s) selected: {} to revoke ({:?}), {} already revoked, {} not found",
-        selected.len(),
+        selected.certificates.len(),
         todo.len(),
         reason,
         already.len(),
-        missing.len()
+        selected.missing.len()
     );
     if args.dry_run {
         for c in todo.iter().take(20) {
@@ -239,57 +179,41 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
     }
 
     let revoker = Revoker::new(storage.clone());
-    let ocsp_listener = crate::ocsp::admin_revocation_listener(&cfg, storage.clone()).await?;
+    let ocsp_listener = ocsp_revocation_listener(&cfg, storage.clone()).await?;
     if let Some(l) = &ocsp_listener {
         revoker.add_listener(l.clone());
     }
-    if reason == RevocationReason::KeyCompromise
-        && let Some(h) = &key_to_block
-    {
-        // Blocked even when no certificate is left to revoke.
-        storage
-            .block_key(&cairn_sa::BlockedKey {
-                spki_sha256: h.clone(),
-                jwk_thumbprint: None,
-                blocked_at: now,
-                comment: "cairn admin revoke --key".into(),
-            })
-            .await
-            .context("blocking the key")?;
-    }
     let total = todo.len();
-    let mut done = 0usize;
-    let mut raced = 0usize;
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    for (i, cert) in todo.into_iter().enumerate() {
-        let revocation = Revocation {
-            revoked_at: time::OffsetDateTime::now_utc(),
+    let outcome = revoker
+        .revoke_selected(
+            &selection,
+            &todo,
             reason,
-        };
-        match revoker.revoke(cert, &revocation).await {
-            Ok(()) => done += 1,
-            Err(SaError::Conflict(_)) => raced += 1,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("revoking {} (after {done} revoked)", cert.serial));
-            }
-        }
-        if i + 1 == total || (i + 1) % 100 == 0 {
-            if progress {
-                eprint!("\rrevoking: {}/{total}", i + 1);
-                let _ = std::io::stderr().flush();
-            } else if (i + 1) % 10_000 == 0 {
-                eprintln!("revoking: {}/{total}", i + 1);
-            }
-        }
-    }
+            "cairn admin revoke --key",
+            |done| {
+                if done == total || done % 100 == 0 {
+                    if progress {
+                        eprint!("\rrevoking: {done}/{total}");
+                        let _ = std::io::stderr().flush();
+                    } else if done % 10_000 == 0 {
+                        eprintln!("revoking: {done}/{total}");
+                    }
+                }
+            },
+        )
+        .await?;
     if progress && total > 0 {
         eprintln!();
     }
     println!(
-        "revoked {done} certificate(s){}; the server's CRL updater publishes them within crl.poll_interval{}",
-        if raced > 0 {
-            format!(" ({raced} were revoked meanwhile by someone else)")
+        "revoked {} certificate(s){}; the server's CRL updater publishes them within crl.poll_interval{}",
+        outcome.revoked,
+        if outcome.raced > 0 {
+            format!(
+                " ({} were revoked meanwhile by someone else)",
+                outcome.raced
+            )
         } else {
             String::new()
         },
@@ -300,6 +224,39 @@ pub async fn run_revoke(args: RevokeArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// When the responder is on and caches in Redis, a listener that writes `revoked` answers for
+/// each revocation into the server's Redis cache, signed with the CA's keys in
+/// `server.data_dir` (as the server's own listener does). `None` when OCSP is off or caches in
+/// memory (the server then retires its answers when it sees the revocation epoch move, within
+/// `crl.poll_interval`).
+async fn ocsp_revocation_listener(
+    cfg: &Config,
+    sa: Arc<dyn StorageAuthority>,
+) -> anyhow::Result<Option<Arc<OcspResponder>>> {
+    let Some(redis_url) = cfg.redis_url().filter(|_| cfg.ocsp.enabled) else {
+        return Ok(None);
+    };
+    let ca_dir = cfg.server.data_dir.join("ca");
+    let hierarchy = cairn_issuer::CaHierarchy::load(&ca_dir).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot load the CA in {} to sign OCSP answers: {e}",
+            ca_dir.display()
+        )
+    })?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let issuer = cairn_issuer::LocalIssuer::new(
+        hierarchy,
+        cairn_issuer::EndEntityProfile::default(),
+        cfg.ca.ignored_lints.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot set up the issuer: {e}"))?
+    .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
+    .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    let responder =
+        OcspResponder::new(&cfg.ocsp, Arc::new(issuer), sa, clock, Some(&redis_url)).await?;
+    Ok(Some(Arc::new(responder)))
 }
 
 /// `cairn admin crl`: one line per stored CRL.
@@ -322,7 +279,7 @@ pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
     );
     let mut stale = 0;
     for i in &infos {
-        let fresh = crate::crl::is_fresh(i, now);
+        let fresh = cairn_status::crl::is_fresh(i, now);
         if !fresh {
             stale += 1;
         }
@@ -347,36 +304,4 @@ pub async fn run_crl(args: CrlArgs) -> anyhow::Result<()> {
         infos.iter().map(|i| i.entries).sum::<u64>()
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reasons_by_name_or_code() {
-        assert_eq!(
-            parse_reason("keyCompromise").unwrap(),
-            RevocationReason::KeyCompromise
-        );
-        assert_eq!(parse_reason("4").unwrap(), RevocationReason::Superseded);
-        assert!(parse_reason("2").is_err(), "cACompromise is not for leaves");
-        assert!(parse_reason("certificateHold").is_err());
-    }
-
-    #[test]
-    fn serials_parse_like_storage() {
-        let s = Serial::random();
-        assert_eq!(parse_serial(&s.0).unwrap(), s);
-        assert_eq!(
-            parse_serial("0x0abc").unwrap(),
-            Serial::from_bytes(&[0x0a, 0xbc])
-        );
-        assert_eq!(
-            parse_serial("abc").unwrap(),
-            Serial::from_bytes(&[0x0a, 0xbc])
-        );
-        assert!(parse_serial("xyz").is_err());
-        assert!(parse_serial("").is_err());
-    }
 }

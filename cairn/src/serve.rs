@@ -4,20 +4,17 @@
 use crate::bootstrap;
 use crate::config::{Config, system_dns_server};
 use anyhow::Context;
-use axum::Router;
-use axum::extract::ConnectInfo;
 use cairn_core::{Clock, SystemClock};
 use cairn_issuer::{CaHierarchy, LocalIssuer};
 use cairn_ra::Ra;
 use cairn_sa::SqlStorage;
+use cairn_status::crl::CrlUpdater;
+use cairn_status::ocsp::{OcspResponder, SignerChoice};
 use cairn_va::{Va, VaConfig};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// Flags of `cairn serve`; each overrides the config file.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -258,7 +255,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .server
         .public_base_url
         .clone()
-        .unwrap_or_else(|| crate::public::default_base_url(public_addr));
+        .unwrap_or_else(|| cairn_status::public::default_base_url(public_addr));
 
     let ca_dir = cfg.server.data_dir.join("ca");
     let hierarchy = CaHierarchy::load_or_create_with(
@@ -275,12 +272,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let identity = hierarchy
             .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
             .context("cannot set up the ACME listener's TLS certificate")?;
-        Some(tls_server_config(&identity)?)
+        let config = cairn_wfe::tls::server_config(
+            identity.cert_chain_der(),
+            identity.private_key_pkcs8_der(),
+        )
+        .context("the ACME listener's TLS configuration")?;
+        Some(config)
     } else {
         None
     };
     let root_path = ca_dir.join("root.pem");
-    let mut public_parts = crate::public::PublicParts::default();
+    let mut public_parts = cairn_status::public::PublicParts::default();
     public_parts.issuer_certificates.insert(
         hierarchy.issuer_id().to_owned(),
         hierarchy.intermediate().der().to_vec(),
@@ -307,17 +309,23 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .with_crl_shards(crl_settings.shards);
     if cfg.ocsp.enabled {
         issuer = issuer
-            .with_ocsp_signer(cfg.ocsp.signer_kind(), &ca_dir, clock.now())
+            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
             .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
     }
     let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
-    let crl_updater =
-        crate::crl::CrlUpdater::new(issuer.clone(), storage_dyn, clock.clone(), crl_settings);
+    // The OCSP memory cache follows storage's revocation epoch as often as the CRL updater.
+    let epoch_poll = crl_settings.poll_interval;
+    let crl_updater = CrlUpdater::new(
+        issuer.clone(),
+        storage_dyn.clone(),
+        clock.clone(),
+        crl_settings,
+    );
 
     let va_timeout =
-        cairn_ra::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
+        cairn_core::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
     let va = Arc::new(Va::new(VaConfig {
         dns_server: cfg.va.dns_server.unwrap_or_else(system_dns_server),
         http01_port: cfg.va.http01_port,
@@ -328,7 +336,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })?);
 
     let limiter = rate_limiter(&cfg).await?;
-    let ocsp_parts = (storage.clone(), issuer.clone(), clock.clone());
+    let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
     let ra = Ra::new_with_ct(
         storage,
         va,
@@ -352,11 +360,21 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     }
     let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
 
-    let mut public_app = crate::public::router(public_parts);
+    let mut public_app = cairn_status::public::router(public_parts);
     if cfg.ocsp.enabled {
-        let responder = crate::ocsp::start(&cfg, ocsp_parts).await?;
+        let (sa, issuer, clock) = ocsp_parts;
+        let redis_url = cfg.redis_url();
+        let responder = OcspResponder::start(
+            &cfg.ocsp,
+            issuer,
+            sa,
+            clock,
+            redis_url.as_deref(),
+            epoch_poll,
+        )
+        .await?;
         ra.add_revocation_listener(responder.clone());
-        public_app = public_app.merge(crate::ocsp::router(responder));
+        public_app = public_app.merge(cairn_status::ocsp::router(responder));
     }
     let dap = if cfg.dap.enabled {
         Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir).await?)
@@ -388,9 +406,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         crl_task.abort();
     };
     let task = match tls {
-        Some(server_config) => {
-            tokio::spawn(serve_tls(listener, app, Arc::new(server_config), stop))
-        }
+        Some(server_config) => tokio::spawn(async move {
+            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), stop).await;
+            Ok(())
+        }),
         None => tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -416,62 +435,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     })
 }
 
-/// A rustls server configuration (aws-lc-rs provider, HTTP/1.1 and HTTP/2) for the ACME
-/// listener's certificate.
-fn tls_server_config(identity: &cairn_issuer::TlsIdentity) -> anyhow::Result<rustls::ServerConfig> {
-    let chain = identity
-        .cert_chain_der()
-        .iter()
-        .cloned()
-        .map(rustls_pki_types::CertificateDer::from)
-        .collect();
-    let key =
-        rustls_pki_types::PrivateKeyDer::Pkcs8(identity.private_key_pkcs8_der().to_vec().into());
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("the ACME listener's TLS certificate")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
-async fn serve_tls(
-    listener: TcpListener,
-    app: Router,
-    server_config: Arc<rustls::ServerConfig>,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc =
-                app.map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    req.map(axum::body::Body::new)
-                });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
-                .await;
-        });
+/// The issuer's OCSP signing key for `[ocsp] signer` (the issuer is built with it; the responder
+/// only asks it to sign).
+pub fn ocsp_signer_kind(choice: SignerChoice) -> cairn_issuer::OcspSignerKind {
+    match choice {
+        SignerChoice::Issuer => cairn_issuer::OcspSignerKind::Issuer,
+        SignerChoice::Delegated => cairn_issuer::OcspSignerKind::Delegated,
     }
 }
 

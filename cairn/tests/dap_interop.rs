@@ -9,6 +9,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_aggregator::control_client;
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -256,7 +257,7 @@ impl Runner {
 }
 
 fn rand32() -> [u8; 32] {
-    cairn::dap_serve::random_bytes().unwrap()
+    control_client::random_bytes().unwrap()
 }
 
 fn strings(v: &[u64]) -> Value {

@@ -9,6 +9,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cairn_dap_aggregator::control_client;
 use cairn_dap_core::{AggregateResult, HpkeKeypair, Measurement, TaskParameters};
 use cairn_dap_messages::{BatchMode, Encode, HpkeConfigId, Query, TaskId};
 use std::time::Duration;
@@ -27,7 +28,7 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
 
     let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
     let params = TaskParameters {
-        task_id: TaskId::from_bytes(cairn::dap_serve::random_bytes().unwrap()),
+        task_id: TaskId::from_bytes(control_client::random_bytes().unwrap()),
         leader_endpoint: dap.leader_url.clone(),
         helper_endpoint: dap.helper_url.clone(),
         time_precision: 60,
@@ -39,7 +40,7 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
         max_batch_size: Some(10),
         differential_privacy: None,
     };
-    let tokens = cairn::dap_serve::TaskTokens {
+    let tokens = control_client::TaskTokens {
         leader_control: dap.control_token().to_owned(),
         helper_control: dap.control_token().to_owned(),
         collector: COLLECTOR_TOKEN.into(),
@@ -47,16 +48,16 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
     let collector_config = URL_SAFE_NO_PAD.encode(collector_keys.config().get_encoded().unwrap());
 
     // A wrong control token is refused and creates nothing.
-    let bad = cairn::dap_serve::TaskTokens {
+    let bad = control_client::TaskTokens {
         helper_control: "not-the-token".into(),
         ..tokens.clone()
     };
-    let err = cairn::dap_serve::create_task(&http, &params, &collector_config, &bad)
+    let err = control_client::create_task(&http, &params, &collector_config, &bad)
         .await
         .unwrap_err();
     assert!(format!("{err:#}").contains("helper refused"), "{err:#}");
 
-    cairn::dap_serve::create_task(&http, &params, &collector_config, &tokens)
+    control_client::create_task(&http, &params, &collector_config, &tokens)
         .await
         .unwrap();
 

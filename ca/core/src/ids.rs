@@ -112,6 +112,21 @@ impl Serial {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A serial as an operator types it: hexadecimal in any case, optionally `0x`-prefixed or
+    /// colon-separated (as OpenSSL prints it), an odd number of digits padded; at most 21
+    /// octets. The stored form is the lowercase hex of the octets.
+    pub fn parse_hex(s: &str) -> Option<Self> {
+        let s = s
+            .trim()
+            .trim_start_matches("0x")
+            .replace(':', "")
+            .to_ascii_lowercase();
+        if s.is_empty() || s.len() > 42 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Self(if s.len() % 2 == 1 { format!("0{s}") } else { s }))
+    }
 }
 
 impl fmt::Display for Serial {
@@ -123,6 +138,20 @@ impl fmt::Display for Serial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_serials_parse_to_the_stored_form() {
+        let s = Serial::random();
+        assert_eq!(Serial::parse_hex(&s.0), Some(s.clone()));
+        assert_eq!(Serial::parse_hex(&s.0.to_uppercase()), Some(s));
+        let abc = Some(Serial::from_bytes(&[0x0a, 0xbc]));
+        assert_eq!(Serial::parse_hex("0x0abc"), abc);
+        assert_eq!(Serial::parse_hex("abc"), abc);
+        assert_eq!(Serial::parse_hex(" 0A:BC "), abc);
+        assert_eq!(Serial::parse_hex("xyz"), None);
+        assert_eq!(Serial::parse_hex(""), None);
+        assert_eq!(Serial::parse_hex(&"1".repeat(43)), None);
+    }
 
     #[test]
     fn serials_are_positive_and_unique() {

@@ -2,6 +2,7 @@
 //! problems and the clock. Every component of the CA speaks these types; none of them does I/O.
 
 pub mod clock;
+pub mod humane_duration;
 pub mod identifier;
 pub mod ids;
 pub mod model;

@@ -334,6 +334,21 @@ impl RevocationReason {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// The reason an operator names: its RFC 5280 name in any case (`keyCompromise`) or its
+    /// code (`1`), if it is one a subscriber may use.
+    pub fn from_name_or_code(s: &str) -> Option<Self> {
+        let by_name = match s.to_ascii_lowercase().as_str() {
+            "unspecified" => Some(Self::Unspecified),
+            "keycompromise" => Some(Self::KeyCompromise),
+            "affiliationchanged" => Some(Self::AffiliationChanged),
+            "superseded" => Some(Self::Superseded),
+            "cessationofoperation" => Some(Self::CessationOfOperation),
+            "privilegewithdrawn" => Some(Self::PrivilegeWithdrawn),
+            _ => None,
+        };
+        by_name.or_else(|| s.parse::<u8>().ok().and_then(Self::from_code))
+    }
 }
 
 /// A revocation record.
@@ -404,6 +419,25 @@ mod tests {
     use crate::ChallengeStatus;
     use time::Duration;
     use time::macros::datetime;
+
+    #[test]
+    fn revocation_reasons_by_name_or_code() {
+        assert_eq!(
+            RevocationReason::from_name_or_code("keyCompromise"),
+            Some(RevocationReason::KeyCompromise)
+        );
+        assert_eq!(
+            RevocationReason::from_name_or_code("PRIVILEGEWITHDRAWN"),
+            Some(RevocationReason::PrivilegeWithdrawn)
+        );
+        assert_eq!(
+            RevocationReason::from_name_or_code("4"),
+            Some(RevocationReason::Superseded)
+        );
+        // cACompromise and certificateHold are not for leaves.
+        assert_eq!(RevocationReason::from_name_or_code("2"), None);
+        assert_eq!(RevocationReason::from_name_or_code("certificateHold"), None);
+    }
 
     fn authz(status: AuthzStatus, expires: OffsetDateTime) -> Authorization {
         Authorization {

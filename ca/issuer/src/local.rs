@@ -335,10 +335,18 @@ impl CertificateIssuer for LocalIssuer {
         }
     }
 
-    /// [`LocalIssuer::sign_crl`], in the call: a CRL of many entries is CPU work, which a
-    /// caller that must not hold up its runtime runs on a blocking thread.
+    /// [`LocalIssuer::sign_crl`]. A shard of many entries is CPU work (about 100 ms for 60,000
+    /// entries, lint included), so on a multi-threaded runtime it runs in `block_in_place`: this
+    /// worker's other tasks move to another thread meanwhile. On a current-thread runtime (tests,
+    /// tools) it runs inline, where there is no other worker to hand them to.
     async fn sign_crl(&self, req: &CrlRequest<'_>) -> Result<Vec<u8>, IssuerError> {
-        LocalIssuer::sign_crl(self, req)
+        let multi_threaded = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi_threaded {
+            tokio::task::block_in_place(|| LocalIssuer::sign_crl(self, req))
+        } else {
+            LocalIssuer::sign_crl(self, req)
+        }
     }
 
     /// Signs with the key chosen by [`LocalIssuer::with_ocsp_signer`]; `producedAt` is the time

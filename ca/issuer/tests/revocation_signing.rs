@@ -107,6 +107,33 @@ async fn the_intermediate_signs_its_shards_and_the_root_its_crl() {
     }
 }
 
+/// On a multi-threaded runtime the issuer signs a CRL in `block_in_place`: from a worker (a
+/// spawned task, as the CRL updater runs) and from the runtime's `block_on` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crls_are_signed_on_a_multi_threaded_runtime_from_any_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = std::sync::Arc::new(issuer(dir.path()));
+    let intermediate = local.hierarchy().intermediate().der().to_vec();
+    let sign = |issuer: std::sync::Arc<LocalIssuer>| async move {
+        let issuer: &dyn CertificateIssuer = &*issuer;
+        issuer
+            .sign_crl(&CrlRequest {
+                issuer_id: &issuer.identity().issuer_id,
+                shard: 0,
+                number: 1,
+                this_update: now(),
+                next_update: now() + Duration::days(7),
+                entries: &[],
+            })
+            .await
+            .unwrap()
+    };
+    let spawned = tokio::spawn(sign(local.clone())).await.unwrap();
+    assert!(crl_signed_by(&spawned, &intermediate));
+    let inline = sign(local).await;
+    assert!(crl_signed_by(&inline, &intermediate));
+}
+
 fn cert_id(issuer_der: &[u8]) -> CertId {
     let hashes = IssuerHashes::from_certificate(issuer_der).unwrap();
     let (name, key) = hashes.get(HashAlgorithm::Sha256).unwrap();

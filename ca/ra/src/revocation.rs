@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 /// registered then are that process's: the server's CRL updater notices operator revocations
 /// through storage, see docs/revocation.md).
 pub struct Revoker {
-    sa: Arc<dyn StorageAuthority>,
+    pub(crate) sa: Arc<dyn StorageAuthority>,
     listeners: RwLock<Vec<Arc<dyn RevocationListener>>>,
 }
 

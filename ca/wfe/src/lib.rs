@@ -12,6 +12,7 @@ mod order;
 mod render;
 mod renewal_info;
 mod response;
+pub mod tls;
 
 pub use nonce::NonceService;
 

@@ -3,6 +3,7 @@
 
 pub mod aggregator;
 pub mod config;
+pub mod control_client;
 pub mod datastore;
 pub mod error;
 pub mod http;

@@ -6,12 +6,14 @@
 //! second pass, each step per shard.
 
 use anyhow::Context;
+use cairn_api::{CertificateIssuer, CrlRequest};
 use cairn_core::{
     Account, AccountId, AccountStatus, Certificate, Order, OrderId, OrderStatus, Revocation,
     RevocationReason, Serial,
 };
-use cairn_issuer::{CaHierarchy, CrlRequest, HierarchyOptions, LocalIssuer, crl_shard_of};
+use cairn_issuer::{CaHierarchy, HierarchyOptions, LocalIssuer, crl_shard_of};
 use cairn_sa::{SqlStorage, StorageAuthority, StoredCrl};
+use cairn_status::crl::{CrlConfig, CrlUpdater, group_by_shard};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +47,7 @@ pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
         "--shards must be between 1 and 4096"
     );
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let issuer = Arc::new(make_issuer(dir.path(), &args)?);
+    let issuer: Arc<dyn CertificateIssuer> = Arc::new(make_issuer(dir.path(), &args)?);
 
     let sqlite = SqlStorage::open_sqlite_in(&dir.path().join("db"))
         .await
@@ -219,11 +221,11 @@ fn ms(d: Duration) -> String {
 
 async fn bench_one(
     storage: &SqlStorage,
-    issuer: &Arc<LocalIssuer>,
+    issuer: &Arc<dyn CertificateIssuer>,
     args: &CrlBenchArgs,
 ) -> anyhow::Result<()> {
     let backend = storage.backend_name();
-    let issuer_id = issuer.issuer_id().to_owned();
+    let issuer_id = issuer.identity().issuer_id;
     let started = Instant::now();
     fill(storage, &issuer_id, args)
         .await
@@ -236,12 +238,12 @@ async fn bench_one(
     );
 
     let sa: Arc<dyn StorageAuthority> = Arc::new(storage.clone());
-    let settings = cairn::crl::CrlConfig {
+    let settings = CrlConfig {
         shards: args.shards,
         ..Default::default()
     }
     .settings()?;
-    let updater = cairn::crl::CrlUpdater::new(
+    let updater = CrlUpdater::new(
         issuer.clone(),
         sa.clone(),
         Arc::new(cairn_core::SystemClock),
@@ -274,7 +276,7 @@ async fn bench_one(
         .await?;
     let query = started.elapsed();
     let started = Instant::now();
-    let shards = cairn::crl::group_by_shard(revoked, args.shards);
+    let shards = group_by_shard(revoked, args.shards);
     let group = started.elapsed();
     println!(
         "{backend}: query {} ({} rows), grouping {}",
@@ -288,14 +290,16 @@ async fn bench_one(
     for (shard, entries) in shards.iter().enumerate() {
         let shard = u32::try_from(shard)?;
         let started = Instant::now();
-        let der = issuer.sign_crl(&CrlRequest {
-            issuer_id: &issuer_id,
-            shard,
-            number: 1_000_000,
-            this_update: now,
-            next_update: now + settings.validity,
-            entries,
-        })?;
+        let der = issuer
+            .sign_crl(&CrlRequest {
+                issuer_id: &issuer_id,
+                shard,
+                number: 1_000_000,
+                this_update: now,
+                next_update: now + settings.validity,
+                entries,
+            })
+            .await?;
         let sign = started.elapsed();
         // The lint alone (sign_crl ran it already; this measures its share).
         let started = Instant::now();

@@ -5,8 +5,12 @@
 //! exposed (or put behind a CDN) on its own.
 //!
 //! Routes: `GET /issuer/{issuer_id}.der`, a CA certificate in DER (AIA caIssuers), and
-//! `GET /crl/{issuer_id}/{shard}.crl`, a CRL in DER as the CRL updater last stored it.
+//! `GET /crl/{issuer_id}/{shard}.crl`, a CRL in DER as the CRL updater last stored it. The OCSP
+//! responder's routes are merged in when it runs. Its address and external base URL are the
+//! binary's `server.public_listen` and `server.public_base_url` (next to its other listeners);
+//! [`check_base_url`] and [`default_base_url`] are their rules.
 
+use crate::ConfigError;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,13 +19,13 @@ use axum::routing::get;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// What the public listener serves, assembled by `cairn serve`.
+/// What the public listener serves, assembled by the server.
 #[derive(Clone, Default)]
 pub struct PublicParts {
     /// CA certificates (DER) by issuer ID: the intermediates and the root.
     pub issuer_certificates: BTreeMap<String, Vec<u8>>,
     /// Where the CRLs are stored (none: `/crl/…` answers 404).
-    pub crls: Option<Arc<dyn cairn_sa::StorageAuthority>>,
+    pub crls: Option<Arc<dyn cairn_api::StorageAuthority>>,
 }
 
 impl std::fmt::Debug for PublicParts {
@@ -34,7 +38,7 @@ impl std::fmt::Debug for PublicParts {
 }
 
 /// The public router built from its parts. Other components add their own public routes with
-/// `.merge()` on the result (see `serve::start`).
+/// `.merge()` on the result (the OCSP responder: [`crate::ocsp::router`]).
 pub fn router(parts: PublicParts) -> Router {
     Router::new()
         .route("/issuer/{file}", get(issuer_certificate))
@@ -81,7 +85,7 @@ async fn crl(
             let max_age = u64::try_from(left).unwrap_or(0).min(3600);
             der_response(crl.der, "application/pkix-crl", max_age)
         }
-        Err(cairn_sa::SaError::NotFound) => not_found(),
+        Err(cairn_api::SaError::NotFound) => not_found(),
         Err(e) => {
             tracing::error!(error = %e, issuer_id, shard, "loading a CRL");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
@@ -90,7 +94,7 @@ async fn crl(
 }
 
 /// A DER body with its media type, cacheable for `max_age` seconds.
-pub(crate) fn der_response(body: Vec<u8>, media_type: &'static str, max_age: u64) -> Response {
+fn der_response(body: Vec<u8>, media_type: &'static str, max_age: u64) -> Response {
     let mut resp = body.into_response();
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
@@ -101,8 +105,18 @@ pub(crate) fn der_response(body: Vec<u8>, media_type: &'static str, max_age: u64
 }
 
 /// A plain 404.
-pub(crate) fn not_found() -> Response {
+fn not_found() -> Response {
     (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Checks a configured public base URL: certificates name URLs under it, and the Baseline
+/// Requirements want CRL and caIssuers URLs over plain HTTP.
+pub fn check_base_url(url: &str) -> Result<(), ConfigError> {
+    crate::ensure(
+        url.starts_with("http://") && url.len() > "http://".len() && !url.ends_with('/'),
+        "server.public_base_url must be an http:// URL without a trailing slash (the Baseline \
+         Requirements want CRL and caIssuers URLs over plain HTTP)",
+    )
 }
 
 /// The public base URL for a listener bound to `addr` when none is configured:
@@ -123,6 +137,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use cairn_api::StorageAuthority;
     use tower::ServiceExt;
 
     #[tokio::test]
@@ -155,6 +170,82 @@ mod tests {
                 StatusCode::NOT_FOUND,
                 "{uri}"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn crls_are_served_as_stored_with_a_max_age_until_their_next_update() {
+        let sa = cairn_api::fake::MemoryStorage::new();
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap();
+        let der = vec![0x30, 0x02, 0x05, 0x00];
+        sa.put_crl(&cairn_api::StoredCrl {
+            info: cairn_api::CrlInfo {
+                issuer_id: "abcd".into(),
+                shard: 3,
+                number: 1,
+                this_update: now,
+                next_update: now + time::Duration::minutes(10),
+                entries: 0,
+            },
+            der: der.clone(),
+        })
+        .await
+        .unwrap();
+        let mut parts = PublicParts {
+            crls: Some(Arc::new(sa)),
+            ..PublicParts::default()
+        };
+        parts
+            .issuer_certificates
+            .insert("abcd".into(), vec![0x30, 0x00]);
+        let app = router(parts);
+        let get = |uri: &str| {
+            app.clone()
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        };
+        let resp = get("/crl/abcd/3.crl").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/pkix-crl");
+        let cache = resp.headers()[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let max_age: u64 = cache
+            .strip_prefix("public, max-age=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((500..=600).contains(&max_age), "{cache}");
+        let body = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], &der[..]);
+        for uri in [
+            "/crl/abcd/2.crl",
+            "/crl/abcd/3",
+            "/crl/abcd/+3.crl",
+            "/crl/abcd/123456.crl",
+            "/crl/other/3.crl",
+        ] {
+            assert_eq!(
+                get(uri).await.unwrap().status(),
+                StatusCode::NOT_FOUND,
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn base_urls_must_be_plain_http_without_a_trailing_slash() {
+        assert!(check_base_url("http://crl.example").is_ok());
+        assert!(check_base_url("http://crl.example:8080").is_ok());
+        for bad in [
+            "https://crl.example",
+            "http://crl.example/",
+            "http://",
+            "crl.example",
+        ] {
+            assert!(check_base_url(bad).is_err(), "{bad}");
         }
     }
 
