@@ -257,6 +257,39 @@ impl Va {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
+
+    fn challenge_cert(not_before_year: i32, key_auth: &str) -> Vec<u8> {
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![SanType::DnsName("example.com".try_into().unwrap())];
+        p.custom_extensions
+            .push(CustomExtension::new_acme_identifier(
+                &key_authorization_digest(key_auth),
+            ));
+        p.not_before = rcgen::date_time_ymd(not_before_year, 1, 1);
+        p.not_after = rcgen::date_time_ymd(not_before_year, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn zero_validity_dates_are_ignored() {
+        let id = Identifier::dns("example.com");
+        for year in [1, 1949, 1970, 2049, 9999] {
+            let der = challenge_cert(year, "k.a");
+            assert!(
+                check_challenge_certificate(&der, &id, "k.a").is_ok(),
+                "{year}"
+            );
+            let p = check_challenge_certificate(&der, &id, "k.b").unwrap_err();
+            assert!(
+                p.detail.contains("does not match the key authorization"),
+                "{year}"
+            );
+        }
+        let p = check_challenge_certificate(b"\x30\x03\x02\x01\x00", &id, "k.a").unwrap_err();
+        assert!(p.detail.contains("could not be parsed"));
+    }
 
     #[test]
     fn reverse_names() {
