@@ -10,6 +10,7 @@
 
 use cairn_core::{AddressPolicy, Identifier, IdentifierType, Problem, ProblemType, Subproblem};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 /// Which identifiers are acceptable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +126,20 @@ fn check_one(
                         format!("this CA does not issue for {e}"),
                     )
                 })?;
+            if let IpAddr::V6(v6) = addr
+                && !policy.allow_private_addresses
+                && (v6.to_ipv4_mapped().is_some()
+                    || v6.segments()[0] == 0x2001 && v6.segments()[1] < 0x200)
+            {
+                // Certificates name the IPv4 address itself, and the pre-issuance lint
+                // (e_ext_san_contains_reserved_ip) refuses all of 2001::/23.
+                return Err((
+                    ProblemType::RejectedIdentifier,
+                    format!(
+                        "this CA does not issue for {addr}: IPv4-mapped and 2001::/23 addresses are not certified (ask for the IPv4 address itself)"
+                    ),
+                ));
+            }
         }
         IdentifierType::Dns => {
             if n.is_wildcard() && !policy.allow_wildcards {
