@@ -306,12 +306,11 @@ mod tests {
             let detail = refused(Identifier::ip(a.parse().unwrap()), &policy);
             assert!(detail.contains("is not a public address"), "{a}: {detail}");
         }
-        for a in [
-            "8.8.8.8",
-            "2606:4700:4700::1111",
-            "::ffff:8.8.8.8",
-            "64:ff9b::808:808",
-        ] {
+        for a in ["::ffff:8.8.8.8", "2001:1::1"] {
+            let detail = refused(Identifier::ip(a.parse().unwrap()), &policy);
+            assert!(detail.contains("are not certified"), "{a}: {detail}");
+        }
+        for a in ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"] {
             assert!(
                 check_identifiers(&[Identifier::ip(a.parse().unwrap())], &policy).is_ok(),
                 "{a}"
