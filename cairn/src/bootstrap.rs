@@ -19,10 +19,14 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Installs the Prometheus recorder and serves `/metrics` and `/health` on `addr`.
+/// Installs the Prometheus recorder and serves `/metrics` and `/health` on `addr` within
+/// `limits`.
 /// The recorder is process-wide: installed once, shared by every listener (tests start several
 /// servers in one process).
-pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    limits: cairn_listen::Limits,
+) -> anyhow::Result<SocketAddr> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     let handle = HANDLE
         .get_or_init(|| {
@@ -39,11 +43,10 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
     let bound = listener.local_addr()?;
     let app = metrics_router(handle);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics listener stopped");
-        }
-    });
+    tokio::spawn(
+        cairn_listen::Listener::new(listener, "metrics", limits)
+            .serve(app, std::future::pending::<()>()),
+    );
     Ok(bound)
 }
 

@@ -138,7 +138,7 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce; Cairn puts one
     // on every ACME response (so a client never needs an extra newNonce round trip), except
     // renewal information (RFC 9773): unauthenticated, cacheable and hot, where nonces nobody
@@ -157,11 +157,32 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method.to_string(), "status" => status)
+    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("cairn_http_request_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The metrics label of a request method: the methods of RFC 9110 by name, any other token
+/// (clients choose them freely) as `other`, so the label's values stay a fixed set.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
 }
 
 impl Wfe {
