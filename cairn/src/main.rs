@@ -201,7 +201,12 @@ async fn run_ct(config: &std::path::Path) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = cairn_ct::CtConfig::load(config)?;
     if let Some(addr) = cfg.metrics_listen {
-        let bound = bootstrap::serve_metrics(addr, cairn_listen::Limits::default()).await?;
+        let bound = bootstrap::serve_metrics(
+            addr,
+            cairn_listen::Limits::default(),
+            bootstrap::Readiness::started(),
+        )
+        .await?;
         eprintln!("cairn ct: metrics on http://{bound}/metrics");
     }
     let server = cairn_ct::CtServer::start(&cfg).await?;

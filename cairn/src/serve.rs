@@ -244,8 +244,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let limits = cfg.server.limits.limits();
-    let metrics_addr = bootstrap::serve_metrics(cfg.server.metrics_listen, limits.clone()).await?;
+    let readiness = bootstrap::Readiness::default();
+    let metrics_addr =
+        bootstrap::serve_metrics(cfg.server.metrics_listen, limits.clone(), readiness.clone())
+            .await?;
     let storage = Arc::new(open_storage(&cfg).await?);
+    readiness.add("database", database_probe(storage.clone()));
 
     // Bound before the issuer is built: certificates name the public listener's URLs.
     let public_listener = TcpListener::bind(cfg.server.public_listen)
@@ -417,6 +421,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             Ok(())
         }),
     };
+    // Everything above (the issuer's hierarchy, CT logs, DAP) either started or failed start-up.
+    readiness.mark_started();
     Ok(Server {
         acme_addr,
         metrics_addr,
@@ -429,6 +435,22 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         dap,
         shutdown: Some(tx),
         task,
+    })
+}
+
+/// A readiness probe that the database answers a read (a count over an index, cheap on both
+/// backends).
+pub fn database_probe(storage: Arc<SqlStorage>) -> bootstrap::Probe {
+    Arc::new(move || {
+        let storage = storage.clone();
+        Box::pin(async move {
+            use cairn_sa::StorageAuthority;
+            storage
+                .count_accounts_by_ip("", time::OffsetDateTime::now_utc())
+                .await
+                .map(|_| ())
+                .map_err(|_| "the database does not answer".to_owned())
+        })
     })
 }
 
