@@ -6,6 +6,7 @@
 mod account;
 mod auth;
 mod certificate;
+mod client_ip;
 mod directory;
 mod nonce;
 mod order;
@@ -45,6 +46,9 @@ pub struct WfeConfig {
     pub website: Option<String>,
     /// Orders per page of the account's orders list.
     pub orders_per_page: u64,
+    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed for the
+    /// client's address (per-IP rate limits). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for WfeConfig {
@@ -55,6 +59,7 @@ impl Default for WfeConfig {
             terms_of_service: Some("https://cairn.invalid/terms".into()),
             website: None,
             orders_per_page: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -95,6 +100,11 @@ pub(crate) mod paths {
 
 /// Builds the ACME router over `ra`.
 pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
+    let trusted_proxies: Arc<[std::net::IpAddr]> = config
+        .trusted_proxies
+        .iter()
+        .map(|ip| ip.to_canonical())
+        .collect();
     let state = Arc::new(Wfe {
         ra,
         nonces: NonceService::new(Duration::from_secs(3600), 1 << 20),
@@ -125,6 +135,9 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
         .fallback(response::not_found)
         .method_not_allowed_fallback(response::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .layer(middleware::from_fn(move |req, next| {
+            client_ip::resolve(trusted_proxies.clone(), req, next)
+        }))
         .with_state(state)
 }
 

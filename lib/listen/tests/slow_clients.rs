@@ -3,6 +3,8 @@
 //! flood over the connection cap. Well-behaved requests keep being answered throughout, every
 //! slow connection is closed after its timeout, and connections over the cap are closed at once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use axum::Router;
 use axum::routing::{get, post};
 use cairn_listen::{Limits, Listener};
