@@ -250,8 +250,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    let metrics_addr = bootstrap::serve_metrics(cfg.server.metrics_listen).await?;
+    let limits = cfg.server.limits.limits();
+    let readiness = bootstrap::Readiness::default();
+    let metrics_addr =
+        bootstrap::serve_metrics(cfg.server.metrics_listen, limits.clone(), readiness.clone())
+            .await?;
     let storage = Arc::new(open_storage(&cfg).await?);
+    readiness.add("database", database_probe(storage.clone()));
 
     // Bound before the issuer is built: certificates name the public listener's URLs.
     let public_listener = TcpListener::bind(cfg.server.public_listen)
@@ -389,15 +394,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         public_app = public_app.merge(cairn_status::ocsp::router(responder));
     }
     let dap = if cfg.dap.enabled {
-        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir).await?)
+        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir, &limits).await?)
     } else {
         None
     };
-    let public_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(public_listener, public_app).await {
-            tracing::error!(error = %e, "public listener stopped");
-        }
-    });
+    let public_task = tokio::spawn(
+        cairn_listen::Listener::new(public_listener, "public", limits.clone())
+            .serve(public_app, std::future::pending::<()>()),
+    );
 
     let listener = TcpListener::bind(cfg.server.listen)
         .await
@@ -419,19 +423,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     };
     let task = match tls {
         Some(server_config) => tokio::spawn(async move {
-            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), stop).await;
+            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), limits, stop).await;
             Ok(())
         }),
         None => tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await?;
+            cairn_listen::Listener::new(listener, "acme", limits)
+                .serve(app, stop)
+                .await;
             Ok(())
         }),
     };
+    // Everything above (the issuer's hierarchy, CT logs, DAP) either started or failed start-up.
+    readiness.mark_started();
     Ok(Server {
         acme_addr,
         metrics_addr,
@@ -444,6 +447,22 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         dap,
         shutdown: Some(tx),
         task,
+    })
+}
+
+/// A readiness probe that the database answers a read (a count over an index, cheap on both
+/// backends).
+pub fn database_probe(storage: Arc<SqlStorage>) -> bootstrap::Probe {
+    Arc::new(move || {
+        let storage = storage.clone();
+        Box::pin(async move {
+            use cairn_sa::StorageAuthority;
+            storage
+                .count_accounts_by_ip("", time::OffsetDateTime::now_utc())
+                .await
+                .map(|_| ())
+                .map_err(|_| "the database does not answer".to_owned())
+        })
     })
 }
 

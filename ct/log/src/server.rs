@@ -42,8 +42,17 @@ pub struct CtServer {
 }
 
 impl CtServer {
-    /// Starts every log of `config` and serves them on `config.listen`.
+    /// Starts every log of `config` and serves them on `config.listen` with the default
+    /// connection bounds.
     pub async fn start(config: &CtConfig) -> Result<CtServer, ServerError> {
+        Self::start_with_limits(config, cairn_listen::Limits::default()).await
+    }
+
+    /// [`CtServer::start`] with the listener's connection bounds (timeouts, connection cap).
+    pub async fn start_with_limits(
+        config: &CtConfig,
+        limits: cairn_listen::Limits,
+    ) -> Result<CtServer, ServerError> {
         let mut logs: Vec<CtLog> = Vec::new();
         for cfg in &config.logs {
             match CtLog::start(cfg.clone()).await {
@@ -81,16 +90,12 @@ impl CtServer {
                 source,
             })?;
         let (stop, mut stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.changed().await;
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::error!(error = %e, "CT listener stopped");
-            }
-        });
+        let task = tokio::spawn(cairn_listen::Listener::new(listener, "ct", limits).serve(
+            app,
+            async move {
+                let _ = stop_rx.changed().await;
+            },
+        ));
         Ok(CtServer {
             logs,
             addr,
