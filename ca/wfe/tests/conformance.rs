@@ -193,3 +193,44 @@ async fn contacts_in_reserved_domains_are_invalid_contacts() {
         .await;
     assert_eq!(reply.problem_type(), INVALID_CONTACT);
 }
+
+#[tokio::test]
+async fn go_clients_capitalised_member_names_are_understood() {
+    let acme = Acme::new();
+    let mut client = Client::new();
+    let created = acme
+        .post(
+            &client,
+            &format!("{BASE}/acme/new-acct"),
+            Some(&json!({"TermsOfServiceAgreed": true, "Contact": ["mailto:go@cairn-ca.net"]})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    // The contact is kept, not dropped.
+    assert_eq!(created.json()["contact"], json!(["mailto:go@cairn-ca.net"]));
+    client.kid = Some(created.location());
+    let order = acme
+        .post(
+            &client,
+            &format!("{BASE}/acme/new-order"),
+            Some(&json!({"Identifiers": [{"Type": "dns", "Value": "go.cairn-ca.net"}]})),
+        )
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{:?}", order.json());
+    assert_eq!(
+        order.json()["identifiers"],
+        json!([{"type": "dns", "value": "go.cairn-ca.net"}])
+    );
+    // Two spellings of one member are ambiguous: refused.
+    let both = acme
+        .post(
+            &client,
+            &format!("{BASE}/acme/new-order"),
+            Some(&json!({
+                "identifiers": [{"type": "dns", "value": "a.cairn-ca.net"}],
+                "Identifiers": [{"type": "dns", "value": "b.cairn-ca.net"}],
+            })),
+        )
+        .await;
+    assert_eq!(both.problem_type(), MALFORMED);
+}
