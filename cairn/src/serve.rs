@@ -112,16 +112,21 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// Opens the storage named by the config (creating the data folder for SQLite).
 pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
-    std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
-        format!(
-            "cannot create data folder {}",
-            cfg.server.data_dir.display()
-        )
-    })?;
+    crate::data_dir::prepare(&cfg.server.data_dir)?;
+    let seal = crate::data_dir::eab_seal(&cfg.server.data_dir)?;
     let url = cfg.database_url();
-    SqlStorage::connect(&url)
+    let storage = SqlStorage::connect(&url)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+        .with_context(|| format!("cannot open the database ({})", redact(&url)))?
+        .with_eab_seal(seal);
+    let sealed = storage
+        .seal_eab_keys_at_rest()
+        .await
+        .context("sealing the stored EAB keys")?;
+    if sealed > 0 {
+        tracing::info!(keys = sealed, "sealed EAB HMAC keys stored in plaintext");
+    }
+    Ok(storage)
 }
 
 /// The rate limiter over Redis when configured, else over this process's memory.

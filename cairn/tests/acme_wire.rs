@@ -352,10 +352,12 @@ async fn external_account_binding_is_required_and_single_use() {
         .await;
     expect_problem(resp, 400, "externalAccountRequired").await;
 
-    // An operator creates a key (what `cairn admin eab new` does).
-    let storage = cairn_sa::SqlStorage::open_sqlite_in(&ca.dir.path().join("data"))
+    // An operator creates a key (what `cairn admin eab new` does), sealed with the server's key.
+    let data_dir = ca.dir.path().join("data");
+    let storage = cairn_sa::SqlStorage::open_sqlite_in(&data_dir)
         .await
-        .unwrap();
+        .unwrap()
+        .with_eab_seal(cairn::data_dir::eab_seal(&data_dir).unwrap());
     let key = cairn_core::EabKey {
         key_id: "kid-1".into(),
         hmac_key: vec![7u8; 32],

@@ -765,7 +765,7 @@ async fn sigkill_during_finalize_loses_no_certificate() {
             .unwrap()
             .create(
                 &NewAccount {
-                    contact: &[&format!("mailto:crash{i}@example.com")],
+                    contact: &[&format!("mailto:crash{i}@cairn-ca.net")],
                     terms_of_service_agreed: true,
                     only_return_existing: false,
                 },

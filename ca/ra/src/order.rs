@@ -259,7 +259,8 @@ impl Ra {
             AuthzStatus::Deactivated => return Ok(authz),
             other => {
                 return Err(Problem::malformed(format!(
-                    "an authorization in state {other:?} cannot be deactivated"
+                    "an authorization that is {} cannot be deactivated",
+                    other.as_str()
                 )));
             }
         }

@@ -30,6 +30,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     let thumbprint = jwk.thumbprint();
     if body.only_return_existing == Some(true) {
         let account = wfe.ra.get_account_by_key(&thumbprint).await?;
+        refuse_unusable(&account)?;
         return Ok(AcmeResponse::json(&render::account(&auth.base, &account))
             .location(render::account_url(&auth.base, &account)));
     }
@@ -58,6 +59,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
             remote_ip,
         })
         .await?;
+    refuse_unusable(&account)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -66,6 +68,19 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     Ok(AcmeResponse::json(&render::account(&auth.base, &account))
         .status(status)
         .location(render::account_url(&auth.base, &account)))
+}
+
+/// newAccount for the key of a deactivated or revoked account is `unauthorized` (403), as
+/// Boulder and Pebble answer: the account can't be used, and a 200 would tell the client it can.
+fn refuse_unusable(account: &cairn_core::Account) -> Result<(), ProblemResponse> {
+    if account.status == AccountStatus::Valid {
+        return Ok(());
+    }
+    Err(Problem::unauthorized(format!(
+        "the account for this key is {}",
+        account.status.as_str()
+    ))
+    .into())
 }
 
 /// The `kid` of an EAB JWS, read from its protected header before the MAC can be checked.

@@ -16,6 +16,10 @@ use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::request::CertReqInfo;
 
+/// id-pe-tlsfeature (RFC 7633 §6).
+const ID_PE_TLS_FEATURE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.24");
+
 /// The most names (SAN entries plus a common name) a CSR may request.
 pub const MAX_CSR_NAMES: usize = 100;
 
@@ -45,6 +49,12 @@ pub enum CsrError {
     /// The self-signature does not verify with the CSR's own public key.
     #[error("CSR signature is invalid")]
     BadSignature,
+    /// The CSR asks for the TLS Feature extension (RFC 7633, "OCSP must-staple"), which the CA
+    /// does not put in certificates; issuing without it would silently drop what was asked.
+    #[error(
+        "CSR requests the TLS Feature (OCSP must-staple) extension, which this CA does not issue; request a certificate without it"
+    )]
+    MustStapleUnsupported,
     /// The CSR asks for names of a kind the CA does not issue (email, URI, ...).
     #[error("CSR requests an unsupported name type: {0}")]
     UnsupportedName(String),
@@ -156,6 +166,9 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         seen_ext_req = true;
         for value in attr.values.iter() {
             let exts: Vec<Extension> = value.decode_as().map_err(malformed)?;
+            if exts.iter().any(|e| e.extn_id == ID_PE_TLS_FEATURE) {
+                return Err(CsrError::MustStapleUnsupported);
+            }
             let mut seen_san = false;
             for ext in exts.iter().filter(|e| e.extn_id == SubjectAltName::OID) {
                 if seen_san {

@@ -217,3 +217,23 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_csr_asking_for_must_staple_is_refused() {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["staple.cairn-ca.net".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    // TLSFeature ::= SEQUENCE OF INTEGER; status_request (5) is OCSP must-staple.
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 24],
+            vec![0x30, 0x03, 0x02, 0x01, 0x05],
+        ));
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    let err = parse_csr(&der).unwrap_err();
+    assert_eq!(err, CsrError::MustStapleUnsupported);
+    assert!(err.to_string().contains("must-staple"), "{err}");
+    // The same CSR without it is fine.
+    assert!(parse_csr(&csr_with(&key, &["staple.cairn-ca.net"], None)).is_ok());
+}

@@ -64,7 +64,7 @@ impl TestCa {
             .expect("client")
             .create(
                 &NewAccount {
-                    contact: &["mailto:test@example.com"],
+                    contact: &["mailto:test@cairn-ca.net"],
                     terms_of_service_agreed: true,
                     only_return_existing: false,
                 },

@@ -86,7 +86,7 @@ impl Ca {
             .new_account(NewAccountRequest {
                 jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "thumbprint": thumbprint}),
                 thumbprint,
-                contact: vec!["mailto:admin@example.com".into()],
+                contact: vec!["mailto:admin@cairn-ca.net".into()],
                 terms_of_service_agreed: true,
                 eab_key_id: None,
                 remote_ip: None,
