@@ -7,6 +7,7 @@ pub mod identifier;
 pub mod ids;
 pub mod model;
 pub mod problem;
+pub mod random;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use identifier::{Identifier, IdentifierError, IdentifierType};
