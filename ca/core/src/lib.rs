@@ -8,6 +8,7 @@ pub mod identifier;
 pub mod ids;
 pub mod model;
 pub mod problem;
+pub mod random;
 
 pub use address_policy::AddressPolicy;
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -148,7 +148,7 @@ impl Ra {
         // Jitter spreads clients' polling: up to a tenth of the interval.
         let base = cfg.retry_after.whole_seconds().max(60) as u64;
         let mut b = [0u8; 2];
-        let _ = aws_lc_rs::rand::fill(&mut b);
+        cairn_core::random::fill(&mut b);
         let jitter = u64::from(u16::from_le_bytes(b)) % (base / 10 + 1);
         Ok(RenewalInfo {
             start,

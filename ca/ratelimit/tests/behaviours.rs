@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 // ---- harness ----
 
-const REDIS_ENV: &str = "CAIRN_TEST_REDIS_URL";
+use cairn_test_services::REDIS_ENV;
 const T0: OffsetDateTime = datetime!(2026-01-15 00:00 UTC);
 
 async fn with_memory<F, Fut>(test: F)
@@ -29,14 +29,13 @@ where
 }
 
 /// Runs `test` on Redis under a fresh key prefix and deletes the prefix's keys afterwards (also
-/// when the test panics), or skips when `CAIRN_TEST_REDIS_URL` is unset.
+/// when the test panics), or skips when `CAIRN_TEST_REDIS_URL` is unset outside CI.
 async fn with_redis<F, Fut>(test: F)
 where
     F: FnOnce(Arc<dyn RateLimitStore>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(url) = std::env::var(REDIS_ENV) else {
-        println!("skipped: {REDIS_ENV} not set");
+    let Some(url) = cairn_test_services::redis_url() else {
         return;
     };
     let prefix = format!("cairn-test:{}:", cairn_core::random_id(9));

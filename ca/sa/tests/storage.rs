@@ -23,7 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 // ---- harness ----
 
-const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+use cairn_test_services::POSTGRES_ENV as PG_ENV;
 
 /// The storage under test, whichever it is.
 type Sa = Arc<dyn StorageAuthority>;
@@ -51,7 +51,7 @@ where
 }
 
 /// Runs `test` on PostgreSQL in a schema of its own, dropped afterwards (also when the test
-/// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset.
+/// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset outside CI.
 async fn with_postgres<F, Fut>(test: F)
 where
     F: FnOnce(Sa) -> Fut,
@@ -59,8 +59,7 @@ where
 {
     use sqlx::{AssertSqlSafe, Connection};
 
-    let Ok(base) = std::env::var(PG_ENV) else {
-        println!("skipped: {PG_ENV} not set");
+    let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
     let schema = unique_schema();
