@@ -319,7 +319,7 @@ impl Ra {
         ct: &dyn CtSubmitter,
         req: IssueRequest,
         stored: Option<Certificate>,
-        record: &dyn Fn(IssuedCertificate) -> Certificate,
+        record: &(dyn Fn(IssuedCertificate) -> Certificate + Sync),
     ) -> Result<(IssuedCertificate, Option<Vec<Vec<u8>>>), Problem> {
         let issuer = &self.inner.issuer;
         let (precert_der, issuer_id) = match stored {
