@@ -253,6 +253,47 @@ fn clamp(n: u64) -> i64 {
 }
 
 #[async_trait]
+/// Inserts a certificate row (a precertificate if `$precert` is 1) with its names, inside a
+/// write; `$identifiers`, `$names`, `$revoked_at` and `$reason` as `finalize_order` computes them.
+macro_rules! insert_certificate {
+    ($conn:ident, $cert:ident, $identifiers:ident, $names:ident, $revoked_at:ident, $reason:ident, $precert:expr) => {
+            sqlx::query(concat!(
+                "INSERT INTO certificates (",
+                certificate_columns!(),
+                ", precertificate) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ))
+            .bind($cert.serial.as_str())
+            .bind($cert.account_id.as_str())
+            .bind($cert.order_id.as_str())
+            .bind(&$cert.der)
+            .bind(&$cert.issuer_id)
+            .bind(&$identifiers)
+            .bind(micros($cert.not_before))
+            .bind(micros($cert.not_after))
+            .bind(&$cert.spki_sha256)
+            .bind($revoked_at)
+            .bind($reason)
+            .bind($cert.renew_by.map(micros))
+            .bind($cert.replaced_by.as_ref().map(OrderId::as_str))
+            .bind(i64::from($cert.crl_shard))
+            .bind($precert)
+            .execute(&mut *$conn)
+            .await
+            .map_err(write_err("certificate serial already stored"))?;
+            for name in &$names {
+                sqlx::query(
+                    "INSERT INTO certificate_names (serial, reversed_name, not_before) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind($cert.serial.as_str())
+                .bind(name)
+                .bind(micros($cert.not_before))
+                .execute(&mut *$conn)
+                .await?;
+            }
+    };
+}
+
 impl StorageAuthority for SqlStorage {
     // ---- accounts ----
 
@@ -879,38 +920,18 @@ impl StorageAuthority for SqlStorage {
                     .await?;
                 return Err(precondition_failed(exists, "order is not processing").into());
             }
-            sqlx::query(concat!(
-                "INSERT INTO certificates (",
-                certificate_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            ))
+            let upgraded = sqlx::query(
+                "UPDATE certificates SET der = $2, precertificate = 0 \
+                 WHERE serial = $1 AND order_id = $3 AND precertificate = 1",
+            )
             .bind(cert.serial.as_str())
-            .bind(cert.account_id.as_str())
-            .bind(cert.order_id.as_str())
             .bind(&cert.der)
-            .bind(&cert.issuer_id)
-            .bind(&identifiers)
-            .bind(micros(cert.not_before))
-            .bind(micros(cert.not_after))
-            .bind(&cert.spki_sha256)
-            .bind(revoked_at)
-            .bind(reason)
-            .bind(cert.renew_by.map(micros))
-            .bind(cert.replaced_by.as_ref().map(OrderId::as_str))
-            .bind(i64::from(cert.crl_shard))
+            .bind(cert.order_id.as_str())
             .execute(&mut *conn)
-            .await
-            .map_err(write_err("certificate serial already stored"))?;
-            for name in &names {
-                sqlx::query(
-                    "INSERT INTO certificate_names (serial, reversed_name, not_before) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(cert.serial.as_str())
-                .bind(name)
-                .bind(micros(cert.not_before))
-                .execute(&mut *conn)
-                .await?;
+            .await?
+            .rows_affected();
+            if upgraded == 0 {
+                insert_certificate!(conn, cert, identifiers, names, revoked_at, reason, 0_i64);
             }
             Ok(())
         })
@@ -940,6 +961,63 @@ impl StorageAuthority for SqlStorage {
         })
     }
 
+    async fn add_precertificate(&self, cert: &Certificate) -> SaResult<()> {
+        let identifiers = to_json(&cert.identifiers)?;
+        let names: BTreeSet<String> = cert
+            .identifiers
+            .iter()
+            .filter(|i| i.typ == IdentifierType::Dns)
+            .map(|i| reversed_name(&i.value))
+            .collect();
+        let (revoked_at, reason): (Option<i64>, Option<i64>) = (None, None);
+        let cert = cert.clone();
+        on_write!(self.db, Failure, |conn| {
+            let processing: Option<String> =
+                sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+                    .bind(cert.order_id.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match processing.as_deref() {
+                None => return Err(SaError::NotFound.into()),
+                Some(s) if s != OrderStatus::Processing.db() => {
+                    return Err(SaError::Conflict("order is not processing").into());
+                }
+                Some(_) => {}
+            }
+            insert_certificate!(conn, cert, identifiers, names, revoked_at, reason, 1_i64);
+            Ok(())
+        })
+    }
+
+    async fn get_order_precertificate(&self, order: &OrderId) -> SaResult<Option<Certificate>> {
+        let row = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as::<_, CertificateRow>(concat!(
+                "SELECT ",
+                certificate_columns!(),
+                " FROM certificates WHERE order_id = $1 AND precertificate = 1 \
+                 ORDER BY not_before DESC, serial DESC LIMIT 1"
+            ))
+            .bind(order.as_str())
+            .fetch_optional(conn)
+            .await?
+        });
+        row.map(CertificateRow::into_certificate).transpose()
+    }
+
+    async fn get_issued(&self, serial: &Serial) -> SaResult<Certificate> {
+        let row = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as::<_, CertificateRow>(concat!(
+                "SELECT ",
+                certificate_columns!(),
+                " FROM certificates WHERE serial = $1"
+            ))
+            .bind(serial.as_str())
+            .fetch_optional(conn)
+            .await?
+        });
+        row.ok_or(SaError::NotFound)?.into_certificate()
+    }
+
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
         let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
@@ -958,7 +1036,7 @@ impl StorageAuthority for SqlStorage {
             sqlx::query_as::<_, CertificateRow>(concat!(
                 "SELECT ",
                 certificate_columns!(),
-                " FROM certificates WHERE serial = $1"
+                " FROM certificates WHERE serial = $1 AND precertificate = 0"
             ))
             .bind(serial.as_str())
             .fetch_optional(conn)

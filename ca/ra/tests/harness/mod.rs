@@ -47,6 +47,27 @@ impl Ca {
         Ca::build(RaConfig::default(), Some(Arc::new(FakeCt::new())))
     }
 
+    /// An RA with `config` that embeds SCTs from a fake CT submitter.
+    pub(crate) fn with_ct_config(config: RaConfig) -> Ca {
+        Ca::build(config, Some(Arc::new(FakeCt::new())))
+    }
+
+    /// Another RA on the same storage, issuer and clock (a restart after a crash, or a second
+    /// instance), submitting to `ct`.
+    pub(crate) fn restarted(&self, ct: Option<Arc<FakeCt>>, config: RaConfig) -> Ra {
+        let limiter =
+            RateLimiter::new(&RateLimitConfig::default(), Arc::new(MemoryStore::new())).unwrap();
+        Ra::new_with_ct(
+            Arc::new(self.sa.clone()) as Arc<dyn StorageAuthority>,
+            self.va.clone() as Arc<dyn ValidationAuthority>,
+            self.issuer.clone() as Arc<dyn CertificateIssuer>,
+            ct.map(|c| c as Arc<dyn CtSubmitter>),
+            limiter,
+            self.clock.clone(),
+            config,
+        )
+    }
+
     fn build(config: RaConfig, ct: Option<Arc<FakeCt>>) -> Ca {
         let clock = Arc::new(FixedClock::new(T0));
         let sa = MemoryStorage::new();
