@@ -235,10 +235,15 @@ impl Ra {
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<OrderId>, bool), Problem> {
+        let offset = page
+            .checked_mul(per_page)
+            .filter(|o| i64::try_from(*o).is_ok())
+            .ok_or_else(|| Problem::malformed("cursor is out of range"))?;
+        let limit = per_page.saturating_add(1).min(i64::MAX as u64);
         let mut ids = self
             .inner
             .sa
-            .get_order_ids_for_account(&account.id, page * per_page, per_page + 1)
+            .get_order_ids_for_account(&account.id, offset, limit)
             .await
             .map_err(|e| internal(&e, "listing orders"))?;
         let more = ids.len() as u64 > per_page;
