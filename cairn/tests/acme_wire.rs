@@ -460,24 +460,24 @@ async fn certificate_download_offers_an_alternate_chain() {
 }
 
 #[tokio::test]
-async fn nonces_on_every_response_but_renewal_info() {
+async fn nonces_on_post_responses_and_new_nonce_only() {
     let ca = TestCa::start().await;
     let c = client(&ca).await;
     let dir = c.http.get(ca.directory()).send().await.unwrap();
     assert!(
-        dir.headers().contains_key("replay-nonce"),
-        "GET directory carries a nonce"
+        !dir.headers().contains_key("replay-nonce"),
+        "GET directory mints no nonce"
     );
     let missing = c
         .http
-        .get(c.url("newOrder") + "/nope")
+        .post(c.url("newOrder") + "/nope")
         .send()
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
     assert!(
         missing.headers().contains_key("replay-nonce"),
-        "error responses carry one too"
+        "error responses to POSTs carry one too"
     );
     let ari = c
         .http

@@ -1154,6 +1154,48 @@ impl StorageAuthority for SqlStorage {
         })
     }
 
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()> {
+        let (serial, by) = (serial.clone(), by.clone());
+        let expected = expected.cloned();
+        on_write!(self.db, Failure, |conn| {
+            let changed = match &expected {
+                None => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $2 \
+                     WHERE serial = $1 AND replaced_by IS NULL",
+                )
+                .bind(serial.as_str())
+                .bind(by.as_str()),
+                Some(old) => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $2 \
+                     WHERE serial = $1 AND replaced_by = $3",
+                )
+                .bind(serial.as_str())
+                .bind(by.as_str())
+                .bind(old.as_str()),
+            }
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                return Ok(());
+            }
+            let exists: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
+                    .bind(serial.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if exists == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Err(SaError::Conflict("certificate already has a replacement").into())
+        })
+    }
+
     async fn get_certificates(
         &self,
         selector: &CertificateSelector,

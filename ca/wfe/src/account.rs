@@ -129,6 +129,10 @@ pub(crate) async fn account(state: WfeState, Path(id): Path<String>, req: Reques
     Ok(AcmeResponse::json(&render::account(&auth.base, &account)).location(url))
 }
 
+/// The largest order-list offset a cursor may reach (a database OFFSET is a signed 64-bit
+/// integer; no account has this many orders).
+const MAX_ORDERS_OFFSET: u64 = 1 << 40;
+
 pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request) -> AcmeResult {
     let wfe = &state.0;
     let page: u64 = req
@@ -148,6 +152,13 @@ pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request
         return Err(Problem::unauthorized("the request is signed by a different account").into());
     }
     let per_page = wfe.config.orders_per_page.max(1);
+    // The cursor is the client's: a page past any the database can offset to is malformed.
+    if page
+        .checked_mul(per_page)
+        .is_none_or(|offset| offset > MAX_ORDERS_OFFSET)
+    {
+        return Err(Problem::malformed("cursor is out of range").into());
+    }
     let (ids, more) = wfe.ra.list_orders(account, page, per_page).await?;
     let urls: Vec<String> = ids
         .iter()
