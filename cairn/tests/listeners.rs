@@ -105,3 +105,27 @@ async fn a_listener_at_its_cap_closes_new_connections_at_once() {
     drop(held);
     ca.server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn health_is_not_ready_when_a_local_ct_log_stops_but_stays_live() {
+    let ca = TestCa::start_with(|cfg| {
+        cfg.ct.enabled = true;
+        cfg.ct.local_logs = true;
+        cfg.ct.local_period_ms = 50;
+    })
+    .await;
+    let metrics = ca.server.metrics_addr;
+    let get = |path: &'static str| async move {
+        let r = reqwest::get(format!("http://{metrics}{path}"))
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(get("/health").await, (200, "ready\n".into()));
+    ca.server.ct.local_logs[0].shutdown().await;
+    let (status, body) = get("/health/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("ct: log"), "{body}");
+    assert_eq!(get("/health").await.0, 503);
+    assert_eq!(get("/health/live").await.0, 200);
+}
