@@ -309,6 +309,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         hierarchy.root().der().to_vec(),
     );
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
+    // Ready only while the issuing intermediate is valid and every local CT log runs.
+    let intermediate_not_after = hierarchy.intermediate().info().not_after;
+    readiness.add(
+        "issuer",
+        Arc::new(move || {
+            Box::pin(async move {
+                if time::OffsetDateTime::now_utc() < intermediate_not_after {
+                    Ok(())
+                } else {
+                    Err("the issuing intermediate has expired".to_owned())
+                }
+            })
+        }),
+    );
+    for log in &ct.local_logs {
+        let log = log.clone();
+        readiness.add(
+            "ct",
+            Arc::new(move || {
+                let log = log.clone();
+                Box::pin(async move {
+                    log.check_ready()
+                        .await
+                        .map_err(|e| format!("log {}: {e}", log.name()))
+                })
+            }),
+        );
+    }
     // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
     // pre-issuance lint refuse them.
     let mut ignored_lints = cfg.ca.ignored_lints.clone();

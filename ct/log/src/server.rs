@@ -1,9 +1,11 @@
 //! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
-//! prefix's path, plus `/health`.
+//! prefix's path, plus `/health` (= `/health/ready`: 503 naming each log that is not ready) and
+//! `/health/live` (200 while the process serves).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use std::net::SocketAddr;
 use tokio::sync::watch;
@@ -30,6 +32,27 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// 200 `ready` when every log is, else 503 naming those that are not and why.
+async fn readiness(logs: &[CtLog]) -> (StatusCode, String) {
+    let mut failed = Vec::new();
+    for log in logs {
+        let check = tokio::time::timeout(std::time::Duration::from_secs(2), log.check_ready());
+        match check.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => failed.push(format!("{}: {reason}", log.name())),
+            Err(_) => failed.push(format!("{}: no answer within 2s", log.name())),
+        }
+    }
+    if failed.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", failed.join("; ")),
+        )
+    }
 }
 
 /// Running logs and their listener.
@@ -68,7 +91,17 @@ impl CtServer {
                 }
             }
         }
-        let mut app = Router::new().route("/health", get(|| async { "ok\n" }));
+        let ready = {
+            let logs = logs.clone();
+            move || {
+                let logs = logs.clone();
+                async move { readiness(&logs).await }
+            }
+        };
+        let mut app = Router::new()
+            .route("/health", get(ready.clone()))
+            .route("/health/ready", get(ready))
+            .route("/health/live", get(|| async { "live\n" }));
         for log in &logs {
             let path = log.config().mount_path();
             app = if path.is_empty() {
