@@ -82,8 +82,7 @@ async fn new_orders_per_account_in_memory() {
 
 #[tokio::test]
 async fn new_orders_per_account_on_redis() {
-    let Ok(url) = std::env::var("CAIRN_TEST_REDIS_URL") else {
-        println!("skipped: CAIRN_TEST_REDIS_URL not set");
+    let Some(url) = cairn_test_services::redis_url() else {
         return;
     };
     orders_per_account_are_limited(Some(url)).await;
@@ -150,7 +149,7 @@ async fn ari_replacements_are_exempt_from_the_certificate_counts_only() {
 
 #[tokio::test]
 async fn repeated_failures_pause_the_account_for_the_name() {
-    let redis = std::env::var("CAIRN_TEST_REDIS_URL").ok();
+    let redis = cairn_test_services::redis_url();
     let mut prefix = String::new();
     let ca = TestCa::start_with(|cfg| {
         cfg.rate_limits.limits.insert(
