@@ -252,7 +252,6 @@ fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-#[async_trait]
 /// Inserts a certificate row (a precertificate if `$precert` is 1) with its names, inside a
 /// write; `$identifiers`, `$names`, `$revoked_at` and `$reason` as `finalize_order` computes them.
 macro_rules! insert_certificate {
@@ -294,6 +293,7 @@ macro_rules! insert_certificate {
     };
 }
 
+#[async_trait]
 impl StorageAuthority for SqlStorage {
     // ---- accounts ----
 
