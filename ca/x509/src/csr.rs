@@ -4,7 +4,7 @@ use crate::key::{KeyAlgorithm, KeyError};
 use crate::parse::ip_from_octets;
 use aws_lc_rs::signature::UnparsedPublicKey;
 use cairn_core::{Identifier, IdentifierError};
-use cairn_pki::verification_algorithm;
+use cairn_pki::{RsaPublicKey, verification_algorithm};
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::ID_EXTENSION_REQ;
 use der::asn1::{AnyRef, BitStringRef};
@@ -142,6 +142,12 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         .subject_public_key
         .as_bytes()
         .ok_or_else(|| CsrError::Malformed("public key bit string has unused bits".to_string()))?;
+    if key_algorithm.is_rsa() {
+        // BR §6.1.1.3: weak RSA keys are refused (small factors, close primes, ROCA).
+        let rsa = RsaPublicKey::from_der(key_bits).map_err(malformed)?;
+        cairn_pki::check_rsa_modulus(rsa.modulus.as_bytes())
+            .map_err(|e| CsrError::UnsupportedKey(KeyError::UnsupportedKey(e.to_string())))?;
+    }
     let verify_alg = verification_algorithm(key_algorithm, &raw.algorithm)
         .ok_or_else(|| CsrError::UnsupportedSignatureAlgorithm(raw.algorithm.oid.to_string()))?;
     let sig = raw.signature.as_bytes().ok_or(CsrError::BadSignature)?;
