@@ -12,6 +12,9 @@ use crate::error::{JwsError, shorten};
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde_json::{Map, Value};
 
+/// Unknown member names returned at most.
+const MAX_UNKNOWN_REPORTED: usize = 8;
+
 /// Nested objects whose member names are folded too: (member, its objects' member names).
 const NESTED: &[(&str, &[&str])] = &[("identifiers", &["type", "value"])];
 
@@ -59,7 +62,9 @@ fn fold_object(obj: &mut Map<String, Value>, known: &[&str]) -> Result<Vec<Strin
                     obj.insert((*canonical).to_owned(), v);
                 }
             }
-            None => unknown.push(shorten(&name)),
+            // A few names are enough for the log; a payload can carry thousands.
+            None if unknown.len() < MAX_UNKNOWN_REPORTED => unknown.push(shorten(&name)),
+            None => {}
         }
     }
     Ok(unknown)
