@@ -1231,6 +1231,25 @@ async fn renewal_marks_and_replacement(sa: &Sa) {
         Some(certs[1].order_id.clone())
     );
     assert_conflict(sa.mark_replaced(&certs[0].serial, &certs[2].order_id).await);
+
+    // A replacement is reserved at newOrder by compare-and-swap on the current holder.
+    let (first, second) = (&certs[1].order_id, &certs[2].order_id);
+    sa.reserve_replacement(&certs[1].serial, None, first)
+        .await
+        .unwrap();
+    assert_conflict(sa.reserve_replacement(&certs[1].serial, None, second).await);
+    assert_conflict(
+        sa.reserve_replacement(&certs[1].serial, Some(second), second)
+            .await,
+    );
+    sa.reserve_replacement(&certs[1].serial, Some(first), second)
+        .await
+        .unwrap();
+    assert_eq!(get(1).await.unwrap().replaced_by, Some(second.clone()));
+    assert!(matches!(
+        sa.reserve_replacement(&Serial::random(), None, first).await,
+        Err(SaError::NotFound)
+    ));
 }
 
 async fn domain_counting(sa: &Sa) {

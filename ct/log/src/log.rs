@@ -354,6 +354,36 @@ impl CtLog {
     }
 
     /// Stops the sequencer after its current cycle; pending submissions get `Unavailable`.
+    /// Readiness: the log runs, its lock store answers with its checkpoint, and its storage
+    /// holds the published checkpoint; `Err` says which is not so.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        let running = self
+            .task
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|t| !t.is_finished()))
+            .unwrap_or(false);
+        if !running {
+            return Err("the sequencer is not running".into());
+        }
+        match self
+            .inner
+            .lock
+            .get_checkpoint(&self.inner.config.name)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("the lock store has no checkpoint".into()),
+            Err(_) => return Err("the lock store does not answer".into()),
+        }
+        let storage = self.inner.storage.clone();
+        match tokio::task::spawn_blocking(move || storage.exists("checkpoint")).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err("storage has no checkpoint".into()),
+            _ => Err("storage does not answer".into()),
+        }
+    }
+
+    /// Stops the sequencer and closes the lock store.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let task = self.task.lock().ok().and_then(|mut t| t.take());
