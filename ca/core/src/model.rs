@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn status_names_are_the_acme_wire_names() {
-        fn wire<T: serde::Serialize>(t: T) -> String {
+        fn wire<T: Serialize>(t: T) -> String {
             serde_json::to_value(t)
                 .unwrap()
                 .as_str()
