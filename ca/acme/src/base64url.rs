@@ -21,7 +21,7 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
 pub fn decode_lenient(text: &str) -> Option<Vec<u8>> {
     let bare = text.trim_end_matches('=');
     let pad = text.len() - bare.len();
-    if pad > 0 && (pad > 2 || text.len() % 4 != 0) {
+    if pad > 0 && (pad > 2 || !text.len().is_multiple_of(4)) {
         return None;
     }
     decode(bare)
