@@ -107,13 +107,13 @@ fn service_url(lookup: Lookup<'_>, var: &str, what: &str, default_port: u16) -> 
         skip_or_fail(lookup, var, what);
         return None;
     };
-    if let Some((host, port)) = host_port(&url, default_port) {
-        if !reachable(&host, port) {
-            panic!(
-                "{var} is set but {what} does not accept connections at {host}:{port}: start it \
-                 (.ci/run does) or unset {var} to skip these tests outside CI"
-            );
-        }
+    if let Some((host, port)) = host_port(&url, default_port)
+        && !reachable(&host, port)
+    {
+        panic!(
+            "{var} is set but {what} does not accept connections at {host}:{port}: start it \
+             (.ci/run does) or unset {var} to skip these tests outside CI"
+        );
     }
     Some(url)
 }
