@@ -156,7 +156,7 @@ pub struct CaConfig {
     pub country: String,
     /// Pre-issuance lints to skip (Boulder's `ignoredLints`), by name; see `ca/lint`'s catalog.
     /// `e_ext_san_contains_reserved_ip` is skipped automatically while
-    /// `ra.identifiers.allow_non_public_ips` is true.
+    /// `va.allow_private_addresses` is true.
     pub ignored_lints: Vec<String>,
 }
 
@@ -182,8 +182,14 @@ pub struct VaSection {
     pub http01_port: u16,
     /// Port tls-alpn-01 validation connects to.
     pub tlsalpn01_port: u16,
-    /// Per-validation timeout, e.g. `"10s"`.
+    /// Time limit of one whole validation, CAA check included, e.g. `"10s"`.
     pub timeout: String,
+    /// A private PKI: validation may connect to loopback, private (RFC 1918), link-local and
+    /// other special-purpose addresses, and the CA issues for such IP addresses and for names
+    /// in reserved domains (`.internal`, `.local`, `.test`, ...). Off by default: a public CA
+    /// connects only to globally reachable addresses. Test set-ups whose challenge server
+    /// listens on 127.0.0.1 turn it on.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for VaSection {
@@ -193,6 +199,7 @@ impl Default for VaSection {
             http01_port: 80,
             tlsalpn01_port: 443,
             timeout: "10s".into(),
+            allow_private_addresses: false,
         }
     }
 }

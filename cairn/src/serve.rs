@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Port that tls-alpn-01 validation connects to [default: 443].
     #[arg(long)]
     pub tlsalpn01_port: Option<u16>,
+    /// Validate and issue for private and loopback addresses and reserved domains: a private
+    /// PKI or a local test set-up (`[va] allow_private_addresses = true`).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
     /// Do not run the DAP leader and helper (`[dap] enabled = false`).
     #[arg(long)]
     pub no_dap: bool,
@@ -95,6 +99,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(p) = args.tlsalpn01_port {
         cfg.va.tlsalpn01_port = p;
     }
+    if args.allow_private_addresses {
+        cfg.va.allow_private_addresses = true;
+    }
     if args.no_dap {
         cfg.dap.enabled = false;
     }
@@ -105,16 +112,21 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// Opens the storage named by the config (creating the data folder for SQLite).
 pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
-    std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
-        format!(
-            "cannot create data folder {}",
-            cfg.server.data_dir.display()
-        )
-    })?;
+    crate::data_dir::prepare(&cfg.server.data_dir)?;
+    let seal = crate::data_dir::eab_seal(&cfg.server.data_dir)?;
     let url = cfg.database_url();
-    SqlStorage::connect(&url)
+    let storage = SqlStorage::connect(&url)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+        .with_context(|| format!("cannot open the database ({})", redact(&url)))?
+        .with_eab_seal(seal);
+    let sealed = storage
+        .seal_eab_keys_at_rest()
+        .await
+        .context("sealing the stored EAB keys")?;
+    if sealed > 0 {
+        tracing::info!(keys = sealed, "sealed EAB HMAC keys stored in plaintext");
+    }
+    Ok(storage)
 }
 
 /// The rate limiter over Redis when configured, else over this process's memory.
@@ -328,7 +340,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
     // pre-issuance lint refuse them.
     let mut ignored_lints = cfg.ca.ignored_lints.clone();
-    if cfg.ra.identifiers.allow_non_public_ips {
+    if cfg.va.allow_private_addresses {
         ignored_lints.push("e_ext_san_contains_reserved_ip".into());
     }
     let mut profile = cairn_issuer::EndEntityProfile::default();
@@ -365,8 +377,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         tlsalpn01_port: cfg.va.tlsalpn01_port,
         timeout: std::time::Duration::try_from(va_timeout)
             .unwrap_or(std::time::Duration::from_secs(10)),
+        address_policy: cairn_core::AddressPolicy::allowing_private(cfg.va.allow_private_addresses),
         ..Default::default()
     })?);
+    // One setting for the whole CA: the addresses validation may reach are the addresses
+    // (and the reserved domains) the RA may issue for.
+    let mut ra_config = cfg.ra.clone();
+    ra_config.identifiers.allow_private_addresses = cfg.va.allow_private_addresses;
 
     let limiter = rate_limiter(&cfg).await?;
     let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
@@ -377,7 +394,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         ct.ra_submitter(),
         limiter,
         clock,
-        cfg.ra.clone(),
+        ra_config,
     );
     ra.add_revocation_listener(crl_updater.revocation_listener());
     let crl_task = tokio::spawn(crl_updater.run());

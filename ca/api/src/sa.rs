@@ -205,8 +205,18 @@ pub trait StorageAuthority: Send + Sync + 'static {
         order: &OrderId,
         at: OffsetDateTime,
     ) -> SaResult<()>;
+    /// Records a signed precertificate (`cert.der` is the precertificate) before it is shown to
+    /// anyone (a CT log): from then on its serial is issued for OCSP, CRLs and revocation,
+    /// although [`get_certificate`](Self::get_certificate) does not return it. `Conflict` if the
+    /// order is not `Processing` or the serial is already stored, `NotFound` if the order does
+    /// not exist.
+    async fn add_precertificate(&self, cert: &Certificate) -> SaResult<()>;
+    /// The newest precertificate of an order whose final certificate is not stored (for resuming
+    /// issuance with the same serial), if any.
+    async fn get_order_precertificate(&self, order: &OrderId) -> SaResult<Option<Certificate>>;
     /// In one transaction: stores the certificate and moves its order from `Processing` to `Valid`
-    /// with `certificate_serial` set. `Conflict` if the order was not `Processing` or the serial is
+    /// with `certificate_serial` set. If the serial's precertificate is stored (for the same
+    /// order), the final certificate replaces it and keeps its revocation, if any. `Conflict` if the order was not `Processing` or the serial is
     /// already stored, `NotFound` if the order does not exist; on any error nothing is stored.
     async fn finalize_order(&self, cert: &Certificate) -> SaResult<()>;
     /// Moves an order from `Processing` to `Invalid` with `error`. `Conflict` if the order was not
@@ -214,8 +224,12 @@ pub trait StorageAuthority: Send + Sync + 'static {
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
     /// Orders left in `Processing` (for resuming after a crash).
     async fn get_processing_orders(&self) -> SaResult<Vec<Order>>;
-    /// Gets a certificate by serial.
+    /// Gets a certificate by serial (not a precertificate whose final certificate is missing).
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate>;
+    /// Gets what was issued under a serial: the certificate, or else the precertificate stored
+    /// by [`add_precertificate`](Self::add_precertificate) (`der` is then the precertificate's).
+    /// For revocation status: every serial a CT log may have seen is known here.
+    async fn get_issued(&self, serial: &Serial) -> SaResult<Certificate>;
     /// Marks a certificate revoked. `Conflict` if already revoked, `NotFound` if unknown.
     async fn revoke_certificate(&self, serial: &Serial, revocation: &Revocation) -> SaResult<()>;
     /// Number of certificates with a DNS name equal to `registered_domain` or ending in
@@ -238,6 +252,15 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<u64>;
     /// Records that `by`'s certificate replaced `serial`. `Conflict` if it was already replaced.
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()>;
+    /// Reserves `serial` for the replacement order `by` (RFC 9773 `replaces`, at newOrder),
+    /// by compare-and-swap: only if the certificate is marked replaced by `expected` now (`None`:
+    /// by nobody). `Conflict` otherwise, `NotFound` if there is no such certificate.
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()>;
 
     // ---- revocation status ----
 

@@ -58,7 +58,7 @@ pub async fn select(
     match selection {
         Selection::Serials(serials) => {
             for serial in serials {
-                match sa.get_certificate(serial).await {
+                match sa.get_issued(serial).await {
                     Ok(c) => {
                         selected.certificates.insert(c.serial.clone(), c);
                     }

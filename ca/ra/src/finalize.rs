@@ -213,24 +213,45 @@ impl Ra {
             .map_err(|e| Problem::new(ProblemType::BadCsr, format!("invalid CSR: {e}")))?;
         let cfg = &self.inner.config;
         let (_, profile) = cfg.profile(order.profile.as_deref())?;
-        let now = self.now();
-        let not_before = now - cfg.backdate;
-        let not_after = not_before + profile.validity - time::Duration::seconds(1);
         let common_name = if profile.include_common_name {
             common_name_for(csr.common_name.as_deref(), &order.identifiers)
         } else {
             None
         };
-        let serial = match reserved {
-            Some(serial) => serial,
-            None => {
-                let serial = Serial::random();
-                self.inner
-                    .sa
-                    .reserve_serial(&serial, &order.account_id, &order.id, now)
-                    .await
-                    .map_err(|e| internal(&e, "reserving serial"))?;
-                serial
+        // Resuming after a crash: a stored precertificate may have reached CT logs, so its serial
+        // and validity are reused and the final certificate is signed for it, never a second
+        // precertificate under a new serial.
+        let stored_precert = match (&self.inner.ct, &reserved) {
+            (Some(_), None) => self
+                .inner
+                .sa
+                .get_order_precertificate(&order.id)
+                .await
+                .map_err(|e| internal(&e, "looking up a stored precertificate"))?,
+            _ => None,
+        };
+        let now = self.now();
+        let (serial, not_before, not_after) = match (&stored_precert, reserved) {
+            (Some(pre), _) => (pre.serial.clone(), pre.not_before, pre.not_after),
+            (None, reserved) => {
+                let not_before = now - cfg.backdate;
+                let not_after = not_before + profile.validity - time::Duration::seconds(1);
+                let serial = match reserved {
+                    Some(serial) => serial,
+                    // Without a stored precertificate, the serial reserved before the crash
+                    // was seen by no one (a precertificate is stored before CT sees it), but it
+                    // may be in a signed, discarded precertificate: a fresh serial is reserved.
+                    None => {
+                        let serial = Serial::random();
+                        self.inner
+                            .sa
+                            .reserve_serial(&serial, &order.account_id, &order.id, now)
+                            .await
+                            .map_err(|e| internal(&e, "reserving serial"))?;
+                        serial
+                    }
+                };
+                (serial, not_before, not_after)
             }
         };
         let req = IssueRequest {
@@ -243,17 +264,8 @@ impl Ra {
             profile_validity: profile.validity,
             usage: profile.usage(),
         };
-        let issued = match &self.inner.ct {
-            None => self
-                .inner
-                .issuer
-                .issue(req)
-                .await
-                .map_err(|e| internal(&e, "signing certificate"))?,
-            Some(ct) => self.issue_with_scts(ct.as_ref(), req).await?,
-        };
         let spki_sha256 = hex_sha256(&csr.spki_der);
-        let cert = Certificate {
+        let record = |issued: IssuedCertificate| Certificate {
             serial: serial.clone(),
             account_id: order.account_id.clone(),
             order_id: order.id.clone(),
@@ -263,36 +275,73 @@ impl Ra {
             identifiers: order.identifiers.clone(),
             not_before,
             not_after,
-            spki_sha256,
+            spki_sha256: spki_sha256.clone(),
             revocation: None,
             renew_by: None,
             replaced_by: None,
         };
+        let (issued, final_chain) = match &self.inner.ct {
+            None => (
+                self.inner
+                    .issuer
+                    .issue(req)
+                    .await
+                    .map_err(|e| internal(&e, "signing certificate"))?,
+                None,
+            ),
+            Some(ct) => {
+                self.issue_with_scts(ct.as_ref(), req, stored_precert, &record)
+                    .await?
+            }
+        };
+        let cert = record(issued);
         self.inner
             .sa
             .finalize_order(&cert)
             .await
             .map_err(|e| internal(&e, "storing certificate"))?;
+        // Only a stored certificate goes to the logs.
+        if let (Some(ct), Some(chain)) = (self.inner.ct.clone(), final_chain) {
+            tokio::spawn(async move { ct.submit_final(chain).await });
+        }
         Ok(serial)
     }
 
     /// Boulder's order with Certificate Transparency: sign the precertificate (linted, critical
-    /// poison), submit it to the logs, require SCTs from enough distinct operators, then sign
-    /// (linted) the final certificate with the SCT list in place of the poison, and submit it
-    /// too in the background. Without enough SCTs nothing but the precertificate is signed and
-    /// the order fails with a retryable problem.
+    /// poison), store it, submit it to the logs, require SCTs from enough distinct operators,
+    /// then sign (linted) the final certificate with the SCT list in place of the poison. Returns
+    /// it with the chain to submit to the logs once it is stored. Without enough SCTs nothing but
+    /// the precertificate is signed (and stored: its serial stays known to OCSP and CRLs and
+    /// revocable) and the order fails with a retryable problem. `stored` is a precertificate
+    /// stored before a crash, signed for `req`: it is submitted again instead of a new one.
     async fn issue_with_scts(
         &self,
         ct: &dyn CtSubmitter,
         req: IssueRequest,
-    ) -> Result<IssuedCertificate, Problem> {
+        stored: Option<Certificate>,
+        record: &(dyn Fn(IssuedCertificate) -> Certificate + Sync),
+    ) -> Result<(IssuedCertificate, Option<Vec<Vec<u8>>>), Problem> {
         let issuer = &self.inner.issuer;
-        let precert = issuer
-            .issue_precertificate(req.clone())
-            .await
-            .map_err(|e| internal(&e, "signing precertificate"))?;
+        let (precert_der, issuer_id) = match stored {
+            Some(pre) => (pre.der, pre.issuer_id),
+            None => {
+                let precert = issuer
+                    .issue_precertificate(req.clone())
+                    .await
+                    .map_err(|e| internal(&e, "signing precertificate"))?;
+                let issuer_id = precert.issuer_id.clone();
+                let der = precert.der.clone();
+                // Stored before any log sees it.
+                self.inner
+                    .sa
+                    .add_precertificate(&record(precert))
+                    .await
+                    .map_err(|e| internal(&e, "storing the precertificate"))?;
+                (der, issuer_id)
+            }
+        };
         let issuer_chain = issuer
-            .chains(&precert.issuer_id)
+            .chains(&issuer_id)
             .first()
             .map(|pem| cairn_x509::pem_certificates(pem))
             .transpose()
@@ -302,7 +351,7 @@ impl Ra {
             return Err(internal(&"no issuer chain", "submitting to CT logs"));
         }
         let mut chain = Vec::with_capacity(issuer_chain.len() + 1);
-        chain.push(precert.der.clone());
+        chain.push(precert_der.clone());
         chain.extend(issuer_chain.iter().cloned());
         let scts = ct.get_scts(&chain).await.map_err(|e| {
             tracing::warn!(serial = %req.serial, error = %e, "no certificate issued: not enough SCTs");
@@ -315,17 +364,14 @@ impl Ra {
         })?;
         let serial = req.serial.clone();
         let issued = issuer
-            .issue_final(req, &precert.der, &scts.encoded)
+            .issue_final(req, &precert_der, &scts.encoded)
             .await
             .map_err(|e| internal(&e, "signing the certificate for a precertificate"))?;
         tracing::info!(serial = %serial, scts = scts.count, "embedded SCTs");
-        if let Some(ct) = self.inner.ct.clone() {
-            let mut final_chain = Vec::with_capacity(issuer_chain.len() + 1);
-            final_chain.push(issued.der.clone());
-            final_chain.extend(issuer_chain);
-            tokio::spawn(async move { ct.submit_final(final_chain).await });
-        }
-        Ok(issued)
+        let mut final_chain = Vec::with_capacity(issuer_chain.len() + 1);
+        final_chain.push(issued.der.clone());
+        final_chain.extend(issuer_chain);
+        Ok((issued, Some(final_chain)))
     }
 
     /// Resumes issuance for orders a crash left `processing`. Returns how many were resumed.
@@ -339,8 +385,7 @@ impl Ra {
         let n = orders.len();
         for order in orders {
             tracing::info!(order = %order.id, "resuming interrupted issuance");
-            // A new serial: the one reserved before the crash may already be in a signed
-            // precertificate.
+            // The stored precertificate's serial if there is one, else a new serial.
             let _ = self.issue_for_order(order, None).await;
         }
         Ok(n)

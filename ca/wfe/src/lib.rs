@@ -141,8 +141,8 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
         .with_state(state)
 }
 
-/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (all but
-/// renewalInfo), the directory `Link`, no caching unless the handler chose otherwise; and counts
+/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
+/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
 /// requests by endpoint and status.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -152,11 +152,10 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = method_label(req.method());
-    // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce; Cairn puts one
-    // on every ACME response (so a client never needs an extra newNonce round trip), except
-    // renewal information (RFC 9773): unauthenticated, cacheable and hot, where nonces nobody
-    // redeems would crowd real ones out of the bounded store.
-    let wants_nonce = !endpoint.starts_with(paths::RENEWAL_INFO);
+    // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce: only those
+    // (and other non-GET requests, as Boulder) get one; the directory, renewal information and
+    // other GETs do not. Minting stores nothing (see `nonce`), so a flood cannot evict anyway.
+    let wants_nonce = req.method() != http::Method::GET || endpoint == paths::NEW_NONCE;
     let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();

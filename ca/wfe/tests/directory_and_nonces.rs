@@ -16,7 +16,10 @@ async fn the_directory_names_every_resource_and_the_ras_policy() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert!(reply.header("replay-nonce").is_some());
+    assert!(
+        reply.header("replay-nonce").is_none(),
+        "a GET other than newNonce mints no nonce"
+    );
     let dir = reply.json();
     for (field, path) in [
         ("newNonce", "/acme/new-nonce"),
@@ -138,4 +141,29 @@ fn request_metrics_label_unknown_methods_as_other() {
     assert!(text.contains("method=\"GET\""), "{text}");
     assert!(text.contains("method=\"HEAD\""), "{text}");
     assert!(!text.contains("BREW") && !text.contains("XYZZY"), "{text}");
+}
+
+/// Issue 14, finding 12: unauthenticated requests (newNonce, the directory, unknown paths) in
+/// any number leave an outstanding nonce usable: minting stores nothing.
+#[tokio::test]
+async fn a_flood_of_unauthenticated_requests_leaves_an_issued_nonce_usable() {
+    let acme = Acme::new();
+    let client = Client::new();
+    let nonce = acme.nonce().await;
+    for i in 0..600 {
+        let (method, path) = match i % 3 {
+            0 => (Method::HEAD, "/acme/new-nonce"),
+            1 => (Method::GET, "/directory"),
+            _ => (Method::GET, "/nope"),
+        };
+        acme.request(method, path).await;
+    }
+    let url = format!("{BASE}/acme/new-acct");
+    let reply = acme
+        .post_raw(
+            "/acme/new-acct",
+            client.sign(&url, &nonce, Some(&json!({"termsOfServiceAgreed": true}))),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
 }

@@ -14,6 +14,7 @@ pub struct FakeCt {
 #[derive(Debug)]
 struct State {
     refusing: bool,
+    hanging: bool,
     precert_chains: Vec<Vec<Vec<u8>>>,
     final_chains: Vec<Vec<Vec<u8>>>,
 }
@@ -30,6 +31,7 @@ impl FakeCt {
         FakeCt {
             state: Mutex::new(State {
                 refusing: false,
+                hanging: false,
                 precert_chains: Vec::new(),
                 final_chains: Vec::new(),
             }),
@@ -53,6 +55,12 @@ impl FakeCt {
         self.state().refusing = refusing;
     }
 
+    /// From now on, `get_scts` records the chain (a log saw it) and then never answers, as a
+    /// process killed while waiting for the logs would (or answers again).
+    pub fn hang(&self, hanging: bool) {
+        self.state().hanging = hanging;
+    }
+
     /// The precertificate chains submitted so far.
     pub fn precert_chains(&self) -> Vec<Vec<Vec<u8>>> {
         self.state().precert_chains.clone()
@@ -67,12 +75,18 @@ impl FakeCt {
 #[async_trait]
 impl CtSubmitter for FakeCt {
     async fn get_scts(&self, precert_chain: &[Vec<u8>]) -> Result<SctList, CtError> {
-        let mut state = self.state();
-        if precert_chain.len() < 2 {
-            return Err(CtError::NoIssuer);
+        let (hanging, refusing) = {
+            let mut state = self.state();
+            if precert_chain.len() < 2 {
+                return Err(CtError::NoIssuer);
+            }
+            state.precert_chains.push(precert_chain.to_vec());
+            (state.hanging, state.refusing)
+        };
+        if hanging {
+            return std::future::pending().await;
         }
-        state.precert_chains.push(precert_chain.to_vec());
-        if state.refusing {
+        if refusing {
             return Err(CtError::NotEnoughScts {
                 got: 0,
                 required: 1,

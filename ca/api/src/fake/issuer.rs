@@ -29,6 +29,7 @@ pub struct FakeIssuer {
     hashes: IssuerHashes,
     refusal: Mutex<Option<String>>,
     signed: AtomicUsize,
+    hang_final: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for FakeIssuer {
@@ -72,12 +73,19 @@ impl FakeIssuer {
             hashes,
             refusal: Mutex::new(None),
             signed: AtomicUsize::new(0),
+            hang_final: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// From now on every signing fails with `IssuerError::Signing(reason)`; `None` signs again.
     pub fn refuse(&self, reason: Option<&str>) {
         *self.refusal.lock().unwrap_or_else(|e| e.into_inner()) = reason.map(str::to_owned);
+    }
+
+    /// From now on `issue_final` never answers, as a process killed while signing the final
+    /// certificate (or after signing it, before storing it) would (or answers again).
+    pub fn hang_final(&self, hanging: bool) {
+        self.hang_final.store(hanging, Ordering::Relaxed);
     }
 
     /// How many certificates, precertificates, CRLs and OCSP responses it signed.
@@ -180,6 +188,9 @@ impl CertificateIssuer for FakeIssuer {
         precert_der: &[u8],
         sct_list: &[u8],
     ) -> Result<IssuedCertificate, IssuerError> {
+        if self.hang_final.load(Ordering::Relaxed) {
+            return std::future::pending().await;
+        }
         let precert = CertInfo::from_der(precert_der)
             .map_err(|e| IssuerError::InvalidRequest(format!("precertificate: {e}")))?;
         let ours = cairn_x509::is_signed_by(precert_der, self.intermediate.key().spki_der());

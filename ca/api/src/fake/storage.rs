@@ -44,7 +44,10 @@ struct State {
     challenges: BTreeMap<ChallengeId, AuthzId>,
     /// Reserved serials: the account and order each was reserved for.
     serials: BTreeMap<Serial, (AccountId, OrderId)>,
+    /// Certificates, and precertificates whose final certificate is not stored yet.
     certificates: BTreeMap<Serial, Certificate>,
+    /// The serials in `certificates` that are precertificates.
+    precertificates: BTreeSet<Serial>,
     revocation_epoch: i64,
     crls: BTreeMap<(String, u32), StoredCrl>,
     blocked_keys: BTreeMap<String, BlockedKey>,
@@ -629,7 +632,12 @@ impl StorageAuthority for MemoryStorage {
         {
             return Err(SaError::Conflict("serial already used by another order"));
         }
-        if st.certificates.contains_key(&cert.serial) {
+        let upgrade = st.precertificates.contains(&cert.serial)
+            && st
+                .certificates
+                .get(&cert.serial)
+                .is_some_and(|p| p.order_id == cert.order_id);
+        if st.certificates.contains_key(&cert.serial) && !upgrade {
             return Err(SaError::Conflict("certificate serial already stored"));
         }
         let replaced_by_known = cert
@@ -643,8 +651,43 @@ impl StorageAuthority for MemoryStorage {
             order.status = OrderStatus::Valid;
             order.certificate_serial = Some(cert.serial.clone());
         }
+        let mut cert = cert;
+        if upgrade {
+            st.precertificates.remove(&cert.serial);
+            if let Some(pre) = st.certificates.get(&cert.serial) {
+                cert.revocation = pre.revocation.clone();
+            }
+        }
         st.certificates.insert(cert.serial.clone(), cert);
         Ok(())
+    }
+
+    async fn add_precertificate(&self, cert: &Certificate) -> SaResult<()> {
+        let cert = stored_certificate(cert)?;
+        let mut st = self.lock();
+        let Some(order) = st.orders.get(&cert.order_id) else {
+            return Err(SaError::NotFound);
+        };
+        if order.status != OrderStatus::Processing {
+            return Err(SaError::Conflict("order is not processing"));
+        }
+        if st.certificates.contains_key(&cert.serial) {
+            return Err(SaError::Conflict("certificate serial already stored"));
+        }
+        st.precertificates.insert(cert.serial.clone());
+        st.certificates.insert(cert.serial.clone(), cert);
+        Ok(())
+    }
+
+    async fn get_order_precertificate(&self, order: &OrderId) -> SaResult<Option<Certificate>> {
+        let st = self.lock();
+        Ok(st
+            .precertificates
+            .iter()
+            .filter_map(|s| st.certificates.get(s))
+            .filter(|c| &c.order_id == order)
+            .max_by(|a, b| (a.not_before, &a.serial).cmp(&(b.not_before, &b.serial)))
+            .cloned())
     }
 
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
@@ -676,6 +719,17 @@ impl StorageAuthority for MemoryStorage {
     }
 
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate> {
+        let st = self.lock();
+        if st.precertificates.contains(serial) {
+            return Err(SaError::NotFound);
+        }
+        st.certificates
+            .get(serial)
+            .cloned()
+            .ok_or(SaError::NotFound)
+    }
+
+    async fn get_issued(&self, serial: &Serial) -> SaResult<Certificate> {
         self.lock()
             .certificates
             .get(serial)
@@ -761,6 +815,28 @@ impl StorageAuthority for MemoryStorage {
                 Ok(())
             }
             _ => Err(SaError::Conflict("certificate already replaced")),
+        }
+    }
+
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()> {
+        let mut st = self.lock();
+        if !st.orders.contains_key(by) {
+            return Err(SaError::Database(Box::new(ForeignKeyViolation(
+                "certificates.replaced_by",
+            ))));
+        }
+        match st.certificates.get_mut(serial) {
+            None => Err(SaError::NotFound),
+            Some(c) if c.replaced_by.as_ref() == expected => {
+                c.replaced_by = Some(by.clone());
+                Ok(())
+            }
+            Some(_) => Err(SaError::Conflict("certificate already has a replacement")),
         }
     }
 

@@ -204,7 +204,8 @@ impl OcspResponder {
 
     /// The status storage records for `serial`.
     async fn status(&self, serial: &str) -> Result<CertStatus, SaError> {
-        match self.sa.get_certificate(&Serial(serial.to_owned())).await {
+        // A precertificate-only serial is issued too (a CT log may have seen it).
+        match self.sa.get_issued(&Serial(serial.to_owned())).await {
             Ok(cert) if cert.issuer_id == self.issuer_id => Ok(match cert.revocation {
                 None => CertStatus::Good,
                 Some(r) => revoked(&r),
