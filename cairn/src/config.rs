@@ -40,7 +40,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the ACME API.
     pub listen: SocketAddr,
-    /// Serve the ACME API over HTTPS with a certificate from Cairn's own CA. Turn off behind a
+    /// Serve the ACME API over HTTPS with a certificate from a local, non-public TLS root
+    /// (`<data_dir>/ca/tls-root.pem`, separate from the issuing hierarchy). Turn off behind a
     /// TLS-terminating proxy.
     pub tls: bool,
     /// Address of `/metrics` and `/health` (keep it private).

@@ -57,7 +57,7 @@ async fn idle_connections_to_every_listener_are_closed_while_the_ca_answers() {
         }
     }
     // The CA answers meanwhile (each round a new client, so a new connection).
-    let root = reqwest::Certificate::from_pem(&std::fs::read(&s.root_path).unwrap()).unwrap();
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&s.tls_root_path).unwrap()).unwrap();
     for _ in 0..5 {
         let client = reqwest::Client::builder()
             .add_root_certificate(root.clone())
