@@ -218,7 +218,8 @@ impl Server {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = effective_config(&args)?;
-    let tls = cfg.server.tls;
+    // The local TLS root exists only when Cairn makes the listener's certificate.
+    let tls = cfg.server.tls && cfg.server.tls_cert.is_none();
     let server = start(cfg).await?;
     println!("Cairn ACME CA is running.");
     println!("  ACME directory: {}", server.directory_url);
@@ -296,10 +297,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     )
     .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
     let tls = if cfg.server.tls {
-        // From the local TLS root, never from the subscriber hierarchy (see cairn_issuer::tls).
-        let identity =
-            cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
-                .context("cannot set up the ACME listener's TLS certificate")?;
+        // The operator's certificate, or one from the local TLS root; never one from the
+        // subscriber hierarchy (see cairn_issuer::tls).
+        let identity = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+            (Some(cert), Some(key)) => cairn_issuer::tls::operator_tls_identity(cert, key)
+                .context("server.tls_cert / server.tls_key")?,
+            (None, None) => {
+                cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
+                    .context("cannot set up the ACME listener's TLS certificate")?
+            }
+            _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
+        };
         let config = cairn_wfe::tls::server_config(
             identity.cert_chain_der(),
             identity.private_key_pkcs8_der(),

@@ -73,6 +73,38 @@ impl TlsIdentity {
     }
 }
 
+/// An operator-supplied identity, served as it is: `cert` holds the PEM chain (server
+/// certificate first), `key` its PKCS#8 PEM private key. A file that cannot be read or parsed, or
+/// a key that is not the certificate's, is refused.
+pub fn operator_tls_identity(cert: &Path, key: &Path) -> Result<TlsIdentity, IssuerError> {
+    let chain = pem_certificates(&read_text(cert)?)
+        .map_err(|e| IssuerError::Inconsistent(format!("{}: {e}", cert.display())))?;
+    let leaf = chain.first().ok_or_else(|| {
+        IssuerError::Inconsistent(format!("{} holds no certificate", cert.display()))
+    })?;
+    let info = CertInfo::from_der(leaf)
+        .map_err(|e| IssuerError::Inconsistent(format!("{}: {e}", cert.display())))?;
+    let signing_key = SigningKey::from_pkcs8_pem(&read_text(key)?).map_err(|e| {
+        IssuerError::Inconsistent(format!(
+            "{}: not a PKCS#8 PEM private key: {e}",
+            key.display()
+        ))
+    })?;
+    if info.spki_der != signing_key.spki_der() {
+        return Err(IssuerError::Inconsistent(format!(
+            "{} is not the key of {}",
+            key.display(),
+            cert.display()
+        )));
+    }
+    Ok(TlsIdentity {
+        private_key: signing_key
+            .to_pkcs8_der()
+            .map_err(|e| IssuerError::Inconsistent(format!("{}: {e}", key.display())))?,
+        cert_chain: chain,
+    })
+}
+
 /// Loads the local TLS root from `dir`, or creates it (ECDSA P-256, self-signed) when neither
 /// of its files exists. One file without the other, a key that does not match, or a certificate
 /// that is not a self-signed CA is refused.
