@@ -40,9 +40,15 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the ACME API.
     pub listen: SocketAddr,
-    /// Serve the ACME API over HTTPS with a certificate from Cairn's own CA. Turn off behind a
+    /// Serve the ACME API over HTTPS with a certificate from a local, non-public TLS root
+    /// (`<data_dir>/ca/tls-root.pem`, separate from the issuing hierarchy). Turn off behind a
     /// TLS-terminating proxy.
     pub tls: bool,
+    /// An operator-supplied certificate chain for the HTTPS listener (PEM, server certificate
+    /// first), served as it is instead of one from the local TLS root. Set with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PKCS#8 PEM).
+    pub tls_key: Option<PathBuf>,
     /// Address of `/metrics` and `/health` (keep it private).
     pub metrics_listen: SocketAddr,
     /// Address of the public plain-HTTP listener for CRLs and CA certificates (the URLs that
@@ -71,6 +77,8 @@ impl Default for ServerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 14000)),
             tls: true,
+            tls_cert: None,
+            tls_key: None,
             metrics_listen: SocketAddr::from(([127, 0, 0, 1], 14001)),
             public_listen: SocketAddr::from(([127, 0, 0, 1], 14002)),
             public_base_url: None,
@@ -225,6 +233,10 @@ impl Config {
             anyhow::bail!("server.limits.{field} must not be zero");
         }
         self.key_algorithm()?;
+        anyhow::ensure!(
+            self.server.tls_cert.is_some() == self.server.tls_key.is_some(),
+            "server.tls_cert and server.tls_key must be set together"
+        );
         self.crl.settings()?;
         anyhow::ensure!(
             self.ca.country.len() == 2 && self.ca.country.bytes().all(|b| b.is_ascii_uppercase()),

@@ -168,8 +168,11 @@ pub struct Server {
     pub public_addr: SocketAddr,
     /// The public listener's external base URL, as written into certificates.
     pub public_base_url: String,
-    /// The root certificate clients should trust.
+    /// The subscriber root: issued certificates, OCSP responses and CRLs chain to it.
     pub root_path: PathBuf,
+    /// What ACME clients trust for the HTTPS listener: the local TLS root (not publicly
+    /// trusted), written when `server.tls` is on.
+    pub tls_root_path: PathBuf,
     /// The directory URL.
     pub directory_url: String,
     ra: Ra,
@@ -215,13 +218,21 @@ impl Server {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = effective_config(&args)?;
+    // The local TLS root exists only when Cairn makes the listener's certificate.
+    let tls = cfg.server.tls && cfg.server.tls_cert.is_none();
     let server = start(cfg).await?;
     println!("Cairn ACME CA is running.");
     println!("  ACME directory: {}", server.directory_url);
     println!(
-        "  Root certificate to trust: {}",
+        "  Root of issued certificates: {}",
         server.root_path.display()
     );
+    if tls {
+        println!(
+            "  Trust for the HTTPS listener (local, not publicly trusted): {}",
+            server.tls_root_path.display()
+        );
+    }
     println!("  Metrics: http://{}/metrics", server.metrics_addr);
     println!("  CRLs and CA certificates: {}", server.public_base_url);
     if let Some(dap) = &server.dap {
@@ -236,7 +247,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     println!(
         "  Try: REQUESTS_CA_BUNDLE={} certbot certonly --server {} --standalone -d example.test --register-unsafely-without-email --agree-tos",
-        server.root_path.display(),
+        server.tls_root_path.display(),
         server.directory_url
     );
     let shutdown = bootstrap::shutdown_signal();
@@ -286,9 +297,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     )
     .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
     let tls = if cfg.server.tls {
-        let identity = hierarchy
-            .tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
-            .context("cannot set up the ACME listener's TLS certificate")?;
+        // The operator's certificate, or one from the local TLS root; never one from the
+        // subscriber hierarchy (see cairn_issuer::tls).
+        let identity = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+            (Some(cert), Some(key)) => cairn_issuer::tls::operator_tls_identity(cert, key)
+                .context("server.tls_cert / server.tls_key")?,
+            (None, None) => {
+                cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
+                    .context("cannot set up the ACME listener's TLS certificate")?
+            }
+            _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
+        };
         let config = cairn_wfe::tls::server_config(
             identity.cert_chain_der(),
             identity.private_key_pkcs8_der(),
@@ -299,6 +318,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None
     };
     let root_path = ca_dir.join("root.pem");
+    let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
     let mut public_parts = cairn_status::public::PublicParts::default();
     public_parts.issuer_certificates.insert(
         hierarchy.issuer_id().to_owned(),
@@ -474,6 +494,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         public_addr,
         public_base_url,
         root_path,
+        tls_root_path,
         directory_url,
         ra,
         ct,

@@ -9,7 +9,7 @@ use common::raw::{RawClient, b64, expect_problem, jwk_of, new_p256, sign};
 use serde_json::{Value, json};
 
 async fn client(ca: &TestCa) -> RawClient {
-    RawClient::new(ca.directory(), &ca.server.root_path).await
+    RawClient::new(ca.directory(), &ca.server.tls_root_path).await
 }
 
 #[tokio::test]
@@ -393,7 +393,7 @@ async fn external_account_binding_is_required_and_single_use() {
 async fn certificate_download_offers_an_alternate_chain() {
     use instant_acme::{Account, ChallengeType, Identifier, NewAccount};
     let ca = TestCa::start().await;
-    let (account, creds) = Account::builder_with_root(&ca.server.root_path)
+    let (account, creds) = Account::builder_with_root(&ca.server.tls_root_path)
         .unwrap()
         .create(
             &NewAccount {

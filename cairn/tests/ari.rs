@@ -137,7 +137,8 @@ async fn revocation_moves_the_window_and_replaces_is_checked() {
     // Unknown and malformed identifiers.
     let http = reqwest::Client::builder()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&ca.server.root_path).unwrap()).unwrap(),
+            reqwest::Certificate::from_pem(&std::fs::read(&ca.server.tls_root_path).unwrap())
+                .unwrap(),
         )
         .build()
         .unwrap();

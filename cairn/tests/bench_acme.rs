@@ -29,7 +29,7 @@ fn cairn_bench() -> PathBuf {
 fn load(ca: &TestCa, challenge: ChallengeMode, accounts: u32, certs: u64, mix: &str) -> LoadConfig {
     LoadConfig {
         directory: ca.directory().parse().unwrap(),
-        trust: Trust::Roots(std::fs::read(&ca.server.root_path).unwrap()),
+        trust: Trust::Roots(std::fs::read(&ca.server.tls_root_path).unwrap()),
         accounts,
         certificates: Some(certs),
         duration: Duration::from_secs(120),
@@ -100,7 +100,8 @@ async fn http01_mix_of_every_flow_kind_is_counted_exactly() {
     assert_eq!(summary.cert_ids.len(), 8);
     let http = reqwest::Client::builder()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(&ca.server.root_path).unwrap()).unwrap(),
+            reqwest::Certificate::from_pem(&std::fs::read(&ca.server.tls_root_path).unwrap())
+                .unwrap(),
         )
         .build()
         .unwrap();
@@ -163,7 +164,7 @@ async fn the_cairn_bench_command_runs_the_load_generator_binary() {
     let mgmt = format!("http://{}/", ca.chall.management_addr().unwrap());
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["bench", "acme", "--directory", ca.directory(), "--root"])
-        .arg(&ca.server.root_path)
+        .arg(&ca.server.tls_root_path)
         .args(["--accounts", "2", "--certs", "3", "--mix", "single=1"])
         .args(["--challtestsrv", &mgmt, "--json", "--quiet"])
         .output()

@@ -126,7 +126,7 @@ fn certbot_unchecked(env: &CertbotEnv, args: &[&str]) -> Output {
         .arg(env.base.join("logs"))
         .args(["--server", &env.directory])
         .args(["--non-interactive", "--agree-tos"])
-        .env("REQUESTS_CA_BUNDLE", &env.root)
+        .env("REQUESTS_CA_BUNDLE", &env.tls_root)
         .stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
@@ -142,7 +142,10 @@ struct CertbotEnv {
     venv: PathBuf,
     base: PathBuf,
     directory: String,
+    /// The subscriber root: issued certificates chain to it.
     root: PathBuf,
+    /// The local TLS root: certbot trusts it for the ACME listener.
+    tls_root: PathBuf,
 }
 
 impl CertbotEnv {
@@ -159,12 +162,12 @@ impl CertbotEnv {
     }
 }
 
-/// Waits until the CA's directory answers over HTTPS with the root it wrote.
+/// Waits until the CA's directory answers over HTTPS with the local TLS root it wrote.
 // A test helper: a CA that never answers is a test failure.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 async fn wait_for_directory(children: &mut Children, directory: &str, root: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last_error = String::from("root.pem not written yet");
+    let mut last_error = String::from("tls-root.pem not written yet");
     while Instant::now() < deadline {
         children.assert_running();
         if let Ok(pem) = std::fs::read(root) {
@@ -297,13 +300,15 @@ async fn certbot_registers_issues_renews_and_revokes() {
     );
     let directory = format!("https://localhost:{acme_port}/directory");
     let root = data_dir.join("ca").join("root.pem");
-    wait_for_directory(&mut children, &directory, &root).await;
+    let tls_root = data_dir.join("ca").join("tls-root.pem");
+    wait_for_directory(&mut children, &directory, &tls_root).await;
 
     let env = CertbotEnv {
         venv,
         base: tmp.path().join("certbot"),
         directory,
         root,
+        tls_root,
     };
     let port = http01_port.to_string();
     let standalone = [

@@ -213,8 +213,9 @@ impl CaProcess {
         }
     }
 
-    fn root_path(&self) -> PathBuf {
-        self.data_dir.join("ca").join("root.pem")
+    /// What ACME clients trust for the HTTPS listener.
+    fn tls_root_path(&self) -> PathBuf {
+        self.data_dir.join("ca").join("tls-root.pem")
     }
 
     fn db_path(&self) -> PathBuf {
@@ -281,7 +282,7 @@ impl CaProcess {
                     self.log.display()
                 );
                 if http.is_none()
-                    && let Ok(root) = std::fs::read(self.root_path())
+                    && let Ok(root) = std::fs::read(self.tls_root_path())
                     && let Ok(cert) = reqwest::Certificate::from_pem(&root)
                 {
                     http = reqwest::Client::builder()
@@ -312,7 +313,7 @@ impl CaProcess {
     async fn login(&self, credentials: &[String]) -> Vec<Account> {
         let mut accounts = Vec::new();
         for c in credentials {
-            let account = Account::builder_with_root(self.root_path())
+            let account = Account::builder_with_root(self.tls_root_path())
                 .unwrap()
                 .from_credentials(serde_json::from_str(c).unwrap())
                 .await
@@ -757,7 +758,7 @@ async fn sigkill_during_finalize_loses_no_certificate() {
     let chall = ChallSrv::start(tmp.path()).await;
     let ca = CaProcess::new(tmp.path(), &chall);
     let mut server = ca.start().await;
-    let root = ca.root_path();
+    let root = ca.tls_root_path();
 
     let mut credentials = Vec::new();
     for i in 0..ACCOUNTS {
@@ -877,7 +878,7 @@ async fn abandoned_finalize_requests_never_strand_an_order_in_processing() {
     let chall = ChallSrv::start(tmp.path()).await;
     let ca = CaProcess::new(tmp.path(), &chall);
     let _server = ca.start().await;
-    let (_account, creds) = Account::builder_with_root(ca.root_path())
+    let (_account, creds) = Account::builder_with_root(ca.tls_root_path())
         .unwrap()
         .create(
             &NewAccount {

@@ -100,9 +100,9 @@ fn precert_tbs_from_final(cert_der: &[u8]) -> Vec<u8> {
     items.to_der().unwrap()
 }
 
-/// An HTTPS client trusting only the CA's root.
+/// An HTTPS client trusting only the local TLS root of the ACME listener.
 fn https_client(ca: &TestCa) -> reqwest::Client {
-    let root = std::fs::read(&ca.server.root_path).unwrap();
+    let root = std::fs::read(&ca.server.tls_root_path).unwrap();
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
         .timeout(Duration::from_secs(20))

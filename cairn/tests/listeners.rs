@@ -57,7 +57,7 @@ async fn idle_connections_to_every_listener_are_closed_while_the_ca_answers() {
         }
     }
     // The CA answers meanwhile (each round a new client, so a new connection).
-    let root = reqwest::Certificate::from_pem(&std::fs::read(&s.root_path).unwrap()).unwrap();
+    let root = reqwest::Certificate::from_pem(&std::fs::read(&s.tls_root_path).unwrap()).unwrap();
     for _ in 0..5 {
         let client = reqwest::Client::builder()
             .add_root_certificate(root.clone())
@@ -128,4 +128,99 @@ async fn health_is_not_ready_when_a_local_ct_log_stops_but_stays_live() {
     assert!(body.contains("ct: log"), "{body}");
     assert_eq!(get("/health").await.0, 503);
     assert_eq!(get("/health/live").await.0, 200);
+}
+
+/// Issue 14, finding 8: with `[server] tls_cert` / `tls_key` set, the ACME listener serves that
+/// certificate as it is (a client trusting only the operator's root gets the directory), and
+/// writes no local TLS root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_supplied_certificate_is_served() {
+    use cairn_x509::{CaCertificate, KeyAlgorithm, SigningKey, pem_encode};
+    let files = tempfile::tempdir().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let root_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let root_der = cairn_x509::build_root(
+        &root_key,
+        "Operator test root",
+        None,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(30),
+    )
+    .unwrap();
+    let root = CaCertificate::new(root_der.clone(), root_key).unwrap();
+    let leaf_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let leaf = cairn_x509::build_tls_server_cert(
+        &root,
+        leaf_key.spki_der(),
+        &["localhost".to_string()],
+        &["127.0.0.1".parse().unwrap()],
+        now - time::Duration::hours(1),
+        now + time::Duration::days(30),
+    )
+    .unwrap();
+    let (cert_path, key_path) = (files.path().join("acme.pem"), files.path().join("acme.key"));
+    std::fs::write(&cert_path, pem_encode("CERTIFICATE", &leaf)).unwrap();
+    std::fs::write(&key_path, leaf_key.to_pkcs8_pem().unwrap()).unwrap();
+
+    let ca = TestCa::start_with(|cfg| {
+        cfg.server.tls_cert = Some(cert_path.clone());
+        cfg.server.tls_key = Some(key_path.clone());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_der(&root_der).unwrap()])
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let resp = client.get(ca.directory()).send().await.unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert!(!ca.server.tls_root_path.exists());
+}
+
+/// Issue 14, finding 8: an operator-supplied certificate path that does not exist, or a key that
+/// is not the certificate's, stops the start with a one-line error naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_operator_certificate_or_key_stops_the_start() {
+    use cairn_x509::{KeyAlgorithm, SigningKey};
+    let files = tempfile::tempdir().unwrap();
+    // A real certificate (from a local TLS root), to pair with a wrong key.
+    let bundle = files.path().join("ca");
+    std::fs::create_dir(&bundle).unwrap();
+    cairn_issuer::tls::tls_server_identity(&bundle, &[], time::OffsetDateTime::now_utc()).unwrap();
+    let cert = bundle.join(cairn_issuer::tls::TLS_CERT_FILE);
+    let wrong_key = files.path().join("wrong.key");
+    std::fs::write(
+        &wrong_key,
+        SigningKey::generate(KeyAlgorithm::EcdsaP256)
+            .unwrap()
+            .to_pkcs8_pem()
+            .unwrap(),
+    )
+    .unwrap();
+    let cases = [
+        (
+            files.path().join("missing.pem"),
+            wrong_key.clone(),
+            "missing.pem",
+        ),
+        (cert.clone(), wrong_key.clone(), "is not the key of"),
+        (cert.clone(), cert.clone(), "not a PKCS#8 PEM private key"),
+    ];
+    for (cert, key, expected) in cases {
+        let data = tempfile::tempdir().unwrap();
+        let mut cfg = cairn::config::Config::default();
+        cfg.server.data_dir = data.path().join("data");
+        cfg.server.listen = "127.0.0.1:0".parse().unwrap();
+        cfg.server.metrics_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.server.public_listen = "127.0.0.1:0".parse().unwrap();
+        cfg.ct.enabled = false;
+        cfg.dap.enabled = false;
+        cfg.server.tls_cert = Some(cert);
+        cfg.server.tls_key = Some(key);
+        let err = cairn::serve::start(cfg).await.unwrap_err();
+        let line = format!("{err:#}");
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("server.tls_cert"), "{line}");
+        assert!(line.contains(expected), "{line}");
+    }
 }

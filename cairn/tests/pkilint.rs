@@ -284,11 +284,11 @@ async fn issued_certificates_pass_pkilint() {
     );
 }
 
-/// An HTTPS client trusting only the CA's root.
+/// An HTTPS client trusting only the local TLS root of the ACME listener.
 // A test helper: an unreadable root or a client that cannot be built is a test failure.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 fn https_client(ca: &TestCa) -> reqwest::Client {
-    let root = std::fs::read(&ca.server.root_path).unwrap();
+    let root = std::fs::read(&ca.server.tls_root_path).unwrap();
     reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&root).unwrap()])
         .timeout(Duration::from_secs(20))

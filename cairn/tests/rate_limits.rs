@@ -38,7 +38,7 @@ async fn orders_per_account_are_limited(redis: Option<String>) {
         redis_store(cfg, redis);
     })
     .await;
-    let mut c = RawClient::new(ca.directory(), &ca.server.root_path).await;
+    let mut c = RawClient::new(ca.directory(), &ca.server.tls_root_path).await;
     c.register().await;
     let new_order = c.url("newOrder");
     for name in ["one.example.com", "two.example.com"] {
@@ -96,9 +96,9 @@ async fn new_accounts_per_ip() {
             .insert(LimitName::NewAccountsPerIp, small(1));
     })
     .await;
-    let mut first = RawClient::new(ca.directory(), &ca.server.root_path).await;
+    let mut first = RawClient::new(ca.directory(), &ca.server.tls_root_path).await;
     first.register().await;
-    let second = RawClient::new(ca.directory(), &ca.server.root_path).await;
+    let second = RawClient::new(ca.directory(), &ca.server.tls_root_path).await;
     let resp = second
         .post(
             &second.url("newAccount"),

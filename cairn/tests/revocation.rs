@@ -374,7 +374,7 @@ async fn a_key_compromise_signed_with_the_key_blocks_it_for_later_csrs() {
     let leaf = common::pem_chain(&pem).remove(0);
     // Revoked with a request signed by the certificate's key (jwk, no account): proof of
     // possession, so the key is blocked. (An account's keyCompromise request only revokes.)
-    let mut holder = common::raw::RawClient::new(ca.directory(), &ca.server.root_path).await;
+    let mut holder = common::raw::RawClient::new(ca.directory(), &ca.server.tls_root_path).await;
     holder.key =
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &key.serialize_der()).unwrap();
     let resp = holder

@@ -122,7 +122,7 @@ if [ "$ONLY" != pebble ]; then
         --data-dir "$work/cairn" >"$work/cairn.log" 2>&1 &
     pids+=($!)
     wait_for https://localhost:14100/directory -k
-    load cairn https://localhost:14100/directory "$work/cairn/ca/root.pem"
+    load cairn https://localhost:14100/directory "$work/cairn/ca/tls-root.pem"
     curl -s http://127.0.0.1:14101/metrics >"$work/cairn-metrics.txt" || true
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 fi

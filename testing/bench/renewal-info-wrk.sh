@@ -54,11 +54,11 @@ pids+=($!)
 wait_for https://localhost:14100/directory -k
 
 "$bench" acme --directory https://localhost:14100/directory \
-    --root "$work/cairn/ca/root.pem" --accounts 4 --certs 20 --quiet \
+    --root "$work/cairn/ca/tls-root.pem" --accounts 4 --certs 20 --quiet \
     --cert-ids "$work/ids.txt" >/dev/null
 id=$(head -n 1 "$work/ids.txt")
 url=https://localhost:14100/acme/renewal-info/$id
-curl -sf --cacert "$work/cairn/ca/root.pem" "$url" >/dev/null || { echo "renewalInfo GET failed: $url" >&2; exit 1; }
+curl -sf --cacert "$work/cairn/ca/tls-root.pem" "$url" >/dev/null || { echo "renewalInfo GET failed: $url" >&2; exit 1; }
 echo "== wrk -t$THREADS -c$CONNECTIONS -d$DURATION $url; load before: $(uptime)" >&2
 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url"
 echo "== load after: $(uptime)" >&2

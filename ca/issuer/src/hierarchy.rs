@@ -271,7 +271,11 @@ fn short_key_id(spki_der: &[u8]) -> String {
         .collect()
 }
 
-fn load_ca(dir: &Path, cert_file: &str, key_file: &str) -> Result<CaCertificate, IssuerError> {
+pub(crate) fn load_ca(
+    dir: &Path,
+    cert_file: &str,
+    key_file: &str,
+) -> Result<CaCertificate, IssuerError> {
     let cert_pem = read_text(&dir.join(cert_file))?;
     let key_pem = read_text(&dir.join(key_file))?;
     let cert_der = pem_certificates(&cert_pem)

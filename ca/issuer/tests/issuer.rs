@@ -7,7 +7,9 @@ use cairn_core::{Identifier, Serial};
 use cairn_issuer::hierarchy::{
     INTERMEDIATE_CERT_FILE, INTERMEDIATE_KEY_FILE, ROOT_CERT_FILE, ROOT_KEY_FILE,
 };
-use cairn_issuer::tls::{TLS_CERT_FILE, TLS_KEY_FILE};
+use cairn_issuer::tls::{
+    TLS_CERT_FILE, TLS_KEY_FILE, TLS_ROOT_CERT_FILE, TLS_ROOT_KEY_FILE, tls_server_identity,
+};
 use cairn_issuer::{
     CaHierarchy, CertUsage, CertificateIssuer, EndEntityProfile, IssueRequest, IssuerError,
     KeyAlgorithm, LocalIssuer,
@@ -23,7 +25,19 @@ fn now() -> OffsetDateTime {
 
 /// Verifies `leaf` + `chain_pem` up to `root.pem` in `dir` as a TLS server certificate for `name`.
 fn verify(dir: &Path, leaf: &[u8], chain_pem: &str, name: &str) {
-    let root_der = pem_certificates(&std::fs::read_to_string(dir.join(ROOT_CERT_FILE)).unwrap())
+    verify_to(dir, ROOT_CERT_FILE, leaf, chain_pem, name).unwrap();
+}
+
+/// Verifies `leaf` + `chain_pem` up to the root in `dir/root_file` as a TLS server certificate
+/// for `name`.
+fn verify_to(
+    dir: &Path,
+    root_file: &str,
+    leaf: &[u8],
+    chain_pem: &str,
+    name: &str,
+) -> Result<(), webpki::Error> {
+    let root_der = pem_certificates(&std::fs::read_to_string(dir.join(root_file)).unwrap())
         .unwrap()
         .remove(0);
     let root = CertificateDer::from(root_der);
@@ -43,10 +57,8 @@ fn verify(dir: &Path, leaf: &[u8], chain_pem: &str, name: &str) {
         webpki::KeyUsage::server_auth(),
         None,
         None,
-    )
-    .unwrap();
+    )?;
     ee.verify_is_valid_for_subject_name(&ServerName::try_from(name.to_string()).unwrap())
-        .unwrap();
 }
 
 fn request(spki_der: &[u8], not_after: OffsetDateTime) -> IssueRequest {
@@ -354,13 +366,12 @@ fn tls_identity_is_kept_and_reissued_when_needed() {
     let dir = tmp.path();
     let h = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
     let extra = vec!["acme.test.internal".to_string(), "10.0.0.5".to_string()];
-    let first = h.tls_server_identity(dir, &extra, now()).unwrap();
-    assert_eq!(first.cert_chain_der().len(), 2);
+    let first = tls_server_identity(dir, &extra, now()).unwrap();
+    assert_eq!(first.cert_chain_der().len(), 1);
     assert!(!format!("{first:?}").contains("PRIVATE"));
     let key = SigningKey::from_pkcs8_der(first.private_key_pkcs8_der()).unwrap();
     let leaf = &first.cert_chain_der()[0];
     assert_eq!(CertInfo::from_der(leaf).unwrap().spki_der, key.spki_der());
-    let chain_pem = cairn_x509::pem_encode("CERTIFICATE", &first.cert_chain_der()[1]);
     for name in [
         "localhost",
         "acme.test.internal",
@@ -368,16 +379,18 @@ fn tls_identity_is_kept_and_reissued_when_needed() {
         "::1",
         "10.0.0.5",
     ] {
-        verify(dir, leaf, &chain_pem, name);
+        verify_to(dir, TLS_ROOT_CERT_FILE, leaf, "", name).unwrap();
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join(TLS_KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for file in [TLS_KEY_FILE, TLS_ROOT_KEY_FILE] {
+            let mode = std::fs::metadata(dir.join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
     assert_eq!(
         pem_certificates(&std::fs::read_to_string(dir.join(TLS_CERT_FILE)).unwrap()).unwrap(),
@@ -386,12 +399,12 @@ fn tls_identity_is_kept_and_reissued_when_needed() {
 
     // Same names, fresh: kept (names compared case- and order-insensitively).
     let extra_shuffled = vec!["10.0.0.5".to_string(), "ACME.test.internal".to_string()];
-    let again = h.tls_server_identity(dir, &extra_shuffled, now()).unwrap();
+    let again = tls_server_identity(dir, &extra_shuffled, now()).unwrap();
     assert_eq!(again.cert_chain_der(), first.cert_chain_der());
     assert_eq!(again.private_key_pkcs8_der(), first.private_key_pkcs8_der());
 
     // Names changed: reissued.
-    let changed = h.tls_server_identity(dir, &[], now()).unwrap();
+    let changed = tls_server_identity(dir, &[], now()).unwrap();
     assert_ne!(changed.cert_chain_der()[0], first.cert_chain_der()[0]);
     assert_eq!(
         CertInfo::from_der(&changed.cert_chain_der()[0])
@@ -403,17 +416,101 @@ fn tls_identity_is_kept_and_reissued_when_needed() {
 
     // Within 30 days of expiry: reissued.
     let later = now() + Duration::days(340);
-    let renewed = h.tls_server_identity(dir, &[], later).unwrap();
+    let renewed = tls_server_identity(dir, &[], later).unwrap();
     assert_ne!(renewed.cert_chain_der()[0], changed.cert_chain_der()[0]);
 
     // A corrupt stored key: reissued rather than failing start-up.
     std::fs::write(dir.join(TLS_KEY_FILE), "junk").unwrap();
-    let repaired = h.tls_server_identity(dir, &[], later).unwrap();
+    let repaired = tls_server_identity(dir, &[], later).unwrap();
     assert_ne!(repaired.cert_chain_der()[0], renewed.cert_chain_der()[0]);
 
-    // A new hierarchy in the same place (different intermediate): reissued.
-    let tmp2 = tempfile::tempdir().unwrap();
-    let other = CaHierarchy::load_or_create(tmp2.path(), KeyAlgorithm::EcdsaP256, now()).unwrap();
-    let moved = other.tls_server_identity(dir, &[], later).unwrap();
+    // A new local TLS root in the same place: reissued from it.
+    std::fs::remove_file(dir.join(TLS_ROOT_CERT_FILE)).unwrap();
+    std::fs::remove_file(dir.join(TLS_ROOT_KEY_FILE)).unwrap();
+    let moved = tls_server_identity(dir, &[], later).unwrap();
     assert_ne!(moved.cert_chain_der()[0], repaired.cert_chain_der()[0]);
+    let new_root =
+        pem_certificates(&std::fs::read_to_string(dir.join(TLS_ROOT_CERT_FILE)).unwrap()).unwrap();
+    let new_root = CertInfo::from_der(&new_root[0]).unwrap();
+    assert!(cairn_x509::is_signed_by(
+        &moved.cert_chain_der()[0],
+        &new_root.spki_der
+    ));
+
+    // Only one of the TLS root's files: refused, not silently replaced.
+    std::fs::remove_file(dir.join(TLS_ROOT_KEY_FILE)).unwrap();
+    let err = tls_server_identity(dir, &[], later).unwrap_err();
+    assert!(matches!(err, IssuerError::Inconsistent(_)), "{err:?}");
+    drop(h);
+}
+
+/// Issue 14, finding 8: the listener's certificate comes from a separate, clearly non-public
+/// root. Neither the subscriber root nor the intermediate signs it, and its chain does not
+/// verify up to `root.pem`; a listener certificate that an old version issued from the
+/// intermediate is replaced.
+#[test]
+fn tls_listener_certificate_is_not_from_the_subscriber_hierarchy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let h = CaHierarchy::load_or_create(dir, KeyAlgorithm::EcdsaP256, now()).unwrap();
+
+    // What an old version left behind: a listener certificate from the intermediate.
+    let old_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let old_leaf = cairn_x509::build_tls_server_cert(
+        h.intermediate(),
+        old_key.spki_der(),
+        &["localhost".to_string()],
+        &["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+        now() - Duration::hours(1),
+        now() + Duration::days(365),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join(TLS_CERT_FILE),
+        cairn_x509::pem_encode("CERTIFICATE", &old_leaf)
+            + &cairn_x509::pem_encode("CERTIFICATE", h.intermediate().der()),
+    )
+    .unwrap();
+    std::fs::write(dir.join(TLS_KEY_FILE), old_key.to_pkcs8_pem().unwrap()).unwrap();
+
+    let identity = tls_server_identity(dir, &[], now()).unwrap();
+    let leaf = &identity.cert_chain_der()[0];
+    assert_ne!(
+        leaf, &old_leaf,
+        "the intermediate's listener certificate was kept"
+    );
+    for served in identity.cert_chain_der() {
+        assert_ne!(served.as_slice(), h.intermediate().der());
+        assert_ne!(served.as_slice(), h.root().der());
+    }
+    let info = CertInfo::from_der(leaf).unwrap();
+    assert_ne!(info.issuer_der, h.intermediate().info().subject_der);
+    assert_ne!(info.issuer_der, h.root().info().subject_der);
+    assert!(!cairn_x509::is_signed_by(
+        leaf,
+        h.intermediate().key().spki_der()
+    ));
+    assert!(!cairn_x509::is_signed_by(leaf, h.root().key().spki_der()));
+
+    // It verifies to tls-root.pem, whose name says it is not publicly trusted, and not to
+    // root.pem, even with the intermediate offered as a chain certificate.
+    verify_to(dir, TLS_ROOT_CERT_FILE, leaf, "", "localhost").unwrap();
+    assert!(
+        verify_to(
+            dir,
+            ROOT_CERT_FILE,
+            leaf,
+            &h.intermediate_pem(),
+            "localhost"
+        )
+        .is_err()
+    );
+    let tls_root =
+        pem_certificates(&std::fs::read_to_string(dir.join(TLS_ROOT_CERT_FILE)).unwrap()).unwrap();
+    let tls_root = CertInfo::from_der(&tls_root[0]).unwrap();
+    assert_eq!(
+        tls_root.common_name.as_deref(),
+        Some("Cairn local TLS root (not publicly trusted)")
+    );
+    assert_ne!(tls_root.spki_der, h.root().key().spki_der());
 }

@@ -60,7 +60,7 @@ impl TestCa {
     }
 
     pub async fn account(&self) -> Account {
-        let (account, _creds) = Account::builder_with_root(&self.server.root_path)
+        let (account, _creds) = Account::builder_with_root(&self.server.tls_root_path)
             .expect("client")
             .create(
                 &NewAccount {
