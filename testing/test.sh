@@ -5,7 +5,9 @@
 #
 #   bash testing/test.sh [extra cargo test args, e.g. -p cairn --test certbot -- --nocapture]
 #
-# CAIRN_TEST_POSTGRES_URL and CAIRN_TEST_REDIS_URL, when set, reach the tests unchanged.
+# CAIRN_TEST_POSTGRES_URL and CAIRN_TEST_REDIS_URL, when set, reach the tests unchanged. Without
+# them the tests that need PostgreSQL or Redis skip those parts, except under CI=true (as .ci/run
+# sets it), where a missing or unreachable service fails the test (testing/services).
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

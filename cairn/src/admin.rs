@@ -106,6 +106,24 @@ pub enum EabCommand {
     },
 }
 
+/// A fresh EAB key ID and 32-byte HMAC key whose printed forms (base64url) begin with a
+/// letter or digit: a value starting with `-` is taken for an option by command-line clients
+/// (`certbot --eab-kid -abc` fails), so such draws are discarded and drawn again.
+fn new_eab_credentials() -> anyhow::Result<(String, Vec<u8>)> {
+    let starts_well = |s: &str| s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    // A draw is kept with probability (62/64)² ≈ 0.94; 64 failures in a row mean a broken RNG.
+    for _ in 0..64 {
+        let mut hmac = vec![0u8; 32];
+        aws_lc_rs::rand::fill(&mut hmac)
+            .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+        let key_id = random_id(12);
+        if starts_well(&key_id) && starts_well(&URL_SAFE_NO_PAD.encode(&hmac)) {
+            return Ok((key_id, hmac));
+        }
+    }
+    anyhow::bail!("the system random number generator keeps producing unusable EAB keys")
+}
+
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Revoke(args) => crate::revoke::run_revoke(args).await,
@@ -113,11 +131,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Eab(EabCommand::New { target }) => {
             let cfg = effective_config(&target)?;
             let storage = open_storage(&cfg).await?;
-            let mut hmac = vec![0u8; 32];
-            aws_lc_rs::rand::fill(&mut hmac)
-                .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
+            let (key_id, hmac) = new_eab_credentials()?;
             let key = EabKey {
-                key_id: random_id(12),
+                key_id,
                 hmac_key: hmac,
                 created_at: time::OffsetDateTime::now_utc(),
                 bound_account: None,
@@ -173,6 +189,28 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .context("marking certificates for renewal")?;
             println!("marked {n} certificate(s) for early renewal");
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eab_credentials_never_start_with_a_dash_or_underscore() {
+        // Without the redraw, about 1 in 16 draws starts with `-` or `_`; 20 000 draws would
+        // show hundreds.
+        for _ in 0..20_000 {
+            let (key_id, hmac) = new_eab_credentials().unwrap();
+            let hmac = URL_SAFE_NO_PAD.encode(&hmac);
+            for printed in [&key_id, &hmac] {
+                let first = printed.bytes().next().unwrap();
+                assert!(first.is_ascii_alphanumeric(), "{printed}");
+            }
+            assert_eq!(hmac.len(), 43);
+            assert_eq!(key_id.len(), 16);
         }
     }
 }

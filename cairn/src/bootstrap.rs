@@ -1,12 +1,90 @@
 //! What every Cairn service shares at start-up: logging, the Prometheus recorder with its
-//! `/metrics` and `/health` listener, and shutdown on SIGINT/SIGTERM.
+//! `/metrics` and `/health` listener (readiness and liveness), and shutdown on SIGINT/SIGTERM.
 
 use anyhow::Context;
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// A readiness probe: `Err(reason)` when the dependency it checks is not usable.
+pub type Probe =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// What `/health` (= `/health/ready`) checks: the service has finished starting, and every
+/// probe (database, ...) answers within [`Readiness::PROBE_TIMEOUT`]. `/health/live` only says
+/// the process serves.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    started: Arc<AtomicBool>,
+    probes: Arc<Mutex<Vec<(&'static str, Probe)>>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("started", &self.started.load(Ordering::SeqCst))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Readiness {
+    /// Time each probe gets before it counts as failed.
+    pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Readiness of a service with nothing more to check once started.
+    pub fn started() -> Self {
+        let r = Self::default();
+        r.mark_started();
+        r
+    }
+
+    /// Adds a probe named `name` (the name is shown when it fails).
+    pub fn add(&self, name: &'static str, probe: Probe) {
+        self.probes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((name, probe));
+    }
+
+    /// The service has started; from now on the probes decide.
+    pub fn mark_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+    }
+
+    /// `Ok` when ready, else the names of what is not, each with its reason.
+    pub async fn check(&self) -> Result<(), Vec<String>> {
+        if !self.started.load(Ordering::SeqCst) {
+            return Err(vec!["starting".into()]);
+        }
+        let probes = self
+            .probes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut failed = Vec::new();
+        for (name, probe) in probes {
+            match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => failed.push(format!("{name}: {reason}")),
+                Err(_) => failed.push(format!(
+                    "{name}: no answer within {:?}",
+                    Self::PROBE_TIMEOUT
+                )),
+            }
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(failed)
+        }
+    }
+}
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
@@ -19,10 +97,15 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Installs the Prometheus recorder and serves `/metrics` and `/health` on `addr`.
+/// Installs the Prometheus recorder and serves `/metrics`, `/health` (readiness, also
+/// `/health/ready`) and `/health/live` on `addr` within `limits`.
 /// The recorder is process-wide: installed once, shared by every listener (tests start several
 /// servers in one process).
-pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+pub async fn serve_metrics(
+    addr: SocketAddr,
+    limits: cairn_listen::Limits,
+    readiness: Readiness,
+) -> anyhow::Result<SocketAddr> {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     let handle = HANDLE
         .get_or_init(|| {
@@ -38,16 +121,15 @@ pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
         .await
         .with_context(|| format!("cannot listen for metrics on {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = metrics_router(handle);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "metrics listener stopped");
-        }
-    });
+    let app = metrics_router(handle, readiness);
+    tokio::spawn(
+        cairn_listen::Listener::new(listener, "metrics", limits)
+            .serve(app, std::future::pending::<()>()),
+    );
     Ok(bound)
 }
 
-fn metrics_router(handle: PrometheusHandle) -> Router {
+fn metrics_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/metrics",
@@ -56,7 +138,28 @@ fn metrics_router(handle: PrometheusHandle) -> Router {
                 async move { h.render() }
             }),
         )
-        .route("/health", get(|| async { "ok\n" }))
+        .merge(health_router(readiness))
+}
+
+/// `/health` and `/health/ready`: 200 `ready`, or 503 naming what is not; `/health/live`: 200
+/// while the process serves.
+pub fn health_router(readiness: Readiness) -> Router {
+    let ready = move || {
+        let readiness = readiness.clone();
+        async move {
+            match readiness.check().await {
+                Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                Err(failed) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {}\n", failed.join("; ")),
+                ),
+            }
+        }
+    };
+    Router::new()
+        .route("/health", get(ready.clone()))
+        .route("/health/ready", get(ready))
+        .route("/health/live", get(|| async { "live\n" }))
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -78,5 +181,59 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, String) {
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn health_is_ready_only_once_started_and_while_the_database_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(
+            cairn_sa::SqlStorage::open_sqlite_in(dir.path())
+                .await
+                .unwrap(),
+        );
+        let readiness = Readiness::default();
+        readiness.add("database", crate::serve::database_probe(storage.clone()));
+        let app = health_router(readiness.clone());
+
+        let (status, body) = get(&app, "/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("starting"), "{body}");
+        assert_eq!(get(&app, "/health/live").await.0, StatusCode::OK);
+
+        readiness.mark_started();
+        assert_eq!(
+            get(&app, "/health").await,
+            (StatusCode::OK, "ready\n".into())
+        );
+        assert_eq!(get(&app, "/health/ready").await.0, StatusCode::OK);
+
+        // The database goes away: not ready, and it says why; still live.
+        storage.close().await;
+        let (status, body) = get(&app, "/health").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("database"), "{body}");
+        assert_eq!(
+            get(&app, "/health/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(get(&app, "/health/live").await.0, StatusCode::OK);
     }
 }

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// Prefix of every rate-limit key in Redis, so that several deployments (or test runs) can
     /// share one server without sharing buckets.
     pub redis_prefix: String,
+    /// Bounds on every listener's connections (`[server.limits]`).
+    pub limits: ListenLimits,
 }
 
 impl Default for ServerConfig {
@@ -76,7 +78,67 @@ impl Default for ServerConfig {
             database_url: None,
             redis_url: None,
             redis_prefix: "cairn:rl:".into(),
+            limits: ListenLimits::default(),
         }
+    }
+}
+
+/// `[server.limits]`: what each listener of `cairn serve` (ACME, public, metrics, DAP) allows a
+/// client before closing its connection. Durations as `"10s"`, `"2m"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenLimits {
+    /// Time allowed for a TLS handshake.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub handshake_timeout: time::Duration,
+    /// Time allowed for an HTTP/1 request head.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub header_timeout: time::Duration,
+    /// Time allowed for a whole request body, from its head.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub body_timeout: time::Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub idle_timeout: time::Duration,
+    /// Open connections per listener; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Largest request body a listener reads, in bytes.
+    pub max_body_bytes: usize,
+    /// On shutdown, time given to requests in flight.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub shutdown_grace: time::Duration,
+}
+
+impl Default for ListenLimits {
+    fn default() -> Self {
+        let d = cairn_listen::Limits::default();
+        Self {
+            handshake_timeout: time::Duration::seconds(10),
+            header_timeout: time::Duration::seconds(10),
+            body_timeout: time::Duration::seconds(30),
+            idle_timeout: time::Duration::seconds(60),
+            max_connections: d.max_connections,
+            max_body_bytes: d.max_body_bytes,
+            shutdown_grace: time::Duration::seconds(10),
+        }
+    }
+}
+
+impl ListenLimits {
+    /// The bounds for the listeners.
+    pub fn limits(&self) -> cairn_listen::Limits {
+        // Negative durations cannot be written ("10s" digits only); a failed conversion gives
+        // zero, which `Limits::check` refuses.
+        let std = |d: time::Duration| std::time::Duration::try_from(d).unwrap_or_default();
+        let mut l = cairn_listen::Limits::default();
+        l.handshake_timeout = std(self.handshake_timeout);
+        l.header_timeout = std(self.header_timeout);
+        l.body_timeout = std(self.body_timeout);
+        l.idle_timeout = std(self.idle_timeout);
+        l.max_connections = self.max_connections;
+        l.max_body_bytes = self.max_body_bytes;
+        l.shutdown_grace = std(self.shutdown_grace);
+        l
     }
 }
 
@@ -94,7 +156,7 @@ pub struct CaConfig {
     pub country: String,
     /// Pre-issuance lints to skip (Boulder's `ignoredLints`), by name; see `ca/lint`'s catalog.
     /// `e_ext_san_contains_reserved_ip` is skipped automatically while
-    /// `ra.identifiers.allow_non_public_ips` is true.
+    /// `va.allow_private_addresses` is true.
     pub ignored_lints: Vec<String>,
 }
 
@@ -120,8 +182,14 @@ pub struct VaSection {
     pub http01_port: u16,
     /// Port tls-alpn-01 validation connects to.
     pub tlsalpn01_port: u16,
-    /// Per-validation timeout, e.g. `"10s"`.
+    /// Time limit of one whole validation, CAA check included, e.g. `"10s"`.
     pub timeout: String,
+    /// A private PKI: validation may connect to loopback, private (RFC 1918), link-local and
+    /// other special-purpose addresses, and the CA issues for such IP addresses and for names
+    /// in reserved domains (`.internal`, `.local`, `.test`, ...). Off by default: a public CA
+    /// connects only to globally reachable addresses. Test set-ups whose challenge server
+    /// listens on 127.0.0.1 turn it on.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for VaSection {
@@ -131,6 +199,7 @@ impl Default for VaSection {
             http01_port: 80,
             tlsalpn01_port: 443,
             timeout: "10s".into(),
+            allow_private_addresses: false,
         }
     }
 }
@@ -152,6 +221,9 @@ impl Config {
 
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if let Err(field) = self.server.limits.limits().check() {
+            anyhow::bail!("server.limits.{field} must not be zero");
+        }
         self.key_algorithm()?;
         self.crl.settings()?;
         anyhow::ensure!(
@@ -249,6 +321,18 @@ pub fn system_dns_server() -> SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listener_limits_are_read_and_zero_is_refused() {
+        let cfg = Config::parse("[server.limits]\nheader_timeout = \"2s\"\nmax_connections = 10\n")
+            .unwrap();
+        let limits = cfg.server.limits.limits();
+        assert_eq!(limits.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(limits.max_connections, 10);
+        assert_eq!(limits.idle_timeout, std::time::Duration::from_secs(60));
+        let err = Config::parse("[server.limits]\nidle_timeout = \"0s\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("idle_timeout"), "{err:#}");
+    }
 
     #[test]
     fn sample_config_in_docs_parses() {

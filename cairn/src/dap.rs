@@ -424,12 +424,12 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     tracing::info!(addr = %listener.local_addr()?, role = role.as_str(), "DAP aggregator listening");
-    axum::serve(
-        listener,
-        cairn_dap_aggregator::router(agg.clone(), control.as_deref()),
-    )
-    .with_graceful_shutdown(crate::bootstrap::shutdown_signal())
-    .await?;
+    cairn_listen::Listener::new(listener, "dap", cairn_listen::Limits::default())
+        .serve(
+            cairn_dap_aggregator::router(agg.clone(), control.as_deref()),
+            crate::bootstrap::shutdown_signal(),
+        )
+        .await;
     drivers.abort();
     agg.datastore().close().await;
     Ok(())

@@ -132,7 +132,11 @@ fn secret(
 }
 
 /// Starts the leader and helper with their datastores under `<data_dir>/dap/`.
-pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapPair> {
+pub async fn start(
+    section: &DapSection,
+    data_dir: &Path,
+    limits: &cairn_listen::Limits,
+) -> anyhow::Result<DapPair> {
     let dir = data_dir.join("dap");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (key_text, _) = secret(DATASTORE_KEY_ENV, &dir.join("datastore.key"), || {
@@ -180,11 +184,10 @@ pub async fn start(section: &DapSection, data_dir: &Path) -> anyhow::Result<DapP
         pair.tasks
             .push(agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)));
         let app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
-        pair.tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "DAP listener stopped");
-            }
-        }));
+        pair.tasks.push(tokio::spawn(
+            cairn_listen::Listener::new(listener, "dap", limits.clone())
+                .serve(app, std::future::pending::<()>()),
+        ));
         pair.aggregators.push(agg);
     }
     Ok(pair)

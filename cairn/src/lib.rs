@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod ct_issuance;
 pub mod dap_serve;
+pub mod data_dir;
 pub mod revoke;
 pub mod serve;
 

@@ -90,6 +90,9 @@ fn main() -> ExitCode {
     if let Command::Bench { args } = cli.command {
         return run_bench(args);
     }
+    // Every connection is a file descriptor: the listeners' caps, not a low soft limit, decide
+    // when to refuse.
+    cairn_listen::raise_nofile_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -198,7 +201,12 @@ async fn run_ct(config: &std::path::Path) -> anyhow::Result<()> {
     bootstrap::init_logging();
     let cfg = cairn_ct::CtConfig::load(config)?;
     if let Some(addr) = cfg.metrics_listen {
-        let bound = bootstrap::serve_metrics(addr).await?;
+        let bound = bootstrap::serve_metrics(
+            addr,
+            cairn_listen::Limits::default(),
+            bootstrap::Readiness::started(),
+        )
+        .await?;
         eprintln!("cairn ct: metrics on http://{bound}/metrics");
     }
     let server = cairn_ct::CtServer::start(&cfg).await?;

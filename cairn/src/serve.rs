@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Port that tls-alpn-01 validation connects to [default: 443].
     #[arg(long)]
     pub tlsalpn01_port: Option<u16>,
+    /// Validate and issue for private and loopback addresses and reserved domains: a private
+    /// PKI or a local test set-up (`[va] allow_private_addresses = true`).
+    #[arg(long)]
+    pub allow_private_addresses: bool,
     /// Do not run the DAP leader and helper (`[dap] enabled = false`).
     #[arg(long)]
     pub no_dap: bool,
@@ -95,6 +99,9 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(p) = args.tlsalpn01_port {
         cfg.va.tlsalpn01_port = p;
     }
+    if args.allow_private_addresses {
+        cfg.va.allow_private_addresses = true;
+    }
     if args.no_dap {
         cfg.dap.enabled = false;
     }
@@ -105,16 +112,21 @@ pub fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// Opens the storage named by the config (creating the data folder for SQLite).
 pub async fn open_storage(cfg: &Config) -> anyhow::Result<SqlStorage> {
-    std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
-        format!(
-            "cannot create data folder {}",
-            cfg.server.data_dir.display()
-        )
-    })?;
+    crate::data_dir::prepare(&cfg.server.data_dir)?;
+    let seal = crate::data_dir::eab_seal(&cfg.server.data_dir)?;
     let url = cfg.database_url();
-    SqlStorage::connect(&url)
+    let storage = SqlStorage::connect(&url)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact(&url)))
+        .with_context(|| format!("cannot open the database ({})", redact(&url)))?
+        .with_eab_seal(seal);
+    let sealed = storage
+        .seal_eab_keys_at_rest()
+        .await
+        .context("sealing the stored EAB keys")?;
+    if sealed > 0 {
+        tracing::info!(keys = sealed, "sealed EAB HMAC keys stored in plaintext");
+    }
+    Ok(storage)
 }
 
 /// The rate limiter over Redis when configured, else over this process's memory.
@@ -243,8 +255,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
-    let metrics_addr = bootstrap::serve_metrics(cfg.server.metrics_listen).await?;
+    let limits = cfg.server.limits.limits();
+    let readiness = bootstrap::Readiness::default();
+    let metrics_addr =
+        bootstrap::serve_metrics(cfg.server.metrics_listen, limits.clone(), readiness.clone())
+            .await?;
     let storage = Arc::new(open_storage(&cfg).await?);
+    readiness.add("database", database_probe(storage.clone()));
 
     // Bound before the issuer is built: certificates name the public listener's URLs.
     let public_listener = TcpListener::bind(cfg.server.public_listen)
@@ -292,10 +309,38 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         hierarchy.root().der().to_vec(),
     );
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
+    // Ready only while the issuing intermediate is valid and every local CT log runs.
+    let intermediate_not_after = hierarchy.intermediate().info().not_after;
+    readiness.add(
+        "issuer",
+        Arc::new(move || {
+            Box::pin(async move {
+                if time::OffsetDateTime::now_utc() < intermediate_not_after {
+                    Ok(())
+                } else {
+                    Err("the issuing intermediate has expired".to_owned())
+                }
+            })
+        }),
+    );
+    for log in &ct.local_logs {
+        let log = log.clone();
+        readiness.add(
+            "ct",
+            Arc::new(move || {
+                let log = log.clone();
+                Box::pin(async move {
+                    log.check_ready()
+                        .await
+                        .map_err(|e| format!("log {}: {e}", log.name()))
+                })
+            }),
+        );
+    }
     // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
     // pre-issuance lint refuse them.
     let mut ignored_lints = cfg.ca.ignored_lints.clone();
-    if cfg.ra.identifiers.allow_non_public_ips {
+    if cfg.va.allow_private_addresses {
         ignored_lints.push("e_ext_san_contains_reserved_ip".into());
     }
     let mut profile = cairn_issuer::EndEntityProfile::default();
@@ -332,8 +377,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         tlsalpn01_port: cfg.va.tlsalpn01_port,
         timeout: std::time::Duration::try_from(va_timeout)
             .unwrap_or(std::time::Duration::from_secs(10)),
+        address_policy: cairn_core::AddressPolicy::allowing_private(cfg.va.allow_private_addresses),
         ..Default::default()
     })?);
+    // One setting for the whole CA: the addresses validation may reach are the addresses
+    // (and the reserved domains) the RA may issue for.
+    let mut ra_config = cfg.ra.clone();
+    ra_config.identifiers.allow_private_addresses = cfg.va.allow_private_addresses;
 
     let limiter = rate_limiter(&cfg).await?;
     let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
@@ -344,7 +394,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         ct.ra_submitter(),
         limiter,
         clock,
-        cfg.ra.clone(),
+        ra_config,
     );
     ra.add_revocation_listener(crl_updater.revocation_listener());
     let crl_task = tokio::spawn(crl_updater.run());
@@ -377,15 +427,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         public_app = public_app.merge(cairn_status::ocsp::router(responder));
     }
     let dap = if cfg.dap.enabled {
-        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir).await?)
+        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir, &limits).await?)
     } else {
         None
     };
-    let public_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(public_listener, public_app).await {
-            tracing::error!(error = %e, "public listener stopped");
-        }
-    });
+    let public_task = tokio::spawn(
+        cairn_listen::Listener::new(public_listener, "public", limits.clone())
+            .serve(public_app, std::future::pending::<()>()),
+    );
 
     let listener = TcpListener::bind(cfg.server.listen)
         .await
@@ -407,19 +456,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     };
     let task = match tls {
         Some(server_config) => tokio::spawn(async move {
-            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), stop).await;
+            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), limits, stop).await;
             Ok(())
         }),
         None => tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop)
-            .await?;
+            cairn_listen::Listener::new(listener, "acme", limits)
+                .serve(app, stop)
+                .await;
             Ok(())
         }),
     };
+    // Everything above (the issuer's hierarchy, CT logs, DAP) either started or failed start-up.
+    readiness.mark_started();
     Ok(Server {
         acme_addr,
         metrics_addr,
@@ -432,6 +480,22 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         dap,
         shutdown: Some(tx),
         task,
+    })
+}
+
+/// A readiness probe that the database answers a read (a count over an index, cheap on both
+/// backends).
+pub fn database_probe(storage: Arc<SqlStorage>) -> bootstrap::Probe {
+    Arc::new(move || {
+        let storage = storage.clone();
+        Box::pin(async move {
+            use cairn_sa::StorageAuthority;
+            storage
+                .count_accounts_by_ip("", time::OffsetDateTime::now_utc())
+                .await
+                .map(|_| ())
+                .map_err(|_| "the database does not answer".to_owned())
+        })
     })
 }
 

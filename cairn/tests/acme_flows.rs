@@ -273,3 +273,65 @@ async fn caa_records_are_enforced_at_validation() {
         .await;
     verify_chain(&ca.server.root_path, &pem, "caa-allow.example.com");
 }
+
+/// Public CA semantics by default: without `[va] allow_private_addresses`, a name whose DNS
+/// answer is 127.0.0.1 fails validation before any connection, and an order for a private IP
+/// address or a reserved domain is refused at newOrder.
+#[tokio::test]
+async fn a_public_ca_neither_validates_against_nor_issues_for_private_addresses() {
+    let ca = TestCa::start_with(|cfg| cfg.va.allow_private_addresses = false).await;
+    let account = ca.account().await;
+    let ids = [Identifier::Dns("loopback.example.com".into())];
+    let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    {
+        let mut authzs = order.authorizations();
+        let mut a = authzs.next().await.unwrap().unwrap();
+        let mut ch = a.challenge(ChallengeType::Http01).unwrap();
+        let key_auth = ch.key_authorization();
+        ca.chall.add_http01(&ch.token, key_auth.as_str());
+        ch.set_ready().await.unwrap();
+    }
+    let status = order
+        .poll_ready(&instant_acme::RetryPolicy::new())
+        .await
+        .unwrap();
+    assert_eq!(status, OrderStatus::Invalid);
+    let mut authzs = order.authorizations();
+    let a = authzs.next().await.unwrap().unwrap();
+    let err = a.challenges[0].error.as_ref().expect("challenge error");
+    assert_eq!(
+        err.r#type.as_deref(),
+        Some("urn:ietf:params:acme:error:dns")
+    );
+    let detail = err.detail.as_deref().unwrap_or_default();
+    assert!(
+        detail.contains("127.0.0.1 is not a public address"),
+        "{detail}"
+    );
+    assert!(
+        ca.chall
+            .http_request_history("loopback.example.com")
+            .is_empty(),
+        "the VA must not connect"
+    );
+
+    for id in [
+        Identifier::Ip("127.0.0.1".parse().unwrap()),
+        Identifier::Ip("::ffff:10.0.0.1".parse().unwrap()),
+        Identifier::Dns("db.internal".into()),
+        Identifier::Dns("co.uk".into()),
+    ] {
+        let refused = account
+            .new_order(&NewOrder::new(std::slice::from_ref(&id)).profile("shortlived"))
+            .await;
+        match refused {
+            Err(instant_acme::Error::Api(p)) => assert_eq!(
+                p.r#type.as_deref(),
+                Some("urn:ietf:params:acme:error:rejectedIdentifier"),
+                "{id:?}: {p:?}"
+            ),
+            Err(e) => panic!("{id:?}: expected rejectedIdentifier, got {e:?}"),
+            Ok(_) => panic!("{id:?}: expected rejectedIdentifier, the order was created"),
+        }
+    }
+}

@@ -352,10 +352,12 @@ async fn external_account_binding_is_required_and_single_use() {
         .await;
     expect_problem(resp, 400, "externalAccountRequired").await;
 
-    // An operator creates a key (what `cairn admin eab new` does).
-    let storage = cairn_sa::SqlStorage::open_sqlite_in(&ca.dir.path().join("data"))
+    // An operator creates a key (what `cairn admin eab new` does), sealed with the server's key.
+    let data_dir = ca.dir.path().join("data");
+    let storage = cairn_sa::SqlStorage::open_sqlite_in(&data_dir)
         .await
-        .unwrap();
+        .unwrap()
+        .with_eab_seal(cairn::data_dir::eab_seal(&data_dir).unwrap());
     let key = cairn_core::EabKey {
         key_id: "kid-1".into(),
         hmac_key: vec![7u8; 32],
@@ -458,24 +460,24 @@ async fn certificate_download_offers_an_alternate_chain() {
 }
 
 #[tokio::test]
-async fn nonces_on_every_response_but_renewal_info() {
+async fn nonces_on_post_responses_and_new_nonce_only() {
     let ca = TestCa::start().await;
     let c = client(&ca).await;
     let dir = c.http.get(ca.directory()).send().await.unwrap();
     assert!(
-        dir.headers().contains_key("replay-nonce"),
-        "GET directory carries a nonce"
+        !dir.headers().contains_key("replay-nonce"),
+        "GET directory mints no nonce"
     );
     let missing = c
         .http
-        .get(c.url("newOrder") + "/nope")
+        .post(c.url("newOrder") + "/nope")
         .send()
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
     assert!(
         missing.headers().contains_key("replay-nonce"),
-        "error responses carry one too"
+        "error responses to POSTs carry one too"
     );
     let ari = c
         .http

@@ -16,22 +16,6 @@ use std::time::{Duration, Instant};
 
 const NAME: &str = "certbot.example.com";
 
-/// The virtualenv with certbot, or `None` when the test should be skipped (outside CI).
-fn venv_or_skip() -> Option<PathBuf> {
-    match std::env::var_os("CAIRN_VENV") {
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CAIRN_VENV is not set but CI is: run the tests with testing/test.sh, which \
-                 installs certbot in a virtualenv and sets CAIRN_VENV"
-            );
-            println!("skipped: CAIRN_VENV not set (run testing/test.sh)");
-            None
-        }
-    }
-}
-
 /// A free TCP port on 127.0.0.1.
 // A test helper: no free port means the test cannot run.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -250,7 +234,7 @@ fn check_saved_certificate(env: &CertbotEnv) -> Vec<u8> {
 
 #[tokio::test]
 async fn certbot_registers_issues_renews_and_revokes() {
-    let Some(venv) = venv_or_skip() else {
+    let Some(venv) = cairn_test_services::venv() else {
         return;
     };
     let certbot_exe = venv.join("bin").join("certbot");
@@ -306,6 +290,8 @@ async fn certbot_registers_issues_renews_and_revokes() {
             dns.to_string(),
             "--http01-port".into(),
             http01_port.to_string(),
+            // certbot answers on 127.0.0.1: a private-PKI set-up.
+            "--allow-private-addresses".into(),
         ],
         tmp.path().join("serve.log"),
     );

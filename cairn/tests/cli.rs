@@ -70,6 +70,38 @@ fn admin_creates_eab_keys() {
         .expect("hmac key printed");
     assert_eq!(hmac.len(), 43, "32 bytes of base64url");
     assert!(dir.path().join("cairn.db").exists());
+
+    // The HMAC key is sealed: no database file holds it.
+    use base64::Engine;
+    let hmac = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(hmac)
+        .unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file()
+            && path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("cairn.db")
+        {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(hmac.len()).any(|w| w == hmac),
+                "{} holds the EAB HMAC key in plaintext",
+                path.display()
+            );
+        }
+    }
+    // The data folder and what the command wrote are the owner's only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join("cairn.db")), 0o600);
+        assert_eq!(mode(&dir.path().join("eab-seal.key")), 0o600);
+    }
 }
 
 #[test]

@@ -247,6 +247,8 @@ impl CaProcess {
             .args(["--dns-server", &self.dns.to_string()])
             .args(["--http01-port", &self.http01_port.to_string()])
             .args(["--tlsalpn01-port", &self.tlsalpn01_port.to_string()])
+            // The challenge test server answers 127.0.0.1: a private-PKI set-up.
+            .arg("--allow-private-addresses")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -763,7 +765,7 @@ async fn sigkill_during_finalize_loses_no_certificate() {
             .unwrap()
             .create(
                 &NewAccount {
-                    contact: &[&format!("mailto:crash{i}@example.com")],
+                    contact: &[&format!("mailto:crash{i}@cairn-ca.net")],
                     terms_of_service_agreed: true,
                     only_return_existing: false,
                 },

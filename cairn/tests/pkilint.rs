@@ -14,25 +14,9 @@ mod verifier;
 
 use common::{TestCa, pem_chain, verify_chain};
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// The virtualenv with pkilint, or `None` when the test should be skipped (outside CI).
-fn venv_or_skip() -> Option<PathBuf> {
-    match std::env::var_os("CAIRN_VENV") {
-        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CAIRN_VENV is not set but CI is: run the tests with testing/test.sh, which \
-                 installs pkilint in a virtualenv and sets CAIRN_VENV"
-            );
-            println!("skipped: CAIRN_VENV not set (run testing/test.sh)");
-            None
-        }
-    }
-}
 
 /// One pkilint finding.
 #[derive(Debug, Clone)]
@@ -193,7 +177,7 @@ fn rsa_csr_for(ids: &[Identifier]) -> Vec<u8> {
 
 #[tokio::test]
 async fn issued_certificates_pass_pkilint() {
-    let Some(venv) = venv_or_skip() else {
+    let Some(venv) = cairn_test_services::venv() else {
         return;
     };
     // CRL and caIssuers URLs on a public-looking name: pkilint refuses "localhost" and
@@ -317,7 +301,7 @@ fn https_client(ca: &TestCa) -> reqwest::Client {
 /// detected as its own document type.
 #[tokio::test]
 async fn precertificate_and_final_certificate_pass_pkilint() {
-    let Some(venv) = venv_or_skip() else {
+    let Some(venv) = cairn_test_services::venv() else {
         return;
     };
     // Public-looking CRL and caIssuers URLs, as in `issued_certificates_pass_pkilint`.

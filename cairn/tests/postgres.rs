@@ -1,5 +1,6 @@
 //! The whole CA on PostgreSQL (`--database-url postgres://…`): one complete issuance.
-//! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it), in a fresh schema.
+//! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it), in a fresh
+//! schema.
 
 mod common;
 
@@ -10,8 +11,7 @@ use sqlx::AssertSqlSafe;
 
 #[tokio::test]
 async fn issuance_on_postgresql() {
-    let Ok(base) = std::env::var("CAIRN_TEST_POSTGRES_URL") else {
-        println!("skipped: CAIRN_TEST_POSTGRES_URL not set");
+    let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
     let schema = format!("cairn_e2e_{}", std::process::id());

@@ -82,8 +82,7 @@ async fn new_orders_per_account_in_memory() {
 
 #[tokio::test]
 async fn new_orders_per_account_on_redis() {
-    let Ok(url) = std::env::var("CAIRN_TEST_REDIS_URL") else {
-        println!("skipped: CAIRN_TEST_REDIS_URL not set");
+    let Some(url) = cairn_test_services::redis_url() else {
         return;
     };
     orders_per_account_are_limited(Some(url)).await;
@@ -110,19 +109,18 @@ async fn new_accounts_per_ip() {
 }
 
 #[tokio::test]
-async fn ari_replacements_are_exempt() {
+async fn ari_replacements_are_exempt_from_the_certificate_counts_only() {
     let ca = TestCa::start_with(|cfg| {
         cfg.rate_limits
             .limits
-            .insert(LimitName::NewOrdersPerAccount, small(1));
+            .insert(LimitName::CertificatesPerDomain, small(1));
     })
     .await;
     let account = ca.account().await;
     let ids = [Identifier::Dns("exempt.example.com".into())];
     let (pem, _) = ca.issue(&account, &ids, ChallengeType::Http01).await;
-    let other = [Identifier::Dns("not-exempt.example.com".into())];
-    let Err(err) = account.new_order(&NewOrder::new(&other)).await else {
-        panic!("the account's one new order is spent");
+    let Err(err) = account.new_order(&NewOrder::new(&ids)).await else {
+        panic!("the domain's one certificate is spent");
     };
     assert!(format!("{err:?}").contains("rateLimited"), "{err:?}");
     let id = cairn_ra::cert_id(&common::pem_chain(&pem)[0]).unwrap();
@@ -132,14 +130,26 @@ async fn ari_replacements_are_exempt() {
         serial: Cow::Owned(serial.to_owned()),
     };
     account
-        .new_order(&NewOrder::new(&ids).replaces(replaces))
+        .new_order(&NewOrder::new(&ids).replaces(replaces.clone()))
         .await
-        .expect("a replacement order is exempt");
+        .expect("a renewal is exempt from the certificate count");
+    // One replacement order per certificate at a time.
+    let more = [
+        Identifier::Dns("exempt.example.com".into()),
+        Identifier::Dns("other.example.net".into()),
+    ];
+    let Err(err) = account
+        .new_order(&NewOrder::new(&more).replaces(replaces))
+        .await
+    else {
+        panic!("a second replacement order of the same certificate");
+    };
+    assert!(format!("{err:?}").contains("alreadyReplaced"), "{err:?}");
 }
 
 #[tokio::test]
 async fn repeated_failures_pause_the_account_for_the_name() {
-    let redis = std::env::var("CAIRN_TEST_REDIS_URL").ok();
+    let redis = cairn_test_services::redis_url();
     let mut prefix = String::new();
     let ca = TestCa::start_with(|cfg| {
         cfg.rate_limits.limits.insert(

@@ -2,7 +2,7 @@
 //! with the same thumbprint, and signature checks on it must not panic.
 #![no_main]
 
-use cairn_acme::{JwsAlg, Jwk};
+use cairn_acme::{Jwk, JwsAlg};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -14,10 +14,17 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(text).ok()
 }
 
-/// Decodes base64url, tolerating trailing `=` padding. Only for fields outside the JWS framing
-/// (the `csr` and `certificate` members) where some clients are known to pad.
+/// Decodes base64url, tolerating correct `=` padding (RFC 4648 §4: to a multiple of four
+/// characters, at most two `=`). Only for fields outside the JWS framing (the `csr` and
+/// `certificate` members), as Boulder tolerates it there; RFC 8555 §6.1 asks for refusal, see
+/// `docs/acme-divergences.md`. Any other `=` (too many, a wrong count) is refused.
 pub fn decode_lenient(text: &str) -> Option<Vec<u8>> {
-    decode(text.trim_end_matches('='))
+    let bare = text.trim_end_matches('=');
+    let pad = text.len() - bare.len();
+    if pad > 0 && (pad > 2 || text.len() % 4 != 0) {
+        return None;
+    }
+    decode(bare)
 }
 
 #[cfg(test)]
@@ -34,6 +41,15 @@ mod tests {
         // "YR" carries non-zero trailing bits: a second spelling of "a", refused.
         assert!(decode("YR").is_none());
         assert_eq!(decode_lenient("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(decode_lenient("YQ").as_deref(), Some(&b"a"[..]));
+    }
+
+    #[test]
+    fn lenient_decoding_takes_only_correct_padding() {
+        assert_eq!(decode_lenient("YWI=").as_deref(), Some(&b"ab"[..]));
+        for bad in ["YQ=", "YQ===", "YQ=====", "YWI==", "YWJj=", "="] {
+            assert!(decode_lenient(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

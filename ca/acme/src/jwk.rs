@@ -352,6 +352,8 @@ fn rsa(obj: &Map<String, Value>) -> Result<Material, JwsError> {
     if n.last().is_some_and(|b| b % 2 == 0) {
         return Err(bad("RSA modulus must be odd"));
     }
+    // BR §6.1.1.3: weak RSA keys are refused (small factors, close primes, ROCA).
+    cairn_pki::check_rsa_modulus(&n).map_err(|e| bad(e.to_string()))?;
     RsaPublicKeyComponents {
         n: n.as_slice(),
         e: e.as_slice(),
@@ -523,6 +525,31 @@ mod tests {
         assert!(Jwk::from_value(&with(&padded, &[1, 0, 1])).is_err());
         assert!(Jwk::from_value(&with(&n, &[0, 1, 0, 1])).is_err());
         assert!(Jwk::from_value(&with(&n, &[3])).is_ok());
+    }
+
+    /// Issue 14, finding 7: a weak RSA account key (here: a modulus divisible by 3) is refused.
+    #[test]
+    fn weak_rsa_keys_are_refused() {
+        let base = rfc7638_key();
+        let mut n = base64url::decode(base["n"].as_str().unwrap()).unwrap();
+        let mod3 = |n: &[u8]| n.iter().fold(0u32, |r, b| ((r << 8) | u32::from(*b)) % 3);
+        while mod3(&n) != 0 {
+            // n -= 2, staying odd.
+            let mut borrow = 2u16;
+            for byte in n.iter_mut().rev() {
+                let v = u16::from(*byte);
+                if v >= borrow {
+                    *byte = (v - borrow) as u8;
+                    break;
+                }
+                *byte = (v + 256 - borrow) as u8;
+                borrow = 1;
+            }
+        }
+        let jwk = json!({"kty": "RSA", "n": base64url::encode(&n), "e": "AQAB"});
+        let err = Jwk::from_value(&jwk).unwrap_err();
+        assert!(matches!(err, JwsError::BadPublicKey(_)), "{err:?}");
+        assert!(err.to_string().contains("small prime factor"), "{err}");
     }
 
     #[test]

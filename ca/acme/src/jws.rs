@@ -189,8 +189,9 @@ impl ParsedJws {
         self.payload.is_empty()
     }
 
-    /// Deserializes the payload as a JSON request message. Unknown fields are ignored by the
-    /// message types; wrong types are not.
+    /// Deserializes the payload as a JSON request message. Member names that differ from the
+    /// message's only by case are taken as its (as Go clients send them, see
+    /// the `member_names` module); unknown members are ignored and logged; wrong types are refused.
     ///
     /// # Errors
     /// `malformed` if the payload is empty (POST-as-GET) or does not fit `T`.
@@ -206,7 +207,11 @@ impl ParsedJws {
         }
         // Every ACME request payload is a JSON object; serde would otherwise also accept a
         // struct written as an array. Duplicate members are refused as in the JWS itself.
-        let obj = object(&self.payload, "request payload")?;
+        let mut obj = object(&self.payload, "request payload")?;
+        let unknown = crate::member_names::fold::<T>(&mut obj)?;
+        if !unknown.is_empty() {
+            tracing::info!(members = ?unknown, "ignored request payload members unknown to ACME");
+        }
         serde_json::from_value(Value::Object(obj))
             .map_err(|e| JwsError::InvalidPayload(e.to_string()))
     }

@@ -10,6 +10,7 @@ pub mod eab;
 pub mod error;
 pub mod jwk;
 pub mod jws;
+mod member_names;
 pub mod messages;
 
 #[cfg(test)]

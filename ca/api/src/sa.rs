@@ -252,6 +252,15 @@ pub trait StorageAuthority: Send + Sync + 'static {
     ) -> SaResult<u64>;
     /// Records that `by`'s certificate replaced `serial`. `Conflict` if it was already replaced.
     async fn mark_replaced(&self, serial: &Serial, by: &OrderId) -> SaResult<()>;
+    /// Reserves `serial` for the replacement order `by` (RFC 9773 `replaces`, at newOrder),
+    /// by compare-and-swap: only if the certificate is marked replaced by `expected` now (`None`:
+    /// by nobody). `Conflict` otherwise, `NotFound` if there is no such certificate.
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()>;
 
     // ---- revocation status ----
 

@@ -6,23 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A random, URL-safe identifier of `bytes` random bytes.
+/// A random, URL-safe identifier of `bytes` random bytes. Stops the process if the system
+/// generator fails ([`crate::random`]).
 pub fn random_id(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    aws_lc_rs::rand::fill(&mut buf).unwrap_or_else(|_| fill_fallback(&mut buf));
+    crate::random::fill(&mut buf);
     URL_SAFE_NO_PAD.encode(&buf)
-}
-
-// aws-lc's RNG does not fail on supported platforms; this keeps the signature total without a panic.
-fn fill_fallback(buf: &mut [u8]) {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &seed.to_le_bytes());
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = digest.as_ref()[i % 32];
-    }
 }
 
 macro_rules! string_id {
@@ -90,7 +79,7 @@ impl Serial {
     /// and has no leading zero to strip.
     pub fn random() -> Self {
         let mut buf = [0u8; 18];
-        aws_lc_rs::rand::fill(&mut buf).unwrap_or_else(|_| fill_fallback(&mut buf));
+        crate::random::fill(&mut buf);
         buf[0] &= 0x7f;
         if buf[0] == 0 {
             buf[0] = 0x01;

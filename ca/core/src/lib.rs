@@ -1,13 +1,16 @@
 //! Cairn CA domain model: identifiers, accounts, orders, authorizations, challenges, certificates,
 //! problems and the clock. Every component of the CA speaks these types; none of them does I/O.
 
+pub mod address_policy;
 pub mod clock;
 pub mod humane_duration;
 pub mod identifier;
 pub mod ids;
 pub mod model;
 pub mod problem;
+pub mod random;
 
+pub use address_policy::AddressPolicy;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use identifier::{Identifier, IdentifierError, IdentifierType};
 pub use ids::{AccountId, AuthzId, ChallengeId, OrderId, Serial, random_id};

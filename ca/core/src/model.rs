@@ -16,6 +16,17 @@ pub enum AccountStatus {
     Revoked,
 }
 
+impl AccountStatus {
+    /// The ACME wire name (`"valid"`, ...), for problem details and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Valid => "valid",
+            AccountStatus::Deactivated => "deactivated",
+            AccountStatus::Revoked => "revoked",
+        }
+    }
+}
+
 /// RFC 8555 §7.1.6 order states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +41,19 @@ pub enum OrderStatus {
     Valid,
     /// Failed or expired; final.
     Invalid,
+}
+
+impl OrderStatus {
+    /// The ACME wire name (`"pending"`, ...), for problem details and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Pending => "pending",
+            OrderStatus::Ready => "ready",
+            OrderStatus::Processing => "processing",
+            OrderStatus::Valid => "valid",
+            OrderStatus::Invalid => "invalid",
+        }
+    }
 }
 
 /// RFC 8555 §7.1.6 authorization states.
@@ -51,6 +75,18 @@ pub enum AuthzStatus {
 }
 
 impl AuthzStatus {
+    /// The ACME wire name (`"pending"`, ...), for problem details and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthzStatus::Pending => "pending",
+            AuthzStatus::Valid => "valid",
+            AuthzStatus::Invalid => "invalid",
+            AuthzStatus::Deactivated => "deactivated",
+            AuthzStatus::Expired => "expired",
+            AuthzStatus::Revoked => "revoked",
+        }
+    }
+
     /// The status of an authorization stored with this status and `expires`, as a client
     /// should see it at `now` (a pending or valid authorization past its expiry is `expired`).
     pub fn at(self, expires: OffsetDateTime, now: OffsetDateTime) -> AuthzStatus {
@@ -73,6 +109,18 @@ pub enum ChallengeStatus {
     Valid,
     /// Validation failed.
     Invalid,
+}
+
+impl ChallengeStatus {
+    /// The ACME wire name (`"pending"`, ...), for problem details and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeStatus::Pending => "pending",
+            ChallengeStatus::Processing => "processing",
+            ChallengeStatus::Valid => "valid",
+            ChallengeStatus::Invalid => "invalid",
+        }
+    }
 }
 
 /// The validation methods Cairn implements.
@@ -419,6 +467,51 @@ mod tests {
     use crate::ChallengeStatus;
     use time::Duration;
     use time::macros::datetime;
+
+    #[test]
+    fn status_names_are_the_acme_wire_names() {
+        fn wire<T: serde::Serialize>(t: T) -> String {
+            serde_json::to_value(t)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+        for s in [
+            AuthzStatus::Pending,
+            AuthzStatus::Valid,
+            AuthzStatus::Invalid,
+            AuthzStatus::Deactivated,
+            AuthzStatus::Expired,
+            AuthzStatus::Revoked,
+        ] {
+            assert_eq!(s.as_str(), wire(s));
+        }
+        for s in [
+            OrderStatus::Pending,
+            OrderStatus::Ready,
+            OrderStatus::Processing,
+            OrderStatus::Valid,
+            OrderStatus::Invalid,
+        ] {
+            assert_eq!(s.as_str(), wire(s));
+        }
+        for s in [
+            ChallengeStatus::Pending,
+            ChallengeStatus::Processing,
+            ChallengeStatus::Valid,
+            ChallengeStatus::Invalid,
+        ] {
+            assert_eq!(s.as_str(), wire(s));
+        }
+        for s in [
+            AccountStatus::Valid,
+            AccountStatus::Deactivated,
+            AccountStatus::Revoked,
+        ] {
+            assert_eq!(s.as_str(), wire(s));
+        }
+    }
 
     #[test]
     fn revocation_reasons_by_name_or_code() {

@@ -53,8 +53,48 @@ pub(crate) fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
                 "contact is not a valid mailto: address",
             ));
         }
+        if let Some((_, domain)) = addr.rsplit_once('@')
+            && is_reserved_mail_domain(domain)
+        {
+            return Err(Problem::new(
+                ProblemType::InvalidContact,
+                format!("contact email domain {domain:?} is reserved and can't receive mail"),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Top-level domains reserved for documentation, testing or local use (RFC 2606, RFC 6761,
+/// RFC 6762, RFC 7686, RFC 9476, ICANN's `.internal`) and `home.arpa` (RFC 8375): mail to
+/// them never reaches the subscriber.
+const RESERVED_MAIL_TLDS: &[&str] = &[
+    "test",
+    "example",
+    "invalid",
+    "localhost",
+    "local",
+    "onion",
+    "alt",
+    "internal",
+    "arpa",
+];
+
+/// Second-level domains reserved for documentation (RFC 2606 §3).
+const RESERVED_MAIL_DOMAINS: &[&str] = &["example.com", "example.net", "example.org"];
+
+/// Whether mail to `domain` (or any name under it) can't reach anyone, as Boulder refuses such
+/// contacts.
+fn is_reserved_mail_domain(domain: &str) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    let under = |suffix: &str| {
+        domain == suffix
+            || domain
+                .strip_suffix(suffix)
+                .is_some_and(|rest| rest.ends_with('.'))
+    };
+    let tld = domain.rsplit('.').next().unwrap_or_default();
+    RESERVED_MAIL_TLDS.contains(&tld) || RESERVED_MAIL_DOMAINS.iter().any(|d| under(d))
 }
 
 impl Ra {
@@ -278,7 +318,7 @@ mod tests {
 
     #[test]
     fn contacts_must_be_mailto_addresses() {
-        assert!(check_contacts(&["mailto:admin@example.com".into()]).is_ok());
+        assert!(check_contacts(&["mailto:admin@cairn-ca.net".into()]).is_ok());
         assert_eq!(
             check_contacts(&["tel:+1555".into()]).unwrap_err().typ,
             ProblemType::UnsupportedContact
@@ -286,14 +326,45 @@ mod tests {
         for bad in [
             "mailto:",
             "mailto:a@b",
-            "mailto:a@example.com,b@example.com",
-            "mailto:a b@example.com",
+            "mailto:a@cairn-ca.net,b@cairn-ca.net",
+            "mailto:a b@cairn-ca.net",
         ] {
             assert_eq!(
                 check_contacts(&[bad.into()]).unwrap_err().typ,
                 ProblemType::InvalidContact,
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn contacts_in_reserved_domains_are_invalid_contacts() {
+        for reserved in [
+            "mailto:admin@example.com",
+            "mailto:admin@EXAMPLE.ORG",
+            "mailto:admin@mail.example.net",
+            "mailto:admin@host.test",
+            "mailto:admin@foo.invalid",
+            "mailto:admin@box.localhost",
+            "mailto:admin@printer.local",
+            "mailto:admin@corp.internal",
+            "mailto:admin@router.home.arpa",
+            "mailto:admin@site.example",
+        ] {
+            let problem = check_contacts(&[reserved.into()]).unwrap_err();
+            assert_eq!(problem.typ, ProblemType::InvalidContact, "{reserved}");
+            assert!(
+                problem.detail.contains("reserved"),
+                "{reserved}: {problem:?}"
+            );
+        }
+        // Look-alikes that are ordinary domains stay allowed.
+        for fine in [
+            "mailto:admin@notexample.com",
+            "mailto:admin@example.com.au",
+            "mailto:admin@testing.net",
+        ] {
+            assert!(check_contacts(&[fine.into()]).is_ok(), "{fine}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Orders and authorizations: creation with Boulder-style reuse, status views, the account's
 //! order list and authorization deactivation.
 
+use crate::renewal_info::Replaces;
 use crate::{IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
 use cairn_api::ra::{NewOrderRequest, OrderView};
 use cairn_core::{
@@ -58,16 +59,22 @@ impl Ra {
             ));
         }
         let profile_name = profile_name.to_owned();
-        if let Some(replaces) = &req.replaces {
-            self.check_replaces(account, replaces, &identifiers).await?;
-        }
+        let replacement = match &req.replaces {
+            None => None,
+            Some(replaces) => match self.check_replaces(account, replaces, &identifiers).await? {
+                Replaces::Free(r) => Some(r),
+                Replaces::Outstanding(view) => return Ok(*view),
+            },
+        };
         let now = self.now();
         let sa = &self.inner.sa;
 
-        if let Some(existing) = sa
-            .get_reusable_order(&account.id, &identifiers, Some(&profile_name), now)
-            .await
-            .map_err(|e| internal(&e, "looking up reusable order"))?
+        // A replacement is never served by another order: it must reserve its certificate.
+        if replacement.is_none()
+            && let Some(existing) = sa
+                .get_reusable_order(&account.id, &identifiers, Some(&profile_name), now)
+                .await
+                .map_err(|e| internal(&e, "looking up reusable order"))?
         {
             let view = self.view(existing).await?;
             if matches!(view.status, OrderStatus::Pending | OrderStatus::Ready) {
@@ -76,12 +83,13 @@ impl Ra {
         }
 
         // Limits apply to new orders only (a reused order above costs nothing); ARI
-        // replacements are exempt, as at Let's Encrypt.
+        // replacements are exempt from the certificate counts of what they renew only, as at
+        // Let's Encrypt.
         self.check_paused(&account.id, &identifiers).await?;
         let limits = crate::rate_limits::new_order_transactions(
             &account.id,
             &identifiers,
-            req.replaces.is_some(),
+            replacement.as_ref().map(|r| r.identifiers.as_slice()),
         );
         self.spend_limits(&limits).await?;
         let mut authz_ids = Vec::with_capacity(identifiers.len());
@@ -136,6 +144,16 @@ impl Ra {
         if let Err(e) = sa.new_order_and_authzs(&order, &new_authzs).await {
             self.refund_limits(&limits).await;
             return Err(internal(&e, "storing order"));
+        }
+        if let Some(replacement) = &replacement
+            && let Err(problem) = self.reserve_replacement(replacement, &order.id).await
+        {
+            // Another newOrder took the certificate first: this order never reaches the client.
+            if let Err(e) = sa.fail_order(&order.id, &problem).await {
+                tracing::warn!(order = %order.id, error = %e, "failing a replacement order that lost its reservation");
+            }
+            self.refund_limits(&limits).await;
+            return Err(problem);
         }
         metrics::counter!("cairn_orders_created_total").increment(1);
         // The order's authorizations are all in hand (reused or just stored): no read back.
@@ -217,10 +235,15 @@ impl Ra {
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<OrderId>, bool), Problem> {
+        let offset = page
+            .checked_mul(per_page)
+            .filter(|o| i64::try_from(*o).is_ok())
+            .ok_or_else(|| Problem::malformed("cursor is out of range"))?;
+        let limit = per_page.saturating_add(1).min(i64::MAX as u64);
         let mut ids = self
             .inner
             .sa
-            .get_order_ids_for_account(&account.id, page * per_page, per_page + 1)
+            .get_order_ids_for_account(&account.id, offset, limit)
             .await
             .map_err(|e| internal(&e, "listing orders"))?;
         let more = ids.len() as u64 > per_page;
@@ -259,7 +282,8 @@ impl Ra {
             AuthzStatus::Deactivated => return Ok(authz),
             other => {
                 return Err(Problem::malformed(format!(
-                    "an authorization in state {other:?} cannot be deactivated"
+                    "an authorization that is {} cannot be deactivated",
+                    other.as_str()
                 )));
             }
         }

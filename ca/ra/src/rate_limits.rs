@@ -18,9 +18,9 @@ fn is_certificate_limit(t: &Transaction) -> bool {
 pub(crate) fn new_order_transactions(
     account: &AccountId,
     identifiers: &[Identifier],
-    exempt: bool,
+    replaced: Option<&[Identifier]>,
 ) -> Vec<Transaction> {
-    Transaction::new_order(account, identifiers, exempt)
+    Transaction::new_order(account, identifiers, replaced)
         .into_iter()
         .map(|t| {
             if is_certificate_limit(&t) {
@@ -49,19 +49,31 @@ impl Ra {
     /// Spends the certificate buckets for an issued certificate. Issuance has happened, so a
     /// bucket that ran dry in the meantime (a race between orders) is only logged.
     pub(crate) async fn spend_certificate_limits(&self, order: &cairn_core::Order) {
-        let txns: Vec<Transaction> = Transaction::new_order(
-            &order.account_id,
-            &order.identifiers,
-            order.replaces.is_some(),
-        )
-        .into_iter()
-        .filter(is_certificate_limit)
-        .collect();
+        let replaced = self.replaced_identifiers(order).await;
+        let txns: Vec<Transaction> =
+            Transaction::new_order(&order.account_id, &order.identifiers, replaced.as_deref())
+                .into_iter()
+                .filter(is_certificate_limit)
+                .collect();
         if txns.is_empty() {
             return;
         }
         if let Err(e) = self.inner.limiter.check_and_spend(self.now(), &txns).await {
             tracing::info!(order = %order.id, error = %e, "certificate issued over a rate limit (raced)");
+        }
+    }
+
+    /// The identifiers of the certificate `order` replaces (ARI), if it names one this CA
+    /// still knows: the renewal is exempt from the certificate counts of those.
+    async fn replaced_identifiers(&self, order: &cairn_core::Order) -> Option<Vec<Identifier>> {
+        let (_, serial) = crate::renewal_info::parse_cert_id(order.replaces.as_deref()?).ok()?;
+        match self.inner.sa.get_certificate(&serial).await {
+            Ok(cert) if cert.account_id == order.account_id => Some(cert.identifiers),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "loading the replaced certificate; counting the renewal as a new certificate");
+                None
+            }
         }
     }
 

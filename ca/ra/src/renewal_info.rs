@@ -6,8 +6,11 @@ use crate::{Ra, internal, sa_problem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_api::SaError;
+use cairn_api::ra::OrderView;
 use cairn_api::ra::RenewalInfo;
-use cairn_core::{Account, Certificate, Identifier, Problem, ProblemType, Serial};
+use cairn_core::{
+    Account, Certificate, Identifier, OrderId, OrderStatus, Problem, ProblemType, Serial,
+};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -36,6 +39,26 @@ impl Default for AriConfig {
             cache_for: Duration::seconds(30),
         }
     }
+}
+
+/// What newOrder's `replaces` allows.
+#[derive(Debug)]
+pub(crate) enum Replaces {
+    /// A new replacement order may be created and must then reserve the certificate.
+    Free(Replacement),
+    /// This account's replacement order for the same identifiers is still pending or ready.
+    Outstanding(Box<OrderView>),
+}
+
+/// The certificate a new order replaces.
+#[derive(Debug, Clone)]
+pub(crate) struct Replacement {
+    /// Its serial.
+    pub(crate) serial: Serial,
+    /// Its identifiers: the renewal is exempt from the certificate counts of these only.
+    pub(crate) identifiers: Vec<Identifier>,
+    /// The (invalid) order it is marked replaced by now, which the new order takes over from.
+    pub(crate) holder: Option<OrderId>,
 }
 
 /// A renewal window: start, end, and whether it was moved to the past (revocation, early
@@ -148,7 +171,7 @@ impl Ra {
         // Jitter spreads clients' polling: up to a tenth of the interval.
         let base = cfg.retry_after.whole_seconds().max(60) as u64;
         let mut b = [0u8; 2];
-        let _ = aws_lc_rs::rand::fill(&mut b);
+        cairn_core::random::fill(&mut b);
         let jitter = u64::from(u16::from_le_bytes(b)) % (base / 10 + 1);
         Ok(RenewalInfo {
             start,
@@ -163,13 +186,16 @@ impl Ra {
     }
 
     /// Checks newOrder's `replaces` (RFC 9773 §5): the certificate exists, belongs to the
-    /// account, shares an identifier with the order and is not already replaced.
+    /// account, shares an identifier with the order, and is not marked replaced by an order
+    /// that is not `invalid` (one outstanding replacement per certificate; a valid one means
+    /// it was replaced). An outstanding replacement order of the same account for the same
+    /// identifiers is returned as [`Replaces::Outstanding`], so a retried newOrder gets it back.
     pub(crate) async fn check_replaces(
         &self,
         account: &Account,
         id: &str,
         identifiers: &[Identifier],
-    ) -> Result<Serial, Problem> {
+    ) -> Result<Replaces, Problem> {
         let cert = self.certificate_for_id(id).await.map_err(|p| {
             if p.typ == ProblemType::NotFound {
                 Problem::malformed("replaces names no certificate issued by this CA")
@@ -187,13 +213,74 @@ impl Ra {
                 "the order shares no identifier with the certificate it replaces",
             ));
         }
-        if cert.replaced_by.is_some() {
-            return Err(Problem::new(
+        let Some(holder) = cert.replaced_by.clone() else {
+            return Ok(Replaces::Free(Replacement {
+                serial: cert.serial,
+                identifiers: cert.identifiers,
+                holder: None,
+            }));
+        };
+        let existing = match self.inner.sa.get_order(&holder).await {
+            Ok(order) => Some(self.view(order).await?),
+            Err(SaError::NotFound) => None,
+            Err(e) => return Err(internal(&e, "loading the replacement order")),
+        };
+        match existing {
+            Some(view) if view.status == OrderStatus::Valid => Err(Problem::new(
                 ProblemType::AlreadyReplaced,
                 "the certificate has already been replaced",
-            ));
+            )),
+            Some(view) if view.status == OrderStatus::Invalid => Ok(Replaces::Free(Replacement {
+                serial: cert.serial,
+                identifiers: cert.identifiers,
+                holder: Some(holder),
+            })),
+            Some(view)
+                if view.order.account_id == account.id
+                    && view.order.identifiers == identifiers
+                    && view.order.replaces.as_deref() == Some(id)
+                    && matches!(view.status, OrderStatus::Pending | OrderStatus::Ready) =>
+            {
+                Ok(Replaces::Outstanding(Box::new(view)))
+            }
+            Some(view) => Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                format!(
+                    "the certificate already has a replacement order ({}, {}); it can be \
+                     replaced again once that order is invalid",
+                    view.order.id,
+                    format!("{:?}", view.status).to_lowercase()
+                ),
+            )),
+            None => Ok(Replaces::Free(Replacement {
+                serial: cert.serial,
+                identifiers: cert.identifiers,
+                holder: Some(holder),
+            })),
         }
-        Ok(cert.serial)
+    }
+
+    /// Marks the replaced certificate as replaced by the new `order` (compare-and-swap against
+    /// the holder seen by [`Ra::check_replaces`]), so a concurrent newOrder naming the same
+    /// certificate loses with `alreadyReplaced`.
+    pub(crate) async fn reserve_replacement(
+        &self,
+        replacement: &Replacement,
+        order: &OrderId,
+    ) -> Result<(), Problem> {
+        match self
+            .inner
+            .sa
+            .reserve_replacement(&replacement.serial, replacement.holder.as_ref(), order)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(SaError::Conflict(_)) => Err(Problem::new(
+                ProblemType::AlreadyReplaced,
+                "the certificate already has a replacement order",
+            )),
+            Err(e) => Err(internal(&e, "reserving the replaced certificate")),
+        }
     }
 
     /// After issuance: records that the order's certificate replaced the old one.

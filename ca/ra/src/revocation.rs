@@ -1,5 +1,6 @@
 //! Revocation (RFC 8555 §7.6) by the certificate's account, by an account holding valid
-//! authorizations for every identifier, or by the certificate's own key; and the [`Revoker`]
+//! authorizations for every identifier, or by the certificate's own key (only the last, and the
+//! operator, block the key on `keyCompromise`); and the [`Revoker`]
 //! that every revocation path (ACME and operator) goes through, which tells the registered
 //! [`RevocationListener`]s (CRL updater, OCSP cache) once storage has recorded a revocation.
 
@@ -53,11 +54,25 @@ impl Revoker {
     }
 
     /// Marks `cert` revoked in storage, then tells every listener. For `keyCompromise` the
-    /// certificate's key is blocked first (later CSRs and account keys with it are refused).
-    /// `Conflict` if it was already revoked, `NotFound` if storage does not know it (listeners
-    /// are not called then).
+    /// certificate's key is blocked first (later CSRs and account keys with it are refused):
+    /// this is the operator's path (`cairn admin revoke`) and that of a request signed with the
+    /// certificate's key, the two that prove the key is compromised. `Conflict` if it was
+    /// already revoked, `NotFound` if storage does not know it (listeners are not called then).
     pub async fn revoke(&self, cert: &Certificate, revocation: &Revocation) -> SaResult<()> {
-        if revocation.reason == RevocationReason::KeyCompromise {
+        self.record(cert, revocation, KeyBlocking::OnKeyCompromise)
+            .await
+    }
+
+    /// As [`Revoker::revoke`], blocking the key only if `blocking` says so.
+    async fn record(
+        &self,
+        cert: &Certificate,
+        revocation: &Revocation,
+        blocking: KeyBlocking,
+    ) -> SaResult<()> {
+        if blocking == KeyBlocking::OnKeyCompromise
+            && revocation.reason == RevocationReason::KeyCompromise
+        {
             self.block_key_of(cert, revocation.revoked_at).await?;
         }
         self.sa.revoke_certificate(&cert.serial, revocation).await?;
@@ -90,8 +105,20 @@ impl Revoker {
     }
 }
 
+/// Whether a `keyCompromise` revocation also blocks the certificate's key CA-wide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyBlocking {
+    /// Block it: the requester proved possession of the key, or is the operator.
+    OnKeyCompromise,
+    /// Revoke only: an account (even the one that ordered the certificate) proves nothing about
+    /// the key, and must not be able to deny the key's holder service CA-wide (Let's Encrypt
+    /// also revokes without blocking then).
+    Never,
+}
+
 impl Ra {
-    /// Revokes a certificate given in DER.
+    /// Revokes a certificate given in DER. A `keyCompromise` revocation blocks the key only
+    /// when the request was signed by the certificate's key ([`RevocationRequester::CertificateKey`]).
     pub async fn revoke(
         &self,
         requester: RevocationRequester,
@@ -144,7 +171,16 @@ impl Ra {
             revoked_at: self.now(),
             reason,
         };
-        match self.inner.revoker.revoke(&stored, &revocation).await {
+        let blocking = match &requester {
+            RevocationRequester::CertificateKey(_) => KeyBlocking::OnKeyCompromise,
+            RevocationRequester::Account(_) => KeyBlocking::Never,
+        };
+        match self
+            .inner
+            .revoker
+            .record(&stored, &revocation, blocking)
+            .await
+        {
             Ok(()) => {}
             Err(SaError::Conflict(_)) => {
                 return Err(Problem::new(

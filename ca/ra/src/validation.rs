@@ -30,7 +30,8 @@ impl Ra {
 
     /// Starts validation of a challenge (RFC 8555 §7.5.1) and returns the authorization as it
     /// stands (the challenge `processing`). Responding again to a challenge that is already
-    /// processing, valid or invalid changes nothing.
+    /// processing, valid or invalid changes nothing; responding to a pending challenge of an
+    /// authorization that is no longer pending is `malformed`.
     pub async fn respond_to_challenge(
         &self,
         account: &Account,
@@ -46,8 +47,16 @@ impl Ra {
         else {
             return Err(Problem::not_found("challenge not found"));
         };
-        if authz.status != AuthzStatus::Pending || chall.status != ChallengeStatus::Pending {
+        if chall.status != ChallengeStatus::Pending {
             return Ok(authz);
+        }
+        if authz.status != AuthzStatus::Pending {
+            // As Let's Encrypt: a pending challenge of a settled authorization can never move,
+            // so say so rather than answer 200 and leave the client polling.
+            return Err(Problem::malformed(format!(
+                "authorization is not pending (it is {})",
+                authz.status.as_str()
+            )));
         }
         if authz
             .challenges

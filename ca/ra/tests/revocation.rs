@@ -195,11 +195,19 @@ async fn certificates_this_ca_did_not_issue_are_not_found_and_garbage_is_malform
 }
 
 #[tokio::test]
-async fn key_compromise_blocks_the_key_for_certificates_and_accounts() {
+async fn key_compromise_proven_with_the_key_blocks_it_for_certificates_and_accounts() {
     let ca = Ca::new();
     let owner = ca.account().await;
     let (cert, cert_key) = ca.issue(&owner, &["leaked.example.com"]).await;
-    ca.ra.revoke(by(&owner), &cert.der, Some(1)).await.unwrap();
+    ca.ra
+        .revoke(
+            RevocationRequester::CertificateKey(thumbprint(&cert_key)),
+            &cert.der,
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert!(key_blocked(&ca, &cert).await);
 
     let order = ca.order(&owner, &["leaked.example.com"]).await;
     let order = ca.validate_order(&owner, &order).await;
@@ -227,6 +235,54 @@ async fn key_compromise_blocks_the_key_for_certificates_and_accounts() {
         .await
         .unwrap_err();
     assert_eq!(problem.typ, ProblemType::BadPublicKey);
+}
+
+async fn key_blocked(ca: &Ca, cert: &Certificate) -> bool {
+    ca.sa.is_key_blocked(&cert.spki_sha256).await.unwrap()
+}
+
+/// Issue 14, finding 9: an account proves nothing about the certificate's key, so its
+/// keyCompromise revocation revokes the certificate without blocking the key CA-wide (else any
+/// account that validated a name could deny the key's holder service everywhere).
+#[tokio::test]
+async fn key_compromise_by_an_account_revokes_without_blocking_the_key() {
+    let ca = Ca::new();
+    let owner = ca.account().await;
+    let (cert, cert_key) = ca.issue(&owner, &["victim.example.com"]).await;
+    // Another account that validated the name revokes for keyCompromise.
+    let validator = ca.account().await;
+    let order = ca.order(&validator, &["victim.example.com"]).await;
+    ca.validate_order(&validator, &order).await;
+    let revoked = ca
+        .ra
+        .revoke(by(&validator), &cert.der, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.revocation.unwrap().reason,
+        RevocationReason::KeyCompromise
+    );
+    assert!(
+        !key_blocked(&ca, &cert).await,
+        "the key must not be blocked"
+    );
+    // The key's holder can still use it, in a CSR and as an account key.
+    let (again, _) = ca.issue(&owner, &["victim.example.com"]).await;
+    let order = ca.order(&owner, &["victim.example.com"]).await;
+    let order = ca.validate_order(&owner, &order).await;
+    ca.ra
+        .finalize(
+            &owner,
+            &order.order.id,
+            &csr(&cert_key, &["victim.example.com"]),
+        )
+        .await
+        .expect("the key was not blocked");
+    ca.account_with_key(&cert_key).await;
+
+    // Nor does the ordering account's own keyCompromise revocation block the key.
+    ca.ra.revoke(by(&owner), &again.der, Some(1)).await.unwrap();
+    assert!(!key_blocked(&ca, &again).await);
 }
 
 /// Records what it hears.

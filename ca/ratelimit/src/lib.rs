@@ -12,7 +12,7 @@
 //! ```no_run
 //! # async fn example(now: time::OffsetDateTime, ip: std::net::IpAddr,
 //! #     account: cairn_core::AccountId, identifiers: Vec<cairn_core::Identifier>,
-//! #     replaces: Option<String>) -> Result<(), cairn_ratelimit::RateLimitError> {
+//! #     replaced: Option<Vec<cairn_core::Identifier>>) -> Result<(), cairn_ratelimit::RateLimitError> {
 //! use cairn_ratelimit::{MemoryStore, RateLimitConfig, RateLimiter, Transaction, Unpause};
 //! use std::sync::Arc;
 //!
@@ -23,9 +23,10 @@
 //! limiter.check_and_spend(now, &Transaction::new_account(ip)).await?;
 //!
 //! // newOrder: refuse paused identifiers, then one new order, one certificate per registered
-//! // domain, one for the identifier set; ARI renewals (`replaces`) are exempt.
+//! // domain, one for the identifier set; an ARI renewal (`replaces`) passes the replaced
+//! // certificate's identifiers and is exempt from the certificate counts of those only.
 //! limiter.check_paused(&account, &identifiers).await?;
-//! let txns = Transaction::new_order(&account, &identifiers, replaces.is_some());
+//! let txns = Transaction::new_order(&account, &identifiers, replaced.as_deref());
 //! limiter.check_and_spend(now, &txns).await?;
 //! // … if creating the order then fails on the server's side:
 //! limiter.refund(now, &txns).await?;

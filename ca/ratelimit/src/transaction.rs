@@ -154,20 +154,36 @@ impl Transaction {
     /// What newOrder draws from: one new order for the account, one certificate for each
     /// registered domain (however many names it has in the order), one for the identifier set;
     /// and a check (no spend) that the account has failed-validation tokens left for every
-    /// identifier. An order that `replaces` a certificate (ARI renewal) is exempt: nothing.
-    pub fn new_order(account: &AccountId, identifiers: &[Identifier], exempt: bool) -> Vec<Self> {
-        if exempt {
-            return Vec::new();
-        }
+    /// identifier.
+    ///
+    /// `replaced` holds the identifiers of the certificate an ARI renewal (`replaces`) replaces.
+    /// As at Let's Encrypt, a renewal is exempt only from the certificate-count limits, and only
+    /// for what it renews: a registered domain the replaced certificate covered costs nothing,
+    /// nor does the identifier set if it is the replaced one's. The new-orders and
+    /// failed-validation limits always apply, and names the old certificate did not have are
+    /// counted as for any order.
+    pub fn new_order(
+        account: &AccountId,
+        identifiers: &[Identifier],
+        replaced: Option<&[Identifier]>,
+    ) -> Vec<Self> {
+        let renewed_domains: BTreeSet<String> = replaced
+            .unwrap_or_default()
+            .iter()
+            .map(certificate_domain_id)
+            .collect();
         let mut txns = vec![Self::new_orders_per_account(account)];
         let mut domains = BTreeSet::new();
         for identifier in identifiers {
             let txn = Self::certificates_per_domain(account, identifier);
-            if domains.insert(txn.key.id().to_string()) {
+            let domain = txn.key.id().to_string();
+            if !renewed_domains.contains(&domain) && domains.insert(domain) {
                 txns.push(txn);
             }
         }
-        if !identifiers.is_empty() {
+        let renews_the_set =
+            replaced.is_some_and(|old| fqdn_set_hash(old) == fqdn_set_hash(identifiers));
+        if !identifiers.is_empty() && !renews_the_set {
             txns.push(Self::certificates_per_fqdn_set(account, identifiers));
         }
         let mut validated = BTreeSet::new();
@@ -208,7 +224,7 @@ mod tests {
             Identifier::dns("example.org"),
             Identifier::ip("192.0.2.1".parse().unwrap()),
         ];
-        let txns = Transaction::new_order(&account, &ids, false);
+        let txns = Transaction::new_order(&account, &ids, None);
         let spent: Vec<String> = txns
             .iter()
             .filter(|t| !t.is_check_only())
@@ -233,7 +249,41 @@ mod tests {
                 "acct:192.0.2.1"
             ]
         );
-        assert!(Transaction::new_order(&account, &ids, true).is_empty());
+    }
+
+    /// Issue 14, finding 5: a renewal (`replaces`) is exempt only from the certificate counts
+    /// of what it renews; the new-orders and failed-validation limits still apply.
+    #[test]
+    fn a_renewal_is_exempt_only_from_the_certificate_counts_of_what_it_renews() {
+        let account = AccountId("acct".into());
+        let old = [
+            Identifier::dns("www.example.com"),
+            Identifier::dns("example.com"),
+        ];
+        let spent = |txns: &[Transaction]| -> Vec<String> {
+            txns.iter()
+                .filter(|t| !t.is_check_only())
+                .map(|t| t.key().to_string())
+                .collect()
+        };
+        // The same names: only the new order is spent.
+        let same = Transaction::new_order(&account, &old, Some(&old));
+        assert_eq!(spent(&same), ["new_orders_per_account:acct"]);
+        assert_eq!(same.iter().filter(|t| t.is_check_only()).count(), 2);
+        // Other names ride along: their domains and the new set are counted.
+        let mut more = old.to_vec();
+        more.push(Identifier::dns("a.example.com"));
+        more.push(Identifier::dns("victim.example.net"));
+        let txns = Transaction::new_order(&account, &more, Some(&old));
+        let spent = spent(&txns);
+        assert!(spent.contains(&"new_orders_per_account:acct".to_string()));
+        assert!(spent.contains(&"certificates_per_domain:example.net".to_string()));
+        assert!(!spent.contains(&"certificates_per_domain:example.com".to_string()));
+        assert!(
+            spent
+                .iter()
+                .any(|k| k.starts_with("certificates_per_fqdn_set:"))
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 // ---- harness ----
 
-const REDIS_ENV: &str = "CAIRN_TEST_REDIS_URL";
+use cairn_test_services::REDIS_ENV;
 const T0: OffsetDateTime = datetime!(2026-01-15 00:00 UTC);
 
 async fn with_memory<F, Fut>(test: F)
@@ -29,14 +29,13 @@ where
 }
 
 /// Runs `test` on Redis under a fresh key prefix and deletes the prefix's keys afterwards (also
-/// when the test panics), or skips when `CAIRN_TEST_REDIS_URL` is unset.
+/// when the test panics), or skips when `CAIRN_TEST_REDIS_URL` is unset outside CI.
 async fn with_redis<F, Fut>(test: F)
 where
     F: FnOnce(Arc<dyn RateLimitStore>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(url) = std::env::var(REDIS_ENV) else {
-        println!("skipped: {REDIS_ENV} not set");
+    let Some(url) = cairn_test_services::redis_url() else {
         return;
     };
     let prefix = format!("cairn-test:{}:", cairn_core::random_id(9));
@@ -184,14 +183,14 @@ async fn multi_bucket_spend_is_all_or_nothing(store: Arc<dyn RateLimitStore>) {
     );
     let acct = account("acct");
     for name in ["a.example.com", "b.example.com"] {
-        let order = Transaction::new_order(&acct, &[Identifier::dns(name)], false);
+        let order = Transaction::new_order(&acct, &[Identifier::dns(name)], None);
         limiter.check_and_spend(T0, &order).await.unwrap();
     }
     let ids = [
         Identifier::dns("example.net"),
         Identifier::dns("c.example.com"),
     ];
-    let order = Transaction::new_order(&acct, &ids, false);
+    let order = Transaction::new_order(&acct, &ids, None);
     let d = denied(limiter.check_and_spend(T0, &order).await);
     assert_eq!(d.limit, LimitName::CertificatesPerDomain);
     assert_eq!(d.key.id(), "example.com");
@@ -301,7 +300,7 @@ async fn disabled_limits_never_refuse(store: Arc<dyn RateLimitStore>) {
         "#,
     );
     let acct = account("acct");
-    let order = Transaction::new_order(&acct, &[Identifier::dns("example.com")], false);
+    let order = Transaction::new_order(&acct, &[Identifier::dns("example.com")], None);
     for _ in 0..1000 {
         limiter.check_and_spend(T0, &order).await.unwrap();
     }
@@ -322,7 +321,7 @@ async fn disabled_limits_never_refuse(store: Arc<dyn RateLimitStore>) {
 async fn refunds_give_tokens_back(store: Arc<dyn RateLimitStore>) {
     let limiter = limiter(store, "");
     let acct = account("acct");
-    let order = Transaction::new_order(&acct, &[Identifier::dns("example.com")], false);
+    let order = Transaction::new_order(&acct, &[Identifier::dns("example.com")], None);
     assert_eq!(
         count_allowed(&limiter, T0, &order).await,
         5,
@@ -450,12 +449,12 @@ async fn failed_validations_block_new_orders(store: Arc<dyn RateLimitStore>) {
         .record_failed_validation(T0, &acct, &name)
         .await
         .unwrap();
-    let order = Transaction::new_order(&acct, std::slice::from_ref(&name), false);
+    let order = Transaction::new_order(&acct, std::slice::from_ref(&name), None);
     let d = denied(limiter.check_and_spend(T0, &order).await);
     assert_eq!(d.limit, LimitName::FailedAuthorizationsPerDomainPerAccount);
     assert_eq!(d.key.id(), "acct:www.example.com");
     // Another account is not affected, and the refusal spent nothing.
-    let other = Transaction::new_order(&account("other"), std::slice::from_ref(&name), false);
+    let other = Transaction::new_order(&account("other"), std::slice::from_ref(&name), None);
     limiter.check_and_spend(T0, &other).await.unwrap();
     let after_refill = T0 + Duration::hours(1) + Duration::minutes(12);
     limiter.check_and_spend(after_refill, &order).await.unwrap();
@@ -499,7 +498,7 @@ async fn concurrent_multi_bucket_spends_never_exceed_capacity(store: Arc<dyn Rat
             let acct = account(&format!("acct{}", i % 6));
             let ids = [Identifier::dns(format!("host{i}.example.com"))];
             limiter
-                .check_and_spend(T0, &Transaction::new_order(&acct, &ids, false))
+                .check_and_spend(T0, &Transaction::new_order(&acct, &ids, None))
                 .await
         }));
     }

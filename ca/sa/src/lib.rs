@@ -12,8 +12,10 @@
 //! nothing. Database and migration failures are [`SaError::Database`] and [`SaError::Migrate`]
 //! with the driver's error as their source.
 
+mod eab_seal;
 mod sql;
 
+pub use eab_seal::{EAB_SEAL_KEY_LEN, EabSeal};
 pub use sql::SqlStorage;
 
 pub use cairn_api::sa::{

@@ -7,6 +7,7 @@
 
 mod codec;
 
+use crate::eab_seal::EabSeal;
 use crate::{
     AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
     RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
@@ -27,6 +28,7 @@ use sqlx::error::ErrorKind;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// A failure inside a storage method before it reaches the caller: the storage's own
@@ -105,6 +107,8 @@ static SCHEMA: Schema = Schema {
 #[derive(Clone)]
 pub struct SqlStorage {
     db: Db,
+    /// Seals EAB HMAC keys at rest when set (see [`crate::EabSeal`]).
+    eab_seal: Option<Arc<EabSeal>>,
 }
 
 impl fmt::Debug for SqlStorage {
@@ -112,6 +116,7 @@ impl fmt::Debug for SqlStorage {
         // Deliberately no connection details: they may carry a password.
         f.debug_struct("SqlStorage")
             .field("backend", &self.backend_name())
+            .field("eab_sealed", &self.eab_seal.is_some())
             .finish()
     }
 }
@@ -129,7 +134,7 @@ impl SqlStorage {
     /// Errors never include the URL.
     pub async fn connect(url: &str) -> SaResult<SqlStorage> {
         let db = Db::connect(url, &SCHEMA).await.map_err(Failure::from)?;
-        Ok(SqlStorage { db })
+        Ok(SqlStorage { db, eab_seal: None })
     }
 
     /// Opens (creating if missing, with the directory) the SQLite database `dir/cairn.db`, with
@@ -141,7 +146,52 @@ impl SqlStorage {
         let db = Db::open_sqlite(&dir.join("cairn.db"), &SCHEMA)
             .await
             .map_err(Failure::from)?;
-        Ok(SqlStorage { db })
+        Ok(SqlStorage { db, eab_seal: None })
+    }
+
+    /// Seals EAB HMAC keys written from now on with `seal`, and opens sealed ones with it.
+    /// Without a seal, keys are written in plaintext and sealed ones can't be read.
+    pub fn with_eab_seal(mut self, seal: EabSeal) -> SqlStorage {
+        self.eab_seal = Some(Arc::new(seal));
+        self
+    }
+
+    /// Seals every EAB HMAC key still stored in plaintext (written before sealing existed);
+    /// returns how many it sealed. Each row is rewritten only if it still holds the plaintext
+    /// read, so concurrent instances doing the same never clobber each other.
+    ///
+    /// # Errors
+    /// [`SaError::Corrupt`] without a seal ([`SqlStorage::with_eab_seal`]); database failures.
+    pub async fn seal_eab_keys_at_rest(&self) -> SaResult<u64> {
+        let seal = self
+            .eab_seal
+            .clone()
+            .ok_or_else(|| SaError::Corrupt("no EAB sealing key is configured".into()))?;
+        let rows: Vec<(String, Vec<u8>)> = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as("SELECT key_id, hmac_key FROM eab_keys")
+                .fetch_all(conn)
+                .await?
+        });
+        let mut sealed = 0;
+        for (key_id, plain) in rows {
+            if EabSeal::is_sealed(&plain) {
+                continue;
+            }
+            let value = seal.seal(&key_id, &plain)?;
+            let changed: Result<u64, SaError> = on_write!(self.db, Failure, |conn| {
+                let done = sqlx::query(
+                    "UPDATE eab_keys SET hmac_key = $1 WHERE key_id = $2 AND hmac_key = $3",
+                )
+                .bind(&value)
+                .bind(&key_id)
+                .bind(&plain)
+                .execute(&mut *conn)
+                .await?;
+                Ok(done.rows_affected())
+            });
+            sealed += changed?;
+        }
+        Ok(sealed)
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -375,13 +425,17 @@ impl StorageAuthority for SqlStorage {
 
     async fn new_eab_key(&self, key: &EabKey) -> SaResult<()> {
         let key = key.clone();
+        let stored = match &self.eab_seal {
+            Some(seal) => seal.seal(&key.key_id, &key.hmac_key)?,
+            None => key.hmac_key.clone(),
+        };
         on_write!(self.db, Failure, |conn| {
             sqlx::query(
                 "INSERT INTO eab_keys (key_id, hmac_key, created_at, bound_account) \
                  VALUES ($1, $2, $3, $4)",
             )
             .bind(&key.key_id)
-            .bind(&key.hmac_key)
+            .bind(&stored)
             .bind(micros(key.created_at))
             .bind(key.bound_account.as_ref().map(AccountId::as_str))
             .execute(&mut *conn)
@@ -401,7 +455,14 @@ impl StorageAuthority for SqlStorage {
             .fetch_optional(conn)
             .await?
         });
-        row.ok_or(SaError::NotFound)?.into_key()
+        let mut key = row.ok_or(SaError::NotFound)?.into_key()?;
+        if EabSeal::is_sealed(&key.hmac_key) {
+            let seal = self.eab_seal.as_ref().ok_or_else(|| {
+                SaError::Corrupt("the EAB key is sealed and no sealing key is configured".into())
+            })?;
+            key.hmac_key = seal.open(&key.key_id, &key.hmac_key)?;
+        }
+        Ok(key)
     }
 
     // ---- orders and authorizations ----
@@ -1090,6 +1151,48 @@ impl StorageAuthority for SqlStorage {
                 return Err(SaError::Conflict("certificate already replaced").into());
             }
             Ok(())
+        })
+    }
+
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()> {
+        let (serial, by) = (serial.clone(), by.clone());
+        let expected = expected.cloned();
+        on_write!(self.db, Failure, |conn| {
+            let changed = match &expected {
+                None => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $2 \
+                     WHERE serial = $1 AND replaced_by IS NULL",
+                )
+                .bind(serial.as_str())
+                .bind(by.as_str()),
+                Some(old) => sqlx::query(
+                    "UPDATE certificates SET replaced_by = $2 \
+                     WHERE serial = $1 AND replaced_by = $3",
+                )
+                .bind(serial.as_str())
+                .bind(by.as_str())
+                .bind(old.as_str()),
+            }
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if changed == 1 {
+                return Ok(());
+            }
+            let exists: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM certificates WHERE serial = $1")
+                    .bind(serial.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+            if exists == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Err(SaError::Conflict("certificate already has a replacement").into())
         })
     }
 

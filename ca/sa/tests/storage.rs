@@ -23,7 +23,7 @@ use time::{Duration, OffsetDateTime};
 
 // ---- harness ----
 
-const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
+use cairn_test_services::POSTGRES_ENV as PG_ENV;
 
 /// The storage under test, whichever it is.
 type Sa = Arc<dyn StorageAuthority>;
@@ -51,7 +51,7 @@ where
 }
 
 /// Runs `test` on PostgreSQL in a schema of its own, dropped afterwards (also when the test
-/// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset.
+/// panics), or skips when `CAIRN_TEST_POSTGRES_URL` is unset outside CI.
 async fn with_postgres<F, Fut>(test: F)
 where
     F: FnOnce(Sa) -> Fut,
@@ -59,8 +59,7 @@ where
 {
     use sqlx::{AssertSqlSafe, Connection};
 
-    let Ok(base) = std::env::var(PG_ENV) else {
-        println!("skipped: {PG_ENV} not set");
+    let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
     let schema = unique_schema();
@@ -1283,6 +1282,25 @@ async fn renewal_marks_and_replacement(sa: &Sa) {
         Some(certs[1].order_id.clone())
     );
     assert_conflict(sa.mark_replaced(&certs[0].serial, &certs[2].order_id).await);
+
+    // A replacement is reserved at newOrder by compare-and-swap on the current holder.
+    let (first, second) = (&certs[1].order_id, &certs[2].order_id);
+    sa.reserve_replacement(&certs[1].serial, None, first)
+        .await
+        .unwrap();
+    assert_conflict(sa.reserve_replacement(&certs[1].serial, None, second).await);
+    assert_conflict(
+        sa.reserve_replacement(&certs[1].serial, Some(second), second)
+            .await,
+    );
+    sa.reserve_replacement(&certs[1].serial, Some(first), second)
+        .await
+        .unwrap();
+    assert_eq!(get(1).await.unwrap().replaced_by, Some(second.clone()));
+    assert!(matches!(
+        sa.reserve_replacement(&Serial::random(), None, first).await,
+        Err(SaError::NotFound)
+    ));
 }
 
 async fn domain_counting(sa: &Sa) {

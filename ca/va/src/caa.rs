@@ -4,8 +4,9 @@
 use crate::Va;
 use crate::resolver::LookupFailure;
 use cairn_core::{Identifier, IdentifierType, Problem, ProblemType};
-use hickory_resolver::proto::rr::RecordType;
 use hickory_resolver::proto::rr::rdata::CAA;
+use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::serialize::binary::{BinDecoder, Restrict};
 
 /// Tags this CA understands; a critical record with any other tag forbids issuance.
 const KNOWN_TAGS: &[&str] = &["issue", "issuewild", "iodef"];
@@ -128,6 +129,35 @@ fn evaluate(rrset: &[CAA], subject: &CaaSubject<'_>) -> Result<(), String> {
     }
 }
 
+/// Decodes CAA records from their RDATA wire format (RFC 8659 §4.1), as the resolver does,
+/// and decides whether the RRset lets one of `ca_identities` issue for a name (`wildcard`:
+/// for a wildcard name). `Err` says why not, or that a record is malformed. A pure function
+/// over untrusted input, for fuzzing.
+pub fn check_caa_records(
+    rdata: &[&[u8]],
+    wildcard: bool,
+    ca_identities: &[String],
+) -> Result<(), String> {
+    let mut rrset = Vec::with_capacity(rdata.len());
+    for raw in rdata {
+        let len = u16::try_from(raw.len()).map_err(|_| "a CAA record is too long".to_string())?;
+        let mut decoder = BinDecoder::new(raw);
+        match RData::read(&mut decoder, RecordType::CAA, Restrict::new(len)) {
+            Ok(RData::CAA(c)) => rrset.push(c),
+            _ => return Err("a CAA record is malformed".into()),
+        }
+    }
+    evaluate(
+        &rrset,
+        &CaaSubject {
+            wildcard,
+            ca_identities,
+            account: None,
+            method: None,
+        },
+    )
+}
+
 impl Va {
     /// Checks CAA for `identifier` (RFC 8659): climbs from the name towards the root (the root
     /// itself excluded) and evaluates the first non-empty CAA RRset. `issuewild` governs
@@ -218,6 +248,20 @@ mod tests {
             account: None,
             method: None,
         }
+    }
+
+    #[test]
+    fn caa_records_decode_from_wire_format() {
+        let ids = vec!["ca.example".to_string()];
+        // flags 0, tag "issue", value "ca.example".
+        let ours: &[u8] = b"\x00\x05issueca.example";
+        let theirs: &[u8] = b"\x00\x05issueother.example";
+        assert!(check_caa_records(&[ours], false, &ids).is_ok());
+        assert!(check_caa_records(&[theirs], false, &ids).is_err());
+        assert!(check_caa_records(&[], false, &ids).is_ok());
+        // A tag length past the end is malformed, never a panic.
+        assert!(check_caa_records(&[b"\x00\xffissue"], false, &ids).is_err());
+        assert!(check_caa_records(&[b""], false, &ids).is_err());
     }
 
     #[test]

@@ -31,8 +31,11 @@ fn connection(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemType::Connection, detail)
 }
 
-/// Checks a URL we are about to fetch (the first one or a redirect target).
-fn check_target(url: &Url) -> Result<Target, Problem> {
+/// Checks a URL we are about to fetch: the first one (`redirect == false`) or a redirect
+/// target. Redirects to IP literals are refused (as Let's Encrypt does): a redirect may only
+/// name a host, whose addresses then pass the address policy like any other DNS answer.
+/// Exposed for fuzzing through [`check_redirect_target`].
+fn check_target(url: &Url, redirect: bool) -> Result<Target, Problem> {
     let https = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -62,6 +65,11 @@ fn check_target(url: &Url) -> Result<Target, Problem> {
             }
             Host::Domain(id.value)
         }
+        Some(Host::Ipv4(_) | Host::Ipv6(_)) if redirect => {
+            return Err(connection(format!(
+                "Fetching {url}: Invalid host in redirect target: redirects to IP addresses are not followed, only to host names"
+            )));
+        }
         Some(Host::Ipv4(a)) => Host::Ipv4(a),
         Some(Host::Ipv6(a)) => Host::Ipv6(a),
         None => {
@@ -75,6 +83,22 @@ fn check_target(url: &Url) -> Result<Target, Problem> {
         host,
         logical_port,
     })
+}
+
+/// Checks a redirect target the way http-01 validation does before following it (scheme,
+/// port 80/443, a host name and not an IP literal, no wildcard). `Ok` with the host name to
+/// resolve. A pure function over untrusted input, for fuzzing.
+pub fn check_redirect_target(current: &Url, location: &str) -> Result<String, Problem> {
+    let next = current.join(location).map_err(|_| {
+        connection(format!(
+            "Fetching {current}: the redirect Location is not a valid URL"
+        ))
+    })?;
+    let target = check_target(&next, true)?;
+    match target.host {
+        Host::Domain(d) => Ok(d),
+        Host::Ipv4(_) | Host::Ipv6(_) => Err(Problem::internal()),
+    }
 }
 
 /// The first URL of an http-01 validation.
@@ -97,17 +121,6 @@ enum Fetched {
     Status(u16),
     Body(Bytes),
     TooLarge,
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }
 
 async fn exchange<IO>(io: IO, url: &Url, user_agent: &str) -> Result<Fetched, Problem>
@@ -225,20 +238,26 @@ impl Va {
         let mut redirects = 0usize;
         loop {
             seen.insert(url.to_string());
-            let target = check_target(&url)?;
+            let target = check_target(&url, redirects > 0)?;
             let port = self.dial_port(target.logical_port);
-            let (hostname, addrs) = match &target.host {
-                Host::Domain(d) => (d.clone(), self.dns.lookup_ips(d).await?),
-                Host::Ipv4(a) => (a.to_string(), vec![IpAddr::V4(*a)]),
-                Host::Ipv6(a) => (a.to_string(), vec![IpAddr::V6(*a)]),
+            let (hostname, resolved, addrs) = match &target.host {
+                Host::Domain(d) => {
+                    let (resolved, permitted) = self.resolve_permitted(d).await?;
+                    (d.clone(), resolved, permitted)
+                }
+                Host::Ipv4(a) => (a.to_string(), vec![IpAddr::V4(*a)], vec![IpAddr::V4(*a)]),
+                Host::Ipv6(a) => (a.to_string(), vec![IpAddr::V6(*a)], vec![IpAddr::V6(*a)]),
             };
             records.push(ValidationRecord {
                 url: Some(url.to_string()),
                 hostname: Some(hostname.clone()),
                 port: Some(port.to_string()),
-                addresses_resolved: addrs.iter().map(IpAddr::to_string).collect(),
+                addresses_resolved: resolved.iter().map(IpAddr::to_string).collect(),
                 ..Default::default()
             });
+            for ip in &addrs {
+                self.check_address(*ip)?;
+            }
             let record = records.last_mut().ok_or_else(Problem::internal)?;
             let tcp = self.connect(&url, &addrs, port, record).await?;
             let fetched = if target.https {
@@ -269,7 +288,9 @@ impl Va {
                 }
                 Fetched::Redirect(Some(loc)) => {
                     let next = url.join(&loc).map_err(|_| {
-                        connection(format!("Fetching {url}: invalid redirect Location {loc:?}"))
+                        connection(format!(
+                            "Fetching {url}: the redirect Location is not a valid URL"
+                        ))
                     })?;
                     if seen.contains(next.as_str()) {
                         return Err(connection(format!(
@@ -293,15 +314,16 @@ impl Va {
                     )));
                 }
                 Fetched::Body(body) => {
-                    let text = String::from_utf8_lossy(&body);
-                    let got = text.trim_end();
-                    if got == key_authorization {
+                    // Never echo the body: the detail goes back to the client, and the body
+                    // is whatever the server sent (RFC 8555 §8.3 allows trailing whitespace).
+                    let got = body.trim_ascii_end();
+                    if got == key_authorization.as_bytes() {
                         return Ok(());
                     }
                     return Err(reject(format!(
-                        "The key authorization file from the server did not match this challenge. Expected {:?} (got {:?})",
-                        key_authorization,
-                        truncate(got, 128)
+                        "The key authorization file from {url} did not match this challenge: the response body ({} bytes) is not the expected key authorization ({} bytes)",
+                        body.len(),
+                        key_authorization.len()
                     )));
                 }
             }
@@ -316,7 +338,7 @@ mod tests {
     #[test]
     fn targets_are_checked() {
         let ok = Url::parse("https://Example.COM/x").unwrap();
-        let t = check_target(&ok).unwrap();
+        let t = check_target(&ok, true).unwrap();
         assert!(t.https);
         assert_eq!(t.logical_port, 443);
         assert_eq!(t.host, Host::Domain("example.com".to_string()));
@@ -327,11 +349,43 @@ mod tests {
             "http://localhost/x",
         ] {
             let u = Url::parse(bad).unwrap();
-            let p = check_target(&u).err().unwrap();
+            let p = check_target(&u, true).err().unwrap();
             assert_eq!(p.typ, ProblemType::Connection, "{bad}");
         }
-        assert!(check_target(&Url::parse("http://10.0.0.1/x").unwrap()).is_ok());
-        assert!(check_target(&Url::parse("http://[::1]:443/x").unwrap()).is_ok());
+        // The first URL of an IP identifier is an IP literal (checked by the address policy).
+        assert!(check_target(&Url::parse("http://10.0.0.1/x").unwrap(), false).is_ok());
+        assert!(check_target(&Url::parse("http://[::1]:443/x").unwrap(), false).is_ok());
+    }
+
+    #[test]
+    fn redirects_to_ip_literals_are_refused() {
+        let here = Url::parse("http://example.com/.well-known/acme-challenge/t").unwrap();
+        for loc in [
+            "http://10.0.0.1/x",
+            "http://127.0.0.1/x",
+            "https://169.254.169.254/latest/meta-data/",
+            "http://[::1]/x",
+            "http://[::ffff:10.0.0.1]/x",
+            "http://8.8.8.8/x",
+            "http://0x7f000001/x",
+            "http://2130706433/x",
+        ] {
+            let p = check_redirect_target(&here, loc).unwrap_err();
+            assert_eq!(p.typ, ProblemType::Connection, "{loc}");
+            assert!(
+                p.detail.contains("IP addresses are not followed"),
+                "{loc}: {}",
+                p.detail
+            );
+        }
+        assert_eq!(
+            check_redirect_target(&here, "https://Other.example.com/y").unwrap(),
+            "other.example.com"
+        );
+        assert_eq!(
+            check_redirect_target(&here, "/relative").unwrap(),
+            "example.com"
+        );
     }
 
     #[test]
@@ -346,11 +400,5 @@ mod tests {
             u.as_str(),
             "http://example.com/.well-known/acme-challenge/t"
         );
-    }
-
-    #[test]
-    fn truncation_respects_char_boundaries() {
-        assert_eq!(truncate("abc", 5), "abc");
-        assert_eq!(truncate("ééé", 3), "é...");
     }
 }

@@ -11,24 +11,37 @@
 //! port 443 (https redirect targets and tls-alpn-01) goes to `tlsalpn01_port`. URLs and `Host`
 //! headers keep the logical ports; validation records report the dialled port. Test servers
 //! such as `cairn-challtestsrv` listen on other ports, which is what the mapping is for.
+//!
+//! **Address policy.** Every address the VA would connect to (each DNS answer, each redirect
+//! hop, IP identifiers) is checked against [`VaConfig::address_policy`]
+//! ([`cairn_core::address_policy`]): by default only globally reachable addresses, so a
+//! validation cannot be pointed at loopback, RFC 1918 networks or the cloud metadata service.
+//! Redirects to IP literals are refused outright. Problem details say what was wrong with a
+//! response, never what it contained.
 
 mod caa;
+mod challenge_cert;
 mod dns01;
 mod http01;
 mod resolver;
 mod tls;
 mod tlsalpn01;
 
+pub use caa::check_caa_records;
 pub use dns01::dns01_txt_value;
-pub use http01::{MAX_BODY, MAX_REDIRECTS};
-pub use tlsalpn01::{ACME_TLS_1, ID_PE_ACME_IDENTIFIER, reverse_dns_name};
+pub use http01::{MAX_BODY, MAX_REDIRECTS, check_redirect_target};
+pub use tlsalpn01::{
+    ACME_TLS_1, ID_PE_ACME_IDENTIFIER, check_challenge_certificate, reverse_dns_name,
+};
 
 pub use cairn_api::va::{
     CaaAccount, CaaCheck, ValidationAuthority, ValidationOutcome, ValidationRequest,
 };
 
 use async_trait::async_trait;
-use cairn_core::{ChallengeType, Identifier, Problem, ProblemType, ValidationRecord};
+use cairn_core::{
+    AddressPolicy, ChallengeType, Identifier, Problem, ProblemType, ValidationRecord,
+};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +60,9 @@ pub struct VaConfig {
     pub timeout: Duration,
     /// The `User-Agent` of http-01 requests.
     pub user_agent: String,
+    /// Which addresses validation may connect to: [`AddressPolicy::PublicOnly`] (the default)
+    /// or, for a private PKI or a test set-up, [`AddressPolicy::AllowPrivate`].
+    pub address_policy: AddressPolicy,
 }
 
 impl Default for VaConfig {
@@ -57,6 +73,7 @@ impl Default for VaConfig {
             tlsalpn01_port: 443,
             timeout: Duration::from_secs(10),
             user_agent: concat!("cairn-va/", env!("CARGO_PKG_VERSION")).to_string(),
+            address_policy: AddressPolicy::PublicOnly,
         }
     }
 }
@@ -163,9 +180,9 @@ impl ValidationAuthority for Va {
         let started = Instant::now();
         let method = req.challenge.as_str();
         let mut records = Vec::new();
-        let result = match tokio::time::timeout(self.config.timeout, self.run(&req, &mut records))
-            .await
-        {
+        // One deadline for the whole validation, the CAA check after it included.
+        let deadline = tokio::time::Instant::now() + self.config.timeout;
+        let result = match tokio::time::timeout_at(deadline, self.run(&req, &mut records)).await {
             Ok(r) => r,
             Err(_) => Err(match req.challenge {
                 ChallengeType::Dns01 => {
@@ -178,7 +195,17 @@ impl ValidationAuthority for Va {
             }),
         };
         let result = match (result, &req.caa) {
-            (Ok(()), Some(caa)) => self.run_caa(&req.identifier, caa).await,
+            (Ok(()), Some(caa)) => tokio::time::timeout_at(
+                deadline,
+                self.run_caa(&req.identifier, caa),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(Problem::new(
+                    ProblemType::Dns,
+                    "DNS problem: the CAA lookup did not finish within the validation's time limit",
+                ))
+            }),
             (other, _) => other,
         };
         let error = result
@@ -211,6 +238,48 @@ fn key_authorization_digest(key_authorization: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out
+}
+
+impl Va {
+    /// The addresses of `name` that the address policy lets the VA connect to, after one
+    /// A/AAAA lookup: `(resolved, permitted)`. Refuses when none is permitted.
+    pub(crate) async fn resolve_permitted(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<IpAddr>, Vec<IpAddr>), Problem> {
+        let resolved = self.dns.lookup_ips(name).await?;
+        let policy = self.config.address_policy;
+        let permitted: Vec<IpAddr> = resolved
+            .iter()
+            .copied()
+            .filter(|ip| policy.permits(*ip))
+            .collect();
+        if permitted.is_empty() {
+            let why = resolved
+                .iter()
+                .find_map(|ip| policy.check(*ip).err())
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(Problem::new(
+                ProblemType::Dns,
+                format!(
+                    "DNS problem: {} has no address this CA may connect to{why}",
+                    name.trim_end_matches('.')
+                ),
+            ));
+        }
+        Ok((resolved, permitted))
+    }
+
+    /// Checks an address the VA was given directly (an IP identifier).
+    pub(crate) fn check_address(&self, ip: IpAddr) -> Result<(), Problem> {
+        self.config.address_policy.check(ip).map_err(|e| {
+            Problem::new(
+                ProblemType::RejectedIdentifier,
+                format!("this CA does not validate {e}"),
+            )
+        })
+    }
 }
 
 /// The addresses to try, in order: the first IPv6 address, then the first IPv4 address (as

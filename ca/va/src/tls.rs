@@ -1,14 +1,14 @@
 //! TLS client configuration for validation: any certificate is accepted (RFC 8555 §8.3 and
-//! RFC 8737 do not rely on the Web PKI), but handshake signatures are still verified.
+//! RFC 8737 do not rely on the Web PKI), but handshake signatures are still verified. The peer
+//! certificate is read tolerantly ([`crate::challenge_cert`]): a challenge certificate with
+//! zero validity dates must not fail the handshake.
 
-use der::asn1::AnyRef;
-use der::{Decode, Encode};
+use crate::challenge_cert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, aws_lc_rs};
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
-use x509_cert::Certificate;
 
 /// Accepts any server certificate; proves only that the peer holds the certificate's key.
 #[derive(Debug)]
@@ -65,9 +65,9 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        let spki = Certificate::from_der(cert.as_ref())
-            .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der())
-            .map_err(|_| bad_cert())?;
+        let spki = challenge_cert::parse(cert.as_ref())
+            .map_err(|_| bad_cert())?
+            .spki_der;
         rustls::crypto::verify_tls13_signature_with_raw_key(
             message,
             &SubjectPublicKeyInfoDer::from(spki),
@@ -88,19 +88,8 @@ fn bad_cert() -> rustls::Error {
 /// The certificate's public key algorithm identifier (contents of the SEQUENCE, as webpki
 /// algorithms name theirs) and the raw public key bits.
 fn spki_parts(cert: &CertificateDer<'_>) -> Result<(Vec<u8>, Vec<u8>), rustls::Error> {
-    let cert = Certificate::from_der(cert.as_ref()).map_err(|_| bad_cert())?;
-    let spki = cert.tbs_certificate().subject_public_key_info();
-    let alg_der = spki.algorithm.to_der().map_err(|_| bad_cert())?;
-    let alg_id = AnyRef::from_der(&alg_der)
-        .map_err(|_| bad_cert())?
-        .value()
-        .to_vec();
-    let key = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or_else(bad_cert)?
-        .to_vec();
-    Ok((alg_id, key))
+    let c = challenge_cert::parse(cert.as_ref()).map_err(|_| bad_cert())?;
+    Ok((c.spki_alg_id, c.public_key))
 }
 
 /// A client configuration that offers exactly `alpn` and accepts any certificate.

@@ -2,15 +2,15 @@
 //! whose certificate names exactly the identifier and carries the critical acmeIdentifier
 //! extension with SHA-256 of the key authorization.
 
-use crate::{Va, connect_order, key_authorization_digest, reject};
+use crate::{Va, challenge_cert, connect_order, key_authorization_digest, reject};
 use cairn_core::{Identifier, IdentifierType, Problem, ProblemType, ValidationRecord};
 use const_oid::ObjectIdentifier;
+use const_oid::db::rfc5280::ID_CE_SUBJECT_ALT_NAME;
 use der::Decode;
 use der::asn1::OctetString;
 use rustls_pki_types::ServerName;
 use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpStream;
-use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
@@ -44,26 +44,36 @@ fn tls(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemType::Tls, detail)
 }
 
-/// Checks the challenge certificate against the identifier and key authorization.
-fn check_certificate(
+/// Checks a tls-alpn-01 challenge certificate (DER) against the identifier and key
+/// authorization, as RFC 8737 §3 and RFC 8738 §6 require: exactly one subjectAltName naming
+/// the identifier, and one critical acmeIdentifier extension holding SHA-256 of the key
+/// authorization. Nothing else in the certificate is read (validity dates, issuer and
+/// signature are ignored, so zero dates pass). A pure function over untrusted input.
+pub fn check_challenge_certificate(
     der: &[u8],
     identifier: &Identifier,
     key_authorization: &str,
 ) -> Result<(), Problem> {
-    let cert = Certificate::from_der(der)
+    let cert = challenge_cert::parse(der)
         .map_err(|_| reject("The tls-alpn-01 challenge certificate could not be parsed"))?;
-    let tbs = cert.tbs_certificate();
 
-    let san = match tbs.get_extension::<SubjectAltName>() {
-        Ok(Some((_, san))) => san,
-        Ok(None) => {
+    let sans: Vec<_> = cert
+        .extensions
+        .iter()
+        .filter(|e| e.extn_id == ID_CE_SUBJECT_ALT_NAME)
+        .collect();
+    let san = match sans.as_slice() {
+        [one] => SubjectAltName::from_der(one.extn_value.as_bytes()).map_err(|_| {
+            reject("The tls-alpn-01 challenge certificate has a malformed subjectAltName extension")
+        })?,
+        [] => {
             return Err(reject(
                 "The tls-alpn-01 challenge certificate has no subjectAltName extension",
             ));
         }
-        Err(_) => {
+        _ => {
             return Err(reject(
-                "The tls-alpn-01 challenge certificate has a malformed or repeated subjectAltName extension",
+                "The tls-alpn-01 challenge certificate has more than one subjectAltName extension",
             ));
         }
     };
@@ -89,14 +99,11 @@ fn check_certificate(
         )));
     }
 
-    let exts: Vec<_> = tbs
-        .extensions()
-        .map(|e| {
-            e.iter()
-                .filter(|e| e.extn_id == ID_PE_ACME_IDENTIFIER)
-                .collect()
-        })
-        .unwrap_or_default();
+    let exts: Vec<_> = cert
+        .extensions
+        .iter()
+        .filter(|e| e.extn_id == ID_PE_ACME_IDENTIFIER)
+        .collect();
     let ext = match exts.as_slice() {
         [one] => *one,
         [] => {
@@ -135,24 +142,27 @@ impl Va {
         records: &mut Vec<ValidationRecord>,
     ) -> Result<(), Problem> {
         let port = self.config.tlsalpn01_port;
-        let (sni, addrs) = match identifier.typ {
-            IdentifierType::Dns => (
-                identifier.value.clone(),
-                self.dns.lookup_ips(&identifier.value).await?,
-            ),
+        let (sni, resolved, addrs) = match identifier.typ {
+            IdentifierType::Dns => {
+                let (resolved, permitted) = self.resolve_permitted(&identifier.value).await?;
+                (identifier.value.clone(), resolved, permitted)
+            }
             IdentifierType::Ip => {
                 let ip = identifier
                     .ip_addr()
                     .ok_or_else(|| Problem::malformed("invalid IP identifier"))?;
-                (reverse_dns_name(ip), vec![ip])
+                (reverse_dns_name(ip), vec![ip], vec![ip])
             }
         };
         records.push(ValidationRecord {
             hostname: Some(identifier.value.clone()),
             port: Some(port.to_string()),
-            addresses_resolved: addrs.iter().map(IpAddr::to_string).collect(),
+            addresses_resolved: resolved.iter().map(IpAddr::to_string).collect(),
             ..Default::default()
         });
+        for ip in &addrs {
+            self.check_address(*ip)?;
+        }
         let record = records.last_mut().ok_or_else(Problem::internal)?;
         let server_name = ServerName::try_from(sni.clone())
             .map_err(|_| Problem::malformed("the identifier is not a valid TLS server name"))?;
@@ -240,13 +250,46 @@ impl Va {
             .peer_certificates()
             .and_then(|c| c.first())
             .ok_or_else(|| tls("The server presented no certificate"))?;
-        check_certificate(leaf.as_ref(), identifier, key_authorization)
+        check_challenge_certificate(leaf.as_ref(), identifier, key_authorization)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{CertificateParams, CustomExtension, KeyPair, SanType};
+
+    fn challenge_cert(not_before_year: i32, key_auth: &str) -> Vec<u8> {
+        let mut p = CertificateParams::default();
+        p.subject_alt_names = vec![SanType::DnsName("example.com".try_into().unwrap())];
+        p.custom_extensions
+            .push(CustomExtension::new_acme_identifier(
+                &key_authorization_digest(key_auth),
+            ));
+        p.not_before = rcgen::date_time_ymd(not_before_year, 1, 1);
+        p.not_after = rcgen::date_time_ymd(not_before_year, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        p.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn zero_validity_dates_are_ignored() {
+        let id = Identifier::dns("example.com");
+        for year in [1, 1949, 1970, 2049, 9999] {
+            let der = challenge_cert(year, "k.a");
+            assert!(
+                check_challenge_certificate(&der, &id, "k.a").is_ok(),
+                "{year}"
+            );
+            let p = check_challenge_certificate(&der, &id, "k.b").unwrap_err();
+            assert!(
+                p.detail.contains("does not match the key authorization"),
+                "{year}"
+            );
+        }
+        let p = check_challenge_certificate(b"\x30\x03\x02\x01\x00", &id, "k.a").unwrap_err();
+        assert!(p.detail.contains("could not be parsed"));
+    }
 
     #[test]
     fn reverse_names() {

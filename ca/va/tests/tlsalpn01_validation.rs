@@ -219,3 +219,37 @@ async fn tlsalpn01_works_over_tls12_too() {
         assert_valid(&o);
     }
 }
+
+/// Challenge certificates with Go's zero time (year 1) as both validity dates, as the challenge
+/// servers of Pebble and Boulder make them: RFC 8737 puts no requirement on the dates, so the
+/// handshake (TLS 1.3 and 1.2) and the check succeed.
+#[tokio::test]
+async fn tlsalpn01_accepts_challenge_certificates_with_zero_validity_dates() {
+    let env = env().await;
+    let year_one = rcgen::date_time_ymd(1, 1, 1);
+    for versions in [rustls::DEFAULT_VERSIONS, &[&rustls::version::TLS12][..]] {
+        let mut params = challenge_params(
+            SanType::DnsName("example.com".try_into().unwrap()),
+            KEY_AUTH,
+        );
+        params.not_before = year_one;
+        params.not_after = year_one;
+        let port = custom_server_with(params, vec![ACME_TLS_1.to_vec()], versions).await;
+        let o = validate_against(&env, port, Identifier::dns("example.com")).await;
+        assert_valid(&o);
+    }
+    // The certificate is still checked: a wrong digest with zero dates is refused.
+    let mut params = challenge_params(
+        SanType::DnsName("example.com".try_into().unwrap()),
+        "another.key-authorization",
+    );
+    params.not_before = year_one;
+    params.not_after = year_one;
+    let port = custom_server(params, vec![ACME_TLS_1.to_vec()]).await;
+    let o = validate_against(&env, port, Identifier::dns("example.com")).await;
+    assert_problem(
+        &o,
+        ProblemType::Unauthorized,
+        "does not match the key authorization",
+    );
+}

@@ -30,6 +30,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     let thumbprint = jwk.thumbprint();
     if body.only_return_existing == Some(true) {
         let account = wfe.ra.get_account_by_key(&thumbprint).await?;
+        refuse_unusable(&account)?;
         return Ok(AcmeResponse::json(&render::account(&auth.base, &account))
             .location(render::account_url(&auth.base, &account)));
     }
@@ -58,6 +59,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
             remote_ip,
         })
         .await?;
+    refuse_unusable(&account)?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -66,6 +68,19 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     Ok(AcmeResponse::json(&render::account(&auth.base, &account))
         .status(status)
         .location(render::account_url(&auth.base, &account)))
+}
+
+/// newAccount for the key of a deactivated or revoked account is `unauthorized` (403), as
+/// Boulder and Pebble answer: the account can't be used, and a 200 would tell the client it can.
+fn refuse_unusable(account: &cairn_core::Account) -> Result<(), ProblemResponse> {
+    if account.status == AccountStatus::Valid {
+        return Ok(());
+    }
+    Err(Problem::unauthorized(format!(
+        "the account for this key is {}",
+        account.status.as_str()
+    ))
+    .into())
 }
 
 /// The `kid` of an EAB JWS, read from its protected header before the MAC can be checked.
@@ -114,6 +129,10 @@ pub(crate) async fn account(state: WfeState, Path(id): Path<String>, req: Reques
     Ok(AcmeResponse::json(&render::account(&auth.base, &account)).location(url))
 }
 
+/// The largest order-list offset a cursor may reach (a database OFFSET is a signed 64-bit
+/// integer; no account has this many orders).
+const MAX_ORDERS_OFFSET: u64 = 1 << 40;
+
 pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request) -> AcmeResult {
     let wfe = &state.0;
     let page: u64 = req
@@ -133,6 +152,13 @@ pub(crate) async fn orders(state: WfeState, Path(id): Path<String>, req: Request
         return Err(Problem::unauthorized("the request is signed by a different account").into());
     }
     let per_page = wfe.config.orders_per_page.max(1);
+    // The cursor is the client's: a page past any the database can offset to is malformed.
+    if page
+        .checked_mul(per_page)
+        .is_none_or(|offset| offset > MAX_ORDERS_OFFSET)
+    {
+        return Err(Problem::malformed("cursor is out of range").into());
+    }
     let (ids, more) = wfe.ra.list_orders(account, page, per_page).await?;
     let urls: Vec<String> = ids
         .iter()

@@ -6,6 +6,7 @@
 mod account;
 mod auth;
 mod certificate;
+mod client_ip;
 mod directory;
 mod nonce;
 mod order;
@@ -45,6 +46,9 @@ pub struct WfeConfig {
     pub website: Option<String>,
     /// Orders per page of the account's orders list.
     pub orders_per_page: u64,
+    /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed for the
+    /// client's address (per-IP rate limits). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for WfeConfig {
@@ -55,6 +59,7 @@ impl Default for WfeConfig {
             terms_of_service: Some("https://cairn.invalid/terms".into()),
             website: None,
             orders_per_page: 100,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -95,6 +100,11 @@ pub(crate) mod paths {
 
 /// Builds the ACME router over `ra`.
 pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
+    let trusted_proxies: Arc<[std::net::IpAddr]> = config
+        .trusted_proxies
+        .iter()
+        .map(|ip| ip.to_canonical())
+        .collect();
     let state = Arc::new(Wfe {
         ra,
         nonces: NonceService::new(Duration::from_secs(3600), 1 << 20),
@@ -125,11 +135,14 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
         .fallback(response::not_found)
         .method_not_allowed_fallback(response::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), acme_headers))
+        .layer(middleware::from_fn(move |req, next| {
+            client_ip::resolve(trusted_proxies.clone(), req, next)
+        }))
         .with_state(state)
 }
 
-/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (all but
-/// renewalInfo), the directory `Link`, no caching unless the handler chose otherwise; and counts
+/// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
+/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
 /// requests by endpoint and status.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -138,12 +151,11 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
-    // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce; Cairn puts one
-    // on every ACME response (so a client never needs an extra newNonce round trip), except
-    // renewal information (RFC 9773): unauthenticated, cacheable and hot, where nonces nobody
-    // redeems would crowd real ones out of the bounded store.
-    let wants_nonce = !endpoint.starts_with(paths::RENEWAL_INFO);
+    let method = method_label(req.method());
+    // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce: only those
+    // (and other non-GET requests, as Boulder) get one; the directory, renewal information and
+    // other GETs do not. Minting stores nothing (see `nonce`), so a flood cannot evict anyway.
+    let wants_nonce = req.method() != http::Method::GET || endpoint == paths::NEW_NONCE;
     let base = wfe.base_url(req.uri(), req.headers());
     let mut resp = next.run(req).await;
     let headers = resp.headers_mut();
@@ -157,11 +169,32 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     let status = resp.status().as_u16().to_string();
-    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method.to_string(), "status" => status)
+    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("cairn_http_request_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The metrics label of a request method: the methods of RFC 9110 by name, any other token
+/// (clients choose them freely) as `other`, so the label's values stay a fixed set.
+fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::HEAD, "HEAD"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::PATCH, "PATCH"),
+        (Method::TRACE, "TRACE"),
+        (Method::CONNECT, "CONNECT"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(m, _)| m == method)
+        .map_or("other", |(_, name)| name)
 }
 
 impl Wfe {

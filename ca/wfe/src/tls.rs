@@ -1,16 +1,12 @@
 //! The ACME API over HTTPS (RFC 8555 §6.1 requires TLS): the rustls configuration of the
 //! listener's certificate (aws-lc-rs; HTTP/2 and HTTP/1.1 by ALPN) and the accept loop that
-//! serves a router on it. Handlers see the peer's address as `ConnectInfo`, as they do over plain
+//! serves a router on it (the shared, bounded one of `cairn_listen`). Handlers see the peer's address as `ConnectInfo`, as they do over plain
 //! HTTP behind a TLS-terminating proxy, so the account's initial IP and rate limits work the
 //! same either way. A connection whose handshake fails is dropped without touching the others.
 
 use axum::Router;
-use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// A server configuration for the certificate chain `chain_der` (leaf first) and its PKCS #8
 /// private key.
@@ -33,47 +29,26 @@ pub fn server_config(
     Ok(config)
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes; connections in progress
-/// then finish on their own tasks.
+/// Serves `app` over TLS on `listener` within `limits` (handshake, header, body and idle
+/// timeouts, a connection cap: see `cairn_listen`) until `shutdown` completes; requests in flight
+/// then get [`cairn_listen::Limits::shutdown_grace`] to finish.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     server_config: Arc<rustls::ServerConfig>,
+    limits: cairn_listen::Limits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = app.map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.map(axum::body::Body::new)
-            });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(svc))
-                .await;
-        });
-    }
+    cairn_listen::Listener::new(listener, "acme", limits)
+        .with_tls(server_config)
+        .serve(app, shutdown)
+        .await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::extract::ConnectInfo;
     use axum::routing::get;
     use std::net::SocketAddr;
 
@@ -92,7 +67,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, Arc::new(config), async {
+        let limits = cairn_listen::Limits::default();
+        let server = tokio::spawn(serve(listener, app, Arc::new(config), limits, async {
             let _ = stopped.await;
         }));
 

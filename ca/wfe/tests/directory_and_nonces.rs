@@ -16,7 +16,10 @@ async fn the_directory_names_every_resource_and_the_ras_policy() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     assert_eq!(reply.header("cache-control"), Some("no-store"));
-    assert!(reply.header("replay-nonce").is_some());
+    assert!(
+        reply.header("replay-nonce").is_none(),
+        "a GET other than newNonce mints no nonce"
+    );
     let dir = reply.json();
     for (field, path) in [
         ("newNonce", "/acme/new-nonce"),
@@ -113,4 +116,54 @@ async fn unknown_paths_and_methods_get_problem_documents() {
     let wrong = acme.request(Method::GET, "/acme/new-order").await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.problem_type(), "urn:ietf:params:acme:error:malformed");
+}
+
+#[test]
+fn request_metrics_label_unknown_methods_as_other() {
+    // A recorder of this test's own, so the label values it sees are only these requests'.
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            let acme = Acme::new();
+            for m in ["BREW", "XYZZY-1", "GET", "HEAD"] {
+                let method = Method::from_bytes(m.as_bytes()).unwrap();
+                acme.request(method, "/directory").await;
+            }
+        })
+    });
+    let text = handle.render();
+    assert!(text.contains("method=\"other\""), "{text}");
+    assert!(text.contains("method=\"GET\""), "{text}");
+    assert!(text.contains("method=\"HEAD\""), "{text}");
+    assert!(!text.contains("BREW") && !text.contains("XYZZY"), "{text}");
+}
+
+/// Issue 14, finding 12: unauthenticated requests (newNonce, the directory, unknown paths) in
+/// any number leave an outstanding nonce usable: minting stores nothing.
+#[tokio::test]
+async fn a_flood_of_unauthenticated_requests_leaves_an_issued_nonce_usable() {
+    let acme = Acme::new();
+    let client = Client::new();
+    let nonce = acme.nonce().await;
+    for i in 0..600 {
+        let (method, path) = match i % 3 {
+            0 => (Method::HEAD, "/acme/new-nonce"),
+            1 => (Method::GET, "/directory"),
+            _ => (Method::GET, "/nope"),
+        };
+        acme.request(method, path).await;
+    }
+    let url = format!("{BASE}/acme/new-acct");
+    let reply = acme
+        .post_raw(
+            "/acme/new-acct",
+            client.sign(&url, &nonce, Some(&json!({"termsOfServiceAgreed": true}))),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
 }

@@ -251,3 +251,24 @@ async fn an_unsupported_identifier_type_is_refused_before_the_ra() {
         "urn:ietf:params:acme:error:unsupportedIdentifier"
     );
 }
+
+/// Issue 14, finding 12: the orders list's `cursor` is the client's number; one whose offset
+/// overflows (or exceeds what a database can offset) is `malformed`, never a panic or a 500.
+#[tokio::test]
+async fn an_order_list_cursor_that_would_overflow_is_malformed() {
+    let acme = Acme::new();
+    let mut client = Client::new();
+    acme.new_account(&mut client).await;
+    let orders = format!("{}/orders", client.kid.clone().unwrap());
+    for cursor in [u64::MAX, u64::MAX / 2, 1 << 62] {
+        let reply = acme
+            .post(&client, &format!("{orders}?cursor={cursor}"), None)
+            .await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "cursor={cursor}");
+        assert_eq!(reply.problem_type(), "urn:ietf:params:acme:error:malformed");
+    }
+    let first = acme
+        .post(&client, &format!("{orders}?cursor=0"), None)
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+}

@@ -4,7 +4,7 @@ use crate::key::{KeyAlgorithm, KeyError};
 use crate::parse::ip_from_octets;
 use aws_lc_rs::signature::UnparsedPublicKey;
 use cairn_core::{Identifier, IdentifierError};
-use cairn_pki::verification_algorithm;
+use cairn_pki::{RsaPublicKey, verification_algorithm};
 use const_oid::AssociatedOid;
 use const_oid::db::rfc5912::ID_EXTENSION_REQ;
 use der::asn1::{AnyRef, BitStringRef};
@@ -15,6 +15,10 @@ use x509_cert::ext::Extension;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::request::CertReqInfo;
+
+/// id-pe-tlsfeature (RFC 7633 §6).
+const ID_PE_TLS_FEATURE: const_oid::ObjectIdentifier =
+    const_oid::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.24");
 
 /// The most names (SAN entries plus a common name) a CSR may request.
 pub const MAX_CSR_NAMES: usize = 100;
@@ -45,6 +49,12 @@ pub enum CsrError {
     /// The self-signature does not verify with the CSR's own public key.
     #[error("CSR signature is invalid")]
     BadSignature,
+    /// The CSR asks for the TLS Feature extension (RFC 7633, "OCSP must-staple"), which the CA
+    /// does not put in certificates; issuing without it would silently drop what was asked.
+    #[error(
+        "CSR requests the TLS Feature (OCSP must-staple) extension, which this CA does not issue; request a certificate without it"
+    )]
+    MustStapleUnsupported,
     /// The CSR asks for names of a kind the CA does not issue (email, URI, ...).
     #[error("CSR requests an unsupported name type: {0}")]
     UnsupportedName(String),
@@ -132,6 +142,12 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         .subject_public_key
         .as_bytes()
         .ok_or_else(|| CsrError::Malformed("public key bit string has unused bits".to_string()))?;
+    if key_algorithm.is_rsa() {
+        // BR §6.1.1.3: weak RSA keys are refused (small factors, close primes, ROCA).
+        let rsa = RsaPublicKey::from_der(key_bits).map_err(malformed)?;
+        cairn_pki::check_rsa_modulus(rsa.modulus.as_bytes())
+            .map_err(|e| CsrError::UnsupportedKey(KeyError::UnsupportedKey(e.to_string())))?;
+    }
     let verify_alg = verification_algorithm(key_algorithm, &raw.algorithm)
         .ok_or_else(|| CsrError::UnsupportedSignatureAlgorithm(raw.algorithm.oid.to_string()))?;
     let sig = raw.signature.as_bytes().ok_or(CsrError::BadSignature)?;
@@ -156,6 +172,9 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         seen_ext_req = true;
         for value in attr.values.iter() {
             let exts: Vec<Extension> = value.decode_as().map_err(malformed)?;
+            if exts.iter().any(|e| e.extn_id == ID_PE_TLS_FEATURE) {
+                return Err(CsrError::MustStapleUnsupported);
+            }
             let mut seen_san = false;
             for ext in exts.iter().filter(|e| e.extn_id == SubjectAltName::OID) {
                 if seen_san {

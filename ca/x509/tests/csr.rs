@@ -217,3 +217,70 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn a_csr_asking_for_must_staple_is_refused() {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = CertificateParams::new(vec!["staple.cairn-ca.net".to_string()]).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    // TLSFeature ::= SEQUENCE OF INTEGER; status_request (5) is OCSP must-staple.
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::from_oid_content(
+            &[1, 3, 6, 1, 5, 5, 7, 1, 24],
+            vec![0x30, 0x03, 0x02, 0x01, 0x05],
+        ));
+    let der = params.serialize_request(&key).unwrap().der().to_vec();
+    let err = parse_csr(&der).unwrap_err();
+    assert_eq!(err, CsrError::MustStapleUnsupported);
+    assert!(err.to_string().contains("must-staple"), "{err}");
+    // The same CSR without it is fine.
+    assert!(parse_csr(&csr_with(&key, &["staple.cairn-ca.net"], None)).is_ok());
+}
+
+/// `n` moved down by 2 (staying odd) until 3 divides it: a modulus with a small prime factor.
+fn with_factor_three(mut n: Vec<u8>) -> Vec<u8> {
+    let mod3 = |n: &[u8]| n.iter().fold(0u32, |r, b| ((r << 8) | u32::from(*b)) % 3);
+    while mod3(&n) != 0 {
+        let mut borrow = 2u16;
+        for byte in n.iter_mut().rev() {
+            let v = u16::from(*byte);
+            if v >= borrow {
+                *byte = (v - borrow) as u8;
+                break;
+            }
+            *byte = (v + 256 - borrow) as u8;
+            borrow = 1;
+        }
+    }
+    n
+}
+
+/// Issue 14, finding 7: a CSR whose RSA key is weak (here: a modulus divisible by 3) is refused
+/// for its key, before its signature is even looked at.
+#[test]
+fn weak_rsa_keys_are_refused() {
+    use x509_cert::request::CertReq;
+    let der = csr_with(
+        &rsa_key(aws_lc_rs::rsa::KeySize::Rsa2048),
+        &["weak.example.com"],
+        None,
+    );
+    let mut req = CertReq::from_der(&der).unwrap();
+    let bits = req.info.public_key.subject_public_key.raw_bytes().to_vec();
+    let rsa = cairn_pki::RsaPublicKey::from_der(&bits).unwrap();
+    let weak_n = with_factor_three(rsa.modulus.as_bytes().to_vec());
+    let e = rsa.public_exponent.as_bytes().to_vec();
+    let weak = cairn_pki::RsaPublicKey {
+        modulus: der::asn1::UintRef::new(&weak_n).unwrap(),
+        public_exponent: der::asn1::UintRef::new(&e).unwrap(),
+    }
+    .to_der()
+    .unwrap();
+    req.info.public_key.subject_public_key = der::asn1::BitString::from_bytes(&weak).unwrap();
+    let err = parse_csr(&req.to_der().unwrap()).unwrap_err();
+    assert!(
+        matches!(&err, CsrError::UnsupportedKey(_)) && err.to_string().contains("small prime"),
+        "{err}"
+    );
+}

@@ -240,7 +240,7 @@ mod tests {
             store.get_checkpoint("log").await.unwrap().as_deref(),
             Some("c1")
         );
-        if let Ok(url) = std::env::var("CAIRN_TEST_POSTGRES_URL") {
+        if let Some(url) = cairn_test_services::postgres_url() {
             let pg = LockStore::connect(&url).await.unwrap();
             let name = format!("test-{}", std::process::id());
             pg.create_checkpoint(&name, "c0").await.unwrap();

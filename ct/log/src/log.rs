@@ -72,6 +72,20 @@ pub enum RecoveryError {
     /// Signing the initial checkpoint failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The lock store has no checkpoint for this log, yet its storage already holds a tree.
+    /// Starting a new tree there would fork the log (and overwrite tiles that monitors and
+    /// SCT holders rely on), so the log refuses to start.
+    #[error(
+        "the lock store has no checkpoint for log {name}, but its storage already holds {found}; \
+         refusing to start a new tree over it: restore the lock database (lock_db, or lock.db \
+         in the data folder) or point the log at an empty data folder"
+    )]
+    LockStoreEmpty {
+        /// The log's name.
+        name: String,
+        /// What the storage holds (a checkpoint of some size, or tiles).
+        found: String,
+    },
 }
 
 /// Why a submission did not get an SCT.
@@ -340,6 +354,36 @@ impl CtLog {
     }
 
     /// Stops the sequencer after its current cycle; pending submissions get `Unavailable`.
+    /// Readiness: the log runs, its lock store answers with its checkpoint, and its storage
+    /// holds the published checkpoint; `Err` says which is not so.
+    pub async fn check_ready(&self) -> Result<(), String> {
+        let running = self
+            .task
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|t| !t.is_finished()))
+            .unwrap_or(false);
+        if !running {
+            return Err("the sequencer is not running".into());
+        }
+        match self
+            .inner
+            .lock
+            .get_checkpoint(&self.inner.config.name)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("the lock store has no checkpoint".into()),
+            Err(_) => return Err("the lock store does not answer".into()),
+        }
+        let storage = self.inner.storage.clone();
+        match tokio::task::spawn_blocking(move || storage.exists("checkpoint")).await {
+            Ok(Ok(true)) => Ok(()),
+            Ok(Ok(false)) => Err("storage has no checkpoint".into()),
+            _ => Err("storage does not answer".into()),
+        }
+    }
+
+    /// Stops the sequencer and closes the lock store.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
         let task = self.task.lock().ok().and_then(|mut t| t.take());
@@ -453,6 +497,40 @@ async fn blocking_put(
         .map_err(|_| std::io::Error::other("storage task failed"))?
 }
 
+/// With no checkpoint in the lock store, the log may start a new tree only if its storage holds
+/// none: no published checkpoint beyond size 0 and no tiles. A lost or wrongly configured lock
+/// database must stop the log rather than restart it at size 0.
+async fn refuse_if_storage_holds_a_tree(inner: &Inner) -> Result<(), RecoveryError> {
+    let storage = inner.storage.clone();
+    let (checkpoint, tiles) = tokio::task::spawn_blocking(move || {
+        Ok::<_, std::io::Error>((storage.get("checkpoint")?, storage.any_under("tile")?))
+    })
+    .await
+    .map_err(|_| std::io::Error::other("storage task failed"))??;
+    let found = match checkpoint {
+        Some(note) => {
+            let note = String::from_utf8_lossy(&note);
+            match verify_checkpoint(&note, &inner.origin, inner.key.spki_der()) {
+                Ok(signed) if signed.checkpoint.size == 0 => None,
+                Ok(signed) => Some(format!(
+                    "a checkpoint of {} entries",
+                    signed.checkpoint.size
+                )),
+                Err(_) => Some("a checkpoint that does not verify with this log's key".into()),
+            }
+        }
+        None => None,
+    };
+    let found = found.or_else(|| tiles.then(|| "tiles".to_owned()));
+    match found {
+        Some(found) => Err(RecoveryError::LockStoreEmpty {
+            name: inner.config.name.clone(),
+            found,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Rebuilds the right edge of the tree from the lock store's checkpoint and the stored tiles,
 /// and republishes that checkpoint. Anything stored beyond it is ignored (and will be
 /// overwritten as new entries are sequenced).
@@ -461,6 +539,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
     let note = match inner.lock.get_checkpoint(name).await? {
         Some(note) => note,
         None => {
+            refuse_if_storage_holds_a_tree(inner).await?;
             let cp = Checkpoint {
                 origin: inner.origin.clone(),
                 size: 0,

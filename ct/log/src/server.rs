@@ -1,9 +1,11 @@
 //! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
-//! prefix's path, plus `/health`.
+//! prefix's path, plus `/health` (= `/health/ready`: 503 naming each log that is not ready) and
+//! `/health/live` (200 while the process serves).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use std::net::SocketAddr;
 use tokio::sync::watch;
@@ -32,6 +34,27 @@ pub enum ServerError {
     },
 }
 
+/// 200 `ready` when every log is, else 503 naming those that are not and why.
+async fn readiness(logs: &[CtLog]) -> (StatusCode, String) {
+    let mut failed = Vec::new();
+    for log in logs {
+        let check = tokio::time::timeout(std::time::Duration::from_secs(2), log.check_ready());
+        match check.await {
+            Ok(Ok(())) => {}
+            Ok(Err(reason)) => failed.push(format!("{}: {reason}", log.name())),
+            Err(_) => failed.push(format!("{}: no answer within 2s", log.name())),
+        }
+    }
+    if failed.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", failed.join("; ")),
+        )
+    }
+}
+
 /// Running logs and their listener.
 #[derive(Debug)]
 pub struct CtServer {
@@ -42,8 +65,17 @@ pub struct CtServer {
 }
 
 impl CtServer {
-    /// Starts every log of `config` and serves them on `config.listen`.
+    /// Starts every log of `config` and serves them on `config.listen` with the default
+    /// connection bounds.
     pub async fn start(config: &CtConfig) -> Result<CtServer, ServerError> {
+        Self::start_with_limits(config, cairn_listen::Limits::default()).await
+    }
+
+    /// [`CtServer::start`] with the listener's connection bounds (timeouts, connection cap).
+    pub async fn start_with_limits(
+        config: &CtConfig,
+        limits: cairn_listen::Limits,
+    ) -> Result<CtServer, ServerError> {
         let mut logs: Vec<CtLog> = Vec::new();
         for cfg in &config.logs {
             match CtLog::start(cfg.clone()).await {
@@ -59,7 +91,17 @@ impl CtServer {
                 }
             }
         }
-        let mut app = Router::new().route("/health", get(|| async { "ok\n" }));
+        let ready = {
+            let logs = logs.clone();
+            move || {
+                let logs = logs.clone();
+                async move { readiness(&logs).await }
+            }
+        };
+        let mut app = Router::new()
+            .route("/health", get(ready.clone()))
+            .route("/health/ready", get(ready))
+            .route("/health/live", get(|| async { "live\n" }));
         for log in &logs {
             let path = log.config().mount_path();
             app = if path.is_empty() {
@@ -81,16 +123,12 @@ impl CtServer {
                 source,
             })?;
         let (stop, mut stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let res = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_rx.changed().await;
-                })
-                .await;
-            if let Err(e) = res {
-                tracing::error!(error = %e, "CT listener stopped");
-            }
-        });
+        let task = tokio::spawn(cairn_listen::Listener::new(listener, "ct", limits).serve(
+            app,
+            async move {
+                let _ = stop_rx.changed().await;
+            },
+        ));
         Ok(CtServer {
             logs,
             addr,

@@ -17,6 +17,8 @@ pub trait Storage: Send + Sync + 'static {
     fn get(&self, key: &str) -> std::io::Result<Option<Vec<u8>>>;
     /// True if the file exists.
     fn exists(&self, key: &str) -> std::io::Result<bool>;
+    /// True if any file's key starts with `prefix/` (e.g. `tile`: the log has written tiles).
+    fn any_under(&self, prefix: &str) -> std::io::Result<bool>;
 }
 
 /// Files under a root directory.
@@ -148,6 +150,25 @@ impl Storage for FsStorage {
     fn exists(&self, key: &str) -> std::io::Result<bool> {
         self.path(key)?.try_exists()
     }
+
+    fn any_under(&self, prefix: &str) -> std::io::Result<bool> {
+        fn any_file(dir: &Path) -> std::io::Result<bool> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                if kind.is_file() || (kind.is_dir() && any_file(&entry.path())?) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
+        any_file(&self.path(prefix)?)
+    }
 }
 
 #[cfg(test)]
@@ -172,5 +193,10 @@ mod tests {
         for bad in ["../x", "a//b", "", "/etc/passwd", "a/./b"] {
             assert!(s.get(bad).is_err(), "{bad}");
         }
+        assert!(s.any_under("tile").unwrap());
+        assert!(s.any_under("tile/0").unwrap());
+        assert!(!s.any_under("issuer").unwrap());
+        std::fs::create_dir_all(dir.path().join("empty/sub")).unwrap();
+        assert!(!s.any_under("empty").unwrap());
     }
 }

@@ -348,3 +348,35 @@ async fn concurrent_duplicates_all_get_the_original_entry() {
     assert_eq!(log.tree_size(), 1, "one entry");
     log.shutdown().await;
 }
+
+#[tokio::test]
+async fn health_is_ready_while_every_log_runs_and_live_throughout() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+        .await
+        .unwrap();
+    // Health is on the listener, outside the logs' prefixes.
+    let base = format!("http://{}", server.local_addr());
+    let c = client();
+    let get = |path: &'static str| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            let r = c.get(format!("{base}{path}")).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/health").await, (200, "ready\n".into()));
+    assert_eq!(get("/health/ready").await.0, 200);
+    assert_eq!(get("/health/live").await.0, 200);
+
+    // The log stops (its sequencer ends, its lock store closes) while the listener serves.
+    server.logs()[0].shutdown().await;
+    let (status, body) = get("/health").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(server.logs()[0].name()), "{body}");
+    assert_eq!(get("/health/ready").await.0, 503);
+    assert_eq!(get("/health/live").await.0, 200);
+    server.shutdown().await;
+}

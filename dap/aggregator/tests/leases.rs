@@ -21,7 +21,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio::task::JoinSet;
 
-const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
 const LEASE: u64 = 10;
 
 #[derive(Clone, Copy, Debug)]
@@ -58,11 +57,7 @@ async fn datastore(backend: Backend) -> Option<(Datastore, TaskId, Place)> {
     let url = match backend {
         Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("d.db").display()),
         Backend::Postgres => {
-            let Ok(base) = std::env::var(PG_ENV) else {
-                assert!(std::env::var_os("CI").is_none(), "CI needs {PG_ENV}");
-                println!("skipped: {PG_ENV} not set");
-                return None;
-            };
+            let base = cairn_test_services::postgres_url()?;
             use sqlx::{AssertSqlSafe, Connection};
             let schema = format!(
                 "dap_leases_{}_{:x}",

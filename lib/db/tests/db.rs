@@ -8,8 +8,6 @@
 use cairn_db::{Conn, Db, DbError, Dialect, Migrations, Schema, on_conn, on_read, on_write};
 use sqlx::{AssertSqlSafe, Connection};
 
-const PG_ENV: &str = "CAIRN_TEST_POSTGRES_URL";
-
 static SCHEMA: Schema = Schema {
     name: "test",
     migrations: Migrations::Idempotent(&[
@@ -80,11 +78,7 @@ async fn sqlite() -> Place {
 
 /// `None` when PostgreSQL is not configured (outside CI).
 async fn postgres() -> Option<Place> {
-    let Ok(base) = std::env::var(PG_ENV) else {
-        assert!(std::env::var_os("CI").is_none(), "CI needs {PG_ENV}");
-        println!("skipped: {PG_ENV} not set");
-        return None;
-    };
+    let base = cairn_test_services::postgres_url()?;
     let schema = format!(
         "cairn_db_{}_{:x}",
         std::process::id(),

@@ -224,8 +224,10 @@ impl RunState {
 
     fn names(&self, kind: FlowKind) -> Vec<String> {
         let mut r = [0u8; 8];
-        // SystemRandom only fails if the OS has no randomness, when nothing else works either.
-        let _ = aws_lc_rs::rand::fill(&mut r);
+        // Without randomness every run would ask for the same names: stop instead.
+        if aws_lc_rs::rand::fill(&mut r).is_err() {
+            panic!("the system random number generator failed");
+        }
         let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
         let domain = format!("lg{hex}.{}", self.cfg.domain_suffix);
         match kind {

@@ -818,6 +818,28 @@ impl StorageAuthority for MemoryStorage {
         }
     }
 
+    async fn reserve_replacement(
+        &self,
+        serial: &Serial,
+        expected: Option<&OrderId>,
+        by: &OrderId,
+    ) -> SaResult<()> {
+        let mut st = self.lock();
+        if !st.orders.contains_key(by) {
+            return Err(SaError::Database(Box::new(ForeignKeyViolation(
+                "certificates.replaced_by",
+            ))));
+        }
+        match st.certificates.get_mut(serial) {
+            None => Err(SaError::NotFound),
+            Some(c) if c.replaced_by.as_ref() == expected => {
+                c.replaced_by = Some(by.clone());
+                Ok(())
+            }
+            Some(_) => Err(SaError::Conflict("certificate already has a replacement")),
+        }
+    }
+
     // ---- revocation status ----
 
     async fn get_certificates(

@@ -68,13 +68,25 @@ impl Ca {
         )
     }
 
+    /// An RA with the default policy and rate limits `limits`.
+    pub(crate) fn with_limits(limits: RateLimitConfig) -> Ca {
+        Ca::build_with_limits(RaConfig::default(), None, &limits)
+    }
+
     fn build(config: RaConfig, ct: Option<Arc<FakeCt>>) -> Ca {
+        Ca::build_with_limits(config, ct, &RateLimitConfig::default())
+    }
+
+    fn build_with_limits(
+        config: RaConfig,
+        ct: Option<Arc<FakeCt>>,
+        limits: &RateLimitConfig,
+    ) -> Ca {
         let clock = Arc::new(FixedClock::new(T0));
         let sa = MemoryStorage::new();
         let va = Arc::new(ScriptedValidation::new());
         let issuer = Arc::new(FakeIssuer::new(T0).unwrap());
-        let limiter =
-            RateLimiter::new(&RateLimitConfig::default(), Arc::new(MemoryStore::new())).unwrap();
+        let limiter = RateLimiter::new(limits, Arc::new(MemoryStore::new())).unwrap();
         let ra = Ra::new_with_ct(
             Arc::new(sa.clone()) as Arc<dyn StorageAuthority>,
             va.clone() as Arc<dyn ValidationAuthority>,
@@ -107,7 +119,7 @@ impl Ca {
             .new_account(NewAccountRequest {
                 jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "thumbprint": thumbprint}),
                 thumbprint,
-                contact: vec!["mailto:admin@example.com".into()],
+                contact: vec!["mailto:admin@cairn-ca.net".into()],
                 terms_of_service_agreed: true,
                 eab_key_id: None,
                 remote_ip: None,

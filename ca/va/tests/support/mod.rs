@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
-use cairn_core::{ChallengeType, Identifier, ProblemType};
+use cairn_core::{AddressPolicy, ChallengeType, Identifier, ProblemType};
 use cairn_va::{Va, VaConfig, ValidationAuthority, ValidationOutcome, ValidationRequest};
 use std::time::Duration;
 
@@ -33,6 +33,9 @@ pub(crate) fn va_for(srv: &ChallTestSrvHandle, adjust: impl FnOnce(&mut VaConfig
         tlsalpn01_port: srv.tlsalpn01_addr().unwrap().port(),
         timeout: Duration::from_secs(5),
         user_agent: "cairn-va-test".into(),
+        // The challenge test server answers 127.0.0.1: a private-PKI set-up. Tests of the
+        // public-CA default set `AddressPolicy::PublicOnly`.
+        address_policy: AddressPolicy::AllowPrivate,
     };
     adjust(&mut cfg);
     Va::new(cfg).unwrap()

@@ -211,7 +211,7 @@ impl Acme {
             .post(
                 client,
                 &format!("{BASE}/acme/new-acct"),
-                Some(&json!({"termsOfServiceAgreed": true, "contact": ["mailto:a@example.com"]})),
+                Some(&json!({"termsOfServiceAgreed": true, "contact": ["mailto:a@cairn-ca.net"]})),
             )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.json());
