@@ -4,7 +4,10 @@
 //! Crash safety: the order turns `processing` together with its stored CSR; the serial is
 //! reserved before signing; the certificate and the order's move to `valid` are one transaction.
 //! So a crash leaves either a `processing` order with its CSR (resumed at start-up) or a `valid`
-//! order with its certificate, never a `valid` order without one.
+//! order with its certificate, never a `valid` order without one. With CT, the precertificate
+//! is stored before any log sees it (so its serial is known to OCSP and CRLs and revocable even
+//! if nothing else is), a resumed order reuses it and its serial, and the final certificate goes
+//! to the logs only after it is stored.
 
 use crate::{Ra, internal, sa_problem};
 use cairn_api::{CtSubmitter, IssueRequest, IssuedCertificate, OrderView};

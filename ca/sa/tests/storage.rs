@@ -164,6 +164,7 @@ storage_tests!(
     revocation_status,
     crls_are_stored_with_increasing_numbers,
     blocked_keys,
+    precertificates_are_issued_serials,
 );
 
 // ---- fixtures ----
@@ -1016,6 +1017,56 @@ async fn order_processing_cas(sa: &Sa) {
         !sa.set_order_processing(&OrderId::random(), b"csr", &Serial::random(), T0)
             .await
             .unwrap()
+    );
+}
+
+/// Issue 14, finding 3: a stored precertificate is an issued serial (revocation status, the
+/// CRL, an operator's selection) but not a certificate; the final certificate replaces it and
+/// keeps its revocation.
+async fn precertificates_are_issued_serials(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["pre.example.com"]).await;
+    let mut pre = certificate(&o, T0);
+    pre.der = b"precertificate".to_vec();
+    // Only while the order is processing.
+    assert_conflict(sa.add_precertificate(&pre).await);
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &pre.serial, T0)
+            .await
+            .unwrap()
+    );
+    sa.add_precertificate(&pre).await.unwrap();
+    assert_conflict(sa.add_precertificate(&pre).await);
+    assert_eq!(sa.get_issued(&pre.serial).await.unwrap(), pre);
+    assert_not_found(sa.get_certificate(&pre.serial).await);
+    assert_eq!(
+        sa.get_order_precertificate(&o.id).await.unwrap(),
+        Some(pre.clone())
+    );
+    // Revocable, and on the CRL.
+    let revocation = Revocation {
+        revoked_at: T0,
+        reason: RevocationReason::Superseded,
+    };
+    sa.revoke_certificate(&pre.serial, &revocation)
+        .await
+        .unwrap();
+    let entries = sa
+        .get_revoked_certificates(&pre.issuer_id, T0)
+        .await
+        .unwrap();
+    assert!(entries.iter().any(|e| e.serial == pre.serial));
+    // The final certificate takes its place, still revoked.
+    let mut fin = pre.clone();
+    fin.der = b"final certificate".to_vec();
+    sa.finalize_order(&fin).await.unwrap();
+    let stored = sa.get_certificate(&pre.serial).await.unwrap();
+    assert_eq!(stored.der, fin.der);
+    assert_eq!(stored.revocation, Some(revocation));
+    assert_eq!(sa.get_order_precertificate(&o.id).await.unwrap(), None);
+    assert_eq!(
+        sa.get_order(&o.id).await.unwrap().certificate_serial,
+        Some(pre.serial.clone())
     );
 }
 

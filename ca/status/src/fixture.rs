@@ -52,6 +52,22 @@ impl Parts {
         crl_shard: u32,
         revocation: Option<Revocation>,
     ) -> Serial {
+        self.store_as(serial_hex, crl_shard, revocation, false)
+            .await
+    }
+
+    /// Stores a precertificate whose final certificate never was (issue 14, finding 3).
+    pub(crate) async fn store_precertificate(&self, serial_hex: &str) -> Serial {
+        self.store_as(serial_hex, 0, None, true).await
+    }
+
+    async fn store_as(
+        &self,
+        serial_hex: &str,
+        crl_shard: u32,
+        revocation: Option<Revocation>,
+        precertificate: bool,
+    ) -> Serial {
         let order = Order {
             id: OrderId(format!("order-{serial_hex}")),
             account_id: AccountId("acct".into()),
@@ -70,24 +86,26 @@ impl Parts {
         };
         self.sa.new_order_and_authzs(&order, &[]).await.unwrap();
         let serial = Serial(serial_hex.into());
-        self.sa
-            .finalize_order(&Certificate {
-                serial: serial.clone(),
-                account_id: order.account_id.clone(),
-                order_id: order.id,
-                der: vec![0],
-                issuer_id: self.issuer_id(),
-                identifiers: Vec::new(),
-                not_before: now() - time::Duration::days(1),
-                not_after: now() + time::Duration::days(89),
-                spki_sha256: "key".into(),
-                revocation,
-                renew_by: None,
-                replaced_by: None,
-                crl_shard,
-            })
-            .await
-            .unwrap();
+        let cert = Certificate {
+            serial: serial.clone(),
+            account_id: order.account_id.clone(),
+            order_id: order.id,
+            der: vec![0],
+            issuer_id: self.issuer_id(),
+            identifiers: Vec::new(),
+            not_before: now() - time::Duration::days(1),
+            not_after: now() + time::Duration::days(89),
+            spki_sha256: "key".into(),
+            revocation,
+            renew_by: None,
+            replaced_by: None,
+            crl_shard,
+        };
+        if precertificate {
+            self.sa.add_precertificate(&cert).await.unwrap();
+        } else {
+            self.sa.finalize_order(&cert).await.unwrap();
+        }
         serial
     }
 

@@ -430,6 +430,31 @@ mod tests {
         matches!(status, Some(CertStatusAsn1::Revoked(_)))
     }
 
+    /// Issue 14, finding 3: a serial whose precertificate a CT log may have seen, with no final
+    /// certificate stored, is good (not unknown), and revoked once revoked.
+    #[tokio::test]
+    async fn a_precertificate_only_serial_is_good_then_revoked() {
+        let parts = Parts::new().await;
+        let pre = parts.store_precertificate("1b01").await;
+        let first = responder(&parts).await;
+        let answer = first.respond(&request_for(&parts, &pre)).await;
+        assert!(is_good(&read(&answer).1));
+        parts
+            .sa
+            .revoke_certificate(
+                &pre,
+                &Revocation {
+                    revoked_at: now() - Duration::hours(1),
+                    reason: RevocationReason::Superseded,
+                },
+            )
+            .await
+            .unwrap();
+        let fresh = responder(&parts).await;
+        let answer = fresh.respond(&request_for(&parts, &pre)).await;
+        assert!(is_revoked(&read(&answer).1));
+    }
+
     #[tokio::test]
     async fn good_revoked_and_unknown_come_from_storage_and_are_cached() {
         let parts = Parts::new().await;
