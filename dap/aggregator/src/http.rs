@@ -106,6 +106,11 @@ fn body_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) 
     resp
 }
 
+/// Adds `Location`. Every location the aggregator sends is a relative reference (RFC 3986
+/// §4.2) that the peer resolves against the URL of its own request (RFC 9110 §10.2.2): a POST
+/// to `{prefix}/tasks/{task}/collection_jobs` is answered with `collection_jobs/{job}`. So the
+/// aggregator needs no knowledge of its public URL, and a path prefix added by a reverse proxy
+/// in front of it (stripped or not) is kept, which a root-relative `/tasks/...` would lose.
 fn with_location(mut resp: Response, location: String) -> Response {
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -171,16 +176,29 @@ async fn aggregation_job_id(
     }
 }
 
+/// Which URL a request about an aggregation job was sent to, so that `Location` can be
+/// relative to it.
+#[derive(Clone, Copy)]
+enum AggregationJobUrl {
+    /// `{prefix}/tasks/{task}/aggregation_jobs` (creation).
+    Collection,
+    /// `{prefix}/tasks/{task}/aggregation_jobs/{job}`.
+    Job,
+}
+
 /// The answer about an aggregation job: its `AggregationJobResp`, or — while the helper is
 /// still preparing it — an empty body with `Retry-After` and the `Location` to poll (with
 /// `step=0`, DAP-18 §4.5.3.2).
 fn aggregation_job_response(
     status: StatusCode,
-    task_id: &TaskId,
+    request_url: AggregationJobUrl,
     job_id: &AggregationJobId,
     answer: AggregationJobAnswer,
 ) -> Response {
-    let location = format!("/tasks/{task_id}/aggregation_jobs/{job_id}");
+    let location = match request_url {
+        AggregationJobUrl::Collection => format!("aggregation_jobs/{job_id}"),
+        AggregationJobUrl::Job => job_id.to_string(),
+    };
     match answer {
         AggregationJobAnswer::Ready(body) => with_location(
             body_response(status, media_type::AGGREGATION_JOB_RESP, body),
@@ -210,7 +228,7 @@ async fn aggregation_job_init(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::CREATED,
-        &task_id,
+        AggregationJobUrl::Collection,
         &job_id,
         answer,
     ))
@@ -240,7 +258,7 @@ async fn get_aggregation_job(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::OK,
-        &task_id,
+        AggregationJobUrl::Job,
         &job_id,
         answer,
     ))
@@ -260,7 +278,7 @@ async fn aggregation_job_continue(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::OK,
-        &task_id,
+        AggregationJobUrl::Job,
         &job_id,
         answer,
     ))
@@ -292,10 +310,7 @@ async fn aggregate_share(
         .await?;
     Ok(with_location(
         body_response(StatusCode::CREATED, media_type::AGGREGATE_SHARE, resp),
-        format!(
-            "/tasks/{task_id}/aggregate_shares/{}",
-            URL_SAFE_NO_PAD.encode(share_id)
-        ),
+        format!("aggregate_shares/{}", URL_SAFE_NO_PAD.encode(share_id)),
     ))
 }
 
@@ -312,7 +327,7 @@ async fn create_collection_job(
         .await?;
     let mut resp = with_location(
         StatusCode::CREATED.into_response(),
-        format!("/tasks/{task_id}/collection_jobs/{job_id}"),
+        format!("collection_jobs/{job_id}"),
     );
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

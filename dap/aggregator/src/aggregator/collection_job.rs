@@ -53,7 +53,7 @@ fn status_of(job: CollectionJob) -> Result<CollectionJobStatus, Error> {
 
 impl Aggregator {
     /// Handles a `CollectionJobReq`: validates it and creates the job (or finds the identical
-    /// existing one). The job is then driven by [`Aggregator::run_collection_jobs_once`].
+    /// existing one, DAP-18 §4.6.1: byte-identical requests name the same live job). The job is then driven by [`Aggregator::run_collection_jobs_once`].
     pub async fn handle_create_collection_job(
         &self,
         task_id: &TaskId,
@@ -74,11 +74,15 @@ impl Aggregator {
         let vdaf = &task.parameters.vdaf;
         let ds = &self.inner.datastore;
         let Query::TimeInterval { batch_interval } = req.query else {
-            // Leader-selected: every query asks for "the next batch", so identical requests
-            // are distinct jobs and the ID is random; the batch is chosen by the driver.
+            // Leader-selected: every query asks for "the next batch", so a byte-identical
+            // request names the live job that already asks for it (§4.6.1); the collector
+            // deletes a collected job to ask for another batch. The batch is chosen by the
+            // driver.
             check_collection_query(task_id, vdaf, &req.agg_param, None)?;
-            let job_id = CollectionJobId::from_bytes(random16());
-            ds.put_collection_job(task_id, &job_id, body, None).await?;
+            let fresh = CollectionJobId::from_bytes(random16());
+            let (job_id, _created) = ds
+                .put_leader_selected_collection_job(task_id, &fresh, body)
+                .await?;
             return Ok(job_id);
         };
         check_collection_query(task_id, vdaf, &req.agg_param, Some(&batch_interval))?;

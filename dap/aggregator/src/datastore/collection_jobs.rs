@@ -129,6 +129,54 @@ impl Datastore {
         })
     }
 
+    /// Creates a leader-selected collection job (state `start`) with ID `new_id` — unless a
+    /// live (not deleted) leader-selected job of the task already holds a byte-identical
+    /// request, whose ID is returned instead (DAP-18 §4.6.1: an identical `POST` names the
+    /// existing job). Every leader-selected query reads "the next batch", so identical requests
+    /// are the rule; a collector that wants another batch deletes the job it has collected
+    /// first. The check and the insert run under the task lock, so two identical requests
+    /// racing create one job. Returns the job's ID and whether it was created.
+    pub async fn put_leader_selected_collection_job(
+        &self,
+        task_id: &TaskId,
+        new_id: &CollectionJobId,
+        request: &[u8],
+    ) -> Result<(CollectionJobId, bool)> {
+        let tid = task_id.as_bytes().to_vec();
+        let (new_id, request) = (*new_id, request.to_vec());
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
+                .bind(tid.clone())
+                .execute(&mut *conn)
+                .await?;
+            let existing: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT job_id FROM collection_jobs WHERE task_id = $1 AND request = $2 \
+                 AND interval_duration = 0 AND state <> 'deleted' LIMIT 1",
+            )
+            .bind(tid.clone())
+            .bind(request.clone())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(id) = existing {
+                let id = <[u8; 16]>::try_from(id.as_slice())
+                    .map_err(|_| DatastoreError::Corrupt("collection job ID"))?;
+                return Ok((CollectionJobId::from_bytes(id), false));
+            }
+            sqlx::query(
+                "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
+                 interval_duration, state, wait_reason, report_count, lease_expiry) \
+                 VALUES ($1, $2, $3, 0, 0, 'start', 'aggregating', 0, 0)",
+            )
+            .bind(tid.clone())
+            .bind(new_id.as_bytes().to_vec())
+            .bind(request.clone())
+            .execute(&mut *conn)
+            .await?;
+            Ok((new_id, true))
+        })
+    }
+
     /// A collection job, if it exists.
     pub async fn get_collection_job(
         &self,
