@@ -23,6 +23,8 @@ use cairn_dap_messages::{
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod dap09;
+
 /// Response header naming why a collection job is not ready: `aggregating` (reports in the
 /// batch are still being verified), `insufficient-reports` (fewer than `min_batch_size`
 /// aggregated so far; upload more and keep polling) or `collecting` (asking the helper).
@@ -61,7 +63,7 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
         );
     r = match role {
         AggregatorRole::Leader => r
-            .route("/tasks/{task_id}/reports", post(upload))
+            .route("/tasks/{task_id}/reports", post(upload).put(dap09::upload))
             .route(
                 "/tasks/{task_id}/collection_jobs",
                 post(create_collection_job),
@@ -118,17 +120,37 @@ fn with_location(mut resp: Response, location: String) -> Response {
     resp
 }
 
-async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
+/// `GET /hpke_config`. DAP-09 clients name their task (`?task_id=`, which must be known) and
+/// ask for DAP-09's media type; the configs are aggregator-wide either way. Public data, so any
+/// origin may read it (browsers running `@divviup/dap`).
+async fn hpke_config(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    if let Some(task) = dap09::hpke_config_task(query.as_deref()) {
+        s.aggregator.task_in_role(&task_id(task)?).await?;
+    }
     let body = s
         .aggregator
         .hpke_config_list()
         .await?
         .get_encoded()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut resp = body_response(StatusCode::OK, media_type::HPKE_CONFIG_LIST, body);
-    resp.headers_mut().insert(
+    let mut resp = body_response(
+        StatusCode::OK,
+        dap09::hpke_config_media_type(&headers),
+        body,
+    );
+    let h = resp.headers_mut();
+    h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=86400"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
     );
     Ok(resp)
 }
@@ -136,9 +158,14 @@ async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
 async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
+    if dap09::is_dap09_report(&headers) {
+        s.aggregator.task_in_role(&task_id).await?;
+        return Err(dap09::dap18_task_refuses_dap09(&task_id));
+    }
     let errors = s.aggregator.handle_upload(&task_id, &body).await?;
     if errors.status.is_empty() {
         return Ok(StatusCode::OK.into_response());

@@ -1076,7 +1076,125 @@ async fn leader_and_helper_under_a_path_prefix(b: Backend) {
         }
     }
     let c = result.expect("collected through the proxies");
-    assert_eq!((c.report_count, c.aggregate_result), (4, AggregateResult::Integer(3)));
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (4, AggregateResult::Integer(3))
+    );
+    d.finish().await;
+}
+
+/// What a DAP-09 client (`janus_client` 0.7, `@divviup/dap` 0.9) sends first: `GET
+/// /hpke_config?task_id=` with DAP-09's `Accept` gets the same configs under DAP-09's media type,
+/// readable from any origin; an unknown or malformed task ID is `unrecognizedTask`. Its upload
+/// — `PUT` of an `application/dap-report`, or that body `POST`ed — is refused with a problem
+/// document naming the task's protocol, and nothing is stored.
+async fn dap09_clients_get_configs_and_a_clear_refusal(b: Backend) {
+    use cairn_dap_messages::{Decode, HpkeCiphertext, HpkeConfigList, ReportId, dap09};
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let tid = d.params.task_id;
+    let base = &d.params.leader_endpoint;
+    let plain = d
+        .http
+        .get(format!("{base}hpke_config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        media_type::HPKE_CONFIG_LIST
+    );
+    let plain = plain.bytes().await.unwrap();
+    let resp = d
+        .http
+        .get(format!("{base}hpke_config?task_id={tid}"))
+        .header("accept", dap09::media_type::HPKE_CONFIG_LIST)
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        dap09::media_type::HPKE_CONFIG_LIST
+    );
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body, plain);
+    let configs = HpkeConfigList::get_decoded(&body).unwrap();
+    for task in [TaskId::from_bytes([1; 32]).to_string(), "not-a-task".into()] {
+        let resp = d
+            .http
+            .get(format!("{base}hpke_config?task_id={task}"))
+            .header("accept", dap09::media_type::HPKE_CONFIG_LIST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (404, Some(DapProblemType::UnrecognizedTask.urn())),
+            "{task}"
+        );
+    }
+
+    let report = dap09::Report {
+        metadata: dap09::ReportMetadata {
+            id: ReportId::from_bytes([4; 16]),
+            time_seconds: NOW / PRECISION * PRECISION,
+        },
+        public_share: Vec::new(),
+        leader_encrypted_input_share: HpkeCiphertext {
+            config_id: configs.0[0].id,
+            enc: vec![1; 32],
+            payload: vec![2; 40],
+        },
+        helper_encrypted_input_share: HpkeCiphertext {
+            config_id: configs.0[0].id,
+            enc: vec![3; 32],
+            payload: vec![4; 40],
+        },
+    }
+    .get_encoded()
+    .unwrap();
+    let reports = |task: &TaskId| format!("{base}tasks/{task}/reports");
+    for req in [d.http.put(reports(&tid)), d.http.post(reports(&tid))] {
+        let resp = req
+            .header("content-type", dap09::media_type::REPORT)
+            .body(report.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["type"], DapProblemType::InvalidMessage.urn());
+        assert!(
+            problem["detail"].as_str().unwrap().contains("dap-18"),
+            "{problem}"
+        );
+    }
+    let resp = d
+        .http
+        .put(reports(&TaskId::from_bytes([1; 32])))
+        .header("content-type", dap09::media_type::REPORT)
+        .body(report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (404, Some(DapProblemType::UnrecognizedTask.urn()))
+    );
+    let ds = d.leader.datastore();
+    assert_eq!(ds.count_client_reports(&tid).await.unwrap(), 0);
+    assert!(
+        ds.get_upload_counters(&tid)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, n)| *n == 0),
+        "nothing counted"
+    );
     d.finish().await;
 }
 
@@ -1910,6 +2028,7 @@ on_backends!(
     leader_selected_helper_requires_the_batch_id_extension,
     identical_leader_selected_collection_requests_name_one_job,
     leader_and_helper_under_a_path_prefix,
+    dap09_clients_get_configs_and_a_clear_refusal,
     hpke_key_rotation_keeps_in_flight_reports,
     secrets_are_sealed_at_rest,
     async_helper_end_to_end,

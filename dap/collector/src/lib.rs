@@ -262,10 +262,19 @@ mod tests {
         let req = "https://dap.example/prefix/tasks/T/collection_jobs";
         let cases = [
             // A relative reference keeps the prefix.
-            ("collection_jobs/J", "https://dap.example/prefix/tasks/T/collection_jobs/J"),
+            (
+                "collection_jobs/J",
+                "https://dap.example/prefix/tasks/T/collection_jobs/J",
+            ),
             // An absolute path replaces the whole path, prefix included, as RFC 3986 says.
-            ("/prefix/tasks/T/collection_jobs/J", "https://dap.example/prefix/tasks/T/collection_jobs/J"),
-            ("/tasks/T/collection_jobs/J", "https://dap.example/tasks/T/collection_jobs/J"),
+            (
+                "/prefix/tasks/T/collection_jobs/J",
+                "https://dap.example/prefix/tasks/T/collection_jobs/J",
+            ),
+            (
+                "/tasks/T/collection_jobs/J",
+                "https://dap.example/tasks/T/collection_jobs/J",
+            ),
             // An absolute URL is taken as is.
             ("https://other.example/x/J", "https://other.example/x/J"),
         ];
@@ -274,7 +283,10 @@ mod tests {
         }
         for bad in ["http://[::1", "ftp://dap.example/J", "javascript:alert(1)"] {
             assert!(
-                matches!(resolve_location(req, bad), Err(CollectorError::BadLocation(_))),
+                matches!(
+                    resolve_location(req, bad),
+                    Err(CollectorError::BadLocation(_))
+                ),
                 "{bad}"
             );
         }

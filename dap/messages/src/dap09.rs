@@ -300,7 +300,10 @@ mod tests {
         assert_eq!(at(0).time_in_precision_units(3600), Some(Time(0)));
         assert_eq!(at(7201).time_in_precision_units(3600), None);
         assert_eq!(at(7200).time_in_precision_units(0), None);
-        assert_eq!(at(u64::MAX).time_in_precision_units(1), Some(Time(u64::MAX)));
+        assert_eq!(
+            at(u64::MAX).time_in_precision_units(1),
+            Some(Time(u64::MAX))
+        );
     }
 
     #[test]
@@ -335,8 +338,14 @@ mod tests {
 
     #[test]
     fn hpke_labels_name_dap09() {
-        assert_eq!(input_share_info(Role::Leader), b"dap-09 input share\x01\x02");
-        assert_eq!(input_share_info(Role::Helper), b"dap-09 input share\x01\x03");
+        assert_eq!(
+            input_share_info(Role::Leader),
+            b"dap-09 input share\x01\x02"
+        );
+        assert_eq!(
+            input_share_info(Role::Helper),
+            b"dap-09 input share\x01\x03"
+        );
         assert_eq!(
             aggregate_share_info(Role::Helper),
             b"dap-09 aggregate share\x03\x00"
