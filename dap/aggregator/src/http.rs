@@ -348,14 +348,17 @@ async fn create_collection_job(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    let job_id = s
+    let (job_id, created) = s
         .aggregator
         .handle_create_collection_job(&task_id, bearer(&headers), &body)
         .await?;
-    let mut resp = with_location(
-        StatusCode::CREATED.into_response(),
-        format!("collection_jobs/{job_id}"),
-    );
+    // An identical request names the existing job: 200 with its location, not 201.
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = with_location(status.into_response(), format!("collection_jobs/{job_id}"));
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     Ok(resp)

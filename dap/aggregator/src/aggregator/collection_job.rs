@@ -52,14 +52,16 @@ fn status_of(job: CollectionJob) -> Result<CollectionJobStatus, Error> {
 }
 
 impl Aggregator {
-    /// Handles a `CollectionJobReq`: validates it and creates the job (or finds the identical
-    /// existing one, DAP-18 §4.6.1: byte-identical requests name the same live job). The job is then driven by [`Aggregator::run_collection_jobs_once`].
+    /// Handles a `CollectionJobReq`: validates it and creates the job, or finds the identical
+    /// existing one (DAP-18 §4.6.1: byte-identical requests name the same live job). Returns
+    /// the job's ID and whether this request created it. The job is then driven by
+    /// [`Aggregator::run_collection_jobs_once`].
     pub async fn handle_create_collection_job(
         &self,
         task_id: &TaskId,
         auth: Option<&str>,
         body: &[u8],
-    ) -> Result<CollectionJobId, Error> {
+    ) -> Result<(CollectionJobId, bool), Error> {
         let task = self.authorize_collector(task_id, auth).await?;
         let req = CollectionJobReq::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed collection job request: {e}"))
@@ -80,10 +82,9 @@ impl Aggregator {
             // driver.
             check_collection_query(task_id, vdaf, &req.agg_param, None)?;
             let fresh = CollectionJobId::from_bytes(random16());
-            let (job_id, _created) = ds
+            return Ok(ds
                 .put_leader_selected_collection_job(task_id, &fresh, body)
-                .await?;
-            return Ok(job_id);
+                .await?);
         };
         check_collection_query(task_id, vdaf, &req.agg_param, Some(&batch_interval))?;
         let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
@@ -92,7 +93,7 @@ impl Aggregator {
             .await?
             .is_some()
         {
-            return Ok(job_id);
+            return Ok((job_id, false));
         }
         let current = ds
             .aggregate_batch(
@@ -127,10 +128,7 @@ impl Aggregator {
                 Some(*task_id),
                 "the interval overlaps another collection job",
             )),
-            other => {
-                other?;
-                Ok(job_id)
-            }
+            other => Ok((job_id, other?)),
         }
     }
 
