@@ -1011,6 +1011,79 @@ async fn identical_leader_selected_collection_requests_name_one_job(b: Backend) 
     d.finish().await;
 }
 
+/// A time-interval job the collector deleted before it finished does not block its batch: the
+/// identical request starts it again under the same `Location` (which answered 404 while
+/// deleted) and it collects. Once a finished job is deleted, the identical request meets
+/// `batchOverlap`: the batch was collected.
+async fn a_deleted_time_interval_job_is_started_again_by_the_identical_request(b: Backend) {
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 3).await else {
+        return;
+    };
+    let ms: Vec<_> = ["1", "1", "0"]
+        .iter()
+        .map(|m| VdafInstance::Prio3Count.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let req = CollectionJobReq {
+        query: d.query(),
+        agg_param: Vec::new(),
+        extensions: Vec::new(),
+    };
+    let (status, location) = post_collection_job(&d, &req).await;
+    assert_eq!(status, 201);
+    let job = cairn_dap_collector::CollectionJob {
+        url: reqwest::Url::parse(&collection_jobs_url(&d))
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string(),
+        request: req.clone(),
+    };
+    let get_status = || async {
+        d.http
+            .get(&job.url)
+            .bearer_auth(COLLECTOR_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    d.collector.delete(&job).await.unwrap();
+    assert_eq!(get_status().await, 404);
+    assert_eq!(post_collection_job(&d, &req).await, (201, location.clone()));
+    assert_eq!(get_status().await, 202);
+    let mut result = None;
+    for _ in 0..5 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            result = Some(c);
+            break;
+        }
+    }
+    let c = result.expect("collected after the restart");
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (3, AggregateResult::Integer(2))
+    );
+    d.collector.delete(&job).await.unwrap();
+    let resp = d
+        .http
+        .post(collection_jobs_url(&d))
+        .header("content-type", media_type::COLLECTION_JOB_REQ)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .body(req.get_encoded().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::BatchOverlap.urn()))
+    );
+    d.finish().await;
+}
+
 /// Leader and helper each behind a reverse proxy that mounts them under a path prefix (and
 /// strips it): the upload, the leader's polling of the asynchronous helper, the collection
 /// job and its result all go through the prefix. The leader's `Location` for a collection
@@ -2029,6 +2102,7 @@ on_backends!(
     identical_leader_selected_collection_requests_name_one_job,
     leader_and_helper_under_a_path_prefix,
     dap09_clients_get_configs_and_a_clear_refusal,
+    a_deleted_time_interval_job_is_started_again_by_the_identical_request,
     hpke_key_rotation_keeps_in_flight_reports,
     secrets_are_sealed_at_rest,
     async_helper_end_to_end,

@@ -74,9 +74,11 @@ fn time_interval_wait(
 }
 
 impl Datastore {
-    /// Creates a collection job (state `start`) unless one with this ID exists. For a
-    /// time-interval query (`interval` set), returns `Conflict` if the interval overlaps
-    /// another live collection job of the task; a leader-selected job gets its batch later.
+    /// Creates a collection job (state `start`) unless a live one with this ID exists. A job
+    /// the collector deleted is started afresh under the same ID (its ID is derived from the
+    /// request, so the identical request names it again). For a time-interval query
+    /// (`interval` set), returns `Conflict` if the interval overlaps another live collection
+    /// job of the task; a leader-selected job gets its batch later.
     pub async fn put_collection_job(
         &self,
         task_id: &TaskId,
@@ -87,16 +89,18 @@ impl Datastore {
         let tid = task_id.as_bytes().to_vec();
         let (job_id, request) = (job_id.as_bytes().to_vec(), request.to_vec());
         on_write!(self.db, |conn| {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2",
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM collection_jobs WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
             .bind(job_id.clone())
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            if exists > 0 {
-                return Ok(false);
-            }
+            let deleted = match state.as_deref() {
+                None => false,
+                Some("deleted") => true,
+                Some(_) => return Ok(false),
+            };
             let (start, duration) = interval.unwrap_or((0, 0));
             if interval.is_some() {
                 let overlapping: i64 = sqlx::query_scalar(
@@ -113,18 +117,25 @@ impl Datastore {
                     return Err(DatastoreError::Conflict("overlapping collection job"));
                 }
             }
-            sqlx::query(
+            let sql = if deleted {
+                "UPDATE collection_jobs SET request = $3, interval_start = $4, \
+                 interval_duration = $5, state = 'start', wait_reason = 'aggregating', \
+                 report_count = 0, leader_aggregate_share = NULL, checksum = NULL, \
+                 result = NULL, error = NULL, lease_token = NULL, lease_expiry = 0, \
+                 batch_id = NULL WHERE task_id = $1 AND job_id = $2 AND state = 'deleted'"
+            } else {
                 "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
                  interval_duration, state, wait_reason, report_count, lease_expiry) \
-                 VALUES ($1, $2, $3, $4, $5, 'start', 'aggregating', 0, 0)",
-            )
-            .bind(tid.clone())
-            .bind(job_id)
-            .bind(request)
-            .bind(int(start))
-            .bind(int(duration))
-            .execute(&mut *conn)
-            .await?;
+                 VALUES ($1, $2, $3, $4, $5, 'start', 'aggregating', 0, 0)"
+            };
+            sqlx::query(sql)
+                .bind(tid.clone())
+                .bind(job_id)
+                .bind(request)
+                .bind(int(start))
+                .bind(int(duration))
+                .execute(&mut *conn)
+                .await?;
             Ok(true)
         })
     }
