@@ -1084,6 +1084,79 @@ async fn a_deleted_time_interval_job_is_started_again_by_the_identical_request(b
     d.finish().await;
 }
 
+/// Marks every collection job of the leader failed with `invalidBatchSize`, as a leader that
+/// gave up on them would (DAP-18 §4.6.1).
+async fn fail_collection_jobs(d: &Deployment) {
+    const SQL: &str = "UPDATE collection_jobs SET state = 'failed', error = 'invalidBatchSize'";
+    match d.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&d.leader_db).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&d.leader_db).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// A failed collection job does not answer the identical request forever: DAP-18 §4.6.1 lets
+/// the collector retry it. A time-interval job starts again under its ID and collects; a
+/// leader-selected request gets a new job.
+async fn a_failed_collection_job_is_retried_by_the_identical_request(b: Backend) {
+    for mode in [BatchMode::TimeInterval, BatchMode::LeaderSelected] {
+        let Some(d) = Deployment::start_in_mode(b, VdafInstance::Prio3Count, 2, mode, None).await
+        else {
+            return;
+        };
+        let ms = vec![Measurement::Count(true); 2];
+        let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+        assert!(errors.status.is_empty(), "{errors:?}");
+        let req = CollectionJobReq {
+            query: d.query(),
+            agg_param: Vec::new(),
+            extensions: Vec::new(),
+        };
+        let (status, first) = post_collection_job(&d, &req).await;
+        assert_eq!(status, 201);
+        fail_collection_jobs(&d).await;
+        let job = |location: &str| cairn_dap_collector::CollectionJob {
+            url: reqwest::Url::parse(&collection_jobs_url(&d))
+                .unwrap()
+                .join(location)
+                .unwrap()
+                .to_string(),
+            request: req.clone(),
+        };
+        match d.collector.poll(&job(&first)).await {
+            Err(cairn_dap_collector::CollectorError::Client(ClientError::Status {
+                problem,
+                ..
+            })) => assert_eq!(problem, Some(DapProblemType::InvalidBatchSize)),
+            other => panic!("expected the failure, got {other:?}"),
+        }
+        let (status, second) = post_collection_job(&d, &req).await;
+        assert_eq!(status, 201, "{mode:?}");
+        assert_eq!(second == first, mode == BatchMode::TimeInterval, "{mode:?}");
+        let mut result = None;
+        for _ in 0..5 {
+            d.drive().await;
+            if let Poll::Ready(c) = d.collector.poll(&job(&second)).await.unwrap() {
+                result = Some(c);
+                break;
+            }
+        }
+        let c = result.expect("the retry collects");
+        assert_eq!(
+            (c.report_count, c.aggregate_result),
+            (2, AggregateResult::Integer(2))
+        );
+        d.finish().await;
+    }
+}
+
 /// Leader and helper each behind a reverse proxy that mounts them under a path prefix (and
 /// strips it): the upload, the leader's polling of the asynchronous helper, the collection
 /// job and its result all go through the prefix. The leader's `Location` for a collection
@@ -2103,6 +2176,7 @@ on_backends!(
     leader_and_helper_under_a_path_prefix,
     dap09_clients_get_configs_and_a_clear_refusal,
     a_deleted_time_interval_job_is_started_again_by_the_identical_request,
+    a_failed_collection_job_is_retried_by_the_identical_request,
     hpke_key_rotation_keeps_in_flight_reports,
     secrets_are_sealed_at_rest,
     async_helper_end_to_end,

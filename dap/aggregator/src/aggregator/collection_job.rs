@@ -88,12 +88,12 @@ impl Aggregator {
         };
         check_collection_query(task_id, vdaf, &req.agg_param, Some(&batch_interval))?;
         let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
-        // A job the collector deleted does not count: the identical request starts it afresh
-        // (or meets `batchOverlap` below, if that job had collected the batch).
+        // A job the collector deleted, or that failed, does not count: the identical request
+        // starts it afresh (or meets `batchOverlap` below, if that job had collected the batch).
         if ds
             .get_collection_job(task_id, job_id.as_bytes())
             .await?
-            .is_some_and(|job| job.state != "deleted")
+            .is_some_and(|job| !matches!(job.state.as_str(), "deleted" | "failed"))
         {
             return Ok((job_id, false));
         }

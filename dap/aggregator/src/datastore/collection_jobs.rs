@@ -75,8 +75,9 @@ fn time_interval_wait(
 
 impl Datastore {
     /// Creates a collection job (state `start`) unless a live one with this ID exists. A job
-    /// the collector deleted is started afresh under the same ID (its ID is derived from the
-    /// request, so the identical request names it again). For a time-interval query
+    /// the collector deleted, or that failed, is started afresh under the same ID (its ID is
+    /// derived from the request, so the identical request names it again; DAP-18 §4.6.1 lets a
+    /// collector retry a failed job). For a time-interval query
     /// (`interval` set), returns `Conflict` if the interval overlaps another live collection
     /// job of the task; a leader-selected job gets its batch later.
     pub async fn put_collection_job(
@@ -98,7 +99,7 @@ impl Datastore {
             .await?;
             let deleted = match state.as_deref() {
                 None => false,
-                Some("deleted") => true,
+                Some("deleted" | "failed") => true,
                 Some(_) => return Ok(false),
             };
             let (start, duration) = interval.unwrap_or((0, 0));
@@ -122,7 +123,8 @@ impl Datastore {
                  interval_duration = $5, state = 'start', wait_reason = 'aggregating', \
                  report_count = 0, leader_aggregate_share = NULL, checksum = NULL, \
                  result = NULL, error = NULL, lease_token = NULL, lease_expiry = 0, \
-                 batch_id = NULL WHERE task_id = $1 AND job_id = $2 AND state = 'deleted'"
+                 batch_id = NULL WHERE task_id = $1 AND job_id = $2 \
+                 AND state IN ('deleted', 'failed')"
             } else {
                 "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
                  interval_duration, state, wait_reason, report_count, lease_expiry) \
@@ -141,7 +143,7 @@ impl Datastore {
     }
 
     /// Creates a leader-selected collection job (state `start`) with ID `new_id` — unless a
-    /// live (not deleted) leader-selected job of the task already holds a byte-identical
+    /// live (neither deleted nor failed) leader-selected job of the task already holds a byte-identical
     /// request, whose ID is returned instead (DAP-18 §4.6.1: an identical `POST` names the
     /// existing job). Every leader-selected query reads "the next batch", so identical requests
     /// are the rule; a collector that wants another batch deletes the job it has collected
@@ -163,7 +165,7 @@ impl Datastore {
                 .await?;
             let existing: Option<Vec<u8>> = sqlx::query_scalar(
                 "SELECT job_id FROM collection_jobs WHERE task_id = $1 AND request = $2 \
-                 AND interval_duration = 0 AND state <> 'deleted' LIMIT 1",
+                 AND interval_duration = 0 AND state NOT IN ('deleted', 'failed') LIMIT 1",
             )
             .bind(tid.clone())
             .bind(request.clone())
