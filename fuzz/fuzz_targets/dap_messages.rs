@@ -1,11 +1,11 @@
-//! Fuzzes the DAP-18 message decoders: the first byte picks a message type, the rest is decoded;
+//! Fuzzes the DAP-18 message decoders and the DAP-09 upload decoders: the first byte picks a message type, the rest is decoded;
 //! a decoded message must re-encode and decode to itself.
 #![no_main]
 
 use cairn_dap_messages::{
     AggregateShare, AggregateShareReq, AggregationJobContinueReq, AggregationJobInitReq,
     AggregationJobResp, CollectionJobReq, CollectionJobResp, Decode, Encode, HpkeConfigList,
-    InputShareAad, PlaintextInputShare, TaskConfiguration, UploadErrors, UploadRequest,
+    InputShareAad, PlaintextInputShare, TaskConfiguration, UploadErrors, UploadRequest, dap09,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 14 {
+    match which % 17 {
         0 => round_trip::<UploadRequest>(rest),
         1 => round_trip::<UploadErrors>(rest),
         2 => round_trip::<HpkeConfigList>(rest),
@@ -34,6 +34,9 @@ fuzz_target!(|data: &[u8]| {
         10 => round_trip::<TaskConfiguration>(rest),
         11 => round_trip::<PlaintextInputShare>(rest),
         12 => round_trip::<InputShareAad>(rest),
-        _ => round_trip::<cairn_dap_messages::Report>(rest),
+        13 => round_trip::<cairn_dap_messages::Report>(rest),
+        14 => round_trip::<dap09::Report>(rest),
+        15 => round_trip::<dap09::PlaintextInputShare>(rest),
+        _ => round_trip::<dap09::InputShareAad>(rest),
     }
 });

@@ -170,7 +170,7 @@ impl Aggregator {
     }
 
     /// The task, if this aggregator holds it in its own role; otherwise `unrecognizedTask`.
-    async fn task_in_role(&self, task_id: &TaskId) -> Result<AggregatorTask, Error> {
+    pub(crate) async fn task_in_role(&self, task_id: &TaskId) -> Result<AggregatorTask, Error> {
         match self.inner.datastore.get_task(task_id).await? {
             Some(t) if t.role == self.inner.role => Ok(t),
             _ => Err(Error::dap(

@@ -23,6 +23,8 @@ use cairn_dap_messages::{
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod dap09;
+
 /// Response header naming why a collection job is not ready: `aggregating` (reports in the
 /// batch are still being verified), `insufficient-reports` (fewer than `min_batch_size`
 /// aggregated so far; upload more and keep polling) or `collecting` (asking the helper).
@@ -61,7 +63,7 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
         );
     r = match role {
         AggregatorRole::Leader => r
-            .route("/tasks/{task_id}/reports", post(upload))
+            .route("/tasks/{task_id}/reports", post(upload).put(dap09::upload))
             .route(
                 "/tasks/{task_id}/collection_jobs",
                 post(create_collection_job),
@@ -106,6 +108,11 @@ fn body_response(status: StatusCode, content_type: &'static str, body: Vec<u8>) 
     resp
 }
 
+/// Adds `Location`. Every location the aggregator sends is a relative reference (RFC 3986
+/// §4.2) that the peer resolves against the URL of its own request (RFC 9110 §10.2.2): a POST
+/// to `{prefix}/tasks/{task}/collection_jobs` is answered with `collection_jobs/{job}`. So the
+/// aggregator needs no knowledge of its public URL, and a path prefix added by a reverse proxy
+/// in front of it (stripped or not) is kept, which a root-relative `/tasks/...` would lose.
 fn with_location(mut resp: Response, location: String) -> Response {
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -113,17 +120,37 @@ fn with_location(mut resp: Response, location: String) -> Response {
     resp
 }
 
-async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
+/// `GET /hpke_config`. DAP-09 clients name their task (`?task_id=`, which must be known) and
+/// ask for DAP-09's media type; the configs are aggregator-wide either way. Public data, so any
+/// origin may read it (browsers running `@divviup/dap`).
+async fn hpke_config(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    if let Some(task) = dap09::hpke_config_task(query.as_deref()) {
+        s.aggregator.task_in_role(&task_id(task)?).await?;
+    }
     let body = s
         .aggregator
         .hpke_config_list()
         .await?
         .get_encoded()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut resp = body_response(StatusCode::OK, media_type::HPKE_CONFIG_LIST, body);
-    resp.headers_mut().insert(
+    let mut resp = body_response(
+        StatusCode::OK,
+        dap09::hpke_config_media_type(&headers),
+        body,
+    );
+    let h = resp.headers_mut();
+    h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=86400"),
+    );
+    h.insert(header::VARY, HeaderValue::from_static("accept"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
     );
     Ok(resp)
 }
@@ -131,9 +158,14 @@ async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
 async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
+    if dap09::is_dap09_report(&headers) {
+        s.aggregator.task_in_role(&task_id).await?;
+        return Err(dap09::dap18_task_refuses_dap09(&task_id));
+    }
     let errors = s.aggregator.handle_upload(&task_id, &body).await?;
     if errors.status.is_empty() {
         return Ok(StatusCode::OK.into_response());
@@ -171,16 +203,29 @@ async fn aggregation_job_id(
     }
 }
 
+/// Which URL a request about an aggregation job was sent to, so that `Location` can be
+/// relative to it.
+#[derive(Clone, Copy)]
+enum AggregationJobUrl {
+    /// `{prefix}/tasks/{task}/aggregation_jobs` (creation).
+    Collection,
+    /// `{prefix}/tasks/{task}/aggregation_jobs/{job}`.
+    Job,
+}
+
 /// The answer about an aggregation job: its `AggregationJobResp`, or — while the helper is
 /// still preparing it — an empty body with `Retry-After` and the `Location` to poll (with
 /// `step=0`, DAP-18 §4.5.3.2).
 fn aggregation_job_response(
     status: StatusCode,
-    task_id: &TaskId,
+    request_url: AggregationJobUrl,
     job_id: &AggregationJobId,
     answer: AggregationJobAnswer,
 ) -> Response {
-    let location = format!("/tasks/{task_id}/aggregation_jobs/{job_id}");
+    let location = match request_url {
+        AggregationJobUrl::Collection => format!("aggregation_jobs/{job_id}"),
+        AggregationJobUrl::Job => job_id.to_string(),
+    };
     match answer {
         AggregationJobAnswer::Ready(body) => with_location(
             body_response(status, media_type::AGGREGATION_JOB_RESP, body),
@@ -210,7 +255,7 @@ async fn aggregation_job_init(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::CREATED,
-        &task_id,
+        AggregationJobUrl::Collection,
         &job_id,
         answer,
     ))
@@ -240,7 +285,7 @@ async fn get_aggregation_job(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::OK,
-        &task_id,
+        AggregationJobUrl::Job,
         &job_id,
         answer,
     ))
@@ -260,7 +305,7 @@ async fn aggregation_job_continue(
         .await?;
     Ok(aggregation_job_response(
         StatusCode::OK,
-        &task_id,
+        AggregationJobUrl::Job,
         &job_id,
         answer,
     ))
@@ -292,10 +337,7 @@ async fn aggregate_share(
         .await?;
     Ok(with_location(
         body_response(StatusCode::CREATED, media_type::AGGREGATE_SHARE, resp),
-        format!(
-            "/tasks/{task_id}/aggregate_shares/{}",
-            URL_SAFE_NO_PAD.encode(share_id)
-        ),
+        format!("aggregate_shares/{}", URL_SAFE_NO_PAD.encode(share_id)),
     ))
 }
 
@@ -306,14 +348,17 @@ async fn create_collection_job(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    let job_id = s
+    let (job_id, created) = s
         .aggregator
         .handle_create_collection_job(&task_id, bearer(&headers), &body)
         .await?;
-    let mut resp = with_location(
-        StatusCode::CREATED.into_response(),
-        format!("/tasks/{task_id}/collection_jobs/{job_id}"),
-    );
+    // An identical request names the existing job: 200 with its location, not 201.
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = with_location(status.into_response(), format!("collection_jobs/{job_id}"));
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     Ok(resp)

@@ -18,8 +18,8 @@ use cairn_dap_core::{
     AggregateResult, Clock, DpStrategy, HpkeKeypair, Measurement, MockClock, TaskParameters,
 };
 use cairn_dap_messages::{
-    BatchMode, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query, ReportError,
-    TaskId, Time,
+    BatchMode, CollectionJobReq, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query,
+    ReportError, TaskId, Time, media_type,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,6 +85,56 @@ async fn serve(agg: Aggregator) -> String {
     format!("http://{addr}/")
 }
 
+/// A reverse proxy on loopback that serves `upstream` under `prefix` (a path such as
+/// `/dap/leader/`, stripped before forwarding, as proxies in front of an aggregator do) and
+/// answers 404 for any other path. Returns the proxied base URL.
+async fn serve_behind_prefix(upstream: &str, prefix: &'static str) -> String {
+    use axum::extract::Request;
+    use axum::response::IntoResponse;
+    let upstream = upstream.trim_end_matches('/').to_string();
+    let http = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let (upstream, http) = (upstream.clone(), http.clone());
+        async move {
+            let (parts, body) = req.into_parts();
+            let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let Some(rest) = path_and_query.strip_prefix(prefix) else {
+                return (axum::http::StatusCode::NOT_FOUND, "outside the prefix").into_response();
+            };
+            let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+            let mut headers = parts.headers.clone();
+            headers.remove(axum::http::header::HOST);
+            let resp = http
+                .request(parts.method, format!("{upstream}/{rest}"))
+                .headers(headers)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            let mut out = resp.bytes().await.unwrap().into_response();
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}{prefix}")
+}
+
+/// Optional parts of a deployment.
+#[derive(Default)]
+struct Extras {
+    /// The task's differential privacy.
+    differential_privacy: Option<DpStrategy>,
+    /// Leader and helper each behind a reverse proxy, under `/dap/leader/` and `/dap/helper/`.
+    behind_proxy: bool,
+}
+
 fn test_parameters() -> AggregatorParameters {
     AggregatorParameters {
         max_aggregation_job_size: 7,
@@ -129,7 +179,7 @@ impl Deployment {
             batch_mode,
             max_batch_size,
             false,
-            None,
+            Extras::default(),
         )
         .await
     }
@@ -147,7 +197,7 @@ impl Deployment {
             BatchMode::TimeInterval,
             None,
             true,
-            None,
+            Extras::default(),
         )
         .await
     }
@@ -159,8 +209,12 @@ impl Deployment {
         batch_mode: BatchMode,
         max_batch_size: Option<u64>,
         async_helper: bool,
-        differential_privacy: Option<DpStrategy>,
+        extras: Extras,
     ) -> Option<Deployment> {
+        let Extras {
+            differential_privacy,
+            behind_proxy,
+        } = extras;
         let dir = tempfile::tempdir().unwrap();
         let mut schemas = Vec::new();
         let url = |name: &str| format!("sqlite://{}?mode=rwc", dir.path().join(name).display());
@@ -191,8 +245,12 @@ impl Deployment {
         let (leader_db, helper_db) = (leader_url.clone(), helper_url.clone());
         let leader = make(leader_url, AggregatorRole::Leader).await;
         let helper = make(helper_url, AggregatorRole::Helper).await;
-        let leader_endpoint = serve(leader.clone()).await;
-        let helper_endpoint = serve(helper.clone()).await;
+        let mut leader_endpoint = serve(leader.clone()).await;
+        let mut helper_endpoint = serve(helper.clone()).await;
+        if behind_proxy {
+            leader_endpoint = serve_behind_prefix(&leader_endpoint, "/dap/leader/").await;
+            helper_endpoint = serve_behind_prefix(&helper_endpoint, "/dap/helper/").await;
+        }
         let params = TaskParameters {
             task_id: TaskId::from_bytes(*b"cairn-dap-end-to-end-test-task-1"),
             leader_endpoint,
@@ -540,7 +598,7 @@ async fn bad_input_is_refused_and_nothing_stored(b: Backend) {
 
     // Wrong bearer tokens: the collector at the leader, the leader at the helper.
     let coll_url = format!("{}tasks/{tid}/collection_jobs", d.params.leader_endpoint);
-    let body = cairn_dap_messages::CollectionJobReq {
+    let body = CollectionJobReq {
         query: d.query(),
         agg_param: vec![],
         extensions: vec![],
@@ -842,6 +900,447 @@ async fn leader_selected_batches_fill_up_and_are_collected_once_each(b: Backend)
         ),
         other => panic!("expected invalidMessage, got {other:?}"),
     }
+    d.finish().await;
+}
+
+/// POSTs an encoded `CollectionJobReq` to the leader as the collector; returns the status and
+/// the `Location` header.
+async fn post_collection_job(d: &Deployment, req: &CollectionJobReq) -> (u16, String) {
+    let resp = d
+        .http
+        .post(collection_jobs_url(d))
+        .header("content-type", media_type::COLLECTION_JOB_REQ)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .body(req.get_encoded().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let location = resp
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (resp.status().as_u16(), location)
+}
+
+fn collection_jobs_url(d: &Deployment) -> String {
+    format!(
+        "{}tasks/{}/collection_jobs",
+        d.params.leader_endpoint, d.params.task_id
+    )
+}
+
+/// DAP-18 §4.6.1: a byte-identical leader-selected `CollectionJobReq` names the existing job —
+/// concurrent duplicates included, and after the job finished — rather than starting a new
+/// job on the next batch. Once the collector has deleted the collected job, the same request
+/// asks for the next batch.
+async fn identical_leader_selected_collection_requests_name_one_job(b: Backend) {
+    let Some(d) = Deployment::start_in_mode(
+        b,
+        VdafInstance::Prio3Count,
+        2,
+        BatchMode::LeaderSelected,
+        Some(3),
+    )
+    .await
+    else {
+        return;
+    };
+    let ms: Vec<_> = ["1", "1", "0", "1", "1"]
+        .iter()
+        .map(|m| VdafInstance::Prio3Count.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let req = CollectionJobReq {
+        query: Query::LeaderSelected,
+        agg_param: Vec::new(),
+        extensions: Vec::new(),
+    };
+    // Four identical requests, at once: one job.
+    let (a, b, c, e) = tokio::join!(
+        post_collection_job(&d, &req),
+        post_collection_job(&d, &req),
+        post_collection_job(&d, &req),
+        post_collection_job(&d, &req),
+    );
+    let answers = [a, b, c, e];
+    let first = answers[0].1.clone();
+    assert!(!first.is_empty());
+    assert!(answers.iter().all(|(_, location)| *location == first));
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 200, 201], "one creates the job");
+    for _ in 0..3 {
+        d.drive().await;
+    }
+    // Finished, still the same job; its result is the first batch (three reports).
+    assert_eq!(post_collection_job(&d, &req).await, (200, first.clone()));
+    let job = cairn_dap_collector::CollectionJob {
+        url: reqwest::Url::parse(&collection_jobs_url(&d))
+            .unwrap()
+            .join(&first)
+            .unwrap()
+            .to_string(),
+        request: req.clone(),
+    };
+    let Poll::Ready(c1) = d.collector.poll(&job).await.unwrap() else {
+        panic!("the first batch is ready");
+    };
+    assert_eq!(c1.report_count, 3);
+    // The collector deleted the collected job; the same request now names a new job, which
+    // gets the other batch.
+    let (status, second) = post_collection_job(&d, &req).await;
+    assert_eq!(status, 201);
+    assert_ne!(second, first);
+    let resp = d
+        .http
+        .get(&job.url)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let c2 = collect_once(&d).await;
+    assert_eq!(c2.report_count, 2);
+    let total = match (c1.aggregate_result, c2.aggregate_result) {
+        (AggregateResult::Integer(a), AggregateResult::Integer(b)) => a + b,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(total, 4);
+    d.finish().await;
+}
+
+/// A time-interval job the collector deleted before it finished does not block its batch: the
+/// identical request starts it again under the same `Location` (which answered 404 while
+/// deleted) and it collects. Once a finished job is deleted, the identical request meets
+/// `batchOverlap`: the batch was collected.
+async fn a_deleted_time_interval_job_is_started_again_by_the_identical_request(b: Backend) {
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 3).await else {
+        return;
+    };
+    let ms: Vec<_> = ["1", "1", "0"]
+        .iter()
+        .map(|m| VdafInstance::Prio3Count.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let req = CollectionJobReq {
+        query: d.query(),
+        agg_param: Vec::new(),
+        extensions: Vec::new(),
+    };
+    let (status, location) = post_collection_job(&d, &req).await;
+    assert_eq!(status, 201);
+    let job = cairn_dap_collector::CollectionJob {
+        url: reqwest::Url::parse(&collection_jobs_url(&d))
+            .unwrap()
+            .join(&location)
+            .unwrap()
+            .to_string(),
+        request: req.clone(),
+    };
+    let get_status = || async {
+        d.http
+            .get(&job.url)
+            .bearer_auth(COLLECTOR_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    d.collector.delete(&job).await.unwrap();
+    assert_eq!(get_status().await, 404);
+    assert_eq!(post_collection_job(&d, &req).await, (201, location.clone()));
+    assert_eq!(get_status().await, 202);
+    let mut result = None;
+    for _ in 0..5 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            result = Some(c);
+            break;
+        }
+    }
+    let c = result.expect("collected after the restart");
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (3, AggregateResult::Integer(2))
+    );
+    d.collector.delete(&job).await.unwrap();
+    let resp = d
+        .http
+        .post(collection_jobs_url(&d))
+        .header("content-type", media_type::COLLECTION_JOB_REQ)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .body(req.get_encoded().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::BatchOverlap.urn()))
+    );
+    d.finish().await;
+}
+
+/// Marks every collection job of the leader failed with `invalidBatchSize`, as a leader that
+/// gave up on them would (DAP-18 §4.6.1).
+async fn fail_collection_jobs(d: &Deployment) {
+    const SQL: &str = "UPDATE collection_jobs SET state = 'failed', error = 'invalidBatchSize'";
+    match d.backend {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&d.leader_db).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&d.leader_db).await.unwrap();
+            sqlx::query(SQL).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// A failed collection job does not answer the identical request forever: DAP-18 §4.6.1 lets
+/// the collector retry it. A time-interval job starts again under its ID and collects; a
+/// leader-selected request gets a new job.
+async fn a_failed_collection_job_is_retried_by_the_identical_request(b: Backend) {
+    for mode in [BatchMode::TimeInterval, BatchMode::LeaderSelected] {
+        let Some(d) = Deployment::start_in_mode(b, VdafInstance::Prio3Count, 2, mode, None).await
+        else {
+            return;
+        };
+        let ms = vec![Measurement::Count(true); 2];
+        let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+        assert!(errors.status.is_empty(), "{errors:?}");
+        let req = CollectionJobReq {
+            query: d.query(),
+            agg_param: Vec::new(),
+            extensions: Vec::new(),
+        };
+        let (status, first) = post_collection_job(&d, &req).await;
+        assert_eq!(status, 201);
+        fail_collection_jobs(&d).await;
+        let job = |location: &str| cairn_dap_collector::CollectionJob {
+            url: reqwest::Url::parse(&collection_jobs_url(&d))
+                .unwrap()
+                .join(location)
+                .unwrap()
+                .to_string(),
+            request: req.clone(),
+        };
+        match d.collector.poll(&job(&first)).await {
+            Err(cairn_dap_collector::CollectorError::Client(ClientError::Status {
+                problem,
+                ..
+            })) => assert_eq!(problem, Some(DapProblemType::InvalidBatchSize)),
+            other => panic!("expected the failure, got {other:?}"),
+        }
+        let (status, second) = post_collection_job(&d, &req).await;
+        assert_eq!(status, 201, "{mode:?}");
+        assert_eq!(second == first, mode == BatchMode::TimeInterval, "{mode:?}");
+        let mut result = None;
+        for _ in 0..5 {
+            d.drive().await;
+            if let Poll::Ready(c) = d.collector.poll(&job(&second)).await.unwrap() {
+                result = Some(c);
+                break;
+            }
+        }
+        let c = result.expect("the retry collects");
+        assert_eq!(
+            (c.report_count, c.aggregate_result),
+            (2, AggregateResult::Integer(2))
+        );
+        d.finish().await;
+    }
+}
+
+/// Leader and helper each behind a reverse proxy that mounts them under a path prefix (and
+/// strips it): the upload, the leader's polling of the asynchronous helper, the collection
+/// job and its result all go through the prefix. The leader's `Location` for a collection
+/// job, resolved as RFC 3986 says against the request URL, names the job under the prefix.
+async fn leader_and_helper_under_a_path_prefix(b: Backend) {
+    let Some(d) = Deployment::start_with(
+        b,
+        VdafInstance::Prio3Count,
+        3,
+        BatchMode::TimeInterval,
+        None,
+        true,
+        Extras {
+            behind_proxy: true,
+            ..Extras::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(d.params.leader_endpoint.ends_with("/dap/leader/"));
+    assert!(d.params.helper_endpoint.ends_with("/dap/helper/"));
+    let ms: Vec<_> = ["1", "0", "1", "1"]
+        .iter()
+        .map(|m| VdafInstance::Prio3Count.parse_measurement(m).unwrap())
+        .collect();
+    let errors = d.client.upload_measurements(&ms, NOW).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let req = CollectionJobReq {
+        query: d.query(),
+        agg_param: Vec::new(),
+        extensions: Vec::new(),
+    };
+    let (status, location) = post_collection_job(&d, &req).await;
+    assert_eq!(status, 201);
+    let resolved = reqwest::Url::parse(&collection_jobs_url(&d))
+        .unwrap()
+        .join(&location)
+        .unwrap();
+    assert!(
+        resolved.path().starts_with("/dap/leader/tasks/"),
+        "{location} resolves to {resolved}"
+    );
+    let resp = d
+        .http
+        .get(resolved)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    // The async helper defers; the leader polls it through the prefix until it answers.
+    let job = d.collector.start(d.query()).await.unwrap();
+    let mut result = None;
+    for _ in 0..8 {
+        d.clock.advance(2);
+        drive_helper(&d).await;
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            result = Some(c);
+            break;
+        }
+    }
+    let c = result.expect("collected through the proxies");
+    assert_eq!(
+        (c.report_count, c.aggregate_result),
+        (4, AggregateResult::Integer(3))
+    );
+    d.finish().await;
+}
+
+/// What a DAP-09 client (`janus_client` 0.7, `@divviup/dap` 0.9) sends first: `GET
+/// /hpke_config?task_id=` with DAP-09's `Accept` gets the same configs under DAP-09's media type,
+/// readable from any origin; an unknown or malformed task ID is `unrecognizedTask`. Its upload
+/// — `PUT` of an `application/dap-report`, or that body `POST`ed — is refused with a problem
+/// document naming the task's protocol, and nothing is stored.
+async fn dap09_clients_get_configs_and_a_clear_refusal(b: Backend) {
+    use cairn_dap_messages::{Decode, HpkeCiphertext, HpkeConfigList, ReportId, dap09};
+    let Some(d) = Deployment::start(b, VdafInstance::Prio3Count, 1).await else {
+        return;
+    };
+    let tid = d.params.task_id;
+    let base = &d.params.leader_endpoint;
+    let plain = d
+        .http
+        .get(format!("{base}hpke_config"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        media_type::HPKE_CONFIG_LIST
+    );
+    let plain = plain.bytes().await.unwrap();
+    let resp = d
+        .http
+        .get(format!("{base}hpke_config?task_id={tid}"))
+        .header("accept", dap09::media_type::HPKE_CONFIG_LIST)
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        dap09::media_type::HPKE_CONFIG_LIST
+    );
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(body, plain);
+    let configs = HpkeConfigList::get_decoded(&body).unwrap();
+    for task in [TaskId::from_bytes([1; 32]).to_string(), "not-a-task".into()] {
+        let resp = d
+            .http
+            .get(format!("{base}hpke_config?task_id={task}"))
+            .header("accept", dap09::media_type::HPKE_CONFIG_LIST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            problem_of(resp).await,
+            (404, Some(DapProblemType::UnrecognizedTask.urn())),
+            "{task}"
+        );
+    }
+
+    let report = dap09::Report {
+        metadata: dap09::ReportMetadata {
+            id: ReportId::from_bytes([4; 16]),
+            time_seconds: NOW / PRECISION * PRECISION,
+        },
+        public_share: Vec::new(),
+        leader_encrypted_input_share: HpkeCiphertext {
+            config_id: configs.0[0].id,
+            enc: vec![1; 32],
+            payload: vec![2; 40],
+        },
+        helper_encrypted_input_share: HpkeCiphertext {
+            config_id: configs.0[0].id,
+            enc: vec![3; 32],
+            payload: vec![4; 40],
+        },
+    }
+    .get_encoded()
+    .unwrap();
+    let reports = |task: &TaskId| format!("{base}tasks/{task}/reports");
+    for req in [d.http.put(reports(&tid)), d.http.post(reports(&tid))] {
+        let resp = req
+            .header("content-type", dap09::media_type::REPORT)
+            .body(report.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+        let problem: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(problem["type"], DapProblemType::InvalidMessage.urn());
+        assert!(
+            problem["detail"].as_str().unwrap().contains("dap-18"),
+            "{problem}"
+        );
+    }
+    let resp = d
+        .http
+        .put(reports(&TaskId::from_bytes([1; 32])))
+        .header("content-type", dap09::media_type::REPORT)
+        .body(report)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (404, Some(DapProblemType::UnrecognizedTask.urn()))
+    );
+    let ds = d.leader.datastore();
+    assert_eq!(ds.count_client_reports(&tid).await.unwrap(), 0);
+    assert!(
+        ds.get_upload_counters(&tid)
+            .await
+            .unwrap()
+            .iter()
+            .all(|(_, n)| *n == 0),
+        "nothing counted"
+    );
     d.finish().await;
 }
 
@@ -1337,7 +1836,7 @@ async fn helper_aggregation_job_resources_refuse_bad_input(b: Backend) {
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.headers()["location"].to_str().unwrap(),
-        format!("/tasks/{tid}/aggregation_jobs/{job}?step=0")
+        format!("{job}?step=0")
     );
     assert!(resp.headers().contains_key("retry-after"));
     assert!(resp.bytes().await.unwrap().is_empty());
@@ -1509,7 +2008,10 @@ async fn differential_privacy_noise_is_added_within_bounds(b: Backend) {
         BatchMode::TimeInterval,
         None,
         false,
-        Some(dp),
+        Extras {
+            differential_privacy: Some(dp),
+            ..Extras::default()
+        },
     )
     .await
     else {
@@ -1591,7 +2093,10 @@ async fn differential_privacy_sum_vec_stays_close(b: Backend) {
         BatchMode::TimeInterval,
         None,
         false,
-        Some(dp),
+        Extras {
+            differential_privacy: Some(dp),
+            ..Extras::default()
+        },
     )
     .await
     else {
@@ -1667,6 +2172,11 @@ on_backends!(
     leader_selected_end_to_end,
     leader_selected_batches_fill_up_and_are_collected_once_each,
     leader_selected_helper_requires_the_batch_id_extension,
+    identical_leader_selected_collection_requests_name_one_job,
+    leader_and_helper_under_a_path_prefix,
+    dap09_clients_get_configs_and_a_clear_refusal,
+    a_deleted_time_interval_job_is_started_again_by_the_identical_request,
+    a_failed_collection_job_is_retried_by_the_identical_request,
     hpke_key_rotation_keeps_in_flight_reports,
     secrets_are_sealed_at_rest,
     async_helper_end_to_end,

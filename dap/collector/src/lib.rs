@@ -21,6 +21,9 @@ pub enum CollectorError {
     /// The leader did not say where the collection job is.
     #[error("the leader sent no Location for the collection job")]
     NoLocation,
+    /// The leader's `Location` is not a URI reference that resolves against the request URL.
+    #[error("the leader sent an unusable Location for the collection job: {0:?}")]
+    BadLocation(String),
     /// An aggregate share could not be decrypted.
     #[error(transparent)]
     Hpke(#[from] cairn_dap_core::HpkeError),
@@ -120,13 +123,13 @@ impl Collector {
             agg_param: Vec::new(),
             extensions: Vec::new(),
         };
-        let base = &self.parameters.leader_endpoint;
+        let request_url = TaskParameters::url(
+            &self.parameters.leader_endpoint,
+            &format!("tasks/{}/collection_jobs", self.parameters.task_id),
+        );
         let resp = self
             .http
-            .post(TaskParameters::url(
-                base,
-                &format!("tasks/{}/collection_jobs", self.parameters.task_id),
-            ))
+            .post(&request_url)
             .header("content-type", media_type::COLLECTION_JOB_REQ)
             .bearer_auth(&self.auth_token)
             .body(request.get_encoded()?)
@@ -140,11 +143,29 @@ impl Collector {
             .get("location")
             .and_then(|v| v.to_str().ok())
             .ok_or(CollectorError::NoLocation)?;
-        let url = TaskParameters::url(base, location.trim_start_matches('/'));
+        let url = resolve_location(&request_url, location)?;
         Ok(CollectionJob { url, request })
     }
 
-    /// Polls a collection job once.
+    /// Abandons (or, once collected, releases) a collection job: `DELETE` (DAP-18 §4.6.3).
+    pub async fn delete(&self, job: &CollectionJob) -> Result<(), CollectorError> {
+        let resp = self
+            .http
+            .delete(&job.url)
+            .bearer_auth(&self.auth_token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await.into());
+        }
+        Ok(())
+    }
+
+    /// Polls a collection job once. A collected leader-selected job is then deleted: the
+    /// leader answers a byte-identical request with the live job that already asks for "the
+    /// next batch" (DAP-18 §4.6.1), so the next [`Collector::start`] would otherwise name
+    /// this batch again. If the delete fails the error is returned and polling again gives
+    /// the same result.
     pub async fn poll(&self, job: &CollectionJob) -> Result<Poll, CollectorError> {
         let resp = self
             .http
@@ -183,6 +204,9 @@ impl Collector {
             &helper,
             body.report_count,
         )?;
+        if job.request.query == Query::LeaderSelected {
+            self.delete(job).await?;
+        }
         Ok(Poll::Ready(Collection {
             report_count: body.report_count,
             interval: body.interval,
@@ -213,5 +237,58 @@ impl Collector {
             reason: last.0,
             report_count: last.1,
         })
+    }
+}
+
+/// The absolute URL a `Location` header names: a URI reference resolved against the URL of
+/// the request it answered (RFC 9110 §10.2.2, RFC 3986 §5), so a leader under a path prefix
+/// keeps it whether it sends an absolute URL, a relative reference or an absolute path.
+fn resolve_location(request_url: &str, location: &str) -> Result<String, CollectorError> {
+    let bad = || CollectorError::BadLocation(location.to_string());
+    let base = reqwest::Url::parse(request_url).map_err(|_| bad())?;
+    let url = base.join(location).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad());
+    }
+    Ok(url.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_request_url() {
+        let req = "https://dap.example/prefix/tasks/T/collection_jobs";
+        let cases = [
+            // A relative reference keeps the prefix.
+            (
+                "collection_jobs/J",
+                "https://dap.example/prefix/tasks/T/collection_jobs/J",
+            ),
+            // An absolute path replaces the whole path, prefix included, as RFC 3986 says.
+            (
+                "/prefix/tasks/T/collection_jobs/J",
+                "https://dap.example/prefix/tasks/T/collection_jobs/J",
+            ),
+            (
+                "/tasks/T/collection_jobs/J",
+                "https://dap.example/tasks/T/collection_jobs/J",
+            ),
+            // An absolute URL is taken as is.
+            ("https://other.example/x/J", "https://other.example/x/J"),
+        ];
+        for (location, want) in cases {
+            assert_eq!(resolve_location(req, location).unwrap(), want, "{location}");
+        }
+        for bad in ["http://[::1", "ftp://dap.example/J", "javascript:alert(1)"] {
+            assert!(
+                matches!(
+                    resolve_location(req, bad),
+                    Err(CollectorError::BadLocation(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }

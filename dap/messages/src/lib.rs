@@ -4,6 +4,7 @@
 pub mod aggregation;
 pub mod codec;
 pub mod collection;
+pub mod dap09;
 pub mod hpke;
 pub mod id;
 pub mod problem_type;

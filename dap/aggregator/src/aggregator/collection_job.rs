@@ -52,14 +52,16 @@ fn status_of(job: CollectionJob) -> Result<CollectionJobStatus, Error> {
 }
 
 impl Aggregator {
-    /// Handles a `CollectionJobReq`: validates it and creates the job (or finds the identical
-    /// existing one). The job is then driven by [`Aggregator::run_collection_jobs_once`].
+    /// Handles a `CollectionJobReq`: validates it and creates the job, or finds the identical
+    /// existing one (DAP-18 §4.6.1: byte-identical requests name the same live job). Returns
+    /// the job's ID and whether this request created it. The job is then driven by
+    /// [`Aggregator::run_collection_jobs_once`].
     pub async fn handle_create_collection_job(
         &self,
         task_id: &TaskId,
         auth: Option<&str>,
         body: &[u8],
-    ) -> Result<CollectionJobId, Error> {
+    ) -> Result<(CollectionJobId, bool), Error> {
         let task = self.authorize_collector(task_id, auth).await?;
         let req = CollectionJobReq::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed collection job request: {e}"))
@@ -74,21 +76,26 @@ impl Aggregator {
         let vdaf = &task.parameters.vdaf;
         let ds = &self.inner.datastore;
         let Query::TimeInterval { batch_interval } = req.query else {
-            // Leader-selected: every query asks for "the next batch", so identical requests
-            // are distinct jobs and the ID is random; the batch is chosen by the driver.
+            // Leader-selected: every query asks for "the next batch", so a byte-identical
+            // request names the live job that already asks for it (§4.6.1); the collector
+            // deletes a collected job to ask for another batch. The batch is chosen by the
+            // driver.
             check_collection_query(task_id, vdaf, &req.agg_param, None)?;
-            let job_id = CollectionJobId::from_bytes(random16());
-            ds.put_collection_job(task_id, &job_id, body, None).await?;
-            return Ok(job_id);
+            let fresh = CollectionJobId::from_bytes(random16());
+            return Ok(ds
+                .put_leader_selected_collection_job(task_id, &fresh, body)
+                .await?);
         };
         check_collection_query(task_id, vdaf, &req.agg_param, Some(&batch_interval))?;
         let job_id = CollectionJobId::from_bytes(content_id(task_id, body));
+        // A job the collector deleted, or that failed, does not count: the identical request
+        // starts it afresh (or meets `batchOverlap` below, if that job had collected the batch).
         if ds
             .get_collection_job(task_id, job_id.as_bytes())
             .await?
-            .is_some()
+            .is_some_and(|job| !matches!(job.state.as_str(), "deleted" | "failed"))
         {
-            return Ok(job_id);
+            return Ok((job_id, false));
         }
         let current = ds
             .aggregate_batch(
@@ -123,10 +130,7 @@ impl Aggregator {
                 Some(*task_id),
                 "the interval overlaps another collection job",
             )),
-            other => {
-                other?;
-                Ok(job_id)
-            }
+            other => Ok((job_id, other?)),
         }
     }
 

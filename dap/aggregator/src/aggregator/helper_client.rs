@@ -31,6 +31,12 @@ fn problem_of(body: &[u8]) -> Option<DapProblemType> {
         })
 }
 
+/// `reference` resolved against `base` (RFC 3986 §5); `None` if either does not parse.
+fn resolve_reference(base: &str, reference: &str) -> Option<String> {
+    let url = reqwest::Url::parse(base).ok()?.join(reference).ok()?;
+    Some(url.into())
+}
+
 impl Aggregator {
     /// Sends one request to the helper with the task's bearer token.
     pub(super) async fn send_to_helper(
@@ -63,8 +69,10 @@ impl Aggregator {
                 .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
                 .map(str::to_string)
         };
+        // `Location` is a URI reference relative to the URL requested (RFC 9110 §10.2.2);
+        // it is resolved here so that what follows sees one absolute URL.
         let (location, retry_after) = (
-            header(reqwest::header::LOCATION),
+            header(reqwest::header::LOCATION).and_then(|l| resolve_reference(url, &l)),
             header(reqwest::header::RETRY_AFTER),
         );
         let bytes = resp
@@ -115,6 +123,26 @@ impl Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_resolve_against_the_request_url() {
+        let init = "https://h.example/dap/tasks/T/aggregation_jobs";
+        assert_eq!(
+            resolve_reference(init, "aggregation_jobs/J?step=0").as_deref(),
+            Some("https://h.example/dap/tasks/T/aggregation_jobs/J?step=0")
+        );
+        let job = "https://h.example/dap/tasks/T/aggregation_jobs/J";
+        assert_eq!(
+            resolve_reference(job, "J?step=0").as_deref(),
+            Some("https://h.example/dap/tasks/T/aggregation_jobs/J?step=0")
+        );
+        assert_eq!(
+            resolve_reference(job, "/tasks/T/aggregation_jobs/J").as_deref(),
+            Some("https://h.example/tasks/T/aggregation_jobs/J")
+        );
+        assert_eq!(resolve_reference(job, "http://[::1"), None);
+        assert_eq!(resolve_reference("not a url", "J"), None);
+    }
 
     #[test]
     fn only_dap_problem_documents_name_a_problem() {

@@ -74,9 +74,12 @@ fn time_interval_wait(
 }
 
 impl Datastore {
-    /// Creates a collection job (state `start`) unless one with this ID exists. For a
-    /// time-interval query (`interval` set), returns `Conflict` if the interval overlaps
-    /// another live collection job of the task; a leader-selected job gets its batch later.
+    /// Creates a collection job (state `start`) unless a live one with this ID exists. A job
+    /// the collector deleted, or that failed, is started afresh under the same ID (its ID is
+    /// derived from the request, so the identical request names it again; DAP-18 §4.6.1 lets a
+    /// collector retry a failed job). For a time-interval query
+    /// (`interval` set), returns `Conflict` if the interval overlaps another live collection
+    /// job of the task; a leader-selected job gets its batch later.
     pub async fn put_collection_job(
         &self,
         task_id: &TaskId,
@@ -87,16 +90,18 @@ impl Datastore {
         let tid = task_id.as_bytes().to_vec();
         let (job_id, request) = (job_id.as_bytes().to_vec(), request.to_vec());
         on_write!(self.db, |conn| {
-            let exists: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM collection_jobs WHERE task_id = $1 AND job_id = $2",
+            let state: Option<String> = sqlx::query_scalar(
+                "SELECT state FROM collection_jobs WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
             .bind(job_id.clone())
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-            if exists > 0 {
-                return Ok(false);
-            }
+            let deleted = match state.as_deref() {
+                None => false,
+                Some("deleted" | "failed") => true,
+                Some(_) => return Ok(false),
+            };
             let (start, duration) = interval.unwrap_or((0, 0));
             if interval.is_some() {
                 let overlapping: i64 = sqlx::query_scalar(
@@ -113,19 +118,75 @@ impl Datastore {
                     return Err(DatastoreError::Conflict("overlapping collection job"));
                 }
             }
+            let sql = if deleted {
+                "UPDATE collection_jobs SET request = $3, interval_start = $4, \
+                 interval_duration = $5, state = 'start', wait_reason = 'aggregating', \
+                 report_count = 0, leader_aggregate_share = NULL, checksum = NULL, \
+                 result = NULL, error = NULL, lease_token = NULL, lease_expiry = 0, \
+                 batch_id = NULL WHERE task_id = $1 AND job_id = $2 \
+                 AND state IN ('deleted', 'failed')"
+            } else {
+                "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
+                 interval_duration, state, wait_reason, report_count, lease_expiry) \
+                 VALUES ($1, $2, $3, $4, $5, 'start', 'aggregating', 0, 0)"
+            };
+            sqlx::query(sql)
+                .bind(tid.clone())
+                .bind(job_id)
+                .bind(request)
+                .bind(int(start))
+                .bind(int(duration))
+                .execute(&mut *conn)
+                .await?;
+            Ok(true)
+        })
+    }
+
+    /// Creates a leader-selected collection job (state `start`) with ID `new_id` — unless a
+    /// live (neither deleted nor failed) leader-selected job of the task already holds a byte-identical
+    /// request, whose ID is returned instead (DAP-18 §4.6.1: an identical `POST` names the
+    /// existing job). Every leader-selected query reads "the next batch", so identical requests
+    /// are the rule; a collector that wants another batch deletes the job it has collected
+    /// first. The check and the insert run under the task lock, so two identical requests
+    /// racing create one job. Returns the job's ID and whether it was created.
+    pub async fn put_leader_selected_collection_job(
+        &self,
+        task_id: &TaskId,
+        new_id: &CollectionJobId,
+        request: &[u8],
+    ) -> Result<(CollectionJobId, bool)> {
+        let tid = task_id.as_bytes().to_vec();
+        let (new_id, request) = (*new_id, request.to_vec());
+        let lock_task = lock_task_sql(self.dialect());
+        on_write!(self.db, |conn| {
+            sqlx::query(lock_task)
+                .bind(tid.clone())
+                .execute(&mut *conn)
+                .await?;
+            let existing: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT job_id FROM collection_jobs WHERE task_id = $1 AND request = $2 \
+                 AND interval_duration = 0 AND state NOT IN ('deleted', 'failed') LIMIT 1",
+            )
+            .bind(tid.clone())
+            .bind(request.clone())
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some(id) = existing {
+                let id = <[u8; 16]>::try_from(id.as_slice())
+                    .map_err(|_| DatastoreError::Corrupt("collection job ID"))?;
+                return Ok((CollectionJobId::from_bytes(id), false));
+            }
             sqlx::query(
                 "INSERT INTO collection_jobs (task_id, job_id, request, interval_start, \
                  interval_duration, state, wait_reason, report_count, lease_expiry) \
-                 VALUES ($1, $2, $3, $4, $5, 'start', 'aggregating', 0, 0)",
+                 VALUES ($1, $2, $3, 0, 0, 'start', 'aggregating', 0, 0)",
             )
             .bind(tid.clone())
-            .bind(job_id)
-            .bind(request)
-            .bind(int(start))
-            .bind(int(duration))
+            .bind(new_id.as_bytes().to_vec())
+            .bind(request.clone())
             .execute(&mut *conn)
             .await?;
-            Ok(true)
+            Ok((new_id, true))
         })
     }
 

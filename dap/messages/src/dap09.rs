@@ -1,0 +1,354 @@
+//! DAP-09 (draft-ietf-ppm-dap-09) upload messages, for tasks whose protocol is `dap-09`: the
+//! wire format that `janus_client` 0.7, `@divviup/dap` 0.9 and Divvi Up's service speak today.
+//! Only what differs from DAP-18 lives here; `HpkeConfig`, `HpkeConfigList`, `HpkeCiphertext`,
+//! `Extension`, `ReportId` and `TaskId` encode the same in both drafts and are reused.
+//!
+//! The differences this module carries (DAP-09 §4.4):
+//! - one `Report` per upload request (`PUT /tasks/{task}/reports`), never a list;
+//! - `ReportMetadata` holds only the ID and the time, which is in **seconds** (DAP-18: units of
+//!   `time_precision`); extensions travel only inside the encrypted `PlaintextInputShare`;
+//! - `InputShareAad` binds the task ID, metadata and public share, but no `TaskConfiguration`;
+//! - the HPKE application info is labelled `dap-09 …` and the media types are
+//!   `application/dap-*`.
+//!
+//! Wire only, like the rest of the crate: the aggregator converts at its HTTP edge and keeps one
+//! report pipeline.
+
+use crate::codec::{CodecError, Decode, Encode, LengthPrefix, Reader, put_items, put_opaque};
+use crate::hpke::{HpkeCiphertext, Role};
+use crate::id::{ReportId, TaskId};
+use crate::task::Extension;
+use crate::time::Time;
+
+/// The protocol's name as a task names it (and the prefix of its HPKE labels).
+pub const PROTOCOL: &str = "dap-09";
+
+/// DAP-09 media types (§4.1, one per message).
+pub mod media_type {
+    /// `HpkeConfigList` (`GET /hpke_config`). `@divviup/dap` refuses any other `Content-Type`.
+    pub const HPKE_CONFIG_LIST: &str = "application/dap-hpke-config-list";
+    /// `Report` (`PUT /tasks/{task}/reports`).
+    pub const REPORT: &str = "application/dap-report";
+    /// `AggregationJobInitReq`.
+    pub const AGGREGATION_JOB_INIT_REQ: &str = "application/dap-aggregation-job-init-req";
+    /// `AggregationJobContinueReq`.
+    pub const AGGREGATION_JOB_CONTINUE_REQ: &str = "application/dap-aggregation-job-continue-req";
+    /// `AggregationJobResp`.
+    pub const AGGREGATION_JOB_RESP: &str = "application/dap-aggregation-job-resp";
+    /// `AggregateShareReq`.
+    pub const AGGREGATE_SHARE_REQ: &str = "application/dap-aggregate-share-req";
+    /// `AggregateShare`.
+    pub const AGGREGATE_SHARE: &str = "application/dap-aggregate-share";
+    /// `CollectionReq`.
+    pub const COLLECT_REQ: &str = "application/dap-collect-req";
+    /// `Collection`.
+    pub const COLLECTION: &str = "application/dap-collection";
+}
+
+/// The HPKE application info for an input share: `"dap-09 input share" || 0x01 || receiver`
+/// (the client is the sender).
+pub fn input_share_info(receiver: Role) -> Vec<u8> {
+    let mut info = format!("{PROTOCOL} input share").into_bytes();
+    info.push(Role::Client.code());
+    info.push(receiver.code());
+    info
+}
+
+/// The HPKE application info for an aggregate share: `"dap-09 aggregate share" || sender ||
+/// 0x00` (the collector receives).
+pub fn aggregate_share_info(sender: Role) -> Vec<u8> {
+    let mut info = format!("{PROTOCOL} aggregate share").into_bytes();
+    info.push(sender.code());
+    info.push(Role::Collector.code());
+    info
+}
+
+/// `struct { ReportID report_id; Time time; } ReportMetadata`, the time in seconds since the
+/// epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportMetadata {
+    /// The report's ID (also the VDAF nonce).
+    pub id: ReportId,
+    /// When the report was generated, in seconds (the client rounds it down to the task's
+    /// `time_precision`).
+    pub time_seconds: u64,
+}
+
+impl ReportMetadata {
+    /// The time in units of `time_precision` (seconds), as Cairn stores it; `None` if the time
+    /// is not a multiple of the precision (a DAP-09 client rounds it down, so anything else is
+    /// a malformed report) or the precision is zero.
+    pub fn time_in_precision_units(&self, time_precision: u64) -> Option<Time> {
+        if time_precision == 0 || !self.time_seconds.is_multiple_of(time_precision) {
+            return None;
+        }
+        Some(Time(self.time_seconds / time_precision))
+    }
+}
+
+impl Encode for ReportMetadata {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.id.encode(out)?;
+        self.time_seconds.encode(out)
+    }
+}
+
+impl Decode for ReportMetadata {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(ReportMetadata {
+            id: ReportId::decode(r)?,
+            time_seconds: r.u64()?,
+        })
+    }
+}
+
+/// One DAP-09 report, the whole body of an upload request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Public metadata.
+    pub metadata: ReportMetadata,
+    /// The VDAF public share (may be empty).
+    pub public_share: Vec<u8>,
+    /// The leader's encrypted `PlaintextInputShare`.
+    pub leader_encrypted_input_share: HpkeCiphertext,
+    /// The helper's encrypted `PlaintextInputShare`.
+    pub helper_encrypted_input_share: HpkeCiphertext,
+}
+
+impl Report {
+    /// The AAD the client sealed each input share under.
+    pub fn input_share_aad(&self, task_id: &TaskId) -> InputShareAad {
+        InputShareAad {
+            task_id: *task_id,
+            metadata: self.metadata.clone(),
+            public_share: self.public_share.clone(),
+        }
+    }
+}
+
+impl Encode for Report {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.metadata.encode(out)?;
+        put_opaque(
+            out,
+            LengthPrefix::U32,
+            0,
+            &self.public_share,
+            "public_share",
+        )?;
+        self.leader_encrypted_input_share.encode(out)?;
+        self.helper_encrypted_input_share.encode(out)
+    }
+}
+
+impl Decode for Report {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(Report {
+            metadata: ReportMetadata::decode(r)?,
+            public_share: r.opaque(LengthPrefix::U32, 0, "public_share")?,
+            leader_encrypted_input_share: HpkeCiphertext::decode(r)?,
+            helper_encrypted_input_share: HpkeCiphertext::decode(r)?,
+        })
+    }
+}
+
+/// `struct { Extension extensions<0..2^16-1>; opaque payload<0..2^32-1>; }`: what the client
+/// encrypts to each aggregator.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlaintextInputShare {
+    /// Report extensions (DAP-09 has only private ones).
+    pub extensions: Vec<Extension>,
+    /// The VDAF input share.
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for PlaintextInputShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaintextInputShare")
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Encode for PlaintextInputShare {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        put_items(out, LengthPrefix::U16, &self.extensions, "extensions")?;
+        put_opaque(out, LengthPrefix::U32, 0, &self.payload, "payload")
+    }
+}
+
+impl Decode for PlaintextInputShare {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(PlaintextInputShare {
+            extensions: r.items(LengthPrefix::U16)?,
+            payload: r.opaque(LengthPrefix::U32, 0, "payload")?,
+        })
+    }
+}
+
+/// `struct { TaskID task_id; ReportMetadata metadata; opaque public_share<0..2^32-1>; }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputShareAad {
+    /// The task.
+    pub task_id: TaskId,
+    /// The report's metadata.
+    pub metadata: ReportMetadata,
+    /// The report's public share.
+    pub public_share: Vec<u8>,
+}
+
+impl Encode for InputShareAad {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.task_id.encode(out)?;
+        self.metadata.encode(out)?;
+        put_opaque(
+            out,
+            LengthPrefix::U32,
+            0,
+            &self.public_share,
+            "public_share",
+        )
+    }
+}
+
+impl Decode for InputShareAad {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(InputShareAad {
+            task_id: TaskId::decode(r)?,
+            metadata: ReportMetadata::decode(r)?,
+            public_share: r.opaque(LengthPrefix::U32, 0, "public_share")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hpke::HpkeConfigId;
+
+    fn ciphertext(config_id: u8, enc: &[u8], payload: &[u8]) -> HpkeCiphertext {
+        HpkeCiphertext {
+            config_id: HpkeConfigId(config_id),
+            enc: enc.to_vec(),
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn report() -> Report {
+        Report {
+            metadata: ReportMetadata {
+                id: ReportId::from_bytes([7; 16]),
+                time_seconds: 1_700_002_800,
+            },
+            public_share: vec![0xaa, 0xbb],
+            leader_encrypted_input_share: ciphertext(1, &[2, 3], &[4]),
+            helper_encrypted_input_share: ciphertext(9, &[5], &[6, 7]),
+        }
+    }
+
+    /// The layout written out field by field from DAP-09 §4.4.2 (`Report`, `ReportMetadata`,
+    /// `HpkeCiphertext`): this is the byte string `janus_client` 0.7 and `@divviup/dap` 0.9 put.
+    #[test]
+    fn a_report_has_the_dap09_layout() {
+        let mut want = vec![7u8; 16]; // report_id
+        want.extend(1_700_002_800u64.to_be_bytes()); // time, seconds
+        want.extend([0, 0, 0, 2, 0xaa, 0xbb]); // public_share<0..2^32-1>
+        want.extend([1, 0, 2, 2, 3, 0, 0, 0, 1, 4]); // leader: config_id, enc<1..2^16-1>, payload<1..2^32-1>
+        want.extend([9, 0, 1, 5, 0, 0, 0, 2, 6, 7]); // helper
+        assert_eq!(report().get_encoded().unwrap(), want);
+        assert_eq!(Report::get_decoded(&want).unwrap(), report());
+    }
+
+    /// One report per request: trailing bytes (a second report, as a DAP-18 batch would carry)
+    /// and truncations are refused.
+    #[test]
+    fn an_upload_is_exactly_one_report() {
+        let one = report().get_encoded().unwrap();
+        let two = [one.clone(), one.clone()].concat();
+        assert!(Report::get_decoded(&two).is_err());
+        for cut in 0..one.len() {
+            assert!(Report::get_decoded(&one[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// A DAP-18 report carries a public-extensions list after the time, which shifts every
+    /// later field: this one fails to decode as DAP-09. (Bytes alone cannot always tell the
+    /// drafts apart; the task's protocol decides which decoder runs.)
+    #[test]
+    fn this_dap18_report_does_not_decode_as_dap09() {
+        let dap18 = crate::Report {
+            metadata: crate::ReportMetadata {
+                id: ReportId::from_bytes([7; 16]),
+                time: Time(472_223),
+                public_extensions: Vec::new(),
+            },
+            public_share: vec![0xaa, 0xbb],
+            leader_encrypted_input_share: ciphertext(1, &[2, 3], &[4]),
+            helper_encrypted_input_share: ciphertext(9, &[5], &[6, 7]),
+        };
+        let bytes = dap18.get_encoded().unwrap();
+        assert!(Report::get_decoded(&bytes).is_err());
+    }
+
+    #[test]
+    fn times_convert_to_precision_units_only_when_rounded() {
+        let at = |time_seconds| ReportMetadata {
+            id: ReportId::from_bytes([0; 16]),
+            time_seconds,
+        };
+        assert_eq!(at(7200).time_in_precision_units(3600), Some(Time(2)));
+        assert_eq!(at(0).time_in_precision_units(3600), Some(Time(0)));
+        assert_eq!(at(7201).time_in_precision_units(3600), None);
+        assert_eq!(at(7200).time_in_precision_units(0), None);
+        assert_eq!(
+            at(u64::MAX).time_in_precision_units(1),
+            Some(Time(u64::MAX))
+        );
+    }
+
+    #[test]
+    fn the_aad_binds_task_metadata_and_public_share_only() {
+        let task = TaskId::from_bytes([3; 32]);
+        let aad = report().input_share_aad(&task).get_encoded().unwrap();
+        let mut want = vec![3u8; 32];
+        want.extend([7u8; 16]);
+        want.extend(1_700_002_800u64.to_be_bytes());
+        want.extend([0, 0, 0, 2, 0xaa, 0xbb]);
+        assert_eq!(aad, want);
+        assert_eq!(
+            InputShareAad::get_decoded(&aad).unwrap(),
+            report().input_share_aad(&task)
+        );
+    }
+
+    #[test]
+    fn plaintext_input_shares_round_trip_and_allow_an_empty_payload() {
+        let share = PlaintextInputShare {
+            extensions: vec![Extension {
+                extension_type: 0xff00,
+                extension_data: vec![1],
+            }],
+            payload: Vec::new(),
+        };
+        let bytes = share.get_encoded().unwrap();
+        assert_eq!(bytes, [0, 5, 0xff, 0, 0, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(PlaintextInputShare::get_decoded(&bytes).unwrap(), share);
+        assert!(!format!("{share:?}").contains("payload"));
+    }
+
+    #[test]
+    fn hpke_labels_name_dap09() {
+        assert_eq!(
+            input_share_info(Role::Leader),
+            b"dap-09 input share\x01\x02"
+        );
+        assert_eq!(
+            input_share_info(Role::Helper),
+            b"dap-09 input share\x01\x03"
+        );
+        assert_eq!(
+            aggregate_share_info(Role::Helper),
+            b"dap-09 aggregate share\x03\x00"
+        );
+    }
+}
