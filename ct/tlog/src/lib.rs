@@ -18,8 +18,11 @@
 //! - [`sct`]: signed certificate timestamps and the `digitally-signed` encoding.
 //! - [`precert`]: the TBSCertificate a precertificate is logged (and its SCT signed) as.
 //! - [`chain`]: submission chain validation against the accepted roots.
+//! - [`audit`]: a full audit of a tiled log (every tile rechecked, root and consistency
+//!   recomputed), fed tiles by the caller.
 //! - [`key`]: the log's ECDSA P-256 key.
 
+pub mod audit;
 pub mod chain;
 pub mod checkpoint;
 pub mod entry;
