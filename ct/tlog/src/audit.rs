@@ -39,6 +39,14 @@ pub enum AuditError {
         /// The entry's position in the tree.
         index: u64,
     },
+    /// The entries of a data tile do not hash to its level-0 tile.
+    #[error("the entries of data tile {data} do not hash to level-0 tile {level0}")]
+    LeafHashes {
+        /// The data tile path.
+        data: String,
+        /// The level-0 tile path.
+        level0: String,
+    },
     /// A hash tile is not what the tiles below it hash to.
     #[error("hash tile {path} does not match the hashes recomputed from the tiles below it")]
     HashTile {
@@ -188,7 +196,10 @@ impl Auditor {
         }
         .path();
         if level0 != hashes.concat() {
-            return Err(AuditError::HashTile { path: level0_path });
+            return Err(AuditError::LeafHashes {
+                data: path,
+                level0: level0_path,
+            });
         }
         for h in &hashes {
             self.push_leaf(*h)?;
@@ -421,14 +432,15 @@ mod tests {
         };
         let err = audit(&p, top.clone(), None, flip("tile/data/003")).unwrap_err();
         assert!(
-            matches!(&err, AuditError::HashTile { path } if path == "tile/0/003")
+            matches!(&err, AuditError::LeafHashes { data, .. } if data == "tile/data/003")
                 || matches!(&err, AuditError::MalformedDataTile { path } if path == "tile/data/003"),
             "{err}"
         );
         assert_eq!(
             audit(&p, top.clone(), None, flip("tile/0/003")),
-            Err(AuditError::HashTile {
-                path: "tile/0/003".into()
+            Err(AuditError::LeafHashes {
+                data: "tile/data/003".into(),
+                level0: "tile/0/003".into()
             })
         );
         assert_eq!(
