@@ -1,6 +1,7 @@
 //! C2SP signed-note signatures beside the RFC 6962 one: the log's Ed25519 note signature
 //! (signed-note signature type 0x01, which C2SP tlog-tiles requires of a public log) and its
-//! ML-DSA-44 `subtree/v1` cosignature (C2SP tlog-cosignature, type 0x06), with their key IDs,
+//! ML-DSA-44 `subtree/v1` cosignature (C2SP tlog-cosignature, type 0x06), and the Ed25519
+//! `cosignature/v1` a witness adds (type 0x04), with their key IDs,
 //! verifier keys (vkeys), signing and verification. Both keys live in aws-lc-rs.
 //!
 //! A signature line is `— <name> base64(key ID || signature)`; verifiers look for the line whose
@@ -17,6 +18,8 @@ use std::fmt;
 
 /// Signed-note signature type of Ed25519 note signatures.
 pub const SIGNATURE_TYPE_ED25519: u8 = 0x01;
+/// Signed-note signature type of Ed25519 `cosignature/v1` cosignatures (witnesses).
+pub const SIGNATURE_TYPE_COSIGNATURE_V1: u8 = 0x04;
 /// Signed-note signature type of ML-DSA-44 `subtree/v1` cosignatures.
 pub const SIGNATURE_TYPE_ML_DSA_44: u8 = 0x06;
 /// Length of an ML-DSA-44 public key.
@@ -164,6 +167,11 @@ pub fn subtree_v1_message(cosigner: &str, timestamp: u64, checkpoint: &Checkpoin
     m
 }
 
+/// The Ed25519 `cosignature/v1` signed message: header line, time line, then the note text.
+pub fn cosignature_v1_message(timestamp: u64, text: &str) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{text}").into_bytes()
+}
+
 /// An Ed25519 signed-note key.
 pub struct Ed25519NoteKey {
     pair: Ed25519KeyPair,
@@ -221,6 +229,42 @@ impl Ed25519NoteKey {
             sig.as_ref(),
         )
     }
+}
+
+impl Ed25519NoteKey {
+    /// The `cosignature/v1` line by cosigner `name` over the checkpoint note `text` at
+    /// `timestamp` (POSIX seconds), as a witness signs it (C2SP tlog-cosignature).
+    pub fn cosign_v1(&self, name: &str, timestamp: u64, text: &str) -> String {
+        let sig = self.pair.sign(&cosignature_v1_message(timestamp, text));
+        let mut blob = timestamp.to_be_bytes().to_vec();
+        blob.extend_from_slice(sig.as_ref());
+        signature_line(
+            name,
+            key_id(name, SIGNATURE_TYPE_COSIGNATURE_V1, self.public_key()),
+            &blob,
+        )
+    }
+}
+
+/// Verifies the Ed25519 `cosignature/v1` by cosigner `name` on `note`; returns its timestamp
+/// (POSIX seconds).
+pub fn verify_cosignature_v1(note: &str, name: &str, public_key: &[u8]) -> Result<u64, NoteError> {
+    let (text, sigs) = parse_note(note)?;
+    let sig = find(
+        &sigs,
+        name,
+        key_id(name, SIGNATURE_TYPE_COSIGNATURE_V1, public_key),
+    )
+    .ok_or_else(|| NoteError::Missing(name.to_string()))?;
+    let bad = || NoteError::BadSignature(name.to_string());
+    let (ts, raw) = sig.signature.split_at_checked(8).ok_or_else(bad)?;
+    let mut ts_be = [0u8; 8];
+    ts_be.copy_from_slice(ts);
+    let timestamp = u64::from_be_bytes(ts_be);
+    UnparsedPublicKey::new(&ED25519, public_key)
+        .verify(&cosignature_v1_message(timestamp, text), raw)
+        .map_err(|_| bad())?;
+    Ok(timestamp)
 }
 
 /// An ML-DSA-44 cosigning key (C2SP tlog-cosignature `subtree/v1`).
@@ -396,6 +440,42 @@ mod tests {
         assert_eq!(
             verify_ed25519(&note, &c.origin, other.public_key()),
             Err(NoteError::Missing(c.origin.clone()))
+        );
+    }
+
+    #[test]
+    fn ed25519_cosignature_v1_signs_header_time_and_body() {
+        let key = Ed25519NoteKey::generate().unwrap();
+        let c = cp();
+        let line = key.cosign_v1("witness.example/w1", 1_679_315_147, &c.body());
+        let note = format!("{}\n{line}", c.body());
+        assert_eq!(
+            verify_cosignature_v1(&note, "witness.example/w1", key.public_key()),
+            Ok(1_679_315_147)
+        );
+        // The signed message as the spec spells it.
+        assert_eq!(
+            cosignature_v1_message(1_679_315_147, &c.body()),
+            b"cosignature/v1\ntime 1679315147\nct.example.org/2026h1\n1234\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n"
+        );
+        let (_, sigs) = parse_note(&note).unwrap();
+        let mut data = b"witness.example/w1\n\x04".to_vec();
+        data.extend_from_slice(key.public_key());
+        assert_eq!(sigs[0].key_id, sha256(&data)[..4]);
+        // A note signature (type 0x01) by the same key is not a cosignature.
+        let plain = format!(
+            "{}\n{}",
+            c.body(),
+            key.sign_note("witness.example/w1", &c.body())
+        );
+        assert_eq!(
+            verify_cosignature_v1(&plain, "witness.example/w1", key.public_key()),
+            Err(NoteError::Missing("witness.example/w1".into()))
+        );
+        let tampered = note.replace("1234", "1230");
+        assert_eq!(
+            verify_cosignature_v1(&tampered, "witness.example/w1", key.public_key()),
+            Err(NoteError::BadSignature("witness.example/w1".into()))
         );
     }
 
