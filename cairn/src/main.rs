@@ -54,6 +54,21 @@ enum CtCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Audit a static-ct-api log: verify its checkpoint's signatures (RFC 6962, Ed25519,
+    /// ML-DSA-44), recompute the tree from every tile, check consistency with an older checkpoint.
+    Verify {
+        /// The log's monitoring prefix, e.g. https://ct.example.org/2026h1/.
+        url: String,
+        /// A signed checkpoint saved earlier; the current tree must extend it.
+        #[arg(long)]
+        old_checkpoint: Option<PathBuf>,
+        /// A signed-note verifier key (repeatable); default: the log's `vkeys` file.
+        #[arg(long)]
+        vkey: Vec<String>,
+        /// The log's `log.v3.json` as the log list has it; default: fetched from the log.
+        #[arg(long)]
+        log_json: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,6 +131,12 @@ fn main() -> ExitCode {
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
+            Command::Ct(CtCommand::Verify {
+                url,
+                old_checkpoint,
+                vkey,
+                log_json,
+            }) => run_ct_verify(url, old_checkpoint, vkey, log_json).await,
             Command::Bench { .. } => Ok(()), // ran above
         }
     });
@@ -194,6 +215,26 @@ async fn run_challtestsrv(args: ChallArgs) -> anyhow::Result<()> {
     );
     bootstrap::shutdown_signal().await;
     handle.shutdown().await;
+    Ok(())
+}
+
+async fn run_ct_verify(
+    url: String,
+    old_checkpoint: Option<PathBuf>,
+    vkeys: Vec<String>,
+    log_json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+    };
+    let opts = cairn_ct::verify::VerifyOptions {
+        url,
+        old_checkpoint: old_checkpoint.as_ref().map(read).transpose()?,
+        vkeys,
+        log_json: log_json.as_ref().map(read).transpose()?,
+    };
+    let report = cairn_ct::verify::verify_log(&opts).await?;
+    println!("{report}");
     Ok(())
 }
 

@@ -58,6 +58,10 @@ pub struct LogConfig {
     pub monitoring_url: Option<String>,
     /// PEM PKCS#8 P-256 key; generated (0600) on first start if missing.
     pub key_file: PathBuf,
+    /// The signed-note keys (PEM PKCS#8 Ed25519 then ML-DSA-44); generated (0600) on first start
+    /// if missing. Default: `key_file` with the extension `note.pem`.
+    #[serde(default)]
+    pub note_key_file: Option<PathBuf>,
     /// Folder of PEM root certificates.
     pub roots_dir: PathBuf,
     /// Folder for tiles, issuers and the checkpoint.
@@ -129,11 +133,21 @@ impl CtConfig {
 impl LogConfig {
     /// Makes relative paths relative to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir] {
+        for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir]
+            .into_iter()
+            .chain(self.note_key_file.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         }
+    }
+
+    /// The signed-note key file.
+    pub fn note_key_path(&self) -> PathBuf {
+        self.note_key_file
+            .clone()
+            .unwrap_or_else(|| self.key_file.with_extension("note.pem"))
     }
 
     /// Checks the values.
@@ -241,6 +255,10 @@ period_ms = 250
         assert_eq!(cfg.logs[0].period_ms, 1000);
         assert_eq!(cfg.logs[1].period_ms, 250);
         assert!(cfg.logs[0].key_file.starts_with(dir.path()));
+        assert_eq!(
+            cfg.logs[0].note_key_path(),
+            dir.path().join("keys/2026h1.note.pem")
+        );
         let mut dup = cfg.clone();
         dup.logs[1].name = "2026h1".into();
         assert!(dup.validate().is_err());

@@ -1,11 +1,12 @@
 //! The HTTP edge: RFC 6962 submission endpoints, the static read path (checkpoint, tiles,
-//! issuers) and the log-list description; errors become short JSON bodies without internals.
+//! issuers; tiles gzip-compressed for clients that accept it), the log-list description
+//! (`log.v3.json`) and the signed-note verifier keys (`vkeys`); errors become short JSON bodies without internals.
 
 use crate::log::{CtLog, SubmitError};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -86,6 +87,8 @@ impl CtLog {
             .route("/tile/{*rest}", get(tile))
             .route("/issuer/{fingerprint}", get(issuer))
             .route("/log.json", get(description))
+            .route("/log.v3.json", get(description))
+            .route("/vkeys", get(vkeys))
             .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }
@@ -182,7 +185,12 @@ async fn get_roots(State(log): State<CtLog>) -> Response {
 }
 
 async fn description(State(log): State<CtLog>) -> Response {
-    axum::Json(log.description()).into_response()
+    let mut r = axum::Json(log.description()).into_response();
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
+    r
 }
 
 async fn read(log: &CtLog, key: String) -> Result<Option<Vec<u8>>, Response> {
@@ -219,7 +227,83 @@ async fn checkpoint(State(log): State<CtLog>) -> Response {
     }
 }
 
-async fn tile(State(log): State<CtLog>, Path(rest): Path<String>) -> Response {
+/// True if the `Accept-Encoding` header values accept gzip (a `gzip` or `*` coding whose
+/// q-value is not zero; an explicit `gzip;q=0` wins over `*`).
+pub fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut star = false;
+    for value in headers.get_all(header::ACCEPT_ENCODING) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let zero = parts.any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            match coding.as_str() {
+                "gzip" | "x-gzip" => return !zero,
+                "*" => star = !zero,
+                _ => {}
+            }
+        }
+    }
+    star
+}
+
+fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2 + 64),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// A tile response: gzip-compressed when the client accepts it (static-ct-api asks logs to
+/// serve data tiles compressed), identity otherwise; `Vary: Accept-Encoding` either way so
+/// caches keep the two apart.
+fn tile_file(data: Vec<u8>, headers: &HeaderMap) -> Response {
+    let mut response = if accepts_gzip(headers) {
+        match gzip(&data) {
+            Ok(z) => {
+                let mut r = file(z, "application/octet-stream", IMMUTABLE);
+                r.headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                r
+            }
+            Err(_) => file(data, "application/octet-stream", IMMUTABLE),
+        }
+    } else {
+        file(data, "application/octet-stream", IMMUTABLE)
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+async fn vkeys(State(log): State<CtLog>) -> Response {
+    let [ed25519, ml_dsa] = log.vkeys();
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=3600"),
+            ),
+        ],
+        format!("{ed25519}\n{ml_dsa}\n"),
+    )
+        .into_response()
+}
+
+async fn tile(State(log): State<CtLog>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
     let path = format!("tile/{rest}");
     let Some(tile) = Tile::parse(&path) else {
         return error(StatusCode::NOT_FOUND, "not found");
@@ -245,7 +329,7 @@ async fn tile(State(log): State<CtLog>, Path(rest): Path<String>) -> Response {
             if tile.level == TileLevel::Data {
                 debug_assert!(parse_data_tile(&d).is_ok());
             }
-            file(d, "application/octet-stream", IMMUTABLE)
+            tile_file(d, &headers)
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "not found"),
         Err(r) => r,

@@ -14,7 +14,7 @@
 //!
 //! This crate is the server: [`CtLog`] (one log, embeddable: mount [`CtLog::router`]),
 //! [`CtServer`] (every configured log behind one listener), its [`config`], [`http`] edge,
-//! [`storage`], [`lockstore`], and the files it reads at start ([`key_file`], [`roots`]). The
+//! [`storage`], [`lockstore`], the [`verify`] auditor behind `cairn ct verify`, and the files it reads at start ([`key_file`], [`roots`]). The
 //! I/O-free transparency-log code it runs on (Merkle hashing, tiles, checkpoints, SCTs, entry
 //! codecs, chain validation) is `cairn-tlog`.
 
@@ -26,6 +26,7 @@ mod log;
 pub mod roots;
 mod server;
 pub mod storage;
+pub mod verify;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};

@@ -8,7 +8,9 @@ use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
 use crate::storage::{FsStorage, Storage};
 use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
-use cairn_tlog::checkpoint::{Checkpoint, CheckpointError, sign_checkpoint, verify_checkpoint};
+use cairn_tlog::checkpoint::{
+    Checkpoint, CheckpointError, NoteKeys, sign_checkpoint_with_notes, verify_checkpoint,
+};
 use cairn_tlog::entry::{LogEntry, MAX_LEAF_INDEX, parse_data_tile};
 use cairn_tlog::key::{KeyError, LogKey};
 use cairn_tlog::merkle::{Hash, complete_root, empty_root, leaf_hash, root_from_subtrees};
@@ -153,6 +155,7 @@ pub(crate) struct Inner {
     pub(crate) config: LogConfig,
     pub(crate) origin: String,
     pub(crate) key: LogKey,
+    pub(crate) note_keys: NoteKeys,
     pub(crate) roots: Roots,
     pub(crate) storage: Arc<dyn Storage>,
     window: NotAfterWindow,
@@ -203,6 +206,7 @@ impl CtLog {
             return Err(StartError::Locked(config.data_dir.display().to_string()));
         }
         let key = key_file::load_or_generate(&config.key_file)?;
+        let note_keys = key_file::load_or_generate_note_keys(&config.note_key_path())?;
         let roots = roots::load_dir(&config.roots_dir)?;
         if roots.is_empty() {
             return Err(StartError::NoRoots);
@@ -220,6 +224,7 @@ impl CtLog {
             origin: config.origin(),
             config,
             key,
+            note_keys,
             roots,
             storage: Arc::new(storage),
             window,
@@ -261,6 +266,15 @@ impl CtLog {
     /// The log's public key, SubjectPublicKeyInfo DER.
     pub fn public_key_der(&self) -> &[u8] {
         self.inner.key.spki_der()
+    }
+
+    /// The signed-note verifier keys: Ed25519 (type 0x01) and ML-DSA-44 cosigner (type 0x06),
+    /// both named by the origin.
+    pub fn vkeys(&self) -> [String; 2] {
+        [
+            self.inner.note_keys.ed25519.vkey(&self.inner.origin),
+            self.inner.note_keys.ml_dsa_44.vkey(&self.inner.origin),
+        ]
     }
 
     /// The RFC 6962 LogID.
@@ -545,7 +559,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
                 size: 0,
                 root: empty_root(),
             };
-            let note = sign_checkpoint(&inner.key, &cp, now_ms())?;
+            let note = sign_checkpoint_with_notes(&inner.key, &inner.note_keys, &cp, now_ms())?;
             match inner.lock.create_checkpoint(name, &note).await {
                 Ok(()) => note,
                 Err(LockError::Conflict) => inner
@@ -812,7 +826,7 @@ async fn sequence(
         size: state.size,
         root,
     };
-    let note = sign_checkpoint(&inner.key, &checkpoint, timestamp)?;
+    let note = sign_checkpoint_with_notes(&inner.key, &inner.note_keys, &checkpoint, timestamp)?;
 
     // 1. Tiles and issuers, fsynced with their directories.
     blocking_put(&inner.storage, files).await?;

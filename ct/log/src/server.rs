@@ -1,11 +1,12 @@
 //! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
-//! prefix's path, plus `/health` (= `/health/ready`: 503 naming each log that is not ready) and
+//! prefix's path, plus a landing page at `/` describing every log, and `/health` (= `/health/ready`: 503 naming each log that is not ready) and
 //! `/health/live` (200 while the process serves).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
 use axum::Router;
 use axum::http::StatusCode;
+use axum::response::Html;
 use axum::routing::get;
 use std::net::SocketAddr;
 use tokio::sync::watch;
@@ -55,6 +56,69 @@ async fn readiness(logs: &[CtLog]) -> (StatusCode, String) {
     }
 }
 
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The landing page of the monitoring prefix: one section per log (temporal shard) with what a
+/// log list or monitor needs — description, URLs, log ID, key, NotAfter interval, MMD and the
+/// signed-note verifier keys — and links to its `log.v3.json` and checkpoint.
+fn landing_page(logs: &[CtLog]) -> String {
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>Cairn CT logs</title></head>\n<body>\n<h1>Certificate Transparency logs</h1>\n<p>Static CT API (C2SP static-ct-api) logs, one per NotAfter shard.</p>\n",
+    );
+    for log in logs {
+        let d = log.description();
+        let mount = log.config().mount_path();
+        let [ed25519, ml_dsa] = log.vkeys();
+        let rows = [
+            ("Submission prefix", d.submission_url.clone()),
+            ("Monitoring prefix", d.monitoring_url.clone()),
+            ("Log ID", d.log_id.clone()),
+            ("Public key (SPKI, base64)", d.key.clone()),
+            (
+                "NotAfter interval",
+                format!(
+                    "{} to {} (exclusive)",
+                    d.temporal_interval.start_inclusive, d.temporal_interval.end_exclusive
+                ),
+            ),
+            ("MMD", format!("{} s", d.mmd)),
+            ("Ed25519 verifier key", ed25519),
+            ("ML-DSA-44 cosigner key", ml_dsa),
+        ];
+        html.push_str(&format!(
+            "<section id=\"{name}\">\n<h2>{name}</h2>\n<p>{desc}</p>\n<dl>\n",
+            name = escape_html(log.name()),
+            desc = escape_html(&d.description)
+        ));
+        for (k, v) in rows {
+            html.push_str(&format!(
+                "<dt>{}</dt><dd><code>{}</code></dd>\n",
+                escape_html(k),
+                escape_html(&v)
+            ));
+        }
+        html.push_str(&format!(
+            "</dl>\n<p><a href=\"{m}/log.v3.json\">log.v3.json</a> · <a href=\"{m}/checkpoint\">checkpoint</a></p>\n</section>\n",
+            m = escape_html(&mount)
+        ));
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
 /// Running logs and their listener.
 #[derive(Debug)]
 pub struct CtServer {
@@ -98,7 +162,15 @@ impl CtServer {
                 async move { readiness(&logs).await }
             }
         };
+        let page = landing_page(&logs);
         let mut app = Router::new()
+            .route(
+                "/",
+                get(move || {
+                    let page = page.clone();
+                    async move { Html(page) }
+                }),
+            )
             .route("/health", get(ready.clone()))
             .route("/health/ready", get(ready))
             .route("/health/live", get(|| async { "live\n" }));

@@ -3,6 +3,7 @@
 
 use crate::key::{KeyError, LogKey, verify_p256};
 use crate::merkle::{Hash, sha256};
+use crate::note::{Ed25519NoteKey, MlDsa44Key};
 use crate::sct::{digitally_signed, parse_digitally_signed};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -137,6 +138,35 @@ pub fn sign_checkpoint(
     ))
 }
 
+/// The log's signed-note keys beside its RFC 6962 key.
+#[derive(Debug)]
+pub struct NoteKeys {
+    /// Signs the note text (signed-note type 0x01) under the origin as key name.
+    pub ed25519: Ed25519NoteKey,
+    /// Cosigns the checkpoint (tlog-cosignature `subtree/v1`) under the origin as cosigner name.
+    pub ml_dsa_44: MlDsa44Key,
+}
+
+/// Signs `checkpoint` at `timestamp` (ms) with the RFC 6962 key, then adds the Ed25519 note
+/// signature and the ML-DSA-44 cosignature (timestamp in seconds), each under the origin.
+pub fn sign_checkpoint_with_notes(
+    key: &LogKey,
+    notes: &NoteKeys,
+    checkpoint: &Checkpoint,
+    timestamp: u64,
+) -> Result<String, KeyError> {
+    let mut note = sign_checkpoint(key, checkpoint, timestamp)?;
+    let body = checkpoint.body();
+    note.push_str(&notes.ed25519.sign_note(&checkpoint.origin, &body));
+    note.push_str(
+        &notes
+            .ml_dsa_44
+            .cosign_checkpoint(&checkpoint.origin, timestamp / 1000, checkpoint)
+            .map_err(|_| KeyError::Crypto)?,
+    );
+    Ok(note)
+}
+
 /// Verifies a signed checkpoint note from the log with `origin` and public key `spki_der`.
 /// Signatures from other keys are ignored, as signed-note requires.
 pub fn verify_checkpoint(
@@ -239,5 +269,39 @@ mod tests {
         assert!(Checkpoint::parse_body("a\n01\nAAAA\n").is_err());
         assert!(Checkpoint::parse_body("a\n1\nAAAA\n").is_err());
         assert_eq!(Checkpoint::parse_body(&cp.body()).unwrap(), cp);
+    }
+
+    #[test]
+    fn checkpoint_carries_rfc6962_ed25519_and_ml_dsa_signatures() {
+        let key = LogKey::generate().unwrap();
+        let notes = NoteKeys {
+            ed25519: Ed25519NoteKey::generate().unwrap(),
+            ml_dsa_44: MlDsa44Key::generate().unwrap(),
+        };
+        let cp = Checkpoint {
+            origin: "ct.example.org/2026h1".into(),
+            size: 9,
+            root: [1; 32],
+        };
+        let note = sign_checkpoint_with_notes(&key, &notes, &cp, 1_700_000_000_123).unwrap();
+        assert_eq!(
+            note.lines().filter(|l| l.starts_with('\u{2014}')).count(),
+            3
+        );
+        assert_eq!(
+            verify_checkpoint(&note, &cp.origin, key.spki_der())
+                .unwrap()
+                .checkpoint,
+            cp
+        );
+        crate::note::verify_ed25519(&note, &cp.origin, notes.ed25519.public_key()).unwrap();
+        assert_eq!(
+            crate::note::verify_ml_dsa_44_cosignature(
+                &note,
+                &cp.origin,
+                notes.ml_dsa_44.public_key()
+            ),
+            Ok(1_700_000_000)
+        );
     }
 }
