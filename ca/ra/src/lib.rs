@@ -239,9 +239,9 @@ impl Default for RaConfig {
             caa_recheck_after: Duration::hours(8),
             account_uri_prefixes: Vec::new(),
             account_cache_for: Duration::seconds(10),
-            challenge_lease: Duration::minutes(5),
-            order_lease: Duration::minutes(5),
-            recovery_interval: Duration::minutes(1),
+            challenge_lease: Duration::minutes(2),
+            order_lease: Duration::minutes(1),
+            recovery_interval: Duration::seconds(30),
         }
     }
 }
