@@ -158,6 +158,56 @@ async fn an_authorization_whose_validation_is_stuck_is_not_reused_for_a_new_orde
     assert_eq!(for_name.status, AuthzStatus::Pending);
 }
 
+#[tokio::test]
+async fn a_failed_outcome_write_is_retried() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    let order = ca.order(&account, &["retry.example.com"]).await;
+    // Two writes fail; the third (of five allowed) stores the outcome.
+    ca.sa.fail_finish_challenge(2);
+    let authz = ca.validate(&account, &order.order.authz_ids[0]).await;
+    assert_eq!(authz.status, AuthzStatus::Valid);
+    assert_eq!(ca.va.validations().len(), 1);
+}
+
+#[tokio::test]
+async fn an_outcome_that_could_not_be_stored_is_validated_again_once_the_lease_ends() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    let order = ca.order(&account, &["outage.example.com"]).await;
+    // More failures than attempts: the validation's outcome is lost.
+    ca.sa.fail_finish_challenge(100);
+    let authz = ca
+        .ra
+        .get_authorization(&account, &order.order.authz_ids[0])
+        .await
+        .unwrap();
+    ca.ra
+        .respond_to_challenge(&account, &authz.id, &authz.challenges[0].id)
+        .await
+        .unwrap();
+    // Five attempts with 0.1 + 0.2 + 0.4 + 0.8 s between them.
+    for _ in 0..400 {
+        if ca.va.validations().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(2000)).await;
+    assert_eq!(
+        challenge_status(&ca, &account, &order).await,
+        ChallengeStatus::Processing
+    );
+    // The database is back; the lease ends; recovery validates again and stores it.
+    ca.sa.fail_finish_challenge(0);
+    assert_eq!(ca.ra.recover_stale_challenges().await.unwrap(), 0);
+    ca.clock.advance(RaConfig::default().challenge_lease);
+    assert_eq!(ca.ra.recover_stale_challenges().await.unwrap(), 1);
+    let authz = ca.settled(&account, &order.order.authz_ids[0]).await;
+    assert_eq!(authz.status, AuthzStatus::Valid);
+    assert_eq!(ca.va.validations().len(), 2);
+}
+
 // ---- two instances on one database (finding 6) ----
 
 /// A CT submitter whose `get_scts` waits for [`GatedCt::open`] after recording the submission,

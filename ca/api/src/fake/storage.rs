@@ -55,7 +55,14 @@ struct State {
     challenge_leases: BTreeMap<ChallengeId, (String, i64)>,
     /// Leases of `processing` orders (owner, end in microseconds).
     order_leases: BTreeMap<OrderId, (String, i64)>,
+    /// How many of the next `finish_challenge` calls fail as a database outage would.
+    failing_finish_challenge: u32,
 }
+
+/// A database outage injected by a test.
+#[derive(Debug, thiserror::Error)]
+#[error("injected database failure")]
+struct InjectedFailure;
 
 impl State {
     /// Whether `lease` (absent: none was ever taken) has ended at `now` (microseconds).
@@ -77,6 +84,13 @@ impl MemoryStorage {
     /// Empty storage.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
+    }
+
+    /// Makes the next `count` calls of
+    /// [`finish_challenge`](StorageAuthority::finish_challenge) fail with
+    /// [`SaError::Database`] and change nothing, as a database outage would.
+    pub fn fail_finish_challenge(&self, count: u32) {
+        self.lock().failing_finish_challenge = count;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -597,6 +611,10 @@ impl StorageAuthority for MemoryStorage {
         let error = stored_problem(&c.error)?;
         let record = through_json(&c.validation_record)?;
         let mut st = self.lock();
+        if st.failing_finish_challenge > 0 {
+            st.failing_finish_challenge -= 1;
+            return Err(SaError::Database(Box::new(InjectedFailure)));
+        }
         let a = st
             .authzs
             .get_mut(&outcome.authz_id)
