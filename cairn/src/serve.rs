@@ -418,16 +418,31 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     );
     ra.add_revocation_listener(crl_updater.revocation_listener());
     let crl_task = tokio::spawn(crl_updater.run());
-    let resumed = ra
-        .resume_interrupted_issuance()
+    // Work left `processing` past its lease (by the last shutdown, or by another instance on
+    // the same database that died): at start-up, then on a timer.
+    let (challenges, orders) = ra
+        .recover_stale_work()
         .await
-        .map_err(|p| anyhow::anyhow!("resuming interrupted issuance: {p}"))?;
-    if resumed > 0 {
+        .map_err(|p| anyhow::anyhow!("recovering interrupted validation and issuance: {p}"))?;
+    if challenges + orders > 0 {
         tracing::info!(
-            resumed,
-            "finished issuance interrupted by the last shutdown"
+            challenges,
+            orders,
+            "took over validation and issuance left processing past their lease"
         );
     }
+    let recovery_task = {
+        let ra = ra.clone();
+        let every = std::time::Duration::try_from(ra.config().recovery_interval)
+            .unwrap_or(std::time::Duration::from_secs(60));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // Failures are logged by the RA; the next tick tries again.
+                let _ = ra.recover_stale_work().await;
+            }
+        })
+    };
     let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
 
     let mut public_app = cairn_status::public::router(public_parts);
@@ -473,6 +488,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         let _ = rx.await;
         public_task.abort();
         crl_task.abort();
+        recovery_task.abort();
     };
     let task = match tls {
         Some(server_config) => tokio::spawn(async move {

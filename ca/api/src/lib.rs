@@ -29,7 +29,7 @@ pub use ra::{
     RegistrationAuthority, RenewalInfo, RevocationListener, RevocationRequester,
 };
 pub use sa::{
-    AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo,
+    AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
     RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
 pub use va::{CaaAccount, CaaCheck, ValidationAuthority, ValidationOutcome, ValidationRequest};

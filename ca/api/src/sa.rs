@@ -65,6 +65,18 @@ pub struct ChallengeOutcome {
     pub expires: OffsetDateTime,
 }
 
+/// A lease on `processing` work (a challenge being validated, an order being issued): who holds
+/// it and until when. While it lasts no other instance takes the work over; once it has ended,
+/// another instance may claim the work by compare-and-swap and redo it. The holder picks a
+/// lease longer than the work can take, or renews it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The instance holding it (unique per running process).
+    pub owner: String,
+    /// When it ends.
+    pub until: OffsetDateTime,
+}
+
 /// An authorization's stored status and expiry, without the rest of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthzState {
@@ -157,7 +169,9 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// The newest authorization of `account` for `identifier` (authz identifier form, with the
     /// wildcard flag) that is `Valid` (or, if `include_pending`, `Pending`) and expires after
     /// `expires_after` — for authorization reuse. A `Valid` one is preferred over a `Pending` one;
-    /// among equals the most recently created wins.
+    /// among equals the most recently created wins. A `Pending` one with a `processing`
+    /// challenge is reused only if that challenge's lease outlasts `expires_after` (callers pass
+    /// a time at or after now), so one whose validation may be stuck never is.
     async fn get_reusable_authz(
         &self,
         account: &AccountId,
@@ -166,12 +180,31 @@ pub trait StorageAuthority: Send + Sync + 'static {
         include_pending: bool,
         expires_after: OffsetDateTime,
     ) -> SaResult<Option<Authorization>>;
-    /// Marks a challenge `processing` if the authorization is pending and the challenge pending.
-    /// Returns false (and changes nothing) otherwise.
+    /// Marks a challenge `processing` under `lease` if the authorization is pending and the
+    /// challenge pending. Returns false (and changes nothing) otherwise.
     async fn set_challenge_processing(
         &self,
         authz: &AuthzId,
         chall: &ChallengeId,
+        lease: &Lease,
+    ) -> SaResult<bool>;
+    /// Challenges `processing` (of a `Pending` authorization) whose lease has ended at `now`
+    /// (or that have none), oldest lease first, at most `limit`: validations a crashed or stuck
+    /// instance left behind.
+    async fn get_stale_processing_challenges(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> SaResult<Vec<(AuthzId, ChallengeId)>>;
+    /// Compare-and-swap: takes over a `processing` challenge (of a `Pending` authorization)
+    /// under `lease` only if its lease has ended at `now` (or it has none). Returns false (and
+    /// changes nothing) otherwise, e.g. when another instance claimed it first.
+    async fn claim_processing_challenge(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+        lease: &Lease,
+        now: OffsetDateTime,
     ) -> SaResult<bool>;
     /// Records a validation outcome: the challenge and the authorization change together.
     /// `NotFound` if the challenge is not one of the authorization's; `Conflict` (nothing
@@ -188,12 +221,28 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// reserves `serial` for the order (as [`reserve_serial`](Self::reserve_serial) would), all in
     /// one write. Returns false (and changes nothing, reserves nothing) if the order was not
     /// `Pending`; `Conflict` if the serial was reserved before.
+    /// The order is held under `lease`: no other instance resumes it while the lease lasts.
     async fn set_order_processing(
         &self,
         id: &OrderId,
         csr_der: &[u8],
         serial: &Serial,
         at: OffsetDateTime,
+        lease: &Lease,
+    ) -> SaResult<bool>;
+    /// Compare-and-swap: extends the lease on a `processing` order to `lease.until`, only if
+    /// `lease.owner` still holds it (its lease may have ended, as long as no one claimed the
+    /// order since). Returns false (and changes nothing) if the order is not `processing` or
+    /// another owner holds it: the caller must then stop issuing for it.
+    async fn renew_order_lease(&self, id: &OrderId, lease: &Lease) -> SaResult<bool>;
+    /// Compare-and-swap: takes over a `processing` order under `lease` only if its lease has
+    /// ended at `now` (or it has none). Returns false (and changes nothing) otherwise, e.g.
+    /// when its issuing instance still holds it or another instance claimed it first.
+    async fn claim_processing_order(
+        &self,
+        id: &OrderId,
+        lease: &Lease,
+        now: OffsetDateTime,
     ) -> SaResult<bool>;
     /// Records a reserved serial before signing (so every signed serial is traceable to an
     /// order even if the process dies before the certificate is stored). `Conflict` if the serial
@@ -222,8 +271,10 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// Moves an order from `Processing` to `Invalid` with `error`. `Conflict` if the order was not
     /// `Processing`, `NotFound` if it does not exist.
     async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
-    /// Orders left in `Processing` (for resuming after a crash).
-    async fn get_processing_orders(&self) -> SaResult<Vec<Order>>;
+    /// Orders in `Processing` whose lease has ended at `now` (or that have none), oldest first:
+    /// issuance a crashed or stuck instance left behind, to be claimed with
+    /// [`claim_processing_order`](Self::claim_processing_order) before resuming.
+    async fn get_stale_processing_orders(&self, now: OffsetDateTime) -> SaResult<Vec<Order>>;
     /// Gets a certificate by serial (not a precertificate whose final certificate is missing).
     async fn get_certificate(&self, serial: &Serial) -> SaResult<Certificate>;
     /// Gets what was issued under a serial: the certificate, or else the precertificate stored

@@ -8,6 +8,13 @@
 //! is stored before any log sees it (so its serial is known to OCSP and CRLs and revocable even
 //! if nothing else is), a resumed order reuses it and its serial, and the final certificate goes
 //! to the logs only after it is stored.
+//!
+//! Several instances may share one database: the instance that moves an order to `processing`
+//! holds it under a lease ([`RaConfig::order_lease`](crate::RaConfig::order_lease)), renews it
+//! while it issues, and checks it still holds it (renewing by compare-and-swap on its own name)
+//! right before each signature. Resumption takes only orders whose lease ended, each claimed by
+//! compare-and-swap, so a live instance's order is never issued twice; an instance that finds
+//! its lease taken over stops without signing or failing the order.
 
 use crate::{Ra, internal, sa_problem};
 use cairn_api::{CtSubmitter, IssueRequest, IssuedCertificate, OrderView};
@@ -24,6 +31,32 @@ pub enum IssuanceResult {
     Issued(Serial),
     /// Issuance failed; the order is invalid with this problem.
     Failed(Problem),
+    /// This instance's lease on the order ended and another instance claimed it: this one
+    /// stopped without signing further or changing the order; the other finishes it.
+    LeaseLost,
+}
+
+/// Why `try_issue` stopped.
+enum Stop {
+    /// Issuance failed: the order becomes invalid with this problem.
+    Failed(Problem),
+    /// Another instance holds the order now: leave it alone.
+    LeaseLost,
+}
+
+impl From<Problem> for Stop {
+    fn from(p: Problem) -> Self {
+        Stop::Failed(p)
+    }
+}
+
+/// Renews the lease on an order in the background while it lives, every third of the lease.
+struct LeaseRenewer(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseRenewer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Ra {
@@ -101,13 +134,14 @@ impl Ra {
         // The serial is reserved in the same write that moves the order to processing.
         let serial = Serial::random();
         let now = self.now();
+        let lease = self.lease(self.inner.config.order_lease);
         let (moved_tx, moved_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let moved = ra
                 .inner
                 .sa
-                .set_order_processing(&id, &csr, &serial, now)
+                .set_order_processing(&id, &csr, &serial, now, &lease)
                 .await;
             let go = matches!(moved, Ok(true));
             let _ = moved_tx.send(moved);
@@ -186,8 +220,12 @@ impl Ra {
     /// database itself fails (then the order stays `processing` and is resumed at start-up).
     /// `reserved` is a serial already reserved for the order (by the move to processing); without
     /// one (resuming after a crash) a fresh serial is reserved first.
+    ///
+    /// The caller holds the order's lease (it moved the order to processing, or claimed it);
+    /// it is renewed in the background until this returns.
     pub async fn issue_for_order(&self, order: Order, reserved: Option<Serial>) -> IssuanceResult {
         let started = std::time::Instant::now();
+        let _renewer = self.renew_lease_while_issuing(&order.id);
         match self.try_issue(&order, reserved).await {
             Ok(serial) => {
                 self.record_replacement(&order).await;
@@ -197,7 +235,11 @@ impl Ra {
                     .record(started.elapsed().as_secs_f64());
                 IssuanceResult::Issued(serial)
             }
-            Err(problem) => {
+            Err(Stop::LeaseLost) => {
+                tracing::warn!(order = %order.id, "stopped issuing: the order's lease ended and another instance took it over");
+                IssuanceResult::LeaseLost
+            }
+            Err(Stop::Failed(problem)) => {
                 metrics::counter!("cairn_issuance_failures_total").increment(1);
                 if let Err(e) = self.inner.sa.fail_order(&order.id, &problem).await {
                     tracing::error!(order = %order.id, error = %e, "recording failed issuance");
@@ -207,7 +249,41 @@ impl Ra {
         }
     }
 
-    async fn try_issue(&self, order: &Order, reserved: Option<Serial>) -> Result<Serial, Problem> {
+    /// Renews the order's lease every third of its length until the returned guard drops.
+    fn renew_lease_while_issuing(&self, id: &OrderId) -> LeaseRenewer {
+        let ra = self.clone();
+        let id = id.clone();
+        let every = StdDuration::try_from(self.inner.config.order_lease / 3)
+            .unwrap_or(StdDuration::from_secs(1))
+            .max(StdDuration::from_millis(100));
+        LeaseRenewer(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match ra.hold_order(&id).await {
+                    Ok(()) => {}
+                    Err(Stop::LeaseLost) => return,
+                    // A failed renewal is retried at the next tick; the check before each
+                    // signature decides.
+                    Err(Stop::Failed(_)) => {}
+                }
+            }
+        }))
+    }
+
+    /// Renews this instance's lease on a `processing` order: `LeaseLost` if another instance
+    /// holds it now.
+    async fn hold_order(&self, id: &OrderId) -> Result<(), Stop> {
+        let lease = self.lease(self.inner.config.order_lease);
+        let held = self
+            .inner
+            .sa
+            .renew_order_lease(id, &lease)
+            .await
+            .map_err(|e| internal(&e, "renewing the order's lease"))?;
+        if held { Ok(()) } else { Err(Stop::LeaseLost) }
+    }
+
+    async fn try_issue(&self, order: &Order, reserved: Option<Serial>) -> Result<Serial, Stop> {
         let csr_der = order
             .csr_der
             .as_deref()
@@ -284,16 +360,19 @@ impl Ra {
             replaced_by: None,
         };
         let (issued, final_chain) = match &self.inner.ct {
-            None => (
-                self.inner
-                    .issuer
-                    .issue(req)
-                    .await
-                    .map_err(|e| internal(&e, "signing certificate"))?,
-                None,
-            ),
+            None => {
+                self.hold_order(&order.id).await?;
+                (
+                    self.inner
+                        .issuer
+                        .issue(req)
+                        .await
+                        .map_err(|e| internal(&e, "signing certificate"))?,
+                    None,
+                )
+            }
             Some(ct) => {
-                self.issue_with_scts(ct.as_ref(), req, stored_precert, &record)
+                self.issue_with_scts(&order.id, ct.as_ref(), req, stored_precert, &record)
                     .await?
             }
         };
@@ -319,15 +398,17 @@ impl Ra {
     /// stored before a crash, signed for `req`: it is submitted again instead of a new one.
     async fn issue_with_scts(
         &self,
+        order_id: &OrderId,
         ct: &dyn CtSubmitter,
         req: IssueRequest,
         stored: Option<Certificate>,
         record: &(dyn Fn(IssuedCertificate) -> Certificate + Sync),
-    ) -> Result<(IssuedCertificate, Option<Vec<Vec<u8>>>), Problem> {
+    ) -> Result<(IssuedCertificate, Option<Vec<Vec<u8>>>), Stop> {
         let issuer = &self.inner.issuer;
         let (precert_der, issuer_id) = match stored {
             Some(pre) => (pre.der, pre.issuer_id),
             None => {
+                self.hold_order(order_id).await?;
                 let precert = issuer
                     .issue_precertificate(req.clone())
                     .await
@@ -351,7 +432,7 @@ impl Ra {
             .map_err(|e| internal(&e, "decoding the issuer chain"))?
             .unwrap_or_default();
         if issuer_chain.is_empty() {
-            return Err(internal(&"no issuer chain", "submitting to CT logs"));
+            return Err(internal(&"no issuer chain", "submitting to CT logs").into());
         }
         let mut chain = Vec::with_capacity(issuer_chain.len() + 1);
         chain.push(precert_der.clone());
@@ -366,6 +447,8 @@ impl Ra {
             )
         })?;
         let serial = req.serial.clone();
+        // Getting SCTs may take long: another instance may have taken the order over since.
+        self.hold_order(order_id).await?;
         let issued = issuer
             .issue_final(req, &precert_der, &scts.encoded)
             .await
@@ -377,21 +460,36 @@ impl Ra {
         Ok((issued, Some(final_chain)))
     }
 
-    /// Resumes issuance for orders a crash left `processing`. Returns how many were resumed.
+    /// Resumes issuance for orders left `processing` past their lease (by a crash, or by an
+    /// instance that stopped renewing), each claimed by compare-and-swap first, so an order
+    /// another live instance holds is never taken. Returns how many it resumed.
     pub async fn resume_interrupted_issuance(&self) -> Result<usize, Problem> {
+        let now = self.now();
         let orders = self
             .inner
             .sa
-            .get_processing_orders()
+            .get_stale_processing_orders(now)
             .await
             .map_err(|e| internal(&e, "listing processing orders"))?;
-        let n = orders.len();
+        let mut resumed = 0;
         for order in orders {
-            tracing::info!(order = %order.id, "resuming interrupted issuance");
+            let lease = self.lease(self.inner.config.order_lease);
+            let claimed = self
+                .inner
+                .sa
+                .claim_processing_order(&order.id, &lease, now)
+                .await
+                .map_err(|e| internal(&e, "claiming a processing order"))?;
+            if !claimed {
+                // Another instance was first.
+                continue;
+            }
+            resumed += 1;
+            tracing::info!(order = %order.id, "resuming issuance left processing past its lease");
             // The stored precertificate's serial if there is one, else a new serial.
             let _ = self.issue_for_order(order, None).await;
         }
-        Ok(n)
+        Ok(resumed)
     }
 
     /// A stored certificate by serial.

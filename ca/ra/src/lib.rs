@@ -80,6 +80,22 @@ pub struct RaConfig {
     /// `0s` turns the cache off.
     #[serde(with = "humane_duration")]
     pub account_cache_for: Duration,
+    /// How long an instance that starts validating a challenge holds it (its lease). After
+    /// that, if the challenge is still `processing` (the instance died, or its write failed),
+    /// any instance's recovery validates it again. Must exceed the whole validation (every
+    /// VA attempt and the CAA lookup).
+    #[serde(with = "humane_duration")]
+    pub challenge_lease: Duration,
+    /// How long an instance that issues for an order holds it (its lease), renewed while it
+    /// issues and before each signature. After that, if the order is still `processing`, any
+    /// instance's recovery resumes its issuance. Must exceed the longest issuance step
+    /// (CT submission included).
+    #[serde(with = "humane_duration")]
+    pub order_lease: Duration,
+    /// How often each instance looks for challenges and orders whose lease ended (besides
+    /// once at start-up).
+    #[serde(with = "humane_duration")]
+    pub recovery_interval: Duration,
 }
 
 /// A certificate profile: what an order that names it gets.
@@ -223,6 +239,9 @@ impl Default for RaConfig {
             caa_recheck_after: Duration::hours(8),
             account_uri_prefixes: Vec::new(),
             account_cache_for: Duration::seconds(10),
+            challenge_lease: Duration::minutes(2),
+            order_lease: Duration::minutes(1),
+            recovery_interval: Duration::seconds(30),
         }
     }
 }
@@ -235,6 +254,15 @@ impl RaConfig {
                 "ra.default_profile {:?} is not one of ra.profiles",
                 self.default_profile
             ));
+        }
+        if self.challenge_lease <= Duration::ZERO
+            || self.order_lease <= Duration::ZERO
+            || self.recovery_interval <= Duration::ZERO
+        {
+            return Err(
+                "ra.challenge_lease, ra.order_lease and ra.recovery_interval must be positive"
+                    .into(),
+            );
         }
         for (name, p) in &self.profiles {
             if p.validity <= Duration::ZERO || p.validity <= self.backdate {
@@ -312,6 +340,9 @@ struct Inner {
     ari_cache: Arc<renewal_info::WindowCache>,
     /// Recently loaded accounts.
     accounts: account::AccountCache,
+    /// This instance's name as the owner of leases on `processing` work (random per process,
+    /// so two instances on one database never take each other for themselves).
+    instance: String,
 }
 
 impl std::fmt::Debug for Ra {
@@ -367,6 +398,7 @@ impl Ra {
                 ct,
                 clock,
                 config,
+                instance: format!("ra-{}-{}", std::process::id(), cairn_core::random_id(12)),
             }),
         }
     }
@@ -399,6 +431,25 @@ impl Ra {
 
     fn now(&self) -> time::OffsetDateTime {
         self.inner.clock.now()
+    }
+
+    /// A lease held by this instance for `length` from now.
+    fn lease(&self, length: Duration) -> cairn_api::Lease {
+        cairn_api::Lease {
+            owner: self.inner.instance.clone(),
+            until: self.now() + length,
+        }
+    }
+
+    /// Recovers work that another instance (or this one, before a restart) left `processing`
+    /// past its lease: validates stale challenges again and resumes stale issuance. Run at
+    /// start-up and every [`RaConfig::recovery_interval`]; several instances may run it at
+    /// once (each piece of work is claimed by compare-and-swap). Returns how many challenges
+    /// and orders it took over.
+    pub async fn recover_stale_work(&self) -> Result<(usize, usize), Problem> {
+        let challenges = self.recover_stale_challenges().await?;
+        let orders = self.resume_interrupted_issuance().await?;
+        Ok((challenges, orders))
     }
 }
 

@@ -196,6 +196,8 @@ async fn crash_during_ct_submission_resumes_with_the_same_serial() {
     assert_eq!(seen.len(), 1);
 
     let ct2 = Arc::new(FakeCt::new());
+    // The crashed instance's lease on the order runs out before anyone resumes it.
+    ca.clock.advance(quick().order_lease);
     let restarted = ca.restarted(Some(ct2.clone()), quick());
     assert_eq!(restarted.resume_interrupted_issuance().await.unwrap(), 1);
     let done = restarted.get_order(&account, &view.order.id).await.unwrap();
@@ -233,6 +235,7 @@ async fn crash_before_the_final_certificate_is_stored_resumes_with_the_same_seri
     assert_eq!(ca.sa.get_issued(&seen[0]).await.unwrap().revocation, None);
 
     ca.issuer.hang_final(false);
+    ca.clock.advance(quick().order_lease);
     let restarted = ca.restarted(Some(ct.clone()), quick());
     assert_eq!(restarted.resume_interrupted_issuance().await.unwrap(), 1);
     let done = restarted.get_order(&account, &view.order.id).await.unwrap();

@@ -7,7 +7,7 @@
 
 mod harness;
 
-use cairn_api::StorageAuthority;
+use cairn_api::{Lease, StorageAuthority};
 use cairn_core::{AuthzStatus, ChallengeStatus, Identifier, OrderStatus, ProblemType, Serial};
 use cairn_x509::CertInfo;
 use harness::{Ca, csr, key};
@@ -235,6 +235,10 @@ async fn issuance_a_crash_left_processing_is_resumed_at_start_up() {
             &csr(&key(), &names),
             &Serial::random(),
             ca.now(),
+            &Lease {
+                owner: "crashed-instance".into(),
+                until: ca.now() + Duration::minutes(5),
+            },
         )
         .await
         .unwrap();
@@ -248,6 +252,9 @@ async fn issuance_a_crash_left_processing_is_resumed_at_start_up() {
         OrderStatus::Processing
     );
 
+    // Not while the crashed instance's lease lasts (it might be alive and issuing).
+    assert_eq!(ca.ra.resume_interrupted_issuance().await.unwrap(), 0);
+    ca.clock.advance(Duration::minutes(5));
     assert_eq!(ca.ra.resume_interrupted_issuance().await.unwrap(), 1);
     let view = ca.ra.get_order(&account, &order.order.id).await.unwrap();
     assert_eq!(view.status, OrderStatus::Valid);

@@ -19,6 +19,6 @@ pub use eab_seal::{EAB_SEAL_KEY_LEN, EabSeal};
 pub use sql::SqlStorage;
 
 pub use cairn_api::sa::{
-    AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo,
+    AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
     RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };

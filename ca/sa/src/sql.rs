@@ -9,7 +9,7 @@ mod codec;
 
 use crate::eab_seal::EabSeal;
 use crate::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
     RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
 use async_trait::async_trait;
@@ -710,11 +710,14 @@ impl StorageAuthority for SqlStorage {
         let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, AuthzRow>(concat!(
                 authz_select!(),
-                " WHERE a.id = (SELECT id FROM authzs WHERE account_id = $1 \
-                 AND identifier_type = $2 AND identifier_value = $3 AND wildcard = $4 \
-                 AND status IN ($5, $6) AND expires > $7 \
-                 ORDER BY CASE status WHEN 'valid' THEN 0 ELSE 1 END, created_at DESC, id DESC \
-                 LIMIT 1) \
+                " WHERE a.id = (SELECT r.id FROM authzs r WHERE r.account_id = $1 \
+                 AND r.identifier_type = $2 AND r.identifier_value = $3 AND r.wildcard = $4 \
+                 AND r.status IN ($5, $6) AND r.expires > $7 \
+                 AND NOT (r.status = 'pending' AND EXISTS (SELECT 1 FROM challenges s \
+                   WHERE s.authz_id = r.id AND s.status = 'processing' \
+                   AND COALESCE(s.processing_until, 0) <= $7)) \
+                 ORDER BY CASE r.status WHEN 'valid' THEN 0 ELSE 1 END, r.created_at DESC, \
+                 r.id DESC LIMIT 1) \
                  ORDER BY c.position"
             ))
             .bind(account.as_str())
@@ -734,16 +737,73 @@ impl StorageAuthority for SqlStorage {
         &self,
         authz: &AuthzId,
         chall: &ChallengeId,
+        lease: &Lease,
     ) -> SaResult<bool> {
-        let (authz, chall) = (authz.clone(), chall.clone());
+        let (authz, chall, lease) = (authz.clone(), chall.clone(), lease.clone());
         on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
-                "UPDATE challenges SET status = 'processing' \
+                "UPDATE challenges SET status = 'processing', processing_owner = $3, \
+                 processing_until = $4 \
                  WHERE id = $1 AND authz_id = $2 AND status = 'pending' \
                  AND EXISTS (SELECT 1 FROM authzs WHERE id = $2 AND status = 'pending')",
             )
             .bind(chall.as_str())
             .bind(authz.as_str())
+            .bind(&lease.owner)
+            .bind(micros(lease.until))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        })
+    }
+
+    async fn get_stale_processing_challenges(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> SaResult<Vec<(AuthzId, ChallengeId)>> {
+        let rows: Vec<(String, String)> = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as(
+                "SELECT c.authz_id, c.id FROM challenges c JOIN authzs a ON a.id = c.authz_id \
+                 WHERE c.status = 'processing' AND COALESCE(c.processing_until, 0) <= $1 \
+                 AND a.status = 'pending' \
+                 ORDER BY COALESCE(c.processing_until, 0), c.authz_id, c.id LIMIT $2",
+            )
+            .bind(micros(now))
+            .bind(clamp(limit))
+            .fetch_all(conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(a, c)| (AuthzId(a), ChallengeId(c)))
+            .collect())
+    }
+
+    async fn claim_processing_challenge(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+        lease: &Lease,
+        now: OffsetDateTime,
+    ) -> SaResult<bool> {
+        let (authz, chall, lease) = (authz.clone(), chall.clone(), lease.clone());
+        on_write!(self.db, Failure, |conn| {
+            // The WHERE is the compare: two instances claiming at once both see the ended
+            // lease, but the second UPDATE re-reads the row the first committed and matches
+            // nothing.
+            let changed = sqlx::query(
+                "UPDATE challenges SET processing_owner = $3, processing_until = $4 \
+                 WHERE id = $1 AND authz_id = $2 AND status = 'processing' \
+                 AND COALESCE(processing_until, 0) <= $5 \
+                 AND EXISTS (SELECT 1 FROM authzs WHERE id = $2 AND status = 'pending')",
+            )
+            .bind(chall.as_str())
+            .bind(authz.as_str())
+            .bind(&lease.owner)
+            .bind(micros(lease.until))
+            .bind(micros(now))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -836,15 +896,20 @@ impl StorageAuthority for SqlStorage {
         csr_der: &[u8],
         serial: &Serial,
         at: OffsetDateTime,
+        lease: &Lease,
     ) -> SaResult<bool> {
         let (id, csr_der, serial) = (id.clone(), csr_der.to_vec(), serial.clone());
+        let lease = lease.clone();
         on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
-                "UPDATE orders SET status = 'processing', csr = $2 \
+                "UPDATE orders SET status = 'processing', csr = $2, processing_owner = $3, \
+                 processing_until = $4 \
                  WHERE id = $1 AND status = 'pending'",
             )
             .bind(id.as_str())
             .bind(&csr_der)
+            .bind(&lease.owner)
+            .bind(micros(lease.until))
             .execute(&mut *conn)
             .await?
             .rows_affected();
@@ -862,6 +927,49 @@ impl StorageAuthority for SqlStorage {
             .await
             .map_err(write_err("serial already reserved"))?;
             Ok(true)
+        })
+    }
+
+    async fn renew_order_lease(&self, id: &OrderId, lease: &Lease) -> SaResult<bool> {
+        let (id, lease) = (id.clone(), lease.clone());
+        on_write!(self.db, Failure, |conn| {
+            let changed = sqlx::query(
+                "UPDATE orders SET processing_until = $3 \
+                 WHERE id = $1 AND status = 'processing' AND processing_owner = $2",
+            )
+            .bind(id.as_str())
+            .bind(&lease.owner)
+            .bind(micros(lease.until))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        })
+    }
+
+    async fn claim_processing_order(
+        &self,
+        id: &OrderId,
+        lease: &Lease,
+        now: OffsetDateTime,
+    ) -> SaResult<bool> {
+        let (id, lease) = (id.clone(), lease.clone());
+        on_write!(self.db, Failure, |conn| {
+            // As for challenges, the WHERE is the compare: of two instances claiming at once
+            // only the first UPDATE matches.
+            let changed = sqlx::query(
+                "UPDATE orders SET processing_owner = $2, processing_until = $3 \
+                 WHERE id = $1 AND status = 'processing' \
+                 AND COALESCE(processing_until, 0) <= $4",
+            )
+            .bind(id.as_str())
+            .bind(&lease.owner)
+            .bind(micros(lease.until))
+            .bind(micros(now))
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
         })
     }
 
@@ -1018,13 +1126,15 @@ impl StorageAuthority for SqlStorage {
         row.ok_or(SaError::NotFound)?.into_certificate()
     }
 
-    async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
+    async fn get_stale_processing_orders(&self, now: OffsetDateTime) -> SaResult<Vec<Order>> {
         let rows = on_read!(self.db, Failure, |conn| {
             sqlx::query_as::<_, OrderRow>(concat!(
                 order_select!(),
-                " WHERE o.status = $1 ORDER BY o.created_at, o.id, oa.position"
+                " WHERE o.status = $1 AND COALESCE(o.processing_until, 0) <= $2 \
+                 ORDER BY o.created_at, o.id, oa.position"
             ))
             .bind(OrderStatus::Processing.db())
+            .bind(micros(now))
             .fetch_all(conn)
             .await?
         });

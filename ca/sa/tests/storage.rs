@@ -12,7 +12,7 @@ use cairn_core::{
     Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
 };
 use cairn_sa::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
     SaError, SqlStorage, StorageAuthority, StoredCrl,
 };
 use std::future::Future;
@@ -165,11 +165,33 @@ storage_tests!(
     crls_are_stored_with_increasing_numbers,
     blocked_keys,
     precertificates_are_issued_serials,
+    challenge_leases_are_claimed_by_compare_and_swap,
+    authz_with_stale_processing_challenge_is_not_reused,
+    order_leases_are_claimed_by_compare_and_swap,
+    concurrent_claims_of_an_ended_lease_have_one_winner,
 );
 
 // ---- fixtures ----
 
 const T0: OffsetDateTime = datetime!(2026-05-01 12:00:00 UTC);
+
+/// When [`lease`]s end.
+const LEASE_END: OffsetDateTime = datetime!(2026-05-01 12:05:00 UTC);
+
+/// A lease held by `owner` until [`LEASE_END`].
+fn lease(owner: &str) -> Lease {
+    Lease {
+        owner: owner.to_owned(),
+        until: LEASE_END,
+    }
+}
+
+fn lease_until(owner: &str, until: OffsetDateTime) -> Lease {
+    Lease {
+        owner: owner.to_owned(),
+        until,
+    }
+}
 
 fn account_at(created_at: OffsetDateTime, ip: Option<&str>) -> Account {
     let id = AccountId::random();
@@ -295,7 +317,7 @@ fn certificate(o: &Order, not_before: OffsetDateTime) -> Certificate {
 async fn issue(sa: &Sa, account: &AccountId, names: &[&str], not_before: OffsetDateTime) {
     let o = new_order(sa, account, names).await;
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -536,7 +558,7 @@ async fn order_reuse(sa: &Sa) {
     );
     // Once processing it is no longer reusable.
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -856,12 +878,12 @@ async fn challenge_processing_and_finish(sa: &Sa) {
     let http = authz.challenges[0].clone();
 
     assert!(
-        sa.set_challenge_processing(&authz.id, &http.id)
+        sa.set_challenge_processing(&authz.id, &http.id, &lease("a"))
             .await
             .unwrap()
     );
     assert!(
-        !sa.set_challenge_processing(&authz.id, &http.id)
+        !sa.set_challenge_processing(&authz.id, &http.id, &lease("a"))
             .await
             .unwrap()
     );
@@ -870,7 +892,7 @@ async fn challenge_processing_and_finish(sa: &Sa) {
     let other_authz = sa.get_authorization(&other.authz_ids[0]).await.unwrap();
     let foreign = &other_authz.challenges[0].id;
     assert!(
-        !sa.set_challenge_processing(&authz.id, foreign)
+        !sa.set_challenge_processing(&authz.id, foreign, &lease("a"))
             .await
             .unwrap()
     );
@@ -906,7 +928,7 @@ async fn challenge_processing_and_finish(sa: &Sa) {
 
     // Once finished: no new processing, no second outcome.
     assert!(
-        !sa.set_challenge_processing(&authz.id, &authz.challenges[1].id)
+        !sa.set_challenge_processing(&authz.id, &authz.challenges[1].id, &lease("a"))
             .await
             .unwrap()
     );
@@ -923,7 +945,7 @@ async fn challenge_processing_and_finish(sa: &Sa) {
     let failing = sa.get_authorization(&other.authz_ids[0]).await.unwrap();
     let mut bad = failing.challenges[1].clone();
     assert!(
-        sa.set_challenge_processing(&failing.id, &bad.id)
+        sa.set_challenge_processing(&failing.id, &bad.id, &lease("a"))
             .await
             .unwrap()
     );
@@ -988,12 +1010,12 @@ async fn order_processing_cas(sa: &Sa) {
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let (first, second) = (Serial::random(), Serial::random());
     assert!(
-        sa.set_order_processing(&o.id, b"first csr", &first, T0)
+        sa.set_order_processing(&o.id, b"first csr", &first, T0, &lease("a"))
             .await
             .unwrap()
     );
     assert!(
-        !sa.set_order_processing(&o.id, b"second csr", &second, T0)
+        !sa.set_order_processing(&o.id, b"second csr", &second, T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1007,16 +1029,25 @@ async fn order_processing_cas(sa: &Sa) {
         .unwrap();
     // A serial reserved before makes the move fail as a whole: the order stays pending.
     let o2 = new_order(sa, &acct.id, &["example.net"]).await;
-    assert_conflict(sa.set_order_processing(&o2.id, b"csr", &first, T0).await);
+    assert_conflict(
+        sa.set_order_processing(&o2.id, b"csr", &first, T0, &lease("a"))
+            .await,
+    );
     assert_eq!(
         sa.get_order(&o2.id).await.unwrap().status,
         OrderStatus::Pending
     );
     assert_eq!(sa.get_order(&o2.id).await.unwrap().csr_der, None);
     assert!(
-        !sa.set_order_processing(&OrderId::random(), b"csr", &Serial::random(), T0)
-            .await
-            .unwrap()
+        !sa.set_order_processing(
+            &OrderId::random(),
+            b"csr",
+            &Serial::random(),
+            T0,
+            &lease("a")
+        )
+        .await
+        .unwrap()
     );
 }
 
@@ -1031,7 +1062,7 @@ async fn precertificates_are_issued_serials(sa: &Sa) {
     // Only while the order is processing.
     assert_conflict(sa.add_precertificate(&pre).await);
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &pre.serial, T0)
+        sa.set_order_processing(&o.id, b"csr", &pre.serial, T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1087,7 +1118,7 @@ async fn finalize_is_transactional(sa: &Sa) {
     assert_eq!(sa.get_order(&o.id).await.unwrap(), o);
 
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1120,7 +1151,7 @@ async fn finalize_is_transactional(sa: &Sa) {
     // A serial already stored for another certificate: the order change rolls back.
     let o2 = new_order(sa, &acct.id, &["c.example.com"]).await;
     assert!(
-        sa.set_order_processing(&o2.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o2.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1139,7 +1170,7 @@ async fn fail_order(sa: &Sa) {
     let problem = Problem::new(ProblemType::ServerInternal, "issuance failed");
     assert_conflict(sa.fail_order(&o.id, &problem).await);
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1153,21 +1184,23 @@ async fn fail_order(sa: &Sa) {
 
 async fn processing_orders(sa: &Sa) {
     let acct = new_account(sa).await;
-    assert!(sa.get_processing_orders().await.unwrap().is_empty());
+    assert!(sa.get_stale_processing_orders(T0).await.unwrap().is_empty());
     let a = new_order(sa, &acct.id, &["a.example.com", "b.example.com"]).await;
     let b = new_order(sa, &acct.id, &["c.example.com"]).await;
     let c = new_order(sa, &acct.id, &["d.example.com"]).await;
     let _pending = new_order(sa, &acct.id, &["e.example.com"]).await;
     for o in [&a, &b, &c] {
         assert!(
-            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
                 .await
                 .unwrap()
         );
     }
     sa.finalize_order(&certificate(&c, T0)).await.unwrap();
 
-    let mut got = sa.get_processing_orders().await.unwrap();
+    // Held under their lease until it ends.
+    assert!(sa.get_stale_processing_orders(T0).await.unwrap().is_empty());
+    let mut got = sa.get_stale_processing_orders(LEASE_END).await.unwrap();
     got.sort_by(|x, y| x.id.cmp(&y.id));
     let mut want: Vec<Order> = [a, b]
         .into_iter()
@@ -1199,7 +1232,7 @@ async fn revocation(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1238,7 +1271,7 @@ async fn renewal_marks_and_replacement(sa: &Sa) {
     ] {
         let o = new_order(sa, &acct.id, &["renew.example.com"]).await;
         assert!(
-            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
                 .await
                 .unwrap()
         );
@@ -1330,7 +1363,7 @@ async fn domain_counting(sa: &Sa) {
         .await
         .unwrap();
     assert!(
-        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
@@ -1426,11 +1459,11 @@ async fn concurrent_compare_and_set(sa: &Sa) {
         let chall = authz.challenges[i % authz.challenges.len()].id.clone();
         tasks.push(tokio::spawn(async move {
             let order = sa
-                .set_order_processing(&order_id, b"csr", &Serial::random(), T0)
+                .set_order_processing(&order_id, b"csr", &Serial::random(), T0, &lease("a"))
                 .await
                 .unwrap();
             let challenge = sa
-                .set_challenge_processing(&authz_id, &chall)
+                .set_challenge_processing(&authz_id, &chall, &lease("a"))
                 .await
                 .unwrap();
             // Writers also contend with fresh inserts.
@@ -1542,7 +1575,7 @@ async fn revocation_status(sa: &Sa) {
     {
         let o = new_order(sa, &acct.id, &[name]).await;
         assert!(
-            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0)
+            sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
                 .await
                 .unwrap()
         );
@@ -1719,4 +1752,358 @@ async fn blocked_keys(sa: &Sa) {
     assert!(sa.is_jwk_blocked("thumb").await.unwrap());
     assert!(!sa.is_jwk_blocked("other").await.unwrap());
     assert!(!sa.is_key_blocked(&"ab".repeat(32)).await.unwrap());
+}
+
+// ---- leases on processing work (issue 14, findings 4 and 6) ----
+
+async fn challenge_leases_are_claimed_by_compare_and_swap(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+    let (http, dns) = (
+        authz.challenges[0].id.clone(),
+        authz.challenges[1].id.clone(),
+    );
+    let before_end = LEASE_END - Duration::seconds(1);
+
+    // Nothing processing: nothing stale, nothing to claim.
+    assert!(
+        sa.get_stale_processing_challenges(LEASE_END, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&authz.id, &http, &lease("b"), LEASE_END)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sa.set_challenge_processing(&authz.id, &http, &lease("a"))
+            .await
+            .unwrap()
+    );
+    // While "a"'s lease lasts, no one else takes the challenge.
+    assert!(
+        sa.get_stale_processing_challenges(before_end, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&authz.id, &http, &lease("b"), before_end)
+            .await
+            .unwrap()
+    );
+    // Once it ended, it is listed, and claimed once.
+    assert_eq!(
+        sa.get_stale_processing_challenges(LEASE_END, 10)
+            .await
+            .unwrap(),
+        vec![(authz.id.clone(), http.clone())]
+    );
+    let b_until = LEASE_END + Duration::minutes(5);
+    assert!(
+        sa.claim_processing_challenge(&authz.id, &http, &lease_until("b", b_until), LEASE_END)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&authz.id, &http, &lease("c"), LEASE_END)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sa.get_stale_processing_challenges(LEASE_END, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        sa.get_stale_processing_challenges(b_until, 10)
+            .await
+            .unwrap(),
+        vec![(authz.id.clone(), http.clone())]
+    );
+    // The claim changed the lease only: the challenge is still processing.
+    let stored = sa.get_authorization(&authz.id).await.unwrap();
+    assert_eq!(stored.challenges[0].status, ChallengeStatus::Processing);
+    // A pending challenge is not claimed; a challenge of another authorization is not either.
+    assert!(
+        !sa.claim_processing_challenge(&authz.id, &dns, &lease("c"), b_until)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&AuthzId::random(), &http, &lease("c"), b_until)
+            .await
+            .unwrap()
+    );
+
+    // Finished: no longer stale, no longer claimable.
+    let mut done = stored.challenges[0].clone();
+    done.status = ChallengeStatus::Invalid;
+    done.validated = Some(b_until);
+    done.error = Some(Problem::new(ProblemType::Connection, "refused"));
+    sa.finish_challenge(&ChallengeOutcome {
+        authz_id: authz.id.clone(),
+        challenge: done,
+        authz_status: AuthzStatus::Invalid,
+        expires: authz.expires,
+    })
+    .await
+    .unwrap();
+    let far = T0 + Duration::days(1);
+    assert!(
+        sa.get_stale_processing_challenges(far, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&authz.id, &http, &lease("c"), far)
+            .await
+            .unwrap()
+    );
+
+    // A processing challenge of an authorization no longer pending is left alone.
+    let other = new_order(sa, &acct.id, &["example.net"]).await;
+    let other_authz = sa.get_authorization(&other.authz_ids[0]).await.unwrap();
+    let other_chall = other_authz.challenges[0].id.clone();
+    assert!(
+        sa.set_challenge_processing(&other_authz.id, &other_chall, &lease("a"))
+            .await
+            .unwrap()
+    );
+    assert!(sa.deactivate_authorization(&other_authz.id).await.unwrap());
+    assert!(
+        sa.get_stale_processing_challenges(far, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_challenge(&other_authz.id, &other_chall, &lease("c"), far)
+            .await
+            .unwrap()
+    );
+
+    // Oldest lease first, at most `limit`.
+    let mut stale = Vec::new();
+    for (i, name) in ["one.example", "two.example", "three.example"]
+        .iter()
+        .enumerate()
+    {
+        let o = new_order(sa, &acct.id, &[name]).await;
+        let a = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+        let until = LEASE_END - Duration::minutes(i64::try_from(i).unwrap());
+        assert!(
+            sa.set_challenge_processing(&a.id, &a.challenges[0].id, &lease_until("a", until))
+                .await
+                .unwrap()
+        );
+        stale.push((a.id.clone(), a.challenges[0].id.clone()));
+    }
+    stale.reverse();
+    assert_eq!(
+        sa.get_stale_processing_challenges(far, 2).await.unwrap(),
+        stale[..2].to_vec()
+    );
+}
+
+async fn authz_with_stale_processing_challenge_is_not_reused(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let name = Identifier::dns("example.com");
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+    let reusable = |after: OffsetDateTime| {
+        let (sa, account, name) = (sa.clone(), acct.id.clone(), name.clone());
+        async move {
+            sa.get_reusable_authz(&account, &name, false, true, after)
+                .await
+                .unwrap()
+                .map(|a| a.id)
+        }
+    };
+    assert_eq!(reusable(T0).await, Some(authz.id.clone()));
+    assert!(
+        sa.set_challenge_processing(&authz.id, &authz.challenges[0].id, &lease("a"))
+            .await
+            .unwrap()
+    );
+    // Being validated under a live lease: reusable (the validation will settle it).
+    assert_eq!(
+        reusable(LEASE_END - Duration::seconds(1)).await,
+        Some(authz.id.clone())
+    );
+    // Its lease ended (the validating instance died): never reused.
+    assert_eq!(reusable(LEASE_END).await, None);
+    // Claimed again by recovery under a new lease: reusable while that lasts.
+    let until = LEASE_END + Duration::minutes(5);
+    assert!(
+        sa.claim_processing_challenge(
+            &authz.id,
+            &authz.challenges[0].id,
+            &lease_until("b", until),
+            LEASE_END
+        )
+        .await
+        .unwrap()
+    );
+    assert_eq!(reusable(LEASE_END).await, Some(authz.id.clone()));
+    assert_eq!(reusable(until).await, None);
+}
+
+async fn order_leases_are_claimed_by_compare_and_swap(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let before_end = LEASE_END - Duration::seconds(1);
+
+    // Not processing: nothing to claim or renew.
+    assert!(
+        !sa.claim_processing_order(&o.id, &lease("b"), LEASE_END)
+            .await
+            .unwrap()
+    );
+    assert!(!sa.renew_order_lease(&o.id, &lease("a")).await.unwrap());
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
+            .await
+            .unwrap()
+    );
+    // "a" is issuing: no one else resumes it.
+    assert!(
+        sa.get_stale_processing_orders(before_end)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_order(&o.id, &lease("b"), before_end)
+            .await
+            .unwrap()
+    );
+    // Only the holder renews; a renewed lease is not stale at the old end.
+    assert!(
+        !sa.renew_order_lease(&o.id, &lease_until("b", T0 + Duration::hours(1)))
+            .await
+            .unwrap()
+    );
+    let renewed = LEASE_END + Duration::minutes(5);
+    assert!(
+        sa.renew_order_lease(&o.id, &lease_until("a", renewed))
+            .await
+            .unwrap()
+    );
+    assert!(
+        sa.get_stale_processing_orders(LEASE_END)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_order(&o.id, &lease("b"), LEASE_END)
+            .await
+            .unwrap()
+    );
+    // "a" stopped renewing: once its lease ended, "b" claims it, once.
+    let stale = sa.get_stale_processing_orders(renewed).await.unwrap();
+    assert_eq!(
+        stale.iter().map(|o| o.id.clone()).collect::<Vec<_>>(),
+        vec![o.id.clone()]
+    );
+    let b_until = renewed + Duration::minutes(5);
+    assert!(
+        sa.claim_processing_order(&o.id, &lease_until("b", b_until), renewed)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.claim_processing_order(&o.id, &lease("c"), renewed)
+            .await
+            .unwrap()
+    );
+    // "a" finds out it lost the order; "b" holds it.
+    assert!(
+        !sa.renew_order_lease(&o.id, &lease_until("a", b_until))
+            .await
+            .unwrap()
+    );
+    assert!(
+        sa.renew_order_lease(&o.id, &lease_until("b", b_until))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        sa.get_order(&o.id).await.unwrap().status,
+        OrderStatus::Processing
+    );
+
+    // Finished: no longer stale, claimable or renewable.
+    sa.finalize_order(&certificate(&o, T0)).await.unwrap();
+    let far = T0 + Duration::days(1);
+    assert!(
+        sa.get_stale_processing_orders(far)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !sa.claim_processing_order(&o.id, &lease("c"), far)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.renew_order_lease(&o.id, &lease_until("b", far))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sa.claim_processing_order(&OrderId::random(), &lease("c"), far)
+            .await
+            .unwrap()
+    );
+}
+
+/// Many instances recovering at once: each ended lease is claimed by exactly one.
+async fn concurrent_claims_of_an_ended_lease_have_one_winner(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let o = new_order(sa, &acct.id, &["example.com"]).await;
+    let authz = sa.get_authorization(&o.authz_ids[0]).await.unwrap();
+    let chall = authz.challenges[0].id.clone();
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("dead"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        sa.set_challenge_processing(&authz.id, &chall, &lease("dead"))
+            .await
+            .unwrap()
+    );
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let sa = sa.clone();
+        let (order_id, authz_id, chall) = (o.id.clone(), authz.id.clone(), chall.clone());
+        tasks.push(tokio::spawn(async move {
+            let mine = lease_until(&format!("instance-{i}"), LEASE_END + Duration::minutes(5));
+            let order = sa
+                .claim_processing_order(&order_id, &mine, LEASE_END)
+                .await
+                .unwrap();
+            let challenge = sa
+                .claim_processing_challenge(&authz_id, &chall, &mine, LEASE_END)
+                .await
+                .unwrap();
+            (order, challenge)
+        }));
+    }
+    let (mut orders_won, mut challenges_won) = (0, 0);
+    for t in tasks {
+        let (order, challenge) = t.await.unwrap();
+        orders_won += usize::from(order);
+        challenges_won += usize::from(challenge);
+    }
+    assert_eq!(orders_won, 1);
+    assert_eq!(challenges_won, 1);
 }

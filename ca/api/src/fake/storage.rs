@@ -12,7 +12,7 @@
 //! changes anything, which makes it as atomic as a transaction.
 
 use crate::sa::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, RenewalSelector,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
     RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
 use async_trait::async_trait;
@@ -51,12 +51,46 @@ struct State {
     revocation_epoch: i64,
     crls: BTreeMap<(String, u32), StoredCrl>,
     blocked_keys: BTreeMap<String, BlockedKey>,
+    /// Leases of `processing` challenges (owner, end in microseconds).
+    challenge_leases: BTreeMap<ChallengeId, (String, i64)>,
+    /// Leases of `processing` orders (owner, end in microseconds).
+    order_leases: BTreeMap<OrderId, (String, i64)>,
+    /// How many of the next `finish_challenge` calls fail as a database outage would.
+    failing_finish_challenge: u32,
+}
+
+/// A database outage injected by a test.
+#[derive(Debug, thiserror::Error)]
+#[error("injected database failure")]
+struct InjectedFailure;
+
+impl State {
+    /// Whether `lease` (absent: none was ever taken) has ended at `now` (microseconds).
+    fn lease_ended(lease: Option<&(String, i64)>, now: i64) -> bool {
+        lease.is_none_or(|(_, until)| *until <= now)
+    }
+
+    /// Whether a pending authorization has a `processing` challenge whose lease ends at or
+    /// before `at` (microseconds).
+    fn has_stale_challenge(&self, a: &Authorization, at: i64) -> bool {
+        a.challenges.iter().any(|c| {
+            c.status == ChallengeStatus::Processing
+                && Self::lease_ended(self.challenge_leases.get(&c.id), at)
+        })
+    }
 }
 
 impl MemoryStorage {
     /// Empty storage.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
+    }
+
+    /// Makes the next `count` calls of
+    /// [`finish_challenge`](StorageAuthority::finish_challenge) fail with
+    /// [`SaError::Database`] and change nothing, as a database outage would.
+    pub fn fail_finish_challenge(&self, count: u32) {
+        self.lock().failing_finish_challenge = count;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -481,7 +515,9 @@ impl StorageAuthority for MemoryStorage {
                     && a.identifier == identifier
                     && a.wildcard == wildcard
                     && (a.status == AuthzStatus::Valid
-                        || (include_pending && a.status == AuthzStatus::Pending))
+                        || (include_pending
+                            && a.status == AuthzStatus::Pending
+                            && !st.has_stale_challenge(a, after)))
                     && us(a.expires) > after
             })
             // Valid before pending, then the newest (and the greatest ID among equals).
@@ -496,6 +532,7 @@ impl StorageAuthority for MemoryStorage {
         &self,
         authz: &AuthzId,
         chall: &ChallengeId,
+        lease: &Lease,
     ) -> SaResult<bool> {
         let mut st = self.lock();
         let Some(a) = st.authzs.get_mut(authz) else {
@@ -507,10 +544,66 @@ impl StorageAuthority for MemoryStorage {
         match a.challenges.iter_mut().find(|c| &c.id == chall) {
             Some(c) if c.status == ChallengeStatus::Pending => {
                 c.status = ChallengeStatus::Processing;
+                st.challenge_leases
+                    .insert(chall.clone(), (lease.owner.clone(), us(lease.until)));
                 Ok(true)
             }
             _ => Ok(false),
         }
+    }
+
+    async fn get_stale_processing_challenges(
+        &self,
+        now: OffsetDateTime,
+        limit: u64,
+    ) -> SaResult<Vec<(AuthzId, ChallengeId)>> {
+        let now = us(now);
+        let st = self.lock();
+        let mut stale: Vec<(i64, AuthzId, ChallengeId)> = Vec::new();
+        for a in st.authzs.values() {
+            if a.status != AuthzStatus::Pending {
+                continue;
+            }
+            for c in &a.challenges {
+                let lease = st.challenge_leases.get(&c.id);
+                if c.status == ChallengeStatus::Processing && State::lease_ended(lease, now) {
+                    let until = lease.map_or(i64::MIN, |(_, u)| *u);
+                    stale.push((until, a.id.clone(), c.id.clone()));
+                }
+            }
+        }
+        stale.sort();
+        Ok(stale
+            .into_iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, a, c)| (a, c))
+            .collect())
+    }
+
+    async fn claim_processing_challenge(
+        &self,
+        authz: &AuthzId,
+        chall: &ChallengeId,
+        lease: &Lease,
+        now: OffsetDateTime,
+    ) -> SaResult<bool> {
+        let mut st = self.lock();
+        let Some(a) = st.authzs.get(authz) else {
+            return Ok(false);
+        };
+        let processing = a
+            .challenges
+            .iter()
+            .any(|c| &c.id == chall && c.status == ChallengeStatus::Processing);
+        if a.status != AuthzStatus::Pending
+            || !processing
+            || !State::lease_ended(st.challenge_leases.get(chall), us(now))
+        {
+            return Ok(false);
+        }
+        st.challenge_leases
+            .insert(chall.clone(), (lease.owner.clone(), us(lease.until)));
+        Ok(true)
     }
 
     async fn finish_challenge(&self, outcome: &ChallengeOutcome) -> SaResult<()> {
@@ -518,6 +611,10 @@ impl StorageAuthority for MemoryStorage {
         let error = stored_problem(&c.error)?;
         let record = through_json(&c.validation_record)?;
         let mut st = self.lock();
+        if st.failing_finish_challenge > 0 {
+            st.failing_finish_challenge -= 1;
+            return Err(SaError::Database(Box::new(InjectedFailure)));
+        }
         let a = st
             .authzs
             .get_mut(&outcome.authz_id)
@@ -577,6 +674,7 @@ impl StorageAuthority for MemoryStorage {
         csr_der: &[u8],
         serial: &Serial,
         _at: OffsetDateTime,
+        lease: &Lease,
     ) -> SaResult<bool> {
         let mut st = self.lock();
         let Some(order) = st.orders.get(id) else {
@@ -594,6 +692,42 @@ impl StorageAuthority for MemoryStorage {
             order.status = OrderStatus::Processing;
             order.csr_der = Some(csr_der.to_vec());
         }
+        st.order_leases
+            .insert(id.clone(), (lease.owner.clone(), us(lease.until)));
+        Ok(true)
+    }
+
+    async fn renew_order_lease(&self, id: &OrderId, lease: &Lease) -> SaResult<bool> {
+        let mut st = self.lock();
+        let processing = st
+            .orders
+            .get(id)
+            .is_some_and(|o| o.status == OrderStatus::Processing);
+        match st.order_leases.get_mut(id) {
+            Some((owner, until)) if processing && *owner == lease.owner => {
+                *until = us(lease.until);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn claim_processing_order(
+        &self,
+        id: &OrderId,
+        lease: &Lease,
+        now: OffsetDateTime,
+    ) -> SaResult<bool> {
+        let mut st = self.lock();
+        let processing = st
+            .orders
+            .get(id)
+            .is_some_and(|o| o.status == OrderStatus::Processing);
+        if !processing || !State::lease_ended(st.order_leases.get(id), us(now)) {
+            return Ok(false);
+        }
+        st.order_leases
+            .insert(id.clone(), (lease.owner.clone(), us(lease.until)));
         Ok(true)
     }
 
@@ -706,12 +840,16 @@ impl StorageAuthority for MemoryStorage {
         }
     }
 
-    async fn get_processing_orders(&self) -> SaResult<Vec<Order>> {
+    async fn get_stale_processing_orders(&self, now: OffsetDateTime) -> SaResult<Vec<Order>> {
+        let now = us(now);
         let st = self.lock();
         let mut orders: Vec<Order> = st
             .orders
             .values()
-            .filter(|o| o.status == OrderStatus::Processing)
+            .filter(|o| {
+                o.status == OrderStatus::Processing
+                    && State::lease_ended(st.order_leases.get(&o.id), now)
+            })
             .cloned()
             .collect();
         orders.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
