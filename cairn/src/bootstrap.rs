@@ -69,14 +69,24 @@ impl Readiness {
             .clone();
         let mut failed = Vec::new();
         for (name, probe) in probes {
-            match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => failed.push(format!("{name}: {reason}")),
-                Err(_) => failed.push(format!(
-                    "{name}: no answer within {:?}",
-                    Self::PROBE_TIMEOUT
-                )),
-            }
+            let up = match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
+                Ok(Ok(())) => true,
+                Ok(Err(reason)) => {
+                    failed.push(format!("{name}: {reason}"));
+                    false
+                }
+                Err(_) => {
+                    failed.push(format!(
+                        "{name}: no answer within {:?}",
+                        Self::PROBE_TIMEOUT
+                    ));
+                    false
+                }
+            };
+            // What the `DependencyDown` alert watches (set on every check: each scrape of
+            // `/metrics` and each readiness request).
+            metrics::gauge!("cairn_dependency_up", "dependency" => name)
+                .set(f64::from(u8::from(up)));
         }
         if failed.is_empty() {
             Ok(())
@@ -133,9 +143,17 @@ fn metrics_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let h = handle.clone();
-                async move { h.render() }
+            get({
+                let readiness = readiness.clone();
+                move || {
+                    let h = handle.clone();
+                    let readiness = readiness.clone();
+                    // Probes first, so `cairn_dependency_up` is as fresh as the scrape.
+                    async move {
+                        let _ = readiness.check().await;
+                        h.render()
+                    }
+                }
             }),
         )
         .merge(health_router(readiness))

@@ -331,6 +331,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
+    // What the `IssuerCertificateExpiringSoon` alert watches.
+    for (id, not_after) in [
+        (hierarchy.issuer_id(), intermediate_not_after),
+        (hierarchy.root_id(), hierarchy.root().info().not_after),
+    ] {
+        metrics::gauge!("cairn_issuer_not_after_timestamp_seconds", "issuer" => id.to_owned())
+            .set(not_after.unix_timestamp() as f64);
+    }
     readiness.add(
         "issuer",
         Arc::new(move || {

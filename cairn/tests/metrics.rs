@@ -21,7 +21,7 @@ async fn metrics_count_requests_validations_and_issuance() {
     };
     assert!(
         has(
-            "cairn_http_requests_total{endpoint=\"/acme/new-order\",method=\"POST\",status=\"201\"}"
+            "cairn_http_requests_total{listener=\"acme\",endpoint=\"/acme/new-order\",method=\"POST\",status=\"201\"}"
         ),
         "requests by endpoint and status missing:\n{body}"
     );
@@ -32,6 +32,27 @@ async fn metrics_count_requests_validations_and_issuance() {
     assert!(
         has("cairn_certificates_issued_total"),
         "issuance counter missing:\n{body}"
+    );
+
+    // Inputs of the cause-based alerts in deploy/prometheus/alerts.rules.yml.
+    assert!(
+        has("cairn_dependency_up{dependency=\"database\"} 1"),
+        "database probe gauge missing:\n{body}"
+    );
+    let not_after = body
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("cairn_issuer_not_after_timestamp_seconds{")?
+                .split_once("} ")?
+                .1
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("issuer expiry gauge missing:\n{body}"));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(
+        not_after > now,
+        "issuer expiry {not_after} is not in the future"
     );
 
     let health = reqwest::get(format!("http://{}/health", ca.server.metrics_addr))

@@ -26,7 +26,7 @@ use axum::routing::{get, post};
 use cairn_api::RegistrationAuthority;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Most bytes accepted in a request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -142,16 +142,15 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
 }
 
 /// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
-/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
-/// requests by endpoint and status.
+/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise.
+/// Requests are counted by endpoint and status where the listener serves them
+/// (`cairn_listen`), which sees the matched route as this layer does.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
-    let started = Instant::now();
     let endpoint = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = method_label(req.method());
     // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce: only those
     // (and other non-GET requests, as Boulder) get one; the directory, renewal information and
     // other GETs do not. Minting stores nothing (see `nonce`), so a flood cannot evict anyway.
@@ -168,33 +167,7 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("cairn_http_request_seconds", "endpoint" => endpoint)
-        .record(started.elapsed().as_secs_f64());
     resp
-}
-
-/// The metrics label of a request method: the methods of RFC 9110 by name, any other token
-/// (clients choose them freely) as `other`, so the label's values stay a fixed set.
-fn method_label(method: &http::Method) -> &'static str {
-    use http::Method;
-    const KNOWN: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::HEAD, "HEAD"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::PATCH, "PATCH"),
-        (Method::TRACE, "TRACE"),
-        (Method::CONNECT, "CONNECT"),
-    ];
-    KNOWN
-        .iter()
-        .find(|(m, _)| m == method)
-        .map_or("other", |(_, name)| name)
 }
 
 impl Wfe {
