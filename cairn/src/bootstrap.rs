@@ -96,15 +96,46 @@ impl Readiness {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// How log events are written to stderr: the binary's global `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for Loki or Elasticsearch: `timestamp`, `level`, `target`,
+    /// `message` and the event's fields at the top level; the fields of the span the event
+    /// happened in (an ACME request's `request_id`, `endpoint`, `account_id`, `order_id`)
+    /// under `span`.
+    Json,
+}
+
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Chooses the format [`init_logging`] installs; the first call wins (the binary calls it once,
+/// from its global flag, before any subcommand runs).
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+/// Logs to stderr in the format [`set_log_format`] chose (text by default), filtered by
+/// `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Installs the Prometheus recorder and serves `/metrics`, `/health` (readiness, also

@@ -5,4 +5,5 @@
 //! file. The tests beside this crate run `promtool` over every rules file and check that the
 //! dashboard asks only for series that exist.
 
+pub mod promql;
 pub mod slo;

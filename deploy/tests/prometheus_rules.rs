@@ -8,33 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use cairn_deploy::promql::series_names;
 use cairn_deploy::slo::SloConfig;
+use common::{exported_metrics, files, is_known, read, recording_rules, rule_exprs, rule_files};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn prometheus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus")
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The files in `dir` whose names end with `suffix`, sorted.
-fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_str().is_some_and(|s| s.ends_with(suffix)))
-        .collect();
-    v.sort();
-    v
-}
-
-fn rule_files() -> Vec<PathBuf> {
-    let v = files(&prometheus_dir(), ".rules.yml");
-    assert!(v.len() >= 3, "rules files missing: {v:?}");
-    v
+    common::deploy_dir().join("prometheus")
 }
 
 fn test_files() -> Vec<PathBuf> {
@@ -79,6 +62,26 @@ fn slo_rules_are_generated_from_slos_toml() {
         "deploy/prometheus/slo.rules.yml is not what slos.toml generates; run\n  cargo run -p \
          cairn-deploy -- slo-rules deploy/prometheus/slos.toml > deploy/prometheus/slo.rules.yml"
     );
+}
+
+#[test]
+fn rules_read_only_series_that_cairn_exports_or_the_rules_record() {
+    let exported = exported_metrics();
+    let recorded = recording_rules();
+    let mut read_any = 0;
+    for file in rule_files() {
+        for expr in rule_exprs(&read(&file)) {
+            for name in series_names(&expr) {
+                assert!(
+                    is_known(&name, &exported, &recorded),
+                    "{}: {name} is neither exported by Cairn nor recorded by a rule:\n{expr}",
+                    file.display()
+                );
+                read_any += 1;
+            }
+        }
+    }
+    assert!(read_any > 100, "only {read_any} series references found");
 }
 
 /// One alerting rule as the rules files spell it.
