@@ -19,10 +19,22 @@ pub type Probe =
 /// What `/health` (= `/health/ready`) checks: the service has finished starting, and every
 /// probe (database, ...) answers within [`Readiness::PROBE_TIMEOUT`]. `/health/live` only says
 /// the process serves.
+///
+/// Every probe's result is also exported as `cairn_dependency_up{dependency}` (the
+/// `DependencyDown` alert), including monitored probes ([`Readiness::monitor`]) that do not
+/// decide readiness.
 #[derive(Clone, Default)]
 pub struct Readiness {
     started: Arc<AtomicBool>,
-    probes: Arc<Mutex<Vec<(&'static str, Probe)>>>,
+    probes: Arc<Mutex<Vec<ProbeEntry>>>,
+}
+
+#[derive(Clone)]
+struct ProbeEntry {
+    name: &'static str,
+    probe: Probe,
+    /// Whether a failure makes the service unready (else it is only exported).
+    gates: bool,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -46,10 +58,21 @@ impl Readiness {
 
     /// Adds a probe named `name` (the name is shown when it fails).
     pub fn add(&self, name: &'static str, probe: Probe) {
+        self.push(name, probe, true);
+    }
+
+    /// Adds a probe whose result is only exported (`cairn_dependency_up`), for a dependency the
+    /// service works without: taking every instance out of the load balancer because of it
+    /// would turn a degraded service into an outage (Redis: the rate limiter fails open).
+    pub fn monitor(&self, name: &'static str, probe: Probe) {
+        self.push(name, probe, false);
+    }
+
+    fn push(&self, name: &'static str, probe: Probe, gates: bool) {
         self.probes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((name, probe));
+            .push(ProbeEntry { name, probe, gates });
     }
 
     /// The service has started; from now on the probes decide.
@@ -68,21 +91,21 @@ impl Readiness {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut failed = Vec::new();
-        for (name, probe) in probes {
-            let up = match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
-                Ok(Ok(())) => true,
-                Ok(Err(reason)) => {
-                    failed.push(format!("{name}: {reason}"));
-                    false
-                }
-                Err(_) => {
-                    failed.push(format!(
-                        "{name}: no answer within {:?}",
-                        Self::PROBE_TIMEOUT
-                    ));
-                    false
-                }
+        for ProbeEntry { name, probe, gates } in probes {
+            let failure = match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(format!("{name}: {reason}")),
+                Err(_) => Some(format!(
+                    "{name}: no answer within {:?}",
+                    Self::PROBE_TIMEOUT
+                )),
             };
+            let up = failure.is_none();
+            if let Some(f) = failure
+                && gates
+            {
+                failed.push(f);
+            }
             // What the `DependencyDown` alert watches (set on every check: each scrape of
             // `/metrics` and each readiness request).
             metrics::gauge!("cairn_dependency_up", "dependency" => name)
@@ -284,5 +307,36 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get(&app, "/health/live").await.0, StatusCode::OK);
+    }
+
+    #[test]
+    fn every_probe_is_exported_and_monitored_ones_do_not_decide_readiness() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = metrics::with_local_recorder(&recorder, || {
+            rt.block_on(async {
+                let readiness = Readiness::started();
+                readiness.add("database", Arc::new(|| Box::pin(async { Ok(()) })));
+                readiness.monitor(
+                    "redis",
+                    Arc::new(|| Box::pin(async { Err("connection refused".to_owned()) })),
+                );
+                readiness.check().await
+            })
+        });
+        assert_eq!(result, Ok(()), "a monitored probe made the service unready");
+        let text = handle.render();
+        assert!(
+            text.contains("cairn_dependency_up{dependency=\"database\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_dependency_up{dependency=\"redis\"} 0"),
+            "{text}"
+        );
     }
 }

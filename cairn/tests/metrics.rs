@@ -60,3 +60,28 @@ async fn metrics_count_requests_validations_and_issuance() {
         .unwrap();
     assert_eq!(health.status(), 200);
 }
+
+/// With a shared Redis configured, its reachability is exported for the `DependencyDown` alert
+/// (and, the rate limiter failing open, it does not decide readiness).
+#[tokio::test]
+async fn redis_reachability_is_exported() {
+    let Some(url) = cairn_test_services::redis_url() else {
+        return;
+    };
+    let ca = TestCa::start_with(|cfg| {
+        cfg.server.redis_url = Some(url);
+        cfg.server.redis_prefix = format!("cairn-test-metrics-{}:", std::process::id());
+    })
+    .await;
+    let body = reqwest::get(format!("http://{}/metrics", ca.server.metrics_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l == "cairn_dependency_up{dependency=\"redis\"} 1"),
+        "redis probe gauge missing:\n{body}"
+    );
+}
