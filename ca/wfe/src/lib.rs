@@ -219,9 +219,11 @@ pub(crate) fn log_account(id: &str) {
     tracing::Span::current().record("account_id", id);
 }
 
-/// See [`log_account`].
+/// See [`log_account`]. The ID may come from the request path before it is checked, so at
+/// most 64 characters of it are logged.
 pub(crate) fn log_order(id: &str) {
-    tracing::Span::current().record("order_id", id);
+    let id: String = id.chars().take(64).collect();
+    tracing::Span::current().record("order_id", id.as_str());
 }
 
 impl Wfe {
