@@ -19,10 +19,22 @@ pub type Probe =
 /// What `/health` (= `/health/ready`) checks: the service has finished starting, and every
 /// probe (database, ...) answers within [`Readiness::PROBE_TIMEOUT`]. `/health/live` only says
 /// the process serves.
+///
+/// Every probe's result is also exported as `cairn_dependency_up{dependency}` (the
+/// `DependencyDown` alert), including monitored probes ([`Readiness::monitor`]) that do not
+/// decide readiness.
 #[derive(Clone, Default)]
 pub struct Readiness {
     started: Arc<AtomicBool>,
-    probes: Arc<Mutex<Vec<(&'static str, Probe)>>>,
+    probes: Arc<Mutex<Vec<ProbeEntry>>>,
+}
+
+#[derive(Clone)]
+struct ProbeEntry {
+    name: &'static str,
+    probe: Probe,
+    /// Whether a failure makes the service unready (else it is only exported).
+    gates: bool,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -46,10 +58,21 @@ impl Readiness {
 
     /// Adds a probe named `name` (the name is shown when it fails).
     pub fn add(&self, name: &'static str, probe: Probe) {
+        self.push(name, probe, true);
+    }
+
+    /// Adds a probe whose result is only exported (`cairn_dependency_up`), for a dependency the
+    /// service works without: taking every instance out of the load balancer because of it
+    /// would turn a degraded service into an outage (Redis: the rate limiter fails open).
+    pub fn monitor(&self, name: &'static str, probe: Probe) {
+        self.push(name, probe, false);
+    }
+
+    fn push(&self, name: &'static str, probe: Probe, gates: bool) {
         self.probes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((name, probe));
+            .push(ProbeEntry { name, probe, gates });
     }
 
     /// The service has started; from now on the probes decide.
@@ -68,15 +91,25 @@ impl Readiness {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut failed = Vec::new();
-        for (name, probe) in probes {
-            match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(reason)) => failed.push(format!("{name}: {reason}")),
-                Err(_) => failed.push(format!(
+        for ProbeEntry { name, probe, gates } in probes {
+            let failure = match tokio::time::timeout(Self::PROBE_TIMEOUT, probe()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(format!("{name}: {reason}")),
+                Err(_) => Some(format!(
                     "{name}: no answer within {:?}",
                     Self::PROBE_TIMEOUT
                 )),
+            };
+            let up = failure.is_none();
+            if let Some(f) = failure
+                && gates
+            {
+                failed.push(f);
             }
+            // What the `DependencyDown` alert watches (set on every check: each scrape of
+            // `/metrics` and each readiness request).
+            metrics::gauge!("cairn_dependency_up", "dependency" => name)
+                .set(f64::from(u8::from(up)));
         }
         if failed.is_empty() {
             Ok(())
@@ -86,15 +119,46 @@ impl Readiness {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// How log events are written to stderr: the binary's global `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colours on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line, for Loki or Elasticsearch: `timestamp`, `level`, `target`,
+    /// `message` and the event's fields at the top level; the fields of the span the event
+    /// happened in (an ACME request's `request_id`, `endpoint`, `account_id`, `order_id`)
+    /// under `span`.
+    Json,
+}
+
+static LOG_FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Chooses the format [`init_logging`] installs; the first call wins (the binary calls it once,
+/// from its global flag, before any subcommand runs).
+pub fn set_log_format(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
+}
+
+/// Logs to stderr in the format [`set_log_format`] chose (text by default), filtered by
+/// `RUST_LOG` (default `info`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Installs the Prometheus recorder and serves `/metrics`, `/health` (readiness, also
@@ -133,9 +197,17 @@ fn metrics_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(move || {
-                let h = handle.clone();
-                async move { h.render() }
+            get({
+                let readiness = readiness.clone();
+                move || {
+                    let h = handle.clone();
+                    let readiness = readiness.clone();
+                    // Probes first, so `cairn_dependency_up` is as fresh as the scrape.
+                    async move {
+                        let _ = readiness.check().await;
+                        h.render()
+                    }
+                }
             }),
         )
         .merge(health_router(readiness))
@@ -235,5 +307,36 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get(&app, "/health/live").await.0, StatusCode::OK);
+    }
+
+    #[test]
+    fn every_probe_is_exported_and_monitored_ones_do_not_decide_readiness() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = metrics::with_local_recorder(&recorder, || {
+            rt.block_on(async {
+                let readiness = Readiness::started();
+                readiness.add("database", Arc::new(|| Box::pin(async { Ok(()) })));
+                readiness.monitor(
+                    "redis",
+                    Arc::new(|| Box::pin(async { Err("connection refused".to_owned()) })),
+                );
+                readiness.check().await
+            })
+        });
+        assert_eq!(result, Ok(()), "a monitored probe made the service unready");
+        let text = handle.render();
+        assert!(
+            text.contains("cairn_dependency_up{dependency=\"database\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_dependency_up{dependency=\"redis\"} 0"),
+            "{text}"
+        );
     }
 }

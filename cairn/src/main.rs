@@ -14,6 +14,16 @@ mod dap;
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, about)]
 struct Cli {
+    /// How logs are written to stderr: `text` (one readable line per event) or `json` (one
+    /// JSON object per line, for Loki or Elasticsearch).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "CAIRN_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: bootstrap::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,6 +111,7 @@ enum ConfigCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    bootstrap::set_log_format(cli.log_format);
     // Before any runtime starts: this process becomes `cairn-bench`.
     if let Command::Bench { args } = cli.command {
         return run_bench(args);

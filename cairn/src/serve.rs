@@ -331,6 +331,14 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
+    // What the `IssuerCertificateExpiringSoon` alert watches.
+    for (id, not_after) in [
+        (hierarchy.issuer_id(), intermediate_not_after),
+        (hierarchy.root_id(), hierarchy.root().info().not_after),
+    ] {
+        metrics::gauge!("cairn_issuer_not_after_timestamp_seconds", "issuer" => id.to_owned())
+            .set(not_after.unix_timestamp() as f64);
+    }
     readiness.add(
         "issuer",
         Arc::new(move || {
@@ -406,6 +414,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     ra_config.identifiers.allow_private_addresses = cfg.va.allow_private_addresses;
 
     let limiter = rate_limiter(&cfg).await?;
+    if let Some(url) = cfg.redis_url() {
+        readiness.monitor("redis", redis_probe(&url).await?);
+    }
     let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
     let ra = Ra::new_with_ct(
         storage,
@@ -534,6 +545,26 @@ pub fn database_probe(storage: Arc<SqlStorage>) -> bootstrap::Probe {
                 .map_err(|_| "the database does not answer".to_owned())
         })
     })
+}
+
+/// Pings the shared Redis (rate limits, OCSP cache) over a connection of its own, so a
+/// saturated rate-limit connection does not hide or fake an outage.
+async fn redis_probe(url: &str) -> anyhow::Result<bootstrap::Probe> {
+    let client =
+        redis::Client::open(url).with_context(|| format!("invalid Redis URL ({})", redact(url)))?;
+    let conn = redis::aio::ConnectionManager::new(client)
+        .await
+        .with_context(|| format!("cannot connect to Redis ({})", redact(url)))?;
+    Ok(Arc::new(move || {
+        let mut conn = conn.clone();
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(|_| ())
+                .map_err(|_| "Redis does not answer PING".to_owned())
+        })
+    }))
 }
 
 /// The issuer's OCSP signing key for `[ocsp] signer` (the issuer is built with it; the responder

@@ -30,6 +30,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
     let thumbprint = jwk.thumbprint();
     if body.only_return_existing == Some(true) {
         let account = wfe.ra.get_account_by_key(&thumbprint).await?;
+        crate::log_account(account.id.as_str());
         refuse_unusable(&account)?;
         return Ok(AcmeResponse::json(&render::account(&auth.base, &account))
             .location(render::account_url(&auth.base, &account)));
@@ -59,6 +60,7 @@ pub(crate) async fn new_account(state: WfeState, req: Request) -> AcmeResult {
             remote_ip,
         })
         .await?;
+    crate::log_account(account.id.as_str());
     refuse_unusable(&account)?;
     let status = if created {
         StatusCode::CREATED

@@ -67,6 +67,7 @@ impl Wfe {
         let (account, jwk) = match (&jws.header.key, mode) {
             (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
                 let account = self.account_for_kid(&base, kid).await?;
+                crate::log_account(account.id.as_str());
                 let key = Jwk::from_value(&account.jwk).map_err(|e| {
                     tracing::error!(account = %account.id, error = %e, "stored account key does not parse");
                     Problem::internal()

@@ -27,6 +27,7 @@ use cairn_api::RegistrationAuthority;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Most bytes accepted in a request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -142,8 +143,14 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
 }
 
 /// Adds what ACME responses carry (RFC 8555 §6.5, §7.1): a fresh `Replay-Nonce` (POST and
-/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise; and counts
-/// requests by endpoint and status.
+/// other non-GET responses, and newNonce), the directory `Link`, no caching unless the handler chose otherwise.
+/// Requests are counted by endpoint and status where the listener serves them
+/// (`cairn_listen`), which sees the matched route as this layer does.
+///
+/// Each request runs in an `acme_request` span (a fresh `request_id`, the `endpoint` template;
+/// handlers record `account_id` and `order_id` once they know them) and ends with one log line
+/// carrying its `status`, `outcome` (`ok`, `client_error`, `server_error`) and `problem` type:
+/// with `--log-format json`, one JSON object per request with all of them.
 async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let endpoint = req
@@ -151,13 +158,40 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = method_label(req.method());
+    let span = tracing::info_span!(
+        "acme_request",
+        request_id = %request_id(),
+        endpoint = %endpoint,
+        method = %req.method(),
+        account_id = tracing::field::Empty,
+        order_id = tracing::field::Empty,
+    );
     // RFC 8555 §6.5 needs a fresh nonce on every POST response and from newNonce: only those
     // (and other non-GET requests, as Boulder) get one; the directory, renewal information and
     // other GETs do not. Minting stores nothing (see `nonce`), so a flood cannot evict anyway.
     let wants_nonce = req.method() != http::Method::GET || endpoint == paths::NEW_NONCE;
     let base = wfe.base_url(req.uri(), req.headers());
-    let mut resp = next.run(req).await;
+    let mut resp = next.run(req).instrument(span.clone()).await;
+    let status = resp.status();
+    let outcome = if status.is_server_error() {
+        "server_error"
+    } else if status.is_client_error() {
+        "client_error"
+    } else {
+        "ok"
+    };
+    let problem = resp
+        .extensions()
+        .get::<response::SentProblem>()
+        .map(|p| p.0.as_str());
+    tracing::info!(
+        parent: &span,
+        status = status.as_u16(),
+        outcome,
+        problem,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "ACME request"
+    );
     let headers = resp.headers_mut();
     if wants_nonce && let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
         headers.insert("replay-nonce", v);
@@ -168,33 +202,28 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
     if !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    let status = resp.status().as_u16().to_string();
-    metrics::counter!("cairn_http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("cairn_http_request_seconds", "endpoint" => endpoint)
-        .record(started.elapsed().as_secs_f64());
     resp
 }
 
-/// The metrics label of a request method: the methods of RFC 9110 by name, any other token
-/// (clients choose them freely) as `other`, so the label's values stay a fixed set.
-fn method_label(method: &http::Method) -> &'static str {
-    use http::Method;
-    const KNOWN: [(Method, &str); 9] = [
-        (Method::GET, "GET"),
-        (Method::HEAD, "HEAD"),
-        (Method::POST, "POST"),
-        (Method::PUT, "PUT"),
-        (Method::DELETE, "DELETE"),
-        (Method::OPTIONS, "OPTIONS"),
-        (Method::PATCH, "PATCH"),
-        (Method::TRACE, "TRACE"),
-        (Method::CONNECT, "CONNECT"),
-    ];
-    KNOWN
-        .iter()
-        .find(|(m, _)| m == method)
-        .map_or("other", |(_, name)| name)
+/// A request's ID in the logs: 64 random bits in hex, enough to tell apart the requests of a
+/// log's retention.
+fn request_id() -> String {
+    let mut bytes = [0u8; 8];
+    // A failing system RNG leaves the ID zero; the request itself does not need it.
+    let _ = aws_lc_rs::rand::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Records what the request is about in its `acme_request` span, for the request log line.
+pub(crate) fn log_account(id: &str) {
+    tracing::Span::current().record("account_id", id);
+}
+
+/// See [`log_account`]. The ID may come from the request path before it is checked, so at
+/// most 64 characters of it are logged.
+pub(crate) fn log_order(id: &str) {
+    let id: String = id.chars().take(64).collect();
+    tracing::Span::current().record("order_id", id.as_str());
 }
 
 impl Wfe {

@@ -45,6 +45,7 @@ pub(crate) async fn new_order(state: WfeState, req: Request) -> AcmeResult {
             },
         )
         .await?;
+    crate::log_order(view.order.id.as_str());
     Ok(AcmeResponse::json(&render::order(&auth.base, &view))
         .status(StatusCode::CREATED)
         .location(render::order_url(&auth.base, view.order.id.as_str())))
@@ -52,6 +53,7 @@ pub(crate) async fn new_order(state: WfeState, req: Request) -> AcmeResult {
 
 pub(crate) async fn order(state: WfeState, Path(id): Path<String>, req: Request) -> AcmeResult {
     let wfe = &state.0;
+    crate::log_order(&id);
     let auth = wfe
         .authenticate(req, &format!("{}{id}", paths::ORDER), KeyMode::Kid)
         .await?;
@@ -80,6 +82,7 @@ fn order_response(base: &str, view: &OrderView, retry: u64) -> AcmeResponse {
 
 pub(crate) async fn finalize(state: WfeState, Path(id): Path<String>, req: Request) -> AcmeResult {
     let wfe = &state.0;
+    crate::log_order(&id);
     let auth = wfe
         .authenticate(req, &format!("{}{id}/finalize", paths::ORDER), KeyMode::Kid)
         .await?;

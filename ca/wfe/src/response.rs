@@ -33,6 +33,7 @@ impl IntoResponse for ProblemResponse {
     fn into_response(self) -> Response {
         let p = *self.problem;
         let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let problem = SentProblem(p.typ.urn());
         let body = serde_json::to_vec(&p).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = Response::new(Body::from(body));
         *resp.status_mut() = status;
@@ -55,9 +56,15 @@ impl IntoResponse for ProblemResponse {
         {
             resp.headers_mut().append(header::LINK, v);
         }
+        resp.extensions_mut().insert(problem);
         resp
     }
 }
+
+/// The problem type a response carries, for the request log line (a response extension; never
+/// sent).
+#[derive(Debug, Clone)]
+pub(crate) struct SentProblem(pub(crate) String);
 
 /// Result type of handlers.
 pub(crate) type AcmeResult = Result<AcmeResponse, ProblemResponse>;

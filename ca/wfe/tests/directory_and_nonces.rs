@@ -118,31 +118,6 @@ async fn unknown_paths_and_methods_get_problem_documents() {
     assert_eq!(wrong.problem_type(), "urn:ietf:params:acme:error:malformed");
 }
 
-#[test]
-fn request_metrics_label_unknown_methods_as_other() {
-    // A recorder of this test's own, so the label values it sees are only these requests'.
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        rt.block_on(async {
-            let acme = Acme::new();
-            for m in ["BREW", "XYZZY-1", "GET", "HEAD"] {
-                let method = Method::from_bytes(m.as_bytes()).unwrap();
-                acme.request(method, "/directory").await;
-            }
-        })
-    });
-    let text = handle.render();
-    assert!(text.contains("method=\"other\""), "{text}");
-    assert!(text.contains("method=\"GET\""), "{text}");
-    assert!(text.contains("method=\"HEAD\""), "{text}");
-    assert!(!text.contains("BREW") && !text.contains("XYZZY"), "{text}");
-}
-
 /// Issue 14, finding 12: unauthenticated requests (newNonce, the directory, unknown paths) in
 /// any number leave an outstanding nonce usable: minting stores nothing.
 #[tokio::test]

@@ -706,6 +706,9 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
                 metrics::counter!("cairn_ct_sequenced_entries_total", "log" => name.clone())
                     .increment(count as u64);
                 metrics::gauge!("cairn_ct_tree_size", "log" => name.clone()).set(state.size as f64);
+                // What the `CtCheckpointStale` alert watches: the last checkpoint's time.
+                metrics::gauge!("cairn_ct_checkpoint_timestamp_seconds", "log" => name.clone())
+                    .set(state.timestamp as f64 / 1000.0);
             }
             Err(CycleError::Lock(LockError::Conflict)) => {
                 tracing::error!(log = %name, "checkpoint compare-and-swap lost: another sequencer owns this log; stopping");

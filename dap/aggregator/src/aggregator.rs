@@ -211,25 +211,45 @@ impl Aggregator {
         tokio::spawn(async move {
             loop {
                 if this.role() == AggregatorRole::Helper {
-                    if let Err(e) = this.run_helper_aggregation_jobs_once().await {
+                    let pass = this.run_helper_aggregation_jobs_once().await;
+                    count_driver_pass("helper_aggregation", pass.is_ok());
+                    if let Err(e) = pass {
                         tracing::warn!(error = %e, "helper aggregation job driver failed");
                     }
                     tokio::time::sleep(period).await;
                     continue;
                 }
-                if let Err(e) = this.create_aggregation_jobs().await {
+                let pass = this.create_aggregation_jobs().await;
+                count_driver_pass("create_aggregation_jobs", pass.is_ok());
+                if let Err(e) = pass {
                     tracing::warn!(error = %e, "creating aggregation jobs failed");
                 }
-                if let Err(e) = this.run_aggregation_jobs_once().await {
-                    tracing::warn!(error = %e, "aggregation job driver failed");
+                let pass = this.run_aggregation_jobs_once().await;
+                count_driver_pass("aggregation", pass.is_ok());
+                match pass {
+                    Ok(finished) => {
+                        metrics::counter!("cairn_dap_aggregation_jobs_finished_total")
+                            .increment(finished as u64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "aggregation job driver failed"),
                 }
-                if let Err(e) = this.run_collection_jobs_once().await {
+                let pass = this.run_collection_jobs_once().await;
+                count_driver_pass("collection", pass.is_ok());
+                if let Err(e) = pass {
                     tracing::warn!(error = %e, "collection job driver failed");
                 }
                 tokio::time::sleep(period).await;
             }
         })
     }
+}
+
+/// One pass of a job driver, by driver and outcome (`cairn_dap_driver_passes_total`): what the
+/// `DapJobDriverFailing` alert watches.
+fn count_driver_pass(driver: &'static str, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!("cairn_dap_driver_passes_total", "driver" => driver, "outcome" => outcome)
+        .increment(1);
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@
 mod body;
 mod conn;
 mod nofile;
+mod request_metrics;
 
 pub use body::BodyTimeout;
 pub use nofile::raise_nofile_limit;
@@ -130,7 +131,8 @@ impl Listener {
     }
 
     /// Serves `app` until `shutdown` completes, then lets requests in flight finish (up to
-    /// [`Limits::shutdown_grace`]) and returns.
+    /// [`Limits::shutdown_grace`]) and returns. Every request is counted and timed under the
+    /// listener's name (see `request_metrics`).
     pub async fn serve(self, app: Router, shutdown: impl Future<Output = ()>) {
         let Listener {
             socket,
@@ -138,6 +140,7 @@ impl Listener {
             limits,
             tls,
         } = self;
+        let app = request_metrics::instrument(app, name);
         let limits = Arc::new(limits);
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let permits = Arc::new(Semaphore::new(limits.max_connections));

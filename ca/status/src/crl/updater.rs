@@ -253,7 +253,16 @@ impl CrlUpdater {
         let mut stats = UpdateStats::default();
         for crl in &signed {
             match self.sa.put_crl(crl).await {
-                Ok(()) => {}
+                // What the `CrlNearNextUpdate` alert watches: the validity of the CRL stored.
+                Ok(()) => {
+                    let (issuer, shard) = (crl.info.issuer_id.clone(), crl.info.shard.to_string());
+                    metrics::gauge!("cairn_crl_this_update_timestamp_seconds",
+                        "issuer" => issuer.clone(), "shard" => shard.clone())
+                    .set(crl.info.this_update.unix_timestamp() as f64);
+                    metrics::gauge!("cairn_crl_next_update_timestamp_seconds",
+                        "issuer" => issuer, "shard" => shard)
+                    .set(crl.info.next_update.unix_timestamp() as f64);
+                }
                 // Another updater sharing the database stored a newer one first.
                 Err(SaError::Conflict(_)) => continue,
                 Err(source) => {

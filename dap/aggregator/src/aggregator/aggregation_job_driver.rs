@@ -168,7 +168,11 @@ impl Aggregator {
             match self.step_aggregation_job(&lease).await {
                 Ok(AggregationJobProgress::Finished) => done += 1,
                 Ok(AggregationJobProgress::HelperProcessing) => {}
-                Err(e) => tracing::warn!(error = %e, "aggregation job step failed; will retry"),
+                Err(e) => {
+                    metrics::counter!("cairn_dap_job_step_failures_total", "job" => "aggregation")
+                        .increment(1);
+                    tracing::warn!(error = %e, "aggregation job step failed; will retry");
+                }
             }
         }
         Ok(done)

@@ -308,6 +308,8 @@ impl Aggregator {
                     tracing::warn!(task = %lease.task_id, "helper aggregation job lease lost or job deleted");
                 }
                 Err(e) => {
+                    metrics::counter!("cairn_dap_job_step_failures_total", "job" => "helper_aggregation")
+                        .increment(1);
                     tracing::warn!(error = %e, "helper aggregation job failed; will retry");
                     let retry = self.inner.clock.now().saturating_add(1);
                     self.inner

@@ -73,6 +73,8 @@ impl Aggregator {
                 Ok(true) => done += 1,
                 Ok(false) => {}
                 Err(e) => {
+                    metrics::counter!("cairn_dap_job_step_failures_total", "job" => "collection")
+                        .increment(1);
                     tracing::warn!(error = %e, "collection job step failed; will retry");
                     let retry = self
                         .inner
