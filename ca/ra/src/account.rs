@@ -233,12 +233,19 @@ impl Ra {
         }
         // Whatever the outcome, the next lookup reads storage again.
         self.inner.accounts.remove(&account.id);
-        self.inner
-            .sa
-            .update_account(&account)
-            .await
-            .map_err(|e| sa_problem(e, "account"))?;
+        let updated = self.inner.sa.update_account(&account).await;
         self.inner.accounts.remove(&account.id);
+        match updated {
+            Ok(()) => {}
+            // `account` may be a cached copy read before another instance deactivated the
+            // account; storage changes only valid accounts, so the deactivation stands.
+            Err(SaError::Conflict(_)) => {
+                return Err(Problem::unauthorized(
+                    "this account is deactivated (or revoked) and can't be changed",
+                ));
+            }
+            Err(e) => return Err(sa_problem(e, "account")),
+        }
         if deactivate {
             // RFC 8555 §7.3.6: the server SHOULD cancel pending operations of a deactivated account.
             self.inner
