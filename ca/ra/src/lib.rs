@@ -16,6 +16,7 @@ mod renewal_info;
 mod revocation;
 mod ttl_cache;
 mod validation;
+mod weak_keys;
 
 pub use cairn_api::ra::{
     KeyChangeError, NewAccountRequest, NewOrderRequest, OrderView, RegistrationAuthority,
@@ -312,6 +313,8 @@ struct Inner {
     ari_cache: Arc<renewal_info::WindowCache>,
     /// Recently loaded accounts.
     accounts: account::AccountCache,
+    /// The operator's Debian weak-key blocklists, if any (see `weak_keys`).
+    debian_weak_keys: std::sync::OnceLock<cairn_pki::DebianWeakKeys>,
 }
 
 impl std::fmt::Debug for Ra {
@@ -367,6 +370,7 @@ impl Ra {
                 ct,
                 clock,
                 config,
+                debian_weak_keys: std::sync::OnceLock::new(),
             }),
         }
     }
