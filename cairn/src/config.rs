@@ -292,9 +292,8 @@ impl Config {
         }
         let mut keys = cairn_pki::DebianWeakKeys::new();
         for path in &self.ca.weak_key_files {
-            let text = std::fs::read_to_string(path).with_context(|| {
-                format!("ca.weak_key_files: cannot read {}", path.display())
-            })?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("ca.weak_key_files: cannot read {}", path.display()))?;
             keys.add_list(&text)
                 .with_context(|| format!("ca.weak_key_files: {}", path.display()))?;
         }
@@ -403,11 +402,18 @@ mod tests {
     fn weak_key_files_are_loaded_and_a_malformed_one_is_refused_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("blacklist.RSA-2048");
-        std::fs::write(&good, "# RSA-2048\n0123456789abcdef0123\nfedcba9876543210fedc\n").unwrap();
+        std::fs::write(
+            &good,
+            "# RSA-2048\n0123456789abcdef0123\nfedcba9876543210fedc\n",
+        )
+        .unwrap();
         let bad = dir.path().join("broken.RSA-2048");
         std::fs::write(&bad, "0123456789abcdef0123\nnot a fingerprint\n").unwrap();
         let with = |files: &[&Path]| {
-            let list: Vec<String> = files.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+            let list: Vec<String> = files
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect();
             format!("[ca]\nweak_key_files = [{}]\n", list.join(", "))
         };
 
@@ -423,7 +429,10 @@ mod tests {
 
         let missing = dir.path().join("absent");
         let err = format!("{:#}", Config::parse(&with(&[&missing])).unwrap_err());
-        assert!(err.contains("cannot read") && err.contains("absent"), "{err}");
+        assert!(
+            err.contains("cannot read") && err.contains("absent"),
+            "{err}"
+        );
     }
 
     #[test]

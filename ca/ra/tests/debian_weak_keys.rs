@@ -25,7 +25,9 @@ struct RsaKey {
 fn rsa_key() -> RsaKey {
     let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
     // The public key is the PKCS#1 RSAPublicKey.
-    let pkcs1 = aws_lc_rs::signature::KeyPair::public_key(&kp).as_ref().to_vec();
+    let pkcs1 = aws_lc_rs::signature::KeyPair::public_key(&kp)
+        .as_ref()
+        .to_vec();
     let modulus = RsaPublicKey::from_der(&pkcs1)
         .unwrap()
         .modulus
@@ -40,15 +42,17 @@ fn rsa_key() -> RsaKey {
 
 /// A blocklist listing `key`, as openssl-vulnkey ships them.
 fn blocklist(key: &RsaKey) -> DebianWeakKeys {
-    let text = format!("# RSA-2048\n{}\n", debian_weak_key_fingerprint(&key.modulus));
+    let text = format!(
+        "# RSA-2048\n{}\n",
+        debian_weak_key_fingerprint(&key.modulus)
+    );
     let mut keys = DebianWeakKeys::new();
     keys.add_list(&text).unwrap();
     keys
 }
 
 fn rsa_account_request(key: &RsaKey) -> NewAccountRequest {
-    let thumbprint =
-        cairn_x509::spki_jwk_thumbprint(&key.key.subject_public_key_info()).unwrap();
+    let thumbprint = cairn_x509::spki_jwk_thumbprint(&key.key.subject_public_key_info()).unwrap();
     NewAccountRequest {
         jwk: serde_json::json!({
             "kty": "RSA",
@@ -69,7 +73,11 @@ async fn a_listed_account_key_is_refused_and_another_passes() {
     let weak = rsa_key();
     // Without a list, the key is an ordinary RSA key.
     let other = Ca::new();
-    other.ra.new_account(rsa_account_request(&weak)).await.unwrap();
+    other
+        .ra
+        .new_account(rsa_account_request(&weak))
+        .await
+        .unwrap();
 
     assert!(ca.ra.refuse_debian_weak_keys(blocklist(&weak)));
     let refused = ca

@@ -187,10 +187,9 @@ async fn a_common_name_with_a_trailing_dot_is_issued_in_canonical_form() {
     let (account, order) = ready(&ca).await;
     // The CN names the first SAN as a fully qualified name, in capitals and with the root's dot.
     let cert_key = key();
-    let mut params = rcgen::CertificateParams::new(
-        NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    )
-    .unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name

@@ -14,8 +14,9 @@ use crate::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
-    Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem, Revocation, Serial,
+    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
+    ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
+    Revocation, Serial,
 };
 use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use codec::{

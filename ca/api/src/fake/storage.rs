@@ -17,9 +17,9 @@ use crate::sa::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId,
-    ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
-    Revocation, Serial,
+    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
+    ChallengeId, ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus,
+    Problem, Revocation, Serial,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
