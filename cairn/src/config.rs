@@ -228,6 +228,7 @@ impl Config {
 
     /// Parses and checks TOML text.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
+        refuse_removed_settings(text)?;
         let cfg: Config = toml::from_str(text)?;
         cfg.validate()?;
         Ok(cfg)
@@ -335,6 +336,32 @@ impl Config {
     }
 }
 
+/// Settings that were removed, each with what replaces it: an old file gets an error that
+/// says what to write instead, not just "unknown field".
+const REMOVED_SETTINGS: &[(&[&str], &str)] = &[(
+    &["ra", "identifiers", "allow_non_public_ips"],
+    "was replaced by [va] allow_private_addresses (one CA-wide setting for validation and issuance)",
+)];
+
+fn refuse_removed_settings(text: &str) -> anyhow::Result<()> {
+    // A file that does not parse as TOML gets its error from the typed parse that follows.
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    for (path, replacement) in REMOVED_SETTINGS {
+        let mut value = None;
+        let mut current = Some(&table);
+        for key in *path {
+            value = current.and_then(|t| t.get(*key));
+            current = value.and_then(toml::Value::as_table);
+        }
+        if value.is_some() {
+            anyhow::bail!("{} {replacement}", path.join("."));
+        }
+    }
+    Ok(())
+}
+
 /// The first `nameserver` in resolv.conf, else 127.0.0.1:53.
 pub fn system_dns_server() -> SocketAddr {
     std::fs::read_to_string("/etc/resolv.conf")
@@ -433,6 +460,20 @@ mod tests {
             err.contains("cannot read") && err.contains("absent"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_removed_setting_names_its_replacement() {
+        for text in [
+            "[ra.identifiers]\nallow_non_public_ips = true\n",
+            "[ra]\nidentifiers = { allow_non_public_ips = false }\n",
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains("ra.identifiers.allow_non_public_ips"), "{err}");
+            assert!(err.contains("[va] allow_private_addresses"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert!(Config::parse("[ra.identifiers]\nallow_ip = false\n").is_ok());
     }
 
     #[test]
