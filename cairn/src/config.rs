@@ -166,6 +166,11 @@ pub struct CaConfig {
     /// `e_ext_san_contains_reserved_ip` is skipped automatically while
     /// `va.allow_private_addresses` is true.
     pub ignored_lints: Vec<String>,
+    /// Debian weak-key blocklists (CVE-2008-0166) in `openssl-vulnkey` format, e.g. the
+    /// `blacklist.RSA-2048` files of Debian's `openssl-blacklist` package: RSA account keys
+    /// (`badPublicKey`) and CSR keys (`badCSR`) they list are refused. Read at start; a missing
+    /// or malformed file stops the start. Relative paths are relative to the working directory.
+    pub weak_key_files: Vec<PathBuf>,
 }
 
 impl Default for CaConfig {
@@ -175,6 +180,7 @@ impl Default for CaConfig {
             country: "XX".into(),
             tls_names: Vec::new(),
             ignored_lints: Vec::new(),
+            weak_key_files: Vec::new(),
         }
     }
 }
@@ -222,6 +228,7 @@ impl Config {
 
     /// Parses and checks TOML text.
     pub fn parse(text: &str) -> anyhow::Result<Config> {
+        refuse_removed_settings(text)?;
         let cfg: Config = toml::from_str(text)?;
         cfg.validate()?;
         Ok(cfg)
@@ -248,6 +255,7 @@ impl Config {
                 "ca.ignored_lints: {name:?} is not a lint name"
             );
         }
+        self.debian_weak_keys()?;
         cairn_core::humane_duration::parse(&self.va.timeout)
             .map_err(|e| anyhow::anyhow!("va.timeout: {e}"))?;
         if let Some(url) = &self.server.database_url
@@ -276,6 +284,21 @@ impl Config {
         self.ct.validate()?;
         self.dap.validate()?;
         Ok(())
+    }
+
+    /// The Debian weak keys of `ca.weak_key_files`, or `None` when no file is configured.
+    pub fn debian_weak_keys(&self) -> anyhow::Result<Option<cairn_pki::DebianWeakKeys>> {
+        if self.ca.weak_key_files.is_empty() {
+            return Ok(None);
+        }
+        let mut keys = cairn_pki::DebianWeakKeys::new();
+        for path in &self.ca.weak_key_files {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("ca.weak_key_files: cannot read {}", path.display()))?;
+            keys.add_list(&text)
+                .with_context(|| format!("ca.weak_key_files: {}", path.display()))?;
+        }
+        Ok(Some(keys))
     }
 
     /// The configured key algorithm.
@@ -311,6 +334,32 @@ impl Config {
             )
         })
     }
+}
+
+/// Settings that were removed, each with what replaces it: an old file gets an error that
+/// says what to write instead, not just "unknown field".
+const REMOVED_SETTINGS: &[(&[&str], &str)] = &[(
+    &["ra", "identifiers", "allow_non_public_ips"],
+    "was replaced by [va] allow_private_addresses (one CA-wide setting for validation and issuance)",
+)];
+
+fn refuse_removed_settings(text: &str) -> anyhow::Result<()> {
+    // A file that does not parse as TOML gets its error from the typed parse that follows.
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    for (path, replacement) in REMOVED_SETTINGS {
+        let mut value = None;
+        let mut current = Some(&table);
+        for key in *path {
+            value = current.and_then(|t| t.get(*key));
+            current = value.and_then(toml::Value::as_table);
+        }
+        if value.is_some() {
+            anyhow::bail!("{} {replacement}", path.join("."));
+        }
+    }
+    Ok(())
 }
 
 /// The first `nameserver` in resolv.conf, else 127.0.0.1:53.
@@ -374,6 +423,57 @@ mod tests {
             Config::default().crl.shards,
             cairn_issuer::DEFAULT_CRL_SHARDS
         );
+    }
+
+    #[test]
+    fn weak_key_files_are_loaded_and_a_malformed_one_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("blacklist.RSA-2048");
+        std::fs::write(
+            &good,
+            "# RSA-2048\n0123456789abcdef0123\nfedcba9876543210fedc\n",
+        )
+        .unwrap();
+        let bad = dir.path().join("broken.RSA-2048");
+        std::fs::write(&bad, "0123456789abcdef0123\nnot a fingerprint\n").unwrap();
+        let with = |files: &[&Path]| {
+            let list: Vec<String> = files
+                .iter()
+                .map(|p| format!("{:?}", p.display().to_string()))
+                .collect();
+            format!("[ca]\nweak_key_files = [{}]\n", list.join(", "))
+        };
+
+        let cfg = Config::parse(&with(&[&good])).unwrap();
+        assert_eq!(cfg.debian_weak_keys().unwrap().unwrap().len(), 2);
+        assert!(Config::default().debian_weak_keys().unwrap().is_none());
+
+        let err = format!("{:#}", Config::parse(&with(&[&good, &bad])).unwrap_err());
+        assert!(err.contains("ca.weak_key_files"), "{err}");
+        assert!(err.contains("broken.RSA-2048"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+
+        let missing = dir.path().join("absent");
+        let err = format!("{:#}", Config::parse(&with(&[&missing])).unwrap_err());
+        assert!(
+            err.contains("cannot read") && err.contains("absent"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_removed_setting_names_its_replacement() {
+        for text in [
+            "[ra.identifiers]\nallow_non_public_ips = true\n",
+            "[ra]\nidentifiers = { allow_non_public_ips = false }\n",
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains("ra.identifiers.allow_non_public_ips"), "{err}");
+            assert!(err.contains("[va] allow_private_addresses"), "{err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert!(Config::parse("[ra.identifiers]\nallow_ip = false\n").is_ok());
     }
 
     #[test]

@@ -427,6 +427,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         clock,
         ra_config,
     );
+    if let Some(keys) = cfg.debian_weak_keys()? {
+        tracing::info!(fingerprints = keys.len(), "refusing Debian weak keys");
+        ra.refuse_debian_weak_keys(keys);
+    }
     ra.add_revocation_listener(crl_updater.revocation_listener());
     let crl_task = tokio::spawn(crl_updater.run());
     // Work left `processing` past its lease (by the last shutdown, or by another instance on

@@ -116,3 +116,39 @@ fn serve_refuses_a_bad_key_algorithm_with_one_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("key_algorithm"), "{err}");
 }
+
+#[test]
+fn serve_refuses_a_malformed_weak_key_file_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("blacklist.RSA-2048");
+    std::fs::write(
+        &list,
+        "# RSA-2048\n0123456789abcdef0123\n0123456789abcdef012\n",
+    )
+    .unwrap();
+    let config = dir.path().join("cairn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[ca]\nweak_key_files = [{:?}]\n",
+            list.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = cairn()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("cairn: "), "{err}");
+    assert!(
+        err.contains("weak_key_files") && err.contains("line 3"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -107,7 +107,9 @@ pub trait StorageAuthority: Send + Sync + 'static {
     async fn get_account(&self, id: &AccountId) -> SaResult<Account>;
     /// Gets an account by its key's RFC 7638 thumbprint.
     async fn get_account_by_key(&self, thumbprint: &str) -> SaResult<Account>;
-    /// Replaces contact and status. `NotFound` if the account does not exist.
+    /// Replaces contact and status of a `valid` account. `NotFound` if the account does not
+    /// exist, `Conflict` if it is no longer `valid` (deactivated, possibly by another instance
+    /// while the caller held an older copy): a deactivation is final and never overwritten.
     async fn update_account(&self, account: &Account) -> SaResult<()>;
     /// Replaces the account key. `Conflict` if another account has the new key, `NotFound` if
     /// the account does not exist.

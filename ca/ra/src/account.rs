@@ -119,6 +119,7 @@ impl Ra {
     /// Creates an account, or returns the existing one for the same key (RFC 8555 §7.3.1). The
     /// boolean is true when the account was created.
     pub async fn new_account(&self, req: NewAccountRequest) -> Result<(Account, bool), Problem> {
+        self.check_account_key_not_debian_weak(&req.jwk)?;
         match self.inner.sa.get_account_by_key(&req.thumbprint).await {
             Ok(existing) => return Ok((existing, false)),
             Err(SaError::NotFound) => {}
@@ -233,12 +234,19 @@ impl Ra {
         }
         // Whatever the outcome, the next lookup reads storage again.
         self.inner.accounts.remove(&account.id);
-        self.inner
-            .sa
-            .update_account(&account)
-            .await
-            .map_err(|e| sa_problem(e, "account"))?;
+        let updated = self.inner.sa.update_account(&account).await;
         self.inner.accounts.remove(&account.id);
+        match updated {
+            Ok(()) => {}
+            // `account` may be a cached copy read before another instance deactivated the
+            // account; storage changes only valid accounts, so the deactivation stands.
+            Err(SaError::Conflict(_)) => {
+                return Err(Problem::unauthorized(
+                    "this account is deactivated (or revoked) and can't be changed",
+                ));
+            }
+            Err(e) => return Err(sa_problem(e, "account")),
+        }
         if deactivate {
             // RFC 8555 §7.3.6: the server SHOULD cancel pending operations of a deactivated account.
             self.inner
@@ -263,6 +271,9 @@ impl Ra {
             Ok(other) => return Err(KeyChangeError::KeyInUse(other.id)),
             Err(SaError::NotFound) => {}
             Err(e) => return Err(KeyChangeError::Problem(internal(&e, "checking new key"))),
+        }
+        if let Err(p) = self.check_account_key_not_debian_weak(&new_jwk) {
+            return Err(KeyChangeError::Problem(p));
         }
         if let Err(p) = self.check_account_key_not_blocked(new_thumbprint).await {
             return Err(KeyChangeError::Problem(p));

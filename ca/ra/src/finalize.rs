@@ -120,6 +120,8 @@ impl Ra {
             ));
         }
         self.check_key_not_blocked(&csr.spki_der).await?;
+        self.check_csr_key_not_debian_weak(&csr.spki_der)?;
+        self.check_authz_reuse_window(&order, &authzs)?;
         self.recheck_caa(account, &authzs).await?;
         // The ready → processing compare-and-set and the issuance run in one spawned task, not in
         // this future: when a client gives up on the request, hyper drops this future at

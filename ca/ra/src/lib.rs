@@ -16,6 +16,7 @@ mod renewal_info;
 mod revocation;
 mod ttl_cache;
 mod validation;
+mod weak_keys;
 
 pub use cairn_api::ra::{
     KeyChangeError, NewAccountRequest, NewOrderRequest, OrderView, RegistrationAuthority,
@@ -343,6 +344,8 @@ struct Inner {
     /// This instance's name as the owner of leases on `processing` work (random per process,
     /// so two instances on one database never take each other for themselves).
     instance: String,
+    /// The operator's Debian weak-key blocklists, if any (see `weak_keys`).
+    debian_weak_keys: std::sync::OnceLock<cairn_pki::DebianWeakKeys>,
 }
 
 impl std::fmt::Debug for Ra {
@@ -399,6 +402,7 @@ impl Ra {
                 clock,
                 config,
                 instance: format!("ra-{}-{}", std::process::id(), cairn_core::random_id(12)),
+                debian_weak_keys: std::sync::OnceLock::new(),
             }),
         }
     }

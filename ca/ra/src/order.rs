@@ -294,6 +294,34 @@ impl Ra {
             .map_err(|e| internal(&e, "deactivating authorization"))?;
         self.get_authorization(account, id).await
     }
+
+    /// Refuses to finalize an order whose authorizations were validated longer ago than its
+    /// profile's reuse window ([`crate::Profile::authz_reuse`]). newOrder reuses only
+    /// authorizations inside the window, but an order can wait for finalize well past it
+    /// (`shortlived`: 7 hours of reuse, 7 days of order lifetime): the window must still hold
+    /// when the certificate is issued.
+    pub(crate) fn check_authz_reuse_window(
+        &self,
+        order: &Order,
+        authzs: &[Authorization],
+    ) -> Result<(), Problem> {
+        let (name, profile) = self.inner.config.profile(order.profile.as_deref())?;
+        let oldest_allowed = self.now() - profile.authz_reuse;
+        let stale: Vec<&str> = authzs
+            .iter()
+            .filter(|a| a.validated_at().is_some_and(|t| t < oldest_allowed))
+            .map(|a| a.identifier.value.as_str())
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        Err(Problem::unauthorized(format!(
+            "the authorization for {} was validated more than {} ago, longer than the {name:?} \
+             profile allows; create a new order to validate again",
+            stale.join(", "),
+            profile.authz_reuse,
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 mod harness;
 
 use cairn_api::StorageAuthority;
-use cairn_core::{EabKey, ProblemType};
-use cairn_ra::NewAccountRequest;
+use cairn_core::{AccountStatus, EabKey, ProblemType};
+use cairn_ra::{NewAccountRequest, RaConfig};
 use harness::{Ca, T0, key};
 use rcgen::PublicKeyData;
 
@@ -78,4 +78,49 @@ async fn an_eab_key_binds_one_account_even_when_two_race_for_it() {
         ca.sa.get_eab_key("kid-1").await.unwrap().bound_account,
         Some(first.id)
     );
+}
+
+#[tokio::test]
+async fn a_stale_cached_account_cannot_undo_a_deactivation_by_another_instance() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    // This instance reads (and caches) the account while it is valid.
+    let cached = ca.ra.get_account(&account.id).await.unwrap();
+    assert_eq!(cached.status, AccountStatus::Valid);
+
+    // Another instance on the same database deactivates it.
+    let other = ca.restarted(None, RaConfig::default());
+    let fresh = other.get_account(&account.id).await.unwrap();
+    other.update_account(fresh, None, true).await.unwrap();
+
+    // This instance still serves its cached copy, and a contact update through it is refused
+    // with a clear problem instead of writing `valid` back.
+    let stale = ca.ra.get_account(&account.id).await.unwrap();
+    assert_eq!(stale.status, AccountStatus::Valid, "the copy is cached");
+    let refused = ca
+        .ra
+        .update_account(stale, Some(vec!["mailto:new@cairn-ca.net".into()]), false)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.typ, ProblemType::Unauthorized, "{refused:?}");
+    assert!(refused.detail.contains("deactivated"), "{refused:?}");
+
+    let stored = ca.sa.get_account(&account.id).await.unwrap();
+    assert_eq!(stored.status, AccountStatus::Deactivated);
+    assert_eq!(stored.contact, account.contact);
+    // The refusal dropped the stale copy: the next lookup sees the deactivation.
+    assert_eq!(
+        ca.ra.get_account(&account.id).await.unwrap().status,
+        AccountStatus::Deactivated
+    );
+}
+
+#[tokio::test]
+async fn a_deactivated_account_cannot_be_deactivated_again_into_an_error() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    let copy = account.clone();
+    ca.ra.update_account(account, None, true).await.unwrap();
+    let again = ca.ra.update_account(copy, None, true).await.unwrap_err();
+    assert_eq!(again.typ, ProblemType::Unauthorized, "{again:?}");
 }

@@ -180,3 +180,33 @@ async fn another_accounts_order_is_not_found() {
     assert_eq!(problem.typ, ProblemType::NotFound);
     assert_eq!(ca.issuer.signed(), 0);
 }
+
+#[tokio::test]
+async fn a_common_name_with_a_trailing_dot_is_issued_in_canonical_form() {
+    let ca = Ca::new();
+    let (account, order) = ready(&ca).await;
+    // The CN names the first SAN as a fully qualified name, in capitals and with the root's dot.
+    let cert_key = key();
+    let mut params =
+        rcgen::CertificateParams::new(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Shop.Example.NET.");
+    let csr_der = params.serialize_request(&cert_key).unwrap().der().to_vec();
+
+    let done = ca
+        .ra
+        .finalize(&account, &order.order.id, &csr_der)
+        .await
+        .unwrap();
+    assert_eq!(done.status, OrderStatus::Valid);
+    let cert = ca
+        .ra
+        .get_certificate(&done.order.certificate_serial.unwrap())
+        .await
+        .unwrap();
+    let info = cairn_x509::CertInfo::from_der(&cert.der).unwrap();
+    assert_eq!(info.common_name.as_deref(), Some("shop.example.net"));
+}

@@ -164,3 +164,50 @@ async fn an_authorization_validated_longer_ago_than_the_profile_allows_is_not_re
         .await;
     assert!(classic.order.authz_ids.contains(&first.order.authz_ids[0]));
 }
+
+#[tokio::test]
+async fn an_authorization_too_old_for_the_profile_at_finalize_is_refused() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    let first = ca
+        .order_with_profile(&account, &["h.example.com"], Some("shortlived"))
+        .await;
+    ca.validate_order(&account, &first).await;
+
+    // Six hours on, a new shortlived order reuses the authorization (inside the 7-hour window)...
+    ca.clock.advance(Duration::hours(6));
+    let names = ["h.example.com", "i.example.com"];
+    let order = ca
+        .order_with_profile(&account, &names, Some("shortlived"))
+        .await;
+    assert!(order.order.authz_ids.contains(&first.order.authz_ids[0]));
+    let order = ca.validate_order(&account, &order).await;
+    assert_eq!(order.status, OrderStatus::Ready);
+
+    // ...but the client finalizes two hours later, when it is nine hours old: refused.
+    ca.clock.advance(Duration::hours(2));
+    let refused = ca
+        .ra
+        .finalize(&account, &order.order.id, &csr(&key(), &names))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.typ,
+        cairn_core::ProblemType::Unauthorized,
+        "{refused:?}"
+    );
+    assert!(refused.detail.contains("h.example.com"), "{refused:?}");
+    assert!(!refused.detail.contains("i.example.com"), "{refused:?}");
+    assert!(refused.detail.contains("shortlived"), "{refused:?}");
+    assert_eq!(ca.issuer.signed(), 0);
+
+    // The default profile's 30-day window still allows the same authorization.
+    let classic = ca.order(&account, &names).await;
+    assert_eq!(classic.status, OrderStatus::Ready);
+    let done = ca
+        .ra
+        .finalize(&account, &classic.order.id, &csr(&key(), &names))
+        .await
+        .unwrap();
+    assert_eq!(done.status, OrderStatus::Valid);
+}

@@ -14,8 +14,9 @@ use crate::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId, EabKey,
-    Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem, Revocation, Serial,
+    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
+    ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
+    Revocation, Serial,
 };
 use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use codec::{
@@ -368,16 +369,24 @@ impl StorageAuthority for SqlStorage {
         let contact = to_json(&account.contact)?;
         let (id, status) = (account.id.clone(), account.status);
         on_write!(self.db, Failure, |conn| {
-            let changed =
-                sqlx::query("UPDATE accounts SET contact = $2, status = $3 WHERE id = $1")
-                    .bind(id.as_str())
-                    .bind(&contact)
-                    .bind(status.db())
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+            // Only a valid account changes: a copy read before another instance deactivated
+            // the account must not bring it back.
+            let changed = sqlx::query(
+                "UPDATE accounts SET contact = $2, status = $3 WHERE id = $1 AND status = $4",
+            )
+            .bind(id.as_str())
+            .bind(&contact)
+            .bind(status.db())
+            .bind(AccountStatus::Valid.db())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
             if changed == 0 {
-                return Err(SaError::NotFound.into());
+                let exists: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM accounts WHERE id = $1")
+                    .bind(id.as_str())
+                    .fetch_one(&mut *conn)
+                    .await?;
+                return Err(precondition_failed(exists, "account is not valid").into());
             }
             Ok(())
         })

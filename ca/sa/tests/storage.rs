@@ -137,6 +137,7 @@ macro_rules! storage_tests {
 
 storage_tests!(
     accounts,
+    a_deactivated_account_stays_deactivated,
     account_key_change,
     accounts_by_ip,
     eab_binds_once,
@@ -361,6 +362,21 @@ async fn accounts(sa: &Sa) {
     sa.update_account(&changed).await.unwrap();
     assert_eq!(sa.get_account(&a.id).await.unwrap(), changed);
     assert_not_found(sa.update_account(&account_at(T0, None)).await);
+}
+
+/// An update made from a copy read while the account was valid (a cache on another instance)
+/// cannot bring a deactivated account back: storage refuses it with `Conflict`.
+async fn a_deactivated_account_stays_deactivated(sa: &Sa) {
+    let a = new_account(sa).await;
+    let stale = a.clone();
+    let mut deactivated = a.clone();
+    deactivated.status = AccountStatus::Deactivated;
+    sa.update_account(&deactivated).await.unwrap();
+
+    let mut contact_change = stale;
+    contact_change.contact = vec!["mailto:new@cairn-ca.net".into()];
+    assert_conflict(sa.update_account(&contact_change).await);
+    assert_eq!(sa.get_account(&a.id).await.unwrap(), deactivated);
 }
 
 async fn account_key_change(sa: &Sa) {

@@ -83,7 +83,9 @@ pub struct ParsedCsr {
     pub dns_names: Vec<String>,
     /// The SAN iPAddresses.
     pub ip_addrs: Vec<IpAddr>,
-    /// The subject common name, if present.
+    /// The subject common name, if present, in the canonical form of the identifier it names
+    /// (DNS names lowercased without a trailing dot, IP addresses in their shortest text form),
+    /// so the certificate's CN is spelled as its SAN is.
     pub common_name: Option<String>,
 }
 
@@ -194,19 +196,19 @@ pub fn parse_csr(der: &[u8]) -> Result<ParsedCsr, CsrError> {
         }
     }
 
-    let common_name = info
-        .subject
-        .common_name()
-        .map_err(malformed)?
-        .map(|cn| cn.value().into_owned());
-    if let Some(cn) = &common_name {
-        if cn.chars().count() > MAX_COMMON_NAME_LEN {
-            return Err(CsrError::CommonNameTooLong);
+    let common_name = match info.subject.common_name().map_err(malformed)? {
+        Some(cn) => {
+            let cn = cn.value();
+            if cn.chars().count() > MAX_COMMON_NAME_LEN {
+                return Err(CsrError::CommonNameTooLong);
+            }
+            let id = cn_identifier(&cn)
+                .normalized()
+                .map_err(CsrError::InvalidIdentifier)?;
+            Some(id.value)
         }
-        cn_identifier(cn)
-            .normalized()
-            .map_err(CsrError::InvalidIdentifier)?;
-    }
+        None => None,
+    };
     for name in &dns_names {
         Identifier::dns(name.clone())
             .normalized()

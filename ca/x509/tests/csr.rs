@@ -58,7 +58,8 @@ fn names_and_keys_are_extracted() {
                 "2001:db8::1".parse().unwrap()
             ]
         );
-        assert_eq!(csr.common_name.as_deref(), Some("Example.COM"));
+        // The CN is given in the canonical form of the identifier it names.
+        assert_eq!(csr.common_name.as_deref(), Some("example.com"));
         let mut expected = vec![
             Identifier::dns("example.com"),
             Identifier::dns("www.example.com"),
@@ -83,6 +84,22 @@ fn common_name_only_counts_as_identifier() {
         csr.identifiers(),
         vec![Identifier::ip("198.51.100.4".parse().unwrap())]
     );
+}
+
+#[test]
+fn common_name_is_canonical_like_the_identifiers() {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    for (cn, canonical) in [
+        ("Shop.Example.NET.", "shop.example.net"),
+        ("shop.example.net", "shop.example.net"),
+        ("2001:DB8:0:0::1", "2001:db8::1"),
+    ] {
+        let csr = parse_csr(&csr_with(&key, &[], Some(cn))).unwrap();
+        assert_eq!(csr.common_name.as_deref(), Some(canonical), "{cn}");
+        let id = csr.identifiers();
+        assert_eq!(id.len(), 1, "{cn}");
+        assert_eq!(id[0].value, canonical, "{cn}");
+    }
 }
 
 #[test]

@@ -2,8 +2,8 @@
 //! primes are close enough for Fermat's method, and keys from the Infineon library flaw (ROCA,
 //! CVE-2017-15361). Applied to account keys and CSR keys; not to the chains a CT log checks.
 //!
-//! Debian's weak keys (CVE-2008-0166) are not checked: the list of their fingerprints is not
-//! shipped, as no package reachable from this project's registries carries it.
+//! Debian's weak keys (CVE-2008-0166) need a list of fingerprints that the operator supplies:
+//! see [`crate::debian_weak_keys`].
 
 use num_bigint::BigUint;
 use num_traits::{One, Zero};

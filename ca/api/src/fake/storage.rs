@@ -17,9 +17,9 @@ use crate::sa::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, ChallengeId,
-    ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
-    Revocation, Serial,
+    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
+    ChallengeId, ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus,
+    Problem, Revocation, Serial,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -286,6 +286,9 @@ impl StorageAuthority for MemoryStorage {
     async fn update_account(&self, account: &Account) -> SaResult<()> {
         let mut st = self.lock();
         let a = st.accounts.get_mut(&account.id).ok_or(SaError::NotFound)?;
+        if a.status != AccountStatus::Valid {
+            return Err(SaError::Conflict("account is not valid"));
+        }
         a.contact = account.contact.clone();
         a.status = account.status;
         Ok(())
