@@ -270,9 +270,11 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// order), the final certificate replaces it and keeps its revocation, if any. `Conflict` if the order was not `Processing` or the serial is
     /// already stored, `NotFound` if the order does not exist; on any error nothing is stored.
     async fn finalize_order(&self, cert: &Certificate) -> SaResult<()>;
-    /// Moves an order from `Processing` to `Invalid` with `error`. `Conflict` if the order was not
-    /// `Processing`, `NotFound` if it does not exist.
-    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()>;
+    /// Moves an order from `Processing` to `Invalid` with `error`. With `owner`, only while that
+    /// instance holds the order's lease (an instance that lost it must not fail an order another
+    /// is issuing). `Conflict` if the order was not `Processing` (or its lease is another's),
+    /// `NotFound` if it does not exist.
+    async fn fail_order(&self, id: &OrderId, owner: Option<&str>, error: &Problem) -> SaResult<()>;
     /// Orders in `Processing` whose lease has ended at `now` (or that have none), oldest first:
     /// issuance a crashed or stuck instance left behind, to be claimed with
     /// [`claim_processing_order`](Self::claim_processing_order) before resuming.

@@ -17,7 +17,7 @@
 //! its lease taken over stops without signing or failing the order.
 
 use crate::{Ra, internal, sa_problem};
-use cairn_api::{CtSubmitter, IssueRequest, IssuedCertificate, OrderView};
+use cairn_api::{CtSubmitter, IssueRequest, IssuedCertificate, OrderView, SaError};
 use cairn_core::{
     Account, Certificate, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
     ProblemType, Serial,
@@ -243,8 +243,23 @@ impl Ra {
             }
             Err(Stop::Failed(problem)) => {
                 metrics::counter!("cairn_issuance_failures_total").increment(1);
-                if let Err(e) = self.inner.sa.fail_order(&order.id, &problem).await {
-                    tracing::error!(order = %order.id, error = %e, "recording failed issuance");
+                // Only while this instance still holds the lease: one that lost it must not fail
+                // an order another instance is issuing.
+                let owner = self.inner.instance.as_str();
+                match self
+                    .inner
+                    .sa
+                    .fail_order(&order.id, Some(owner), &problem)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(SaError::Conflict(_)) => {
+                        tracing::warn!(order = %order.id, "not failing the order: its lease is another instance's now");
+                        return IssuanceResult::LeaseLost;
+                    }
+                    Err(e) => {
+                        tracing::error!(order = %order.id, error = %e, "recording failed issuance")
+                    }
                 }
                 IssuanceResult::Failed(problem)
             }

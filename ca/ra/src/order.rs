@@ -149,7 +149,7 @@ impl Ra {
             && let Err(problem) = self.reserve_replacement(replacement, &order.id).await
         {
             // Another newOrder took the certificate first: this order never reaches the client.
-            if let Err(e) = sa.fail_order(&order.id, &problem).await {
+            if let Err(e) = sa.fail_order(&order.id, None, &problem).await {
                 tracing::warn!(order = %order.id, error = %e, "failing a replacement order that lost its reservation");
             }
             self.refund_limits(&limits).await;

@@ -1054,16 +1054,19 @@ impl StorageAuthority for SqlStorage {
         })
     }
 
-    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
+    async fn fail_order(&self, id: &OrderId, owner: Option<&str>, error: &Problem) -> SaResult<()> {
         let error = to_json(error)?;
         let id = id.clone();
+        let owner = owner.map(str::to_owned);
         on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
                 "UPDATE orders SET status = 'invalid', error = $2 \
-                 WHERE id = $1 AND status = 'processing'",
+                 WHERE id = $1 AND status = 'processing' \
+                 AND ($3 IS NULL OR processing_owner = $3)",
             )
             .bind(id.as_str())
             .bind(&error)
+            .bind(owner.as_deref())
             .execute(&mut *conn)
             .await?
             .rows_affected();

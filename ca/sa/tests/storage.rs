@@ -1184,18 +1184,24 @@ async fn fail_order(sa: &Sa) {
     let acct = new_account(sa).await;
     let o = new_order(sa, &acct.id, &["example.com"]).await;
     let problem = Problem::new(ProblemType::ServerInternal, "issuance failed");
-    assert_conflict(sa.fail_order(&o.id, &problem).await);
+    assert_conflict(sa.fail_order(&o.id, None, &problem).await);
     assert!(
         sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
             .await
             .unwrap()
     );
-    sa.fail_order(&o.id, &problem).await.unwrap();
+    // An instance that lost the lease can't fail the order another instance is issuing.
+    assert_conflict(sa.fail_order(&o.id, Some("b"), &problem).await);
+    assert_eq!(
+        sa.get_order(&o.id).await.unwrap().status,
+        OrderStatus::Processing
+    );
+    sa.fail_order(&o.id, Some("a"), &problem).await.unwrap();
     let stored = sa.get_order(&o.id).await.unwrap();
     assert_eq!(stored.status, OrderStatus::Invalid);
     assert_eq!(stored.error, Some(problem.clone()));
-    assert_conflict(sa.fail_order(&o.id, &problem).await);
-    assert_not_found(sa.fail_order(&OrderId::random(), &problem).await);
+    assert_conflict(sa.fail_order(&o.id, None, &problem).await);
+    assert_not_found(sa.fail_order(&OrderId::random(), None, &problem).await);
 }
 
 async fn processing_orders(sa: &Sa) {

@@ -827,11 +827,16 @@ impl StorageAuthority for MemoryStorage {
             .cloned())
     }
 
-    async fn fail_order(&self, id: &OrderId, error: &Problem) -> SaResult<()> {
+    async fn fail_order(&self, id: &OrderId, owner: Option<&str>, error: &Problem) -> SaResult<()> {
         let error = through_json(error)?;
         let mut st = self.lock();
+        let held = owner.is_none_or(|owner| {
+            st.order_leases
+                .get(id)
+                .is_some_and(|(holder, _)| holder == owner)
+        });
         match st.orders.get_mut(id) {
-            Some(o) if o.status == OrderStatus::Processing => {
+            Some(o) if o.status == OrderStatus::Processing && held => {
                 o.status = OrderStatus::Invalid;
                 o.error = Some(error);
                 Ok(())
