@@ -13,6 +13,8 @@
 //! | `collection_job` | §4.6.1 collection jobs, §4.6.3 deletion | leader |
 //! | `collection_job_driver` | §4.6.6 finalization | leader |
 //! | `aggregate_share` | §4.6.4 aggregate shares | helper |
+//! | `gc` | report expiry (issue 18) | both |
+//! | `key_rotator` | HPKE key rotation (issue 18) | both |
 //!
 //! What several steps share has its own module, so steps never import each other:
 //! `report_checks` (the per-report checks, pure), `collection_request` (checks on a
@@ -32,15 +34,18 @@ mod aggregation_job_init;
 mod collection_job;
 mod collection_job_driver;
 mod collection_request;
+mod gc;
 mod helper_client;
 mod helper_job;
 mod hpke_keys;
+mod key_rotator;
 mod report_checks;
 mod resource_ids;
 mod upload;
 
 pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS};
 pub use collection_job::CollectionJobStatus;
+pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
 
 use crate::datastore::{Datastore, DatastoreError};
@@ -69,6 +74,13 @@ pub struct AggregatorParameters {
     /// Helper only: answer aggregation-job initializations at once with "processing" and
     /// prepare the jobs in the helper's driver (the leader polls). Default: synchronous.
     pub async_aggregation: bool,
+    /// How often the garbage collector runs, in seconds (0: never). It only deletes data of
+    /// tasks with a report expiry age.
+    pub gc_interval_secs: u64,
+    /// Most rows per table one garbage-collection transaction deletes.
+    pub gc_batch_size: u64,
+    /// Automatic HPKE key rotation (off by default).
+    pub key_rotator: KeyRotatorConfig,
 }
 
 impl Default for AggregatorParameters {
@@ -80,7 +92,23 @@ impl Default for AggregatorParameters {
             collection_retry_secs: 1,
             hpke_key_refresh_secs: 10,
             async_aggregation: false,
+            gc_interval_secs: 60,
+            gc_batch_size: 1000,
+            key_rotator: KeyRotatorConfig::default(),
         }
+    }
+}
+
+impl AggregatorParameters {
+    /// Checks the values that could lose reports or never make progress.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.gc_batch_size == 0 {
+            return Err("gc_batch_size must be positive".into());
+        }
+        if self.key_rotator.enabled {
+            self.key_rotator.validate(self.hpke_key_refresh_secs)?;
+        }
+        Ok(())
     }
 }
 
@@ -124,6 +152,9 @@ impl Aggregator {
         role: AggregatorRole,
         params: AggregatorParameters,
     ) -> Result<Aggregator, Error> {
+        params
+            .validate()
+            .map_err(|e| Error::BadRequest(format!("aggregator parameters: {e}")))?;
         let keypairs = datastore.get_or_create_hpke_keypairs().await?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))

@@ -387,6 +387,9 @@ pub struct CreateTaskRequest {
     /// Leader only: the collector's bearer token.
     #[serde(default)]
     pub collector_auth_token: Option<String>,
+    /// Seconds after which reports are too old and deleted; absent keeps everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_expiry_age: Option<u64>,
 }
 
 impl CreateTaskRequest {
@@ -412,6 +415,7 @@ impl CreateTaskRequest {
             aggregator_auth_token_hash: (role == AggregatorRole::Helper)
                 .then(|| TokenHash::of(&self.aggregator_auth_token)),
             collector_auth_token_hash: self.collector_auth_token.as_deref().map(TokenHash::of),
+            report_expiry_age: self.report_expiry_age,
         })
     }
 }

@@ -220,6 +220,7 @@ impl Deployment {
                     .encode(collector_keys.config().get_encoded().unwrap()),
                 aggregator_auth_token: AGG_TOKEN.into(),
                 collector_auth_token: collector_token,
+                report_expiry_age: None,
             };
             let resp = http
                 .post(format!("{base}control/tasks"))
@@ -1360,6 +1361,7 @@ async fn helper_aggregation_job_resources_refuse_bad_input(b: Backend) {
             .encode(collector_keys.config().get_encoded().unwrap()),
         aggregator_auth_token: AGG_TOKEN.into(),
         collector_auth_token: None,
+        report_expiry_age: None,
     };
     let resp = d
         .http

@@ -159,6 +159,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
                 .then(|| TokenHash::of(token)),
             collector_auth_token_hash: (role == AggregatorRole::Leader)
                 .then(|| TokenHash::of("bench-collector-token")),
+            report_expiry_age: None,
         })
         .await?;
     }

@@ -8,6 +8,7 @@
 //! functions in the datastore, next to the statements that read what they need.
 
 use crate::datastore::HpkeKeyState;
+use crate::task::AggregatorTask;
 use cairn_dap_core::{HpkeApplicationInfo, HpkeKeypair, TaskParameters};
 use cairn_dap_messages::{
     Decode, Extension, HpkeCiphertext, PlaintextInputShare, ReportError, ReportMetadata, Time,
@@ -54,6 +55,17 @@ pub(super) fn check_time(
         }
     }
     Ok(())
+}
+
+/// Whether the report of `time` is too old for the task at `now` (seconds): older than its
+/// report expiry age, its replay record may already be deleted, so it is refused
+/// (`report_dropped`, both at upload and at the helper's aggregation) rather than risk
+/// counting it twice.
+pub(super) fn check_expiry(task: &AggregatorTask, time: Time, now: u64) -> Result<(), ReportError> {
+    match task.expiry_cutoff(now) {
+        Some(cutoff) if time.0 < cutoff => Err(ReportError::ReportDropped),
+        _ => Ok(()),
+    }
 }
 
 /// The keypair an input share was sealed to, if this aggregator still holds it in any state
@@ -155,6 +167,7 @@ pub(super) mod fixtures {
             aggregator_auth_token: None,
             aggregator_auth_token_hash: None,
             collector_auth_token_hash: None,
+            report_expiry_age: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use super::Aggregator;
 use super::report_checks::{
-    Checkpoint, check_extensions, check_time, keypair_for, open_input_share,
+    Checkpoint, check_expiry, check_extensions, check_time, keypair_for, open_input_share,
 };
 use crate::datastore::{HpkeKeyState, StoredReport, UploadOutcome};
 use crate::error::Error;
@@ -41,6 +41,7 @@ fn check_upload(
         skew,
         Checkpoint::Upload,
     )?;
+    check_expiry(task, report.metadata.time, now)?;
     check_extensions(&report.metadata.public_extensions)?;
     let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
     let share = open_input_share(

@@ -201,9 +201,13 @@ impl<'t> Buckets<'t> {
             });
         }
         // Record the report IDs against replay; only the fresh ones count.
-        let candidates: Vec<&ReportId> = open
+        let candidates: Vec<(&ReportId, u64)> = open
             .iter()
-            .flat_map(|b| b.idx.iter().map(|&i| &outcomes[i].report_id))
+            .flat_map(|b| {
+                b.idx
+                    .iter()
+                    .map(|&i| (&outcomes[i].report_id, outcomes[i].time))
+            })
             .collect();
         let fresh = self.record_aggregated(&candidates).await?;
         // Add up each bucket's fresh shares in memory and write the bucket once.
@@ -263,24 +267,25 @@ impl<'t> Buckets<'t> {
         }))
     }
 
-    /// Records `reports` as aggregated (the replay record) in multi-row inserts; returns the IDs
-    /// that were new.
-    async fn record_aggregated(&mut self, reports: &[&ReportId]) -> Result<HashSet<Vec<u8>>> {
+    /// Records `reports` (ID, time) as aggregated (the replay record, kept by the garbage
+    /// collector until the report's time expires) in multi-row inserts; returns the IDs that
+    /// were new.
+    async fn record_aggregated(&mut self, reports: &[(&ReportId, u64)]) -> Result<HashSet<Vec<u8>>> {
         let task_id = self.task_id;
         let mut fresh = HashSet::with_capacity(reports.len());
         for chunk in reports.chunks(MULTI_ROW_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|k| format!("($1, ${})", k + 2))
+                .map(|k| format!("($1, ${}, ${})", 2 + 2 * k, 3 + 2 * k))
                 .collect();
             let sql = AssertSqlSafe(format!(
-                "INSERT INTO aggregated_reports (task_id, report_id) VALUES {} \
+                "INSERT INTO aggregated_reports (task_id, report_id, client_time) VALUES {} \
                  ON CONFLICT DO NOTHING RETURNING report_id",
                 values.join(", ")
             ));
             let new: Vec<Vec<u8>> = on_conn!(self.conn.reborrow(), |conn| {
                 let mut q = sqlx::query_scalar(sql).bind(task_id.to_vec());
-                for id in chunk {
-                    q = q.bind(id.as_bytes().to_vec());
+                for (id, time) in chunk {
+                    q = q.bind(id.as_bytes().to_vec()).bind(int(*time));
                 }
                 q.fetch_all(conn).await?
             });

@@ -1,0 +1,12 @@
+-- Garbage collection (issue 18). Kept in step with ../postgres.
+-- tasks.report_expiry_age: seconds after which a report is too old to upload and its rows
+-- (report, replay record, buckets, jobs, collection jobs) are deleted; NULL keeps everything.
+ALTER TABLE tasks ADD COLUMN report_expiry_age INTEGER;
+-- The replay record keeps the report's time so it is deleted exactly when uploads of that
+-- report are refused as too old. NULL (rows recorded before this migration): kept.
+ALTER TABLE aggregated_reports ADD COLUMN client_time INTEGER;
+CREATE INDEX aggregated_reports_by_time ON aggregated_reports (task_id, client_time);
+CREATE INDEX client_reports_by_time ON client_reports (task_id, client_time);
+CREATE INDEX client_reports_by_job ON client_reports (task_id, aggregation_job_id);
+-- HPKE key rotation: when the key entered its current state (seconds since the epoch).
+ALTER TABLE hpke_keys ADD COLUMN state_changed_at INTEGER NOT NULL DEFAULT 0;
