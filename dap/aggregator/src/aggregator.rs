@@ -15,6 +15,7 @@
 //! | `aggregate_share` | §4.6.4 aggregate shares | helper |
 //! | `gc` | report expiry (issue 18) | both |
 //! | `key_rotator` | HPKE key rotation (issue 18) | both |
+//! | `upload_limits` | upload rate limits (issue 18) | leader |
 //!
 //! What several steps share has its own module, so steps never import each other:
 //! `report_checks` (the per-report checks, pure), `collection_request` (checks on a
@@ -42,9 +43,11 @@ mod key_rotator;
 mod report_checks;
 mod resource_ids;
 mod upload;
+mod upload_limits;
 
 pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS};
 pub use collection_job::CollectionJobStatus;
+pub use upload_limits::UploadLimits;
 pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
 
@@ -81,6 +84,8 @@ pub struct AggregatorParameters {
     pub gc_batch_size: u64,
     /// Automatic HPKE key rotation (off by default).
     pub key_rotator: KeyRotatorConfig,
+    /// Leader: upload rate limits per task and per source address (off by default).
+    pub upload_limits: UploadLimits,
 }
 
 impl Default for AggregatorParameters {
@@ -95,6 +100,7 @@ impl Default for AggregatorParameters {
             gc_interval_secs: 60,
             gc_batch_size: 1000,
             key_rotator: KeyRotatorConfig::default(),
+            upload_limits: UploadLimits::default(),
         }
     }
 }
@@ -119,6 +125,7 @@ struct Inner {
     keys: std::sync::RwLock<hpke_keys::KeyCache>,
     http: reqwest::Client,
     params: AggregatorParameters,
+    upload_limiter: upload_limits::UploadLimiter,
 }
 
 /// One aggregator (leader or helper). Cloning is cheap.
@@ -168,6 +175,7 @@ impl Aggregator {
                 keys: std::sync::RwLock::new(hpke_keys::KeyCache::new(keypairs)),
                 http,
                 params,
+                upload_limiter: upload_limits::UploadLimiter::default(),
             }),
         })
     }

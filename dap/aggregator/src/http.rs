@@ -131,10 +131,16 @@ async fn hpke_config(State(s): State<AppState>) -> Result<Response, Error> {
 async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    let errors = s.aggregator.handle_upload(&task_id, &body).await?;
+    // The peer address, when the listener knows it, for the per-source upload limit.
+    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    let errors = s
+        .aggregator
+        .handle_upload_from(&task_id, &body, source)
+        .await?;
     if errors.status.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }

@@ -666,13 +666,13 @@ async fn collection_waits_for_min_batch_size_then_collects_once(b: Backend) {
         }
         other => panic!("expected batchOverlap, got {other:?}"),
     }
-    // A late report for the collected batch is refused.
+    // A late report for the collected batch is refused as collected (DAP-18 `batch_collected`).
     let late = d
         .client
         .upload_measurements(&[Measurement::Integer(1)], NOW)
         .await
         .unwrap();
-    assert_eq!(late.status[0].error, ReportError::ReportReplayed);
+    assert_eq!(late.status[0].error, ReportError::BatchCollected);
     d.finish().await;
 }
 

@@ -2,7 +2,7 @@
 //! on loopback with a mock clock, on SQLite always and on PostgreSQL when
 //! `CAIRN_TEST_POSTGRES_URL` is set (under CI it must be):
 //! garbage collection reaching a steady state while replays inside the expiry window are still
-//! refused.
+//! refused, and HPKE key rotation while reports are uploaded losing none of them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: a panic is a failure with a location
 
@@ -254,9 +254,17 @@ async fn gc_reaches_a_steady_state(backend: Backend) {
         }
         let errors = d.client.upload(reports).await.unwrap();
         assert!(errors.status.is_empty(), "hour {hour}: {errors:?}");
-        if hour > 0 {
-            // Collect the previous hour: all of its reports, whatever GC did meanwhile.
+        if hour > 1 {
+            // Collect the previous hour: all of its reports, whatever GC did meanwhile. (Hour
+            // 0 is never collected, so its replays meet the replay record, not a collected
+            // batch.)
             assert_eq!(d.collect_unit(first_unit + hour - 1).await, PER_HOUR as u64);
+        } else if hour == 1 {
+            // Aggregate hour 0 (without collecting it): its replay record now exists.
+            d.drive().await;
+            d.drive().await;
+        }
+        if hour > 0 {
             // The report of hour 0, replayed: a replay while inside the window, too old after.
             let errors = d.client.upload(vec![replayed.clone()]).await.unwrap();
             let expected = if hour < EXPIRY_HOURS + 1 {
@@ -315,5 +323,193 @@ async fn gc_keeps_everything_without_an_expiry_age() {
     assert_eq!(d.leader.collect_garbage_once().await.unwrap().total(), 0);
     assert_eq!(d.helper.collect_garbage_once().await.unwrap().total(), 0);
     assert_eq!(d.rows().await, before);
+    d.finish().await;
+}
+
+/// Five simulated hours with the key rotator on at both aggregators (keys advertised for an
+/// hour, pending for 20 minutes, expired for an hour), clients refetching the configuration
+/// every 20 minutes and uploading every 10, the leader aggregating only every 30 minutes:
+/// several rotations happen, old keys are deleted, and every uploaded report is accepted and
+/// aggregated.
+async fn rotation_loses_no_report(backend: Backend) {
+    let rotator = cairn_dap_aggregator::KeyRotatorConfig {
+        enabled: true,
+        interval_secs: 1,
+        propagation_delay_secs: 1200,
+        active_secs: 3600,
+        expired_grace_secs: 3600,
+    };
+    let params = AggregatorParameters {
+        max_aggregation_job_size: 10,
+        key_rotator: rotator,
+        ..Default::default()
+    };
+    let Some(d) = Deployment::start(backend, None, params).await else {
+        return;
+    };
+    let one = Measurement::Count(true);
+    let http = reqwest::Client::new();
+    let mut client = Client::new(d.params.clone(), http.clone()).await.unwrap();
+    let (mut uploaded, mut activations, mut deletions) = (0u64, 0, 0);
+    for step in 0..30u64 {
+        d.clock.set(START + step * 600);
+        for agg in [&d.leader, &d.helper] {
+            for s in agg.rotate_hpke_keys_once(&rotator).await.unwrap() {
+                match s {
+                    cairn_dap_aggregator::RotationStep::Move(_, _, to)
+                        if to == cairn_dap_aggregator::HpkeKeyState::Active =>
+                    {
+                        activations += 1;
+                    }
+                    cairn_dap_aggregator::RotationStep::Delete(_) => deletions += 1,
+                    _ => {}
+                }
+            }
+        }
+        if step % 2 == 0 {
+            client = Client::new(d.params.clone(), http.clone()).await.unwrap();
+        }
+        let reports = (0..5)
+            .map(|_| client.prepare_report(&one, START + step * 600).unwrap())
+            .collect();
+        let errors = client.upload(reports).await.unwrap();
+        assert!(errors.status.is_empty(), "step {step}: {errors:?}");
+        uploaded += 5;
+        if step % 3 == 2 {
+            d.leader.create_aggregation_jobs().await.unwrap();
+            d.leader.run_aggregation_jobs_once().await.unwrap();
+        }
+    }
+    assert!(activations >= 6, "{activations} activations at two aggregators");
+    assert!(deletions >= 4, "{deletions} deletions at two aggregators");
+    // Collect once the six hours are over.
+    d.clock.set(START + 6 * PRECISION + 60);
+    let query = Query::TimeInterval {
+        batch_interval: Interval::new(Time(START / PRECISION), Duration(6)).unwrap(),
+    };
+    let job = d.collector.start(query).await.unwrap();
+    let mut collected = None;
+    for _ in 0..8 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            collected = Some(c);
+            break;
+        }
+    }
+    let c = collected.expect("collection finished");
+    assert_eq!(c.report_count, uploaded, "every uploaded report is aggregated");
+    assert_eq!(
+        c.aggregate_result,
+        cairn_dap_core::AggregateResult::Integer(uploaded)
+    );
+    d.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_loses_no_report_sqlite() {
+    rotation_loses_no_report(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_loses_no_report_postgres() {
+    rotation_loses_no_report(Backend::Postgres).await;
+}
+
+/// A time interval longer than the 10,000 empty buckets created at collection: a late report
+/// for a time unit past that bound is still refused (`batch_collected`), and creates no
+/// bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
+    let Some(d) = Deployment::start(Backend::Sqlite, None, AggregatorParameters::default()).await
+    else {
+        return;
+    };
+    const UNITS: u64 = 10_005;
+    let first_unit = START / PRECISION;
+    d.clock.set(START + (UNITS + 2) * PRECISION);
+    let one = Measurement::Count(true);
+    let errors = d.client.upload_measurements(&[one.clone()], START).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let query = Query::TimeInterval {
+        batch_interval: Interval::new(Time(first_unit), Duration(UNITS)).unwrap(),
+    };
+    let job = d.collector.start(query).await.unwrap();
+    let mut done = false;
+    for _ in 0..8 {
+        d.drive().await;
+        if let Poll::Ready(c) = d.collector.poll(&job).await.unwrap() {
+            assert_eq!(c.report_count, 1);
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "collection finished");
+    let buckets = d.rows().await.0.batch_buckets;
+    for unit in [first_unit + 1, first_unit + 10_002, first_unit + UNITS - 1] {
+        let late = d
+            .client
+            .upload_measurements(&[one.clone()], unit * PRECISION)
+            .await
+            .unwrap();
+        assert_eq!(late.status.len(), 1, "unit {unit}");
+        assert_eq!(late.status[0].error, ReportError::BatchCollected, "unit {unit}");
+    }
+    // Past the interval, reports are taken again.
+    let after = d
+        .client
+        .upload_measurements(&[one], (first_unit + UNITS) * PRECISION)
+        .await
+        .unwrap();
+    assert!(after.status.is_empty(), "{after:?}");
+    d.drive().await;
+    assert_eq!(d.rows().await.0.batch_buckets, buckets + 1, "one new bucket, after the interval");
+    d.finish().await;
+}
+
+/// A task's upload limit: its burst is taken, the next request is refused whole with 429 and
+/// a `Retry-After`, and nothing of it is stored; once the rate refills, uploads are taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_task_limit_are_refused_with_429() {
+    let params = AggregatorParameters {
+        upload_limits: cairn_dap_aggregator::UploadLimits {
+            task_reports_per_sec: 1,
+            task_burst: 10,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(d) = Deployment::start(Backend::Sqlite, None, params).await else {
+        return;
+    };
+    let one = Measurement::Count(true);
+    let ten = vec![one.clone(); 10];
+    let errors = d.client.upload_measurements(&ten, START).await.unwrap();
+    assert!(errors.status.is_empty(), "{errors:?}");
+    let report = d.client.prepare_report(&one, START).unwrap();
+    let body = cairn_dap_messages::UploadRequest {
+        reports: vec![report.clone(); 1],
+    }
+    .get_encoded()
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}tasks/{}/reports",
+            d.params.leader_endpoint, d.params.task_id
+        ))
+        .header("content-type", cairn_dap_messages::media_type::UPLOAD_REQ)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let id = d.params.task_id;
+    assert_eq!(
+        d.leader.datastore().count_client_reports(&id).await.unwrap(),
+        10
+    );
+    // A second later the rate has refilled one report.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(d.client.upload(vec![report]).await.unwrap().status.is_empty());
     d.finish().await;
 }

@@ -1,4 +1,4 @@
--- Garbage collection (issue 18). Kept in step with ../sqlite.
+-- Garbage collection and abuse limits (issue 18). Kept in step with ../sqlite.
 -- tasks.report_expiry_age: seconds after which a report is too old to upload and its rows
 -- (report, replay record, buckets, jobs, collection jobs) are deleted; NULL keeps everything.
 ALTER TABLE tasks ADD COLUMN report_expiry_age BIGINT;
@@ -10,3 +10,13 @@ CREATE INDEX client_reports_by_time ON client_reports (task_id, client_time);
 CREATE INDEX client_reports_by_job ON client_reports (task_id, aggregation_job_id);
 -- HPKE key rotation: when the key entered its current state (seconds since the epoch).
 ALTER TABLE hpke_keys ADD COLUMN state_changed_at BIGINT NOT NULL DEFAULT 0;
+-- Abuse limits: every collected time interval, so a late report for any time unit inside it is
+-- refused (batch_collected) without a bucket per unit having to exist; deleted by the garbage
+-- collector once the interval has expired.
+CREATE TABLE collected_intervals (
+    task_id BYTEA NOT NULL REFERENCES tasks (task_id),
+    batch_id BYTEA NOT NULL,
+    interval_start BIGINT NOT NULL,
+    interval_end BIGINT NOT NULL,
+    PRIMARY KEY (task_id, batch_id, interval_start, interval_end)
+);

@@ -18,7 +18,7 @@ pub struct GcCounts {
     pub client_reports: u64,
     /// Expired replay records (both roles).
     pub aggregated_reports: u64,
-    /// Expired batch buckets (both roles).
+    /// Expired batch buckets and collected intervals (both roles).
     pub batch_buckets: u64,
     /// Ended aggregation jobs none of whose reports remain (leader).
     pub aggregation_jobs: u64,
@@ -129,6 +129,21 @@ impl Datastore {
             .execute(&mut *conn)
             .await?
             .rows_affected();
+            // Collected intervals that lie wholly before the cutoff (counted with buckets):
+            // every report they would refuse is refused as too old now.
+            let collected_intervals = sqlx::query(
+                "DELETE FROM collected_intervals WHERE task_id = $1 \
+                 AND (batch_id, interval_start, interval_end) IN \
+                 (SELECT batch_id, interval_start, interval_end FROM collected_intervals \
+                 WHERE task_id = $1 AND interval_end <= $2 LIMIT $3)",
+            )
+            .bind(tid.clone())
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            let batch_buckets = batch_buckets + collected_intervals;
             // Aggregation jobs that ended and whose reports are all gone.
             let aggregation_jobs = sqlx::query(
                 "DELETE FROM aggregation_jobs WHERE task_id = $1 AND job_id IN \
