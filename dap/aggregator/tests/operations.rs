@@ -283,6 +283,7 @@ async fn gc_reaches_a_steady_state(backend: Backend) {
         history.push(d.rows().await);
     }
     let (leader, helper) = *history.last().unwrap();
+    eprintln!("rows per hour (leader, helper): {history:?}");
     // Only the reports of the unexpired hours remain: the cutoff hour through the current one.
     let live = (EXPIRY_HOURS + 1) * PER_HOUR as u64;
     assert!(leader.client_reports <= live, "{leader:?}");
