@@ -290,6 +290,9 @@ async fn gc_reaches_a_steady_state(backend: Backend) {
     assert!(helper.aggregated_reports <= live, "{helper:?}");
     assert!(leader.aggregated_reports <= live, "{leader:?}");
     assert!(leader.collection_jobs <= EXPIRY_HOURS + 1, "{leader:?}");
+    assert!(helper.helper_aggregate_shares <= EXPIRY_HOURS + 1, "{helper:?}");
+    // Three jobs of at most seven reports per hour.
+    assert!(helper.helper_aggregation_jobs <= 3 * (EXPIRY_HOURS + 1), "{helper:?}");
     // Steady state: the last hours look exactly alike.
     for pair in history[6..].windows(2) {
         assert_eq!(pair[0], pair[1], "{history:#?}");

@@ -20,3 +20,8 @@ CREATE TABLE collected_intervals (
     interval_end BIGINT NOT NULL,
     PRIMARY KEY (task_id, batch_id, interval_start, interval_end)
 );
+-- Helper: the latest report time of a finished aggregation job, and the end of the time
+-- interval an aggregate share was computed for (time-precision units), for the garbage
+-- collector. NULL (unknown, or a leader-selected batch): kept.
+ALTER TABLE helper_aggregation_jobs ADD COLUMN max_client_time BIGINT;
+ALTER TABLE helper_aggregate_shares ADD COLUMN interval_end BIGINT;

@@ -45,6 +45,8 @@ impl Aggregator {
             ("batch_buckets", total.batch_buckets),
             ("aggregation_jobs", total.aggregation_jobs),
             ("collection_jobs", total.collection_jobs),
+            ("helper_aggregation_jobs", total.helper_aggregation_jobs),
+            ("helper_aggregate_shares", total.helper_aggregate_shares),
         ] {
             metrics::counter!("cairn_dap_gc_deleted_rows_total", "table" => table).increment(n);
         }

@@ -1,5 +1,6 @@
 //! Deleting what a task no longer needs once its reports expire (issue 18): client reports,
-//! replay records, batch buckets, finished aggregation jobs and finished collection jobs, in
+//! replay records, batch buckets and collected intervals, finished aggregation jobs (the
+//! leader's and the helper's), finished collection jobs and the helper's aggregate shares, in
 //! bounded batches so one pass never holds the writer (or PostgreSQL locks) for long.
 //!
 //! Every statement deletes rows selected by a bounded subquery and is idempotent, so several
@@ -24,6 +25,10 @@ pub struct GcCounts {
     pub aggregation_jobs: u64,
     /// Ended collection jobs whose interval has expired (leader).
     pub collection_jobs: u64,
+    /// Ended aggregation jobs whose reports have all expired (helper).
+    pub helper_aggregation_jobs: u64,
+    /// Aggregate-share answers for expired intervals (helper).
+    pub helper_aggregate_shares: u64,
 }
 
 impl GcCounts {
@@ -34,6 +39,8 @@ impl GcCounts {
             + self.batch_buckets
             + self.aggregation_jobs
             + self.collection_jobs
+            + self.helper_aggregation_jobs
+            + self.helper_aggregate_shares
     }
 
     /// Whether some table had `limit` rows to delete, so another batch may find more.
@@ -44,6 +51,8 @@ impl GcCounts {
             self.batch_buckets,
             self.aggregation_jobs,
             self.collection_jobs,
+            self.helper_aggregation_jobs,
+            self.helper_aggregate_shares,
         ]
         .iter()
         .any(|&n| n >= limit)
@@ -56,6 +65,8 @@ impl GcCounts {
         self.batch_buckets += other.batch_buckets;
         self.aggregation_jobs += other.aggregation_jobs;
         self.collection_jobs += other.collection_jobs;
+        self.helper_aggregation_jobs += other.helper_aggregation_jobs;
+        self.helper_aggregate_shares += other.helper_aggregate_shares;
     }
 }
 
@@ -72,6 +83,10 @@ pub struct TaskRowCounts {
     pub aggregation_jobs: u64,
     /// Collection jobs.
     pub collection_jobs: u64,
+    /// Helper aggregation jobs.
+    pub helper_aggregation_jobs: u64,
+    /// Helper aggregate-share answers.
+    pub helper_aggregate_shares: u64,
 }
 
 impl Datastore {
@@ -163,6 +178,30 @@ impl Datastore {
                  AND state IN ('finished', 'failed', 'deleted') AND interval_duration > 0 \
                  AND interval_start + interval_duration <= $2 LIMIT $3)",
             )
+            .bind(tid.clone())
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            // Helper jobs that ended and whose latest report has expired.
+            let helper_aggregation_jobs = sqlx::query(
+                "DELETE FROM helper_aggregation_jobs WHERE task_id = $1 AND job_id IN \
+                 (SELECT job_id FROM helper_aggregation_jobs WHERE task_id = $1 \
+                 AND state IN ('finished', 'deleted') AND max_client_time < $2 LIMIT $3)",
+            )
+            .bind(tid.clone())
+            .bind(cutoff)
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            // Helper aggregate-share answers for intervals wholly before the cutoff.
+            let helper_aggregate_shares = sqlx::query(
+                "DELETE FROM helper_aggregate_shares WHERE task_id = $1 AND share_id IN \
+                 (SELECT share_id FROM helper_aggregate_shares WHERE task_id = $1 \
+                 AND interval_end <= $2 LIMIT $3)",
+            )
             .bind(tid)
             .bind(cutoff)
             .bind(limit)
@@ -175,6 +214,8 @@ impl Datastore {
                 batch_buckets,
                 aggregation_jobs,
                 collection_jobs,
+                helper_aggregation_jobs,
+                helper_aggregate_shares,
             })
         })
     }
@@ -183,13 +224,15 @@ impl Datastore {
     pub async fn count_task_rows(&self, task_id: &TaskId) -> Result<TaskRowCounts> {
         let tid = task_id.as_bytes().to_vec();
         on_read!(self.db, |conn| {
-            let mut n = [0u64; 5];
+            let mut n = [0u64; 7];
             for (slot, table) in n.iter_mut().zip([
                 "client_reports",
                 "aggregated_reports",
                 "batch_buckets",
                 "aggregation_jobs",
                 "collection_jobs",
+                "helper_aggregation_jobs",
+                "helper_aggregate_shares",
             ]) {
                 let sql = format!("SELECT COUNT(*) FROM {table} WHERE task_id = $1");
                 let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -204,6 +247,8 @@ impl Datastore {
                 batch_buckets: n[2],
                 aggregation_jobs: n[3],
                 collection_jobs: n[4],
+                helper_aggregation_jobs: n[5],
+                helper_aggregate_shares: n[6],
             })
         })
     }
