@@ -290,15 +290,24 @@ async fn gc_reaches_a_steady_state(backend: Backend) {
     assert!(helper.aggregated_reports <= live, "{helper:?}");
     assert!(leader.aggregated_reports <= live, "{leader:?}");
     assert!(leader.collection_jobs <= EXPIRY_HOURS + 1, "{leader:?}");
-    assert!(helper.helper_aggregate_shares <= EXPIRY_HOURS + 1, "{helper:?}");
+    assert!(
+        helper.helper_aggregate_shares <= EXPIRY_HOURS + 1,
+        "{helper:?}"
+    );
     // Three jobs of at most seven reports per hour.
-    assert!(helper.helper_aggregation_jobs <= 3 * (EXPIRY_HOURS + 1), "{helper:?}");
+    assert!(
+        helper.helper_aggregation_jobs <= 3 * (EXPIRY_HOURS + 1),
+        "{helper:?}"
+    );
     // Steady state: the last hours look exactly alike.
     for pair in history[6..].windows(2) {
         assert_eq!(pair[0], pair[1], "{history:#?}");
     }
     // And something was deleted: twelve hours of reports were uploaded.
-    assert!(leader.client_reports < 12 * PER_HOUR as u64 / 2, "{leader:?}");
+    assert!(
+        leader.client_reports < 12 * PER_HOUR as u64 / 2,
+        "{leader:?}"
+    );
     d.finish().await;
 }
 
@@ -320,7 +329,10 @@ async fn gc_keeps_everything_without_an_expiry_age() {
         return;
     };
     let one = Measurement::Count(true);
-    d.client.upload_measurements(&[one.clone(), one], START).await.unwrap();
+    d.client
+        .upload_measurements(&[one.clone(), one], START)
+        .await
+        .unwrap();
     assert_eq!(d.collect_unit(START / PRECISION).await, 2);
     let before = d.rows().await;
     d.clock.set(START + 1000 * PRECISION);
@@ -384,7 +396,10 @@ async fn rotation_loses_no_report(backend: Backend) {
             d.leader.run_aggregation_jobs_once().await.unwrap();
         }
     }
-    assert!(activations >= 6, "{activations} activations at two aggregators");
+    assert!(
+        activations >= 6,
+        "{activations} activations at two aggregators"
+    );
     assert!(deletions >= 4, "{deletions} deletions at two aggregators");
     // Collect once the six hours are over.
     d.clock.set(START + 6 * PRECISION + 60);
@@ -401,7 +416,10 @@ async fn rotation_loses_no_report(backend: Backend) {
         }
     }
     let c = collected.expect("collection finished");
-    assert_eq!(c.report_count, uploaded, "every uploaded report is aggregated");
+    assert_eq!(
+        c.report_count, uploaded,
+        "every uploaded report is aggregated"
+    );
     assert_eq!(
         c.aggregate_result,
         cairn_dap_core::AggregateResult::Integer(uploaded)
@@ -432,7 +450,11 @@ async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
     let first_unit = START / PRECISION;
     d.clock.set(START + (UNITS + 2) * PRECISION);
     let one = Measurement::Count(true);
-    let errors = d.client.upload_measurements(&[one.clone()], START).await.unwrap();
+    let errors = d
+        .client
+        .upload_measurements(&[one.clone()], START)
+        .await
+        .unwrap();
     assert!(errors.status.is_empty(), "{errors:?}");
     let query = Query::TimeInterval {
         batch_interval: Interval::new(Time(first_unit), Duration(UNITS)).unwrap(),
@@ -456,7 +478,11 @@ async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
             .await
             .unwrap();
         assert_eq!(late.status.len(), 1, "unit {unit}");
-        assert_eq!(late.status[0].error, ReportError::BatchCollected, "unit {unit}");
+        assert_eq!(
+            late.status[0].error,
+            ReportError::BatchCollected,
+            "unit {unit}"
+        );
     }
     // Past the interval, reports are taken again.
     let after = d
@@ -466,7 +492,11 @@ async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
         .unwrap();
     assert!(after.status.is_empty(), "{after:?}");
     d.drive().await;
-    assert_eq!(d.rows().await.0.batch_buckets, buckets + 1, "one new bucket, after the interval");
+    assert_eq!(
+        d.rows().await.0.batch_buckets,
+        buckets + 1,
+        "one new bucket, after the interval"
+    );
     d.finish().await;
 }
 
@@ -509,11 +539,22 @@ async fn uploads_past_the_task_limit_are_refused_with_429() {
     assert_eq!(resp.headers()["retry-after"], "1");
     let id = d.params.task_id;
     assert_eq!(
-        d.leader.datastore().count_client_reports(&id).await.unwrap(),
+        d.leader
+            .datastore()
+            .count_client_reports(&id)
+            .await
+            .unwrap(),
         10
     );
     // A second later the rate has refilled one report.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert!(d.client.upload(vec![report]).await.unwrap().status.is_empty());
+    assert!(
+        d.client
+            .upload(vec![report])
+            .await
+            .unwrap()
+            .status
+            .is_empty()
+    );
     d.finish().await;
 }

@@ -319,12 +319,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     let per_sec = |secs: f64| n as f64 / secs;
     println!(
         "backend={} reports={n} batch={} concurrency={} job_size={} drivers={} operations={}",
-        args.database,
-        args.batch,
-        args.concurrency,
-        args.job_size,
-        args.drivers,
-        args.operations
+        args.database, args.batch, args.concurrency, args.job_size, args.drivers, args.operations
     );
     println!(
         "upload: {:.0} reports/s durably accepted ({upload_secs:.2} s)",

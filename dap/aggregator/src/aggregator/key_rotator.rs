@@ -154,7 +154,9 @@ impl Aggregator {
         let mut taken = Vec::new();
         for step in plan(&keys, now, cfg) {
             let done = match &step {
-                RotationStep::Stamp(id, state) => ds.move_hpke_key(*id, *state, *state, now).await?,
+                RotationStep::Stamp(id, state) => {
+                    ds.move_hpke_key(*id, *state, *state, now).await?
+                }
                 RotationStep::Move(id, from, to) => ds.move_hpke_key(*id, *from, *to, now).await?,
                 RotationStep::Delete(id) => ds.delete_hpke_key(*id).await?,
                 RotationStep::CreatePending(suite) => {

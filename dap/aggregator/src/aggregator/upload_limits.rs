@@ -163,11 +163,23 @@ mod tests {
         let ip = |n| Some(IpAddr::from([192, 0, 2, n]));
         let now = Instant::now();
         assert!(limiter.admit(&limits, &a, ip(1), 3, now).is_ok());
-        assert!(limiter.admit(&limits, &a, ip(1), 1, now).is_err(), "source spent");
+        assert!(
+            limiter.admit(&limits, &a, ip(1), 1, now).is_err(),
+            "source spent"
+        );
         assert!(limiter.admit(&limits, &a, ip(2), 2, now).is_ok());
-        assert!(limiter.admit(&limits, &a, ip(3), 1, now).is_err(), "task spent");
-        assert!(limiter.admit(&limits, &b, ip(4), 3, now).is_ok(), "another task");
-        assert!(limiter.admit(&limits, &b, None, 2, now).is_ok(), "no source known");
+        assert!(
+            limiter.admit(&limits, &a, ip(3), 1, now).is_err(),
+            "task spent"
+        );
+        assert!(
+            limiter.admit(&limits, &b, ip(4), 3, now).is_ok(),
+            "another task"
+        );
+        assert!(
+            limiter.admit(&limits, &b, None, 2, now).is_ok(),
+            "no source known"
+        );
         let off = UploadLimits::default();
         assert!(limiter.admit(&off, &a, ip(1), 1_000_000, now).is_ok());
     }

@@ -318,7 +318,10 @@ impl<'t> Buckets<'t> {
     /// Records `reports` (ID, time) as aggregated (the replay record, kept by the garbage
     /// collector until the report's time expires) in multi-row inserts; returns the IDs that
     /// were new.
-    async fn record_aggregated(&mut self, reports: &[(&ReportId, u64)]) -> Result<HashSet<Vec<u8>>> {
+    async fn record_aggregated(
+        &mut self,
+        reports: &[(&ReportId, u64)],
+    ) -> Result<HashSet<Vec<u8>>> {
         let task_id = self.task_id;
         let mut fresh = HashSet::with_capacity(reports.len());
         for chunk in reports.chunks(MULTI_ROW_CHUNK) {

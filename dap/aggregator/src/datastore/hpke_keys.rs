@@ -145,9 +145,9 @@ impl Datastore {
             .bind(i64::from(id.0))
             .bind(state.as_str())
             .bind(0i64)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
             Ok(n == 1)
         })
     }
@@ -194,9 +194,9 @@ impl Datastore {
                 sqlx::query_scalar("SELECT config FROM hpke_keys WHERE state = 'pending'")
                     .fetch_all(&mut *conn)
                     .await?;
-            let same_suite = pending.iter().any(|c| {
-                HpkeConfig::get_decoded(c).is_ok_and(|c| suite_of(&c) == suite)
-            });
+            let same_suite = pending
+                .iter()
+                .any(|c| HpkeConfig::get_decoded(c).is_ok_and(|c| suite_of(&c) == suite));
             if same_suite {
                 return Ok(false);
             }
