@@ -372,9 +372,11 @@ async fn rotation_loses_no_report(backend: Backend) {
         for agg in [&d.leader, &d.helper] {
             for s in agg.rotate_hpke_keys_once(&rotator).await.unwrap() {
                 match s {
-                    cairn_dap_aggregator::RotationStep::Move(_, _, to)
-                        if to == cairn_dap_aggregator::HpkeKeyState::Active =>
-                    {
+                    cairn_dap_aggregator::RotationStep::Move(
+                        _,
+                        _,
+                        cairn_dap_aggregator::HpkeKeyState::Active,
+                    ) => {
                         activations += 1;
                     }
                     cairn_dap_aggregator::RotationStep::Delete(_) => deletions += 1,
@@ -452,7 +454,7 @@ async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
     let one = Measurement::Count(true);
     let errors = d
         .client
-        .upload_measurements(&[one.clone()], START)
+        .upload_measurements(std::slice::from_ref(&one), START)
         .await
         .unwrap();
     assert!(errors.status.is_empty(), "{errors:?}");
@@ -474,7 +476,7 @@ async fn late_reports_are_refused_anywhere_in_a_long_collected_interval() {
     for unit in [first_unit + 1, first_unit + 10_002, first_unit + UNITS - 1] {
         let late = d
             .client
-            .upload_measurements(&[one.clone()], unit * PRECISION)
+            .upload_measurements(std::slice::from_ref(&one), unit * PRECISION)
             .await
             .unwrap();
         assert_eq!(late.status.len(), 1, "unit {unit}");

@@ -254,6 +254,38 @@ mod tests {
     use cairn_dap_messages::{Duration, HpkeConfigId, Interval, Role};
 
     #[test]
+    fn reports_older_than_the_expiry_age_are_dropped() {
+        let mut t = task(AggregatorRole::Leader, None);
+        // No expiry age: any past time is fine.
+        assert_eq!(check_expiry(&t, Time(0), NOW), Ok(()));
+        t.report_expiry_age = Some(2 * PRECISION);
+        let unit = NOW / PRECISION;
+        // A report whose start is at most the age ago is kept; one second more is too old.
+        let oldest_kept = (NOW - 2 * PRECISION).div_ceil(PRECISION);
+        assert_eq!(t.expiry_cutoff(NOW), Some(oldest_kept));
+        assert_eq!(check_expiry(&t, Time(oldest_kept), NOW), Ok(()));
+        assert_eq!(
+            check_expiry(&t, Time(oldest_kept - 1), NOW),
+            Err(ReportError::ReportDropped)
+        );
+        assert_eq!(check_expiry(&t, Time(unit), NOW), Ok(()));
+        // On a precision boundary, the unit that starts exactly `age` ago is kept.
+        let boundary = unit * PRECISION;
+        assert_eq!(
+            check_expiry(&t, Time(unit - 2), boundary),
+            Ok(()),
+            "starts exactly two hours before now"
+        );
+        assert_eq!(
+            check_expiry(&t, Time(unit - 2), boundary + 1),
+            Err(ReportError::ReportDropped)
+        );
+        // An age longer than the epoch keeps everything.
+        t.report_expiry_age = Some(NOW * 2);
+        assert_eq!(check_expiry(&t, Time(0), NOW), Ok(()));
+    }
+
+    #[test]
     fn report_times_are_checked_against_now_and_the_task_interval() {
         let open = task(AggregatorRole::Leader, None).parameters;
         for at in [Checkpoint::Upload, Checkpoint::Aggregation] {
