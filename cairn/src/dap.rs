@@ -420,6 +420,9 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     }
     // The leader's job drivers, or the helper's driver of asynchronous aggregation jobs.
     let drivers = agg.spawn_drivers(std::time::Duration::from_millis(cfg.driver_period_ms));
+    // Deleting expired reports (tasks with a report expiry age) and rotating HPKE keys.
+    let gc = agg.spawn_garbage_collector();
+    let rotator = agg.spawn_key_rotator();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -431,6 +434,8 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
         )
         .await;
     drivers.abort();
+    gc.abort();
+    rotator.abort();
     agg.datastore().close().await;
     Ok(())
 }

@@ -55,6 +55,9 @@ impl DapSection {
             (10..=60_000).contains(&self.driver_period_ms),
             "dap.driver_period_ms must be within 10..=60000"
         );
+        self.parameters
+            .validate()
+            .map_err(|e| anyhow::anyhow!("dap.parameters: {e}"))?;
         Ok(())
     }
 }
@@ -183,6 +186,8 @@ pub async fn start(
         // The leader's job drivers, or the helper's driver of asynchronous aggregation jobs.
         pair.tasks
             .push(agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)));
+        pair.tasks.push(agg.spawn_garbage_collector());
+        pair.tasks.push(agg.spawn_key_rotator());
         let app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
         pair.tasks.push(tokio::spawn(
             cairn_listen::Listener::new(listener, "dap", limits.clone())

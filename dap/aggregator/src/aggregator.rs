@@ -13,6 +13,9 @@
 //! | `collection_job` | §4.6.1 collection jobs, §4.6.3 deletion | leader |
 //! | `collection_job_driver` | §4.6.6 finalization | leader |
 //! | `aggregate_share` | §4.6.4 aggregate shares | helper |
+//! | `gc` | report expiry (issue 18) | both |
+//! | `key_rotator` | HPKE key rotation (issue 18) | both |
+//! | `upload_limits` | upload rate limits (issue 18) | leader |
 //!
 //! What several steps share has its own module, so steps never import each other:
 //! `report_checks` (the per-report checks, pure), `collection_request` (checks on a
@@ -32,16 +35,21 @@ mod aggregation_job_init;
 mod collection_job;
 mod collection_job_driver;
 mod collection_request;
+mod gc;
 mod helper_client;
 mod helper_job;
 mod hpke_keys;
+mod key_rotator;
 mod report_checks;
 mod resource_ids;
 mod upload;
+mod upload_limits;
 
 pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS};
 pub use collection_job::CollectionJobStatus;
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
+pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
+pub use upload_limits::UploadLimits;
 
 use crate::datastore::{Datastore, DatastoreError};
 use crate::error::Error;
@@ -69,6 +77,15 @@ pub struct AggregatorParameters {
     /// Helper only: answer aggregation-job initializations at once with "processing" and
     /// prepare the jobs in the helper's driver (the leader polls). Default: synchronous.
     pub async_aggregation: bool,
+    /// How often the garbage collector runs, in seconds (0: never). It only deletes data of
+    /// tasks with a report expiry age.
+    pub gc_interval_secs: u64,
+    /// Most rows per table one garbage-collection transaction deletes.
+    pub gc_batch_size: u64,
+    /// Automatic HPKE key rotation (off by default).
+    pub key_rotator: KeyRotatorConfig,
+    /// Leader: upload rate limits per task and per source address (off by default).
+    pub upload_limits: UploadLimits,
 }
 
 impl Default for AggregatorParameters {
@@ -80,7 +97,24 @@ impl Default for AggregatorParameters {
             collection_retry_secs: 1,
             hpke_key_refresh_secs: 10,
             async_aggregation: false,
+            gc_interval_secs: 60,
+            gc_batch_size: 1000,
+            key_rotator: KeyRotatorConfig::default(),
+            upload_limits: UploadLimits::default(),
         }
+    }
+}
+
+impl AggregatorParameters {
+    /// Checks the values that could lose reports or never make progress.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.gc_batch_size == 0 {
+            return Err("gc_batch_size must be positive".into());
+        }
+        if self.key_rotator.enabled {
+            self.key_rotator.validate(self.hpke_key_refresh_secs)?;
+        }
+        Ok(())
     }
 }
 
@@ -91,6 +125,7 @@ struct Inner {
     keys: std::sync::RwLock<hpke_keys::KeyCache>,
     http: reqwest::Client,
     params: AggregatorParameters,
+    upload_limiter: upload_limits::UploadLimiter,
 }
 
 /// One aggregator (leader or helper). Cloning is cheap.
@@ -124,6 +159,9 @@ impl Aggregator {
         role: AggregatorRole,
         params: AggregatorParameters,
     ) -> Result<Aggregator, Error> {
+        params
+            .validate()
+            .map_err(|e| Error::BadRequest(format!("aggregator parameters: {e}")))?;
         let keypairs = datastore.get_or_create_hpke_keypairs().await?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
@@ -137,6 +175,7 @@ impl Aggregator {
                 keys: std::sync::RwLock::new(hpke_keys::KeyCache::new(keypairs)),
                 http,
                 params,
+                upload_limiter: upload_limits::UploadLimiter::default(),
             }),
         })
     }

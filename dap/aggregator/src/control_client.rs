@@ -99,6 +99,7 @@ pub async fn create_task(
             collector_hpke_config: collector_config.to_string(),
             aggregator_auth_token: aggregator_token.clone(),
             collector_auth_token: collector,
+            report_expiry_age: None,
         };
         let resp = http
             .post(TaskParameters::url(base, "control/tasks"))

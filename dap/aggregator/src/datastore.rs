@@ -7,8 +7,8 @@
 //! One module per table or resource: `hpke_keys`, `tasks`, `reports` (uploads and their
 //! counters), `aggregation_jobs` (the leader's), `helper_aggregation_jobs`,
 //! `collection_jobs`, `batch_buckets` (accumulated shares and the replay record, with
-//! `output_shares` deciding per report what a job commits) and `aggregate_shares` (the
-//! helper's answers). `leases` is the one lease routine every job kind is driven by.
+//! `output_shares` deciding per report what a job commits), `aggregate_shares` (the
+//! helper's answers) and `gc` (deleting what expired). `leases` is the one lease routine every job kind is driven by.
 //!
 //! Exactly-once accounting: aggregate-share accumulation, the replay record and the report
 //! state change of an aggregation job commit in one transaction, and only while the caller
@@ -24,6 +24,7 @@ mod aggregate_shares;
 mod aggregation_jobs;
 mod batch_buckets;
 mod collection_jobs;
+mod gc;
 mod helper_aggregation_jobs;
 mod hpke_keys;
 mod leases;
@@ -35,8 +36,9 @@ mod tasks;
 pub use aggregate_shares::ShareBuilder;
 pub use batch_buckets::{BatchAggregate, BatchScope, BucketKey, report_checksum};
 pub use collection_jobs::{CollectionJob, CollectionReadiness};
+pub use gc::{GcCounts, TaskRowCounts};
 pub use helper_aggregation_jobs::{HelperAggregationJob, HelperJobState, ResponseBuilder};
-pub use hpke_keys::HpkeKeyState;
+pub use hpke_keys::{HpkeKeyRecord, HpkeKeyState, suite_of};
 pub use leases::Lease;
 pub use output_shares::ReportOutcome;
 pub use reports::{StoredReport, UploadOutcome};

@@ -41,6 +41,10 @@ pub enum Error {
     /// Anything else internal.
     #[error("internal: {0}")]
     Internal(String),
+    /// An upload limit was reached; retry after this many seconds (429 `about:blank`
+    /// problem with `Retry-After`; DAP-18 registers no problem type for it).
+    #[error("too many requests (retry after {0} s)")]
+    TooManyRequests(u64),
 }
 
 impl Error {
@@ -117,6 +121,16 @@ impl IntoResponse for Error {
             Error::Internal(e) => {
                 tracing::error!(error = %e, "internal failure");
                 internal()
+            }
+            Error::TooManyRequests(secs) => {
+                let mut resp = problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    serde_json::json!({"type": "about:blank", "title": "Too Many Requests",
+                        "status": 429, "detail": "upload limit reached"}),
+                );
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                resp
             }
         }
     }

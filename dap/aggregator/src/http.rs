@@ -159,6 +159,7 @@ async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
     headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
@@ -166,7 +167,12 @@ async fn upload(
         s.aggregator.task_in_role(&task_id).await?;
         return Err(dap09::dap18_task_refuses_dap09(&task_id));
     }
-    let errors = s.aggregator.handle_upload(&task_id, &body).await?;
+    // The peer address, when the listener knows it, for the per-source upload limit.
+    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    let errors = s
+        .aggregator
+        .handle_upload_from(&task_id, &body, source)
+        .await?;
     if errors.status.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
@@ -432,6 +438,9 @@ pub struct CreateTaskRequest {
     /// Leader only: the collector's bearer token.
     #[serde(default)]
     pub collector_auth_token: Option<String>,
+    /// Seconds after which reports are too old and deleted; absent keeps everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_expiry_age: Option<u64>,
 }
 
 impl CreateTaskRequest {
@@ -457,6 +466,7 @@ impl CreateTaskRequest {
             aggregator_auth_token_hash: (role == AggregatorRole::Helper)
                 .then(|| TokenHash::of(&self.aggregator_auth_token)),
             collector_auth_token_hash: self.collector_auth_token.as_deref().map(TokenHash::of),
+            report_expiry_age: self.report_expiry_age,
         })
     }
 }

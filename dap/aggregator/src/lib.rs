@@ -11,7 +11,7 @@ pub mod task;
 
 pub use aggregator::{
     AggregationJobAnswer, AggregationJobProgress, Aggregator, AggregatorParameters,
-    CollectionJobStatus,
+    CollectionJobStatus, KeyRotatorConfig, RotationStep, UploadLimits,
 };
 pub use config::AggregatorConfig;
 pub use datastore::{

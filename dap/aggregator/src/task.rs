@@ -107,6 +107,10 @@ pub struct AggregatorTask {
     pub aggregator_auth_token_hash: Option<TokenHash>,
     /// Leader only: the hash of the token the collector must present.
     pub collector_auth_token_hash: Option<TokenHash>,
+    /// Seconds after which a report is too old: its upload is refused and the garbage
+    /// collector deletes it with what it fed (replay record, buckets, jobs, collection jobs).
+    /// `None` keeps everything.
+    pub report_expiry_age: Option<u64>,
 }
 
 impl AggregatorTask {
@@ -133,6 +137,23 @@ impl AggregatorTask {
         if !cairn_dap_core::hpke::is_supported(&self.collector_hpke_config) {
             return Err("unsupported collector HPKE configuration");
         }
+        if self
+            .report_expiry_age
+            .is_some_and(|age| age == 0 || i64::try_from(age).is_err())
+        {
+            return Err("report_expiry_age must be a positive number of seconds");
+        }
         Ok(())
+    }
+
+    /// The first time unit (time-precision units) whose reports are not yet too old at `now`
+    /// (seconds): a report of time `t` has expired when `t < cutoff`, that is when its start
+    /// in seconds is more than `report_expiry_age` seconds ago. `None` without an expiry age.
+    /// Both the upload check and the garbage collector use this, so a report's replay record
+    /// is deleted only once the report itself is refused as too old.
+    pub fn expiry_cutoff(&self, now: u64) -> Option<u64> {
+        let age = self.report_expiry_age?;
+        let precision = self.parameters.precision().0.max(1);
+        Some(now.saturating_sub(age).div_ceil(precision))
     }
 }

@@ -278,6 +278,7 @@ impl Deployment {
                     .encode(collector_keys.config().get_encoded().unwrap()),
                 aggregator_auth_token: AGG_TOKEN.into(),
                 collector_auth_token: collector_token,
+                report_expiry_age: None,
             };
             let resp = http
                 .post(format!("{base}control/tasks"))
@@ -723,13 +724,13 @@ async fn collection_waits_for_min_batch_size_then_collects_once(b: Backend) {
         }
         other => panic!("expected batchOverlap, got {other:?}"),
     }
-    // A late report for the collected batch is refused.
+    // A late report for the collected batch is refused as collected (DAP-18 `batch_collected`).
     let late = d
         .client
         .upload_measurements(&[Measurement::Integer(1)], NOW)
         .await
         .unwrap();
-    assert_eq!(late.status[0].error, ReportError::ReportReplayed);
+    assert_eq!(late.status[0].error, ReportError::BatchCollected);
     d.finish().await;
 }
 
@@ -1859,6 +1860,7 @@ async fn helper_aggregation_job_resources_refuse_bad_input(b: Backend) {
             .encode(collector_keys.config().get_encoded().unwrap()),
         aggregator_auth_token: AGG_TOKEN.into(),
         collector_auth_token: None,
+        report_expiry_age: None,
     };
     let resp = d
         .http

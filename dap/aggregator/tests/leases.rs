@@ -102,6 +102,7 @@ async fn datastore(backend: Backend) -> Option<(Datastore, TaskId, Place)> {
         aggregator_auth_token: Some(BearerToken::new("a")),
         aggregator_auth_token_hash: Some(TokenHash::of("a")),
         collector_auth_token_hash: Some(TokenHash::of("c")),
+        report_expiry_age: None,
     })
     .await
     .unwrap();

@@ -174,6 +174,7 @@ async fn aggregator_add_task(s: &AggregatorState, body: &Bytes) -> ApiResult {
         aggregator_auth_token_hash: (role == AggregatorRole::Helper)
             .then(|| TokenHash::of(leader_token)),
         collector_auth_token_hash: collector_token.map(TokenHash::of),
+        report_expiry_age: None,
     };
     let aggregator = match role {
         AggregatorRole::Helper => &s.helper,

@@ -40,6 +40,10 @@ pub(crate) struct DapArgs {
     /// Concurrent aggregation job drivers.
     #[arg(long, default_value_t = 4)]
     drivers: usize,
+    /// Run the garbage collector (every second, one-day report expiry) and the HPKE key
+    /// rotator (every second, keys rotated every 10 s) at both aggregators meanwhile.
+    #[arg(long)]
+    operations: bool,
 }
 
 struct Backend {
@@ -118,6 +122,14 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     let key = DatastoreKey::from_base64url(&DatastoreKey::generate_base64url()?)?;
     let params = AggregatorParameters {
         max_aggregation_job_size: args.job_size,
+        gc_interval_secs: 1,
+        key_rotator: cairn_dap_aggregator::KeyRotatorConfig {
+            enabled: args.operations,
+            interval_secs: 1,
+            propagation_delay_secs: 10,
+            active_secs: 10,
+            expired_grace_secs: 600,
+        },
         ..Default::default()
     };
     let mut aggs = Vec::new();
@@ -159,9 +171,18 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
                 .then(|| TokenHash::of(token)),
             collector_auth_token_hash: (role == AggregatorRole::Leader)
                 .then(|| TokenHash::of("bench-collector-token")),
+            report_expiry_age: args.operations.then_some(86_400),
         })
         .await?;
     }
+    let background: Vec<_> = if args.operations {
+        [&leader, &helper]
+            .iter()
+            .flat_map(|a| [a.spawn_garbage_collector(), a.spawn_key_rotator()])
+            .collect()
+    } else {
+        Vec::new()
+    };
     let http = reqwest::Client::new();
     let client = cairn_dap_client::Client::new(task_params.clone(), http.clone()).await?;
 
@@ -282,6 +303,9 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
         .collect(query, 120, std::time::Duration::from_millis(250))
         .await?;
     drivers.abort();
+    for task in background {
+        task.abort();
+    }
     if c.aggregate_result != AggregateResult::Integer(expected)
         || c.report_count != u64::try_from(n)?
     {
@@ -294,8 +318,8 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     #[allow(clippy::cast_precision_loss)] // report counts are far below 2^52
     let per_sec = |secs: f64| n as f64 / secs;
     println!(
-        "backend={} reports={n} batch={} concurrency={} job_size={} drivers={}",
-        args.database, args.batch, args.concurrency, args.job_size, args.drivers
+        "backend={} reports={n} batch={} concurrency={} job_size={} drivers={} operations={}",
+        args.database, args.batch, args.concurrency, args.job_size, args.drivers, args.operations
     );
     println!(
         "upload: {:.0} reports/s durably accepted ({upload_secs:.2} s)",

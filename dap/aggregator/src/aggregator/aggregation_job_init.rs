@@ -11,7 +11,7 @@
 use super::Aggregator;
 use super::helper_job::AggregationJobAnswer;
 use super::report_checks::{
-    Checkpoint, check_extensions, check_time, keypair_for, open_input_share,
+    Checkpoint, check_expiry, check_extensions, check_time, keypair_for, open_input_share,
 };
 use super::resource_ids::{content_id, random16};
 use crate::datastore::{BucketKey, DatastoreError, HpkeKeyState, Lease, ReportOutcome};
@@ -119,6 +119,7 @@ fn prepare_report_share(
         skew,
         Checkpoint::Aggregation,
     )?;
+    check_expiry(task, rs.metadata.time, now)?;
     let kp = keypair_for(keys, &rs.encrypted_input_share, Checkpoint::Aggregation)?;
     let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Helper);
     let share = open_input_share(

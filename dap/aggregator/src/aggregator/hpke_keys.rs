@@ -28,7 +28,7 @@ impl KeyCache {
 
 /// The config ID for a new key: the lowest free one above the highest in `used`, wrapping
 /// around (1 when none is used); `None` when all 256 are taken.
-fn next_config_id(used: &BTreeSet<u8>) -> Option<u8> {
+pub(super) fn next_config_id(used: &BTreeSet<u8>) -> Option<u8> {
     let start = used.last().map_or(1, |m| m.wrapping_add(1));
     (0..=255u8)
         .map(|i| start.wrapping_add(i))
@@ -89,7 +89,7 @@ impl Aggregator {
         self.reload_keys().await
     }
 
-    async fn reload_keys(&self) -> Result<Arc<Vec<(HpkeKeypair, HpkeKeyState)>>, Error> {
+    pub(super) async fn reload_keys(&self) -> Result<Arc<Vec<(HpkeKeypair, HpkeKeyState)>>, Error> {
         let fresh = KeyCache::new(self.inner.datastore.get_hpke_keypairs().await?);
         let keys = fresh.keys.clone();
         let mut cache = self

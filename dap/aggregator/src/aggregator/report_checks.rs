@@ -8,6 +8,7 @@
 //! functions in the datastore, next to the statements that read what they need.
 
 use crate::datastore::HpkeKeyState;
+use crate::task::AggregatorTask;
 use cairn_dap_core::{HpkeApplicationInfo, HpkeKeypair, TaskParameters};
 use cairn_dap_messages::{
     Decode, Extension, HpkeCiphertext, PlaintextInputShare, ReportError, ReportMetadata, Time,
@@ -54,6 +55,17 @@ pub(super) fn check_time(
         }
     }
     Ok(())
+}
+
+/// Whether the report of `time` is too old for the task at `now` (seconds): older than its
+/// report expiry age, its replay record may already be deleted, so it is refused
+/// (`report_dropped`, both at upload and at the helper's aggregation) rather than risk
+/// counting it twice.
+pub(super) fn check_expiry(task: &AggregatorTask, time: Time, now: u64) -> Result<(), ReportError> {
+    match task.expiry_cutoff(now) {
+        Some(cutoff) if time.0 < cutoff => Err(ReportError::ReportDropped),
+        _ => Ok(()),
+    }
 }
 
 /// The keypair an input share was sealed to, if this aggregator still holds it in any state
@@ -155,6 +167,7 @@ pub(super) mod fixtures {
             aggregator_auth_token: None,
             aggregator_auth_token_hash: None,
             collector_auth_token_hash: None,
+            report_expiry_age: None,
         }
     }
 
@@ -239,6 +252,38 @@ mod tests {
     use crate::task::AggregatorRole;
     use cairn_dap_core::Label;
     use cairn_dap_messages::{Duration, HpkeConfigId, Interval, Role};
+
+    #[test]
+    fn reports_older_than_the_expiry_age_are_dropped() {
+        let mut t = task(AggregatorRole::Leader, None);
+        // No expiry age: any past time is fine.
+        assert_eq!(check_expiry(&t, Time(0), NOW), Ok(()));
+        t.report_expiry_age = Some(2 * PRECISION);
+        let unit = NOW / PRECISION;
+        // A report whose start is at most the age ago is kept; one second more is too old.
+        let oldest_kept = (NOW - 2 * PRECISION).div_ceil(PRECISION);
+        assert_eq!(t.expiry_cutoff(NOW), Some(oldest_kept));
+        assert_eq!(check_expiry(&t, Time(oldest_kept), NOW), Ok(()));
+        assert_eq!(
+            check_expiry(&t, Time(oldest_kept - 1), NOW),
+            Err(ReportError::ReportDropped)
+        );
+        assert_eq!(check_expiry(&t, Time(unit), NOW), Ok(()));
+        // On a precision boundary, the unit that starts exactly `age` ago is kept.
+        let boundary = unit * PRECISION;
+        assert_eq!(
+            check_expiry(&t, Time(unit - 2), boundary),
+            Ok(()),
+            "starts exactly two hours before now"
+        );
+        assert_eq!(
+            check_expiry(&t, Time(unit - 2), boundary + 1),
+            Err(ReportError::ReportDropped)
+        );
+        // An age longer than the epoch keeps everything.
+        t.report_expiry_age = Some(NOW * 2);
+        assert_eq!(check_expiry(&t, Time(0), NOW), Ok(()));
+    }
 
     #[test]
     fn report_times_are_checked_against_now_and_the_task_interval() {

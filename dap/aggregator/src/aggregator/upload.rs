@@ -5,7 +5,7 @@
 
 use super::Aggregator;
 use super::report_checks::{
-    Checkpoint, check_extensions, check_time, keypair_for, open_input_share,
+    Checkpoint, check_expiry, check_extensions, check_time, keypair_for, open_input_share,
 };
 use crate::datastore::{HpkeKeyState, StoredReport, UploadOutcome};
 use crate::error::Error;
@@ -41,6 +41,7 @@ fn check_upload(
         skew,
         Checkpoint::Upload,
     )?;
+    check_expiry(task, report.metadata.time, now)?;
     check_extensions(&report.metadata.public_extensions)?;
     let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
     let share = open_input_share(
@@ -74,12 +75,25 @@ fn check_upload(
 }
 
 impl Aggregator {
-    /// Handles an `UploadRequest`: every accepted report is durably stored before this
-    /// returns; refused ones are listed (in request order) and counted per reason.
+    /// Handles an `UploadRequest` from an unknown source: see
+    /// [`Aggregator::handle_upload_from`].
     pub async fn handle_upload(
         &self,
         task_id: &TaskId,
         body: &[u8],
+    ) -> Result<UploadErrors, Error> {
+        self.handle_upload_from(task_id, body, None).await
+    }
+
+    /// Handles an `UploadRequest` from `source` (when known): every accepted report is
+    /// durably stored before this returns; refused ones are listed (in request order) and
+    /// counted per reason. Past the task's or the source's upload limit the whole request is
+    /// refused (`TooManyRequests`) before any report is looked at.
+    pub async fn handle_upload_from(
+        &self,
+        task_id: &TaskId,
+        body: &[u8],
+        source: Option<std::net::IpAddr>,
     ) -> Result<UploadErrors, Error> {
         let task = self.task_in_role(task_id).await?;
         if task.role != AggregatorRole::Leader {
@@ -92,6 +106,17 @@ impl Aggregator {
         let req = UploadRequest::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed upload request: {e}"))
         })?;
+        let n = u64::try_from(req.reports.len()).unwrap_or(u64::MAX);
+        if let Err(wait) = self.inner.upload_limiter.admit(
+            &self.inner.params.upload_limits,
+            task_id,
+            source,
+            n,
+            std::time::Instant::now(),
+        ) {
+            metrics::counter!("cairn_dap_uploads_total", "outcome" => "rate_limited").increment(n);
+            return Err(Error::TooManyRequests(wait));
+        }
         let now = self.inner.clock.now();
         let skew = self.inner.params.tolerable_clock_skew_secs;
         let keys = self.current_keys().await?;

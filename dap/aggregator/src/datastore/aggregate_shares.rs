@@ -3,7 +3,7 @@
 //! noise drawn — and stored, so a retried request gets the same answer.
 
 use super::batch_buckets::{BatchAggregate, BatchScope, Buckets};
-use super::{Datastore, Result, lock_task_sql};
+use super::{Datastore, Result, int, lock_task_sql};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{DapProblemType, TaskId};
 use cairn_db::{on_read, on_write};
@@ -58,13 +58,18 @@ impl Datastore {
                 Err(p) => return Ok(Err(p)),
             };
             buckets.mark_collected(&vdaf, &agg_param, &scope).await?;
+            let interval_end = match &scope {
+                BatchScope::TimeInterval { end, .. } => Some(int(*end)),
+                BatchScope::LeaderSelected { .. } => None,
+            };
             sqlx::query(
-                "INSERT INTO helper_aggregate_shares (task_id, share_id, response) \
-                 VALUES ($1, $2, $3)",
+                "INSERT INTO helper_aggregate_shares (task_id, share_id, response, interval_end) \
+                 VALUES ($1, $2, $3, $4)",
             )
             .bind(tid.clone())
             .bind(share_id)
             .bind(response.clone())
+            .bind(interval_end)
             .execute(&mut *conn)
             .await?;
             Ok(Ok(response))

@@ -14,7 +14,7 @@ use super::output_shares::{
 use super::{Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, lock_task_sql, uint};
 use aws_lc_rs::digest;
 use cairn_dap_core::vdaf::VdafInstance;
-use cairn_dap_messages::{BatchChecksum, ReportId, TaskId};
+use cairn_dap_messages::{BatchChecksum, ReportError, ReportId, TaskId};
 use cairn_db::{Conn, on_conn, on_write};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashSet;
@@ -142,6 +142,28 @@ macro_rules! stored_bucket {
     }};
 }
 
+/// Reads the task's (`$task_id`, bytes) collected time intervals that overlap the time units
+/// `$lo..=$hi` into `Vec<(u64, u64)>` on `$conn` (a macro: each backend has its own
+/// connection type).
+macro_rules! get_collected_intervals {
+    ($conn:expr, $task_id:expr, $lo:expr, $hi:expr) => {{
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT interval_start, interval_end FROM collected_intervals WHERE task_id = $1 \
+             AND batch_id = $2 AND interval_end > $3 AND interval_start <= $4",
+        )
+        .bind($task_id.to_vec())
+        .bind(Vec::<u8>::new())
+        .bind(int($lo))
+        .bind(int($hi))
+        .fetch_all($conn)
+        .await?;
+        rows.into_iter()
+            .map(|(a, b)| (uint(a), uint(b)))
+            .collect::<Vec<(u64, u64)>>()
+    }};
+}
+pub(super) use get_collected_intervals;
+
 /// The batch-bucket statements of one task inside one write transaction, written once for
 /// both backends.
 pub(super) struct Buckets<'t> {
@@ -178,9 +200,26 @@ impl<'t> Buckets<'t> {
             return Ok(results);
         }
         let empty = vdaf.empty_aggregate_share(agg_param)?;
+        // Time units inside a collected interval are refused before any bucket is created
+        // for them, however long ago the interval was collected.
+        let units: Vec<u64> = by_bucket
+            .keys()
+            .filter(|(batch_id, _)| batch_id.is_empty())
+            .map(|(_, start)| *start)
+            .collect();
+        let collected = match (units.iter().min(), units.iter().max()) {
+            (Some(&lo), Some(&hi)) => self.collected_intervals(lo, hi).await?,
+            _ => Vec::new(),
+        };
         // Lock every bucket the job touches; refuse reports of collected buckets.
         let mut open = Vec::with_capacity(by_bucket.len());
         for ((batch_id, bucket_start), idx) in by_bucket {
+            if batch_id.is_empty() && in_intervals(bucket_start, &collected) {
+                for &i in &idx {
+                    results[i] = Err(ReportError::BatchCollected);
+                }
+                continue;
+            }
             let start = int(bucket_start);
             let first_time = idx.iter().map(|&i| outcomes[i].time).min().unwrap_or(0);
             let stored = self
@@ -201,9 +240,13 @@ impl<'t> Buckets<'t> {
             });
         }
         // Record the report IDs against replay; only the fresh ones count.
-        let candidates: Vec<&ReportId> = open
+        let candidates: Vec<(&ReportId, u64)> = open
             .iter()
-            .flat_map(|b| b.idx.iter().map(|&i| &outcomes[i].report_id))
+            .flat_map(|b| {
+                b.idx
+                    .iter()
+                    .map(|&i| (&outcomes[i].report_id, outcomes[i].time))
+            })
             .collect();
         let fresh = self.record_aggregated(&candidates).await?;
         // Add up each bucket's fresh shares in memory and write the bucket once.
@@ -263,24 +306,37 @@ impl<'t> Buckets<'t> {
         }))
     }
 
-    /// Records `reports` as aggregated (the replay record) in multi-row inserts; returns the IDs
-    /// that were new.
-    async fn record_aggregated(&mut self, reports: &[&ReportId]) -> Result<HashSet<Vec<u8>>> {
+    /// The task's collected time intervals (`[start, end)`, time-precision units) that
+    /// overlap the time units `lo..=hi`.
+    async fn collected_intervals(&mut self, lo: u64, hi: u64) -> Result<Vec<(u64, u64)>> {
+        let task_id = self.task_id;
+        Ok(on_conn!(self.conn.reborrow(), |conn| {
+            get_collected_intervals!(conn, task_id, lo, hi)
+        }))
+    }
+
+    /// Records `reports` (ID, time) as aggregated (the replay record, kept by the garbage
+    /// collector until the report's time expires) in multi-row inserts; returns the IDs that
+    /// were new.
+    async fn record_aggregated(
+        &mut self,
+        reports: &[(&ReportId, u64)],
+    ) -> Result<HashSet<Vec<u8>>> {
         let task_id = self.task_id;
         let mut fresh = HashSet::with_capacity(reports.len());
         for chunk in reports.chunks(MULTI_ROW_CHUNK) {
             let values: Vec<String> = (0..chunk.len())
-                .map(|k| format!("($1, ${})", k + 2))
+                .map(|k| format!("($1, ${}, ${})", 2 + 2 * k, 3 + 2 * k))
                 .collect();
             let sql = AssertSqlSafe(format!(
-                "INSERT INTO aggregated_reports (task_id, report_id) VALUES {} \
+                "INSERT INTO aggregated_reports (task_id, report_id, client_time) VALUES {} \
                  ON CONFLICT DO NOTHING RETURNING report_id",
                 values.join(", ")
             ));
             let new: Vec<Vec<u8>> = on_conn!(self.conn.reborrow(), |conn| {
                 let mut q = sqlx::query_scalar(sql).bind(task_id.to_vec());
-                for id in chunk {
-                    q = q.bind(id.as_bytes().to_vec());
+                for (id, time) in chunk {
+                    q = q.bind(id.as_bytes().to_vec()).bind(int(*time));
                 }
                 q.fetch_all(conn).await?
             });
@@ -384,8 +440,9 @@ impl<'t> Buckets<'t> {
     ) -> Result<()> {
         let (batch_id, start, end) = scope.bounds();
         // Buckets nobody reported into yet are created collected (bounded, so a huge query
-        // interval cannot make this loop unbounded; reports beyond the bound are still refused
-        // at job creation by the overlap check of later collections).
+        // interval cannot make this loop unbounded). A time interval is also recorded whole in
+        // `collected_intervals`, which refuses late reports for every unit of it, beyond the
+        // bound too, without creating buckets for them.
         let empty = vdaf.empty_aggregate_share(agg_param)?;
         let span = end.saturating_sub(start).min(10_000);
         let task_id = self.task_id;
@@ -400,6 +457,18 @@ impl<'t> Buckets<'t> {
             .bind(end)
             .execute(&mut *conn)
             .await?;
+            if batch_id.is_empty() {
+                sqlx::query(
+                    "INSERT INTO collected_intervals (task_id, batch_id, interval_start, \
+                     interval_end) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(task_id.to_vec())
+                .bind(batch_id.clone())
+                .bind(start)
+                .bind(end)
+                .execute(&mut *conn)
+                .await?;
+            }
             for t in start..start.saturating_add(span) {
                 sqlx::query(
                     "INSERT INTO batch_buckets (task_id, batch_id, bucket_start, agg_param, \
@@ -418,6 +487,11 @@ impl<'t> Buckets<'t> {
         });
         Ok(())
     }
+}
+
+/// Whether time unit `t` lies in one of the `[start, end)` intervals.
+pub(super) fn in_intervals(t: u64, intervals: &[(u64, u64)]) -> bool {
+    intervals.iter().any(|&(start, end)| start <= t && t < end)
 }
 
 impl Datastore {

@@ -6,7 +6,7 @@
 use super::batch_buckets::Buckets;
 use super::leases::{JobKind, Lease, Leases};
 use super::output_shares::ReportOutcome;
-use super::{Datastore, DatastoreError, Result};
+use super::{Datastore, DatastoreError, Result, int};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{AggregationJobId, ReportError, TaskId};
 use cairn_db::{Conn, on_conn, on_read, on_write};
@@ -48,6 +48,11 @@ pub struct HelperAggregationJob {
     pub state: HelperJobState,
     /// The encoded `AggregationJobResp` once finished (empty before).
     pub response: Vec<u8>,
+}
+
+/// The latest report time of a job's reports (0 for none), kept for the garbage collector.
+fn max_time(outcomes: &[ReportOutcome]) -> i64 {
+    int(outcomes.iter().map(|o| o.time).max().unwrap_or(0))
 }
 
 impl Datastore {
@@ -100,12 +105,13 @@ impl Datastore {
                 .await?;
             let response = respond(&results);
             sqlx::query(
-                "UPDATE helper_aggregation_jobs SET response = $3 \
+                "UPDATE helper_aggregation_jobs SET response = $3, max_client_time = $4 \
                  WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
             .bind(job_id.to_vec())
             .bind(response.clone())
+            .bind(max_time(&outcomes))
             .execute(&mut *conn)
             .await?;
             Ok(HelperAggregationJob {
@@ -203,12 +209,13 @@ impl Datastore {
                 .commit_output_shares(&vdaf, &agg_param, &outcomes)
                 .await?;
             sqlx::query(
-                "UPDATE helper_aggregation_jobs SET response = $3, request = NULL \
-                 WHERE task_id = $1 AND job_id = $2",
+                "UPDATE helper_aggregation_jobs SET response = $3, request = NULL, \
+                 max_client_time = $4 WHERE task_id = $1 AND job_id = $2",
             )
             .bind(tid.clone())
             .bind(lease.job_id.to_vec())
             .bind(respond(&results))
+            .bind(max_time(&outcomes))
             .execute(&mut *conn)
             .await?;
             Ok(())

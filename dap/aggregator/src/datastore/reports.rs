@@ -6,6 +6,7 @@
 //! [`upload_outcomes`]) around two statements: a report whose ID exists (or repeats an earlier
 //! one of the same request), or whose batch bucket was collected, is refused as a replay.
 
+use super::batch_buckets::{get_collected_intervals, in_intervals};
 use super::{Datastore, MULTI_ROW_CHUNK, Result, int, placeholders, uint};
 use cairn_dap_messages::{ReportError, ReportId, TaskId};
 use cairn_db::{on_read, on_write};
@@ -53,14 +54,21 @@ fn upload_candidates<'r>(
 }
 
 /// Each report's outcome, in request order, once the insert named the reports that were new
-/// (`stored`): a new report counts as stored once, and anything else — an ID stored before, a
-/// later copy in the same request, a report of a collected bucket — is a replay.
-fn upload_outcomes(reports: &[StoredReport], mut stored: HashSet<Vec<u8>>) -> Vec<UploadOutcome> {
+/// (`stored`): a new report counts as stored once; a report of a `collected` time unit is
+/// `batch_collected` (DAP-18 §4.4.2.2); anything else — an ID stored before, a later copy in
+/// the same request — is a replay.
+fn upload_outcomes(
+    reports: &[StoredReport],
+    collected: &HashSet<u64>,
+    mut stored: HashSet<Vec<u8>>,
+) -> Vec<UploadOutcome> {
     reports
         .iter()
         .map(|r| {
             if stored.remove(r.report_id.as_bytes().as_slice()) {
                 UploadOutcome::Stored
+            } else if collected.contains(&r.time) {
+                UploadOutcome::Refused(ReportError::BatchCollected)
             } else {
                 UploadOutcome::Refused(ReportError::ReportReplayed)
             }
@@ -129,6 +137,11 @@ impl Datastore {
                 }
                 collected.extend(q.fetch_all(&mut *conn).await?.into_iter().map(uint));
             }
+            // Every unit of a collected interval, with or without a bucket.
+            if let (Some(&lo), Some(&hi)) = (times.first(), times.last()) {
+                let intervals = get_collected_intervals!(&mut *conn, tid, lo, hi);
+                collected.extend(times.iter().filter(|&&t| in_intervals(t, &intervals)));
+            }
             let candidates = upload_candidates(&reports, &collected);
             let mut stored = HashSet::new();
             for chunk in candidates.chunks(MULTI_ROW_CHUNK) {
@@ -155,7 +168,7 @@ impl Datastore {
                 }
                 stored.extend(q.fetch_all(&mut *conn).await?);
             }
-            let out = upload_outcomes(&reports, stored);
+            let out = upload_outcomes(&reports, &collected, stored);
             for (reason, n) in counter_increments(&refused, &out) {
                 sqlx::query(
                     "INSERT INTO upload_counters (task_id, reason, count) VALUES ($1, $2, $3) \
@@ -240,10 +253,20 @@ mod tests {
         let stored = HashSet::from([vec![1u8; 16]]);
         let replayed = UploadOutcome::Refused(ReportError::ReportReplayed);
         assert_eq!(
-            upload_outcomes(&reports, stored),
+            upload_outcomes(&reports, &HashSet::new(), stored.clone()),
             [UploadOutcome::Stored, replayed, replayed]
         );
-        assert_eq!(upload_outcomes(&reports, HashSet::new()), [replayed; 3]);
+        assert_eq!(
+            upload_outcomes(&reports, &HashSet::new(), HashSet::new()),
+            [replayed; 3]
+        );
+        // Reports of a collected time unit are refused as such, not as replays.
+        let collected = UploadOutcome::Refused(ReportError::BatchCollected);
+        let mixed = [report(1, 10), report(3, 11)];
+        assert_eq!(
+            upload_outcomes(&mixed, &HashSet::from([11]), stored),
+            [UploadOutcome::Stored, collected]
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! tokens it checks are stored as hashes).
 
 use super::secrets;
-use super::{Datastore, DatastoreError, Result, is_unique_violation};
+use super::{Datastore, DatastoreError, Result, int, is_unique_violation, uint};
 use crate::task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -48,11 +48,13 @@ impl Datastore {
             .collector_auth_token_hash
             .as_ref()
             .map(|h| h.0.to_vec());
+        let expiry = task.report_expiry_age.map(int);
         on_write!(self.db, |conn| {
             sqlx::query(
                 "INSERT INTO tasks (task_id, role, parameters, vdaf_verify_key, \
                  collector_hpke_config, aggregator_auth_token, aggregator_auth_token_hash, \
-                 collector_auth_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                 collector_auth_token_hash, report_expiry_age) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(tid)
             .bind(role)
@@ -62,6 +64,7 @@ impl Datastore {
             .bind(token)
             .bind(aggregator_hash)
             .bind(collector_hash)
+            .bind(expiry)
             .execute(&mut *conn)
             .await
             .map_err(|e| {
@@ -80,8 +83,8 @@ impl Datastore {
         on_read!(self.db, |conn| {
             let row = sqlx::query(
                 "SELECT role, parameters, vdaf_verify_key, collector_hpke_config, \
-                 aggregator_auth_token, aggregator_auth_token_hash, collector_auth_token_hash \
-                 FROM tasks WHERE task_id = $1",
+                 aggregator_auth_token, aggregator_auth_token_hash, collector_auth_token_hash, \
+                 report_expiry_age FROM tasks WHERE task_id = $1",
             )
             .bind(task_id.as_bytes().to_vec())
             .fetch_optional(&mut *conn)
@@ -134,6 +137,7 @@ impl Datastore {
                 aggregator_auth_token: token,
                 aggregator_auth_token_hash: hash(row.try_get(5)?)?,
                 collector_auth_token_hash: hash(row.try_get(6)?)?,
+                report_expiry_age: row.try_get::<Option<i64>, _>(7)?.map(uint),
             }))
         })
     }
