@@ -12,22 +12,23 @@ use super::{Datastore, Result, int, uint};
 use cairn_dap_messages::TaskId;
 use cairn_db::{on_read, on_write};
 
-/// What one garbage-collection batch deleted, per table.
+/// Rows per table that garbage collection bounds: what one batch deleted
+/// ([`Datastore::delete_expired`]), or what a task holds ([`Datastore::count_task_rows`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GcCounts {
-    /// Expired client reports (leader).
+    /// Client reports (leader).
     pub client_reports: u64,
-    /// Expired replay records (both roles).
+    /// Replay records (both roles).
     pub aggregated_reports: u64,
-    /// Expired batch buckets and collected intervals (both roles).
+    /// Batch buckets (both roles; a GC batch counts collected intervals here too).
     pub batch_buckets: u64,
-    /// Ended aggregation jobs none of whose reports remain (leader).
+    /// Aggregation jobs (leader).
     pub aggregation_jobs: u64,
-    /// Ended collection jobs whose interval has expired (leader).
+    /// Collection jobs (leader).
     pub collection_jobs: u64,
-    /// Ended aggregation jobs whose reports have all expired (helper).
+    /// Aggregation jobs (helper).
     pub helper_aggregation_jobs: u64,
-    /// Aggregate-share answers for expired intervals (helper).
+    /// Aggregate-share answers (helper).
     pub helper_aggregate_shares: u64,
 }
 
@@ -70,24 +71,8 @@ impl GcCounts {
     }
 }
 
-/// Row counts of a task's tables that garbage collection bounds, for tests and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TaskRowCounts {
-    /// Client reports.
-    pub client_reports: u64,
-    /// Replay records.
-    pub aggregated_reports: u64,
-    /// Batch buckets.
-    pub batch_buckets: u64,
-    /// Aggregation jobs.
-    pub aggregation_jobs: u64,
-    /// Collection jobs.
-    pub collection_jobs: u64,
-    /// Helper aggregation jobs.
-    pub helper_aggregation_jobs: u64,
-    /// Helper aggregate-share answers.
-    pub helper_aggregate_shares: u64,
-}
+/// Row counts of a task's tables, for tests and metrics: the same tables as [`GcCounts`].
+pub type TaskRowCounts = GcCounts;
 
 impl Datastore {
     /// Deletes at most `limit` rows per table of the task's data that expired before `cutoff`
