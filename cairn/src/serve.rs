@@ -388,6 +388,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
+    // The public statistics page (/stats, /stats.json) reads storage's counters.
+    let stats_page = cairn_status::stats::StatsPage::start(storage.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build the statistics counters: {e}"))?;
     // The OCSP memory cache follows storage's revocation epoch as often as the CRL updater.
     let epoch_poll = crl_settings.poll_interval;
     let crl_updater = CrlUpdater::new(
@@ -460,7 +464,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     };
     let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
 
-    let mut public_app = cairn_status::public::router(public_parts);
+    let mut public_app =
+        cairn_status::public::router(public_parts).merge(cairn_status::stats::router(stats_page));
     if cfg.ocsp.enabled {
         let (sa, issuer, clock) = ocsp_parts;
         let redis_url = cfg.redis_url();

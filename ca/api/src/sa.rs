@@ -431,3 +431,42 @@ pub enum RenewalSelector {
     /// Every certificate whose notBefore is in `[from, to)`.
     IssuedBetween(OffsetDateTime, OffsetDateTime),
 }
+
+// ---- public statistics ----
+
+/// What the public statistics page shows from storage, read from counters the storage keeps up
+/// to date at issuance and revocation (never a scan of the certificates).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IssuanceStats {
+    /// Certificates not yet expired and not revoked, to the hour: a certificate counts until the
+    /// end of the hour in which it expires.
+    pub active_certificates: u64,
+    /// Registered domains (public suffix + one label) named by a certificate not yet expired, to
+    /// the hour as `active_certificates`. Revocation does not remove a domain.
+    pub active_domains: u64,
+    /// Certificates issued per UTC day (of their notBefore) from the `since` day asked for,
+    /// oldest first; days without issuance are left out.
+    pub daily_issuance: Vec<(time::Date, u64)>,
+}
+
+/// The storage behind the public statistics page (`/stats`): counters kept at issuance and
+/// revocation time, read cheaply, and rebuilt from the certificates when they can't be trusted.
+/// Separate from [`StorageAuthority`] so the components that never show statistics don't carry it.
+#[async_trait]
+pub trait StatsStorage: Send + Sync + 'static {
+    /// The counters at `now`, with daily issuance from day `since` on.
+    async fn get_issuance_stats(
+        &self,
+        now: OffsetDateTime,
+        since: time::Date,
+    ) -> SaResult<IssuanceStats>;
+    /// Rebuilds every counter from the certificates table (one transaction; it reads every
+    /// certificate, so it runs on start-up when the counters were never built, or by an
+    /// operator), and records that it ran.
+    async fn recompute_stats(&self, now: OffsetDateTime) -> SaResult<()>;
+    /// Whether the counters were ever built ([`StatsStorage::recompute_stats`]).
+    async fn stats_recomputed(&self) -> SaResult<bool>;
+    /// Drops the counters that can no longer count (expiry hours and domains in the past);
+    /// returns how many rows it dropped.
+    async fn prune_stats(&self, now: OffsetDateTime) -> SaResult<u64>;
+}

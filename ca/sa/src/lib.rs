@@ -14,6 +14,7 @@
 
 mod eab_seal;
 mod sql;
+mod stats;
 
 pub use eab_seal::{EAB_SEAL_KEY_LEN, EabSeal};
 pub use sql::SqlStorage;
@@ -22,3 +23,4 @@ pub use cairn_api::sa::{
     AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
     RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
+pub use cairn_api::sa::{IssuanceStats, StatsStorage};

@@ -195,6 +195,11 @@ impl SqlStorage {
         Ok(sealed)
     }
 
+    /// The database, for the statistics counters (`crate::stats`).
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     /// `"sqlite"` or `"postgres"`.
     pub fn backend_name(&self) -> &'static str {
         self.db.dialect().name()
@@ -1018,6 +1023,7 @@ impl StorageAuthority for SqlStorage {
             Some(r) => (Some(micros(r.revoked_at)), Some(i64::from(r.reason.code()))),
             None => (None, None),
         };
+        let stats = crate::stats::IssuanceDelta::new(cert, self.db.dialect());
         let cert = cert.clone();
         on_write!(self.db, Failure, |conn| {
             let changed = sqlx::query(
@@ -1050,6 +1056,7 @@ impl StorageAuthority for SqlStorage {
             if upgraded == 0 {
                 insert_certificate!(conn, cert, identifiers, names, revoked_at, reason, 0_i64);
             }
+            crate::stats::record_issuance!(conn, &stats);
             Ok(())
         })
     }
@@ -1191,6 +1198,7 @@ impl StorageAuthority for SqlStorage {
             sqlx::query("UPDATE revocation_epoch SET epoch = epoch + 1 WHERE id = 1")
                 .execute(&mut *conn)
                 .await?;
+            crate::stats::record_revocation!(conn, serial.as_str());
             Ok(())
         })
     }

@@ -1,0 +1,81 @@
+//! The public statistics page on `cairn serve`'s public listener: after a known number of
+//! issuances and revocations through ACME, `/stats.json` and `/stats` show the same, right
+//! numbers. The page has no script, so a plain HTTP client sees what a browser shows.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
+
+mod common;
+
+use common::TestCa;
+use instant_acme::{ChallengeType, Identifier, RevocationRequest};
+use rustls_pki_types::CertificateDer;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_show_issuance_revocation_and_registered_domains() {
+    let ca = TestCa::start().await;
+    let account = ca.account().await;
+    let mut leaves = vec![];
+    for names in [
+        &["www.stats-a.example.com", "stats-a.example.com"][..],
+        &["api.stats-a.example.com"][..],
+        &["stats-b.example.org"][..],
+    ] {
+        let ids: Vec<Identifier> = names.iter().map(|n| Identifier::Dns((*n).into())).collect();
+        let (pem, _) = ca.issue(&account, &ids, ChallengeType::Http01).await;
+        leaves.push(common::pem_chain(&pem).remove(0));
+    }
+    account
+        .revoke(&RevocationRequest {
+            certificate: &CertificateDer::from(leaves[1].clone()),
+            reason: None,
+        })
+        .await
+        .unwrap();
+
+    let base = format!("http://{}", ca.server.public_addr);
+    let http = reqwest::Client::new();
+    let resp = http.get(format!("{base}/stats.json")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let json: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(json["active_certificates"], 2, "{json}");
+    assert_eq!(json["active_domains"], 2, "{json}");
+    assert_eq!(json["issued_last_year"], 3, "{json}");
+    let days = json["daily_issuance"].as_array().unwrap();
+    assert_eq!(days.len(), 365);
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    let last = days.last().unwrap();
+    assert_eq!(last["date"], today.as_str());
+    assert_eq!(last["issued"], 3);
+    let avg = json["average_daily_issuance"].as_f64().unwrap();
+    assert_eq!(avg, 3.0, "one day of issuance so far");
+    assert_eq!(
+        json["issuance_per_second"].as_f64().unwrap(),
+        3.0 / 86_400.0
+    );
+
+    let resp = http.get(format!("{base}/stats")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = resp.text().await.unwrap();
+    for (id, value) in [
+        ("active-certificates", "2"),
+        ("active-domains", "2"),
+        ("issued-last-year", "3"),
+        ("average-daily-issuance", "3.0"),
+    ] {
+        let cell = format!(r#"id="{id}">{value}</td>"#);
+        assert!(page.contains(&cell), "{cell} missing from the page");
+    }
+    assert!(page.contains(r#"<svg id="chart-per-day""#));
+    assert!(page.contains("<title>maximum 3</title>"));
+    // Self-contained: no script and nothing loaded from elsewhere.
+    assert!(!page.contains("<script"));
+    assert!(!page.contains("src="));
+    assert!(!page.contains("href=\"http"));
+}
