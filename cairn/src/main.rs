@@ -46,6 +46,9 @@ enum Command {
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
+    /// Black-box prober: issues through the ACME API, checks OCSP, the CRL and a CT log, and
+    /// exports the results as Prometheus metrics.
+    Probe(cairn::probe::ProbeArgs),
     /// Load generators and benchmarks: runs `cairn-bench` from this binary's directory (build
     /// it with `cargo build --release -p cairn-bench`; `cairn bench --help` lists them).
     #[command(disable_help_flag = true)]
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
                 vkey,
                 log_json,
             }) => run_ct_verify(url, old_checkpoint, vkey, log_json).await,
+            Command::Probe(args) => cairn::probe::run(args).await,
             Command::Bench { .. } => Ok(()), // ran above
         }
     });

@@ -1,0 +1,129 @@
+//! `cairn probe` against a running `cairn serve` (CT and OCSP on): one round passes every step
+//! (ACME issuance, OCSP, CRL, CT add-chain) and exits 0; a round against a CT log that isn't
+//! there fails its `ct` step and exits 1; in interval mode its metrics show success, then the
+//! `ct` step failing once the CA's CT logs stop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
+
+mod common;
+
+use common::TestCa;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_ca() -> TestCa {
+    TestCa::start_with(|cfg| {
+        cfg.ct.enabled = true;
+        cfg.ct.local_logs = true;
+        cfg.ct.local_period_ms = 50;
+        cfg.ocsp.enabled = true;
+    })
+    .await
+}
+
+/// The probe's flags against `ca`, submitting to its local log `log`.
+fn probe_args(ca: &TestCa, log: &str) -> Vec<String> {
+    let port = ca.server.acme_addr.port();
+    vec![
+        "probe".into(),
+        "--directory".into(),
+        ca.directory().to_owned(),
+        "--tls-root".into(),
+        ca.server.tls_root_path.display().to_string(),
+        "--name".into(),
+        "probe.example.com".into(),
+        "--challtestsrv".into(),
+        format!("http://{}", ca.chall.management_addr().unwrap()),
+        "--ct-log".into(),
+        format!("https://localhost:{port}/ct/{log}/"),
+    ]
+}
+
+async fn probe_once(args: &[String]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .arg("--once")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_round_passes_every_step_against_a_healthy_ca() {
+    let ca = start_ca().await;
+    let out = probe_once(&probe_args(&ca, "local-a")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for step in ["acme", "ocsp", "crl", "ct"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{step}: ok in "))),
+            "{step}:\n{stdout}"
+        );
+    }
+
+    // A log that does not exist: the ct step fails, the others pass, the exit code says so.
+    let out = probe_once(&probe_args(&ca, "no-such-log")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ct: FAILED"), "{stdout}");
+    assert!(stdout.contains("acme: ok"), "{stdout}");
+    assert!(stderr.contains("probe failed: ct: "), "{stderr}");
+}
+
+/// `cairn_probe_success{step="<step>"}` as the probe's metrics show it now, if shown.
+async fn success_of(metrics: &str, step: &str) -> Option<String> {
+    let text = reqwest::get(metrics).await.ok()?.text().await.ok()?;
+    let prefix = format!("cairn_probe_success{{step=\"{step}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_owned))
+}
+
+async fn wait_for(metrics: &str, step: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if success_of(metrics, step).await.as_deref() == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "cairn_probe_success{{step=\"{step}\"}} never became {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_ct_step_failing_once_the_ct_log_stops() {
+    let ca = start_ca().await;
+    let listen = format!("127.0.0.1:{}", free_port());
+    let _probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(probe_args(&ca, "local-a"))
+        .args(["--listen", &listen, "--interval", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let metrics = format!("http://{listen}/metrics");
+    for step in ["acme", "ocsp", "crl", "ct"] {
+        wait_for(&metrics, step, "1").await;
+    }
+    let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+    assert!(text.contains("cairn_probe_duration_seconds{step=\"acme\"} "));
+    assert!(text.contains("cairn_probe_runs_total{step=\"ct\",outcome=\"success\"} "));
+
+    ca.server.ct.shutdown().await;
+    wait_for(&metrics, "ct", "0").await;
+}
