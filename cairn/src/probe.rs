@@ -13,11 +13,13 @@
 //! - `ct`: the certificate chain submitted to `--ct-log` (`add-chain`): an SCT comes back.
 //!
 //! A step that needs the certificate fails when `acme` failed. Not yet: a DAP upload and
-//! collection (a DAP task's collector credentials are needed; see docs/runbook.md).
+//! collection (it needs a DAP task's collector credentials; deploy/README.md says so).
 //!
 //! Metrics on `--listen` (`/metrics`): `cairn_probe_success{step}` (1 or 0),
-//! `cairn_probe_duration_seconds{step}`, `cairn_probe_runs_total{step,outcome}` and
-//! `cairn_probe_last_run_timestamp_seconds`. `--once` runs one round and exits non-zero if a step
+//! `cairn_probe_duration_seconds{step}`, `cairn_probe_runs_total{step,outcome}`,
+//! `cairn_probe_last_run_timestamp_seconds`, and the thisUpdate and nextUpdate of the last OCSP
+//! response seen (`cairn_probe_ocsp_this_update_timestamp_seconds`,
+//! `cairn_probe_ocsp_next_update_timestamp_seconds`: what the `OcspNearNextUpdate` alert reads). `--once` runs one round and exits non-zero if a step
 //! failed; otherwise a round runs every `--interval`.
 
 use anyhow::{Context, anyhow, bail};
@@ -43,6 +45,14 @@ const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7
 
 /// The steps of one round, in order.
 pub const STEPS: [&str; 4] = ["acme", "ocsp", "crl", "ct"];
+
+// The metric names (deploy/'s tests find the exported names as string literals).
+const SUCCESS: &str = "cairn_probe_success";
+const DURATION: &str = "cairn_probe_duration_seconds";
+const RUNS: &str = "cairn_probe_runs_total";
+const LAST_RUN: &str = "cairn_probe_last_run_timestamp_seconds";
+const OCSP_THIS_UPDATE: &str = "cairn_probe_ocsp_this_update_timestamp_seconds";
+const OCSP_NEXT_UPDATE: &str = "cairn_probe_ocsp_next_update_timestamp_seconds";
 
 /// How long one HTTP request or ACME poll may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -92,6 +102,8 @@ struct Results {
     last: BTreeMap<&'static str, StepResult>,
     runs: BTreeMap<(&'static str, bool), u64>,
     last_run_unix: f64,
+    /// thisUpdate and nextUpdate (unix seconds) of the last good OCSP response.
+    ocsp_updates: Option<(f64, f64)>,
 }
 
 impl Results {
@@ -101,39 +113,52 @@ impl Results {
     }
 
     fn render(&self) -> String {
+        use std::fmt::Write as _;
         let mut out = String::new();
-        out.push_str("# HELP cairn_probe_success Whether the step passed in the last round.\n");
-        out.push_str("# TYPE cairn_probe_success gauge\n");
-        for (step, r) in &self.last {
-            out.push_str(&format!(
-                "cairn_probe_success{{step=\"{step}\"}} {}\n",
-                u8::from(r.ok)
-            ));
-        }
-        out.push_str(
-            "# HELP cairn_probe_duration_seconds How long the step took in the last round.\n",
+        let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            &mut out,
+            SUCCESS,
+            "gauge",
+            "Whether the step passed in the last round.",
         );
-        out.push_str("# TYPE cairn_probe_duration_seconds gauge\n");
         for (step, r) in &self.last {
-            out.push_str(&format!(
-                "cairn_probe_duration_seconds{{step=\"{step}\"}} {}\n",
-                r.seconds
-            ));
+            let _ = writeln!(out, "{SUCCESS}{{step=\"{step}\"}} {}", u8::from(r.ok));
         }
-        out.push_str("# HELP cairn_probe_runs_total Steps run, by outcome.\n");
-        out.push_str("# TYPE cairn_probe_runs_total counter\n");
+        head(
+            &mut out,
+            DURATION,
+            "gauge",
+            "How long the step took in the last round.",
+        );
+        for (step, r) in &self.last {
+            let _ = writeln!(out, "{DURATION}{{step=\"{step}\"}} {}", r.seconds);
+        }
+        head(&mut out, RUNS, "counter", "Steps run, by outcome.");
         for ((step, ok), n) in &self.runs {
             let outcome = if *ok { "success" } else { "failure" };
-            out.push_str(&format!(
-                "cairn_probe_runs_total{{step=\"{step}\",outcome=\"{outcome}\"}} {n}\n"
-            ));
+            let _ = writeln!(out, "{RUNS}{{step=\"{step}\",outcome=\"{outcome}\"}} {n}");
         }
-        out.push_str("# HELP cairn_probe_last_run_timestamp_seconds When the last round ended.\n");
-        out.push_str("# TYPE cairn_probe_last_run_timestamp_seconds gauge\n");
-        out.push_str(&format!(
-            "cairn_probe_last_run_timestamp_seconds {}\n",
-            self.last_run_unix
-        ));
+        head(&mut out, LAST_RUN, "gauge", "When the last round ended.");
+        let _ = writeln!(out, "{LAST_RUN} {}", self.last_run_unix);
+        if let Some((this, next)) = self.ocsp_updates {
+            head(
+                &mut out,
+                OCSP_THIS_UPDATE,
+                "gauge",
+                "thisUpdate of the last OCSP response.",
+            );
+            let _ = writeln!(out, "{OCSP_THIS_UPDATE} {this}");
+            head(
+                &mut out,
+                OCSP_NEXT_UPDATE,
+                "gauge",
+                "nextUpdate of the last OCSP response.",
+            );
+            let _ = writeln!(out, "{OCSP_NEXT_UPDATE} {next}");
+        }
         out
     }
 }
@@ -202,6 +227,9 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
                 shown.record(step, r.ok, r.seconds);
             }
             shown.last_run_unix = round.last_run_unix;
+            if round.ocsp_updates.is_some() {
+                shown.ocsp_updates = round.ocsp_updates;
+            }
         }
         tokio::time::sleep(interval).await;
     }
@@ -251,9 +279,14 @@ impl Prober {
         let started = Instant::now();
         let outcome = match &issued {
             Ok(issued) => self.ocsp(issued).await,
-            Err(_) => no_certificate(),
+            Err(_) => Err(anyhow!("no certificate (the acme step failed)")),
         };
-        timed("ocsp", started, &outcome);
+        let ocsp_updates = outcome.as_ref().ok().copied();
+        timed(
+            "ocsp",
+            started,
+            &outcome.map(|_| ()).map_err(|e| anyhow!("{e:#}")),
+        );
         let started = Instant::now();
         let outcome = match &issued {
             Ok(issued) => self.crl(issued).await,
@@ -269,6 +302,9 @@ impl Prober {
             timed("ct", started, &outcome);
         }
         results.last_run_unix = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+        if ocsp_updates.is_some() {
+            results.ocsp_updates = ocsp_updates;
+        }
         failed
     }
 
@@ -345,8 +381,8 @@ impl Prober {
         Ok(Issued { chain })
     }
 
-    /// The `ocsp` step.
-    async fn ocsp(&self, issued: &Issued) -> anyhow::Result<()> {
+    /// The `ocsp` step; returns the response's thisUpdate and nextUpdate (unix seconds).
+    async fn ocsp(&self, issued: &Issued) -> anyhow::Result<(f64, f64)> {
         let leaf = Certificate::from_der(&issued.chain[0])?;
         let issuer = Certificate::from_der(&issued.chain[1])?;
         let url = urls(&leaf)?
@@ -404,7 +440,10 @@ impl Prober {
         if next.to_unix_duration() <= unix_now() {
             bail!("the OCSP response is past its nextUpdate");
         }
-        Ok(())
+        Ok((
+            single.this_update.to_unix_duration().as_secs_f64(),
+            next.to_unix_duration().as_secs_f64(),
+        ))
     }
 
     /// The `crl` step.
@@ -517,6 +556,11 @@ mod tests {
         r.record("ct", false, 1.25);
         r.record("ct", true, 0.75);
         r.last_run_unix = 1_700_000_000.0;
+        assert!(
+            !r.render().contains(OCSP_NEXT_UPDATE),
+            "no OCSP response seen yet"
+        );
+        r.ocsp_updates = Some((1_700_000_000.0, 1_700_086_400.0));
         let text = r.render();
         for line in [
             "cairn_probe_success{step=\"acme\"} 1",
@@ -525,6 +569,8 @@ mod tests {
             "cairn_probe_runs_total{step=\"ct\",outcome=\"failure\"} 1",
             "cairn_probe_runs_total{step=\"ct\",outcome=\"success\"} 1",
             "cairn_probe_last_run_timestamp_seconds 1700000000",
+            "cairn_probe_ocsp_this_update_timestamp_seconds 1700000000",
+            "cairn_probe_ocsp_next_update_timestamp_seconds 1700086400",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

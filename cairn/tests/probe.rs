@@ -123,6 +123,15 @@ async fn metrics_show_the_ct_step_failing_once_the_ct_log_stops() {
     let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
     assert!(text.contains("cairn_probe_duration_seconds{step=\"acme\"} "));
     assert!(text.contains("cairn_probe_runs_total{step=\"ct\",outcome=\"success\"} "));
+    // The OCSP response's nextUpdate, for the OcspNearNextUpdate alert: in the future.
+    let next: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("cairn_probe_ocsp_next_update_timestamp_seconds "))
+        .expect("OCSP nextUpdate exported")
+        .parse()
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(next > now, "nextUpdate {next} is not after {now}");
 
     ca.server.ct.shutdown().await;
     wait_for(&metrics, "ct", "0").await;

@@ -10,8 +10,8 @@
 //! What the page shows: certificates active (unexpired, not revoked) and registered domains
 //! active, average daily issuance and issuance per second over the last 90 days, year over year
 //! (the last 365 days against the 365 before), and certificates issued per day over the last
-//! year as charts. Left out for now (docs/runbook.md): the SLI table (Prometheus holds it, not
-//! the CA), CT log size and DAP reports aggregated (other services' storage).
+//! year as charts. Left out for now, as deploy/README.md says: the SLI table (Prometheus holds
+//! it, not the CA), CT log size and DAP reports aggregated (other services' storage).
 
 use axum::Router;
 use axum::extract::State;
