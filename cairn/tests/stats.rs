@@ -1,6 +1,9 @@
 //! The public statistics page on `cairn serve`'s public listener: after a known number of
 //! issuances and revocations through ACME, `/stats.json` and `/stats` show the same, right
-//! numbers. The page has no script, so a plain HTTP client sees what a browser shows.
+//! numbers. The page has no script, so a plain HTTP client sees what a browser shows; headless
+//! Chromium (Debian `chromium`; `.ci/run` installs it) loads it too, its DOM shows the same
+//! numbers, and its screenshot is kept as a test artifact (`stats.png` in Cargo's target
+//! temporary directory).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
 
@@ -78,4 +81,53 @@ async fn stats_show_issuance_revocation_and_registered_domains() {
     assert!(!page.contains("<script"));
     assert!(!page.contains("src="));
     assert!(!page.contains("href=\"http"));
+
+    // In a real browser.
+    let Some(chromium) = cairn_test_services::program("chromium") else {
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let browse = |extra: &[String]| {
+        let mut cmd = std::process::Command::new(&chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--window-size=1000,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("{base}/stats"));
+        cmd.output().expect("chromium runs")
+    };
+    let out = browse(&["--dump-dom".into()]);
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (id, value) in [
+        ("active-certificates", "2"),
+        ("active-domains", "2"),
+        ("issued-last-year", "3"),
+    ] {
+        let cell = format!(r#"id="{id}">{value}</td>"#);
+        assert!(
+            dom.contains(&cell),
+            "{cell} missing from Chromium's DOM:\n{dom}"
+        );
+    }
+    assert!(dom.contains("<rect "), "the chart's bars are in the DOM");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = browse(&[format!("--screenshot={}", shot.display())]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
 }
