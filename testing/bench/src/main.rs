@@ -6,6 +6,7 @@
 mod crl;
 mod ct;
 mod dap;
+mod stats;
 
 use anyhow::Context;
 use cairn_loadgen::{ChallengeMode, Http01Responder, LoadConfig, Mix, PollPolicy, Trust};
@@ -40,6 +41,9 @@ enum BenchCommand {
     /// CRLs: time to regenerate every shard of one issuer with N revoked certificates (default
     /// 1,000,000) in a fresh SQLite database (and PostgreSQL with --postgres-url).
     Crl(crl::CrlBenchArgs),
+    /// Public statistics: the `/stats` query and the counters' rebuild with N certificates
+    /// (default 1,000,000) stored through the SA, on SQLite (and PostgreSQL with --postgres-url).
+    Stats(stats::StatsBenchArgs),
 }
 
 /// Flags of `cairn bench acme`.
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
             BenchCommand::Dap(args) => dap::run(args).await,
             BenchCommand::Ct(args) => ct::run(args).await,
             BenchCommand::Crl(args) => crl::run(args).await,
+            BenchCommand::Stats(args) => stats::run(args).await,
         }
     });
     match result {

@@ -1,0 +1,245 @@
+//! `cairn bench stats`: what the public statistics page costs with N certificates (default
+//! 1,000,000). Fills a fresh database (SQLite in a temporary directory, and PostgreSQL in a fresh
+//! schema when a URL is given) through the storage authority — each certificate's order, then
+//! `finalize_order`, which also keeps the statistics counters — with issuance spread over the
+//! last year, 90-day certificates, four names per registered domain and 1 % issued revoked.
+//! Then times the page's query (`get_issuance_stats`, the one read `/stats` makes a minute) and
+//! the rebuild of the counters from the certificates (`recompute_stats`).
+
+use anyhow::Context;
+use cairn_core::{
+    Account, AccountId, AccountStatus, Certificate, Identifier, Order, OrderId, OrderStatus,
+    Revocation, RevocationReason, Serial,
+};
+use cairn_sa::{SqlStorage, StatsStorage, StorageAuthority};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Concurrent writers filling the database (as `cairn bench crl`).
+const FILL_WRITERS: usize = 512;
+
+/// Timed runs of the stats query.
+const QUERY_RUNS: usize = 50;
+
+/// Flags of `cairn bench stats`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StatsBenchArgs {
+    /// Certificates to store.
+    #[arg(long, default_value_t = 1_000_000)]
+    certificates: u64,
+    /// Also run against PostgreSQL at this URL (a fresh schema is created and dropped).
+    #[arg(long, env = "CAIRN_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+    /// Skip SQLite (PostgreSQL only).
+    #[arg(long)]
+    no_sqlite: bool,
+}
+
+pub(crate) async fn run(args: StatsBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.certificates > 0, "--certificates must be positive");
+    if !args.no_sqlite {
+        let dir = tempfile::tempdir().context("temporary directory")?;
+        let sqlite = SqlStorage::open_sqlite_in(dir.path())
+            .await
+            .context("opening SQLite")?;
+        bench_one("sqlite", &sqlite, &args).await?;
+        sqlite.close().await;
+    }
+    if let Some(pg) = &args.postgres_url {
+        let schema = format!(
+            "cairn_bench_stats_{}",
+            cairn_core::random_id(8).to_lowercase()
+        );
+        let admin = sqlx::PgPool::connect(pg)
+            .await
+            .context("connecting to PostgreSQL")?;
+        // The schema name is ours (letters, digits, underscores).
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .context("creating the benchmark schema")?;
+        let sep = if pg.contains('?') { '&' } else { '?' };
+        let url = format!("{pg}{sep}options=-csearch_path%3D{schema}");
+        let result = async {
+            let storage = SqlStorage::connect(&url)
+                .await
+                .context("opening PostgreSQL")?;
+            let r = bench_one("postgres", &storage, &args).await;
+            storage.close().await;
+            r
+        }
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .context("dropping the benchmark schema")?;
+        result?;
+    }
+    Ok(())
+}
+
+async fn bench_one(
+    backend: &str,
+    storage: &SqlStorage,
+    args: &StatsBenchArgs,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    fill(storage, args.certificates).await?;
+    let fill = started.elapsed();
+    println!(
+        "{backend}: stored {} certificates through the SA in {:.1} s ({:.0} /s, counters kept)",
+        args.certificates,
+        fill.as_secs_f64(),
+        args.certificates as f64 / fill.as_secs_f64()
+    );
+    let now = OffsetDateTime::now_utc();
+    let since = now.date() - time::Duration::days(730);
+    let (p50, max, stats) = time_query(storage, now, since).await?;
+    println!(
+        "{backend}: stats query: median {} / max {} over {QUERY_RUNS} runs; {} active certificates, \
+         {} active domains, {} days of issuance",
+        ms(p50),
+        ms(max),
+        stats.active_certificates,
+        stats.active_domains,
+        stats.daily_issuance.len()
+    );
+    let started = Instant::now();
+    storage
+        .recompute_stats(now)
+        .await
+        .context("recomputing the counters")?;
+    println!(
+        "{backend}: rebuilding the counters from the certificates: {}",
+        ms(started.elapsed())
+    );
+    let (p50, max, again) = time_query(storage, now, since).await?;
+    anyhow::ensure!(
+        (again.active_certificates, again.active_domains)
+            == (stats.active_certificates, stats.active_domains),
+        "the rebuilt counters differ: {again:?}"
+    );
+    println!(
+        "{backend}: stats query after the rebuild: median {} / max {}",
+        ms(p50),
+        ms(max)
+    );
+    Ok(())
+}
+
+async fn time_query(
+    storage: &SqlStorage,
+    now: OffsetDateTime,
+    since: time::Date,
+) -> anyhow::Result<(Duration, Duration, cairn_sa::IssuanceStats)> {
+    let mut times = Vec::with_capacity(QUERY_RUNS);
+    let mut last = None;
+    for i in 0..QUERY_RUNS + 5 {
+        let started = Instant::now();
+        let stats = storage
+            .get_issuance_stats(now, since)
+            .await
+            .context("stats query")?;
+        if i >= 5 {
+            times.push(started.elapsed());
+        }
+        last = Some(stats);
+    }
+    times.sort();
+    let stats = last.context("no run")?;
+    Ok((times[times.len() / 2], times[times.len() - 1], stats))
+}
+
+/// Stores `total` certificates through the storage authority, as the CA would: each one's order
+/// (already `processing`), then `finalize_order`.
+async fn fill(storage: &SqlStorage, total: u64) -> anyhow::Result<()> {
+    let now = OffsetDateTime::now_utc();
+    let account = Account {
+        id: AccountId("bench".into()),
+        jwk: serde_json::json!({}),
+        key_thumbprint: "bench".into(),
+        contact: Vec::new(),
+        status: AccountStatus::Valid,
+        created_at: now - time::Duration::days(400),
+        eab_key_id: None,
+        initial_ip: None,
+    };
+    storage
+        .new_account(&account)
+        .await
+        .context("storing the account")?;
+    let next = Arc::new(AtomicU64::new(0));
+    let domains = (total / 4).max(1);
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..FILL_WRITERS {
+        let (sa, next, account_id) = (storage.clone(), next.clone(), account.id.clone());
+        writers.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                if n >= total {
+                    return anyhow::Ok(());
+                }
+                // Spread over the last 365 days, a little every second of each day.
+                let not_before = now
+                    - time::Duration::days((n % 365) as i64)
+                    - time::Duration::seconds(((n / 365) % 86_400) as i64);
+                let not_after = not_before + time::Duration::days(90);
+                let domain = n % domains;
+                let identifiers = vec![
+                    Identifier::dns(format!("d{domain}.example")),
+                    Identifier::dns(format!("www{n}.d{domain}.example")),
+                ];
+                let order = Order {
+                    id: OrderId(format!("bench-{n}")),
+                    account_id: account_id.clone(),
+                    status: OrderStatus::Processing,
+                    identifiers: identifiers.clone(),
+                    authz_ids: Vec::new(),
+                    expires: not_after,
+                    not_before: None,
+                    not_after: None,
+                    error: None,
+                    certificate_serial: None,
+                    profile: None,
+                    replaces: None,
+                    csr_der: None,
+                    created_at: not_before,
+                };
+                sa.new_order_and_authzs(&order, &[])
+                    .await
+                    .with_context(|| format!("storing order {}", order.id))?;
+                let cert = Certificate {
+                    serial: Serial(format!("7e{n:030x}")),
+                    account_id: account_id.clone(),
+                    order_id: order.id,
+                    der: vec![0],
+                    issuer_id: "bench".into(),
+                    identifiers,
+                    not_before,
+                    not_after,
+                    spki_sha256: "bench".into(),
+                    revocation: (n % 100 == 7).then(|| Revocation {
+                        revoked_at: not_before,
+                        reason: RevocationReason::Superseded,
+                    }),
+                    renew_by: None,
+                    replaced_by: None,
+                    crl_shard: 0,
+                };
+                sa.finalize_order(&cert)
+                    .await
+                    .with_context(|| format!("storing certificate {}", cert.serial.0))?;
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.context("fill task")??;
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1_000.0)
+}
