@@ -220,7 +220,7 @@ async fn fill(storage: &SqlStorage, total: u64) -> anyhow::Result<()> {
                     not_before,
                     not_after,
                     spki_sha256: "bench".into(),
-                    revocation: (n % 100 == 7).then(|| Revocation {
+                    revocation: (n % 100 == 7).then_some(Revocation {
                         revoked_at: not_before,
                         reason: RevocationReason::Superseded,
                     }),
