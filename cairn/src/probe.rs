@@ -211,11 +211,14 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
         "cairn probe: metrics on http://{}/metrics",
         listener.local_addr()?
     );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("cairn probe: metrics listener failed: {e}");
-        }
-    });
+    // Only Prometheus scrapes it: few connections, no request bodies.
+    let mut limits = cairn_listen::Limits::default();
+    limits.max_connections = 64;
+    limits.max_body_bytes = 1024;
+    tokio::spawn(
+        cairn_listen::Listener::new(listener, "probe-metrics", limits)
+            .serve(app, std::future::pending::<()>()),
+    );
     loop {
         let mut round = Results::default();
         let failed = prober.round(&mut round).await;
