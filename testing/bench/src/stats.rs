@@ -48,10 +48,12 @@ pub(crate) async fn run(args: StatsBenchArgs) -> anyhow::Result<()> {
         sqlite.close().await;
     }
     if let Some(pg) = &args.postgres_url {
-        let schema = format!(
-            "cairn_bench_stats_{}",
-            cairn_core::random_id(8).to_lowercase()
-        );
+        // Letters and digits only: a schema name needs no quoting.
+        let suffix: String = cairn_core::random_id(12)
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let schema = format!("cairn_bench_stats_{}", suffix.to_lowercase());
         let admin = sqlx::PgPool::connect(pg)
             .await
             .context("connecting to PostgreSQL")?;
@@ -181,10 +183,11 @@ async fn fill(storage: &SqlStorage, total: u64) -> anyhow::Result<()> {
                 if n >= total {
                     return anyhow::Ok(());
                 }
-                // Spread over the last 365 days, a little every second of each day.
+                // Spread over the last 365 days and over the hours of each day (7,919 is prime
+                // to 86,400), so every day and expiry hour has its counter rows.
                 let not_before = now
                     - time::Duration::days((n % 365) as i64)
-                    - time::Duration::seconds(((n / 365) % 86_400) as i64);
+                    - time::Duration::seconds(((n / 365) * 7_919 % 86_400) as i64);
                 let not_after = not_before + time::Duration::days(90);
                 let domain = n % domains;
                 let identifiers = vec![
