@@ -10,10 +10,14 @@
 //!   the future;
 //! - `crl`: the CRL its distribution point names: fetched, not past its nextUpdate, and not
 //!   listing the certificate;
-//! - `ct`: the certificate chain submitted to `--ct-log` (`add-chain`): an SCT comes back.
+//! - `ct`: the certificate chain submitted to `--ct-log` (`add-chain`): an SCT comes back;
+//! - `dap`: one report (the measurement `1`) uploaded to the `--dap-task` (a leader-selected
+//!   task, minimum batch size 1, provisioned for the probe) and the leader's next batch
+//!   collected with the collector's key (`--dap-collector-keypair`) and bearer token
+//!   (`CAIRN_DAP_COLLECTOR_TOKEN`): it must hold a report.
 //!
-//! A step that needs the certificate fails when `acme` failed. Not yet: a DAP upload and
-//! collection (it needs a DAP task's collector credentials; deploy/README.md says so).
+//! A step that needs the certificate fails when `acme` failed; `ct` and `dap` run only when
+//! their flags are given.
 //!
 //! Metrics on `--listen` (`/metrics`): `cairn_probe_success{step}` (1 or 0),
 //! `cairn_probe_duration_seconds{step}`, `cairn_probe_runs_total{step,outcome}`,
@@ -33,7 +37,7 @@ use instant_acme::{
 };
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use x509_cert::Certificate;
@@ -44,7 +48,7 @@ use x509_cert::ext::pkix::{AuthorityInfoAccessSyntax, CrlDistributionPoints};
 const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
 
 /// The steps of one round, in order.
-pub const STEPS: [&str; 4] = ["acme", "ocsp", "crl", "ct"];
+pub const STEPS: [&str; 5] = ["acme", "ocsp", "crl", "ct", "dap"];
 
 // The metric names (deploy/'s tests find the exported names as string literals).
 const SUCCESS: &str = "cairn_probe_success";
@@ -78,6 +82,14 @@ pub struct ProbeArgs {
     /// https://ct.example.org/2026h1/. Without it the step is skipped.
     #[arg(long)]
     pub ct_log: Option<String>,
+    /// DAP task parameters (JSON, as `cairn dap task create` prints them) for the `dap` step:
+    /// a leader-selected task with a minimum batch size of 1. Without it the step is skipped.
+    #[arg(long, requires = "dap_collector_keypair")]
+    pub dap_task: Option<PathBuf>,
+    /// The task's collector HPKE keypair (JSON from `cairn dap keygen`); the collector's bearer
+    /// token comes from `CAIRN_DAP_COLLECTOR_TOKEN`.
+    #[arg(long, requires = "dap_task")]
+    pub dap_collector_keypair: Option<PathBuf>,
     /// Where to serve `/metrics`.
     #[arg(long, default_value = "127.0.0.1:9115")]
     pub listen: SocketAddr,
@@ -242,6 +254,46 @@ pub async fn run(args: ProbeArgs) -> anyhow::Result<()> {
 struct Prober {
     args: ProbeArgs,
     http: reqwest::Client,
+    dap: Option<DapProbe>,
+}
+
+/// The `dap` step's task and collector.
+struct DapProbe {
+    params: cairn_dap_core::TaskParameters,
+    collector: cairn_dap_collector::Collector,
+}
+
+/// A collector keypair file, as `cairn dap keygen` writes it.
+#[derive(serde::Deserialize)]
+struct KeypairFile {
+    config: String,
+    private_key: String,
+}
+
+impl DapProbe {
+    fn load(task: &Path, keypair: &Path, http: &reqwest::Client) -> anyhow::Result<DapProbe> {
+        use base64::Engine as _;
+        use cairn_dap_messages::Decode as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let text =
+            std::fs::read_to_string(task).with_context(|| format!("reading {}", task.display()))?;
+        let params: cairn_dap_core::TaskParameters =
+            serde_json::from_str(&text).context("--dap-task: task parameters")?;
+        params.validate()?;
+        if params.batch_mode != cairn_dap_messages::BatchMode::LeaderSelected {
+            bail!("--dap-task: the probe needs a leader-selected task");
+        }
+        let text = std::fs::read_to_string(keypair)
+            .with_context(|| format!("reading {}", keypair.display()))?;
+        let file: KeypairFile = serde_json::from_str(&text).context("--dap-collector-keypair")?;
+        let config = cairn_dap_messages::HpkeConfig::get_decoded(&b64.decode(file.config)?)?;
+        let keypair = cairn_dap_core::HpkeKeypair::new(config, b64.decode(file.private_key)?)?;
+        let token = std::env::var("CAIRN_DAP_COLLECTOR_TOKEN")
+            .context("CAIRN_DAP_COLLECTOR_TOKEN is not set")?;
+        let collector =
+            cairn_dap_collector::Collector::new(params.clone(), keypair, token, http.clone());
+        Ok(DapProbe { params, collector })
+    }
 }
 
 /// A certificate the `acme` step obtained: leaf first.
@@ -256,9 +308,15 @@ impl Prober {
             let pem = std::fs::read(root).with_context(|| format!("reading {}", root.display()))?;
             http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
+        let http = http.build()?;
+        let dap = match (&args.dap_task, &args.dap_collector_keypair) {
+            (Some(task), Some(keypair)) => Some(DapProbe::load(task, keypair, &http)?),
+            _ => None,
+        };
         Ok(Prober {
             args: args.clone(),
-            http: http.build()?,
+            http,
+            dap,
         })
     }
 
@@ -303,6 +361,11 @@ impl Prober {
                 Err(_) => no_certificate(),
             };
             timed("ct", started, &outcome);
+        }
+        if let Some(dap) = &self.dap {
+            let started = Instant::now();
+            let outcome = self.dap(dap).await;
+            timed("dap", started, &outcome);
         }
         results.last_run_unix = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
         if ocsp_updates.is_some() {
@@ -505,6 +568,36 @@ impl Prober {
         let signed = sct["signature"].as_str().is_some_and(|s| !s.is_empty());
         if !signed || sct["sct_version"] != 0 {
             bail!("the add-chain answer is not an SCT: {sct}");
+        }
+        Ok(())
+    }
+}
+
+impl Prober {
+    /// The `dap` step.
+    async fn dap(&self, dap: &DapProbe) -> anyhow::Result<()> {
+        let measurement = dap.params.vdaf.parse_measurement("1")?;
+        let client = cairn_dap_client::Client::new(dap.params.clone(), self.http.clone())
+            .await
+            .context("fetching the aggregators' HPKE configs")?;
+        let refused = client
+            .upload_measurements(&[measurement], unix_now().as_secs())
+            .await
+            .context("upload")?;
+        if let Some(s) = refused.status.first() {
+            bail!("the leader refused the report: {}", s.error.name());
+        }
+        let collection = dap
+            .collector
+            .collect(
+                cairn_dap_messages::Query::LeaderSelected,
+                60,
+                Duration::from_millis(500),
+            )
+            .await
+            .context("collection")?;
+        if collection.report_count == 0 {
+            bail!("the collected batch holds no report");
         }
         Ok(())
     }

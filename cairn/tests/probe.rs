@@ -1,7 +1,8 @@
 //! `cairn probe` against a running `cairn serve` (CT and OCSP on): one round passes every step
 //! (ACME issuance, OCSP, CRL, CT add-chain) and exits 0; a round against a CT log that isn't
 //! there fails its `ct` step and exits 1; in interval mode its metrics show success, then the
-//! `ct` step failing once the CA's CT logs stop.
+//! `ct` step failing once the CA's CT logs stop; and its `dap` step uploads a report to the
+//! leader and collects it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test")]
 
@@ -135,4 +136,88 @@ async fn metrics_show_the_ct_step_failing_once_the_ct_log_stops() {
 
     ca.server.ct.shutdown().await;
     wait_for(&metrics, "ct", "0").await;
+}
+
+/// The `dap` step against `cairn serve`'s leader and helper: a leader-selected task with a
+/// minimum batch size of 1, made for the probe; the wrong collector token fails the step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dap_step_uploads_a_report_and_collects_it() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use cairn_dap_aggregator::control_client;
+    use cairn_dap_core::{HpkeKeypair, TaskParameters};
+    use cairn_dap_messages::{BatchMode, Encode, HpkeConfigId, TaskId};
+
+    let ca = TestCa::start_with(|cfg| {
+        cfg.ocsp.enabled = true;
+        cfg.dap.enabled = true;
+        cfg.dap.driver_period_ms = 50;
+    })
+    .await;
+    let dap = ca.server.dap.as_ref().expect("DAP runs in cairn serve");
+    let keys = HpkeKeypair::generate(HpkeConfigId(1));
+    let params = TaskParameters {
+        task_id: TaskId::from_bytes(control_client::random_bytes().unwrap()),
+        leader_endpoint: dap.leader_url.clone(),
+        helper_endpoint: dap.helper_url.clone(),
+        time_precision: 60,
+        min_batch_size: 1,
+        batch_mode: BatchMode::LeaderSelected,
+        vdaf: serde_json::from_str(r#"{"type":"Prio3Count"}"#).unwrap(),
+        task_info: "probe".into(),
+        task_interval: None,
+        max_batch_size: Some(1),
+        differential_privacy: None,
+    };
+    let tokens = control_client::TaskTokens {
+        leader_control: dap.control_token().to_owned(),
+        helper_control: dap.control_token().to_owned(),
+        collector: "probe-collector-token".into(),
+    };
+    let config = URL_SAFE_NO_PAD.encode(keys.config().get_encoded().unwrap());
+    control_client::create_task(&reqwest::Client::new(), &params, &config, &tokens)
+        .await
+        .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let task_file = files.path().join("task.json");
+    std::fs::write(&task_file, serde_json::to_string(&params).unwrap()).unwrap();
+    let keypair_file = files.path().join("collector.json");
+    let keypair = serde_json::json!({
+        "config": config,
+        "private_key": URL_SAFE_NO_PAD.encode(keys.private_key()),
+    });
+    std::fs::write(&keypair_file, keypair.to_string()).unwrap();
+
+    let mut args = probe_args(&ca, "unused");
+    // CT is off in this CA: no --ct-log.
+    let at = args.iter().position(|a| a == "--ct-log").unwrap();
+    args.drain(at..at + 2);
+    args.extend([
+        "--dap-task".into(),
+        task_file.display().to_string(),
+        "--dap-collector-keypair".into(),
+        keypair_file.display().to_string(),
+    ]);
+    let run = |token: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(&args)
+            .arg("--once")
+            .env("CAIRN_DAP_COLLECTOR_TOKEN", token)
+            .output()
+    };
+    let out = run("probe-collector-token").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("dap: ok in "), "{stdout}");
+    assert!(
+        !stdout.contains("ct: "),
+        "no ct step without --ct-log: {stdout}"
+    );
+
+    let out = run("not-the-collector-token").await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("dap: FAILED"), "{stdout}");
+    assert!(stdout.contains("acme: ok"), "{stdout}");
 }
