@@ -267,6 +267,14 @@ pub struct ChallengeResponse {
     /// What the validation did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_record: Vec<ValidationRecord>,
+    /// dns-persist-01 only: the issuer domain names a `_validation-persist` record may name
+    /// (draft-ietf-acme-dns-persist-01 §3.1: 1 to 10 lowercase A-labels, no trailing dot).
+    #[serde(
+        default,
+        rename = "issuer-domain-names",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
 }
 
 /// An orders list (RFC 8555 §7.1.2.1).
@@ -498,6 +506,7 @@ mod tests {
             validated: None,
             error: None,
             validation_record: vec![],
+            issuer_domain_names: None,
         };
         let mut a = AuthorizationResponse {
             identifier: Identifier::dns("example.com"),

@@ -153,7 +153,7 @@ impl Ra {
             None => (
                 ChallengeStatus::Valid,
                 AuthzStatus::Valid,
-                now + self.inner.config.valid_authz_lifetime,
+                valid_authz_expiry(now + self.inner.config.valid_authz_lifetime, &chall),
             ),
             Some(problem) => {
                 chall.error = Some(problem);
@@ -257,4 +257,18 @@ impl Ra {
         }
         self.validate_and_record(&account, &authz, chall).await;
     }
+}
+
+/// A valid authorization's expiry: the reuse window, but never past the `persistUntil` of the
+/// dns-persist-01 record that validated it (draft-ietf-acme-dns-persist §4.1).
+fn valid_authz_expiry(
+    reuse_until: time::OffsetDateTime,
+    chall: &Challenge,
+) -> time::OffsetDateTime {
+    chall
+        .validation_record
+        .iter()
+        .filter_map(|r| r.persist_until)
+        .filter_map(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .fold(reuse_until, time::OffsetDateTime::min)
 }

@@ -927,6 +927,7 @@ async fn challenge_processing_and_finish(sa: &Sa) {
         addresses_resolved: vec!["192.0.2.1".into()],
         address_used: Some("192.0.2.1".into()),
         resolver_addrs: None,
+        persist_until: Some(1_900_000_000),
     }];
     let outcome = ChallengeOutcome {
         authz_id: authz.id.clone(),

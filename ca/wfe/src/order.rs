@@ -120,7 +120,8 @@ pub(crate) async fn authorization(
         wfe.ra.deactivate_authorization(account, &id).await?
     };
     let url = format!("{}{}{}", auth.base, paths::AUTHZ, authz.id);
-    Ok(AcmeResponse::json(&render::authorization(&auth.base, &authz)).location(url))
+    let issuers = render::issuer_domain_names(&wfe.ra.directory_info().caa_identities);
+    Ok(AcmeResponse::json(&render::authorization(&auth.base, &authz, &issuers)).location(url))
 }
 
 pub(crate) async fn challenge(
@@ -147,7 +148,8 @@ pub(crate) async fn challenge(
         return Err(Problem::not_found("challenge not found").into());
     };
     let up = format!("{}{}{}", auth.base, paths::AUTHZ, authz.id);
-    let mut resp = AcmeResponse::json(&render::challenge(&auth.base, &authz, chall))
+    let issuers = render::issuer_domain_names(&wfe.ra.directory_info().caa_identities);
+    let mut resp = AcmeResponse::json(&render::challenge(&auth.base, &authz, chall, &issuers))
         .link(&up, "up")
         .location(render::challenge_url(&auth.base, &authz, chall));
     if chall.status == cairn_core::ChallengeStatus::Processing {
