@@ -140,6 +140,10 @@ pub trait StorageAuthority: Send + Sync + 'static {
         order: &Order,
         new_authzs: &[Authorization],
     ) -> SaResult<()>;
+    /// Inserts authorizations that belong to no order (RFC 8555 §7.4.1 pre-authorizations) with
+    /// their challenges, in one transaction. `Conflict` if an authorization or challenge ID
+    /// already exists, `NotFound` if the account does not; on any error nothing is stored.
+    async fn new_authzs(&self, new_authzs: &[Authorization]) -> SaResult<()>;
     /// Gets an order.
     async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
     /// Gets an order with the stored status and expiry of each of its authorizations, in the

@@ -11,6 +11,7 @@ mod contract;
 mod finalize;
 mod order;
 mod policy;
+mod pre_authorization;
 mod rate_limits;
 mod renewal_info;
 mod revocation;

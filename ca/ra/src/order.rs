@@ -174,7 +174,7 @@ impl Ra {
         Ok(OrderView { order, status })
     }
 
-    fn fresh_authz(
+    pub(crate) fn fresh_authz(
         &self,
         account: &AccountId,
         identifier: Identifier,

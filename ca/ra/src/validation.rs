@@ -272,3 +272,32 @@ fn valid_authz_expiry(
         .filter_map(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
         .fold(reuse_until, time::OffsetDateTime::min)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{ChallengeType, ValidationRecord};
+
+    #[test]
+    fn persist_until_caps_a_valid_authorizations_expiry() {
+        let reuse_until = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+        let mut chall = Challenge {
+            id: ChallengeId("c".into()),
+            typ: ChallengeType::DnsPersist01,
+            token: "t".into(),
+            status: ChallengeStatus::Valid,
+            validated: None,
+            error: None,
+            validation_record: vec![ValidationRecord::default()],
+        };
+        assert_eq!(valid_authz_expiry(reuse_until, &chall), reuse_until);
+        chall.validation_record[0].persist_until = Some(1_900_000_000);
+        assert_eq!(
+            valid_authz_expiry(reuse_until, &chall).unix_timestamp(),
+            1_900_000_000
+        );
+        // A persistUntil after the reuse window changes nothing.
+        chall.validation_record[0].persist_until = Some(2_100_000_000);
+        assert_eq!(valid_authz_expiry(reuse_until, &chall), reuse_until);
+    }
+}

@@ -280,7 +280,8 @@ impl ChallTestSrv {
     /// Adds a standing dns-persist-01 record (draft-ietf-acme-dns-persist) at
     /// `_validation-persist.<host>`: `<issuer>; accounturi=<account_uri>` plus `policy` and
     /// `persistUntil` when given. Records accumulate (several CAs, several accounts) and stay
-    /// until [`ChallTestSrv::clear_persist_txt`]. Returns the record's value.
+    /// until [`ChallTestSrv::clear_persist_txt`]; adding one that is there already changes nothing.
+    /// Returns the record's value.
     pub fn add_persist_txt(
         &self,
         host: &str,
@@ -296,7 +297,12 @@ impl ChallTestSrv {
         if let Some(t) = persist_until {
             value.push_str(&format!("; persistUntil={t}"));
         }
-        self.set_txt(&persist_name(host), &value);
+        // A record already there is not added twice: publishing is idempotent.
+        let mut st = self.write();
+        let values = st.txt.entry(dns_key(&persist_name(host))).or_default();
+        if !values.contains(&value) {
+            values.push(value.clone());
+        }
         value
     }
 

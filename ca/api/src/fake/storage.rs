@@ -422,6 +422,36 @@ impl StorageAuthority for MemoryStorage {
         Ok(())
     }
 
+    async fn new_authzs(&self, new_authzs: &[Authorization]) -> SaResult<()> {
+        let new_authzs = new_authzs
+            .iter()
+            .map(stored_authz)
+            .collect::<SaResult<Vec<_>>>()?;
+        let mut st = self.lock();
+        let mut authz_ids = BTreeSet::new();
+        let mut challenge_ids = BTreeSet::new();
+        for a in &new_authzs {
+            if st.authzs.contains_key(&a.id) || !authz_ids.insert(a.id.clone()) {
+                return Err(SaError::Conflict("authorization ID already exists"));
+            }
+            if !st.accounts.contains_key(&a.account_id) {
+                return Err(SaError::NotFound);
+            }
+            for c in &a.challenges {
+                if st.challenges.contains_key(&c.id) || !challenge_ids.insert(c.id.clone()) {
+                    return Err(SaError::Conflict("challenge ID already exists"));
+                }
+            }
+        }
+        for a in new_authzs {
+            for c in &a.challenges {
+                st.challenges.insert(c.id.clone(), a.id.clone());
+            }
+            st.authzs.insert(a.id.clone(), a);
+        }
+        Ok(())
+    }
+
     async fn get_order(&self, id: &OrderId) -> SaResult<Order> {
         self.lock().orders.get(id).cloned().ok_or(SaError::NotFound)
     }
