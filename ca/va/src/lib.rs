@@ -38,6 +38,7 @@ pub use dns_persist01::{
 };
 pub use dns01::dns01_txt_value;
 pub use http01::{MAX_BODY, MAX_REDIRECTS, check_redirect_target};
+pub use resolver::Dnssec;
 pub use tlsalpn01::{
     ACME_TLS_1, ID_PE_ACME_IDENTIFIER, check_challenge_certificate, reverse_dns_name,
 };
@@ -71,6 +72,8 @@ pub struct VaConfig {
     /// Which addresses validation may connect to: [`AddressPolicy::PublicOnly`] (the default)
     /// or, for a private PKI or a test set-up, [`AddressPolicy::AllowPrivate`].
     pub address_policy: AddressPolicy,
+    /// In-process DNSSEC validation of every lookup, CAA included (off by default).
+    pub dnssec: Dnssec,
 }
 
 impl Default for VaConfig {
@@ -82,6 +85,7 @@ impl Default for VaConfig {
             timeout: Duration::from_secs(10),
             user_agent: concat!("cairn-va/", env!("CARGO_PKG_VERSION")).to_string(),
             address_policy: AddressPolicy::PublicOnly,
+            dnssec: Dnssec::Off,
         }
     }
 }
@@ -111,7 +115,7 @@ pub struct Va {
 impl Va {
     /// Builds a VA. Needs no runtime; lookups and connections happen in [`Va::validate`].
     pub fn new(config: VaConfig) -> Result<Self, VaError> {
-        let dns = resolver::DnsClient::new(config.dns_server, config.timeout)
+        let dns = resolver::DnsClient::new(config.dns_server, config.timeout, &config.dnssec)
             .map_err(|e| VaError::Resolver(e.to_string()))?;
         Ok(Self {
             alpn_tls: tls::client_config(&[ACME_TLS_1])?,
