@@ -6,6 +6,7 @@
 //! serves the WFE through [`RegistrationAuthority`].
 
 mod account;
+mod account_policy;
 pub mod admin_revocation;
 mod contract;
 mod finalize;

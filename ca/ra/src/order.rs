@@ -72,6 +72,8 @@ impl Ra {
             ));
         }
         let profile_name = profile_name.to_owned();
+        let account_policy = self.account_policy(&account.id).await?;
+        crate::account_policy::check_account_policy(account_policy.as_ref(), &identifiers)?;
         let replacement = match &req.replaces {
             None => None,
             Some(replaces) => match self.check_replaces(account, replaces, &identifiers).await? {
@@ -129,7 +131,8 @@ impl Ra {
             let authz = match reused {
                 Some(a) => a,
                 None => {
-                    let a = self.fresh_authz(&account.id, base, wildcard, now);
+                    let mut a = self.fresh_authz(&account.id, base, wildcard, now);
+                    self.pre_validate(account_policy.as_ref(), id, &mut a, now);
                     new_authzs.push(a.clone());
                     a
                 }

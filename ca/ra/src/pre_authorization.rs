@@ -34,6 +34,11 @@ impl Ra {
         let Some(id) = ids.pop() else {
             return Err(Problem::malformed("no identifier"));
         };
+        let account_policy = self.account_policy(&account.id).await?;
+        crate::account_policy::check_account_policy(
+            account_policy.as_ref(),
+            std::slice::from_ref(&id),
+        )?;
         let now = self.now();
         let sa = &self.inner.sa;
         if let Some(existing) = sa
@@ -51,7 +56,8 @@ impl Ra {
             None,
         );
         self.spend_limits(&limits).await?;
-        let authz = self.fresh_authz(&account.id, id, false, now);
+        let mut authz = self.fresh_authz(&account.id, id.clone(), false, now);
+        self.pre_validate(account_policy.as_ref(), &id, &mut authz, now);
         if let Err(e) = sa.new_authzs(std::slice::from_ref(&authz)).await {
             self.refund_limits(&limits).await;
             return Err(internal(&e, "storing pre-authorization"));

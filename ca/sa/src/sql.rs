@@ -14,9 +14,9 @@ use crate::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
-    ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
-    Revocation, Serial,
+    Account, AccountId, AccountPolicy, AccountStatus, Authorization, AuthzId, AuthzStatus,
+    Certificate, ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus,
+    Problem, Revocation, Serial,
 };
 use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use codec::{
@@ -546,6 +546,70 @@ impl StorageAuthority for SqlStorage {
             key.hmac_key = seal.open(&key.key_id, &key.hmac_key)?;
         }
         Ok(key)
+    }
+
+    // ---- identifier policy (private PKI) ----
+
+    async fn get_identifier_policy(&self, account: &AccountId) -> SaResult<Option<AccountPolicy>> {
+        let row: Option<(Option<String>, Option<String>)> = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as(
+                "SELECT a.identifier_policy, e.identifier_policy FROM accounts a \
+                 LEFT JOIN eab_keys e ON e.key_id = a.eab_key_id WHERE a.id = $1",
+            )
+            .bind(account.as_str())
+            .fetch_optional(conn)
+            .await?
+        });
+        let (own, eab) = row.ok_or(SaError::NotFound)?;
+        own.or(eab)
+            .map(|j| {
+                serde_json::from_str(&j)
+                    .map_err(|e| SaError::Corrupt(format!("identifier_policy: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn set_account_identifier_policy(
+        &self,
+        account: &AccountId,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let json = policy.map(to_json).transpose()?;
+        let id = account.clone();
+        on_write!(self.db, Failure, |conn| {
+            let changed = sqlx::query("UPDATE accounts SET identifier_policy = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(json.as_deref())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_eab_identifier_policy(
+        &self,
+        key_id: &str,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let json = policy.map(to_json).transpose()?;
+        let key_id = key_id.to_owned();
+        on_write!(self.db, Failure, |conn| {
+            let changed =
+                sqlx::query("UPDATE eab_keys SET identifier_policy = $2 WHERE key_id = $1")
+                    .bind(key_id.as_str())
+                    .bind(json.as_deref())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Ok(())
+        })
     }
 
     // ---- orders and authorizations ----
