@@ -5,7 +5,7 @@ use crate::serve::{effective_config, open_storage};
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_core::{AccountId, EabKey, Serial, random_id};
+use cairn_core::{AccountId, AccountPolicy, EabKey, PolicyEntry, Serial, random_id};
 use cairn_sa::{RenewalSelector, StorageAuthority};
 use clap::Subcommand;
 
@@ -18,6 +18,9 @@ pub enum AdminCommand {
     /// ACME Renewal Information (RFC 9773).
     #[command(subcommand)]
     Ari(AriCommand),
+    /// Accounts: identifier policy (private PKI).
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// Revoke certificates by serial, serials file, account, key or identifier.
     Revoke(crate::revoke::RevokeArgs),
     /// Show the stored CRL shards and their freshness.
@@ -100,7 +103,78 @@ impl MarkSelection {
 #[derive(Debug, Subcommand)]
 pub enum EabCommand {
     /// Create a key; prints the key ID and the base64url HMAC key to give to one subscriber.
+    /// With `--allow`/`--pre-validated`, the account bound with it may order only those
+    /// identifiers (see `cairn admin account policy`).
     New {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        target: ServeArgs,
+    },
+}
+
+/// An identifier policy given on the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// A name (`host.corp.example`), every name below a domain (`*.team-a.corp.example`), an
+    /// IP address or a CIDR range (`10.20.0.0/16`) the account may order; repeatable.
+    #[arg(long = "allow", value_name = "PATTERN")]
+    allow: Vec<String>,
+    /// Like `--allow`, and orders for matching identifiers get valid authorizations without a
+    /// challenge (recorded as pre-validated); repeatable.
+    #[arg(long = "pre-validated", value_name = "PATTERN")]
+    pre_validated: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// The policy, or `None` when no pattern was given.
+    fn policy(&self) -> anyhow::Result<Option<AccountPolicy>> {
+        let mut entries = Vec::new();
+        for (patterns, pre) in [(&self.pre_validated, true), (&self.allow, false)] {
+            for p in patterns {
+                entries.push(PolicyEntry::new(p, pre).map_err(|e| anyhow::anyhow!("{e}"))?);
+            }
+        }
+        Ok((!entries.is_empty()).then_some(AccountPolicy { entries }))
+    }
+}
+
+fn describe(policy: Option<&AccountPolicy>) -> String {
+    match policy {
+        None => "no identifier policy (unrestricted)".into(),
+        Some(p) => p
+            .entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}{}",
+                    e.pattern,
+                    if e.pre_validated {
+                        " (pre-validated)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Set, show or clear an account's identifier policy. Without patterns and without
+    /// `--clear`, shows the policy that applies (the account's own, else its EAB key's).
+    Policy {
+        /// The account ID.
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Remove the account's own policy (an EAB key's policy then applies again).
+        #[arg(long, conflicts_with_all = ["allow", "pre_validated"])]
+        clear: bool,
         #[command(flatten)]
         target: ServeArgs,
     },
@@ -128,7 +202,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
         AdminCommand::Revoke(args) => crate::revoke::run_revoke(args).await,
         AdminCommand::Crl(args) => crate::revoke::run_crl(args).await,
-        AdminCommand::Eab(EabCommand::New { target }) => {
+        AdminCommand::Eab(EabCommand::New { policy, target }) => {
+            let policy = policy.policy()?;
             let cfg = effective_config(&target)?;
             let storage = open_storage(&cfg).await?;
             let (key_id, hmac) = new_eab_credentials()?;
@@ -142,8 +217,44 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
                 .new_eab_key(&key)
                 .await
                 .context("storing the EAB key")?;
+            if let Some(p) = &policy {
+                storage
+                    .set_eab_identifier_policy(&key.key_id, Some(p))
+                    .await
+                    .context("storing the EAB key's identifier policy")?;
+            }
             println!("key_id: {}", key.key_id);
             println!("hmac_key: {}", URL_SAFE_NO_PAD.encode(&key.hmac_key));
+            if policy.is_some() {
+                println!("identifier policy: {}", describe(policy.as_ref()));
+            }
+            Ok(())
+        }
+        AdminCommand::Account(AccountCommand::Policy {
+            account,
+            policy,
+            clear,
+            target,
+        }) => {
+            let policy = policy.policy()?;
+            let cfg = effective_config(&target)?;
+            let storage = open_storage(&cfg).await?;
+            let id = AccountId(account.clone());
+            let not_found = |e: cairn_sa::SaError| match e {
+                cairn_sa::SaError::NotFound => anyhow::anyhow!("no account {account}"),
+                e => anyhow::Error::new(e).context("updating the identifier policy"),
+            };
+            if clear || policy.is_some() {
+                storage
+                    .set_account_identifier_policy(&id, policy.as_ref())
+                    .await
+                    .map_err(not_found)?;
+            }
+            let now = storage
+                .get_identifier_policy(&id)
+                .await
+                .map_err(not_found)?;
+            println!("account {account}: {}", describe(now.as_ref()));
             Ok(())
         }
         AdminCommand::Unpause {

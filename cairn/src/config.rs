@@ -204,6 +204,25 @@ pub struct VaSection {
     /// connects only to globally reachable addresses. Test set-ups whose challenge server
     /// listens on 127.0.0.1 turn it on.
     pub allow_private_addresses: bool,
+    /// Validate DNSSEC in-process on every validation and CAA lookup (bogus answers become
+    /// `dns` problems; unsigned zones work as before). Off by default; the alternative is a
+    /// validating `dns_server` such as Unbound (docs/dnssec.md).
+    pub dnssec: bool,
+    /// DNSKEY records (zone-file syntax) to trust instead of the root zone's KSKs.
+    pub dnssec_trust_anchor: Option<PathBuf>,
+}
+
+impl VaSection {
+    /// The VA's DNSSEC mode.
+    pub fn dnssec(&self) -> cairn_va::Dnssec {
+        if self.dnssec || self.dnssec_trust_anchor.is_some() {
+            cairn_va::Dnssec::Validate {
+                trust_anchor: self.dnssec_trust_anchor.clone(),
+            }
+        } else {
+            cairn_va::Dnssec::Off
+        }
+    }
 }
 
 impl Default for VaSection {
@@ -214,6 +233,8 @@ impl Default for VaSection {
             tlsalpn01_port: 443,
             timeout: "10s".into(),
             allow_private_addresses: false,
+            dnssec: false,
+            dnssec_trust_anchor: None,
         }
     }
 }

@@ -410,6 +410,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         timeout: std::time::Duration::try_from(va_timeout)
             .unwrap_or(std::time::Duration::from_secs(10)),
         address_policy: cairn_core::AddressPolicy::allowing_private(cfg.va.allow_private_addresses),
+        dnssec: cfg.va.dnssec(),
         ..Default::default()
     })?);
     // One setting for the whole CA: the addresses validation may reach are the addresses

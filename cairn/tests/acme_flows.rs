@@ -31,14 +31,21 @@ async fn dns01_and_wildcard_issue() {
         Identifier::Dns("wild.example.com".into()),
     ];
     let mut order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
-    // The wildcard's authorization offers only dns-01.
+    // The wildcard's authorization offers only the DNS methods (dns-account-01 needs
+    // `ra.account_uri_prefixes`, unset here).
     {
         let mut authzs = order.authorizations();
         while let Some(a) = authzs.next().await {
             let a = a.unwrap();
             if a.wildcard {
                 let types: Vec<_> = a.challenges.iter().map(|c| c.r#type.clone()).collect();
-                assert_eq!(types, vec![ChallengeType::Dns01]);
+                assert_eq!(
+                    types,
+                    vec![
+                        ChallengeType::Dns01,
+                        ChallengeType::Unknown("dns-persist-01".into())
+                    ]
+                );
             }
         }
     }

@@ -105,6 +105,68 @@ fn admin_creates_eab_keys() {
 }
 
 #[test]
+fn admin_eab_keys_and_accounts_carry_identifier_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cairn()
+        .args([
+            "admin",
+            "eab",
+            "new",
+            "--pre-validated",
+            "*.Team-A.corp.example",
+            "--allow",
+            "10.20.0.0/16",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("identifier policy: *.team-a.corp.example (pre-validated), 10.20.0.0/16"),
+        "{text}"
+    );
+    // A bad pattern: one line, nothing stored.
+    let out = cairn()
+        .args([
+            "admin",
+            "eab",
+            "new",
+            "--allow",
+            "10.0.0.0/40",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("10.0.0.0/40"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // An unknown account: one line.
+    let out = cairn()
+        .args([
+            "admin",
+            "account",
+            "policy",
+            "--account",
+            "nope",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no account nope"), "{err}");
+}
+
+#[test]
 fn serve_refuses_a_bad_key_algorithm_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let out = cairn()

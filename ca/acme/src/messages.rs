@@ -150,6 +150,9 @@ pub struct DirectoryResponse {
     /// ACME Renewal Information base URL (RFC 9773).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_info: Option<String>,
+    /// newAuthz URL (RFC 8555 §7.4.1), when the server offers pre-authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_authz: Option<String>,
     /// Metadata.
     #[serde(default)]
     pub meta: DirectoryMeta,
@@ -267,6 +270,21 @@ pub struct ChallengeResponse {
     /// What the validation did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validation_record: Vec<ValidationRecord>,
+    /// dns-persist-01 only: the issuer domain names a `_validation-persist` record may name
+    /// (draft-ietf-acme-dns-persist-01 §3.1: 1 to 10 lowercase A-labels, no trailing dot).
+    #[serde(
+        default,
+        rename = "issuer-domain-names",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer_domain_names: Option<Vec<String>>,
+}
+
+/// A newAuthz request (RFC 8555 §7.4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAuthz {
+    /// The identifier to pre-authorize.
+    pub identifier: Identifier,
 }
 
 /// An orders list (RFC 8555 §7.1.2.1).
@@ -441,6 +459,7 @@ mod tests {
             revoke_cert: "r".into(),
             key_change: "k".into(),
             renewal_info: None,
+            new_authz: None,
             meta: DirectoryMeta {
                 terms_of_service: Some("https://ca.example/tos".into()),
                 external_account_required: Some(false),
@@ -498,6 +517,7 @@ mod tests {
             validated: None,
             error: None,
             validation_record: vec![],
+            issuer_domain_names: None,
         };
         let mut a = AuthorizationResponse {
             identifier: Identifier::dns("example.com"),

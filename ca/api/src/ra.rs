@@ -171,6 +171,13 @@ pub trait RegistrationAuthority: Send + Sync + 'static {
         account: &Account,
         id: &AuthzId,
     ) -> Result<Authorization, Problem>;
+    /// Creates a pre-authorization for one identifier (RFC 8555 §7.4.1, `newAuthz`), or returns
+    /// the account's pending or valid authorization for it. The boolean is true when created.
+    async fn new_authorization(
+        &self,
+        account: &Account,
+        identifier: &Identifier,
+    ) -> Result<(Authorization, bool), Problem>;
     /// Starts validation of a challenge (RFC 8555 §7.5.1) and returns the authorization as it
     /// stands.
     async fn respond_to_challenge(

@@ -13,8 +13,8 @@
 
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, Authorization, AuthzId, AuthzStatus, Certificate, Challenge, ChallengeId,
-    EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
+    Account, AccountId, AccountPolicy, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
+    ChallengeId, EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
 };
 use time::OffsetDateTime;
 
@@ -129,6 +129,26 @@ pub trait StorageAuthority: Send + Sync + 'static {
     /// Gets an EAB key.
     async fn get_eab_key(&self, key_id: &str) -> SaResult<EabKey>;
 
+    // ---- identifier policy (private PKI) ----
+
+    /// The identifier policy that applies to `account`: its own, else that of the EAB key it
+    /// was bound with, else `None` (unrestricted). `NotFound` if the account does not exist.
+    async fn get_identifier_policy(&self, account: &AccountId) -> SaResult<Option<AccountPolicy>>;
+    /// Sets (or with `None` removes) an account's own identifier policy. `NotFound` if the
+    /// account does not exist.
+    async fn set_account_identifier_policy(
+        &self,
+        account: &AccountId,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()>;
+    /// Sets (or with `None` removes) an EAB key's identifier policy, which applies to the
+    /// account bound with it. `NotFound` if the key does not exist.
+    async fn set_eab_identifier_policy(
+        &self,
+        key_id: &str,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()>;
+
     // ---- orders and authorizations ----
 
     /// Inserts an order with the authorizations it newly created, in one transaction.
@@ -140,6 +160,10 @@ pub trait StorageAuthority: Send + Sync + 'static {
         order: &Order,
         new_authzs: &[Authorization],
     ) -> SaResult<()>;
+    /// Inserts authorizations that belong to no order (RFC 8555 §7.4.1 pre-authorizations) with
+    /// their challenges, in one transaction. `Conflict` if an authorization or challenge ID
+    /// already exists, `NotFound` if the account does not; on any error nothing is stored.
+    async fn new_authzs(&self, new_authzs: &[Authorization]) -> SaResult<()>;
     /// Gets an order.
     async fn get_order(&self, id: &OrderId) -> SaResult<Order>;
     /// Gets an order with the stored status and expiry of each of its authorizations, in the

@@ -20,7 +20,21 @@ pub struct ValidationRequest {
     pub caa: Option<CaaCheck>,
 }
 
-/// The CAA check that accompanies a validation.
+impl ValidationRequest {
+    /// The requesting account's URL as the CA gave it in `Location` (dns-account-01 derives
+    /// its label from it): the first of the CA's configured base URLs followed by the account's
+    /// path. `None` when the CA has no configured base URL, which is why the RA offers
+    /// dns-account-01 only with one.
+    pub fn account_url(&self) -> Option<String> {
+        let account = self.caa.as_ref()?.account.as_ref()?;
+        let base = account.prefixes.first()?;
+        Some(format!("{}{}", base.trim_end_matches('/'), account.path))
+    }
+}
+
+/// The CAA check that accompanies a validation. dns-persist-01 also reads it: the record must
+/// name one of `ca_identities` (the draft's issuer domain names are this CA's CAA identities),
+/// bind `account`, and carry `policy=wildcard` when `wildcard` is set.
 #[derive(Debug, Clone)]
 pub struct CaaCheck {
     /// The authorization is for a wildcard name (`issuewild` applies).

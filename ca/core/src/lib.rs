@@ -1,6 +1,7 @@
 //! Cairn CA domain model: identifiers, accounts, orders, authorizations, challenges, certificates,
 //! problems and the clock. Every component of the CA speaks these types; none of them does I/O.
 
+pub mod account_policy;
 pub mod address_policy;
 pub mod clock;
 pub mod humane_duration;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod problem;
 pub mod random;
 
+pub use account_policy::{AccountPolicy, PolicyEntry};
 pub use address_policy::AddressPolicy;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use identifier::{Identifier, IdentifierError, IdentifierType};

@@ -135,6 +135,13 @@ pub enum ChallengeType {
     /// RFC 8737.
     #[serde(rename = "tls-alpn-01")]
     TlsAlpn01,
+    /// draft-ietf-acme-dns-account-label: dns-01 at a TXT name scoped to the account.
+    #[serde(rename = "dns-account-01")]
+    DnsAccount01,
+    /// draft-ietf-acme-dns-persist: a standing `_validation-persist` TXT record naming the CA
+    /// and the account (Baseline Requirements §3.2.2.4.22).
+    #[serde(rename = "dns-persist-01")]
+    DnsPersist01,
 }
 
 impl ChallengeType {
@@ -144,6 +151,8 @@ impl ChallengeType {
             ChallengeType::Http01 => "http-01",
             ChallengeType::Dns01 => "dns-01",
             ChallengeType::TlsAlpn01 => "tls-alpn-01",
+            ChallengeType::DnsAccount01 => "dns-account-01",
+            ChallengeType::DnsPersist01 => "dns-persist-01",
         }
     }
 
@@ -153,6 +162,8 @@ impl ChallengeType {
             "http-01" => Some(ChallengeType::Http01),
             "dns-01" => Some(ChallengeType::Dns01),
             "tls-alpn-01" => Some(ChallengeType::TlsAlpn01),
+            "dns-account-01" => Some(ChallengeType::DnsAccount01),
+            "dns-persist-01" => Some(ChallengeType::DnsPersist01),
             _ => None,
         }
     }
@@ -203,6 +214,10 @@ pub struct ValidationRecord {
     /// Where the CA resolved from (for multi-perspective validation later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolver_addrs: Option<Vec<String>>,
+    /// dns-persist-01: the `persistUntil` of the record that validated (UNIX seconds). The
+    /// authorization must not outlive it (draft-ietf-acme-dns-persist §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persist_until: Option<i64>,
 }
 
 /// A challenge inside an authorization.

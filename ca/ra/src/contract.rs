@@ -116,6 +116,14 @@ impl RegistrationAuthority for Ra {
         Ra::deactivate_authorization(self, account, id).await
     }
 
+    async fn new_authorization(
+        &self,
+        account: &Account,
+        identifier: &cairn_core::Identifier,
+    ) -> Result<(Authorization, bool), Problem> {
+        Ra::new_authorization(self, account, identifier).await
+    }
+
     async fn respond_to_challenge(
         &self,
         account: &Account,

@@ -6,11 +6,13 @@
 //! serves the WFE through [`RegistrationAuthority`].
 
 mod account;
+mod account_policy;
 pub mod admin_revocation;
 mod contract;
 mod finalize;
 mod order;
 mod policy;
+mod pre_authorization;
 mod rate_limits;
 mod renewal_info;
 mod revocation;
@@ -97,6 +99,31 @@ pub struct RaConfig {
     /// once at start-up).
     #[serde(with = "humane_duration")]
     pub recovery_interval: Duration,
+    /// Which of the newer validation methods are offered (`[ra.challenges]`).
+    pub challenges: ChallengeOffer,
+}
+
+/// The newer DNS validation methods the RA offers besides http-01, dns-01 and tls-alpn-01.
+/// Both are on by default, as at Pebble.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChallengeOffer {
+    /// dns-account-01 (draft-ietf-acme-dns-account-label), for DNS names and wildcards. Offered
+    /// only when `account_uri_prefixes` is set: its record name derives from the account URL
+    /// exactly as clients see it, the first prefix followed by `/acme/acct/<id>`.
+    pub dns_account01: bool,
+    /// dns-persist-01 (draft-ietf-acme-dns-persist), for DNS names and wildcards. The record
+    /// must name one of `caa_identities`, which the challenge lists as `issuer-domain-names`.
+    pub dns_persist01: bool,
+}
+
+impl Default for ChallengeOffer {
+    fn default() -> Self {
+        Self {
+            dns_account01: true,
+            dns_persist01: true,
+        }
+    }
 }
 
 /// A certificate profile: what an order that names it gets.
@@ -243,6 +270,7 @@ impl Default for RaConfig {
             challenge_lease: Duration::minutes(2),
             order_lease: Duration::minutes(1),
             recovery_interval: Duration::seconds(30),
+            challenges: ChallengeOffer::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! order list and authorization deactivation.
 
 use crate::renewal_info::Replaces;
-use crate::{IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
+use crate::{ChallengeOffer, IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
 use cairn_api::ra::{NewOrderRequest, OrderView};
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
@@ -11,18 +11,31 @@ use cairn_core::{
 };
 use time::OffsetDateTime;
 
-/// Challenges offered for an identifier: wildcards only dns-01 (RFC 8555 §7.1.3), IP addresses
-/// no dns-01 (RFC 8738 §7).
-fn challenge_types(id: &Identifier, wildcard: bool) -> &'static [ChallengeType] {
-    match (id.typ, wildcard) {
-        (IdentifierType::Dns, true) => &[ChallengeType::Dns01],
-        (IdentifierType::Dns, false) => &[
+/// Challenges offered for an identifier: wildcards only the DNS methods (RFC 8555 §7.1.3;
+/// dns-account-01 and dns-persist-01 allow wildcards), IP addresses no DNS method (RFC 8738
+/// §7). dns-account-01 needs the account URL (`account_url_known`).
+fn challenge_types(
+    id: &Identifier,
+    wildcard: bool,
+    offer: &ChallengeOffer,
+    account_url_known: bool,
+) -> Vec<ChallengeType> {
+    let mut types = match (id.typ, wildcard) {
+        (IdentifierType::Dns, true) => vec![ChallengeType::Dns01],
+        (IdentifierType::Dns, false) => vec![
             ChallengeType::Http01,
             ChallengeType::Dns01,
             ChallengeType::TlsAlpn01,
         ],
-        (IdentifierType::Ip, _) => &[ChallengeType::Http01, ChallengeType::TlsAlpn01],
+        (IdentifierType::Ip, _) => return vec![ChallengeType::Http01, ChallengeType::TlsAlpn01],
+    };
+    if offer.dns_account01 && account_url_known {
+        types.push(ChallengeType::DnsAccount01);
     }
+    if offer.dns_persist01 {
+        types.push(ChallengeType::DnsPersist01);
+    }
+    types
 }
 
 impl Ra {
@@ -59,6 +72,8 @@ impl Ra {
             ));
         }
         let profile_name = profile_name.to_owned();
+        let account_policy = self.account_policy(&account.id).await?;
+        crate::account_policy::check_account_policy(account_policy.as_ref(), &identifiers)?;
         let replacement = match &req.replaces {
             None => None,
             Some(replaces) => match self.check_replaces(account, replaces, &identifiers).await? {
@@ -116,7 +131,8 @@ impl Ra {
             let authz = match reused {
                 Some(a) => a,
                 None => {
-                    let a = self.fresh_authz(&account.id, base, wildcard, now);
+                    let mut a = self.fresh_authz(&account.id, base, wildcard, now);
+                    self.pre_validate(account_policy.as_ref(), id, &mut a, now);
                     new_authzs.push(a.clone());
                     a
                 }
@@ -161,25 +177,31 @@ impl Ra {
         Ok(OrderView { order, status })
     }
 
-    fn fresh_authz(
+    pub(crate) fn fresh_authz(
         &self,
         account: &AccountId,
         identifier: Identifier,
         wildcard: bool,
         now: OffsetDateTime,
     ) -> Authorization {
-        let challenges = challenge_types(&identifier, wildcard)
-            .iter()
-            .map(|typ| Challenge {
-                id: ChallengeId::random(),
-                typ: *typ,
-                token: random_id(32),
-                status: ChallengeStatus::Pending,
-                validated: None,
-                error: None,
-                validation_record: Vec::new(),
-            })
-            .collect();
+        let cfg = &self.inner.config;
+        let challenges = challenge_types(
+            &identifier,
+            wildcard,
+            &cfg.challenges,
+            !cfg.account_uri_prefixes.is_empty(),
+        )
+        .into_iter()
+        .map(|typ| Challenge {
+            id: ChallengeId::random(),
+            typ,
+            token: random_id(32),
+            status: ChallengeStatus::Pending,
+            validated: None,
+            error: None,
+            validation_record: Vec::new(),
+        })
+        .collect();
         Authorization {
             id: AuthzId::random(),
             account_id: account.clone(),
@@ -329,15 +351,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wildcards_get_only_dns01_and_ips_get_no_dns01() {
+    fn wildcards_get_only_dns_methods_and_ips_get_none() {
+        let off = ChallengeOffer {
+            dns_account01: false,
+            dns_persist01: false,
+        };
+        let on = ChallengeOffer::default();
         assert_eq!(
-            challenge_types(&Identifier::dns("example.com"), true),
-            &[ChallengeType::Dns01]
+            challenge_types(&Identifier::dns("example.com"), true, &off, true),
+            vec![ChallengeType::Dns01]
+        );
+        assert_eq!(
+            challenge_types(&Identifier::dns("example.com"), true, &on, true),
+            vec![
+                ChallengeType::Dns01,
+                ChallengeType::DnsAccount01,
+                ChallengeType::DnsPersist01
+            ]
+        );
+        // Without a known account URL, no dns-account-01.
+        assert!(
+            !challenge_types(&Identifier::dns("example.com"), false, &on, false)
+                .contains(&ChallengeType::DnsAccount01)
         );
         let ip = Identifier::ip("127.0.0.1".parse().unwrap());
-        assert!(!challenge_types(&ip, false).contains(&ChallengeType::Dns01));
+        let ip_types = challenge_types(&ip, false, &on, true);
         assert_eq!(
-            challenge_types(&Identifier::dns("example.com"), false).len(),
+            ip_types,
+            vec![ChallengeType::Http01, ChallengeType::TlsAlpn01]
+        );
+        assert_eq!(
+            challenge_types(&Identifier::dns("example.com"), false, &off, true).len(),
             3
         );
     }

@@ -153,7 +153,7 @@ impl Ra {
             None => (
                 ChallengeStatus::Valid,
                 AuthzStatus::Valid,
-                now + self.inner.config.valid_authz_lifetime,
+                valid_authz_expiry(now + self.inner.config.valid_authz_lifetime, &chall),
             ),
             Some(problem) => {
                 chall.error = Some(problem);
@@ -256,5 +256,48 @@ impl Ra {
             return self.store_outcome(&authz, chall, Some(problem)).await;
         }
         self.validate_and_record(&account, &authz, chall).await;
+    }
+}
+
+/// A valid authorization's expiry: the reuse window, but never past the `persistUntil` of the
+/// dns-persist-01 record that validated it (draft-ietf-acme-dns-persist §4.1).
+fn valid_authz_expiry(
+    reuse_until: time::OffsetDateTime,
+    chall: &Challenge,
+) -> time::OffsetDateTime {
+    chall
+        .validation_record
+        .iter()
+        .filter_map(|r| r.persist_until)
+        .filter_map(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .fold(reuse_until, time::OffsetDateTime::min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_core::{ChallengeType, ValidationRecord};
+
+    #[test]
+    fn persist_until_caps_a_valid_authorizations_expiry() {
+        let reuse_until = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+        let mut chall = Challenge {
+            id: ChallengeId("c".into()),
+            typ: ChallengeType::DnsPersist01,
+            token: "t".into(),
+            status: ChallengeStatus::Valid,
+            validated: None,
+            error: None,
+            validation_record: vec![ValidationRecord::default()],
+        };
+        assert_eq!(valid_authz_expiry(reuse_until, &chall), reuse_until);
+        chall.validation_record[0].persist_until = Some(1_900_000_000);
+        assert_eq!(
+            valid_authz_expiry(reuse_until, &chall).unix_timestamp(),
+            1_900_000_000
+        );
+        // A persistUntil after the reuse window changes nothing.
+        chall.validation_record[0].persist_until = Some(2_100_000_000);
+        assert_eq!(valid_authz_expiry(reuse_until, &chall), reuse_until);
     }
 }

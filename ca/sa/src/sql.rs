@@ -14,9 +14,9 @@ use crate::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
-    ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus, Problem,
-    Revocation, Serial,
+    Account, AccountId, AccountPolicy, AccountStatus, Authorization, AuthzId, AuthzStatus,
+    Certificate, ChallengeId, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus,
+    Problem, Revocation, Serial,
 };
 use cairn_db::{Db, DbError, Migrations, Schema, on_read, on_write, query_builder};
 use codec::{
@@ -299,6 +299,80 @@ macro_rules! insert_certificate {
     };
 }
 
+/// Inserts authorizations (`$authzs: Vec<Authorization>`) and their challenges (`$challenges`:
+/// `(authz ID, position, challenge, error JSON, validation record JSON)` rows) inside a write
+/// transaction on `$conn`: shared by newOrder and newAuthz.
+macro_rules! insert_authzs {
+    ($conn:ident, $authzs:ident, $challenges:ident) => {
+        for rows in $authzs.chunks(ROWS_PER_INSERT) {
+            let mut q = query_builder(
+                &*$conn,
+                "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, \
+                 wildcard, status, expires, created_at) ",
+            );
+            q.push_values(rows, |mut row, authz| {
+                row.push_bind(authz.id.as_str())
+                    .push_bind(authz.account_id.as_str())
+                    .push_bind(authz.identifier.typ.db())
+                    .push_bind(authz.identifier.value.as_str())
+                    .push_bind(authz.wildcard)
+                    .push_bind(authz.status.db())
+                    .push_bind(micros(authz.expires))
+                    .push_bind(micros(authz.created_at));
+            });
+            q.build()
+                .execute(&mut *$conn)
+                .await
+                .map_err(write_err("authorization ID already exists"))?;
+        }
+        for rows in $challenges.chunks(ROWS_PER_INSERT) {
+            let mut q = query_builder(
+                &*$conn,
+                "INSERT INTO challenges (id, authz_id, type, token, status, validated, \
+                 error, validation_record, position) ",
+            );
+            q.push_values(rows, |mut row, (authz_id, i, c, err, record)| {
+                row.push_bind(c.id.as_str())
+                    .push_bind(authz_id.as_str())
+                    .push_bind(c.typ.db())
+                    .push_bind(c.token.as_str())
+                    .push_bind(c.status.db())
+                    .push_bind(c.validated.map(micros))
+                    .push_bind(err.as_deref())
+                    .push_bind(record.as_str())
+                    .push_bind(position(*i));
+            });
+            q.build()
+                .execute(&mut *$conn)
+                .await
+                .map_err(write_err("challenge ID already exists"))?;
+        }
+    };
+}
+
+/// One challenge row for [`insert_authzs!`]: authorization ID, position, the challenge, its
+/// error and validation record as JSON.
+type ChallengeRow = (
+    AuthzId,
+    usize,
+    cairn_core::Challenge,
+    Option<String>,
+    String,
+);
+
+/// The challenge rows of `authzs` for [`insert_authzs!`].
+fn challenge_rows(authzs: &[Authorization]) -> SaResult<Vec<ChallengeRow>> {
+    let mut rows = Vec::new();
+    for authz in authzs {
+        for (i, c) in authz.challenges.iter().enumerate() {
+            let err = c.error.as_ref().map(to_json).transpose()?;
+            let record = to_json(&c.validation_record)?;
+            rows.push((authz.id.clone(), i, c.clone(), err, record));
+        }
+    }
+    Ok(rows)
+}
+
 #[async_trait]
 impl StorageAuthority for SqlStorage {
     // ---- accounts ----
@@ -479,6 +553,70 @@ impl StorageAuthority for SqlStorage {
         Ok(key)
     }
 
+    // ---- identifier policy (private PKI) ----
+
+    async fn get_identifier_policy(&self, account: &AccountId) -> SaResult<Option<AccountPolicy>> {
+        let row: Option<(Option<String>, Option<String>)> = on_read!(self.db, Failure, |conn| {
+            sqlx::query_as(
+                "SELECT a.identifier_policy, e.identifier_policy FROM accounts a \
+                 LEFT JOIN eab_keys e ON e.key_id = a.eab_key_id WHERE a.id = $1",
+            )
+            .bind(account.as_str())
+            .fetch_optional(conn)
+            .await?
+        });
+        let (own, eab) = row.ok_or(SaError::NotFound)?;
+        own.or(eab)
+            .map(|j| {
+                serde_json::from_str(&j)
+                    .map_err(|e| SaError::Corrupt(format!("identifier_policy: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn set_account_identifier_policy(
+        &self,
+        account: &AccountId,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let json = policy.map(to_json).transpose()?;
+        let id = account.clone();
+        on_write!(self.db, Failure, |conn| {
+            let changed = sqlx::query("UPDATE accounts SET identifier_policy = $2 WHERE id = $1")
+                .bind(id.as_str())
+                .bind(json.as_deref())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Ok(())
+        })
+    }
+
+    async fn set_eab_identifier_policy(
+        &self,
+        key_id: &str,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let json = policy.map(to_json).transpose()?;
+        let key_id = key_id.to_owned();
+        on_write!(self.db, Failure, |conn| {
+            let changed =
+                sqlx::query("UPDATE eab_keys SET identifier_policy = $2 WHERE key_id = $1")
+                    .bind(key_id.as_str())
+                    .bind(json.as_deref())
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            if changed == 0 {
+                return Err(SaError::NotFound.into());
+            }
+            Ok(())
+        })
+    }
+
     // ---- orders and authorizations ----
 
     async fn new_order_and_authzs(
@@ -489,62 +627,13 @@ impl StorageAuthority for SqlStorage {
         let identifiers = to_json(&order.identifiers)?;
         let key = identifiers_key(&order.identifiers);
         let error = order.error.as_ref().map(to_json).transpose()?;
-        let mut challenges = Vec::new();
-        for authz in new_authzs {
-            for (i, c) in authz.challenges.iter().enumerate() {
-                let err = c.error.as_ref().map(to_json).transpose()?;
-                let record = to_json(&c.validation_record)?;
-                challenges.push((authz.id.clone(), i, c.clone(), err, record));
-            }
-        }
+        let challenges = challenge_rows(new_authzs)?;
         let order = order.clone();
         let new_authzs = new_authzs.to_vec();
         // One statement per table, whatever the number of names: each statement is a round
         // trip to the database (on SQLite, to its connection's thread).
         on_write!(self.db, Failure, |conn| {
-            for rows in new_authzs.chunks(ROWS_PER_INSERT) {
-                let mut q = query_builder(
-                    &*conn,
-                    "INSERT INTO authzs (id, account_id, identifier_type, identifier_value, \
-                     wildcard, status, expires, created_at) ",
-                );
-                q.push_values(rows, |mut row, authz| {
-                    row.push_bind(authz.id.as_str())
-                        .push_bind(authz.account_id.as_str())
-                        .push_bind(authz.identifier.typ.db())
-                        .push_bind(authz.identifier.value.as_str())
-                        .push_bind(authz.wildcard)
-                        .push_bind(authz.status.db())
-                        .push_bind(micros(authz.expires))
-                        .push_bind(micros(authz.created_at));
-                });
-                q.build()
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(write_err("authorization ID already exists"))?;
-            }
-            for rows in challenges.chunks(ROWS_PER_INSERT) {
-                let mut q = query_builder(
-                    &*conn,
-                    "INSERT INTO challenges (id, authz_id, type, token, status, validated, \
-                     error, validation_record, position) ",
-                );
-                q.push_values(rows, |mut row, (authz_id, i, c, err, record)| {
-                    row.push_bind(c.id.as_str())
-                        .push_bind(authz_id.as_str())
-                        .push_bind(c.typ.db())
-                        .push_bind(c.token.as_str())
-                        .push_bind(c.status.db())
-                        .push_bind(c.validated.map(micros))
-                        .push_bind(err.as_deref())
-                        .push_bind(record.as_str())
-                        .push_bind(position(*i));
-                });
-                q.build()
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(write_err("challenge ID already exists"))?;
-            }
+            insert_authzs!(conn, new_authzs, challenges);
             sqlx::query(
                 "INSERT INTO orders (id, account_id, status, identifiers, identifiers_key, \
                  profile, expires, not_before, not_after, error, certificate_serial, replaces, \
@@ -584,6 +673,15 @@ impl StorageAuthority for SqlStorage {
                     .await
                     .map_err(write_err("duplicate order authorization"))?;
             }
+            Ok(())
+        })
+    }
+
+    async fn new_authzs(&self, new_authzs: &[Authorization]) -> SaResult<()> {
+        let challenges = challenge_rows(new_authzs)?;
+        let new_authzs = new_authzs.to_vec();
+        on_write!(self.db, Failure, |conn| {
+            insert_authzs!(conn, new_authzs, challenges);
             Ok(())
         })
     }

@@ -170,6 +170,8 @@ storage_tests!(
     authz_with_stale_processing_challenge_is_not_reused,
     order_leases_are_claimed_by_compare_and_swap,
     concurrent_claims_of_an_ended_lease_have_one_winner,
+    identifier_policies_of_accounts_and_eab_keys,
+    pre_authorizations_are_stored_alone,
 );
 
 // ---- fixtures ----
@@ -423,6 +425,84 @@ async fn accounts_by_ip(sa: &Sa) {
     );
     assert_eq!(sa.count_accounts_by_ip("192.0.2.7", T0).await.unwrap(), 3);
     assert_eq!(sa.count_accounts_by_ip("192.0.2.9", T0).await.unwrap(), 0);
+}
+
+async fn identifier_policies_of_accounts_and_eab_keys(sa: &Sa) {
+    use cairn_core::{AccountPolicy, PolicyEntry};
+    let eab_policy = AccountPolicy {
+        entries: vec![PolicyEntry::new("*.team-a.example", true).unwrap()],
+    };
+    let own = AccountPolicy {
+        entries: vec![
+            PolicyEntry::new("db.example", false).unwrap(),
+            PolicyEntry::new("10.20.0.0/16", true).unwrap(),
+        ],
+    };
+    let key = EabKey {
+        key_id: "kid-p".into(),
+        hmac_key: vec![7; 32],
+        created_at: T0,
+        bound_account: None,
+    };
+    sa.new_eab_key(&key).await.unwrap();
+    sa.set_eab_identifier_policy("kid-p", Some(&eab_policy))
+        .await
+        .unwrap();
+    assert_not_found(sa.set_eab_identifier_policy("kid-none", Some(&own)).await);
+
+    let plain = new_account(sa).await;
+    assert_eq!(sa.get_identifier_policy(&plain.id).await.unwrap(), None);
+    let mut bound = account_at(T0, None);
+    bound.eab_key_id = Some("kid-p".into());
+    sa.new_account(&bound).await.unwrap();
+    // The EAB key's policy applies, until the account has its own.
+    assert_eq!(
+        sa.get_identifier_policy(&bound.id).await.unwrap(),
+        Some(eab_policy.clone())
+    );
+    sa.set_account_identifier_policy(&bound.id, Some(&own))
+        .await
+        .unwrap();
+    assert_eq!(
+        sa.get_identifier_policy(&bound.id).await.unwrap(),
+        Some(own.clone())
+    );
+    sa.set_account_identifier_policy(&bound.id, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        sa.get_identifier_policy(&bound.id).await.unwrap(),
+        Some(eab_policy)
+    );
+    assert_not_found(sa.get_identifier_policy(&AccountId::random()).await);
+    assert_not_found(
+        sa.set_account_identifier_policy(&AccountId::random(), Some(&own))
+            .await,
+    );
+}
+
+async fn pre_authorizations_are_stored_alone(sa: &Sa) {
+    let acct = new_account(sa).await;
+    let pending = authz(&acct.id, "pre.example.com", false, AuthzStatus::Pending, T0);
+    // A pre-validated authorization: valid, no challenges.
+    let mut valid = authz(&acct.id, "auto.example.com", false, AuthzStatus::Valid, T0);
+    valid.challenges.clear();
+    sa.new_authzs(&[pending.clone(), valid.clone()])
+        .await
+        .unwrap();
+    assert_eq!(sa.get_authorization(&pending.id).await.unwrap(), pending);
+    assert_eq!(sa.get_authorization(&valid.id).await.unwrap(), valid);
+    assert_conflict(sa.new_authzs(std::slice::from_ref(&pending)).await);
+    // Another account's pre-authorization for a missing account: nothing stored.
+    let orphan = authz(
+        &AccountId::random(),
+        "x.example.com",
+        false,
+        AuthzStatus::Pending,
+        T0,
+    );
+    assert!(sa.new_authzs(std::slice::from_ref(&orphan)).await.is_err());
+    assert_not_found(sa.get_authorization(&orphan.id).await);
 }
 
 async fn eab_binds_once(sa: &Sa) {
@@ -927,6 +1007,7 @@ async fn challenge_processing_and_finish(sa: &Sa) {
         addresses_resolved: vec!["192.0.2.1".into()],
         address_used: Some("192.0.2.1".into()),
         resolver_addrs: None,
+        persist_until: Some(1_900_000_000),
     }];
     let outcome = ChallengeOutcome {
         authz_id: authz.id.clone(),

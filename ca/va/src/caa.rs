@@ -14,14 +14,16 @@ const KNOWN_TAGS: &[&str] = &["issue", "issuewild", "iodef"];
 /// A parsed `issue`/`issuewild` value (RFC 8659 §4.2): the issuer domain (possibly empty) and
 /// its parameters.
 #[derive(Debug, PartialEq, Eq)]
-struct IssueValue {
-    domain: String,
-    params: Vec<(String, String)>,
+pub(crate) struct IssueValue {
+    /// The issuer domain name, lowercased (empty when the value names no issuer).
+    pub(crate) domain: String,
+    /// `tag=value` parameters in order, tags lowercased.
+    pub(crate) params: Vec<(String, String)>,
 }
 
 /// Parses an `issue`/`issuewild` value; `None` if it is malformed (RFC 8659 §4.2), which makes
 /// the record authorize nobody.
-fn parse_issue_value(raw: &[u8]) -> Option<IssueValue> {
+pub(crate) fn parse_issue_value(raw: &[u8]) -> Option<IssueValue> {
     let s = std::str::from_utf8(raw).ok()?;
     let mut parts = s.split(';');
     let domain = parts.next().unwrap_or_default().trim().to_ascii_lowercase();

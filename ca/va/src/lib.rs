@@ -1,4 +1,5 @@
-//! Validation authority: proves control of identifiers with http-01, dns-01 and tls-alpn-01.
+//! Validation authority: proves control of identifiers with http-01, dns-01, tls-alpn-01,
+//! dns-account-01 and dns-persist-01.
 //!
 //! [`Va`] implements [`ValidationAuthority`] (the contract, defined in `cairn-api`). It resolves
 //! names itself through one configured DNS server ([`VaConfig::dns_server`]) with no cache, so
@@ -22,14 +23,22 @@
 mod caa;
 mod challenge_cert;
 mod dns01;
+mod dns_account01;
+mod dns_persist01;
 mod http01;
 mod resolver;
 mod tls;
 mod tlsalpn01;
 
 pub use caa::check_caa_records;
+pub use dns_account01::{dns_account_label, dns_account01_name};
+pub use dns_persist01::{
+    PersistRejection, PersistSubject, VALIDATION_PERSIST_LABEL, check_persist_record,
+    check_persist_records,
+};
 pub use dns01::dns01_txt_value;
 pub use http01::{MAX_BODY, MAX_REDIRECTS, check_redirect_target};
+pub use resolver::Dnssec;
 pub use tlsalpn01::{
     ACME_TLS_1, ID_PE_ACME_IDENTIFIER, check_challenge_certificate, reverse_dns_name,
 };
@@ -63,6 +72,8 @@ pub struct VaConfig {
     /// Which addresses validation may connect to: [`AddressPolicy::PublicOnly`] (the default)
     /// or, for a private PKI or a test set-up, [`AddressPolicy::AllowPrivate`].
     pub address_policy: AddressPolicy,
+    /// In-process DNSSEC validation of every lookup, CAA included (off by default).
+    pub dnssec: Dnssec,
 }
 
 impl Default for VaConfig {
@@ -74,6 +85,7 @@ impl Default for VaConfig {
             timeout: Duration::from_secs(10),
             user_agent: concat!("cairn-va/", env!("CARGO_PKG_VERSION")).to_string(),
             address_policy: AddressPolicy::PublicOnly,
+            dnssec: Dnssec::Off,
         }
     }
 }
@@ -103,7 +115,7 @@ pub struct Va {
 impl Va {
     /// Builds a VA. Needs no runtime; lookups and connections happen in [`Va::validate`].
     pub fn new(config: VaConfig) -> Result<Self, VaError> {
-        let dns = resolver::DnsClient::new(config.dns_server, config.timeout)
+        let dns = resolver::DnsClient::new(config.dns_server, config.timeout, &config.dnssec)
             .map_err(|e| VaError::Resolver(e.to_string()))?;
         Ok(Self {
             alpn_tls: tls::client_config(&[ACME_TLS_1])?,
@@ -143,6 +155,32 @@ impl Va {
             }
             ChallengeType::TlsAlpn01 => {
                 self.validate_tlsalpn01(&identifier, &req.key_authorization, records)
+                    .await
+            }
+            ChallengeType::DnsAccount01 => {
+                let account_url = req.account_url();
+                self.validate_dns_account01(
+                    &identifier,
+                    account_url.as_deref(),
+                    &req.key_authorization,
+                    records,
+                )
+                .await
+            }
+            ChallengeType::DnsPersist01 => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                    .unwrap_or(0);
+                let subject = req.caa.as_ref().and_then(|caa| {
+                    Some(PersistSubject {
+                        issuer_domain_names: &caa.ca_identities,
+                        account: caa.account.as_ref()?,
+                        wildcard: caa.wildcard,
+                        now,
+                    })
+                });
+                self.validate_dns_persist01(&identifier, subject, records)
                     .await
             }
         }
@@ -185,7 +223,9 @@ impl ValidationAuthority for Va {
         let result = match tokio::time::timeout_at(deadline, self.run(&req, &mut records)).await {
             Ok(r) => r,
             Err(_) => Err(match req.challenge {
-                ChallengeType::Dns01 => {
+                ChallengeType::Dns01
+                | ChallengeType::DnsAccount01
+                | ChallengeType::DnsPersist01 => {
                     Problem::new(ProblemType::Dns, "DNS problem: the validation timed out")
                 }
                 _ => Problem::new(

@@ -1,5 +1,13 @@
 //! DNS lookups for validation: a cache-less Hickory resolver pointed at one upstream, and the
 //! mapping of its failures to client-facing `dns` problems.
+//!
+//! **DNSSEC.** With [`Dnssec::Validate`] the resolver validates every answer in-process
+//! (Hickory on aws-lc-rs) from the configured trust anchor down: a bogus answer (a broken or
+//! missing signature in a signed zone) is a `dns` problem, never data; an answer from a zone
+//! proven unsigned (no DS at its delegation) is used as before. The upstream must then pass
+//! DNSSEC records through (any recursive resolver does when asked with the DO bit). The other
+//! route, as Boulder takes, is [`Dnssec::Off`] with a validating recursive resolver such as
+//! Unbound as the upstream (see docs/dnssec.md).
 
 use cairn_core::{Problem, ProblemType};
 use hickory_resolver::config::{
@@ -7,12 +15,14 @@ use hickory_resolver::config::{
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::dnssec::TrustAnchors;
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::rdata::CAA;
 use hickory_resolver::proto::rr::{Name, RData, RecordType};
 use hickory_resolver::{Resolver, TokioResolver};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A lookup that failed, classified for the client.
@@ -26,8 +36,26 @@ pub(crate) enum LookupFailure {
     Timeout,
     /// The name is not a valid DNS name.
     BadName,
+    /// DNSSEC validation failed (the answer is bogus).
+    DnssecBogus,
     /// Anything else (network errors, malformed responses).
     Other,
+}
+
+/// Whether the VA validates DNSSEC itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dnssec {
+    /// No in-process validation: answers are taken as the upstream gives them (point the VA
+    /// at a validating resolver such as Unbound to have them validated there).
+    #[default]
+    Off,
+    /// Validate every answer in-process.
+    Validate {
+        /// A file of DNSKEY records (zone-file syntax) to trust; `None`: the root zone's KSKs
+        /// built into Hickory (2018 and 2024).
+        trust_anchor: Option<std::path::PathBuf>,
+    },
 }
 
 impl LookupFailure {
@@ -44,6 +72,9 @@ impl LookupFailure {
             ),
             Self::Timeout => format!("query timed out looking up {qtype} for {name}"),
             Self::BadName => format!("{name:?} is not a valid DNS name"),
+            Self::DnssecBogus => format!(
+                "DNSSEC validation failed looking up {qtype} for {name} - the answer is not validly signed"
+            ),
             Self::Other => format!("networking error looking up {qtype} for {name}"),
         };
         Problem::new(ProblemType::Dns, format!("DNS problem: {what}"))
@@ -58,6 +89,17 @@ fn rcode_name(rc: ResponseCode) -> String {
         ResponseCode::NotImp => "NOTIMP".into(),
         other => format!("rcode {}", u16::from(other)),
     }
+}
+
+/// Why the resolver could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DnsClientError {
+    /// Hickory refused the configuration.
+    #[error("{0}")]
+    Resolver(NetError),
+    /// The DNSSEC trust anchor file could not be read.
+    #[error("reading the DNSSEC trust anchor {0}")]
+    TrustAnchor(String),
 }
 
 /// The validation resolver. It keeps no cache, so each validation sees current records.
@@ -81,6 +123,7 @@ fn classify(err: &NetError) -> Result<(), LookupFailure> {
             rc => Err(LookupFailure::Rcode(rc)),
         },
         NetError::Dns(DnsError::ResponseCode(rc)) => Err(LookupFailure::Rcode(*rc)),
+        NetError::Dns(DnsError::DnssecBogus) => Err(LookupFailure::DnssecBogus),
         NetError::Timeout => Err(LookupFailure::Timeout),
         NetError::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(LookupFailure::Timeout),
         _ => Err(LookupFailure::Other),
@@ -89,7 +132,11 @@ fn classify(err: &NetError) -> Result<(), LookupFailure> {
 
 impl DnsClient {
     /// A resolver sending every query to `upstream` over UDP (TCP on truncation or error).
-    pub(crate) fn new(upstream: SocketAddr, timeout: Duration) -> Result<Self, NetError> {
+    pub(crate) fn new(
+        upstream: SocketAddr,
+        timeout: Duration,
+        dnssec: &Dnssec,
+    ) -> Result<Self, DnsClientError> {
         let connections = [ProtocolConfig::Udp, ProtocolConfig::Tcp]
             .into_iter()
             .map(|p| {
@@ -114,8 +161,16 @@ impl DnsClient {
             TokioRuntimeProvider::default(),
         );
         *builder.options_mut() = opts;
+        if let Dnssec::Validate { trust_anchor } = dnssec {
+            let anchors = match trust_anchor {
+                None => TrustAnchors::default(),
+                Some(path) => TrustAnchors::from_file(path)
+                    .map_err(|e| DnsClientError::TrustAnchor(format!("{}: {e}", path.display())))?,
+            };
+            builder = builder.with_trust_anchor(Arc::new(anchors));
+        }
         Ok(Self {
-            resolver: builder.build()?,
+            resolver: builder.build().map_err(DnsClientError::Resolver)?,
         })
     }
 

@@ -17,6 +17,7 @@ pub(crate) async fn directory(state: WfeState, uri: Uri, headers: HeaderMap) -> 
         revoke_cert: format!("{base}{}", paths::REVOKE),
         key_change: format!("{base}{}", paths::KEY_CHANGE),
         renewal_info: Some(format!("{base}{}", paths::RENEWAL_INFO)),
+        new_authz: Some(format!("{base}{}", paths::NEW_AUTHZ)),
         meta: DirectoryMeta {
             terms_of_service: cfg.terms_of_service.clone(),
             website: cfg.website.clone(),

@@ -90,6 +90,7 @@ pub(crate) mod paths {
     pub(crate) const NEW_ACCOUNT: &str = "/acme/new-acct";
     pub(crate) const ACCOUNT: &str = "/acme/acct/";
     pub(crate) const NEW_ORDER: &str = "/acme/new-order";
+    pub(crate) const NEW_AUTHZ: &str = "/acme/new-authz";
     pub(crate) const ORDER: &str = "/acme/order/";
     pub(crate) const AUTHZ: &str = "/acme/authz/";
     pub(crate) const CHALLENGE: &str = "/acme/chall/";
@@ -122,6 +123,7 @@ pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
         .route("/acme/acct/{id}/orders", post(account::orders))
         .route(paths::KEY_CHANGE, post(account::key_change))
         .route(paths::NEW_ORDER, post(order::new_order))
+        .route(paths::NEW_AUTHZ, post(order::new_authz))
         .route("/acme/order/{id}", post(order::order))
         .route("/acme/order/{id}/finalize", post(order::finalize))
         .route("/acme/authz/{id}", post(order::authorization))

@@ -96,6 +96,44 @@ pub(crate) async fn finalize(state: WfeState, Path(id): Path<String>, req: Reque
     ))
 }
 
+/// newAuthz (RFC 8555 §7.4.1): a pre-authorization for one identifier. 201 with its URL when
+/// created, 200 when the account already holds a pending or valid one for it.
+pub(crate) async fn new_authz(state: WfeState, req: Request) -> AcmeResult {
+    let wfe = &state.0;
+    let auth = wfe
+        .authenticate(req, paths::NEW_AUTHZ, KeyMode::Kid)
+        .await?;
+    let account = auth.account()?;
+    let raw: serde_json::Value = auth.jws.payload_json()?;
+    let typ = raw
+        .get("identifier")
+        .and_then(|i| i.get("type"))
+        .and_then(|t| t.as_str());
+    if let Some(typ) = typ
+        && !matches!(typ, "dns" | "ip")
+    {
+        return Err(Problem::new(
+            cairn_core::ProblemType::UnsupportedIdentifier,
+            format!(
+                "identifier type {:?} is not supported; use \"dns\" or \"ip\"",
+                typ.chars().take(40).collect::<String>()
+            ),
+        )
+        .into());
+    }
+    let body: cairn_acme::messages::NewAuthz = auth.jws.payload_json()?;
+    let (authz, created) = wfe.ra.new_authorization(account, &body.identifier).await?;
+    let url = format!("{}{}{}", auth.base, paths::AUTHZ, authz.id);
+    let issuers = render::issuer_domain_names(&wfe.ra.directory_info().caa_identities);
+    let resp =
+        AcmeResponse::json(&render::authorization(&auth.base, &authz, &issuers)).location(url);
+    Ok(if created {
+        resp.status(StatusCode::CREATED)
+    } else {
+        resp
+    })
+}
+
 pub(crate) async fn authorization(
     state: WfeState,
     Path(id): Path<String>,
@@ -120,7 +158,8 @@ pub(crate) async fn authorization(
         wfe.ra.deactivate_authorization(account, &id).await?
     };
     let url = format!("{}{}{}", auth.base, paths::AUTHZ, authz.id);
-    Ok(AcmeResponse::json(&render::authorization(&auth.base, &authz)).location(url))
+    let issuers = render::issuer_domain_names(&wfe.ra.directory_info().caa_identities);
+    Ok(AcmeResponse::json(&render::authorization(&auth.base, &authz, &issuers)).location(url))
 }
 
 pub(crate) async fn challenge(
@@ -147,7 +186,8 @@ pub(crate) async fn challenge(
         return Err(Problem::not_found("challenge not found").into());
     };
     let up = format!("{}{}{}", auth.base, paths::AUTHZ, authz.id);
-    let mut resp = AcmeResponse::json(&render::challenge(&auth.base, &authz, chall))
+    let issuers = render::issuer_domain_names(&wfe.ra.directory_info().caa_identities);
+    let mut resp = AcmeResponse::json(&render::challenge(&auth.base, &authz, chall, &issuers))
         .link(&up, "up")
         .location(render::challenge_url(&auth.base, &authz, chall));
     if chall.status == cairn_core::ChallengeStatus::Processing {

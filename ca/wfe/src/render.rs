@@ -6,7 +6,9 @@ use cairn_acme::messages::{
     AccountResponse, AuthorizationResponse, ChallengeResponse, OrderResponse,
 };
 use cairn_api::OrderView;
-use cairn_core::{Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, OrderStatus};
+use cairn_core::{
+    Account, Authorization, AuthzStatus, Challenge, ChallengeStatus, ChallengeType, OrderStatus,
+};
 use serde_json::Value;
 
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -69,8 +71,28 @@ pub(crate) fn challenge_url(base: &str, authz: &Authorization, c: &Challenge) ->
     format!("{base}{}{}/{}", paths::CHALLENGE, authz.id, c.id)
 }
 
-fn challenge_response(base: &str, authz: &Authorization, c: &Challenge) -> ChallengeResponse {
+/// The issuer domain names a dns-persist-01 challenge lists: the CA's CAA identities as
+/// lowercase names without a trailing dot, at most 10 (draft-ietf-acme-dns-persist-01 §3.1).
+pub(crate) fn issuer_domain_names(caa_identities: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for n in caa_identities {
+        let n = n.trim_end_matches('.').to_ascii_lowercase();
+        if !n.is_empty() && n.len() <= 253 && !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names.truncate(10);
+    names
+}
+
+fn challenge_response(
+    base: &str,
+    authz: &Authorization,
+    c: &Challenge,
+    issuers: &[String],
+) -> ChallengeResponse {
     ChallengeResponse {
+        issuer_domain_names: (c.typ == ChallengeType::DnsPersist01).then(|| issuers.to_vec()),
         typ: c.typ,
         url: challenge_url(base, authz, c),
         status: c.status,
@@ -81,17 +103,22 @@ fn challenge_response(base: &str, authz: &Authorization, c: &Challenge) -> Chall
     }
 }
 
-pub(crate) fn challenge(base: &str, authz: &Authorization, c: &Challenge) -> Value {
-    to_json(&challenge_response(base, authz, c))
+pub(crate) fn challenge(
+    base: &str,
+    authz: &Authorization,
+    c: &Challenge,
+    issuers: &[String],
+) -> Value {
+    to_json(&challenge_response(base, authz, c, issuers))
 }
 
-pub(crate) fn authorization(base: &str, authz: &Authorization) -> Value {
+pub(crate) fn authorization(base: &str, authz: &Authorization, issuers: &[String]) -> Value {
     // RFC 8555 §7.1.4: a valid authorization lists only the challenge that validated it.
     let challenges = authz
         .challenges
         .iter()
         .filter(|c| authz.status != AuthzStatus::Valid || c.status == ChallengeStatus::Valid)
-        .map(|c| challenge_response(base, authz, c))
+        .map(|c| challenge_response(base, authz, c, issuers))
         .collect();
     to_json(&AuthorizationResponse {
         identifier: authz.identifier.clone(),

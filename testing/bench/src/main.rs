@@ -88,6 +88,11 @@ struct AcmeArgs {
     /// (e.g. http://127.0.0.1:8055).
     #[arg(long)]
     challtestsrv: Option<url::Url>,
+    /// The DNS method answered through --challtestsrv: dns-01, dns-account-01 (the server
+    /// must know its account URLs: `ra.account_uri_prefixes`) or dns-persist-01 (one standing
+    /// record per name and account, so renewals make no DNS change).
+    #[arg(long, default_value = "dns-01", requires = "challtestsrv", value_parser = ["dns-01", "dns-account-01", "dns-persist-01"])]
+    dns_method: String,
     /// Write the RFC 9773 identifiers of the issued certificates to this file, one a line
     /// (for renewalInfo benchmarks).
     #[arg(long)]
@@ -153,7 +158,11 @@ async fn acme(args: AcmeArgs) -> anyhow::Result<()> {
         (None, false) => Trust::Roots(Vec::new()),
     };
     let challenge = match &args.challtestsrv {
-        Some(url) => ChallengeMode::Dns01(url.clone()),
+        Some(url) => match args.dns_method.as_str() {
+            "dns-account-01" => ChallengeMode::DnsAccount01(url.clone()),
+            "dns-persist-01" => ChallengeMode::DnsPersist01(url.clone()),
+            _ => ChallengeMode::Dns01(url.clone()),
+        },
         None => ChallengeMode::Http01(Arc::new(
             Http01Responder::bind(args.http01_listen)
                 .await

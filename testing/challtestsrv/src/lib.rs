@@ -18,7 +18,7 @@ mod tlsalpn;
 
 pub use state::{
     CaaPolicy, ChallTestSrv, DnsQuestion, DnsRequestEvent, HistoryKind, HttpRequestEvent,
-    TlsAlpnRequestEvent,
+    TlsAlpnRequestEvent, dns_account01_name,
 };
 pub use tlsalpn::{ACME_TLS_1, parse_reverse_name};
 

@@ -98,6 +98,30 @@ struct HostValueReq {
 }
 
 #[derive(Deserialize)]
+struct DnsAccountReq {
+    #[serde(default)]
+    host: String,
+    #[serde(default, rename = "accounturl")]
+    account_url: String,
+    #[serde(default)]
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct PersistReq {
+    #[serde(default)]
+    host: String,
+    #[serde(default, rename = "issuerdomainname")]
+    issuer: String,
+    #[serde(default, rename = "accounturi")]
+    account_uri: String,
+    #[serde(default)]
+    policy: Option<String>,
+    #[serde(default, rename = "persistuntil")]
+    persist_until: Option<i64>,
+}
+
+#[derive(Deserialize)]
 struct TokenReq {
     #[serde(default)]
     token: String,
@@ -267,6 +291,47 @@ async fn clear_txt(State(s): Srv, body: Bytes) -> Res {
     Ok(StatusCode::OK)
 }
 
+/// Cairn extension: a dns-account-01 record for `host` and the account at `accountURL`.
+async fn set_dns_account01(State(s): Srv, body: Bytes) -> Res {
+    let r: DnsAccountReq = parse(&body)?;
+    need(&r.host, "host")?;
+    need(&r.account_url, "accountURL")?;
+    need(&r.value, "value")?;
+    s.set_dns_account01(&r.host, &r.account_url, &r.value);
+    Ok(StatusCode::OK)
+}
+
+/// Cairn extension: removes `host`'s dns-account-01 records for the account at `accountURL`.
+async fn clear_dns_account01(State(s): Srv, body: Bytes) -> Res {
+    let r: DnsAccountReq = parse(&body)?;
+    need(&r.host, "host")?;
+    need(&r.account_url, "accountURL")?;
+    s.clear_dns_account01(&r.host, &r.account_url);
+    Ok(StatusCode::OK)
+}
+
+/// Cairn extension: a standing dns-persist-01 record at `_validation-persist.<host>`.
+async fn add_persist_txt(State(s): Srv, body: Bytes) -> Res {
+    let r: PersistReq = parse(&body)?;
+    need(&r.host, "host")?;
+    need(&r.issuer, "issuerDomainName")?;
+    need(&r.account_uri, "accountURI")?;
+    s.add_persist_txt(
+        &r.host,
+        &r.issuer,
+        &r.account_uri,
+        r.policy.as_deref(),
+        r.persist_until,
+    );
+    Ok(StatusCode::OK)
+}
+
+/// Cairn extension: removes every dns-persist-01 record of `host`.
+async fn clear_persist_txt(State(s): Srv, body: Bytes) -> Res {
+    s.clear_persist_txt(&host_only(&body)?);
+    Ok(StatusCode::OK)
+}
+
 async fn add_http01(State(s): Srv, body: Bytes) -> Res {
     let r: TokenReq = parse(&body)?;
     need(&r.token, "token")?;
@@ -369,6 +434,10 @@ pub(crate) fn router(srv: ChallTestSrv) -> Router {
         .route("/clear-servfail", post(clear_servfail))
         .route("/set-txt", post(set_txt))
         .route("/clear-txt", post(clear_txt))
+        .route("/set-dns-account01", post(set_dns_account01))
+        .route("/clear-dns-account01", post(clear_dns_account01))
+        .route("/add-persist-txt", post(add_persist_txt))
+        .route("/clear-persist-txt", post(clear_persist_txt))
         .route("/add-http01", post(add_http01))
         .route("/del-http01", post(del_http01))
         .route("/add-redirect", post(add_redirect))

@@ -263,6 +263,54 @@ impl ChallTestSrv {
         self.write().txt.remove(&dns_key(host));
     }
 
+    /// Adds a dns-account-01 TXT record (draft-ietf-acme-dns-account-label) for `host` and the
+    /// account at `account_url`: `value` at `_<label>._acme-challenge.<host>`. Returns the
+    /// record's name.
+    pub fn set_dns_account01(&self, host: &str, account_url: &str, value: &str) -> String {
+        let name = dns_account01_name(host, account_url);
+        self.set_txt(&name, value);
+        name
+    }
+
+    /// Removes the dns-account-01 TXT records of `host` for one account.
+    pub fn clear_dns_account01(&self, host: &str, account_url: &str) {
+        self.clear_txt(&dns_account01_name(host, account_url));
+    }
+
+    /// Adds a standing dns-persist-01 record (draft-ietf-acme-dns-persist) at
+    /// `_validation-persist.<host>`: `<issuer>; accounturi=<account_uri>` plus `policy` and
+    /// `persistUntil` when given. Records accumulate (several CAs, several accounts) and stay
+    /// until [`ChallTestSrv::clear_persist_txt`]; adding one that is there already changes nothing.
+    /// Returns the record's value.
+    pub fn add_persist_txt(
+        &self,
+        host: &str,
+        issuer: &str,
+        account_uri: &str,
+        policy: Option<&str>,
+        persist_until: Option<i64>,
+    ) -> String {
+        let mut value = format!("{issuer}; accounturi={account_uri}");
+        if let Some(p) = policy {
+            value.push_str(&format!("; policy={p}"));
+        }
+        if let Some(t) = persist_until {
+            value.push_str(&format!("; persistUntil={t}"));
+        }
+        // A record already there is not added twice: publishing is idempotent.
+        let mut st = self.write();
+        let values = st.txt.entry(dns_key(&persist_name(host))).or_default();
+        if !values.contains(&value) {
+            values.push(value.clone());
+        }
+        value
+    }
+
+    /// Removes every dns-persist-01 record of `host`.
+    pub fn clear_persist_txt(&self, host: &str) {
+        self.clear_txt(&persist_name(host));
+    }
+
     /// Serves `content` at `/.well-known/acme-challenge/<token>`.
     pub fn add_http01(&self, token: &str, content: &str) {
         self.write()
@@ -459,6 +507,35 @@ pub(crate) enum DnsAnswer {
         owner: String,
         data: DnsData,
     },
+}
+
+/// `_validation-persist.<host>`.
+fn persist_name(host: &str) -> String {
+    format!("_validation-persist.{}", bare_host(host))
+}
+
+/// `_<label>._acme-challenge.<host>` where the label is the lowercase base32 of the first 10
+/// octets of SHA-256(account URL) (draft-ietf-acme-dns-account-label §3.2).
+pub fn dns_account01_name(host: &str, account_url: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, account_url.as_bytes());
+    let mut label = String::with_capacity(16);
+    let (mut acc, mut nbits) = (0u32, 0u32);
+    for b in &digest.as_ref()[..10] {
+        acc = (acc << 8) | u32::from(*b);
+        nbits += 8;
+        while nbits >= 5 {
+            nbits -= 5;
+            label.push(char::from(ALPHABET[((acc >> nbits) & 0x1f) as usize]));
+        }
+        acc &= (1 << nbits) - 1;
+    }
+    format!("_{label}._acme-challenge.{}", bare_host(host))
+}
+
+/// A host name lowercased, without a trailing dot.
+fn bare_host(host: &str) -> String {
+    host.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]

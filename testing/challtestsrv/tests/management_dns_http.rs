@@ -331,3 +331,86 @@ async fn shutdown_releases_the_ports() {
     let res = tokio::net::TcpStream::connect(http).await;
     assert!(res.is_err(), "HTTP-01 port still accepting after shutdown");
 }
+
+async fn txt_at(srv: &ChallTestSrvHandle, name: &str) -> Vec<String> {
+    let r = resolver(srv.dns_addr().unwrap(), ProtocolConfig::Udp);
+    match r.lookup(name, RecordType::TXT).await {
+        Ok(l) => rdatas(&l)
+            .into_iter()
+            .filter_map(|d| match d {
+                RData::TXT(t) => Some(
+                    t.txt_data
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s).into_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn dns_account01_and_persist_records_follow_management_api() {
+    let srv = start().await;
+    // draft-ietf-acme-dns-account-label's example account and label.
+    let acct = "https://example.com/acme/acct/ExampleAccount";
+    assert_eq!(
+        cairn_challtestsrv::dns_account01_name("example.org", acct),
+        "_ujmmovf2vn55tgye._acme-challenge.example.org"
+    );
+    ok(
+        &srv,
+        "/set-dns-account01",
+        json!({"host": "example.org", "accountURL": acct, "value": "digest"}),
+    )
+    .await;
+    let name = "_ujmmovf2vn55tgye._acme-challenge.example.org.";
+    assert_eq!(txt_at(&srv, name).await, vec!["digest".to_owned()]);
+    ok(
+        &srv,
+        "/clear-dns-account01",
+        json!({"host": "example.org", "accountURL": acct}),
+    )
+    .await;
+    assert!(txt_at(&srv, name).await.is_empty());
+    assert_eq!(
+        post(&srv, "/set-dns-account01", json!({"host": "example.org"}))
+            .await
+            .status(),
+        400
+    );
+
+    // Persistent records accumulate: two CAs at one name.
+    ok(
+        &srv,
+        "/add-persist-txt",
+        json!({"host": "example.org", "issuerDomainName": "ca1.example",
+               "accountURI": "https://ca1.example/acct/1", "policy": "wildcard"}),
+    )
+    .await;
+    ok(
+        &srv,
+        "/add-persist-txt",
+        json!({"host": "example.org", "issuerDomainName": "ca2.example",
+               "accountURI": "https://ca2.example/acct/2", "persistUntil": 1767225600}),
+    )
+    .await;
+    let mut got = txt_at(&srv, "_validation-persist.example.org.").await;
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "ca1.example; accounturi=https://ca1.example/acct/1; policy=wildcard".to_owned(),
+            "ca2.example; accounturi=https://ca2.example/acct/2; persistUntil=1767225600"
+                .to_owned(),
+        ]
+    );
+    ok(&srv, "/clear-persist-txt", json!({"host": "example.org"})).await;
+    assert!(
+        txt_at(&srv, "_validation-persist.example.org.")
+            .await
+            .is_empty()
+    );
+}

@@ -322,6 +322,11 @@ impl Account {
     }
 
     /// `token.thumbprint` (RFC 8555 §8.1).
+    /// The account URL (`Location` of newAccount), once registered.
+    pub(crate) fn url(&self) -> Option<&String> {
+        self.kid.as_ref()
+    }
+
     pub(crate) fn key_authorization(&self, token: &str) -> String {
         format!("{token}.{}", self.thumbprint)
     }

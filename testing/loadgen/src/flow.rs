@@ -17,6 +17,13 @@ pub enum ChallengeMode {
     /// dns-01 TXT records set through a challenge test server's management API
     /// (pebble-challtestsrv compatible) at this base URL.
     Dns01(Url),
+    /// dns-account-01 TXT records (at the account's label) set through a challenge test
+    /// server's management API (Cairn's `/set-dns-account01` extension) at this base URL.
+    DnsAccount01(Url),
+    /// dns-persist-01: a standing `_validation-persist` record per name and account, added
+    /// once through a challenge test server's management API (Cairn's `/add-persist-txt`
+    /// extension) and never withdrawn, so renewals make no DNS change.
+    DnsPersist01(Url),
 }
 
 impl ChallengeMode {
@@ -24,6 +31,8 @@ impl ChallengeMode {
         match self {
             ChallengeMode::Http01(_) => "http-01",
             ChallengeMode::Dns01(_) => "dns-01",
+            ChallengeMode::DnsAccount01(_) => "dns-account-01",
+            ChallengeMode::DnsPersist01(_) => "dns-persist-01",
         }
     }
 }
@@ -88,6 +97,8 @@ fn str_field<'a>(v: &'a Value, name: &str, endpoint: Endpoint) -> Result<&'a str
 enum Published {
     Http(String),
     Txt(String),
+    /// dns-account-01: (host, account URL).
+    AccountTxt(String, String),
 }
 
 /// Runs one issuance for `names`.
@@ -255,6 +266,40 @@ async fn authorize(
                 published.push(Published::Txt(host.clone()));
                 manage(ctx, mgmt, "set-txt", &json!({"host": host, "value": value})).await?;
             }
+            ChallengeMode::DnsAccount01(mgmt) => {
+                let account_url = acct.url().ok_or_else(|| {
+                    unexpected(Endpoint::Authz, "dns-account-01 needs a registered account")
+                })?;
+                let digest =
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_auth.as_bytes());
+                let value = b64url(digest.as_ref());
+                published.push(Published::AccountTxt(name.to_owned(), account_url.clone()));
+                manage(
+                    ctx,
+                    mgmt,
+                    "set-dns-account01",
+                    &json!({"host": name, "accountURL": account_url, "value": value}),
+                )
+                .await?;
+            }
+            ChallengeMode::DnsPersist01(mgmt) => {
+                let account_url = acct.url().ok_or_else(|| {
+                    unexpected(Endpoint::Authz, "dns-persist-01 needs a registered account")
+                })?;
+                let issuer = chall["issuer-domain-names"]
+                    .get(0)
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| unexpected(Endpoint::Authz, "no issuer-domain-names"))?;
+                let mut record = json!({
+                    "host": name,
+                    "issuerDomainName": issuer,
+                    "accountURI": account_url,
+                });
+                if authz["wildcard"] == true {
+                    record["policy"] = json!("wildcard");
+                }
+                manage(ctx, mgmt, "add-persist-txt", &record).await?;
+            }
         }
         acct.post(Endpoint::Challenge, &chall_url, Some(&json!({})))
             .await?;
@@ -270,6 +315,10 @@ async fn withdraw(ctx: &FlowContext, published: Vec<Published>) {
             (Published::Txt(host), ChallengeMode::Dns01(mgmt)) => {
                 // Best effort: a stale TXT record under a random name harms nothing.
                 let _ = manage(ctx, mgmt, "clear-txt", &json!({ "host": host })).await;
+            }
+            (Published::AccountTxt(host, account), ChallengeMode::DnsAccount01(mgmt)) => {
+                let body = json!({ "host": host, "accountURL": account });
+                let _ = manage(ctx, mgmt, "clear-dns-account01", &body).await;
             }
             _ => {}
         }

@@ -17,9 +17,9 @@ use crate::sa::{
 };
 use async_trait::async_trait;
 use cairn_core::{
-    Account, AccountId, AccountStatus, Authorization, AuthzId, AuthzStatus, Certificate,
-    ChallengeId, ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId, OrderStatus,
-    Problem, Revocation, Serial,
+    Account, AccountId, AccountPolicy, AccountStatus, Authorization, AuthzId, AuthzStatus,
+    Certificate, ChallengeId, ChallengeStatus, EabKey, Identifier, IdentifierType, Order, OrderId,
+    OrderStatus, Problem, Revocation, Serial,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,6 +37,9 @@ pub struct MemoryStorage {
 struct State {
     accounts: BTreeMap<AccountId, Account>,
     eab_keys: BTreeMap<String, EabKey>,
+    /// Identifier policies of accounts and of EAB keys.
+    account_policies: BTreeMap<AccountId, AccountPolicy>,
+    eab_policies: BTreeMap<String, AccountPolicy>,
     orders: BTreeMap<OrderId, Order>,
     authzs: BTreeMap<AuthzId, Authorization>,
     /// Every challenge ID, with its authorization (challenge IDs are unique across
@@ -419,6 +422,78 @@ impl StorageAuthority for MemoryStorage {
             st.authzs.insert(a.id.clone(), a);
         }
         st.orders.insert(order.id.clone(), order);
+        Ok(())
+    }
+
+    async fn get_identifier_policy(&self, account: &AccountId) -> SaResult<Option<AccountPolicy>> {
+        let st = self.lock();
+        let acct = st.accounts.get(account).ok_or(SaError::NotFound)?;
+        Ok(st.account_policies.get(account).cloned().or_else(|| {
+            acct.eab_key_id
+                .as_ref()
+                .and_then(|k| st.eab_policies.get(k).cloned())
+        }))
+    }
+
+    async fn set_account_identifier_policy(
+        &self,
+        account: &AccountId,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let mut st = self.lock();
+        if !st.accounts.contains_key(account) {
+            return Err(SaError::NotFound);
+        }
+        match policy {
+            Some(p) => st.account_policies.insert(account.clone(), p.clone()),
+            None => st.account_policies.remove(account),
+        };
+        Ok(())
+    }
+
+    async fn set_eab_identifier_policy(
+        &self,
+        key_id: &str,
+        policy: Option<&AccountPolicy>,
+    ) -> SaResult<()> {
+        let mut st = self.lock();
+        if !st.eab_keys.contains_key(key_id) {
+            return Err(SaError::NotFound);
+        }
+        match policy {
+            Some(p) => st.eab_policies.insert(key_id.to_owned(), p.clone()),
+            None => st.eab_policies.remove(key_id),
+        };
+        Ok(())
+    }
+
+    async fn new_authzs(&self, new_authzs: &[Authorization]) -> SaResult<()> {
+        let new_authzs = new_authzs
+            .iter()
+            .map(stored_authz)
+            .collect::<SaResult<Vec<_>>>()?;
+        let mut st = self.lock();
+        let mut authz_ids = BTreeSet::new();
+        let mut challenge_ids = BTreeSet::new();
+        for a in &new_authzs {
+            if st.authzs.contains_key(&a.id) || !authz_ids.insert(a.id.clone()) {
+                return Err(SaError::Conflict("authorization ID already exists"));
+            }
+            if !st.accounts.contains_key(&a.account_id) {
+                return Err(SaError::NotFound);
+            }
+            for c in &a.challenges {
+                if st.challenges.contains_key(&c.id) || !challenge_ids.insert(c.id.clone()) {
+                    return Err(SaError::Conflict("challenge ID already exists"));
+                }
+            }
+        }
+        for a in new_authzs {
+            for c in &a.challenges {
+                st.challenges.insert(c.id.clone(), a.id.clone());
+            }
+            st.authzs.insert(a.id.clone(), a);
+        }
         Ok(())
     }
 

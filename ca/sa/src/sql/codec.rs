@@ -88,7 +88,13 @@ stored_enum!(ChallengeStatus {
     Valid => "valid",
     Invalid => "invalid",
 });
-stored_enum!(ChallengeType { Http01 => "http-01", Dns01 => "dns-01", TlsAlpn01 => "tls-alpn-01" });
+stored_enum!(ChallengeType {
+    Http01 => "http-01",
+    Dns01 => "dns-01",
+    TlsAlpn01 => "tls-alpn-01",
+    DnsAccount01 => "dns-account-01",
+    DnsPersist01 => "dns-persist-01",
+});
 stored_enum!(IdentifierType { Dns => "dns", Ip => "ip" });
 
 fn parse<T: Stored>(column: &str, s: &str) -> SaResult<T> {

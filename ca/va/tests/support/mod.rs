@@ -36,6 +36,7 @@ pub(crate) fn va_for(srv: &ChallTestSrvHandle, adjust: impl FnOnce(&mut VaConfig
         // The challenge test server answers 127.0.0.1: a private-PKI set-up. Tests of the
         // public-CA default set `AddressPolicy::PublicOnly`.
         address_policy: AddressPolicy::AllowPrivate,
+        dnssec: cairn_va::Dnssec::Off,
     };
     adjust(&mut cfg);
     Va::new(cfg).unwrap()
