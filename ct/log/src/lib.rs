@@ -24,6 +24,7 @@ pub mod key_file;
 pub mod lockstore;
 mod log;
 pub mod roots;
+pub mod s3;
 mod server;
 pub mod storage;
 pub mod verify;
