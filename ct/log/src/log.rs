@@ -194,6 +194,9 @@ pub(crate) struct Inner {
     /// Size of the latest committed checkpoint (what readers may see).
     pub(crate) committed_size: AtomicU64,
     stopped: AtomicBool,
+    /// A cycle failed and the sequencer is reloading (and catching storage up): submissions
+    /// are refused with `Unavailable` rather than queued behind an outage.
+    recovering: AtomicBool,
     shutdown: watch::Sender<bool>,
     _dir_lock: std::fs::File,
 }
@@ -266,6 +269,7 @@ impl CtLog {
             pool: Mutex::new(Pool::default()),
             committed_size: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            recovering: AtomicBool::new(false),
             shutdown,
             _dir_lock: lock_file,
         });
@@ -329,7 +333,7 @@ impl CtLog {
         precert: bool,
     ) -> Result<SctResponse, SubmitError> {
         let inner = &self.inner;
-        if inner.stopped.load(Ordering::Acquire) {
+        if inner.stopped.load(Ordering::Acquire) || inner.recovering.load(Ordering::Acquire) {
             return Err(SubmitError::Unavailable);
         }
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
@@ -835,14 +839,18 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
             }
             Err(e) => {
                 tracing::error!(log = %name, error = %e, "sequencing failed; reloading from the committed checkpoint");
+                inner.recovering.store(true, Ordering::Release);
+                drain_pool(&inner);
                 loop {
                     match recover(&inner).await {
                         Ok(s) => {
                             state = s;
+                            inner.recovering.store(false, Ordering::Release);
                             break;
                         }
                         Err(e) => {
                             tracing::error!(log = %name, error = %e, "recovery failed; retrying");
+                            drain_pool(&inner);
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                                 _ = shutdown.changed() => return fail_pool(&inner),
@@ -891,6 +899,11 @@ fn settle(inner: &Inner, keys: &[Hash], committed: Option<&Vec<(Hash, Sequenced)
 
 fn fail_pool(inner: &Inner) {
     inner.stopped.store(true, Ordering::Release);
+    drain_pool(inner);
+}
+
+/// Answers every pending submission with `Unavailable`.
+fn drain_pool(inner: &Inner) {
     if let Ok(mut pool) = inner.pool.lock() {
         pool.by_key.clear();
         pool.inflight.clear();

@@ -196,6 +196,27 @@ impl S3Storage {
         })
     }
 
+    /// Reads one object (relative to the prefix); `None` if missing.
+    pub async fn get_object(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+        let path = self.path(key)?;
+        match self.store.get(&path).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(io_err)?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Writes one object (relative to the prefix).
+    pub async fn put_object(&self, key: &str, data: Vec<u8>) -> std::io::Result<()> {
+        self.put_all_async(&[(key.to_owned(), data)]).await
+    }
+
+    /// Deletes one object (relative to the prefix), e.g. an old staging bundle.
+    pub async fn delete_object(&self, key: &str) -> std::io::Result<()> {
+        let path = self.path(key)?;
+        self.store.delete(&path).await.map_err(io_err)
+    }
+
     /// Uploads every file, `parallel` at a time; the first failure (after the client's
     /// retries) fails the batch.
     async fn put_all_async(&self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
@@ -231,14 +252,7 @@ impl Storage for S3Storage {
     }
 
     fn get(&self, key: &str) -> std::io::Result<Option<Vec<u8>>> {
-        let path = self.path(key)?;
-        self.rt.block_on(async {
-            match self.store.get(&path).await {
-                Ok(r) => Ok(Some(r.bytes().await.map_err(io_err)?.to_vec())),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(io_err(e)),
-            }
-        })
+        self.rt.block_on(self.get_object(key))
     }
 
     fn exists(&self, key: &str) -> std::io::Result<bool> {
