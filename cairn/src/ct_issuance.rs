@@ -191,6 +191,7 @@ impl CaCt {
                     data_dir: dir.join("data"),
                     lock_db: None,
                     s3: None,
+                    lock_s3: None,
                     // Every certificate the intermediate can sign.
                     not_after_start: intermediate.not_before,
                     not_after_limit: intermediate.not_after + time::Duration::seconds(1),

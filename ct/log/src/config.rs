@@ -70,6 +70,11 @@ pub struct LogConfig {
     /// `data_dir` (which then holds only the default SQLite lock store).
     #[serde(default)]
     pub s3: Option<crate::s3::S3Config>,
+    /// Keep the checkpoint lock in an S3 object advanced by conditional writes (If-None-Match /
+    /// If-Match) instead of in `lock_db`, which then holds only the dedup index. May name the
+    /// same bucket as `s3`: the lock object is `<prefix>/lock/<name>`.
+    #[serde(default)]
+    pub lock_s3: Option<crate::s3::S3Config>,
     /// Lock store URL (`sqlite:…` or `postgres://…`); default `lock.db` SQLite in `data_dir`.
     #[serde(default)]
     pub lock_db: Option<String>,
@@ -137,16 +142,20 @@ impl CtConfig {
 impl LogConfig {
     /// Makes relative paths relative to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
-        let s3_files = self.s3.as_mut().map(|s| {
-            [
-                s.access_key_id_file.as_mut(),
-                s.secret_access_key_file.as_mut(),
-            ]
-        });
+        let s3_files = self
+            .s3
+            .iter_mut()
+            .chain(self.lock_s3.iter_mut())
+            .flat_map(|s| {
+                [
+                    s.access_key_id_file.as_mut(),
+                    s.secret_access_key_file.as_mut(),
+                ]
+            });
         for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir]
             .into_iter()
             .chain(self.note_key_file.as_mut())
-            .chain(s3_files.into_iter().flatten().flatten())
+            .chain(s3_files.flatten())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -175,10 +184,10 @@ impl LogConfig {
         if self.not_after_start >= self.not_after_limit {
             return bad("not_after_start must be before not_after_limit");
         }
-        if let Some(s3) = &self.s3
-            && let Err(m) = s3.validate()
-        {
-            return bad(&m);
+        for s3 in self.s3.iter().chain(self.lock_s3.iter()) {
+            if let Err(m) = s3.validate() {
+                return bad(&m);
+            }
         }
         if self.not_after_start.unix_timestamp() < 0 {
             return bad("not_after_start before 1970");

@@ -6,7 +6,7 @@ use crate::config::LogConfig;
 use crate::key_file::{self, KeyFileError};
 use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
-use crate::s3::{S3Storage, decode_bundle, encode_bundle};
+use crate::s3::{S3Lock, S3Storage, decode_bundle, encode_bundle};
 use crate::storage::{FsStorage, Storage};
 use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
 use cairn_tlog::checkpoint::{
@@ -251,6 +251,10 @@ impl CtLog {
         let lock = match config.lock_db_url() {
             Some(url) => LockStore::connect(&url).await?,
             None => LockStore::open_sqlite(&config.data_dir.join("lock.db")).await?,
+        };
+        let lock = match &config.lock_s3 {
+            Some(s3) => lock.with_s3_lock(S3Lock::new(s3).map_err(StartError::Storage)?),
+            None => lock,
         };
         let window = NotAfterWindow {
             start: u64::try_from(config.not_after_start.unix_timestamp()).unwrap_or(0),

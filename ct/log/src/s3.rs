@@ -128,44 +128,49 @@ fn io_err(e: object_store::Error) -> std::io::Error {
     std::io::Error::other(format!("object storage: {e}"))
 }
 
+/// The S3 client for `cfg`.
+fn build(cfg: &S3Config) -> std::io::Result<AmazonS3> {
+    cfg.validate().map_err(std::io::Error::other)?;
+    let mut b = AmazonS3Builder::from_env()
+        .with_bucket_name(&cfg.bucket)
+        .with_region(&cfg.region)
+        .with_allow_http(cfg.allow_http)
+        .with_client_options(
+            ClientOptions::new()
+                .with_allow_http(cfg.allow_http)
+                .with_timeout(Duration::from_millis(cfg.request_timeout_ms))
+                .with_connect_timeout(Duration::from_millis(cfg.request_timeout_ms.min(5_000))),
+        )
+        .with_retry(RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(50),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: cfg.max_retries,
+            retry_timeout: Duration::from_millis(cfg.retry_timeout_ms),
+        });
+    if let Some(e) = &cfg.endpoint {
+        b = b.with_endpoint(e);
+    }
+    if let (Some(id), Some(secret)) = (&cfg.access_key_id_file, &cfg.secret_access_key_file) {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_owned())
+                .map_err(|e| std::io::Error::other(format!("reading {}: {e}", p.display())))
+        };
+        b = b
+            .with_access_key_id(read(id)?)
+            .with_secret_access_key(read(secret)?);
+    }
+    b.build().map_err(io_err)
+}
+
 impl S3Storage {
     /// Builds the client (no request is made). Must be called inside a Tokio runtime: the
     /// blocking [`Storage`] methods run their requests on it.
     pub fn new(cfg: &S3Config) -> std::io::Result<S3Storage> {
-        cfg.validate().map_err(std::io::Error::other)?;
-        let mut b = AmazonS3Builder::from_env()
-            .with_bucket_name(&cfg.bucket)
-            .with_region(&cfg.region)
-            .with_allow_http(cfg.allow_http)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(cfg.allow_http)
-                    .with_timeout(Duration::from_millis(cfg.request_timeout_ms))
-                    .with_connect_timeout(Duration::from_millis(cfg.request_timeout_ms.min(5_000))),
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig {
-                    init_backoff: Duration::from_millis(50),
-                    max_backoff: Duration::from_secs(5),
-                    base: 2.0,
-                },
-                max_retries: cfg.max_retries,
-                retry_timeout: Duration::from_millis(cfg.retry_timeout_ms),
-            });
-        if let Some(e) = &cfg.endpoint {
-            b = b.with_endpoint(e);
-        }
-        if let (Some(id), Some(secret)) = (&cfg.access_key_id_file, &cfg.secret_access_key_file) {
-            let read = |p: &std::path::Path| {
-                std::fs::read_to_string(p)
-                    .map(|s| s.trim().to_owned())
-                    .map_err(|e| std::io::Error::other(format!("reading {}: {e}", p.display())))
-            };
-            b = b
-                .with_access_key_id(read(id)?)
-                .with_secret_access_key(read(secret)?);
-        }
-        let store = b.build().map_err(io_err)?;
+        let store = build(cfg)?;
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| std::io::Error::other("S3 storage needs a Tokio runtime"))?;
         Ok(S3Storage {
@@ -177,23 +182,7 @@ impl S3Storage {
     }
 
     fn path(&self, key: &str) -> std::io::Result<ObjectPath> {
-        let ok = !key.is_empty()
-            && key
-                .split('/')
-                .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
-        if !ok {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "invalid storage key",
-            ));
-        }
-        let full = match &self.prefix {
-            Some(p) => format!("{p}/{key}"),
-            None => key.to_owned(),
-        };
-        ObjectPath::parse(full).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid storage key")
-        })
+        object_path(self.prefix.as_deref(), key)
     }
 
     /// Reads one object (relative to the prefix); `None` if missing.
@@ -372,4 +361,113 @@ mod tests {
         c.parallel_uploads = 0;
         assert!(c.validate().is_err());
     }
+}
+
+/// The checkpoint lock in an S3 bucket: one object per log (`<prefix>/lock/<log>`) advanced
+/// only by conditional writes, `If-None-Match: *` to create it and `If-Match: <etag>` to
+/// replace it, so two sequencers can never both advance the same checkpoint.
+pub struct S3Lock {
+    store: Arc<AmazonS3>,
+    prefix: Option<String>,
+}
+
+impl std::fmt::Debug for S3Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Lock")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// A lock object as read: its content and the version to make the next write conditional on.
+#[derive(Debug)]
+pub struct LockObject {
+    /// The checkpoint (signed note).
+    pub checkpoint: String,
+    version: object_store::UpdateVersion,
+}
+
+impl S3Lock {
+    /// Builds the client (no request is made).
+    pub fn new(cfg: &S3Config) -> std::io::Result<S3Lock> {
+        Ok(S3Lock {
+            store: Arc::new(build(cfg)?),
+            prefix: cfg.prefix.clone(),
+        })
+    }
+
+    fn path(&self, log: &str) -> std::io::Result<ObjectPath> {
+        object_path(self.prefix.as_deref(), &format!("lock/{log}"))
+    }
+
+    /// The lock object of `log`, if any.
+    pub async fn get(&self, log: &str) -> std::io::Result<Option<LockObject>> {
+        let path = self.path(log)?;
+        match self.store.get(&path).await {
+            Ok(r) => {
+                let version = object_store::UpdateVersion {
+                    e_tag: r.meta.e_tag.clone(),
+                    version: r.meta.version.clone(),
+                };
+                let bytes = r.bytes().await.map_err(io_err)?;
+                let checkpoint = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| std::io::Error::other("lock object is not UTF-8"))?;
+                Ok(Some(LockObject {
+                    checkpoint,
+                    version,
+                }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Creates the lock object; `false` if it already exists.
+    pub async fn create(&self, log: &str, checkpoint: &str) -> std::io::Result<bool> {
+        self.put(log, checkpoint, object_store::PutMode::Create)
+            .await
+    }
+
+    /// Replaces `current` (as read by [`S3Lock::get`]) by `new`; `false` if the object
+    /// changed since it was read.
+    pub async fn swap(&self, log: &str, current: LockObject, new: &str) -> std::io::Result<bool> {
+        self.put(log, new, object_store::PutMode::Update(current.version))
+            .await
+    }
+
+    async fn put(
+        &self,
+        log: &str,
+        checkpoint: &str,
+        mode: object_store::PutMode,
+    ) -> std::io::Result<bool> {
+        let path = self.path(log)?;
+        let payload = checkpoint.as_bytes().to_vec().into();
+        match self.store.put_opts(&path, payload, mode.into()).await {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+}
+
+/// `prefix/key` as an object path; keys are made by the log, but are checked anyway.
+fn object_path(prefix: Option<&str>, key: &str) -> std::io::Result<ObjectPath> {
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid storage key");
+    let ok = !key.is_empty()
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+    if !ok {
+        return Err(invalid());
+    }
+    let full = match prefix {
+        Some(p) => format!("{p}/{key}"),
+        None => key.to_owned(),
+    };
+    ObjectPath::parse(full).map_err(|_| invalid())
 }

@@ -344,3 +344,120 @@ async fn object_puts_that_fail_or_hang_give_no_sct_and_the_log_recovers() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn s3_lock_advances_only_by_conditional_writes() {
+    use cairn_ct::lockstore::{DedupRecord, LockError, LockStore};
+    use cairn_ct::s3::S3Lock;
+    let Some(moto) = moto().await else { return };
+    moto.create_bucket("locks").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let cfg = s3_log(
+        dir.path(),
+        &pki,
+        format!("http://127.0.0.1:{}", moto.port),
+        "locks",
+    )
+    .s3
+    .unwrap();
+    let open = |name: &'static str| {
+        let (cfg, path) = (cfg.clone(), dir.path().join(name));
+        async move {
+            LockStore::open_sqlite(&path)
+                .await
+                .unwrap()
+                .with_s3_lock(S3Lock::new(&cfg).unwrap())
+        }
+    };
+    let a = open("a.db").await;
+    let b = open("b.db").await;
+    assert_eq!(a.get_checkpoint("log").await.unwrap(), None);
+    a.create_checkpoint("log", "c0").await.unwrap();
+    assert!(matches!(
+        b.create_checkpoint("log", "other").await,
+        Err(LockError::Conflict)
+    ));
+    let rec = DedupRecord {
+        key: [1; 32],
+        index: 0,
+        timestamp: 5,
+    };
+    a.commit("log", "c0", "c1", &[rec]).await.unwrap();
+    assert_eq!(a.get_dedup("log", &[1; 32]).await.unwrap(), Some(rec));
+    // A sequencer still extending c0 loses, and writes no dedup row.
+    let stale = DedupRecord {
+        key: [2; 32],
+        ..rec
+    };
+    assert!(matches!(
+        b.commit("log", "c0", "fork", &[stale]).await,
+        Err(LockError::Conflict)
+    ));
+    assert_eq!(b.get_dedup("log", &[2; 32]).await.unwrap(), None);
+    assert_eq!(
+        b.get_checkpoint("log").await.unwrap().as_deref(),
+        Some("c1")
+    );
+    // Racing swaps of the same checkpoint: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        racers.push(tokio::spawn(async move {
+            s.commit("log", "c1", &format!("c2-{i}"), &[]).await
+        }));
+    }
+    let mut won = Vec::new();
+    for (i, r) in racers.into_iter().enumerate() {
+        match r.await.unwrap() {
+            Ok(()) => won.push(i),
+            Err(LockError::Conflict) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    assert_eq!(
+        a.get_checkpoint("log").await.unwrap(),
+        Some(format!("c2-{}", won[0]))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_log_with_an_s3_lock_survives_losing_its_dedup_db_and_refuses_a_lost_lock() {
+    use cairn_ct::{CtLog, RecoveryError, StartError};
+    let Some(moto) = moto().await else { return };
+    moto.create_bucket("locked").await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Arc::new(Pki::new());
+    let mut log = s3_log(
+        dir.path(),
+        &pki,
+        format!("http://127.0.0.1:{}", moto.port),
+        "locked",
+    );
+    log.lock_s3 = log.s3.clone();
+    let bucket = objects(&log);
+    let server = CtServer::start(&server_config(log.clone())).await.unwrap();
+    let base = base_url(server.local_addr());
+    submit_many(&base, &pki, "a", 30).await;
+    assert_eq!(verify(&base, None).await.size, 30);
+    server.shutdown().await;
+    let lock_note = bucket.get_object("lock/test2030").await.unwrap().unwrap();
+    assert!(String::from_utf8(lock_note).unwrap().contains("\n30\n"));
+
+    // The local dedup database is only a cache: without it the log starts at the same size.
+    std::fs::remove_file(log.data_dir.join("lock.db")).unwrap();
+    let started = CtLog::start(log.clone()).await.unwrap();
+    assert_eq!(started.tree_size(), 30);
+    started.shutdown().await;
+    drop(started);
+
+    // Without the lock object the log would start a new tree over the published one: refused.
+    bucket.delete_object("lock/test2030").await.unwrap();
+    match CtLog::start(log).await {
+        Err(StartError::Recovery(RecoveryError::LockStoreEmpty { found, .. })) => {
+            assert!(found.contains("30 entries"), "{found}");
+        }
+        other => panic!("a lost S3 lock must refuse the start: {other:?}"),
+    }
+}

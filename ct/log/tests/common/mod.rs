@@ -156,6 +156,7 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         data_dir: dir.join("data"),
         lock_db: None,
         s3: None,
+        lock_s3: None,
         not_after_start: time::macros::datetime!(2030-01-01 0:00 UTC),
         not_after_limit: time::macros::datetime!(2031-01-01 0:00 UTC),
         period_ms: 100,
