@@ -62,8 +62,15 @@ pub struct LogConfig {
     /// if missing. Default: `key_file` with the extension `note.pem`.
     #[serde(default)]
     pub note_key_file: Option<PathBuf>,
-    /// Folder of PEM root certificates.
+    /// Folder of PEM root certificates (extra roots, added to the CCADB ones).
     pub roots_dir: PathBuf,
+    /// A CCADB "All Certificate Records" CSV the operator downloaded; its included server
+    /// authentication roots are accepted. Re-read at each start; roots are only ever added.
+    #[serde(default)]
+    pub ccadb_csv: Option<PathBuf>,
+    /// Accept Google's Merge Delay Monitor Root, as Chrome's CT policy asks (default true).
+    #[serde(default = "default_true")]
+    pub merge_delay_monitor_root: bool,
     /// Folder for tiles, issuers and the checkpoint.
     pub data_dir: PathBuf,
     /// Keep tiles, issuers and the checkpoint in S3-compatible object storage instead of
@@ -90,6 +97,10 @@ pub struct LogConfig {
     /// Maximum submissions waiting for the next sequencing (default 4096).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_period_ms() -> u64 {
@@ -155,6 +166,7 @@ impl LogConfig {
         for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir]
             .into_iter()
             .chain(self.note_key_file.as_mut())
+            .chain(self.ccadb_csv.as_mut())
             .chain(s3_files.flatten())
         {
             if p.is_relative() {

@@ -244,7 +244,12 @@ impl CtLog {
         }
         let key = key_file::load_or_generate(&config.key_file)?;
         let note_keys = key_file::load_or_generate_note_keys(&config.note_key_path())?;
-        let roots = roots::load_dir(&config.roots_dir)?;
+        let roots = roots::load(&roots::RootSources {
+            dir: Some(&config.roots_dir),
+            ccadb_csv: config.ccadb_csv.as_deref(),
+            merge_delay_monitor_root: config.merge_delay_monitor_root,
+            data_dir: Some(&config.data_dir),
+        })?;
         if roots.is_empty() {
             return Err(StartError::NoRoots);
         }

@@ -333,6 +333,8 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
                 lock_db: None,
                 s3: None,
                 lock_s3: None,
+                ccadb_csv: None,
+                merge_delay_monitor_root: true,
                 not_after_start: time::macros::datetime!(2000-01-01 0:00 UTC),
                 not_after_limit: time::macros::datetime!(2100-01-01 0:00 UTC),
                 period_ms: args.period_ms,

@@ -157,6 +157,8 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         lock_db: None,
         s3: None,
         lock_s3: None,
+        ccadb_csv: None,
+        merge_delay_monitor_root: true,
         not_after_start: time::macros::datetime!(2030-01-01 0:00 UTC),
         not_after_limit: time::macros::datetime!(2031-01-01 0:00 UTC),
         period_ms: 100,
