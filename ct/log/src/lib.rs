@@ -28,6 +28,7 @@ pub mod s3;
 mod server;
 pub mod storage;
 pub mod verify;
+pub mod witness;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};

@@ -39,7 +39,11 @@ pub fn prove(old_size: usize, leaves: &[Hash]) -> Option<Vec<Hash>> {
 fn subproof(m: usize, leaves: &[Hash], whole: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if whole { Vec::new() } else { vec![tree_hash(leaves)] };
+        return if whole {
+            Vec::new()
+        } else {
+            vec![tree_hash(leaves)]
+        };
     }
     let k = split(n);
     if m <= k {
@@ -118,7 +122,10 @@ mod tests {
             for m in 0..=n {
                 let old_root = tree_hash(&leaves[..m]);
                 let p = prove(m, &leaves[..n]).unwrap();
-                assert!(verify(m as u64, &old_root, n as u64, &new_root, &p), "{m}->{n}");
+                assert!(
+                    verify(m as u64, &old_root, n as u64, &new_root, &p),
+                    "{m}->{n}"
+                );
                 if m > 0 && m < n {
                     // Wrong old root, wrong new root, a flipped proof hash, a wrong size.
                     let bad = leaf_hash(b"x");
@@ -127,12 +134,20 @@ mod tests {
                     let mut q = p.clone();
                     q[0][0] ^= 1;
                     assert!(!verify(m as u64, &old_root, n as u64, &new_root, &q));
-                    assert!(!verify(m as u64 + 1, &old_root, n as u64, &new_root, &p) || m + 1 == n);
+                    assert!(
+                        !verify(m as u64 + 1, &old_root, n as u64, &new_root, &p) || m + 1 == n
+                    );
                 }
             }
         }
         // A fork: same size, another root.
         let other: Vec<Hash> = (100u32..110).map(|i| leaf_hash(&i.to_be_bytes())).collect();
-        assert!(!verify(10, &tree_hash(&leaves[..10]), 10, &tree_hash(&other), &[]));
+        assert!(!verify(
+            10,
+            &tree_hash(&leaves[..10]),
+            10,
+            &tree_hash(&other),
+            &[]
+        ));
     }
 }
