@@ -218,3 +218,110 @@ async fn add_checkpoint(
         }
     }
 }
+
+/// `cairn ct witness`'s configuration (TOML).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Address of the HTTP listener (`POST /add-checkpoint`).
+    pub listen: std::net::SocketAddr,
+    /// The witness's name (its cosignature key name), e.g. `witness.example.org`.
+    pub name: String,
+    /// PEM PKCS#8 Ed25519 key; generated (0600) on first start if missing.
+    pub key_file: PathBuf,
+    /// Folder of the last cosigned checkpoint of each log (keep it: it is what refuses forks).
+    pub state_dir: PathBuf,
+    /// The logs witnessed: their Ed25519 signed-note verifier keys (`<origin>+<id>+<key>`).
+    pub logs: Vec<String>,
+}
+
+impl WitnessConfig {
+    /// Reads `path`; relative paths are resolved against its folder.
+    pub fn load(path: &std::path::Path) -> Result<WitnessConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut cfg: WitnessConfig =
+            toml::from_str(&text).map_err(|e| format!("invalid witness configuration: {e}"))?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        for p in [&mut cfg.key_file, &mut cfg.state_dir] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if cfg.name.is_empty() || cfg.name.contains(char::is_whitespace) || cfg.name.contains('+') {
+            return Err("witness name must be non-empty, without spaces or '+'".into());
+        }
+        Ok(cfg)
+    }
+}
+
+/// Loads the witness key, generating it (0600, fsync, rename) if the file is missing.
+pub fn load_or_generate_key(path: &std::path::Path) -> Result<Ed25519NoteKey, String> {
+    match std::fs::read_to_string(path) {
+        Ok(pem) => {
+            let der = cairn_pki::pem_decode_all(&pem)
+                .ok()
+                .and_then(|mut v| (!v.is_empty()).then(|| v.remove(0).1))
+                .ok_or_else(|| format!("{} is not a PEM key", path.display()))?;
+            Ed25519NoteKey::from_pkcs8_der(&der)
+                .map_err(|_| format!("{} is not an Ed25519 PKCS#8 key", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = Ed25519NoteKey::generate().map_err(|e| e.to_string())?;
+            let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+            let pem = cairn_pki::pem_encode("PRIVATE KEY", &der);
+            let io = |e: std::io::Error| format!("writing {}: {e}", path.display());
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let tmp = path.with_extension("tmp");
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts.open(&tmp).map_err(io)?;
+            f.write_all(pem.as_bytes()).map_err(io)?;
+            f.sync_all().map_err(io)?;
+            drop(f);
+            std::fs::rename(&tmp, path).map_err(io)?;
+            sync_parent(path).map_err(io)?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("reading {}: {e}", path.display())),
+    }
+}
+
+/// Starts the witness of `cfg` on its listener (Cairn's connection bounds); returns the bound
+/// address, the witness, and the serving task (ends when `shutdown` resolves).
+pub async fn serve(
+    cfg: &WitnessConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<
+    (
+        std::net::SocketAddr,
+        Arc<Witness>,
+        tokio::task::JoinHandle<()>,
+    ),
+    String,
+> {
+    let key = load_or_generate_key(&cfg.key_file)?;
+    let logs = cfg
+        .logs
+        .iter()
+        .map(|v| cairn_tlog::note::parse_vkey(v).map_err(|_| format!("bad log vkey {v:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let w = Arc::new(
+        Witness::new(&cfg.name, key, logs, cfg.state_dir.clone())
+            .map_err(|e| format!("state_dir: {e}"))?,
+    );
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let app = w.clone().router();
+    let task = tokio::spawn(
+        cairn_listen::Listener::new(listener, "ct-witness", cairn_listen::Limits::default())
+            .serve(app, shutdown),
+    );
+    Ok((addr, w, task))
+}

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use cairn_ct::witness::Witness;
+use cairn_ct::witness::{Witness, WitnessConfig};
 use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::consistency::{prove, tree_hash};
 use cairn_tlog::merkle::{Hash, leaf_hash};
@@ -124,8 +124,27 @@ async fn two_witnesses_cosign_a_growing_log_and_refuse_a_fork() {
         assert_eq!((status, body.as_str()), (409, "600\n"));
     }
 
-    // The state survives a restart: a new witness process on the same folder still refuses.
-    let again = serve("witness0.example", &fork, dirs[0].path()).await;
+    // The state survives a restart: the witness started from a configuration file as
+    // `cairn ct witness` does it (key generated on first start), on the same folder, still
+    // refuses.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg_path = cfg_dir.path().join("witness.toml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nname = \"witness0.example\"\nkey_file = \"w.pem\"\n\
+             state_dir = {:?}\nlogs = [{:?}]\n",
+            dirs[0].path().display().to_string(),
+            fork.key.vkey(ORIGIN)
+        ),
+    )
+    .unwrap();
+    let cfg = WitnessConfig::load(&cfg_path).unwrap();
+    let (addr, w, _task) = cairn_ct::witness::serve(&cfg, std::future::pending())
+        .await
+        .unwrap();
+    assert!(cfg_dir.path().join("w.pem").exists());
+    let again = (format!("http://{addr}"), w);
     let (status, _, _) = post(&again.0, fork.request(600, 700)).await;
     assert_eq!(status, 422);
 
