@@ -25,7 +25,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import sys' 2>/dev/nu
 fi
 # Idempotent and quick when everything is already installed.
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
-for tool in certbot lint_cabf_serverauth_cert; do
+for tool in certbot lint_cabf_serverauth_cert moto_server; do
     if [ ! -x "$venv/bin/$tool" ]; then
         echo "testing/test.sh: $venv/bin/$tool is missing after pip install" >&2
         exit 1

@@ -190,6 +190,10 @@ impl CaCt {
                     roots_dir: roots.clone(),
                     data_dir: dir.join("data"),
                     lock_db: None,
+                    s3: None,
+                    lock_s3: None,
+                    ccadb_csv: None,
+                    merge_delay_monitor_root: true,
                     // Every certificate the intermediate can sign.
                     not_after_start: intermediate.not_before,
                     not_after_limit: intermediate.not_after + time::Duration::seconds(1),

@@ -67,6 +67,13 @@ enum CtCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run a C2SP tlog-witness: cosign checkpoints of the configured logs that extend the last
+    /// one it cosigned (consistency proofs), refuse forks.
+    Witness {
+        /// The TOML configuration (`listen`, `name`, `key_file`, `state_dir`, `logs` vkeys).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Audit a static-ct-api log: verify its checkpoint's signatures (RFC 6962, Ed25519,
     /// ML-DSA-44), recompute the tree from every tile, check consistency with an older checkpoint.
     Verify {
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
+            Command::Ct(CtCommand::Witness { config }) => run_ct_witness(&config).await,
             Command::Ct(CtCommand::Verify {
                 url,
                 old_checkpoint,
@@ -250,6 +258,18 @@ async fn run_ct_verify(
     };
     let report = cairn_ct::verify::verify_log(&opts).await?;
     println!("{report}");
+    Ok(())
+}
+
+async fn run_ct_witness(config: &std::path::Path) -> anyhow::Result<()> {
+    bootstrap::init_logging();
+    let cfg = cairn_ct::witness::WitnessConfig::load(config).map_err(anyhow::Error::msg)?;
+    let (addr, witness, task) = cairn_ct::witness::serve(&cfg, bootstrap::shutdown_signal())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("cairn ct witness: listening on http://{addr}");
+    println!("cairn ct witness: vkey {}", witness.vkey());
+    let _ = task.await;
     Ok(())
 }
 

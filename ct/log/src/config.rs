@@ -62,10 +62,26 @@ pub struct LogConfig {
     /// if missing. Default: `key_file` with the extension `note.pem`.
     #[serde(default)]
     pub note_key_file: Option<PathBuf>,
-    /// Folder of PEM root certificates.
+    /// Folder of PEM root certificates (extra roots, added to the CCADB ones).
     pub roots_dir: PathBuf,
+    /// A CCADB "All Certificate Records" CSV the operator downloaded; its included server
+    /// authentication roots are accepted. Re-read at each start; roots are only ever added.
+    #[serde(default)]
+    pub ccadb_csv: Option<PathBuf>,
+    /// Accept Google's Merge Delay Monitor Root, as Chrome's CT policy asks (default true).
+    #[serde(default = "default_true")]
+    pub merge_delay_monitor_root: bool,
     /// Folder for tiles, issuers and the checkpoint.
     pub data_dir: PathBuf,
+    /// Keep tiles, issuers and the checkpoint in S3-compatible object storage instead of
+    /// `data_dir` (which then holds only the default SQLite lock store).
+    #[serde(default)]
+    pub s3: Option<crate::s3::S3Config>,
+    /// Keep the checkpoint lock in an S3 object advanced by conditional writes (If-None-Match /
+    /// If-Match) instead of in `lock_db`, which then holds only the dedup index. May name the
+    /// same bucket as `s3`: the lock object is `<prefix>/lock/<name>`.
+    #[serde(default)]
+    pub lock_s3: Option<crate::s3::S3Config>,
     /// Lock store URL (`sqlite:…` or `postgres://…`); default `lock.db` SQLite in `data_dir`.
     #[serde(default)]
     pub lock_db: Option<String>,
@@ -81,6 +97,10 @@ pub struct LogConfig {
     /// Maximum submissions waiting for the next sequencing (default 4096).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_period_ms() -> u64 {
@@ -133,9 +153,21 @@ impl CtConfig {
 impl LogConfig {
     /// Makes relative paths relative to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
+        let s3_files = self
+            .s3
+            .iter_mut()
+            .chain(self.lock_s3.iter_mut())
+            .flat_map(|s| {
+                [
+                    s.access_key_id_file.as_mut(),
+                    s.secret_access_key_file.as_mut(),
+                ]
+            });
         for p in [&mut self.key_file, &mut self.roots_dir, &mut self.data_dir]
             .into_iter()
             .chain(self.note_key_file.as_mut())
+            .chain(self.ccadb_csv.as_mut())
+            .chain(s3_files.flatten())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -163,6 +195,11 @@ impl LogConfig {
         }
         if self.not_after_start >= self.not_after_limit {
             return bad("not_after_start must be before not_after_limit");
+        }
+        for s3 in self.s3.iter().chain(self.lock_s3.iter()) {
+            if let Err(m) = s3.validate() {
+                return bad(&m);
+            }
         }
         if self.not_after_start.unix_timestamp() < 0 {
             return bad("not_after_start before 1970");

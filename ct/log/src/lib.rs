@@ -24,9 +24,11 @@ pub mod key_file;
 pub mod lockstore;
 mod log;
 pub mod roots;
+pub mod s3;
 mod server;
 pub mod storage;
 pub mod verify;
+pub mod witness;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};

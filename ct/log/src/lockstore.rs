@@ -17,12 +17,19 @@ pub enum LockError {
     /// The database failed, or its URL is not `sqlite:` or `postgres:`.
     #[error("lock store: {0}")]
     Database(#[from] DbError),
+    /// The S3 lock object could not be read or written.
+    #[error("S3 lock: {0}")]
+    S3(#[source] std::io::Error),
 }
 
 impl From<sqlx::Error> for LockError {
     fn from(e: sqlx::Error) -> Self {
         LockError::Database(e.into())
     }
+}
+
+fn s3_err(e: std::io::Error) -> LockError {
+    LockError::S3(e)
 }
 
 /// A deduplication record: where an entry was sequenced.
@@ -40,6 +47,8 @@ pub struct DedupRecord {
 #[derive(Clone)]
 pub struct LockStore {
     db: Db,
+    /// With an S3 lock, the checkpoint lives there and `db` holds only the dedup index.
+    s3: Option<std::sync::Arc<crate::s3::S3Lock>>,
 }
 
 impl std::fmt::Debug for LockStore {
@@ -76,6 +85,7 @@ impl LockStore {
     pub async fn connect(url: &str) -> Result<LockStore, LockError> {
         Ok(LockStore {
             db: Db::connect(url, &SCHEMA).await?,
+            s3: None,
         })
     }
 
@@ -83,11 +93,25 @@ impl LockStore {
     pub async fn open_sqlite(path: &Path) -> Result<LockStore, LockError> {
         Ok(LockStore {
             db: Db::open_sqlite(path, &SCHEMA).await?,
+            s3: None,
         })
+    }
+
+    /// Keeps the checkpoint in an S3 object advanced by conditional writes instead of in the
+    /// database, which then holds only the dedup index. The dedup rows are written after the
+    /// conditional write succeeds (never for a lost swap); a crash between the two loses
+    /// those rows, so a resubmission of such an entry is logged again (a duplicate entry,
+    /// never a wrong SCT) — as with Sunlight's separate deduplication cache.
+    pub fn with_s3_lock(mut self, lock: crate::s3::S3Lock) -> LockStore {
+        self.s3 = Some(std::sync::Arc::new(lock));
+        self
     }
 
     /// The latest committed checkpoint (signed note) of `log`.
     pub async fn get_checkpoint(&self, log: &str) -> Result<Option<String>, LockError> {
+        if let Some(s3) = &self.s3 {
+            return Ok(s3.get(log).await.map_err(s3_err)?.map(|o| o.checkpoint));
+        }
         let row: Option<(String,)> = on_read!(self.db, |conn| {
             sqlx::query_as("SELECT checkpoint FROM ct_checkpoints WHERE log_name = $1")
                 .bind(log)
@@ -99,6 +123,12 @@ impl LockStore {
 
     /// Stores the first checkpoint of `log`; `Conflict` if it already has one.
     pub async fn create_checkpoint(&self, log: &str, checkpoint: &str) -> Result<(), LockError> {
+        if let Some(s3) = &self.s3 {
+            return match s3.create(log, checkpoint).await.map_err(s3_err)? {
+                true => Ok(()),
+                false => Err(LockError::Conflict),
+            };
+        }
         let (log, checkpoint) = (log.to_owned(), checkpoint.to_owned());
         on_write!(self.db, |conn| {
             let created = sqlx::query(
@@ -133,6 +163,19 @@ impl LockStore {
             new.to_owned(),
             dedup.to_vec(),
         );
+        if let Some(s3) = &self.s3 {
+            let current = s3.get(&log).await.map_err(s3_err)?;
+            let swapped = match current {
+                Some(cur) if cur.checkpoint == old => {
+                    s3.swap(&log, cur, &new).await.map_err(s3_err)?
+                }
+                _ => false,
+            };
+            if !swapped {
+                return Err(LockError::Conflict);
+            }
+            return self.insert_dedup(&log, &dedup).await;
+        }
         on_write!(self.db, |conn| {
             let updated = sqlx::query(
                 "UPDATE ct_checkpoints SET checkpoint = $1 WHERE log_name = $2 AND checkpoint = $3",
@@ -146,6 +189,27 @@ impl LockStore {
             if updated != 1 {
                 return Err(LockError::Conflict);
             }
+            for part in dedup.chunks(500) {
+                let mut qb = query_builder(
+                    &*conn,
+                    "INSERT INTO ct_dedup (log_name, entry_key, leaf_index, sct_timestamp) ",
+                );
+                qb.push_values(part, |mut b, rec| {
+                    b.push_bind(log.clone())
+                        .push_bind(hex::encode(rec.key))
+                        .push_bind(to_i64(rec.index))
+                        .push_bind(to_i64(rec.timestamp));
+                });
+                qb.push(" ON CONFLICT (log_name, entry_key) DO NOTHING");
+                qb.build().execute(&mut *conn).await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn insert_dedup(&self, log: &str, dedup: &[DedupRecord]) -> Result<(), LockError> {
+        let (log, dedup) = (log.to_owned(), dedup.to_vec());
+        on_write!(self.db, |conn| {
             for part in dedup.chunks(500) {
                 let mut qb = query_builder(
                     &*conn,

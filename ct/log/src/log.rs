@@ -6,6 +6,7 @@ use crate::config::LogConfig;
 use crate::key_file::{self, KeyFileError};
 use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
+use crate::s3::{S3Lock, S3Storage, decode_bundle, encode_bundle};
 use crate::storage::{FsStorage, Storage};
 use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
 use cairn_tlog::checkpoint::{
@@ -88,6 +89,35 @@ pub enum RecoveryError {
         /// What the storage holds (a checkpoint of some size, or tiles).
         found: String,
     },
+    /// The storage's published checkpoint is ahead of, or differs from, the lock store's:
+    /// the lock store was reset or restored from an older copy. Sequencing from the lock's
+    /// checkpoint would fork the log that monitors have seen, so the log refuses to start.
+    #[error(
+        "log {name}: storage holds {storage}, but the lock store's checkpoint is {lock};          refusing to sequence from an older checkpoint (that would fork the published log):          restore the lock store's latest checkpoint"
+    )]
+    StorageAhead {
+        /// The log's name.
+        name: String,
+        /// What storage published.
+        storage: String,
+        /// What the lock store holds.
+        lock: String,
+    },
+    /// Object storage lags the lock store and the staging bundle that would catch it up is
+    /// missing or unreadable.
+    #[error(
+        "log {name}: storage lags the lock store (storage size {storage_size}, lock size          {lock_size}) and the staging bundle {bundle} is missing or malformed"
+    )]
+    StagingMissing {
+        /// The log's name.
+        name: String,
+        /// Size of the published checkpoint (0 if none).
+        storage_size: u64,
+        /// Size of the lock store's checkpoint.
+        lock_size: u64,
+        /// The bundle's key.
+        bundle: String,
+    },
 }
 
 /// Why a submission did not get an SCT.
@@ -164,6 +194,9 @@ pub(crate) struct Inner {
     /// Size of the latest committed checkpoint (what readers may see).
     pub(crate) committed_size: AtomicU64,
     stopped: AtomicBool,
+    /// A cycle failed and the sequencer is reloading (and catching storage up): submissions
+    /// are refused with `Unavailable` rather than queued behind an outage.
+    recovering: AtomicBool,
     shutdown: watch::Sender<bool>,
     _dir_lock: std::fs::File,
 }
@@ -195,7 +228,11 @@ impl CtLog {
     /// Opens (or creates) the log described by `config`, recovers its state from the lock
     /// store's checkpoint, and starts its sequencer.
     pub async fn start(config: LogConfig) -> Result<CtLog, StartError> {
-        let storage = FsStorage::new(&config.data_dir).map_err(StartError::Storage)?;
+        std::fs::create_dir_all(&config.data_dir).map_err(StartError::Storage)?;
+        let storage: Arc<dyn Storage> = match &config.s3 {
+            Some(s3) => Arc::new(S3Storage::new(s3).map_err(StartError::Storage)?),
+            None => Arc::new(FsStorage::new(&config.data_dir).map_err(StartError::Storage)?),
+        };
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -207,13 +244,22 @@ impl CtLog {
         }
         let key = key_file::load_or_generate(&config.key_file)?;
         let note_keys = key_file::load_or_generate_note_keys(&config.note_key_path())?;
-        let roots = roots::load_dir(&config.roots_dir)?;
+        let roots = roots::load(&roots::RootSources {
+            dir: Some(&config.roots_dir),
+            ccadb_csv: config.ccadb_csv.as_deref(),
+            merge_delay_monitor_root: config.merge_delay_monitor_root,
+            data_dir: Some(&config.data_dir),
+        })?;
         if roots.is_empty() {
             return Err(StartError::NoRoots);
         }
         let lock = match config.lock_db_url() {
             Some(url) => LockStore::connect(&url).await?,
             None => LockStore::open_sqlite(&config.data_dir.join("lock.db")).await?,
+        };
+        let lock = match &config.lock_s3 {
+            Some(s3) => lock.with_s3_lock(S3Lock::new(s3).map_err(StartError::Storage)?),
+            None => lock,
         };
         let window = NotAfterWindow {
             start: u64::try_from(config.not_after_start.unix_timestamp()).unwrap_or(0),
@@ -226,12 +272,13 @@ impl CtLog {
             key,
             note_keys,
             roots,
-            storage: Arc::new(storage),
+            storage,
             window,
             lock,
             pool: Mutex::new(Pool::default()),
             committed_size: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            recovering: AtomicBool::new(false),
             shutdown,
             _dir_lock: lock_file,
         });
@@ -295,7 +342,7 @@ impl CtLog {
         precert: bool,
     ) -> Result<SctResponse, SubmitError> {
         let inner = &self.inner;
-        if inner.stopped.load(Ordering::Acquire) {
+        if inner.stopped.load(Ordering::Acquire) || inner.recovering.load(Ordering::Acquire) {
             return Err(SubmitError::Unavailable);
         }
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
@@ -329,6 +376,11 @@ impl CtLog {
                 .await
                 .map_err(|e| SubmitError::Internal(e.to_string()))?
             {
+                if rec.index >= inner.committed_size.load(Ordering::Acquire) {
+                    // Committed in the lock store but its files are not all stored yet (an
+                    // upload failed after the compare-and-swap; recovery is catching up).
+                    return Err(SubmitError::Unavailable);
+                }
                 metrics::counter!("cairn_ct_duplicates_total", "log" => inner.config.name.clone())
                     .increment(1);
                 return sign_sct(&inner.key, &entry, rec.timestamp, rec.index)
@@ -573,6 +625,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
     };
     let signed = verify_checkpoint(&note, &inner.origin, inner.key.spki_der())?;
     let size = signed.checkpoint.size;
+    reconcile_storage(inner, &note, &signed.checkpoint).await?;
     let read = |tile: Tile| {
         let path = tile.path();
         let storage = inner.storage.clone();
@@ -654,6 +707,84 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
     Ok(state)
 }
 
+/// The staging bundle's key for the cycle that produced `cp`.
+fn staging_key(cp: &Checkpoint) -> String {
+    format!("staging/{}-{}", cp.size, hex::encode(cp.root))
+}
+
+async fn storage_get(inner: &Inner, key: &str) -> std::io::Result<Option<Vec<u8>>> {
+    let storage = inner.storage.clone();
+    let key = key.to_owned();
+    tokio::task::spawn_blocking(move || storage.get(&key))
+        .await
+        .map_err(|_| std::io::Error::other("storage task failed"))?
+}
+
+/// Compares the checkpoint published in storage with the lock store's `lock` (note `note`).
+/// Storage ahead of the lock, or at the same size with another root, means the lock store
+/// went back in time: refuse. Storage behind the lock on object storage (a crash or failed
+/// upload after the compare-and-swap) is caught up from the lock checkpoint's staging bundle.
+async fn reconcile_storage(
+    inner: &Inner,
+    note: &str,
+    lock: &Checkpoint,
+) -> Result<(), RecoveryError> {
+    let name = &inner.config.name;
+    let stored = storage_get(inner, "checkpoint").await?;
+    let stored = match stored {
+        Some(bytes) if bytes == note.as_bytes() => return Ok(()),
+        Some(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            match verify_checkpoint(&text, &inner.origin, inner.key.spki_der()) {
+                Ok(s) => Some(s.checkpoint),
+                Err(_) => {
+                    return Err(RecoveryError::StorageAhead {
+                        name: name.clone(),
+                        storage: "a checkpoint that does not verify with this log's key".into(),
+                        lock: format!("size {}", lock.size),
+                    });
+                }
+            }
+        }
+        None => None,
+    };
+    if let Some(st) = &stored
+        && (st.size > lock.size || (st.size == lock.size && st.root != lock.root))
+    {
+        return Err(RecoveryError::StorageAhead {
+            name: name.clone(),
+            storage: format!(
+                "a checkpoint of size {} root {}",
+                st.size,
+                hex::encode(st.root)
+            ),
+            lock: format!("size {} root {}", lock.size, hex::encode(lock.root)),
+        });
+    }
+    let storage_size = stored.as_ref().map_or(0, |s| s.size);
+    if !inner.storage.staged() || storage_size == lock.size {
+        return Ok(());
+    }
+    let key = staging_key(lock);
+    let missing = || RecoveryError::StagingMissing {
+        name: name.clone(),
+        storage_size,
+        lock_size: lock.size,
+        bundle: key.clone(),
+    };
+    let bundle = storage_get(inner, &key).await?.ok_or_else(missing)?;
+    let files = decode_bundle(&bundle).ok_or_else(missing)?;
+    tracing::warn!(
+        log = %name,
+        storage_size,
+        lock_size = lock.size,
+        files = files.len(),
+        "storage lags the lock store: uploading the staging bundle again"
+    );
+    blocking_put(&inner.storage, files).await?;
+    Ok(())
+}
+
 /// Why one sequencing cycle failed.
 #[derive(Debug, thiserror::Error)]
 enum CycleError {
@@ -717,14 +848,18 @@ async fn sequencer(inner: Arc<Inner>, mut state: TreeState, mut shutdown: watch:
             }
             Err(e) => {
                 tracing::error!(log = %name, error = %e, "sequencing failed; reloading from the committed checkpoint");
+                inner.recovering.store(true, Ordering::Release);
+                drain_pool(&inner);
                 loop {
                     match recover(&inner).await {
                         Ok(s) => {
                             state = s;
+                            inner.recovering.store(false, Ordering::Release);
                             break;
                         }
                         Err(e) => {
                             tracing::error!(log = %name, error = %e, "recovery failed; retrying");
+                            drain_pool(&inner);
                             tokio::select! {
                                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                                 _ = shutdown.changed() => return fail_pool(&inner),
@@ -773,6 +908,11 @@ fn settle(inner: &Inner, keys: &[Hash], committed: Option<&Vec<(Hash, Sequenced)
 
 fn fail_pool(inner: &Inner) {
     inner.stopped.store(true, Ordering::Release);
+    drain_pool(inner);
+}
+
+/// Answers every pending submission with `Unavailable`.
+fn drain_pool(inner: &Inner) {
     if let Ok(mut pool) = inner.pool.lock() {
         pool.by_key.clear();
         pool.inflight.clear();
@@ -831,8 +971,18 @@ async fn sequence(
     };
     let note = sign_checkpoint_with_notes(&inner.key, &inner.note_keys, &checkpoint, timestamp)?;
 
-    // 1. Tiles and issuers, fsynced with their directories.
-    blocking_put(&inner.storage, files).await?;
+    let staged = inner.storage.staged();
+    if staged {
+        // 1. Object storage: one staging bundle with every file of the cycle, from which
+        //    recovery re-uploads them if this cycle dies after the compare-and-swap.
+        if !files.is_empty() {
+            let bundle = encode_bundle(&files)?;
+            blocking_put(&inner.storage, vec![(staging_key(&checkpoint), bundle)]).await?;
+        }
+    } else {
+        // 1. Filesystem: tiles and issuers, fsynced with their directories.
+        blocking_put(&inner.storage, std::mem::take(&mut files)).await?;
+    }
     // 2. The commit point: compare-and-swap the checkpoint, with the dedup index.
     inner
         .lock
@@ -841,6 +991,11 @@ async fn sequence(
     state.note = note.clone();
     state.timestamp = timestamp;
     state.issuers.extend(new_issuers);
+    if staged {
+        // 2b. Object storage: the cycle's files, in parallel, each retried with backoff. If
+        //     this fails no SCT is returned; recovery uploads the staging bundle again.
+        blocking_put(&inner.storage, files).await?;
+    }
     inner.committed_size.store(state.size, Ordering::Release);
     // 3. Publish the checkpoint. The entries are already durable; if this write fails the
     //    next cycle (or recovery) republishes a newer one.

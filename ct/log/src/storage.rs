@@ -19,6 +19,12 @@ pub trait Storage: Send + Sync + 'static {
     fn exists(&self, key: &str) -> std::io::Result<bool>;
     /// True if any file's key starts with `prefix/` (e.g. `tile`: the log has written tiles).
     fn any_under(&self, prefix: &str) -> std::io::Result<bool>;
+    /// True if a batch of files is not atomic-enough on this storage for the log to write tiles
+    /// before the checkpoint's compare-and-swap (object storage): the log then writes one
+    /// staging bundle before the compare-and-swap and the files after it (see `s3.rs`).
+    fn staged(&self) -> bool {
+        false
+    }
 }
 
 /// Files under a root directory.

@@ -107,3 +107,53 @@ async fn a_fresh_or_empty_log_starts_without_its_lock_store() {
     // And with the lock store kept, a restart is the ordinary recovery.
     start_and_stop(&cfg).await;
 }
+
+/// Copies (`back == false`) or restores the SQLite lock store files to/from `backup`.
+fn copy_lock_store(cfg: &LogConfig, backup: &Path, back: bool) {
+    std::fs::create_dir_all(backup).unwrap();
+    for name in ["lock.db", "lock.db-wal", "lock.db-shm"] {
+        let (live, saved) = (cfg.data_dir.join(name), backup.join(name));
+        let (from, to) = if back { (saved, live) } else { (live, saved) };
+        let _ = std::fs::remove_file(&to);
+        if from.exists() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+}
+
+async fn submit_n(log: &CtLog, pki: &Pki, tag: &str, n: usize) {
+    for i in 0..n {
+        let leaf = pki.leaf(&format!("{tag}-{i}.example"), (2030, 6, 1), false, false);
+        log.submit(&pki.chain(&leaf, false), false).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_lock_store_restored_from_an_older_copy_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = log_config(dir.path(), &pki);
+    cfg.period_ms = 20;
+    let log = CtLog::start(cfg.clone()).await.unwrap();
+    submit_n(&log, &pki, "a", 3).await;
+    log.shutdown().await;
+    drop(log);
+    copy_lock_store(&cfg, &dir.path().join("backup"), false);
+    // The same copy, restored before anything else was sequenced, is not a fork: it starts.
+    copy_lock_store(&cfg, &dir.path().join("backup"), true);
+    let log = CtLog::start(cfg.clone()).await.unwrap();
+    submit_n(&log, &pki, "b", 2).await;
+    assert_eq!(log.tree_size(), 5);
+    log.shutdown().await;
+    drop(log);
+    // Now the backup is two entries behind the published checkpoint: restoring it would make
+    // the log sequence other entries at indexes 3 and 4.
+    copy_lock_store(&cfg, &dir.path().join("backup"), true);
+    match CtLog::start(cfg.clone()).await {
+        Err(StartError::Recovery(RecoveryError::StorageAhead { storage, lock, .. })) => {
+            assert!(storage.contains("size 5"), "{storage}");
+            assert!(lock.contains("size 3"), "{lock}");
+        }
+        other => panic!("a lock store behind storage must refuse the start: {other:?}"),
+    }
+}

@@ -34,7 +34,8 @@ async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
         .json()
         .await
         .unwrap();
-    assert_eq!(roots["certificates"].as_array().unwrap().len(), 1);
+    // The test root and Google's Merge Delay Monitor Root.
+    assert_eq!(roots["certificates"].as_array().unwrap().len(), 2);
 
     // A certificate.
     let leaf = pki.leaf("a.example", (2030, 6, 1), false, false);

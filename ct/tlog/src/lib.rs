@@ -25,6 +25,7 @@
 pub mod audit;
 pub mod chain;
 pub mod checkpoint;
+pub mod consistency;
 pub mod entry;
 pub mod key;
 pub mod merkle;
