@@ -23,6 +23,7 @@ mod caa;
 mod challenge_cert;
 mod dns01;
 mod http01;
+pub mod perspectives;
 mod resolver;
 mod tls;
 mod tlsalpn01;
