@@ -204,6 +204,10 @@ pub struct VaSection {
     /// connects only to globally reachable addresses. Test set-ups whose challenge server
     /// listens on 127.0.0.1 turn it on.
     pub allow_private_addresses: bool,
+    /// Remote network perspectives (`cairn va serve`) that must corroborate every validation
+    /// and CAA check (Baseline Requirements 3.2.2.9): at least 2, spanning at least 2 RIRs.
+    /// None by default: the primary perspective alone, said at start-up.
+    pub remote: Vec<crate::va_serve::RemotePerspectiveConfig>,
 }
 
 impl Default for VaSection {
@@ -214,6 +218,7 @@ impl Default for VaSection {
             tlsalpn01_port: 443,
             timeout: "10s".into(),
             allow_private_addresses: false,
+            remote: Vec::new(),
         }
     }
 }

@@ -9,5 +9,6 @@ pub mod dap_serve;
 pub mod data_dir;
 pub mod revoke;
 pub mod serve;
+pub mod va_serve;
 
 pub use serve::{ServeArgs, Server};
