@@ -69,7 +69,7 @@ allow_private_addresses = true
     );
     let path = dir.join(format!("va-{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let process = Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut process = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["va", "serve", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
@@ -82,6 +82,8 @@ allow_private_addresses = true
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = process.kill();
+    let _ = process.wait();
     panic!("cairn va serve {name} did not start listening");
 }
 
