@@ -21,6 +21,9 @@ pub enum AdminCommand {
     /// Accounts: identifier policy (private PKI).
     #[command(subcommand)]
     Account(AccountCommand),
+    /// The internal PKI of a split deployment (mutual TLS between components).
+    #[command(subcommand)]
+    Pki(PkiCommand),
     /// Revoke certificates by serial, serials file, account, key or identifier.
     Revoke(crate::revoke::RevokeArgs),
     /// Show the stored CRL shards and their freshness.
@@ -37,6 +40,23 @@ pub enum AdminCommand {
         identifiers: Vec<String>,
         #[command(flatten)]
         target: ServeArgs,
+    },
+}
+
+/// Internal PKI commands.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Make a development CA and one certificate per service (`<name>.cairn.internal`, for TLS
+    /// server and client use) in a folder. For trying a split deployment; production brings
+    /// certificates from its own internal CA.
+    Dev {
+        /// The folder to write `ca.pem`, `ca.key.pem`, `<name>.pem` and `<name>.key.pem` into.
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// A service to make a certificate for (repeatable); default: wfe, ra, va, ca, sa,
+        /// nonce. Remote VAs: `va-<perspective>`.
+        #[arg(long = "service")]
+        services: Vec<String>,
     },
 }
 
@@ -200,6 +220,21 @@ fn new_eab_credentials() -> anyhow::Result<(String, Vec<u8>)> {
 
 pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
+        AdminCommand::Pki(PkiCommand::Dev { out, services }) => {
+            let services = if services.is_empty() {
+                cairn_rpc::dev_pki::DEFAULT_SERVICES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                services
+            };
+            let written = cairn_rpc::dev_pki::generate(&out, &services)?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         AdminCommand::Revoke(args) => crate::revoke::run_revoke(args).await,
         AdminCommand::Crl(args) => crate::revoke::run_crl(args).await,
         AdminCommand::Eab(EabCommand::New { policy, target }) => {

@@ -210,6 +210,10 @@ pub struct VaSection {
     pub dnssec: bool,
     /// DNSKEY records (zone-file syntax) to trust instead of the root zone's KSKs.
     pub dnssec_trust_anchor: Option<PathBuf>,
+    /// Remote network perspectives (`cairn va serve`) that must corroborate every validation
+    /// and CAA check (Baseline Requirements 3.2.2.9): at least 2, spanning at least 2 RIRs.
+    /// None by default: the primary perspective alone, said at start-up.
+    pub remote: Vec<crate::va_serve::RemotePerspectiveConfig>,
 }
 
 impl VaSection {
@@ -235,6 +239,7 @@ impl Default for VaSection {
             allow_private_addresses: false,
             dnssec: false,
             dnssec_trust_anchor: None,
+            remote: Vec::new(),
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod data_dir;
 pub mod probe;
 pub mod revoke;
 pub mod serve;
+pub mod va_serve;
 
 pub use serve::{ServeArgs, Server};

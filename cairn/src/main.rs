@@ -43,6 +43,9 @@ enum Command {
     /// DAP (privacy-preserving metrics): aggregator, client and collector.
     #[command(subcommand)]
     Dap(dap::DapCommand),
+    /// A validation authority as a gRPC service (a remote network perspective).
+    #[command(subcommand)]
+    Va(VaCommand),
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
@@ -56,6 +59,16 @@ enum Command {
         /// The benchmark and its flags, passed to `cairn-bench` unchanged.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaCommand {
+    /// Serve one VA over gRPC with mutual TLS, for a primary VA to fan out to.
+    Serve {
+        /// The TOML configuration (`listen`, `perspective`, `allowed_clients`, `[tls]`, `[va]`).
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -150,6 +163,7 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::Va(VaCommand::Serve { config }) => cairn::va_serve::run(&config).await,
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
             Command::Ct(CtCommand::Witness { config }) => run_ct_witness(&config).await,

@@ -2,7 +2,7 @@
 //! SQLite in a local data folder unless told otherwise.
 
 use crate::bootstrap;
-use crate::config::{Config, system_dns_server};
+use crate::config::Config;
 use anyhow::Context;
 use cairn_core::{Clock, SystemClock};
 use cairn_issuer::{CaHierarchy, LocalIssuer};
@@ -10,7 +10,6 @@ use cairn_ra::Ra;
 use cairn_sa::SqlStorage;
 use cairn_status::crl::CrlUpdater;
 use cairn_status::ocsp::{OcspResponder, SignerChoice};
-use cairn_va::{Va, VaConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -401,18 +400,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         crl_settings,
     );
 
-    let va_timeout =
-        cairn_core::humane_duration::parse(&cfg.va.timeout).map_err(|e| anyhow::anyhow!(e))?;
-    let va = Arc::new(Va::new(VaConfig {
-        dns_server: cfg.va.dns_server.unwrap_or_else(system_dns_server),
-        http01_port: cfg.va.http01_port,
-        tlsalpn01_port: cfg.va.tlsalpn01_port,
-        timeout: std::time::Duration::try_from(va_timeout)
-            .unwrap_or(std::time::Duration::from_secs(10)),
-        address_policy: cairn_core::AddressPolicy::allowing_private(cfg.va.allow_private_addresses),
-        dnssec: cfg.va.dnssec(),
-        ..Default::default()
-    })?);
+    let va = crate::va_serve::with_perspectives(
+        Arc::new(crate::va_serve::local_va(&cfg.va)?),
+        &cfg.va.remote,
+    )?;
     // One setting for the whole CA: the addresses validation may reach are the addresses
     // (and the reserved domains) the RA may issue for.
     let mut ra_config = cfg.ra.clone();

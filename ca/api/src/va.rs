@@ -4,9 +4,10 @@
 
 use async_trait::async_trait;
 use cairn_core::{ChallengeType, Identifier, Problem, ValidationRecord};
+use serde::{Deserialize, Serialize};
 
 /// One validation to perform.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationRequest {
     /// The identifier (authorization form: no wildcard prefix).
     pub identifier: Identifier,
@@ -35,7 +36,7 @@ impl ValidationRequest {
 /// The CAA check that accompanies a validation. dns-persist-01 also reads it: the record must
 /// name one of `ca_identities` (the draft's issuer domain names are this CA's CAA identities),
 /// bind `account`, and carry `policy=wildcard` when `wildcard` is set.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaaCheck {
     /// The authorization is for a wildcard name (`issuewild` applies).
     pub wildcard: bool,
@@ -52,7 +53,7 @@ pub struct CaaCheck {
 /// How an account is named in RFC 8657 `accounturi` parameters: its URL is one of
 /// `prefixes` followed by `path`. With no prefixes configured, any URL ending in `path`
 /// matches (the path holds the account's unguessable random ID).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaaAccount {
     /// The account URL's path, e.g. `/acme/acct/<id>`.
     pub path: String,
@@ -77,7 +78,7 @@ impl CaaAccount {
 }
 
 /// What a validation did and how it ended.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationOutcome {
     /// Network records (one per HTTP hop, or the DNS lookup).
     pub records: Vec<ValidationRecord>,

@@ -26,6 +26,7 @@ mod dns01;
 mod dns_account01;
 mod dns_persist01;
 mod http01;
+pub mod perspectives;
 mod resolver;
 mod tls;
 mod tlsalpn01;

@@ -24,6 +24,8 @@ pub(crate) struct Connection {
     pub(crate) app: Router,
     pub(crate) limits: Arc<Limits>,
     pub(crate) stop: watch::Receiver<bool>,
+    /// The client's certificate chain, when the TLS handshake asked for one and got it.
+    pub(crate) peer_certificates: Option<crate::PeerCertificates>,
 }
 
 impl Connection {
@@ -38,11 +40,13 @@ impl Connection {
             let app = self.app.clone();
             let peer = self.peer;
             let limits = self.limits.clone();
+            let peer_certificates = self.peer_certificates.clone();
             tower::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let busy = activity.start();
                 let app = app.clone();
                 let deadline = Instant::now() + limits.body_timeout;
                 let max_body = limits.max_body_bytes;
+                let peer_certificates = peer_certificates.clone();
                 async move {
                     let mut req = req.map(|body| {
                         axum::body::Body::new(Limited::new(
@@ -51,6 +55,9 @@ impl Connection {
                         ))
                     });
                     req.extensions_mut().insert(ConnectInfo(peer));
+                    if let Some(certs) = peer_certificates {
+                        req.extensions_mut().insert(certs);
+                    }
                     let resp = app.oneshot(req).await?;
                     // The request stays in flight until its response body is written or dropped.
                     Ok::<_, std::convert::Infallible>(resp.map(|body| {

@@ -21,7 +21,8 @@
 //! [`Limits::shutdown_grace`].
 //!
 //! Handlers see the peer's address as axum's `ConnectInfo<SocketAddr>`, over TLS and plain
-//! HTTP alike.
+//! HTTP alike. When the TLS configuration asks for client certificates (mutual TLS between
+//! Cairn's own services), handlers also see the client's chain as [`PeerCertificates`].
 
 mod body;
 mod conn;
@@ -38,6 +39,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
+
+/// The certificate chain a client presented in the TLS handshake (leaf first), put into every
+/// request's extensions on connections whose server configuration verified client certificates.
+#[derive(Debug, Clone)]
+pub struct PeerCertificates(pub Arc<Vec<rustls::pki_types::CertificateDer<'static>>>);
 
 /// The bounds of one listener. [`Limits::default`] suits a public listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +193,7 @@ impl Listener {
                 app: app.clone(),
                 limits: limits.clone(),
                 stop: stop_rx.clone(),
+                peer_certificates: None,
             };
             let acceptor = acceptor.clone();
             let open = open_tx.clone();
@@ -201,6 +208,12 @@ impl Listener {
                             acceptor.accept(stream),
                         );
                         if let Ok(Ok(tls)) = handshake.await {
+                            let mut conn = conn;
+                            conn.peer_certificates = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .map(|chain| PeerCertificates(Arc::new(chain.to_vec())));
                             conn.serve(tls).await;
                         }
                     }

@@ -1,0 +1,90 @@
+//! The client side: one lazily connected HTTP/2 channel per peer, mutual TLS, a deadline on every
+//! call and keep-alive pings.
+
+use crate::RpcError;
+use crate::codec::JsonCodec;
+use crate::tls::{ClientPem, TlsFiles};
+use http::uri::PathAndQuery;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+fn default_timeout() -> time::Duration {
+    time::Duration::seconds(30)
+}
+
+/// How to reach one peer service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcClientConfig {
+    /// The peer's address, `https://host:port`.
+    pub url: String,
+    /// The DNS name the peer's certificate must carry (`va.cairn.internal`).
+    pub server_name: String,
+    /// This client's certificate, key and the internal CA.
+    pub tls: TlsFiles,
+    /// Deadline of one call (`"30s"`).
+    #[serde(default = "default_timeout", with = "cairn_core::humane_duration")]
+    pub timeout: time::Duration,
+}
+
+/// A client of one gRPC service.
+#[derive(Debug, Clone)]
+pub struct RpcClient {
+    service: &'static str,
+    grpc: tonic::client::Grpc<Channel>,
+}
+
+impl RpcClient {
+    /// A client of `service` at `config.url`; the connection is made at the first call (and
+    /// made again after it breaks), so a peer that is down is an error of the call, not of
+    /// start-up.
+    pub fn new(service: &'static str, config: &RpcClientConfig) -> Result<Self, RpcError> {
+        let pem = ClientPem::read(&config.tls).map_err(|e| RpcError::Config(e.to_string()))?;
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(pem.ca))
+            .identity(Identity::from_pem(pem.cert, pem.key))
+            .domain_name(config.server_name.clone());
+        let channel = Endpoint::from_shared(config.url.clone())
+            .map_err(|e| RpcError::Config(format!("{}: {e}", config.url)))?
+            .tls_config(tls)
+            .map_err(|e| RpcError::Config(e.to_string()))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(
+                Duration::try_from(config.timeout)
+                    .map_err(|_| RpcError::Config("timeout must be positive".into()))?,
+            )
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .connect_lazy();
+        Ok(Self {
+            service,
+            grpc: tonic::client::Grpc::new(channel),
+        })
+    }
+
+    /// Calls `/<service>/<method>` with `req`.
+    pub async fn call<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp, RpcError>
+    where
+        Req: Serialize + Send + Sync + 'static,
+        Resp: DeserializeOwned + Send + Sync + 'static,
+    {
+        let path = PathAndQuery::try_from(format!("/{}/{method}", self.service))
+            .map_err(|e| RpcError::Config(e.to_string()))?;
+        let mut grpc = self.grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|e| RpcError::Unavailable(e.to_string()))?;
+        let resp = grpc
+            .unary(
+                tonic::Request::new(req),
+                path,
+                JsonCodec::<Req, Resp>::default(),
+            )
+            .await?;
+        Ok(resp.into_inner())
+    }
+}

@@ -1,0 +1,66 @@
+//! A tonic codec that carries serde types as JSON in gRPC frames.
+
+use bytes::{Buf, BufMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use tonic::Status;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Encodes `E` and decodes `D` as JSON.
+#[derive(Debug)]
+pub struct JsonCodec<E, D>(PhantomData<fn(E) -> D>);
+
+impl<E, D> Default for JsonCodec<E, D> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<E, D> Codec for JsonCodec<E, D>
+where
+    E: Serialize + Send + 'static,
+    D: DeserializeOwned + Send + 'static,
+{
+    type Encode = E;
+    type Decode = D;
+    type Encoder = JsonEncoder<E>;
+    type Decoder = JsonDecoder<D>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        JsonEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        JsonDecoder(PhantomData)
+    }
+}
+
+/// The encoding half of [`JsonCodec`].
+#[derive(Debug)]
+pub struct JsonEncoder<E>(PhantomData<fn(E)>);
+
+impl<E: Serialize> Encoder for JsonEncoder<E> {
+    type Item = E;
+    type Error = Status;
+
+    fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        serde_json::to_writer(dst.writer(), &item)
+            .map_err(|e| Status::internal(format!("encoding a message: {e}")))
+    }
+}
+
+/// The decoding half of [`JsonCodec`].
+#[derive(Debug)]
+pub struct JsonDecoder<D>(PhantomData<fn() -> D>);
+
+impl<D: DeserializeOwned> Decoder for JsonDecoder<D> {
+    type Item = D;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
+        serde_json::from_reader(src.reader())
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("message does not decode: {e}")))
+    }
+}
