@@ -264,6 +264,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Builds the whole CA from `cfg` and starts serving. Used by `cairn serve` and by tests.
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+    // Shared nonce services are reached over the split deployment's gRPC transport, which this
+    // build does not have yet: refuse rather than silently mint nonces in process.
+    anyhow::ensure!(
+        cfg.wfe.nonce_services.is_empty(),
+        "wfe.nonce_services needs the gRPC transport of a split deployment, not in this build; \
+         remove it to mint nonces in this process"
+    );
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let limits = cfg.server.limits.limits();

@@ -50,6 +50,36 @@ pub struct WfeConfig {
     /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed for the
     /// client's address (per-IP rate limits). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Shared nonce services (`[[wfe.nonce_services]]`, a split deployment's `cairn nonce
+    /// serve` instances): each nonce is redeemed at the service its prefix names, so any WFE
+    /// accepts any other WFE's nonces. Empty: this process mints its own nonces.
+    pub nonce_services: Vec<NonceServiceAddr>,
+}
+
+/// One nonce service as a WFE reaches it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NonceServiceAddr {
+    /// The prefix of the nonces it mints (its `[nonce] prefix`).
+    pub prefix: cairn_acme::nonce::NoncePrefix,
+    /// Its gRPC address (`https://host:port`).
+    pub address: String,
+}
+
+impl WfeConfig {
+    /// Checks the nonce services: at most one per prefix (a prefix routes to one service).
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.nonce_services {
+            if !seen.insert(&s.prefix) {
+                return Err(format!(
+                    "wfe.nonce_services: prefix {} is listed twice",
+                    s.prefix
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for WfeConfig {
@@ -61,6 +91,7 @@ impl Default for WfeConfig {
             website: None,
             orders_per_page: 100,
             trusted_proxies: Vec::new(),
+            nonce_services: Vec::new(),
         }
     }
 }

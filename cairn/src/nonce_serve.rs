@@ -1,0 +1,121 @@
+//! `[nonce]`: the nonce service of a split deployment (`cairn nonce serve`), which mints and
+//! redeems the anti-replay nonces of every WFE so that a client may send each request to a
+//! different WFE. Each instance has its own prefix, named in the WFEs' `[[wfe.nonce_services]]`;
+//! its key lives only in its memory, so a restart refuses the nonces it minted before (clients
+//! retry `badNonce` with a fresh one, RFC 8555 §6.5).
+
+use cairn_acme::nonce::NoncePrefix;
+use cairn_wfe::LocalNonces;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// `[nonce]`: one nonce service instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NonceSection {
+    /// Address of the service's gRPC listener.
+    pub listen: SocketAddr,
+    /// The prefix of this instance's nonces (eight base64url characters), as the WFEs'
+    /// `[[wfe.nonce_services]]` name it. Every instance needs its own.
+    pub prefix: Option<NoncePrefix>,
+    /// How long a nonce stays redeemable (`"1h"`).
+    pub lifetime: String,
+    /// Redeemed nonces remembered; past it, older unredeemed nonces are refused (see
+    /// `cairn_acme::nonce`). About 40 bytes each.
+    pub capacity: usize,
+}
+
+impl Default for NonceSection {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 14020)),
+            prefix: None,
+            lifetime: "1h".into(),
+            capacity: cairn_wfe::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+impl NonceSection {
+    /// The nonce lifetime.
+    pub fn lifetime(&self) -> anyhow::Result<std::time::Duration> {
+        let d = cairn_core::humane_duration::parse(&self.lifetime)
+            .map_err(|e| anyhow::anyhow!("nonce.lifetime: {e}"))?;
+        anyhow::ensure!(
+            d >= time::Duration::seconds(10) && d <= time::Duration::days(1),
+            "nonce.lifetime must be between 10s and 1d"
+        );
+        std::time::Duration::try_from(d).map_err(|e| anyhow::anyhow!("nonce.lifetime: {e}"))
+    }
+
+    /// Checks the values (the prefix is checked when parsed). `serving`: this process is a
+    /// nonce service, which must have a prefix of its own.
+    pub fn validate(&self, serving: bool) -> anyhow::Result<()> {
+        self.lifetime()?;
+        anyhow::ensure!(
+            (1_000..=100_000_000).contains(&self.capacity),
+            "nonce.capacity must be within 1000..=100000000"
+        );
+        anyhow::ensure!(
+            !serving || self.prefix.is_some(),
+            "nonce.prefix must be set: the WFEs route each nonce to its service by it"
+        );
+        Ok(())
+    }
+
+    /// The mint this section describes.
+    pub fn mint(&self) -> anyhow::Result<LocalNonces> {
+        Ok(LocalNonces::new(
+            self.prefix.clone(),
+            self.lifetime()?,
+            self.capacity,
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+
+    use crate::config::Config;
+
+    #[test]
+    fn the_nonce_section_and_the_wfes_service_list_parse_and_are_checked() {
+        let cfg = Config::parse(
+            r#"
+            [nonce]
+            listen = "127.0.0.1:9101"
+            prefix = "nonce-01"
+            lifetime = "30m"
+            [[wfe.nonce_services]]
+            prefix = "nonce-01"
+            address = "https://127.0.0.1:9101"
+            [[wfe.nonce_services]]
+            prefix = "nonce-02"
+            address = "https://127.0.0.1:9102"
+            "#,
+        )
+        .unwrap();
+        cfg.nonce.validate(true).unwrap();
+        assert_eq!(cfg.nonce.lifetime().unwrap().as_secs(), 1800);
+        assert_eq!(cfg.wfe.nonce_services.len(), 2);
+        assert!(cfg.nonce.mint().unwrap().mint().starts_with("nonce-01"));
+
+        for (text, why) in [
+            ("[nonce]\nprefix = \"short\"", "nonce prefix"),
+            ("[nonce]\nlifetime = \"5s\"", "nonce.lifetime"),
+            ("[nonce]\nsecret = \"x\"", "unknown field"),
+            (
+                "[[wfe.nonce_services]]\nprefix = \"nonce-01\"\naddress = \"https://a:1\"\n\
+                 [[wfe.nonce_services]]\nprefix = \"nonce-01\"\naddress = \"https://b:1\"",
+                "listed twice",
+            ),
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains(why), "{text}: {err}");
+        }
+        // A serving instance needs a prefix of its own; the default section (not serving) not.
+        assert!(Config::default().nonce.validate(true).is_err());
+        Config::default().nonce.validate(false).unwrap();
+    }
+}
