@@ -32,6 +32,10 @@ pub struct Config {
     pub crl: cairn_status::crl::CrlConfig,
     /// The DAP leader and helper run next to the CA; see dap/README.md.
     pub dap: crate::dap_serve::DapSection,
+    /// The nonce service of a split deployment (`cairn nonce serve`).
+    pub nonce: crate::nonce_serve::NonceSection,
+    /// This process's end of a split deployment's gRPC links (mutual TLS).
+    pub rpc: crate::nonce_serve::RpcSection,
 }
 
 /// Listeners and storage.
@@ -309,6 +313,8 @@ impl Config {
         }
         self.ct.validate()?;
         self.dap.validate()?;
+        self.wfe.validate().map_err(|e| anyhow::anyhow!(e))?;
+        self.nonce.validate(false)?;
         Ok(())
     }
 

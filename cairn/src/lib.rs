@@ -7,6 +7,7 @@ pub mod config;
 pub mod ct_issuance;
 pub mod dap_serve;
 pub mod data_dir;
+pub mod nonce_serve;
 pub mod probe;
 pub mod revoke;
 pub mod serve;

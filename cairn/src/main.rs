@@ -43,6 +43,9 @@ enum Command {
     /// DAP (privacy-preserving metrics): aggregator, client and collector.
     #[command(subcommand)]
     Dap(dap::DapCommand),
+    /// The nonce service of a split deployment (gRPC, mutual TLS).
+    #[command(subcommand)]
+    Nonce(NonceCommand),
     /// A validation authority as a gRPC service (a remote network perspective).
     #[command(subcommand)]
     Va(VaCommand),
@@ -59,6 +62,16 @@ enum Command {
         /// The benchmark and its flags, passed to `cairn-bench` unchanged.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NonceCommand {
+    /// Mint and redeem the WFEs' nonces (`[nonce]` and `[rpc]` of the configuration).
+    Serve {
+        /// The TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
     },
 }
 
@@ -164,6 +177,9 @@ fn main() -> ExitCode {
             }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Va(VaCommand::Serve { config }) => cairn::va_serve::run(&config).await,
+            Command::Nonce(NonceCommand::Serve { config }) => {
+                cairn::nonce_serve::run(&config).await
+            }
             Command::Dap(cmd) => dap::run(cmd).await,
             Command::Ct(CtCommand::Serve { config }) => run_ct(&config).await,
             Command::Ct(CtCommand::Witness { config }) => run_ct_witness(&config).await,

@@ -263,6 +263,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Builds the whole CA from `cfg` and starts serving. Used by `cairn serve` and by tests.
 pub async fn start(cfg: Config) -> anyhow::Result<Server> {
+    // A split deployment's WFE: nonces from the shared nonce services.
+    let shared_nonces = crate::nonce_serve::routed_nonces(&cfg)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
 
     let limits = cfg.server.limits.limits();
@@ -454,7 +456,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             }
         })
     };
-    let app = ct.mount(cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()));
+    let wfe = match shared_nonces {
+        Some(nonces) => {
+            cairn_wfe::router_with_nonces(Arc::new(ra.clone()), cfg.wfe.clone(), nonces)
+        }
+        None => cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()),
+    };
+    let app = ct.mount(wfe);
 
     let mut public_app =
         cairn_status::public::router(public_parts).merge(cairn_status::stats::router(stats_page));

@@ -12,6 +12,7 @@ pub mod jwk;
 pub mod jws;
 mod member_names;
 pub mod messages;
+pub mod nonce;
 
 #[cfg(test)]
 #[allow(clippy::expect_used)]

@@ -12,6 +12,7 @@
 
 pub mod ct;
 pub mod issuer;
+pub mod nonce;
 pub mod ra;
 pub mod sa;
 pub mod va;
@@ -24,6 +25,7 @@ pub use issuer::{
     CertUsage, CertificateIssuer, CrlRequest, IssueRequest, IssuedCertificate, IssuerError,
     IssuerIdentity,
 };
+pub use nonce::{NonceError, NonceService};
 pub use ra::{
     DirectoryInfo, KeyChangeError, NewAccountRequest, NewOrderRequest, OrderView,
     RegistrationAuthority, RenewalInfo, RevocationListener, RevocationRequester,

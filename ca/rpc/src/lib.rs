@@ -30,6 +30,7 @@ pub mod client;
 pub mod codec;
 pub mod dev_pki;
 pub mod identity;
+pub mod nonce;
 pub mod server;
 pub mod tls;
 pub mod va;

@@ -3,8 +3,7 @@
 #![allow(clippy::unwrap_used)] // benchmark set-up
 
 use base64::Engine;
-use cairn_wfe::NonceService;
-use std::time::Duration;
+use cairn_wfe::LocalNonces;
 
 fn main() {
     divan::main();
@@ -13,13 +12,17 @@ fn main() {
 /// Cairn: issue a nonce into a store already holding `outstanding` nonces, then redeem it.
 #[divan::bench(args = [0, 100_000])]
 fn cairn_issue_and_redeem(bencher: divan::Bencher, outstanding: usize) {
-    let nonces = NonceService::new(Duration::from_secs(3600), 1 << 20);
+    let nonces = LocalNonces::new(
+        None,
+        cairn_wfe::DEFAULT_LIFETIME,
+        cairn_wfe::DEFAULT_CAPACITY,
+    );
     for _ in 0..outstanding {
-        nonces.issue();
+        nonces.mint();
     }
     bencher.bench(|| {
-        let n = nonces.issue();
-        assert!(nonces.redeem(divan::black_box(&n)));
+        let n = nonces.mint();
+        assert!(nonces.redeem_now(divan::black_box(&n)));
     });
 }
 

@@ -86,7 +86,7 @@ impl Wfe {
                 return Err(Problem::malformed("this request must carry a kid, not a jwk").into());
             }
         };
-        if !self.nonces.redeem(&jws.header.nonce) {
+        if !self.nonces.redeem(&jws.header.nonce).await.unwrap_or(false) {
             return Err(Problem::new(
                 ProblemType::BadNonce,
                 "the nonce is unknown, expired or already used; retry with a fresh one",

@@ -15,18 +15,18 @@ mod renewal_info;
 mod response;
 pub mod tls;
 
-pub use nonce::NonceService;
+pub use nonce::{DEFAULT_CAPACITY, DEFAULT_LIFETIME, LocalNonces, RoutedNonces};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cairn_api::RegistrationAuthority;
+use cairn_api::{NonceService, RegistrationAuthority};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 
 /// Most bytes accepted in a request body.
@@ -50,6 +50,39 @@ pub struct WfeConfig {
     /// Addresses of TLS-terminating proxies whose `X-Forwarded-For` is believed for the
     /// client's address (per-IP rate limits). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Shared nonce services (`[[wfe.nonce_services]]`, a split deployment's `cairn nonce
+    /// serve` instances): each nonce is redeemed at the service its prefix names, so any WFE
+    /// accepts any other WFE's nonces. Empty: this process mints its own nonces.
+    pub nonce_services: Vec<NonceServiceAddr>,
+}
+
+/// One nonce service as a WFE reaches it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NonceServiceAddr {
+    /// The prefix of the nonces it mints (its `[nonce] prefix`).
+    pub prefix: cairn_acme::nonce::NoncePrefix,
+    /// Its gRPC address (`https://host:port`).
+    pub address: String,
+    /// The DNS name its certificate carries; default `nonce.cairn.internal`.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+impl WfeConfig {
+    /// Checks the nonce services: at most one per prefix (a prefix routes to one service).
+    pub fn validate(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.nonce_services {
+            if !seen.insert(&s.prefix) {
+                return Err(format!(
+                    "wfe.nonce_services: prefix {} is listed twice",
+                    s.prefix
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for WfeConfig {
@@ -61,6 +94,7 @@ impl Default for WfeConfig {
             website: None,
             orders_per_page: 100,
             trusted_proxies: Vec::new(),
+            nonce_services: Vec::new(),
         }
     }
 }
@@ -68,7 +102,7 @@ impl Default for WfeConfig {
 /// Shared state of the handlers.
 pub(crate) struct Wfe {
     pub(crate) ra: Arc<dyn RegistrationAuthority>,
-    pub(crate) nonces: NonceService,
+    pub(crate) nonces: Arc<dyn NonceService>,
     pub(crate) config: WfeConfig,
 }
 
@@ -100,18 +134,25 @@ pub(crate) mod paths {
     pub(crate) const RENEWAL_INFO: &str = "/acme/renewal-info";
 }
 
-/// Builds the ACME router over `ra`.
+/// Builds the ACME router over `ra`, minting nonces in this process.
 pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
+    let nonces = LocalNonces::new(None, DEFAULT_LIFETIME, DEFAULT_CAPACITY);
+    router_with_nonces(ra, config, Arc::new(nonces))
+}
+
+/// Builds the ACME router over `ra` with nonces from `nonces` (a split deployment's shared
+/// nonce services, so that any WFE redeems any other WFE's nonces).
+pub fn router_with_nonces(
+    ra: Arc<dyn RegistrationAuthority>,
+    config: WfeConfig,
+    nonces: Arc<dyn NonceService>,
+) -> Router {
     let trusted_proxies: Arc<[std::net::IpAddr]> = config
         .trusted_proxies
         .iter()
         .map(|ip| ip.to_canonical())
         .collect();
-    let state = Arc::new(Wfe {
-        ra,
-        nonces: NonceService::new(Duration::from_secs(3600), 1 << 20),
-        config,
-    });
+    let state = Arc::new(Wfe { ra, nonces, config });
     Router::new()
         .route(paths::DIRECTORY, get(directory::directory))
         .route(
@@ -195,8 +236,23 @@ async fn acme_headers(State(wfe): WfeState, req: Request, next: Next) -> Respons
         "ACME request"
     );
     let headers = resp.headers_mut();
-    if wants_nonce && let Ok(v) = HeaderValue::from_str(&wfe.nonces.issue()) {
-        headers.insert("replay-nonce", v);
+    if wants_nonce {
+        match wfe.nonces.issue().await {
+            Ok(n) => {
+                if let Ok(v) = HeaderValue::from_str(&n) {
+                    headers.insert("replay-nonce", v);
+                }
+            }
+            Err(e) => {
+                tracing::error!(parent: &span, error = %e, "no nonce service could mint a nonce");
+                // newNonce exists to hand out a nonce: without one it has failed. Other
+                // responses keep their outcome; the client's next request fetches a nonce.
+                if endpoint == paths::NEW_NONCE {
+                    return response::ProblemResponse::from(cairn_core::Problem::internal())
+                        .into_response();
+                }
+            }
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&format!("<{base}{}>;rel=\"index\"", paths::DIRECTORY)) {
         headers.append(header::LINK, v);

@@ -1,191 +1,239 @@
-//! Anti-replay nonces (RFC 8555 §6.5): single-use and expiring, minted without storage.
-//!
-//! A nonce is `base64url(counter ‖ issued ‖ tag)`: a per-process counter (8 octets, big
-//! endian), the issue time in milliseconds since the service started (8 octets), and the first
-//! 16 octets of HMAC-SHA256 over both under a key drawn at start-up. Minting stores nothing, so
-//! no number of unauthenticated newNonce requests can push a client's nonce out (a store of
-//! issued nonces could be flooded until it forgot real clients' ones). Only redemption keeps
-//! state: the counters redeemed within the lifetime, so each nonce works once. That set is
-//! bounded by `capacity`; past it, the oldest redeemed counter becomes a floor below which every
-//! nonce is refused (as Boulder's nonce service does), which takes that many successful
-//! redemptions, each a POST with a nonce of its own, within one lifetime.
+//! Where the WFE gets its nonces (RFC 8555 §6.5): [`LocalNonces`] mints them in this process
+//! (`cairn serve`, one WFE), [`RoutedNonces`] spreads minting over several nonce services and
+//! redeems each nonce at the service its prefix names (a split deployment, many WFEs). The
+//! minting itself, and why it stores nothing, is `cairn_acme::nonce`.
 
-use aws_lc_rs::hmac;
-use aws_lc_rs::rand::SystemRandom;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use async_trait::async_trait;
+use cairn_acme::nonce::{NonceMint, NoncePrefix};
+use cairn_api::{NonceError, NonceService};
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Octets of the HMAC kept in a nonce.
-const TAG_LEN: usize = 16;
-/// Octets of a decoded nonce: counter, issue time, tag.
-const NONCE_LEN: usize = 8 + 8 + TAG_LEN;
+/// How long a nonce stays redeemable by default.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Redeemed nonces remembered by default (see `cairn_acme::nonce` for what overflowing does).
+pub const DEFAULT_CAPACITY: usize = 1 << 20;
 
-/// Issues and redeems nonces.
+/// Nonces minted and redeemed in this process, under a key drawn at start-up.
 #[derive(Debug)]
-pub struct NonceService {
-    key: hmac::Key,
-    counter: AtomicU64,
+pub struct LocalNonces {
+    mint: NonceMint,
     started: Instant,
-    state: Mutex<Redeemed>,
-    lifetime: Duration,
-    capacity: usize,
 }
 
-/// What redemption remembers.
-#[derive(Debug, Default)]
-struct Redeemed {
-    /// Counters redeemed and not yet expired, with their issue time (ms since start).
-    used: BTreeMap<u64, u64>,
-    /// Counters at or below this are refused (the set above overflowed).
-    floor: u64,
-}
-
-impl NonceService {
-    /// A service whose nonces live for `lifetime`, remembering at most `capacity` redeemed
-    /// nonces. Panics if the system random number generator fails: nonces from a guessable key
-    /// would not prevent replay, and the service must not start without one.
-    pub fn new(lifetime: Duration, capacity: usize) -> Self {
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new())
-            .unwrap_or_else(|_| panic!("the system random number generator failed"));
-        Self {
-            key,
-            counter: AtomicU64::new(0),
-            started: Instant::now(),
-            state: Mutex::new(Redeemed::default()),
-            lifetime,
-            capacity: capacity.max(1),
+impl LocalNonces {
+    /// A mint named `prefix` (random if `None`) whose nonces live for `lifetime`, remembering at
+    /// most `capacity` redeemed ones. Panics if the system random number generator fails: nonces
+    /// from a guessable key would not prevent replay, and the service must not start without one.
+    pub fn new(prefix: Option<NoncePrefix>, lifetime: Duration, capacity: usize) -> Self {
+        let mut key = [0u8; 32];
+        let mut label = [0u8; 6];
+        if aws_lc_rs::rand::fill(&mut key).is_err() || aws_lc_rs::rand::fill(&mut label).is_err() {
+            panic!("the system random number generator failed");
         }
+        let prefix = prefix.unwrap_or_else(|| NoncePrefix::from_random(label));
+        Self {
+            mint: NonceMint::new(prefix, key, lifetime, capacity),
+            started: Instant::now(),
+        }
+    }
+
+    /// The prefix of this mint's nonces.
+    pub fn prefix(&self) -> &NoncePrefix {
+        self.mint.prefix()
     }
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn tag(&self, body: &[u8]) -> hmac::Tag {
-        hmac::sign(&self.key, body)
+    /// A fresh nonce (synchronous: nothing to wait for).
+    pub fn mint(&self) -> String {
+        self.mint.issue(self.now_ms())
     }
 
-    /// A fresh nonce. Stores nothing.
-    pub fn issue(&self) -> String {
-        let counter = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce[..8].copy_from_slice(&counter.to_be_bytes());
-        nonce[8..16].copy_from_slice(&self.now_ms().to_be_bytes());
-        let tag = self.tag(&nonce[..16]);
-        nonce[16..].copy_from_slice(&tag.as_ref()[..TAG_LEN]);
-        URL_SAFE_NO_PAD.encode(nonce)
+    /// Redeems a nonce: true exactly once for a fresh nonce of this mint.
+    pub fn redeem_now(&self, nonce: &str) -> bool {
+        match self.mint.redeem(nonce, self.now_ms()) {
+            Ok(()) => true,
+            Err(why) => {
+                metrics::counter!("cairn_nonce_refused_total", "reason" => reason(why))
+                    .increment(1);
+                false
+            }
+        }
+    }
+}
+
+fn reason(why: cairn_acme::nonce::NonceRefused) -> &'static str {
+    use cairn_acme::nonce::NonceRefused::*;
+    match why {
+        Foreign => "foreign",
+        Forged => "forged",
+        Expired => "expired",
+        Replayed => "replayed",
+        _ => "other",
+    }
+}
+
+#[async_trait]
+impl NonceService for LocalNonces {
+    async fn issue(&self) -> Result<String, NonceError> {
+        Ok(self.mint())
     }
 
-    /// Redeems a nonce: true exactly once for a nonce this service issued that has not expired.
-    pub fn redeem(&self, nonce: &str) -> bool {
-        let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
-            return false;
-        };
-        let Ok(raw) = <[u8; NONCE_LEN]>::try_from(raw.as_slice()) else {
-            return false;
-        };
-        let expected = self.tag(&raw[..16]);
-        if aws_lc_rs::constant_time::verify_slices_are_equal(
-            &expected.as_ref()[..TAG_LEN],
-            &raw[16..],
-        )
-        .is_err()
-        {
-            return false;
+    async fn redeem(&self, nonce: &str) -> Result<bool, NonceError> {
+        Ok(self.redeem_now(nonce))
+    }
+}
+
+/// Several nonce services, each named by the prefix of the nonces it mints. Minting goes round
+/// the services, skipping any that fail; a nonce is redeemed only at the service its prefix
+/// names, because only that one holds its key and its redeemed set. A nonce whose service is
+/// unknown or unreachable is refused (`badNonce`): the client retries with a fresh nonce, which
+/// comes from a service that answers.
+#[derive(Debug)]
+pub struct RoutedNonces {
+    services: BTreeMap<NoncePrefix, Arc<dyn NonceService>>,
+    order: Vec<Arc<dyn NonceService>>,
+    next: AtomicUsize,
+}
+
+impl RoutedNonces {
+    /// Routes over `services`. Panics on none: configuration validation refuses an empty list.
+    pub fn new(services: impl IntoIterator<Item = (NoncePrefix, Arc<dyn NonceService>)>) -> Self {
+        let services: BTreeMap<_, _> = services.into_iter().collect();
+        let order: Vec<_> = services.values().cloned().collect();
+        assert!(!order.is_empty(), "at least one nonce service");
+        Self {
+            services,
+            order,
+            next: AtomicUsize::new(0),
         }
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&raw[..8]);
-        let counter = u64::from_be_bytes(word);
-        word.copy_from_slice(&raw[8..16]);
-        let issued = u64::from_be_bytes(word);
-        let now = self.now_ms();
-        let lifetime = u64::try_from(self.lifetime.as_millis()).unwrap_or(u64::MAX);
-        let expired = |issued: u64| now.saturating_sub(issued) > lifetime;
-        if expired(issued) {
-            return false;
-        }
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if counter <= st.floor || st.used.contains_key(&counter) {
-            return false;
-        }
-        st.used.insert(counter, issued);
-        // Expired nonces are refused by their time: forget them. Counters grow with time, so
-        // they sit at the front (near enough: a slow minting thread can only keep one longer).
-        while let Some((&oldest, &at)) = st.used.first_key_value() {
-            if !expired(at) && st.used.len() <= self.capacity {
-                break;
+    }
+}
+
+#[async_trait]
+impl NonceService for RoutedNonces {
+    async fn issue(&self) -> Result<String, NonceError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = None;
+        for i in 0..self.order.len() {
+            let service = &self.order[(start + i) % self.order.len()];
+            match service.issue().await {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "nonce service failed to mint; trying the next");
+                    last = Some(e);
+                }
             }
-            st.used.remove(&oldest);
-            if !expired(at) {
-                st.floor = st.floor.max(oldest);
+        }
+        Err(last.unwrap_or_else(|| NonceError::Unavailable("no nonce services".into())))
+    }
+
+    async fn redeem(&self, nonce: &str) -> Result<bool, NonceError> {
+        let Some(service) = NoncePrefix::of(nonce)
+            .and_then(|p| NoncePrefix::new(p).ok())
+            .and_then(|p| self.services.get(&p))
+        else {
+            metrics::counter!("cairn_nonce_refused_total", "reason" => "unknown_prefix")
+                .increment(1);
+            return Ok(false);
+        };
+        match service.redeem(nonce).await {
+            Ok(ok) => Ok(ok),
+            Err(e) => {
+                // The minting instance is gone or unreachable: its nonces cannot be checked, so
+                // they are refused, and the client's retry gets a nonce from a live service.
+                tracing::warn!(error = %e, "nonce service failed to redeem; refusing the nonce");
+                metrics::counter!("cairn_nonce_refused_total", "reason" => "unavailable")
+                    .increment(1);
+                Ok(false)
             }
         }
-        true
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nonces_redeem_once() {
-        let s = NonceService::new(Duration::from_secs(60), 100);
-        let n = s.issue();
-        assert!(s.redeem(&n));
-        assert!(!s.redeem(&n));
-        assert!(!s.redeem("never-issued"));
-        assert!(!s.redeem(""));
-    }
+    #[derive(Debug)]
+    struct Down;
 
-    #[test]
-    fn nonces_expire() {
-        let s = NonceService::new(Duration::from_millis(1), 100);
-        let n = s.issue();
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(!s.redeem(&n));
-    }
-
-    #[test]
-    fn forged_and_foreign_nonces_are_refused() {
-        let s = NonceService::new(Duration::from_secs(60), 100);
-        let other = NonceService::new(Duration::from_secs(60), 100);
-        assert!(!s.redeem(&other.issue()), "another key's nonce");
-        let mut raw = URL_SAFE_NO_PAD.decode(s.issue()).unwrap();
-        raw[7] ^= 1; // another counter under the same tag
-        assert!(!s.redeem(&URL_SAFE_NO_PAD.encode(&raw)));
-    }
-
-    /// Issue 14, finding 12: minting stores nothing, so a flood of issued nonces (what any
-    /// unauthenticated newNonce request gets) cannot evict a client's outstanding nonce.
-    #[test]
-    fn a_flood_of_issued_nonces_does_not_evict_an_outstanding_one() {
-        let s = NonceService::new(Duration::from_secs(60), 3);
-        let mine = s.issue();
-        for _ in 0..10_000 {
-            s.issue();
+    #[async_trait]
+    impl NonceService for Down {
+        async fn issue(&self) -> Result<String, NonceError> {
+            Err(NonceError::Unavailable("down".into()))
         }
-        assert!(s.redeem(&mine));
+        async fn redeem(&self, _: &str) -> Result<bool, NonceError> {
+            Err(NonceError::Unavailable("down".into()))
+        }
     }
 
-    #[test]
-    fn redeemed_nonces_are_remembered_up_to_capacity_then_a_floor_refuses_older_ones() {
-        let s = NonceService::new(Duration::from_secs(60), 3);
-        let old = s.issue();
-        let all: Vec<_> = (0..5).map(|_| s.issue()).collect();
-        for n in &all {
-            assert!(s.redeem(n));
+    fn local(prefix: &str) -> Arc<LocalNonces> {
+        Arc::new(LocalNonces::new(
+            Some(NoncePrefix::new(prefix).unwrap()),
+            DEFAULT_LIFETIME,
+            100,
+        ))
+    }
+
+    #[tokio::test]
+    async fn nonces_are_redeemed_at_the_service_that_minted_them() {
+        let a = local("AAAAAAAA");
+        let b = local("BBBBBBBB");
+        let routed = |x: &Arc<LocalNonces>, y: &Arc<LocalNonces>| {
+            RoutedNonces::new([
+                (x.prefix().clone(), x.clone() as Arc<dyn NonceService>),
+                (y.prefix().clone(), y.clone() as Arc<dyn NonceService>),
+            ])
+        };
+        // Two WFEs, each routing over the same two services.
+        let wfe1 = routed(&a, &b);
+        let wfe2 = routed(&b, &a);
+        let mut prefixes = std::collections::BTreeSet::new();
+        for i in 0..8 {
+            let (mint, redeem) = if i % 2 == 0 {
+                (&wfe1, &wfe2)
+            } else {
+                (&wfe2, &wfe1)
+            };
+            let n = mint.issue().await.unwrap();
+            prefixes.insert(n[..8].to_owned());
+            assert!(
+                redeem.redeem(&n).await.unwrap(),
+                "fresh nonce from the other WFE"
+            );
+            assert!(
+                !mint.redeem(&n).await.unwrap(),
+                "replayed through the first WFE"
+            );
         }
-        for n in &all {
-            assert!(!s.redeem(n), "replayed");
+        assert_eq!(prefixes.len(), 2, "minting goes round both services");
+    }
+
+    #[tokio::test]
+    async fn unknown_prefixes_and_unreachable_services_refuse_and_minting_skips_them() {
+        let a = local("AAAAAAAA");
+        let routed = RoutedNonces::new([
+            (a.prefix().clone(), a.clone() as Arc<dyn NonceService>),
+            (NoncePrefix::new("DDDDDDDD").unwrap(), Arc::new(Down) as _),
+        ]);
+        for _ in 0..4 {
+            let n = routed.issue().await.unwrap();
+            assert!(n.starts_with("AAAAAAAA"));
+            assert!(routed.redeem(&n).await.unwrap());
         }
-        // Five redemptions overflowed a set of three: the floor passed `old`.
-        assert!(!s.redeem(&old));
-        let st = s.state.lock().unwrap();
-        assert!(st.used.len() <= 3);
+        let other = local("CCCCCCCC");
+        assert!(!routed.redeem(&other.mint()).await.unwrap());
+        assert!(!routed.redeem("DDDDDDDDxxxx").await.unwrap());
+        assert!(!routed.redeem("").await.unwrap());
+        let all_down =
+            RoutedNonces::new([(NoncePrefix::new("DDDDDDDD").unwrap(), Arc::new(Down) as _)]);
+        assert!(all_down.issue().await.is_err());
     }
 }

@@ -132,6 +132,13 @@ impl Client {
 
 impl Acme {
     pub(crate) fn new() -> Acme {
+        Self::fronts(&[None]).pop().unwrap()
+    }
+
+    /// Several front ends (WFEs) over one RA and one set of fakes, as a split deployment runs
+    /// them behind a load balancer: each gets its own nonce source (`None`: its own in-process
+    /// nonces).
+    pub(crate) fn fronts(nonces: &[Option<Arc<dyn cairn_api::NonceService>>]) -> Vec<Acme> {
         let clock = Arc::new(FixedClock::new(T0));
         let sa = MemoryStorage::new();
         let va = Arc::new(ScriptedValidation::new());
@@ -151,12 +158,18 @@ impl Acme {
             ..WfeConfig::default()
         };
         let ra: Arc<dyn RegistrationAuthority> = Arc::new(ra);
-        Acme {
-            router: cairn_wfe::router(ra, config),
-            va,
-            issuer,
-            sa,
-        }
+        nonces
+            .iter()
+            .map(|n| Acme {
+                router: match n {
+                    Some(n) => cairn_wfe::router_with_nonces(ra.clone(), config.clone(), n.clone()),
+                    None => cairn_wfe::router(ra.clone(), config.clone()),
+                },
+                va: va.clone(),
+                issuer: issuer.clone(),
+                sa: sa.clone(),
+            })
+            .collect()
     }
 
     /// Sends `req` through the router.
