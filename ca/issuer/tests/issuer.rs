@@ -512,5 +512,5 @@ fn tls_listener_certificate_is_not_from_the_subscriber_hierarchy() {
         tls_root.common_name.as_deref(),
         Some("Cairn local TLS root (not publicly trusted)")
     );
-    assert_ne!(tls_root.spki_der, &h.root().info().spki_der);
+    assert_ne!(tls_root.spki_der, h.root().info().spki_der);
 }
