@@ -175,6 +175,10 @@ pub struct CaConfig {
     /// (`badPublicKey`) and CSR keys (`badCSR`) they list are refused. Read at start; a missing
     /// or malformed file stops the start. Relative paths are relative to the working directory.
     pub weak_key_files: Vec<PathBuf>,
+    /// Intermediate-only operation (see docs/key-management.md): the root certificate without
+    /// its key, the ARL signed at the ceremony, and the intermediate with its key (PKCS#11 or
+    /// file). Unset: a development hierarchy with file keys is created in `data_dir/ca`.
+    pub offline_root: Option<cairn_issuer::OfflineRootConfig>,
 }
 
 impl Default for CaConfig {
@@ -185,6 +189,7 @@ impl Default for CaConfig {
             tls_names: Vec::new(),
             ignored_lints: Vec::new(),
             weak_key_files: Vec::new(),
+            offline_root: None,
         }
     }
 }

@@ -287,16 +287,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .unwrap_or_else(|| cairn_status::public::default_base_url(public_addr));
 
     let ca_dir = cfg.server.data_dir.join("ca");
-    let hierarchy = CaHierarchy::load_or_create_with(
-        &ca_dir,
-        cfg.key_algorithm()?,
-        clock.now(),
-        &cairn_issuer::HierarchyOptions {
-            country: Some(cfg.ca.country.clone()),
-            public_base_url: Some(public_base_url.clone()),
-        },
-    )
-    .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?;
+    let hierarchy = match &cfg.ca.offline_root {
+        Some(offline) => CaHierarchy::load_offline_root(offline, clock.now())
+            .context("cannot load the CA ([ca.offline_root])")?,
+        None => CaHierarchy::load_or_create_with(
+            &ca_dir,
+            cfg.key_algorithm()?,
+            clock.now(),
+            &cairn_issuer::HierarchyOptions {
+                country: Some(cfg.ca.country.clone()),
+                public_base_url: Some(public_base_url.clone()),
+            },
+        )
+        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?,
+    };
     let tls = if cfg.server.tls {
         // The operator's certificate, or one from the local TLS root; never one from the
         // subscriber hierarchy (see cairn_issuer::tls).
@@ -318,7 +322,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     } else {
         None
     };
-    let root_path = ca_dir.join("root.pem");
+    let root_path = match &cfg.ca.offline_root {
+        Some(offline) => offline.root_certificate.clone(),
+        None => ca_dir.join("root.pem"),
+    };
     let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
     let mut public_parts = cairn_status::public::PublicParts::default();
     public_parts.issuer_certificates.insert(

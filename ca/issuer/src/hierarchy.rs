@@ -4,7 +4,7 @@
 use crate::IssuerError;
 use cairn_x509::{
     CaCertificate, CaExtras, KeyAlgorithm, SigningKey, build_intermediate_with, build_root_with,
-    is_signed_by, pem_certificates,
+    is_signed_by, pem_certificates, pem_encode,
 };
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -30,13 +30,73 @@ const INTERMEDIATE_VALIDITY: Duration = Duration::days(1826);
 /// notBefore backdating of CA certificates, for clients with slow clocks.
 const CA_BACKDATE: Duration = Duration::hours(1);
 
-/// The root and intermediate of this CA, with their keys. Debug output never shows key bytes.
+/// The root and intermediate of this CA, with the intermediate's key and, unless the root is
+/// offline, the root's. Debug output never shows key bytes.
 #[derive(Debug)]
 pub struct CaHierarchy {
-    root: CaCertificate,
+    root: RootCa,
     intermediate: CaCertificate,
     issuer_id: String,
     root_id: String,
+    /// A cross-signed certificate of the intermediate (same subject and key, another issuer):
+    /// the alternate chain.
+    pub(crate) cross_signed: Option<Vec<u8>>,
+    /// The root's CRL (ARL) signed at a ceremony, served as it is (offline root only).
+    pub(crate) arl_path: Option<PathBuf>,
+}
+
+/// The root certificate, and its key when the root is online (a development hierarchy).
+#[derive(Debug)]
+pub struct RootCa {
+    der: Vec<u8>,
+    info: cairn_x509::CertInfo,
+    signer: Option<CaCertificate>,
+}
+
+impl RootCa {
+    fn online(cert: CaCertificate) -> RootCa {
+        RootCa {
+            der: cert.der().to_vec(),
+            info: cert.info().clone(),
+            signer: Some(cert),
+        }
+    }
+
+    /// A root whose key is elsewhere (offline): only its certificate.
+    pub fn offline(der: Vec<u8>) -> Result<RootCa, IssuerError> {
+        let info = cairn_x509::CertInfo::from_der(&der)
+            .map_err(|e| IssuerError::Inconsistent(format!("root certificate: {e}")))?;
+        if !info.is_ca {
+            return Err(IssuerError::Inconsistent(
+                "the root certificate is not a CA certificate".into(),
+            ));
+        }
+        Ok(RootCa {
+            der,
+            info,
+            signer: None,
+        })
+    }
+
+    /// The certificate, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    /// The parsed certificate.
+    pub fn info(&self) -> &cairn_x509::CertInfo {
+        &self.info
+    }
+
+    /// The certificate, PEM.
+    pub fn to_pem(&self) -> String {
+        pem_encode("CERTIFICATE", &self.der)
+    }
+
+    /// The root with its key, when the root is online; `None` for an offline root.
+    pub fn signer(&self) -> Option<&CaCertificate> {
+        self.signer.as_ref()
+    }
 }
 
 /// How a new hierarchy looks beyond its key algorithm (an existing one is loaded as it is).
@@ -144,17 +204,20 @@ impl CaHierarchy {
         for key_file in [ROOT_KEY_FILE, INTERMEDIATE_KEY_FILE] {
             warn_if_readable_by_others(&dir.join(key_file));
         }
-        Ok(Self::from_parts(root, intermediate))
+        warn_file_keys(dir);
+        Ok(Self::from_parts(RootCa::online(root), intermediate))
     }
 
-    fn from_parts(root: CaCertificate, intermediate: CaCertificate) -> CaHierarchy {
+    pub(crate) fn from_parts(root: RootCa, intermediate: CaCertificate) -> CaHierarchy {
         let issuer_id = short_key_id(intermediate.key().spki_der());
-        let root_id = short_key_id(root.key().spki_der());
+        let root_id = short_key_id(&root.info.spki_der);
         CaHierarchy {
             root,
             intermediate,
             issuer_id,
             root_id,
+            cross_signed: None,
+            arl_path: None,
         }
     }
 
@@ -218,7 +281,8 @@ impl CaHierarchy {
         write_atomic(&dir.join(ROOT_CERT_FILE), root.to_pem().as_bytes(), 0o644)?;
         remove_file_synced(&dir.join(CREATING_MARKER))?;
 
-        let hierarchy = Self::from_parts(root, intermediate);
+        let hierarchy = Self::from_parts(RootCa::online(root), intermediate);
+        warn_file_keys(dir);
         tracing::info!(
             dir = %dir.display(),
             algorithm = %algorithm,
@@ -229,9 +293,14 @@ impl CaHierarchy {
         Ok(hierarchy)
     }
 
-    /// The root.
-    pub fn root(&self) -> &CaCertificate {
+    /// The root (with its key only when it is online).
+    pub fn root(&self) -> &RootCa {
         &self.root
+    }
+
+    /// The cross-signed certificate of the intermediate, when one is configured.
+    pub fn cross_signed(&self) -> Option<&[u8]> {
+        self.cross_signed.as_deref()
     }
 
     /// The intermediate that signs end-entity certificates.
@@ -262,8 +331,18 @@ impl CaHierarchy {
     }
 }
 
+/// The loud start-up warning of a hierarchy whose keys are files.
+fn warn_file_keys(dir: &Path) {
+    tracing::warn!(
+        dir = %dir.display(),
+        "CA PRIVATE KEYS ARE FILES ON DISK and the root is online: fine for development and \
+         tests, not for a CA anyone trusts. Hold the intermediate in an HSM and keep the root \
+         offline ([ca.offline_root], docs/key-management.md)"
+    );
+}
+
 /// Hex of the first 8 bytes of the SHA-256 of a SubjectPublicKeyInfo.
-fn short_key_id(spki_der: &[u8]) -> String {
+pub(crate) fn short_key_id(spki_der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der);
     digest.as_ref()[..8]
         .iter()

@@ -6,6 +6,7 @@
 pub mod hierarchy;
 pub mod local;
 pub mod ocsp;
+pub mod offline;
 pub mod tls;
 
 pub use cairn_api::issuer::{
@@ -13,9 +14,10 @@ pub use cairn_api::issuer::{
     IssuerIdentity,
 };
 pub use cairn_x509::{CtExtension, EndEntityProfile, KeyAlgorithm};
-pub use hierarchy::{CaHierarchy, HierarchyOptions};
+pub use hierarchy::{CaHierarchy, HierarchyOptions, RootCa};
 pub use local::{DEFAULT_CRL_SHARDS, LocalIssuer, crl_shard_of};
 pub use ocsp::OcspSignerKind;
+pub use offline::{KeySource, OfflineRootConfig};
 pub use tls::TlsIdentity;
 
 /// The URL of CRL shard `shard` of issuer `issuer_id` under the public base URL (what

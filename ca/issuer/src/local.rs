@@ -53,10 +53,12 @@ impl LocalIssuer {
         ignored_lints: Vec<String>,
     ) -> Result<LocalIssuer, IssuerError> {
         let intermediate = hierarchy.intermediate_pem();
-        let chains = vec![
-            intermediate.clone(),
-            format!("{intermediate}{}", hierarchy.root_pem()),
-        ];
+        let alternate = match hierarchy.cross_signed() {
+            // A real alternate: the same intermediate key, certified by another root.
+            Some(cross) => cairn_x509::pem_encode("CERTIFICATE", cross),
+            None => format!("{intermediate}{}", hierarchy.root_pem()),
+        };
+        let chains = vec![intermediate.clone(), alternate];
         let linter = Linter::new(hierarchy.intermediate())
             .map_err(|e| IssuerError::Signing(format!("creating the pre-issuance linter: {e}")))?;
         let ocsp = OcspKeys::new(&hierarchy)?;
@@ -105,7 +107,11 @@ impl LocalIssuer {
         let (ca, only_ca_certs) = if req.issuer_id == self.hierarchy.issuer_id() {
             (self.hierarchy.intermediate(), false)
         } else if req.issuer_id == self.hierarchy.root_id() && req.shard == 0 {
-            (self.hierarchy.root(), true)
+            match self.hierarchy.root().signer() {
+                Some(root) => (root, true),
+                // An offline root: the ARL signed at the ceremony, as it is.
+                None => return self.hierarchy.offline_arl(),
+            }
         } else {
             return Err(IssuerError::InvalidRequest(format!(
                 "no CRL {} of issuer {}",

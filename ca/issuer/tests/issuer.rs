@@ -490,7 +490,7 @@ fn tls_listener_certificate_is_not_from_the_subscriber_hierarchy() {
         leaf,
         h.intermediate().key().spki_der()
     ));
-    assert!(!cairn_x509::is_signed_by(leaf, h.root().key().spki_der()));
+    assert!(!cairn_x509::is_signed_by(leaf, &h.root().info().spki_der));
 
     // It verifies to tls-root.pem, whose name says it is not publicly trusted, and not to
     // root.pem, even with the intermediate offered as a chain certificate.
@@ -512,5 +512,5 @@ fn tls_listener_certificate_is_not_from_the_subscriber_hierarchy() {
         tls_root.common_name.as_deref(),
         Some("Cairn local TLS root (not publicly trusted)")
     );
-    assert_ne!(tls_root.spki_der, h.root().key().spki_der());
+    assert_ne!(tls_root.spki_der, h.root().info().spki_der);
 }

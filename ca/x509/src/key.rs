@@ -18,6 +18,9 @@ use der::Decode;
 use der::asn1::{AnyRef, ObjectIdentifier};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 use std::fmt;
+use std::sync::Arc;
+
+pub use cairn_pki::{ExternalSigner, ExternalSignerError};
 
 pub use cairn_pki::KeyAlgorithm;
 
@@ -99,6 +102,14 @@ pub enum KeyError {
     /// Producing a signature failed.
     #[error("signing failed")]
     Signing,
+    /// An external signer (an HSM) failed to sign; there is no fallback to another key.
+    #[error("external key {key} failed to sign: {error}")]
+    ExternalSigning {
+        /// Where the key lives.
+        key: String,
+        /// What the signer said.
+        error: String,
+    },
 }
 
 impl From<PublicKeyError> for KeyError {
@@ -117,6 +128,8 @@ impl From<PublicKeyError> for KeyError {
 enum KeyPairInner {
     Ecdsa(EcdsaKeyPair),
     Rsa(RsaKeyPair),
+    /// A key held outside the process (an HSM through PKCS#11): it signs, it never exports.
+    External(Arc<dyn ExternalSigner>),
 }
 
 /// A private key that signs certificates. The key bytes never appear in `Debug` output.
@@ -131,6 +144,7 @@ impl fmt::Debug for SigningKey {
         f.debug_struct("SigningKey")
             .field("algorithm", &self.algorithm)
             .field("spki_sha256", &hex::encode(spki_digest(&self.spki_der)))
+            .field("external", &self.external_description())
             .finish_non_exhaustive()
     }
 }
@@ -165,10 +179,37 @@ impl SigningKey {
         Self::from_inner(inner)
     }
 
+    /// A key held by an external signer (an HSM). Its public key must be one Cairn accepts and
+    /// match the algorithm it reports.
+    pub fn from_external(signer: Arc<dyn ExternalSigner>) -> Result<SigningKey, KeyError> {
+        let algorithm = KeyAlgorithm::from_spki_der(signer.spki_der())?;
+        if algorithm != signer.algorithm() {
+            return Err(KeyError::UnsupportedKey(format!(
+                "{} reports {} but its public key is {algorithm}",
+                signer.describe(),
+                signer.algorithm()
+            )));
+        }
+        Ok(SigningKey {
+            spki_der: signer.spki_der().to_vec(),
+            inner: KeyPairInner::External(signer),
+            algorithm,
+        })
+    }
+
+    /// Where an external key lives (`None` for an in-memory key).
+    pub fn external_description(&self) -> Option<String> {
+        match &self.inner {
+            KeyPairInner::External(signer) => Some(signer.describe()),
+            _ => None,
+        }
+    }
+
     fn from_inner(inner: KeyPairInner) -> Result<SigningKey, KeyError> {
         let spki_der = match &inner {
             KeyPairInner::Ecdsa(kp) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
             KeyPairInner::Rsa(kp) => kp.public_key().as_der().map(|d| d.as_ref().to_vec()),
+            KeyPairInner::External(signer) => return Self::from_external(signer.clone()),
         }
         .map_err(|_| KeyError::InvalidPrivateKey("cannot encode the public key".into()))?;
         let algorithm = KeyAlgorithm::from_spki_der(&spki_der)?;
@@ -215,6 +256,10 @@ impl SigningKey {
             KeyPairInner::Rsa(kp) => AsDer::<Pkcs8V1Der<'static>>::as_der(kp)
                 .map(|d| d.as_ref().to_vec())
                 .map_err(err),
+            KeyPairInner::External(signer) => Err(KeyError::InvalidPrivateKey(format!(
+                "{} is held outside the process and cannot be exported",
+                signer.describe()
+            ))),
         }
     }
 
@@ -247,6 +292,12 @@ impl SigningKey {
                 kp.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
                     .map_err(|_| KeyError::Signing)?;
                 Ok(sig)
+            }
+            KeyPairInner::External(signer) => {
+                signer.sign(message).map_err(|e| KeyError::ExternalSigning {
+                    key: signer.describe(),
+                    error: e.0,
+                })
             }
         }
     }

@@ -8,9 +8,11 @@ pub mod goodkey;
 pub mod key;
 pub mod pem;
 pub mod signature;
+pub mod signer;
 
 pub use debian_weak_keys::{BlocklistError, DebianWeakKeys, debian_weak_key_fingerprint};
 pub use goodkey::{WeakKey, check_rsa_modulus};
 pub use key::{KeyAlgorithm, PublicKeyError, RsaPublicKey};
 pub use pem::{PemError, pem_certificates, pem_decode_all, pem_encode};
 pub use signature::{is_signed_by, verification_algorithm, verify_x509_signature};
+pub use signer::{ExternalSigner, ExternalSignerError, ecdsa_raw_to_der};
