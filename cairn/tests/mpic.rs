@@ -9,7 +9,7 @@
 mod common;
 
 use cairn_challtestsrv::{CaaPolicy, ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
-use common::TestCa;
+use common::{TestCa, free_port};
 use instant_acme::{
     AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
@@ -30,14 +30,6 @@ impl Drop for Remote {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn start_remote(pki: &Path, dir: &Path, name: &str) -> (Remote, u16) {

@@ -8,8 +8,8 @@
 mod common;
 
 use cairn_acme::nonce::NoncePrefix;
-use common::TestCa;
 use common::raw::{RawClient, expect_problem, jwk_of, new_p256, sign};
+use common::{TestCa, free_port};
 use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -22,14 +22,6 @@ impl Drop for Service {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn nonce_service(pki: &Path, dir: &Path, prefix: &str) -> (Service, u16) {

@@ -215,3 +215,12 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
         .expect("certificate is valid for the name");
 }
 pub mod raw;
+
+/// A loopback port free at the time of asking (for a child process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
