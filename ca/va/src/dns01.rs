@@ -28,15 +28,28 @@ impl Va {
             ));
         }
         let name = format!("_acme-challenge.{}", identifier.value);
+        self.check_txt_digest(identifier, &name, key_authorization, records)
+            .await
+    }
+
+    /// The TXT check dns-01 and dns-account-01 share: some TXT value at `name` is
+    /// base64url(SHA-256(key authorization)). Records the lookup for `identifier`.
+    pub(crate) async fn check_txt_digest(
+        &self,
+        identifier: &Identifier,
+        name: &str,
+        key_authorization: &str,
+        records: &mut Vec<ValidationRecord>,
+    ) -> Result<(), Problem> {
         records.push(ValidationRecord {
             hostname: Some(identifier.value.clone()),
             resolver_addrs: Some(vec![self.config.dns_server.to_string()]),
             ..Default::default()
         });
-        let values = match self.dns.lookup_txt(&name).await {
+        let values = match self.dns.lookup_txt(name).await {
             Ok(v) => v,
             Err(LookupFailure::NxDomain) => Vec::new(),
-            Err(e) => return Err(e.problem(RecordType::TXT, &name)),
+            Err(e) => return Err(e.problem(RecordType::TXT, name)),
         };
         if values.is_empty() {
             return Err(reject(format!("No TXT record found at {name}")));

@@ -8,10 +8,8 @@
 //! base64url(SHA-256(key authorization)). A wildcard authorization is validated at its base
 //! name, as with dns-01.
 
-use crate::resolver::LookupFailure;
-use crate::{Va, dns01_txt_value, reject};
+use crate::Va;
 use cairn_core::{Identifier, IdentifierType, Problem, ProblemType, ValidationRecord};
-use hickory_resolver::proto::rr::RecordType;
 
 /// RFC 4648 base32 alphabet, lowercased as the draft requires for the DNS label.
 const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -66,27 +64,8 @@ impl Va {
             ));
         };
         let name = dns_account01_name(account_url, &identifier.value);
-        records.push(ValidationRecord {
-            hostname: Some(identifier.value.clone()),
-            resolver_addrs: Some(vec![self.config.dns_server.to_string()]),
-            ..Default::default()
-        });
-        let values = match self.dns.lookup_txt(&name).await {
-            Ok(v) => v,
-            Err(LookupFailure::NxDomain) => Vec::new(),
-            Err(e) => return Err(e.problem(RecordType::TXT, &name)),
-        };
-        if values.is_empty() {
-            return Err(reject(format!("No TXT record found at {name}")));
-        }
-        let expected = dns01_txt_value(key_authorization);
-        if values.iter().any(|v| v.trim() == expected) {
-            return Ok(());
-        }
-        Err(reject(format!(
-            "Incorrect TXT record found at {name}: none of its {} value(s) is the expected digest of the key authorization",
-            values.len()
-        )))
+        self.check_txt_digest(identifier, &name, key_authorization, records)
+            .await
     }
 }
 
