@@ -56,22 +56,9 @@ pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
     sqlite.close().await;
 
     if let Some(pg) = &args.postgres_url {
-        let schema = format!(
-            "cairn_bench_crl_{}",
-            cairn_core::random_id(8).to_lowercase()
-        );
-        let admin = sqlx::PgPool::connect(pg)
-            .await
-            .context("connecting to PostgreSQL")?;
-        // The schema name is ours (letters, digits, underscores).
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&admin)
-            .await
-            .context("creating the benchmark schema")?;
-        let sep = if pg.contains('?') { '&' } else { '?' };
-        let url = format!("{pg}{sep}options=-csearch_path%3D{schema}");
+        let schema = crate::pg_schema::BenchSchema::create(pg, "cairn_bench_crl").await?;
         let result = async {
-            let storage = SqlStorage::connect(&url)
+            let storage = SqlStorage::connect(&schema.url)
                 .await
                 .context("opening PostgreSQL")?;
             let r = bench_one(&storage, &issuer, &args).await;
@@ -79,10 +66,7 @@ pub(crate) async fn run(args: CrlBenchArgs) -> anyhow::Result<()> {
             r
         }
         .await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&admin)
-            .await
-            .context("dropping the benchmark schema")?;
+        schema.drop().await?;
         result?;
     }
     Ok(())

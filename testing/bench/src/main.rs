@@ -6,6 +6,7 @@
 mod crl;
 mod ct;
 mod dap;
+mod pg_schema;
 mod stats;
 
 use anyhow::Context;
