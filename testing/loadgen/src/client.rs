@@ -9,6 +9,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -129,7 +130,10 @@ impl Server {
             message: e.to_string(),
         };
         // No proxies: the load must go only to the address given.
+        // RFC 8555 §6.1: every ACME client sends a User-Agent (Pebble 2.10 refuses requests
+        // without one).
         let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("cairn-loadgen/", env!("CARGO_PKG_VERSION")))
             .no_proxy()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(4);
@@ -279,6 +283,9 @@ pub(crate) struct Account {
     thumbprint: String,
     kid: Option<String>,
     nonce: Option<String>,
+    /// The dns-persist-01 records already published for this account (name, with a
+    /// `*.` prefix for a wildcard policy): they stand, so a renewal publishes nothing.
+    persist_published: HashSet<String>,
 }
 
 fn b64(data: &[u8]) -> String {
@@ -314,6 +321,7 @@ impl Account {
             thumbprint,
             kid: None,
             nonce: None,
+            persist_published: HashSet::new(),
         })
     }
 
@@ -325,6 +333,12 @@ impl Account {
     /// The account URL (`Location` of newAccount), once registered.
     pub(crate) fn url(&self) -> Option<&String> {
         self.kid.as_ref()
+    }
+
+    /// Notes that this account's dns-persist-01 record for `record` (a name, `*.`-prefixed for a
+    /// wildcard policy) is published; false if it already was.
+    pub(crate) fn note_persist_record(&mut self, record: &str) -> bool {
+        self.persist_published.insert(record.to_owned())
     }
 
     pub(crate) fn key_authorization(&self, token: &str) -> String {

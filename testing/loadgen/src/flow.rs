@@ -295,10 +295,20 @@ async fn authorize(
                     "issuerDomainName": issuer,
                     "accountURI": account_url,
                 });
-                if authz["wildcard"] == true {
+                let wildcard = authz["wildcard"] == true;
+                if wildcard {
                     record["policy"] = json!("wildcard");
                 }
-                manage(ctx, mgmt, "add-persist-txt", &record).await?;
+                // The record stands once published: a renewal (or any later order of this
+                // account for the name) changes no DNS, which is the method's point.
+                let key = if wildcard {
+                    format!("*.{name}")
+                } else {
+                    name.to_owned()
+                };
+                if acct.note_persist_record(&key) {
+                    manage(ctx, mgmt, "add-persist-txt", &record).await?;
+                }
             }
         }
         acct.post(Endpoint::Challenge, &chall_url, Some(&json!({})))
