@@ -296,3 +296,25 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sample_tests {
+    use super::Step;
+
+    #[test]
+    fn the_sample_steps_in_docs_parse() {
+        let samples = [
+            ("generate_key", include_str!("../../../docs/ceremony/01-root-key.toml")),
+            ("root", include_str!("../../../docs/ceremony/02-root.toml")),
+            ("generate_key", include_str!("../../../docs/ceremony/03-intermediate-key.toml")),
+            ("intermediate", include_str!("../../../docs/ceremony/04-intermediate.toml")),
+            ("ocsp_signer", include_str!("../../../docs/ceremony/05-ocsp-signer.toml")),
+            ("arl", include_str!("../../../docs/ceremony/06-arl.toml")),
+        ];
+        for (name, text) in samples {
+            let step: Step = toml::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(step.name(), name);
+        }
+    }
+}
