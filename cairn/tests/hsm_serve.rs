@@ -171,7 +171,8 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
     }
 
     // No CA key, nor any other private key, was ever written under the data directory.
-    assert!(data.join("ca").is_dir() || data.is_dir());
+    // (The walk is not vacuous: serve wrote its database and CRLs there.)
+    assert!(std::fs::read_dir(&data).unwrap().count() > 0, "serve wrote nothing to {data:?}");
     let keys = Ceremony::private_key_files(&data);
     assert!(keys.is_empty(), "private keys on disk: {keys:?}");
     drop(serve);

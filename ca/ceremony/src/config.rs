@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 /// One ceremony step.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Generate a key pair in the HSM and write its public key.
     GenerateKey(GenerateKeyStep),
