@@ -140,7 +140,7 @@ fn check_crl(
     root: &cairn_x509::CertInfo,
     entries: &[CrlEntry],
 ) -> Result<(), CeremonyError> {
-    let crl = CertificateList::from_der(der)
+    let crl = CertificateList::<x509_cert::certificate::Rfc5280>::from_der(der)
         .map_err(|e| mismatch(format!("the output does not decode: {e}")))?;
     let tbs = &crl.tbs_cert_list;
     let issuer = der::Encode::to_der(&tbs.issuer).map_err(|e| mismatch(e.to_string()))?;
