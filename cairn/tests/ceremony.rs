@@ -6,7 +6,7 @@
 mod common;
 
 use common::ceremony::{
-    Ceremony, ISSUING_TOKEN, INTERMEDIATE_KEY, PIN_ENV, ROOT_TOKEN, days_from_now, years_from_now,
+    Ceremony, INTERMEDIATE_KEY, ISSUING_TOKEN, PIN_ENV, ROOT_TOKEN, days_from_now, years_from_now,
 };
 
 fn ok(out: &std::process::Output) -> String {
@@ -25,7 +25,16 @@ fn a_whole_ceremony_verifies_with_openssl() {
     let printed = c.generate_key(ROOT_TOKEN, "root-x1", "01", "ecdsa-p384");
     assert!(printed.contains("SPKI SHA-256: "), "{printed}");
     // The printed hash is the public key file's.
-    ok(&c.openssl(&["pkey", "-pubin", "-in", "root-x1.pub.pem", "-outform", "DER", "-out", "root-x1.pub.der"]));
+    ok(&c.openssl(&[
+        "pkey",
+        "-pubin",
+        "-in",
+        "root-x1.pub.pem",
+        "-outform",
+        "DER",
+        "-out",
+        "root-x1.pub.der",
+    ]));
     let hash = ok(&c.openssl(&["dgst", "-sha256", "-r", "root-x1.pub.der"]));
     let hash = hash.split_whitespace().next().unwrap();
     assert!(printed.contains(hash), "{printed} does not show {hash}");
@@ -34,7 +43,10 @@ fn a_whole_ceremony_verifies_with_openssl() {
     c.generate_key(ISSUING_TOKEN, "int-r1", "03", "rsa-2048");
     let root = c.root();
     assert!(root.contains("about to sign a self-signed ROOT"), "{root}");
-    assert!(root.contains("CN=Cairn Test Root X1,O=Cairn Test,C=DE"), "{root}");
+    assert!(
+        root.contains("CN=Cairn Test Root X1,O=Cairn Test,C=DE"),
+        "{root}"
+    );
     c.intermediate(INTERMEDIATE_KEY, "ecdsa-p256", "Cairn Test E1");
     let rsa = c.intermediate("int-r1", "rsa-2048", "Cairn Test R1");
     assert!(rsa.contains("rsa-2048"), "{rsa}");
@@ -42,8 +54,19 @@ fn a_whole_ceremony_verifies_with_openssl() {
     // An OCSP signer for the intermediate, from a CSR made by openssl (its key is a file here:
     // a responder key can live with the responder).
     ok(&c.openssl(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "ocsp.key", "-subj", "/CN=ignored", "-out", "ocsp.csr",
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ocsp.key",
+        "-subj",
+        "/CN=ignored",
+        "-out",
+        "ocsp.csr",
     ]));
     let ocsp = c.run_ok(
         "ocsp",
@@ -58,7 +81,15 @@ fn a_whole_ceremony_verifies_with_openssl() {
     );
     assert!(ocsp.contains("OCSP RESPONDER"), "{ocsp}");
     // A delegated CRL signer for the root, from a public key.
-    ok(&c.openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", "crl.key"]));
+    ok(&c.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        "crl.key",
+    ]));
     ok(&c.openssl(&["pkey", "-in", "crl.key", "-pubout", "-out", "crl.pub.pem"]));
     c.run_ok(
         "crl-signer",
@@ -90,23 +121,52 @@ fn a_whole_ceremony_verifies_with_openssl() {
         let out = ok(&c.openssl(&args));
         assert!(out.contains(&format!("{cert}: OK")), "{out}");
     }
-    let out = ok(&c.openssl(&["crl", "-in", "root.crl", "-CAfile", "root.pem", "-noout", "-verify"]));
+    let out = ok(&c.openssl(&[
+        "crl", "-in", "root.crl", "-CAfile", "root.pem", "-noout", "-verify",
+    ]));
     assert!(out.contains("verify OK"), "{out}");
     let text = ok(&c.openssl(&["crl", "-in", "root.crl", "-noout", "-text"]));
     let serial = ok(&c.openssl(&["x509", "-in", "int-r1.pem", "-noout", "-serial"]));
     let serial = serial.trim().trim_start_matches("serial=");
-    assert!(text.to_uppercase().contains(&serial.to_uppercase()), "{serial} not in {text}");
+    assert!(
+        text.to_uppercase().contains(&serial.to_uppercase()),
+        "{serial} not in {text}"
+    );
     assert!(text.contains("Superseded"), "{text}");
     assert!(text.contains("Only CA Certificates"), "{text}");
     let ocsp_text = ok(&c.openssl(&["x509", "-in", "ocsp.pem", "-noout", "-text"]));
-    assert!(ocsp_text.contains("OCSP Signing") && ocsp_text.contains("OCSP No Check"), "{ocsp_text}");
-    assert!(ocsp_text.contains("Subject: CN = Cairn Test E1 OCSP"), "the file's name, not the CSR's is not used: {ocsp_text}");
+    assert!(
+        ocsp_text.contains("OCSP Signing") && ocsp_text.contains("OCSP No Check"),
+        "{ocsp_text}"
+    );
+    assert!(
+        ocsp_text.contains("Subject: CN = Cairn Test E1 OCSP"),
+        "the file's name, not the CSR's is not used: {ocsp_text}"
+    );
     // With the ARL, the revoked intermediate fails and the other passes.
-    let revoked = c.openssl(&["verify", "-crl_check", "-CAfile", "root.pem", "-CRLfile", "root.crl", "int-r1.pem"]);
+    let revoked = c.openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        "root.pem",
+        "-CRLfile",
+        "root.crl",
+        "int-r1.pem",
+    ]);
     assert!(!revoked.status.success());
-    assert!(String::from_utf8_lossy(&revoked.stdout).contains("certificate revoked")
-        || String::from_utf8_lossy(&revoked.stderr).contains("certificate revoked"));
-    let good = ok(&c.openssl(&["verify", "-crl_check", "-CAfile", "root.pem", "-CRLfile", "root.crl", "int-e1.pem"]));
+    assert!(
+        String::from_utf8_lossy(&revoked.stdout).contains("certificate revoked")
+            || String::from_utf8_lossy(&revoked.stderr).contains("certificate revoked")
+    );
+    let good = ok(&c.openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        "root.pem",
+        "-CRLfile",
+        "root.crl",
+        "int-e1.pem",
+    ]));
     assert!(good.contains("int-e1.pem: OK"), "{good}");
 }
 
@@ -126,10 +186,16 @@ fn refusals_are_one_line_and_write_nothing() {
 
     // A key of another type than the file says: refused before signing.
     let err = c.run_err("mismatch", &root_step("root-x1", "rsa-4096", "r.pem"));
-    assert!(err.contains("refusing to sign") && err.contains("ecdsa-p384"), "{err}");
+    assert!(
+        err.contains("refusing to sign") && err.contains("ecdsa-p384"),
+        "{err}"
+    );
     // A missing key.
     let err = c.run_err("missing", &root_step("no-such-key", "ecdsa-p384", "r.pem"));
-    assert!(err.contains("no such private key") && err.contains("no-such-key"), "{err}");
+    assert!(
+        err.contains("no such private key") && err.contains("no-such-key"),
+        "{err}"
+    );
     // A wrong PIN.
     let out = c
         .cairn()
@@ -145,9 +211,13 @@ fn refusals_are_one_line_and_write_nothing() {
     // A PIN in the file is refused as an unknown field.
     let err = c.run_err(
         "pin-in-file",
-        &root_step("root-x1", "ecdsa-p384", "r.pem").replace("[root.key]\n", "[root.key]\npin = \"4711\"\n"),
+        &root_step("root-x1", "ecdsa-p384", "r.pem")
+            .replace("[root.key]\n", "[root.key]\npin = \"4711\"\n"),
     );
-    assert!(err.contains("unknown field") && err.contains("pin"), "{err}");
+    assert!(
+        err.contains("unknown field") && err.contains("pin"),
+        "{err}"
+    );
     assert!(!c.path("r.pem").exists(), "a refused step wrote its output");
 
     // A validity beyond the issuer's, and an existing output.
@@ -171,13 +241,22 @@ fn refusals_are_one_line_and_write_nothing() {
         .replace(&years_from_now(11), &years_from_now(5))
         .replace("algorithm = \"ecdsa-p256\"", "algorithm = \"ecdsa-p384\"");
     let err = c.run_err("wrong-type", &wrong_type);
-    assert!(err.contains("ecdsa-p256 key") && err.contains("says ecdsa-p384"), "{err}");
+    assert!(
+        err.contains("ecdsa-p256 key") && err.contains("says ecdsa-p384"),
+        "{err}"
+    );
     // The issuer key is not the issuer certificate's.
     let wrong_issuer_key = long_int
         .replace(&years_from_now(11), &years_from_now(5))
-        .replace(&c.key(ROOT_TOKEN, "root-x1"), &c.key(ISSUING_TOKEN, INTERMEDIATE_KEY));
+        .replace(
+            &c.key(ROOT_TOKEN, "root-x1"),
+            &c.key(ISSUING_TOKEN, INTERMEDIATE_KEY),
+        );
     let err = c.run_err("wrong-issuer-key", &wrong_issuer_key);
-    assert!(err.contains("not the key of the issuer certificate"), "{err}");
+    assert!(
+        err.contains("not the key of the issuer certificate"),
+        "{err}"
+    );
     assert!(!c.path("long.pem").exists());
 
     // An ARL may revoke only what the root issued: the root itself is not one of those... it is
@@ -185,9 +264,20 @@ fn refusals_are_one_line_and_write_nothing() {
     let other = tempfile::tempdir().unwrap();
     let key = cairn_x509::SigningKey::generate(cairn_x509::KeyAlgorithm::EcdsaP256).unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let foreign = cairn_x509::build_root(&key, "Cairn Test Root X1", None, now, now + time::Duration::days(30)).unwrap();
+    let foreign = cairn_x509::build_root(
+        &key,
+        "Cairn Test Root X1",
+        None,
+        now,
+        now + time::Duration::days(30),
+    )
+    .unwrap();
     let foreign_path = other.path().join("foreign.pem");
-    std::fs::write(&foreign_path, cairn_x509::pem_encode("CERTIFICATE", &foreign)).unwrap();
+    std::fs::write(
+        &foreign_path,
+        cairn_x509::pem_encode("CERTIFICATE", &foreign),
+    )
+    .unwrap();
     let err = c.run_err(
         "arl-foreign",
         &format!(

@@ -19,15 +19,43 @@ use std::time::{Duration, Instant};
 fn operator_tls(c: &Ceremony) {
     let run = |args: &[&str]| {
         let out = c.openssl(args);
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     run(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "tls-ca.key", "-out", "tls-ca.pem", "-subj", "/CN=test TLS CA", "-days", "2",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tls-ca.key",
+        "-out",
+        "tls-ca.pem",
+        "-subj",
+        "/CN=test TLS CA",
+        "-days",
+        "2",
     ]);
     run(&[
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=localhost",
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        "/CN=localhost",
     ]);
     std::fs::write(
         c.path("tls.ext"),
@@ -35,8 +63,20 @@ fn operator_tls(c: &Ceremony) {
     )
     .unwrap();
     run(&[
-        "x509", "-req", "-in", "tls.csr", "-CA", "tls-ca.pem", "-CAkey", "tls-ca.key", "-days", "2",
-        "-extfile", "tls.ext", "-out", "tls.pem",
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "tls-ca.pem",
+        "-CAkey",
+        "tls-ca.key",
+        "-days",
+        "2",
+        "-extfile",
+        "tls.ext",
+        "-out",
+        "tls.pem",
     ]);
 }
 
@@ -64,18 +104,29 @@ fn log_of(path: &Path) -> String {
 
 async fn wait_tcp(port: u16, child: &mut tokio::process::Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("exited early ({status}):\n{}", log_of(log));
         }
-        assert!(Instant::now() < deadline, "port {port} never opened:\n{}", log_of(log));
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never opened:\n{}",
+            log_of(log)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 fn openssl_ok(c: &Ceremony, args: &[&str]) -> String {
     let out: Output = c.openssl(args);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "openssl {args:?}: {text}");
     text
 }
@@ -94,8 +145,19 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
     let (mgmt, dns, http01) = (free_port(), free_port(), free_port());
     let chall_log = c.path("challtestsrv.log");
     let mut chall = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["challtestsrv", "--management", &loopback(mgmt), "--dns", &loopback(dns)])
-        .args(["--http01", &loopback(http01), "--tlsalpn01", &loopback(free_port())])
+        .args([
+            "challtestsrv",
+            "--management",
+            &loopback(mgmt),
+            "--dns",
+            &loopback(dns),
+        ])
+        .args([
+            "--http01",
+            &loopback(http01),
+            "--tlsalpn01",
+            &loopback(free_port()),
+        ])
         .args(["--default-ipv4", "127.0.0.1"])
         .stdout(std::fs::File::create(&chall_log).unwrap())
         .stderr(Stdio::null())
@@ -114,9 +176,24 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
         .arg(&config)
         .arg("--data-dir")
         .arg(&data)
-        .args(["--no-dap", "--listen", &loopback(acme), "--public-listen", &loopback(public)])
-        .args(["--metrics-listen", &loopback(free_port()), "--dns-server", &loopback(dns)])
-        .args(["--http01-port", &http01.to_string(), "--allow-private-addresses"])
+        .args([
+            "--no-dap",
+            "--listen",
+            &loopback(acme),
+            "--public-listen",
+            &loopback(public),
+        ])
+        .args([
+            "--metrics-listen",
+            &loopback(free_port()),
+            "--dns-server",
+            &loopback(dns),
+        ])
+        .args([
+            "--http01-port",
+            &http01.to_string(),
+            "--allow-private-addresses",
+        ])
         .env("RUST_LOG", "info")
         .stdout(log_file.try_clone().unwrap())
         .stderr(log_file)
@@ -126,10 +203,18 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
 
     let probe = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("probe")
-        .args(["--directory", &format!("https://localhost:{acme}/directory")])
+        .args([
+            "--directory",
+            &format!("https://localhost:{acme}/directory"),
+        ])
         .arg("--tls-root")
         .arg(c.path("tls-ca.pem"))
-        .args(["--name", "hsm.example.com", "--challtestsrv", &format!("http://{}", loopback(mgmt))])
+        .args([
+            "--name",
+            "hsm.example.com",
+            "--challtestsrv",
+            &format!("http://{}", loopback(mgmt)),
+        ])
         .args(["--listen", &loopback(free_port()), "--once", "--chain-out"])
         .arg(c.path("chain.pem"))
         .output()
@@ -142,22 +227,49 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
         String::from_utf8_lossy(&probe.stderr),
         log_of(&serve_log)
     );
-    assert!(stdout.lines().any(|l| l.starts_with("ocsp: ok")), "the HSM key signs OCSP: {stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("ocsp: ok")),
+        "the HSM key signs OCSP: {stdout}"
+    );
     let log = log_of(&serve_log);
     assert!(log.contains("the root key is offline"), "{log}");
     assert!(log.contains("pkcs11:token=cairn-issuing"), "{log}");
 
     // The chain: the leaf, then the ceremony's intermediate; openssl verifies it to the root.
-    let chain = cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("chain.pem")).unwrap()).unwrap();
-    let intermediate = cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("int-e1.pem")).unwrap()).unwrap();
-    assert_eq!(chain[1], intermediate[0], "the chain's intermediate is the ceremony's");
-    std::fs::write(c.path("leaf.pem"), cairn_x509::pem_encode("CERTIFICATE", &chain[0])).unwrap();
-    let verified = openssl_ok(&c, &["verify", "-CAfile", "root.pem", "-untrusted", "int-e1.pem", "leaf.pem"]);
+    let chain =
+        cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("chain.pem")).unwrap())
+            .unwrap();
+    let intermediate =
+        cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("int-e1.pem")).unwrap())
+            .unwrap();
+    assert_eq!(
+        chain[1], intermediate[0],
+        "the chain's intermediate is the ceremony's"
+    );
+    std::fs::write(
+        c.path("leaf.pem"),
+        cairn_x509::pem_encode("CERTIFICATE", &chain[0]),
+    )
+    .unwrap();
+    let verified = openssl_ok(
+        &c,
+        &[
+            "verify",
+            "-CAfile",
+            "root.pem",
+            "-untrusted",
+            "int-e1.pem",
+            "leaf.pem",
+        ],
+    );
     assert!(verified.contains("leaf.pem: OK"), "{verified}");
 
     // The ARL the public listener serves is the ceremony's.
-    let root = cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("root.pem")).unwrap()).unwrap();
-    let root_id = &cairn_x509::CertInfo::from_der(&root[0]).unwrap().spki_sha256_hex[..16];
+    let root = cairn_x509::pem_certificates(&std::fs::read_to_string(c.path("root.pem")).unwrap())
+        .unwrap();
+    let root_id = &cairn_x509::CertInfo::from_der(&root[0])
+        .unwrap()
+        .spki_sha256_hex[..16];
     let arl_pem = std::fs::read_to_string(c.path("root.crl")).unwrap();
     let arl = cairn_x509::pem_decode_all(&arl_pem).unwrap().remove(0).1;
     let url = format!("http://{}/crl/{root_id}/0.crl", loopback(public));
@@ -165,16 +277,27 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
     loop {
         let resp = reqwest::get(&url).await.unwrap();
         if resp.status().is_success() {
-            assert_eq!(resp.bytes().await.unwrap().as_ref(), arl.as_slice(), "{url}");
+            assert_eq!(
+                resp.bytes().await.unwrap().as_ref(),
+                arl.as_slice(),
+                "{url}"
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "{url} never served the ARL:\n{}", log_of(&serve_log));
+        assert!(
+            Instant::now() < deadline,
+            "{url} never served the ARL:\n{}",
+            log_of(&serve_log)
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
     // No CA key, nor any other private key, was ever written under the data directory.
     // (The walk is not vacuous: serve wrote its database and CRLs there.)
-    assert!(std::fs::read_dir(&data).unwrap().count() > 0, "serve wrote nothing to {data:?}");
+    assert!(
+        std::fs::read_dir(&data).unwrap().count() > 0,
+        "serve wrote nothing to {data:?}"
+    );
     let keys = Ceremony::private_key_files(&data);
     assert!(keys.is_empty(), "private keys on disk: {keys:?}");
     drop(serve);
@@ -197,12 +320,24 @@ async fn a_wrong_pin_stops_serve_with_a_clear_error() {
         .arg(&config)
         .arg("--data-dir")
         .arg(c.path("data"))
-        .args(["--no-dap", "--listen", &loopback(free_port()), "--public-listen", &loopback(free_port())])
+        .args([
+            "--no-dap",
+            "--listen",
+            &loopback(free_port()),
+            "--public-listen",
+            &loopback(free_port()),
+        ])
         .args(["--metrics-listen", &loopback(free_port())]);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.unwrap().unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let last = stderr.trim_end().lines().last().unwrap_or_default();
     assert!(last.starts_with("cairn: "), "{stderr}");
-    assert!(last.contains("[ca.offline_root]") && last.contains("PIN is incorrect"), "{stderr}");
+    assert!(
+        last.contains("[ca.offline_root]") && last.contains("PIN is incorrect"),
+        "{stderr}"
+    );
 }

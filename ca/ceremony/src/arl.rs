@@ -41,7 +41,9 @@ pub(crate) fn run(
     let root = load_issuer(&step.issuer, base)?;
     let root_info = root.info();
     if root_info.issuer_der != root_info.subject_der {
-        return Err(mismatch("the arl step signs a root's CRL; the issuer is not a root"));
+        return Err(mismatch(
+            "the arl step signs a root's CRL; the issuer is not a root",
+        ));
     }
     let mut entries: Vec<CrlEntry> = Vec::with_capacity(step.revoked.len());
     let mut lines = Vec::new();
@@ -49,7 +51,10 @@ pub(crate) fn run(
         let path = resolve(base, &revoked.certificate);
         let (der, info) = read_certificate(&path)?;
         if info.issuer_der != root_info.subject_der || !is_signed_by(&der, &root_info.spki_der) {
-            return Err(mismatch(format!("{} was not issued by this root", path.display())));
+            return Err(mismatch(format!(
+                "{} was not issued by this root",
+                path.display()
+            )));
         }
         if !info.is_ca {
             return Err(mismatch(format!(
@@ -88,7 +93,9 @@ pub(crate) fn run(
         step.next_update,
         step.distribution_point
             .as_deref()
-            .map_or("none".into(), |u| format!("{u} (onlyContainsCACerts, critical)"))
+            .map_or("none".into(), |u| format!(
+                "{u} (onlyContainsCACerts, critical)"
+            ))
     ))?;
     if lines.is_empty() {
         console.line("  revoke:     nothing")?;
@@ -168,10 +175,14 @@ fn check_crl(
     found.sort();
     wanted.sort();
     if found != wanted {
-        return Err(mismatch("the output does not revoke exactly the configured certificates"));
+        return Err(mismatch(
+            "the output does not revoke exactly the configured certificates",
+        ));
     }
     if !is_signed_by(der, &root.spki_der) {
-        return Err(mismatch("the output's signature does not verify with the root's key"));
+        return Err(mismatch(
+            "the output's signature does not verify with the root's key",
+        ));
     }
     Ok(())
 }

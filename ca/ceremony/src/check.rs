@@ -72,7 +72,8 @@ pub(crate) fn certificate(
     expected: &Expected<'_>,
     console: &mut Console<'_>,
 ) -> Result<CertInfo, CeremonyError> {
-    let info = CertInfo::from_der(der).map_err(|e| mismatch(format!("the output does not parse: {e}")))?;
+    let info =
+        CertInfo::from_der(der).map_err(|e| mismatch(format!("the output does not parse: {e}")))?;
     let subject = Name::from_der(&info.subject_der)
         .map_err(|e| mismatch(format!("the output's subject does not decode: {e}")))?;
     let attr = |r: der::Result<Option<String>>| r.ok().flatten();

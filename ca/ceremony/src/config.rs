@@ -305,11 +305,23 @@ mod sample_tests {
     #[test]
     fn the_sample_steps_in_docs_parse() {
         let samples = [
-            ("generate_key", include_str!("../../../docs/ceremony/01-root-key.toml")),
+            (
+                "generate_key",
+                include_str!("../../../docs/ceremony/01-root-key.toml"),
+            ),
             ("root", include_str!("../../../docs/ceremony/02-root.toml")),
-            ("generate_key", include_str!("../../../docs/ceremony/03-intermediate-key.toml")),
-            ("intermediate", include_str!("../../../docs/ceremony/04-intermediate.toml")),
-            ("ocsp_signer", include_str!("../../../docs/ceremony/05-ocsp-signer.toml")),
+            (
+                "generate_key",
+                include_str!("../../../docs/ceremony/03-intermediate-key.toml"),
+            ),
+            (
+                "intermediate",
+                include_str!("../../../docs/ceremony/04-intermediate.toml"),
+            ),
+            (
+                "ocsp_signer",
+                include_str!("../../../docs/ceremony/05-ocsp-signer.toml"),
+            ),
             ("arl", include_str!("../../../docs/ceremony/06-arl.toml")),
         ];
         for (name, text) in samples {

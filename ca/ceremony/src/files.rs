@@ -30,7 +30,12 @@ fn read_der(path: &Path, labels: &[&str]) -> Result<Vec<u8>, CeremonyError> {
         .into_iter()
         .find(|(label, _)| labels.contains(&label.as_str()))
         .map(|(_, der)| der)
-        .ok_or_else(|| input_err(path, format!("no PEM block labelled {}", labels.join(" or "))))
+        .ok_or_else(|| {
+            input_err(
+                path,
+                format!("no PEM block labelled {}", labels.join(" or ")),
+            )
+        })
 }
 
 /// A certificate file (PEM or DER), decoded.
@@ -51,8 +56,11 @@ pub(crate) fn read_subject_key(key: &SubjectKey, base: &Path) -> Result<Vec<u8>,
         }
         (None, Some(path)) => {
             let path = resolve(base, path);
-            let spki = csr_public_key(&read_der(&path, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"])?)
-                .map_err(|e| input_err(&path, e))?;
+            let spki = csr_public_key(&read_der(
+                &path,
+                &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+            )?)
+            .map_err(|e| input_err(&path, e))?;
             (path, spki)
         }
         _ => {

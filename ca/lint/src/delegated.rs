@@ -36,7 +36,10 @@ pub(crate) fn check(cert: &Cert<'_>, ocsp: bool, findings: &mut Findings<'_>) {
                 findings.report(lints::DELEGATED_SIGNER_IS_CA, "keyUsage has keyCertSign");
             }
             if !critical {
-                findings.report(lints::DELEGATED_SIGNER_KEY_USAGE, "keyUsage is not critical");
+                findings.report(
+                    lints::DELEGATED_SIGNER_KEY_USAGE,
+                    "keyUsage is not critical",
+                );
             }
             if !ku.0.contains(needed) {
                 findings.report(

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used)]
 
 use cairn_lint::{Kind, LintContext, lint_certificate};
-use cairn_x509::{CaCertificate, KeyAlgorithm, SigningKey, build_crl_signer, build_intermediate, build_ocsp_responder, build_root};
+use cairn_x509::{
+    CaCertificate, KeyAlgorithm, SigningKey, build_crl_signer, build_intermediate,
+    build_ocsp_responder, build_root,
+};
 use time::{Duration, OffsetDateTime};
 
 fn names(der: &[u8], kind: Kind) -> Vec<&'static str> {
@@ -15,7 +18,14 @@ fn names(der: &[u8], kind: Kind) -> Vec<&'static str> {
 fn delegated_signers_lint_clean_as_themselves_and_not_as_each_other() {
     let now = OffsetDateTime::now_utc();
     let root_key = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
-    let root_der = build_root(&root_key, "Lint Root", None, now, now + Duration::days(3650)).unwrap();
+    let root_der = build_root(
+        &root_key,
+        "Lint Root",
+        None,
+        now,
+        now + Duration::days(3650),
+    )
+    .unwrap();
     let root = CaCertificate::new(root_der, root_key).unwrap();
     let signer = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
     let until = now + Duration::days(30);
@@ -25,7 +35,10 @@ fn delegated_signers_lint_clean_as_themselves_and_not_as_each_other() {
 
     assert_eq!(names(&ocsp, Kind::OcspResponder), Vec::<&str>::new());
     assert_eq!(names(&crl, Kind::CrlSigner), Vec::<&str>::new());
-    assert_eq!(names(&ocsp, Kind::CrlSigner), vec!["e_delegated_signer_key_usage"]);
+    assert_eq!(
+        names(&ocsp, Kind::CrlSigner),
+        vec!["e_delegated_signer_key_usage"]
+    );
     assert_eq!(
         names(&crl, Kind::OcspResponder),
         vec![
@@ -36,7 +49,10 @@ fn delegated_signers_lint_clean_as_themselves_and_not_as_each_other() {
     );
     let as_ocsp = names(&int, Kind::OcspResponder);
     assert!(as_ocsp.contains(&"e_delegated_signer_is_ca"), "{as_ocsp:?}");
-    assert!(as_ocsp.contains(&"e_ocsp_responder_eku_not_ocsp_signing"), "{as_ocsp:?}");
+    assert!(
+        as_ocsp.contains(&"e_ocsp_responder_eku_not_ocsp_signing"),
+        "{as_ocsp:?}"
+    );
     // And a delegated signer is no CA.
     assert!(lint_certificate(&ocsp, &LintContext::new(Kind::Intermediate)).has_errors());
 }

@@ -92,7 +92,11 @@ impl Ceremony {
         let out = self.run(name, step);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!out.status.success(), "step {name} succeeded:\n{stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "not one line: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "not one line: {stderr}"
+        );
         assert!(stderr.starts_with("cairn: "), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         stderr.trim_end().to_owned()
