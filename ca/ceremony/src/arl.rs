@@ -5,6 +5,7 @@
 //! linted and written.
 
 use crate::certificate::{issuer_text, load_issuer};
+use crate::check::show_time;
 use crate::config::{ArlStep, resolve};
 use crate::files::{check_new, read_certificate, write_new};
 use crate::{CeremonyError, Console};
@@ -75,7 +76,7 @@ pub(crate) fn run(
             "  revoke:     {} serial {} at {} ({:?})",
             info.common_name.as_deref().unwrap_or("(no CN)"),
             hex::encode(&info.serial),
-            revoked.revoked_at,
+            show_time(revoked.revoked_at),
             revoked.reason
         ));
         entries.push(CrlEntry {
@@ -89,8 +90,8 @@ pub(crate) fn run(
          validity:   {} to {}\n  IDP:        {}",
         issuer_text(&root),
         step.number,
-        step.this_update,
-        step.next_update,
+        show_time(step.this_update),
+        show_time(step.next_update),
         step.distribution_point
             .as_deref()
             .map_or("none".into(), |u| format!(

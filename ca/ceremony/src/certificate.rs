@@ -2,7 +2,7 @@
 //! `[crl_signer]`. Each loads its signing key from the HSM, prints what it will sign, signs,
 //! checks and lints the result ([`crate::check`]) and writes it to a new PEM file.
 
-use crate::check::{self, Expected, show_key, show_name};
+use crate::check::{self, Expected, show_key, show_name, show_time};
 use crate::config::{DelegatedStep, IntermediateStep, Issuer, RootStep, Subject, resolve};
 use crate::files::{check_new, read_certificate, read_subject_key, write_new};
 use crate::{CeremonyError, Console, open_hsm_key};
@@ -236,8 +236,10 @@ fn preview(
     }
     console.line(format_args!(
         "about to sign {what}:\n  subject:    {name}\n  issuer:     {issuer}\n  \
-         public key: {}\n  validity:   {not_before} to {not_after}\n  profile:    {profile}",
-        show_key(spki)
+         public key: {}\n  validity:   {} to {}\n  profile:    {profile}",
+        show_key(spki),
+        show_time(not_before),
+        show_time(not_after)
     ))
 }
 

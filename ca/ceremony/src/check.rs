@@ -39,6 +39,12 @@ pub(crate) fn show_name(der: &[u8]) -> String {
     Name::from_der(der).map_or_else(|_| "(undecodable name)".into(), |n| n.to_string())
 }
 
+/// A time as RFC 3339, for the console and messages.
+pub(crate) fn show_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// The key type and SPKI hash, for the console.
 pub(crate) fn show_key(spki: &[u8]) -> String {
     let alg = KeyAlgorithm::from_spki_der(spki).map_or_else(|e| e.to_string(), |a| a.to_string());
@@ -58,8 +64,11 @@ pub(crate) fn validity_fits(
         && (not_before < issuer.not_before || not_after > issuer.not_after)
     {
         return Err(mismatch(format!(
-            "the validity {not_before} to {not_after} leaves the issuer's ({} to {})",
-            issuer.not_before, issuer.not_after
+            "the validity {} to {} leaves the issuer's ({} to {})",
+            show_time(not_before),
+            show_time(not_after),
+            show_time(issuer.not_before),
+            show_time(issuer.not_after)
         )));
     }
     Ok(())
