@@ -6,9 +6,9 @@ use crate::check::{self, Expected, show_key, show_name, show_time};
 use crate::config::{DelegatedStep, IntermediateStep, Issuer, RootStep, Subject, resolve};
 use crate::files::{check_new, read_certificate, read_subject_key, write_new};
 use crate::{CeremonyError, Console, open_hsm_key};
-use cairn_lint::Kind;
+use cairn_lint::{Kind, Linter};
 use cairn_pki::pem_encode;
-use cairn_x509::{BuildError, CaCertificate, CaExtras, CertInfo};
+use cairn_x509::{BuildError, CaCertificate, CaExtras, CertInfo, SigningKey};
 use std::path::Path;
 use time::OffsetDateTime;
 
@@ -39,17 +39,22 @@ pub(crate) fn root(
         (step.not_before, step.not_after),
         "cA, keyUsage keyCertSign cRLSign (critical), SKI, no extKeyUsage",
     )?;
-    let der = cairn_x509::build_root_with(
-        &key,
-        &step.subject.common_name,
-        step.subject.organization.as_deref(),
-        &CaExtras {
-            country: step.subject.country.as_deref(),
-            ..CaExtras::default()
-        },
-        step.not_before,
-        step.not_after,
-    )?;
+    let build = |key: &SigningKey| {
+        cairn_x509::build_root_with(
+            key,
+            &step.subject.common_name,
+            step.subject.organization.as_deref(),
+            &CaExtras {
+                country: step.subject.country.as_deref(),
+                ..CaExtras::default()
+            },
+            step.not_before,
+            step.not_after,
+        )
+    };
+    let throwaway = SigningKey::generate(step.key_algorithm)?;
+    check::prelint(&build(&throwaway)?, Kind::Root)?;
+    let der = build(&key)?;
     let subject_der = CertInfo::from_der(&der)
         .map_err(|e| CeremonyError::Mismatch(format!("the output does not parse: {e}")))?
         .subject_der;
@@ -94,19 +99,23 @@ pub(crate) fn intermediate(
         (step.not_before, step.not_after),
         &profile,
     )?;
-    let der = cairn_x509::build_intermediate_with(
-        &issuer,
-        &spki,
-        &step.subject.common_name,
-        step.subject.organization.as_deref(),
-        &CaExtras {
-            country: step.subject.country.as_deref(),
-            crl_url: step.crl_url.as_deref(),
-            issuer_url: step.issuer_url.as_deref(),
-        },
-        step.not_before,
-        step.not_after,
-    )?;
+    let build = |issuer: &CaCertificate| {
+        cairn_x509::build_intermediate_with(
+            issuer,
+            &spki,
+            &step.subject.common_name,
+            step.subject.organization.as_deref(),
+            &CaExtras {
+                country: step.subject.country.as_deref(),
+                crl_url: step.crl_url.as_deref(),
+                issuer_url: step.issuer_url.as_deref(),
+            },
+            step.not_before,
+            step.not_after,
+        )
+    };
+    check::prelint(&build(stand_in(&issuer)?.stand_in())?, Kind::Intermediate)?;
+    let der = build(&issuer)?;
     let expected = Expected {
         kind: Kind::Intermediate,
         subject: &step.subject,
@@ -164,6 +173,14 @@ pub(crate) fn delegated(
     } else {
         cairn_x509::build_crl_signer
     };
+    let copy = build(
+        stand_in(&issuer)?.stand_in(),
+        &spki,
+        &step.common_name,
+        step.not_before,
+        step.not_after,
+    )?;
+    check::prelint(&copy, kind)?;
     let der = build(
         &issuer,
         &spki,
@@ -203,6 +220,13 @@ pub(crate) fn load_issuer(issuer: &Issuer, base: &Path) -> Result<CaCertificate,
             error: other.to_string(),
         },
     })
+}
+
+/// The real issuer's name and key identifier with a throwaway key, to build the copy that is
+/// linted before the HSM signs.
+fn stand_in(issuer: &CaCertificate) -> Result<Linter, CeremonyError> {
+    Linter::new(issuer)
+        .map_err(|e| CeremonyError::Mismatch(format!("cannot lint before signing: {e}")))
 }
 
 /// `CN=… (pkcs11:…)`: the issuer as the console shows it.

@@ -74,6 +74,19 @@ pub(crate) fn validity_fits(
     Ok(())
 }
 
+/// Before signing: the same certificate built with a throwaway key (a stand-in issuer, or a
+/// throwaway root key) lints without errors, so the HSM never signs what the linter refuses.
+pub(crate) fn prelint(copy: &[u8], kind: Kind) -> Result<(), CeremonyError> {
+    let report = cairn_lint::lint_certificate(copy, &LintContext::new(kind));
+    if report.has_errors() {
+        return Err(CeremonyError::Lint {
+            what: format!("the {kind:?} certificate (throwaway-key copy, before signing)"),
+            report,
+        });
+    }
+    Ok(())
+}
+
 /// After signing: the certificate says what `expected` says and lints clean. Warnings and
 /// notices are printed; errors refuse.
 pub(crate) fn certificate(

@@ -10,11 +10,13 @@
 //!
 //! Every signing step prints what it is about to sign, refuses before signing when the inputs
 //! disagree with the file (the key on the token is not the configured type, the issuer key is not
-//! the issuer certificate's, the validity leaves the issuer's), and after signing checks that the
-//! output says exactly what the file says and lints it ([`cairn_lint`]). Only an output that
-//! passes both is written, and an existing file is never overwritten: a refused step leaves
-//! nothing behind. The signed object exists in memory only until then; the signature costs an
-//! HSM operation but a certificate that fails is never published.
+//! the issuer certificate's, the validity leaves the issuer's), and lints a copy of the
+//! certificate built with a throwaway key ([`cairn_lint::Linter`]'s stand-in issuer, or a
+//! throwaway root key) so the HSM never signs what the linter refuses. After signing it checks
+//! that the output says exactly what the file says, verifies its signature and lints it again
+//! ([`cairn_lint`]). Only an output that passes is written, and an existing file is never
+//! overwritten: a refused step leaves nothing behind. (The ARL is linted after signing only:
+//! it is built from the root's own name and key identifier, with nothing a stand-in would change.)
 
 pub mod config;
 
