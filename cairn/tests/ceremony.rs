@@ -258,6 +258,20 @@ fn refusals_are_one_line_and_write_nothing() {
         "{err}"
     );
     assert!(!c.path("long.pem").exists());
+    // A certificate the linter refuses (BR: CRL distribution points are http://) is refused
+    // on its throwaway-key copy, before the HSM signs.
+    let https_crl = long_int
+        .replace(&years_from_now(11), &years_from_now(5))
+        .replace(
+            "[intermediate.issuer]",
+            "crl_url = \"https://ca.example/root.crl\"\n[intermediate.issuer]",
+        );
+    let err = c.run_err("lint", &https_crl);
+    assert!(
+        err.contains("e_ext_crl_distribution_point_not_http") && err.contains("before signing"),
+        "{err}"
+    );
+    assert!(!c.path("long.pem").exists());
 
     // An ARL may revoke only what the root issued: the root itself is not one of those... it is
     // self-issued, so use a certificate from another root.
