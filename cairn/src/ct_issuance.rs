@@ -186,6 +186,7 @@ impl CaCt {
                     submission_url: format!("https://localhost/ct/{name}/"),
                     monitoring_url: None,
                     key_file: dir.join("key.pem"),
+                    key_pkcs11: None,
                     note_key_file: None,
                     roots_dir: roots.clone(),
                     data_dir: dir.join("data"),

@@ -55,6 +55,12 @@ enum Command {
     /// Black-box prober: issues through the ACME API, checks OCSP, the CRL and a CT log, and
     /// exports the results as Prometheus metrics.
     Probe(cairn::probe::ProbeArgs),
+    /// Run one key-ceremony step (generate an HSM key, sign a root, intermediate, delegated
+    /// signer or the root's CRL) from a reviewed TOML file; see docs/key-management.md.
+    Ceremony {
+        /// The ceremony step file.
+        file: PathBuf,
+    },
     /// Load generators and benchmarks: runs `cairn-bench` from this binary's directory (build
     /// it with `cargo build --release -p cairn-bench`; `cairn bench --help` lists them).
     #[command(disable_help_flag = true)]
@@ -190,6 +196,11 @@ fn main() -> ExitCode {
                 log_json,
             }) => run_ct_verify(url, old_checkpoint, vkey, log_json).await,
             Command::Probe(args) => cairn::probe::run(args).await,
+            Command::Ceremony { file } => {
+                let mut stdout = std::io::stdout();
+                cairn_ceremony::run_file(&file, &mut cairn_ceremony::Console::new(&mut stdout))
+                    .map_err(anyhow::Error::from)
+            }
             Command::Bench { .. } => Ok(()), // ran above
         }
     });

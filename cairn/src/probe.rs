@@ -99,6 +99,10 @@ pub struct ProbeArgs {
     /// Run one round, print each step's result and exit: 0 if every step passed, else 1.
     #[arg(long)]
     pub once: bool,
+    /// Write the chain the `acme` step got (PEM, leaf first) to this file, e.g. to check it with
+    /// another verifier.
+    #[arg(long)]
+    pub chain_out: Option<PathBuf>,
 }
 
 /// One step's last result.
@@ -443,6 +447,9 @@ impl Prober {
         let chain = cairn_x509::pem_certificates(&pem).map_err(|e| anyhow!("{e}"))?;
         if chain.len() < 2 {
             bail!("the certificate chain has {} certificate(s)", chain.len());
+        }
+        if let Some(path) = &self.args.chain_out {
+            std::fs::write(path, &pem).with_context(|| format!("writing {}", path.display()))?;
         }
         Ok(Issued { chain })
     }

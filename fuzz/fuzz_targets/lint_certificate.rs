@@ -19,6 +19,8 @@ fuzz_target!(|der: &[u8]| {
         },
         Kind::Intermediate,
         Kind::Root,
+        Kind::OcspResponder,
+        Kind::CrlSigner,
     ] {
         let report = lint_certificate(der, &LintContext::new(kind));
         if report

@@ -224,6 +224,19 @@ lints! {
     /// BR §7.1.2.10.6: a TLS subordinate CA's extKeyUsage has no anyExtendedKeyUsage.
     SUB_CA_EKU_ANY_PRESENT = ("e_sub_ca_eku_any_present", Error, "BR §7.1.2.10.6");
 
+    // ----- Delegated signers (OCSP responder, CRL signer) -----
+    /// BR §7.1.2.8.4, RFC 5280 §4.2.1.9: a delegated signer is not a CA (no cA true, no
+    /// keyCertSign).
+    DELEGATED_SIGNER_IS_CA = ("e_delegated_signer_is_ca", Error, "BR §7.1.2.8.4; RFC 5280 §4.2.1.9");
+    /// BR §7.1.2.8.7, RFC 5280 §4.2.1.3: a critical keyUsage with digitalSignature (OCSP
+    /// responder) or cRLSign (CRL signer).
+    DELEGATED_SIGNER_KEY_USAGE = ("e_delegated_signer_key_usage", Error, "BR §7.1.2.8.7; RFC 5280 §4.2.1.3");
+    /// BR §7.1.2.8.5, RFC 6960 §4.2.2.2: an OCSP responder's extKeyUsage is id-kp-OCSPSigning
+    /// and nothing else.
+    OCSP_RESPONDER_EKU = ("e_ocsp_responder_eku_not_ocsp_signing", Error, "BR §7.1.2.8.5; RFC 6960 §4.2.2.2");
+    /// BR §7.1.2.8.6, RFC 6960 §4.2.2.2.1: an OCSP responder carries id-pkix-ocsp-nocheck.
+    OCSP_RESPONDER_NOCHECK_MISSING = ("e_ocsp_responder_nocheck_missing", Error, "BR §7.1.2.8.6; RFC 6960 §4.2.2.2.1");
+
     // ----- CRLs -----
     /// RFC 5280 §5.1.2.1, BR §7.2.1: CRLs are v2.
     CRL_VERSION_NOT_2 = ("e_crl_version_not_2", Error, "RFC 5280 §5.1.2.1; BR §7.2.1");

@@ -222,6 +222,8 @@ pub fn lint_certificate(der: &[u8], ctx: &LintContext) -> LintReport {
         } => crate::subscriber::check(&cert, profile_validity, max_validity, true, &mut findings),
         Kind::Intermediate => crate::ca::check(&cert, false, &mut findings),
         Kind::Root => crate::ca::check(&cert, true, &mut findings),
+        Kind::OcspResponder => crate::delegated::check(&cert, true, &mut findings),
+        Kind::CrlSigner => crate::delegated::check(&cert, false, &mut findings),
     }
     findings.finish()
 }

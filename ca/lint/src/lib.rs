@@ -11,6 +11,7 @@ mod asn1;
 mod ca;
 mod certificate;
 mod crl;
+mod delegated;
 mod dns_name;
 mod linter;
 mod subscriber;
@@ -51,6 +52,10 @@ pub enum Kind {
     Intermediate,
     /// A self-signed root CA certificate.
     Root,
+    /// A delegated OCSP responder certificate (RFC 6960 §4.2.2.2).
+    OcspResponder,
+    /// A delegated CRL signer certificate (the signer of an indirect CRL, RFC 5280 §5).
+    CrlSigner,
 }
 
 /// What the certificate is expected to be, and which lints to skip.

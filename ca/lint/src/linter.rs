@@ -71,6 +71,13 @@ impl Linter {
         Ok(Linter { stand_in })
     }
 
+    /// The stand-in issuer (the real issuer's name and key identifier, the throwaway key): pass
+    /// it to any cairn-x509 builder in place of the real issuer to get the copy to lint, e.g. for
+    /// an intermediate or a delegated signer at a key ceremony.
+    pub fn stand_in(&self) -> &CaCertificate {
+        &self.stand_in
+    }
+
     /// Builds the certificate [`cairn_x509::build_end_entity`] would build with the real issuer, signed by
     /// the throwaway key.
     pub fn build_end_entity(

@@ -545,15 +545,57 @@ pub fn build_ocsp_responder(
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 ) -> Result<Vec<u8>, BuildError> {
-    KeyAlgorithm::from_spki_der(spki_der).map_err(|e| BuildError::PublicKey(e.into()))?;
     let nocheck = Extension {
         extn_id: OID_OCSP_NOCHECK,
         critical: false,
         extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
     };
-    let exts = vec![
-        extension(true, &KeyUsage(KeyUsages::DigitalSignature.into()))?,
-        extension(false, &ExtendedKeyUsage(vec![OID_KP_OCSP_SIGNING]))?,
+    build_delegated_signer(
+        issuer,
+        spki_der,
+        common_name,
+        (not_before, not_after),
+        KeyUsages::DigitalSignature.into(),
+        vec![
+            extension(false, &ExtendedKeyUsage(vec![OID_KP_OCSP_SIGNING]))?,
+            nocheck,
+        ],
+    )
+}
+
+/// Builds a delegated CRL signer certificate (RFC 5280 §5: the signer of an indirect CRL for
+/// `issuer`'s certificates) issued by `issuer`: subject `CN=<common_name>`, keyUsage cRLSign
+/// (critical), basicConstraints CA:false (critical), no extKeyUsage, SKI, AKI. Random serial.
+pub fn build_crl_signer(
+    issuer: &CaCertificate,
+    spki_der: &[u8],
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<Vec<u8>, BuildError> {
+    build_delegated_signer(
+        issuer,
+        spki_der,
+        common_name,
+        (not_before, not_after),
+        KeyUsages::CRLSign.into(),
+        Vec::new(),
+    )
+}
+
+/// The part OCSP responder and CRL signer certificates share: a non-CA certificate with a
+/// critical keyUsage `usage`, SKI, AKI and the role's `extra` extensions.
+fn build_delegated_signer(
+    issuer: &CaCertificate,
+    spki_der: &[u8],
+    common_name: &str,
+    (not_before, not_after): (OffsetDateTime, OffsetDateTime),
+    usage: FlagSet<KeyUsages>,
+    extra: Vec<Extension>,
+) -> Result<Vec<u8>, BuildError> {
+    KeyAlgorithm::from_spki_der(spki_der).map_err(|e| BuildError::PublicKey(e.into()))?;
+    let mut exts = vec![
+        extension(true, &KeyUsage(usage))?,
         extension(
             true,
             &BasicConstraints {
@@ -563,8 +605,8 @@ pub fn build_ocsp_responder(
         )?,
         extension(false, &subject_key_id(spki_der)?)?,
         extension(false, &authority_key_id(issuer)?)?,
-        nocheck,
     ];
+    exts.extend(extra);
     sign_certificate(
         &issuer.subject,
         &issuer.key,

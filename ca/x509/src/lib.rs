@@ -11,8 +11,8 @@ pub mod parse;
 pub use cairn_pki::{PemError, is_signed_by, pem_certificates, pem_decode_all, pem_encode};
 pub use cert::{
     BuildError, CaCertificate, CaExtras, CtExtension, EndEntityParams, EndEntityProfile,
-    OID_CT_POISON, OID_CT_SCT_LIST, build_end_entity, build_end_entity_ct, build_intermediate,
-    build_intermediate_with, build_ocsp_responder, build_root, build_root_with,
+    OID_CT_POISON, OID_CT_SCT_LIST, build_crl_signer, build_end_entity, build_end_entity_ct,
+    build_intermediate, build_intermediate_with, build_ocsp_responder, build_root, build_root_with,
     build_tls_server_cert, random_serial,
 };
 pub use crl::{CrlEntry, CrlParams, build_crl};

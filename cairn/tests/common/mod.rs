@@ -214,6 +214,7 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
     ee.verify_is_valid_for_subject_name(&server_name)
         .expect("certificate is valid for the name");
 }
+pub mod ceremony;
 pub mod raw;
 
 /// A loopback port free at the time of asking (for a child process to bind).

@@ -56,8 +56,14 @@ pub struct LogConfig {
     /// The monitoring prefix (defaults to the submission prefix).
     #[serde(default)]
     pub monitoring_url: Option<String>,
-    /// PEM PKCS#8 P-256 key; generated (0600) on first start if missing.
+    /// PEM PKCS#8 P-256 key; generated (0600) on first start if missing. Not read when
+    /// `key_pkcs11` is set (it then only names the default `note_key_file`).
     pub key_file: PathBuf,
+    /// The RFC 6962 key (SCTs and the checkpoint's RFC 6962 signature) in an HSM instead of
+    /// `key_file`: an ECDSA P-256 key, opened and test-signed at start. The signed-note keys
+    /// (Ed25519, ML-DSA-44) stay in `note_key_file`.
+    #[serde(default)]
+    pub key_pkcs11: Option<cairn_hsm::Pkcs11KeyConfig>,
     /// The signed-note keys (PEM PKCS#8 Ed25519 then ML-DSA-44); generated (0600) on first start
     /// if missing. Default: `key_file` with the extension `note.pem`.
     #[serde(default)]

@@ -39,6 +39,9 @@ pub enum StartError {
     /// The key could not be loaded or generated.
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// The HSM key could not be opened (wrong PIN, no such token or key).
+    #[error(transparent)]
+    Hsm(#[from] cairn_hsm::HsmError),
     /// The roots could not be loaded.
     #[error(transparent)]
     Roots(#[from] RootsError),
@@ -242,7 +245,13 @@ impl CtLog {
         if lock_file.try_lock().is_err() {
             return Err(StartError::Locked(config.data_dir.display().to_string()));
         }
-        let key = key_file::load_or_generate(&config.key_file)?;
+        let key = match &config.key_pkcs11 {
+            Some(hsm) => {
+                let signer = cairn_hsm::Pkcs11Signer::open_arc(hsm)?;
+                LogKey::from_external(signer).map_err(KeyFileError::Key)?
+            }
+            None => key_file::load_or_generate(&config.key_file)?,
+        };
         let note_keys = key_file::load_or_generate_note_keys(&config.note_key_path())?;
         let roots = roots::load(&roots::RootSources {
             dir: Some(&config.roots_dir),

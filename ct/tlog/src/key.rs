@@ -1,6 +1,6 @@
-//! The log's ECDSA P-256 key: generation, PKCS#8 (DER or PEM) import and export, the RFC 6962
-//! LogID, signing, and verification from a SubjectPublicKeyInfo. (The key file on disk is the
-//! server's business.)
+//! The log's ECDSA P-256 key: generation, PKCS#8 (DER or PEM) import and export, or a key held
+//! outside the process (an HSM, through [`ExternalSigner`]); the RFC 6962 LogID, signing, and
+//! verification from a SubjectPublicKeyInfo. (The key file on disk is the server's business.)
 
 use crate::merkle::{Hash, sha256};
 use aws_lc_rs::encoding::AsDer;
@@ -9,8 +9,10 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
     UnparsedPublicKey,
 };
+use cairn_pki::{ExternalSigner, KeyAlgorithm};
 use der::Decode;
 use std::fmt;
+use std::sync::Arc;
 use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 /// Key decoding and signing failures.
@@ -23,21 +25,43 @@ pub enum KeyError {
     /// The crypto library failed to generate or sign.
     #[error("cryptographic operation failed")]
     Crypto,
+    /// An external key is not ECDSA P-256, the only key type RFC 6962 logs sign with.
+    #[error("the log key must be ECDSA P-256, this one is {0}")]
+    NotP256(KeyAlgorithm),
+    /// The key is held outside the process (an HSM) and cannot be exported.
+    #[error("the key is held outside the process and cannot be exported")]
+    NotExportable,
+    /// The external signer failed; there is no fallback to another key.
+    #[error("external signer: {0}")]
+    External(String),
+}
+
+/// Where the private key is.
+enum Signer {
+    /// In memory (a key file).
+    Memory {
+        pair: EcdsaKeyPair,
+        rng: SystemRandom,
+    },
+    /// Outside the process, e.g. in an HSM.
+    External(Arc<dyn ExternalSigner>),
 }
 
 /// The log's signing key.
 pub struct LogKey {
-    pair: EcdsaKeyPair,
+    signer: Signer,
     spki_der: Vec<u8>,
     log_id: Hash,
-    rng: SystemRandom,
 }
 
 impl fmt::Debug for LogKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogKey")
-            .field("log_id", &hex::encode(self.log_id))
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("LogKey");
+        d.field("log_id", &hex::encode(self.log_id));
+        if let Signer::External(signer) = &self.signer {
+            d.field("key", &signer.describe());
+        }
+        d.finish_non_exhaustive()
     }
 }
 
@@ -66,15 +90,32 @@ impl LogKey {
         Ok(LogKey {
             log_id: sha256(&spki_der),
             spki_der,
-            pair,
-            rng: SystemRandom::new(),
+            signer: Signer::Memory {
+                pair,
+                rng: SystemRandom::new(),
+            },
         })
     }
 
-    /// PKCS#8 DER of the private key.
+    /// A key held outside the process (e.g. `cairn_hsm::Pkcs11Signer`); it must be ECDSA P-256.
+    pub fn from_external(signer: Arc<dyn ExternalSigner>) -> Result<LogKey, KeyError> {
+        if signer.algorithm() != KeyAlgorithm::EcdsaP256 {
+            return Err(KeyError::NotP256(signer.algorithm()));
+        }
+        let spki_der = signer.spki_der().to_vec();
+        Ok(LogKey {
+            log_id: sha256(&spki_der),
+            spki_der,
+            signer: Signer::External(signer),
+        })
+    }
+
+    /// PKCS#8 DER of the private key ([`KeyError::NotExportable`] for an external key).
     pub fn to_pkcs8_der(&self) -> Result<Vec<u8>, KeyError> {
-        Ok(self
-            .pair
+        let Signer::Memory { pair, .. } = &self.signer else {
+            return Err(KeyError::NotExportable);
+        };
+        Ok(pair
             .to_pkcs8v1()
             .map_err(|_| KeyError::Crypto)?
             .as_ref()
@@ -109,12 +150,16 @@ impl LogKey {
 
     /// An ECDSA P-256 SHA-256 signature over `message`, ASN.1 DER.
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        Ok(self
-            .pair
-            .sign(&self.rng, message)
-            .map_err(|_| KeyError::Crypto)?
-            .as_ref()
-            .to_vec())
+        match &self.signer {
+            Signer::Memory { pair, rng } => Ok(pair
+                .sign(rng, message)
+                .map_err(|_| KeyError::Crypto)?
+                .as_ref()
+                .to_vec()),
+            Signer::External(signer) => signer
+                .sign(message)
+                .map_err(|e| KeyError::External(e.to_string())),
+        }
     }
 }
 
@@ -166,6 +211,46 @@ mod tests {
         assert_eq!(
             LogKey::from_pkcs8_der(b"junk").unwrap_err(),
             KeyError::BadKey
+        );
+    }
+
+    /// A key "outside the process" for the test: an in-memory ECDSA key behind the trait.
+    #[derive(Debug)]
+    struct Outside(KeyAlgorithm, LogKey);
+
+    impl ExternalSigner for Outside {
+        fn algorithm(&self) -> KeyAlgorithm {
+            self.0
+        }
+        fn spki_der(&self) -> &[u8] {
+            self.1.spki_der()
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, cairn_pki::ExternalSignerError> {
+            self.1
+                .sign(message)
+                .map_err(|e| cairn_pki::ExternalSignerError(e.to_string()))
+        }
+        fn describe(&self) -> String {
+            "pkcs11:token=test".into()
+        }
+    }
+
+    #[test]
+    fn external_keys_sign_and_never_export() {
+        let inner = LogKey::generate().unwrap();
+        let spki = inner.spki_der().to_vec();
+        let key = LogKey::from_external(Arc::new(Outside(KeyAlgorithm::EcdsaP256, inner))).unwrap();
+        assert_eq!(key.spki_der(), spki.as_slice());
+        assert_eq!(key.log_id(), sha256(&spki));
+        let sig = key.sign(b"tree head").unwrap();
+        assert!(verify_p256(&spki, b"tree head", &sig));
+        assert_eq!(key.to_pkcs8_der().unwrap_err(), KeyError::NotExportable);
+        assert!(format!("{key:?}").contains("pkcs11:token=test"));
+
+        let p384 = Outside(KeyAlgorithm::EcdsaP384, LogKey::generate().unwrap());
+        assert_eq!(
+            LogKey::from_external(Arc::new(p384)).unwrap_err(),
+            KeyError::NotP256(KeyAlgorithm::EcdsaP384)
         );
     }
 }

@@ -327,6 +327,7 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
                 submission_url: "https://ct.bench.invalid/bench/".into(),
                 monitoring_url: None,
                 key_file: dir.join("key.pem"),
+                key_pkcs11: None,
                 note_key_file: None,
                 roots_dir: dir.join("roots"),
                 data_dir: dir.join("data"),

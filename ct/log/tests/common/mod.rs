@@ -151,6 +151,7 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         submission_url: format!("https://{ORIGIN}/"),
         monitoring_url: None,
         key_file: dir.join("log-key.pem"),
+        key_pkcs11: None,
         note_key_file: None,
         roots_dir: dir.join("roots"),
         data_dir: dir.join("data"),
