@@ -250,6 +250,7 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
         not_after_limit: time::macros::datetime!(2100-01-01 0:00 UTC),
         period_ms: 50,
         pool_size: 100,
+        witnesses: Vec::new(),
     };
     let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -97,6 +97,29 @@ pub struct LogConfig {
     /// Maximum submissions waiting for the next sequencing (default 4096).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// Witnesses (C2SP tlog-witness) each new checkpoint is sent to, with a consistency proof;
+    /// their cosignatures are added to the published checkpoint. None by default.
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessTarget>,
+}
+
+/// A witness the log sends its checkpoints to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessTarget {
+    /// The witness's URL prefix; requests go to `<url>/add-checkpoint`.
+    pub url: String,
+    /// The witness's `cosignature/v1` verifier key (`<name>+<id>+<key>`, as `cairn ct witness`
+    /// prints it); cosignatures that do not verify with it are dropped.
+    pub vkey: String,
+    /// Per-request timeout in milliseconds (default 5000). A slow or dead witness delays
+    /// only its own cosignature, never sequencing.
+    #[serde(default = "default_witness_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_witness_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_true() -> bool {
@@ -209,6 +232,23 @@ impl LogConfig {
         }
         if !(1..=1_000_000).contains(&self.pool_size) {
             return bad("pool_size must be within 1..=1000000");
+        }
+        for w in &self.witnesses {
+            let vkey = cairn_tlog::note::parse_vkey(&w.vkey).ok();
+            if vkey.map(|v| v.signature_type)
+                != Some(cairn_tlog::note::SIGNATURE_TYPE_COSIGNATURE_V1)
+            {
+                return bad(&format!(
+                    "witness {}: vkey is not a cosignature/v1 verifier key",
+                    w.url
+                ));
+            }
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return bad("witness url must start with https:// or http://");
+            }
+            if !(100..=60_000).contains(&w.timeout_ms) {
+                return bad("witness timeout_ms must be within 100..=60000");
+            }
         }
         let origin = self.origin();
         if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {

@@ -29,7 +29,9 @@ mod server;
 pub mod storage;
 pub mod verify;
 pub mod witness;
+mod witnessing;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};
 pub use server::{CtServer, ServerError};
+pub use witnessing::WitnessStatus;

@@ -8,6 +8,7 @@ use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
 use crate::s3::{S3Lock, S3Storage, decode_bundle, encode_bundle};
 use crate::storage::{FsStorage, Storage};
+use crate::witnessing::WitnessStatus;
 use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
 use cairn_tlog::checkpoint::{
     Checkpoint, CheckpointError, NoteKeys, sign_checkpoint_with_notes, verify_checkpoint,
@@ -198,6 +199,13 @@ pub(crate) struct Inner {
     /// are refused with `Unavailable` rather than queued behind an outage.
     recovering: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// The checkpoint note last published by the sequencer (without cosignatures); held while
+    /// the `checkpoint` object is written, so a cosigned copy never replaces a newer one.
+    published: tokio::sync::Mutex<String>,
+    /// Every newly published checkpoint note, for the witnessing task.
+    checkpoints: watch::Sender<String>,
+    /// What each configured witness last answered.
+    pub(crate) witness_status: Mutex<Vec<WitnessStatus>>,
     _dir_lock: std::fs::File,
 }
 
@@ -206,6 +214,7 @@ pub(crate) struct Inner {
 pub struct CtLog {
     pub(crate) inner: Arc<Inner>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    witness_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for CtLog {
@@ -266,6 +275,7 @@ impl CtLog {
             limit: u64::try_from(config.not_after_limit.unix_timestamp()).unwrap_or(0),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let witness_status = config.witnesses.iter().map(WitnessStatus::new).collect();
         let inner = Arc::new(Inner {
             origin: config.origin(),
             config,
@@ -280,6 +290,9 @@ impl CtLog {
             stopped: AtomicBool::new(false),
             recovering: AtomicBool::new(false),
             shutdown,
+            published: tokio::sync::Mutex::new(String::new()),
+            checkpoints: watch::channel(String::new()).0,
+            witness_status: Mutex::new(witness_status),
             _dir_lock: lock_file,
         });
         let state = recover(&inner).await?;
@@ -288,10 +301,18 @@ impl CtLog {
             size = state.size,
             "CT log recovered from its committed checkpoint"
         );
+        let witness_task = (!inner.config.witnesses.is_empty()).then(|| {
+            tokio::spawn(crate::witnessing::run(
+                inner.clone(),
+                inner.checkpoints.subscribe(),
+                shutdown_rx.clone(),
+            ))
+        });
         let task = tokio::spawn(sequencer(inner.clone(), state, shutdown_rx));
         Ok(CtLog {
             inner,
             task: Arc::new(Mutex::new(Some(task))),
+            witness_task: Arc::new(Mutex::new(witness_task)),
         })
     }
 
@@ -327,6 +348,15 @@ impl CtLog {
     /// The RFC 6962 LogID.
     pub fn log_id(&self) -> Hash {
         self.inner.key.log_id()
+    }
+
+    /// What each configured witness last answered (in configuration order).
+    pub fn witness_status(&self) -> Vec<WitnessStatus> {
+        self.inner
+            .witness_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// The size of the latest committed checkpoint.
@@ -452,9 +482,11 @@ impl CtLog {
     /// Stops the sequencer and closes the lock store.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        for handle in [&self.task, &self.witness_task] {
+            let task = handle.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
         }
         self.inner.lock.close().await;
     }
@@ -561,6 +593,38 @@ async fn blocking_put(
     tokio::task::spawn_blocking(move || storage.put_all(&files))
         .await
         .map_err(|_| std::io::Error::other("storage task failed"))?
+}
+
+/// Writes the `checkpoint` object (the sequencer's note, no cosignatures yet) and hands the
+/// note to the witnessing task.
+async fn publish_checkpoint(inner: &Inner, note: String) -> std::io::Result<()> {
+    let mut published = inner.published.lock().await;
+    blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), note.clone().into_bytes())],
+    )
+    .await?;
+    *published = note.clone();
+    inner.checkpoints.send_replace(note);
+    Ok(())
+}
+
+/// Rewrites the `checkpoint` object as `note` followed by witness cosignature `lines`, unless
+/// the sequencer has published a newer checkpoint meanwhile.
+pub(crate) async fn publish_cosigned(
+    inner: &Inner,
+    note: &str,
+    lines: &str,
+) -> std::io::Result<()> {
+    let published = inner.published.lock().await;
+    if *published != note {
+        return Ok(());
+    }
+    blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), format!("{note}{lines}").into_bytes())],
+    )
+    .await
 }
 
 /// With no checkpoint in the lock store, the log may start a new tree only if its storage holds
@@ -697,11 +761,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
     if state.root() != Some(signed.checkpoint.root) {
         return Err(RecoveryError::RootMismatch);
     }
-    blocking_put(
-        &inner.storage,
-        vec![("checkpoint".into(), note.into_bytes())],
-    )
-    .await?;
+    publish_checkpoint(inner, note).await?;
     inner.committed_size.store(size, Ordering::Release);
     metrics::gauge!("cairn_ct_tree_size", "log" => name.clone()).set(size as f64);
     Ok(state)
@@ -999,12 +1059,7 @@ async fn sequence(
     inner.committed_size.store(state.size, Ordering::Release);
     // 3. Publish the checkpoint. The entries are already durable; if this write fails the
     //    next cycle (or recovery) republishes a newer one.
-    if let Err(e) = blocking_put(
-        &inner.storage,
-        vec![("checkpoint".into(), note.into_bytes())],
-    )
-    .await
-    {
+    if let Err(e) = publish_checkpoint(inner, note).await {
         tracing::error!(log = %inner.config.name, error = %e, "publishing the checkpoint file failed");
     }
     // 4. Answer.

@@ -45,6 +45,7 @@ pub(crate) struct CtArgs {
     /// Pool size of the in-process log (beyond it, 503).
     #[arg(long, default_value_t = 100_000)]
     pool_size: usize,
+    witnesses: Vec::new(),
     /// Distinct certificates prepared before the clock starts, each submitted once
     /// (default: 4,000 per second of --duration). The run ends early when they run out.
     #[arg(long)]

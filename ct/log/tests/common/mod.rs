@@ -163,6 +163,7 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         not_after_limit: time::macros::datetime!(2031-01-01 0:00 UTC),
         period_ms: 100,
         pool_size: 10_000,
+        witnesses: Vec::new(),
     }
 }
 
