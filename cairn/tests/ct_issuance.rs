@@ -255,6 +255,8 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
     let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
+        health_max_checkpoint_age_ms: 15_000,
+        read_limits: None,
         logs: vec![log],
     })
     .await

@@ -39,6 +39,17 @@ pub struct CtConfig {
     /// The logs.
     #[serde(rename = "log")]
     pub logs: Vec<LogConfig>,
+    /// `/health` answers 503 when a log's latest checkpoint is older than this, in
+    /// milliseconds (default 15000: an idle log checkpoints every 10 s).
+    #[serde(default = "default_health_max_checkpoint_age_ms")]
+    pub health_max_checkpoint_age_ms: u64,
+    /// Per-client rate limits on the monitoring (read) paths; none if absent.
+    #[serde(default)]
+    pub read_limits: Option<crate::read_limits::ReadLimits>,
+}
+
+fn default_health_max_checkpoint_age_ms() -> u64 {
+    15_000
 }
 
 /// One log (shard).
@@ -152,6 +163,14 @@ impl CtConfig {
 
     /// Checks every log and that names and mount paths are unique.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.health_max_checkpoint_age_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "health_max_checkpoint_age_ms must be at least 100".into(),
+            ));
+        }
+        if let Some(l) = &self.read_limits {
+            l.validate().map_err(ConfigError::Invalid)?;
+        }
         let mut names = std::collections::HashSet::new();
         let mut paths = std::collections::HashSet::new();
         for log in &self.logs {

@@ -23,6 +23,7 @@ pub mod http;
 pub mod key_file;
 pub mod lockstore;
 mod log;
+pub mod read_limits;
 pub mod roots;
 pub mod s3;
 mod server;

@@ -204,6 +204,8 @@ pub(crate) struct Inner {
     published: tokio::sync::Mutex<String>,
     /// Every newly published checkpoint note, for the witnessing task.
     checkpoints: watch::Sender<String>,
+    /// When the sequencer last published a checkpoint (ms since the epoch).
+    last_checkpoint_ms: AtomicU64,
     /// What each configured witness last answered.
     pub(crate) witness_status: Mutex<Vec<WitnessStatus>>,
     _dir_lock: std::fs::File,
@@ -293,6 +295,7 @@ impl CtLog {
             published: tokio::sync::Mutex::new(String::new()),
             checkpoints: watch::channel(String::new()).0,
             witness_status: Mutex::new(witness_status),
+            last_checkpoint_ms: AtomicU64::new(0),
             _dir_lock: lock_file,
         });
         let state = recover(&inner).await?;
@@ -357,6 +360,13 @@ impl CtLog {
             .lock()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// How long ago the sequencer last published a checkpoint (an idle log publishes one
+    /// every 10 s, a busy one every period).
+    pub fn checkpoint_age(&self) -> Duration {
+        let last = self.inner.last_checkpoint_ms.load(Ordering::Acquire);
+        Duration::from_millis(now_ms().saturating_sub(last))
     }
 
     /// The size of the latest committed checkpoint.
@@ -605,6 +615,7 @@ async fn publish_checkpoint(inner: &Inner, note: String) -> std::io::Result<()> 
     )
     .await?;
     *published = note.clone();
+    inner.last_checkpoint_ms.store(now_ms(), Ordering::Release);
     inner.checkpoints.send_replace(note);
     Ok(())
 }

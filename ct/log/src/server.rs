@@ -1,9 +1,13 @@
 //! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
 //! prefix's path, plus a landing page at `/` describing every log, and `/health` (= `/health/ready`: 503 naming each log that is not ready) and
-//! `/health/live` (200 while the process serves).
+//! `/health/live` (200 while the process serves). `/health` is also 503 when a log has not
+//! checkpointed within `health_max_checkpoint_age_ms`. With `[read_limits]` the monitoring
+//! paths are rate-limited per client ([`crate::read_limits`]).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
+use crate::read_limits::{self, ReadLimiter};
+use axum::middleware::from_fn_with_state;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::Html;
@@ -35,10 +39,20 @@ pub enum ServerError {
     },
 }
 
-/// 200 `ready` when every log is, else 503 naming those that are not and why.
-async fn readiness(logs: &[CtLog]) -> (StatusCode, String) {
+/// 200 `ready` when every log is and checkpointed within `max_age`, else 503 naming those
+/// that are not and why.
+async fn readiness(logs: &[CtLog], max_age: std::time::Duration) -> (StatusCode, String) {
     let mut failed = Vec::new();
     for log in logs {
+        let age = log.checkpoint_age();
+        if age > max_age {
+            failed.push(format!(
+                "{}: last checkpoint {} ms ago",
+                log.name(),
+                age.as_millis()
+            ));
+            continue;
+        }
         let check = tokio::time::timeout(std::time::Duration::from_secs(2), log.check_ready());
         match check.await {
             Ok(Ok(())) => {}
@@ -155,13 +169,15 @@ impl CtServer {
                 }
             }
         }
+        let max_age = std::time::Duration::from_millis(config.health_max_checkpoint_age_ms);
         let ready = {
             let logs = logs.clone();
             move || {
                 let logs = logs.clone();
-                async move { readiness(&logs).await }
+                async move { readiness(&logs, max_age).await }
             }
         };
+        let limiter = config.read_limits.clone().map(ReadLimiter::new);
         let page = landing_page(&logs);
         let mut app = Router::new()
             .route(
@@ -176,10 +192,17 @@ impl CtServer {
             .route("/health/live", get(|| async { "live\n" }));
         for log in &logs {
             let path = log.config().mount_path();
+            let router = match &limiter {
+                Some(l) => log.submission_router().merge(
+                    log.monitoring_router()
+                        .layer(from_fn_with_state(l.clone(), read_limits::limit)),
+                ),
+                None => log.router(),
+            };
             app = if path.is_empty() {
-                app.merge(log.router())
+                app.merge(router)
             } else {
-                app.nest(&path, log.router())
+                app.nest(&path, router)
             };
         }
         let listener = tokio::net::TcpListener::bind(config.listen)

@@ -344,6 +344,8 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
             let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
                 listen: "127.0.0.1:0".parse()?,
                 metrics_listen: None,
+                health_max_checkpoint_age_ms: 15_000,
+                read_limits: None,
                 logs: vec![log],
             })
             .await

@@ -171,6 +171,8 @@ pub fn server_config(log: LogConfig) -> CtConfig {
     CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
+        health_max_checkpoint_age_ms: 15_000,
+        read_limits: None,
         logs: vec![log],
     }
 }
