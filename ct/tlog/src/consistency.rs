@@ -79,7 +79,7 @@ pub fn prove_from_nodes<E>(
 }
 
 /// The largest power of two smaller than `n` (n ≥ 2), for leaf counts.
-fn split_u64(n: u64) -> u64 {
+pub(crate) fn split_u64(n: u64) -> u64 {
     let mut k = 1;
     while k << 1 < n {
         k <<= 1;
@@ -88,7 +88,7 @@ fn split_u64(n: u64) -> u64 {
 }
 
 /// The hash of leaves `start..end` (`end > start`), from complete subtrees.
-fn range_hash<E>(
+pub(crate) fn range_hash<E>(
     start: u64,
     end: u64,
     node: &mut impl FnMut(u8, u64) -> Result<Hash, E>,

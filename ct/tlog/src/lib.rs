@@ -26,6 +26,7 @@ pub mod audit;
 pub mod chain;
 pub mod checkpoint;
 pub mod consistency;
+pub mod inclusion;
 pub mod entry;
 pub mod key;
 pub mod merkle;
