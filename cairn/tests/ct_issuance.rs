@@ -257,6 +257,7 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
         metrics_listen: None,
         health_max_checkpoint_age_ms: 15_000,
         read_limits: None,
+        rfc6962_read_endpoints: false,
         logs: vec![log],
     })
     .await

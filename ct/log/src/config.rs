@@ -46,6 +46,10 @@ pub struct CtConfig {
     /// Per-client rate limits on the monitoring (read) paths; none if absent.
     #[serde(default)]
     pub read_limits: Option<crate::read_limits::ReadLimits>,
+    /// Also serve the RFC 6962 read endpoints (`get-sth`, `get-sth-consistency`,
+    /// `get-proof-by-hash`, `get-entries`), computed from the tiles. Default false.
+    #[serde(default)]
+    pub rfc6962_read_endpoints: bool,
 }
 
 fn default_health_max_checkpoint_age_ms() -> u64 {

@@ -24,6 +24,7 @@ pub mod key_file;
 pub mod lockstore;
 mod log;
 pub mod read_limits;
+pub mod rfc6962_read;
 pub mod roots;
 pub mod s3;
 mod server;

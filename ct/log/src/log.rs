@@ -369,6 +369,11 @@ impl CtLog {
         Duration::from_millis(now_ms().saturating_sub(last))
     }
 
+    /// The latest checkpoint note the sequencer published (without witness cosignatures).
+    pub async fn published_note(&self) -> String {
+        self.inner.published.lock().await.clone()
+    }
+
     /// The size of the latest committed checkpoint.
     pub fn tree_size(&self) -> u64 {
         self.inner.committed_size.load(Ordering::Acquire)

@@ -2,7 +2,8 @@
 //! prefix's path, plus a landing page at `/` describing every log, and `/health` (= `/health/ready`: 503 naming each log that is not ready) and
 //! `/health/live` (200 while the process serves). `/health` is also 503 when a log has not
 //! checkpointed within `health_max_checkpoint_age_ms`. With `[read_limits]` the monitoring
-//! paths are rate-limited per client ([`crate::read_limits`]).
+//! paths are rate-limited per client ([`crate::read_limits`]); with `rfc6962_read_endpoints`
+//! the RFC 6962 read endpoints are served too ([`crate::rfc6962_read`]).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
@@ -192,13 +193,14 @@ impl CtServer {
             .route("/health/live", get(|| async { "live\n" }));
         for log in &logs {
             let path = log.config().mount_path();
-            let router = match &limiter {
-                Some(l) => log.submission_router().merge(
-                    log.monitoring_router()
-                        .layer(from_fn_with_state(l.clone(), read_limits::limit)),
-                ),
-                None => log.router(),
-            };
+            let mut reads = log.monitoring_router();
+            if config.rfc6962_read_endpoints {
+                reads = reads.merge(log.rfc6962_read_router());
+            }
+            if let Some(l) = &limiter {
+                reads = reads.layer(from_fn_with_state(l.clone(), read_limits::limit));
+            }
+            let router = log.submission_router().merge(reads);
             app = if path.is_empty() {
                 app.merge(router)
             } else {

@@ -146,15 +146,18 @@ pub(crate) fn subtree_hash_from_tiles(
     complete_root(&hashes).ok_or_else(|| bad("not a complete subtree"))
 }
 
-/// The RFC 9162 consistency proof from `old` to `new` entries, from the stored hash tiles.
+/// The RFC 9162 consistency proof from `old` to `new` entries, from the stored hash tiles of
+/// the tree of `tiles_at` entries (`>= new`; any committed size will do, since a complete
+/// subtree's hash is the same in every tree that contains it).
 pub(crate) fn proof_from_tiles(
     storage: &dyn Storage,
     old: u64,
     new: u64,
+    tiles_at: u64,
 ) -> std::io::Result<Vec<Hash>> {
     let mut cache = HashMap::new();
     prove_from_nodes(old, new, &mut |height, index| {
-        subtree_hash_from_tiles(storage, new, &mut cache, height, index)
+        subtree_hash_from_tiles(storage, tiles_at, &mut cache, height, index)
     })?
     .ok_or_else(|| std::io::Error::other("old size larger than the tree"))
 }
@@ -195,7 +198,7 @@ impl Peer {
                 )));
             }
             let (st, new) = (storage.clone(), cp.size);
-            let proof = tokio::task::spawn_blocking(move || proof_from_tiles(&*st, old, new))
+            let proof = tokio::task::spawn_blocking(move || proof_from_tiles(&*st, old, new, new))
                 .await
                 .map_err(|_| Failure::Unavailable("proof task failed".into()))?
                 .map_err(|e| Failure::Unavailable(format!("consistency proof: {e}")))?;

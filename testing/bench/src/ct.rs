@@ -346,6 +346,7 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
                 metrics_listen: None,
                 health_max_checkpoint_age_ms: 15_000,
                 read_limits: None,
+                rfc6962_read_endpoints: false,
                 logs: vec![log],
             })
             .await

@@ -173,6 +173,7 @@ pub fn server_config(log: LogConfig) -> CtConfig {
         metrics_listen: None,
         health_max_checkpoint_age_ms: 15_000,
         read_limits: None,
+        rfc6962_read_endpoints: false,
         logs: vec![log],
     }
 }
