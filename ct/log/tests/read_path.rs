@@ -1,6 +1,7 @@
 //! The read path as a monitor sees it: `/health` turns 503 when a log stops checkpointing,
 //! per-client rate limits on the monitoring paths (a User-Agent without contact information
-//! shares the global budget), and caching headers.
+//! shares the global budget), caching headers, and the optional RFC 6962 read endpoints
+//! checked against the checkpoint and `cairn-tlog`'s own proofs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,17 +9,16 @@ mod common;
 use cairn_ct::CtServer;
 use cairn_ct::read_limits::ReadLimits;
 use common::verifier::tile_url;
-use common::{Pki, base_url, chain_body, client, log_config, server_config};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use cairn_tlog::checkpoint::{key_id, verify_checkpoint};
+use cairn_tlog::consistency::{self, tree_hash};
+use cairn_tlog::inclusion;
+use cairn_tlog::merkle::{Hash, leaf_hash, sha256};
+use common::{Pki, base_url, client, log_config, server_config};
 
-async fn add(c: &reqwest::Client, base: &str, pki: &Pki, name: &str) {
-    let leaf = pki.leaf(name, (2030, 6, 1), false, false);
-    let r = c
-        .post(format!("{base}/ct/v1/add-chain"))
-        .json(&chain_body(&pki.chain(&leaf, false)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+async fn add(_: &reqwest::Client, base: &str, pki: &Pki, tag: &str) {
+    common::add_many(base, pki, tag, 1).await;
 }
 
 #[tokio::test]
@@ -123,5 +123,127 @@ async fn static_files_carry_caching_headers() {
         cache(format!("{base}/log.v3.json")).await,
         (200, Some("max-age=300".into()))
     );
+    // The RFC 6962 read endpoints are off by default.
+    assert_eq!(cache(format!("{base}/ct/v1/get-sth")).await.0, 404);
+    server.shutdown().await;
+}
+
+async fn get_json(c: &reqwest::Client, url: String) -> (u16, serde_json::Value) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+fn b64_hashes(v: &serde_json::Value) -> Vec<Hash> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| B64.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect()
+}
+
+fn u24(data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(data);
+    out
+}
+
+#[tokio::test]
+async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = server_config(log_config(dir.path(), &pki));
+    cfg.rfc6962_read_endpoints = true;
+    let server = CtServer::start(&cfg).await.unwrap();
+    let base = base_url(server.local_addr());
+    let spki = server.logs()[0].public_key_der().to_vec();
+    let c = client();
+    // Across a tile boundary.
+    common::add_many(&base, &pki, "e", 300).await;
+
+    // get-sth is the checkpoint: same size, root, timestamp and RFC 6962 signature bytes.
+    let (status, sth) = get_json(&c, format!("{base}/ct/v1/get-sth")).await;
+    assert_eq!(status, 200);
+    let note = c.get(format!("{base}/checkpoint")).send().await.unwrap().text().await.unwrap();
+    let signed = verify_checkpoint(&note, common::ORIGIN, &spki).unwrap();
+    assert_eq!(sth["tree_size"], 300);
+    assert_eq!(sth["timestamp"], signed.timestamp);
+    assert_eq!(sth["sha256_root_hash"], B64.encode(signed.checkpoint.root));
+    let mut blob = key_id(common::ORIGIN, &sha256(&spki)).to_vec();
+    blob.extend_from_slice(&signed.timestamp.to_be_bytes());
+    blob.extend_from_slice(&B64.decode(sth["tree_head_signature"].as_str().unwrap()).unwrap());
+    assert!(note.contains(&B64.encode(&blob)), "signature differs from the checkpoint's");
+
+    // get-entries: one data tile at most per answer; the leaves hash to the root.
+    let (_, first) = get_json(&c, format!("{base}/ct/v1/get-entries?start=0&end=299")).await;
+    let (_, second) = get_json(&c, format!("{base}/ct/v1/get-entries?start=256&end=400")).await;
+    let entries: Vec<_> = first["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["entries"].as_array().unwrap())
+        .cloned()
+        .collect();
+    assert_eq!(first["entries"].as_array().unwrap().len(), 256);
+    assert_eq!(entries.len(), 300);
+    let leaves: Vec<Hash> = entries
+        .iter()
+        .map(|e| leaf_hash(&B64.decode(e["leaf_input"].as_str().unwrap()).unwrap()))
+        .collect();
+    assert_eq!(tree_hash(&leaves), signed.checkpoint.root);
+    // An x509_entry's extra_data is its chain: the intermediate, then the root.
+    let chain = [u24(pki.inter.der()), u24(pki.root.der())].concat();
+    assert_eq!(entries[0]["extra_data"], B64.encode(u24(&chain)));
+
+    // get-sth-consistency is the library's proof, and verifies.
+    for (m, n) in [(3u64, 300u64), (256, 300), (1, 2), (0, 300), (300, 300)] {
+        let (status, p) = get_json(
+            &c,
+            format!("{base}/ct/v1/get-sth-consistency?first={m}&second={n}"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let proof = b64_hashes(&p["consistency"]);
+        assert_eq!(proof, consistency::prove(m as usize, &leaves[..n as usize]).unwrap());
+        let (old, new) = (tree_hash(&leaves[..m as usize]), tree_hash(&leaves[..n as usize]));
+        assert!(consistency::verify(m, &old, n, &new, &proof));
+    }
+
+    // get-proof-by-hash is the library's audit path, in the tree size asked for.
+    for (index, size) in [(5usize, 300u64), (0, 1), (299, 300), (100, 257)] {
+        let hash = B64.encode(leaves[index]);
+        let url = reqwest::Url::parse_with_params(
+            &format!("{base}/ct/v1/get-proof-by-hash"),
+            &[("hash", hash.as_str()), ("tree_size", &size.to_string())],
+        )
+        .unwrap();
+        let (status, p) = get_json(&c, url.to_string()).await;
+        assert_eq!(status, 200, "{index} in {size}: {p}");
+        assert_eq!(p["leaf_index"], index);
+        let path = b64_hashes(&p["audit_path"]);
+        assert_eq!(path, inclusion::prove(index, &leaves[..size as usize]).unwrap());
+        let root = tree_hash(&leaves[..size as usize]);
+        assert!(inclusion::verify(index as u64, size, &leaves[index], &path, &root));
+    }
+
+    // Client mistakes are 400 (404 for an unknown hash), never 500.
+    let unknown = reqwest::Url::parse_with_params(
+        &format!("{base}/ct/v1/get-proof-by-hash"),
+        &[("hash", B64.encode([7u8; 32]).as_str()), ("tree_size", "300")],
+    )
+    .unwrap();
+    assert_eq!(get_json(&c, unknown.to_string()).await.0, 404);
+    for q in [
+        "get-sth-consistency?first=5&second=3",
+        "get-sth-consistency?first=1&second=301",
+        "get-sth-consistency?first=x&second=3",
+        "get-entries?start=300&end=301",
+        "get-entries?start=5&end=4",
+        "get-entries",
+        "get-proof-by-hash?hash=AAAA&tree_size=3",
+        "get-proof-by-hash?hash=&tree_size=0",
+    ] {
+        assert_eq!(get_json(&c, format!("{base}/ct/v1/{q}")).await.0, 400, "{q}");
+    }
     server.shutdown().await;
 }

@@ -179,21 +179,6 @@ async fn start_witness(name: &str, dir: &Path, log_vkey: &str) -> (String, Strin
     (format!("http://{addr}"), w.vkey())
 }
 
-/// Submits `n` fresh certificates concurrently; every one gets an SCT.
-async fn submit(base: &str, pki: &common::Pki, tag: &str, n: usize) {
-    let c = common::client();
-    let posts = (0..n).map(|i| {
-        let leaf = pki.leaf(&format!("{tag}{i}.example"), (2030, 6, 1), false, false);
-        let body = common::chain_body(&pki.chain(&leaf, false));
-        let c = c.clone();
-        let url = format!("{base}/ct/v1/add-chain");
-        async move { c.post(url).json(&body).send().await.unwrap().status() }
-    });
-    for status in futures::future::join_all(posts).await {
-        assert_eq!(status, 200);
-    }
-}
-
 /// Polls until `done` holds (10 s at most).
 async fn wait_for<T>(what: &str, mut done: impl AsyncFnMut() -> Option<T>) -> T {
     for _ in 0..200 {
@@ -270,9 +255,9 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     };
 
     // Grown in two steps, across a tile boundary: the second proof (3 -> 303) comes from tiles.
-    submit(&base, &pki, "a", 3).await;
+    common::add_many(&base, &pki, "a", 3).await;
     wait_for("cosignatures at 3", async || cosigned_at(3).await).await;
-    submit(&base, &pki, "b", 300).await;
+    common::add_many(&base, &pki, "b", 300).await;
     let note = wait_for("cosignatures at 303", async || cosigned_at(303).await).await;
     cairn_tlog::note::verify_ed25519(
         &note,
@@ -296,7 +281,7 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     std::fs::remove_dir_all(&cfg.data_dir).unwrap();
     let server = start(cfg.clone()).await;
     let base = common::base_url(server.local_addr());
-    submit(&base, &pki, "fork", 310).await;
+    common::add_many(&base, &pki, "fork", 310).await;
     let log = server.logs()[0].clone();
     let status = wait_for("the fork to be reported", async || {
         let s = log.witness_status();

@@ -189,3 +189,19 @@ pub fn client() -> reqwest::Client {
 pub fn base_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/2030")
 }
+
+/// Submits `n` fresh certificates (`<tag><i>.example`) concurrently to the log at `base`;
+/// every one must get an SCT.
+pub async fn add_many(base: &str, pki: &Pki, tag: &str, n: usize) {
+    let c = client();
+    let posts = (0..n).map(|i| {
+        let leaf = pki.leaf(&format!("{tag}{i}.example"), (2030, 6, 1), false, false);
+        let body = chain_body(&pki.chain(&leaf, false));
+        let c = c.clone();
+        let url = format!("{base}/ct/v1/add-chain");
+        async move { c.post(url).json(&body).send().await.unwrap().status() }
+    });
+    for status in futures::future::join_all(posts).await {
+        assert_eq!(status, 200);
+    }
+}
