@@ -200,6 +200,8 @@ impl CaCt {
                     period_ms: section.local_period_ms,
                     pool_size: 4096,
                     witnesses: Vec::new(),
+                    inception: None,
+                    read_only_after_s: None,
                 };
                 config
                     .validate()

@@ -251,6 +251,8 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
         period_ms: 50,
         pool_size: 100,
         witnesses: Vec::new(),
+        inception: None,
+        read_only_after_s: None,
     };
     let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),

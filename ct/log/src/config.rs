@@ -116,6 +116,25 @@ pub struct LogConfig {
     /// their cosignatures are added to the published checkpoint. None by default.
     #[serde(default, rename = "witness")]
     pub witnesses: Vec<WitnessTarget>,
+    /// The shard's inception (RFC 3339): submissions before it are refused. Default: none.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub inception: Option<OffsetDateTime>,
+    /// The shard becomes read-only this many seconds after `not_after_limit`: submissions are
+    /// refused, the read path and checkpoints go on. Default: never.
+    #[serde(default)]
+    pub read_only_after_s: Option<u64>,
+}
+
+/// Whether a shard takes submissions at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteState {
+    /// Submissions are accepted.
+    Open,
+    /// Before the shard's inception.
+    NotYetOpen,
+    /// The NotAfter window closed more than `read_only_after_s` ago.
+    ReadOnly,
 }
 
 /// A witness the log sends its checkpoints to.
@@ -310,6 +329,21 @@ impl LogConfig {
             .unwrap_or_else(|| self.submission_url.clone())
     }
 
+    /// Whether the shard takes submissions at `now`.
+    pub fn write_state(&self, now: OffsetDateTime) -> WriteState {
+        if self.inception.is_some_and(|i| now < i) {
+            return WriteState::NotYetOpen;
+        }
+        let closes = self.read_only_after_s.map(|s| {
+            self.not_after_limit
+                .saturating_add(time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX)))
+        });
+        if closes.is_some_and(|c| now >= c) {
+            return WriteState::ReadOnly;
+        }
+        WriteState::Open
+    }
+
     /// The lock store URL.
     pub fn lock_db_url(&self) -> Option<String> {
         self.lock_db.clone()
@@ -368,5 +402,33 @@ period_ms = 250
         assert!(
             toml::from_str::<CtConfig>("listen = \"127.0.0.1:0\"\nlog = []\nextra = 1").is_err()
         );
+    }
+
+    #[test]
+    fn a_shard_is_open_from_inception_until_read_only_after_its_window() {
+        use time::macros::datetime;
+        let mut log: LogConfig = toml::from_str(
+            r#"
+name = "2026h1"
+submission_url = "https://ct.example.org/2026h1/"
+key_file = "k.pem"
+roots_dir = "roots"
+data_dir = "data"
+not_after_start = "2026-01-01T00:00:00Z"
+not_after_limit = "2026-07-01T00:00:00Z"
+inception = "2025-06-01T00:00:00Z"
+read_only_after_s = 86400
+"#,
+        )
+        .unwrap();
+        let at = |t| log.write_state(t);
+        assert_eq!(at(datetime!(2025-05-31 23:59:59 UTC)), WriteState::NotYetOpen);
+        assert_eq!(at(datetime!(2025-06-01 0:00 UTC)), WriteState::Open);
+        assert_eq!(at(datetime!(2026-07-01 23:59:59 UTC)), WriteState::Open);
+        assert_eq!(at(datetime!(2026-07-02 0:00 UTC)), WriteState::ReadOnly);
+        log.inception = None;
+        log.read_only_after_s = None;
+        assert_eq!(log.write_state(datetime!(2000-01-01 0:00 UTC)), WriteState::Open);
+        assert_eq!(log.write_state(datetime!(2100-01-01 0:00 UTC)), WriteState::Open);
     }
 }

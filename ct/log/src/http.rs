@@ -165,6 +165,10 @@ async fn submit(log: CtLog, body: Bytes, precert: bool) -> Response {
             count("rejected");
             error(StatusCode::BAD_REQUEST, &e.to_string())
         }
+        Err(SubmitError::Closed(msg)) => {
+            count("closed");
+            error(StatusCode::FORBIDDEN, msg)
+        }
         Err(SubmitError::PoolFull) => {
             count("pool_full");
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "log is busy, retry later");

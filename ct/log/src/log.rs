@@ -2,7 +2,7 @@
 //! submission pool, and the sequencer that writes tiles, fsyncs, advances the checkpoint by
 //! compare-and-swap and only then answers the waiting submissions.
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, WriteState};
 use crate::key_file::{self, KeyFileError};
 use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
@@ -131,6 +131,9 @@ pub enum SubmitError {
     /// The pool is full: retry later.
     #[error("too many pending submissions")]
     PoolFull,
+    /// The shard does not take submissions now (before its inception, or read-only).
+    #[error("{0}")]
+    Closed(&'static str),
     /// The log cannot sequence right now (stopping, lost its lock, or a sequencing cycle
     /// failed): retry later.
     #[error("log temporarily unavailable")]
@@ -389,6 +392,19 @@ impl CtLog {
         let inner = &self.inner;
         if inner.stopped.load(Ordering::Acquire) || inner.recovering.load(Ordering::Acquire) {
             return Err(SubmitError::Unavailable);
+        }
+        match inner.config.write_state(time::OffsetDateTime::now_utc()) {
+            WriteState::Open => {}
+            WriteState::NotYetOpen => {
+                return Err(SubmitError::Closed(
+                    "this log shard does not accept submissions before its inception",
+                ));
+            }
+            _ => {
+                return Err(SubmitError::Closed(
+                    "this log shard is read-only: its NotAfter window has closed",
+                ));
+            }
         }
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
         let key = accepted.entry.dedup_key();

@@ -46,6 +46,8 @@ pub(crate) struct CtArgs {
     #[arg(long, default_value_t = 100_000)]
     pool_size: usize,
     witnesses: Vec::new(),
+    inception: None,
+    read_only_after_s: None,
     /// Distinct certificates prepared before the clock starts, each submitted once
     /// (default: 4,000 per second of --duration). The run ends early when they run out.
     #[arg(long)]

@@ -164,6 +164,8 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         period_ms: 100,
         pool_size: 10_000,
         witnesses: Vec::new(),
+        inception: None,
+        read_only_after_s: None,
     }
 }
 
