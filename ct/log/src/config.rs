@@ -335,8 +335,9 @@ impl LogConfig {
             return WriteState::NotYetOpen;
         }
         let closes = self.read_only_after_s.map(|s| {
-            self.not_after_limit
-                .saturating_add(time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX)))
+            self.not_after_limit.saturating_add(time::Duration::seconds(
+                i64::try_from(s).unwrap_or(i64::MAX),
+            ))
         });
         if closes.is_some_and(|c| now >= c) {
             return WriteState::ReadOnly;
@@ -422,13 +423,22 @@ read_only_after_s = 86400
         )
         .unwrap();
         let at = |t| log.write_state(t);
-        assert_eq!(at(datetime!(2025-05-31 23:59:59 UTC)), WriteState::NotYetOpen);
+        assert_eq!(
+            at(datetime!(2025-05-31 23:59:59 UTC)),
+            WriteState::NotYetOpen
+        );
         assert_eq!(at(datetime!(2025-06-01 0:00 UTC)), WriteState::Open);
         assert_eq!(at(datetime!(2026-07-01 23:59:59 UTC)), WriteState::Open);
         assert_eq!(at(datetime!(2026-07-02 0:00 UTC)), WriteState::ReadOnly);
         log.inception = None;
         log.read_only_after_s = None;
-        assert_eq!(log.write_state(datetime!(2000-01-01 0:00 UTC)), WriteState::Open);
-        assert_eq!(log.write_state(datetime!(2100-01-01 0:00 UTC)), WriteState::Open);
+        assert_eq!(
+            log.write_state(datetime!(2000-01-01 0:00 UTC)),
+            WriteState::Open
+        );
+        assert_eq!(
+            log.write_state(datetime!(2100-01-01 0:00 UTC)),
+            WriteState::Open
+        );
     }
 }

@@ -115,7 +115,10 @@ impl ReadLimiter {
                 self.limits.per_client_per_second,
                 self.limits.per_client_burst,
             ),
-            Client::Anonymous => (self.limits.anonymous_per_second, self.limits.anonymous_burst),
+            Client::Anonymous => (
+                self.limits.anonymous_per_second,
+                self.limits.anonymous_burst,
+            ),
         };
         let interval = Duration::from_secs(1) / rate.max(1);
         let tolerance = interval * burst.max(1);
@@ -183,7 +186,14 @@ mod tests {
         ] {
             assert!(has_contact_info(ua), "{ua}");
         }
-        for ua in ["curl/8.5.0", "Go-http-client/1.1", "a@b", "user@", "@example.org", ""] {
+        for ua in [
+            "curl/8.5.0",
+            "Go-http-client/1.1",
+            "a@b",
+            "user@",
+            "@example.org",
+            "",
+        ] {
             assert!(!has_contact_info(ua), "{ua}");
         }
     }
@@ -204,7 +214,10 @@ mod tests {
         let wait = l.charge(me(), t0).unwrap_err();
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
         // Another identified client has its own budget; the anonymous one is separate too.
-        assert!(l.charge(Client::Identified("you@example.org".into()), t0).is_ok());
+        assert!(
+            l.charge(Client::Identified("you@example.org".into()), t0)
+                .is_ok()
+        );
         assert!(l.charge(Client::Anonymous, t0).is_ok());
         assert!(l.charge(Client::Anonymous, t0).is_err());
         // 100 ms later one token is back, not two.

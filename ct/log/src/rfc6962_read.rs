@@ -83,7 +83,9 @@ fn number(params: &HashMap<String, String>, name: &'static str) -> Result<u64, R
     params
         .get(name)
         .and_then(|v| v.parse().ok())
-        .ok_or(ReadError::BadRequest("missing or malformed numeric parameter"))
+        .ok_or(ReadError::BadRequest(
+            "missing or malformed numeric parameter",
+        ))
 }
 
 /// Runs `f` on the blocking pool with the log's storage.
@@ -238,9 +240,13 @@ async fn get_entries(State(log): State<CtLog>, Query(p): Params) -> Response {
                 let mut chain = Vec::new();
                 for fp in &leaf.entry.chain_fingerprints {
                     if !issuers.contains_key(fp) {
-                        let der = st.get(&format!("issuer/{}", hex::encode(fp)))?.ok_or_else(
-                            || ReadError::Internal("an issuer named by an entry is missing".into()),
-                        )?;
+                        let der =
+                            st.get(&format!("issuer/{}", hex::encode(fp)))?
+                                .ok_or_else(|| {
+                                    ReadError::Internal(
+                                        "an issuer named by an entry is missing".into(),
+                                    )
+                                })?;
                         issuers.insert(*fp, der);
                     }
                     if let Some(der) = issuers.get(fp) {

@@ -8,9 +8,9 @@
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
 use crate::read_limits::{self, ReadLimiter};
-use axum::middleware::from_fn_with_state;
 use axum::Router;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::Html;
 use axum::routing::get;
 use std::net::SocketAddr;

@@ -49,9 +49,7 @@ impl WitnessStatus {
     pub(crate) fn new(target: &WitnessTarget) -> WitnessStatus {
         WitnessStatus {
             url: target.url.clone(),
-            name: parse_vkey(&target.vkey)
-                .map(|v| v.name)
-                .unwrap_or_default(),
+            name: parse_vkey(&target.vkey).map(|v| v.name).unwrap_or_default(),
             cosigned_size: None,
             error: None,
             fork: false,

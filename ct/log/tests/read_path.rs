@@ -6,15 +6,15 @@
 
 mod common;
 
-use cairn_ct::CtServer;
-use cairn_ct::read_limits::ReadLimits;
-use common::verifier::tile_url;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use cairn_ct::CtServer;
+use cairn_ct::read_limits::ReadLimits;
 use cairn_tlog::checkpoint::{key_id, verify_checkpoint};
 use cairn_tlog::consistency::{self, tree_hash};
 use cairn_tlog::inclusion;
 use cairn_tlog::merkle::{Hash, leaf_hash, sha256};
+use common::verifier::tile_url;
 use common::{Pki, base_url, client, log_config, server_config};
 
 async fn add(_: &reqwest::Client, base: &str, pki: &Pki, tag: &str) {
@@ -41,7 +41,11 @@ async fn health_is_503_once_a_log_has_not_checkpointed_recently() {
     assert_eq!(status, 503);
     assert!(body.contains("test2030: last checkpoint"), "{body}");
     // Liveness is not about checkpoints.
-    let live = c.get(format!("http://{addr}/health/live")).send().await.unwrap();
+    let live = c
+        .get(format!("http://{addr}/health/live"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(live.status(), 200);
     // A submission makes the log checkpoint again.
     add(&c, &base_url(addr), &pki, "a.example").await;
@@ -84,7 +88,10 @@ async fn monitoring_paths_are_rate_limited_per_client_and_anonymous_clients_shar
         assert_eq!(get("checkpoint", Some(ua)).await.0, 200);
     }
     assert_eq!(get("checkpoint", Some(ua)).await, (429, true));
-    assert_eq!(get("checkpoint", Some("crawler ops@example.net")).await.0, 200);
+    assert_eq!(
+        get("checkpoint", Some("crawler ops@example.net")).await.0,
+        200
+    );
     // Submissions are not read paths: never limited here.
     add(&c, &base, &pki, "b.example").await;
     server.shutdown().await;
@@ -115,7 +122,10 @@ async fn static_files_carry_caching_headers() {
         (200, Some("no-cache, max-age=0".into()))
     );
     // A tile (partial ones too) never changes once served.
-    assert_eq!(cache(tile_url(&base, "data", 0, 1)).await, (200, immutable.clone()));
+    assert_eq!(
+        cache(tile_url(&base, "data", 0, 1)).await,
+        (200, immutable.clone())
+    );
     assert_eq!(cache(tile_url(&base, "0", 0, 1)).await, (200, immutable));
     // A tile beyond the tree is a 404 that must not be cached as immutable.
     assert_eq!(cache(tile_url(&base, "data", 0, 2)).await, (404, None));
@@ -164,15 +174,28 @@ async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() 
     // get-sth is the checkpoint: same size, root, timestamp and RFC 6962 signature bytes.
     let (status, sth) = get_json(&c, format!("{base}/ct/v1/get-sth")).await;
     assert_eq!(status, 200);
-    let note = c.get(format!("{base}/checkpoint")).send().await.unwrap().text().await.unwrap();
+    let note = c
+        .get(format!("{base}/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let signed = verify_checkpoint(&note, common::ORIGIN, &spki).unwrap();
     assert_eq!(sth["tree_size"], 300);
     assert_eq!(sth["timestamp"], signed.timestamp);
     assert_eq!(sth["sha256_root_hash"], B64.encode(signed.checkpoint.root));
     let mut blob = key_id(common::ORIGIN, &sha256(&spki)).to_vec();
     blob.extend_from_slice(&signed.timestamp.to_be_bytes());
-    blob.extend_from_slice(&B64.decode(sth["tree_head_signature"].as_str().unwrap()).unwrap());
-    assert!(note.contains(&B64.encode(&blob)), "signature differs from the checkpoint's");
+    blob.extend_from_slice(
+        &B64.decode(sth["tree_head_signature"].as_str().unwrap())
+            .unwrap(),
+    );
+    assert!(
+        note.contains(&B64.encode(&blob)),
+        "signature differs from the checkpoint's"
+    );
 
     // get-entries: one data tile at most per answer; the leaves hash to the root.
     let (_, first) = get_json(&c, format!("{base}/ct/v1/get-entries?start=0&end=299")).await;
@@ -204,8 +227,14 @@ async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() 
         .await;
         assert_eq!(status, 200);
         let proof = b64_hashes(&p["consistency"]);
-        assert_eq!(proof, consistency::prove(m as usize, &leaves[..n as usize]).unwrap());
-        let (old, new) = (tree_hash(&leaves[..m as usize]), tree_hash(&leaves[..n as usize]));
+        assert_eq!(
+            proof,
+            consistency::prove(m as usize, &leaves[..n as usize]).unwrap()
+        );
+        let (old, new) = (
+            tree_hash(&leaves[..m as usize]),
+            tree_hash(&leaves[..n as usize]),
+        );
         assert!(consistency::verify(m, &old, n, &new, &proof));
     }
 
@@ -221,15 +250,27 @@ async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() 
         assert_eq!(status, 200, "{index} in {size}: {p}");
         assert_eq!(p["leaf_index"], index);
         let path = b64_hashes(&p["audit_path"]);
-        assert_eq!(path, inclusion::prove(index, &leaves[..size as usize]).unwrap());
+        assert_eq!(
+            path,
+            inclusion::prove(index, &leaves[..size as usize]).unwrap()
+        );
         let root = tree_hash(&leaves[..size as usize]);
-        assert!(inclusion::verify(index as u64, size, &leaves[index], &path, &root));
+        assert!(inclusion::verify(
+            index as u64,
+            size,
+            &leaves[index],
+            &path,
+            &root
+        ));
     }
 
     // Client mistakes are 400 (404 for an unknown hash), never 500.
     let unknown = reqwest::Url::parse_with_params(
         &format!("{base}/ct/v1/get-proof-by-hash"),
-        &[("hash", B64.encode([7u8; 32]).as_str()), ("tree_size", "300")],
+        &[
+            ("hash", B64.encode([7u8; 32]).as_str()),
+            ("tree_size", "300"),
+        ],
     )
     .unwrap();
     assert_eq!(get_json(&c, unknown.to_string()).await.0, 404);
@@ -243,7 +284,11 @@ async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() 
         "get-proof-by-hash?hash=AAAA&tree_size=3",
         "get-proof-by-hash?hash=&tree_size=0",
     ] {
-        assert_eq!(get_json(&c, format!("{base}/ct/v1/{q}")).await.0, 400, "{q}");
+        assert_eq!(
+            get_json(&c, format!("{base}/ct/v1/{q}")).await.0,
+            400,
+            "{q}"
+        );
     }
     server.shutdown().await;
 }

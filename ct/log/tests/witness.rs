@@ -223,7 +223,10 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
             timeout_ms: 2000,
         })
         .collect();
-    let vkeys: Vec<_> = witnesses.iter().map(|(_, v)| parse_vkey(v).unwrap()).collect();
+    let vkeys: Vec<_> = witnesses
+        .iter()
+        .map(|(_, v)| parse_vkey(v).unwrap())
+        .collect();
 
     let start = |cfg: cairn_ct::LogConfig| async move {
         cairn_ct::CtServer::start(&common::server_config(cfg))
@@ -259,16 +262,15 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     wait_for("cosignatures at 3", async || cosigned_at(3).await).await;
     common::add_many(&base, &pki, "b", 300).await;
     let note = wait_for("cosignatures at 303", async || cosigned_at(303).await).await;
-    cairn_tlog::note::verify_ed25519(
-        &note,
-        common::ORIGIN,
-        note_keys.ed25519.public_key(),
-    )
-    .unwrap();
+    cairn_tlog::note::verify_ed25519(&note, common::ORIGIN, note_keys.ed25519.public_key())
+        .unwrap();
     let status = server.logs()[0].witness_status();
     assert_eq!(status.len(), 3);
     for s in &status[..2] {
-        assert_eq!((s.cosigned_size, s.error.as_deref(), s.fork), (Some(303), None, false));
+        assert_eq!(
+            (s.cosigned_size, s.error.as_deref(), s.fork),
+            (Some(303), None, false)
+        );
     }
     assert_eq!(status[2].name, "dead.example");
     assert_eq!(status[2].cosigned_size, None);
@@ -287,7 +289,11 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
         let s = log.witness_status();
         s[..2]
             .iter()
-            .all(|s| s.error.as_deref().is_some_and(|e| e.contains("refused the consistency proof")))
+            .all(|s| {
+                s.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("refused the consistency proof"))
+            })
             .then_some(s)
     })
     .await;

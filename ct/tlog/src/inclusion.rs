@@ -93,7 +93,10 @@ mod tests {
             let root = tree_hash(&leaves[..n]);
             for m in 0..n {
                 let p = prove(m, &leaves[..n]).unwrap();
-                assert!(verify(m as u64, n as u64, &leaves[m], &p, &root), "{m} in {n}");
+                assert!(
+                    verify(m as u64, n as u64, &leaves[m], &p, &root),
+                    "{m} in {n}"
+                );
                 let mut node = |height: u8, index: u64| {
                     let width = 1usize << height;
                     let start = index as usize * width;
