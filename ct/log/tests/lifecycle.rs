@@ -8,13 +8,16 @@ mod common;
 use cairn_ct::CtServer;
 use common::{Pki, base_url, chain_body, client, log_config, server_config};
 
+/// A case: its name, how it changes the log's configuration, the add-chain status expected.
+type Case = (&'static str, Box<dyn Fn(&mut cairn_ct::LogConfig)>, u16);
+
 #[tokio::test]
 async fn a_shard_takes_submissions_only_between_inception_and_read_only() {
     let pki = Pki::new();
     let leaf = pki.leaf("a.example", (2030, 6, 1), false, false);
     let body = chain_body(&pki.chain(&leaf, false));
     let now = time::OffsetDateTime::now_utc();
-    let cases: [(&str, Box<dyn Fn(&mut cairn_ct::LogConfig)>, u16); 3] = [
+    let cases: [Case; 3] = [
         (
             "not yet open",
             Box::new(move |l| l.inception = Some(now + time::Duration::days(1))),
