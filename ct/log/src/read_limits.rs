@@ -71,8 +71,8 @@ impl ReadLimits {
 /// The budget a request is charged to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Client {
-    /// A User-Agent with contact information.
-    Identified(String),
+    /// A User-Agent with contact information, by its SHA-256 (bounded memory per client).
+    Identified([u8; 32]),
     /// Everyone else.
     Anonymous,
 }
@@ -147,7 +147,9 @@ pub(crate) async fn limit(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
     {
-        Some(ua) if has_contact_info(ua) => Client::Identified(ua.to_owned()),
+        Some(ua) if has_contact_info(ua) => {
+            Client::Identified(cairn_tlog::merkle::sha256(ua.as_bytes()))
+        }
         _ => Client::Anonymous,
     };
     match limiter.charge(client, Instant::now()) {
@@ -207,17 +209,14 @@ mod tests {
             anonymous_burst: 1,
         });
         let t0 = Instant::now();
-        let me = || Client::Identified("me@example.org".into());
+        let me = || Client::Identified([1; 32]);
         for _ in 0..3 {
             assert!(l.charge(me(), t0).is_ok());
         }
         let wait = l.charge(me(), t0).unwrap_err();
         assert!(wait <= Duration::from_millis(100), "{wait:?}");
         // Another identified client has its own budget; the anonymous one is separate too.
-        assert!(
-            l.charge(Client::Identified("you@example.org".into()), t0)
-                .is_ok()
-        );
+        assert!(l.charge(Client::Identified([2; 32]), t0).is_ok());
         assert!(l.charge(Client::Anonymous, t0).is_ok());
         assert!(l.charge(Client::Anonymous, t0).is_err());
         // 100 ms later one token is back, not two.

@@ -45,9 +45,6 @@ pub(crate) struct CtArgs {
     /// Pool size of the in-process log (beyond it, 503).
     #[arg(long, default_value_t = 100_000)]
     pool_size: usize,
-    witnesses: Vec::new(),
-    inception: None,
-    read_only_after_s: None,
     /// Distinct certificates prepared before the clock starts, each submitted once
     /// (default: 4,000 per second of --duration). The run ends early when they run out.
     #[arg(long)]
@@ -342,6 +339,9 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
                 not_after_limit: time::macros::datetime!(2100-01-01 0:00 UTC),
                 period_ms: args.period_ms,
                 pool_size: args.pool_size,
+                witnesses: Vec::new(),
+                inception: None,
+                read_only_after_s: None,
             };
             let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
                 listen: "127.0.0.1:0".parse()?,
