@@ -200,6 +200,9 @@ impl CaCt {
                     not_after_limit: intermediate.not_after + time::Duration::seconds(1),
                     period_ms: section.local_period_ms,
                     pool_size: 4096,
+                    witnesses: Vec::new(),
+                    inception: None,
+                    read_only_after_s: None,
                 };
                 config
                     .validate()

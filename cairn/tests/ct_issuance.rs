@@ -251,10 +251,16 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
         not_after_limit: time::macros::datetime!(2100-01-01 0:00 UTC),
         period_ms: 50,
         pool_size: 100,
+        witnesses: Vec::new(),
+        inception: None,
+        read_only_after_s: None,
     };
     let server = cairn_ct::CtServer::start(&cairn_ct::CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
+        health_max_checkpoint_age_ms: 15_000,
+        read_limits: None,
+        rfc6962_read_endpoints: false,
         logs: vec![log],
     })
     .await

@@ -39,6 +39,21 @@ pub struct CtConfig {
     /// The logs.
     #[serde(rename = "log")]
     pub logs: Vec<LogConfig>,
+    /// `/health` answers 503 when a log's latest checkpoint is older than this, in
+    /// milliseconds (default 15000: an idle log checkpoints every 10 s).
+    #[serde(default = "default_health_max_checkpoint_age_ms")]
+    pub health_max_checkpoint_age_ms: u64,
+    /// Per-client rate limits on the monitoring (read) paths; none if absent.
+    #[serde(default)]
+    pub read_limits: Option<crate::read_limits::ReadLimits>,
+    /// Also serve the RFC 6962 read endpoints (`get-sth`, `get-sth-consistency`,
+    /// `get-proof-by-hash`, `get-entries`), computed from the tiles. Default false.
+    #[serde(default)]
+    pub rfc6962_read_endpoints: bool,
+}
+
+fn default_health_max_checkpoint_age_ms() -> u64 {
+    15_000
 }
 
 /// One log (shard).
@@ -103,6 +118,48 @@ pub struct LogConfig {
     /// Maximum submissions waiting for the next sequencing (default 4096).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// Witnesses (C2SP tlog-witness) each new checkpoint is sent to, with a consistency proof;
+    /// their cosignatures are added to the published checkpoint. None by default.
+    #[serde(default, rename = "witness")]
+    pub witnesses: Vec<WitnessTarget>,
+    /// The shard's inception (RFC 3339): submissions before it are refused. Default: none.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub inception: Option<OffsetDateTime>,
+    /// The shard becomes read-only this many seconds after `not_after_limit`: submissions are
+    /// refused, the read path and checkpoints go on. Default: never.
+    #[serde(default)]
+    pub read_only_after_s: Option<u64>,
+}
+
+/// Whether a shard takes submissions at some instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WriteState {
+    /// Submissions are accepted.
+    Open,
+    /// Before the shard's inception.
+    NotYetOpen,
+    /// The NotAfter window closed more than `read_only_after_s` ago.
+    ReadOnly,
+}
+
+/// A witness the log sends its checkpoints to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessTarget {
+    /// The witness's URL prefix; requests go to `<url>/add-checkpoint`.
+    pub url: String,
+    /// The witness's `cosignature/v1` verifier key (`<name>+<id>+<key>`, as `cairn ct witness`
+    /// prints it); cosignatures that do not verify with it are dropped.
+    pub vkey: String,
+    /// Per-request timeout in milliseconds (default 5000). A slow or dead witness delays
+    /// only its own cosignature, never sequencing.
+    #[serde(default = "default_witness_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_witness_timeout_ms() -> u64 {
+    5000
 }
 
 fn default_true() -> bool {
@@ -135,6 +192,14 @@ impl CtConfig {
 
     /// Checks every log and that names and mount paths are unique.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.health_max_checkpoint_age_ms < 100 {
+            return Err(ConfigError::Invalid(
+                "health_max_checkpoint_age_ms must be at least 100".into(),
+            ));
+        }
+        if let Some(l) = &self.read_limits {
+            l.validate().map_err(ConfigError::Invalid)?;
+        }
         let mut names = std::collections::HashSet::new();
         let mut paths = std::collections::HashSet::new();
         for log in &self.logs {
@@ -216,6 +281,23 @@ impl LogConfig {
         if !(1..=1_000_000).contains(&self.pool_size) {
             return bad("pool_size must be within 1..=1000000");
         }
+        for w in &self.witnesses {
+            let vkey = cairn_tlog::note::parse_vkey(&w.vkey).ok();
+            if vkey.map(|v| v.signature_type)
+                != Some(cairn_tlog::note::SIGNATURE_TYPE_COSIGNATURE_V1)
+            {
+                return bad(&format!(
+                    "witness {}: vkey is not a cosignature/v1 verifier key",
+                    w.url
+                ));
+            }
+            if !(w.url.starts_with("https://") || w.url.starts_with("http://")) {
+                return bad("witness url must start with https:// or http://");
+            }
+            if !(100..=60_000).contains(&w.timeout_ms) {
+                return bad("witness timeout_ms must be within 100..=60000");
+            }
+        }
         let origin = self.origin();
         if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
             return bad("submission_url must be http(s)://host[/path] without spaces or '+'");
@@ -251,6 +333,22 @@ impl LogConfig {
         self.monitoring_url
             .clone()
             .unwrap_or_else(|| self.submission_url.clone())
+    }
+
+    /// Whether the shard takes submissions at `now`.
+    pub fn write_state(&self, now: OffsetDateTime) -> WriteState {
+        if self.inception.is_some_and(|i| now < i) {
+            return WriteState::NotYetOpen;
+        }
+        let closes = self.read_only_after_s.map(|s| {
+            self.not_after_limit.saturating_add(time::Duration::seconds(
+                i64::try_from(s).unwrap_or(i64::MAX),
+            ))
+        });
+        if closes.is_some_and(|c| now >= c) {
+            return WriteState::ReadOnly;
+        }
+        WriteState::Open
     }
 
     /// The lock store URL.
@@ -310,6 +408,43 @@ period_ms = 250
         assert!(bad.validate().is_err());
         assert!(
             toml::from_str::<CtConfig>("listen = \"127.0.0.1:0\"\nlog = []\nextra = 1").is_err()
+        );
+    }
+
+    #[test]
+    fn a_shard_is_open_from_inception_until_read_only_after_its_window() {
+        use time::macros::datetime;
+        let mut log: LogConfig = toml::from_str(
+            r#"
+name = "2026h1"
+submission_url = "https://ct.example.org/2026h1/"
+key_file = "k.pem"
+roots_dir = "roots"
+data_dir = "data"
+not_after_start = "2026-01-01T00:00:00Z"
+not_after_limit = "2026-07-01T00:00:00Z"
+inception = "2025-06-01T00:00:00Z"
+read_only_after_s = 86400
+"#,
+        )
+        .unwrap();
+        let at = |t| log.write_state(t);
+        assert_eq!(
+            at(datetime!(2025-05-31 23:59:59 UTC)),
+            WriteState::NotYetOpen
+        );
+        assert_eq!(at(datetime!(2025-06-01 0:00 UTC)), WriteState::Open);
+        assert_eq!(at(datetime!(2026-07-01 23:59:59 UTC)), WriteState::Open);
+        assert_eq!(at(datetime!(2026-07-02 0:00 UTC)), WriteState::ReadOnly);
+        log.inception = None;
+        log.read_only_after_s = None;
+        assert_eq!(
+            log.write_state(datetime!(2000-01-01 0:00 UTC)),
+            WriteState::Open
+        );
+        assert_eq!(
+            log.write_state(datetime!(2100-01-01 0:00 UTC)),
+            WriteState::Open
         );
     }
 }

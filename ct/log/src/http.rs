@@ -79,17 +79,28 @@ impl CtLog {
 
     /// The log's routes, relative to its submission/monitoring prefix.
     pub fn router(&self) -> Router {
+        self.submission_router().merge(self.monitoring_router())
+    }
+
+    /// The submission routes (`add-chain`, `add-pre-chain`, `get-roots`).
+    pub fn submission_router(&self) -> Router {
         Router::new()
             .route("/ct/v1/add-chain", post(add_chain))
             .route("/ct/v1/add-pre-chain", post(add_pre_chain))
             .route("/ct/v1/get-roots", get(get_roots))
+            .layer(DefaultBodyLimit::max(MAX_BODY))
+            .with_state(self.clone())
+    }
+
+    /// The monitoring (read) routes: checkpoint, tiles, issuers, log description, verifier keys.
+    pub fn monitoring_router(&self) -> Router {
+        Router::new()
             .route("/checkpoint", get(checkpoint))
             .route("/tile/{*rest}", get(tile))
             .route("/issuer/{fingerprint}", get(issuer))
             .route("/log.json", get(description))
             .route("/log.v3.json", get(description))
             .route("/vkeys", get(vkeys))
-            .layer(DefaultBodyLimit::max(MAX_BODY))
             .with_state(self.clone())
     }
 }
@@ -153,6 +164,10 @@ async fn submit(log: CtLog, body: Bytes, precert: bool) -> Response {
         Err(SubmitError::Chain(e)) => {
             count("rejected");
             error(StatusCode::BAD_REQUEST, &e.to_string())
+        }
+        Err(SubmitError::Closed(msg)) => {
+            count("closed");
+            error(StatusCode::FORBIDDEN, msg)
         }
         Err(SubmitError::PoolFull) => {
             count("pool_full");

@@ -14,7 +14,10 @@
 //!
 //! This crate is the server: [`CtLog`] (one log, embeddable: mount [`CtLog::router`]),
 //! [`CtServer`] (every configured log behind one listener), its [`config`], [`http`] edge,
-//! [`storage`], [`lockstore`], the [`verify`] auditor behind `cairn ct verify`, and the files it reads at start ([`key_file`], [`roots`]). The
+//! [`storage`], [`lockstore`], the [`verify`] auditor behind `cairn ct verify`, the [`witness`]
+//! behind `cairn ct witness` and the log's own witnessing task (it sends each checkpoint to its
+//! witnesses and publishes their cosignatures), the read path's [`read_limits`] and optional
+//! [`rfc6962_read`] endpoints, and the files it reads at start ([`key_file`], [`roots`]). The
 //! I/O-free transparency-log code it runs on (Merkle hashing, tiles, checkpoints, SCTs, entry
 //! codecs, chain validation) is `cairn-tlog`.
 
@@ -23,13 +26,17 @@ pub mod http;
 pub mod key_file;
 pub mod lockstore;
 mod log;
+pub mod read_limits;
+pub mod rfc6962_read;
 pub mod roots;
 pub mod s3;
 mod server;
 pub mod storage;
 pub mod verify;
 pub mod witness;
+mod witnessing;
 
 pub use config::{CtConfig, LogConfig};
 pub use log::{CtLog, RecoveryError, StartError, SubmitError};
 pub use server::{CtServer, ServerError};
+pub use witnessing::WitnessStatus;

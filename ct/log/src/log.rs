@@ -2,12 +2,13 @@
 //! submission pool, and the sequencer that writes tiles, fsyncs, advances the checkpoint by
 //! compare-and-swap and only then answers the waiting submissions.
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, WriteState};
 use crate::key_file::{self, KeyFileError};
 use crate::lockstore::{DedupRecord, LockError, LockStore};
 use crate::roots::{self, RootsError};
 use crate::s3::{S3Lock, S3Storage, decode_bundle, encode_bundle};
 use crate::storage::{FsStorage, Storage};
+use crate::witnessing::WitnessStatus;
 use cairn_tlog::chain::{Accepted, ChainError, NotAfterWindow, Roots, validate_chain};
 use cairn_tlog::checkpoint::{
     Checkpoint, CheckpointError, NoteKeys, sign_checkpoint_with_notes, verify_checkpoint,
@@ -133,6 +134,9 @@ pub enum SubmitError {
     /// The pool is full: retry later.
     #[error("too many pending submissions")]
     PoolFull,
+    /// The shard does not take submissions now (before its inception, or read-only).
+    #[error("{0}")]
+    Closed(&'static str),
     /// The log cannot sequence right now (stopping, lost its lock, or a sequencing cycle
     /// failed): retry later.
     #[error("log temporarily unavailable")]
@@ -201,6 +205,15 @@ pub(crate) struct Inner {
     /// are refused with `Unavailable` rather than queued behind an outage.
     recovering: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// The checkpoint note last published by the sequencer (without cosignatures); held while
+    /// the `checkpoint` object is written, so a cosigned copy never replaces a newer one.
+    published: tokio::sync::Mutex<String>,
+    /// Every newly published checkpoint note, for the witnessing task.
+    checkpoints: watch::Sender<String>,
+    /// When the sequencer last published a checkpoint (ms since the epoch).
+    last_checkpoint_ms: AtomicU64,
+    /// What each configured witness last answered.
+    pub(crate) witness_status: Mutex<Vec<WitnessStatus>>,
     _dir_lock: std::fs::File,
 }
 
@@ -209,6 +222,7 @@ pub(crate) struct Inner {
 pub struct CtLog {
     pub(crate) inner: Arc<Inner>,
     task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    witness_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for CtLog {
@@ -275,6 +289,7 @@ impl CtLog {
             limit: u64::try_from(config.not_after_limit.unix_timestamp()).unwrap_or(0),
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let witness_status = config.witnesses.iter().map(WitnessStatus::new).collect();
         let inner = Arc::new(Inner {
             origin: config.origin(),
             config,
@@ -289,6 +304,10 @@ impl CtLog {
             stopped: AtomicBool::new(false),
             recovering: AtomicBool::new(false),
             shutdown,
+            published: tokio::sync::Mutex::new(String::new()),
+            checkpoints: watch::channel(String::new()).0,
+            witness_status: Mutex::new(witness_status),
+            last_checkpoint_ms: AtomicU64::new(0),
             _dir_lock: lock_file,
         });
         let state = recover(&inner).await?;
@@ -297,10 +316,18 @@ impl CtLog {
             size = state.size,
             "CT log recovered from its committed checkpoint"
         );
+        let witness_task = (!inner.config.witnesses.is_empty()).then(|| {
+            tokio::spawn(crate::witnessing::run(
+                inner.clone(),
+                inner.checkpoints.subscribe(),
+                shutdown_rx.clone(),
+            ))
+        });
         let task = tokio::spawn(sequencer(inner.clone(), state, shutdown_rx));
         Ok(CtLog {
             inner,
             task: Arc::new(Mutex::new(Some(task))),
+            witness_task: Arc::new(Mutex::new(witness_task)),
         })
     }
 
@@ -338,6 +365,27 @@ impl CtLog {
         self.inner.key.log_id()
     }
 
+    /// What each configured witness last answered (in configuration order).
+    pub fn witness_status(&self) -> Vec<WitnessStatus> {
+        self.inner
+            .witness_status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// How long ago the sequencer last published a checkpoint (an idle log publishes one
+    /// every 10 s, a busy one every period).
+    pub fn checkpoint_age(&self) -> Duration {
+        let last = self.inner.last_checkpoint_ms.load(Ordering::Acquire);
+        Duration::from_millis(now_ms().saturating_sub(last))
+    }
+
+    /// The latest checkpoint note the sequencer published (without witness cosignatures).
+    pub async fn published_note(&self) -> String {
+        self.inner.published.lock().await.clone()
+    }
+
     /// The size of the latest committed checkpoint.
     pub fn tree_size(&self) -> u64 {
         self.inner.committed_size.load(Ordering::Acquire)
@@ -353,6 +401,19 @@ impl CtLog {
         let inner = &self.inner;
         if inner.stopped.load(Ordering::Acquire) || inner.recovering.load(Ordering::Acquire) {
             return Err(SubmitError::Unavailable);
+        }
+        match inner.config.write_state(time::OffsetDateTime::now_utc()) {
+            WriteState::Open => {}
+            WriteState::NotYetOpen => {
+                return Err(SubmitError::Closed(
+                    "this log shard does not accept submissions before its inception",
+                ));
+            }
+            _ => {
+                return Err(SubmitError::Closed(
+                    "this log shard is read-only: its NotAfter window has closed",
+                ));
+            }
         }
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
         let key = accepted.entry.dedup_key();
@@ -461,9 +522,11 @@ impl CtLog {
     /// Stops the sequencer and closes the lock store.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
-            let _ = task.await;
+        for handle in [&self.task, &self.witness_task] {
+            let task = handle.lock().ok().and_then(|mut t| t.take());
+            if let Some(task) = task {
+                let _ = task.await;
+            }
         }
         self.inner.lock.close().await;
     }
@@ -570,6 +633,39 @@ async fn blocking_put(
     tokio::task::spawn_blocking(move || storage.put_all(&files))
         .await
         .map_err(|_| std::io::Error::other("storage task failed"))?
+}
+
+/// Writes the `checkpoint` object (the sequencer's note, no cosignatures yet) and hands the
+/// note to the witnessing task.
+async fn publish_checkpoint(inner: &Inner, note: String) -> std::io::Result<()> {
+    let mut published = inner.published.lock().await;
+    blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), note.clone().into_bytes())],
+    )
+    .await?;
+    *published = note.clone();
+    inner.last_checkpoint_ms.store(now_ms(), Ordering::Release);
+    inner.checkpoints.send_replace(note);
+    Ok(())
+}
+
+/// Rewrites the `checkpoint` object as `note` followed by witness cosignature `lines`, unless
+/// the sequencer has published a newer checkpoint meanwhile.
+pub(crate) async fn publish_cosigned(
+    inner: &Inner,
+    note: &str,
+    lines: &str,
+) -> std::io::Result<()> {
+    let published = inner.published.lock().await;
+    if *published != note {
+        return Ok(());
+    }
+    blocking_put(
+        &inner.storage,
+        vec![("checkpoint".into(), format!("{note}{lines}").into_bytes())],
+    )
+    .await
 }
 
 /// With no checkpoint in the lock store, the log may start a new tree only if its storage holds
@@ -706,11 +802,7 @@ async fn recover(inner: &Inner) -> Result<TreeState, RecoveryError> {
     if state.root() != Some(signed.checkpoint.root) {
         return Err(RecoveryError::RootMismatch);
     }
-    blocking_put(
-        &inner.storage,
-        vec![("checkpoint".into(), note.into_bytes())],
-    )
-    .await?;
+    publish_checkpoint(inner, note).await?;
     inner.committed_size.store(size, Ordering::Release);
     metrics::gauge!("cairn_ct_tree_size", "log" => name.clone()).set(size as f64);
     Ok(state)
@@ -1008,12 +1100,7 @@ async fn sequence(
     inner.committed_size.store(state.size, Ordering::Release);
     // 3. Publish the checkpoint. The entries are already durable; if this write fails the
     //    next cycle (or recovery) republishes a newer one.
-    if let Err(e) = blocking_put(
-        &inner.storage,
-        vec![("checkpoint".into(), note.into_bytes())],
-    )
-    .await
-    {
+    if let Err(e) = publish_checkpoint(inner, note).await {
         tracing::error!(log = %inner.config.name, error = %e, "publishing the checkpoint file failed");
     }
     // 4. Answer.

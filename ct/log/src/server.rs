@@ -1,11 +1,16 @@
 //! Several logs (temporal shards) behind one HTTP listener, each mounted at its submission
 //! prefix's path, plus a landing page at `/` describing every log, and `/health` (= `/health/ready`: 503 naming each log that is not ready) and
-//! `/health/live` (200 while the process serves).
+//! `/health/live` (200 while the process serves). `/health` is also 503 when a log has not
+//! checkpointed within `health_max_checkpoint_age_ms`. With `[read_limits]` the monitoring
+//! paths are rate-limited per client ([`crate::read_limits`]); with `rfc6962_read_endpoints`
+//! the RFC 6962 read endpoints are served too ([`crate::rfc6962_read`]).
 
 use crate::config::CtConfig;
 use crate::log::{CtLog, StartError};
+use crate::read_limits::{self, ReadLimiter};
 use axum::Router;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::Html;
 use axum::routing::get;
 use std::net::SocketAddr;
@@ -35,10 +40,20 @@ pub enum ServerError {
     },
 }
 
-/// 200 `ready` when every log is, else 503 naming those that are not and why.
-async fn readiness(logs: &[CtLog]) -> (StatusCode, String) {
+/// 200 `ready` when every log is and checkpointed within `max_age`, else 503 naming those
+/// that are not and why.
+async fn readiness(logs: &[CtLog], max_age: std::time::Duration) -> (StatusCode, String) {
     let mut failed = Vec::new();
     for log in logs {
+        let age = log.checkpoint_age();
+        if age > max_age {
+            failed.push(format!(
+                "{}: last checkpoint {} ms ago",
+                log.name(),
+                age.as_millis()
+            ));
+            continue;
+        }
         let check = tokio::time::timeout(std::time::Duration::from_secs(2), log.check_ready());
         match check.await {
             Ok(Ok(())) => {}
@@ -155,13 +170,15 @@ impl CtServer {
                 }
             }
         }
+        let max_age = std::time::Duration::from_millis(config.health_max_checkpoint_age_ms);
         let ready = {
             let logs = logs.clone();
             move || {
                 let logs = logs.clone();
-                async move { readiness(&logs).await }
+                async move { readiness(&logs, max_age).await }
             }
         };
+        let limiter = config.read_limits.clone().map(ReadLimiter::new);
         let page = landing_page(&logs);
         let mut app = Router::new()
             .route(
@@ -176,10 +193,18 @@ impl CtServer {
             .route("/health/live", get(|| async { "live\n" }));
         for log in &logs {
             let path = log.config().mount_path();
+            let mut reads = log.monitoring_router();
+            if config.rfc6962_read_endpoints {
+                reads = reads.merge(log.rfc6962_read_router());
+            }
+            if let Some(l) = &limiter {
+                reads = reads.layer(from_fn_with_state(l.clone(), read_limits::limit));
+            }
+            let router = log.submission_router().merge(reads);
             app = if path.is_empty() {
-                app.merge(log.router())
+                app.merge(router)
             } else {
-                app.nest(&path, log.router())
+                app.nest(&path, router)
             };
         }
         let listener = tokio::net::TcpListener::bind(config.listen)

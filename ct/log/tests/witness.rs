@@ -1,7 +1,11 @@
 //! Two C2SP tlog-witnesses over HTTP: they cosign checkpoints that extend the last one they
 //! cosigned (checked with RFC 9162 consistency proofs), keep that state across restarts, and
-//! refuse a forked log, an unknown log, a bad signature and a stale old size.
+//! refuse a forked log, an unknown log, a bad signature and a stale old size. And the log's
+//! side: it sends each checkpoint with a proof computed from its tiles, serves the cosigned
+//! checkpoint, keeps sequencing while a witness is down, and reports a fork the witnesses refuse.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -158,4 +162,154 @@ async fn two_witnesses_cosign_a_growing_log_and_refuse_a_fork() {
     };
     assert_eq!(post(&again.0, imposter.request(0, 3)).await.0, 403);
     assert_eq!(post(&again.0, "old x\n\nnope".into()).await.0, 400);
+}
+
+/// Starts a `cairn ct witness` (in-process, from its configuration) for the log `log_vkey`.
+async fn start_witness(name: &str, dir: &Path, log_vkey: &str) -> (String, String) {
+    let cfg = WitnessConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        name: name.into(),
+        key_file: dir.join("key.pem"),
+        state_dir: dir.join("state"),
+        logs: vec![log_vkey.into()],
+    };
+    let (addr, w, _task) = cairn_ct::witness::serve(&cfg, std::future::pending())
+        .await
+        .unwrap();
+    (format!("http://{addr}"), w.vkey())
+}
+
+/// Polls until `done` holds (10 s at most).
+async fn wait_for<T>(what: &str, mut done: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = done().await {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::Pki::new();
+    let mut cfg = common::log_config(dir.path(), &pki);
+    let note_keys = cairn_ct::key_file::load_or_generate_note_keys(&cfg.note_key_path()).unwrap();
+    let log_vkey = note_keys.ed25519.vkey(common::ORIGIN);
+    let mut witnesses = Vec::new();
+    for i in 0..2 {
+        let wdir = dir.path().join(format!("w{i}"));
+        witnesses.push(start_witness(&format!("w{i}.example"), &wdir, &log_vkey).await);
+    }
+    // A third witness that is down: it must delay nothing.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dead_key = Ed25519NoteKey::generate().unwrap();
+    let dead_vkey = cairn_tlog::note::vkey(
+        "dead.example",
+        cairn_tlog::note::SIGNATURE_TYPE_COSIGNATURE_V1,
+        dead_key.public_key(),
+    );
+    cfg.witnesses = witnesses
+        .iter()
+        .map(|(url, vkey)| (url.clone(), vkey.clone()))
+        .chain([(dead.clone(), dead_vkey)])
+        .map(|(url, vkey)| cairn_ct::config::WitnessTarget {
+            url,
+            vkey,
+            timeout_ms: 2000,
+        })
+        .collect();
+    let vkeys: Vec<_> = witnesses
+        .iter()
+        .map(|(_, v)| parse_vkey(v).unwrap())
+        .collect();
+
+    let start = |cfg: cairn_ct::LogConfig| async move {
+        cairn_ct::CtServer::start(&common::server_config(cfg))
+            .await
+            .unwrap()
+    };
+    let server = start(cfg.clone()).await;
+    let base = common::base_url(server.local_addr());
+    let spki = server.logs()[0].public_key_der().to_vec();
+    let c = common::client();
+    let checkpoint = async || {
+        c.get(format!("{base}/checkpoint"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // Cosigned by both witnesses at `size`: the log's signatures and both cosignatures verify.
+    let cosigned_at = async |size: u64| {
+        let note = checkpoint().await;
+        let cp = cairn_tlog::checkpoint::verify_checkpoint(&note, common::ORIGIN, &spki).unwrap();
+        (cp.checkpoint.size == size
+            && vkeys
+                .iter()
+                .all(|v| verify_cosignature_v1(&note, &v.name, &v.public_key).is_ok()))
+        .then_some(note)
+    };
+
+    // Grown in two steps, across a tile boundary: the second proof (3 -> 303) comes from tiles.
+    common::add_many(&base, &pki, "a", 3).await;
+    wait_for("cosignatures at 3", async || cosigned_at(3).await).await;
+    common::add_many(&base, &pki, "b", 300).await;
+    let note = wait_for("cosignatures at 303", async || cosigned_at(303).await).await;
+    cairn_tlog::note::verify_ed25519(&note, common::ORIGIN, note_keys.ed25519.public_key())
+        .unwrap();
+    let status = server.logs()[0].witness_status();
+    assert_eq!(status.len(), 3);
+    for s in &status[..2] {
+        assert_eq!(
+            (s.cosigned_size, s.error.as_deref(), s.fork),
+            (Some(303), None, false)
+        );
+    }
+    assert_eq!(status[2].name, "dead.example");
+    assert_eq!(status[2].cosigned_size, None);
+    assert!(status[2].error.is_some() && !status[2].fork);
+    server.shutdown().await;
+
+    // The fork: the lock store is reset (with its storage, or the log would refuse to start)
+    // and the same keys sequence other entries. The log still issues SCTs, but the witnesses
+    // refuse the new tree (422 on the consistency proof from 303) and the log reports it.
+    std::fs::remove_dir_all(&cfg.data_dir).unwrap();
+    let server = start(cfg.clone()).await;
+    let base = common::base_url(server.local_addr());
+    common::add_many(&base, &pki, "fork", 310).await;
+    let log = server.logs()[0].clone();
+    let status = wait_for("the fork to be reported", async || {
+        let s = log.witness_status();
+        s[..2]
+            .iter()
+            .all(|s| {
+                s.error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("refused the consistency proof"))
+            })
+            .then_some(s)
+    })
+    .await;
+    for s in &status[..2] {
+        assert!(s.fork, "{s:?}");
+    }
+    let note = c
+        .get(format!("{base}/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for v in &vkeys {
+        assert!(verify_cosignature_v1(&note, &v.name, &v.public_key).is_err());
+    }
+    server.shutdown().await;
 }

@@ -57,6 +57,78 @@ fn subproof(m: usize, leaves: &[Hash], whole: bool) -> Vec<Hash> {
     }
 }
 
+/// The consistency proof from the tree of size `old_size` to the tree of size `new_size`, for a
+/// log that keeps hashes rather than leaves (tiles): `node(height, index)` returns the hash of
+/// the complete subtree of `2^height` leaves starting at leaf `index·2^height`. Only subtrees
+/// inside the new tree are asked for, about two per level. `Ok(None)` if `old_size >
+/// new_size`. Same proofs as [`prove`].
+pub fn prove_from_nodes<E>(
+    old_size: u64,
+    new_size: u64,
+    node: &mut impl FnMut(u8, u64) -> Result<Hash, E>,
+) -> Result<Option<Vec<Hash>>, E> {
+    if old_size > new_size {
+        return Ok(None);
+    }
+    if old_size == 0 || old_size == new_size {
+        return Ok(Some(Vec::new()));
+    }
+    let mut proof = Vec::new();
+    range_subproof(old_size, 0, new_size, true, node, &mut proof)?;
+    Ok(Some(proof))
+}
+
+/// The largest power of two smaller than `n` (n ≥ 2), for leaf counts.
+pub(crate) fn split_u64(n: u64) -> u64 {
+    let mut k = 1;
+    while k << 1 < n {
+        k <<= 1;
+    }
+    k
+}
+
+/// The hash of leaves `start..end` (`end > start`), from complete subtrees.
+pub(crate) fn range_hash<E>(
+    start: u64,
+    end: u64,
+    node: &mut impl FnMut(u8, u64) -> Result<Hash, E>,
+) -> Result<Hash, E> {
+    let n = end - start;
+    if n.is_power_of_two() && start.is_multiple_of(n) {
+        return node(n.trailing_zeros() as u8, start / n);
+    }
+    let k = split_u64(n);
+    let left = range_hash(start, start + k, node)?;
+    let right = range_hash(start + k, end, node)?;
+    Ok(node_hash(&left, &right))
+}
+
+fn range_subproof<E>(
+    m: u64,
+    start: u64,
+    end: u64,
+    whole: bool,
+    node: &mut impl FnMut(u8, u64) -> Result<Hash, E>,
+    out: &mut Vec<Hash>,
+) -> Result<(), E> {
+    let n = end - start;
+    if m == n {
+        if !whole {
+            out.push(range_hash(start, end, node)?);
+        }
+        return Ok(());
+    }
+    let k = split_u64(n);
+    if m <= k {
+        range_subproof(m, start, start + k, whole, node, out)?;
+        out.push(range_hash(start + k, end, node)?);
+    } else {
+        range_subproof(m - k, start + k, end, false, node, out)?;
+        out.push(range_hash(start, start + k, node)?);
+    }
+    Ok(())
+}
+
 /// Verifies that the tree (`new_size`, `new_root`) extends (`old_size`, `old_root`) with
 /// `proof` (RFC 9162 §2.1.4.2). An empty old tree is extended by every tree (empty proof).
 pub fn verify(
@@ -140,6 +212,24 @@ mod tests {
                 }
             }
         }
+        // The same proofs from complete-subtree hashes only (as a tiled log computes them),
+        // never asking for a subtree beyond the new tree.
+        for n in 0..=leaves.len() {
+            for m in 0..=n {
+                let mut node = |height: u8, index: u64| {
+                    let width = 1usize << height;
+                    let start = index as usize * width;
+                    assert!(start + width <= n, "subtree beyond the tree");
+                    Ok::<_, ()>(tree_hash(&leaves[start..start + width]))
+                };
+                let p = prove_from_nodes(m as u64, n as u64, &mut node).unwrap();
+                assert_eq!(p, prove(m, &leaves[..n]), "{m}->{n}");
+            }
+        }
+        assert_eq!(
+            prove_from_nodes(5, 4, &mut |_, _| Ok::<_, ()>(empty_root())),
+            Ok(None)
+        );
         // A fork: same size, another root.
         let other: Vec<Hash> = (100u32..110).map(|i| leaf_hash(&i.to_be_bytes())).collect();
         assert!(!verify(

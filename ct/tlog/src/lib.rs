@@ -27,6 +27,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod consistency;
 pub mod entry;
+pub mod inclusion;
 pub mod key;
 pub mod merkle;
 pub mod note;

@@ -164,6 +164,9 @@ pub fn log_config(dir: &Path, pki: &Pki) -> LogConfig {
         not_after_limit: time::macros::datetime!(2031-01-01 0:00 UTC),
         period_ms: 100,
         pool_size: 10_000,
+        witnesses: Vec::new(),
+        inception: None,
+        read_only_after_s: None,
     }
 }
 
@@ -171,6 +174,9 @@ pub fn server_config(log: LogConfig) -> CtConfig {
     CtConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         metrics_listen: None,
+        health_max_checkpoint_age_ms: 15_000,
+        read_limits: None,
+        rfc6962_read_endpoints: false,
         logs: vec![log],
     }
 }
@@ -185,4 +191,20 @@ pub fn client() -> reqwest::Client {
 /// The `/2030` mount path of [`ORIGIN`].
 pub fn base_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/2030")
+}
+
+/// Submits `n` fresh certificates (`<tag><i>.example`) concurrently to the log at `base`;
+/// every one must get an SCT.
+pub async fn add_many(base: &str, pki: &Pki, tag: &str, n: usize) {
+    let c = client();
+    let posts = (0..n).map(|i| {
+        let leaf = pki.leaf(&format!("{tag}{i}.example"), (2030, 6, 1), false, false);
+        let body = chain_body(&pki.chain(&leaf, false));
+        let c = c.clone();
+        let url = format!("{base}/ct/v1/add-chain");
+        async move { c.post(url).json(&body).send().await.unwrap().status() }
+    });
+    for status in futures::future::join_all(posts).await {
+        assert_eq!(status, 200);
+    }
 }
