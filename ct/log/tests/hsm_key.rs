@@ -10,7 +10,9 @@ use cairn_hsm::softhsm::{self, SoftHsm};
 use cairn_hsm::{AuthPin, Pkcs11KeyConfig, generate_key_pair, open_session};
 use cairn_pki::KeyAlgorithm;
 use common::verifier::{self, verify_sct, x509_signed_entry};
-use common::{ORIGIN, Pki, base_url, chain_body, client, log_config, server_config};
+use common::{
+    ORIGIN, Pki, base_url, chain_body, client, get_checkpoint, log_config, server_config,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -71,14 +73,7 @@ async fn scts_and_checkpoints_are_signed_by_the_hsm_key() {
     // The checkpoint that includes it, signed by the same key.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let note = c
-            .get(format!("{base}/checkpoint"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let note = get_checkpoint(&c, &base).await;
         if verifier::verify_checkpoint(&note, ORIGIN, &spki).size >= 1 {
             break;
         }

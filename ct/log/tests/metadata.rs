@@ -11,7 +11,9 @@ use cairn_ct::CtServer;
 use cairn_ct::key_file::{load_or_generate, load_or_generate_note_keys};
 use cairn_tlog::note::{parse_vkey, verify_ed25519, verify_ml_dsa_44_cosignature};
 use common::verifier::{self, parse_data, tile_url};
-use common::{ORIGIN, Pki, base_url, chain_body, client, log_config, server_config};
+use common::{
+    ORIGIN, Pki, base_url, chain_body, client, get_checkpoint, log_config, server_config,
+};
 use serde::Deserialize;
 use std::io::Read;
 
@@ -63,14 +65,7 @@ async fn checkpoint_carries_ed25519_and_ml_dsa_signatures_from_the_key_file() {
     // The keys as the operator holds them on disk (generated at first start).
     let notes = load_or_generate_note_keys(&cfg.note_key_path()).unwrap();
     let spki = load_or_generate(&cfg.key_file).unwrap().spki_der().to_vec();
-    let note = c
-        .get(format!("{base}/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let note = get_checkpoint(&c, &base).await;
     let cp = verifier::verify_checkpoint(&note, ORIGIN, &spki);
     assert_eq!(cp.size, 3);
     let text = verify_ed25519(&note, ORIGIN, notes.ed25519.public_key()).unwrap();
@@ -103,14 +98,7 @@ async fn checkpoint_carries_ed25519_and_ml_dsa_signatures_from_the_key_file() {
     let server = CtServer::start(&server_config(cfg)).await.unwrap();
     let base = base_url(server.local_addr());
     add(&c, &base, &pki, 1).await;
-    let note = c
-        .get(format!("{base}/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let note = get_checkpoint(&c, &base).await;
     verify_ed25519(&note, ORIGIN, notes.ed25519.public_key()).unwrap();
     server.shutdown().await;
 }

@@ -15,7 +15,7 @@ use cairn_tlog::consistency::{self, tree_hash};
 use cairn_tlog::inclusion;
 use cairn_tlog::merkle::{Hash, leaf_hash, sha256};
 use common::verifier::tile_url;
-use common::{Pki, base_url, client, log_config, server_config};
+use common::{Pki, base_url, client, get_checkpoint, log_config, server_config};
 
 async fn add(_: &reqwest::Client, base: &str, pki: &Pki, tag: &str) {
     common::add_many(base, pki, tag, 1).await;
@@ -174,14 +174,7 @@ async fn rfc6962_read_endpoints_agree_with_the_checkpoint_and_the_tlog_proofs() 
     // get-sth is the checkpoint: same size, root, timestamp and RFC 6962 signature bytes.
     let (status, sth) = get_json(&c, format!("{base}/ct/v1/get-sth")).await;
     assert_eq!(status, 200);
-    let note = c
-        .get(format!("{base}/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let note = get_checkpoint(&c, &base).await;
     let signed = verify_checkpoint(&note, common::ORIGIN, &spki).unwrap();
     assert_eq!(sth["tree_size"], 300);
     assert_eq!(sth["timestamp"], signed.timestamp);

@@ -237,15 +237,7 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     let base = common::base_url(server.local_addr());
     let spki = server.logs()[0].public_key_der().to_vec();
     let c = common::client();
-    let checkpoint = async || {
-        c.get(format!("{base}/checkpoint"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
+    let checkpoint = async || common::get_checkpoint(&c, &base).await;
     // Cosigned by both witnesses at `size`: the log's signatures and both cosignatures verify.
     let cosigned_at = async |size: u64| {
         let note = checkpoint().await;
@@ -300,14 +292,7 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     for s in &status[..2] {
         assert!(s.fork, "{s:?}");
     }
-    let note = c
-        .get(format!("{base}/checkpoint"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let note = common::get_checkpoint(&c, &base).await;
     for v in &vkeys {
         assert!(verify_cosignature_v1(&note, &v.name, &v.public_key).is_err());
     }

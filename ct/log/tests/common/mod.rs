@@ -188,6 +188,17 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The log's current checkpoint (the signed note) at `base`.
+pub async fn get_checkpoint(c: &reqwest::Client, base: &str) -> String {
+    c.get(format!("{base}/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// The `/2030` mount path of [`ORIGIN`].
 pub fn base_url(addr: std::net::SocketAddr) -> String {
     format!("http://{addr}/2030")
