@@ -49,6 +49,12 @@ enum Command {
     /// A validation authority as a gRPC service (a remote network perspective).
     #[command(subcommand)]
     Va(VaCommand),
+    /// The storage authority as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Sa(RoleCommand),
+    /// The issuer (the CA's keys) as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Ca(RoleCommand),
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
@@ -68,6 +74,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NonceCommand {
     /// Mint and redeem the WFEs' nonces (`[nonce]` and `[rpc]` of the configuration).
+    Serve {
+        /// The TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Serve this role over gRPC with mutual TLS (its own section of the configuration, and
+    /// `[rpc] tls`).
     Serve {
         /// The TOML configuration.
         #[arg(long)]
@@ -177,6 +194,8 @@ fn main() -> ExitCode {
             }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Va(VaCommand::Serve { config }) => cairn::va_serve::run(&config).await,
+            Command::Sa(RoleCommand::Serve { config }) => cairn::roles::run_sa(&config).await,
+            Command::Ca(RoleCommand::Serve { config }) => cairn::roles::run_ca(&config).await,
             Command::Nonce(NonceCommand::Serve { config }) => {
                 cairn::nonce_serve::run(&config).await
             }

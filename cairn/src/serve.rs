@@ -287,20 +287,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .unwrap_or_else(|| cairn_status::public::default_base_url(public_addr));
 
     let ca_dir = cfg.server.data_dir.join("ca");
-    let hierarchy = match &cfg.ca.offline_root {
-        Some(offline) => CaHierarchy::load_offline_root(offline, clock.now())
-            .context("cannot load the CA ([ca.offline_root])")?,
-        None => CaHierarchy::load_or_create_with(
-            &ca_dir,
-            cfg.key_algorithm()?,
-            clock.now(),
-            &cairn_issuer::HierarchyOptions {
-                country: Some(cfg.ca.country.clone()),
-                public_base_url: Some(public_base_url.clone()),
-            },
-        )
-        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?,
-    };
+    let hierarchy = load_hierarchy(&cfg, &public_base_url, clock.now())?;
     let tls = if cfg.server.tls {
         // The operator's certificate, or one from the local TLS root; never one from the
         // subscriber hierarchy (see cairn_issuer::tls).
@@ -373,27 +360,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             }),
         );
     }
-    // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
-    // pre-issuance lint refuse them.
-    let mut ignored_lints = cfg.ca.ignored_lints.clone();
-    if cfg.va.allow_private_addresses {
-        ignored_lints.push("e_ext_san_contains_reserved_ip".into());
-    }
-    let mut profile = cairn_issuer::EndEntityProfile::default();
-    if cfg.ocsp.enabled {
-        profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
-    }
     let crl_settings = cfg.crl.settings()?;
-    let mut issuer = LocalIssuer::new(hierarchy, profile, ignored_lints)
-        .context("cannot set up the issuer")?
-        .with_public_base_url(&public_base_url)
-        .with_crl_shards(crl_settings.shards);
-    if cfg.ocsp.enabled {
-        issuer = issuer
-            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
-            .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
-    }
-    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
+    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(local_issuer(
+        &cfg,
+        hierarchy,
+        &public_base_url,
+        clock.now(),
+    )?);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
     // The public statistics page (/stats, /stats.json) reads storage's counters.
@@ -545,6 +518,61 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The CA hierarchy: `[ca.offline_root]`'s, or the one in `<data_dir>/ca`, created there on
+/// first start with certificates naming `public_base_url`.
+pub fn load_hierarchy(
+    cfg: &Config,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<CaHierarchy> {
+    let ca_dir = cfg.server.data_dir.join("ca");
+    Ok(match &cfg.ca.offline_root {
+        Some(offline) => CaHierarchy::load_offline_root(offline, now)
+            .context("cannot load the CA ([ca.offline_root])")?,
+        None => CaHierarchy::load_or_create_with(
+            &ca_dir,
+            cfg.key_algorithm()?,
+            now,
+            &cairn_issuer::HierarchyOptions {
+                country: Some(cfg.ca.country.clone()),
+                public_base_url: Some(public_base_url.to_owned()),
+            },
+        )
+        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?,
+    })
+}
+
+/// The issuer that signs with `hierarchy`: its profile, lints, CRL shards and OCSP signer as
+/// `cfg` says (`cairn serve` and `cairn ca serve`).
+pub fn local_issuer(
+    cfg: &Config,
+    hierarchy: CaHierarchy,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<LocalIssuer> {
+    // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
+    // pre-issuance lint refuse them.
+    let mut ignored_lints = cfg.ca.ignored_lints.clone();
+    if cfg.va.allow_private_addresses {
+        ignored_lints.push("e_ext_san_contains_reserved_ip".into());
+    }
+    let mut profile = cairn_issuer::EndEntityProfile::default();
+    if cfg.ocsp.enabled {
+        profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
+    }
+    let mut issuer = LocalIssuer::new(hierarchy, profile, ignored_lints)
+        .context("cannot set up the issuer")?
+        .with_public_base_url(public_base_url)
+        .with_crl_shards(cfg.crl.settings()?.shards);
+    if cfg.ocsp.enabled {
+        let ca_dir = cfg.server.data_dir.join("ca");
+        issuer = issuer
+            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, now)
+            .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    }
+    Ok(issuer)
 }
 
 /// A readiness probe that the database answers a read (a count over an index, cheap on both
