@@ -55,6 +55,12 @@ enum Command {
     /// The issuer (the CA's keys) as a gRPC service (split deployment).
     #[command(subcommand)]
     Ca(RoleCommand),
+    /// The registration authority (with its VA) as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Ra(RoleCommand),
+    /// The ACME API of a split deployment, over a remote RA.
+    #[command(subcommand)]
+    Wfe(RoleCommand),
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
@@ -196,6 +202,8 @@ fn main() -> ExitCode {
             Command::Va(VaCommand::Serve { config }) => cairn::va_serve::run(&config).await,
             Command::Sa(RoleCommand::Serve { config }) => cairn::roles::run_sa(&config).await,
             Command::Ca(RoleCommand::Serve { config }) => cairn::roles::run_ca(&config).await,
+            Command::Ra(RoleCommand::Serve { config }) => cairn::roles::run_ra(&config).await,
+            Command::Wfe(RoleCommand::Serve { config }) => cairn::roles::run_wfe(&config).await,
             Command::Nonce(NonceCommand::Serve { config }) => {
                 cairn::nonce_serve::run(&config).await
             }

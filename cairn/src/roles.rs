@@ -1,15 +1,22 @@
-//! The roles of a split deployment that serve a component over gRPC with mutual TLS (issue 15):
-//! `cairn sa serve` (the storage authority), `cairn ca serve` (the issuer) and the listener code every gRPC role shares
-//! (`cairn nonce serve`, `cairn va serve` too). Each role reads its own section of the
-//! configuration (`[sa]`, `[issuer]`, ...) for its listener and the client identities it answers, and
-//! `[rpc] tls` for its certificate.
+//! The roles of a split deployment (issue 15), one per process: `cairn sa serve` (the storage
+//! authority), `cairn ca serve` (the issuer, the only process with the CA's keys), `cairn ra
+//! serve` (the registration authority, with its VA) and `cairn wfe serve` (the ACME API), next
+//! to `cairn va serve` and `cairn nonce serve`. They talk gRPC over mutual TLS (`cairn-rpc`);
+//! each gRPC role reads its listener and the client identities it answers from its own section
+//! (`[services.sa]`, `[services.issuer]`, `[services.ra]`), every role its certificate from
+//! `[rpc] tls` and where its peers are from `[peers]`. The components are the ones `cairn
+//! serve` runs in one process, built by the same functions (`crate::serve`).
 
 use anyhow::Context;
-use cairn_rpc::{AllowedClients, RpcRouter, TlsFiles};
+use cairn_api::CertificateIssuer;
+use cairn_core::{Clock, SystemClock};
+use cairn_rpc::{AllowedClients, RpcClientConfig, RpcRouter, TlsFiles};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A role's gRPC listener: where it listens and whom it answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,50 +38,103 @@ impl RpcService {
                 .collect(),
         }
     }
-
-    /// `[sa]`'s default: port 14030, called by the RA and the WFE.
-    pub fn sa_default() -> Self {
-        Self::new(14030, &["ra", "wfe"])
-    }
-
-    /// `[issuer]`'s default: port 14031, called by the RA.
-    pub fn issuer_default() -> Self {
-        Self::new(14031, &["ra"])
-    }
 }
 
-/// `[sa]`: the storage authority of a split deployment (`cairn sa serve`); the database is
-/// `[server] database_url` as in `cairn serve`.
+/// `[services]`: the gRPC listeners of the roles this configuration may run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct SaSection {
-    /// The listener and its callers.
-    #[serde(flatten)]
-    pub service: RpcService,
+pub struct ServicesSection {
+    /// `cairn sa serve` (port 14030), called by the RA.
+    pub sa: RpcService,
+    /// `cairn ca serve` (port 14031), called by the RA.
+    pub issuer: RpcService,
+    /// `cairn ra serve` (port 14032), called by the WFEs.
+    pub ra: RpcService,
 }
 
-impl Default for SaSection {
+impl Default for ServicesSection {
     fn default() -> Self {
         Self {
-            service: RpcService::sa_default(),
+            sa: RpcService::new(14030, &["ra"]),
+            issuer: RpcService::new(14031, &["ra"]),
+            ra: RpcService::new(14032, &["wfe"]),
         }
     }
 }
 
-/// `[issuer]`: the issuer of a split deployment (`cairn ca serve`), the only process holding
-/// the CA's keys; the hierarchy is `[ca]`'s, as in `cairn serve`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IssuerSection {
-    /// The listener and its callers.
-    #[serde(flatten)]
-    pub service: RpcService,
+fn default_peer_timeout() -> time::Duration {
+    time::Duration::seconds(30)
 }
 
-impl Default for IssuerSection {
-    fn default() -> Self {
-        Self {
-            service: RpcService::issuer_default(),
+/// One peer service, reached with this process's `[rpc] tls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    /// Its address, `https://host:port`.
+    pub url: String,
+    /// The DNS name its certificate carries; default: the development name of its role
+    /// (`sa.cairn.internal`, `ca.cairn.internal`, `ra.cairn.internal`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Deadline of one call (`"30s"`).
+    #[serde(
+        default = "default_peer_timeout",
+        with = "cairn_core::humane_duration"
+    )]
+    pub timeout: time::Duration,
+}
+
+/// `[peers]`: where a role finds the services it calls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeersSection {
+    /// The storage authority (for `cairn ra serve`).
+    pub sa: Option<Peer>,
+    /// The issuer (for `cairn ra serve`).
+    pub issuer: Option<Peer>,
+    /// The registration authority (for `cairn wfe serve`).
+    pub ra: Option<Peer>,
+}
+
+/// The client configuration of `peer` (`[peers] <field>`), whose role's development name is
+/// `role`.
+fn peer_client(
+    peer: Option<&Peer>,
+    field: &str,
+    role: &str,
+    files: &TlsFiles,
+) -> anyhow::Result<RpcClientConfig> {
+    let peer = peer.with_context(|| format!("[peers] {field} must say where the {role} is"))?;
+    Ok(RpcClientConfig {
+        url: peer.url.clone(),
+        server_name: peer
+            .server_name
+            .clone()
+            .unwrap_or_else(|| cairn_rpc::dev_pki::identity(role)),
+        tls: files.clone(),
+        timeout: peer.timeout,
+    })
+}
+
+/// How long a role waits at start-up for a peer it must ask something of (the issuer's
+/// identity, the RA's directory): the roles of a deployment start in any order.
+const PEER_WAIT: Duration = Duration::from_secs(60);
+
+/// Calls `connect` until it succeeds or [`PEER_WAIT`] has passed.
+async fn wait_for<T, F, Fut>(what: &str, mut connect: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, cairn_rpc::RpcError>>,
+{
+    let deadline = tokio::time::Instant::now() + PEER_WAIT;
+    loop {
+        match connect().await {
+            Ok(t) => return Ok(t),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %e, "waiting for the {what}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(anyhow::anyhow!("the {what} does not answer: {e}")),
         }
     }
 }
@@ -118,33 +178,38 @@ pub fn rpc_tls(cfg: &crate::config::Config, role: &str) -> anyhow::Result<TlsFil
         .with_context(|| format!("cairn {role} serve needs [rpc] tls: this service's certificate"))
 }
 
-/// Runs `cairn sa serve --config <path>` until SIGTERM or Ctrl-C: the storage named by
-/// `[server] database_url` (migrated on start), served to `[sa] allowed_clients`.
-pub async fn run_sa(path: &Path) -> anyhow::Result<()> {
+/// Loads the configuration of `cairn <role> serve` and starts logging.
+fn load(path: &Path, role: &str) -> anyhow::Result<(crate::config::Config, TlsFiles)> {
     crate::bootstrap::init_logging();
-    let cfg = crate::config::Config::load(path)?;
-    let files = rpc_tls(&cfg, "sa")?;
+    let mut cfg = crate::config::Config::load(path)?;
+    // The URLs the WFE writes name the scheme its listener serves, as in `cairn serve`.
+    cfg.wfe.scheme = if cfg.server.tls { "https" } else { "http" }.into();
+    let files = rpc_tls(&cfg, role)?;
+    Ok((cfg, files))
+}
+
+/// Runs `cairn sa serve --config <path>` until SIGTERM or Ctrl-C: the storage named by
+/// `[server] database_url` (migrated on start), served to `[services.sa] allowed_clients`.
+pub async fn run_sa(path: &Path) -> anyhow::Result<()> {
+    let (cfg, files) = load(path, "sa")?;
     let storage = Arc::new(crate::serve::open_storage(&cfg).await?);
-    let router = cairn_rpc::sa::router(storage);
+    let service = &cfg.services.sa;
     serve_rpc(
         "sa-rpc",
-        cfg.sa.service.listen,
-        &cfg.sa.service.allowed_clients,
+        service.listen,
+        &service.allowed_clients,
         &files,
-        router,
+        cairn_rpc::sa::router(storage),
     )
     .await
 }
 
 /// Runs `cairn ca serve --config <path>` until SIGTERM or Ctrl-C: the CA hierarchy of `[ca]`
 /// (created in `<data_dir>/ca` on first start, as `cairn serve` does) behind the issuer,
-/// served to `[issuer] allowed_clients`. Certificates name `[server] public_base_url`, by
-/// default the address of `[server] public_listen`, where the WFE serves CRLs and CA
-/// certificates.
+/// served to `[services.issuer] allowed_clients`. Certificates name `[server]
+/// public_base_url`, by default the address of `[server] public_listen`.
 pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
-    crate::bootstrap::init_logging();
-    let cfg = crate::config::Config::load(path)?;
-    let files = rpc_tls(&cfg, "ca")?;
+    let (cfg, files) = load(path, "ca")?;
     crate::data_dir::prepare(&cfg.server.data_dir)?;
     let public_base_url = cfg
         .server
@@ -154,12 +219,100 @@ pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
     let now = time::OffsetDateTime::now_utc();
     let hierarchy = crate::serve::load_hierarchy(&cfg, &public_base_url, now)?;
     let issuer = crate::serve::local_issuer(&cfg, hierarchy, &public_base_url, now)?;
+    let service = &cfg.services.issuer;
     serve_rpc(
         "ca-rpc",
-        cfg.issuer.service.listen,
-        &cfg.issuer.service.allowed_clients,
+        service.listen,
+        &service.allowed_clients,
         &files,
         cairn_rpc::issuer::router(Arc::new(issuer)),
     )
     .await
+}
+
+/// Runs `cairn ra serve --config <path>` until SIGTERM or Ctrl-C: the RA of `cairn serve`
+/// (validation with `[va]` and its remote perspectives, rate limits in `[server] redis_url`,
+/// the CRL updater, recovery of stale work) over the SA and the issuer of `[peers]`, submitting
+/// to the CT logs of `[[ct.logs]]`, served to `[services.ra] allowed_clients`. `/metrics` and
+/// `/health` on `[server] metrics_listen`.
+pub async fn run_ra(path: &Path) -> anyhow::Result<()> {
+    let (cfg, files) = load(path, "ra")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limits = cfg.server.limits.limits();
+    let readiness = crate::bootstrap::Readiness::default();
+    crate::bootstrap::serve_metrics(cfg.server.metrics_listen, limits, readiness.clone()).await?;
+    let sa = cairn_rpc::sa::RemoteSa::new(&peer_client(
+        cfg.peers.sa.as_ref(),
+        "sa",
+        "sa",
+        &files,
+    )?)?;
+    let issuer_peer = peer_client(cfg.peers.issuer.as_ref(), "issuer", "ca", &files)?;
+    let issuer = wait_for("issuer", || {
+        cairn_rpc::issuer::RemoteIssuer::connect(&issuer_peer)
+    })
+    .await?;
+    let issuer_ids = vec![issuer.identity().issuer_id];
+    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, None).await?;
+    let ra = crate::serve::start_ra(
+        &cfg,
+        Arc::new(sa),
+        Arc::new(issuer),
+        ct.ra_submitter(),
+        clock,
+        &readiness,
+    )
+    .await?;
+    readiness.mark_started();
+    let service = &cfg.services.ra;
+    let served = serve_rpc(
+        "ra-rpc",
+        service.listen,
+        &service.allowed_clients,
+        &files,
+        cairn_rpc::ra::router(Arc::new(ra.ra.clone()), issuer_ids),
+    )
+    .await;
+    ra.abort();
+    ct.shutdown().await;
+    served
+}
+
+/// Runs `cairn wfe serve --config <path>` until SIGTERM or Ctrl-C: the ACME API of `cairn
+/// serve` on `[server] listen` (HTTPS as `[server] tls` says), over the RA of `[peers]`, with
+/// the nonce services of `[[wfe.nonce_services]]` (nonces in this process's memory when there
+/// are none, which suits one WFE only). `/metrics` and `/health` on `[server] metrics_listen`.
+pub async fn run_wfe(path: &Path) -> anyhow::Result<()> {
+    let (cfg, files) = load(path, "wfe")?;
+    let limits = cfg.server.limits.limits();
+    let readiness = crate::bootstrap::Readiness::default();
+    crate::bootstrap::serve_metrics(
+        cfg.server.metrics_listen,
+        limits.clone(),
+        readiness.clone(),
+    )
+    .await?;
+    let ra_peer = peer_client(cfg.peers.ra.as_ref(), "ra", "ra", &files)?;
+    let ra = wait_for("registration authority", || {
+        cairn_rpc::ra::RemoteRa::connect(&ra_peer)
+    })
+    .await?;
+    let nonces = crate::nonce_serve::routed_nonces(&cfg)?;
+    let app = crate::serve::wfe_router(&cfg, Arc::new(ra), nonces);
+    let tls = crate::serve::acme_tls(&cfg, time::OffsetDateTime::now_utc())?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
+    let directory_url = crate::serve::directory_url(&cfg, listener.local_addr()?);
+    tracing::info!(%directory_url, "WFE serving");
+    readiness.mark_started();
+    crate::serve::spawn_acme(
+        listener,
+        app,
+        tls,
+        limits,
+        crate::bootstrap::shutdown_signal(),
+    )
+    .await
+    .context("the ACME listener panicked")?
 }

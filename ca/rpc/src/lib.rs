@@ -11,7 +11,7 @@
 //! - [`server`] and [`client`]: unary gRPC (tonic) with a [`codec::JsonCodec`];
 //! - one module per component: [`va`] (the validation authority, for remote perspectives),
 //!   [`nonce`] (the WFEs' shared nonces), [`sa`] (the storage authority), [`issuer`] (the
-//!   CA's keys).
+//!   CA's keys), [`ra`] (the registration authority); [`wire`] is what they share.
 //!
 //! ## Encoding
 //! Messages are the `cairn-api` request and response types, encoded as JSON inside ordinary
@@ -34,10 +34,12 @@ pub mod dev_pki;
 pub mod identity;
 pub mod issuer;
 pub mod nonce;
+pub mod ra;
 pub mod sa;
 pub mod server;
 pub mod tls;
 pub mod va;
+pub mod wire;
 
 pub use client::{RpcClient, RpcClientConfig};
 pub use identity::AllowedClients;

@@ -12,11 +12,10 @@
 
 use crate::RpcError;
 use crate::client::{RpcClient, RpcClientConfig};
-use crate::server::RpcRouter;
-use async_trait::async_trait;
+use crate::wire::{WireError, rpc_service};
 use cairn_api::sa::{
     AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
-    RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
+    RenewalSelector, RevokedCertificate, SaError, StorageAuthority, StoredCrl,
 };
 use cairn_core::{
     Account, AccountId, AccountPolicy, Authorization, AuthzId, Certificate, ChallengeId, EabKey,
@@ -24,7 +23,7 @@ use cairn_core::{
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use time::OffsetDateTime;
 
 /// The gRPC service name.
@@ -69,8 +68,19 @@ impl From<SaError> for WireSaError {
 #[error("storage authority: {0}")]
 pub struct RemoteSaError(pub String);
 
-impl From<WireSaError> for SaError {
-    fn from(e: WireSaError) -> Self {
+impl WireError for SaError {
+    type Wire = WireSaError;
+
+    fn to_wire(self) -> WireSaError {
+        WireSaError::from(self)
+    }
+
+    fn transport(method: &'static str, error: RpcError) -> Self {
+        tracing::warn!(method, %error, "storage authority call failed");
+        SaError::Database(Box::new(error))
+    }
+
+    fn from_wire(e: WireSaError) -> Self {
         match e {
             WireSaError::NotFound => Self::NotFound,
             WireSaError::Conflict(what) => Self::Conflict(intern(what)),
@@ -103,54 +113,6 @@ fn intern(what: String) -> &'static str {
     leaked
 }
 
-/// Lends a decoded (owned) argument to the trait method in the form its signature takes
-/// (`&T`, `&str`, `&[T]`, `Option<&T>`, or the value itself for `Copy` arguments); the
-/// expected type picks the impl.
-trait Lend<'a, T> {
-    fn lend(&'a self) -> T;
-}
-
-impl<'a, T> Lend<'a, &'a T> for T {
-    fn lend(&'a self) -> &'a T {
-        self
-    }
-}
-
-impl<'a> Lend<'a, &'a str> for String {
-    fn lend(&'a self) -> &'a str {
-        self
-    }
-}
-
-impl<'a, T> Lend<'a, &'a [T]> for Vec<T> {
-    fn lend(&'a self) -> &'a [T] {
-        self
-    }
-}
-
-impl<'a, T> Lend<'a, Option<&'a T>> for Option<T> {
-    fn lend(&'a self) -> Option<&'a T> {
-        self.as_ref()
-    }
-}
-
-impl<'a> Lend<'a, Option<&'a str>> for Option<String> {
-    fn lend(&'a self) -> Option<&'a str> {
-        self.as_deref()
-    }
-}
-
-macro_rules! copy_lend {
-    ($($t:ty),*) => {$(
-        impl<'a> Lend<'a, $t> for $t {
-            fn lend(&'a self) -> $t {
-                *self
-            }
-        }
-    )*};
-}
-copy_lend!(u32, u64, bool, OffsetDateTime);
-
 /// A storage authority in another process.
 #[derive(Debug, Clone)]
 pub struct RemoteSa {
@@ -164,194 +126,140 @@ impl RemoteSa {
             client: RpcClient::new(SERVICE, config)?,
         })
     }
-
-    async fn call<Resp>(&self, method: &'static str, args: serde_json::Value) -> SaResult<Resp>
-    where
-        Resp: serde::de::DeserializeOwned + Send + Sync + 'static,
-    {
-        match self
-            .client
-            .call::<_, Result<Resp, WireSaError>>(method, args)
-            .await
-        {
-            Ok(result) => result.map_err(SaError::from),
-            Err(e) => {
-                tracing::warn!(method, error = %e, "storage authority call failed");
-                Err(SaError::Database(Box::new(e)))
-            }
-        }
-    }
 }
 
-/// One line per trait method: `name(arg: borrowed type => wire type, ...) -> result;`. Makes the
-/// server's routes ([`router`]) and the client's trait implementation ([`RemoteSa`]) from the
-/// same list, so the two cannot disagree on a method's name or arguments.
-macro_rules! storage_rpc {
-    ($( $method:ident ( $( $arg:ident : $borrowed:ty => $owned:ty ),* ) -> $ret:ty ; )*) => {
-        /// The methods of `sa`.
-        pub fn router(sa: Arc<dyn StorageAuthority>) -> RpcRouter {
-            let router = RpcRouter::new(SERVICE);
-            $(
-                let router = {
-                    let sa = sa.clone();
-                    router.unary(
-                        stringify!($method),
-                        move |( $( $arg, )* ): ( $( $owned, )* )| {
-                            let sa = sa.clone();
-                            async move {
-                                sa.$method($( $arg.lend() ),*)
-                                    .await
-                                    .map_err(WireSaError::from)
-                            }
-                        },
-                    )
-                };
-            )*
-            router
-        }
+rpc_service! {
+    /// The methods of `sa`.
+    router: SERVICE, StorageAuthority => RemoteSa {}
 
-        #[async_trait]
-        impl StorageAuthority for RemoteSa {
-            $(
-                async fn $method(&self, $( $arg: $borrowed ),*) -> SaResult<$ret> {
-                    let args = serde_json::to_value(( $( &$arg, )* ))
-                        .map_err(|e| SaError::Database(Box::new(e)))?;
-                    self.call(stringify!($method), args).await
-                }
-            )*
-        }
-    };
-}
-
-storage_rpc! {
-    new_account(account: &Account => Account) -> ();
-    get_account(id: &AccountId => AccountId) -> Account;
-    get_account_by_key(thumbprint: &str => String) -> Account;
-    update_account(account: &Account => Account) -> ();
-    update_account_key(
+    fn new_account(account: &Account => Account) -> Result<(), SaError>;
+    fn get_account(id: &AccountId => AccountId) -> Result<Account, SaError>;
+    fn get_account_by_key(thumbprint: &str => String) -> Result<Account, SaError>;
+    fn update_account(account: &Account => Account) -> Result<(), SaError>;
+    fn update_account_key(
         id: &AccountId => AccountId,
         jwk: &serde_json::Value => serde_json::Value,
         thumbprint: &str => String
-    ) -> ();
-    count_accounts_by_ip(ip: &str => String, since: OffsetDateTime => OffsetDateTime) -> u64;
-    new_eab_key(key: &EabKey => EabKey) -> ();
-    get_eab_key(key_id: &str => String) -> EabKey;
-    get_identifier_policy(account: &AccountId => AccountId) -> Option<AccountPolicy>;
-    set_account_identifier_policy(
+    ) -> Result<(), SaError>;
+    fn count_accounts_by_ip(ip: &str => String, since: OffsetDateTime => OffsetDateTime) -> Result<u64, SaError>;
+    fn new_eab_key(key: &EabKey => EabKey) -> Result<(), SaError>;
+    fn get_eab_key(key_id: &str => String) -> Result<EabKey, SaError>;
+    fn get_identifier_policy(account: &AccountId => AccountId) -> Result<Option<AccountPolicy>, SaError>;
+    fn set_account_identifier_policy(
         account: &AccountId => AccountId,
         policy: Option<&AccountPolicy> => Option<AccountPolicy>
-    ) -> ();
-    set_eab_identifier_policy(
+    ) -> Result<(), SaError>;
+    fn set_eab_identifier_policy(
         key_id: &str => String,
         policy: Option<&AccountPolicy> => Option<AccountPolicy>
-    ) -> ();
-    new_order_and_authzs(
+    ) -> Result<(), SaError>;
+    fn new_order_and_authzs(
         order: &Order => Order,
         new_authzs: &[Authorization] => Vec<Authorization>
-    ) -> ();
-    new_authzs(new_authzs: &[Authorization] => Vec<Authorization>) -> ();
-    get_order(id: &OrderId => OrderId) -> Order;
-    get_order_with_authz_states(id: &OrderId => OrderId) -> (Order, Vec<AuthzState>);
-    get_order_ids_for_account(
+    ) -> Result<(), SaError>;
+    fn new_authzs(new_authzs: &[Authorization] => Vec<Authorization>) -> Result<(), SaError>;
+    fn get_order(id: &OrderId => OrderId) -> Result<Order, SaError>;
+    fn get_order_with_authz_states(id: &OrderId => OrderId) -> Result<(Order, Vec<AuthzState>), SaError>;
+    fn get_order_ids_for_account(
         account: &AccountId => AccountId,
         offset: u64 => u64,
         limit: u64 => u64
-    ) -> Vec<OrderId>;
-    get_reusable_order(
+    ) -> Result<Vec<OrderId>, SaError>;
+    fn get_reusable_order(
         account: &AccountId => AccountId,
         identifiers: &[Identifier] => Vec<Identifier>,
         profile: Option<&str> => Option<String>,
         now: OffsetDateTime => OffsetDateTime
-    ) -> Option<Order>;
-    get_authorization(id: &AuthzId => AuthzId) -> Authorization;
-    get_authorizations(ids: &[AuthzId] => Vec<AuthzId>) -> Vec<Authorization>;
-    get_reusable_authz(
+    ) -> Result<Option<Order>, SaError>;
+    fn get_authorization(id: &AuthzId => AuthzId) -> Result<Authorization, SaError>;
+    fn get_authorizations(ids: &[AuthzId] => Vec<AuthzId>) -> Result<Vec<Authorization>, SaError>;
+    fn get_reusable_authz(
         account: &AccountId => AccountId,
         identifier: &Identifier => Identifier,
         wildcard: bool => bool,
         include_pending: bool => bool,
         expires_after: OffsetDateTime => OffsetDateTime
-    ) -> Option<Authorization>;
-    set_challenge_processing(
+    ) -> Result<Option<Authorization>, SaError>;
+    fn set_challenge_processing(
         authz: &AuthzId => AuthzId,
         chall: &ChallengeId => ChallengeId,
         lease: &Lease => Lease
-    ) -> bool;
-    get_stale_processing_challenges(
+    ) -> Result<bool, SaError>;
+    fn get_stale_processing_challenges(
         now: OffsetDateTime => OffsetDateTime,
         limit: u64 => u64
-    ) -> Vec<(AuthzId, ChallengeId)>;
-    claim_processing_challenge(
+    ) -> Result<Vec<(AuthzId, ChallengeId)>, SaError>;
+    fn claim_processing_challenge(
         authz: &AuthzId => AuthzId,
         chall: &ChallengeId => ChallengeId,
         lease: &Lease => Lease,
         now: OffsetDateTime => OffsetDateTime
-    ) -> bool;
-    finish_challenge(outcome: &ChallengeOutcome => ChallengeOutcome) -> ();
-    deactivate_authorization(id: &AuthzId => AuthzId) -> bool;
-    deactivate_account_authorizations(account: &AccountId => AccountId) -> u64;
-    set_order_processing(
+    ) -> Result<bool, SaError>;
+    fn finish_challenge(outcome: &ChallengeOutcome => ChallengeOutcome) -> Result<(), SaError>;
+    fn deactivate_authorization(id: &AuthzId => AuthzId) -> Result<bool, SaError>;
+    fn deactivate_account_authorizations(account: &AccountId => AccountId) -> Result<u64, SaError>;
+    fn set_order_processing(
         id: &OrderId => OrderId,
         csr_der: &[u8] => Vec<u8>,
         serial: &Serial => Serial,
         at: OffsetDateTime => OffsetDateTime,
         lease: &Lease => Lease
-    ) -> bool;
-    renew_order_lease(id: &OrderId => OrderId, lease: &Lease => Lease) -> bool;
-    claim_processing_order(
+    ) -> Result<bool, SaError>;
+    fn renew_order_lease(id: &OrderId => OrderId, lease: &Lease => Lease) -> Result<bool, SaError>;
+    fn claim_processing_order(
         id: &OrderId => OrderId,
         lease: &Lease => Lease,
         now: OffsetDateTime => OffsetDateTime
-    ) -> bool;
-    reserve_serial(
+    ) -> Result<bool, SaError>;
+    fn reserve_serial(
         serial: &Serial => Serial,
         account: &AccountId => AccountId,
         order: &OrderId => OrderId,
         at: OffsetDateTime => OffsetDateTime
-    ) -> ();
-    add_precertificate(cert: &Certificate => Certificate) -> ();
-    get_order_precertificate(order: &OrderId => OrderId) -> Option<Certificate>;
-    finalize_order(cert: &Certificate => Certificate) -> ();
-    fail_order(
+    ) -> Result<(), SaError>;
+    fn add_precertificate(cert: &Certificate => Certificate) -> Result<(), SaError>;
+    fn get_order_precertificate(order: &OrderId => OrderId) -> Result<Option<Certificate>, SaError>;
+    fn finalize_order(cert: &Certificate => Certificate) -> Result<(), SaError>;
+    fn fail_order(
         id: &OrderId => OrderId,
         owner: Option<&str> => Option<String>,
         error: &Problem => Problem
-    ) -> ();
-    get_stale_processing_orders(now: OffsetDateTime => OffsetDateTime) -> Vec<Order>;
-    get_certificate(serial: &Serial => Serial) -> Certificate;
-    get_issued(serial: &Serial => Serial) -> Certificate;
-    revoke_certificate(serial: &Serial => Serial, revocation: &Revocation => Revocation) -> ();
-    count_certificates_for_domain(
+    ) -> Result<(), SaError>;
+    fn get_stale_processing_orders(now: OffsetDateTime => OffsetDateTime) -> Result<Vec<Order>, SaError>;
+    fn get_certificate(serial: &Serial => Serial) -> Result<Certificate, SaError>;
+    fn get_issued(serial: &Serial => Serial) -> Result<Certificate, SaError>;
+    fn revoke_certificate(serial: &Serial => Serial, revocation: &Revocation => Revocation) -> Result<(), SaError>;
+    fn count_certificates_for_domain(
         registered_domain: &str => String,
         since: OffsetDateTime => OffsetDateTime
-    ) -> u64;
-    mark_for_renewal(
+    ) -> Result<u64, SaError>;
+    fn mark_for_renewal(
         selector: &RenewalSelector => RenewalSelector,
         at: OffsetDateTime => OffsetDateTime
-    ) -> u64;
-    mark_replaced(serial: &Serial => Serial, by: &OrderId => OrderId) -> ();
-    reserve_replacement(
+    ) -> Result<u64, SaError>;
+    fn mark_replaced(serial: &Serial => Serial, by: &OrderId => OrderId) -> Result<(), SaError>;
+    fn reserve_replacement(
         serial: &Serial => Serial,
         expected: Option<&OrderId> => Option<OrderId>,
         by: &OrderId => OrderId
-    ) -> ();
-    get_certificates(
+    ) -> Result<(), SaError>;
+    fn get_certificates(
         selector: &CertificateSelector => CertificateSelector,
         now: OffsetDateTime => OffsetDateTime,
         include_revoked: bool => bool,
         limit: u64 => u64
-    ) -> Vec<Certificate>;
-    get_revoked_certificates(
+    ) -> Result<Vec<Certificate>, SaError>;
+    fn get_revoked_certificates(
         issuer_id: &str => String,
         not_after_after: OffsetDateTime => OffsetDateTime
-    ) -> Vec<RevokedCertificate>;
-    get_revocation_epoch() -> i64;
-    put_crl(crl: &StoredCrl => StoredCrl) -> ();
-    get_crl(issuer_id: &str => String, shard: u32 => u32) -> StoredCrl;
-    get_crl_infos() -> Vec<CrlInfo>;
-    block_key(key: &BlockedKey => BlockedKey) -> ();
-    is_key_blocked(spki_sha256: &str => String) -> bool;
-    is_jwk_blocked(thumbprint: &str => String) -> bool;
+    ) -> Result<Vec<RevokedCertificate>, SaError>;
+    fn get_revocation_epoch() -> Result<i64, SaError>;
+    fn put_crl(crl: &StoredCrl => StoredCrl) -> Result<(), SaError>;
+    fn get_crl(issuer_id: &str => String, shard: u32 => u32) -> Result<StoredCrl, SaError>;
+    fn get_crl_infos() -> Result<Vec<CrlInfo>, SaError>;
+    fn block_key(key: &BlockedKey => BlockedKey) -> Result<(), SaError>;
+    fn is_key_blocked(spki_sha256: &str => String) -> Result<bool, SaError>;
+    fn is_jwk_blocked(thumbprint: &str => String) -> Result<bool, SaError>;
 }
 
 #[cfg(test)]
@@ -363,7 +271,7 @@ mod tests {
     fn errors_keep_their_kind_across_the_wire() {
         let round = |e: SaError| -> SaError {
             let json = serde_json::to_string(&WireSaError::from(e)).unwrap();
-            serde_json::from_str::<WireSaError>(&json).unwrap().into()
+            SaError::from_wire(serde_json::from_str::<WireSaError>(&json).unwrap())
         };
         assert!(matches!(round(SaError::NotFound), SaError::NotFound));
         assert!(matches!(
