@@ -220,7 +220,7 @@ pub fn router(issuer: Arc<dyn CertificateIssuer>) -> RpcRouter {
         })
         .unary("SignOcsp", move |r: SignOcspRequest| {
             let issuer = ocsp.clone();
-            async move { r.sign(issuer.as_ref()).await }
+            async move { r.sign(&*issuer).await }
         })
 }
 

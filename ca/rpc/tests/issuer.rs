@@ -15,6 +15,7 @@ use cairn_rpc::issuer::RemoteIssuer;
 use cairn_rpc::{AllowedClients, RpcClientConfig, RpcError, dev_pki, server, tls};
 use cairn_x509::{CertInfo, CrlEntry};
 use der::{Decode, Encode};
+use rcgen::PublicKeyData;
 use der::asn1::OctetString;
 use std::path::Path;
 use std::sync::Arc;
@@ -91,7 +92,7 @@ async fn certificates_crls_and_ocsp_are_signed_by_the_remote_keys() {
 
     // A certificate for the requested key and names, issued by the intermediate.
     let key = rcgen::KeyPair::generate().unwrap();
-    let req = request(key.public_key_der(), Duration::days(30));
+    let req = request(key.subject_public_key_info(), Duration::days(30));
     let issued = remote.issue(req.clone()).await.unwrap();
     assert_eq!(issued.issuer_id, identity.issuer_id);
     let info = CertInfo::from_der(&issued.der).unwrap();
@@ -102,7 +103,7 @@ async fn certificates_crls_and_ocsp_are_signed_by_the_remote_keys() {
 
     // The issuer's own refusal: longer than the profile allows is a lint error, not a transport
     // failure.
-    let too_long = request(key.public_key_der(), Duration::days(120));
+    let too_long = request(key.subject_public_key_info(), Duration::days(120));
     let err = remote.issue(too_long).await.unwrap_err();
     assert!(matches!(&err, IssuerError::Lint(_)), "{err:?}");
 
@@ -186,7 +187,7 @@ async fn a_refused_client_cannot_connect_and_a_down_issuer_is_unavailable() {
     stop.send(()).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut outcome = remote
-        .issue(request(key.public_key_der(), Duration::days(30)))
+        .issue(request(key.subject_public_key_info(), Duration::days(30)))
         .await;
     for _ in 0..50 {
         if outcome.is_err() {
@@ -195,7 +196,7 @@ async fn a_refused_client_cannot_connect_and_a_down_issuer_is_unavailable() {
         // The listener drains the open connection first; the next calls must fail.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         outcome = remote
-            .issue(request(key.public_key_der(), Duration::days(30)))
+            .issue(request(key.subject_public_key_info(), Duration::days(30)))
             .await;
     }
     assert!(
