@@ -92,8 +92,9 @@ pub struct PeersSection {
     pub sa: Option<Peer>,
     /// The issuer (for `cairn ra serve`).
     pub issuer: Option<Peer>,
-    /// The registration authority (for `cairn wfe serve`).
-    pub ra: Option<Peer>,
+    /// The registration authorities (for `cairn wfe serve`): calls go round them, and on to
+    /// the next when one is down.
+    pub ra: Vec<Peer>,
 }
 
 /// The client configuration of `peer` (`[peers] <field>`), whose role's development name is
@@ -292,9 +293,18 @@ pub async fn run_wfe(path: &Path) -> anyhow::Result<()> {
         readiness.clone(),
     )
     .await?;
-    let ra_peer = peer_client(cfg.peers.ra.as_ref(), "ra", "ra", &files)?;
+    anyhow::ensure!(
+        !cfg.peers.ra.is_empty(),
+        "[peers] ra must list the registration authorities"
+    );
+    let ras = cfg
+        .peers
+        .ra
+        .iter()
+        .map(|peer| peer_client(Some(peer), "ra", "ra", &files))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let ra = wait_for("registration authority", || {
-        cairn_rpc::ra::RemoteRa::connect(&ra_peer)
+        cairn_rpc::ra::RemoteRa::connect(&ras)
     })
     .await?;
     let nonces = crate::nonce_serve::routed_nonces(&cfg)?;

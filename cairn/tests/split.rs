@@ -159,7 +159,7 @@ allowed_clients = ["wfe.cairn.internal"]
 [peers]
 sa = {{ url = "https://127.0.0.1:{sa}" }}
 issuer = {{ url = "https://127.0.0.1:{ca}" }}
-ra = {{ url = "https://127.0.0.1:{ra_port}" }}
+ra = [{{ url = "https://127.0.0.1:{ra_port}" }}]
 "#,
             public = self.public,
             data = data.display(),

@@ -105,10 +105,11 @@ pub struct RemoteRa {
 }
 
 impl RemoteRa {
-    /// A client of the RA at `config.url`, after asking it what it advertises (so this fails
-    /// when the RA does not answer).
-    pub async fn connect(config: &RpcClientConfig) -> Result<Self, RpcError> {
-        let client = RpcClient::new(SERVICE, config)?;
+    /// A client of the RAs at `configs` (calls go round them, and on to the next when one is
+    /// down: [`RpcClient::new_many`]), after asking one what it advertises (so this fails when
+    /// none answers). All must be instances of one RA configuration.
+    pub async fn connect(configs: &[RpcClientConfig]) -> Result<Self, RpcError> {
+        let client = RpcClient::new_many(SERVICE, configs)?;
         let info: RaInfo = client.call("Info", ()).await?;
         Ok(Self {
             client,
