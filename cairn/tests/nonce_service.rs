@@ -38,7 +38,7 @@ allowed_clients = ["wfe.cairn.internal"]
 [rpc.tls]
 cert = "{pki}/nonce.pem"
 key = "{pki}/nonce.key.pem"
-ca = "{pki}/ca.pem"
+ca = "{pki}/internal-ca.pem"
 "#,
             pki = pki.display()
         ),

@@ -142,7 +142,7 @@ allow_private_addresses = true
 [rpc.tls]
 cert = "{pki}/{identity}.pem"
 key = "{pki}/{identity}.key.pem"
-ca = "{pki}/ca.pem"
+ca = "{pki}/internal-ca.pem"
 
 [services.sa]
 listen = "127.0.0.1:{sa}"

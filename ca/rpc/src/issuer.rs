@@ -245,7 +245,7 @@ impl RemoteIssuer {
 
     async fn call<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp, IssuerError>
     where
-        Req: Serialize + Send + Sync + 'static,
+        Req: Serialize + Clone + Send + Sync + 'static,
         Resp: serde::de::DeserializeOwned + Send + Sync + 'static,
     {
         match self

@@ -33,7 +33,7 @@ fn config(pki: &Path, url: String) -> RpcClientConfig {
         url,
         server_name: dev_pki::identity("ca"),
         tls: dev_pki::files(pki, "ra"),
-        timeout: time::Duration::seconds(5),
+        timeout: Duration::seconds(5),
     }
 }
 
@@ -122,7 +122,7 @@ async fn certificates_crls_and_ocsp_are_signed_by_the_remote_keys() {
         entries: &entries,
     };
     let der = remote.sign_crl(&crl(&identity.issuer_id)).await.unwrap();
-    let list = CertificateList::from_der(&der).unwrap();
+    let list: CertificateList = CertificateList::from_der(&der).unwrap();
     assert_eq!(
         list.tbs_cert_list.issuer.to_der().unwrap(),
         intermediate.subject_der
