@@ -439,8 +439,12 @@ pub fn acme_tls(
     let identity = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(cert), Some(key)) => cairn_issuer::tls::operator_tls_identity(cert, key)
             .context("server.tls_cert / server.tls_key")?,
-        (None, None) => cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, now)
-            .context("cannot set up the ACME listener's TLS certificate")?,
+        (None, None) => {
+            // A WFE of a split deployment has no hierarchy that made the folder.
+            crate::data_dir::prepare(&ca_dir)?;
+            cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, now)
+                .context("cannot set up the ACME listener's TLS certificate")?
+        }
         _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
     };
     let config = cairn_wfe::tls::server_config(
@@ -481,7 +485,7 @@ pub fn spawn_acme(
     app: axum::Router,
     tls: Option<rustls::ServerConfig>,
     limits: cairn_listen::Limits,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
     match tls {
         Some(server_config) => tokio::spawn(async move {

@@ -111,13 +111,17 @@ impl Deployment {
     }
 
     /// The configuration of role `role` (`[rpc] tls` with the certificate of `identity`),
-    /// listening on `port`, calling the RA at `ra_port`; `extra` is appended.
-    fn config(&self, role: &str, identity: &str, port: u16, ra_port: u16) -> PathBuf {
+    /// listening on `port`, calling the RAs at `ra_ports`.
+    fn config(&self, role: &str, identity: &str, port: u16, ra_ports: &[u16]) -> PathBuf {
         let pki = self.pki.display();
         let dns = self.chall.dns_addr().unwrap();
         let http01 = self.chall.http01_addr().unwrap().port();
         let tlsalpn01 = self.chall.tlsalpn01_addr().unwrap().port();
         let data = self.dir.join(format!("data-{role}"));
+        let ras: Vec<String> = ra_ports
+            .iter()
+            .map(|p| format!("{{ url = \"https://127.0.0.1:{p}\" }}"))
+            .collect();
         let text = format!(
             r#"[server]
 listen = "127.0.0.1:{port}"
@@ -159,8 +163,9 @@ allowed_clients = ["wfe.cairn.internal"]
 [peers]
 sa = {{ url = "https://127.0.0.1:{sa}" }}
 issuer = {{ url = "https://127.0.0.1:{ca}" }}
-ra = [{{ url = "https://127.0.0.1:{ra_port}" }}]
+ra = [{ras}]
 "#,
+            ras = ras.join(", "),
             public = self.public,
             data = data.display(),
             db = self.database_url,
@@ -173,8 +178,8 @@ ra = [{{ url = "https://127.0.0.1:{ra_port}" }}]
     }
 
     /// Starts `cairn <kind> serve` as `role` and waits until it listens on `port`.
-    async fn start(&self, kind: &str, role: &str, port: u16, ra_port: u16) -> Role {
-        let config = self.config(role, kind, port, ra_port);
+    async fn start(&self, kind: &str, role: &str, port: u16, ra_ports: &[u16]) -> Role {
+        let config = self.config(role, kind, port, ra_ports);
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args([kind, "serve", "--config"])
             .arg(&config)
@@ -223,10 +228,10 @@ async fn issuance_and_revocation_through_separate_role_processes() {
     let tmp = tempfile::tempdir().unwrap();
     let d = Deployment::new(tmp.path(), schema.url.clone()).await;
     let (ra_port, wfe_port) = (free_port(), free_port());
-    let _sa = d.start("sa", "sa", d.sa, ra_port).await;
-    let _ca = d.start("ca", "ca", d.ca, ra_port).await;
-    let _ra = d.start("ra", "ra", ra_port, ra_port).await;
-    let _wfe = d.start("wfe", "wfe", wfe_port, ra_port).await;
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let _ra = d.start("ra", "ra", ra_port, &[]).await;
+    let _wfe = d.start("wfe", "wfe", wfe_port, &[ra_port]).await;
 
     let (directory, tls_root) = d.wfe("wfe", wfe_port);
     let account = account_at(&directory, &tls_root).await;
@@ -286,6 +291,61 @@ async fn issuance_and_revocation_through_separate_role_processes() {
         ),
         "{source:?}"
     );
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// Issues a certificate for `name` through the WFE `role` listening on `port`, with a new
+/// account there.
+async fn issue_at(d: &Deployment, role: &str, port: u16, name: &str) {
+    let (directory, tls_root) = d.wfe(role, port);
+    let account = account_at(&directory, &tls_root).await;
+    let (pem, _key) = issue_with(
+        &d.chall,
+        &account,
+        &[Identifier::Dns(name.into())],
+        ChallengeType::Http01,
+        None,
+    )
+    .await;
+    verify_chain(&d.root(), &pem, name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "two").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let (ra1, ra2, wfe1, wfe2) = (free_port(), free_port(), free_port(), free_port());
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
+    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
+    // Each WFE lists both RAs, in a different order.
+    let _wfe1 = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
+    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
+
+    // Flows through both WFEs; each WFE's calls go round both RAs.
+    issue_at(&d, "wfe1", wfe1, "one.split.example").await;
+    issue_at(&d, "wfe2", wfe2, "two.split.example").await;
+
+    // SIGKILL the first RA: both WFEs go on through the second.
+    first_ra.child.kill().unwrap();
+    first_ra.child.wait().unwrap();
+    issue_at(&d, "wfe1", wfe1, "three.split.example").await;
+    issue_at(&d, "wfe2", wfe2, "four.split.example").await;
+
+    // Four certificates, one per order: nothing lost, nothing issued twice.
+    let certs = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates")
+        .await;
+    let orders = schema
+        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+        .await;
+    assert_eq!((certs, orders), (4, 4));
     drop(tmp);
     schema.drop_schema().await;
 }
