@@ -77,10 +77,7 @@ pub struct Peer {
     #[serde(default)]
     pub server_name: Option<String>,
     /// Deadline of one call (`"30s"`).
-    #[serde(
-        default = "default_peer_timeout",
-        with = "cairn_core::humane_duration"
-    )]
+    #[serde(default = "default_peer_timeout", with = "cairn_core::humane_duration")]
     pub timeout: time::Duration,
 }
 
@@ -242,12 +239,8 @@ pub async fn run_ra(path: &Path) -> anyhow::Result<()> {
     let limits = cfg.server.limits.limits();
     let readiness = crate::bootstrap::Readiness::default();
     crate::bootstrap::serve_metrics(cfg.server.metrics_listen, limits, readiness.clone()).await?;
-    let sa = cairn_rpc::sa::RemoteSa::new(&peer_client(
-        cfg.peers.sa.as_ref(),
-        "sa",
-        "sa",
-        &files,
-    )?)?;
+    let sa =
+        cairn_rpc::sa::RemoteSa::new(&peer_client(cfg.peers.sa.as_ref(), "sa", "sa", &files)?)?;
     let issuer_peer = peer_client(cfg.peers.issuer.as_ref(), "issuer", "ca", &files)?;
     let issuer = wait_for("issuer", || {
         cairn_rpc::issuer::RemoteIssuer::connect(&issuer_peer)
@@ -287,12 +280,8 @@ pub async fn run_wfe(path: &Path) -> anyhow::Result<()> {
     let (cfg, files) = load(path, "wfe")?;
     let limits = cfg.server.limits.limits();
     let readiness = crate::bootstrap::Readiness::default();
-    crate::bootstrap::serve_metrics(
-        cfg.server.metrics_listen,
-        limits.clone(),
-        readiness.clone(),
-    )
-    .await?;
+    crate::bootstrap::serve_metrics(cfg.server.metrics_listen, limits.clone(), readiness.clone())
+        .await?;
     anyhow::ensure!(
         !cfg.peers.ra.is_empty(),
         "[peers] ra must list the registration authorities"

@@ -303,7 +303,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         hierarchy.root_id().to_owned(),
         hierarchy.root().der().to_vec(),
     );
-    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
+    let ct =
+        crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
     // What the `IssuerCertificateExpiringSoon` alert watches.
@@ -447,11 +448,9 @@ pub fn acme_tls(
         }
         _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
     };
-    let config = cairn_wfe::tls::server_config(
-        identity.cert_chain_der(),
-        identity.private_key_pkcs8_der(),
-    )
-    .context("the ACME listener's TLS configuration")?;
+    let config =
+        cairn_wfe::tls::server_config(identity.cert_chain_der(), identity.private_key_pkcs8_der())
+            .context("the ACME listener's TLS configuration")?;
     Ok(Some(config))
 }
 

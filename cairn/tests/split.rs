@@ -47,10 +47,12 @@ impl Schema {
         let admin = sqlx::PgPool::connect(base)
             .await
             .expect("connect to PostgreSQL");
-        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-            .execute(&admin)
-            .await
-            .unwrap();
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
         sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
             .execute(&admin)
             .await

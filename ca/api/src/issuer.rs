@@ -6,10 +6,10 @@
 //! remote issuer is a second implementation behind the same calls.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use cairn_core::{Identifier, Serial};
 use cairn_ocsp::ResponseParams;
 use cairn_x509::CrlEntry;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// What the RA asks the issuer to sign. The RA has already checked authorizations and the CSR.

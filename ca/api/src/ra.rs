@@ -8,11 +8,11 @@
 //! (CRL updater, OCSP cache) about each revocation.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, Certificate, ChallengeId, Identifier, Order,
     OrderId, OrderStatus, Problem, Revocation, Serial,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;

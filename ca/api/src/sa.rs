@@ -12,11 +12,11 @@
 //! `test-util`) in memory, with the same answers.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use cairn_core::{
     Account, AccountId, AccountPolicy, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
     ChallengeId, EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
 };
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// A database driver's error, kept as the source of [`SaError::Database`] and

@@ -52,10 +52,7 @@ impl RpcClient {
     /// so a dead instance costs no call while another answers. A call whose connection broke
     /// after it was sent may then run twice; the components' writes are compare-and-set, so
     /// the second finds the first's result. At least one configuration is needed.
-    pub fn new_many(
-        service: &'static str,
-        configs: &[RpcClientConfig],
-    ) -> Result<Self, RpcError> {
+    pub fn new_many(service: &'static str, configs: &[RpcClientConfig]) -> Result<Self, RpcError> {
         if configs.is_empty() {
             return Err(RpcError::Config(format!("{service}: no instance to call")));
         }

@@ -14,8 +14,8 @@ use crate::RpcError;
 use crate::client::{RpcClient, RpcClientConfig};
 use crate::wire::{WireError, rpc_service};
 use cairn_api::sa::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
-    RenewalSelector, RevokedCertificate, SaError, StorageAuthority, StoredCrl,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
+    RevokedCertificate, SaError, StorageAuthority, StoredCrl,
 };
 use cairn_core::{
     Account, AccountId, AccountPolicy, Authorization, AuthzId, Certificate, ChallengeId, EabKey,
@@ -101,7 +101,9 @@ const MAX_INTERNED: usize = 512;
 /// generic one, so memory stays bounded.
 fn intern(what: String) -> &'static str {
     static SEEN: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut seen = SEEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(known) = seen.get(what.as_str()) {
         return known;
     }

@@ -113,7 +113,14 @@ macro_rules! lend_by_value {
 }
 pub(crate) use lend_by_value;
 
-lend_by_value!(u32, u64, bool, Option<u8>, OffsetDateTime, serde_json::Value);
+lend_by_value!(
+    u32,
+    u64,
+    bool,
+    Option<u8>,
+    OffsetDateTime,
+    serde_json::Value
+);
 
 /// One line per trait method: `fn name(arg: borrowed type => wire type, ...) -> Result<T, E>;`
 /// where `E` is a [`WireError`]. Makes `pub fn $routes(Arc<dyn Trait>) -> RpcRouter` and the

@@ -76,12 +76,18 @@ async fn rows_and_typed_errors_cross_the_wire() {
     assert_eq!(sa.get_account(&acct.id).await.unwrap(), acct);
     assert_eq!(remote.get_account(&acct.id).await.unwrap(), acct);
     assert_eq!(
-        remote.get_account_by_key(&acct.key_thumbprint).await.unwrap(),
+        remote
+            .get_account_by_key(&acct.key_thumbprint)
+            .await
+            .unwrap(),
         acct
     );
     let since = acct.created_at - time::Duration::hours(1);
     assert_eq!(
-        remote.count_accounts_by_ip("192.0.2.7", since).await.unwrap(),
+        remote
+            .count_accounts_by_ip("192.0.2.7", since)
+            .await
+            .unwrap(),
         1
     );
 

@@ -104,7 +104,7 @@ impl TestCa {
 
 /// A new account at the ACME server of `directory`, whose HTTPS listener `tls_root` signs.
 pub async fn account_at(directory: &str, tls_root: &std::path::Path) -> Account {
-        let (account, _creds) = Account::builder_with_root(tls_root)
+    let (account, _creds) = Account::builder_with_root(tls_root)
         .expect("client")
         .create(
             &NewAccount {
@@ -127,7 +127,7 @@ pub async fn authorize_with(
     order: &mut instant_acme::Order,
     typ: ChallengeType,
 ) -> OrderStatus {
-        let mut authzs = order.authorizations();
+    let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
         let mut authz = authz.expect("authorization");
         if authz.status != AuthorizationStatus::Pending {
@@ -140,7 +140,9 @@ pub async fn authorize_with(
         let key_auth = ch.key_authorization();
         match (&typ, &ident) {
             (ChallengeType::Http01, _) => chall.add_http01(&ch.token, key_auth.as_str()),
-            (ChallengeType::Dns01, Identifier::Dns(name)) => chall.set_txt(&format!("_acme-challenge.{name}."), &key_auth.dns_value()),
+            (ChallengeType::Dns01, Identifier::Dns(name)) => {
+                chall.set_txt(&format!("_acme-challenge.{name}."), &key_auth.dns_value())
+            }
             (ChallengeType::TlsAlpn01, Identifier::Dns(name)) => {
                 chall.add_tlsalpn01(name, key_auth.as_str())
             }
@@ -166,7 +168,7 @@ pub async fn issue_with(
     typ: ChallengeType,
     profile: Option<&str>,
 ) -> (String, rcgen::KeyPair) {
-        let mut new_order = NewOrder::new(ids);
+    let mut new_order = NewOrder::new(ids);
     if let Some(p) = profile {
         new_order = new_order.profile(p);
     }
