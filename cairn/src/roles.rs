@@ -315,3 +315,64 @@ pub async fn run_wfe(path: &Path) -> anyhow::Result<()> {
     .await
     .context("the ACME listener panicked")?
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::peer_client;
+    use crate::config::Config;
+    use cairn_rpc::TlsFiles;
+
+    #[test]
+    fn role_sections_parse_keep_their_defaults_and_refuse_mistakes() {
+        let cfg = Config::parse(
+            r#"
+            [services.ra]
+            listen = "127.0.0.1:9000"
+            allowed_clients = ["wfe-a.example"]
+            [peers]
+            sa = { url = "https://sa.example:1" }
+            ra = [
+                { url = "https://ra1.example:1" },
+                { url = "https://ra2.example:1", server_name = "ra2.example", timeout = "5s" },
+            ]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.services.ra.listen.port(), 9000);
+        assert_eq!(cfg.services.ra.allowed_clients, ["wfe-a.example"]);
+        // The sections not given keep their defaults.
+        assert_eq!(cfg.services.sa.listen.port(), 14030);
+        assert_eq!(cfg.services.sa.allowed_clients, ["ra.cairn.internal"]);
+        assert_eq!(cfg.services.issuer.listen.port(), 14031);
+
+        let files = TlsFiles {
+            cert: "ra.pem".into(),
+            key: "ra.key.pem".into(),
+            ca: "internal-ca.pem".into(),
+        };
+        let sa = peer_client(cfg.peers.sa.as_ref(), "sa", "sa", &files).unwrap();
+        assert_eq!(sa.server_name, "sa.cairn.internal");
+        assert_eq!(sa.timeout, time::Duration::seconds(30));
+        let second = peer_client(cfg.peers.ra.get(1), "ra", "ra", &files).unwrap();
+        assert_eq!(
+            (second.url.as_str(), second.server_name.as_str()),
+            ("https://ra2.example:1", "ra2.example")
+        );
+        assert_eq!(second.timeout, time::Duration::seconds(5));
+        let missing = peer_client(cfg.peers.issuer.as_ref(), "issuer", "ca", &files).unwrap_err();
+        assert!(missing.to_string().contains("[peers] issuer"), "{missing}");
+
+        for (text, why) in [
+            (
+                "[peers]\nsa = { url = \"https://a:1\", port = 1 }",
+                "unknown field",
+            ),
+            ("[services.sa]\nlisten = \"127.0.0.1:1\"", "allowed_clients"),
+            ("[services.wfe]\nlisten = \"127.0.0.1:1\"", "unknown field"),
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+}
