@@ -1,8 +1,10 @@
 //! The split deployment as separate `cairn` processes on loopback, on PostgreSQL: `cairn admin
 //! pki dev` makes the internal mTLS PKI, then `cairn sa serve`, `cairn ca serve`, `cairn ra
 //! serve` and `cairn wfe serve` each run as their own process and an ACME client (instant-acme)
-//! issues and revokes a certificate through the WFE. A service presented a client certificate
-//! it does not allow refuses it. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and
+//! issues and revokes a certificate through the WFE, the RA corroborating each validation with
+//! two remote perspectives (`cairn va serve`). A service presented a client certificate it does
+//! not allow refuses it. Then SA, issuer, two RAs and two WFEs: flows through both WFEs keep
+//! issuing after one RA is SIGKILLed. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and
 //! fails without it), in a fresh schema.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,8 +14,8 @@ mod common;
 use cairn_api::sa::{SaError, StorageAuthority};
 use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
 use cairn_rpc::RpcError;
-use common::{account_at, free_port, issue_with, verify_chain};
-use instant_acme::{ChallengeType, Identifier, RevocationRequest};
+use common::{account_at, authorize_with, free_port, issue_with, verify_chain};
+use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RevocationRequest};
 use rustls_pki_types::CertificateDer;
 use sqlx::AssertSqlSafe;
 use std::path::{Path, PathBuf};
@@ -87,6 +89,8 @@ struct Deployment {
     sa: u16,
     ca: u16,
     public: u16,
+    /// The ports of the remote perspectives (`cairn va serve`) the RA corroborates with.
+    remote_vas: Vec<u16>,
 }
 
 impl Deployment {
@@ -95,6 +99,15 @@ impl Deployment {
         let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["admin", "pki", "dev", "--out"])
             .arg(&pki)
+            .args(["--service", "sa", "--service", "ca", "--service", "ra"])
+            .args([
+                "--service",
+                "wfe",
+                "--service",
+                "va-r0",
+                "--service",
+                "va-r1",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -109,20 +122,79 @@ impl Deployment {
             sa: free_port(),
             ca: free_port(),
             public: free_port(),
+            remote_vas: Vec::new(),
         }
+    }
+
+    /// Starts two remote perspectives (`cairn va serve`, RIRs ARIN and RIPE) that see the
+    /// same network as the RA's own VA, and lists them in the RA's `[[va.remote]]`.
+    async fn start_remote_vas(&mut self) -> Vec<Role> {
+        let mut roles = Vec::new();
+        for name in ["r0", "r1"] {
+            let port = free_port();
+            let path = self.dir.join(format!("va-{name}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    r#"listen = "127.0.0.1:{port}"
+perspective = "{name}"
+allowed_clients = ["ra.cairn.internal"]
+
+[tls]
+cert = "{pki}/va-{name}.pem"
+key = "{pki}/va-{name}.key.pem"
+ca = "{pki}/internal-ca.pem"
+
+{va}"#,
+                    pki = self.pki.display(),
+                    va = self.va_section(),
+                ),
+            )
+            .unwrap();
+            roles.push(self.spawn("va", &format!("va-{name}"), &path, port).await);
+            self.remote_vas.push(port);
+        }
+        roles
+    }
+
+    /// `[va]`: validation against the challenge test server.
+    fn va_section(&self) -> String {
+        format!(
+            r#"[va]
+dns_server = "{dns}"
+http01_port = {http01}
+tlsalpn01_port = {tlsalpn01}
+timeout = "5s"
+allow_private_addresses = true
+"#,
+            dns = self.chall.dns_addr().unwrap(),
+            http01 = self.chall.http01_addr().unwrap().port(),
+            tlsalpn01 = self.chall.tlsalpn01_addr().unwrap().port(),
+        )
     }
 
     /// The configuration of role `role` (`[rpc] tls` with the certificate of `identity`),
     /// listening on `port`, calling the RAs at `ra_ports`.
     fn config(&self, role: &str, identity: &str, port: u16, ra_ports: &[u16]) -> PathBuf {
         let pki = self.pki.display();
-        let dns = self.chall.dns_addr().unwrap();
-        let http01 = self.chall.http01_addr().unwrap().port();
-        let tlsalpn01 = self.chall.tlsalpn01_addr().unwrap().port();
         let data = self.dir.join(format!("data-{role}"));
         let ras: Vec<String> = ra_ports
             .iter()
             .map(|p| format!("{{ url = \"https://127.0.0.1:{p}\" }}"))
+            .collect();
+        let remotes: String = self
+            .remote_vas
+            .iter()
+            .zip(["r0", "r1"].iter().zip(["ARIN", "RIPE"]))
+            .map(|(port, (name, rir))| {
+                format!(
+                    "\n[[va.remote]]\nname = \"{name}\"\nrir = \"{rir}\"\n\
+                     url = \"https://127.0.0.1:{port}\"\n\
+                     server_name = \"va-{name}.cairn.internal\"\n\
+                     [va.remote.tls]\ncert = \"{pki}/ra.pem\"\nkey = \"{pki}/ra.key.pem\"\n\
+                     ca = \"{pki}/internal-ca.pem\"\n"
+                )
+            })
             .collect();
         let text = format!(
             r#"[server]
@@ -138,13 +210,7 @@ enabled = false
 [dap]
 enabled = false
 
-[va]
-dns_server = "{dns}"
-http01_port = {http01}
-tlsalpn01_port = {tlsalpn01}
-timeout = "5s"
-allow_private_addresses = true
-
+{va}{remotes}
 [rpc.tls]
 cert = "{pki}/{identity}.pem"
 key = "{pki}/{identity}.key.pem"
@@ -168,6 +234,7 @@ issuer = {{ url = "https://127.0.0.1:{ca}" }}
 ra = [{ras}]
 "#,
             ras = ras.join(", "),
+            va = self.va_section(),
             public = self.public,
             data = data.display(),
             db = self.database_url,
@@ -182,9 +249,14 @@ ra = [{ras}]
     /// Starts `cairn <kind> serve` as `role` and waits until it listens on `port`.
     async fn start(&self, kind: &str, role: &str, port: u16, ra_ports: &[u16]) -> Role {
         let config = self.config(role, kind, port, ra_ports);
+        self.spawn(kind, role, &config, port).await
+    }
+
+    /// Runs `cairn <kind> serve --config <config>` as `role` until it listens on `port`.
+    async fn spawn(&self, kind: &str, role: &str, config: &Path, port: u16) -> Role {
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args([kind, "serve", "--config"])
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
@@ -228,7 +300,8 @@ async fn issuance_and_revocation_through_separate_role_processes() {
     };
     let schema = Schema::create(&base, "one").await;
     let tmp = tempfile::tempdir().unwrap();
-    let d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let remote_vas = d.start_remote_vas().await;
     let (ra_port, wfe_port) = (free_port(), free_port());
     let _sa = d.start("sa", "sa", d.sa, &[]).await;
     let _ca = d.start("ca", "ca", d.ca, &[]).await;
@@ -293,6 +366,18 @@ async fn issuance_and_revocation_through_separate_role_processes() {
         ),
         "{source:?}"
     );
+
+    // The RA corroborates with the remote perspectives: with both down, quorum is out of
+    // reach and the order is refused.
+    drop(remote_vas);
+    let mut order = account
+        .new_order(&NewOrder::new(&[Identifier::Dns(
+            "alone.split.example".into(),
+        )]))
+        .await
+        .unwrap();
+    let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
+    assert_eq!(status, OrderStatus::Invalid);
     drop(tmp);
     schema.drop_schema().await;
 }
