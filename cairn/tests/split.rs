@@ -3,8 +3,9 @@
 //! serve` and `cairn wfe serve` each run as their own process and an ACME client (instant-acme)
 //! issues and revokes a certificate through the WFE, the RA corroborating each validation with
 //! two remote perspectives (`cairn va serve`). A service presented a client certificate it does
-//! not allow refuses it. Then SA, issuer, two RAs and two WFEs: flows through both WFEs keep
-//! issuing after one RA is SIGKILLed. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and
+//! not allow refuses it. Then SA, issuer, a nonce service, two RAs and two WFEs: a client
+//! alternating WFEs per request never sees `badNonce`, and flows through both WFEs keep issuing
+//! after one RA is SIGKILLed. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and
 //! fails without it), in a fresh schema.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,6 +15,7 @@ mod common;
 use cairn_api::sa::{SaError, StorageAuthority};
 use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
 use cairn_rpc::RpcError;
+use common::raw::{RawClient, new_account_with_nonce};
 use common::{account_at, authorize_with, free_port, issue_with, verify_chain};
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RevocationRequest};
 use rustls_pki_types::CertificateDer;
@@ -91,6 +93,8 @@ struct Deployment {
     public: u16,
     /// The ports of the remote perspectives (`cairn va serve`) the RA corroborates with.
     remote_vas: Vec<u16>,
+    /// The port of the WFEs' shared nonce service (`cairn nonce serve`), if there is one.
+    nonce: Option<u16>,
 }
 
 impl Deployment {
@@ -99,15 +103,11 @@ impl Deployment {
         let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(["admin", "pki", "dev", "--out"])
             .arg(&pki)
-            .args(["--service", "sa", "--service", "ca", "--service", "ra"])
-            .args([
-                "--service",
-                "wfe",
-                "--service",
-                "va-r0",
-                "--service",
-                "va-r1",
-            ])
+            .args(
+                ["sa", "ca", "ra", "wfe", "nonce", "va-r0", "va-r1"]
+                    .iter()
+                    .flat_map(|s| ["--service", s]),
+            )
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -123,6 +123,7 @@ impl Deployment {
             ca: free_port(),
             public: free_port(),
             remote_vas: Vec::new(),
+            nonce: None,
         }
     }
 
@@ -241,8 +242,23 @@ ra = [{ras}]
             sa = self.sa,
             ca = self.ca,
         );
+        let nonces = match self.nonce {
+            Some(port) => format!(
+                r#"
+[nonce]
+listen = "127.0.0.1:{port}"
+prefix = "nonce-01"
+allowed_clients = ["wfe.cairn.internal"]
+
+[[wfe.nonce_services]]
+prefix = "nonce-01"
+address = "https://127.0.0.1:{port}"
+"#
+            ),
+            None => String::new(),
+        };
         let path = self.dir.join(format!("{role}.toml"));
-        std::fs::write(&path, text).unwrap();
+        std::fs::write(&path, text + &nonces).unwrap();
         path
     }
 
@@ -405,8 +421,11 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     };
     let schema = Schema::create(&base, "two").await;
     let tmp = tempfile::tempdir().unwrap();
-    let d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
     let (ra1, ra2, wfe1, wfe2) = (free_port(), free_port(), free_port(), free_port());
+    let nonce = free_port();
+    d.nonce = Some(nonce);
+    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
     let _sa = d.start("sa", "sa", d.sa, &[]).await;
     let _ca = d.start("ca", "ca", d.ca, &[]).await;
     let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
@@ -418,6 +437,19 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     // Flows through both WFEs; each WFE's calls go round both RAs.
     issue_at(&d, "wfe1", wfe1, "one.split.example").await;
     issue_at(&d, "wfe2", wfe2, "two.split.example").await;
+
+    // A client alternating WFEs per request: each nonce taken from one WFE is good at the
+    // other (both use the nonce service), and each request reaches an RA.
+    let ((dir1, root1), (dir2, root2)) = (d.wfe("wfe1", wfe1), d.wfe("wfe2", wfe2));
+    let raw = [
+        RawClient::new(&dir1, &root1).await,
+        RawClient::new(&dir2, &root2).await,
+    ];
+    for i in 0..6 {
+        let (from, to) = (&raw[i % 2], &raw[(i + 1) % 2]);
+        let resp = new_account_with_nonce(to, &from.nonce().await).await;
+        assert_eq!(resp.status(), 201, "request {i}: {:?}", resp.text().await);
+    }
 
     // SIGKILL the first RA: both WFEs go on through the second.
     first_ra.child.kill().unwrap();
