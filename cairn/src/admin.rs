@@ -50,7 +50,7 @@ pub enum PkiCommand {
     /// server and client use) in a folder. For trying a split deployment; production brings
     /// certificates from its own internal CA.
     Dev {
-        /// The folder to write `ca.pem`, `ca.key.pem`, `<name>.pem` and `<name>.key.pem` into.
+        /// The folder to write `internal-ca.pem`, `internal-ca.key.pem`, `<name>.pem` and `<name>.key.pem` into.
         #[arg(long)]
         out: std::path::PathBuf,
         /// A service to make a certificate for (repeatable); default: wfe, ra, va, ca, sa,

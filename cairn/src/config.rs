@@ -36,6 +36,10 @@ pub struct Config {
     pub nonce: crate::nonce_serve::NonceSection,
     /// This process's end of a split deployment's gRPC links (mutual TLS).
     pub rpc: crate::nonce_serve::RpcSection,
+    /// The gRPC listeners of a split deployment's roles (`cairn sa|ca|ra serve`).
+    pub services: crate::roles::ServicesSection,
+    /// Where a split deployment's roles find the services they call.
+    pub peers: crate::roles::PeersSection,
 }
 
 /// Listeners and storage.

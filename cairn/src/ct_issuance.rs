@@ -158,11 +158,11 @@ pub struct CaCt {
 }
 
 impl CaCt {
-    /// Starts the local logs (if configured) and builds the publisher.
+    /// Starts the local logs (if configured; they need `hierarchy`) and builds the publisher.
     pub async fn start(
         section: &CtSection,
         data_dir: &Path,
-        hierarchy: &CaHierarchy,
+        hierarchy: Option<&CaHierarchy>,
     ) -> anyhow::Result<CaCt> {
         if !section.enabled {
             return Ok(CaCt::default());
@@ -171,6 +171,12 @@ impl CaCt {
         let mut targets = Vec::new();
         let mut local_logs = Vec::new();
         if section.local_logs {
+            // The local logs accept what the hierarchy signs; a process without it (the RA
+            // of a split deployment) submits to the logs of `[[ct.logs]]` only.
+            let hierarchy = hierarchy.context(
+                "ct.local_logs runs CT logs next to the CA hierarchy, in cairn serve only; \
+                 turn it off and list the logs under [[ct.logs]]",
+            )?;
             let base = data_dir.join("ct");
             let roots = base.join("roots");
             std::fs::create_dir_all(&roots)

@@ -10,6 +10,7 @@ pub mod data_dir;
 pub mod nonce_serve;
 pub mod probe;
 pub mod revoke;
+pub mod roles;
 pub mod serve;
 pub mod va_serve;
 

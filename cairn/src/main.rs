@@ -49,6 +49,18 @@ enum Command {
     /// A validation authority as a gRPC service (a remote network perspective).
     #[command(subcommand)]
     Va(VaCommand),
+    /// The storage authority as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Sa(RoleCommand),
+    /// The issuer (the CA's keys) as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Ca(RoleCommand),
+    /// The registration authority (with its VA) as a gRPC service (split deployment).
+    #[command(subcommand)]
+    Ra(RoleCommand),
+    /// The ACME API of a split deployment, over a remote RA.
+    #[command(subcommand)]
+    Wfe(RoleCommand),
     /// Certificate Transparency log (C2SP static-ct-api).
     #[command(subcommand)]
     Ct(CtCommand),
@@ -74,6 +86,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum NonceCommand {
     /// Mint and redeem the WFEs' nonces (`[nonce]` and `[rpc]` of the configuration).
+    Serve {
+        /// The TOML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Serve this role over gRPC with mutual TLS (its own section of the configuration, and
+    /// `[rpc] tls`).
     Serve {
         /// The TOML configuration.
         #[arg(long)]
@@ -183,6 +206,10 @@ fn main() -> ExitCode {
             }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::Va(VaCommand::Serve { config }) => cairn::va_serve::run(&config).await,
+            Command::Sa(RoleCommand::Serve { config }) => cairn::roles::run_sa(&config).await,
+            Command::Ca(RoleCommand::Serve { config }) => cairn::roles::run_ca(&config).await,
+            Command::Ra(RoleCommand::Serve { config }) => cairn::roles::run_ra(&config).await,
+            Command::Wfe(RoleCommand::Serve { config }) => cairn::roles::run_wfe(&config).await,
             Command::Nonce(NonceCommand::Serve { config }) => {
                 cairn::nonce_serve::run(&config).await
             }

@@ -122,37 +122,20 @@ pub fn routed_nonces(
 
 /// Runs `cairn nonce serve --config <path>` until SIGTERM or Ctrl-C.
 pub async fn run(path: &std::path::Path) -> anyhow::Result<()> {
-    use anyhow::Context;
     crate::bootstrap::init_logging();
     let cfg = crate::config::Config::load(path)?;
     cfg.nonce.validate(true)?;
-    anyhow::ensure!(
-        !cfg.nonce.allowed_clients.is_empty(),
-        "nonce.allowed_clients is empty; no WFE could call this service"
-    );
-    let files = cfg
-        .rpc
-        .tls
-        .clone()
-        .context("cairn nonce serve needs [rpc] tls: this service's certificate")?;
-    let tls = cairn_rpc::tls::server_config(&files)?;
-    let socket = tokio::net::TcpListener::bind(cfg.nonce.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.nonce.listen))?;
+    let files = crate::roles::rpc_tls(&cfg, "nonce")?;
     let mint: std::sync::Arc<dyn cairn_api::NonceService> = std::sync::Arc::new(cfg.nonce.mint()?);
-    tracing::info!(listen = %socket.local_addr()?, prefix = ?cfg.nonce.prefix,
-        allowed_clients = ?cfg.nonce.allowed_clients, "nonce service serving");
-    let router = cairn_rpc::nonce::router(mint)
-        .into_router(cairn_rpc::AllowedClients(cfg.nonce.allowed_clients.clone()));
-    cairn_rpc::server::serve(
-        socket,
+    tracing::info!(prefix = ?cfg.nonce.prefix, "nonce service starting");
+    crate::roles::serve_rpc(
         "nonce-rpc",
-        tls,
-        router,
-        crate::bootstrap::shutdown_signal(),
+        cfg.nonce.listen,
+        &cfg.nonce.allowed_clients,
+        &files,
+        cairn_rpc::nonce::router(mint),
     )
-    .await;
-    Ok(())
+    .await
 }
 
 #[cfg(test)]

@@ -287,41 +287,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .unwrap_or_else(|| cairn_status::public::default_base_url(public_addr));
 
     let ca_dir = cfg.server.data_dir.join("ca");
-    let hierarchy = match &cfg.ca.offline_root {
-        Some(offline) => CaHierarchy::load_offline_root(offline, clock.now())
-            .context("cannot load the CA ([ca.offline_root])")?,
-        None => CaHierarchy::load_or_create_with(
-            &ca_dir,
-            cfg.key_algorithm()?,
-            clock.now(),
-            &cairn_issuer::HierarchyOptions {
-                country: Some(cfg.ca.country.clone()),
-                public_base_url: Some(public_base_url.clone()),
-            },
-        )
-        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?,
-    };
-    let tls = if cfg.server.tls {
-        // The operator's certificate, or one from the local TLS root; never one from the
-        // subscriber hierarchy (see cairn_issuer::tls).
-        let identity = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
-            (Some(cert), Some(key)) => cairn_issuer::tls::operator_tls_identity(cert, key)
-                .context("server.tls_cert / server.tls_key")?,
-            (None, None) => {
-                cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, clock.now())
-                    .context("cannot set up the ACME listener's TLS certificate")?
-            }
-            _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
-        };
-        let config = cairn_wfe::tls::server_config(
-            identity.cert_chain_der(),
-            identity.private_key_pkcs8_der(),
-        )
-        .context("the ACME listener's TLS configuration")?;
-        Some(config)
-    } else {
-        None
-    };
+    let hierarchy = load_hierarchy(&cfg, &public_base_url, clock.now())?;
+    let tls = acme_tls(&cfg, clock.now())?;
     let root_path = match &cfg.ca.offline_root {
         Some(offline) => offline.root_certificate.clone(),
         None => ca_dir.join("root.pem"),
@@ -336,7 +303,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         hierarchy.root_id().to_owned(),
         hierarchy.root().der().to_vec(),
     );
-    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchy).await?;
+    let ct =
+        crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
     // What the `IssuerCertificateExpiringSoon` alert watches.
@@ -373,27 +341,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             }),
         );
     }
-    // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
-    // pre-issuance lint refuse them.
-    let mut ignored_lints = cfg.ca.ignored_lints.clone();
-    if cfg.va.allow_private_addresses {
-        ignored_lints.push("e_ext_san_contains_reserved_ip".into());
-    }
-    let mut profile = cairn_issuer::EndEntityProfile::default();
-    if cfg.ocsp.enabled {
-        profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
-    }
-    let crl_settings = cfg.crl.settings()?;
-    let mut issuer = LocalIssuer::new(hierarchy, profile, ignored_lints)
-        .context("cannot set up the issuer")?
-        .with_public_base_url(&public_base_url)
-        .with_crl_shards(crl_settings.shards);
-    if cfg.ocsp.enabled {
-        issuer = issuer
-            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, clock.now())
-            .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
-    }
-    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(issuer);
+    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(local_issuer(
+        &cfg,
+        hierarchy,
+        &public_base_url,
+        clock.now(),
+    )?);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
     // The public statistics page (/stats, /stats.json) reads storage's counters.
@@ -401,75 +354,19 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot build the statistics counters: {e}"))?;
     // The OCSP memory cache follows storage's revocation epoch as often as the CRL updater.
-    let epoch_poll = crl_settings.poll_interval;
-    let crl_updater = CrlUpdater::new(
-        issuer.clone(),
-        storage_dyn.clone(),
-        clock.clone(),
-        crl_settings,
-    );
-
-    let va = crate::va_serve::with_perspectives(
-        Arc::new(crate::va_serve::local_va(&cfg.va)?),
-        &cfg.va.remote,
-    )?;
-    // One setting for the whole CA: the addresses validation may reach are the addresses
-    // (and the reserved domains) the RA may issue for.
-    let mut ra_config = cfg.ra.clone();
-    ra_config.identifiers.allow_private_addresses = cfg.va.allow_private_addresses;
-
-    let limiter = rate_limiter(&cfg).await?;
-    if let Some(url) = cfg.redis_url() {
-        readiness.monitor("redis", redis_probe(&url).await?);
-    }
-    let ocsp_parts = (storage_dyn, issuer.clone(), clock.clone());
-    let ra = Ra::new_with_ct(
-        storage,
-        va,
+    let epoch_poll = cfg.crl.settings()?.poll_interval;
+    let ocsp_parts = (storage_dyn.clone(), issuer.clone(), clock.clone());
+    let ra_role = start_ra(
+        &cfg,
+        storage_dyn,
         issuer,
         ct.ra_submitter(),
-        limiter,
         clock,
-        ra_config,
-    );
-    if let Some(keys) = cfg.debian_weak_keys()? {
-        tracing::info!(fingerprints = keys.len(), "refusing Debian weak keys");
-        ra.refuse_debian_weak_keys(keys);
-    }
-    ra.add_revocation_listener(crl_updater.revocation_listener());
-    let crl_task = tokio::spawn(crl_updater.run());
-    // Work left `processing` past its lease (by the last shutdown, or by another instance on
-    // the same database that died): at start-up, then on a timer.
-    let (challenges, orders) = ra
-        .recover_stale_work()
-        .await
-        .map_err(|p| anyhow::anyhow!("recovering interrupted validation and issuance: {p}"))?;
-    if challenges + orders > 0 {
-        tracing::info!(
-            challenges,
-            orders,
-            "took over validation and issuance left processing past their lease"
-        );
-    }
-    let recovery_task = {
-        let ra = ra.clone();
-        let every = std::time::Duration::try_from(ra.config().recovery_interval)
-            .unwrap_or(std::time::Duration::from_secs(60));
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                // Failures are logged by the RA; the next tick tries again.
-                let _ = ra.recover_stale_work().await;
-            }
-        })
-    };
-    let wfe = match shared_nonces {
-        Some(nonces) => {
-            cairn_wfe::router_with_nonces(Arc::new(ra.clone()), cfg.wfe.clone(), nonces)
-        }
-        None => cairn_wfe::router(Arc::new(ra.clone()), cfg.wfe.clone()),
-    };
-    let app = ct.mount(wfe);
+        &readiness,
+    )
+    .await?;
+    let ra = ra_role.ra.clone();
+    let app = ct.mount(wfe_router(&cfg, Arc::new(ra.clone()), shared_nonces));
 
     let mut public_app =
         cairn_status::public::router(public_parts).merge(cairn_status::stats::router(stats_page));
@@ -502,33 +399,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.server.listen))?;
     let acme_addr = listener.local_addr()?;
-    let scheme = if cfg.server.tls { "https" } else { "http" };
-    let host = if acme_addr.ip().is_unspecified() || acme_addr.ip().is_loopback() {
-        "localhost".to_string()
-    } else {
-        acme_addr.ip().to_string()
-    };
-    let directory_url = format!("{scheme}://{host}:{}/directory", acme_addr.port());
+    let directory_url = directory_url(&cfg, acme_addr);
 
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let stop = async move {
         let _ = rx.await;
         public_task.abort();
-        crl_task.abort();
-        recovery_task.abort();
+        ra_role.abort();
     };
-    let task = match tls {
-        Some(server_config) => tokio::spawn(async move {
-            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), limits, stop).await;
-            Ok(())
-        }),
-        None => tokio::spawn(async move {
-            cairn_listen::Listener::new(listener, "acme", limits)
-                .serve(app, stop)
-                .await;
-            Ok(())
-        }),
-    };
+    let task = spawn_acme(listener, app, tls, limits, stop);
     // Everything above (the issuer's hierarchy, CT logs, DAP) either started or failed start-up.
     readiness.mark_started();
     Ok(Server {
@@ -545,6 +424,222 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         shutdown: Some(tx),
         task,
     })
+}
+
+/// The ACME listener's TLS configuration when `[server] tls` is on: the operator's certificate,
+/// or one from the local TLS root in `<data_dir>/ca`; never one from the subscriber hierarchy
+/// (see cairn_issuer::tls).
+pub fn acme_tls(
+    cfg: &Config,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Option<rustls::ServerConfig>> {
+    if !cfg.server.tls {
+        return Ok(None);
+    }
+    let ca_dir = cfg.server.data_dir.join("ca");
+    let identity = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(cert), Some(key)) => cairn_issuer::tls::operator_tls_identity(cert, key)
+            .context("server.tls_cert / server.tls_key")?,
+        (None, None) => {
+            // A WFE of a split deployment has no hierarchy that made the folder.
+            crate::data_dir::prepare(&ca_dir)?;
+            cairn_issuer::tls::tls_server_identity(&ca_dir, &cfg.ca.tls_names, now)
+                .context("cannot set up the ACME listener's TLS certificate")?
+        }
+        _ => anyhow::bail!("server.tls_cert and server.tls_key must be set together"),
+    };
+    let config =
+        cairn_wfe::tls::server_config(identity.cert_chain_der(), identity.private_key_pkcs8_der())
+            .context("the ACME listener's TLS configuration")?;
+    Ok(Some(config))
+}
+
+/// The directory URL of an ACME listener bound to `acme_addr`.
+pub fn directory_url(cfg: &Config, acme_addr: SocketAddr) -> String {
+    let scheme = if cfg.server.tls { "https" } else { "http" };
+    let host = if acme_addr.ip().is_unspecified() || acme_addr.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        acme_addr.ip().to_string()
+    };
+    format!("{scheme}://{host}:{}/directory", acme_addr.port())
+}
+
+/// The ACME API over `ra`, with the shared nonce services when `[[wfe.nonce_services]]` lists
+/// them (else nonces in this process's memory).
+pub fn wfe_router(
+    cfg: &Config,
+    ra: Arc<dyn cairn_api::RegistrationAuthority>,
+    shared_nonces: Option<Arc<dyn cairn_api::NonceService>>,
+) -> axum::Router {
+    match shared_nonces {
+        Some(nonces) => cairn_wfe::router_with_nonces(ra, cfg.wfe.clone(), nonces),
+        None => cairn_wfe::router(ra, cfg.wfe.clone()),
+    }
+}
+
+/// Serves the ACME API `app` on `listener` (over TLS when `tls` is set) until `stop`.
+pub fn spawn_acme(
+    listener: TcpListener,
+    app: axum::Router,
+    tls: Option<rustls::ServerConfig>,
+    limits: cairn_listen::Limits,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    match tls {
+        Some(server_config) => tokio::spawn(async move {
+            cairn_wfe::tls::serve(listener, app, Arc::new(server_config), limits, stop).await;
+            Ok(())
+        }),
+        None => tokio::spawn(async move {
+            cairn_listen::Listener::new(listener, "acme", limits)
+                .serve(app, stop)
+                .await;
+            Ok(())
+        }),
+    }
+}
+
+/// A running RA with its background work: the CRL updater and the recovery of validation and
+/// issuance left `processing` past their lease.
+#[derive(Debug)]
+pub struct RaRole {
+    /// The RA.
+    pub ra: Ra,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RaRole {
+    /// Stops the background work.
+    pub fn abort(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Builds the RA over `storage` and `issuer` as `cfg` says (its VA with the remote perspectives
+/// of `[[va.remote]]`, rate limits, CRL updater, Debian weak keys), recovers the work left
+/// `processing` past its lease (by the last shutdown, or by another instance on the same
+/// database that died), and starts doing so on a timer. `cairn serve` and `cairn ra serve`.
+pub async fn start_ra(
+    cfg: &Config,
+    storage: Arc<dyn cairn_sa::StorageAuthority>,
+    issuer: Arc<dyn cairn_api::CertificateIssuer>,
+    ct: Option<Arc<dyn cairn_api::CtSubmitter>>,
+    clock: Arc<dyn Clock>,
+    readiness: &bootstrap::Readiness,
+) -> anyhow::Result<RaRole> {
+    let crl_updater = CrlUpdater::new(
+        issuer.clone(),
+        storage.clone(),
+        clock.clone(),
+        cfg.crl.settings()?,
+    );
+    let va = crate::va_serve::with_perspectives(
+        Arc::new(crate::va_serve::local_va(&cfg.va)?),
+        &cfg.va.remote,
+    )?;
+    // One setting for the whole CA: the addresses validation may reach are the addresses
+    // (and the reserved domains) the RA may issue for.
+    let mut ra_config = cfg.ra.clone();
+    ra_config.identifiers.allow_private_addresses = cfg.va.allow_private_addresses;
+
+    let limiter = rate_limiter(cfg).await?;
+    if let Some(url) = cfg.redis_url() {
+        readiness.monitor("redis", redis_probe(&url).await?);
+    }
+    let ra = Ra::new_with_ct(storage, va, issuer, ct, limiter, clock, ra_config);
+    if let Some(keys) = cfg.debian_weak_keys()? {
+        tracing::info!(fingerprints = keys.len(), "refusing Debian weak keys");
+        ra.refuse_debian_weak_keys(keys);
+    }
+    ra.add_revocation_listener(crl_updater.revocation_listener());
+    let crl_task = tokio::spawn(crl_updater.run());
+    // Work left `processing` past its lease (by the last shutdown, or by another instance on
+    // the same database that died): at start-up, then on a timer.
+    let (challenges, orders) = ra
+        .recover_stale_work()
+        .await
+        .map_err(|p| anyhow::anyhow!("recovering interrupted validation and issuance: {p}"))?;
+    if challenges + orders > 0 {
+        tracing::info!(
+            challenges,
+            orders,
+            "took over validation and issuance left processing past their lease"
+        );
+    }
+    let recovery_task = {
+        let ra = ra.clone();
+        let every = std::time::Duration::try_from(ra.config().recovery_interval)
+            .unwrap_or(std::time::Duration::from_secs(60));
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // Failures are logged by the RA; the next tick tries again.
+                let _ = ra.recover_stale_work().await;
+            }
+        })
+    };
+    Ok(RaRole {
+        ra,
+        tasks: vec![crl_task, recovery_task],
+    })
+}
+
+/// The CA hierarchy: `[ca.offline_root]`'s, or the one in `<data_dir>/ca`, created there on
+/// first start with certificates naming `public_base_url`.
+pub fn load_hierarchy(
+    cfg: &Config,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<CaHierarchy> {
+    let ca_dir = cfg.server.data_dir.join("ca");
+    Ok(match &cfg.ca.offline_root {
+        Some(offline) => CaHierarchy::load_offline_root(offline, now)
+            .context("cannot load the CA ([ca.offline_root])")?,
+        None => CaHierarchy::load_or_create_with(
+            &ca_dir,
+            cfg.key_algorithm()?,
+            now,
+            &cairn_issuer::HierarchyOptions {
+                country: Some(cfg.ca.country.clone()),
+                public_base_url: Some(public_base_url.to_owned()),
+            },
+        )
+        .with_context(|| format!("cannot set up the CA hierarchy in {}", ca_dir.display()))?,
+    })
+}
+
+/// The issuer that signs with `hierarchy`: its profile, lints, CRL shards and OCSP signer as
+/// `cfg` says (`cairn serve` and `cairn ca serve`).
+pub fn local_issuer(
+    cfg: &Config,
+    hierarchy: CaHierarchy,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<LocalIssuer> {
+    // A CA that may issue for private addresses (a private PKI, a test set-up) must not let the
+    // pre-issuance lint refuse them.
+    let mut ignored_lints = cfg.ca.ignored_lints.clone();
+    if cfg.va.allow_private_addresses {
+        ignored_lints.push("e_ext_san_contains_reserved_ip".into());
+    }
+    let mut profile = cairn_issuer::EndEntityProfile::default();
+    if cfg.ocsp.enabled {
+        profile.ocsp_url = Some(format!("{public_base_url}/ocsp"));
+    }
+    let mut issuer = LocalIssuer::new(hierarchy, profile, ignored_lints)
+        .context("cannot set up the issuer")?
+        .with_public_base_url(public_base_url)
+        .with_crl_shards(cfg.crl.settings()?.shards);
+    if cfg.ocsp.enabled {
+        let ca_dir = cfg.server.data_dir.join("ca");
+        issuer = issuer
+            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, now)
+            .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
+    }
+    Ok(issuer)
 }
 
 /// A readiness probe that the database answers a read (a count over an index, cheap on both

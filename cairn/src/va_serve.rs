@@ -108,26 +108,14 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         "{}: a remote perspective's [va] must not list remote perspectives itself",
         path.display()
     );
-    anyhow::ensure!(
-        !cfg.allowed_clients.0.is_empty(),
-        "{}: allowed_clients is empty; no one could call this VA",
-        path.display()
-    );
     let va: Arc<dyn ValidationAuthority> = Arc::new(local_va(&cfg.va)?);
-    let tls = cairn_rpc::tls::server_config(&cfg.tls)?;
-    let socket = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    tracing::info!(listen = %socket.local_addr()?, perspective = %cfg.perspective,
-        allowed_clients = ?cfg.allowed_clients.0, "remote VA serving");
-    let router = cairn_rpc::va::router(va).into_router(cfg.allowed_clients);
-    cairn_rpc::server::serve(
-        socket,
+    tracing::info!(perspective = %cfg.perspective, "remote VA starting");
+    crate::roles::serve_rpc(
         "va-rpc",
-        tls,
-        router,
-        crate::bootstrap::shutdown_signal(),
+        cfg.listen,
+        &cfg.allowed_clients.0,
+        &cfg.tls,
+        cairn_rpc::va::router(va),
     )
-    .await;
-    Ok(())
+    .await
 }

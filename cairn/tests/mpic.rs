@@ -45,7 +45,7 @@ allowed_clients = ["va.cairn.internal"]
 [tls]
 cert = "{pki}/va-{name}.pem"
 key = "{pki}/va-{name}.key.pem"
-ca = "{pki}/ca.pem"
+ca = "{pki}/internal-ca.pem"
 
 [va]
 dns_server = "{dns}"

@@ -8,9 +8,8 @@
 mod common;
 
 use cairn_acme::nonce::NoncePrefix;
-use common::raw::{RawClient, expect_problem, jwk_of, new_p256, sign};
+use common::raw::{RawClient, expect_problem, new_account_with_nonce as new_account};
 use common::{TestCa, free_port};
-use serde_json::json;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -38,7 +37,7 @@ allowed_clients = ["wfe.cairn.internal"]
 [rpc.tls]
 cert = "{pki}/nonce.pem"
 key = "{pki}/nonce.key.pem"
-ca = "{pki}/ca.pem"
+ca = "{pki}/internal-ca.pem"
 "#,
             pki = pki.display()
         ),
@@ -76,19 +75,6 @@ async fn wfe(pki: &Path, services: &[(&str, u16)]) -> TestCa {
         cfg.rpc.tls = Some(tls);
     })
     .await
-}
-
-/// A new-account request at `at`, signed by a fresh key, carrying `nonce`.
-async fn new_account(at: &RawClient, nonce: &str) -> reqwest::Response {
-    let key = new_p256();
-    let url = at.url("newAccount");
-    let header = json!({ "alg": "ES256", "nonce": nonce, "url": url, "jwk": jwk_of(&key) });
-    let jws = sign(
-        &key,
-        &header,
-        Some(&json!({ "termsOfServiceAgreed": true })),
-    );
-    at.post_body(&url, jws.to_string().into_bytes()).await
 }
 
 #[tokio::test]

@@ -9,10 +9,11 @@ use async_trait::async_trait;
 use cairn_core::{Identifier, Serial};
 use cairn_ocsp::ResponseParams;
 use cairn_x509::CrlEntry;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// What the RA asks the issuer to sign. The RA has already checked authorizations and the CSR.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueRequest {
     /// The serial the RA reserved.
     pub serial: Serial,
@@ -34,7 +35,7 @@ pub struct IssueRequest {
 
 /// Key usages and EKUs a certificate profile asks for, on top of what every TLS server
 /// certificate has (digitalSignature, serverAuth).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CertUsage {
     /// Add the clientAuth EKU.
     pub client_auth: bool,
@@ -53,7 +54,7 @@ impl Default for CertUsage {
 }
 
 /// A signed certificate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedCertificate {
     /// The certificate, DER.
     pub der: Vec<u8>,
@@ -65,7 +66,7 @@ pub struct IssuedCertificate {
 }
 
 /// Who the issuer signs as: what the CRL updater and the OCSP responder need to know about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuerIdentity {
     /// The ID of the intermediate that signs end-entity certificates, the shards of their CRL
     /// and OCSP responses about them.
@@ -94,7 +95,7 @@ pub struct CrlRequest<'a> {
 }
 
 /// Issuer failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum IssuerError {
     /// The request cannot be turned into a certificate (bad SPKI, bad name).
@@ -113,6 +114,9 @@ pub enum IssuerError {
     /// The pre-issuance lint found errors in the certificate; nothing was signed by the CA key.
     #[error("pre-issuance lint failed: {0}")]
     Lint(String),
+    /// A remote issuer could not be reached, or did not answer in time.
+    #[error("issuer unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The signing interface (in-process by default; remote when split).

@@ -12,12 +12,13 @@ use cairn_core::{
     Account, AccountId, Authorization, AuthzId, Certificate, ChallengeId, Identifier, Order,
     OrderId, OrderStatus, Problem, Revocation, Serial,
 };
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
 
 /// A verified newAccount request (the WFE has checked the JWS and, if present, the EAB MAC).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewAccountRequest {
     /// The account key, public JWK.
     pub jwk: serde_json::Value,
@@ -43,7 +44,7 @@ pub enum KeyChangeError {
 }
 
 /// A newOrder request as the WFE decoded it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewOrderRequest {
     /// Requested identifiers.
     pub identifiers: Vec<Identifier>,
@@ -58,7 +59,7 @@ pub struct NewOrderRequest {
 }
 
 /// An order with its status as the client sees it now.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderView {
     /// The stored order.
     pub order: Order,
@@ -67,7 +68,7 @@ pub struct OrderView {
 }
 
 /// Who asks for the revocation; the WFE has verified the JWS signature for each.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RevocationRequester {
     /// An account (kid-signed request).
     Account(Account),
@@ -77,7 +78,7 @@ pub enum RevocationRequester {
 }
 
 /// A renewal window as served to clients (RFC 9773).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewalInfo {
     /// Window start.
     pub start: OffsetDateTime,
@@ -90,7 +91,7 @@ pub struct RenewalInfo {
 }
 
 /// What the ACME directory's `meta` says about the RA's policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryInfo {
     /// Issuer domain names that identify this CA in CAA records (`meta.caaIdentities`).
     pub caa_identities: Vec<String>,

@@ -16,6 +16,7 @@ use cairn_core::{
     Account, AccountId, AccountPolicy, Authorization, AuthzId, AuthzStatus, Certificate, Challenge,
     ChallengeId, EabKey, Identifier, Order, OrderId, Problem, Revocation, Serial,
 };
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// A database driver's error, kept as the source of [`SaError::Database`] and
@@ -53,7 +54,7 @@ pub type SaResult<T> = Result<T, SaError>;
 
 /// The outcome of validating one challenge, applied atomically to the authorization and the
 /// challenge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChallengeOutcome {
     /// The authorization.
     pub authz_id: AuthzId,
@@ -69,7 +70,7 @@ pub struct ChallengeOutcome {
 /// it and until when. While it lasts no other instance takes the work over; once it has ended,
 /// another instance may claim the work by compare-and-swap and redo it. The holder picks a
 /// lease longer than the work can take, or renews it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     /// The instance holding it (unique per running process).
     pub owner: String,
@@ -78,7 +79,7 @@ pub struct Lease {
 }
 
 /// An authorization's stored status and expiry, without the rest of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthzState {
     /// The stored status.
     pub status: AuthzStatus,
@@ -380,7 +381,7 @@ pub trait StorageAuthority: Send + Sync + 'static {
 
 /// Which certificates an operator selects for revocation. Not `non_exhaustive`: every storage
 /// must answer every selector, so a new one should fail to compile in each until it does.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum CertificateSelector {
     /// Every certificate of an account.
     Account(AccountId),
@@ -392,7 +393,7 @@ pub enum CertificateSelector {
 }
 
 /// A revoked certificate, as a CRL entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevokedCertificate {
     /// Serial.
     pub serial: Serial,
@@ -403,7 +404,7 @@ pub struct RevokedCertificate {
 }
 
 /// What is known about a stored CRL without its bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlInfo {
     /// The issuer ID.
     pub issuer_id: String,
@@ -420,7 +421,7 @@ pub struct CrlInfo {
 }
 
 /// A signed CRL as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredCrl {
     /// Metadata.
     pub info: CrlInfo,
@@ -429,7 +430,7 @@ pub struct StoredCrl {
 }
 
 /// A blocked key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockedKey {
     /// SPKI SHA-256, lowercase hex.
     pub spki_sha256: String,
@@ -444,7 +445,7 @@ pub struct BlockedKey {
 
 /// Which certificates an operator marks for early renewal (exhaustive, as
 /// [`CertificateSelector`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum RenewalSelector {
     /// One certificate.
     Serial(Serial),

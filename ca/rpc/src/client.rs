@@ -7,6 +7,8 @@ use crate::tls::{ClientPem, TlsFiles};
 use http::uri::PathAndQuery;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -29,11 +31,12 @@ pub struct RpcClientConfig {
     pub timeout: time::Duration,
 }
 
-/// A client of one gRPC service.
+/// A client of one gRPC service, at one or several instances.
 #[derive(Debug, Clone)]
 pub struct RpcClient {
     service: &'static str,
-    grpc: tonic::client::Grpc<Channel>,
+    instances: Arc<[tonic::client::Grpc<Channel>]>,
+    next: Arc<AtomicUsize>,
 }
 
 impl RpcClient {
@@ -41,6 +44,30 @@ impl RpcClient {
     /// made again after it breaks), so a peer that is down is an error of the call, not of
     /// start-up.
     pub fn new(service: &'static str, config: &RpcClientConfig) -> Result<Self, RpcError> {
+        Self::new_many(service, std::slice::from_ref(config))
+    }
+
+    /// A client of several instances of `service` (several RAs behind the WFEs): calls go
+    /// round them, and a call an instance is [`RpcError::Unavailable`] for goes on to the next,
+    /// so a dead instance costs no call while another answers. A call whose connection broke
+    /// after it was sent may then run twice; the components' writes are compare-and-set, so
+    /// the second finds the first's result. At least one configuration is needed.
+    pub fn new_many(service: &'static str, configs: &[RpcClientConfig]) -> Result<Self, RpcError> {
+        if configs.is_empty() {
+            return Err(RpcError::Config(format!("{service}: no instance to call")));
+        }
+        let instances = configs
+            .iter()
+            .map(Self::channel)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            service,
+            instances: instances.into(),
+            next: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn channel(config: &RpcClientConfig) -> Result<tonic::client::Grpc<Channel>, RpcError> {
         let pem = ClientPem::read(&config.tls).map_err(|e| RpcError::Config(e.to_string()))?;
         let tls = ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(pem.ca))
@@ -60,31 +87,43 @@ impl RpcClient {
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true)
             .connect_lazy();
-        Ok(Self {
-            service,
-            grpc: tonic::client::Grpc::new(channel),
-        })
+        Ok(tonic::client::Grpc::new(channel))
     }
 
     /// Calls `/<service>/<method>` with `req`.
     pub async fn call<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp, RpcError>
     where
-        Req: Serialize + Send + Sync + 'static,
+        Req: Serialize + Clone + Send + Sync + 'static,
         Resp: DeserializeOwned + Send + Sync + 'static,
     {
         let path = PathAndQuery::try_from(format!("/{}/{method}", self.service))
             .map_err(|e| RpcError::Config(e.to_string()))?;
-        let mut grpc = self.grpc.clone();
-        grpc.ready()
-            .await
-            .map_err(|e| RpcError::Unavailable(e.to_string()))?;
-        let resp = grpc
-            .unary(
-                tonic::Request::new(req),
-                path,
-                JsonCodec::<Req, Resp>::default(),
-            )
-            .await?;
-        Ok(resp.into_inner())
+        let count = self.instances.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut last = RpcError::Unavailable(format!("{}: no instance", self.service));
+        for i in 0..count {
+            let mut grpc = self.instances[(first + i) % count].clone();
+            let attempt = async {
+                grpc.ready()
+                    .await
+                    .map_err(|e| RpcError::Unavailable(e.to_string()))?;
+                let resp = grpc
+                    .unary(
+                        tonic::Request::new(req.clone()),
+                        path.clone(),
+                        JsonCodec::<Req, Resp>::default(),
+                    )
+                    .await?;
+                Ok::<_, RpcError>(resp.into_inner())
+            };
+            match attempt.await {
+                Err(RpcError::Unavailable(e)) => {
+                    tracing::debug!(service = self.service, error = %e, "instance unavailable");
+                    last = RpcError::Unavailable(e);
+                }
+                other => return other,
+            }
+        }
+        Err(last)
     }
 }

@@ -48,7 +48,7 @@ pub fn files(dir: &Path, name: &str) -> TlsFiles {
     TlsFiles {
         cert: dir.join(format!("{name}.pem")),
         key: dir.join(format!("{name}.key.pem")),
-        ca: dir.join("ca.pem"),
+        ca: dir.join("internal-ca.pem"),
     }
 }
 
@@ -87,8 +87,8 @@ fn check_label(name: &str) -> Result<(), DevPkiError> {
     }
 }
 
-/// Writes `ca.pem`, `ca.key.pem` and, for each service, `<name>.pem` and `<name>.key.pem` into
-/// `dir` (created if missing). Keys are written with mode 0600. Returns the files written.
+/// Writes `internal-ca.pem`, `internal-ca.key.pem` and, for each service, `<name>.pem` and
+/// `<name>.key.pem` into `dir` (created if missing). Keys are written with mode 0600. Returns the files written.
 pub fn generate(dir: &Path, services: &[String]) -> Result<Vec<PathBuf>, DevPkiError> {
     for s in services {
         check_label(s)?;
@@ -107,10 +107,10 @@ pub fn generate(dir: &Path, services: &[String]) -> Result<Vec<PathBuf>, DevPkiE
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, &ca_key);
     let mut written = Vec::new();
-    let ca_path = dir.join("ca.pem");
+    let ca_path = dir.join("internal-ca.pem");
     write(ca_path.clone(), &ca_cert.pem(), false)?;
     written.push(ca_path);
-    let ca_key_path = dir.join("ca.key.pem");
+    let ca_key_path = dir.join("internal-ca.key.pem");
     write(ca_key_path.clone(), &ca_key.serialize_pem(), true)?;
     written.push(ca_key_path);
     for name in services {

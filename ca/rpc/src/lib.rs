@@ -9,7 +9,9 @@
 //! - [`identity`]: each service accepts only the client identities its configuration names (the
 //!   DNS names in the client certificate, as Boulder checks its gRPC peers per service);
 //! - [`server`] and [`client`]: unary gRPC (tonic) with a [`codec::JsonCodec`];
-//! - one module per component: [`va`] (the validation authority, for remote perspectives).
+//! - one module per component: [`va`] (the validation authority, for remote perspectives),
+//!   [`nonce`] (the WFEs' shared nonces), [`sa`] (the storage authority), [`issuer`] (the
+//!   CA's keys), [`ra`] (the registration authority); [`wire`] is what they share.
 //!
 //! ## Encoding
 //! Messages are the `cairn-api` request and response types, encoded as JSON inside ordinary
@@ -30,10 +32,14 @@ pub mod client;
 pub mod codec;
 pub mod dev_pki;
 pub mod identity;
+pub mod issuer;
 pub mod nonce;
+pub mod ra;
+pub mod sa;
 pub mod server;
 pub mod tls;
 pub mod va;
+pub mod wire;
 
 pub use client::{RpcClient, RpcClientConfig};
 pub use identity::AllowedClients;

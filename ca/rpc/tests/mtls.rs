@@ -154,7 +154,7 @@ async fn certificate_from_another_ca_is_refused_in_the_handshake() {
     dev_pki::generate(other.path(), &services(&["ra"])).unwrap();
     let (url, fake) = start_va(dir.path(), &["ra"]).await;
     let mut files = dev_pki::files(other.path(), "ra");
-    files.ca = dir.path().join("ca.pem");
+    files.ca = dir.path().join("internal-ca.pem");
     let config = RpcClientConfig {
         url,
         server_name: dev_pki::identity("va"),
@@ -200,5 +200,5 @@ fn bad_service_names_and_missing_files_are_clear_errors() {
     let err = dev_pki::generate(dir.path(), &services(&["ok", "not a label"])).unwrap_err();
     assert!(err.to_string().contains("not a label"), "{err}");
     let err = tls::server_config(&dev_pki::files(dir.path(), "missing")).unwrap_err();
-    assert!(err.to_string().contains("ca.pem"), "{err}");
+    assert!(err.to_string().contains("internal-ca.pem"), "{err}");
 }

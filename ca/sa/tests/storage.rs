@@ -1,6 +1,6 @@
 //! The storage suite, written once and run against SQLite (always, in a temporary directory),
-//! PostgreSQL (when `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after)
-//! and `cairn-api`'s in-memory fake (always): the fake other components' tests run against must
+//! PostgreSQL (when `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after),
+//! SQLite behind gRPC (`cairn_rpc::sa`, always) and `cairn-api`'s in-memory fake (always): the fake other components' tests run against must
 //! give the answers the real storage gives.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -38,6 +38,47 @@ where
     let sa = SqlStorage::open_sqlite_in(dir.path()).await.unwrap();
     assert_eq!(sa.backend_name(), "sqlite");
     test(Arc::new(sa.clone())).await;
+    sa.close().await;
+}
+
+/// Runs `test` on a fresh SQLite database served over gRPC with mutual TLS (`cairn_rpc::sa`,
+/// what `cairn sa serve` runs): the remote client must give every answer, and every error kind,
+/// that the storage gives in process.
+async fn with_remote<F, Fut>(test: F)
+where
+    F: FnOnce(Sa) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    use cairn_rpc::{AllowedClients, RpcClientConfig, dev_pki};
+    let dir = tempfile::tempdir().unwrap();
+    let sa = SqlStorage::open_sqlite_in(dir.path()).await.unwrap();
+    let pki = dir.path().join("pki");
+    dev_pki::generate(&pki, &["sa".to_owned(), "ra".to_owned()]).unwrap();
+    let router = cairn_rpc::sa::router(Arc::new(sa.clone()))
+        .into_router(AllowedClients(vec![dev_pki::identity("ra")]));
+    let tls = cairn_rpc::tls::server_config(&dev_pki::files(&pki, "sa")).unwrap();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", socket.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(cairn_rpc::server::serve(
+        socket,
+        "sa-rpc",
+        tls,
+        router,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let remote = cairn_rpc::sa::RemoteSa::new(&RpcClientConfig {
+        url,
+        server_name: dev_pki::identity("sa"),
+        tls: dev_pki::files(&pki, "ra"),
+        timeout: Duration::seconds(30),
+    })
+    .unwrap();
+    test(Arc::new(remote)).await;
+    let _ = stop.send(());
+    server.await.unwrap();
     sa.close().await;
 }
 
@@ -104,8 +145,8 @@ fn unique_schema() -> String {
     )
 }
 
-/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>`, `postgres::<name>` and
-/// `memory::<name>`.
+/// One `#[tokio::test]` per behaviour and backend: `sqlite::<name>`, `postgres::<name>`,
+/// `remote::<name>` and `memory::<name>`.
 macro_rules! storage_tests {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -121,6 +162,14 @@ macro_rules! storage_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::with_postgres(|sa| async move { super::$name(&sa).await }).await;
+                }
+            )+
+        }
+        mod remote {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_remote(|sa| async move { super::$name(&sa).await }).await;
                 }
             )+
         }

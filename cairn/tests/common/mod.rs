@@ -60,20 +60,7 @@ impl TestCa {
     }
 
     pub async fn account(&self) -> Account {
-        let (account, _creds) = Account::builder_with_root(&self.server.tls_root_path)
-            .expect("client")
-            .create(
-                &NewAccount {
-                    contact: &["mailto:test@cairn-ca.net"],
-                    terms_of_service_agreed: true,
-                    only_return_existing: false,
-                },
-                self.directory().to_owned(),
-                None,
-            )
-            .await
-            .expect("account created");
-        account
+        account_at(self.directory(), &self.server.tls_root_path).await
     }
 
     /// Makes the challenge test server answer `typ` for every pending authorization of the
@@ -83,36 +70,7 @@ impl TestCa {
         order: &mut instant_acme::Order,
         typ: ChallengeType,
     ) -> OrderStatus {
-        let mut authzs = order.authorizations();
-        while let Some(authz) = authzs.next().await {
-            let mut authz = authz.expect("authorization");
-            if authz.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            let ident = authz.identifier().identifier.clone();
-            let mut ch = authz
-                .challenge(typ.clone())
-                .expect("challenge type offered");
-            let key_auth = ch.key_authorization();
-            match (&typ, &ident) {
-                (ChallengeType::Http01, _) => self.chall.add_http01(&ch.token, key_auth.as_str()),
-                (ChallengeType::Dns01, Identifier::Dns(name)) => self
-                    .chall
-                    .set_txt(&format!("_acme-challenge.{name}."), &key_auth.dns_value()),
-                (ChallengeType::TlsAlpn01, Identifier::Dns(name)) => {
-                    self.chall.add_tlsalpn01(name, key_auth.as_str())
-                }
-                (ChallengeType::TlsAlpn01, Identifier::Ip(ip)) => {
-                    self.chall.add_tlsalpn01(&ip.to_string(), key_auth.as_str())
-                }
-                other => panic!("unsupported combination {other:?}"),
-            }
-            ch.set_ready().await.expect("challenge ready");
-        }
-        order
-            .poll_ready(&RetryPolicy::new().timeout(Duration::from_secs(20)))
-            .await
-            .expect("order polled")
+        authorize_with(&self.chall, order, typ).await
     }
 
     /// Full issuance: order, validate with `typ`, finalize with a fresh P-256 key, download.
@@ -140,26 +98,95 @@ impl TestCa {
         typ: ChallengeType,
         profile: Option<&str>,
     ) -> (String, rcgen::KeyPair) {
-        let mut new_order = NewOrder::new(ids);
-        if let Some(p) = profile {
-            new_order = new_order.profile(p);
-        }
-        let mut order = account.new_order(&new_order).await.expect("new order");
-        let status = self.authorize(&mut order, typ).await;
-        assert_eq!(
-            status,
-            OrderStatus::Ready,
-            "order should be ready: {:?}",
-            order.state()
-        );
-        let (csr, key) = csr_for(ids);
-        order.finalize_csr(&csr).await.expect("finalize");
-        let pem = order
-            .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(20)))
-            .await
-            .expect("certificate");
-        (pem, key)
+        issue_with(&self.chall, account, ids, typ, profile).await
     }
+}
+
+/// A new account at the ACME server of `directory`, whose HTTPS listener `tls_root` signs.
+pub async fn account_at(directory: &str, tls_root: &std::path::Path) -> Account {
+    let (account, _creds) = Account::builder_with_root(tls_root)
+        .expect("client")
+        .create(
+            &NewAccount {
+                contact: &["mailto:test@cairn-ca.net"],
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            directory.to_owned(),
+            None,
+        )
+        .await
+        .expect("account created");
+    account
+}
+
+/// Makes `chall` answer `typ` for every pending authorization of the order, tells the CA it is
+/// ready, and waits for the order to be ready.
+pub async fn authorize_with(
+    chall: &ChallTestSrvHandle,
+    order: &mut instant_acme::Order,
+    typ: ChallengeType,
+) -> OrderStatus {
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.expect("authorization");
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let ident = authz.identifier().identifier.clone();
+        let mut ch = authz
+            .challenge(typ.clone())
+            .expect("challenge type offered");
+        let key_auth = ch.key_authorization();
+        match (&typ, &ident) {
+            (ChallengeType::Http01, _) => chall.add_http01(&ch.token, key_auth.as_str()),
+            (ChallengeType::Dns01, Identifier::Dns(name)) => {
+                chall.set_txt(&format!("_acme-challenge.{name}."), &key_auth.dns_value())
+            }
+            (ChallengeType::TlsAlpn01, Identifier::Dns(name)) => {
+                chall.add_tlsalpn01(name, key_auth.as_str())
+            }
+            (ChallengeType::TlsAlpn01, Identifier::Ip(ip)) => {
+                chall.add_tlsalpn01(&ip.to_string(), key_auth.as_str())
+            }
+            other => panic!("unsupported combination {other:?}"),
+        }
+        ch.set_ready().await.expect("challenge ready");
+    }
+    order
+        .poll_ready(&RetryPolicy::new().timeout(Duration::from_secs(20)))
+        .await
+        .expect("order polled")
+}
+
+/// Full issuance with validation answered by `chall`: order, validate with `typ`, finalize
+/// with a fresh P-256 key, download. `profile: None`: the server's default.
+pub async fn issue_with(
+    chall: &ChallTestSrvHandle,
+    account: &Account,
+    ids: &[Identifier],
+    typ: ChallengeType,
+    profile: Option<&str>,
+) -> (String, rcgen::KeyPair) {
+    let mut new_order = NewOrder::new(ids);
+    if let Some(p) = profile {
+        new_order = new_order.profile(p);
+    }
+    let mut order = account.new_order(&new_order).await.expect("new order");
+    let status = authorize_with(chall, &mut order, typ).await;
+    assert_eq!(
+        status,
+        OrderStatus::Ready,
+        "order should be ready: {:?}",
+        order.state()
+    );
+    let (csr, key) = csr_for(ids);
+    order.finalize_csr(&csr).await.expect("finalize");
+    let pem = order
+        .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(20)))
+        .await
+        .expect("certificate");
+    (pem, key)
 }
 
 /// A CSR for the identifiers with a fresh P-256 key.

@@ -119,6 +119,19 @@ impl RawClient {
     }
 }
 
+/// A new-account request at `at`, signed by a fresh key, carrying `nonce`.
+pub async fn new_account_with_nonce(at: &RawClient, nonce: &str) -> reqwest::Response {
+    let key = new_p256();
+    let url = at.url("newAccount");
+    let header = json!({ "alg": "ES256", "nonce": nonce, "url": url, "jwk": jwk_of(&key) });
+    let jws = sign(
+        &key,
+        &header,
+        Some(&json!({ "termsOfServiceAgreed": true })),
+    );
+    at.post_body(&url, jws.to_string().into_bytes()).await
+}
+
 /// Asserts a problem response of `typ` (the part after `urn:ietf:params:acme:error:`) and
 /// `status`; returns the document.
 pub async fn expect_problem(resp: reqwest::Response, status: u16, typ: &str) -> Value {

@@ -1,0 +1,470 @@
+//! The split deployment as separate `cairn` processes on loopback, on PostgreSQL: `cairn admin
+//! pki dev` makes the internal mTLS PKI, then `cairn sa serve`, `cairn ca serve`, `cairn ra
+//! serve` and `cairn wfe serve` each run as their own process and an ACME client (instant-acme)
+//! issues and revokes a certificate through the WFE, the RA corroborating each validation with
+//! two remote perspectives (`cairn va serve`). A service presented a client certificate it does
+//! not allow refuses it. Then SA, issuer, a nonce service, two RAs and two WFEs: a client
+//! alternating WFEs per request never sees `badNonce`, and flows through both WFEs keep issuing
+//! after one RA is SIGKILLed. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and
+//! fails without it), in a fresh schema.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use cairn_api::sa::{SaError, StorageAuthority};
+use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
+use cairn_rpc::RpcError;
+use common::raw::{RawClient, new_account_with_nonce};
+use common::{account_at, authorize_with, free_port, issue_with, verify_chain};
+use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RevocationRequest};
+use rustls_pki_types::CertificateDer;
+use sqlx::AssertSqlSafe;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `cairn` process, killed when dropped.
+struct Role {
+    name: String,
+    child: Child,
+}
+
+impl Drop for Role {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh PostgreSQL schema, dropped at the end.
+struct Schema {
+    admin: sqlx::PgPool,
+    name: String,
+    url: String,
+}
+
+impl Schema {
+    async fn create(base: &str, tag: &str) -> Schema {
+        // Built from the process ID only, so the dynamic SQL below is safe.
+        let name = format!("cairn_split_{tag}_{}", std::process::id());
+        let admin = sqlx::PgPool::connect(base)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}");
+        Schema { admin, name, url }
+    }
+
+    async fn count(&self, query: &str) -> i64 {
+        let (n,): (i64,) = sqlx::query_as(AssertSqlSafe(query.replace("{schema}", &self.name)))
+            .fetch_one(&self.admin)
+            .await
+            .unwrap();
+        n
+    }
+
+    async fn drop_schema(self) {
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
+            .execute(&self.admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// The files and ports of one deployment.
+struct Deployment {
+    dir: PathBuf,
+    pki: PathBuf,
+    chall: ChallTestSrvHandle,
+    database_url: String,
+    sa: u16,
+    ca: u16,
+    public: u16,
+    /// The ports of the remote perspectives (`cairn va serve`) the RA corroborates with.
+    remote_vas: Vec<u16>,
+    /// The port of the WFEs' shared nonce service (`cairn nonce serve`), if there is one.
+    nonce: Option<u16>,
+}
+
+impl Deployment {
+    async fn new(dir: &Path, database_url: String) -> Deployment {
+        let pki = dir.join("pki");
+        let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(["admin", "pki", "dev", "--out"])
+            .arg(&pki)
+            .args(
+                ["sa", "ca", "ra", "wfe", "nonce", "va-r0", "va-r1"]
+                    .iter()
+                    .flat_map(|s| ["--service", s]),
+            )
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let chall = ChallTestSrv::start(ChallTestSrvConfig::loopback_ephemeral())
+            .await
+            .expect("challenge test server starts");
+        Deployment {
+            dir: dir.to_owned(),
+            pki,
+            chall,
+            database_url,
+            sa: free_port(),
+            ca: free_port(),
+            public: free_port(),
+            remote_vas: Vec::new(),
+            nonce: None,
+        }
+    }
+
+    /// Starts two remote perspectives (`cairn va serve`, RIRs ARIN and RIPE) that see the
+    /// same network as the RA's own VA, and lists them in the RA's `[[va.remote]]`.
+    async fn start_remote_vas(&mut self) -> Vec<Role> {
+        let mut roles = Vec::new();
+        for name in ["r0", "r1"] {
+            let port = free_port();
+            let path = self.dir.join(format!("va-{name}.toml"));
+            std::fs::write(
+                &path,
+                format!(
+                    r#"listen = "127.0.0.1:{port}"
+perspective = "{name}"
+allowed_clients = ["ra.cairn.internal"]
+
+[tls]
+cert = "{pki}/va-{name}.pem"
+key = "{pki}/va-{name}.key.pem"
+ca = "{pki}/internal-ca.pem"
+
+{va}"#,
+                    pki = self.pki.display(),
+                    va = self.va_section(),
+                ),
+            )
+            .unwrap();
+            roles.push(self.spawn("va", &format!("va-{name}"), &path, port).await);
+            self.remote_vas.push(port);
+        }
+        roles
+    }
+
+    /// `[va]`: validation against the challenge test server.
+    fn va_section(&self) -> String {
+        format!(
+            r#"[va]
+dns_server = "{dns}"
+http01_port = {http01}
+tlsalpn01_port = {tlsalpn01}
+timeout = "5s"
+allow_private_addresses = true
+"#,
+            dns = self.chall.dns_addr().unwrap(),
+            http01 = self.chall.http01_addr().unwrap().port(),
+            tlsalpn01 = self.chall.tlsalpn01_addr().unwrap().port(),
+        )
+    }
+
+    /// The configuration of role `role` (`[rpc] tls` with the certificate of `identity`),
+    /// listening on `port`, calling the RAs at `ra_ports`.
+    fn config(&self, role: &str, identity: &str, port: u16, ra_ports: &[u16]) -> PathBuf {
+        let pki = self.pki.display();
+        let data = self.dir.join(format!("data-{role}"));
+        let ras: Vec<String> = ra_ports
+            .iter()
+            .map(|p| format!("{{ url = \"https://127.0.0.1:{p}\" }}"))
+            .collect();
+        let remotes: String = self
+            .remote_vas
+            .iter()
+            .zip(["r0", "r1"].iter().zip(["ARIN", "RIPE"]))
+            .map(|(port, (name, rir))| {
+                format!(
+                    "\n[[va.remote]]\nname = \"{name}\"\nrir = \"{rir}\"\n\
+                     url = \"https://127.0.0.1:{port}\"\n\
+                     server_name = \"va-{name}.cairn.internal\"\n\
+                     [va.remote.tls]\ncert = \"{pki}/ra.pem\"\nkey = \"{pki}/ra.key.pem\"\n\
+                     ca = \"{pki}/internal-ca.pem\"\n"
+                )
+            })
+            .collect();
+        let text = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+metrics_listen = "127.0.0.1:0"
+public_listen = "127.0.0.1:{public}"
+data_dir = "{data}"
+database_url = "{db}"
+
+[ct]
+enabled = false
+
+[dap]
+enabled = false
+
+{va}{remotes}
+[rpc.tls]
+cert = "{pki}/{identity}.pem"
+key = "{pki}/{identity}.key.pem"
+ca = "{pki}/internal-ca.pem"
+
+[services.sa]
+listen = "127.0.0.1:{sa}"
+allowed_clients = ["ra.cairn.internal"]
+
+[services.issuer]
+listen = "127.0.0.1:{ca}"
+allowed_clients = ["ra.cairn.internal"]
+
+[services.ra]
+listen = "127.0.0.1:{port}"
+allowed_clients = ["wfe.cairn.internal"]
+
+[peers]
+sa = {{ url = "https://127.0.0.1:{sa}" }}
+issuer = {{ url = "https://127.0.0.1:{ca}" }}
+ra = [{ras}]
+"#,
+            ras = ras.join(", "),
+            va = self.va_section(),
+            public = self.public,
+            data = data.display(),
+            db = self.database_url,
+            sa = self.sa,
+            ca = self.ca,
+        );
+        let nonces = match self.nonce {
+            Some(port) => format!(
+                r#"
+[nonce]
+listen = "127.0.0.1:{port}"
+prefix = "nonce-01"
+allowed_clients = ["wfe.cairn.internal"]
+
+[[wfe.nonce_services]]
+prefix = "nonce-01"
+address = "https://127.0.0.1:{port}"
+"#
+            ),
+            None => String::new(),
+        };
+        let path = self.dir.join(format!("{role}.toml"));
+        std::fs::write(&path, text + &nonces).unwrap();
+        path
+    }
+
+    /// Starts `cairn <kind> serve` as `role` and waits until it listens on `port`.
+    async fn start(&self, kind: &str, role: &str, port: u16, ra_ports: &[u16]) -> Role {
+        let config = self.config(role, kind, port, ra_ports);
+        self.spawn(kind, role, &config, port).await
+    }
+
+    /// Runs `cairn <kind> serve --config <config>` as `role` until it listens on `port`.
+    async fn spawn(&self, kind: &str, role: &str, config: &Path, port: u16) -> Role {
+        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([kind, "serve", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut role = Role {
+            name: role.to_owned(),
+            child,
+        };
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return role;
+            }
+            if let Some(status) = role.child.try_wait().unwrap() {
+                panic!("cairn {kind} serve ({}) exited: {status}", role.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("cairn {kind} serve ({}) did not start listening", role.name);
+    }
+
+    /// The WFE's directory URL and the root its HTTPS listener's certificate chains to.
+    fn wfe(&self, role: &str, port: u16) -> (String, PathBuf) {
+        (
+            format!("https://localhost:{port}/directory"),
+            self.dir
+                .join(format!("data-{role}"))
+                .join("ca")
+                .join("tls-root.pem"),
+        )
+    }
+
+    /// The subscriber root, in the issuer's data folder.
+    fn root(&self) -> PathBuf {
+        self.dir.join("data-ca").join("ca").join("root.pem")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_and_revocation_through_separate_role_processes() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "one").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let remote_vas = d.start_remote_vas().await;
+    let (ra_port, wfe_port) = (free_port(), free_port());
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let _ra = d.start("ra", "ra", ra_port, &[]).await;
+    let _wfe = d.start("wfe", "wfe", wfe_port, &[ra_port]).await;
+
+    let (directory, tls_root) = d.wfe("wfe", wfe_port);
+    let account = account_at(&directory, &tls_root).await;
+    let name = "split.example.com";
+    let (pem, _key) = issue_with(
+        &d.chall,
+        &account,
+        &[Identifier::Dns(name.into())],
+        ChallengeType::Http01,
+        None,
+    )
+    .await;
+    verify_chain(&d.root(), &pem, name);
+    // Stored by the SA process in PostgreSQL.
+    assert_eq!(
+        schema
+            .count("SELECT COUNT(*) FROM {schema}.certificates")
+            .await,
+        1
+    );
+
+    // Revocation through the WFE and the RA, recorded by the SA.
+    let leaf = CertificateDer::from(common::pem_chain(&pem).remove(0));
+    account
+        .revoke(&RevocationRequest {
+            certificate: &leaf,
+            reason: Some(instant_acme::RevocationReason::Superseded),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        schema
+            .count("SELECT COUNT(*) FROM {schema}.certificates WHERE revoked_at IS NOT NULL")
+            .await,
+        1
+    );
+
+    // The SA answers the RA only: the WFE's certificate (valid, same CA) is refused.
+    let as_wfe = cairn_rpc::sa::RemoteSa::new(&cairn_rpc::RpcClientConfig {
+        url: format!("https://127.0.0.1:{}", d.sa),
+        server_name: cairn_rpc::dev_pki::identity("sa"),
+        tls: cairn_rpc::dev_pki::files(&d.pki, "wfe"),
+        timeout: time::Duration::seconds(5),
+    })
+    .unwrap();
+    let err = as_wfe
+        .get_certificate(&cairn_core::Serial("01".into()))
+        .await
+        .unwrap_err();
+    let SaError::Database(source) = &err else {
+        panic!("expected a refusal, got {err:?}");
+    };
+    assert!(
+        matches!(
+            source.downcast_ref::<RpcError>(),
+            Some(RpcError::PermissionDenied(_))
+        ),
+        "{source:?}"
+    );
+
+    // The RA corroborates with the remote perspectives: with both down, quorum is out of
+    // reach and the order is refused.
+    drop(remote_vas);
+    let mut order = account
+        .new_order(&NewOrder::new(&[Identifier::Dns(
+            "alone.split.example".into(),
+        )]))
+        .await
+        .unwrap();
+    let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
+    assert_eq!(status, OrderStatus::Invalid);
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// Issues a certificate for `name` through the WFE `role` listening on `port`, with a new
+/// account there.
+async fn issue_at(d: &Deployment, role: &str, port: u16, name: &str) {
+    let (directory, tls_root) = d.wfe(role, port);
+    let account = account_at(&directory, &tls_root).await;
+    let (pem, _key) = issue_with(
+        &d.chall,
+        &account,
+        &[Identifier::Dns(name.into())],
+        ChallengeType::Http01,
+        None,
+    )
+    .await;
+    verify_chain(&d.root(), &pem, name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "two").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let (ra1, ra2, wfe1, wfe2) = (free_port(), free_port(), free_port(), free_port());
+    let nonce = free_port();
+    d.nonce = Some(nonce);
+    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
+    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
+    // Each WFE lists both RAs, in a different order.
+    let _wfe1 = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
+    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
+
+    // Flows through both WFEs; each WFE's calls go round both RAs.
+    issue_at(&d, "wfe1", wfe1, "one.split.example").await;
+    issue_at(&d, "wfe2", wfe2, "two.split.example").await;
+
+    // A client alternating WFEs per request: each nonce taken from one WFE is good at the
+    // other (both use the nonce service), and each request reaches an RA.
+    let ((dir1, root1), (dir2, root2)) = (d.wfe("wfe1", wfe1), d.wfe("wfe2", wfe2));
+    let raw = [
+        RawClient::new(&dir1, &root1).await,
+        RawClient::new(&dir2, &root2).await,
+    ];
+    for i in 0..6 {
+        let (from, to) = (&raw[i % 2], &raw[(i + 1) % 2]);
+        let resp = new_account_with_nonce(to, &from.nonce().await).await;
+        assert_eq!(resp.status(), 201, "request {i}: {:?}", resp.text().await);
+    }
+
+    // SIGKILL the first RA: both WFEs go on through the second.
+    first_ra.child.kill().unwrap();
+    first_ra.child.wait().unwrap();
+    issue_at(&d, "wfe1", wfe1, "three.split.example").await;
+    issue_at(&d, "wfe2", wfe2, "four.split.example").await;
+
+    // Four certificates, one per order: nothing lost, nothing issued twice.
+    let certs = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates")
+        .await;
+    let orders = schema
+        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+        .await;
+    assert_eq!((certs, orders), (4, 4));
+    drop(tmp);
+    schema.drop_schema().await;
+}
