@@ -436,7 +436,10 @@ impl Store {
             .bind(prefix)
             .fetch_optional(&mut *conn)
             .await?;
-            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()?
+            row.map(|r| -> std::result::Result<_, sqlx::Error> {
+                Ok((r.try_get(0)?, r.try_get(1)?))
+            })
+            .transpose()?
         }))
     }
 
@@ -650,7 +653,9 @@ impl Store {
             .bind(account_id)
             .fetch_all(&mut *conn)
             .await?;
-            rows.into_iter().map(|r| task_row(&r)).collect::<std::result::Result<Vec<_>, _>>()?
+            rows.iter()
+                .map(task_row!())
+                .collect::<std::result::Result<Vec<_>, _>>()?
         }))
     }
 
