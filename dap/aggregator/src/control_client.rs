@@ -1,5 +1,5 @@
 //! A client of the aggregators' control plane (`/control/…`, see [`crate::http`]): task creation
-//! on a leader and helper pair, and HPKE key management. `cairn dap task create`, `cairn dap
+//! on a leader and helper pair, task deletion, and HPKE key management. `cairn dap task create`, `cairn dap
 //! hpke-key` and the tests of `cairn serve` use it; the secrets it sends travel only over the
 //! bearer-protected control API.
 
@@ -120,6 +120,30 @@ pub async fn create_task(
         }
     }
     Ok(())
+}
+
+/// Deletes the task at the aggregator at `base` with its control-plane `token`, everything
+/// it holds for the task included; false if the aggregator has no such task.
+pub async fn delete_task(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    task_id: &cairn_dap_messages::TaskId,
+) -> Result<bool, ControlError> {
+    let resp = http
+        .delete(TaskParameters::url(base, &format!("control/tasks/{task_id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|source| ControlError::Unreachable {
+            aggregator: base.to_owned(),
+            source,
+        })?;
+    match check(base, resp).await? {
+        Ok(_) => Ok(true),
+        Err((reqwest::StatusCode::NOT_FOUND, _)) => Ok(false),
+        Err((status, detail)) => Err(ControlError::Refused { status, detail }),
+    }
 }
 
 /// What to do with an aggregator's HPKE keys (its configuration IDs).

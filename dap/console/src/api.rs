@@ -118,9 +118,7 @@ async fn delete_task(
     Path(task_id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let account = token_account(&c, &headers).await?;
-    if !c.store.delete_task(&account, &task_id, c.now()).await? {
-        return Err(ConsoleError::NotFound);
-    }
+    provision::delete_task(&c, &account, &task_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

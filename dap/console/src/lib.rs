@@ -101,6 +101,59 @@ impl ConsoleConfig {
     }
 }
 
+/// `cairn dap console --config FILE`: the console on a listener of its own, beside a leader
+/// run by `cairn dap serve --role leader` (it shares that leader's datastore: its tables, its
+/// counters and its datastore key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandaloneConfig {
+    /// Where the console listens (it is served under [`MOUNT`]).
+    pub listen: std::net::SocketAddr,
+    /// The leader's datastore URL (`sqlite://…` or `postgres://…`), or the environment
+    /// variable named by `database_url_env` holding it.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Environment variable holding the datastore URL (for URLs with passwords).
+    #[serde(default)]
+    pub database_url_env: Option<String>,
+    /// Environment variable holding the leader's datastore key.
+    #[serde(default = "default_datastore_key_env")]
+    pub datastore_key_env: String,
+    /// The leader's DAP base URL, as the console reaches it.
+    pub leader_url: String,
+    /// Environment variable holding the leader's control-plane token.
+    #[serde(default = "default_control_token_env")]
+    pub leader_control_token_env: String,
+    /// A helper offered to every account (its DAP base URL), if any.
+    #[serde(default)]
+    pub shared_helper_url: Option<String>,
+    /// Environment variable holding the shared helper's control-plane token.
+    #[serde(default = "default_control_token_env")]
+    pub shared_helper_control_token_env: String,
+    /// The console itself (`enabled` is implied).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+fn default_datastore_key_env() -> String {
+    "CAIRN_DAP_DATASTORE_KEY".into()
+}
+
+fn default_control_token_env() -> String {
+    "CAIRN_DAP_CONTROL_TOKEN".into()
+}
+
+impl StandaloneConfig {
+    /// The datastore URL from the file or the environment.
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.database_url_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        })
+    }
+}
+
 /// An aggregator the console creates tasks at: its DAP base URL and control-plane token.
 #[derive(Clone)]
 pub struct AggregatorEndpoint {

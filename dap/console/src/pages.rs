@@ -754,8 +754,6 @@ async fn delete_task(
 ) -> Page {
     let s = page!(require_post(&c, &headers, &form).await);
     let a = tryp!(member(&c, &s, &account_id).await);
-    if !tryp!(c.store.delete_task(&a.account_id, &task_id, c.now()).await) {
-        return Page(Err(ConsoleError::NotFound));
-    }
+    tryp!(provision::delete_task(&c, &a.account_id, &task_id).await);
     Page(Ok(see_other(&format!("/accounts/{account_id}"))))
 }

@@ -141,6 +141,36 @@ pub(crate) async fn create_task(
     })
 }
 
+/// Deletes the account's task at the leader and at its helper (everything they hold for it),
+/// then in the console. An aggregator that no longer has the task is not an error; one that
+/// cannot be reached is, and the task stays listed so the deletion can be retried.
+pub(crate) async fn delete_task(
+    console: &Console,
+    account_id: &str,
+    task_id: &str,
+) -> Result<(), ConsoleError> {
+    let task = console
+        .store
+        .get_task(account_id, task_id)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let id: TaskId = task
+        .task_id
+        .parse()
+        .map_err(|_| ConsoleError::Internal("stored task ID"))?;
+    let helper = helper_endpoint(console, account_id, &task.helper).await?;
+    for (name, endpoint) in [("leader", &console.leader), ("helper", &helper)] {
+        control_client::delete_task(&console.http, &endpoint.url, &endpoint.control_token, &id)
+            .await
+            .map_err(|e| ConsoleError::Aggregator(format!("the {name} did not delete the task: {e}")))?;
+    }
+    if !console.store.delete_task(account_id, task_id, console.now()).await? {
+        return Err(ConsoleError::NotFound);
+    }
+    tracing::info!(task = %task.task_id, account = account_id, "console deleted a task");
+    Ok(())
+}
+
 /// A task's status as the leader sees it.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct TaskStatus {
@@ -150,8 +180,11 @@ pub(crate) struct TaskStatus {
     pub accepted: u64,
     /// Reports verified and aggregated by both aggregators.
     pub aggregated: u64,
-    /// Reports waiting for aggregation.
+    /// Reports waiting for aggregation or being aggregated.
     pub pending: u64,
+    /// Reports the aggregators rejected while aggregating (invalid proof, undecryptable at
+    /// the helper, replayed).
+    pub failed: u64,
     /// Collection jobs so far.
     pub collections: u64,
     /// Whether enough reports are aggregated for one batch.
@@ -177,8 +210,16 @@ pub(crate) async fn task_status(
         .iter()
         .find(|(r, _)| r == "accepted")
         .map_or(0, |(_, n)| *n);
-    let rows = console.datastore.count_task_rows(&id).await?;
-    let aggregated = rows.aggregated_reports;
+    let states = console.datastore.count_client_reports_by_state(&id).await?;
+    let in_state = |names: &[&str]| -> u64 {
+        states
+            .iter()
+            .filter(|(s, _)| names.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let aggregated = in_state(&["aggregated"]);
+    let collections = console.datastore.count_task_rows(&id).await?.collection_jobs;
     let ready = aggregated >= params.min_batch_size;
     let readiness = match params.batch_mode {
         BatchMode::LeaderSelected => format!(
@@ -202,8 +243,9 @@ pub(crate) async fn task_status(
         upload_counters,
         accepted,
         aggregated,
-        pending: rows.client_reports,
-        collections: rows.collection_jobs,
+        pending: in_state(&["start", "aggregating"]),
+        failed: in_state(&["failed"]),
+        collections,
         ready,
         readiness,
         state: if ended { "ended" } else { "collecting" },
