@@ -530,3 +530,109 @@ async fn csrf_attempts_wrong_passwords_and_revoked_tokens_are_refused() {
     assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(blocked.set_cookie.is_none());
 }
+
+/// Runs `cairn` with `args` in `dir` (and `env`); its standard output, or a failure.
+async fn cairn_cli(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cairn {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The same story in Chromium, driven by playwright-core (dap/console/tests/browser): the
+/// collector key pair is made by the browser's WebCrypto, the snippet copied with its button,
+/// and `cairn dap upload` / `cairn dap collect` use the files the browser downloaded.
+/// Screenshots are left in `$CARGO_TARGET_TMPDIR/dap-console-browser/`.
+#[tokio::test]
+async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
+    let Some(chromium) = cairn_test_services::program("chromium") else {
+        return;
+    };
+    let Some(node) = cairn_test_services::program("node") else {
+        return;
+    };
+    let script_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("dap/console/tests/browser");
+    if !script_dir.join("node_modules/playwright-core").is_dir() {
+        assert!(
+            !cairn_test_services::in_ci(),
+            "playwright-core is not installed: npm ci in dap/console/tests/browser"
+        );
+        eprintln!("skipping: npm ci in dap/console/tests/browser first");
+        return;
+    }
+    let ca = start().await;
+    let base = console_url(&ca);
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dap-console-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let browse = |phase: &'static str| {
+        let mut cmd = tokio::process::Command::new(&node);
+        cmd.arg(script_dir.join("console.mjs"))
+            .arg(phase)
+            .arg(&base)
+            .arg(&out)
+            .env("CHROMIUM", &chromium);
+        async move {
+            let o = cmd.output().await.unwrap();
+            assert!(
+                o.status.success(),
+                "console.mjs {phase}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    };
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+
+    browse("create").await;
+    let created = read("created.json");
+    assert_eq!(
+        created["clipboard"], "cairn dap upload --task task.json 0",
+        "{created}"
+    );
+    let key_file = read("collector-key.json");
+    assert!(key_file["private_key"].is_string(), "{key_file}");
+
+    cairn_cli(&out, &["dap", "upload", "--task", "task.json", "0", "2", "1", "2", "2", "2"], &[])
+        .await;
+    let token = created["collector_token"].as_str().unwrap();
+    let collected = cairn_cli(
+        &out,
+        &["dap", "collect", "--task", "task.json", "--hpke-keypair", "collector-key.json"],
+        &[("CAIRN_DAP_COLLECTOR_TOKEN", token)],
+    )
+    .await;
+    let collected: serde_json::Value = serde_json::from_str(&collected).unwrap();
+    assert_eq!(collected["report_count"], 6, "{collected}");
+    assert_eq!(
+        collected["aggregate_result"],
+        serde_json::to_value(AggregateResult::Vector(vec![1, 1, 4])).unwrap()
+    );
+
+    browse("check").await;
+    let checked = read("checked.json");
+    let expect = serde_json::json!({
+        "counts": { "accepted": 6, "aggregated": 6, "collections": 1, "ready": true },
+        "csrf": { "missing": 403, "wrong": 403, "still_there": 200 },
+        "other": {
+            "by_url": 404, "through_own_account": 404, "task_json": 404, "delete_form": 404,
+            "api_get": 404, "api_delete": 404, "api_list": [],
+        },
+        "wrong_password": { "status": 401, "message": "wrong e-mail address or password" },
+    });
+    assert_eq!(checked, expect);
+    assert!(out.join("05-task-counts.png").is_file());
+}
