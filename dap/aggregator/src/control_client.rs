@@ -77,18 +77,40 @@ pub async fn create_task(
     collector_config: &str,
     tokens: &TaskTokens,
 ) -> Result<(), ControlError> {
+    let at = ControlUrls {
+        leader: &params.leader_endpoint,
+        helper: &params.helper_endpoint,
+    };
+    create_task_via(http, params, at, collector_config, tokens).await
+}
+
+/// Where [`create_task_via`] reaches each aggregator's control plane.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlUrls<'a> {
+    /// The leader's base URL.
+    pub leader: &'a str,
+    /// The helper's base URL.
+    pub helper: &'a str,
+}
+
+/// [`create_task`], reaching the control planes at `at` instead of the endpoints the task
+/// names: for a caller that reaches an aggregator by another URL than clients do (the
+/// endpoints are part of the `TaskConfiguration` every HPKE AAD binds, so the task must name
+/// the clients' URL).
+pub async fn create_task_via(
+    http: &reqwest::Client,
+    params: &TaskParameters,
+    at: ControlUrls<'_>,
+    collector_config: &str,
+    tokens: &TaskTokens,
+) -> Result<(), ControlError> {
     let aggregator_token = URL_SAFE_NO_PAD.encode(random_bytes()?);
     let verify_key = URL_SAFE_NO_PAD.encode(random_bytes()?);
     for (name, base, control, collector) in [
-        (
-            "helper",
-            &params.helper_endpoint,
-            &tokens.helper_control,
-            None,
-        ),
+        ("helper", at.helper, &tokens.helper_control, None),
         (
             "leader",
-            &params.leader_endpoint,
+            at.leader,
             &tokens.leader_control,
             Some(tokens.collector.clone()),
         ),

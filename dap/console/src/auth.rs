@@ -247,6 +247,14 @@ mod tests {
     }
 
     #[test]
+    fn the_dummy_hash_is_a_real_argon2id_hash() {
+        // Else a log-in for an unknown address would skip the work and answer faster.
+        let h = PasswordHash::new(DUMMY_HASH).unwrap();
+        assert_eq!(h.algorithm.as_str(), "argon2id");
+        assert_eq!(h.hash.unwrap().len(), 32);
+    }
+
+    #[test]
     fn api_tokens_split_into_prefix_and_hash() {
         let (token, parts) = new_api_token().unwrap();
         assert!(token.starts_with(&parts.prefix));

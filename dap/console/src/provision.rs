@@ -10,7 +10,7 @@
 use crate::metric::{Metric, MetricForm};
 use crate::store::TaskRow;
 use crate::{AggregatorEndpoint, Console, ConsoleError, auth};
-use cairn_dap_aggregator::control_client::{self, ControlError, TaskTokens};
+use cairn_dap_aggregator::control_client::{self, ControlError, ControlUrls, TaskTokens};
 use cairn_dap_core::TaskParameters;
 use cairn_dap_messages::{BatchMode, Duration, Interval, TaskId, Time};
 
@@ -97,21 +97,19 @@ pub(crate) async fn create_task(
         .map_err(|e| ConsoleError::BadRequest(format!("the task is not valid: {e}")))?;
     let collector_auth_token =
         auth::random_token::<32>().ok_or(ConsoleError::Internal("no randomness"))?;
-    // The leader is reached at its own URL; clients may be given another (leader_public_url).
-    let mut at_leader = params.clone();
-    at_leader.leader_endpoint = console.leader.url.clone();
     let tokens = TaskTokens {
         leader_control: console.leader.control_token.clone(),
         helper_control: helper.control_token,
         collector: collector_auth_token.clone(),
     };
-    control_client::create_task(
-        &console.http,
-        &at_leader,
-        &credential.hpke_config,
-        &tokens,
-    )
-    .await
+    // The task names the leader URL clients use (it is bound into every HPKE AAD); the console
+    // may reach the leader's control plane by another one.
+    let at = ControlUrls {
+        leader: &console.leader.url,
+        helper: &helper.url,
+    };
+    control_client::create_task_via(&console.http, &params, at, &credential.hpke_config, &tokens)
+        .await
     .map_err(|e| match e {
         ControlError::TaskRefused {
             aggregator, detail, ..
