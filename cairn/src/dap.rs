@@ -487,10 +487,8 @@ async fn console(path: PathBuf) -> anyhow::Result<()> {
         shared_helper,
         Arc::new(RealClock),
     )?;
-    let app = axum::Router::new().nest(
-        cairn_dap_console::MOUNT,
-        cairn_dap_console::router(console),
-    );
+    let app =
+        axum::Router::new().nest(cairn_dap_console::MOUNT, cairn_dap_console::router(console));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;

@@ -198,7 +198,10 @@ pub async fn start(
         pair.tasks.push(agg.spawn_key_rotator());
         let mut app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
         if role == AggregatorRole::Leader && section.console.enabled {
-            app = app.nest(cairn_dap_console::MOUNT, console_router(section, &pair, &agg)?);
+            app = app.nest(
+                cairn_dap_console::MOUNT,
+                console_router(section, &pair, &agg)?,
+            );
         }
         pair.tasks.push(tokio::spawn(
             cairn_listen::Listener::new(listener, "dap", limits.clone())

@@ -147,7 +147,10 @@ impl Browser {
 
 /// The text between `start` and the next `end` in `text`.
 fn between<'t>(text: &'t str, start: &str, end: &str) -> &'t str {
-    let from = text.find(start).unwrap_or_else(|| panic!("{start} in {text}")) + start.len();
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} in {text}"))
+        + start.len();
     let len = text[from..].find(end).unwrap();
     &text[from..from + len]
 }
@@ -283,11 +286,18 @@ async fn a_histogram_metric_made_in_the_console_collects_and_shows_its_counts() 
     let page = alice
         .get(&format!("/accounts/{account}/tasks/{}", task.task_id))
         .await;
-    let snippet = between(&page.body, "<pre class=\"snippet\" id=\"upload-snippet\">", "</pre>");
+    let snippet = between(
+        &page.body,
+        "<pre class=\"snippet\" id=\"upload-snippet\">",
+        "</pre>",
+    );
     assert_eq!(snippet, "cairn dap upload --task task.json 0");
     let dir = tempfile::tempdir().unwrap();
     let json = alice
-        .get(&format!("/accounts/{account}/tasks/{}/task.json", task.task_id))
+        .get(&format!(
+            "/accounts/{account}/tasks/{}/task.json",
+            task.task_id
+        ))
         .await;
     std::fs::write(dir.path().join("task.json"), json.body).unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -296,7 +306,11 @@ async fn a_histogram_metric_made_in_the_console_collects_and_shows_its_counts() 
         .output()
         .await
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let collector = cairn_dap_collector::Collector::new(
         p.clone(),
@@ -329,7 +343,10 @@ async fn a_histogram_metric_made_in_the_console_collects_and_shows_its_counts() 
     };
     let list: serde_json::Value = control("tasks").send().await.unwrap().json().await.unwrap();
     assert_eq!(list["task_ids"], serde_json::json!([task.task_id]));
-    let view = control(&format!("tasks/{}", task.task_id)).send().await.unwrap();
+    let view = control(&format!("tasks/{}", task.task_id))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(view.status(), StatusCode::OK);
     let view: serde_json::Value = view.json().await.unwrap();
     assert_eq!(view["role"], "leader");
@@ -345,7 +362,13 @@ async fn a_histogram_metric_made_in_the_console_collects_and_shows_its_counts() 
     assert_eq!(metrics["upload_counters"]["accepted"], 6, "{metrics}");
     assert_eq!(metrics["reports"]["aggregated"], 6, "{metrics}");
     assert_eq!(metrics["collection_jobs"], 1, "{metrics}");
-    let (status, _) = api(&http, reqwest::Method::GET, &format!("{}control/tasks", dap.leader_url), "wrong").await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{}control/tasks", dap.leader_url),
+        "wrong",
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // The console's own page and assets: nothing from elsewhere.
     for asset in ["/assets/console.js", "/assets/console.css"] {
@@ -396,7 +419,13 @@ async fn another_account_cannot_see_or_touch_a_task_by_url_or_api() {
     }
     // The API with Bob's token.
     let http = reqwest::Client::new();
-    let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/api/tasks"), &b_token).await;
+    let (status, body) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/tasks"),
+        &b_token,
+    )
+    .await;
     assert_eq!((status, body.as_str()), (StatusCode::OK, "[]"));
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let (status, _) = api(&http, method, &format!("{base}/api/tasks/{t}"), &b_token).await;
@@ -404,23 +433,49 @@ async fn another_account_cannot_see_or_touch_a_task_by_url_or_api() {
     }
     // Nobody logged in: the pages send to the log-in page, the API wants a token.
     let mut stranger = Browser::new(&base);
-    let a = stranger.get(&format!("/accounts/{a_account}/tasks/{t}")).await;
+    let a = stranger
+        .get(&format!("/accounts/{a_account}/tasks/{t}"))
+        .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
     assert_eq!(a.location.as_deref(), Some("/console/login"));
-    let (status, _) = api(&http, reqwest::Method::GET, &format!("{base}/api/tasks/{t}"), "").await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/tasks/{t}"),
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Alice still has it, by page and API; and she can delete it.
     let page = alice.get(&format!("/accounts/{a_account}/tasks/{t}")).await;
     assert_eq!(page.status, StatusCode::OK);
-    let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/api/tasks/{t}"), &a_token).await;
+    let (status, body) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/tasks/{t}"),
+        &a_token,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["task_id"], task.task_id.as_str());
     assert_eq!(v["status"]["accepted"], 0);
-    let (status, _) = api(&http, reqwest::Method::DELETE, &format!("{base}/api/tasks/{t}"), &a_token).await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::DELETE,
+        &format!("{base}/api/tasks/{t}"),
+        &a_token,
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, body) = api(&http, reqwest::Method::GET, &format!("{base}/api/tasks"), &a_token).await;
+    let (_, body) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/tasks"),
+        &a_token,
+    )
+    .await;
     assert_eq!(body, "[]");
     // Deleted at both aggregators, not only hidden.
     let dap = ca.server.dap.as_ref().unwrap();
@@ -457,13 +512,25 @@ async fn csrf_attempts_wrong_passwords_and_revoked_tokens_are_refused() {
         .post(&tokens, &[("csrf", &csrf), ("name", "forged")])
         .await;
     assert_eq!(a.status, StatusCode::SEE_OTHER);
-    assert!(!alice.get(&format!("/accounts/{account}")).await.body.contains("forged"));
+    assert!(
+        !alice
+            .get(&format!("/accounts/{account}"))
+            .await
+            .body
+            .contains("forged")
+    );
 
     // API tokens: listed by prefix only; a revoked one stops working, the other goes on.
     let first = alice.api_token(&account, "first").await;
     let second = alice.api_token(&account, "second").await;
     let http = reqwest::Client::new();
-    let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/api/tokens"), &first).await;
+    let (status, body) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/tokens"),
+        &first,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
     assert_eq!(list.len(), 2);
@@ -486,34 +553,68 @@ async fn csrf_attempts_wrong_passwords_and_revoked_tokens_are_refused() {
     );
     let a = alice.post(&revoke, &[("csrf", &csrf)]).await;
     assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
-    let (status, _) = api(&http, reqwest::Method::GET, &format!("{base}/api/account"), &second).await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/account"),
+        &second,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, body) = api(&http, reqwest::Method::GET, &format!("{base}/api/account"), &first).await;
+    let (status, body) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/account"),
+        &first,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains(&account));
     // A token whose secret part is changed is not the token.
     let (prefix, _) = first.split_once('.').unwrap();
     let forged = format!("{prefix}.{}", "A".repeat(43));
-    let (status, _) = api(&http, reqwest::Method::GET, &format!("{base}/api/account"), &forged).await;
+    let (status, _) = api(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/api/account"),
+        &forged,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // Log-in: a wrong password is refused without a session; the right one logs in.
     let mut again = Browser::new(&base);
     let wrong = again
-        .post("/login", &[("email", "alice@example.com"), ("password", "not the password")])
+        .post(
+            "/login",
+            &[
+                ("email", "alice@example.com"),
+                ("password", "not the password"),
+            ],
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert!(wrong.set_cookie.is_none());
     let unknown = again
-        .post("/login", &[("email", "nobody@example.com"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("email", "nobody@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
     // An unknown address is answered as a wrong password is.
     for a in [&wrong, &unknown] {
-        assert!(a.body.contains("wrong e-mail address or password"), "{}", a.body);
+        assert!(
+            a.body.contains("wrong e-mail address or password"),
+            "{}",
+            a.body
+        );
     }
     let ok = again
-        .post("/login", &[("email", "alice@example.com"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("email", "alice@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(again.account_id().await, account);
@@ -522,12 +623,21 @@ async fn csrf_attempts_wrong_passwords_and_revoked_tokens_are_refused() {
     let mut guesser = Browser::new(&base);
     for _ in 0..3 {
         let a = guesser
-            .post("/login", &[("email", "bob@example.com"), ("password", "guess guess guess")])
+            .post(
+                "/login",
+                &[
+                    ("email", "bob@example.com"),
+                    ("password", "guess guess guess"),
+                ],
+            )
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     }
     let blocked = guesser
-        .post("/login", &[("email", "bob@example.com"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("email", "bob@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(blocked.set_cookie.is_none());
@@ -608,12 +718,34 @@ async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
     let key_file = read("collector-key.json");
     assert!(key_file["private_key"].is_string(), "{key_file}");
 
-    cairn_cli(&out, &["dap", "upload", "--task", "task.json", "0", "2", "1", "2", "2", "2"], &[])
-        .await;
+    cairn_cli(
+        &out,
+        &[
+            "dap",
+            "upload",
+            "--task",
+            "task.json",
+            "0",
+            "2",
+            "1",
+            "2",
+            "2",
+            "2",
+        ],
+        &[],
+    )
+    .await;
     let token = created["collector_token"].as_str().unwrap();
     let collected = cairn_cli(
         &out,
-        &["dap", "collect", "--task", "task.json", "--hpke-keypair", "collector-key.json"],
+        &[
+            "dap",
+            "collect",
+            "--task",
+            "task.json",
+            "--hpke-keypair",
+            "collector-key.json",
+        ],
         &[("CAIRN_DAP_COLLECTOR_TOKEN", token)],
     )
     .await;

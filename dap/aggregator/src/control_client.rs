@@ -153,7 +153,10 @@ pub async fn delete_task(
     task_id: &cairn_dap_messages::TaskId,
 ) -> Result<bool, ControlError> {
     let resp = http
-        .delete(TaskParameters::url(base, &format!("control/tasks/{task_id}")))
+        .delete(TaskParameters::url(
+            base,
+            &format!("control/tasks/{task_id}"),
+        ))
         .bearer_auth(token)
         .send()
         .await

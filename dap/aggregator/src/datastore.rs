@@ -151,7 +151,9 @@ impl Datastore {
         row: &[u8],
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        Ok(self.key.seal(&secrets::aad(table, column, row), plaintext)?)
+        Ok(self
+            .key
+            .seal(&secrets::aad(table, column, row), plaintext)?)
     }
 
     /// Opens what [`Datastore::seal_secret`] sealed for the same row and column.

@@ -49,7 +49,10 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
     let mut r = Router::new()
         .route("/hpke_config", get(hpke_config))
         .route("/control/tasks", get(list_tasks).post(create_task))
-        .route("/control/tasks/{task_id}", get(get_task).delete(delete_task))
+        .route(
+            "/control/tasks/{task_id}",
+            get(get_task).delete(delete_task),
+        )
         .route("/control/tasks/{task_id}/metrics", get(task_metrics))
         .route(
             "/control/tasks/{task_id}/upload_counters",
@@ -599,7 +602,11 @@ async fn task_metrics(
     }
     let rows = ds.count_task_rows(&task_id).await?;
     Ok(Json(TaskMetrics {
-        upload_counters: ds.get_upload_counters(&task_id).await?.into_iter().collect(),
+        upload_counters: ds
+            .get_upload_counters(&task_id)
+            .await?
+            .into_iter()
+            .collect(),
         reports: ds
             .count_client_reports_by_state(&task_id)
             .await?

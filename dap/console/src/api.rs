@@ -156,9 +156,19 @@ async fn pair_helper(
     let account = token_account(&c, &headers).await?;
     let req: PairHelper = serde_json::from_slice(&body)
         .map_err(|e| ConsoleError::BadRequest(format!("helper JSON: {e}")))?;
-    let id = crate::pages::pair_helper(&c, &account, req.name.trim(), req.dap_url.trim(), &req.control_token)
-        .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "helper_id": id }))).into_response())
+    let id = crate::pages::pair_helper(
+        &c,
+        &account,
+        req.name.trim(),
+        req.dap_url.trim(),
+        &req.control_token,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "helper_id": id })),
+    )
+        .into_response())
 }
 
 async fn list_credentials(State(c): St, headers: HeaderMap) -> Result<Response, ConsoleError> {
@@ -183,12 +193,18 @@ async fn add_credential(
         .map_err(|e| ConsoleError::BadRequest(format!("credential JSON: {e}")))?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ConsoleError::BadRequest("name the credential (up to 100 characters)".into()));
+        return Err(ConsoleError::BadRequest(
+            "name the credential (up to 100 characters)".into(),
+        ));
     }
     let config = crate::pages::check_hpke_config(&req.hpke_config)?;
     let id = auth::random_token::<16>().ok_or(ConsoleError::Internal("no randomness"))?;
     c.store
         .put_credential(&id, &account, name, &config, "api", c.now())
         .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "credential_id": id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "credential_id": id })),
+    )
+        .into_response())
 }

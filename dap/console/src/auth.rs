@@ -173,16 +173,18 @@ impl LoginLimiter {
     /// over its limit now.
     pub fn blocked(&self, email: &str, client: Option<std::net::IpAddr>, now: u64) -> Option<u64> {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        Self::keys(email, client).into_iter().find_map(|(k, _, is_email)| {
-            let (start, n) = *counts.get(&k)?;
-            let limit = if is_email {
-                self.limits.per_email
-            } else {
-                self.limits.per_client
-            };
-            let end = start + self.limits.window_secs;
-            (now < end && n >= limit).then_some(end - now)
-        })
+        Self::keys(email, client)
+            .into_iter()
+            .find_map(|(k, _, is_email)| {
+                let (start, n) = *counts.get(&k)?;
+                let limit = if is_email {
+                    self.limits.per_email
+                } else {
+                    self.limits.per_client
+                };
+                let end = start + self.limits.window_secs;
+                (now < end && n >= limit).then_some(end - now)
+            })
     }
 
     /// Counts a failed log-in.

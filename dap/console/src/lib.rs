@@ -80,7 +80,10 @@ impl ConsoleConfig {
         if !(60..=30 * 86400).contains(&self.session_secs) {
             return Err("session_secs must be within 60..=2592000".into());
         }
-        for url in [&self.public_url, &self.leader_public_url].into_iter().flatten() {
+        for url in [&self.public_url, &self.leader_public_url]
+            .into_iter()
+            .flatten()
+        {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("{url} is not an http(s) URL"));
             }
@@ -228,7 +231,5 @@ impl Console {
 
 /// The console's routes, to be nested at [`MOUNT`].
 pub fn router(console: Arc<Console>) -> axum::Router {
-    pages::routes()
-        .merge(api::routes())
-        .with_state(console)
+    pages::routes().merge(api::routes()).with_state(console)
 }

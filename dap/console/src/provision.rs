@@ -33,10 +33,9 @@ async fn helper_endpoint(
     helper: &str,
 ) -> Result<AggregatorEndpoint, ConsoleError> {
     if helper == SHARED_HELPER {
-        return console
-            .shared_helper
-            .clone()
-            .ok_or_else(|| ConsoleError::BadRequest("this service offers no shared helper".into()));
+        return console.shared_helper.clone().ok_or_else(|| {
+            ConsoleError::BadRequest("this service offers no shared helper".into())
+        });
     }
     let (view, sealed) = console
         .store
@@ -110,15 +109,15 @@ pub(crate) async fn create_task(
     };
     control_client::create_task_via(&console.http, &params, at, &credential.hpke_config, &tokens)
         .await
-    .map_err(|e| match e {
-        ControlError::TaskRefused {
-            aggregator, detail, ..
-        } => ConsoleError::Aggregator(format!("the {aggregator} refused the task: {detail}")),
-        ControlError::Unreachable { aggregator, .. } => {
-            ConsoleError::Aggregator(format!("the {aggregator} cannot be reached"))
-        }
-        other => ConsoleError::Aggregator(other.to_string()),
-    })?;
+        .map_err(|e| match e {
+            ControlError::TaskRefused {
+                aggregator, detail, ..
+            } => ConsoleError::Aggregator(format!("the {aggregator} refused the task: {detail}")),
+            ControlError::Unreachable { aggregator, .. } => {
+                ConsoleError::Aggregator(format!("the {aggregator} cannot be reached"))
+            }
+            other => ConsoleError::Aggregator(other.to_string()),
+        })?;
     let task = TaskRow {
         task_id: task_id.to_string(),
         account_id: account_id.to_owned(),
@@ -160,9 +159,15 @@ pub(crate) async fn delete_task(
     for (name, endpoint) in [("leader", &console.leader), ("helper", &helper)] {
         control_client::delete_task(&console.http, &endpoint.url, &endpoint.control_token, &id)
             .await
-            .map_err(|e| ConsoleError::Aggregator(format!("the {name} did not delete the task: {e}")))?;
+            .map_err(|e| {
+                ConsoleError::Aggregator(format!("the {name} did not delete the task: {e}"))
+            })?;
     }
-    if !console.store.delete_task(account_id, task_id, console.now()).await? {
+    if !console
+        .store
+        .delete_task(account_id, task_id, console.now())
+        .await?
+    {
         return Err(ConsoleError::NotFound);
     }
     tracing::info!(task = %task.task_id, account = account_id, "console deleted a task");
@@ -217,7 +222,11 @@ pub(crate) async fn task_status(
             .sum()
     };
     let aggregated = in_state(&["aggregated"]);
-    let collections = console.datastore.count_task_rows(&id).await?.collection_jobs;
+    let collections = console
+        .datastore
+        .count_task_rows(&id)
+        .await?
+        .collection_jobs;
     let ready = aggregated >= params.min_batch_size;
     let readiness = match params.batch_mode {
         BatchMode::LeaderSelected => format!(
@@ -252,7 +261,8 @@ pub(crate) async fn task_status(
 
 /// The stored metric and parameters of a task row.
 pub(crate) fn parse_task(task: &TaskRow) -> Result<(Metric, TaskParameters), ConsoleError> {
-    let metric = serde_json::from_str(&task.metric).map_err(|_| ConsoleError::Internal("metric"))?;
+    let metric =
+        serde_json::from_str(&task.metric).map_err(|_| ConsoleError::Internal("metric"))?;
     let params =
         serde_json::from_str(&task.parameters).map_err(|_| ConsoleError::Internal("parameters"))?;
     Ok((metric, params))

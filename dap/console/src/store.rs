@@ -468,7 +468,12 @@ impl Store {
     }
 
     /// Revokes the account's token; false if the account has no such (unrevoked) token.
-    pub async fn revoke_api_token(&self, account_id: &str, token_id: &str, now: u64) -> Result<bool> {
+    pub async fn revoke_api_token(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        now: u64,
+    ) -> Result<bool> {
         let (account_id, token_id) = (account_id.to_owned(), token_id.to_owned());
         on_write!(self.db, |conn| -> Result<bool> {
             let n = sqlx::query(
