@@ -770,3 +770,80 @@ async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
     assert_eq!(checked, expect);
     assert!(out.join("05-task-counts.png").is_file());
 }
+
+/// `cairn dap console` on a listener of its own, on the leader's datastore (here the SQLite
+/// file of `cairn serve`'s leader, shared by the two processes): a metric created there is at
+/// the leader, and the person who signed up there can log in to the leader's console too.
+#[tokio::test]
+async fn cairn_dap_console_serves_the_console_beside_a_leader() {
+    let ca = start().await;
+    let dap = ca.server.dap.as_ref().unwrap();
+    let dap_dir = ca.dir.path().join("data").join("dap");
+    let key = std::env::var("CAIRN_DAP_DATASTORE_KEY").unwrap_or_else(|_| {
+        std::fs::read_to_string(dap_dir.join("datastore.key"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    });
+    let port = common::free_port();
+    let config = dap_dir.join("console.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n\
+             database_url = \"sqlite://{}?mode=rwc\"\n\
+             leader_url = \"{}\"\n\
+             shared_helper_url = \"{}\"\n\
+             [console]\nmin_batch_size_floor = 5\n",
+            dap_dir.join("leader.db").display(),
+            dap.leader_url,
+            dap.helper_url,
+        ),
+    )
+    .unwrap();
+    let _console = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["dap", "console", "--config"])
+        .arg(&config)
+        .env("CAIRN_DAP_DATASTORE_KEY", &key)
+        .env("CAIRN_DAP_CONTROL_TOKEN", dap.control_token())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}/console");
+    let mut standalone = Browser::new(&base);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = standalone
+            .http
+            .get(format!("{base}/login"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK);
+        if up {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "cairn dap console did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let account = standalone.sign_up("carol@example.com").await;
+    let task = create_histogram_task(&mut standalone, &account).await;
+    assert_eq!(task.parameters.leader_endpoint, dap.leader_url);
+    let http = reqwest::Client::new();
+    let url = format!("{}control/tasks/{}", dap.leader_url, task.task_id);
+    let (status, _) = api(&http, reqwest::Method::GET, &url, dap.control_token()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // One datastore: the leader's own console knows Carol and her task.
+    let mut on_leader = Browser::new(&console_url(&ca));
+    let ok = on_leader
+        .post("/login", &[("email", "carol@example.com"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let page = on_leader
+        .get(&format!("/accounts/{account}/tasks/{}", task.task_id))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+}
