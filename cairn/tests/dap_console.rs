@@ -484,6 +484,19 @@ async fn another_account_cannot_see_or_touch_a_task_by_url_or_api() {
         let (status, _) = api(&http, reqwest::Method::GET, &url, dap.control_token()).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{url}");
     }
+
+    // Sharing is by membership: once Alice adds Bob, her account opens for him.
+    let a_csrf = alice.csrf(&a_account).await;
+    let added = alice
+        .post(
+            &format!("/accounts/{a_account}/members"),
+            &[("csrf", &a_csrf), ("email", "bob@example.com")],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let shared = bob.get(&format!("/accounts/{a_account}")).await;
+    assert_eq!(shared.status, StatusCode::OK);
+    assert!(shared.body.contains("bob@example.com"), "{}", shared.body);
 }
 
 #[tokio::test]
@@ -824,7 +837,10 @@ async fn cairn_dap_console_serves_the_console_beside_a_leader() {
         if up {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "cairn dap console did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cairn dap console did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -839,7 +855,10 @@ async fn cairn_dap_console_serves_the_console_beside_a_leader() {
     // One datastore: the leader's own console knows Carol and her task.
     let mut on_leader = Browser::new(&console_url(&ca));
     let ok = on_leader
-        .post("/login", &[("email", "carol@example.com"), ("password", PASSWORD)])
+        .post(
+            "/login",
+            &[("email", "carol@example.com"), ("password", PASSWORD)],
+        )
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
     let page = on_leader
