@@ -27,6 +27,13 @@ pub(crate) enum DapCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run the management console on a listener of its own, beside a leader run by
+    /// `cairn dap serve --role leader` (see docs/dap-console.md).
+    Console {
+        /// TOML configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Upload measurements as a DAP client.
     Upload {
         /// Task parameters (JSON, as given to the control plane).
@@ -226,6 +233,7 @@ fn read_task(path: &PathBuf) -> anyhow::Result<TaskParameters> {
 pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
     match cmd {
         DapCommand::Serve { role, config } => serve(role, config).await,
+        DapCommand::Console { config } => console(config).await,
         DapCommand::Upload { task, measurements } => {
             let params = read_task(&task)?;
             let ms = measurements
@@ -437,6 +445,58 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     gc.abort();
     rotator.abort();
     agg.datastore().close().await;
+    Ok(())
+}
+
+/// `cairn dap console`: the console on its own listener, on the leader's datastore.
+async fn console(path: PathBuf) -> anyhow::Result<()> {
+    use cairn_dap_console::{AggregatorEndpoint, Console, StandaloneConfig};
+    crate::bootstrap::init_logging();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let cfg: StandaloneConfig = toml::from_str(&text).context("DAP console configuration")?;
+    let Some(url) = cfg.database_url() else {
+        bail!("set database_url or database_url_env in {}", path.display());
+    };
+    let env = |name: &str, what: &str| {
+        std::env::var(name).with_context(|| format!("{name} is not set ({what})"))
+    };
+    let key = DatastoreKey::from_base64url(&env(&cfg.datastore_key_env, "the datastore key")?)
+        .with_context(|| format!("{} is not a valid datastore key", cfg.datastore_key_env))?;
+    let ds = Datastore::connect(&url, key)
+        .await
+        .context("opening the DAP datastore")?;
+    let leader = AggregatorEndpoint {
+        url: cfg.leader_url.clone(),
+        control_token: env(&cfg.leader_control_token_env, "the leader's control token")?,
+    };
+    let shared_helper = match &cfg.shared_helper_url {
+        Some(url) => Some(AggregatorEndpoint {
+            url: url.clone(),
+            control_token: env(
+                &cfg.shared_helper_control_token_env,
+                "the shared helper's control token",
+            )?,
+        }),
+        None => None,
+    };
+    let console = Console::new(
+        cfg.console.clone(),
+        ds.clone(),
+        leader,
+        shared_helper,
+        Arc::new(RealClock),
+    )?;
+    let app =
+        axum::Router::new().nest(cairn_dap_console::MOUNT, cairn_dap_console::router(console));
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "DAP console listening");
+    cairn_listen::Listener::new(listener, "dap-console", cairn_listen::Limits::default())
+        .serve(app, crate::bootstrap::shutdown_signal())
+        .await;
+    ds.close().await;
     Ok(())
 }
 

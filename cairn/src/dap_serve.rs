@@ -13,6 +13,7 @@ use cairn_dap_aggregator::control_client::random_bytes;
 use cairn_dap_aggregator::{
     Aggregator, AggregatorParameters, AggregatorRole, Datastore, DatastoreKey,
 };
+use cairn_dap_console::{AggregatorEndpoint, Console, ConsoleConfig};
 use cairn_dap_core::RealClock;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -34,6 +35,9 @@ pub struct DapSection {
     pub driver_period_ms: u64,
     /// Aggregator tunables (shared by both).
     pub parameters: AggregatorParameters,
+    /// `[dap.console]`: the management console, served by the leader under `/console/` and
+    /// offering this helper as the shared helper.
+    pub console: ConsoleConfig,
 }
 
 impl Default for DapSection {
@@ -44,6 +48,7 @@ impl Default for DapSection {
             helper_listen: SocketAddr::from(([127, 0, 0, 1], 14011)),
             driver_period_ms: 1000,
             parameters: AggregatorParameters::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -58,6 +63,9 @@ impl DapSection {
         self.parameters
             .validate()
             .map_err(|e| anyhow::anyhow!("dap.parameters: {e}"))?;
+        self.console
+            .validate()
+            .map_err(|e| anyhow::anyhow!("dap.console: {e}"))?;
         Ok(())
     }
 }
@@ -188,7 +196,13 @@ pub async fn start(
             .push(agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)));
         pair.tasks.push(agg.spawn_garbage_collector());
         pair.tasks.push(agg.spawn_key_rotator());
-        let app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
+        let mut app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
+        if role == AggregatorRole::Leader && section.console.enabled {
+            app = app.nest(
+                cairn_dap_console::MOUNT,
+                console_router(section, &pair, &agg)?,
+            );
+        }
         pair.tasks.push(tokio::spawn(
             cairn_listen::Listener::new(listener, "dap", limits.clone())
                 .serve(app, std::future::pending::<()>()),
@@ -196,4 +210,26 @@ pub async fn start(
         pair.aggregators.push(agg);
     }
     Ok(pair)
+}
+
+/// The console on the leader: tasks are created at this leader and this helper (the shared
+/// helper every account is offered), both through their control planes.
+fn console_router(
+    section: &DapSection,
+    pair: &DapPair,
+    leader: &Aggregator,
+) -> anyhow::Result<axum::Router> {
+    let endpoint = |url: &str| AggregatorEndpoint {
+        url: url.to_owned(),
+        control_token: pair.control_token.clone(),
+    };
+    let console = Console::new(
+        section.console.clone(),
+        leader.datastore().clone(),
+        endpoint(&pair.leader_url),
+        Some(endpoint(&pair.helper_url)),
+        Arc::new(RealClock),
+    )
+    .context("starting the DAP console")?;
+    Ok(cairn_dap_console::router(console))
 }

@@ -1,5 +1,5 @@
 //! A client of the aggregators' control plane (`/control/…`, see [`crate::http`]): task creation
-//! on a leader and helper pair, and HPKE key management. `cairn dap task create`, `cairn dap
+//! on a leader and helper pair, task deletion, and HPKE key management. `cairn dap task create`, `cairn dap
 //! hpke-key` and the tests of `cairn serve` use it; the secrets it sends travel only over the
 //! bearer-protected control API.
 
@@ -77,18 +77,40 @@ pub async fn create_task(
     collector_config: &str,
     tokens: &TaskTokens,
 ) -> Result<(), ControlError> {
+    let at = ControlUrls {
+        leader: &params.leader_endpoint,
+        helper: &params.helper_endpoint,
+    };
+    create_task_via(http, params, at, collector_config, tokens).await
+}
+
+/// Where [`create_task_via`] reaches each aggregator's control plane.
+#[derive(Debug, Clone, Copy)]
+pub struct ControlUrls<'a> {
+    /// The leader's base URL.
+    pub leader: &'a str,
+    /// The helper's base URL.
+    pub helper: &'a str,
+}
+
+/// [`create_task`], reaching the control planes at `at` instead of the endpoints the task
+/// names: for a caller that reaches an aggregator by another URL than clients do (the
+/// endpoints are part of the `TaskConfiguration` every HPKE AAD binds, so the task must name
+/// the clients' URL).
+pub async fn create_task_via(
+    http: &reqwest::Client,
+    params: &TaskParameters,
+    at: ControlUrls<'_>,
+    collector_config: &str,
+    tokens: &TaskTokens,
+) -> Result<(), ControlError> {
     let aggregator_token = URL_SAFE_NO_PAD.encode(random_bytes()?);
     let verify_key = URL_SAFE_NO_PAD.encode(random_bytes()?);
     for (name, base, control, collector) in [
-        (
-            "helper",
-            &params.helper_endpoint,
-            &tokens.helper_control,
-            None,
-        ),
+        ("helper", at.helper, &tokens.helper_control, None),
         (
             "leader",
-            &params.leader_endpoint,
+            at.leader,
             &tokens.leader_control,
             Some(tokens.collector.clone()),
         ),
@@ -120,6 +142,33 @@ pub async fn create_task(
         }
     }
     Ok(())
+}
+
+/// Deletes the task at the aggregator at `base` with its control-plane `token`, everything
+/// it holds for the task included; false if the aggregator has no such task.
+pub async fn delete_task(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    task_id: &cairn_dap_messages::TaskId,
+) -> Result<bool, ControlError> {
+    let resp = http
+        .delete(TaskParameters::url(
+            base,
+            &format!("control/tasks/{task_id}"),
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|source| ControlError::Unreachable {
+            aggregator: base.to_owned(),
+            source,
+        })?;
+    match check(base, resp).await? {
+        Ok(_) => Ok(true),
+        Err((reqwest::StatusCode::NOT_FOUND, _)) => Ok(false),
+        Err((status, detail)) => Err(ControlError::Refused { status, detail }),
+    }
 }
 
 /// What to do with an aggregator's HPKE keys (its configuration IDs).

@@ -135,6 +135,39 @@ impl Datastore {
     fn dialect(&self) -> Dialect {
         self.db.dialect()
     }
+
+    /// The database itself, for a component that keeps its own tables in the datastore (the
+    /// console, `cairn-dap-console`, whose tables come with migration 0006).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Seals `plaintext` with the datastore key for the row `row` of `table.column` (for a
+    /// component's own secrets, such as the console's helper credentials).
+    pub fn seal_secret(
+        &self,
+        table: &str,
+        column: &str,
+        row: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        Ok(self
+            .key
+            .seal(&secrets::aad(table, column, row), plaintext)?)
+    }
+
+    /// Opens what [`Datastore::seal_secret`] sealed for the same row and column.
+    pub fn open_secret(
+        &self,
+        table: &'static str,
+        column: &str,
+        row: &[u8],
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.key
+            .open(&secrets::aad(table, column, row), sealed)
+            .ok_or(DatastoreError::Sealed(table))
+    }
 }
 
 /// Locks a task's row for the rest of the write (`$1` task). It serializes aggregation job

@@ -48,7 +48,12 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
     };
     let mut r = Router::new()
         .route("/hpke_config", get(hpke_config))
-        .route("/control/tasks", post(create_task))
+        .route("/control/tasks", get(list_tasks).post(create_task))
+        .route(
+            "/control/tasks/{task_id}",
+            get(get_task).delete(delete_task),
+        )
+        .route("/control/tasks/{task_id}/metrics", get(task_metrics))
         .route(
             "/control/tasks/{task_id}/upload_counters",
             get(upload_counters),
@@ -496,6 +501,122 @@ async fn create_task(
         Json(serde_json::json!({ "task_id": id.to_string() })),
     )
         .into_response())
+}
+
+async fn list_tasks(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let ids: Vec<String> = s
+        .aggregator
+        .datastore()
+        .get_task_ids()
+        .await?
+        .iter()
+        .map(TaskId::to_string)
+        .collect();
+    Ok(Json(serde_json::json!({ "task_ids": ids })).into_response())
+}
+
+/// A task as `GET /control/tasks/{task_id}` shows it: its parameters and this aggregator's
+/// settings, never a secret (the verification key and tokens stay in the datastore).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskView {
+    /// The task ID (unpadded base64url).
+    pub task_id: String,
+    /// `leader` or `helper`.
+    pub role: String,
+    /// The shared parameters.
+    pub parameters: TaskParameters,
+    /// The collector's encoded `HpkeConfig` (unpadded base64url).
+    pub collector_hpke_config: String,
+    /// Seconds after which reports expire (`None`: never).
+    pub report_expiry_age: Option<u64>,
+}
+
+async fn get_task(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let task_id = task_id(&task)?;
+    let task = s
+        .aggregator
+        .datastore()
+        .get_task(&task_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let config = task
+        .collector_hpke_config
+        .get_encoded()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(Json(TaskView {
+        task_id: task_id.to_string(),
+        role: task.role.as_str().to_owned(),
+        parameters: task.parameters,
+        collector_hpke_config: URL_SAFE_NO_PAD.encode(config),
+        report_expiry_age: task.report_expiry_age,
+    })
+    .into_response())
+}
+
+async fn delete_task(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let task_id = task_id(&task)?;
+    if !s.aggregator.datastore().delete_task(&task_id).await? {
+        return Err(Error::NotFound);
+    }
+    tracing::info!(task = %task_id, role = s.aggregator.role().as_str(), "task deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /control/tasks/{task_id}/metrics`: what the aggregator holds for the task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    /// Upload outcomes by reason (`accepted`, `report_replayed`, …; the leader's).
+    pub upload_counters: std::collections::BTreeMap<String, u64>,
+    /// Stored reports by state (`start`, `aggregating`, `aggregated`, `failed`; the
+    /// leader's).
+    pub reports: std::collections::BTreeMap<String, u64>,
+    /// Report IDs kept for replay protection.
+    pub replay_records: u64,
+    /// Aggregation jobs (the leader's, or the helper's).
+    pub aggregation_jobs: u64,
+    /// Collection jobs (the leader's).
+    pub collection_jobs: u64,
+}
+
+async fn task_metrics(
+    State(s): State<AppState>,
+    Path(task): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    check_control(&s, &headers)?;
+    let task_id = task_id(&task)?;
+    let ds = s.aggregator.datastore();
+    if ds.get_task(&task_id).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    let rows = ds.count_task_rows(&task_id).await?;
+    Ok(Json(TaskMetrics {
+        upload_counters: ds
+            .get_upload_counters(&task_id)
+            .await?
+            .into_iter()
+            .collect(),
+        reports: ds
+            .count_client_reports_by_state(&task_id)
+            .await?
+            .into_iter()
+            .collect(),
+        replay_records: rows.aggregated_reports,
+        aggregation_jobs: rows.aggregation_jobs + rows.helper_aggregation_jobs,
+        collection_jobs: rows.collection_jobs,
+    })
+    .into_response())
 }
 
 async fn upload_counters(

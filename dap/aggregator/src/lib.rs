@@ -18,5 +18,5 @@ pub use datastore::{
     Datastore, DatastoreError, DatastoreKey, HelperAggregationJob, HelperJobState, HpkeKeyState,
 };
 pub use error::Error;
-pub use http::{CreateTaskRequest, HpkeKeyStateChange, HpkeKeyView, router};
+pub use http::{CreateTaskRequest, HpkeKeyStateChange, HpkeKeyView, TaskMetrics, TaskView, router};
 pub use task::{AggregatorRole, AggregatorTask, BearerToken, TokenHash};

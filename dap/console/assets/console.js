@@ -45,6 +45,20 @@
     update();
   }
 
+  // Snippets get a button that copies them.
+  for (const pre of document.querySelectorAll("pre.snippet")) {
+    if (!navigator.clipboard) break;
+    const copy = document.createElement("button");
+    copy.type = "button";
+    copy.className = "copy";
+    copy.textContent = "Copy";
+    copy.addEventListener("click", async function () {
+      await navigator.clipboard.writeText(pre.textContent);
+      copy.textContent = "Copied";
+    });
+    pre.after(copy);
+  }
+
   // Collector credential made in the browser: X25519 with WebCrypto. The private key goes
   // into a file the browser saves; only the public HpkeConfig is sent to the server.
   const keygen = document.getElementById("browser-keygen");

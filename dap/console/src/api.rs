@@ -10,7 +10,7 @@ use crate::{Console, ConsoleError, auth};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -118,9 +118,7 @@ async fn delete_task(
     Path(task_id): Path<String>,
 ) -> Result<Response, ConsoleError> {
     let account = token_account(&c, &headers).await?;
-    if !c.store.delete_task(&account, &task_id, c.now()).await? {
-        return Err(ConsoleError::NotFound);
-    }
+    provision::delete_task(&c, &account, &task_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -158,9 +156,19 @@ async fn pair_helper(
     let account = token_account(&c, &headers).await?;
     let req: PairHelper = serde_json::from_slice(&body)
         .map_err(|e| ConsoleError::BadRequest(format!("helper JSON: {e}")))?;
-    let id = crate::pages::pair_helper(&c, &account, req.name.trim(), req.dap_url.trim(), &req.control_token)
-        .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "helper_id": id }))).into_response())
+    let id = crate::pages::pair_helper(
+        &c,
+        &account,
+        req.name.trim(),
+        req.dap_url.trim(),
+        &req.control_token,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "helper_id": id })),
+    )
+        .into_response())
 }
 
 async fn list_credentials(State(c): St, headers: HeaderMap) -> Result<Response, ConsoleError> {
@@ -185,12 +193,18 @@ async fn add_credential(
         .map_err(|e| ConsoleError::BadRequest(format!("credential JSON: {e}")))?;
     let name = req.name.trim();
     if name.is_empty() || name.len() > 100 {
-        return Err(ConsoleError::BadRequest("name the credential (up to 100 characters)".into()));
+        return Err(ConsoleError::BadRequest(
+            "name the credential (up to 100 characters)".into(),
+        ));
     }
     let config = crate::pages::check_hpke_config(&req.hpke_config)?;
     let id = auth::random_token::<16>().ok_or(ConsoleError::Internal("no randomness"))?;
     c.store
         .put_credential(&id, &account, name, &config, "api", c.now())
         .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "credential_id": id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "credential_id": id })),
+    )
+        .into_response())
 }

@@ -85,7 +85,7 @@ impl ConsoleError {
         let body = format!(
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>{s}</title>\
              <link rel=\"stylesheet\" href=\"{m}/assets/console.css\"></head><body><main>\
-             <h1>{s}</h1><p class=\"error\">{d}</p><p><a href=\"{m}/\">Back to the console</a></p>\
+             <h1>{s}</h1><p class=\"error\">{d}</p><p><a href=\"{m}/accounts\">Back to the console</a></p>\
              </main></body></html>",
             s = status,
             m = crate::MOUNT,

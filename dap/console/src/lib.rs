@@ -80,7 +80,10 @@ impl ConsoleConfig {
         if !(60..=30 * 86400).contains(&self.session_secs) {
             return Err("session_secs must be within 60..=2592000".into());
         }
-        for url in [&self.public_url, &self.leader_public_url].into_iter().flatten() {
+        for url in [&self.public_url, &self.leader_public_url]
+            .into_iter()
+            .flatten()
+        {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("{url} is not an http(s) URL"));
             }
@@ -98,6 +101,59 @@ impl ConsoleConfig {
         self.public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+}
+
+/// `cairn dap console --config FILE`: the console on a listener of its own, beside a leader
+/// run by `cairn dap serve --role leader` (it shares that leader's datastore: its tables, its
+/// counters and its datastore key).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandaloneConfig {
+    /// Where the console listens (it is served under [`MOUNT`]).
+    pub listen: std::net::SocketAddr,
+    /// The leader's datastore URL (`sqlite://…` or `postgres://…`), or the environment
+    /// variable named by `database_url_env` holding it.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// Environment variable holding the datastore URL (for URLs with passwords).
+    #[serde(default)]
+    pub database_url_env: Option<String>,
+    /// Environment variable holding the leader's datastore key.
+    #[serde(default = "default_datastore_key_env")]
+    pub datastore_key_env: String,
+    /// The leader's DAP base URL, as the console reaches it.
+    pub leader_url: String,
+    /// Environment variable holding the leader's control-plane token.
+    #[serde(default = "default_control_token_env")]
+    pub leader_control_token_env: String,
+    /// A helper offered to every account (its DAP base URL), if any.
+    #[serde(default)]
+    pub shared_helper_url: Option<String>,
+    /// Environment variable holding the shared helper's control-plane token.
+    #[serde(default = "default_control_token_env")]
+    pub shared_helper_control_token_env: String,
+    /// The console itself (`enabled` is implied).
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+fn default_datastore_key_env() -> String {
+    "CAIRN_DAP_DATASTORE_KEY".into()
+}
+
+fn default_control_token_env() -> String {
+    "CAIRN_DAP_CONTROL_TOKEN".into()
+}
+
+impl StandaloneConfig {
+    /// The datastore URL from the file or the environment.
+    pub fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.database_url_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok())
+        })
     }
 }
 
@@ -175,7 +231,5 @@ impl Console {
 
 /// The console's routes, to be nested at [`MOUNT`].
 pub fn router(console: Arc<Console>) -> axum::Router {
-    pages::routes()
-        .merge(api::routes())
-        .with_state(console)
+    pages::routes().merge(api::routes()).with_state(console)
 }

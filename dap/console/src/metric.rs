@@ -305,7 +305,9 @@ impl MetricForm {
                     number(&self.max_selected, "the most options selected")?
                 };
                 if max_selected == 0 || max_selected > u64::from(length) {
-                    return bad("the most options selected must be between 1 and the number of options");
+                    return bad(
+                        "the most options selected must be between 1 and the number of options",
+                    );
                 }
                 unit = "reports".into();
                 (
@@ -414,7 +416,9 @@ impl Metric {
         match &self.kind {
             MetricKind::Histogram { labels, .. } => labels.clone(),
             MetricKind::MultiSelect { options, .. } => options.clone(),
-            MetricKind::CountVector { length, .. } => (0..*length).map(|i| format!("#{i}")).collect(),
+            MetricKind::CountVector { length, .. } => {
+                (0..*length).map(|i| format!("#{i}")).collect()
+            }
             _ => Vec::new(),
         }
     }

@@ -47,7 +47,10 @@ impl IntoResponse for Page {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         h.entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
         resp
@@ -133,8 +136,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     let mut r = body.into_response();
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=300"),
+    );
     r
 }
 
@@ -253,14 +258,16 @@ async fn home(State(c): St, headers: HeaderMap) -> Page {
     }
 }
 
-fn login_form(c: &Console, signup: bool, email: &str, error: Option<String>) -> Result<Response, ConsoleError> {
+fn login_form(
+    c: &Console,
+    signup: bool,
+    email: &str,
+    error: Option<String>,
+) -> Result<Response, ConsoleError> {
     render(
         c,
         "login.html",
-        with(
-            base(None, None),
-            context! { signup, email, error },
-        ),
+        with(base(None, None), context! { signup, email, error }),
     )
 }
 
@@ -290,7 +297,11 @@ async fn start_session(c: &Console, user_id: &str) -> Result<Response, ConsoleEr
             now,
         )
         .await?;
-    let secure = if c.config.secure_cookies() { "; Secure" } else { "" };
+    let secure = if c.config.secure_cookies() {
+        "; Secure"
+    } else {
+        ""
+    };
     let value = format!(
         "{SESSION_COOKIE}={cookie}; Path={MOUNT}; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         c.config.session_secs
@@ -306,7 +317,10 @@ async fn start_session(c: &Console, user_id: &str) -> Result<Response, ConsoleEr
 async fn signup(State(c): St, Form(form): Fields) -> Page {
     let email = field(&form, "email").to_lowercase();
     let password = form.get("password").cloned().unwrap_or_default();
-    let again = |e: &str| login_form(&c, true, &email, Some(e.to_owned())).map(|r| (StatusCode::BAD_REQUEST, r).into_response());
+    let again = |e: &str| {
+        login_form(&c, true, &email, Some(e.to_owned()))
+            .map(|r| (StatusCode::BAD_REQUEST, r).into_response())
+    };
     if email.len() > 254 || !email.contains('@') || email.starts_with('@') || email.ends_with('@') {
         return again("give an e-mail address").into();
     }
@@ -325,7 +339,8 @@ async fn signup(State(c): St, Form(form): Fields) -> Page {
     let Some(hash) = auth::hash_password(password).await else {
         return Page(Err(ConsoleError::Internal("password hashing")));
     };
-    let (Some(user_id), Some(account_id)) = (auth::random_token::<16>(), auth::random_token::<16>())
+    let (Some(user_id), Some(account_id)) =
+        (auth::random_token::<16>(), auth::random_token::<16>())
     else {
         return Page(Err(ConsoleError::Internal("no randomness")));
     };
@@ -361,9 +376,14 @@ async fn login(State(c): St, peer: Peer, Form(form): Fields) -> Page {
         }
         _ => {
             c.limiter.failed(&email, client, now);
-            login_form(&c, false, &email, Some("wrong e-mail address or password".into()))
-                .map(|r| (StatusCode::UNAUTHORIZED, r).into_response())
-                .into()
+            login_form(
+                &c,
+                false,
+                &email,
+                Some("wrong e-mail address or password".into()),
+            )
+            .map(|r| (StatusCode::UNAUTHORIZED, r).into_response())
+            .into()
         }
     }
 }
@@ -376,7 +396,9 @@ async fn logout(State(c): St, headers: HeaderMap, Form(form): Fields) -> Page {
     let mut resp = see_other("/login");
     resp.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("cairn_console_session=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_static(
+            "cairn_console_session=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
     );
     Page(Ok(resp))
 }
@@ -387,7 +409,12 @@ async fn accounts(State(c): St, headers: HeaderMap) -> Page {
     if let [only] = list.as_slice() {
         return Page(Ok(see_other(&format!("/accounts/{}", only.account_id))));
     }
-    render(&c, "accounts.html", with(base(Some(&s), None), context! { accounts => list })).into()
+    render(
+        &c,
+        "accounts.html",
+        with(base(Some(&s), None), context! { accounts => list }),
+    )
+    .into()
 }
 
 async fn account_page(
@@ -426,10 +453,16 @@ async fn add_member(
     let a = tryp!(member(&c, &s, &account_id).await);
     let email = field(&form, "email").to_lowercase();
     if !tryp!(c.store.put_membership(&a.account_id, &email, c.now()).await) {
-        return account_page(&c, &s, &a, None, Some("nobody has a login with that address".into()))
-            .await
-            .map(|r| (StatusCode::BAD_REQUEST, r).into_response())
-            .into();
+        return account_page(
+            &c,
+            &s,
+            &a,
+            None,
+            Some("nobody has a login with that address".into()),
+        )
+        .await
+        .map(|r| (StatusCode::BAD_REQUEST, r).into_response())
+        .into();
     }
     Page(Ok(see_other(&format!("/accounts/{account_id}"))))
 }
@@ -444,7 +477,9 @@ async fn create_token(
     let a = tryp!(member(&c, &s, &account_id).await);
     let name = field(&form, "name");
     if name.is_empty() || name.len() > 100 {
-        return Page(Err(ConsoleError::BadRequest("name the token (up to 100 characters)".into())));
+        return Page(Err(ConsoleError::BadRequest(
+            "name the token (up to 100 characters)".into(),
+        )));
     }
     let Some((token, parts)) = auth::new_api_token() else {
         return Page(Err(ConsoleError::Internal("no randomness")));
@@ -469,7 +504,11 @@ async fn revoke_token(
 ) -> Page {
     let s = page!(require_post(&c, &headers, &form).await);
     let a = tryp!(member(&c, &s, &account_id).await);
-    if !tryp!(c.store.revoke_api_token(&a.account_id, &token_id, c.now()).await) {
+    if !tryp!(
+        c.store
+            .revoke_api_token(&a.account_id, &token_id, c.now())
+            .await
+    ) {
         return Page(Err(ConsoleError::NotFound));
     }
     Page(Ok(see_other(&format!("/accounts/{account_id}"))))
@@ -505,14 +544,20 @@ pub(crate) async fn pair_helper(
     token: &str,
 ) -> Result<String, ConsoleError> {
     if name.is_empty() || name.len() > 100 {
-        return Err(ConsoleError::BadRequest("name the helper (up to 100 characters)".into()));
+        return Err(ConsoleError::BadRequest(
+            "name the helper (up to 100 characters)".into(),
+        ));
     }
     if !(dap_url.starts_with("https://") || dap_url.starts_with("http://")) || dap_url.len() > 2000
     {
-        return Err(ConsoleError::BadRequest("the helper's URL must be http(s)".into()));
+        return Err(ConsoleError::BadRequest(
+            "the helper's URL must be http(s)".into(),
+        ));
     }
     if token.is_empty() || token.len() > 1000 {
-        return Err(ConsoleError::BadRequest("give the helper's control-plane token".into()));
+        return Err(ConsoleError::BadRequest(
+            "give the helper's control-plane token".into(),
+        ));
     }
     let url = if dap_url.ends_with('/') {
         dap_url.to_owned()
@@ -520,9 +565,12 @@ pub(crate) async fn pair_helper(
         format!("{dap_url}/")
     };
     let id = auth::random_token::<16>().ok_or(ConsoleError::Internal("no randomness"))?;
-    let sealed = c
-        .datastore
-        .seal_secret("console_helpers", "control_token", id.as_bytes(), token.as_bytes())?;
+    let sealed = c.datastore.seal_secret(
+        "console_helpers",
+        "control_token",
+        id.as_bytes(),
+        token.as_bytes(),
+    )?;
     c.store
         .put_helper(&id, account_id, name, &url, sealed, c.now())
         .await?;
@@ -538,7 +586,8 @@ async fn credential_page(State(c): St, headers: HeaderMap, Path(account_id): Pat
 /// Checks an encoded collector `HpkeConfig` (unpadded base64url) the console can use.
 pub(crate) fn check_hpke_config(text: &str) -> Result<String, ConsoleError> {
     use cairn_dap_messages::Decode;
-    let bad = || ConsoleError::BadRequest("not an X25519/HKDF-SHA256/AES-128-GCM HPKE config".into());
+    let bad =
+        || ConsoleError::BadRequest("not an X25519/HKDF-SHA256/AES-128-GCM HPKE config".into());
     let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| bad())?;
     let config = HpkeConfig::get_decoded(&bytes).map_err(|_| bad())?;
     if !cairn_dap_core::hpke::is_supported(&config) || config.public_key.len() != 32 {
@@ -550,7 +599,9 @@ pub(crate) fn check_hpke_config(text: &str) -> Result<String, ConsoleError> {
 fn credential_name(form: &HashMap<String, String>) -> Result<String, ConsoleError> {
     let name = field(form, "name");
     if name.is_empty() || name.len() > 100 {
-        return Err(ConsoleError::BadRequest("name the credential (up to 100 characters)".into()));
+        return Err(ConsoleError::BadRequest(
+            "name the credential (up to 100 characters)".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -606,7 +657,10 @@ async fn generate_credential(
     });
     let mut resp = format!("{file:#}\n").into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static("attachment; filename=\"collector-key.json\""),
@@ -616,10 +670,19 @@ async fn generate_credential(
 
 const KINDS: [(&str, &str); 5] = [
     ("count", "A count — how many people did something"),
-    ("sum", "A sum — add up a number from each person, up to a maximum"),
+    (
+        "sum",
+        "A sum — add up a number from each person, up to a maximum",
+    ),
     ("histogram", "A histogram — how many fell in each bucket"),
-    ("count_vector", "A vector of counts — several counts per report"),
-    ("multi_select", "A multi-select — which options people picked"),
+    (
+        "count_vector",
+        "A vector of counts — several counts per report",
+    ),
+    (
+        "multi_select",
+        "A multi-select — which options people picked",
+    ),
 ];
 
 async fn wizard(
@@ -665,10 +728,16 @@ async fn create_task(
         .and_then(serde_json::from_value)
         .unwrap_or_default();
     match provision::create_task(&c, &a.account_id, &form).await {
-        Ok(created) => task_view(&c, &s, &a, &created.task, Some(created.collector_auth_token))
-            .await
-            .map(|r| (StatusCode::CREATED, r).into_response())
-            .into(),
+        Ok(created) => task_view(
+            &c,
+            &s,
+            &a,
+            &created.task,
+            Some(created.collector_auth_token),
+        )
+        .await
+        .map(|r| (StatusCode::CREATED, r).into_response())
+        .into(),
         Err(e @ (ConsoleError::BadRequest(_) | ConsoleError::Aggregator(_))) => {
             let status = e.status();
             wizard(&c, &s, &a, &form, Some(e.to_string()))
@@ -688,8 +757,14 @@ fn kind_words(metric: &Metric) -> String {
         MetricKind::CountVector { length, max } => {
             format!("a vector of {length} counts (up to {max} each per report)")
         }
-        MetricKind::MultiSelect { options, max_selected } => {
-            format!("a multi-select of {} options (up to {max_selected} per report)", options.len())
+        MetricKind::MultiSelect {
+            options,
+            max_selected,
+        } => {
+            format!(
+                "a multi-select of {} options (up to {max_selected} per report)",
+                options.len()
+            )
         }
     }
 }
@@ -741,8 +816,10 @@ async fn task_json(
         return Page(Err(ConsoleError::NotFound));
     };
     let mut resp = format!("{}\n", task.parameters).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Page(Ok(resp))
 }
 
@@ -754,8 +831,6 @@ async fn delete_task(
 ) -> Page {
     let s = page!(require_post(&c, &headers, &form).await);
     let a = tryp!(member(&c, &s, &account_id).await);
-    if !tryp!(c.store.delete_task(&a.account_id, &task_id, c.now()).await) {
-        return Page(Err(ConsoleError::NotFound));
-    }
+    tryp!(provision::delete_task(&c, &a.account_id, &task_id).await);
     Page(Ok(see_other(&format!("/accounts/{account_id}"))))
 }

@@ -10,7 +10,7 @@
 use crate::metric::{Metric, MetricForm};
 use crate::store::TaskRow;
 use crate::{AggregatorEndpoint, Console, ConsoleError, auth};
-use cairn_dap_aggregator::control_client::{self, ControlError, TaskTokens};
+use cairn_dap_aggregator::control_client::{self, ControlError, ControlUrls, TaskTokens};
 use cairn_dap_core::TaskParameters;
 use cairn_dap_messages::{BatchMode, Duration, Interval, TaskId, Time};
 
@@ -33,10 +33,9 @@ async fn helper_endpoint(
     helper: &str,
 ) -> Result<AggregatorEndpoint, ConsoleError> {
     if helper == SHARED_HELPER {
-        return console
-            .shared_helper
-            .clone()
-            .ok_or_else(|| ConsoleError::BadRequest("this service offers no shared helper".into()));
+        return console.shared_helper.clone().ok_or_else(|| {
+            ConsoleError::BadRequest("this service offers no shared helper".into())
+        });
     }
     let (view, sealed) = console
         .store
@@ -97,30 +96,28 @@ pub(crate) async fn create_task(
         .map_err(|e| ConsoleError::BadRequest(format!("the task is not valid: {e}")))?;
     let collector_auth_token =
         auth::random_token::<32>().ok_or(ConsoleError::Internal("no randomness"))?;
-    // The leader is reached at its own URL; clients may be given another (leader_public_url).
-    let mut at_leader = params.clone();
-    at_leader.leader_endpoint = console.leader.url.clone();
     let tokens = TaskTokens {
         leader_control: console.leader.control_token.clone(),
         helper_control: helper.control_token,
         collector: collector_auth_token.clone(),
     };
-    control_client::create_task(
-        &console.http,
-        &at_leader,
-        &credential.hpke_config,
-        &tokens,
-    )
-    .await
-    .map_err(|e| match e {
-        ControlError::TaskRefused {
-            aggregator, detail, ..
-        } => ConsoleError::Aggregator(format!("the {aggregator} refused the task: {detail}")),
-        ControlError::Unreachable { aggregator, .. } => {
-            ConsoleError::Aggregator(format!("the {aggregator} cannot be reached"))
-        }
-        other => ConsoleError::Aggregator(other.to_string()),
-    })?;
+    // The task names the leader URL clients use (it is bound into every HPKE AAD); the console
+    // may reach the leader's control plane by another one.
+    let at = ControlUrls {
+        leader: &console.leader.url,
+        helper: &helper.url,
+    };
+    control_client::create_task_via(&console.http, &params, at, &credential.hpke_config, &tokens)
+        .await
+        .map_err(|e| match e {
+            ControlError::TaskRefused {
+                aggregator, detail, ..
+            } => ConsoleError::Aggregator(format!("the {aggregator} refused the task: {detail}")),
+            ControlError::Unreachable { aggregator, .. } => {
+                ConsoleError::Aggregator(format!("the {aggregator} cannot be reached"))
+            }
+            other => ConsoleError::Aggregator(other.to_string()),
+        })?;
     let task = TaskRow {
         task_id: task_id.to_string(),
         account_id: account_id.to_owned(),
@@ -141,6 +138,42 @@ pub(crate) async fn create_task(
     })
 }
 
+/// Deletes the account's task at the leader and at its helper (everything they hold for it),
+/// then in the console. An aggregator that no longer has the task is not an error; one that
+/// cannot be reached is, and the task stays listed so the deletion can be retried.
+pub(crate) async fn delete_task(
+    console: &Console,
+    account_id: &str,
+    task_id: &str,
+) -> Result<(), ConsoleError> {
+    let task = console
+        .store
+        .get_task(account_id, task_id)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let id: TaskId = task
+        .task_id
+        .parse()
+        .map_err(|_| ConsoleError::Internal("stored task ID"))?;
+    let helper = helper_endpoint(console, account_id, &task.helper).await?;
+    for (name, endpoint) in [("leader", &console.leader), ("helper", &helper)] {
+        control_client::delete_task(&console.http, &endpoint.url, &endpoint.control_token, &id)
+            .await
+            .map_err(|e| {
+                ConsoleError::Aggregator(format!("the {name} did not delete the task: {e}"))
+            })?;
+    }
+    if !console
+        .store
+        .delete_task(account_id, task_id, console.now())
+        .await?
+    {
+        return Err(ConsoleError::NotFound);
+    }
+    tracing::info!(task = %task.task_id, account = account_id, "console deleted a task");
+    Ok(())
+}
+
 /// A task's status as the leader sees it.
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct TaskStatus {
@@ -150,8 +183,11 @@ pub(crate) struct TaskStatus {
     pub accepted: u64,
     /// Reports verified and aggregated by both aggregators.
     pub aggregated: u64,
-    /// Reports waiting for aggregation.
+    /// Reports waiting for aggregation or being aggregated.
     pub pending: u64,
+    /// Reports the aggregators rejected while aggregating (invalid proof, undecryptable at
+    /// the helper, replayed).
+    pub failed: u64,
     /// Collection jobs so far.
     pub collections: u64,
     /// Whether enough reports are aggregated for one batch.
@@ -177,8 +213,20 @@ pub(crate) async fn task_status(
         .iter()
         .find(|(r, _)| r == "accepted")
         .map_or(0, |(_, n)| *n);
-    let rows = console.datastore.count_task_rows(&id).await?;
-    let aggregated = rows.aggregated_reports;
+    let states = console.datastore.count_client_reports_by_state(&id).await?;
+    let in_state = |names: &[&str]| -> u64 {
+        states
+            .iter()
+            .filter(|(s, _)| names.contains(&s.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let aggregated = in_state(&["aggregated"]);
+    let collections = console
+        .datastore
+        .count_task_rows(&id)
+        .await?
+        .collection_jobs;
     let ready = aggregated >= params.min_batch_size;
     let readiness = match params.batch_mode {
         BatchMode::LeaderSelected => format!(
@@ -202,8 +250,9 @@ pub(crate) async fn task_status(
         upload_counters,
         accepted,
         aggregated,
-        pending: rows.client_reports,
-        collections: rows.collection_jobs,
+        pending: in_state(&["start", "aggregating"]),
+        failed: in_state(&["failed"]),
+        collections,
         ready,
         readiness,
         state: if ended { "ended" } else { "collecting" },
@@ -212,7 +261,8 @@ pub(crate) async fn task_status(
 
 /// The stored metric and parameters of a task row.
 pub(crate) fn parse_task(task: &TaskRow) -> Result<(Metric, TaskParameters), ConsoleError> {
-    let metric = serde_json::from_str(&task.metric).map_err(|_| ConsoleError::Internal("metric"))?;
+    let metric =
+        serde_json::from_str(&task.metric).map_err(|_| ConsoleError::Internal("metric"))?;
     let params =
         serde_json::from_str(&task.parameters).map_err(|_| ConsoleError::Internal("parameters"))?;
     Ok((metric, params))

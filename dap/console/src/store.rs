@@ -436,7 +436,10 @@ impl Store {
             .bind(prefix)
             .fetch_optional(&mut *conn)
             .await?;
-            row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()?
+            row.map(|r| -> std::result::Result<_, sqlx::Error> {
+                Ok((r.try_get(0)?, r.try_get(1)?))
+            })
+            .transpose()?
         }))
     }
 
@@ -465,7 +468,12 @@ impl Store {
     }
 
     /// Revokes the account's token; false if the account has no such (unrevoked) token.
-    pub async fn revoke_api_token(&self, account_id: &str, token_id: &str, now: u64) -> Result<bool> {
+    pub async fn revoke_api_token(
+        &self,
+        account_id: &str,
+        token_id: &str,
+        now: u64,
+    ) -> Result<bool> {
         let (account_id, token_id) = (account_id.to_owned(), token_id.to_owned());
         on_write!(self.db, |conn| -> Result<bool> {
             let n = sqlx::query(
@@ -650,7 +658,9 @@ impl Store {
             .bind(account_id)
             .fetch_all(&mut *conn)
             .await?;
-            rows.into_iter().map(|r| task_row(&r)).collect::<std::result::Result<Vec<_>, _>>()?
+            rows.iter()
+                .map(task_row!())
+                .collect::<std::result::Result<Vec<_>, _>>()?
         }))
     }
 

@@ -199,6 +199,26 @@ impl Datastore {
         })
     }
 
+    /// How many of the task's stored reports are in each state (`start`: waiting for an
+    /// aggregation job, `aggregating`, `aggregated`, `failed`), for status pages.
+    pub async fn count_client_reports_by_state(
+        &self,
+        task_id: &TaskId,
+    ) -> Result<Vec<(String, u64)>> {
+        on_read!(self.db, |conn| {
+            let rows = sqlx::query(
+                "SELECT state, COUNT(*) FROM client_reports WHERE task_id = $1 \
+                 GROUP BY state ORDER BY state",
+            )
+            .bind(task_id.as_bytes().to_vec())
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.into_iter()
+                .map(|r| Ok((r.try_get(0)?, uint(r.try_get(1)?))))
+                .collect()
+        })
+    }
+
     /// How many reports the leader holds for the task.
     pub async fn count_client_reports(&self, task_id: &TaskId) -> Result<u64> {
         on_read!(self.db, |conn| {

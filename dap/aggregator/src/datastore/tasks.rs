@@ -142,6 +142,41 @@ impl Datastore {
         })
     }
 
+    /// Deletes the task and every row it owns (reports, replay records, jobs, buckets,
+    /// collection artifacts, counters) in one write; false if there is no such task. Meant for
+    /// an operator or the console retiring a task, not for bulk clean-up (that is the garbage
+    /// collector's job, in bounded batches).
+    pub async fn delete_task(&self, task_id: &TaskId) -> Result<bool> {
+        let tid = task_id.as_bytes().to_vec();
+        on_write!(self.db, |conn| -> Result<bool> {
+            // Children first: every table below references `tasks`.
+            for table in [
+                "client_reports",
+                "aggregated_reports",
+                "aggregation_jobs",
+                "helper_aggregation_jobs",
+                "batch_buckets",
+                "collection_jobs",
+                "helper_aggregate_shares",
+                "collected_intervals",
+                "leader_batches",
+                "upload_counters",
+            ] {
+                let sql = format!("DELETE FROM {table} WHERE task_id = $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(tid.clone())
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let n = sqlx::query("DELETE FROM tasks WHERE task_id = $1")
+                .bind(tid.clone())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            Ok(n > 0)
+        })
+    }
+
     /// IDs of the tasks this aggregator holds.
     pub async fn get_task_ids(&self) -> Result<Vec<TaskId>> {
         on_read!(self.db, |conn| {
