@@ -40,6 +40,7 @@ fn load(ca: &TestCa, challenge: ChallengeMode, accounts: u32, certs: u64, mix: &
         poll: PollPolicy::default(),
         progress: false,
         keep_cert_ids: true,
+        deactivate_authzs: false,
     }
 }
 

@@ -131,6 +131,7 @@ async fn the_load_generator_issues_with_dns_account01() {
         poll: cairn_loadgen::PollPolicy::default(),
         progress: false,
         keep_cert_ids: false,
+        deactivate_authzs: false,
     };
     let summary = cairn_loadgen::run(cfg).await.unwrap();
     assert_eq!(summary.errors_total, 0, "{summary}");

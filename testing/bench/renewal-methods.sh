@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Renewal throughput by validation method, in one sitting: the same ACME load (`cairn bench
 # acme --mix renewal=1`: each account's first certificate, then renewals of it with `replaces`)
-# against a fresh `cairn serve` per method, with authorization reuse off so that every renewal
-# is validated again. What differs is what the subscriber must do per renewal:
+# against a fresh `cairn serve` per method. The load generator deactivates each order's
+# authorizations after the download (RFC 8555 §7.5.2), so every renewal validates again, as a
+# real renewal does once the reuse window has passed. What differs is what the subscriber must do per renewal:
 #   http-01         serve a new token (the load generator's responder on 127.0.0.1:5002)
 #   dns-01          publish a new TXT record (challenge test server management API)
 #   dns-persist-01  nothing: the one standing `_validation-persist` record stays (published at
@@ -14,7 +15,7 @@
 #
 # Uses ports 5002, 5011, 5012, 8053, 8055, 14100, 14101. Release builds; the same
 # testing/bench/cairn-bench.toml as acme-vs-pebble.sh (HTTPS, SQLite synchronous=FULL, CAA,
-# lints, rate-limit checks) plus a default profile whose authz_reuse is 0s.
+# lints, rate-limit checks).
 set -euo pipefail
 
 ACCOUNTS=${ACCOUNTS:-100}
@@ -50,17 +51,7 @@ wait_for() { # URL [curl options]
     return 1
 }
 
-config=$work/cairn-renewal.toml
-cat "$repo/testing/bench/cairn-bench.toml" - >"$config" <<'TOML'
-
-[ra]
-default_profile = "renew"
-
-[ra.profiles.renew]
-description = "90-day certificates; authorizations are never reused, so every renewal validates"
-validity = "90d"
-authz_reuse = "0s"
-TOML
+config=$repo/testing/bench/cairn-bench.toml
 
 "$cairn" challtestsrv --management 127.0.0.1:8055 --dns 127.0.0.1:8053 \
     --http01 127.0.0.1:5012 --tlsalpn01 127.0.0.1:5011 >"$work/challtestsrv.log" 2>&1 &
@@ -79,7 +70,7 @@ for method in $METHODS; do
     echo "== $method: $ACCOUNTS accounts, $DURATION, mix renewal=1; load before: $(uptime)" >&2
     "$bench" acme --directory https://localhost:14100/directory \
         --root "$work/cairn-$method/ca/tls-root.pem" --accounts "$ACCOUNTS" \
-        --duration "$DURATION" --mix renewal=1 "${how[@]}" --json --quiet >"$work/$method.json"
+        --duration "$DURATION" --mix renewal=1 --deactivate-authzs "${how[@]}" --json --quiet >"$work/$method.json"
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 done
 

@@ -98,6 +98,10 @@ struct AcmeArgs {
     /// (for renewalInfo benchmarks).
     #[arg(long)]
     cert_ids: Option<PathBuf>,
+    /// Deactivate each order's authorizations after its download, so renewals validate again
+    /// (as they do once the reuse window has passed).
+    #[arg(long)]
+    deactivate_authzs: bool,
     /// Print the summary as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -183,6 +187,7 @@ async fn acme(args: AcmeArgs) -> anyhow::Result<()> {
         poll: PollPolicy::default(),
         progress: !args.quiet,
         keep_cert_ids: args.cert_ids.is_some(),
+        deactivate_authzs: args.deactivate_authzs,
     })
     .await?;
     if let Some(path) = &args.cert_ids {

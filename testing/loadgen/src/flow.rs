@@ -76,6 +76,8 @@ impl Default for PollPolicy {
 pub(crate) struct FlowContext {
     pub(crate) challenge: ChallengeMode,
     pub(crate) poll: PollPolicy,
+    /// Deactivate the order's authorizations after the download ([`crate::LoadConfig`]).
+    pub(crate) deactivate_authzs: bool,
     /// Only for the challenge test server's management API.
     pub(crate) mgmt_http: reqwest::Client,
 }
@@ -196,6 +198,13 @@ pub(crate) async fn issue(
     acct.server()
         .stats()
         .record(Endpoint::Issuance, started.elapsed());
+    if ctx.deactivate_authzs {
+        let deactivate = json!({"status": "deactivated"});
+        for url in &authz_urls {
+            let url = acct.server().checked_url(Endpoint::Authz, url)?.to_string();
+            acct.post(Endpoint::Authz, &url, Some(&deactivate)).await?;
+        }
+    }
     let cert_id = info.authority_key_id.map(|aki| {
         use base64::Engine;
         let b = base64::engine::general_purpose::URL_SAFE_NO_PAD;

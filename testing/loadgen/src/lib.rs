@@ -146,6 +146,10 @@ pub struct LoadConfig {
     /// Keep the RFC 9773 identifiers of issued certificates in the summary (e.g. to drive
     /// renewalInfo GETs afterwards).
     pub keep_cert_ids: bool,
+    /// Deactivate each order's authorizations once its certificate is downloaded (RFC 8555
+    /// §7.5.2), so that the account's next order for the same names (a renewal) must validate
+    /// again, as a renewal does in practice once the reuse window has passed.
+    pub deactivate_authzs: bool,
 }
 
 /// Runs the load and returns its summary. Failed flows are counted, not fatal; an error is
@@ -164,6 +168,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     let ctx = Arc::new(FlowContext {
         challenge: cfg.challenge.clone(),
         poll: cfg.poll,
+        deactivate_authzs: cfg.deactivate_authzs,
         mgmt_http: reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
