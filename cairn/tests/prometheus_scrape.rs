@@ -305,7 +305,7 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
     let prom = Prometheus::start(program, ca.server.metrics_addr).await;
     let new_order_400 = "sum(cairn_http_requests_total{listener=\"acme\",\
                          endpoint=\"/acme/new-order\",status=\"400\"})";
-    prom.wait_for(new_order_400, |v| v == 1.0).await;
+    prom.wait_for(new_order_400, |v| v >= 1.0).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut before = Vec::new();
     for (_, _, route) in LOADGEN_SLOS {
@@ -337,7 +337,7 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
     let errors: u64 = run.statuses.values().map(|c| c.server_errors).sum();
     assert!(errors > 0, "the outage failed requests: {run}");
     assert!(run.certificates > 0, "issuance worked around the outage: {run}");
-    prom.wait_for(new_order_400, |v| v == f64::from(1 + MISTAKES))
+    prom.wait_for(new_order_400, |v| v >= f64::from(1 + MISTAKES))
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -352,8 +352,10 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
         );
     }
 
-    // The recording rules over 5 minutes (the whole run): valid events and error ratio as
-    // the load generator counted them, within rate()'s extrapolation.
+    // The recording rules over 5 minutes (the whole run): valid events as the load generator
+    // counted them, within rate()'s extrapolation; and new-order's error ratio (its 5xx series
+    // existed before the run: a series that first appears mid-run loses its first sample's
+    // count to rate(), so the other endpoints' few errors are not compared).
     let new_order = seen("newOrder");
     assert!(new_order.server_errors > 0, "{run}");
     for (endpoint, slo, _) in LOADGEN_SLOS {
@@ -373,6 +375,9 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
             events >= valid * 0.9 && events <= valid * 1.15,
             "{slo}: {events:.1} valid events recorded, {valid} seen"
         );
+        if slo != "acme_new_order" {
+            continue;
+        }
         let ratio = prom
             .wait_for(
                 &format!("cairn:sli_error_ratio:rate5m{{slo=\"{slo}\"}}"),
