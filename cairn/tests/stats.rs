@@ -168,7 +168,7 @@ async fn stats_show_issuance_revocation_and_registered_domains() {
             "--no-sandbox",
             "--disable-gpu",
             "--no-first-run",
-            "--window-size=1000,900",
+            "--window-size=1000,2400",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(extra)

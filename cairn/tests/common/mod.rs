@@ -238,6 +238,7 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
 }
 pub mod dap;
 pub mod pg;
+pub mod prometheus;
 pub mod raw;
 
 /// A loopback port free at the time of asking (for a child process to bind).
