@@ -130,7 +130,10 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
     let seen = |endpoint: &str| run.statuses.get(endpoint).copied().unwrap_or_default();
     let errors: u64 = run.statuses.values().map(|c| c.server_errors).sum();
     assert!(errors > 0, "the outage failed requests: {run}");
-    assert!(run.certificates > 0, "issuance worked around the outage: {run}");
+    assert!(
+        run.certificates > 0,
+        "issuance worked around the outage: {run}"
+    );
     prom.wait_for(new_order_400, |v| v >= f64::from(1 + MISTAKES))
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -12,7 +12,9 @@ use cairn_core::{
     ChallengeId, ChallengeStatus, ChallengeType, Identifier, Order, OrderId, OrderStatus,
     Revocation, RevocationReason, Serial,
 };
-use cairn_sa::{CtLogSize, IssuanceStats, Lease, SliCount, SqlStorage, StatsStorage, StorageAuthority};
+use cairn_sa::{
+    CtLogSize, IssuanceStats, Lease, SliCount, SqlStorage, StatsStorage, StorageAuthority,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -375,8 +377,12 @@ async fn sli_events_add_up_per_endpoint_over_the_days_asked(sa: &SqlStorage) {
         .unwrap();
     // Two processes' minutes on one day, then the next day.
     let minute = [sli("/directory", 10, 0), sli("/acme/new-order", 5, 1)];
-    sa.add_sli_counts(date!(2026 - 05 - 01), &minute).await.unwrap();
-    sa.add_sli_counts(date!(2026 - 05 - 01), &minute).await.unwrap();
+    sa.add_sli_counts(date!(2026 - 05 - 01), &minute)
+        .await
+        .unwrap();
+    sa.add_sli_counts(date!(2026 - 05 - 01), &minute)
+        .await
+        .unwrap();
     sa.add_sli_counts(date!(2026 - 05 - 02), &[sli("/acme/new-order", 3, 0)])
         .await
         .unwrap();

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Events per (listener, route template): (valid, errors).
-type Counts = BTreeMap<(&'static str, String), (u64, u64)>;
+type Counts = BTreeMap<(String, String), (u64, u64)>;
 
 /// This process's SLI events not yet added to storage.
 #[derive(Debug, Default)]
@@ -63,7 +63,7 @@ impl SliTally {
             return;
         }
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = counts.entry((listener, endpoint)).or_default();
+        let entry = counts.entry((listener.to_owned(), endpoint)).or_default();
         entry.0 += 1;
         if status >= 500 {
             entry.1 += 1;
@@ -77,7 +77,7 @@ impl SliTally {
         counts
             .into_iter()
             .map(|((listener, endpoint), (valid, errors))| SliCount {
-                listener: listener.to_owned(),
+                listener,
                 endpoint,
                 valid,
                 errors,
@@ -90,22 +90,12 @@ impl SliTally {
     pub fn restore(&self, taken: Vec<SliCount>) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         for c in taken {
-            // Listener names are the few static names the binary gives; an unknown one (never
-            // produced by `take`) is kept under a fixed name rather than dropped.
-            let listener = KNOWN_LISTENERS
-                .iter()
-                .find(|l| **l == c.listener)
-                .copied()
-                .unwrap_or("other");
-            let entry = counts.entry((listener, c.endpoint)).or_default();
+            let entry = counts.entry((c.listener, c.endpoint)).or_default();
             entry.0 += c.valid;
             entry.1 += c.errors;
         }
     }
 }
-
-/// The listener names `cairn serve` counts under.
-const KNOWN_LISTENERS: [&str; 3] = ["acme", "public", "dap"];
 
 #[cfg(test)]
 mod tests {
@@ -129,7 +119,9 @@ mod tests {
             .route("/limited", get(|| async { StatusCode::TOO_MANY_REQUESTS }))
             .route("/fail", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
         let app = tally.count(app, "acme");
-        for path in ["/ok/1", "/ok/2", "/mistake", "/limited", "/fail", "/nowhere"] {
+        for path in [
+            "/ok/1", "/ok/2", "/mistake", "/limited", "/fail", "/nowhere",
+        ] {
             status(&app, path).await;
         }
         assert_eq!(status(&app, "/fail").await, StatusCode::SERVICE_UNAVAILABLE);

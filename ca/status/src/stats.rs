@@ -17,12 +17,12 @@
 //! are reached through [`Sources`], plain functions the binary fills in, so this crate
 //! depends on neither the CT log nor the DAP aggregator.
 
+use crate::sli::SliTally;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use crate::sli::SliTally;
 use cairn_api::{CtLogSize, IssuanceStats, SaError, SliCount, StatsStorage};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -97,11 +97,7 @@ impl std::fmt::Debug for StatsPage {
 impl StatsPage {
     /// The page over `sa`, caching each snapshot for `cache_for` (the server uses
     /// [`CACHE_FOR`]), without any background work.
-    pub fn new(
-        sa: Arc<dyn StatsStorage>,
-        sources: Sources,
-        cache_for: Duration,
-    ) -> Arc<StatsPage> {
+    pub fn new(sa: Arc<dyn StatsStorage>, sources: Sources, cache_for: Duration) -> Arc<StatsPage> {
         Arc::new(StatsPage {
             sa,
             sources,
@@ -311,9 +307,8 @@ impl Sli {
             endpoint: c.endpoint.clone(),
             valid: c.valid,
             errors: c.errors,
-            success_percent: (c.valid > 0).then(|| {
-                c.valid.saturating_sub(c.errors) as f64 * 100.0 / c.valid as f64
-            }),
+            success_percent: (c.valid > 0)
+                .then(|| c.valid.saturating_sub(c.errors) as f64 * 100.0 / c.valid as f64),
         }
     }
 }
@@ -333,9 +328,8 @@ fn ct_log_stats(sizes: &[CtLogSize]) -> Vec<CtLogStats> {
                     .rev()
                     .nth(1)
                     .map(|previous| last.tree_size.saturating_sub(previous.tree_size)),
-                growth_per_day: (span > 0).then(|| {
-                    last.tree_size.saturating_sub(first.tree_size) as f64 / span as f64
-                }),
+                growth_per_day: (span > 0)
+                    .then(|| last.tree_size.saturating_sub(first.tree_size) as f64 / span as f64),
                 daily: days
                     .iter()
                     .map(|d| CtLogDay {
@@ -790,7 +784,11 @@ mod tests {
         assert!(page.contains(r#"id="dap-reports-aggregated">12,345<"#));
         assert!(page.contains(r#"<svg id="chart-ct-0""#));
 
-        let empty = render(&Snapshot::new(&IssuanceStats::default(), &Others::default(), NOW));
+        let empty = render(&Snapshot::new(
+            &IssuanceStats::default(),
+            &Others::default(),
+            NOW,
+        ));
         assert!(empty.contains(r#"id="sli-none""#));
         assert!(empty.contains(r#"id="ct-none""#));
         assert!(empty.contains(r#"id="dap-reports-aggregated">n/a<"#));
@@ -798,7 +796,10 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        assert_eq!(escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]
