@@ -17,7 +17,6 @@
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
-use axum::response::Response;
 use cairn_api::SliCount;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
