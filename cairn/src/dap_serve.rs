@@ -96,6 +96,25 @@ impl DapPair {
         &self.control_token
     }
 
+    /// The reports the leader has aggregated, for the public statistics page.
+    pub fn reports_aggregated(&self) -> Option<cairn_status::stats::Figure> {
+        let leader = self
+            .aggregators
+            .iter()
+            .find(|a| a.role() == AggregatorRole::Leader)?
+            .clone();
+        Some(Arc::new(move || {
+            let leader = leader.clone();
+            Box::pin(async move {
+                leader
+                    .datastore()
+                    .count_aggregated_reports()
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }))
+    }
+
     /// Stops the listeners and drivers and closes the datastores.
     pub async fn shutdown(self) {
         for t in &self.tasks {
@@ -142,11 +161,13 @@ fn secret(
     Ok((value, Some(file.to_owned())))
 }
 
-/// Starts the leader and helper with their datastores under `<data_dir>/dap/`.
+/// Starts the leader and helper with their datastores under `<data_dir>/dap/`, their requests
+/// counted in `sli` for the statistics page.
 pub async fn start(
     section: &DapSection,
     data_dir: &Path,
     limits: &cairn_listen::Limits,
+    sli: &Arc<cairn_status::sli::SliTally>,
 ) -> anyhow::Result<DapPair> {
     let dir = data_dir.join("dap");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -196,7 +217,10 @@ pub async fn start(
             .push(agg.spawn_drivers(std::time::Duration::from_millis(section.driver_period_ms)));
         pair.tasks.push(agg.spawn_garbage_collector());
         pair.tasks.push(agg.spawn_key_rotator());
-        let mut app = cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token));
+        let mut app = sli.count(
+            cairn_dap_aggregator::router(agg.clone(), Some(&pair.control_token)),
+            "dap",
+        );
         if role == AggregatorRole::Leader && section.console.enabled {
             app = app.nest(
                 cairn_dap_console::MOUNT,

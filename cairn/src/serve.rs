@@ -349,10 +349,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     )?);
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
-    // The public statistics page (/stats, /stats.json) reads storage's counters.
-    let stats_page = cairn_status::stats::StatsPage::start(storage.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot build the statistics counters: {e}"))?;
+    // The public statistics page (/stats, /stats.json) reads storage's counters, these SLI
+    // events and the local CT logs' sizes (the DAP leader's count is added once it runs).
+    let sli = cairn_status::sli::SliTally::new();
+    let mut stats_sources = cairn_status::stats::Sources {
+        sli: Some(sli.clone()),
+        ..Default::default()
+    };
+    for log in &ct.local_logs {
+        let log = log.clone();
+        stats_sources
+            .ct_logs
+            .push((log.name().to_owned(), Arc::new(move || log.tree_size())));
+    }
+    let stats_storage = storage.clone();
     // The OCSP memory cache follows storage's revocation epoch as often as the CRL updater.
     let epoch_poll = cfg.crl.settings()?.poll_interval;
     let ocsp_parts = (storage_dyn.clone(), issuer.clone(), clock.clone());
@@ -366,10 +376,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     )
     .await?;
     let ra = ra_role.ra.clone();
-    let app = ct.mount(wfe_router(&cfg, Arc::new(ra.clone()), shared_nonces));
+    let app = sli.count(
+        ct.mount(wfe_router(&cfg, Arc::new(ra.clone()), shared_nonces)),
+        "acme",
+    );
 
-    let mut public_app =
-        cairn_status::public::router(public_parts).merge(cairn_status::stats::router(stats_page));
+    let mut public_app = cairn_status::public::router(public_parts);
     if cfg.ocsp.enabled {
         let (sa, issuer, clock) = ocsp_parts;
         let redis_url = cfg.redis_url();
@@ -386,10 +398,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         public_app = public_app.merge(cairn_status::ocsp::router(responder));
     }
     let dap = if cfg.dap.enabled {
-        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir, &limits).await?)
+        Some(crate::dap_serve::start(&cfg.dap, &cfg.server.data_dir, &limits, &sli).await?)
     } else {
         None
     };
+    stats_sources.dap_reports_aggregated = dap.as_ref().and_then(|d| d.reports_aggregated());
+    let stats_page = cairn_status::stats::StatsPage::start(stats_storage, stats_sources)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build the statistics counters: {e}"))?;
+    let public_app = sli.count(
+        public_app.merge(cairn_status::stats::router(stats_page)),
+        "public",
+    );
     let public_task = tokio::spawn(
         cairn_listen::Listener::new(public_listener, "public", limits.clone())
             .serve(public_app, std::future::pending::<()>()),

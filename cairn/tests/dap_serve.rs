@@ -7,14 +7,10 @@
 
 mod common;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_dap_aggregator::control_client;
-use cairn_dap_core::{AggregateResult, HpkeKeypair, Measurement, TaskParameters};
-use cairn_dap_messages::{BatchMode, Encode, HpkeConfigId, Query, TaskId};
+use cairn_dap_core::{AggregateResult, TaskParameters};
+use cairn_dap_messages::Query;
 use std::time::Duration;
-
-const COLLECTOR_TOKEN: &str = "collector-token-of-the-test";
 
 #[tokio::test]
 async fn all_in_one_server_aggregates_uploads_for_the_collector() {
@@ -26,26 +22,9 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
     let dap = ca.server.dap.as_ref().expect("DAP runs in cairn serve");
     let http = reqwest::Client::new();
 
-    let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
-    let params = TaskParameters {
-        task_id: TaskId::from_bytes(control_client::random_bytes().unwrap()),
-        leader_endpoint: dap.leader_url.clone(),
-        helper_endpoint: dap.helper_url.clone(),
-        time_precision: 60,
-        min_batch_size: 10,
-        batch_mode: BatchMode::LeaderSelected,
-        vdaf: serde_json::from_str(r#"{"type":"Prio3Sum","max_measurement":1000}"#).unwrap(),
-        task_info: "all-in-one".into(),
-        task_interval: None,
-        max_batch_size: Some(10),
-        differential_privacy: None,
-    };
-    let tokens = control_client::TaskTokens {
-        leader_control: dap.control_token().to_owned(),
-        helper_control: dap.control_token().to_owned(),
-        collector: COLLECTOR_TOKEN.into(),
-    };
-    let collector_config = URL_SAFE_NO_PAD.encode(collector_keys.config().get_encoded().unwrap());
+    let params = common::dap::task_parameters(dap, 10);
+    let tokens = common::dap::tokens(dap);
+    let (_, collector_config) = common::dap::collector_keys();
 
     // A wrong control token is refused and creates nothing.
     let bad = control_client::TaskTokens {
@@ -57,28 +36,9 @@ async fn all_in_one_server_aggregates_uploads_for_the_collector() {
         .unwrap_err();
     assert!(format!("{err:#}").contains("helper refused"), "{err:#}");
 
-    control_client::create_task(&http, &params, &collector_config, &tokens)
-        .await
-        .unwrap();
-
+    let collector = common::dap::create_task(dap, &params, &http).await;
     let values: Vec<u64> = (1..=10).map(|i| i * 7).collect();
-    let client = cairn_dap_client::Client::new(params.clone(), http.clone())
-        .await
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let ms: Vec<Measurement> = values.iter().map(|v| Measurement::Integer(*v)).collect();
-    let refused = client.upload_measurements(&ms, now).await.unwrap();
-    assert!(refused.status.is_empty(), "{refused:?}");
-
-    let collector = cairn_dap_collector::Collector::new(
-        params.clone(),
-        collector_keys,
-        COLLECTOR_TOKEN.into(),
-        http.clone(),
-    );
+    common::dap::upload(&params, &values, &http).await;
     let c = collector
         .collect(Query::LeaderSelected, 200, Duration::from_millis(100))
         .await

@@ -14,23 +14,8 @@ async fn issuance_on_postgresql() {
     let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
-    let schema = format!("cairn_e2e_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(&base)
-        .await
-        .expect("connect to PostgreSQL");
-    sqlx::query(AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {schema} CASCADE"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-csearch_path%3D{schema}");
-
+    let schema = common::pg::Schema::create(&base, "cairn_e2e").await;
+    let url = schema.url.clone();
     let ca = TestCa::start_with(|cfg| cfg.server.database_url = Some(url)).await;
     let account = ca.account().await;
     let (pem, _) = ca
@@ -43,14 +28,12 @@ async fn issuance_on_postgresql() {
     verify_chain(&ca.server.root_path, &pem, "pg.example.com");
     // The rows really are in PostgreSQL.
     let (n,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM {schema}.certificates"
+        "SELECT COUNT(*) FROM {}.certificates",
+        schema.name
     )))
-    .fetch_one(&admin)
+    .fetch_one(&schema.admin)
     .await
     .unwrap();
     assert_eq!(n, 1);
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    schema.drop().await;
 }

@@ -34,5 +34,5 @@ pub use sa::{
     AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
     RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
-pub use sa::{IssuanceStats, StatsStorage};
+pub use sa::{CtLogSize, IssuanceStats, SliCount, StatsStorage};
 pub use va::{CaaAccount, CaaCheck, ValidationAuthority, ValidationOutcome, ValidationRequest};

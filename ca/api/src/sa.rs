@@ -474,6 +474,32 @@ pub struct IssuanceStats {
     pub daily_issuance: Vec<(time::Date, u64)>,
 }
 
+/// One endpoint's service-level-indicator events over some days, as the public statistics page
+/// keeps them: the requests that were not the client's mistake (`valid`: any answer but a 4xx)
+/// and, of those, the ones the service got wrong (`errors`: a 5xx).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SliCount {
+    /// The listener's name, as in the `listener` label of `cairn_http_requests_total`.
+    pub listener: String,
+    /// The route template (`/acme/order/{id}`), as in the `endpoint` label.
+    pub endpoint: String,
+    /// Requests answered with anything but a 4xx.
+    pub valid: u64,
+    /// Requests answered with a 5xx.
+    pub errors: u64,
+}
+
+/// A CT log's tree size as recorded on one UTC day (the largest seen that day).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CtLogSize {
+    /// The UTC day.
+    pub day: time::Date,
+    /// The log's name.
+    pub log: String,
+    /// Its tree size.
+    pub tree_size: u64,
+}
+
 /// The storage behind the public statistics page (`/stats`): counters kept at issuance and
 /// revocation time, read cheaply, and rebuilt from the certificates when they can't be trusted.
 /// Separate from [`StorageAuthority`] so the components that never show statistics don't carry it.
@@ -494,4 +520,16 @@ pub trait StatsStorage: Send + Sync + 'static {
     /// Drops the counters that can no longer count (expiry hours and domains in the past);
     /// returns how many rows it dropped.
     async fn prune_stats(&self, now: OffsetDateTime) -> SaResult<u64>;
+    /// Adds `counts` (events since the last call, from one process) to day `day`'s totals.
+    async fn add_sli_counts(&self, day: time::Date, counts: &[SliCount]) -> SaResult<()>;
+    /// The SLI events per listener and endpoint summed over the days from `since` on, and the
+    /// first of those days that has any (none when there are none).
+    async fn get_sli_counts(
+        &self,
+        since: time::Date,
+    ) -> SaResult<(Vec<SliCount>, Option<time::Date>)>;
+    /// Records that log `log` had `tree_size` entries on day `day` (a day keeps its largest).
+    async fn put_ct_log_size(&self, day: time::Date, log: &str, tree_size: u64) -> SaResult<()>;
+    /// The recorded sizes from day `since` on, by log then day.
+    async fn get_ct_log_sizes(&self, since: time::Date) -> SaResult<Vec<CtLogSize>>;
 }

@@ -23,4 +23,4 @@ pub use cairn_api::sa::{
     AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
     RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
 };
-pub use cairn_api::sa::{IssuanceStats, StatsStorage};
+pub use cairn_api::sa::{CtLogSize, IssuanceStats, SliCount, StatsStorage};

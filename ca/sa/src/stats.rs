@@ -22,9 +22,14 @@
 //! out of the active domains (as Let's Encrypt counts domains with an unexpired certificate).
 //! [`StatsStorage::recompute_stats`] rebuilds everything from the certificates table: on
 //! start-up for a database that had certificates before the counters existed.
+//!
+//! Beside those, two small per-day tables the page fills itself (migration `0008_ops_stats`):
+//! the SLI events each process counted ([`StatsStorage::add_sli_counts`], one row per endpoint
+//! and day, added to every minute) and each CT log's tree size per day. Neither can be rebuilt
+//! from other data, so the recompute job leaves them alone.
 
 use crate::sql::{Failure, SqlStorage};
-use crate::{IssuanceStats, SaResult, StatsStorage};
+use crate::{CtLogSize, IssuanceStats, SaResult, SliCount, StatsStorage};
 use async_trait::async_trait;
 use cairn_core::{Certificate, Identifier, IdentifierType};
 use cairn_db::{Dialect, on_read, on_write, query_builder};
@@ -387,8 +392,119 @@ impl StatsStorage for SqlStorage {
             Ok(hours + domains)
         })
     }
+
+    async fn add_sli_counts(&self, day: Date, counts: &[SliCount]) -> SaResult<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let day = unix_day(day);
+        // In key order, so two processes adding at once never wait on each other in a cycle.
+        let mut sorted = counts.to_vec();
+        sorted.sort_by(|a, b| (&a.listener, &a.endpoint).cmp(&(&b.listener, &b.endpoint)));
+        let db = self.db();
+        on_write!(db, Failure, |conn| {
+            for c in &sorted {
+                sqlx::query(
+                    "INSERT INTO stats_sli_daily (day, listener, endpoint, valid, errors) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (day, listener, endpoint) \
+                     DO UPDATE SET valid = stats_sli_daily.valid + excluded.valid, \
+                     errors = stats_sli_daily.errors + excluded.errors",
+                )
+                .bind(day)
+                .bind(&c.listener)
+                .bind(&c.endpoint)
+                .bind(int(c.valid))
+                .bind(int(c.errors))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn get_sli_counts(&self, since: Date) -> SaResult<(Vec<SliCount>, Option<Date>)> {
+        let since = unix_day(since);
+        let db = self.db();
+        let (rows, first): (Vec<(String, String, i64, i64)>, Option<i64>) =
+            on_read!(db, Failure, |conn| {
+                let rows = sqlx::query_as(
+                    "SELECT listener, endpoint, CAST(SUM(valid) AS BIGINT), \
+                     CAST(SUM(errors) AS BIGINT) FROM stats_sli_daily WHERE day >= $1 \
+                     GROUP BY listener, endpoint ORDER BY listener, endpoint",
+                )
+                .bind(since)
+                .fetch_all(&mut *conn)
+                .await?;
+                let first: Option<i64> =
+                    sqlx::query_scalar("SELECT MIN(day) FROM stats_sli_daily WHERE day >= $1")
+                        .bind(since)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                (rows, first)
+            });
+        let counts = rows
+            .into_iter()
+            .map(|(listener, endpoint, valid, errors)| SliCount {
+                listener,
+                endpoint,
+                valid: uint(valid),
+                errors: uint(errors),
+            })
+            .collect();
+        Ok((counts, first.and_then(date_of_day)))
+    }
+
+    async fn put_ct_log_size(&self, day: Date, log: &str, tree_size: u64) -> SaResult<()> {
+        let (day, log) = (unix_day(day), log.to_owned());
+        let db = self.db();
+        on_write!(db, Failure, |conn| {
+            sqlx::query(
+                "INSERT INTO stats_ct_log_daily (day, log, tree_size) VALUES ($1, $2, $3) \
+                 ON CONFLICT (day, log) DO UPDATE SET tree_size = CASE \
+                 WHEN excluded.tree_size > stats_ct_log_daily.tree_size \
+                 THEN excluded.tree_size ELSE stats_ct_log_daily.tree_size END",
+            )
+            .bind(day)
+            .bind(&log)
+            .bind(int(tree_size))
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn get_ct_log_sizes(&self, since: Date) -> SaResult<Vec<CtLogSize>> {
+        let since = unix_day(since);
+        let db = self.db();
+        let rows: Vec<(i64, String, i64)> = on_read!(db, Failure, |conn| {
+            sqlx::query_as(
+                "SELECT day, log, tree_size FROM stats_ct_log_daily WHERE day >= $1 \
+                 ORDER BY log, day",
+            )
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(day, log, size)| {
+                Some(CtLogSize {
+                    day: date_of_day(day)?,
+                    log,
+                    tree_size: uint(size),
+                })
+            })
+            .collect())
+    }
 }
 
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn uint(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,9 @@
 //! The public statistics counters (`StatsStorage`) on SQLite (always) and PostgreSQL (when
 //! `CAIRN_TEST_POSTGRES_URL` is set; each test in a fresh schema, dropped after): issuance and
 //! revocation keep them up to date, the recompute job rebuilds the same numbers from the
-//! certificates, and pruning drops only what can no longer count.
+//! certificates, and pruning drops only what can no longer count. The page's own per-day
+//! tables (SLI events, CT log sizes) add up, keep each day's largest size, and survive the
+//! recompute job.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +12,9 @@ use cairn_core::{
     ChallengeId, ChallengeStatus, ChallengeType, Identifier, Order, OrderId, OrderStatus,
     Revocation, RevocationReason, Serial,
 };
-use cairn_sa::{IssuanceStats, Lease, SqlStorage, StatsStorage, StorageAuthority};
+use cairn_sa::{
+    CtLogSize, IssuanceStats, Lease, SliCount, SqlStorage, StatsStorage, StorageAuthority,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -91,6 +95,8 @@ stats_tests!(
     recompute_rebuilds_the_same_numbers,
     pruning_keeps_the_numbers,
     concurrent_issuance_counts_every_certificate,
+    sli_events_add_up_per_endpoint_over_the_days_asked,
+    ct_log_sizes_keep_each_days_largest,
 );
 
 // ---- fixtures ----
@@ -350,4 +356,72 @@ async fn concurrent_issuance_counts_every_certificate(sa: &SqlStorage) {
     let s = stats_at(sa, T0 + Duration::days(1)).await;
     assert_eq!((s.active_certificates, s.active_domains), (24, 2));
     assert_eq!(s.daily_issuance, vec![(date!(2026 - 05 - 01), 24)]);
+}
+
+fn sli(endpoint: &str, valid: u64, errors: u64) -> SliCount {
+    SliCount {
+        listener: "acme".into(),
+        endpoint: endpoint.into(),
+        valid,
+        errors,
+    }
+}
+
+async fn sli_events_add_up_per_endpoint_over_the_days_asked(sa: &SqlStorage) {
+    assert_eq!(
+        sa.get_sli_counts(date!(2026 - 01 - 01)).await.unwrap(),
+        (vec![], None)
+    );
+    sa.add_sli_counts(date!(2026 - 04 - 30), &[sli("/acme/new-order", 1000, 1000)])
+        .await
+        .unwrap();
+    // Two processes' minutes on one day, then the next day.
+    let minute = [sli("/directory", 10, 0), sli("/acme/new-order", 5, 1)];
+    sa.add_sli_counts(date!(2026 - 05 - 01), &minute)
+        .await
+        .unwrap();
+    sa.add_sli_counts(date!(2026 - 05 - 01), &minute)
+        .await
+        .unwrap();
+    sa.add_sli_counts(date!(2026 - 05 - 02), &[sli("/acme/new-order", 3, 0)])
+        .await
+        .unwrap();
+    sa.add_sli_counts(date!(2026 - 05 - 02), &[]).await.unwrap();
+    let (counts, first) = sa.get_sli_counts(date!(2026 - 05 - 01)).await.unwrap();
+    assert_eq!(first, Some(date!(2026 - 05 - 01)));
+    assert_eq!(
+        counts,
+        [sli("/acme/new-order", 13, 2), sli("/directory", 20, 0)],
+        "the day before is left out"
+    );
+    // The recompute job rebuilds the issuance counters only.
+    sa.recompute_stats(T0).await.unwrap();
+    let (again, _) = sa.get_sli_counts(date!(2026 - 04 - 01)).await.unwrap();
+    assert_eq!(again[0], sli("/acme/new-order", 1013, 1002));
+}
+
+async fn ct_log_sizes_keep_each_days_largest(sa: &SqlStorage) {
+    for (day, log, size) in [
+        (date!(2026 - 05 - 01), "oak", 10),
+        (date!(2026 - 05 - 01), "oak", 30),
+        (date!(2026 - 05 - 01), "oak", 20),
+        (date!(2026 - 05 - 02), "oak", 45),
+        (date!(2026 - 05 - 02), "birch", 7),
+        (date!(2026 - 04 - 01), "oak", 1),
+    ] {
+        sa.put_ct_log_size(day, log, size).await.unwrap();
+    }
+    let size = |day, log: &str, tree_size| CtLogSize {
+        day,
+        log: log.into(),
+        tree_size,
+    };
+    assert_eq!(
+        sa.get_ct_log_sizes(date!(2026 - 05 - 01)).await.unwrap(),
+        [
+            size(date!(2026 - 05 - 02), "birch", 7),
+            size(date!(2026 - 05 - 01), "oak", 30),
+            size(date!(2026 - 05 - 02), "oak", 45),
+        ]
+    );
 }

@@ -6,7 +6,8 @@
 //!   caches the signed answers (Redis, or this process's memory).
 //! - [`public`]: the public plain-HTTP listener that serves the stored CRLs and the CA
 //!   certificates at the URLs certificates name; the responder's routes are merged into it.
-//! - [`stats`]: the public statistics page (`/stats`, `/stats.json`) on the same listener.
+//! - [`stats`]: the public statistics page (`/stats`, `/stats.json`) on the same listener, with
+//!   [`sli`] counting the listeners' service-level-indicator events for it.
 //!
 //! Each service has its own configuration section ([`crl::CrlConfig`], [`ocsp::OcspConfig`];
 //! the public listener's address and base URL are `[server]` settings of the binary) and is
@@ -20,6 +21,7 @@
 pub mod crl;
 pub mod ocsp;
 pub mod public;
+pub mod sli;
 pub mod stats;
 
 #[cfg(test)]

@@ -10,17 +10,24 @@
 //! What the page shows: certificates active (unexpired, not revoked) and registered domains
 //! active, average daily issuance and issuance per second over the last 90 days, year over year
 //! (the last 365 days against the 365 before), and certificates issued per day over the last
-//! year as charts. Left out for now, as deploy/README.md says: the SLI table (Prometheus holds
-//! it, not the CA), CT log size and DAP reports aggregated (other services' storage).
+//! year as charts; the SLI table per endpoint over the last 90 days or since the first day
+//! counted (events from [`SliTally`], stored per day by [`StatsStorage::add_sli_counts`]); each
+//! CT log's tree size and growth (its in-memory committed size, recorded per day); and the
+//! reports the DAP leader aggregated (one indexed sum in its datastore). The other services
+//! are reached through [`Sources`], plain functions the binary fills in, so this crate
+//! depends on neither the CT log nor the DAP aggregator.
 
+use crate::sli::SliTally;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cairn_api::{IssuanceStats, SaError, StatsStorage};
+use cairn_api::{CtLogSize, IssuanceStats, SaError, SliCount, StatsStorage};
 use serde::Serialize;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::{Date, OffsetDateTime};
@@ -32,6 +39,39 @@ pub const CACHE_FOR: Duration = Duration::from_secs(60);
 /// How often the counters are pruned ([`StatsStorage::prune_stats`]).
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// How often the SLI events and CT log sizes are stored when nobody reads the page.
+const RECORD_EVERY: Duration = Duration::from_secs(60);
+
+/// Days the SLI table covers (today included).
+const SLI_DAYS: i64 = 90;
+
+/// A figure another service of this process gives on demand (a count from its own storage).
+pub type Figure =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
+
+/// What the page shows beside storage's issuance counters, from the other services of this
+/// process; each is optional (a section without a source says so).
+#[derive(Clone, Default)]
+pub struct Sources {
+    /// The SLI events of the listeners (see [`SliTally::count`]).
+    pub sli: Option<Arc<SliTally>>,
+    /// The CT logs this process runs: name, and its current tree size (cheap: no I/O).
+    pub ct_logs: Vec<(String, Arc<dyn Fn() -> u64 + Send + Sync>)>,
+    /// Reports the DAP leader has aggregated.
+    pub dap_reports_aggregated: Option<Figure>,
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let logs: Vec<&str> = self.ct_logs.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Sources")
+            .field("sli", &self.sli.is_some())
+            .field("ct_logs", &logs)
+            .field("dap", &self.dap_reports_aggregated.is_some())
+            .finish()
+    }
+}
+
 /// Days the averages are taken over.
 const AVERAGE_DAYS: i64 = 90;
 
@@ -41,6 +81,7 @@ const YEAR_DAYS: i64 = 365;
 /// The page's state: storage and the cached snapshot.
 pub struct StatsPage {
     sa: Arc<dyn StatsStorage>,
+    sources: Sources,
     cache: Mutex<Option<(Instant, Arc<Snapshot>)>>,
     cache_for: Duration,
 }
@@ -56,35 +97,67 @@ impl std::fmt::Debug for StatsPage {
 impl StatsPage {
     /// The page over `sa`, caching each snapshot for `cache_for` (the server uses
     /// [`CACHE_FOR`]), without any background work.
-    pub fn new(sa: Arc<dyn StatsStorage>, cache_for: Duration) -> Arc<StatsPage> {
+    pub fn new(sa: Arc<dyn StatsStorage>, sources: Sources, cache_for: Duration) -> Arc<StatsPage> {
         Arc::new(StatsPage {
             sa,
+            sources,
             cache: Mutex::new(None),
             cache_for,
         })
     }
 
     /// The page the server runs: rebuilds the counters first if storage says they were never
-    /// built (a database with certificates from before the counters existed), then prunes them
-    /// every hour in the background.
+    /// built (a database with certificates from before the counters existed), then in the
+    /// background stores the SLI events and CT log sizes every minute and prunes the counters
+    /// every hour.
     ///
     /// # Errors
     /// Storage failures of the rebuild.
-    pub async fn start(sa: Arc<dyn StatsStorage>) -> Result<Arc<StatsPage>, SaError> {
+    pub async fn start(
+        sa: Arc<dyn StatsStorage>,
+        sources: Sources,
+    ) -> Result<Arc<StatsPage>, SaError> {
         if !sa.stats_recomputed().await? {
             tracing::info!("building the statistics counters from the certificates");
             sa.recompute_stats(OffsetDateTime::now_utc()).await?;
         }
-        let page = StatsPage::new(sa.clone(), CACHE_FOR);
+        let page = StatsPage::new(sa.clone(), sources, CACHE_FOR);
+        let background = Arc::downgrade(&page);
         tokio::spawn(async move {
+            let mut pruned: Option<Instant> = None;
             loop {
-                if let Err(e) = sa.prune_stats(OffsetDateTime::now_utc()).await {
-                    tracing::warn!(error = %e, "pruning the statistics counters");
+                if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    if let Err(e) = sa.prune_stats(OffsetDateTime::now_utc()).await {
+                        tracing::warn!(error = %e, "pruning the statistics counters");
+                    }
+                    pruned = Some(Instant::now());
                 }
-                tokio::time::sleep(PRUNE_EVERY).await;
+                tokio::time::sleep(RECORD_EVERY).await;
+                let Some(page) = background.upgrade() else {
+                    return;
+                };
+                if let Err(e) = page.record(OffsetDateTime::now_utc().date()).await {
+                    tracing::warn!(error = %e, "storing the SLI events and CT log sizes");
+                }
             }
         });
         Ok(page)
+    }
+
+    /// Stores the SLI events counted since the last time (put back on failure) and the CT
+    /// logs' current sizes under day `today`.
+    async fn record(&self, today: Date) -> Result<(), SaError> {
+        if let Some(tally) = &self.sources.sli {
+            let taken = tally.take();
+            if let Err(e) = self.sa.add_sli_counts(today, &taken).await {
+                tally.restore(taken);
+                return Err(e);
+            }
+        }
+        for (name, size) in &self.sources.ct_logs {
+            self.sa.put_ct_log_size(today, name, size()).await?;
+        }
+        Ok(())
     }
 
     /// The current snapshot, from the cache when fresh.
@@ -96,9 +169,35 @@ impl StatsPage {
             return Ok(snap.clone());
         }
         let now = OffsetDateTime::now_utc();
-        let since = now.date() - time::Duration::days(2 * YEAR_DAYS);
+        let today = now.date();
+        self.record(today).await?;
+        let since = today - time::Duration::days(2 * YEAR_DAYS);
         let stats = self.sa.get_issuance_stats(now, since).await?;
-        let snap = Arc::new(Snapshot::new(&stats, now));
+        let (slis, sli_since) = self
+            .sa
+            .get_sli_counts(today - time::Duration::days(SLI_DAYS - 1))
+            .await?;
+        let ct_sizes = self
+            .sa
+            .get_ct_log_sizes(today - time::Duration::days(YEAR_DAYS - 1))
+            .await?;
+        let dap_reports_aggregated = match &self.sources.dap_reports_aggregated {
+            Some(figure) => match figure().await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the DAP reports aggregated");
+                    None
+                }
+            },
+            None => None,
+        };
+        let others = Others {
+            slis,
+            sli_since,
+            ct_sizes,
+            dap_reports_aggregated,
+        };
+        let snap = Arc::new(Snapshot::new(&stats, &others, now));
         *cache = Some((Instant::now(), snap.clone()));
         Ok(snap)
     }
@@ -136,6 +235,111 @@ pub struct Snapshot {
     pub year_over_year_percent: Option<f64>,
     /// Certificates issued per UTC day over the last 365 days, oldest first, every day listed.
     pub daily_issuance: Vec<DailyIssuance>,
+    /// The first day the SLI table counts (`YYYY-MM-DD`): 89 days ago, or the first day with
+    /// events if later; none before any event was stored.
+    pub sli_since: Option<String>,
+    /// The SLI per listener and endpoint since `sli_since`, by listener then endpoint.
+    pub slis: Vec<Sli>,
+    /// Each CT log's size, by name.
+    pub ct_logs: Vec<CtLogStats>,
+    /// Reports the DAP leader has aggregated (within its tasks' retention); none when DAP
+    /// does not run in this process or its datastore did not answer.
+    pub dap_reports_aggregated: Option<u64>,
+}
+
+/// What [`Snapshot::new`] takes besides the issuance counters.
+#[derive(Debug, Clone, Default)]
+pub struct Others {
+    /// SLI events per endpoint over the table's days, and the first day with any.
+    pub slis: Vec<SliCount>,
+    /// The first day with SLI events.
+    pub sli_since: Option<Date>,
+    /// The CT log sizes recorded over the last year.
+    pub ct_sizes: Vec<CtLogSize>,
+    /// Reports the DAP leader has aggregated.
+    pub dap_reports_aggregated: Option<u64>,
+}
+
+/// One endpoint's service-level indicator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sli {
+    /// The listener (`acme`, `public`, `dap`).
+    pub listener: String,
+    /// The route template.
+    pub endpoint: String,
+    /// Requests that were not the client's mistake (any answer but a 4xx).
+    pub valid: u64,
+    /// Of those, the ones the service failed (a 5xx).
+    pub errors: u64,
+    /// `(valid - errors) / valid` in percent; none without valid requests.
+    pub success_percent: Option<f64>,
+}
+
+/// One CT log's size and growth.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CtLogStats {
+    /// The log's name.
+    pub name: String,
+    /// Entries in its latest recorded checkpoint.
+    pub tree_size: u64,
+    /// Entries added since the last size recorded on an earlier day (none without one).
+    pub added_since_previous_day: Option<u64>,
+    /// Mean entries added per day between the first and the last recorded day of the last
+    /// year (none with a single day recorded).
+    pub growth_per_day: Option<f64>,
+    /// The size recorded per UTC day, oldest first (days without a record left out).
+    pub daily: Vec<CtLogDay>,
+}
+
+/// A CT log's size on one day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CtLogDay {
+    /// The UTC day (`YYYY-MM-DD`).
+    pub date: String,
+    /// The largest size seen that day.
+    pub tree_size: u64,
+}
+
+impl Sli {
+    fn new(c: &SliCount) -> Sli {
+        Sli {
+            listener: c.listener.clone(),
+            endpoint: c.endpoint.clone(),
+            valid: c.valid,
+            errors: c.errors,
+            success_percent: (c.valid > 0)
+                .then(|| c.valid.saturating_sub(c.errors) as f64 * 100.0 / c.valid as f64),
+        }
+    }
+}
+
+/// Groups `sizes` (by log, then day, as storage returns them) into one entry per log.
+fn ct_log_stats(sizes: &[CtLogSize]) -> Vec<CtLogStats> {
+    sizes
+        .chunk_by(|a, b| a.log == b.log)
+        .filter_map(|days| {
+            let (first, last) = (days.first()?, days.last()?);
+            let span = (last.day - first.day).whole_days();
+            Some(CtLogStats {
+                name: last.log.clone(),
+                tree_size: last.tree_size,
+                added_since_previous_day: days
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .map(|previous| last.tree_size.saturating_sub(previous.tree_size)),
+                growth_per_day: (span > 0)
+                    .then(|| last.tree_size.saturating_sub(first.tree_size) as f64 / span as f64),
+                daily: days
+                    .iter()
+                    .map(|d| CtLogDay {
+                        date: d.day.to_string(),
+                        tree_size: d.tree_size,
+                    })
+                    .collect(),
+            })
+        })
+        .collect()
 }
 
 /// One day of issuance.
@@ -148,8 +352,8 @@ pub struct DailyIssuance {
 }
 
 impl Snapshot {
-    /// Works out the page's figures from storage's counters at `now`.
-    pub fn new(stats: &IssuanceStats, now: OffsetDateTime) -> Snapshot {
+    /// Works out the page's figures from storage's counters and the other services' at `now`.
+    pub fn new(stats: &IssuanceStats, others: &Others, now: OffsetDateTime) -> Snapshot {
         let today = now.date();
         let days_ago = |d: Date| (today - d).whole_days();
         let issued_within = |from: i64, to: i64| -> u64 {
@@ -199,6 +403,10 @@ impl Snapshot {
             issued_year_before,
             year_over_year_percent,
             daily_issuance,
+            sli_since: others.sli_since.map(|d| d.to_string()),
+            slis: others.slis.iter().map(Sli::new).collect(),
+            ct_logs: ct_log_stats(&others.ct_sizes),
+            dap_reports_aggregated: others.dap_reports_aggregated,
         }
     }
 }
@@ -252,8 +460,8 @@ fn grouped(n: u64) -> String {
     out
 }
 
-/// The HTML page. Every value in it is a number or a date this module formatted, so nothing
-/// needs escaping.
+/// The HTML page. Every value in it is a number or a date this module formatted, or a name
+/// escaped by [`escape`].
 pub fn render(s: &Snapshot) -> String {
     let yoy = match s.year_over_year_percent {
         Some(p) => format!("{p:+.1} %"),
@@ -296,7 +504,14 @@ svg {{ background: #fafafa; border: 1px solid #ddd; }}
 {chart_day}
 <h2>Certificates issued per second (daily mean)</h2>
 {chart_sec}
-<p>{first} to {last}, UTC days. The same numbers: <a href="stats.json">stats.json</a>.</p>
+<p>{first} to {last}, UTC days.</p>
+{slis}
+{ct}
+<h2>Privacy-preserving measurement (DAP)</h2>
+<table>
+<tr><th>Reports aggregated</th><td class="n" id="dap-reports-aggregated">{dap}</td></tr>
+</table>
+<p>The same numbers: <a href="stats.json">stats.json</a>.</p>
 </body>
 </html>
 "#,
@@ -312,8 +527,105 @@ svg {{ background: #fafafa; border: 1px solid #ddd; }}
         year_before = grouped(s.issued_year_before),
         chart_day = bar_chart("chart-per-day", &per_day, |v| format!("{v:.0}")),
         chart_sec = bar_chart("chart-per-second", &per_second, |v| format!("{v:.6}")),
+        slis = sli_table(s),
+        ct = ct_section(s),
+        dap = s
+            .dap_reports_aggregated
+            .map_or_else(|| "n/a".to_owned(), grouped),
     );
     page
+}
+
+/// The SLI table. Listener names and route templates come from the binary's routers (fixed
+/// strings such as `/acme/order/{id}`), not from clients, but they are escaped all the same.
+fn sli_table(s: &Snapshot) -> String {
+    let mut out = String::from("<h2>Service-level indicators</h2>\n");
+    let Some(since) = &s.sli_since else {
+        out.push_str("<p id=\"sli-none\">No requests counted yet.</p>\n");
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "<p>Share of requests answered without a server error since <time id=\"sli-since\">{}</time> \
+         (at most 90 days); requests refused as the client's mistake (4xx) do not count.</p>",
+        escape(since)
+    );
+    out.push_str(
+        "<table id=\"sli\">\n<tr><th>Listener</th><th>Endpoint</th><th>Requests</th>\
+         <th>Server errors</th><th>Success</th></tr>\n",
+    );
+    for sli in &s.slis {
+        let percent = sli
+            .success_percent
+            .map_or_else(|| "n/a".to_owned(), |p| format!("{p:.4} %"));
+        let _ = writeln!(
+            out,
+            "<tr data-listener=\"{l}\" data-endpoint=\"{e}\"><td>{l}</td><td><code>{e}</code></td>\
+             <td class=\"n valid\">{valid}</td><td class=\"n errors\">{errors}</td>\
+             <td class=\"n success\">{percent}</td></tr>",
+            l = escape(&sli.listener),
+            e = escape(&sli.endpoint),
+            valid = grouped(sli.valid),
+            errors = grouped(sli.errors),
+        );
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// The CT logs' sizes, growth, and a chart of each log's size per day.
+fn ct_section(s: &Snapshot) -> String {
+    let mut out = String::from("<h2>Certificate Transparency logs</h2>\n");
+    if s.ct_logs.is_empty() {
+        out.push_str("<p id=\"ct-none\">No CT log runs here.</p>\n");
+        return out;
+    }
+    out.push_str(
+        "<table id=\"ct-logs\">\n<tr><th>Log</th><th>Entries</th>\
+         <th>Added since the day before</th><th>Growth per day</th></tr>\n",
+    );
+    for log in &s.ct_logs {
+        let _ = writeln!(
+            out,
+            "<tr data-log=\"{name}\"><td>{name}</td><td class=\"n size\">{size}</td>\
+             <td class=\"n added\">{added}</td><td class=\"n growth\">{growth}</td></tr>",
+            name = escape(&log.name),
+            size = grouped(log.tree_size),
+            added = log
+                .added_since_previous_day
+                .map_or_else(|| "n/a".to_owned(), grouped),
+            growth = log
+                .growth_per_day
+                .map_or_else(|| "n/a".to_owned(), |g| format!("{g:.1}")),
+        );
+    }
+    out.push_str("</table>\n");
+    for (i, log) in s.ct_logs.iter().enumerate() {
+        let sizes: Vec<f64> = log.daily.iter().map(|d| d.tree_size as f64).collect();
+        let _ = writeln!(
+            out,
+            "<h3>{} entries per day</h3>\n{}",
+            escape(&log.name),
+            bar_chart(&format!("chart-ct-{i}"), &sizes, |v| format!("{v:.0}"))
+        );
+    }
+    out
+}
+
+/// `text` safe inside HTML text and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// An inline SVG bar chart of `values` (one bar per day), with its maximum labelled.
@@ -364,7 +676,7 @@ mod tests {
 
     #[test]
     fn nothing_issued_yet() {
-        let s = Snapshot::new(&IssuanceStats::default(), NOW);
+        let s = Snapshot::new(&IssuanceStats::default(), &Others::default(), NOW);
         assert_eq!(s.average_daily_issuance, 0.0);
         assert_eq!(s.year_over_year_percent, None);
         assert_eq!(s.daily_issuance.len(), 365);
@@ -387,7 +699,7 @@ mod tests {
                 (date!(2026 - 05 - 10), 30),
             ],
         };
-        let s = Snapshot::new(&stats, NOW);
+        let s = Snapshot::new(&stats, &Others::default(), NOW);
         assert_eq!(s.average_daily_issuance, 12.0);
         assert_eq!(s.issuance_per_second, 12.0 / 86_400.0);
         assert_eq!(s.issued_last_year, 60);
@@ -401,7 +713,7 @@ mod tests {
         // Issuing for a long time: the last 90 days only.
         let mut long = stats.clone();
         long.daily_issuance.insert(0, (date!(2025 - 01 - 01), 900));
-        let s = Snapshot::new(&long, NOW);
+        let s = Snapshot::new(&long, &Others::default(), NOW);
         assert_eq!(s.average_daily_issuance, 60.0 / 90.0);
     }
 
@@ -416,9 +728,78 @@ mod tests {
             ],
             ..IssuanceStats::default()
         };
-        let s = Snapshot::new(&stats, NOW);
+        let s = Snapshot::new(&stats, &Others::default(), NOW);
         assert_eq!((s.issued_last_year, s.issued_year_before), (150, 40));
         assert_eq!(s.year_over_year_percent, Some(275.0));
+    }
+
+    #[test]
+    fn slis_ct_logs_and_dap_reports() {
+        let count = |endpoint: &str, valid, errors| SliCount {
+            listener: "acme".into(),
+            endpoint: endpoint.into(),
+            valid,
+            errors,
+        };
+        let size = |day, log: &str, tree_size| CtLogSize {
+            day,
+            log: log.into(),
+            tree_size,
+        };
+        let others = Others {
+            slis: vec![
+                count("/acme/finalize", 20_000, 3),
+                count("/acme/key-change", 0, 0),
+                count("/acme/new-order", 7, 0),
+            ],
+            sli_since: Some(date!(2026 - 04 - 01)),
+            ct_sizes: vec![
+                size(date!(2026 - 05 - 01), "birch", 100),
+                size(date!(2026 - 05 - 09), "birch", 900),
+                size(date!(2026 - 05 - 10), "birch", 940),
+                size(date!(2026 - 05 - 10), "oak", 5),
+            ],
+            dap_reports_aggregated: Some(12_345),
+        };
+        let s = Snapshot::new(&IssuanceStats::default(), &others, NOW);
+        assert_eq!(s.sli_since.as_deref(), Some("2026-04-01"));
+        assert_eq!(s.slis[0].success_percent, Some(99.985));
+        assert_eq!(s.slis[1].success_percent, None, "no valid requests");
+        assert_eq!(s.slis[2].success_percent, Some(100.0));
+        let birch = &s.ct_logs[0];
+        assert_eq!((birch.name.as_str(), birch.tree_size), ("birch", 940));
+        assert_eq!(birch.added_since_previous_day, Some(40));
+        assert_eq!(birch.growth_per_day, Some(840.0 / 9.0));
+        assert_eq!(birch.daily.len(), 3);
+        let oak = &s.ct_logs[1];
+        assert_eq!((oak.tree_size, oak.added_since_previous_day), (5, None));
+        assert_eq!(oak.growth_per_day, None);
+
+        let page = render(&s);
+        assert!(page.contains(r#"<time id="sli-since">2026-04-01</time>"#));
+        assert!(page.contains(
+            r#"<code>/acme/finalize</code></td><td class="n valid">20,000</td><td class="n errors">3</td><td class="n success">99.9850 %</td>"#
+        ), "{page}");
+        assert!(page.contains(r#"<tr data-log="birch"><td>birch</td><td class="n size">940</td><td class="n added">40</td><td class="n growth">93.3</td>"#));
+        assert!(page.contains(r#"id="dap-reports-aggregated">12,345<"#));
+        assert!(page.contains(r#"<svg id="chart-ct-0""#));
+
+        let empty = render(&Snapshot::new(
+            &IssuanceStats::default(),
+            &Others::default(),
+            NOW,
+        ));
+        assert!(empty.contains(r#"id="sli-none""#));
+        assert!(empty.contains(r#"id="ct-none""#));
+        assert!(empty.contains(r#"id="dap-reports-aggregated">n/a<"#));
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 
     #[test]

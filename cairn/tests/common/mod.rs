@@ -59,6 +59,28 @@ impl TestCa {
         &self.server.directory_url
     }
 
+    /// An HTTP client that trusts the ACME listener's TLS certificate.
+    pub fn http(&self) -> reqwest::Client {
+        let root = std::fs::read(&self.server.tls_root_path).unwrap();
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&root).unwrap())
+            .build()
+            .unwrap()
+    }
+
+    /// POSTs a body that is no JWS to new-order: a client mistake (400).
+    pub async fn malformed_new_order(&self, http: &reqwest::Client) {
+        let url = self.directory().replace("/directory", "/acme/new-order");
+        let resp = http
+            .post(url)
+            .header("content-type", "application/jose+json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400);
+    }
+
     pub async fn account(&self) -> Account {
         account_at(self.directory(), &self.server.tls_root_path).await
     }
@@ -242,6 +264,9 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
         .expect("certificate is valid for the name");
 }
 pub mod ceremony;
+pub mod dap;
+pub mod pg;
+pub mod prometheus;
 pub mod raw;
 
 /// A loopback port free at the time of asking (for a child process to bind).

@@ -3,15 +3,18 @@
 //! schema when a URL is given) through the storage authority — each certificate's order, then
 //! `finalize_order`, which also keeps the statistics counters — with issuance spread over the
 //! last year, 90-day certificates, four names per registered domain and 1 % issued revoked.
-//! Then times the page's query (`get_issuance_stats`, the one read `/stats` makes a minute) and
-//! the rebuild of the counters from the certificates (`recompute_stats`).
+//! Also stores a full table of SLI events (90 days of every listener's endpoints) and a year of
+//! CT log sizes for two logs, as a long-running CA has them. Then times the page's reads (the
+//! ones `/stats` makes once a minute: `get_issuance_stats`, `get_sli_counts`,
+//! `get_ct_log_sizes`) and the rebuild of the counters from the certificates
+//! (`recompute_stats`).
 
 use anyhow::Context;
 use cairn_core::{
     Account, AccountId, AccountStatus, Certificate, Identifier, Order, OrderId, OrderStatus,
     Revocation, RevocationReason, Serial,
 };
-use cairn_sa::{SqlStorage, StatsStorage, StorageAuthority};
+use cairn_sa::{SliCount, SqlStorage, StatsStorage, StorageAuthority};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -79,11 +82,12 @@ async fn bench_one(
         args.certificates as f64 / fill.as_secs_f64()
     );
     let now = OffsetDateTime::now_utc();
+    fill_sli_and_ct(storage, now.date()).await?;
     let since = now.date() - time::Duration::days(730);
     let (p50, max, stats) = time_query(storage, now, since).await?;
     println!(
-        "{backend}: stats query: median {} / max {} over {QUERY_RUNS} runs; {} active certificates, \
-         {} active domains, {} days of issuance",
+        "{backend}: stats page reads: median {} / max {} over {QUERY_RUNS} runs; {} active \
+         certificates, {} active domains, {} days of issuance",
         ms(p50),
         ms(max),
         stats.active_certificates,
@@ -126,6 +130,20 @@ async fn time_query(
             .get_issuance_stats(now, since)
             .await
             .context("stats query")?;
+        let (slis, _) = storage
+            .get_sli_counts(now.date() - time::Duration::days(SLI_DAYS - 1))
+            .await
+            .context("SLI query")?;
+        let sizes = storage
+            .get_ct_log_sizes(now.date() - time::Duration::days(364))
+            .await
+            .context("CT log sizes query")?;
+        anyhow::ensure!(
+            slis.len() == SLI_ENDPOINTS && sizes.len() == 2 * 365,
+            "{} SLI rows, {} CT sizes",
+            slis.len(),
+            sizes.len()
+        );
         if i >= 5 {
             times.push(started.elapsed());
         }
@@ -134,6 +152,41 @@ async fn time_query(
     times.sort();
     let stats = last.context("no run")?;
     Ok((times[times.len() / 2], times[times.len() - 1], stats))
+}
+
+/// Days of SLI events the page reads.
+const SLI_DAYS: i64 = 90;
+
+/// Endpoints with SLI events (about what `cairn serve`'s listeners route).
+const SLI_ENDPOINTS: usize = 30;
+
+/// Stores 90 days of SLI events for [`SLI_ENDPOINTS`] endpoints and a year of two CT logs'
+/// sizes, through the storage authority.
+async fn fill_sli_and_ct(storage: &SqlStorage, today: time::Date) -> anyhow::Result<()> {
+    let counts: Vec<SliCount> = (0..SLI_ENDPOINTS)
+        .map(|i| SliCount {
+            listener: "acme".into(),
+            endpoint: format!("/bench/endpoint-{i}"),
+            valid: 100_000,
+            errors: (i % 3) as u64,
+        })
+        .collect();
+    for ago in 0..SLI_DAYS {
+        storage
+            .add_sli_counts(today - time::Duration::days(ago), &counts)
+            .await
+            .context("storing SLI events")?;
+    }
+    for ago in 0..365_i64 {
+        for log in ["bench-a", "bench-b"] {
+            let size = u64::try_from((365 - ago) * 50_000).unwrap_or(0);
+            storage
+                .put_ct_log_size(today - time::Duration::days(ago), log, size)
+                .await
+                .context("storing a CT log size")?;
+        }
+    }
+    Ok(())
 }
 
 /// Stores `total` certificates through the storage authority, as the CA would: each one's order

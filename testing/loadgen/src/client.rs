@@ -229,6 +229,7 @@ impl Server {
             Err(e) => return (Err(transport(e)), None),
         };
         let status = resp.status().as_u16();
+        self.stats.status(endpoint, status);
         let header = |name: &str| {
             resp.headers()
                 .get(name)

@@ -19,7 +19,7 @@ mod stats;
 pub use client::{FlowError, Trust};
 pub use flow::{ChallengeMode, PollPolicy};
 pub use responder::Http01Responder;
-pub use stats::{Endpoint, FlowKind, Latency, Summary};
+pub use stats::{Endpoint, FlowKind, Latency, StatusCounts, Summary};
 
 use client::{Account, Server};
 use flow::{FlowContext, Issued};

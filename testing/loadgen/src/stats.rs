@@ -87,10 +87,23 @@ impl FlowKind {
     }
 }
 
+/// One endpoint's responses by status class, as a service-level indicator counts them: the
+/// client's mistakes (4xx) apart from the server's failures (5xx).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Answers below 400.
+    pub ok: u64,
+    /// 4xx answers (`badNonce` retries included).
+    pub client_errors: u64,
+    /// 5xx answers.
+    pub server_errors: u64,
+}
+
 /// Counters shared by the workers.
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     latencies: Mutex<BTreeMap<Endpoint, Vec<u32>>>,
+    statuses: Mutex<BTreeMap<Endpoint, StatusCounts>>,
     pub(crate) issued: AtomicU64,
     /// Certificates finished before the run's duration was up.
     pub(crate) issued_in_duration: AtomicU64,
@@ -116,6 +129,17 @@ impl Stats {
             .entry(endpoint)
             .or_default()
             .push(micros);
+    }
+
+    /// Counts one HTTP answer from `endpoint`.
+    pub(crate) fn status(&self, endpoint: Endpoint, status: u16) {
+        let mut statuses = lock(&self.statuses);
+        let counts = statuses.entry(endpoint).or_default();
+        match status {
+            500.. => counts.server_errors += 1,
+            400..500 => counts.client_errors += 1,
+            _ => counts.ok += 1,
+        }
     }
 
     pub(crate) fn issued(&self, kind: FlowKind) {
@@ -185,6 +209,10 @@ impl Stats {
             errors: lock(&self.errors).clone(),
             bad_nonce_retries: self.bad_nonce_retries.load(Ordering::Relaxed),
             endpoints,
+            statuses: lock(&self.statuses)
+                .iter()
+                .map(|(e, c)| (e.to_string(), *c))
+                .collect(),
             cert_ids: std::mem::take(&mut *lock(&self.cert_ids)),
         }
     }
@@ -259,6 +287,8 @@ pub struct Summary {
     pub bad_nonce_retries: u64,
     /// Latency by endpoint (`issuance`: one whole flow).
     pub endpoints: BTreeMap<String, Latency>,
+    /// HTTP answers by endpoint and status class (every request that got an answer).
+    pub statuses: BTreeMap<String, StatusCounts>,
     /// RFC 9773 identifiers of the certificates issued (when asked for with
     /// [`crate::LoadConfig::keep_cert_ids`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -328,5 +358,23 @@ mod tests {
         let mut one = vec![7000];
         assert_eq!(Latency::of(&mut one).p99_ms, 7.0);
         assert_eq!(Latency::of(&mut []).p50_ms, 0.0);
+    }
+
+    #[test]
+    fn statuses_are_counted_by_class() {
+        let stats = Stats::default();
+        for status in [200, 201, 204, 302, 400, 429, 499, 500, 503] {
+            stats.status(Endpoint::Finalize, status);
+        }
+        stats.status(Endpoint::NewOrder, 201);
+        let summary = stats.summary(Duration::from_secs(1), Duration::from_secs(1), "d");
+        let finalize = StatusCounts {
+            ok: 4,
+            client_errors: 3,
+            server_errors: 2,
+        };
+        assert_eq!(summary.statuses["finalize"], finalize);
+        assert_eq!(summary.statuses["newOrder"].ok, 1);
+        assert!(!summary.statuses.contains_key("authz"));
     }
 }

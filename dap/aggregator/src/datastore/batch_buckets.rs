@@ -15,7 +15,7 @@ use super::{Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, lock_task_s
 use aws_lc_rs::digest;
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_messages::{BatchChecksum, ReportError, ReportId, TaskId};
-use cairn_db::{Conn, on_conn, on_write};
+use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashSet;
 
@@ -495,6 +495,20 @@ pub(super) fn in_intervals(t: u64, intervals: &[(u64, u64)]) -> bool {
 }
 
 impl Datastore {
+    /// Reports aggregated into the buckets this datastore still holds, over every task (the
+    /// public statistics page's figure). One row per bucket is read, never one per report;
+    /// buckets past their task's retention are gone, and their reports with them.
+    pub async fn count_aggregated_reports(&self) -> Result<u64> {
+        on_read!(self.db, |conn| {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(SUM(report_count), 0) AS BIGINT) FROM batch_buckets",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            Ok(uint(n))
+        })
+    }
+
     /// Sums the batch's buckets; if `mark_collected`, marks them collected in the same
     /// transaction (after checking none was).
     pub async fn aggregate_batch(
