@@ -82,6 +82,7 @@ async fn slis_count_a_database_outage_and_not_client_mistakes() {
         },
         progress: false,
         keep_cert_ids: false,
+        deactivate_authzs: false,
     };
 
     // Warm-up, before Prometheus' first sample, so the series below exist and the run counts
