@@ -198,8 +198,16 @@ mod tests {
         assert_eq!(limiter.admit(&limits, &t, None, 5, at(500)).await, Err(1));
         // Never above the burst, however long the wait.
         let later = 3_600_000;
-        assert_eq!(limiter.admit(&limits, &t, None, 10, at(later)).await, Ok(()));
-        assert!(limiter.admit(&limits, &t, None, 10, at(later)).await.is_err());
+        assert_eq!(
+            limiter.admit(&limits, &t, None, 10, at(later)).await,
+            Ok(())
+        );
+        assert!(
+            limiter
+                .admit(&limits, &t, None, 10, at(later))
+                .await
+                .is_err()
+        );
         // A request larger than the burst waits for a full bucket (2 s at 5/s), not forever.
         assert_eq!(
             limiter.admit(&limits, &t, None, 1000, at(later)).await,
@@ -223,8 +231,18 @@ mod tests {
         // The task refuses: the source keeps its two tokens for another task.
         assert!(limiter.admit(&limits, &t, ip(1), 2, at(0)).await.is_err());
         let other = TaskId::from_bytes([2; 32]);
-        assert!(limiter.admit(&limits, &other, ip(1), 2, at(0)).await.is_ok());
-        assert!(limiter.admit(&limits, &other, ip(1), 1, at(0)).await.is_err());
+        assert!(
+            limiter
+                .admit(&limits, &other, ip(1), 2, at(0))
+                .await
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .admit(&limits, &other, ip(1), 1, at(0))
+                .await
+                .is_err()
+        );
     }
 
     #[test]
