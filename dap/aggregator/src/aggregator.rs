@@ -49,7 +49,7 @@ pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS}
 pub use collection_job::CollectionJobStatus;
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
 pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
-pub use upload_limits::UploadLimits;
+pub use upload_limits::{TaskUploadLimit, UploadLimits};
 
 use crate::datastore::{Datastore, DatastoreError};
 use crate::error::Error;

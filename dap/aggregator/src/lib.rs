@@ -11,7 +11,7 @@ pub mod task;
 
 pub use aggregator::{
     AggregationJobAnswer, AggregationJobProgress, Aggregator, AggregatorParameters,
-    CollectionJobStatus, KeyRotatorConfig, RotationStep, UploadLimits,
+    CollectionJobStatus, KeyRotatorConfig, RotationStep, TaskUploadLimit, UploadLimits,
 };
 pub use config::AggregatorConfig;
 pub use datastore::{

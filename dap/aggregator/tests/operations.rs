@@ -75,6 +75,8 @@ async fn serve(agg: Aggregator) -> String {
     let addr = listener.local_addr().unwrap();
     let app = cairn_dap_aggregator::router(agg, Some(CONTROL_TOKEN));
     tokio::spawn(async move {
+        // With the peer's address, as the real listener gives it (per-source upload limits).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let _ = axum::serve(listener, app).await;
     });
     format!("http://{addr}/")
@@ -557,6 +559,93 @@ async fn uploads_past_the_task_limit_are_refused_with_429() {
             .unwrap()
             .status
             .is_empty()
+    );
+    d.finish().await;
+}
+
+/// The per-source upload limit counts a whole IPv6 /64 as one source (and other /64s apart),
+/// applies to the peer address of HTTP uploads, and a task's own limit replaces the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_past_the_source_limit_are_refused_per_ipv6_64() {
+    let task_id = TaskId::from_bytes(*b"cairn-dap-operations-test-task-1");
+    let mut upload_limits = cairn_dap_aggregator::UploadLimits {
+        // The default task limit would refuse the second request; this task's own does not.
+        task_reports_per_sec: 1,
+        task_burst: 2,
+        source_reports_per_sec: 1,
+        source_burst: 2,
+        ..Default::default()
+    };
+    upload_limits.tasks.insert(
+        task_id,
+        cairn_dap_aggregator::TaskUploadLimit {
+            reports_per_sec: 1,
+            burst: 100,
+        },
+    );
+    let params = AggregatorParameters {
+        upload_limits,
+        ..Default::default()
+    };
+    let Some(d) = Deployment::start(Backend::Sqlite, None, params).await else {
+        return;
+    };
+    assert_eq!(d.params.task_id, task_id);
+    let one = Measurement::Count(true);
+    let body = |n: usize| {
+        cairn_dap_messages::UploadRequest {
+            reports: (0..n)
+                .map(|_| d.client.prepare_report(&one, START).unwrap())
+                .collect(),
+        }
+        .get_encoded()
+        .unwrap()
+    };
+    let upload = |ip: &str, n: usize| {
+        let (body, ip) = (body(n), ip.parse().unwrap());
+        let leader = d.leader.clone();
+        async move { leader.handle_upload_from(&task_id, &body, Some(ip)).await }
+    };
+    let refused = |r: Result<_, cairn_dap_aggregator::error::Error>| matches!(r, Err(cairn_dap_aggregator::error::Error::TooManyRequests(secs)) if secs >= 1);
+    assert!(upload("2001:db8::1", 2).await.unwrap().status.is_empty());
+    assert!(
+        refused(upload("2001:db8::ffff:2", 1).await),
+        "same /64: the source's burst is spent"
+    );
+    assert!(
+        upload("2001:db8:0:1::1", 2)
+            .await
+            .unwrap()
+            .status
+            .is_empty(),
+        "another /64 is another source"
+    );
+    // Over HTTP the source is the peer's address (127.0.0.1 here).
+    let post = |n: usize| {
+        reqwest::Client::new()
+            .post(format!(
+                "{}tasks/{task_id}/reports",
+                d.params.leader_endpoint
+            ))
+            .header("content-type", cairn_dap_messages::media_type::UPLOAD_REQ)
+            .body(body(n))
+            .send()
+    };
+    assert_eq!(post(2).await.unwrap().status(), 200);
+    let resp = post(1).await.unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(problem["type"], "about:blank");
+    assert_eq!(problem["status"], 429);
+    // Only the admitted requests were stored: 2 + 2 + 2.
+    assert_eq!(
+        d.leader
+            .datastore()
+            .count_client_reports(&task_id)
+            .await
+            .unwrap(),
+        6
     );
     d.finish().await;
 }

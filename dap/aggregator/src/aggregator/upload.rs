@@ -107,13 +107,18 @@ impl Aggregator {
             Error::invalid_message(task_id, format!("malformed upload request: {e}"))
         })?;
         let n = u64::try_from(req.reports.len()).unwrap_or(u64::MAX);
-        if let Err(wait) = self.inner.upload_limiter.admit(
-            &self.inner.params.upload_limits,
-            task_id,
-            source,
-            n,
-            std::time::Instant::now(),
-        ) {
+        if let Err(wait) = self
+            .inner
+            .upload_limiter
+            .admit(
+                &self.inner.params.upload_limits,
+                task_id,
+                source,
+                n,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+        {
             metrics::counter!("cairn_dap_uploads_total", "outcome" => "rate_limited").increment(n);
             return Err(Error::TooManyRequests(wait));
         }

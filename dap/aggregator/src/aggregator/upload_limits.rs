@@ -1,26 +1,43 @@
-//! Upload rate limits (issue 18): token buckets of reports per task and per source address,
-//! refilled continuously. A request whose reports do not fit is refused whole with 429 and a
-//! `Retry-After` (the client retries; nothing is half-stored), before anything is decrypted.
+//! Upload rate limits (issue 18): GCRA token buckets (from `cairn-ratelimit`, the CA's limiter)
+//! of reports per task and per source, where a source is an IPv4 address or an IPv6 prefix (a
+//! /64 by default: one subscriber's network). A request whose reports do not fit is refused
+//! whole with 429 and a `Retry-After` (the client retries; nothing is half-stored), before
+//! anything is decrypted. Both buckets are spent together or not at all.
 
 use cairn_dap_messages::TaskId;
+use cairn_ratelimit::{IpPrefix, Limit, MemoryStore, RateLimitStore, Tat, TatUpdate, decide};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::Instant;
+use time::{Duration, OffsetDateTime};
 
 /// Upload limits, in reports per second with a burst allowance; 0 disables a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UploadLimits {
     /// Sustained reports per second accepted for one task (0: unlimited).
     pub task_reports_per_sec: u32,
     /// Reports one task may take at once above the sustained rate.
     pub task_burst: u32,
-    /// Sustained reports per second accepted from one source address (0: unlimited).
+    /// Sustained reports per second accepted from one source (0: unlimited).
     pub source_reports_per_sec: u32,
     /// Reports one source may send at once above the sustained rate.
     pub source_burst: u32,
+    /// IPv6 sources sharing this many leading bits share one bucket (IPv4 sources are counted
+    /// per address).
+    pub source_ipv6_prefix_len: u8,
+    /// Per-task limits replacing `task_reports_per_sec` and `task_burst`, by task ID.
+    pub tasks: BTreeMap<TaskId, TaskUploadLimit>,
+}
+
+/// One task's own upload limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskUploadLimit {
+    /// Sustained reports per second (0: unlimited).
+    pub reports_per_sec: u32,
+    /// Reports the task may take at once above the sustained rate.
+    pub burst: u32,
 }
 
 impl Default for UploadLimits {
@@ -30,157 +47,229 @@ impl Default for UploadLimits {
             task_burst: 10_000,
             source_reports_per_sec: 0,
             source_burst: 1_000,
+            source_ipv6_prefix_len: 64,
+            tasks: BTreeMap::new(),
         }
     }
 }
 
-/// One token bucket.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
+impl UploadLimits {
+    /// The bucket of `task`, or `None` when it is unlimited.
+    fn task_limit(&self, task: &TaskId) -> Option<Limit> {
+        let (rate, burst) = match self.tasks.get(task) {
+            Some(t) => (t.reports_per_sec, t.burst),
+            None => (self.task_reports_per_sec, self.task_burst),
+        };
+        limit(rate, burst)
+    }
 
-/// Takes `n` tokens from `bucket` (created full) refilled at `rate` per second up to `burst`,
-/// at `now`; on refusal, the seconds until they would be there.
-fn take(bucket: &mut Bucket, n: u64, rate: u32, burst: u32, now: Instant) -> Result<(), u64> {
-    let capacity = f64::from(burst.max(1));
-    let rate = f64::from(rate);
-    let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
-    bucket.tokens = (bucket.tokens + elapsed * rate).min(capacity);
-    bucket.at = now;
-    // A request larger than the burst could never fit: it is measured against a full bucket.
-    #[allow(clippy::cast_precision_loss)] // report counts are far below 2^52
-    let need = (n as f64).min(capacity);
-    if bucket.tokens >= need {
-        bucket.tokens -= need;
-        Ok(())
-    } else {
-        let wait = ((need - bucket.tokens) / rate).ceil();
-        // Bounded by burst / rate, so the cast is exact enough.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        Err((wait as u64).max(1))
+    /// The bucket of every source, or `None` when sources are unlimited.
+    fn source_limit(&self) -> Option<Limit> {
+        limit(self.source_reports_per_sec, self.source_burst)
+    }
+
+    /// The bucket key of a source address: the address, or its IPv6 prefix.
+    fn source_key(&self, ip: IpAddr) -> String {
+        let prefix = match ip {
+            IpAddr::V4(_) => IpPrefix::new(ip, 32),
+            IpAddr::V6(_) => IpPrefix::new(ip, self.source_ipv6_prefix_len),
+        };
+        format!("dap-upload-source:{}/{}", prefix.network(), prefix.len())
     }
 }
 
-/// The buckets of every task and source seen recently.
-#[derive(Debug, Default)]
-pub(super) struct UploadLimiter {
-    tasks: Mutex<HashMap<TaskId, Bucket>>,
-    sources: Mutex<HashMap<IpAddr, Bucket>>,
+fn limit(rate: u32, burst: u32) -> Option<Limit> {
+    (rate > 0).then(|| Limit {
+        burst: u64::from(burst.max(1)),
+        count: u64::from(rate),
+        period: Duration::SECOND,
+    })
 }
 
-/// Most sources tracked; beyond it, buckets that have refilled completely are dropped.
-const MAX_SOURCES: usize = 100_000;
+/// How often a spend is retried when another request changed a bucket in between.
+const MAX_ATTEMPTS: usize = 8;
+
+/// The buckets of every task and source seen recently (bounded, expiring: a full bucket is
+/// the same as none).
+#[derive(Debug)]
+pub(super) struct UploadLimiter {
+    store: Box<dyn RateLimitStore>,
+}
+
+impl Default for UploadLimiter {
+    fn default() -> Self {
+        UploadLimiter {
+            store: Box::new(MemoryStore::with_max_keys(100_000)),
+        }
+    }
+}
 
 impl UploadLimiter {
     /// Admits `n` reports for `task` from `source` at `now`, or says how many seconds to wait.
-    /// Tokens are taken from the source first, then the task; a refusal by the task does not
-    /// give the source its tokens back (a busy task is not a reason to retry sooner).
-    pub(super) fn admit(
+    /// A request larger than a bucket is measured against a full bucket (it waits for one,
+    /// not forever). Nothing is spent unless every bucket admits the request.
+    pub(super) async fn admit(
         &self,
         limits: &UploadLimits,
         task: &TaskId,
         source: Option<IpAddr>,
         n: u64,
-        now: Instant,
+        now: OffsetDateTime,
     ) -> Result<(), u64> {
-        if let (Some(ip), true) = (source, limits.source_reports_per_sec > 0) {
-            let mut sources = self.sources.lock().unwrap_or_else(|e| e.into_inner());
-            if sources.len() >= MAX_SOURCES {
-                let full = f64::from(limits.source_burst.max(1));
-                let rate = f64::from(limits.source_reports_per_sec);
-                sources.retain(|_, b| {
-                    b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < full
-                });
+        let mut buckets: Vec<(String, Limit)> = Vec::with_capacity(2);
+        if let (Some(ip), Some(l)) = (source, limits.source_limit()) {
+            buckets.push((limits.source_key(ip), l));
+        }
+        if let Some(l) = limits.task_limit(task) {
+            buckets.push((format!("dap-upload-task:{task}"), l));
+        }
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = buckets.iter().map(|(k, _)| k.clone()).collect();
+        for _ in 0..MAX_ATTEMPTS {
+            // A store failure (only possible for a remote store) fails open: the limit is a
+            // protection, not a reason to lose reports.
+            let Ok(tats) = self.store.get_tats(&keys).await else {
+                return Ok(());
+            };
+            let mut wait = Duration::ZERO;
+            let mut updates = Vec::with_capacity(buckets.len());
+            for ((key, l), tat) in buckets.iter().zip(tats) {
+                let d = decide(now, tat, l, n.min(l.burst));
+                if d.allowed {
+                    updates.push(update(now, key, tat, d.new_tat));
+                } else {
+                    wait = wait.max(d.retry_after);
+                }
             }
-            let bucket = sources.entry(ip).or_insert(Bucket {
-                tokens: f64::from(limits.source_burst.max(1)),
-                at: now,
-            });
-            take(
-                bucket,
-                n,
-                limits.source_reports_per_sec,
-                limits.source_burst,
-                now,
-            )?;
+            if wait > Duration::ZERO {
+                return Err(whole_secs(wait));
+            }
+            match self.store.compare_and_set_tats(&updates).await {
+                Ok(true) | Err(_) => return Ok(()),
+                Ok(false) => {}
+            }
         }
-        if limits.task_reports_per_sec > 0 {
-            let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
-            let bucket = tasks.entry(*task).or_insert(Bucket {
-                tokens: f64::from(limits.task_burst.max(1)),
-                at: now,
-            });
-            take(
-                bucket,
-                n,
-                limits.task_reports_per_sec,
-                limits.task_burst,
-                now,
-            )?;
-        }
-        Ok(())
+        // Constant contention on the same bucket: the caller is busy enough to wait a second.
+        Err(1)
     }
+}
+
+fn update(now: OffsetDateTime, key: &str, expected: Option<Tat>, new: Tat) -> TatUpdate {
+    TatUpdate {
+        key: key.to_string(),
+        expected,
+        new,
+        ttl: (new.to_datetime() - now)
+            .try_into()
+            .unwrap_or(std::time::Duration::ZERO)
+            .max(std::time::Duration::from_millis(1)),
+    }
+}
+
+/// `Retry-After` seconds: rounded up, at least one.
+fn whole_secs(d: Duration) -> u64 {
+    let nanos = d.whole_nanoseconds().max(1);
+    u64::try_from((nanos + 999_999_999) / 1_000_000_000).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    #[test]
-    fn a_bucket_admits_its_burst_then_its_rate() {
-        let t0 = Instant::now();
-        let mut b = Bucket {
-            tokens: 10.0,
-            at: t0,
-        };
-        assert_eq!(take(&mut b, 10, 5, 10, t0), Ok(()));
-        assert_eq!(take(&mut b, 1, 5, 10, t0), Err(1));
-        // Half a second refills 2.5 reports.
-        let t1 = t0 + Duration::from_millis(500);
-        assert_eq!(take(&mut b, 2, 5, 10, t1), Ok(()));
-        assert_eq!(take(&mut b, 5, 5, 10, t1), Err(1));
-        // Never above the burst, however long the wait.
-        let t2 = t1 + Duration::from_secs(3600);
-        assert_eq!(take(&mut b, 10, 5, 10, t2), Ok(()));
-        assert!(take(&mut b, 10, 5, 10, t2).is_err());
-        // A request larger than the burst waits for a full bucket, not forever.
-        assert_eq!(take(&mut b, 1000, 5, 10, t2), Err(2));
+    fn at(ms: i64) -> OffsetDateTime {
+        OffsetDateTime::UNIX_EPOCH + Duration::days(20_000) + Duration::milliseconds(ms)
     }
 
-    #[test]
-    fn tasks_and_sources_are_limited_separately() {
+    #[tokio::test]
+    async fn a_task_bucket_admits_its_burst_then_its_rate() {
+        let limiter = UploadLimiter::default();
+        let limits = UploadLimits {
+            task_reports_per_sec: 5,
+            task_burst: 10,
+            ..Default::default()
+        };
+        let t = TaskId::from_bytes([1; 32]);
+        assert_eq!(limiter.admit(&limits, &t, None, 10, at(0)).await, Ok(()));
+        assert_eq!(limiter.admit(&limits, &t, None, 1, at(0)).await, Err(1));
+        // Half a second refills 2.5 reports.
+        assert_eq!(limiter.admit(&limits, &t, None, 2, at(500)).await, Ok(()));
+        assert_eq!(limiter.admit(&limits, &t, None, 5, at(500)).await, Err(1));
+        // Never above the burst, however long the wait.
+        let later = 3_600_000;
+        assert_eq!(
+            limiter.admit(&limits, &t, None, 10, at(later)).await,
+            Ok(())
+        );
+        assert!(
+            limiter
+                .admit(&limits, &t, None, 10, at(later))
+                .await
+                .is_err()
+        );
+        // A request larger than the burst waits for a full bucket (2 s at 5/s), not forever.
+        assert_eq!(
+            limiter.admit(&limits, &t, None, 1000, at(later)).await,
+            Err(2)
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_spent_when_one_bucket_refuses() {
         let limiter = UploadLimiter::default();
         let limits = UploadLimits {
             task_reports_per_sec: 1,
-            task_burst: 5,
+            task_burst: 3,
             source_reports_per_sec: 1,
-            source_burst: 3,
+            source_burst: 5,
+            ..Default::default()
         };
-        let (a, b) = (TaskId::from_bytes([1; 32]), TaskId::from_bytes([2; 32]));
+        let t = TaskId::from_bytes([1; 32]);
         let ip = |n| Some(IpAddr::from([192, 0, 2, n]));
-        let now = Instant::now();
-        assert!(limiter.admit(&limits, &a, ip(1), 3, now).is_ok());
+        assert!(limiter.admit(&limits, &t, ip(1), 3, at(0)).await.is_ok());
+        // The task refuses: the source keeps its two tokens for another task.
+        assert!(limiter.admit(&limits, &t, ip(1), 2, at(0)).await.is_err());
+        let other = TaskId::from_bytes([2; 32]);
         assert!(
-            limiter.admit(&limits, &a, ip(1), 1, now).is_err(),
-            "source spent"
-        );
-        assert!(limiter.admit(&limits, &a, ip(2), 2, now).is_ok());
-        assert!(
-            limiter.admit(&limits, &a, ip(3), 1, now).is_err(),
-            "task spent"
-        );
-        assert!(
-            limiter.admit(&limits, &b, ip(4), 3, now).is_ok(),
-            "another task"
+            limiter
+                .admit(&limits, &other, ip(1), 2, at(0))
+                .await
+                .is_ok()
         );
         assert!(
-            limiter.admit(&limits, &b, None, 2, now).is_ok(),
-            "no source known"
+            limiter
+                .admit(&limits, &other, ip(1), 1, at(0))
+                .await
+                .is_err()
         );
-        let off = UploadLimits::default();
-        assert!(limiter.admit(&off, &a, ip(1), 1_000_000, now).is_ok());
+    }
+
+    #[test]
+    fn ipv6_sources_are_grouped_by_prefix() {
+        let limits = UploadLimits::default();
+        let key = |s: &str| limits.source_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8::1"), key("2001:db8::ffff:1"));
+        assert_ne!(key("2001:db8::1"), key("2001:db8:0:1::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("2001:db8::1"), "dap-upload-source:2001:db8::/64");
+    }
+
+    #[test]
+    fn a_task_override_replaces_the_default() {
+        let t = TaskId::from_bytes([1; 32]);
+        let limits: UploadLimits = toml::from_str(&format!(
+            "task_reports_per_sec = 10\n[tasks.{t}]\nreports_per_sec = 0\nburst = 1\n"
+        ))
+        .unwrap();
+        assert_eq!(limits.task_limit(&t), None);
+        assert_eq!(
+            limits.task_limit(&TaskId::from_bytes([2; 32])),
+            Some(Limit {
+                burst: 10_000,
+                count: 10,
+                period: Duration::SECOND
+            })
+        );
     }
 }
