@@ -242,6 +242,7 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
         .expect("certificate is valid for the name");
 }
 pub mod ceremony;
+pub mod certbot;
 pub mod raw;
 
 /// A loopback port free at the time of asking (for a child process to bind).
