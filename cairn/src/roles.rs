@@ -44,7 +44,8 @@ impl RpcService {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServicesSection {
-    /// `cairn sa serve` (port 14030), called by the RA.
+    /// `cairn sa serve` (port 14030), called by the RA and by the issuer's public listener
+    /// (CRLs, OCSP status).
     pub sa: RpcService,
     /// `cairn ca serve` (port 14031), called by the RA.
     pub issuer: RpcService,
@@ -55,7 +56,7 @@ pub struct ServicesSection {
 impl Default for ServicesSection {
     fn default() -> Self {
         Self {
-            sa: RpcService::new(14030, &["ra"]),
+            sa: RpcService::new(14030, &["ra", "ca"]),
             issuer: RpcService::new(14031, &["ra"]),
             ra: RpcService::new(14032, &["wfe"]),
         }
@@ -418,7 +419,10 @@ mod tests {
         assert_eq!(cfg.services.ra.allowed_clients, ["wfe-a.example"]);
         // The sections not given keep their defaults.
         assert_eq!(cfg.services.sa.listen.port(), 14030);
-        assert_eq!(cfg.services.sa.allowed_clients, ["ra.cairn.internal"]);
+        assert_eq!(
+            cfg.services.sa.allowed_clients,
+            ["ra.cairn.internal", "ca.cairn.internal"]
+        );
         assert_eq!(cfg.services.issuer.listen.port(), 14031);
 
         let files = TlsFiles {
