@@ -7,7 +7,8 @@
 //! issuer export `/metrics`. Then SA, issuer, a nonce service, two RAs and two WFEs: a client
 //! alternating WFEs per request never sees `badNonce`, and flows through both WFEs keep issuing
 //! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) issues through both WFEs and revokes
-//! across them. Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
+//! across them, and an RA SIGKILLed as four orders finalize loses none and issues none twice.
+//! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
 //! in a fresh schema.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -607,6 +608,120 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
             .await,
         1
     );
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// Finalizes `order` for `name` and waits for its certificate. A finalize the dying RA could
+/// not answer, or an order it left failed, is retried the way a client would: finalize again
+/// while the order is still `ready`, else a new order. Returns the certificate chain.
+async fn finalize_or_retry(
+    d: &Deployment,
+    account: &instant_acme::Account,
+    mut order: instant_acme::Order,
+    name: &str,
+) -> String {
+    let ids = [Identifier::Dns(name.into())];
+    let policy = instant_acme::RetryPolicy::new().timeout(Duration::from_secs(150));
+    for _attempt in 0..3 {
+        let (csr, _key) = common::csr_for(&ids);
+        if order.finalize_csr(&csr).await.is_err() {
+            let status = order.refresh().await.map(|s| s.status);
+            if matches!(status, Ok(OrderStatus::Ready)) {
+                continue;
+            }
+        }
+        if let Ok(pem) = order.poll_certificate(&policy).await {
+            return pem;
+        }
+        // Failed cleanly: order again (through the RA left).
+        order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+        let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
+        assert_eq!(status, OrderStatus::Ready, "{name}");
+    }
+    panic!("{name}: no certificate after three attempts");
+}
+
+/// Two RAs behind one WFE; four ready orders finalize at once and the first RA is SIGKILLed
+/// 1 ms later, before any flow has its certificate. Every name gets its certificate and no
+/// order gets two. (In the runs seen, no finalize returned an error to the client: the WFE's
+/// call went on to the other RA, or the killed RA had answered already. The test does not
+/// prove which.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ra_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "fin").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let (ra1, ra2, wfe) = (free_port(), free_port(), free_port());
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
+    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
+    let _wfe = d.start("wfe", "wfe", wfe, &[ra1, ra2]).await;
+    let (directory, tls_root) = d.wfe("wfe", wfe);
+    let account = account_at(&directory, &tls_root).await;
+
+    // Four ready orders; their finalizes go round both RAs.
+    let names: Vec<String> = (0..4).map(|i| format!("f{i}.split.example")).collect();
+    let mut orders = Vec::new();
+    for name in &names {
+        let mut order = account
+            .new_order(&NewOrder::new(&[Identifier::Dns(name.clone())]))
+            .await
+            .unwrap();
+        let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
+        assert_eq!(status, OrderStatus::Ready);
+        orders.push(order);
+    }
+    // All four finalize at once; the first RA is SIGKILLed while they are in flight.
+    let Ok([o0, o1, o2, o3]) = <[_; 4]>::try_from(orders) else {
+        unreachable!("four orders")
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let flow = |order, i: usize| {
+        let done = &done;
+        let name = &names[i];
+        let d = &d;
+        let account = &account;
+        async move {
+            let pem = finalize_or_retry(d, account, order, name).await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            pem
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        first_ra.child.kill().unwrap();
+        first_ra.child.wait().unwrap();
+        assert!(
+            finished < 4,
+            "the RA was killed after every finalize had completed"
+        );
+    };
+    let (p0, p1, p2, p3, ()) =
+        tokio::join!(flow(o0, 0), flow(o1, 1), flow(o2, 2), flow(o3, 3), kill);
+    let pems = [p0, p1, p2, p3];
+    for (pem, name) in pems.iter().zip(&names) {
+        verify_chain(&d.root(), pem, name);
+    }
+
+    // Every name has its certificate, and no order has two.
+    let certs = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates")
+        .await;
+    let orders = schema
+        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+        .await;
+    assert_eq!(certs, orders, "an order was issued twice");
+    assert!(certs >= 4, "{certs} certificates for four names");
+    let names_issued = schema
+        .count("SELECT COUNT(DISTINCT identifiers) FROM {schema}.certificates")
+        .await;
+    assert_eq!(names_issued, 4);
     drop(tmp);
     schema.drop_schema().await;
 }
