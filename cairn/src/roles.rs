@@ -44,7 +44,8 @@ impl RpcService {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServicesSection {
-    /// `cairn sa serve` (port 14030), called by the RA.
+    /// `cairn sa serve` (port 14030), called by the RA and by the issuer's public listener
+    /// (CRLs, OCSP status).
     pub sa: RpcService,
     /// `cairn ca serve` (port 14031), called by the RA.
     pub issuer: RpcService,
@@ -55,7 +56,7 @@ pub struct ServicesSection {
 impl Default for ServicesSection {
     fn default() -> Self {
         Self {
-            sa: RpcService::new(14030, &["ra"]),
+            sa: RpcService::new(14030, &["ra", "ca"]),
             issuer: RpcService::new(14031, &["ra"]),
             ra: RpcService::new(14032, &["wfe"]),
         }
@@ -176,6 +177,19 @@ pub fn rpc_tls(cfg: &crate::config::Config, role: &str) -> anyhow::Result<TlsFil
         .with_context(|| format!("cairn {role} serve needs [rpc] tls: this service's certificate"))
 }
 
+/// Serves `/metrics` and `/health` on `[server] metrics_listen`; `/health` says ready once
+/// the role marks the returned readiness started.
+async fn start_metrics(cfg: &crate::config::Config) -> anyhow::Result<crate::bootstrap::Readiness> {
+    let readiness = crate::bootstrap::Readiness::default();
+    crate::bootstrap::serve_metrics(
+        cfg.server.metrics_listen,
+        cfg.server.limits.limits(),
+        readiness.clone(),
+    )
+    .await?;
+    Ok(readiness)
+}
+
 /// Loads the configuration of `cairn <role> serve` and starts logging.
 fn load(path: &Path, role: &str) -> anyhow::Result<(crate::config::Config, TlsFiles)> {
     crate::bootstrap::init_logging();
@@ -188,9 +202,12 @@ fn load(path: &Path, role: &str) -> anyhow::Result<(crate::config::Config, TlsFi
 
 /// Runs `cairn sa serve --config <path>` until SIGTERM or Ctrl-C: the storage named by
 /// `[server] database_url` (migrated on start), served to `[services.sa] allowed_clients`.
+/// `/metrics` and `/health` on `[server] metrics_listen`.
 pub async fn run_sa(path: &Path) -> anyhow::Result<()> {
     let (cfg, files) = load(path, "sa")?;
+    let readiness = start_metrics(&cfg).await?;
     let storage = Arc::new(crate::serve::open_storage(&cfg).await?);
+    readiness.mark_started();
     let service = &cfg.services.sa;
     serve_rpc(
         "sa-rpc",
@@ -205,9 +222,11 @@ pub async fn run_sa(path: &Path) -> anyhow::Result<()> {
 /// Runs `cairn ca serve --config <path>` until SIGTERM or Ctrl-C: the CA hierarchy of `[ca]`
 /// (created in `<data_dir>/ca` on first start, as `cairn serve` does) behind the issuer,
 /// served to `[services.issuer] allowed_clients`. Certificates name `[server]
-/// public_base_url`, by default the address of `[server] public_listen`.
+/// public_base_url`, by default the address of `[server] public_listen`. `/metrics` and
+/// `/health` on `[server] metrics_listen`.
 pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
     let (cfg, files) = load(path, "ca")?;
+    let readiness = start_metrics(&cfg).await?;
     crate::data_dir::prepare(&cfg.server.data_dir)?;
     let public_base_url = cfg
         .server
@@ -216,16 +235,73 @@ pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|| cairn_status::public::default_base_url(cfg.server.public_listen));
     let now = time::OffsetDateTime::now_utc();
     let hierarchy = crate::serve::load_hierarchy(&cfg, &public_base_url, now)?;
-    let issuer = crate::serve::local_issuer(&cfg, hierarchy, &public_base_url, now)?;
+    let parts = crate::serve::public_parts(&hierarchy);
+    let issuer = Arc::new(crate::serve::local_issuer(
+        &cfg,
+        hierarchy,
+        &public_base_url,
+        now,
+    )?);
+    let public = serve_public(&cfg, &files, parts, issuer.clone()).await?;
+    readiness.mark_started();
     let service = &cfg.services.issuer;
-    serve_rpc(
+    let served = serve_rpc(
         "ca-rpc",
         service.listen,
         &service.allowed_clients,
         &files,
-        cairn_rpc::issuer::router(Arc::new(issuer)),
+        cairn_rpc::issuer::router(issuer),
     )
-    .await
+    .await;
+    if let Some(public) = public {
+        public.abort();
+    }
+    served
+}
+
+/// The public plain-HTTP listener of `cairn ca serve` on `[server] public_listen`: the CA
+/// certificates of `parts`, the CRLs stored by the SA of `[peers] sa`, and OCSP answers
+/// signed by `issuer` when `[ocsp] enabled`. Without `[peers] sa` there is none (another
+/// process must serve the URLs the certificates name).
+async fn serve_public(
+    cfg: &crate::config::Config,
+    files: &TlsFiles,
+    mut parts: cairn_status::public::PublicParts,
+    issuer: Arc<cairn_issuer::LocalIssuer>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(peer) = cfg.peers.sa.as_ref() else {
+        tracing::warn!(
+            "no [peers] sa: the public listener (CA certificates, CRLs, OCSP) is not served"
+        );
+        return Ok(None);
+    };
+    let sa: Arc<dyn cairn_api::StorageAuthority> = Arc::new(cairn_rpc::sa::RemoteSa::new(
+        &peer_client(Some(peer), "sa", "sa", files)?,
+    )?);
+    parts.crls = Some(sa.clone());
+    let mut app = cairn_status::public::router(parts);
+    if cfg.ocsp.enabled {
+        let responder = cairn_status::ocsp::OcspResponder::start(
+            &cfg.ocsp,
+            issuer,
+            sa,
+            Arc::new(SystemClock),
+            cfg.redis_url().as_deref(),
+            cfg.crl.settings()?.poll_interval,
+        )
+        .await?;
+        app = app.merge(cairn_status::ocsp::router(responder));
+    }
+    let listen = cfg.server.public_listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, "public listener (CA certificates, CRLs, OCSP) serving");
+    let limits = cfg.server.limits.limits();
+    Ok(Some(tokio::spawn(
+        cairn_listen::Listener::new(listener, "public", limits)
+            .serve(app, std::future::pending::<()>()),
+    )))
 }
 
 /// Runs `cairn ra serve --config <path>` until SIGTERM or Ctrl-C: the RA of `cairn serve`
@@ -343,7 +419,10 @@ mod tests {
         assert_eq!(cfg.services.ra.allowed_clients, ["wfe-a.example"]);
         // The sections not given keep their defaults.
         assert_eq!(cfg.services.sa.listen.port(), 14030);
-        assert_eq!(cfg.services.sa.allowed_clients, ["ra.cairn.internal"]);
+        assert_eq!(
+            cfg.services.sa.allowed_clients,
+            ["ra.cairn.internal", "ca.cairn.internal"]
+        );
         assert_eq!(cfg.services.issuer.listen.port(), 14031);
 
         let files = TlsFiles {

@@ -294,15 +294,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None => ca_dir.join("root.pem"),
     };
     let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
-    let mut public_parts = cairn_status::public::PublicParts::default();
-    public_parts.issuer_certificates.insert(
-        hierarchy.issuer_id().to_owned(),
-        hierarchy.intermediate().der().to_vec(),
-    );
-    public_parts.issuer_certificates.insert(
-        hierarchy.root_id().to_owned(),
-        hierarchy.root().der().to_vec(),
-    );
+    let mut public_parts = public_parts(&hierarchy);
     let ct =
         crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
@@ -605,6 +597,21 @@ pub async fn start_ra(
         ra,
         tasks: vec![crl_task, recovery_task],
     })
+}
+
+/// The public listener's CA certificates: `hierarchy`'s issuing intermediate and root (no
+/// CRL store yet).
+pub fn public_parts(hierarchy: &CaHierarchy) -> cairn_status::public::PublicParts {
+    let mut parts = cairn_status::public::PublicParts::default();
+    parts.issuer_certificates.insert(
+        hierarchy.issuer_id().to_owned(),
+        hierarchy.intermediate().der().to_vec(),
+    );
+    parts.issuer_certificates.insert(
+        hierarchy.root_id().to_owned(),
+        hierarchy.root().der().to_vec(),
+    );
+    parts
 }
 
 /// The CA hierarchy: `[ca.offline_root]`'s, or the one in `<data_dir>/ca`, created there on

@@ -7,11 +7,10 @@
 mod common;
 
 use cairn_core::Identifier;
-use cairn_x509::CertInfo;
-use common::{pem_chain, verify_chain};
+use common::certbot::CertbotEnv;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NAME: &str = "certbot.example.com";
@@ -92,76 +91,6 @@ impl Drop for Children {
     }
 }
 
-/// Runs certbot with the test's folders, server and trust anchor; panics with its output and
-/// log when it fails.
-// A test helper: certbot failing is a test failure.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn certbot(env: &CertbotEnv, args: &[&str]) -> Output {
-    let out = certbot_unchecked(env, args);
-    assert!(
-        out.status.success(),
-        "certbot {} failed ({}):\nstdout:\n{}\nstderr:\n{}\nlog:\n{}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        env.log_tail()
-    );
-    out
-}
-
-// A test helper: certbot that cannot be started is a test failure.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn certbot_unchecked(env: &CertbotEnv, args: &[&str]) -> Output {
-    let exe = env.venv.join("bin").join("certbot");
-    println!("$ certbot {}", args.join(" "));
-    let started = Instant::now();
-    let out = Command::new(&exe)
-        .args(args)
-        .arg("--config-dir")
-        .arg(env.base.join("config"))
-        .arg("--work-dir")
-        .arg(env.base.join("work"))
-        .arg("--logs-dir")
-        .arg(env.base.join("logs"))
-        .args(["--server", &env.directory])
-        .args(["--non-interactive", "--agree-tos"])
-        .env("REQUESTS_CA_BUNDLE", &env.tls_root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    println!(
-        "  ({:.1}s, {})",
-        started.elapsed().as_secs_f32(),
-        out.status
-    );
-    out
-}
-
-struct CertbotEnv {
-    venv: PathBuf,
-    base: PathBuf,
-    directory: String,
-    /// The subscriber root: issued certificates chain to it.
-    root: PathBuf,
-    /// The local TLS root: certbot trusts it for the ACME listener.
-    tls_root: PathBuf,
-}
-
-impl CertbotEnv {
-    fn live(&self, file: &str) -> PathBuf {
-        self.base.join("config/live").join(NAME).join(file)
-    }
-
-    /// The end of certbot's own log, for failure messages.
-    fn log_tail(&self) -> String {
-        let log =
-            std::fs::read_to_string(self.base.join("logs/letsencrypt.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
-    }
-}
-
 /// Waits until the CA's directory answers over HTTPS with the local TLS root it wrote.
 // A test helper: a CA that never answers is a test failure.
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -210,42 +139,12 @@ async fn wait_for_challtestsrv(children: &mut Children, log: &Path) {
     );
 }
 
-/// Checks the certificate certbot saved: the files, the chain up to the root, the names.
-/// Returns its serial.
-// A test helper: a bad certificate is a test failure.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn check_saved_certificate(env: &CertbotEnv) -> Vec<u8> {
-    for file in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
-        assert!(env.live(file).is_file(), "{} is missing", file);
-    }
-    let fullchain = std::fs::read_to_string(env.live("fullchain.pem")).expect("fullchain.pem");
-    verify_chain(&env.root, &fullchain, NAME);
-    let cert = pem_chain(&std::fs::read_to_string(env.live("cert.pem")).expect("cert.pem"));
-    assert_eq!(cert.len(), 1, "cert.pem holds the leaf only");
-    assert_eq!(
-        cert[0],
-        pem_chain(&fullchain)[0],
-        "fullchain.pem starts with cert.pem"
-    );
-    let chain = pem_chain(&std::fs::read_to_string(env.live("chain.pem")).expect("chain.pem"));
-    assert!(!chain.is_empty(), "chain.pem holds the intermediate");
-    let info = CertInfo::from_der(&cert[0]).expect("certificate parses");
-    assert_eq!(info.identifiers, vec![Identifier::dns(NAME)], "SANs");
-    assert!(!info.is_ca);
-    info.serial
-}
-
 #[tokio::test]
 async fn certbot_registers_issues_renews_and_revokes() {
     let Some(venv) = cairn_test_services::venv() else {
         return;
     };
-    let certbot_exe = venv.join("bin").join("certbot");
-    assert!(
-        certbot_exe.is_file(),
-        "{} is missing: run testing/test.sh",
-        certbot_exe.display()
-    );
+    CertbotEnv::check_installed(&venv);
     let tmp = tempfile::tempdir().unwrap();
     let data_dir = tmp.path().join("data");
     let mut children = Children { procs: Vec::new() };
@@ -320,22 +219,22 @@ async fn certbot_registers_issues_renews_and_revokes() {
     ];
 
     // Register.
-    certbot(&env, &["register", "--register-unsafely-without-email"]);
+    env.run(&["register", "--register-unsafely-without-email"]);
     let accounts = env.base.join("config/accounts");
     assert!(accounts.is_dir(), "certbot saved no account");
 
     // Issue with certbot's standalone http-01 server.
     let mut args = vec!["certonly", "-d", NAME];
     args.extend(standalone);
-    certbot(&env, &args);
-    let first_serial = check_saved_certificate(&env);
+    env.run(&args);
+    let first_serial = env.check_saved_certificate(NAME);
 
     // Renew: a new certificate with a new serial replaces it.
     // Non-interactive renewals otherwise sleep up to 8 minutes to spread the load.
     let mut args = vec!["renew", "--force-renewal", "--no-random-sleep-on-renew"];
     args.extend(standalone);
-    certbot(&env, &args);
-    let second_serial = check_saved_certificate(&env);
+    env.run(&args);
+    let second_serial = env.check_saved_certificate(NAME);
     assert_ne!(
         first_serial, second_serial,
         "renewal issued a new certificate"
@@ -350,31 +249,28 @@ async fn certbot_registers_issues_renews_and_revokes() {
     );
 
     // Revoke for key compromise (signed with the account key), keeping the files.
-    let cert_path = env.live("cert.pem").display().to_string();
-    certbot(
-        &env,
-        &[
-            "revoke",
-            "--cert-path",
-            &cert_path,
-            "--reason",
-            "keycompromise",
-            "--no-delete-after-revoke",
-        ],
+    let cert_path = env.live(NAME, "cert.pem").display().to_string();
+    env.run(&[
+        "revoke",
+        "--cert-path",
+        &cert_path,
+        "--reason",
+        "keycompromise",
+        "--no-delete-after-revoke",
+    ]);
+    assert!(
+        env.live(NAME, "cert.pem").is_file(),
+        "--no-delete-after-revoke"
     );
-    assert!(env.live("cert.pem").is_file(), "--no-delete-after-revoke");
     // The CA now knows it is revoked: a second revocation is refused.
-    let again = certbot_unchecked(
-        &env,
-        &[
-            "revoke",
-            "--cert-path",
-            &cert_path,
-            "--reason",
-            "keycompromise",
-            "--no-delete-after-revoke",
-        ],
-    );
+    let again = env.run_unchecked(&[
+        "revoke",
+        "--cert-path",
+        &cert_path,
+        "--reason",
+        "keycompromise",
+        "--no-delete-after-revoke",
+    ]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&again.stdout),
@@ -397,8 +293,8 @@ async fn certbot_registers_issues_renews_and_revokes() {
         "shortlived",
     ];
     args.extend(standalone);
-    certbot(&env, &args);
-    let short = saved_leaf(&env, "short", "short.example.com");
+    env.run(&args);
+    let short = env.saved_leaf("short", "short.example.com");
     assert_eq!(
         short.not_after - short.not_before,
         time::Duration::hours(160) - time::Duration::seconds(1)
@@ -416,22 +312,12 @@ async fn certbot_registers_issues_renews_and_revokes() {
         "shortlived",
     ];
     args.extend(standalone);
-    certbot(&env, &args);
-    let ip = saved_leaf(&env, "ip", "127.0.0.1");
+    env.run(&args);
+    let ip = env.saved_leaf("ip", "127.0.0.1");
     assert_eq!(
         ip.identifiers,
         vec![Identifier::ip("127.0.0.1".parse().unwrap())]
     );
 
     drop(children);
-}
-
-/// The leaf certbot saved under `cert_name`, after checking its chain for `name`.
-// A test helper: a missing or bad certificate is a test failure.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn saved_leaf(env: &CertbotEnv, cert_name: &str, name: &str) -> CertInfo {
-    let live = env.base.join("config/live").join(cert_name);
-    let fullchain = std::fs::read_to_string(live.join("fullchain.pem")).expect("fullchain.pem");
-    verify_chain(&env.root, &fullchain, name);
-    CertInfo::from_der(&pem_chain(&fullchain)[0]).expect("certificate parses")
 }

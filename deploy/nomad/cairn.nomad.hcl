@@ -5,7 +5,11 @@
 # from Nomad variables under nomad/jobs/cairn, rendered into each task's secrets/ directory.
 # PostgreSQL and Redis run outside this job; their URLs are variables too.
 #
-#   nomad var put nomad/jobs/cairn config=@cairn.toml database_url=postgres://... redis_url=redis://...
+# Each role has its own configuration file (deploy/config/<role>.toml: its own [rpc.tls]),
+# one variable item per role:
+#   nomad var put nomad/jobs/cairn config_wfe=@wfe.toml config_ra=@ra.toml config_va=@va.toml \
+#     config_ca=@ca.toml config_sa=@sa.toml config_nonce=@nonce.toml \
+#     database_url=postgres://... redis_url=redis://...
 #   nomad job run deploy/nomad/cairn.nomad.hcl
 
 variable "image" {
@@ -75,7 +79,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["wfe", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["wfe", "serve", "--config", "${NOMAD_SECRETS_DIR}/wfe.toml"]
         ports = ["acme", "metrics"]
       }
 
@@ -84,10 +88,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/wfe.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_wfe }}{{ end }}
         EOT
       }
 
@@ -152,7 +156,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["ra", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["ra", "serve", "--config", "${NOMAD_SECRETS_DIR}/ra.toml"]
         ports = ["grpc", "metrics"]
       }
 
@@ -161,10 +165,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/ra.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_ra }}{{ end }}
         EOT
       }
 
@@ -229,7 +233,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["va", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["va", "serve", "--config", "${NOMAD_SECRETS_DIR}/va.toml"]
         ports = ["grpc", "metrics"]
       }
 
@@ -238,10 +242,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/va.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_va }}{{ end }}
         EOT
       }
 
@@ -311,7 +315,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["ca", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["ca", "serve", "--config", "${NOMAD_SECRETS_DIR}/ca.toml"]
         ports = ["grpc", "metrics"]
       }
 
@@ -320,10 +324,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/ca.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_ca }}{{ end }}
         EOT
       }
 
@@ -388,7 +392,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["sa", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["sa", "serve", "--config", "${NOMAD_SECRETS_DIR}/sa.toml"]
         ports = ["grpc", "metrics"]
       }
 
@@ -397,10 +401,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/sa.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_sa }}{{ end }}
         EOT
       }
 
@@ -465,7 +469,7 @@ job "cairn" {
 
       config {
         image = var.image
-        args  = ["nonce", "serve", "--config", "${NOMAD_SECRETS_DIR}/cairn.toml"]
+        args  = ["nonce", "serve", "--config", "${NOMAD_SECRETS_DIR}/nonce.toml"]
         ports = ["grpc", "metrics"]
       }
 
@@ -474,10 +478,10 @@ job "cairn" {
       }
 
       template {
-        destination = "${NOMAD_SECRETS_DIR}/cairn.toml"
+        destination = "${NOMAD_SECRETS_DIR}/nonce.toml"
         change_mode = "restart"
         data        = <<-EOT
-          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config }}{{ end }}
+          {{ with nomadVar "nomad/jobs/cairn" }}{{ .config_nonce }}{{ end }}
         EOT
       }
 

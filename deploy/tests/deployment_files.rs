@@ -16,10 +16,17 @@ use std::process::Command;
 const ROLES: [&str; 6] = ["wfe", "ra", "va", "ca", "sa", "nonce"];
 
 /// The unit file of each role, plus the all-in-one `cairn serve`, with the command it runs.
+/// Each split role reads its own file (`deploy/config/<role>.toml`, installed in `/etc/cairn`).
 fn units() -> Vec<(String, String)> {
-    let mut v = vec![("cairn.service".to_owned(), "serve".to_owned())];
+    let mut v = vec![(
+        "cairn.service".to_owned(),
+        "serve --config /etc/cairn/cairn.toml".to_owned(),
+    )];
     for role in ROLES {
-        v.push((format!("cairn-{role}.service"), format!("{role} serve")));
+        v.push((
+            format!("cairn-{role}.service"),
+            format!("{role} serve --config /etc/cairn/{role}.toml"),
+        ));
     }
     v
 }
@@ -41,9 +48,7 @@ fn every_role_has_a_systemd_unit_running_it() {
             .collect();
         assert_eq!(
             exec,
-            [format!(
-                "ExecStart=/usr/local/bin/cairn {command} --config /etc/cairn/cairn.toml"
-            )],
+            [format!("ExecStart=/usr/local/bin/cairn {command}")],
             "{unit}"
         );
         for needed in ["User=cairn", "NoNewPrivileges=yes", "ProtectSystem=strict"] {
@@ -120,7 +125,17 @@ fn compose_file_runs_every_role_on_postgresql_and_redis() {
     };
     assert_eq!(command("cairn")[..1], ["serve"]);
     for role in ROLES {
-        assert_eq!(command(role)[..2], [role, "serve"], "{role}");
+        // Its own file, from deploy/config (mounted on /etc/cairn).
+        let file = format!("{role}.toml");
+        assert_eq!(
+            command(role),
+            [role, "serve", "--config", &format!("/etc/cairn/{file}")],
+            "{role}"
+        );
+        assert!(
+            common::deploy_dir().join("config").join(&file).is_file(),
+            "deploy/config/{file}"
+        );
         let profiles = get(role)["profiles"].as_sequence().unwrap();
         assert_eq!(profiles.len(), 1);
         assert_eq!(profiles[0].as_str(), Some("split"), "{role}");
@@ -196,6 +211,14 @@ fn nomad_job_has_a_group_per_role_running_it() {
             })
             .collect();
         assert_eq!(first, [role.as_str(), "serve"]);
+        // Its own configuration file, from its own variable item.
+        let own = format!("${{NOMAD_SECRETS_DIR}}/{role}.toml");
+        let task = format!("{:?}", tasks[0].body());
+        assert!(task.contains(&own), "task {role} does not read {own}");
+        assert!(
+            task.contains(&format!(".config_{role} ")),
+            "task {role} does not render config_{role}"
+        );
         // A health check on each group's metrics listener.
         let checked = group
             .body()

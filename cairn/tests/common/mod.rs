@@ -264,6 +264,7 @@ pub fn verify_chain(root_path: &std::path::Path, chain_pem: &str, name: &str) {
         .expect("certificate is valid for the name");
 }
 pub mod ceremony;
+pub mod certbot;
 pub mod dap;
 pub mod pg;
 pub mod prometheus;
