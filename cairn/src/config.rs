@@ -183,6 +183,60 @@ pub struct CaConfig {
     /// its key, the ARL signed at the ceremony, and the intermediate with its key (PKCS#11 or
     /// file). Unset: a development hierarchy with file keys is created in `data_dir/ca`.
     pub offline_root: Option<cairn_issuer::OfflineRootConfig>,
+    /// Retires the main issuer (the intermediate of `data_dir/ca` or `[ca.offline_root]`): it
+    /// issues nothing new but keeps signing OCSP responses and CRLs for its certificates. An
+    /// active `[[ca.issuers]]` entry must then take new issuance.
+    pub retired: bool,
+    /// More issuing intermediates beside the main one (`cairn serve` only), e.g. an RSA chain
+    /// beside the ECDSA one, or the successor of a retired intermediate. A certificate key is
+    /// signed by the first active issuer of its family (RSA or ECDSA), else by the first active
+    /// one.
+    pub issuers: Vec<ExtraIssuer>,
+}
+
+/// One more issuing intermediate: a development hierarchy with file keys, created in
+/// `data_dir/ca-<name>` on first start and loaded afterwards.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraIssuer {
+    /// A short name (letters, digits, `-`): the directory is `data_dir/ca-<name>`.
+    pub name: String,
+    /// Key algorithm of its root and intermediate (as `[ca] key_algorithm`).
+    pub key_algorithm: String,
+    /// Signs nothing new, only OCSP responses and CRLs for its certificates.
+    #[serde(default)]
+    pub retired: bool,
+}
+
+impl ExtraIssuer {
+    /// The directory of its hierarchy under `data_dir`, refusing a name that is not a plain
+    /// short name.
+    pub fn dir(&self, data_dir: &Path) -> anyhow::Result<PathBuf> {
+        let ok = !self.name.is_empty()
+            && self.name.len() <= 32
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-');
+        anyhow::ensure!(
+            ok,
+            "ca.issuers name {:?} must be 1 to 32 letters, digits or '-'",
+            self.name
+        );
+        Ok(data_dir.join(format!("ca-{}", self.name)))
+    }
+
+    /// The key algorithm.
+    pub fn algorithm(&self) -> anyhow::Result<cairn_x509::KeyAlgorithm> {
+        self.key_algorithm.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "ca.issuers {:?}: key_algorithm {:?} is not one of ecdsa-p256, ecdsa-p384, \
+                 rsa-2048, rsa-3072, rsa-4096",
+                self.name,
+                self.key_algorithm
+            )
+        })
+    }
 }
 
 impl Default for CaConfig {
@@ -194,6 +248,8 @@ impl Default for CaConfig {
             ignored_lints: Vec::new(),
             weak_key_files: Vec::new(),
             offline_root: None,
+            retired: false,
+            issuers: Vec::new(),
         }
     }
 }

@@ -322,7 +322,11 @@ pub async fn run_ra(path: &Path) -> anyhow::Result<()> {
         cairn_rpc::issuer::RemoteIssuer::connect(&issuer_peer)
     })
     .await?;
-    let issuer_ids = vec![issuer.identity().issuer_id];
+    let issuer_ids = issuer
+        .identities()
+        .into_iter()
+        .map(|i| i.issuer_id)
+        .collect();
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, None).await?;
     let ra = crate::serve::start_ra(
         &cfg,

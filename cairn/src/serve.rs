@@ -288,6 +288,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
 
     let ca_dir = cfg.server.data_dir.join("ca");
     let hierarchy = load_hierarchy(&cfg, &public_base_url, clock.now())?;
+    let extra_hierarchies = load_extra_hierarchies(&cfg, &public_base_url, clock.now())?;
     let tls = acme_tls(&cfg, clock.now())?;
     let root_path = match &cfg.ca.offline_root {
         Some(offline) => offline.root_certificate.clone(),
@@ -295,6 +296,16 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     };
     let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
     let mut public_parts = public_parts(&hierarchy);
+    for (extra, _, _) in &extra_hierarchies {
+        for (id, der) in [
+            (extra.issuer_id(), extra.intermediate().der()),
+            (extra.root_id(), extra.root().der()),
+        ] {
+            public_parts
+                .issuer_certificates
+                .insert(id.to_owned(), der.to_vec());
+        }
+    }
     let ct =
         crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
     // Ready only while the issuing intermediate is valid and every local CT log runs.
@@ -333,12 +344,26 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             }),
         );
     }
-    let issuer: Arc<dyn cairn_api::CertificateIssuer> = Arc::new(local_issuer(
-        &cfg,
-        hierarchy,
-        &public_base_url,
-        clock.now(),
-    )?);
+    let issuer: Arc<dyn cairn_api::CertificateIssuer> = if extra_hierarchies.is_empty() {
+        anyhow::ensure!(
+            !cfg.ca.retired,
+            "ca.retired needs an active [[ca.issuers]] entry to take new issuance"
+        );
+        Arc::new(local_issuer(
+            &cfg,
+            hierarchy,
+            &public_base_url,
+            clock.now(),
+        )?)
+    } else {
+        Arc::new(issuer_set(
+            &cfg,
+            hierarchy,
+            extra_hierarchies,
+            &public_base_url,
+            clock.now(),
+        )?)
+    };
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
     // The public statistics page (/stats, /stats.json) reads storage's counters, these SLI
@@ -638,11 +663,75 @@ pub fn load_hierarchy(
     })
 }
 
+/// The hierarchies of `[[ca.issuers]]` (created in `data_dir/ca-<name>` on first start), each
+/// with its directory and whether it is retired.
+pub fn load_extra_hierarchies(
+    cfg: &Config,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Vec<(CaHierarchy, PathBuf, bool)>> {
+    cfg.ca
+        .issuers
+        .iter()
+        .map(|extra| {
+            let dir = extra.dir(&cfg.server.data_dir)?;
+            let hierarchy = CaHierarchy::load_or_create_with(
+                &dir,
+                extra.algorithm()?,
+                now,
+                &cairn_issuer::HierarchyOptions {
+                    country: Some(cfg.ca.country.clone()),
+                    public_base_url: Some(public_base_url.to_owned()),
+                },
+            )
+            .with_context(|| format!("cannot set up the CA hierarchy in {}", dir.display()))?;
+            Ok((hierarchy, dir, extra.retired))
+        })
+        .collect()
+}
+
+/// The main issuer and those of `[[ca.issuers]]` as one, retired ones as configured.
+pub fn issuer_set(
+    cfg: &Config,
+    hierarchy: CaHierarchy,
+    extra: Vec<(CaHierarchy, PathBuf, bool)>,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<cairn_issuer::IssuerSet> {
+    let main = local_issuer(cfg, hierarchy, public_base_url, now)?;
+    let main_id = main.issuer_id().to_owned();
+    let mut set = cairn_issuer::IssuerSet::new(main);
+    for (hierarchy, dir, retired) in extra {
+        let issuer = local_issuer_in(cfg, hierarchy, &dir, public_base_url, now)?;
+        set = set
+            .with_issuer(issuer, retired)
+            .map_err(|e| anyhow::anyhow!("[[ca.issuers]]: {e}"))?;
+    }
+    if cfg.ca.retired {
+        set = set
+            .retire(&main_id)
+            .map_err(|e| anyhow::anyhow!("ca.retired: {e}"))?;
+    }
+    Ok(set)
+}
+
 /// The issuer that signs with `hierarchy`: its profile, lints, CRL shards and OCSP signer as
 /// `cfg` says (`cairn serve` and `cairn ca serve`).
 pub fn local_issuer(
     cfg: &Config,
     hierarchy: CaHierarchy,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<LocalIssuer> {
+    let ca_dir = cfg.server.data_dir.join("ca");
+    local_issuer_in(cfg, hierarchy, &ca_dir, public_base_url, now)
+}
+
+/// [`local_issuer`] for a hierarchy whose files (and delegated OCSP responder) are in `ca_dir`.
+fn local_issuer_in(
+    cfg: &Config,
+    hierarchy: CaHierarchy,
+    ca_dir: &std::path::Path,
     public_base_url: &str,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<LocalIssuer> {
@@ -661,9 +750,8 @@ pub fn local_issuer(
         .with_public_base_url(public_base_url)
         .with_crl_shards(cfg.crl.settings()?.shards);
     if cfg.ocsp.enabled {
-        let ca_dir = cfg.server.data_dir.join("ca");
         issuer = issuer
-            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), &ca_dir, now)
+            .with_ocsp_signer(ocsp_signer_kind(cfg.ocsp.signer), ca_dir, now)
             .map_err(|e| anyhow::anyhow!("cannot set up OCSP signing: {e}"))?;
     }
     Ok(issuer)

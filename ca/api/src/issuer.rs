@@ -143,8 +143,13 @@ pub trait CertificateIssuer: Send + Sync + 'static {
     /// The PEM chains (intermediate(s) then, optionally, root excluded) to serve after the leaf
     /// for `issuer_id`: the default chain first, then alternates.
     fn chains(&self, issuer_id: &str) -> Vec<String>;
-    /// Who this issuer signs as.
+    /// Who this issuer signs as (with several issuers: the default one).
     fn identity(&self) -> IssuerIdentity;
+    /// Every issuer this signs as: active ones and retired ones that still sign CRLs and OCSP
+    /// responses for their certificates.
+    fn identities(&self) -> Vec<IssuerIdentity> {
+        vec![self.identity()]
+    }
     /// Signs a CRL: a shard of the intermediate's (`req.issuer_id` is
     /// [`IssuerIdentity::issuer_id`]) or the root's CRL of CA certificates
     /// ([`IssuerIdentity::root_id`], shard 0). Refuses (`InvalidRequest`) any other scope, and

@@ -7,6 +7,7 @@ pub mod hierarchy;
 pub mod local;
 pub mod ocsp;
 pub mod offline;
+pub mod set;
 pub mod tls;
 
 pub use cairn_api::issuer::{
@@ -18,6 +19,7 @@ pub use hierarchy::{CaHierarchy, HierarchyOptions, RootCa};
 pub use local::{DEFAULT_CRL_SHARDS, LocalIssuer, crl_shard_of};
 pub use ocsp::OcspSignerKind;
 pub use offline::{KeySource, OfflineRootConfig};
+pub use set::IssuerSet;
 pub use tls::TlsIdentity;
 
 /// The URL of CRL shard `shard` of issuer `issuer_id` under the public base URL (what

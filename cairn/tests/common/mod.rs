@@ -190,6 +190,19 @@ pub async fn issue_with(
     typ: ChallengeType,
     profile: Option<&str>,
 ) -> (String, rcgen::KeyPair) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    issue_with_key(chall, account, ids, typ, profile, key).await
+}
+
+/// [`issue_with`] finalizing with a CSR of `key` (of any type the CA accepts).
+pub async fn issue_with_key(
+    chall: &ChallTestSrvHandle,
+    account: &Account,
+    ids: &[Identifier],
+    typ: ChallengeType,
+    profile: Option<&str>,
+    key: rcgen::KeyPair,
+) -> (String, rcgen::KeyPair) {
     let mut new_order = NewOrder::new(ids);
     if let Some(p) = profile {
         new_order = new_order.profile(p);
@@ -202,7 +215,7 @@ pub async fn issue_with(
         "order should be ready: {:?}",
         order.state()
     );
-    let (csr, key) = csr_for(ids);
+    let csr = csr_with_key(ids, &key);
     order.finalize_csr(&csr).await.expect("finalize");
     let pem = order
         .poll_certificate(&RetryPolicy::new().timeout(Duration::from_secs(20)))
@@ -214,6 +227,11 @@ pub async fn issue_with(
 /// A CSR for the identifiers with a fresh P-256 key.
 pub fn csr_for(ids: &[Identifier]) -> (Vec<u8>, rcgen::KeyPair) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    (csr_with_key(ids, &key), key)
+}
+
+/// A CSR for the identifiers signed by `key`.
+pub fn csr_with_key(ids: &[Identifier], key: &rcgen::KeyPair) -> Vec<u8> {
     let mut params = rcgen::CertificateParams::default();
     params.subject_alt_names = ids
         .iter()
@@ -224,8 +242,8 @@ pub fn csr_for(ids: &[Identifier]) -> (Vec<u8>, rcgen::KeyPair) {
         })
         .collect();
     params.distinguished_name = rcgen::DistinguishedName::new();
-    let csr = params.serialize_request(&key).expect("csr");
-    (csr.der().to_vec(), key)
+    let csr = params.serialize_request(key).expect("csr");
+    csr.der().to_vec()
 }
 
 /// Splits a PEM chain into DER certificates.

@@ -186,13 +186,6 @@ impl CrlUpdater {
     pub async fn update_all(&self) -> Result<UpdateStats, UpdateError> {
         let now = self.clock.now();
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        let identity = self.issuer.identity();
-        let issuer_id = identity.issuer_id.clone();
-        let revoked = self
-            .sa
-            .get_revoked_certificates(&issuer_id, now - self.settings.keep_expired)
-            .await
-            .map_err(UpdateError::LoadRevoked)?;
         let previous: HashMap<(String, u32), u64> = self
             .sa
             .get_crl_infos()
@@ -201,14 +194,30 @@ impl CrlUpdater {
             .into_iter()
             .map(|i| ((i.issuer_id, i.shard), i.number))
             .collect();
-        let shards = group_by_shard(revoked, self.settings.shards);
-        let mut jobs: Vec<(String, u32, Vec<CrlEntry>)> = shards
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| (issuer_id.clone(), u32::try_from(i).unwrap_or(u32::MAX), e))
-            .collect();
+        // Every issuer, retired ones included: they keep publishing the CRLs of their
+        // certificates. Issuers under one root name it once.
+        let mut jobs: Vec<(String, u32, Vec<CrlEntry>)> = Vec::new();
+        let mut roots: Vec<String> = Vec::new();
+        for identity in self.issuer.identities() {
+            let revoked = self
+                .sa
+                .get_revoked_certificates(&identity.issuer_id, now - self.settings.keep_expired)
+                .await
+                .map_err(UpdateError::LoadRevoked)?;
+            let shards = group_by_shard(revoked, self.settings.shards);
+            jobs.extend(shards.into_iter().enumerate().map(|(i, e)| {
+                (
+                    identity.issuer_id.clone(),
+                    u32::try_from(i).unwrap_or(u32::MAX),
+                    e,
+                )
+            }));
+            if !roots.contains(&identity.root_id) {
+                roots.push(identity.root_id);
+            }
+        }
         // The root's CRL lists revoked CA certificates; Cairn never revokes its intermediate.
-        jobs.push((identity.root_id, 0, Vec::new()));
+        jobs.extend(roots.into_iter().map(|root| (root, 0, Vec::new())));
 
         let validity = self.settings.validity;
         let mut signed = Vec::with_capacity(jobs.len());

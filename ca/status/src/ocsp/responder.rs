@@ -39,10 +39,9 @@ const UNKNOWN_CACHE_TTL: Duration = Duration::seconds(60);
 /// The responder: status lookup, signing (by the issuer), caching.
 pub struct OcspResponder {
     issuer: Arc<dyn CertificateIssuer>,
-    /// The ID of the issuer whose certificates this answers for.
-    issuer_id: String,
-    /// The name and key hashes a request's CertID must carry.
-    hashes: IssuerHashes,
+    /// The issuers whose certificates this answers for (retired ones included): each one's ID
+    /// and the name and key hashes a request's CertID carries to ask about its certificates.
+    issuers: Vec<(String, IssuerHashes)>,
     sa: Arc<dyn StorageAuthority>,
     cache: ResponseCache,
     clock: Arc<dyn Clock>,
@@ -54,7 +53,10 @@ pub struct OcspResponder {
 impl std::fmt::Debug for OcspResponder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OcspResponder")
-            .field("issuer_id", &self.issuer_id)
+            .field(
+                "issuer_ids",
+                &self.issuers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+            )
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
@@ -112,8 +114,14 @@ impl OcspResponder {
         redis_url: Option<&str>,
     ) -> Result<OcspResponder, StartError> {
         let (validity, margin) = cfg.durations()?;
-        let identity = issuer.identity();
-        let hashes = IssuerHashes::from_certificate(&identity.issuer_certificate_der)
+        let issuers = issuer
+            .identities()
+            .into_iter()
+            .map(|identity| {
+                IssuerHashes::from_certificate(&identity.issuer_certificate_der)
+                    .map(|hashes| (identity.issuer_id, hashes))
+            })
+            .collect::<Result<Vec<_>, _>>()
             .map_err(StartError::IssuerCertificate)?;
         let cache = match redis_url {
             Some(url) => ResponseCache::redis(url, &cfg.redis_prefix)
@@ -122,15 +130,14 @@ impl OcspResponder {
             None => ResponseCache::memory(cfg.memory_cache_entries),
         };
         tracing::info!(
-            issuer_id = %identity.issuer_id,
+            issuer_ids = ?issuers.iter().map(|(id, _)| id).collect::<Vec<_>>(),
             cache = ?cache,
             validity = %cfg.validity,
             "OCSP responder on"
         );
         Ok(OcspResponder {
             issuer,
-            issuer_id: identity.issuer_id,
-            hashes,
+            issuers,
             sa,
             cache,
             clock,
@@ -150,9 +157,13 @@ impl OcspResponder {
                 return error_answer(e.response_status(), "malformed");
             }
         };
-        if !self.hashes.matches(&req.cert_id) {
+        let Some((issuer_id, _)) = self
+            .issuers
+            .iter()
+            .find(|(_, hashes)| hashes.matches(&req.cert_id))
+        else {
             return error_answer(OcspResponseStatus::Unauthorized, "unauthorized");
-        }
+        };
         let nonce = if self.echo_nonce {
             match req.nonce() {
                 Ok(n) => n,
@@ -161,7 +172,7 @@ impl OcspResponder {
         } else {
             None
         };
-        let key = cache_key(&self.issuer_id, &req.serial_hex(), &req.cert_id);
+        let key = cache_key(issuer_id, &req.serial_hex(), &req.cert_id);
         if nonce.is_none()
             && let Some(hit) = self.cache.get(&key, now).await
         {
@@ -174,7 +185,7 @@ impl OcspResponder {
         }
         // Taken before the status is read: see `ResponseCache::fill`.
         let epoch = self.cache.epoch();
-        let status = match self.status(&req.serial_hex()).await {
+        let status = match self.status(&req.serial_hex(), issuer_id).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "OCSP status lookup failed");
@@ -202,11 +213,11 @@ impl OcspResponder {
         }
     }
 
-    /// The status storage records for `serial`.
-    async fn status(&self, serial: &str) -> Result<CertStatus, SaError> {
+    /// The status storage records for `serial`, a certificate of `issuer_id`.
+    async fn status(&self, serial: &str, issuer_id: &str) -> Result<CertStatus, SaError> {
         // A precertificate-only serial is issued too (a CT log may have seen it).
         match self.sa.get_issued(&Serial(serial.to_owned())).await {
-            Ok(cert) if cert.issuer_id == self.issuer_id => Ok(match cert.revocation {
+            Ok(cert) if cert.issuer_id == issuer_id => Ok(match cert.revocation {
                 None => CertStatus::Good,
                 Some(r) => revoked(&r),
             }),
@@ -305,12 +316,12 @@ impl RevocationListener for OcspResponder {
     /// Replaces the cached answers for every CertID form of `serial` with freshly signed
     /// "revoked" answers (deleting them if signing fails).
     async fn certificate_revoked(&self, serial: &Serial, issuer_id: &str, revocation: &Revocation) {
-        if issuer_id != self.issuer_id {
+        let Some((_, hashes)) = self.issuers.iter().find(|(id, _)| id == issuer_id) else {
             return;
-        }
+        };
         let now = self.now();
         let status = revoked(revocation);
-        for cert_id in cert_id_forms(&self.hashes, &serial.to_bytes()) {
+        for cert_id in cert_id_forms(hashes, &serial.to_bytes()) {
             let key = cache_key(issuer_id, serial.as_str(), &cert_id);
             match self.sign(&cert_id, status, None, now).await {
                 Ok(answer) => self.cache.replace(&key, &answer, now).await,
