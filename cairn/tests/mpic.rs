@@ -9,27 +9,19 @@
 mod common;
 
 use cairn_challtestsrv::{CaaPolicy, ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
-use common::{TestCa, free_port};
+use common::{KilledOnDrop, TestCa, free_port, spawn_serving};
 use instant_acme::{
     AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus, RetryPolicy,
 };
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const RIRS: [&str; 3] = ["ARIN", "RIPE", "APNIC"];
 
 /// One remote perspective: its VA process and the network it sees.
 struct Remote {
-    process: Child,
+    process: KilledOnDrop,
     view: ChallTestSrvHandle,
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
 }
 
 async fn start_remote(pki: &Path, dir: &Path, name: &str) -> (Remote, u16) {
@@ -61,22 +53,8 @@ allow_private_addresses = true
     );
     let path = dir.join(format!("va-{name}.toml"));
     std::fs::write(&path, config).unwrap();
-    let mut process = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["va", "serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Remote { process, view }, port);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = process.kill();
-    let _ = process.wait();
-    panic!("cairn va serve {name} did not start listening");
+    let process = spawn_serving(&["va", "serve"], &path, port).await;
+    (Remote { process, view }, port)
 }
 
 struct Deployment {
@@ -190,8 +168,8 @@ async fn remote_perspectives_corroborate_by_br_quorum() {
 
     // A remote VA that is down counts as a failure: with r2 down, r0 and r1 still corroborate;
     // with r2 down and r1 not seeing the challenge, quorum is out of reach.
-    let _ = d.remotes[2].process.kill();
-    let _ = d.remotes[2].process.wait();
+    let _ = d.remotes[2].process.0.kill();
+    let _ = d.remotes[2].process.0.wait();
     let (status, err) = order(&d, &account, "down-ok.example.com", &[0, 1]).await;
     assert_eq!((status, err), (OrderStatus::Ready, None));
     let (status, err) = order(&d, &account, "down-bad.example.com", &[0]).await;

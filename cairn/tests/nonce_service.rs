@@ -9,21 +9,10 @@ mod common;
 
 use cairn_acme::nonce::NoncePrefix;
 use common::raw::{RawClient, expect_problem, new_account_with_nonce as new_account};
-use common::{TestCa, free_port};
+use common::{KilledOnDrop, TestCa, free_port, spawn_serving};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-struct Service(Child);
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn nonce_service(pki: &Path, dir: &Path, prefix: &str) -> (Service, u16) {
+async fn nonce_service(pki: &Path, dir: &Path, prefix: &str) -> (KilledOnDrop, u16) {
     let port = free_port();
     let path = dir.join(format!("{prefix}.toml"));
     std::fs::write(
@@ -43,21 +32,7 @@ ca = "{pki}/internal-ca.pem"
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["nonce", "serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (Service(child), port);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("cairn nonce serve did not start listening");
+    (spawn_serving(&["nonce", "serve"], &path, port).await, port)
 }
 
 async fn wfe(pki: &Path, services: &[(&str, u16)]) -> TestCa {

@@ -20,27 +20,22 @@ use cairn_challtestsrv::{ChallTestSrv, ChallTestSrvConfig, ChallTestSrvHandle};
 use cairn_rpc::RpcError;
 use common::certbot::CertbotEnv;
 use common::raw::{RawClient, new_account_with_nonce};
-use common::{account_at, authorize_with, free_port, issue_with, verify_chain};
+use common::{
+    KilledOnDrop, account_at, authorize_with, free_port, issue_with, spawn_serving, verify_chain,
+};
 use instant_acme::{ChallengeType, Identifier, NewOrder, OrderStatus, RevocationRequest};
 use rustls_pki_types::CertificateDer;
 use sqlx::AssertSqlSafe;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// A `cairn` process, killed when dropped.
 struct Role {
     name: String,
-    child: Child,
+    child: KilledOnDrop,
     /// The port of its `/metrics` and `/health` listener (`[server] metrics_listen`).
     metrics: u16,
-}
-
-impl Drop for Role {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A fresh PostgreSQL schema, dropped at the end.
@@ -289,27 +284,11 @@ address = "https://127.0.0.1:{port}"
 
     /// Runs `cairn <kind> serve --config <config>` as `role` until it listens on `port`.
     async fn spawn(&self, kind: &str, role: &str, config: &Path, port: u16) -> Role {
-        let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args([kind, "serve", "--config"])
-            .arg(config)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut role = Role {
+        Role {
             name: role.to_owned(),
-            child,
+            child: spawn_serving(&[kind, "serve"], config, port).await,
             metrics: 0,
-        };
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return role;
-            }
-            if let Some(status) = role.child.try_wait().unwrap() {
-                panic!("cairn {kind} serve ({}) exited: {status}", role.name);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("cairn {kind} serve ({}) did not start listening", role.name);
     }
 
     /// The WFE's directory URL and the root its HTTPS listener's certificate chains to.
@@ -506,8 +485,8 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     }
 
     // SIGKILL the first RA: both WFEs go on through the second.
-    first_ra.child.kill().unwrap();
-    first_ra.child.wait().unwrap();
+    first_ra.child.0.kill().unwrap();
+    first_ra.child.0.wait().unwrap();
     issue_at(&d, "wfe1", wfe1, "three.split.example").await;
     issue_at(&d, "wfe2", wfe2, "four.split.example").await;
 
@@ -695,8 +674,8 @@ async fn an_ra_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     let kill = async {
         tokio::time::sleep(Duration::from_millis(1)).await;
         let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-        first_ra.child.kill().unwrap();
-        first_ra.child.wait().unwrap();
+        first_ra.child.0.kill().unwrap();
+        first_ra.child.0.wait().unwrap();
         assert!(
             finished < 4,
             "the RA was killed after every finalize had completed"

@@ -288,6 +288,43 @@ pub mod pg;
 pub mod prometheus;
 pub mod raw;
 
+/// A child process, killed and reaped when dropped, so a failing test leaves none behind.
+pub struct KilledOnDrop(pub std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cairn <command…> --config <config>` and waits, up to 30 s, until it listens on
+/// `port` of the loopback; panics if it exits first or never listens.
+pub async fn spawn_serving(command: &[&str], config: &std::path::Path, port: u16) -> KilledOnDrop {
+    let mut child = KilledOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args(command)
+            .arg("--config")
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..600 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return child;
+        }
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("cairn {} exited: {status}", command.join(" "));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "cairn {} did not start listening on {port}",
+        command.join(" ")
+    );
+}
+
 /// A loopback port free at the time of asking (for a child process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
