@@ -1,5 +1,6 @@
 //! The counters behind the public statistics page ([`StatsStorage`]): certificates issued per
-//! day, and per hour of expiry the unrevoked certificates and the registered domains whose latest
+//! day (the day of their notBefore, which the RA backdates, an hour by default, as a count from
+//! CT logs would date them; the recompute job can date them no other way), and per hour of expiry the unrevoked certificates and the registered domains whose latest
 //! certificate expires then (migration `0007_stats`).
 //!
 //! Why counters: "active certificates" asked of the certificates table is a scan of every
