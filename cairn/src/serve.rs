@@ -663,8 +663,9 @@ pub fn load_hierarchy(
     })
 }
 
-/// The hierarchies of `[[ca.issuers]]` (created in `data_dir/ca-<name>` on first start), each
-/// with its directory and whether it is retired.
+/// The hierarchies of `[[ca.issuers]]` (a development one created in `data_dir/ca-<name>` on
+/// first start, or an intermediate under an offline root), each with its directory and whether
+/// it is retired.
 pub fn load_extra_hierarchies(
     cfg: &Config,
     public_base_url: &str,
@@ -675,16 +676,27 @@ pub fn load_extra_hierarchies(
         .iter()
         .map(|extra| {
             let dir = extra.dir(&cfg.server.data_dir)?;
-            let hierarchy = CaHierarchy::load_or_create_with(
-                &dir,
-                extra.algorithm()?,
-                now,
-                &cairn_issuer::HierarchyOptions {
-                    country: Some(cfg.ca.country.clone()),
-                    public_base_url: Some(public_base_url.to_owned()),
-                },
-            )
-            .with_context(|| format!("cannot set up the CA hierarchy in {}", dir.display()))?;
+            let hierarchy = match extra.source()? {
+                crate::config::ExtraIssuerSource::OfflineRoot(offline) => {
+                    CaHierarchy::load_offline_root(offline, now).with_context(|| {
+                        format!("cannot load [[ca.issuers]] {:?} (offline_root)", extra.name)
+                    })?
+                }
+                crate::config::ExtraIssuerSource::Development(algorithm) => {
+                    CaHierarchy::load_or_create_with(
+                        &dir,
+                        algorithm,
+                        now,
+                        &cairn_issuer::HierarchyOptions {
+                            country: Some(cfg.ca.country.clone()),
+                            public_base_url: Some(public_base_url.to_owned()),
+                        },
+                    )
+                    .with_context(|| {
+                        format!("cannot set up the CA hierarchy in {}", dir.display())
+                    })?
+                }
+            };
             Ok((hierarchy, dir, extra.retired))
         })
         .collect()
