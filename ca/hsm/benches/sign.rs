@@ -1,7 +1,8 @@
 //! Signatures per second: a key in SoftHSM2 through [`Pkcs11Signer`] (its session pool, and the
 //! check of each signature against the public key, as `cairn serve` signs) next to the same
-//! algorithm as a file key signing in process with aws-lc-rs, on 1, 2 and 8 threads.
-//! `cargo bench -p cairn-hsm --bench sign`.
+//! algorithm as a file key signing in process with aws-lc-rs. First the throughput (signatures
+//! per second over 2 s, all threads together, on 1, 2 and 8 threads), then divan's latency per
+//! signature (per thread). `cargo bench -p cairn-hsm --bench sign`.
 //!
 //! SoftHSM2 reads `SOFTHSM2_CONF` once, when the module is initialized, so the bench makes a
 //! token directory of its own and runs itself again with that variable set.
@@ -13,6 +14,8 @@ use cairn_pki::{ExternalSigner, KeyAlgorithm};
 use cairn_x509::SigningKey;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cairn-bench";
 const PIN: &str = "4711";
@@ -74,7 +77,50 @@ fn main() {
         file_rsa2048: SigningKey::generate(KeyAlgorithm::Rsa2048).unwrap(),
     };
     assert!(KEYS.set(keys).is_ok());
+    let keys = self::keys();
+    let kinds: [(&str, &(dyn Fn() + Sync)); 4] = [
+        ("hsm_ecdsa_p256", &|| {
+            drop(keys.hsm_p256.sign(&MESSAGE).unwrap())
+        }),
+        ("file_ecdsa_p256", &|| {
+            drop(keys.file_p256.sign(&MESSAGE).unwrap())
+        }),
+        ("hsm_rsa2048", &|| {
+            drop(keys.hsm_rsa2048.sign(&MESSAGE).unwrap())
+        }),
+        ("file_rsa2048", &|| {
+            drop(keys.file_rsa2048.sign(&MESSAGE).unwrap())
+        }),
+    ];
+    println!("throughput, signatures/s (all threads, 2 s each)");
+    for (name, sign) in kinds {
+        let rates: Vec<String> = [1, 2, 8]
+            .into_iter()
+            .map(|threads| format!("t={threads} {:>8.0}", throughput(threads, sign)))
+            .collect();
+        println!("  {name:<16} {}", rates.join("   "));
+    }
     divan::main();
+}
+
+/// Signatures per second by `threads` threads calling `sign` for 2 s.
+fn throughput(threads: usize, sign: &(dyn Fn() + Sync)) -> f64 {
+    let stop = AtomicBool::new(false);
+    let count = AtomicU64::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    sign();
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+    });
+    count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
 #[divan::bench(threads = [1, 2, 8])]
