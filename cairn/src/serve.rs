@@ -308,24 +308,38 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     }
     let ct =
         crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
-    // Ready only while the issuing intermediate is valid and every local CT log runs.
+    // Ready only while an issuing (not retired) intermediate is valid and every local CT log
+    // runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
-    // What the `IssuerCertificateExpiringSoon` alert watches.
-    for (id, not_after) in [
+    let mut active_not_after: Vec<time::OffsetDateTime> = extra_hierarchies
+        .iter()
+        .filter(|(_, _, retired)| !retired)
+        .map(|(h, _, _)| h.intermediate().info().not_after)
+        .collect();
+    if !cfg.ca.retired {
+        active_not_after.push(intermediate_not_after);
+    }
+    // What the `IssuerCertificateExpiringSoon` alert watches, for every issuer.
+    let mut watched = vec![
         (hierarchy.issuer_id(), intermediate_not_after),
         (hierarchy.root_id(), hierarchy.root().info().not_after),
-    ] {
+    ];
+    for (extra, _, _) in &extra_hierarchies {
+        watched.push((extra.issuer_id(), extra.intermediate().info().not_after));
+        watched.push((extra.root_id(), extra.root().info().not_after));
+    }
+    for (id, not_after) in watched {
         metrics::gauge!("cairn_issuer_not_after_timestamp_seconds", "issuer" => id.to_owned())
             .set(not_after.unix_timestamp() as f64);
     }
+    let issuing_until = active_not_after.into_iter().max();
     readiness.add(
         "issuer",
         Arc::new(move || {
             Box::pin(async move {
-                if time::OffsetDateTime::now_utc() < intermediate_not_after {
-                    Ok(())
-                } else {
-                    Err("the issuing intermediate has expired".to_owned())
+                match issuing_until {
+                    Some(t) if time::OffsetDateTime::now_utc() < t => Ok(()),
+                    _ => Err("every issuing intermediate has expired".to_owned()),
                 }
             })
         }),

@@ -503,6 +503,23 @@ async fn a_rotation_between_two_hsm_intermediates_keeps_the_old_certificates_ans
         log.contains("pkcs11:token=cairn-issuing;object=int-e2"),
         "{log}"
     );
+    // Ready, and the expiry alert watches the successor too.
+    let metrics = format!("http://127.0.0.1:{}", ports.metrics);
+    let ready = reqwest::get(format!("{metrics}/health/ready"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let text = reqwest::get(format!("{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let e2_id = &cairn_x509::CertInfo::from_der(&der_of("int-e2.pem"))
+        .unwrap()
+        .spki_sha256_hex[..16];
+    let gauge = format!("cairn_issuer_not_after_timestamp_seconds{{issuer=\"{e2_id}\"}}");
+    assert!(text.contains(&gauge), "{gauge} not in:\n{text}");
 
     // Neither run wrote a private key under the data directory.
     let data = c.path("data");
