@@ -2,9 +2,11 @@
 //! and an ECDSA one each get the chain of their own family, checked by `openssl verify`; after a
 //! rotation new certificates come from the new issuer while the retired one still answers OCSP
 //! (`openssl ocsp`), publishes the CRL shard its certificates name (`openssl crl`) and ARI still
-//! answers for them: once with development hierarchies (file keys, in process), once with two
+//! answers for them: once with development hierarchies (file keys, in process), once with
 //! intermediates whose keys are in SoftHSM2 under a ceremony's offline root (`cairn serve` out
-//! of process, no private key in its data directory).
+//! of process, no private key in its data directory; after the rotation an ECDSA and an RSA
+//! successor, each taking keys of its family). A missing key or a wrong PIN of any issuer stops
+//! the start with one line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -429,14 +431,16 @@ async fn start_serve(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rotation_between_two_hsm_intermediates_keeps_the_old_certificates_answered() {
+async fn a_rotation_between_hsm_intermediates_keeps_the_old_certificates_answered() {
     let Some(c) = Ceremony::new() else { return };
     c.generate_key(ROOT_TOKEN, "root-x1", "01", "ecdsa-p384");
     c.generate_key(ISSUING_TOKEN, "int-e1", "02", "ecdsa-p256");
     c.generate_key(ISSUING_TOKEN, "int-e2", "03", "ecdsa-p256");
+    c.generate_key(ISSUING_TOKEN, "int-r1", "04", "rsa-2048");
     c.root();
     c.intermediate("int-e1", "ecdsa-p256", "Cairn Test E1");
     c.intermediate("int-e2", "ecdsa-p256", "Cairn Test E2");
+    c.intermediate("int-r1", "rsa-2048", "Cairn Test R1");
     c.arl("root.crl", 1, &[]);
     common::ceremony::operator_tls(&c);
     let chall = cairn_challtestsrv::ChallTestSrv::start(
@@ -470,16 +474,19 @@ async fn a_rotation_between_two_hsm_intermediates_keeps_the_old_certificates_ans
     assert_eq!(common::pem_chain(&kept)[1], der_of("int-e1.pem"));
     drop(serve);
 
-    // After: E1 retired, E2 (a [[ca.issuers]] entry, its key in the same token) issues.
+    // After: E1 retired, E2 (a [[ca.issuers]] entry, its key in the same token) issues for
+    // ECDSA keys, R1 (an RSA key in the token) for RSA keys.
     let after = hsm_serve_config(
         &c,
         &ports,
         &chall,
         &format!(
             "[ca]\nretired = true\n[ca.offline_root]\n{}[[ca.issuers]]\nname = \"e2\"\n\
+             [ca.issuers.offline_root]\n{}[[ca.issuers]]\nname = \"r1\"\n\
              [ca.issuers.offline_root]\n{}",
             offline_root(&c, "int-e1"),
-            offline_root(&c, "int-e2")
+            offline_root(&c, "int-e2"),
+            offline_root(&c, "int-r1")
         ),
     );
     let serve = start_serve(&c, &after, "after", &ports).await;
@@ -489,7 +496,22 @@ async fn a_rotation_between_two_hsm_intermediates_keeps_the_old_certificates_ans
         der_of("int-e2.pem"),
         "new issuance moved to E2"
     );
+    let (rsa, _) = common::issue_with_key(
+        &chall,
+        &account,
+        &ids,
+        ChallengeType::Http01,
+        None,
+        rsa_key(),
+    )
+    .await;
+    assert_eq!(
+        common::pem_chain(&rsa)[1],
+        der_of("int-r1.pem"),
+        "an RSA key gets the RSA chain"
+    );
     let work = tempfile::tempdir().unwrap();
+    assert!(openssl_verify(work.path(), &c.path("root.pem"), &rsa));
     assert!(openssl_verify(work.path(), &c.path("root.pem"), &fresh));
     assert!(openssl_verify(work.path(), &c.path("root.pem"), &kept));
     let certs = Rotation {
