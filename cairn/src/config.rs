@@ -194,23 +194,40 @@ pub struct CaConfig {
     pub issuers: Vec<ExtraIssuer>,
 }
 
-/// One more issuing intermediate: a development hierarchy with file keys, created in
-/// `data_dir/ca-<name>` on first start and loaded afterwards.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One more issuing intermediate: either a development hierarchy with file keys, created in
+/// `data_dir/ca-<name>` on first start and loaded afterwards (`key_algorithm`), or an
+/// intermediate under an offline root whose key is in an HSM (`offline_root`, as
+/// `[ca.offline_root]` for the main issuer).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraIssuer {
     /// A short name (letters, digits, `-`): the directory is `data_dir/ca-<name>`.
     pub name: String,
-    /// Key algorithm of its root and intermediate (as `[ca] key_algorithm`).
-    pub key_algorithm: String,
+    /// Key algorithm of a development hierarchy's root and intermediate (as `[ca]
+    /// key_algorithm`). Not with `offline_root`, where the key on the token decides.
+    #[serde(default)]
+    pub key_algorithm: Option<String>,
     /// Signs nothing new, only OCSP responses and CRLs for its certificates.
     #[serde(default)]
     pub retired: bool,
+    /// The intermediate (certificate and PKCS#11 or file key) under an offline root, with the
+    /// root's certificate and ARL.
+    #[serde(default)]
+    pub offline_root: Option<cairn_issuer::OfflineRootConfig>,
+}
+
+/// Where an [`ExtraIssuer`]'s hierarchy comes from.
+#[derive(Debug)]
+pub enum ExtraIssuerSource<'a> {
+    /// A development hierarchy with file keys in `data_dir/ca-<name>`, of this algorithm.
+    Development(cairn_x509::KeyAlgorithm),
+    /// An intermediate under an offline root.
+    OfflineRoot(&'a cairn_issuer::OfflineRootConfig),
 }
 
 impl ExtraIssuer {
-    /// The directory of its hierarchy under `data_dir`, refusing a name that is not a plain
-    /// short name.
+    /// The directory of its hierarchy (or of its delegated OCSP responder) under `data_dir`,
+    /// refusing a name that is not a plain short name.
     pub fn dir(&self, data_dir: &Path) -> anyhow::Result<PathBuf> {
         let ok = !self.name.is_empty()
             && self.name.len() <= 32
@@ -226,16 +243,31 @@ impl ExtraIssuer {
         Ok(data_dir.join(format!("ca-{}", self.name)))
     }
 
-    /// The key algorithm.
-    pub fn algorithm(&self) -> anyhow::Result<cairn_x509::KeyAlgorithm> {
-        self.key_algorithm.parse().map_err(|_| {
-            anyhow::anyhow!(
-                "ca.issuers {:?}: key_algorithm {:?} is not one of ecdsa-p256, ecdsa-p384, \
-                 rsa-2048, rsa-3072, rsa-4096",
-                self.name,
-                self.key_algorithm
-            )
-        })
+    /// Where its hierarchy comes from: exactly one of `key_algorithm` and `offline_root`.
+    pub fn source(&self) -> anyhow::Result<ExtraIssuerSource<'_>> {
+        match (&self.key_algorithm, &self.offline_root) {
+            (Some(algorithm), None) => algorithm
+                .parse()
+                .map(ExtraIssuerSource::Development)
+                .map_err(|_| {
+                    anyhow::anyhow!(
+                        "ca.issuers {:?}: key_algorithm {algorithm:?} is not one of ecdsa-p256, \
+                         ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+                        self.name
+                    )
+                }),
+            (None, Some(offline)) => Ok(ExtraIssuerSource::OfflineRoot(offline)),
+            (Some(_), Some(_)) => anyhow::bail!(
+                "ca.issuers {:?}: set key_algorithm (a development hierarchy) or offline_root \
+                 (the key on the token decides its algorithm), not both",
+                self.name
+            ),
+            (None, None) => anyhow::bail!(
+                "ca.issuers {:?}: set key_algorithm (a development hierarchy with file keys) or \
+                 offline_root (an intermediate under an offline root)",
+                self.name
+            ),
+        }
     }
 }
 
@@ -335,6 +367,15 @@ impl Config {
             anyhow::bail!("server.limits.{field} must not be zero");
         }
         self.key_algorithm()?;
+        for (i, extra) in self.ca.issuers.iter().enumerate() {
+            extra.dir(Path::new(""))?;
+            extra.source()?;
+            anyhow::ensure!(
+                !self.ca.issuers[..i].iter().any(|e| e.name == extra.name),
+                "ca.issuers name {:?} is used twice",
+                extra.name
+            );
+        }
         anyhow::ensure!(
             self.server.tls_cert.is_some() == self.server.tls_key.is_some(),
             "server.tls_cert and server.tls_key must be set together"
@@ -508,6 +549,39 @@ mod tests {
         assert_eq!(cfg.ct.logs[1].operator, "Example Operator B");
         assert!(cfg.dap.enabled);
         assert_eq!(cfg.dap.leader_listen.port(), 14010);
+    }
+
+    #[test]
+    fn an_extra_issuer_is_a_development_hierarchy_or_an_offline_root_intermediate() {
+        let offline = "[ca.issuers.offline_root]\nroot_certificate = \"root.pem\"\narl = \"root.crl\"\n\
+                       intermediate_certificate = \"int-e2.pem\"\n\
+                       intermediate_key = { pkcs11 = { module = \"/usr/lib/softhsm/libsofthsm2.so\", \
+                       token_label = \"issuing\", pin_env = \"PIN\", key_label = \"int-e2\" } }\n";
+        let cfg = Config::parse(&format!("[[ca.issuers]]\nname = \"e2\"\n{offline}")).unwrap();
+        assert!(matches!(
+            cfg.ca.issuers[0].source().unwrap(),
+            ExtraIssuerSource::OfflineRoot(o) if o.intermediate_certificate == Path::new("int-e2.pem")
+        ));
+        let cfg = Config::parse("[[ca.issuers]]\nname = \"rsa\"\nkey_algorithm = \"rsa-2048\"\n")
+            .unwrap();
+        assert!(matches!(
+            cfg.ca.issuers[0].source().unwrap(),
+            ExtraIssuerSource::Development(cairn_x509::KeyAlgorithm::Rsa2048)
+        ));
+        let refused = |text: &str| format!("{:#}", Config::parse(text).unwrap_err());
+        let both = refused(&format!(
+            "[[ca.issuers]]\nname = \"e2\"\nkey_algorithm = \"ecdsa-p256\"\n{offline}"
+        ));
+        assert!(both.contains("not both"), "{both}");
+        let neither = refused("[[ca.issuers]]\nname = \"e2\"\n");
+        assert!(neither.contains("set key_algorithm"), "{neither}");
+        let twice = refused(
+            "[[ca.issuers]]\nname = \"a\"\nkey_algorithm = \"rsa-2048\"\n\
+             [[ca.issuers]]\nname = \"a\"\nkey_algorithm = \"ecdsa-p256\"\n",
+        );
+        assert!(twice.contains("used twice"), "{twice}");
+        let bad_name = refused("[[ca.issuers]]\nname = \"../x\"\nkey_algorithm = \"rsa-2048\"\n");
+        assert!(bad_name.contains("letters, digits"), "{bad_name}");
     }
 
     #[test]

@@ -308,24 +308,38 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     }
     let ct =
         crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
-    // Ready only while the issuing intermediate is valid and every local CT log runs.
+    // Ready only while an issuing (not retired) intermediate is valid and every local CT log
+    // runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;
-    // What the `IssuerCertificateExpiringSoon` alert watches.
-    for (id, not_after) in [
+    let mut active_not_after: Vec<time::OffsetDateTime> = extra_hierarchies
+        .iter()
+        .filter(|(_, _, retired)| !retired)
+        .map(|(h, _, _)| h.intermediate().info().not_after)
+        .collect();
+    if !cfg.ca.retired {
+        active_not_after.push(intermediate_not_after);
+    }
+    // What the `IssuerCertificateExpiringSoon` alert watches, for every issuer.
+    let mut watched = vec![
         (hierarchy.issuer_id(), intermediate_not_after),
         (hierarchy.root_id(), hierarchy.root().info().not_after),
-    ] {
+    ];
+    for (extra, _, _) in &extra_hierarchies {
+        watched.push((extra.issuer_id(), extra.intermediate().info().not_after));
+        watched.push((extra.root_id(), extra.root().info().not_after));
+    }
+    for (id, not_after) in watched {
         metrics::gauge!("cairn_issuer_not_after_timestamp_seconds", "issuer" => id.to_owned())
             .set(not_after.unix_timestamp() as f64);
     }
+    let issuing_until = active_not_after.into_iter().max();
     readiness.add(
         "issuer",
         Arc::new(move || {
             Box::pin(async move {
-                if time::OffsetDateTime::now_utc() < intermediate_not_after {
-                    Ok(())
-                } else {
-                    Err("the issuing intermediate has expired".to_owned())
+                match issuing_until {
+                    Some(t) if time::OffsetDateTime::now_utc() < t => Ok(()),
+                    _ => Err("every issuing intermediate has expired".to_owned()),
                 }
             })
         }),
@@ -663,8 +677,9 @@ pub fn load_hierarchy(
     })
 }
 
-/// The hierarchies of `[[ca.issuers]]` (created in `data_dir/ca-<name>` on first start), each
-/// with its directory and whether it is retired.
+/// The hierarchies of `[[ca.issuers]]` (a development one created in `data_dir/ca-<name>` on
+/// first start, or an intermediate under an offline root), each with its directory and whether
+/// it is retired.
 pub fn load_extra_hierarchies(
     cfg: &Config,
     public_base_url: &str,
@@ -675,16 +690,27 @@ pub fn load_extra_hierarchies(
         .iter()
         .map(|extra| {
             let dir = extra.dir(&cfg.server.data_dir)?;
-            let hierarchy = CaHierarchy::load_or_create_with(
-                &dir,
-                extra.algorithm()?,
-                now,
-                &cairn_issuer::HierarchyOptions {
-                    country: Some(cfg.ca.country.clone()),
-                    public_base_url: Some(public_base_url.to_owned()),
-                },
-            )
-            .with_context(|| format!("cannot set up the CA hierarchy in {}", dir.display()))?;
+            let hierarchy = match extra.source()? {
+                crate::config::ExtraIssuerSource::OfflineRoot(offline) => {
+                    CaHierarchy::load_offline_root(offline, now).with_context(|| {
+                        format!("cannot load [[ca.issuers]] {:?} (offline_root)", extra.name)
+                    })?
+                }
+                crate::config::ExtraIssuerSource::Development(algorithm) => {
+                    CaHierarchy::load_or_create_with(
+                        &dir,
+                        algorithm,
+                        now,
+                        &cairn_issuer::HierarchyOptions {
+                            country: Some(cfg.ca.country.clone()),
+                            public_base_url: Some(public_base_url.to_owned()),
+                        },
+                    )
+                    .with_context(|| {
+                        format!("cannot set up the CA hierarchy in {}", dir.display())
+                    })?
+                }
+            };
             Ok((hierarchy, dir, extra.retired))
         })
         .collect()

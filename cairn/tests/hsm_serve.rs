@@ -8,77 +8,11 @@
 
 mod common;
 
-use common::ceremony::{Ceremony, INTERMEDIATE_KEY, ISSUING_TOKEN, PIN_ENV};
+use common::ceremony::{Ceremony, INTERMEDIATE_KEY, ISSUING_TOKEN, PIN_ENV, operator_tls};
 use common::free_port;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// The operator's TLS certificate for the ACME listener, from a TLS CA of its own, both outside
-/// the data directory: `tls-ca.pem`, `tls.pem`, `tls.key`.
-fn operator_tls(c: &Ceremony) {
-    let run = |args: &[&str]| {
-        let out = c.openssl(args);
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "tls-ca.key",
-        "-out",
-        "tls-ca.pem",
-        "-subj",
-        "/CN=test TLS CA",
-        "-days",
-        "2",
-    ]);
-    run(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-        "-subj",
-        "/CN=localhost",
-    ]);
-    std::fs::write(
-        c.path("tls.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "tls-ca.pem",
-        "-CAkey",
-        "tls-ca.key",
-        "-days",
-        "2",
-        "-extfile",
-        "tls.ext",
-        "-out",
-        "tls.pem",
-    ]);
-}
 
 /// `[server]` TLS and `[ca.offline_root]` naming the ceremony's outputs and the HSM key. The
 /// in-process development CT logs are off: their keys are files (CT log keys in an HSM are not

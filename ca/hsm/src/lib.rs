@@ -244,17 +244,47 @@ pub fn open_session(
     let session = ctx
         .open_rw_session(slot)
         .map_err(|e| HsmError::Call(format!("opening a session: {}", describe(&e))))?;
-    login(&session, token_label, pin)?;
+    login(&session, module_path, token_label, pin)?;
     Ok(session)
 }
 
-fn login(session: &Session, token: &str, pin: &AuthPin) -> Result<(), HsmError> {
+/// Logs the user in to the token behind `session`. PKCS#11 logs an application in per token,
+/// not per session: once one key of a token is open, every later C_Login on that token answers
+/// "already logged in" whatever the PIN. So the PIN of each login that succeeded is remembered
+/// (as a digest, per module and token), and a later key of the same token configured with a
+/// different PIN is refused as the token would refuse it, instead of riding on the first login.
+fn login(session: &Session, module: &Path, token: &str, pin: &AuthPin) -> Result<(), HsmError> {
+    /// (module, token label) → SHA-256 of the PIN that logged in.
+    type Logins = HashMap<(PathBuf, String), Vec<u8>>;
+    static LOGINS: OnceLock<Mutex<Logins>> = OnceLock::new();
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        secrecy::ExposeSecret::expose_secret(pin).as_bytes(),
+    )
+    .as_ref()
+    .to_vec();
+    let logins = LOGINS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut logins = logins
+        .lock()
+        .map_err(|_| HsmError::Call("login table poisoned".into()))?;
+    let key = (module.to_path_buf(), token.to_owned());
+    let refused = |error: String| HsmError::Login {
+        token: token.to_owned(),
+        error,
+    };
     match session.login(UserType::User, Some(pin)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-        Err(e) => Err(HsmError::Login {
-            token: token.to_owned(),
-            error: describe(&e),
-        }),
+        Ok(()) => {
+            logins.insert(key, digest);
+            Ok(())
+        }
+        Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => match logins.get(&key) {
+            Some(known) if *known != digest => Err(refused(
+                "the PIN is incorrect (this process is logged in to the token with another PIN)"
+                    .into(),
+            )),
+            _ => Ok(()),
+        },
+        Err(e) => Err(refused(describe(&e))),
     }
 }
 
@@ -471,7 +501,7 @@ impl Pkcs11Signer {
         let first = ctx
             .open_ro_session(slot)
             .map_err(|e| HsmError::Call(format!("opening a session: {}", describe(&e))))?;
-        login(&first, &config.token_label, &pin)?;
+        login(&first, &config.module, &config.token_label, &pin)?;
         let private = first
             .find_objects(&config.key_template(ObjectClass::PRIVATE_KEY)?)
             .map_err(|e| key_err(describe(&e)))?;
@@ -554,7 +584,13 @@ impl Pkcs11Signer {
     /// A fresh session to replace one the token closed.
     fn reopen(&self) -> Option<Session> {
         let session = self.ctx.open_ro_session(self.slot).ok()?;
-        login(&session, &self.config.token_label, &self.pin).ok()?;
+        login(
+            &session,
+            &self.config.module,
+            &self.config.token_label,
+            &self.pin,
+        )
+        .ok()?;
         Some(session)
     }
 }

@@ -151,7 +151,18 @@ fn wrong_pin_missing_key_and_bad_config_are_clear_errors() {
     );
     // The right PIN from a file works.
     std::fs::write(pin_file.path(), format!("{PIN}\n")).unwrap();
+    let logged_in = Pkcs11Signer::open(&wrong_pin).unwrap();
+    // While that signer keeps the token logged in, PKCS#11 answers "already logged in" to any
+    // PIN: a second key of the token configured with a wrong PIN is still refused.
+    std::fs::write(pin_file.path(), "9999\n").unwrap();
+    let err = Pkcs11Signer::open(&wrong_pin).unwrap_err();
+    assert!(
+        matches!(&err, HsmError::Login { error, .. } if error.contains("PIN is incorrect")),
+        "{err}"
+    );
+    std::fs::write(pin_file.path(), format!("{PIN}\n")).unwrap();
     Pkcs11Signer::open(&wrong_pin).unwrap();
+    drop(logged_in);
 
     let err = Pkcs11Signer::open(&config("absent")).unwrap_err();
     assert!(

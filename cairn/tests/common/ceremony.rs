@@ -208,6 +208,72 @@ impl Ceremony {
     }
 }
 
+/// The operator's TLS certificate for the ACME listener, from a TLS CA of its own, both outside
+/// the data directory: `tls-ca.pem`, `tls.pem`, `tls.key`.
+pub fn operator_tls(c: &Ceremony) {
+    let run = |args: &[&str]| {
+        let out = c.openssl(args);
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tls-ca.key",
+        "-out",
+        "tls-ca.pem",
+        "-subj",
+        "/CN=test TLS CA",
+        "-days",
+        "2",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        c.path("tls.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "tls-ca.pem",
+        "-CAkey",
+        "tls-ca.key",
+        "-days",
+        "2",
+        "-extfile",
+        "tls.ext",
+        "-out",
+        "tls.pem",
+    ]);
+}
+
 /// RFC 3339, `years` from now, at midnight UTC (so a step file is the same all day).
 pub fn years_from_now(years: i64) -> String {
     days_from_now(years * 365)
