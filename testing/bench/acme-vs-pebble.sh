@@ -103,13 +103,30 @@ print("   %d certificates (%d within the %.0f s), %.1f /s within the duration (%
 ' "$work/$1.json" >&2
 }
 
-load() { # NAME DIRECTORY ROOT
+# CPU time (user + system, clock ticks) a process has used so far.
+cpu_ticks() { # PID
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+load() { # NAME DIRECTORY ROOT SERVER_PID
     echo "== $1: $ACCOUNTS accounts, $DURATION, mix $MIX; load before: $(uptime)" >&2
+    local before
+    before=$(cpu_ticks "$4")
     "$bench" acme --directory "$2" --root "$3" --accounts "$ACCOUNTS" \
         --duration "$DURATION" --mix "$MIX" --http01-listen 127.0.0.1:5002 --json --quiet \
         >"$work/$1.json"
+    local ticks=$(($(cpu_ticks "$4") - before))
     echo "   load after: $(uptime)" >&2
     summary "$1"
+    # The server's own CPU per certificate (issue 22's yardstick): the process's user + system
+    # time over the run, divided by the certificates issued in it, drain included.
+    python3 -c '
+import json, os, sys
+s = json.load(open(sys.argv[1]))
+ms = int(sys.argv[2]) * 1000 / os.sysconf("SC_CLK_TCK")
+n = max(s["certificates"], 1)
+print("   server CPU %.0f ms over the run: %.2f ms per certificate" % (ms, ms / n))
+' "$work/$1.json" "$ticks" >&2
 }
 
 transport_errors() { # NAME
@@ -122,7 +139,7 @@ if [ "$ONLY" != pebble ]; then
         --data-dir "$work/cairn" >"$work/cairn.log" 2>&1 &
     pids+=($!)
     wait_for https://localhost:14100/directory -k
-    load cairn https://localhost:14100/directory "$work/cairn/ca/tls-root.pem"
+    load cairn https://localhost:14100/directory "$work/cairn/ca/tls-root.pem" "${pids[-1]}"
     curl -s http://127.0.0.1:14101/metrics >"$work/cairn-metrics.txt" || true
     kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'
 fi
@@ -144,7 +161,7 @@ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 \
 pids+=($!)
 pebble_pid=$!
 wait_for https://localhost:14000/dir -k
-load pebble https://localhost:14000/dir "$tls/ca.pem"
+load pebble https://localhost:14000/dir "$tls/ca.pem" "$pebble_pid"
 pebble_stalled=$(transport_errors pebble)
 if [ "$pebble_stalled" != 0 ]; then
     kill -QUIT "$pebble_pid" 2>/dev/null || true
