@@ -120,12 +120,15 @@ pub fn routed_nonces(
     ))))
 }
 
-/// Runs `cairn nonce serve --config <path>` until SIGTERM or Ctrl-C.
+/// Runs `cairn nonce serve --config <path>` until SIGTERM or Ctrl-C. `/metrics` and `/health`
+/// on `[server] metrics_listen`.
 pub async fn run(path: &std::path::Path) -> anyhow::Result<()> {
     crate::bootstrap::init_logging();
     let cfg = crate::config::Config::load(path)?;
     cfg.nonce.validate(true)?;
     let files = crate::roles::rpc_tls(&cfg, "nonce")?;
+    let readiness = crate::roles::start_metrics(&cfg).await?;
+    readiness.mark_started();
     let mint: std::sync::Arc<dyn cairn_api::NonceService> = std::sync::Arc::new(cfg.nonce.mint()?);
     tracing::info!(prefix = ?cfg.nonce.prefix, "nonce service starting");
     crate::roles::serve_rpc(

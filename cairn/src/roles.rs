@@ -179,7 +179,9 @@ pub fn rpc_tls(cfg: &crate::config::Config, role: &str) -> anyhow::Result<TlsFil
 
 /// Serves `/metrics` and `/health` on `[server] metrics_listen`; `/health` says ready once
 /// the role marks the returned readiness started.
-async fn start_metrics(cfg: &crate::config::Config) -> anyhow::Result<crate::bootstrap::Readiness> {
+pub(crate) async fn start_metrics(
+    cfg: &crate::config::Config,
+) -> anyhow::Result<crate::bootstrap::Readiness> {
     let readiness = crate::bootstrap::Readiness::default();
     crate::bootstrap::serve_metrics(
         cfg.server.metrics_listen,

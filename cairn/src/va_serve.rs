@@ -26,6 +26,10 @@ pub struct VaServeConfig {
     pub allowed_clients: AllowedClients,
     /// This service's certificate, key and the internal CA.
     pub tls: TlsFiles,
+    /// Where `/metrics` and `/health` are served, as `[server] metrics_listen` in the other
+    /// roles; none when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// How this VA validates (resolver, ports, address policy), as in `cairn serve`'s `[va]`.
     /// `remote` must be empty: a remote perspective does not fan out further.
     #[serde(default)]
@@ -109,6 +113,16 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
         path.display()
     );
     let va: Arc<dyn ValidationAuthority> = Arc::new(local_va(&cfg.va)?);
+    if let Some(addr) = cfg.metrics_listen {
+        let readiness = crate::bootstrap::Readiness::default();
+        crate::bootstrap::serve_metrics(
+            addr,
+            crate::config::ListenLimits::default().limits(),
+            readiness.clone(),
+        )
+        .await?;
+        readiness.mark_started();
+    }
     tracing::info!(perspective = %cfg.perspective, "remote VA starting");
     crate::roles::serve_rpc(
         "va-rpc",

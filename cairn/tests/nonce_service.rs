@@ -18,7 +18,10 @@ async fn nonce_service(pki: &Path, dir: &Path, prefix: &str) -> (KilledOnDrop, u
     std::fs::write(
         &path,
         format!(
-            r#"[nonce]
+            r#"[server]
+metrics_listen = "127.0.0.1:0"
+
+[nonce]
 listen = "127.0.0.1:{port}"
 prefix = "{prefix}"
 allowed_clients = ["wfe.cairn.internal"]

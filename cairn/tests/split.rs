@@ -137,12 +137,13 @@ impl Deployment {
     async fn start_remote_vas(&mut self) -> Vec<Role> {
         let mut roles = Vec::new();
         for name in ["r0", "r1"] {
-            let port = free_port();
+            let (port, metrics) = (free_port(), free_port());
             let path = self.dir.join(format!("va-{name}.toml"));
             std::fs::write(
                 &path,
                 format!(
                     r#"listen = "127.0.0.1:{port}"
+metrics_listen = "127.0.0.1:{metrics}"
 perspective = "{name}"
 allowed_clients = ["ra.cairn.internal"]
 
@@ -157,7 +158,9 @@ ca = "{pki}/internal-ca.pem"
                 ),
             )
             .unwrap();
-            roles.push(self.spawn("va", &format!("va-{name}"), &path, port).await);
+            let mut role = self.spawn("va", &format!("va-{name}"), &path, port).await;
+            role.metrics = metrics;
+            roles.push(role);
             self.remote_vas.push(port);
         }
         roles
@@ -373,24 +376,15 @@ async fn issuance_and_revocation_through_separate_role_processes() {
         1
     );
 
-    // The SA and the issuer export `/metrics` like the other roles: their gRPC listeners
-    // counted the RA's calls.
-    for (role, listener) in [(&sa, "sa-rpc"), (&ca, "ca-rpc")] {
-        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", role.metrics))
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            body.lines()
-                .any(|l| l.starts_with("cairn_http_requests_total")
-                    && l.contains(&format!("listener=\"{listener}\""))),
-            "{}: {body}",
-            role.name
-        );
+    // The SA, the issuer and the remote VAs export `/metrics` like the other roles: their
+    // gRPC listeners counted the calls made to them.
+    for (role, listener) in [
+        (&sa, "sa-rpc"),
+        (&ca, "ca-rpc"),
+        (&remote_vas[0], "va-rpc"),
+        (&remote_vas[1], "va-rpc"),
+    ] {
+        assert_counted(role, listener).await;
     }
 
     // The SA answers the RA only: the WFE's certificate (valid, same CA) is refused.
@@ -433,6 +427,25 @@ async fn issuance_and_revocation_through_separate_role_processes() {
 
 /// Issues a certificate for `name` through the WFE `role` listening on `port`, with a new
 /// account there.
+/// `role`'s `/metrics` counts requests on its `listener`.
+async fn assert_counted(role: &Role, listener: &str) {
+    let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", role.metrics))
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("cairn_http_requests_total")
+                && l.contains(&format!("listener=\"{listener}\""))),
+        "{}: {body}",
+        role.name
+    );
+}
+
 async fn issue_at(d: &Deployment, role: &str, port: u16, name: &str) {
     let (directory, tls_root) = d.wfe(role, port);
     let account = account_at(&directory, &tls_root).await;
@@ -458,7 +471,7 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     let (ra1, ra2, wfe1, wfe2) = (free_port(), free_port(), free_port(), free_port());
     let nonce = free_port();
     d.nonce = Some(nonce);
-    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
+    let nonce_role = d.start("nonce", "nonce", nonce, &[]).await;
     let _sa = d.start("sa", "sa", d.sa, &[]).await;
     let _ca = d.start("ca", "ca", d.ca, &[]).await;
     let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
@@ -483,6 +496,8 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
         let resp = new_account_with_nonce(to, &from.nonce().await).await;
         assert_eq!(resp.status(), 201, "request {i}: {:?}", resp.text().await);
     }
+    // The nonce service exports `/metrics` too: it counted the WFEs' mint and redeem calls.
+    assert_counted(&nonce_role, "nonce-rpc").await;
 
     // SIGKILL the first RA: both WFEs go on through the second.
     first_ra.child.0.kill().unwrap();
