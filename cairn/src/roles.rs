@@ -222,8 +222,8 @@ pub async fn run_sa(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs `cairn ca serve --config <path>` until SIGTERM or Ctrl-C: the CA hierarchy of `[ca]`
-/// (created in `<data_dir>/ca` on first start, as `cairn serve` does) behind the issuer,
-/// served to `[services.issuer] allowed_clients`. Certificates name `[server]
+/// (created in `<data_dir>/ca` on first start, as `cairn serve` does) and those of
+/// `[[ca.issuers]]`, each chosen as `cairn serve` chooses them, behind the issuer, served to `[services.issuer] allowed_clients`. Certificates name `[server]
 /// public_base_url`, by default the address of `[server] public_listen`. `/metrics` and
 /// `/health` on `[server] metrics_listen`.
 pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
@@ -237,13 +237,9 @@ pub async fn run_ca(path: &Path) -> anyhow::Result<()> {
         .unwrap_or_else(|| cairn_status::public::default_base_url(cfg.server.public_listen));
     let now = time::OffsetDateTime::now_utc();
     let hierarchy = crate::serve::load_hierarchy(&cfg, &public_base_url, now)?;
-    let parts = crate::serve::public_parts(&hierarchy);
-    let issuer = Arc::new(crate::serve::local_issuer(
-        &cfg,
-        hierarchy,
-        &public_base_url,
-        now,
-    )?);
+    let extra = crate::serve::load_extra_hierarchies(&cfg, &public_base_url, now)?;
+    let parts = crate::serve::public_parts_with(&hierarchy, &extra);
+    let issuer = crate::serve::issuer_of(&cfg, hierarchy, extra, &public_base_url, now)?;
     let public = serve_public(&cfg, &files, parts, issuer.clone()).await?;
     readiness.mark_started();
     let service = &cfg.services.issuer;
@@ -269,7 +265,7 @@ async fn serve_public(
     cfg: &crate::config::Config,
     files: &TlsFiles,
     mut parts: cairn_status::public::PublicParts,
-    issuer: Arc<cairn_issuer::LocalIssuer>,
+    issuer: Arc<dyn CertificateIssuer>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(peer) = cfg.peers.sa.as_ref() else {
         tracing::warn!(

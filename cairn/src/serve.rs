@@ -295,17 +295,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
         None => ca_dir.join("root.pem"),
     };
     let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
-    let mut public_parts = public_parts(&hierarchy);
-    for (extra, _, _) in &extra_hierarchies {
-        for (id, der) in [
-            (extra.issuer_id(), extra.intermediate().der()),
-            (extra.root_id(), extra.root().der()),
-        ] {
-            public_parts
-                .issuer_certificates
-                .insert(id.to_owned(), der.to_vec());
-        }
-    }
+    let mut public_parts = public_parts_with(&hierarchy, &extra_hierarchies);
     let ct =
         crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
     // Ready only while an issuing (not retired) intermediate is valid and every local CT log
@@ -358,26 +348,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
             }),
         );
     }
-    let issuer: Arc<dyn cairn_api::CertificateIssuer> = if extra_hierarchies.is_empty() {
-        anyhow::ensure!(
-            !cfg.ca.retired,
-            "ca.retired needs an active [[ca.issuers]] entry to take new issuance"
-        );
-        Arc::new(local_issuer(
-            &cfg,
-            hierarchy,
-            &public_base_url,
-            clock.now(),
-        )?)
-    } else {
-        Arc::new(issuer_set(
-            &cfg,
-            hierarchy,
-            extra_hierarchies,
-            &public_base_url,
-            clock.now(),
-        )?)
-    };
+    let issuer = issuer_of(
+        &cfg,
+        hierarchy,
+        extra_hierarchies,
+        &public_base_url,
+        clock.now(),
+    )?;
     let storage_dyn: Arc<dyn cairn_sa::StorageAuthority> = storage.clone();
     public_parts.crls = Some(storage_dyn.clone());
     // The public statistics page (/stats, /stats.json) reads storage's counters, these SLI
@@ -651,6 +628,55 @@ pub fn public_parts(hierarchy: &CaHierarchy) -> cairn_status::public::PublicPart
         hierarchy.root().der().to_vec(),
     );
     parts
+}
+
+/// [`public_parts`] with the CA certificates of every `[[ca.issuers]]` hierarchy too.
+pub fn public_parts_with(
+    hierarchy: &CaHierarchy,
+    extra: &[(CaHierarchy, PathBuf, bool)],
+) -> cairn_status::public::PublicParts {
+    let mut parts = public_parts(hierarchy);
+    for (extra, _, _) in extra {
+        for (id, der) in [
+            (extra.issuer_id(), extra.intermediate().der()),
+            (extra.root_id(), extra.root().der()),
+        ] {
+            parts
+                .issuer_certificates
+                .insert(id.to_owned(), der.to_vec());
+        }
+    }
+    parts
+}
+
+/// What signs (`cairn serve` and `cairn ca serve`): the main issuer alone, or with the
+/// `[[ca.issuers]]` ones as an [`cairn_issuer::IssuerSet`].
+pub fn issuer_of(
+    cfg: &Config,
+    hierarchy: CaHierarchy,
+    extra: Vec<(CaHierarchy, PathBuf, bool)>,
+    public_base_url: &str,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Arc<dyn cairn_api::CertificateIssuer>> {
+    if extra.is_empty() {
+        anyhow::ensure!(
+            !cfg.ca.retired,
+            "ca.retired needs an active [[ca.issuers]] entry to take new issuance"
+        );
+        return Ok(Arc::new(local_issuer(
+            cfg,
+            hierarchy,
+            public_base_url,
+            now,
+        )?));
+    }
+    Ok(Arc::new(issuer_set(
+        cfg,
+        hierarchy,
+        extra,
+        public_base_url,
+        now,
+    )?))
 }
 
 /// The CA hierarchy: `[ca.offline_root]`'s, or the one in `<data_dir>/ca`, created there on

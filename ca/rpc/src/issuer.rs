@@ -2,7 +2,8 @@
 //! process holding the CA's keys), and [`RemoteIssuer`] is the client that implements the
 //! trait for the RA, the CRL updater and the OCSP responder.
 //!
-//! What the issuer is ([`CertificateIssuer::identity`]) and the chains it serves
+//! What the issuer is ([`CertificateIssuer::identity`], and every issuer of an `IssuerSet`:
+//! [`CertificateIssuer::identities`]) and the chains it serves
 //! ([`CertificateIssuer::chains`]) are fixed for its life and asked for without waiting, so
 //! [`RemoteIssuer::connect`] fetches them once. The OCSP `CertID` and nonce extension travel as
 //! their DER; an issuer's own error stays what it is, and a call the transport could not
@@ -40,11 +41,16 @@ pub struct IssueFinalRequest {
     pub sct_list: Vec<u8>,
 }
 
-/// What [`CertificateIssuer::identity`] and [`CertificateIssuer::chains`] answer.
+/// What [`CertificateIssuer::identity`], [`CertificateIssuer::identities`] and
+/// [`CertificateIssuer::chains`] answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuerInfo {
-    /// Who the issuer signs as.
+    /// Who the issuer signs as by default.
     pub identity: IssuerIdentity,
+    /// Every issuer it signs as (several active ones and retired ones, as `[[ca.issuers]]`
+    /// configures them); an older issuer that sends none has only `identity`.
+    #[serde(default)]
+    pub identities: Vec<IssuerIdentity>,
     /// The chains of each issuer ID it signs end-entity certificates under.
     pub chains: BTreeMap<String, Vec<String>>,
 }
@@ -185,14 +191,16 @@ pub fn router(issuer: Arc<dyn CertificateIssuer>) -> RpcRouter {
             let issuer = info.clone();
             async move {
                 let identity = issuer.identity();
-                let chains = [identity.issuer_id.clone()]
-                    .into_iter()
-                    .map(|id| {
-                        let chains = issuer.chains(&id);
-                        (id, chains)
-                    })
+                let identities = issuer.identities();
+                let chains = identities
+                    .iter()
+                    .map(|i| (i.issuer_id.clone(), issuer.chains(&i.issuer_id)))
                     .collect();
-                IssuerInfo { identity, chains }
+                IssuerInfo {
+                    identity,
+                    identities,
+                    chains,
+                }
             }
         })
         .unary("SignCrl", move |r: SignCrlRequest| {
@@ -295,6 +303,14 @@ impl CertificateIssuer for RemoteIssuer {
 
     fn identity(&self) -> IssuerIdentity {
         self.info.identity.clone()
+    }
+
+    fn identities(&self) -> Vec<IssuerIdentity> {
+        if self.info.identities.is_empty() {
+            vec![self.info.identity.clone()]
+        } else {
+            self.info.identities.clone()
+        }
     }
 
     async fn sign_crl(&self, req: &CrlRequest<'_>) -> Result<Vec<u8>, IssuerError> {

@@ -204,3 +204,74 @@ async fn a_refused_client_cannot_connect_and_a_down_issuer_is_unavailable() {
         "{outcome:?}"
     );
 }
+
+/// `cairn ca serve` with `[[ca.issuers]]`: an `IssuerSet` behind the service. The client learns
+/// every issuer (the CRL updater and the OCSP responder sign for each) and each one's chains,
+/// and the remote set picks the issuer by the certificate key's family as the local one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_set_is_served_with_every_issuer_and_picks_by_key_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    dev_pki::generate(&pki, &["ca".to_owned(), "ra".to_owned()]).unwrap();
+    let issuer = |name: &str, algorithm| {
+        let h = CaHierarchy::load_or_create(&dir.path().join(name), algorithm, now()).unwrap();
+        LocalIssuer::new(h, Default::default(), Vec::new()).unwrap()
+    };
+    let (ecdsa, rsa) = (
+        issuer("ecdsa", KeyAlgorithm::EcdsaP256),
+        issuer("rsa", KeyAlgorithm::Rsa2048),
+    );
+    let set = Arc::new(
+        cairn_issuer::IssuerSet::new(ecdsa)
+            .with_issuer(rsa, false)
+            .unwrap(),
+    );
+    let router = cairn_rpc::issuer::router(set.clone())
+        .into_router(AllowedClients(vec![dev_pki::identity("ra")]));
+    let tls = tls::server_config(&dev_pki::files(&pki, "ca")).unwrap();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", socket.local_addr().unwrap());
+    tokio::spawn(server::serve(
+        socket,
+        "ca-rpc",
+        tls,
+        router,
+        std::future::pending(),
+    ));
+
+    let remote = RemoteIssuer::connect(&config(&pki, url)).await.unwrap();
+    let identities = set.identities();
+    assert_eq!(identities.len(), 2);
+    assert_eq!(remote.identities(), identities);
+    assert_eq!(remote.identity(), set.identity());
+    for identity in &identities {
+        assert!(!remote.chains(&identity.issuer_id).is_empty());
+        assert_eq!(
+            remote.chains(&identity.issuer_id),
+            set.chains(&identity.issuer_id)
+        );
+    }
+
+    // An ECDSA key and an RSA key each get the issuer of their family.
+    let ec_key = rcgen::KeyPair::generate().unwrap();
+    let rsa_key = cairn_x509::SigningKey::generate(KeyAlgorithm::Rsa2048).unwrap();
+    let mut issuers = Vec::new();
+    for spki in [
+        ec_key.subject_public_key_info(),
+        rsa_key.spki_der().to_vec(),
+    ] {
+        let issued = remote
+            .issue(request(spki, Duration::days(30)))
+            .await
+            .unwrap();
+        let identity = identities
+            .iter()
+            .find(|i| i.issuer_id == issued.issuer_id)
+            .expect("issued by one of the set");
+        let info = CertInfo::from_der(&issued.der).unwrap();
+        let intermediate = CertInfo::from_der(&identity.issuer_certificate_der).unwrap();
+        assert_eq!(info.issuer_der, intermediate.subject_der);
+        issuers.push(issued.issuer_id);
+    }
+    assert_ne!(issuers[0], issuers[1], "one issuer per key family");
+}
