@@ -158,11 +158,12 @@ pub struct CaCt {
 }
 
 impl CaCt {
-    /// Starts the local logs (if configured; they need `hierarchy`) and builds the publisher.
+    /// Starts the local logs (if configured; they need the CA's hierarchies: the main one and
+    /// those of `[[ca.issuers]]`, whose roots they all accept) and builds the publisher.
     pub async fn start(
         section: &CtSection,
         data_dir: &Path,
-        hierarchy: Option<&CaHierarchy>,
+        hierarchies: &[&CaHierarchy],
     ) -> anyhow::Result<CaCt> {
         if !section.enabled {
             return Ok(CaCt::default());
@@ -171,19 +172,40 @@ impl CaCt {
         let mut targets = Vec::new();
         let mut local_logs = Vec::new();
         if section.local_logs {
-            // The local logs accept what the hierarchy signs; a process without it (the RA
-            // of a split deployment) submits to the logs of `[[ct.logs]]` only.
-            let hierarchy = hierarchy.context(
-                "ct.local_logs runs CT logs next to the CA hierarchy, in cairn serve only; \
-                 turn it off and list the logs under [[ct.logs]]",
-            )?;
+            // The local logs accept what the CA's hierarchies sign. A process without them
+            // (the RA of a split deployment) submits to the logs of `[[ct.logs]]` only.
+            let infos: Vec<_> = hierarchies
+                .iter()
+                .map(|h| h.intermediate().info())
+                .collect();
+            let window = infos
+                .iter()
+                .map(|i| i.not_before)
+                .min()
+                .zip(infos.iter().map(|i| i.not_after).max())
+                .context(
+                    "ct.local_logs runs CT logs next to the CA hierarchy, in cairn serve only; \
+                     turn it off and list the logs under [[ct.logs]]",
+                )?;
             let base = data_dir.join("ct");
             let roots = base.join("roots");
             std::fs::create_dir_all(&roots)
                 .with_context(|| format!("cannot create {}", roots.display()))?;
-            std::fs::write(roots.join("root.pem"), hierarchy.root_pem())
-                .with_context(|| format!("cannot write {}", roots.display()))?;
-            let intermediate = hierarchy.intermediate().info();
+            // The main root keeps its file name; each other issuer's root gets its own.
+            let mut written = std::collections::BTreeSet::new();
+            for (i, hierarchy) in hierarchies.iter().enumerate() {
+                if !written.insert(hierarchy.root_id()) {
+                    continue;
+                }
+                let file = match i {
+                    0 => "root.pem".to_owned(),
+                    _ => format!("root-{}.pem", hierarchy.root_id()),
+                };
+                std::fs::write(roots.join(file), hierarchy.root_pem())
+                    .with_context(|| format!("cannot write {}", roots.display()))?;
+            }
+            // Every certificate any of the intermediates can sign.
+            let (not_after_start, not_after_end) = window;
             for (name, operator) in LOCAL_LOGS {
                 let dir = base.join(name);
                 let config = LogConfig {
@@ -201,9 +223,8 @@ impl CaCt {
                     lock_s3: None,
                     ccadb_csv: None,
                     merge_delay_monitor_root: true,
-                    // Every certificate the intermediate can sign.
-                    not_after_start: intermediate.not_before,
-                    not_after_limit: intermediate.not_after + time::Duration::seconds(1),
+                    not_after_start,
+                    not_after_limit: not_after_end + time::Duration::seconds(1),
                     period_ms: section.local_period_ms,
                     pool_size: 4096,
                     witnesses: Vec::new(),

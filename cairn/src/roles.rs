@@ -325,7 +325,7 @@ pub async fn run_ra(path: &Path) -> anyhow::Result<()> {
         .into_iter()
         .map(|i| i.issuer_id)
         .collect();
-    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, None).await?;
+    let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &[]).await?;
     let ra = crate::serve::start_ra(
         &cfg,
         Arc::new(sa),

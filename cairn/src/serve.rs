@@ -296,8 +296,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<Server> {
     };
     let tls_root_path = ca_dir.join(cairn_issuer::tls::TLS_ROOT_CERT_FILE);
     let mut public_parts = public_parts_with(&hierarchy, &extra_hierarchies);
-    let ct =
-        crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, Some(&hierarchy)).await?;
+    let ct = {
+        let mut hierarchies = vec![&hierarchy];
+        hierarchies.extend(extra_hierarchies.iter().map(|(h, _, _)| h));
+        crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &hierarchies).await?
+    };
     // Ready only while an issuing (not retired) intermediate is valid and every local CT log
     // runs.
     let intermediate_not_after = hierarchy.intermediate().info().not_after;

@@ -74,7 +74,15 @@ fn issuer_key_algorithm(chain_pem: &str) -> bool {
 
 #[tokio::test]
 async fn rsa_and_ecdsa_keys_each_get_the_chain_of_their_family() {
-    let ca = TestCa::start_with(|cfg| cfg.ca.issuers = vec![rsa_issuer(false)]).await;
+    // With the in-process CT logs on: they accept both roots, so each certificate gets its
+    // SCTs whichever chain it is on.
+    let ca = TestCa::start_with(|cfg| {
+        cfg.ca.issuers = vec![rsa_issuer(false)];
+        cfg.ct.enabled = true;
+        cfg.ct.local_logs = true;
+        cfg.ct.local_period_ms = 50;
+    })
+    .await;
     let data = ca.dir.path().join("data");
     let (ecdsa_root, rsa_root) = (data.join("ca/root.pem"), data.join("ca-rsa/root.pem"));
     let work = tempfile::tempdir().unwrap();
@@ -102,6 +110,11 @@ async fn rsa_and_ecdsa_keys_each_get_the_chain_of_their_family() {
     assert!(openssl_verify(work.path(), &rsa_root, &rsa_chain));
     assert!(!openssl_verify(work.path(), &ecdsa_root, &rsa_chain));
     common::verify_chain(&rsa_root, &rsa_chain, "multi.example.com");
+    // Both precertificates are in every local log.
+    assert!(!ca.server.ct.local_logs.is_empty());
+    for log in &ca.server.ct.local_logs {
+        assert!(log.tree_size() >= 2, "{}: {}", log.name(), log.tree_size());
+    }
 }
 
 /// `openssl ocsp` against the CA's responder about the leaf of `chain_pem`: its status line.
