@@ -6,6 +6,7 @@
 mod common;
 
 use cairn_ct::CtServer;
+use common::backend::{Backend, Store};
 use common::verifier::{self, precert_signed_entry, verify_sct, x509_signed_entry};
 use common::{Pki, base_url, chain_body, client, log_config, server_config};
 use std::time::Duration;
@@ -14,11 +15,14 @@ async fn post(c: &reqwest::Client, url: &str, body: &serde_json::Value) -> reqwe
     c.post(url).json(body).send().await.unwrap()
 }
 
-#[tokio::test]
-async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
+on_every_backend!(#[tokio::test] fn submissions_get_verifiable_scts_and_land_in_the_tree);
+async fn submissions_get_verifiable_scts_and_land_in_the_tree(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+    let server = CtServer::start(&server_config(store.log_config(dir.path(), &pki).await))
         .await
         .unwrap();
     let base = base_url(server.local_addr());
@@ -147,11 +151,14 @@ async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn bad_submissions_are_400() {
+on_every_backend!(#[tokio::test] fn bad_submissions_are_400);
+async fn bad_submissions_are_400(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+    let server = CtServer::start(&server_config(store.log_config(dir.path(), &pki).await))
         .await
         .unwrap();
     let base = base_url(server.local_addr());
@@ -211,11 +218,14 @@ async fn bad_submissions_are_400() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn full_pool_is_503_with_retry_after() {
+on_every_backend!(#[tokio::test] fn full_pool_is_503_with_retry_after);
+async fn full_pool_is_503_with_retry_after(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut cfg = log_config(dir.path(), &pki);
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.pool_size = 1;
     cfg.period_ms = 5000;
     // Every chain is ready before the log starts, so all submissions arrive well inside one
@@ -261,11 +271,14 @@ async fn full_pool_is_503_with_retry_after() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent() {
+on_every_backend!(#[tokio::test] fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent);
+async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut cfg = log_config(dir.path(), &pki);
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.period_ms = 50;
     let server = CtServer::start(&server_config(cfg)).await.unwrap();
     let base = base_url(server.local_addr());
@@ -315,14 +328,17 @@ async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent(
     server.shutdown().await;
 }
 
+on_every_backend!(#[tokio::test] fn concurrent_duplicates_all_get_the_original_entry);
 /// The same chain submitted continuously from many tasks, so that submissions land while the
 /// first one's batch is being written and committed: every submission gets the original SCT
 /// position and the log holds exactly one entry.
-#[tokio::test]
-async fn concurrent_duplicates_all_get_the_original_entry() {
+async fn concurrent_duplicates_all_get_the_original_entry(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut cfg = log_config(dir.path(), &pki);
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.period_ms = 20;
     let log = cairn_ct::CtLog::start(cfg).await.unwrap();
     let leaf = pki.leaf("dup.example", (2030, 6, 1), false, false);

@@ -2,6 +2,7 @@
 //! independent verifier of the log's static files.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod backend;
 pub mod verifier;
 
 use base64::Engine;
