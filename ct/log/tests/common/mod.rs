@@ -113,6 +113,18 @@ impl Pki {
         }
     }
 
+    /// A certificate issued (NotBefore) in 2020: a stale resubmission for the log.
+    pub fn stale_leaf(&self, name: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = Self::leaf_params(name, (2030, 6, 1));
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        let cert = params.signed_by(&key, &self.inter).unwrap();
+        Leaf {
+            der: cert.der().to_vec(),
+            final_tbs: tbs_of(cert.der()),
+        }
+    }
+
     pub fn chain(&self, leaf: &Leaf, via_psc: bool) -> Vec<Vec<u8>> {
         let mut c = vec![leaf.der.clone()];
         if via_psc {
