@@ -176,6 +176,16 @@ async fn submit(log: CtLog, body: Bytes, precert: bool) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             r
         }
+        Err(SubmitError::Shed) => {
+            count("shed");
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "log is busy: certificates issued more than a day ago are shed, retry later",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            r
+        }
         Err(SubmitError::Unavailable) => {
             count("unavailable");
             let mut r = error(

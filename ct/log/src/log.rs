@@ -134,6 +134,10 @@ pub enum SubmitError {
     /// The pool is full: retry later.
     #[error("too many pending submissions")]
     PoolFull,
+    /// A stale resubmission (the leaf was issued more than a day ago) shed because the pool is
+    /// at least half full: retry much later.
+    #[error("the log is busy and sheds certificates issued more than a day ago; retry later")]
+    Shed,
     /// The shard does not take submissions now (before its inception, or read-only).
     #[error("{0}")]
     Closed(&'static str),
@@ -171,6 +175,24 @@ struct Pool {
     /// Bumped whenever in-flight entries are settled (committed or failed): a submitter that
     /// looked the dedup index up in an older epoch must look again.
     epoch: u64,
+}
+
+/// A leaf whose NotBefore is further in the past than this is a stale resubmission (already
+/// issued, most likely logged elsewhere, sent again by a crawler or a bulk uploader).
+const STALE_AFTER_S: u64 = 24 * 3600;
+
+/// Admission under pressure: how many pending entries a submission may find in the pool and
+/// still join it. Precertificates block issuance, so they may fill the whole pool; final
+/// certificates are refused from three quarters full; stale resubmissions from half full.
+fn pool_limit(pool_size: usize, precert: bool, stale: bool) -> usize {
+    let limit = if stale {
+        pool_size / 2
+    } else if precert {
+        pool_size
+    } else {
+        pool_size * 3 / 4
+    };
+    limit.max(1)
 }
 
 impl Pool {
@@ -386,6 +408,11 @@ impl CtLog {
         self.inner.published.lock().await.clone()
     }
 
+    /// How many distinct entries wait in the pool for the next sequencing cycle.
+    pub fn pending(&self) -> usize {
+        self.inner.pool.lock().map(|p| p.items.len()).unwrap_or(0)
+    }
+
     /// The size of the latest committed checkpoint.
     pub fn tree_size(&self) -> u64 {
         self.inner.committed_size.load(Ordering::Acquire)
@@ -418,6 +445,9 @@ impl CtLog {
         let accepted = validate_chain(&inner.roots, chain, precert, inner.window)?;
         let key = accepted.entry.dedup_key();
         let entry = accepted.entry.clone();
+        let now_s = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+        let stale = now_s.saturating_sub(accepted.not_before) > STALE_AFTER_S;
+        let limit = pool_limit(inner.config.pool_size, precert, stale);
         let (tx, rx) = oneshot::channel();
         let lock_pool = || {
             inner
@@ -463,8 +493,21 @@ impl CtLog {
                 tx = Some(t);
                 continue;
             }
-            if pool.items.len() >= inner.config.pool_size {
-                return Err(SubmitError::PoolFull);
+            if pool.items.len() >= limit {
+                let shed = if stale {
+                    "stale"
+                } else if precert {
+                    "precert"
+                } else {
+                    "cert"
+                };
+                metrics::counter!("cairn_ct_pool_refused_total", "log" => inner.config.name.clone(), "kind" => shed)
+                    .increment(1);
+                return Err(if stale {
+                    SubmitError::Shed
+                } else {
+                    SubmitError::PoolFull
+                });
             }
             let Some(accepted) = accepted.take() else {
                 break;

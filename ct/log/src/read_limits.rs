@@ -4,18 +4,19 @@
 //! so anonymous crawlers cannot crowd out monitors that say who they are. Over budget: 429
 //! with `Retry-After`.
 //!
-//! Each budget is a GCRA token bucket whose state is one instant. The same arithmetic lives in
-//! `ca/ratelimit` (`gcra`), which this crate must not depend on (the CT log links nothing from
-//! `ca/`); these few lines are the in-memory, single-process case.
+//! Each budget is a GCRA token bucket whose state is one instant (its theoretical arrival
+//! time), decided by `cairn_ratelimit::gcra` — the arithmetic the CA's ACME limits use — and
+//! kept in memory: the read server's budgets are per process.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use cairn_ratelimit::gcra::{self, Limit, Tat};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use time::{Duration, OffsetDateTime};
 
 /// Above this many tracked clients, full buckets are forgotten.
 const MAX_TRACKED: usize = 100_000;
@@ -97,7 +98,7 @@ pub fn has_contact_info(user_agent: &str) -> bool {
 pub(crate) struct ReadLimiter {
     limits: ReadLimits,
     /// Theoretical arrival time of each budget: when its bucket is full again.
-    tats: Mutex<HashMap<Client, Instant>>,
+    tats: Mutex<HashMap<Client, Tat>>,
 }
 
 impl ReadLimiter {
@@ -109,7 +110,7 @@ impl ReadLimiter {
     }
 
     /// Charges one request of `client` at `now`; `Err(wait)` if over budget.
-    fn charge(&self, client: Client, now: Instant) -> Result<(), Duration> {
+    fn charge(&self, client: Client, now: OffsetDateTime) -> Result<(), Duration> {
         let (rate, burst) = match client {
             Client::Identified(_) => (
                 self.limits.per_client_per_second,
@@ -120,18 +121,21 @@ impl ReadLimiter {
                 self.limits.anonymous_burst,
             ),
         };
-        let interval = Duration::from_secs(1) / rate.max(1);
-        let tolerance = interval * burst.max(1);
-        let mut tats = self.tats.lock().map_err(|_| Duration::from_secs(1))?;
+        let limit = Limit {
+            burst: u64::from(burst.max(1)),
+            count: u64::from(rate.max(1)),
+            period: Duration::SECOND,
+        };
+        let mut tats = self.tats.lock().map_err(|_| Duration::SECOND)?;
         if tats.len() >= MAX_TRACKED {
+            let now = Tat::from_datetime(now);
             tats.retain(|_, tat| *tat > now);
         }
-        let tat = tats.get(&client).copied().unwrap_or(now).max(now);
-        let next = tat + interval;
-        if next.duration_since(now) > tolerance {
-            return Err(next.duration_since(now) - tolerance);
+        let decision = gcra::decide(now, tats.get(&client).copied(), &limit, 1);
+        if !decision.allowed {
+            return Err(decision.retry_after);
         }
-        tats.insert(client, next);
+        tats.insert(client, decision.new_tat);
         Ok(())
     }
 }
@@ -152,10 +156,10 @@ pub(crate) async fn limit(
         }
         _ => Client::Anonymous,
     };
-    match limiter.charge(client, Instant::now()) {
+    match limiter.charge(client, OffsetDateTime::now_utc()) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            let secs = wait.as_secs() + 1;
+            let secs = wait.whole_seconds().max(0) + 1;
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
                 [(header::CONTENT_TYPE, "application/json")],
@@ -208,19 +212,19 @@ mod tests {
             anonymous_per_second: 1,
             anonymous_burst: 1,
         });
-        let t0 = Instant::now();
+        let t0 = OffsetDateTime::now_utc();
         let me = || Client::Identified([1; 32]);
         for _ in 0..3 {
             assert!(l.charge(me(), t0).is_ok());
         }
         let wait = l.charge(me(), t0).unwrap_err();
-        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(wait <= Duration::milliseconds(100), "{wait:?}");
         // Another identified client has its own budget; the anonymous one is separate too.
         assert!(l.charge(Client::Identified([2; 32]), t0).is_ok());
         assert!(l.charge(Client::Anonymous, t0).is_ok());
         assert!(l.charge(Client::Anonymous, t0).is_err());
         // 100 ms later one token is back, not two.
-        let t1 = t0 + Duration::from_millis(100);
+        let t1 = t0 + Duration::milliseconds(100);
         assert!(l.charge(me(), t1).is_ok());
         assert!(l.charge(me(), t1).is_err());
     }

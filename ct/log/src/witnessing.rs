@@ -21,6 +21,7 @@ use cairn_tlog::consistency::prove_from_nodes;
 use cairn_tlog::merkle::{Hash, complete_root};
 use cairn_tlog::note::{Vkey, parse_note, parse_vkey, verify_cosignature_v1};
 use cairn_tlog::tile::{TILE_WIDTH, Tile, TileLevel, leaves_per_hash};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -264,6 +265,34 @@ impl Peer {
     }
 }
 
+/// The file in `data_dir` holding, per witness URL, the size that witness last cosigned (or
+/// told in a 409), so that a restarted log sends consistency proofs from there rather than from
+/// zero, and notices at once a checkpoint smaller than one a witness already cosigned.
+const SIZES_FILE: &str = "witness-sizes.json";
+
+/// The saved sizes; empty (with a warning) if the file is missing or unreadable: the witnesses
+/// then tell their sizes again in a 409.
+async fn load_sizes(path: &std::path::Path) -> BTreeMap<String, u64> {
+    match tokio::fs::read(path).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable witness sizes");
+            BTreeMap::new()
+        }),
+        Err(_) => BTreeMap::new(),
+    }
+}
+
+/// Replaces the sizes file whole (temporary file, then rename).
+async fn save_sizes(path: &std::path::Path, sizes: &BTreeMap<String, u64>) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    tokio::fs::write(
+        &tmp,
+        serde_json::to_vec(sizes).map_err(std::io::Error::other)?,
+    )
+    .await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
 /// The witnessing task of one log: for each new checkpoint note on `notes`, asks every witness
 /// in parallel, records the outcomes and republishes the checkpoint with the cosignatures.
 pub(crate) async fn run(
@@ -279,6 +308,8 @@ pub(crate) async fn run(
             return;
         }
     };
+    let sizes_path = inner.config.data_dir.join(SIZES_FILE);
+    let mut saved = load_sizes(&sizes_path).await;
     let mut peers: Vec<Peer> = inner
         .config
         .witnesses
@@ -288,10 +319,11 @@ pub(crate) async fn run(
                 url: t.url.clone(),
                 vkey: parse_vkey(&t.vkey).ok()?,
                 timeout: Duration::from_millis(t.timeout_ms),
-                known_size: 0,
+                known_size: saved.get(&t.url).copied().unwrap_or(0),
             })
         })
         .collect();
+
     notes.mark_changed();
     loop {
         tokio::select! {
@@ -355,6 +387,16 @@ pub(crate) async fn run(
                 s.error = error;
                 s.fork = fork;
             }
+        }
+        let known: BTreeMap<String, u64> = peers
+            .iter()
+            .map(|p| (p.url.clone(), p.known_size))
+            .collect();
+        if known != saved {
+            if let Err(e) = save_sizes(&sizes_path, &known).await {
+                tracing::warn!(log = %name, error = %e, "saving the witnesses' sizes failed");
+            }
+            saved = known;
         }
         if !lines.is_empty()
             && let Err(e) = publish_cosigned(&inner, &note, &lines).await

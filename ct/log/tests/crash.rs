@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::backend::{Backend, Store};
 use common::verifier::{self, verify_sct, x509_signed_entry};
-use common::{Pki, chain_body, client, log_config, server_config};
+use common::{Pki, chain_body, client, server_config};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -68,14 +69,17 @@ fn spawn_child(config: &Path) -> (Child, String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigkill_under_load_loses_no_sct_and_never_forks() {
+on_every_backend!(#[tokio::test(flavor = "multi_thread", worker_threads = 4)] fn sigkill_under_load_loses_no_sct_and_never_forks);
+async fn sigkill_under_load_loses_no_sct_and_never_forks(backend: Backend) {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Arc::new(Pki::new());
-    let mut log = log_config(dir.path(), &pki);
+    let mut log = store.log_config(dir.path(), &pki).await;
     log.period_ms = 30;
     let config_path = dir.path().join("ct.toml");
     std::fs::write(&config_path, toml::to_string(&server_config(log)).unwrap()).unwrap();
@@ -216,17 +220,20 @@ async fn sigkill_under_load_loses_no_sct_and_never_forks() {
     );
 }
 
-#[tokio::test]
-async fn second_sequencer_on_the_same_lock_store_cannot_fork() {
+on_every_backend!(#[tokio::test] fn second_sequencer_on_the_same_lock_store_cannot_fork);
+async fn second_sequencer_on_the_same_lock_store_cannot_fork(backend: Backend) {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     // A second process on the same data folder is refused by the folder lock; a log on another
     // folder sharing the lock store finds a committed checkpoint its tiles do not support and
     // refuses to start rather than fork. (The CAS itself is tested in `lockstore`.)
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut a = log_config(dir.path(), &pki);
+    let mut a = store.log_config(dir.path(), &pki).await;
     a.lock_db = Some(format!("sqlite://{}/shared-lock.db", dir.path().display()));
     let server = cairn_ct::CtServer::start(&server_config(a.clone()))
         .await
@@ -243,9 +250,10 @@ async fn second_sequencer_on_the_same_lock_store_cannot_fork() {
     assert_eq!(r.status(), 200);
     // Same data folder: refused by the folder lock.
     assert!(cairn_ct::CtLog::start(a.clone()).await.is_err());
-    // Another data folder with the same key and lock store: the committed tiles are not there.
+    // Another data folder (on S3: another prefix) with the same key and lock store: the
+    // committed tiles are not there.
     let mut b = a.clone();
-    b.data_dir = dir.path().join("data-b");
+    store.empty_storage(&mut b, dir.path());
     let err = cairn_ct::CtLog::start(b).await.unwrap_err();
     assert!(matches!(err, cairn_ct::StartError::Recovery(_)), "{err}");
     server.shutdown().await;

@@ -7,115 +7,20 @@
 
 mod common;
 
-use cairn_ct::s3::{S3Config, S3Storage, decode_bundle};
+use cairn_ct::s3::{S3Storage, decode_bundle};
 use cairn_ct::verify::{VerifyOptions, verify_log};
 use cairn_ct::{CtServer, LogConfig};
-use common::{Pki, base_url, chain_body, client, log_config, server_config};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use common::backend::{moto, s3_log};
+use common::{Pki, base_url, chain_body, client, server_config};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A moto S3 server on a free loopback port; killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts moto, or `None` outside CI without `CAIRN_VENV` (under CI a missing venv or a
-/// venv without moto fails).
-async fn moto() -> Option<Moto> {
-    let venv = cairn_test_services::venv()?;
-    let bin = venv.join("bin/moto_server");
-    if !bin.exists() {
-        assert!(
-            !cairn_test_services::in_ci(),
-            "{} is missing: install testing/requirements.txt into CAIRN_VENV",
-            bin.display()
-        );
-        println!("skipped: {} missing", bin.display());
-        return None;
-    }
-    for _ in 0..5 {
-        let port = free_port();
-        let child = Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut m = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = m.child.try_wait() {
-                break; // port taken meanwhile: try another
-            }
-            if client()
-                .get(format!("http://127.0.0.1:{port}/"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Some(m);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = m.child.kill();
-    }
-    panic!("moto_server did not start");
-}
-
-impl Moto {
-    async fn create_bucket(&self, bucket: &str) {
-        let url = format!("http://127.0.0.1:{}/{bucket}", self.port);
-        let r = client().put(url).send().await.unwrap();
-        assert!(r.status().is_success(), "create bucket: {}", r.status());
-    }
-}
-
 /// Direct access to the log's objects, as an operator's tool would have it.
 fn objects(log: &LogConfig) -> S3Storage {
     S3Storage::new(log.s3.as_ref().unwrap()).unwrap()
-}
-
-/// A log config whose files live in `bucket/2030/` at `endpoint`.
-fn s3_log(dir: &Path, pki: &Pki, endpoint: String, bucket: &str) -> LogConfig {
-    std::fs::write(dir.join("s3-id"), "test-key\n").unwrap();
-    std::fs::write(dir.join("s3-secret"), "test-secret\n").unwrap();
-    let mut log = log_config(dir, pki);
-    log.period_ms = 50;
-    log.s3 = Some(S3Config {
-        bucket: bucket.into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
-        prefix: Some("2030".into()),
-        allow_http: true,
-        request_timeout_ms: 700,
-        max_retries: 2,
-        retry_timeout_ms: 2_000,
-        parallel_uploads: 16,
-        access_key_id_file: Some(dir.join("s3-id")),
-        secret_access_key_file: Some(dir.join("s3-secret")),
-    });
-    log
 }
 
 async fn submit(base: &str, pki: &Pki, name: &str) -> reqwest::Response {

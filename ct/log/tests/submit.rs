@@ -6,6 +6,7 @@
 mod common;
 
 use cairn_ct::CtServer;
+use common::backend::{Backend, Store};
 use common::verifier::{self, precert_signed_entry, verify_sct, x509_signed_entry};
 use common::{Pki, base_url, chain_body, client, log_config, server_config};
 use std::time::Duration;
@@ -14,11 +15,14 @@ async fn post(c: &reqwest::Client, url: &str, body: &serde_json::Value) -> reqwe
     c.post(url).json(body).send().await.unwrap()
 }
 
-#[tokio::test]
-async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
+on_every_backend!(#[tokio::test] fn submissions_get_verifiable_scts_and_land_in_the_tree);
+async fn submissions_get_verifiable_scts_and_land_in_the_tree(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+    let server = CtServer::start(&server_config(store.log_config(dir.path(), &pki).await))
         .await
         .unwrap();
     let base = base_url(server.local_addr());
@@ -147,11 +151,14 @@ async fn submissions_get_verifiable_scts_and_land_in_the_tree() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn bad_submissions_are_400() {
+on_every_backend!(#[tokio::test] fn bad_submissions_are_400);
+async fn bad_submissions_are_400(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+    let server = CtServer::start(&server_config(store.log_config(dir.path(), &pki).await))
         .await
         .unwrap();
     let base = base_url(server.local_addr());
@@ -211,11 +218,14 @@ async fn bad_submissions_are_400() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn full_pool_is_503_with_retry_after() {
+on_every_backend!(#[tokio::test] fn full_pool_is_503_with_retry_after);
+async fn full_pool_is_503_with_retry_after(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut cfg = log_config(dir.path(), &pki);
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.pool_size = 1;
     cfg.period_ms = 5000;
     // Every chain is ready before the log starts, so all submissions arrive well inside one
@@ -261,11 +271,97 @@ async fn full_pool_is_503_with_retry_after() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent() {
+/// Sunlight-style priorities: with an 8-entry pool, stale resubmissions (issued in 2020) are
+/// shed with 429 once it is half full, final certificates get 503 once it is three quarters
+/// full, precertificates fill it to the end; everything admitted gets its SCT at the next tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_pressure_precertificates_go_first_and_stale_resubmissions_are_shed() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
     let mut cfg = log_config(dir.path(), &pki);
+    cfg.pool_size = 8;
+    // The sequencer ticks at start, then not for 10 s: the pool only fills meanwhile.
+    cfg.period_ms = 10_000;
+    let body = |leaf: &common::Leaf| chain_body(&pki.chain(leaf, false));
+    let certs: Vec<_> = (0..7)
+        .map(|i| body(&pki.leaf(&format!("c{i}.example"), (2030, 6, 1), false, false)))
+        .collect();
+    let pres: Vec<_> = (0..3)
+        .map(|i| body(&pki.leaf(&format!("p{i}.example"), (2030, 6, 1), true, false)))
+        .collect();
+    let stale = [
+        body(&pki.stale_leaf("s0.example")),
+        body(&pki.stale_leaf("s1.example")),
+    ];
+    let server = CtServer::start(&server_config(cfg)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await; // past the first (empty) tick
+    let log = server.logs()[0].clone();
+    let base = base_url(server.local_addr());
+    let c = client();
+    let mut admitted = tokio::task::JoinSet::new();
+    // Submits `body` to `path`; if it joins the pool, leaves it waiting for its SCT (None),
+    // else gives the status and Retry-After.
+    let mut send = async |path: &str, body: &serde_json::Value| -> Option<(u16, String)> {
+        let before = log.pending();
+        let (c, url, body) = (c.clone(), format!("{base}/ct/v1/{path}"), body.clone());
+        let task = tokio::spawn(async move {
+            let r = c.post(&url).json(&body).send().await.unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (r.status().as_u16(), retry.unwrap_or_default())
+        });
+        for _ in 0..500 {
+            if log.pending() > before {
+                admitted.spawn(async move { task.await.unwrap() });
+                return None;
+            }
+            if task.is_finished() {
+                return Some(task.await.unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("submission neither pooled nor answered");
+    };
+    // A stale resubmission joins an empty pool.
+    assert_eq!(send("add-chain", &stale[0]).await, None);
+    for b in &certs[..3] {
+        assert_eq!(send("add-chain", b).await, None);
+    }
+    // Half full: stale is shed, fresh certificates still join up to 6.
+    assert_eq!(send("add-chain", &stale[1]).await, Some((429, "60".into())));
+    for b in &certs[3..5] {
+        assert_eq!(send("add-chain", b).await, None);
+    }
+    assert_eq!(log.pending(), 6);
+    // Three quarters full: certificates are refused, precertificates fill the rest.
+    assert_eq!(send("add-chain", &certs[5]).await, Some((503, "1".into())));
+    assert_eq!(send("add-pre-chain", &pres[0]).await, None);
+    assert_eq!(send("add-pre-chain", &pres[1]).await, None);
+    assert_eq!(
+        send("add-pre-chain", &pres[2]).await,
+        Some((503, "1".into()))
+    );
+    assert_eq!(send("add-chain", &certs[6]).await, Some((503, "1".into())));
+    assert_eq!(log.pending(), 8);
+    assert_eq!(log.tree_size(), 0, "no tick during the test");
+    // The next tick sequences all eight.
+    let answers = admitted.join_all().await;
+    assert_eq!(answers.len(), 8);
+    assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+    assert_eq!(log.tree_size(), 8);
+    server.shutdown().await;
+}
+
+on_every_backend!(#[tokio::test] fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent);
+async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.period_ms = 50;
     let server = CtServer::start(&server_config(cfg)).await.unwrap();
     let base = base_url(server.local_addr());
@@ -315,14 +411,17 @@ async fn many_submissions_cross_tile_boundaries_and_checkpoints_stay_consistent(
     server.shutdown().await;
 }
 
+on_every_backend!(#[tokio::test] fn concurrent_duplicates_all_get_the_original_entry);
 /// The same chain submitted continuously from many tasks, so that submissions land while the
 /// first one's batch is being written and committed: every submission gets the original SCT
 /// position and the log holds exactly one entry.
-#[tokio::test]
-async fn concurrent_duplicates_all_get_the_original_entry() {
+async fn concurrent_duplicates_all_get_the_original_entry(backend: Backend) {
+    let Some(store) = Store::start(backend).await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new();
-    let mut cfg = log_config(dir.path(), &pki);
+    let mut cfg = store.log_config(dir.path(), &pki).await;
     cfg.period_ms = 20;
     let log = cairn_ct::CtLog::start(cfg).await.unwrap();
     let leaf = pki.leaf("dup.example", (2030, 6, 1), false, false);

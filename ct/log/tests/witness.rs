@@ -298,3 +298,74 @@ async fn the_log_serves_checkpoints_cosigned_by_two_witnesses_and_reports_a_fork
     }
     server.shutdown().await;
 }
+
+/// The sizes the witnesses cosigned survive a restart of the log: the restarted log's first
+/// request to a witness already starts from the cosigned size (never `old 0` answered by a 409).
+#[tokio::test]
+async fn a_restarted_log_resumes_each_witness_from_the_size_it_cosigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = common::Pki::new();
+    let mut cfg = common::log_config(dir.path(), &pki);
+    let note_keys = cairn_ct::key_file::load_or_generate_note_keys(&cfg.note_key_path()).unwrap();
+    let log_vkey = parse_vkey(&note_keys.ed25519.vkey(common::ORIGIN)).unwrap();
+    let wkey = Ed25519NoteKey::generate().unwrap();
+    let witness =
+        Arc::new(Witness::new("w.example", wkey, vec![log_vkey], dir.path().join("w")).unwrap());
+    let wvkey = witness.vkey();
+    // The witness behind a layer that records each request's `old N` line.
+    let olds: Arc<std::sync::Mutex<Vec<u64>>> = Arc::default();
+    let rec = olds.clone();
+    let app = witness.router().layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let rec = rec.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                let old: Option<u64> = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|t| t.lines().next())
+                    .and_then(|l| l.strip_prefix("old "))
+                    .and_then(|n| n.parse().ok());
+                rec.lock().unwrap().extend(old);
+                next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                    .await
+            }
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    cfg.witnesses = vec![cairn_ct::config::WitnessTarget {
+        url,
+        vkey: wvkey,
+        timeout_ms: 2000,
+    }];
+    let server = cairn_ct::CtServer::start(&common::server_config(cfg.clone()))
+        .await
+        .unwrap();
+    let base = common::base_url(server.local_addr());
+    common::add_many(&base, &pki, "a", 5).await;
+    let log = server.logs()[0].clone();
+    wait_for("a cosignature at 5", async || {
+        (log.witness_status()[0].cosigned_size == Some(5)).then_some(())
+    })
+    .await;
+    server.shutdown().await;
+    drop(log); // releases the data folder's lock
+    olds.lock().unwrap().clear();
+
+    let server = cairn_ct::CtServer::start(&common::server_config(cfg))
+        .await
+        .unwrap();
+    let base = common::base_url(server.local_addr());
+    common::add_many(&base, &pki, "b", 2).await;
+    let log = server.logs()[0].clone();
+    wait_for("a cosignature at 7", async || {
+        (log.witness_status()[0].cosigned_size == Some(7)).then_some(())
+    })
+    .await;
+    let sent = olds.lock().unwrap().clone();
+    assert!(!sent.is_empty());
+    assert!(sent.iter().all(|&old| old >= 5), "requests from {sent:?}");
+    server.shutdown().await;
+}

@@ -62,6 +62,7 @@ struct Parsed {
     subject: Vec<u8>,
     issuer: Vec<u8>,
     spki: Vec<u8>,
+    not_before: u64,
     not_after: u64,
     is_ca: bool,
     poison: Option<bool>,
@@ -91,6 +92,7 @@ fn parse(der: &[u8]) -> Option<Parsed> {
         subject: tbs.subject().to_der().ok()?,
         issuer: tbs.issuer().to_der().ok()?,
         spki: tbs.subject_public_key_info().to_der().ok()?,
+        not_before: tbs.validity().not_before.to_unix_duration().as_secs(),
         not_after: tbs.validity().not_after.to_unix_duration().as_secs(),
         is_ca,
         poison,
@@ -163,6 +165,9 @@ pub struct Accepted {
     pub entry: LogEntry,
     /// The chain's issuer certificates (DER), root last, to publish under `issuer/`.
     pub issuers: Vec<Vec<u8>>,
+    /// The leaf's NotBefore (Unix seconds): how long ago it was issued, for shedding stale
+    /// resubmissions under load.
+    pub not_before: u64,
 }
 
 /// Validates a submitted chain (leaf first) for `add-chain` (`precert == false`) or
@@ -234,7 +239,9 @@ pub fn validate_chain(
             certificate: path[0].der.clone(),
         }
     };
+    let not_before = path[0].not_before;
     Ok(Accepted {
+        not_before,
         entry: LogEntry {
             kind,
             chain_fingerprints: path[1..].iter().map(|p| p.fingerprint).collect(),

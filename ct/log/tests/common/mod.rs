@@ -2,6 +2,7 @@
 //! independent verifier of the log's static files.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod backend;
 pub mod verifier;
 
 use base64::Engine;
@@ -109,6 +110,18 @@ impl Pki {
         Leaf {
             der,
             final_tbs: tbs_of(final_cert.der()),
+        }
+    }
+
+    /// A certificate issued (NotBefore) in 2020: a stale resubmission for the log.
+    pub fn stale_leaf(&self, name: &str) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params = Self::leaf_params(name, (2030, 6, 1));
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        let cert = params.signed_by(&key, &self.inter).unwrap();
+        Leaf {
+            der: cert.der().to_vec(),
+            final_tbs: tbs_of(cert.der()),
         }
     }
 
