@@ -151,30 +151,6 @@ async fn ocsp_status(work: &Path, base_url: &str, chain_pem: &str) -> String {
     text
 }
 
-/// The CRL Distribution Point URL of a certificate.
-fn crl_dp(cert_der: &[u8]) -> String {
-    use der::Decode;
-    use x509_cert::ext::pkix::CrlDistributionPoints;
-    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-    let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
-    let oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
-    let ext = cert
-        .tbs_certificate()
-        .extensions()
-        .unwrap()
-        .iter()
-        .find(|e| e.extn_id == oid)
-        .expect("a CRL distribution point");
-    let dps = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()).unwrap();
-    match &dps.0[0].distribution_point {
-        Some(DistributionPointName::FullName(names)) => match &names[0] {
-            GeneralName::UniformResourceIdentifier(u) => u.to_string(),
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
-}
-
 /// The serials (big-endian, no sign octet) a DER CRL lists.
 fn crl_serials(crl_der: &[u8]) -> Vec<Vec<u8>> {
     let crl: x509_cert::crl::CertificateList = der::Decode::from_der(crl_der).unwrap();
@@ -241,7 +217,7 @@ async fn the_retired_issuer_still_answers(
     assert!(fresh_status.contains("leaf.pem: good"), "{fresh_status}");
 
     // The CRL shard named in the revoked certificate, published by the retired issuer.
-    let url = crl_dp(&revoked_chain[0]);
+    let url = common::crl_dp(&revoked_chain[0]);
     let serial = cairn_x509::CertInfo::from_der(&revoked_chain[0])
         .unwrap()
         .serial;

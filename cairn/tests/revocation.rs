@@ -113,30 +113,6 @@ async fn revocation_listeners_hear_about_acme_revocations_once() {
 
 const PUBLIC_BASE: &str = "http://crl.example.com";
 
-/// The CRL Distribution Point URL in a certificate.
-fn crl_dp(cert_der: &[u8]) -> String {
-    use der::Decode;
-    use x509_cert::ext::pkix::CrlDistributionPoints;
-    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-    let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
-    let oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
-    let ext = cert
-        .tbs_certificate()
-        .extensions()
-        .unwrap()
-        .iter()
-        .find(|e| e.extn_id == oid)
-        .expect("a CRL distribution point");
-    let dps = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()).unwrap();
-    match &dps.0[0].distribution_point {
-        Some(DistributionPointName::FullName(names)) => match &names[0] {
-            GeneralName::UniformResourceIdentifier(u) => u.to_string(),
-            other => panic!("{other:?}"),
-        },
-        other => panic!("{other:?}"),
-    }
-}
-
 /// A CRL's entries: serial bytes (sign octet stripped) → reason code (0 when absent), and its
 /// issuingDistributionPoint URL if any.
 fn crl_entries(der_bytes: &[u8]) -> (Vec<(Vec<u8>, u8)>, Option<String>) {
@@ -294,14 +270,17 @@ async fn a_revoked_certificate_is_listed_on_exactly_its_shard_with_its_reason() 
     let leaf = chain[0].clone();
     let info = cairn_x509::CertInfo::from_der(&leaf).unwrap();
     let int_id = short_id(&ca_file(&ca, "intermediate.pem"));
-    let dp = crl_dp(&leaf);
+    let dp = common::crl_dp(&leaf);
     let prefix = format!("{base}/crl/{int_id}/");
     assert!(dp.starts_with(&prefix) && dp.ends_with(".crl"), "{dp}");
     let shard: u32 = dp[prefix.len()..dp.len() - 4].parse().unwrap();
     assert!(shard < 4, "{dp}");
     // The intermediate names the root's CRL and certificate.
     let root_id = short_id(&ca_file(&ca, "root.pem"));
-    assert_eq!(crl_dp(&chain[1]), format!("{base}/crl/{root_id}/0.crl"));
+    assert_eq!(
+        common::crl_dp(&chain[1]),
+        format!("{base}/crl/{root_id}/0.crl")
+    );
 
     account
         .revoke(&RevocationRequest {

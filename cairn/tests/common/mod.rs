@@ -333,3 +333,27 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// The CRL Distribution Point URL in a certificate.
+pub fn crl_dp(cert_der: &[u8]) -> String {
+    use der::Decode;
+    use x509_cert::ext::pkix::CrlDistributionPoints;
+    use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
+    let cert = x509_cert::Certificate::from_der(cert_der).unwrap();
+    let oid = der::asn1::ObjectIdentifier::new_unwrap("2.5.29.31");
+    let ext = cert
+        .tbs_certificate()
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id == oid)
+        .expect("a CRL distribution point");
+    let dps = CrlDistributionPoints::from_der(ext.extn_value.as_bytes()).unwrap();
+    match &dps.0[0].distribution_point {
+        Some(DistributionPointName::FullName(names)) => match &names[0] {
+            GeneralName::UniformResourceIdentifier(u) => u.to_string(),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    }
+}
