@@ -140,25 +140,85 @@ pub fn set_log_format(format: LogFormat) {
     let _ = LOG_FORMAT.set(format);
 }
 
+static OTLP_ENDPOINT: OnceLock<String> = OnceLock::new();
+static TRACER_PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+
+/// Exports spans to an OpenTelemetry collector at `endpoint` (its OTLP/HTTP base URL, such as
+/// `http://collector:4318`; spans go to `{endpoint}/v1/traces` as protobuf) once
+/// [`init_logging`] runs. The binary's global `--otlp-endpoint`; the first call wins.
+pub fn set_otlp_endpoint(endpoint: String) {
+    let _ = OTLP_ENDPOINT.set(endpoint);
+}
+
 /// Logs to stderr in the format [`set_log_format`] chose (text by default), filtered by
-/// `RUST_LOG` (default `info`).
+/// `RUST_LOG` (default `info`); with [`set_otlp_endpoint`], also exports the spans (an ACME
+/// request's `acme_request` span with its fields, and the events in it) over OTLP.
 pub fn init_logging() {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
-        LogFormat::Text => builder
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
+            .boxed(),
     };
+    let otlp = OTLP_ENDPOINT
+        .get()
+        .and_then(|endpoint| match otlp_tracer(endpoint) {
+            Ok(tracer) => Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+            Err(e) => {
+                eprintln!("cairn: OTLP trace export to {endpoint} is off: {e}");
+                None
+            }
+        });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otlp)
+        .try_init();
+}
+
+/// The tracer of a provider that batches spans and sends them from the SDK's own thread, with
+/// a blocking HTTP client (built on a thread of its own, so this works inside the runtime).
+fn otlp_tracer(endpoint: &str) -> anyhow::Result<opentelemetry_sdk::trace::SdkTracer> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig;
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(url)
+        .with_timeout(Duration::from_secs(10))
+        .build()?;
+    let provider = TRACER_PROVIDER.get_or_init(|| {
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(
+                opentelemetry_sdk::Resource::builder()
+                    .with_service_name("cairn")
+                    .build(),
+            )
+            .build()
+    });
+    Ok(provider.tracer("cairn"))
+}
+
+/// Sends the spans still batched (a clean exit; after SIGKILL they are lost, as any exporter's).
+pub fn shutdown_tracing() {
+    if let Some(provider) = TRACER_PROVIDER.get()
+        && let Err(e) = provider.shutdown_with_timeout(Duration::from_secs(5))
+    {
+        eprintln!("cairn: flushing OTLP traces: {e}");
+    }
 }
 
 /// Installs the Prometheus recorder and serves `/metrics`, `/health` (readiness, also

@@ -24,6 +24,10 @@ struct Cli {
         default_value = "text"
     )]
     log_format: bootstrap::LogFormat,
+    /// Export trace spans over OTLP/HTTP (protobuf) to this collector base URL, such as
+    /// `http://127.0.0.1:4318` (spans go to `/v1/traces`). Off when unset.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = http_url)]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -174,9 +178,21 @@ enum ConfigCommand {
     },
 }
 
+/// An `http://` or `https://` URL (checked in full by the exporter).
+fn http_url(s: &str) -> Result<String, String> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        Ok(s.to_owned())
+    } else {
+        Err("must be an http:// or https:// URL".into())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bootstrap::set_log_format(cli.log_format);
+    if let Some(endpoint) = cli.otlp_endpoint.clone() {
+        bootstrap::set_otlp_endpoint(endpoint);
+    }
     // Before any runtime starts: this process becomes `cairn-bench`.
     if let Command::Bench { args } = cli.command {
         return run_bench(args);
@@ -231,6 +247,7 @@ fn main() -> ExitCode {
             Command::Bench { .. } => Ok(()), // ran above
         }
     });
+    bootstrap::shutdown_tracing();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
