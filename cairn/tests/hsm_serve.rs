@@ -100,7 +100,7 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
         .unwrap();
     wait_tcp(mgmt, &mut chall, &chall_log).await;
 
-    let (acme, public) = (free_port(), free_port());
+    let (acme, public, metrics) = (free_port(), free_port(), free_port());
     let serve_log = c.path("serve.log");
     let log_file = std::fs::File::create(&serve_log).unwrap();
     let mut serve = tokio::process::Command::from(c.cairn());
@@ -119,7 +119,7 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
         ])
         .args([
             "--metrics-listen",
-            &loopback(free_port()),
+            &loopback(metrics),
             "--dns-server",
             &loopback(dns),
         ])
@@ -234,6 +234,28 @@ async fn serve_issues_with_an_hsm_intermediate_and_no_ca_key_on_disk() {
     );
     let keys = Ceremony::private_key_files(&data);
     assert!(keys.is_empty(), "private keys on disk: {keys:?}");
+
+    // Every signature the token made is counted per key (the HsmSigningFailing alert's input):
+    // at least the precertificate, the certificate and an OCSP response, none failed.
+    let scrape = reqwest::get(format!("http://{}/metrics", loopback(metrics)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |result: &str| {
+        scrape
+            .lines()
+            .filter(|l| {
+                l.starts_with("cairn_hsm_signatures_total{")
+                    && l.contains("key=\"pkcs11:token=cairn-issuing")
+                    && l.contains(&format!("result=\"{result}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum::<f64>()
+    };
+    assert!(count("ok") >= 3.0, "{scrape}");
+    assert_eq!(count("error"), 0.0, "{scrape}");
     drop(serve);
     drop(chall);
 }

@@ -604,7 +604,29 @@ impl ExternalSigner for Pkcs11Signer {
         &self.spki_der
     }
 
+    /// Counted as `cairn_hsm_signatures_total{key, result}` (`ok` or `error`; the
+    /// `HsmSigningFailing` alert).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ExternalSignerError> {
+        let result = self.sign_checked(message);
+        metrics::counter!(
+            "cairn_hsm_signatures_total",
+            "key" => self.describe(),
+            "result" => if result.is_ok() { "ok" } else { "error" },
+        )
+        .increment(1);
+        if let Err(e) = &result {
+            tracing::error!(key = %self.describe(), error = %e, "PKCS#11 signature failed");
+        }
+        result
+    }
+
+    fn describe(&self) -> String {
+        Pkcs11Signer::describe(self)
+    }
+}
+
+impl Pkcs11Signer {
+    fn sign_checked(&self, message: &[u8]) -> Result<Vec<u8>, ExternalSignerError> {
         let session = self.pool.take()?;
         let result = self.sign_with(&session, message);
         self.pool.release();
