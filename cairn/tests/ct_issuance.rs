@@ -261,6 +261,7 @@ async fn http_log(dir: &std::path::Path, root_pem: &str) -> (cairn_ct::CtServer,
         health_max_checkpoint_age_ms: 15_000,
         read_limits: None,
         rfc6962_read_endpoints: false,
+        max_connections: None,
         logs: vec![log],
     })
     .await

@@ -6,11 +6,20 @@
 #
 #   CAIRN_BIN=target/release/cairn CLIENTS=4096 DURATION=10s testing/bench/ct-backends.sh
 #
+# MAX_CONNECTIONS sets the listener's connection cap (default 4096, the default of every Cairn
+# listener); the connections it refused during each run are printed.
+# PERIOD_MS sets both logs' sequencing period (default 1000, as a production log). After each
+# run the script prints what the server itself says: the sequencing cycle's P50/P99 from its
+# `cairn_ct_sequencing_duration_seconds` summary (a sliding window of the last minute, so the
+# last run dominates), and the server's CPU time per durable submission (user + system from
+# /proc over the run), next to the throughput bound clients ÷ (period + P50 cycle).
+#
 # Needs moto_server (testing/requirements.txt; MOTO_SERVER or .venv/bin/moto_server) and wrk.
 set -euo pipefail
 
 CLIENTS=${CLIENTS:-4096}
 DURATION=${DURATION:-10s}
+PERIOD_MS=${PERIOD_MS:-1000}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 if [ -n "${CAIRN_BIN:-}" ]; then
@@ -47,8 +56,11 @@ curl -sf -X PUT "http://127.0.0.1:$s3_port/ct-bench" >/dev/null
 mkdir -p "$work/roots" && cp "$work/ca/root.pem" "$work/roots/"
 
 port=$(free_port)
+metrics_port=$(free_port)
 cat >"$work/ct.toml" <<TOML
 listen = "127.0.0.1:$port"
+metrics_listen = "127.0.0.1:$metrics_port"
+max_connections = ${MAX_CONNECTIONS:-4096}
 
 [[log]]
 name = "fs"
@@ -59,6 +71,7 @@ data_dir = "$work/data/fs"
 not_after_start = "2000-01-01T00:00:00Z"
 not_after_limit = "2100-01-01T00:00:00Z"
 pool_size = 100000
+period_ms = $PERIOD_MS
 
 [[log]]
 name = "s3"
@@ -69,6 +82,7 @@ data_dir = "$work/data/s3"
 not_after_start = "2000-01-01T00:00:00Z"
 not_after_limit = "2100-01-01T00:00:00Z"
 pool_size = 100000
+period_ms = $PERIOD_MS
 
 [log.s3]
 bucket = "ct-bench"
@@ -80,13 +94,51 @@ TOML
 mkdir -p "$work/keys"
 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing RUST_LOG=${RUST_LOG:-warn} \
     "$cairn" ct serve --config "$work/ct.toml" >"$work/ct.log" 2>&1 &
-pids+=($!)
+server=$!
+pids+=($server)
 wait_for "http://127.0.0.1:$port/fs/checkpoint"
 
+# User + system CPU of the server so far, in clock ticks.
+server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+hz=$(getconf CLK_TCK)
+# The server's sequencing-cycle quantile q (0.5, 0.99) for one log, in ms.
+# Connections the CT listener refused at its cap so far.
+refused() {
+    curl -s "http://127.0.0.1:$metrics_port/metrics" |
+        awk '$1 ~ /^cairn_listener_connections_refused_total\{/ && index($1, "listener=\"ct\"") { n += $2 } END { print n + 0 }'
+}
+cycle_ms() {
+    curl -s "http://127.0.0.1:$metrics_port/metrics" |
+        awk -v lg="$1" -v q="$2" '$1 ~ /^cairn_ct_sequencing_duration_seconds\{/ && index($1, "log=\"" lg "\"") && index($1, "quantile=\"" q "\"") { printf "%.1f", $2 * 1000 }'
+}
+
 for log in fs s3; do
-    echo "== $log: $CLIENTS clients, $DURATION; load before: $(uptime)" >&2
+    echo "== $log: $CLIENTS clients, $DURATION, period $PERIOD_MS ms; load before: $(uptime)" >&2
+    before=$(server_ticks)
+    refused_before=$(refused)
     "$bench" ct --url "http://127.0.0.1:$port/$log/" --ca-dir "$work/ca" \
-        --clients "$CLIENTS" --duration "$DURATION" | sed 's/^/   /' >&2
+        --clients "$CLIENTS" --duration "$DURATION" --json >"$work/$log.json"
+    after=$(server_ticks)
+    echo "   connections refused at the cap of ${MAX_CONNECTIONS:-4096}: $(($(refused) - refused_before))" >&2
+    python3 - "$work/$log.json" "$((after - before))" "$hz" "$(cycle_ms "$log" 0.5)" "$(cycle_ms "$log" 0.99)" "$CLIENTS" "$PERIOD_MS" >&2 <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ticks, hz, p50, p99, clients, period = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]), int(sys.argv[7])
+durable = s["durable"]
+lat = s.get("add_chain") or {}
+print(f"   durable {durable} in {s['elapsed_s']:.2f} s = {s['per_second']:.0f}/s (503: {s['rejected_503']}, errors: {s['errors']})")
+if s.get("first_error"):
+    print(f"   first error: {s['first_error']}")
+if lat:
+    print(f"   add-chain latency P50 {lat['p50_ms']:.0f} ms, P99 {lat['p99_ms']:.0f} ms")
+print(f"   server sequencing cycle (its metrics): P50 {p50 or '?'} ms, P99 {p99 or '?'} ms")
+cpu_ms = ticks * 1000 / hz
+if durable:
+    print(f"   server CPU {cpu_ms / 1000:.1f} s = {cpu_ms * 1000 / durable:.0f} µs per durable submission")
+if p50:
+    bound = clients / ((period + float(p50)) / 1000)
+    print(f"   bound from waiting alone: {clients} clients / (period + P50 cycle) = {bound:.0f}/s")
+PY
 done
 
 # A full data tile (256 entries) of the filesystem log, as a monitor reads it.

@@ -50,6 +50,12 @@ pub struct CtConfig {
     /// `get-proof-by-hash`, `get-entries`), computed from the tiles. Default false.
     #[serde(default)]
     pub rfc6962_read_endpoints: bool,
+    /// Open connections the listener accepts at once (default 4096, as every Cairn listener);
+    /// more are closed as soon as they are accepted, counted in
+    /// `cairn_listener_connections_refused_total{listener="ct"}`. Each submitter waiting for
+    /// its SCT holds one for up to a sequencing period.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
 }
 
 fn default_health_max_checkpoint_age_ms() -> u64 {
@@ -199,6 +205,11 @@ impl CtConfig {
         }
         if let Some(l) = &self.read_limits {
             l.validate().map_err(ConfigError::Invalid)?;
+        }
+        if self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "max_connections must be at least 1".into(),
+            ));
         }
         let mut names = std::collections::HashSet::new();
         let mut paths = std::collections::HashSet::new();
@@ -406,6 +417,12 @@ period_ms = 250
         let mut bad = cfg.clone();
         bad.logs[0].not_after_limit = bad.logs[0].not_after_start;
         assert!(bad.validate().is_err());
+        assert_eq!(cfg.max_connections, None);
+        let mut capped = cfg.clone();
+        capped.max_connections = Some(0);
+        assert!(capped.validate().is_err());
+        capped.max_connections = Some(16_384);
+        assert!(capped.validate().is_ok());
         assert!(
             toml::from_str::<CtConfig>("listen = \"127.0.0.1:0\"\nlog = []\nextra = 1").is_err()
         );

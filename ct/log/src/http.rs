@@ -310,6 +310,23 @@ fn tile_file(data: Vec<u8>, headers: &HeaderMap) -> Response {
     response
 }
 
+/// A compressed tile (what [`tile_file`] answers to a client that accepts gzip).
+fn gzip_tile(z: Bytes) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+            (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+        ],
+        z,
+    )
+        .into_response()
+}
+
 async fn vkeys(State(log): State<CtLog>) -> Response {
     let [ed25519, ml_dsa] = log.vkeys();
     (
@@ -349,10 +366,27 @@ async fn tile(State(log): State<CtLog>, Path(rest): Path<String>, headers: Heade
     if needed.is_none_or(|n| n > committed) {
         return error(StatusCode::NOT_FOUND, "not found");
     }
-    match read(&log, path).await {
+    // A full tile never changes: its gzip form is made once and kept.
+    let full = tile.width == 256;
+    let gzip_ok = accepts_gzip(&headers);
+    if full
+        && gzip_ok
+        && let Some(z) = log.inner.gzip_tiles.get(&path)
+    {
+        return gzip_tile(z);
+    }
+    match read(&log, path.clone()).await {
         Ok(Some(d)) => {
             if tile.level == TileLevel::Data {
                 debug_assert!(parse_data_tile(&d).is_ok());
+            }
+            if full
+                && gzip_ok
+                && let Ok(z) = gzip(&d)
+            {
+                let z = Bytes::from(z);
+                log.inner.gzip_tiles.insert(path, z.clone());
+                return gzip_tile(z);
             }
             tile_file(d, &headers)
         }

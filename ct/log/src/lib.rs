@@ -32,6 +32,7 @@ pub mod roots;
 pub mod s3;
 mod server;
 pub mod storage;
+mod tile_cache;
 pub mod verify;
 pub mod witness;
 mod witnessing;

@@ -236,10 +236,16 @@ pub(crate) struct Inner {
     last_checkpoint_ms: AtomicU64,
     /// What each configured witness last answered.
     pub(crate) witness_status: Mutex<Vec<WitnessStatus>>,
+    /// The gzip form of full tiles the read path served (immutable, so compressed once).
+    pub(crate) gzip_tiles: crate::tile_cache::TileCache,
     _dir_lock: std::fs::File,
 }
 
 /// A running CT log. Cloning shares it.
+/// Memory for the compressed full tiles of one log: 64 MiB holds about 40,000 data tiles of
+/// typical certificates (10 million entries) or every hash tile of a billion-entry tree.
+const GZIP_TILE_CACHE_BYTES: usize = 64 << 20;
+
 #[derive(Clone)]
 pub struct CtLog {
     pub(crate) inner: Arc<Inner>,
@@ -329,6 +335,7 @@ impl CtLog {
             published: tokio::sync::Mutex::new(String::new()),
             checkpoints: watch::channel(String::new()).0,
             witness_status: Mutex::new(witness_status),
+            gzip_tiles: crate::tile_cache::TileCache::new(GZIP_TILE_CACHE_BYTES),
             last_checkpoint_ms: AtomicU64::new(0),
             _dir_lock: lock_file,
         });

@@ -147,7 +147,11 @@ impl CtServer {
     /// Starts every log of `config` and serves them on `config.listen` with the default
     /// connection bounds.
     pub async fn start(config: &CtConfig) -> Result<CtServer, ServerError> {
-        Self::start_with_limits(config, cairn_listen::Limits::default()).await
+        let mut limits = cairn_listen::Limits::default();
+        if let Some(n) = config.max_connections {
+            limits.max_connections = n;
+        }
+        Self::start_with_limits(config, limits).await
     }
 
     /// [`CtServer::start`] with the listener's connection bounds (timeouts, connection cap).

@@ -199,3 +199,79 @@ async fn tiles_are_gzip_when_accepted_and_identity_otherwise() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_full_tile_is_compressed_once_and_served_the_same_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let server = CtServer::start(&server_config(log_config(dir.path(), &pki)))
+        .await
+        .unwrap();
+    let base = base_url(server.local_addr());
+    let c = client();
+    // 256 entries at once: one full data tile and one full level-0 hash tile.
+    let mut adds = tokio::task::JoinSet::new();
+    for i in 0..256 {
+        let (c, base) = (c.clone(), base.clone());
+        let chain = chain_body(&pki.chain(
+            &pki.leaf(&format!("full{i}.example"), (2030, 6, 1), false, false),
+            false,
+        ));
+        adds.spawn(async move {
+            let r = c
+                .post(format!("{base}/ct/v1/add-chain"))
+                .json(&chain)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        });
+    }
+    while let Some(r) = adds.join_next().await {
+        r.unwrap();
+    }
+
+    for level in ["data", "0"] {
+        let url = tile_url(&base, level, 0, 256);
+        let plain = c.get(&url).send().await.unwrap();
+        assert_eq!(plain.status(), 200, "{url}");
+        let plain = plain.bytes().await.unwrap().to_vec();
+        let mut bodies = Vec::new();
+        for _ in 0..3 {
+            let z = c
+                .get(&url)
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(z.status(), 200);
+            assert_eq!(z.headers()["content-encoding"], "gzip");
+            assert_eq!(z.headers()["vary"], "Accept-Encoding");
+            assert_eq!(z.headers()["content-type"], "application/octet-stream");
+            assert!(
+                z.headers()["cache-control"]
+                    .to_str()
+                    .unwrap()
+                    .contains("immutable")
+            );
+            bodies.push(z.bytes().await.unwrap().to_vec());
+        }
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]));
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bodies[0][..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(
+            out, plain,
+            "the kept gzip body decodes to the identity tile"
+        );
+        if level == "data" {
+            assert_eq!(parse_data(&out).len(), 256);
+        }
+        // A client that does not take gzip still gets the identity tile after it was kept.
+        let again = c.get(&url).send().await.unwrap();
+        assert!(again.headers().get("content-encoding").is_none());
+        assert_eq!(again.bytes().await.unwrap().to_vec(), plain);
+    }
+    server.shutdown().await;
+}

@@ -350,6 +350,7 @@ pub(crate) async fn run(args: CtArgs) -> anyhow::Result<()> {
                 health_max_checkpoint_age_ms: 15_000,
                 read_limits: None,
                 rfc6962_read_endpoints: false,
+                max_connections: None,
                 logs: vec![log],
             })
             .await

@@ -190,6 +190,7 @@ pub fn server_config(log: LogConfig) -> CtConfig {
         health_max_checkpoint_age_ms: 15_000,
         read_limits: None,
         rfc6962_read_endpoints: false,
+        max_connections: None,
         logs: vec![log],
     }
 }
