@@ -326,15 +326,29 @@ pub async fn run_ra(path: &Path) -> anyhow::Result<()> {
         .map(|i| i.issuer_id)
         .collect();
     let ct = crate::ct_issuance::CaCt::start(&cfg.ct, &cfg.server.data_dir, &[]).await?;
+    let sa: Arc<dyn cairn_api::StorageAuthority> = Arc::new(sa);
+    let issuer: Arc<dyn CertificateIssuer> = Arc::new(issuer);
     let ra = crate::serve::start_ra(
         &cfg,
-        Arc::new(sa),
-        Arc::new(issuer),
+        sa.clone(),
+        issuer.clone(),
         ct.ra_submitter(),
-        clock,
+        clock.clone(),
         &readiness,
     )
     .await?;
+    // With the OCSP cache shared in Redis, a revocation recorded here replaces the cached
+    // answers at once (signed "revoked" by the issuer), as `cairn serve` does in process: the
+    // issuer's responder, elsewhere, then never serves a cached "good" past the revocation.
+    if cfg.ocsp.enabled
+        && let Some(url) = cfg.redis_url()
+    {
+        let cache_writer =
+            cairn_status::ocsp::OcspResponder::new(&cfg.ocsp, issuer, sa, clock, Some(&url))
+                .await
+                .context("the OCSP cache the RA writes revocations into")?;
+        ra.ra.add_revocation_listener(Arc::new(cache_writer));
+    }
     readiness.mark_started();
     let service = &cfg.services.ra;
     let served = serve_rpc(

@@ -99,6 +99,8 @@ struct Deployment {
     /// The port every VA fetches http-01 challenges on (the challenge test server's unless a
     /// test answers them itself).
     http01: u16,
+    /// `[server] redis_url` and `[ocsp] enabled = true` for every role, when set.
+    redis_ocsp: Option<String>,
 }
 
 impl Deployment {
@@ -129,6 +131,7 @@ impl Deployment {
             nonce: None,
             http01: chall.http01_addr().unwrap().port(),
             chall,
+            redis_ocsp: None,
         }
     }
 
@@ -182,6 +185,15 @@ allow_private_addresses = true
         )
     }
 
+    /// `[ocsp]`, on when the deployment shares a Redis OCSP cache.
+    fn ocsp_section(&self) -> String {
+        if self.redis_ocsp.is_some() {
+            "\n[ocsp]\nenabled = true\n".into()
+        } else {
+            String::new()
+        }
+    }
+
     /// The configuration of role `role` (`[rpc] tls` with the certificate of `identity`),
     /// listening on `port` and `metrics` (`/metrics`), calling the RAs at `ra_ports`.
     fn config(
@@ -218,7 +230,7 @@ metrics_listen = "127.0.0.1:{metrics}"
 public_listen = "127.0.0.1:{public}"
 data_dir = "{data}"
 database_url = "{db}"
-
+{redis}
 [ct]
 enabled = false
 
@@ -249,10 +261,15 @@ issuer = {{ url = "https://127.0.0.1:{ca}" }}
 ra = [{ras}]
 "#,
             ras = ras.join(", "),
-            va = self.va_section(),
+            va = self.va_section() + &self.ocsp_section(),
             public = self.public,
             data = data.display(),
             db = self.database_url,
+            redis = self
+                .redis_ocsp
+                .as_ref()
+                .map(|url| format!("redis_url = \"{url}\"\n"))
+                .unwrap_or_default(),
             sa = self.sa,
             ca = self.ca,
         );
@@ -421,6 +438,99 @@ async fn issuance_and_revocation_through_separate_role_processes() {
         .unwrap();
     let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
     assert_eq!(status, OrderStatus::Invalid);
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// `openssl ocsp` about `leaf` (PEM file) at `url`, checked against `root` through
+/// `intermediate`; its report.
+async fn openssl_ocsp(dir: &Path, url: &str, root: &Path) -> String {
+    let out = tokio::process::Command::new("openssl")
+        .arg("ocsp")
+        .arg("-issuer")
+        .arg(dir.join("intermediate.pem"))
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-cert")
+        .arg(dir.join("leaf.pem"))
+        .args(["-url", url, "-no_nonce"])
+        .output()
+        .await
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_at_the_ra_replaces_the_issuers_cached_ocsp_answer_in_redis() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let Some(redis) = cairn_test_services::redis_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "ocsp").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    d.redis_ocsp = Some(redis);
+    let (ra_port, wfe_port) = (free_port(), free_port());
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let _ra = d.start("ra", "ra", ra_port, &[]).await;
+    let _wfe = d.start("wfe", "wfe", wfe_port, &[ra_port]).await;
+
+    let (directory, tls_root) = d.wfe("wfe", wfe_port);
+    let account = account_at(&directory, &tls_root).await;
+    let (pem, _key) = issue_with(
+        &d.chall,
+        &account,
+        &[Identifier::Dns("ocsp.split.example".into())],
+        ChallengeType::Http01,
+        None,
+    )
+    .await;
+    let chain = common::pem_chain(&pem);
+    let files = tmp.path();
+    std::fs::write(
+        files.join("leaf.pem"),
+        cairn_x509::pem_encode("CERTIFICATE", &chain[0]),
+    )
+    .unwrap();
+    std::fs::write(
+        files.join("intermediate.pem"),
+        cairn_x509::pem_encode("CERTIFICATE", &chain[1]),
+    )
+    .unwrap();
+
+    // The issuer's responder (its public listener) answers "good" and caches it in Redis for
+    // hours: a second ask is served from the cache.
+    let url = format!("http://127.0.0.1:{}/ocsp", d.public);
+    for _ in 0..2 {
+        let report = openssl_ocsp(files, &url, &d.root()).await;
+        assert!(
+            report.contains("Response verify OK") && report.contains(": good"),
+            "{report}"
+        );
+    }
+
+    // Revoked through the WFE and the RA, in other processes than the responder: the very
+    // next answer is "revoked", because the RA replaced the cached one in Redis.
+    account
+        .revoke(&RevocationRequest {
+            certificate: &CertificateDer::from(chain[0].clone()),
+            reason: Some(instant_acme::RevocationReason::KeyCompromise),
+        })
+        .await
+        .unwrap();
+    let report = openssl_ocsp(files, &url, &d.root()).await;
+    assert!(
+        report.contains("Response verify OK") && report.contains(": revoked"),
+        "{report}"
+    );
+    assert!(report.contains("Reason: keyCompromise"), "{report}");
     drop(tmp);
     schema.drop_schema().await;
 }
