@@ -110,17 +110,31 @@ async fn verify_passes_on_a_grown_log_and_names_what_was_tampered() {
     );
 
     // One changed byte inside a certificate of data tile 1 (as a CDN or disk might serve it).
+    // The server keeps the gzip form of the full tiles it has served, so the changed disk is
+    // served by a fresh server (as after a restart, or by a CDN reading the files).
+    server.shutdown().await;
     let tile = dir.path().join("data/tile/data/001");
     let original = std::fs::read(&tile).unwrap();
     let mut bad = original.clone();
     bad[100] ^= 0x01;
     std::fs::write(&tile, &bad).unwrap();
+    let server = CtServer::start(&server_config(cfg.clone())).await.unwrap();
+    let opts = VerifyOptions {
+        url: format!("{}/", base_url(server.local_addr())),
+        ..opts
+    };
     let err = verify_log(&opts).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "the entries of data tile tile/data/001 do not hash to level-0 tile tile/0/001"
     );
     std::fs::write(&tile, &original).unwrap();
+    server.shutdown().await;
+    let server = CtServer::start(&server_config(cfg.clone())).await.unwrap();
+    let opts = VerifyOptions {
+        url: format!("{}/", base_url(server.local_addr())),
+        ..opts
+    };
     verify_log(&opts).await.unwrap();
 
     // An issuer served with other content.

@@ -7,7 +7,8 @@ use crate::merkle::{Hash, sha256};
 use crate::precert::{AKI_OID, POISON_OID, extension_tlv, precert_tbs};
 use cairn_pki::is_signed_by;
 use der::{Decode, Encode};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
 
@@ -100,10 +101,52 @@ fn parse(der: &[u8]) -> Option<Parsed> {
     })
 }
 
-/// The accepted roots.
+/// The accepted roots, and the issuer links already verified above the leaf.
 pub struct Roots {
     certs: Vec<Parsed>,
     by_fingerprint: HashMap<Hash, usize>,
+    /// `(child, parent)` SHA-256 fingerprints of whole DER certificates whose signature link
+    /// (child signed by parent's key) has been verified. Almost every submission carries the
+    /// same few intermediates, so their signature is checked once instead of per submission.
+    /// Keyed by the exact bytes of both certificates, so a hit is the same fact; never the
+    /// leaf's link (a leaf is new each time). Cleared when full.
+    verified: Mutex<HashSet<(Hash, Hash)>>,
+}
+
+/// Verified issuer links kept before the set is cleared (each entry is 64 bytes).
+const MAX_VERIFIED_LINKS: usize = 4096;
+
+impl Roots {
+    /// Whether `child` is signed by `parent`'s key, from the verified links or by checking
+    /// the signature (and remembering a success).
+    fn signed_by(&self, child: &Parsed, parent: &Parsed) -> bool {
+        let key = (child.fingerprint, parent.fingerprint);
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return true;
+        }
+        if !is_signed_by(&child.der, &parent.spki) {
+            return false;
+        }
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= MAX_VERIFIED_LINKS {
+            verified.clear();
+        }
+        verified.insert(key);
+        true
+    }
+
+    #[cfg(test)]
+    fn verified_links(&self) -> usize {
+        self.verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
 }
 
 impl std::fmt::Debug for Roots {
@@ -130,6 +173,7 @@ impl Roots {
         Ok(Roots {
             certs,
             by_fingerprint,
+            verified: Mutex::new(HashSet::new()),
         })
     }
 
@@ -200,7 +244,12 @@ pub fn validate_chain(
     }
     for i in 0..path.len() - 1 {
         let (child, parent) = (&path[i], &path[i + 1]);
-        if child.issuer != parent.subject || !is_signed_by(&child.der, &parent.spki) {
+        let signed = if i == 0 {
+            is_signed_by(&child.der, &parent.spki)
+        } else {
+            roots.signed_by(child, parent)
+        };
+        if child.issuer != parent.subject || !signed {
             return Err(ChainError::BrokenChain(i));
         }
         if !parent.is_ca {
@@ -212,7 +261,14 @@ pub fn validate_chain(
         let root = roots
             .certs
             .iter()
-            .find(|r| r.subject == last.issuer && is_signed_by(&last.der, &r.spki))
+            .find(|r| {
+                r.subject == last.issuer
+                    && if path.len() == 1 {
+                        is_signed_by(&last.der, &r.spki)
+                    } else {
+                        roots.signed_by(last, r)
+                    }
+            })
             .ok_or(ChainError::UnknownRoot)?;
         path.push(parse(&root.der).ok_or(ChainError::UnknownRoot)?);
     }
@@ -329,6 +385,40 @@ mod tests {
         start: 1_893_456_000, // 2030-01-01
         limit: 1_924_992_000, // 2031-01-01
     };
+
+    #[test]
+    fn issuer_links_are_verified_once_and_the_leafs_every_time() {
+        let pki = pki();
+        let roots = Roots::from_der(&[pki.root.der().to_vec()]).unwrap();
+        let (cert, _) = leaf(&pki.inter, &pki.inter);
+        let inter = pki.inter.der().to_vec();
+        validate_chain(&roots, &[cert.clone(), inter.clone()], false, WINDOW).unwrap();
+        assert_eq!(roots.verified_links(), 1, "intermediate -> root");
+        validate_chain(&roots, &[cert.clone(), inter.clone()], false, WINDOW).unwrap();
+        assert_eq!(roots.verified_links(), 1);
+
+        // A leaf with a broken signature is refused although its issuer's link is remembered.
+        let mut forged = cert.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            validate_chain(&roots, &[forged, inter.clone()], false, WINDOW).unwrap_err(),
+            ChainError::BrokenChain(0)
+        );
+        // An intermediate with other bytes (its signature altered, same key, so the leaf still
+        // verifies under it) is not the remembered one: checked again, and refused.
+        let mut altered = inter.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            validate_chain(&roots, &[cert.clone(), altered.clone()], false, WINDOW).unwrap_err(),
+            ChainError::UnknownRoot
+        );
+        let root = pki.root.der().to_vec();
+        assert_eq!(
+            validate_chain(&roots, &[cert, altered, root], false, WINDOW).unwrap_err(),
+            ChainError::BrokenChain(1)
+        );
+        assert_eq!(roots.verified_links(), 1, "failures are not remembered");
+    }
 
     #[test]
     fn valid_chains_become_entries() {
