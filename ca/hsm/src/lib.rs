@@ -608,15 +608,16 @@ impl ExternalSigner for Pkcs11Signer {
     /// `HsmSigningFailing` alert).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, ExternalSignerError> {
         let result = self.sign_checked(message);
+        let key = self.describe();
+        if let Err(e) = &result {
+            tracing::error!(%key, error = %e, "PKCS#11 signature failed");
+        }
         metrics::counter!(
             "cairn_hsm_signatures_total",
-            "key" => self.describe(),
+            "key" => key,
             "result" => if result.is_ok() { "ok" } else { "error" },
         )
         .increment(1);
-        if let Err(e) = &result {
-            tracing::error!(key = %self.describe(), error = %e, "PKCS#11 signature failed");
-        }
         result
     }
 

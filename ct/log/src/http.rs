@@ -291,19 +291,12 @@ fn gzip(data: &[u8]) -> std::io::Result<Vec<u8>> {
 /// serve data tiles compressed), identity otherwise; `Vary: Accept-Encoding` either way so
 /// caches keep the two apart.
 fn tile_file(data: Vec<u8>, headers: &HeaderMap) -> Response {
-    let mut response = if accepts_gzip(headers) {
-        match gzip(&data) {
-            Ok(z) => {
-                let mut r = file(z, "application/octet-stream", IMMUTABLE);
-                r.headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                r
-            }
-            Err(_) => file(data, "application/octet-stream", IMMUTABLE),
-        }
-    } else {
-        file(data, "application/octet-stream", IMMUTABLE)
-    };
+    if accepts_gzip(headers)
+        && let Ok(z) = gzip(&data)
+    {
+        return gzip_tile(Bytes::from(z));
+    }
+    let mut response = file(data, "application/octet-stream", IMMUTABLE);
     response
         .headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
