@@ -64,6 +64,11 @@ pub(crate) enum DapCommand {
         /// How many times to poll, one second apart.
         #[arg(long, default_value_t = 60)]
         max_polls: u32,
+        /// Also store the decrypted result at this console (e.g.
+        /// `https://metrics.example/console`) for the task page's chart, with the account API
+        /// token in `CAIRN_CONSOLE_TOKEN`.
+        #[arg(long)]
+        console: Option<String>,
     },
     /// Manage tasks.
     Task {
@@ -170,6 +175,14 @@ pub(crate) enum TaskAction {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Make task parameters a taskprov task (in-band provisioning): print them with the task ID
+    /// derived from their configuration. Clients of such a task advertise it to the leader in
+    /// the `dap-taskprov` header; aggregators with a `[taskprov]` peer create it themselves.
+    Taskprov {
+        /// Task parameters (JSON); the task ID in it is replaced.
+        #[arg(long)]
+        task: PathBuf,
+    },
 }
 
 /// `cairn dap hpke-key` actions.
@@ -221,6 +234,55 @@ struct PrintedCollection<'a> {
     signed_aggregate_result: Option<Vec<i128>>,
 }
 
+/// Sends a decrypted collection to the console (`POST {console}/api/tasks/{task}/results`): a
+/// time-interval batch is named by its interval, so collecting it again replaces it.
+async fn store_in_console(
+    console: &str,
+    token: &str,
+    params: &TaskParameters,
+    query: &Query,
+    c: &cairn_dap_collector::Collection,
+    signed: Option<Vec<i128>>,
+) -> anyhow::Result<()> {
+    let p = params.time_precision;
+    let seconds = |i: &Interval| (i.start.0.saturating_mul(p), i.duration.0.saturating_mul(p));
+    let (batch, (start, duration)) = match query {
+        Query::TimeInterval { batch_interval } => {
+            let (s, d) = seconds(batch_interval);
+            (Some(format!("{s}+{d}")), (s, d))
+        }
+        _ => (None, seconds(&c.interval)),
+    };
+    let result = match signed {
+        Some(v) => serde_json::to_value(v)?,
+        None => serde_json::to_value(&c.aggregate_result)?,
+    };
+    let body = serde_json::json!({
+        "batch": batch,
+        "interval": { "start": start, "duration": duration },
+        "report_count": c.report_count,
+        "aggregate_result": result,
+    });
+    let url = format!(
+        "{}/api/tasks/{}/results",
+        console.trim_end_matches('/'),
+        params.task_id
+    );
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("storing the result at {url}"))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let detail = resp.text().await.unwrap_or_default();
+        bail!("the console refused the result ({status}): {detail}");
+    }
+    Ok(())
+}
+
 fn read_task(path: &PathBuf) -> anyhow::Result<TaskParameters> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -258,8 +320,16 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
             start,
             duration,
             max_polls,
+            console,
         } => {
             let params = read_task(&task)?;
+            let console_token = match &console {
+                Some(_) => Some(
+                    std::env::var("CAIRN_CONSOLE_TOKEN")
+                        .context("--console needs an API token in CAIRN_CONSOLE_TOKEN")?,
+                ),
+                None => None,
+            };
             let file: KeypairFile = serde_json::from_str(&std::fs::read_to_string(&hpke_keypair)?)?;
             let config = HpkeConfig::get_decoded(&URL_SAFE_NO_PAD.decode(file.config)?)?;
             let keypair = HpkeKeypair::new(config, URL_SAFE_NO_PAD.decode(file.private_key)?)?;
@@ -287,7 +357,7 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 reqwest::Client::new(),
             );
             let c = collector
-                .collect(query, max_polls, std::time::Duration::from_secs(1))
+                .collect(query.clone(), max_polls, std::time::Duration::from_secs(1))
                 .await?;
             // With differential privacy a coordinate may be pushed below zero, which the field
             // shows as a number just under its modulus: print the signed reading too.
@@ -297,9 +367,21 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 .then(|| c.aggregate_result.signed(&params.vdaf));
             let printed = PrintedCollection {
                 collection: &c,
-                signed_aggregate_result,
+                signed_aggregate_result: signed_aggregate_result.clone(),
             };
             println!("{}", serde_json::to_string_pretty(&printed)?);
+            if let (Some(console), Some(token)) = (console, console_token) {
+                store_in_console(
+                    &console,
+                    &token,
+                    &params,
+                    &query,
+                    &c,
+                    signed_aggregate_result,
+                )
+                .await?;
+                eprintln!("stored the result at the console");
+            }
             Ok(())
         }
         DapCommand::Task {
@@ -350,6 +432,13 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                     .with_context(|| format!("writing {}", path.display()))?,
                 None => println!("{json}"),
             }
+            Ok(())
+        }
+        DapCommand::Task {
+            action: TaskAction::Taskprov { task },
+        } => {
+            let params = cairn_dap_core::taskprov::with_derived_task_id(read_task(&task)?)?;
+            println!("{}", serde_json::to_string_pretty(&params)?);
             Ok(())
         }
         DapCommand::DatastoreKey => {
@@ -422,6 +511,10 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
         .await
         .context("opening the DAP datastore")?;
     let agg = Aggregator::new(ds, Arc::new(RealClock), role, cfg.parameters.clone()).await?;
+    if let Some(tp) = &cfg.taskprov {
+        agg.enable_taskprov(taskprov_peer(tp, role)?)?;
+        tracing::info!(peer = %tp.peer_endpoint, "taskprov enabled");
+    }
     let control = std::env::var(&cfg.control_token_env).ok();
     if control.is_none() {
         tracing::warn!(env = %cfg.control_token_env, "control plane disabled: token variable unset");
@@ -446,6 +539,46 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     rotator.abort();
     agg.datastore().close().await;
     Ok(())
+}
+
+/// The taskprov peer of a `[taskprov]` section, its secrets read from the environment.
+fn taskprov_peer(
+    tp: &cairn_dap_aggregator::config::TaskprovConfig,
+    role: AggregatorRole,
+) -> anyhow::Result<cairn_dap_aggregator::TaskprovPeer> {
+    let env = |name: &str, what: &str| {
+        std::env::var(name).with_context(|| format!("{name} is not set ({what})"))
+    };
+    let init = URL_SAFE_NO_PAD
+        .decode(env(&tp.verify_key_init_env, "taskprov's verify_key_init")?.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .with_context(|| format!("{} is not 32 bytes of base64url", tp.verify_key_init_env))?;
+    let collector_hpke_config = URL_SAFE_NO_PAD
+        .decode(tp.collector_hpke_config.trim())
+        .ok()
+        .and_then(|b| HpkeConfig::get_decoded(&b).ok())
+        .context("taskprov collector_hpke_config is not a base64url HpkeConfig")?;
+    let collector_auth_token_hash = match role {
+        AggregatorRole::Leader => Some(cairn_dap_aggregator::TokenHash::of(&env(
+            &tp.collector_auth_token_env,
+            "the collector's token for taskprov tasks",
+        )?)),
+        _ => None,
+    };
+    Ok(cairn_dap_aggregator::TaskprovPeer {
+        own_endpoint: tp.own_endpoint.clone(),
+        peer_endpoint: tp.peer_endpoint.clone(),
+        verify_key_init: init,
+        aggregator_auth_token: cairn_dap_aggregator::BearerToken::new(env(
+            &tp.aggregator_auth_token_env,
+            "the bearer token shared with the taskprov peer",
+        )?),
+        collector_hpke_config,
+        collector_auth_token_hash,
+        min_batch_size_floor: tp.min_batch_size_floor,
+        report_expiry_age: tp.report_expiry_age_secs,
+    })
 }
 
 /// `cairn dap console`: the console on its own listener, on the leader's datastore.

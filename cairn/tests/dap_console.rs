@@ -749,6 +749,7 @@ async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
     )
     .await;
     let token = created["collector_token"].as_str().unwrap();
+    // Collected with the CLI, which stores the decrypted result at the console for the chart.
     let collected = cairn_cli(
         &out,
         &[
@@ -758,8 +759,16 @@ async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
             "task.json",
             "--hpke-keypair",
             "collector-key.json",
+            "--console",
+            &base,
         ],
-        &[("CAIRN_DAP_COLLECTOR_TOKEN", token)],
+        &[
+            ("CAIRN_DAP_COLLECTOR_TOKEN", token),
+            (
+                "CAIRN_CONSOLE_TOKEN",
+                created["api_token"].as_str().unwrap(),
+            ),
+        ],
     )
     .await;
     let collected: serde_json::Value = serde_json::from_str(&collected).unwrap();
@@ -773,15 +782,22 @@ async fn in_chromium_a_metric_is_created_collected_counted_and_kept_private() {
     let checked = read("checked.json");
     let expect = serde_json::json!({
         "counts": { "accepted": 6, "aggregated": 6, "collections": 1, "ready": true },
+        "chart": { "bars": 1, "bar_title": checked["chart"]["bar_title"], "result": "1, 1, 4" },
         "csrf": { "missing": 403, "wrong": 403, "still_there": 200 },
         "other": {
             "by_url": 404, "through_own_account": 404, "task_json": 404, "delete_form": 404,
-            "api_get": 404, "api_delete": 404, "api_list": [],
+            "api_get": 404, "api_delete": 404, "api_list": [], "api_store_result": 404,
         },
         "wrong_password": { "status": 401, "message": "wrong e-mail address or password" },
     });
     assert_eq!(checked, expect);
+    let title = checked["chart"]["bar_title"].as_str().unwrap();
+    assert!(
+        title.ends_with("· 6 reports · one: 1, two: 1, three or more: 4"),
+        "{title}"
+    );
     assert!(out.join("05-task-counts.png").is_file());
+    assert!(out.join("05b-results-chart.png").is_file());
 }
 
 /// `cairn dap console` on a listener of its own, on the leader's datastore (here the SQLite
@@ -865,4 +881,347 @@ async fn cairn_dap_console_serves_the_console_beside_a_leader() {
         .get(&format!("/accounts/{account}/tasks/{}", task.task_id))
         .await;
     assert_eq!(page.status, StatusCode::OK);
+
+    // The log-in limit is in the datastore: three failures at the standalone console (which
+    // allows 5) use up the leader's console's allowance of 3 for the address.
+    for _ in 0..3 {
+        let wrong = standalone
+            .post(
+                "/login",
+                &[("email", "carol@example.com"), ("password", "nope")],
+            )
+            .await;
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    }
+    let blocked = Browser::new(&console_url(&ca))
+        .post(
+            "/login",
+            &[("email", "carol@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        blocked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        blocked.body
+    );
+    let still = Browser::new(&base)
+        .post(
+            "/login",
+            &[("email", "carol@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(still.status, StatusCode::SEE_OTHER, "{}", still.body);
+}
+
+/// Members leave or are removed (an account keeps its last one); a password change needs the
+/// current password and logs out the person's other sessions; a helper URL that points where
+/// only the console's network reaches is refused — as a literal address when pairing, and as
+/// a name resolving to loopback when the console would connect (nothing reaches the listener).
+#[tokio::test]
+async fn members_leave_passwords_change_and_private_helpers_are_refused() {
+    let ca = start().await;
+    let base = console_url(&ca);
+    let http = reqwest::Client::new();
+    let mut alice = Browser::new(&base);
+    let account = alice.sign_up("alice@example.com").await;
+    let mut bob = Browser::new(&base);
+    bob.sign_up("bob@example.com").await;
+
+    let csrf = alice.csrf(&account).await;
+    let members = format!("/accounts/{account}/members");
+    let added = alice
+        .post(&members, &[("csrf", &csrf), ("email", "bob@example.com")])
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    assert_eq!(
+        bob.get(&format!("/accounts/{account}")).await.status,
+        StatusCode::OK
+    );
+    let remove = format!("{members}/remove");
+    let removed = alice
+        .post(&remove, &[("csrf", &csrf), ("email", "BOB@example.com")])
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(
+        bob.get(&format!("/accounts/{account}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = alice
+        .post(&remove, &[("csrf", &csrf), ("email", "bob@example.com")])
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("nobody with that address is a member"));
+    let last = alice
+        .post(&remove, &[("csrf", &csrf), ("email", "alice@example.com")])
+        .await;
+    assert_eq!(last.status, StatusCode::BAD_REQUEST);
+    assert!(last.body.contains("an account keeps at least one member"));
+    // Bob, no longer a member, cannot remove Alice with his own session's token.
+    let bob_account = bob.account_id().await;
+    let bob_csrf = bob.csrf(&bob_account).await;
+    let foreign = bob
+        .post(
+            &remove,
+            &[("csrf", &bob_csrf), ("email", "alice@example.com")],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    // A second session of Alice's, then a password change in the first.
+    let mut elsewhere = Browser::new(&base);
+    let ok = elsewhere
+        .post(
+            "/login",
+            &[("email", "alice@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    let new_password = "a much longer new passphrase";
+    let wrong = alice
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", "not it"),
+                ("new", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let short = alice
+        .post(
+            "/password",
+            &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    let forged = alice
+        .post(
+            "/password",
+            &[
+                ("csrf", "forged"),
+                ("current", PASSWORD),
+                ("new", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let changed = alice
+        .post(
+            "/password",
+            &[
+                ("csrf", &csrf),
+                ("current", PASSWORD),
+                ("new", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert!(changed.body.contains("id=\"changed\""));
+    assert_eq!(
+        alice.get(&format!("/accounts/{account}")).await.status,
+        StatusCode::OK
+    );
+    let gone = elsewhere.get(&format!("/accounts/{account}")).await;
+    assert_eq!(gone.status, StatusCode::SEE_OTHER);
+    assert!(gone.location.unwrap().ends_with("/console/login"));
+    let mut fresh = Browser::new(&base);
+    let old = fresh
+        .post(
+            "/login",
+            &[("email", "alice@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = fresh
+        .post(
+            "/login",
+            &[("email", "alice@example.com"), ("password", new_password)],
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::SEE_OTHER);
+
+    // Helpers: literal private addresses are refused when pairing, by page and by API.
+    for url in [
+        "http://127.0.0.1:9/",
+        "http://169.254.169.254/latest/",
+        "http://[::1]:9/",
+        "http://10.0.0.8/",
+    ] {
+        let page = alice
+            .post(
+                &format!("/accounts/{account}/helpers"),
+                &[
+                    ("csrf", &csrf),
+                    ("name", "h"),
+                    ("dap_url", url),
+                    ("control_token", "t"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{url}: {}", page.body);
+        assert!(
+            page.body.contains("does not send requests to"),
+            "{}",
+            page.body
+        );
+    }
+    let token = alice.api_token(&account, "ops").await;
+    let pair = |dap_url: String| {
+        http.post(format!("{base}/api/helpers"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "name": "h", "dap_url": dap_url, "control_token": "t" }))
+            .send()
+    };
+    let refused = pair("http://127.0.0.1:9/".into()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    // A name that resolves to loopback pairs (it is not resolved then), but the console never
+    // connects to it: creating a task there fails and the listener sees no connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let paired = pair(format!("http://localhost:{port}/")).await.unwrap();
+    assert_eq!(paired.status(), StatusCode::CREATED);
+    let helper: serde_json::Value = paired.json().await.unwrap();
+    let keys = HpkeKeypair::generate(cairn_dap_messages::HpkeConfigId(1));
+    use cairn_dap_messages::Encode;
+    let credential: serde_json::Value = http
+        .post(format!("{base}/api/collector_credentials"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "c",
+            "hpke_config": URL_SAFE_NO_PAD.encode(keys.config().get_encoded().unwrap()),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = http
+        .post(format!("{base}/api/tasks"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "name": "visits", "kind": "count", "time_precision": "3600",
+            "batching": "report_count", "min_batch_size": "10",
+            "helper": helper["helper_id"], "credential": credential["credential_id"],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        task.status(),
+        StatusCode::BAD_GATEWAY,
+        "{}",
+        task.text().await.unwrap()
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "the console connected to a loopback helper"
+    );
+}
+
+/// A collector stores decrypted results through the API for the task page's chart: the
+/// result must fit the metric, the same time window stored again replaces its bar, and
+/// another account's token cannot store or read them.
+#[tokio::test]
+async fn stored_results_are_checked_and_charted_by_window() {
+    let ca = start().await;
+    let base = console_url(&ca);
+    let http = reqwest::Client::new();
+    let mut alice = Browser::new(&base);
+    let account = alice.sign_up("alice@example.com").await;
+    let task = create_histogram_task(&mut alice, &account).await;
+    let token = alice.api_token(&account, "collector").await;
+    let mut bob = Browser::new(&base);
+    let bob_account = bob.sign_up("bob@example.com").await;
+    let bob_token = bob.api_token(&bob_account, "bob").await;
+    let results = format!("{base}/api/tasks/{}/results", task.task_id);
+    let store = |token: &str, body: serde_json::Value| {
+        http.post(&results).bearer_auth(token).json(&body).send()
+    };
+    let page_path = format!("/accounts/{account}/tasks/{}", task.task_id);
+    let page = alice.get(&page_path).await;
+    assert!(page.body.contains("id=\"no-results\""), "{}", page.body);
+    assert!(
+        page.body
+            .replace("&#x2f;", "/")
+            .contains(&format!("--console {base}")),
+        "{}",
+        page.body
+    );
+
+    let result = |start: u64, values: [u64; 3]| {
+        serde_json::json!({
+            "batch": format!("{start}+3600"),
+            "interval": { "start": start, "duration": 3600 },
+            "report_count": values.iter().sum::<u64>(),
+            "aggregate_result": values,
+        })
+    };
+    for (start, values) in [
+        (1_800_000_000, [1, 2, 3]),
+        (1_800_003_600, [4, 0, 2]),
+        (1_800_000_000, [2, 2, 2]),
+    ] {
+        let r = store(&token, result(start, values)).await.unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::CREATED,
+            "{}",
+            r.text().await.unwrap()
+        );
+    }
+    for bad in [
+        serde_json::json!({ "interval": { "start": 0, "duration": 60 }, "report_count": 1,
+                            "aggregate_result": [1, 2] }),
+        serde_json::json!({ "interval": { "start": 0, "duration": 60 }, "report_count": 1,
+                            "aggregate_result": 3 }),
+        serde_json::json!({ "interval": { "start": 0 }, "report_count": 1,
+                            "aggregate_result": [1, 2, 3] }),
+    ] {
+        let r = store(&token, bad).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    }
+    let foreign = store(&bob_token, result(1_800_007_200, [9, 9, 9]))
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    let (status, _) = api(&http, reqwest::Method::GET, &results, &bob_token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, listed) = api(&http, reqwest::Method::GET, &results, &token).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let values: Vec<_> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["aggregate_result"].clone())
+        .collect();
+    assert_eq!(
+        values,
+        [serde_json::json!([2, 2, 2]), serde_json::json!([4, 0, 2])]
+    );
+
+    let page = alice.get(&page_path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let chart = between(
+        &page.body,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"results-chart\"",
+        "</svg>",
+    );
+    assert_eq!(chart.matches("<g class=\"bar\">").count(), 2, "{chart}");
+    assert!(chart.contains("2027-01-15 08:00 · 6 reports · one: 2, two: 2, three or more: 2"));
+    assert!(chart.contains("2027-01-15 09:00 · 6 reports · one: 4, two: 0, three or more: 2"));
+    let table = between(&page.body, "<table id=\"results\">", "</table>");
+    assert!(
+        table.contains("<td class=\"result\">4, 0, 2</td>"),
+        "{table}"
+    );
 }

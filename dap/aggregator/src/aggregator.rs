@@ -42,6 +42,7 @@ mod hpke_keys;
 mod key_rotator;
 mod report_checks;
 mod resource_ids;
+mod taskprov;
 mod upload;
 mod upload_limits;
 
@@ -49,6 +50,7 @@ pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS}
 pub use collection_job::CollectionJobStatus;
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
 pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
+pub use taskprov::TaskprovPeer;
 pub use upload_limits::{TaskUploadLimit, UploadLimits};
 
 use crate::datastore::{Datastore, DatastoreError};
@@ -126,6 +128,7 @@ struct Inner {
     http: reqwest::Client,
     params: AggregatorParameters,
     upload_limiter: upload_limits::UploadLimiter,
+    taskprov: std::sync::OnceLock<TaskprovPeer>,
 }
 
 /// One aggregator (leader or helper). Cloning is cheap.
@@ -176,6 +179,7 @@ impl Aggregator {
                 http,
                 params,
                 upload_limiter: upload_limits::UploadLimiter::default(),
+                taskprov: std::sync::OnceLock::new(),
             }),
         })
     }

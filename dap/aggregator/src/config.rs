@@ -33,6 +33,54 @@ pub struct AggregatorConfig {
     /// Tunables.
     #[serde(default)]
     pub parameters: AggregatorParameters,
+    /// In-band task provisioning with one peer aggregator (off when absent).
+    #[serde(default)]
+    pub taskprov: Option<TaskprovConfig>,
+}
+
+/// `[taskprov]`: the peer this aggregator takes tasks advertised in band with
+/// (`dap-taskprov`), and where the secrets shared with it are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskprovConfig {
+    /// This aggregator's DAP base URL as tasks name it.
+    pub own_endpoint: String,
+    /// The peer aggregator's DAP base URL.
+    pub peer_endpoint: String,
+    /// Environment variable holding the 32-byte `verify_key_init` shared with the peer
+    /// (unpadded base64url).
+    #[serde(default = "default_verify_key_init_env")]
+    pub verify_key_init_env: String,
+    /// Environment variable holding the leader→helper bearer token.
+    #[serde(default = "default_taskprov_token_env")]
+    pub aggregator_auth_token_env: String,
+    /// The collector's HPKE configuration (an encoded `HpkeConfig`, unpadded base64url).
+    pub collector_hpke_config: String,
+    /// Leader: environment variable holding the collector's bearer token.
+    #[serde(default = "default_taskprov_collector_env")]
+    pub collector_auth_token_env: String,
+    /// The smallest minimum batch size accepted.
+    #[serde(default = "default_taskprov_floor")]
+    pub min_batch_size_floor: u64,
+    /// Report expiry age of tasks made this way, in seconds (absent: keep reports).
+    #[serde(default)]
+    pub report_expiry_age_secs: Option<u64>,
+}
+
+fn default_verify_key_init_env() -> String {
+    "CAIRN_DAP_TASKPROV_VERIFY_KEY_INIT".into()
+}
+
+fn default_taskprov_token_env() -> String {
+    "CAIRN_DAP_TASKPROV_TOKEN".into()
+}
+
+fn default_taskprov_collector_env() -> String {
+    "CAIRN_DAP_TASKPROV_COLLECTOR_TOKEN".into()
+}
+
+fn default_taskprov_floor() -> u64 {
+    100
 }
 
 fn default_control_env() -> String {

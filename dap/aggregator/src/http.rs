@@ -172,6 +172,11 @@ async fn upload(
         s.aggregator.task_in_role(&task_id).await?;
         return Err(dap09::dap18_task_refuses_dap09(&task_id));
     }
+    if let Some(advert) = headers.get(cairn_dap_core::taskprov::HEADER) {
+        s.aggregator
+            .provision_in_band(&task_id, advert.as_bytes())
+            .await?;
+    }
     // The peer address, when the listener knows it, for the per-source upload limit.
     let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
     let errors = s
@@ -260,6 +265,15 @@ async fn aggregation_job_init(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
+    // Taskprov: only the peer (its bearer token checked first) may make this helper create
+    // the task it advertises.
+    if let Some(advert) = headers.get(cairn_dap_core::taskprov::HEADER)
+        && s.aggregator.is_taskprov_peer(bearer(&headers))
+    {
+        s.aggregator
+            .provision_in_band(&task_id, advert.as_bytes())
+            .await?;
+    }
     let (job_id, answer) = s
         .aggregator
         .handle_aggregation_job_init(&task_id, bearer(&headers), &body)

@@ -11,7 +11,8 @@ pub mod task;
 
 pub use aggregator::{
     AggregationJobAnswer, AggregationJobProgress, Aggregator, AggregatorParameters,
-    CollectionJobStatus, KeyRotatorConfig, RotationStep, TaskUploadLimit, UploadLimits,
+    CollectionJobStatus, KeyRotatorConfig, RotationStep, TaskUploadLimit, TaskprovPeer,
+    UploadLimits,
 };
 pub use config::AggregatorConfig;
 pub use datastore::{

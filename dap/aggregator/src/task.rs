@@ -114,6 +114,12 @@ pub struct AggregatorTask {
 }
 
 impl AggregatorTask {
+    /// Whether the task was provisioned in band (taskprov): its ID is derived from its
+    /// configuration, which binds every report to it.
+    pub fn taskbound(&self) -> bool {
+        cairn_dap_core::taskprov::is_taskprov_task(&self.parameters)
+    }
+
     /// Checks that the role has the token material it needs.
     pub fn validate(&self) -> Result<(), &'static str> {
         self.parameters

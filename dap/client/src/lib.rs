@@ -5,8 +5,8 @@ use aws_lc_rs::rand::SecureRandom;
 use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
 use cairn_dap_core::{Measurement, TaskParameters};
 use cairn_dap_messages::{
-    DapProblemType, Decode, Encode, HpkeConfig, HpkeConfigList, PlaintextInputShare, Report,
-    ReportId, ReportMetadata, Role, Time, UploadErrors, UploadRequest, media_type,
+    DapProblemType, Decode, Encode, Extension, HpkeConfig, HpkeConfigList, PlaintextInputShare,
+    Report, ReportId, ReportMetadata, Role, Time, UploadErrors, UploadRequest, media_type,
 };
 use thiserror::Error;
 
@@ -65,6 +65,17 @@ pub struct Client {
     leader_config: HpkeConfig,
     helper_config: HpkeConfig,
     http: reqwest::Client,
+    /// Taskprov (the task ID is derived from the task's configuration): the `dap-taskprov`
+    /// header every upload carries, so the leader can provision the task in band.
+    taskprov_header: Option<String>,
+}
+
+/// The `dap-taskprov` header of a taskprov task.
+fn taskprov_header(parameters: &TaskParameters) -> Option<String> {
+    if !cairn_dap_core::taskprov::is_taskprov_task(parameters) {
+        return None;
+    }
+    cairn_dap_core::taskprov::header_value(parameters).ok()
 }
 
 async fn fetch_config(http: &reqwest::Client, base: &str) -> Result<HpkeConfig, ClientError> {
@@ -92,6 +103,7 @@ impl Client {
         let leader_config = fetch_config(&http, &parameters.leader_endpoint).await?;
         let helper_config = fetch_config(&http, &parameters.helper_endpoint).await?;
         Ok(Client {
+            taskprov_header: taskprov_header(&parameters),
             parameters,
             leader_config,
             helper_config,
@@ -107,6 +119,7 @@ impl Client {
         http: reqwest::Client,
     ) -> Client {
         Client {
+            taskprov_header: taskprov_header(&parameters),
             parameters,
             leader_config,
             helper_config,
@@ -135,8 +148,17 @@ impl Client {
         let shards = p.vdaf.shard(&p.vdaf_ctx(), measurement, &id)?;
         let aad = p.input_share_aad(&metadata, &shards.public_share)?;
         let seal = |config: &HpkeConfig, role: Role, payload: Vec<u8>| -> Result<_, ClientError> {
+            // A taskprov task's reports carry the (empty) taskbind extension for both
+            // aggregators.
+            let private_extensions = match self.taskprov_header {
+                Some(_) => vec![Extension {
+                    extension_type: cairn_dap_core::taskprov::TASKBIND_EXTENSION,
+                    extension_data: Vec::new(),
+                }],
+                None => Vec::new(),
+            };
             let plaintext = PlaintextInputShare {
-                private_extensions: Vec::new(),
+                private_extensions,
                 payload,
             }
             .get_encoded()?;
@@ -167,13 +189,14 @@ impl Client {
             &self.parameters.leader_endpoint,
             &format!("tasks/{}/reports", self.parameters.task_id),
         );
-        let resp = self
+        let mut req = self
             .http
             .post(url)
-            .header("content-type", media_type::UPLOAD_REQ)
-            .body(body)
-            .send()
-            .await?;
+            .header("content-type", media_type::UPLOAD_REQ);
+        if let Some(advert) = &self.taskprov_header {
+            req = req.header(cairn_dap_core::taskprov::HEADER, advert);
+        }
+        let resp = req.body(body).send().await?;
         if !resp.status().is_success() {
             return Err(status_error(resp).await);
         }

@@ -6,6 +6,7 @@
 
 use crate::metric::MetricForm;
 use crate::provision;
+use crate::store::StoredResult;
 use crate::{Console, ConsoleError, auth};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -22,6 +23,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         .route("/api/account", get(account))
         .route("/api/tasks", get(list_tasks).post(create_task))
         .route("/api/tasks/{task}", get(get_task).delete(delete_task))
+        .route(
+            "/api/tasks/{task}/results",
+            get(list_results).post(store_result),
+        )
         .route("/api/tokens", get(list_tokens))
         .route("/api/helpers", get(list_helpers).post(pair_helper))
         .route(
@@ -121,6 +126,86 @@ async fn delete_task(
     provision::delete_task(&c, &account, &task_id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// A collected result to keep for the task page's chart (the collector decrypted it; the
+/// console never can).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultBody {
+    /// Names the batch: storing the same batch again replaces it. Absent: a new batch.
+    #[serde(default)]
+    batch: Option<String>,
+    /// The interval the batch covers, in seconds.
+    interval: IntervalBody,
+    report_count: u64,
+    aggregate_result: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntervalBody {
+    start: u64,
+    duration: u64,
+}
+
+async fn store_result(
+    State(c): St,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ConsoleError> {
+    let account = token_account(&c, &headers).await?;
+    let task = c
+        .store
+        .get_task(&account, &task_id)
+        .await?
+        .ok_or(ConsoleError::NotFound)?;
+    let body: ResultBody = serde_json::from_slice(&body)
+        .map_err(|e| ConsoleError::BadRequest(format!("result JSON: {e}")))?;
+    let (metric, _) = provision::parse_task(&task)?;
+    crate::chart::check(&metric, &body.aggregate_result).map_err(ConsoleError::BadRequest)?;
+    let batch = match body.batch {
+        Some(b) if !b.is_empty() && b.len() <= 200 => b,
+        Some(_) => {
+            return Err(ConsoleError::BadRequest(
+                "batch: 1 to 200 characters".into(),
+            ));
+        }
+        None => auth::random_token::<16>().ok_or(ConsoleError::Internal("no randomness"))?,
+    };
+    let result = StoredResult {
+        batch,
+        interval_start: body.interval.start,
+        interval_duration: body.interval.duration,
+        report_count: body.report_count,
+        aggregate_result: body.aggregate_result,
+        stored_at: c.now(),
+    };
+    if !c.store.put_result(&account, &task_id, &result).await? {
+        return Err(ConsoleError::NotFound);
+    }
+    Ok((StatusCode::CREATED, Json(result)).into_response())
+}
+
+async fn list_results(
+    State(c): St,
+    headers: HeaderMap,
+    Path(task_id): Path<String>,
+) -> Result<Response, ConsoleError> {
+    let account = token_account(&c, &headers).await?;
+    if c.store.get_task(&account, &task_id).await?.is_none() {
+        return Err(ConsoleError::NotFound);
+    }
+    Ok(Json(
+        c.store
+            .get_results(&account, &task_id, RESULTS_KEPT)
+            .await?,
+    )
+    .into_response())
+}
+
+/// How many stored results the API and the chart show (the newest).
+pub(crate) const RESULTS_KEPT: u32 = 100;
 
 async fn list_tokens(State(c): St, headers: HeaderMap) -> Result<Response, ConsoleError> {
     let account = token_account(&c, &headers).await?;

@@ -12,16 +12,15 @@
 //!   revocable. Bearer requests carry no ambient credential, so they need no CSRF token.
 //! - Log-in failures are counted per e-mail address and per client address in fixed windows
 //!   ([`LoginLimiter`]); over the limit, log-ins are refused with 429 before the password is
-//!   checked. The counters are in memory: a restart or a second console instance starts
-//!   afresh (documented in `docs/dap-console.md`).
+//!   checked. The counters are in the datastore, shared by every console instance on it and
+//!   kept across restarts.
 
+use crate::store::{Store, StoreError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SecureRandom;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// `n` random bytes.
 pub fn random<const N: usize>() -> [u8; N] {
@@ -140,76 +139,72 @@ impl Default for LoginLimits {
     }
 }
 
-/// Fixed-window counters of failed log-ins.
-#[derive(Debug, Default)]
+/// Fixed-window counters of failed log-ins, kept in the datastore (`console_login_failures`),
+/// so every console instance on one database and a restarted one count the same failures.
+#[derive(Debug, Clone)]
 pub struct LoginLimiter {
     limits: LoginLimits,
-    /// Key → (window start, failures in it).
-    counts: Mutex<HashMap<String, (u64, u32)>>,
+    store: Store,
 }
 
-/// Most keys remembered; beyond it, expired windows are dropped first, then the map is
-/// cleared (an attacker filling it only resets everyone's counters, never blocks anyone).
-const MAX_KEYS: usize = 100_000;
-
 impl LoginLimiter {
-    /// Counters with `limits`.
-    pub fn new(limits: LoginLimits) -> LoginLimiter {
-        LoginLimiter {
-            limits,
-            counts: Mutex::new(HashMap::new()),
-        }
+    /// Counters with `limits` in `store`.
+    pub fn new(limits: LoginLimits, store: Store) -> LoginLimiter {
+        LoginLimiter { limits, store }
     }
 
-    fn keys(email: &str, client: Option<std::net::IpAddr>) -> Vec<(String, u32, bool)> {
-        let mut keys = vec![(format!("e:{}", email.to_lowercase()), 0, true)];
+    fn email_key(email: &str) -> String {
+        format!("e:{}", email.to_lowercase())
+    }
+
+    fn keys(email: &str, client: Option<std::net::IpAddr>) -> Vec<String> {
+        let mut keys = vec![Self::email_key(email)];
         if let Some(ip) = client {
-            keys.push((format!("c:{ip}"), 0, false));
+            keys.push(format!("c:{ip}"));
         }
         keys
     }
 
     /// Seconds until a log-in for `email` from `client` may be tried again, if either is
     /// over its limit now.
-    pub fn blocked(&self, email: &str, client: Option<std::net::IpAddr>, now: u64) -> Option<u64> {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        Self::keys(email, client)
-            .into_iter()
-            .find_map(|(k, _, is_email)| {
-                let (start, n) = *counts.get(&k)?;
-                let limit = if is_email {
-                    self.limits.per_email
-                } else {
-                    self.limits.per_client
-                };
-                let end = start + self.limits.window_secs;
-                (now < end && n >= limit).then_some(end - now)
-            })
+    pub async fn blocked(
+        &self,
+        email: &str,
+        client: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let w = self.limits.window_secs;
+        let counts = self
+            .store
+            .get_login_failures(&Self::keys(email, client), now, w)
+            .await?;
+        Ok(counts.into_iter().find_map(|(k, start, n)| {
+            let limit = if k.starts_with("e:") {
+                self.limits.per_email
+            } else {
+                self.limits.per_client
+            };
+            (n >= limit).then(|| (start + w).saturating_sub(now).max(1))
+        }))
     }
 
     /// Counts a failed log-in.
-    pub fn failed(&self, email: &str, client: Option<std::net::IpAddr>, now: u64) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        if counts.len() >= MAX_KEYS {
-            let w = self.limits.window_secs;
-            counts.retain(|_, (start, _)| now < *start + w);
-            if counts.len() >= MAX_KEYS {
-                counts.clear();
-            }
-        }
-        for (k, _, _) in Self::keys(email, client) {
-            let e = counts.entry(k).or_insert((now, 0));
-            if now >= e.0 + self.limits.window_secs {
-                *e = (now, 0);
-            }
-            e.1 = e.1.saturating_add(1);
-        }
+    pub async fn failed(
+        &self,
+        email: &str,
+        client: Option<std::net::IpAddr>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.store
+            .count_login_failure(&Self::keys(email, client), now, self.limits.window_secs)
+            .await
     }
 
     /// Forgets the address's failures after a successful log-in.
-    pub fn succeeded(&self, email: &str) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.remove(&format!("e:{}", email.to_lowercase()));
+    pub async fn succeeded(&self, email: &str) -> Result<(), StoreError> {
+        self.store
+            .clear_login_failures(&Self::email_key(email))
+            .await
     }
 }
 
@@ -217,27 +212,6 @@ impl LoginLimiter {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn failures_block_until_the_window_ends() {
-        let l = LoginLimiter::new(LoginLimits {
-            per_email: 2,
-            per_client: 3,
-            window_secs: 60,
-        });
-        let ip = Some(std::net::IpAddr::from([10, 0, 0, 1]));
-        l.failed("A@x", ip, 100);
-        assert_eq!(l.blocked("a@x", ip, 101), None);
-        l.failed("a@x", ip, 101);
-        assert_eq!(l.blocked("a@x", None, 110), Some(50));
-        // Another address from the same client: blocked once the client hits its limit.
-        assert_eq!(l.blocked("b@x", ip, 110), None);
-        l.failed("b@x", ip, 110);
-        assert_eq!(l.blocked("b@x", ip, 111), Some(49));
-        assert_eq!(l.blocked("a@x", None, 160), None);
-        l.succeeded("b@x");
-        assert_eq!(l.blocked("b@x", None, 111), None);
-    }
 
     #[tokio::test]
     async fn passwords_verify_only_against_their_own_hash() {

@@ -14,10 +14,12 @@
 //! serves it on a listener of its own.
 
 pub mod auth;
+pub mod egress;
 pub mod metric;
 pub mod store;
 
 mod api;
+mod chart;
 mod error;
 mod pages;
 mod provision;
@@ -55,6 +57,9 @@ pub struct ConsoleConfig {
     pub session_secs: u64,
     /// Log-in attempt limits.
     pub login_limits: auth::LoginLimits,
+    /// Let accounts pair helpers on private, loopback or link-local addresses (a console on
+    /// a private network). Off: the console refuses to send requests there (see [`egress`]).
+    pub allow_private_helpers: bool,
 }
 
 impl Default for ConsoleConfig {
@@ -67,6 +72,7 @@ impl Default for ConsoleConfig {
             min_batch_size_floor: 100,
             session_secs: 12 * 3600,
             login_limits: auth::LoginLimits::default(),
+            allow_private_helpers: false,
         }
     }
 }
@@ -95,6 +101,11 @@ impl ConsoleConfig {
             return Err("login_limits must be positive".into());
         }
         Ok(())
+    }
+
+    /// The addresses an account's helper may have.
+    fn helper_policy(&self) -> cairn_core::address_policy::AddressPolicy {
+        cairn_core::address_policy::AddressPolicy::allowing_private(self.allow_private_helpers)
     }
 
     fn secure_cookies(&self) -> bool {
@@ -199,13 +210,18 @@ impl Console {
         clock: Arc<dyn cairn_dap_core::Clock>,
     ) -> Result<Arc<Console>, ConsoleError> {
         config.validate().map_err(ConsoleError::Config)?;
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| ConsoleError::Config(e.to_string()))?;
+        // The leader and the shared helper are the operator's: their hosts resolve unfiltered.
+        let trusted = std::iter::once(leader.url.as_str())
+            .chain(shared_helper.as_ref().map(|h| h.url.as_str()));
+        let http = egress::client(egress::GuardedResolver::new(
+            config.helper_policy(),
+            trusted,
+        ))
+        .map_err(|e| ConsoleError::Config(e.to_string()))?;
+        let store = store::Store::new(datastore.db().clone());
         Ok(Arc::new(Console {
-            store: store::Store::new(datastore.db().clone()),
-            limiter: auth::LoginLimiter::new(config.login_limits),
+            limiter: auth::LoginLimiter::new(config.login_limits, store.clone()),
+            store,
             config,
             datastore,
             leader,

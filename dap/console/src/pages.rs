@@ -6,7 +6,7 @@
 
 use crate::metric::{Metric, MetricForm, MetricKind, PERIODS};
 use crate::provision::{self, SHARED_HELPER};
-use crate::store::{Account, Session};
+use crate::store::{Account, RemoveMember, Session};
 use crate::{Console, ConsoleError, MOUNT, SESSION_COOKIE, auth};
 use axum::Router;
 use axum::extract::{ConnectInfo, Extension, Form, Path, State};
@@ -77,6 +77,7 @@ pub(crate) fn templates() -> Result<Environment<'static>, ConsoleError> {
         ),
         ("task_new.html", include_str!("../templates/task_new.html")),
         ("task.html", include_str!("../templates/task.html")),
+        ("password.html", include_str!("../templates/password.html")),
     ] {
         env.add_template(name, text)?;
     }
@@ -86,11 +87,12 @@ pub(crate) fn templates() -> Result<Environment<'static>, ConsoleError> {
         let (y, m, d) = civil_from_days(days);
         format!("{y:04}-{m:02}-{d:02}")
     });
+    env.add_filter("stamp", crate::chart::stamp);
     Ok(env)
 }
 
 /// Howard Hinnant's `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -112,7 +114,9 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         .route("/logout", post(logout))
         .route("/accounts", get(accounts))
         .route("/accounts/{account}", get(account))
+        .route("/password", get(password_page).post(change_password))
         .route("/accounts/{account}/members", post(add_member))
+        .route("/accounts/{account}/members/remove", post(remove_member))
         .route("/accounts/{account}/tokens", post(create_token))
         .route(
             "/accounts/{account}/tokens/{token}/revoke",
@@ -364,18 +368,18 @@ async fn login(State(c): St, peer: Peer, Form(form): Fields) -> Page {
     let password = form.get("password").cloned().unwrap_or_default();
     let client = peer.map(|Extension(ConnectInfo(a))| a.ip());
     let now = c.now();
-    if let Some(wait) = c.limiter.blocked(&email, client, now) {
+    if let Some(wait) = tryp!(c.limiter.blocked(&email, client, now).await) {
         return Page(Err(ConsoleError::TooManyRequests(wait)));
     }
     let user = tryp!(c.store.get_user_by_email(&email).await);
     let ok = auth::verify_password(user.as_ref().map(|u| u.password_hash.clone()), password).await;
     match user {
         Some(u) if ok => {
-            c.limiter.succeeded(&email);
+            tryp!(c.limiter.succeeded(&email).await);
             start_session(&c, &u.user_id).await.into()
         }
         _ => {
-            c.limiter.failed(&email, client, now);
+            tryp!(c.limiter.failed(&email, client, now).await);
             login_form(
                 &c,
                 false,
@@ -467,6 +471,88 @@ async fn add_member(
     Page(Ok(see_other(&format!("/accounts/{account_id}"))))
 }
 
+/// Removes a member (or the caller, leaving); an account keeps at least one member.
+async fn remove_member(
+    State(c): St,
+    headers: HeaderMap,
+    Path(account_id): Path<String>,
+    Form(form): Fields,
+) -> Page {
+    let s = page!(require_post(&c, &headers, &form).await);
+    let a = tryp!(member(&c, &s, &account_id).await);
+    let email = field(&form, "email").to_lowercase();
+    let error = match tryp!(c.store.remove_member(&a.account_id, &email).await) {
+        RemoveMember::Removed => {
+            tracing::info!(account = %a.account_id, by = %s.user_id, "console member removed");
+            let back = if email == s.email {
+                "/accounts".to_owned()
+            } else {
+                format!("/accounts/{account_id}")
+            };
+            return Page(Ok(see_other(&back)));
+        }
+        RemoveMember::NotAMember => "nobody with that address is a member",
+        RemoveMember::LastMember => "an account keeps at least one member",
+    };
+    account_page(&c, &s, &a, None, Some(error.into()))
+        .await
+        .map(|r| (StatusCode::BAD_REQUEST, r).into_response())
+        .into()
+}
+
+fn password_form(c: &Console, s: &Session, changed: bool, error: Option<String>) -> Page {
+    render(
+        c,
+        "password.html",
+        with(base(Some(s), None), context! { changed, error }),
+    )
+    .into()
+}
+
+async fn password_page(State(c): St, headers: HeaderMap) -> Page {
+    let s = page!(require_session(&c, &headers).await);
+    password_form(&c, &s, false, None)
+}
+
+/// Changes the caller's password after checking the current one (counted by the log-in
+/// limit like a log-in, so a stolen session cannot guess it), and logs out their other
+/// sessions.
+async fn change_password(State(c): St, headers: HeaderMap, peer: Peer, Form(form): Fields) -> Page {
+    let s = page!(require_post(&c, &headers, &form).await);
+    let client = peer.map(|Extension(ConnectInfo(a))| a.ip());
+    let now = c.now();
+    if let Some(wait) = tryp!(c.limiter.blocked(&s.email, client, now).await) {
+        return Page(Err(ConsoleError::TooManyRequests(wait)));
+    }
+    let current = form.get("current").cloned().unwrap_or_default();
+    let new = form.get("new").cloned().unwrap_or_default();
+    let user = tryp!(c.store.get_user_by_email(&s.email).await);
+    let hash = user.map(|u| u.password_hash);
+    if !auth::verify_password(hash, current).await {
+        tryp!(c.limiter.failed(&s.email, client, now).await);
+        let Page(r) = password_form(&c, &s, false, Some("the current password is wrong".into()));
+        return Page(r.map(|r| (StatusCode::UNAUTHORIZED, r).into_response()));
+    }
+    if new.chars().count() < 12 || new.len() > 1024 {
+        let Page(r) = password_form(
+            &c,
+            &s,
+            false,
+            Some("the new password must be 12 to 1024 characters".into()),
+        );
+        return Page(r.map(|r| (StatusCode::BAD_REQUEST, r).into_response()));
+    }
+    let Some(hash) = auth::hash_password(new).await else {
+        return Page(Err(ConsoleError::Internal("password hashing")));
+    };
+    let Some(keep) = session_hash(&headers) else {
+        return Page(Err(ConsoleError::Internal("session cookie")));
+    };
+    tryp!(c.store.set_password(&s.user_id, &hash, keep).await);
+    tracing::info!(user = %s.user_id, "console password changed");
+    password_form(&c, &s, true, None)
+}
+
 async fn create_token(
     State(c): St,
     headers: HeaderMap,
@@ -548,12 +634,13 @@ pub(crate) async fn pair_helper(
             "name the helper (up to 100 characters)".into(),
         ));
     }
-    if !(dap_url.starts_with("https://") || dap_url.starts_with("http://")) || dap_url.len() > 2000
-    {
+    if dap_url.len() > 2000 {
         return Err(ConsoleError::BadRequest(
-            "the helper's URL must be http(s)".into(),
+            "the helper's URL is too long".into(),
         ));
     }
+    crate::egress::check_url(dap_url, c.config.helper_policy())
+        .map_err(|e| ConsoleError::BadRequest(e.0))?;
     if token.is_empty() || token.len() > 1000 {
         return Err(ConsoleError::BadRequest(
             "give the helper's control-plane token".into(),
@@ -778,7 +865,34 @@ async fn task_view(
 ) -> Result<Response, ConsoleError> {
     let (metric, params) = provision::parse_task(task)?;
     let status = provision::task_status(c, task, &params).await?;
+    let results = c
+        .store
+        .get_results(&a.account_id, &task.task_id, crate::api::RESULTS_KEPT)
+        .await?;
+    let chart = crate::chart::svg(&metric, &results).map(Value::from_safe_string);
+    let result_rows: Vec<_> = results
+        .iter()
+        .rev()
+        .map(|r| {
+            let values = crate::chart::coordinates(&r.aggregate_result)
+                .unwrap_or_default()
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            context! { start => r.interval_start, duration => r.interval_duration,
+            report_count => r.report_count, values }
+        })
+        .collect();
+    let console_url =
+        c.config.public_url.clone().unwrap_or_else(|| {
+            format!("{}{}", c.leader_public_url(), MOUNT.trim_start_matches('/'))
+        });
     let ctx = context! {
+        chart,
+        console_url,
+        legend => crate::chart::legend(&metric),
+        results => result_rows,
         task => task,
         kind_words => kind_words(&metric),
         noise => metric.noise_words(),

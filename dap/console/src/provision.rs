@@ -48,6 +48,9 @@ async fn helper_endpoint(
         view.helper_id.as_bytes(),
         &sealed,
     )?;
+    // Checked again at each use: the operator may have stopped allowing private helpers.
+    crate::egress::check_url(&view.dap_url, console.config.helper_policy())
+        .map_err(|e| ConsoleError::BadRequest(e.0))?;
     Ok(AggregatorEndpoint {
         url: view.dap_url,
         control_token: String::from_utf8(token)

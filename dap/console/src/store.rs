@@ -155,6 +155,34 @@ pub struct TaskRow {
     pub created_at: u64,
 }
 
+/// Why a member was not removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveMember {
+    /// Removed.
+    Removed,
+    /// Nobody with that address is a member.
+    NotAMember,
+    /// They are the only member: an account keeps at least one.
+    LastMember,
+}
+
+/// A collected result an account stored for its task's chart.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredResult {
+    /// The batch: `<start>+<duration>` for a time interval, else an ID.
+    pub batch: String,
+    /// The smallest interval holding the batch's reports: start, POSIX seconds.
+    pub interval_start: u64,
+    /// Its length in seconds.
+    pub interval_duration: u64,
+    /// Reports in the batch.
+    pub report_count: u64,
+    /// The aggregate as the collector decrypted it (JSON: a number or an array of numbers).
+    pub aggregate_result: serde_json::Value,
+    /// When stored.
+    pub stored_at: u64,
+}
+
 /// The console's storage, in the DAP datastore's database.
 #[derive(Clone)]
 pub struct Store {
@@ -696,5 +724,206 @@ impl Store {
             .rows_affected();
             Ok(n > 0)
         })
+    }
+
+    /// Removes the member with `email` from the account, unless they are its last member.
+    pub async fn remove_member(&self, account_id: &str, email: &str) -> Result<RemoveMember> {
+        let (account_id, email) = (account_id.to_owned(), email.to_owned());
+        on_write!(self.db, |conn| -> Result<RemoveMember> {
+            let members: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM console_memberships WHERE account_id = $1",
+            )
+            .bind(&account_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let user: Option<String> = sqlx::query_scalar(
+                "SELECT m.user_id FROM console_memberships m \
+                 JOIN console_users u ON u.user_id = m.user_id \
+                 WHERE m.account_id = $1 AND u.email = $2",
+            )
+            .bind(&account_id)
+            .bind(&email)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(user) = user else {
+                return Ok(RemoveMember::NotAMember);
+            };
+            if members <= 1 {
+                return Ok(RemoveMember::LastMember);
+            }
+            sqlx::query("DELETE FROM console_memberships WHERE account_id = $1 AND user_id = $2")
+                .bind(&account_id)
+                .bind(&user)
+                .execute(&mut *conn)
+                .await?;
+            Ok(RemoveMember::Removed)
+        })
+    }
+
+    /// Sets a user's password hash and ends every other session of theirs (`keep`: the
+    /// session that made the change).
+    pub async fn set_password(&self, user_id: &str, hash: &str, keep: [u8; 32]) -> Result<()> {
+        let (user_id, hash) = (user_id.to_owned(), hash.to_owned());
+        on_write!(self.db, |conn| -> Result<()> {
+            sqlx::query("UPDATE console_users SET password_hash = $2 WHERE user_id = $1")
+                .bind(&user_id)
+                .bind(&hash)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM console_sessions WHERE user_id = $1 AND session_hash <> $2")
+                .bind(&user_id)
+                .bind(keep.to_vec())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// The failures counted under each key in a window that has not ended at `now`.
+    pub async fn get_login_failures(
+        &self,
+        keys: &[String],
+        now: u64,
+        window_secs: u64,
+    ) -> Result<Vec<(String, u64, u32)>> {
+        let keys = keys.to_vec();
+        Ok(on_read!(self.db, |conn| {
+            let mut out = Vec::new();
+            for k in &keys {
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT window_start, failures FROM console_login_failures \
+                     WHERE limit_key = $1 AND window_start > $2",
+                )
+                .bind(k)
+                .bind(int(now.saturating_sub(window_secs)))
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some((start, n)) = row {
+                    out.push((k.clone(), uint(start), u32::try_from(n).unwrap_or(u32::MAX)));
+                }
+            }
+            out
+        }))
+    }
+
+    /// Counts a failure under each key: in the key's current window, or in a new one from
+    /// `now` if it ended. Windows that ended are deleted on the way.
+    pub async fn count_login_failure(
+        &self,
+        keys: &[String],
+        now: u64,
+        window_secs: u64,
+    ) -> Result<()> {
+        let keys = keys.to_vec();
+        on_write!(self.db, |conn| -> Result<()> {
+            let ended = int(now.saturating_sub(window_secs));
+            sqlx::query("DELETE FROM console_login_failures WHERE window_start <= $1")
+                .bind(ended)
+                .execute(&mut *conn)
+                .await?;
+            for k in &keys {
+                sqlx::query(
+                    "INSERT INTO console_login_failures (limit_key, window_start, failures) \
+                     VALUES ($1, $2, 1) ON CONFLICT (limit_key) DO UPDATE \
+                     SET failures = console_login_failures.failures + 1",
+                )
+                .bind(k)
+                .bind(int(now))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets the failures counted under `key`.
+    pub async fn clear_login_failures(&self, key: &str) -> Result<()> {
+        let key = key.to_owned();
+        on_write!(self.db, |conn| -> Result<()> {
+            sqlx::query("DELETE FROM console_login_failures WHERE limit_key = $1")
+                .bind(&key)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Stores (or replaces) a collected result of the account's task; false if the account
+    /// has no such task.
+    pub async fn put_result(
+        &self,
+        account_id: &str,
+        task_id: &str,
+        result: &StoredResult,
+    ) -> Result<bool> {
+        let (account_id, task_id, r) = (account_id.to_owned(), task_id.to_owned(), result.clone());
+        let json = r.aggregate_result.to_string();
+        on_write!(self.db, |conn| -> Result<bool> {
+            let owned: Option<String> = sqlx::query_scalar(
+                "SELECT task_id FROM console_tasks \
+                 WHERE account_id = $1 AND task_id = $2 AND deleted_at IS NULL",
+            )
+            .bind(&account_id)
+            .bind(&task_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if owned.is_none() {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO console_results (task_id, batch, interval_start, \
+                 interval_duration, report_count, aggregate_result, stored_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (task_id, batch) DO UPDATE \
+                 SET interval_start = excluded.interval_start, \
+                 interval_duration = excluded.interval_duration, \
+                 report_count = excluded.report_count, \
+                 aggregate_result = excluded.aggregate_result, stored_at = excluded.stored_at",
+            )
+            .bind(&task_id)
+            .bind(&r.batch)
+            .bind(int(r.interval_start))
+            .bind(int(r.interval_duration))
+            .bind(int(r.report_count))
+            .bind(&json)
+            .bind(int(r.stored_at))
+            .execute(&mut *conn)
+            .await?;
+            Ok(true)
+        })
+    }
+
+    /// The newest `limit` stored results of the account's task, oldest first.
+    pub async fn get_results(
+        &self,
+        account_id: &str,
+        task_id: &str,
+        limit: u32,
+    ) -> Result<Vec<StoredResult>> {
+        Ok(on_read!(self.db, |conn| {
+            let rows: Vec<(String, i64, i64, i64, String, i64)> = sqlx::query_as(
+                "SELECT r.batch, r.interval_start, r.interval_duration, r.report_count, \
+                 r.aggregate_result, r.stored_at FROM console_results r \
+                 JOIN console_tasks t ON t.task_id = r.task_id \
+                 WHERE t.account_id = $1 AND r.task_id = $2 AND t.deleted_at IS NULL \
+                 ORDER BY r.interval_start DESC, r.stored_at DESC LIMIT $3",
+            )
+            .bind(account_id)
+            .bind(task_id)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.into_iter()
+                .rev()
+                .map(|(batch, start, duration, n, json, at)| StoredResult {
+                    batch,
+                    interval_start: uint(start),
+                    interval_duration: uint(duration),
+                    report_count: uint(n),
+                    aggregate_result: serde_json::from_str(&json)
+                        .unwrap_or(serde_json::Value::Null),
+                    stored_at: uint(at),
+                })
+                .collect::<Vec<_>>()
+        }))
     }
 }

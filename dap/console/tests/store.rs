@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test: a panic is a failure with a location
 
 use cairn_dap_aggregator::{Datastore, DatastoreKey};
-use cairn_dap_console::store::{Store, StoreError, TaskRow};
+use cairn_dap_console::auth::{LoginLimiter, LoginLimits};
+use cairn_dap_console::store::{RemoveMember, Store, StoreError, StoredResult, TaskRow};
 
 const NOW: u64 = 1_800_000_000;
 
@@ -153,4 +154,140 @@ async fn sqlite_lookups_are_scoped_to_their_account() {
 #[tokio::test]
 async fn postgres_lookups_are_scoped_to_their_account() {
     lookups_are_scoped_to_their_account("postgres").await;
+}
+
+async fn drop_schema(schema: Option<(String, String)>) {
+    if let Some((base, schema)) = schema {
+        use sqlx::{AssertSqlSafe, Connection};
+        let mut admin = sqlx::PgConnection::connect(&base).await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+/// The log-in limit's counters: per address and per client, in fixed windows, shared by two
+/// limiters on one database (two console instances), cleared by a success.
+async fn login_failures_are_counted_in_the_database(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ds, schema)) = datastore(backend, &dir).await else {
+        return;
+    };
+    let limits = LoginLimits {
+        per_email: 2,
+        per_client: 3,
+        window_secs: 60,
+    };
+    let one = LoginLimiter::new(limits, Store::new(ds.db().clone()));
+    let two = LoginLimiter::new(limits, Store::new(ds.db().clone()));
+    let ip = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+    one.failed("A@x", ip, NOW).await.unwrap();
+    assert_eq!(two.blocked("a@x", ip, NOW + 1).await.unwrap(), None);
+    two.failed("a@x", ip, NOW + 1).await.unwrap();
+    assert_eq!(one.blocked("a@x", None, NOW + 10).await.unwrap(), Some(50));
+    // Another address from the same client: blocked once the client reaches its limit.
+    assert_eq!(one.blocked("b@x", ip, NOW + 10).await.unwrap(), None);
+    one.failed("b@x", ip, NOW + 10).await.unwrap();
+    assert_eq!(two.blocked("b@x", ip, NOW + 11).await.unwrap(), Some(49));
+    // The window ends; a new failure starts a new one.
+    assert_eq!(one.blocked("a@x", None, NOW + 60).await.unwrap(), None);
+    one.failed("a@x", None, NOW + 61).await.unwrap();
+    assert_eq!(one.blocked("a@x", None, NOW + 62).await.unwrap(), None);
+    two.succeeded("b@x").await.unwrap();
+    assert_eq!(one.blocked("b@x", None, NOW + 11).await.unwrap(), None);
+    drop_schema(schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_login_failures_are_counted_in_the_database() {
+    login_failures_are_counted_in_the_database("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_login_failures_are_counted_in_the_database() {
+    login_failures_are_counted_in_the_database("postgres").await;
+}
+
+/// Members and results: the last member stays; a result is stored only for the account's own
+/// task, and the same batch stored again replaces it.
+async fn members_and_results(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((ds, schema)) = datastore(backend, &dir).await else {
+        return;
+    };
+    let store = Store::new(ds.db().clone());
+    store
+        .put_user_with_account("u1", "one@x", "h", "acct1", NOW)
+        .await
+        .unwrap();
+    store
+        .put_user_with_account("u2", "two@x", "h", "acct2", NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.remove_member("acct1", "one@x").await.unwrap(),
+        RemoveMember::LastMember
+    );
+    assert_eq!(
+        store.remove_member("acct1", "two@x").await.unwrap(),
+        RemoveMember::NotAMember
+    );
+    assert!(store.put_membership("acct1", "two@x", NOW).await.unwrap());
+    assert_eq!(
+        store.remove_member("acct1", "one@x").await.unwrap(),
+        RemoveMember::Removed
+    );
+    assert!(
+        store
+            .get_account_for_member("acct1", "u1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .get_account_for_member("acct1", "u2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    store.put_task(&task("t1", "acct1")).await.unwrap();
+    let r = |start: u64, n: u64| StoredResult {
+        batch: format!("{start}+60"),
+        interval_start: start,
+        interval_duration: 60,
+        report_count: n,
+        aggregate_result: serde_json::json!(n),
+        stored_at: NOW,
+    };
+    assert!(store.put_result("acct1", "t1", &r(120, 5)).await.unwrap());
+    assert!(store.put_result("acct1", "t1", &r(60, 7)).await.unwrap());
+    assert!(store.put_result("acct1", "t1", &r(120, 9)).await.unwrap());
+    assert!(!store.put_result("acct2", "t1", &r(180, 1)).await.unwrap());
+    let got = store.get_results("acct1", "t1", 10).await.unwrap();
+    assert_eq!(got, vec![r(60, 7), r(120, 9)]);
+    assert!(
+        store
+            .get_results("acct2", "t1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.get_results("acct1", "t1", 1).await.unwrap(),
+        vec![r(120, 9)]
+    );
+    drop_schema(schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_members_and_results() {
+    members_and_results("sqlite").await;
+}
+
+#[tokio::test]
+async fn postgres_members_and_results() {
+    members_and_results("postgres").await;
 }

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod hpke;
 pub mod task;
+pub mod taskprov;
 pub mod vdaf;
 
 pub use clock::{Clock, MockClock, RealClock};

@@ -353,6 +353,52 @@ impl VdafInstance {
         out
     }
 
+    /// The VDAF with codepoint `vdaf_type` and encoded configuration `config` (the inverse of
+    /// [`Self::vdaf_type`] and [`Self::vdaf_configuration`]); `None` for an unknown codepoint, a
+    /// configuration of the wrong length, or parameters the VDAF refuses.
+    pub fn from_configuration(vdaf_type: u32, config: &[u8]) -> Option<VdafInstance> {
+        let u32_at = |i: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(config.get(i..i + 4)?.try_into().ok()?))
+        };
+        let u64_at = |i: usize| -> Option<u64> {
+            Some(u64::from_be_bytes(config.get(i..i + 8)?.try_into().ok()?))
+        };
+        let (vdaf, len) = match vdaf_type {
+            0x0000_0001 => (VdafInstance::Prio3Count, 0),
+            0x0000_0002 => (
+                VdafInstance::Prio3Sum {
+                    max_measurement: u64_at(0)?,
+                },
+                8,
+            ),
+            0x0000_0003 => (
+                VdafInstance::Prio3SumVec {
+                    length: u32_at(0)?,
+                    max_measurement: u64_at(4)?,
+                    chunk_length: u32_at(12)?,
+                },
+                16,
+            ),
+            0x0000_0004 => (
+                VdafInstance::Prio3Histogram {
+                    length: u32_at(0)?,
+                    chunk_length: u32_at(4)?,
+                },
+                8,
+            ),
+            0x0000_0005 => (
+                VdafInstance::Prio3MultihotCountVec {
+                    length: u32_at(0)?,
+                    chunk_length: u32_at(4)?,
+                    max_weight: u64_at(8)?,
+                },
+                16,
+            ),
+            _ => return None,
+        };
+        (config.len() == len && vdaf.validate().is_ok()).then_some(vdaf)
+    }
+
     /// Whether `agg_param` is valid (`is_valid(agg_param, [])`): Prio3's only parameter is empty.
     pub fn is_agg_param_valid(&self, agg_param: &[u8]) -> bool {
         agg_param.is_empty()
@@ -875,6 +921,52 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn every_vdaf_configuration_decodes_to_the_same_vdaf() {
+        for v in [
+            VdafInstance::Prio3Count,
+            VdafInstance::Prio3Sum {
+                max_measurement: 1000,
+            },
+            VdafInstance::Prio3SumVec {
+                length: 5,
+                max_measurement: 3,
+                chunk_length: 2,
+            },
+            VdafInstance::Prio3Histogram {
+                length: 7,
+                chunk_length: 3,
+            },
+            VdafInstance::Prio3MultihotCountVec {
+                length: 6,
+                chunk_length: 2,
+                max_weight: 3,
+            },
+        ] {
+            let config = v.vdaf_configuration();
+            assert_eq!(
+                VdafInstance::from_configuration(v.vdaf_type(), &config),
+                Some(v.clone())
+            );
+            let mut longer = config.clone();
+            longer.push(0);
+            assert_eq!(
+                VdafInstance::from_configuration(v.vdaf_type(), &longer),
+                None
+            );
+        }
+        assert_eq!(VdafInstance::from_configuration(9, &[]), None);
+        // Parameters the VDAF refuses: a histogram of no buckets.
+        let zero = VdafInstance::Prio3Histogram {
+            length: 0,
+            chunk_length: 1,
+        };
+        assert_eq!(
+            VdafInstance::from_configuration(4, &zero.vdaf_configuration()),
+            None
+        );
+    }
 
     const DP: DpStrategy = DpStrategy::PureDpDiscreteLaplace {
         epsilon_numerator: 1,

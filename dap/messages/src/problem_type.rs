@@ -26,11 +26,13 @@ pub enum DapProblemType {
     UnsupportedExtension,
     /// An extension list out of order or badly encoded.
     InvalidExtension,
+    /// Taskprov: the aggregator opted out of the advertised task (draft-ietf-ppm-dap-taskprov).
+    InvalidTask,
 }
 
 impl DapProblemType {
     /// Every type.
-    pub const ALL: [DapProblemType; 11] = [
+    pub const ALL: [DapProblemType; 12] = [
         DapProblemType::InvalidMessage,
         DapProblemType::UnrecognizedTask,
         DapProblemType::UnrecognizedAggregationJob,
@@ -42,6 +44,7 @@ impl DapProblemType {
         DapProblemType::BatchOverlap,
         DapProblemType::UnsupportedExtension,
         DapProblemType::InvalidExtension,
+        DapProblemType::InvalidTask,
     ];
 
     /// The token, e.g. `invalidMessage`.
@@ -58,6 +61,7 @@ impl DapProblemType {
             DapProblemType::BatchOverlap => "batchOverlap",
             DapProblemType::UnsupportedExtension => "unsupportedExtension",
             DapProblemType::InvalidExtension => "invalidExtension",
+            DapProblemType::InvalidTask => "invalidTask",
         }
     }
 

@@ -130,8 +130,9 @@ fn prepare_report_share(
         &rs.public_share,
         &rs.encrypted_input_share,
     )?;
-    check_extensions(&rs.metadata.public_extensions)?;
-    check_extensions(&share.private_extensions)?;
+    let taskbound = task.taskbound();
+    check_extensions(&rs.metadata.public_extensions, taskbound)?;
+    check_extensions(&share.private_extensions, taskbound)?;
     task.parameters
         .vdaf
         .helper_initialized(

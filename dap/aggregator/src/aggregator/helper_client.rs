@@ -38,7 +38,8 @@ fn resolve_reference(base: &str, reference: &str) -> Option<String> {
 }
 
 impl Aggregator {
-    /// Sends one request to the helper with the task's bearer token.
+    /// Sends one request to the helper with the task's bearer token (and, for a taskprov
+    /// task, its `dap-taskprov` header).
     pub(super) async fn send_to_helper(
         &self,
         task: &AggregatorTask,
@@ -55,6 +56,10 @@ impl Aggregator {
             .http
             .request(method, url)
             .bearer_auth(token.expose());
+        // A task provisioned in band is advertised to the helper with every request.
+        if let Some(advert) = self.taskprov_header(task) {
+            req = req.header(cairn_dap_core::taskprov::HEADER, advert);
+        }
         if let Some((content_type, body)) = body {
             req = req.header("content-type", content_type).body(body);
         }

@@ -86,13 +86,23 @@ pub(super) fn keypair_for<'k>(
         })
 }
 
-/// A report's public or private extensions: no report extension is recognized yet, so any is
+/// A report's public or private extensions. The only one recognized is taskprov's `taskbind`
+/// (empty), on a task provisioned in band (`taskbound`: its ID is derived from its
+/// configuration, so the report's binding holds by construction); anything else is
 /// `invalid_message`.
-pub(super) fn check_extensions(extensions: &[Extension]) -> Result<(), ReportError> {
-    if extensions.is_empty() {
-        Ok(())
-    } else {
-        Err(ReportError::InvalidMessage)
+pub(super) fn check_extensions(
+    extensions: &[Extension],
+    taskbound: bool,
+) -> Result<(), ReportError> {
+    match extensions {
+        [] => Ok(()),
+        [e] if taskbound
+            && e.extension_type == cairn_dap_core::taskprov::TASKBIND_EXTENSION
+            && e.extension_data.is_empty() =>
+        {
+            Ok(())
+        }
+        _ => Err(ReportError::InvalidMessage),
     }
 }
 
@@ -372,10 +382,22 @@ mod tests {
     }
 
     #[test]
-    fn no_report_extension_is_recognized() {
-        assert_eq!(check_extensions(&[]), Ok(()));
+    fn only_an_empty_taskbind_on_a_taskprov_task_is_recognized() {
+        assert_eq!(check_extensions(&[], false), Ok(()));
+        // taskbind: only on a taskprov task, and only empty.
+        assert_eq!(check_extensions(&[extension(0xff00)], true), Ok(()));
+        let mut full = extension(0xff00);
+        full.extension_data = vec![1];
         assert_eq!(
-            check_extensions(&[extension(0xff00)]),
+            check_extensions(&[full], true),
+            Err(ReportError::InvalidMessage)
+        );
+        assert_eq!(
+            check_extensions(&[extension(0xff00), extension(0xff01)], true),
+            Err(ReportError::InvalidMessage)
+        );
+        assert_eq!(
+            check_extensions(&[extension(0xff00)], false),
             Err(ReportError::InvalidMessage)
         );
     }

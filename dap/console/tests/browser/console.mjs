@@ -4,7 +4,8 @@
 //   node console.mjs create CONSOLE_URL OUT_DIR   sign up, make a collector key pair in the
 //       browser (WebCrypto X25519), create a histogram metric with the shared helper, copy the
 //       client snippet, download task.json; writes OUT_DIR/created.json.
-//   node console.mjs check CONSOLE_URL OUT_DIR    read the task page's counts; a second account
+//   node console.mjs check CONSOLE_URL OUT_DIR    read the task page's counts and its chart of
+//       the stored result; a second account
 //       tries the task by URL and API; a CSRF attempt; a wrong password; writes
 //       OUT_DIR/checked.json.
 //
@@ -79,11 +80,17 @@ try {
     const [taskJson] = await Promise.all([page.waitForEvent("download"), page.click("#task-json")]);
     await taskJson.saveAs(join(out, "task.json"));
 
+    // An API token, for `cairn dap collect --console` to store the result for the chart.
+    await page.goto(accountUrl);
+    await page.fill("#token-name", "collector");
+    await page.click("#create-token");
+    const apiToken = (await page.textContent("#api-token")).trim();
+
     await context.storageState({ path: join(out, "alice.json") });
     writeFileSync(
       join(out, "created.json"),
       JSON.stringify({ account_url: accountUrl, task_id: taskId,
-                       collector_token: collectorToken, clipboard }, null, 2),
+                       collector_token: collectorToken, api_token: apiToken, clipboard }, null, 2),
     );
   } else if (phase === "check") {
     const created = JSON.parse(readFileSync(join(out, "created.json"), "utf8"));
@@ -99,6 +106,14 @@ try {
       collections: await count("collections"),
       ready: (await page.textContent("#readiness")).includes("Ready to collect"),
     };
+    // The chart of the result the collector stored: one bar per batch, its figures in the
+    // bar's title and in the table.
+    const chart = {
+      bars: await page.locator("#results-chart g.bar").count(),
+      bar_title: (await page.textContent("#results-chart g.bar title")) || "",
+      result: ((await page.textContent("#results .result")) || "").trim(),
+    };
+    await page.locator("#results-chart").screenshot({ path: join(out, "05b-results-chart.png") });
 
     // CSRF: Alice's own cookie, a form without the token and one with a wrong token.
     const deleteUrl = `${taskUrl}/delete`;
@@ -129,6 +144,10 @@ try {
     other.api_get = (await bob.request.get(`${base}/api/tasks/${created.task_id}`, bearer)).status();
     other.api_delete = (await bob.request.delete(`${base}/api/tasks/${created.task_id}`, bearer)).status();
     other.api_list = await (await bob.request.get(`${base}/api/tasks`, bearer)).json();
+    other.api_store_result = (await bob.request.post(`${base}/api/tasks/${created.task_id}/results`, {
+      ...bearer,
+      data: { interval: { start: 0, duration: 60 }, report_count: 6, aggregate_result: [0, 0, 6] },
+    })).status();
 
     // A wrong password.
     const stranger = await (await browser.newContext()).newPage();
@@ -147,7 +166,7 @@ try {
 
     writeFileSync(
       join(out, "checked.json"),
-      JSON.stringify({ counts, csrf, other, wrong_password: wrongPassword }, null, 2),
+      JSON.stringify({ counts, chart, csrf, other, wrong_password: wrongPassword }, null, 2),
     );
   } else {
     throw new Error(`unknown phase ${phase}`);
