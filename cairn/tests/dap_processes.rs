@@ -273,3 +273,119 @@ fn task_create_with_differential_privacy_yields_a_noisy_histogram_within_bounds(
         );
     }
 }
+
+/// Taskprov between two processes: `cairn dap serve` leader and helper with `[taskprov]`
+/// sections naming each other (secrets from the environment) and no task created through any
+/// control plane. The author derives the task ID with `cairn dap task taskprov`;
+/// `cairn dap upload` advertises the task, both aggregators create it, and `cairn dap collect`
+/// gets the exact sum.
+#[test]
+fn aggregators_configured_for_taskprov_take_a_task_from_the_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lp, hp) = (free_port(), free_port());
+    let (leader_url, helper_url) = (
+        format!("http://127.0.0.1:{lp}/"),
+        format!("http://127.0.0.1:{hp}/"),
+    );
+    let keypair = dir.path().join("collector.json");
+    std::fs::write(&keypair, run(cairn().args(["dap", "keygen"]))).unwrap();
+    let key_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&keypair).unwrap()).unwrap();
+    let collector_config = key_file["config"].as_str().unwrap();
+    let taskprov = |own: &str, peer: &str| {
+        format!(
+            "[taskprov]\nown_endpoint = \"{own}\"\npeer_endpoint = \"{peer}\"\n\
+             collector_hpke_config = \"{collector_config}\"\nmin_batch_size_floor = 10\n"
+        )
+    };
+    let leader_cfg = write_config(dir.path(), "leader", lp, false);
+    let helper_cfg = write_config(dir.path(), "helper", hp, false);
+    for (cfg, own, peer) in [
+        (&leader_cfg, &leader_url, &helper_url),
+        (&helper_cfg, &helper_url, &leader_url),
+    ] {
+        let text = std::fs::read_to_string(cfg).unwrap();
+        // `[taskprov]` goes before `[parameters]` would swallow it: put it first among tables.
+        let (top, rest) = text.split_once("[parameters]").unwrap();
+        std::fs::write(
+            cfg,
+            format!("{top}{}[parameters]{rest}", taskprov(own, peer)),
+        )
+        .unwrap();
+    }
+    let with_secrets = |mut c: Command| {
+        c.env(
+            "CAIRN_DAP_TASKPROV_VERIFY_KEY_INIT",
+            "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM",
+        )
+        .env("CAIRN_DAP_TASKPROV_TOKEN", "taskprov-peer-token")
+        .env("CAIRN_DAP_TASKPROV_COLLECTOR_TOKEN", COLLECTOR)
+        .env_remove("CAIRN_DAP_CONTROL_TOKEN");
+        c
+    };
+    let spawn = |role: &str, cfg: &Path| {
+        let log = std::fs::File::create(dir.path().join(format!("{role}.log"))).unwrap();
+        with_secrets(cairn())
+            .args(["dap", "serve", "--role", role, "--config"])
+            .arg(cfg)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let _procs = Killed(vec![
+        spawn("helper", &helper_cfg),
+        spawn("leader", &leader_cfg),
+    ]);
+    wait_ready(hp);
+    wait_ready(lp);
+
+    let draft = dir.path().join("draft.json");
+    std::fs::write(
+        &draft,
+        serde_json::json!({
+            "task_id": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "leader_endpoint": leader_url,
+            "helper_endpoint": helper_url,
+            "time_precision": 60,
+            "min_batch_size": 12,
+            "batch_mode": "leader_selected",
+            "vdaf": { "type": "Prio3Sum", "max_measurement": 100 },
+            "task_info": "taskprov between processes",
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let task = dir.path().join("task.json");
+    std::fs::write(
+        &task,
+        run(cairn()
+            .args(["dap", "task", "taskprov", "--task"])
+            .arg(&draft)),
+    )
+    .unwrap();
+    let derived: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&task).unwrap()).unwrap();
+    assert_ne!(
+        derived["task_id"],
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    );
+
+    let values: Vec<String> = (1..=12).map(|i| i.to_string()).collect();
+    let out = run(cairn()
+        .args(["dap", "upload", "--task"])
+        .arg(&task)
+        .args(&values));
+    assert!(out.contains("uploaded 12 of 12"), "{out}");
+    let out = run(cairn()
+        .args(["dap", "collect", "--task"])
+        .arg(&task)
+        .arg("--hpke-keypair")
+        .arg(&keypair)
+        .args(["--max-polls", "60"]));
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(c["report_count"], 12, "{out}");
+    assert_eq!(c["aggregate_result"], 78, "{out}");
+    let log = std::fs::read_to_string(dir.path().join("helper.log")).unwrap();
+    assert!(log.contains("task provisioned in band"), "{log}");
+}
