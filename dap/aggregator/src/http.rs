@@ -160,6 +160,17 @@ async fn hpke_config(
     Ok(resp)
 }
 
+/// Whether `e` is `unrecognizedTask`.
+fn is_unrecognized_task(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Dap {
+            problem: DapProblemType::UnrecognizedTask,
+            ..
+        }
+    )
+}
+
 async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
@@ -172,17 +183,26 @@ async fn upload(
         s.aggregator.task_in_role(&task_id).await?;
         return Err(dap09::dap18_task_refuses_dap09(&task_id));
     }
-    if let Some(advert) = headers.get(cairn_dap_core::taskprov::HEADER) {
+    // The peer address, when the listener knows it, for the per-source upload limit.
+    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    let mut result = s
+        .aggregator
+        .handle_upload_from(&task_id, &body, source)
+        .await;
+    // Taskprov: a task advertised in the header is looked at only when it is not held yet
+    // (the common upload reads nothing more).
+    if let (Err(e), Some(advert)) = (&result, headers.get(cairn_dap_core::taskprov::HEADER))
+        && is_unrecognized_task(e)
+    {
         s.aggregator
             .provision_in_band(&task_id, advert.as_bytes())
             .await?;
+        result = s
+            .aggregator
+            .handle_upload_from(&task_id, &body, source)
+            .await;
     }
-    // The peer address, when the listener knows it, for the per-source upload limit.
-    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
-    let errors = s
-        .aggregator
-        .handle_upload_from(&task_id, &body, source)
-        .await?;
+    let errors = result?;
     if errors.status.is_empty() {
         return Ok(StatusCode::OK.into_response());
     }
@@ -265,19 +285,25 @@ async fn aggregation_job_init(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    // Taskprov: only the peer (its bearer token checked first) may make this helper create
-    // the task it advertises.
-    if let Some(advert) = headers.get(cairn_dap_core::taskprov::HEADER)
+    let mut result = s
+        .aggregator
+        .handle_aggregation_job_init(&task_id, bearer(&headers), &body)
+        .await;
+    // Taskprov: a task the helper does not hold may be advertised in the header, and only
+    // its peer (the bearer token checked first) may make it create the task.
+    if let (Err(e), Some(advert)) = (&result, headers.get(cairn_dap_core::taskprov::HEADER))
+        && is_unrecognized_task(e)
         && s.aggregator.is_taskprov_peer(bearer(&headers))
     {
         s.aggregator
             .provision_in_band(&task_id, advert.as_bytes())
             .await?;
+        result = s
+            .aggregator
+            .handle_aggregation_job_init(&task_id, bearer(&headers), &body)
+            .await;
     }
-    let (job_id, answer) = s
-        .aggregator
-        .handle_aggregation_job_init(&task_id, bearer(&headers), &body)
-        .await?;
+    let (job_id, answer) = result?;
     Ok(aggregation_job_response(
         StatusCode::CREATED,
         AggregationJobUrl::Collection,

@@ -130,9 +130,8 @@ fn prepare_report_share(
         &rs.public_share,
         &rs.encrypted_input_share,
     )?;
-    let taskbound = task.taskbound();
-    check_extensions(&rs.metadata.public_extensions, taskbound)?;
-    check_extensions(&share.private_extensions, taskbound)?;
+    check_extensions(&rs.metadata.public_extensions, || task.taskbound())?;
+    check_extensions(&share.private_extensions, || task.taskbound())?;
     task.parameters
         .vdaf
         .helper_initialized(

@@ -87,18 +87,19 @@ pub(super) fn keypair_for<'k>(
 }
 
 /// A report's public or private extensions. The only one recognized is taskprov's `taskbind`
-/// (empty), on a task provisioned in band (`taskbound`: its ID is derived from its
-/// configuration, so the report's binding holds by construction); anything else is
+/// (empty), on a task provisioned in band (`taskbound()`: its ID is derived from its
+/// configuration, so the report's binding holds by construction; asked only when a report
+/// carries the extension, which keeps the hashing off the common path); anything else is
 /// `invalid_message`.
 pub(super) fn check_extensions(
     extensions: &[Extension],
-    taskbound: bool,
+    taskbound: impl Fn() -> bool,
 ) -> Result<(), ReportError> {
     match extensions {
         [] => Ok(()),
-        [e] if taskbound
-            && e.extension_type == cairn_dap_core::taskprov::TASKBIND_EXTENSION
-            && e.extension_data.is_empty() =>
+        [e] if e.extension_type == cairn_dap_core::taskprov::TASKBIND_EXTENSION
+            && e.extension_data.is_empty()
+            && taskbound() =>
         {
             Ok(())
         }
@@ -383,21 +384,21 @@ mod tests {
 
     #[test]
     fn only_an_empty_taskbind_on_a_taskprov_task_is_recognized() {
-        assert_eq!(check_extensions(&[], false), Ok(()));
+        assert_eq!(check_extensions(&[], || false), Ok(()));
         // taskbind: only on a taskprov task, and only empty.
-        assert_eq!(check_extensions(&[extension(0xff00)], true), Ok(()));
+        assert_eq!(check_extensions(&[extension(0xff00)], || true), Ok(()));
         let mut full = extension(0xff00);
         full.extension_data = vec![1];
         assert_eq!(
-            check_extensions(&[full], true),
+            check_extensions(&[full], || true),
             Err(ReportError::InvalidMessage)
         );
         assert_eq!(
-            check_extensions(&[extension(0xff00), extension(0xff01)], true),
+            check_extensions(&[extension(0xff00), extension(0xff01)], || true),
             Err(ReportError::InvalidMessage)
         );
         assert_eq!(
-            check_extensions(&[extension(0xff00)], false),
+            check_extensions(&[extension(0xff00)], || false),
             Err(ReportError::InvalidMessage)
         );
     }

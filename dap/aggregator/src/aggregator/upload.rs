@@ -42,8 +42,7 @@ fn check_upload(
         Checkpoint::Upload,
     )?;
     check_expiry(task, report.metadata.time, now)?;
-    let taskbound = task.taskbound();
-    check_extensions(&report.metadata.public_extensions, taskbound)?;
+    check_extensions(&report.metadata.public_extensions, || task.taskbound())?;
     let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
     let share = open_input_share(
         &task.parameters,
@@ -53,7 +52,7 @@ fn check_upload(
         &report.public_share,
         &report.leader_encrypted_input_share,
     )?;
-    check_extensions(&share.private_extensions, taskbound)?;
+    check_extensions(&share.private_extensions, || task.taskbound())?;
     let mut public_extensions = Vec::new();
     put_items(
         &mut public_extensions,
