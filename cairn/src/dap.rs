@@ -423,6 +423,7 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 task_interval: None,
                 max_batch_size,
                 differential_privacy,
+                protocol: Default::default(),
             };
             params.validate()?;
             create_task(&params, &file.config).await?;

@@ -168,6 +168,7 @@ async fn dap_step_uploads_a_report_and_collects_it() {
         task_interval: None,
         max_batch_size: Some(1),
         differential_privacy: None,
+        protocol: Default::default(),
     };
     let tokens = control_client::TaskTokens {
         leader_control: dap.control_token().to_owned(),

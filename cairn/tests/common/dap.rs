@@ -24,6 +24,7 @@ pub fn task_parameters(dap: &cairn::dap_serve::DapPair, batch_size: u64) -> Task
         task_interval: None,
         max_batch_size: Some(batch_size),
         differential_privacy: None,
+        protocol: Default::default(),
     }
 }
 

@@ -35,6 +35,7 @@ mod aggregation_job_init;
 mod collection_job;
 mod collection_job_driver;
 mod collection_request;
+mod dap09;
 mod gc;
 mod helper_client;
 mod helper_job;
@@ -48,6 +49,7 @@ mod upload_limits;
 
 pub use aggregation_job_driver::{AggregationJobProgress, MAX_POLL_INTERVAL_SECS};
 pub use collection_job::CollectionJobStatus;
+pub use dap09::Dap09Poll;
 pub use helper_job::{AggregationJobAnswer, HELPER_RETRY_AFTER_SECS};
 pub use key_rotator::{KeyRotatorConfig, RotationStep, plan as plan_key_rotation};
 pub use taskprov::TaskprovPeer;

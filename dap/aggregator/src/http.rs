@@ -75,7 +75,10 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
             )
             .route(
                 "/tasks/{task_id}/collection_jobs/{job_id}",
-                get(get_collection_job).delete(delete_collection_job),
+                get(get_collection_job)
+                    .delete(delete_collection_job)
+                    .put(dap09::create_collection_job)
+                    .post(dap09::poll_collection_job),
             ),
         AggregatorRole::Helper => r
             .route(
@@ -133,8 +136,13 @@ async fn hpke_config(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
+    // DAP-09 clients name the task; its protocol picks the media type too, whatever `Accept`.
+    let mut media = dap09::hpke_config_media_type(&headers);
     if let Some(task) = dap09::hpke_config_task(query.as_deref()) {
-        s.aggregator.task_in_role(&task_id(task)?).await?;
+        let task = s.aggregator.task_in_role(&task_id(task)?).await?;
+        if task.parameters.protocol == cairn_dap_core::Protocol::Dap09 {
+            media = cairn_dap_messages::dap09::media_type::HPKE_CONFIG_LIST;
+        }
     }
     let body = s
         .aggregator
@@ -142,11 +150,7 @@ async fn hpke_config(
         .await?
         .get_encoded()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let mut resp = body_response(
-        StatusCode::OK,
-        dap09::hpke_config_media_type(&headers),
-        body,
-    );
+    let mut resp = body_response(StatusCode::OK, media, body);
     let h = resp.headers_mut();
     h.insert(
         header::CACHE_CONTROL,
@@ -179,12 +183,14 @@ async fn upload(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    if dap09::is_dap09_report(&headers) {
-        s.aggregator.task_in_role(&task_id).await?;
-        return Err(dap09::dap18_task_refuses_dap09(&task_id));
-    }
     // The peer address, when the listener knows it, for the per-source upload limit.
     let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    if dap09::is_dap09_report(&headers) {
+        s.aggregator
+            .handle_dap09_upload(&task_id, &body, source)
+            .await?;
+        return Ok(StatusCode::OK.into_response());
+    }
     let mut result = s
         .aggregator
         .handle_upload_from(&task_id, &body, source)

@@ -62,6 +62,7 @@ async fn tasks_are_created_on_the_helper_then_the_leader() {
         task_interval: None,
         max_batch_size: None,
         differential_privacy: None,
+        protocol: Default::default(),
     };
     let collector = HpkeKeypair::generate(HpkeConfigId(1));
     let collector_config = URL_SAFE_NO_PAD.encode(collector.config().get_encoded().unwrap());

@@ -15,7 +15,8 @@ use cairn_dap_client::{Client, ClientError};
 use cairn_dap_collector::{Collector, Poll};
 use cairn_dap_core::vdaf::VdafInstance;
 use cairn_dap_core::{
-    AggregateResult, Clock, DpStrategy, HpkeKeypair, Measurement, MockClock, TaskParameters,
+    AggregateResult, Clock, DpStrategy, HpkeKeypair, Measurement, MockClock, Protocol,
+    TaskParameters,
 };
 use cairn_dap_messages::{
     BatchMode, CollectionJobReq, DapProblemType, Duration, Encode, HpkeConfigId, Interval, Query,
@@ -133,6 +134,8 @@ struct Extras {
     differential_privacy: Option<DpStrategy>,
     /// Leader and helper each behind a reverse proxy, under `/dap/leader/` and `/dap/helper/`.
     behind_proxy: bool,
+    /// The task's protocol (DAP-18 by default).
+    protocol: Protocol,
 }
 
 fn test_parameters() -> AggregatorParameters {
@@ -214,6 +217,7 @@ impl Deployment {
         let Extras {
             differential_privacy,
             behind_proxy,
+            protocol,
         } = extras;
         let dir = tempfile::tempdir().unwrap();
         let mut schemas = Vec::new();
@@ -263,6 +267,7 @@ impl Deployment {
             task_interval: None,
             max_batch_size,
             differential_privacy,
+            protocol,
         };
         let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
         let http = reqwest::Client::new();
@@ -1345,6 +1350,176 @@ async fn dap09_clients_get_configs_and_a_clear_refusal(b: Backend) {
     d.finish().await;
 }
 
+/// A `dap-09` task end to end with Cairn's own client and collector speaking DAP-09 (one
+/// report per `PUT`, collection jobs `PUT` at the collector's ID and polled with `POST`,
+/// VDAF-08 with DAP-09's labels and AADs): every VDAF in both batch modes gives the plain sum.
+/// DAP-18 messages to the task are refused with a problem naming `dap-09`, and store nothing.
+async fn dap09_task_end_to_end(b: Backend) {
+    let cases: [(VdafInstance, &[&str], AggregateResult); 5] = [
+        (
+            VdafInstance::Prio3Count,
+            &["1", "0", "1"],
+            AggregateResult::Integer(2),
+        ),
+        (
+            VdafInstance::Prio3Sum {
+                max_measurement: 255,
+            },
+            &["10", "200", "255"],
+            AggregateResult::Integer(465),
+        ),
+        (
+            VdafInstance::Prio3Histogram {
+                length: 4,
+                chunk_length: 2,
+            },
+            &["0", "3", "3"],
+            AggregateResult::Vector(vec![1, 0, 0, 2]),
+        ),
+        (
+            VdafInstance::Prio3SumVec {
+                length: 3,
+                max_measurement: 7,
+                chunk_length: 2,
+            },
+            &["1,2,3", "4,5,6", "7,0,7"],
+            AggregateResult::Vector(vec![12, 7, 16]),
+        ),
+        (
+            VdafInstance::Prio3MultihotCountVec {
+                length: 4,
+                chunk_length: 2,
+                max_weight: 2,
+            },
+            &["1,0,1,0", "0,0,1,1", "1,0,0,0"],
+            AggregateResult::Vector(vec![2, 0, 2, 1]),
+        ),
+    ];
+    for mode in [BatchMode::TimeInterval, BatchMode::LeaderSelected] {
+        for (vdaf, inputs, expected) in &cases {
+            let Some(d) = Deployment::start_with(
+                b,
+                vdaf.clone(),
+                3,
+                mode,
+                None,
+                false,
+                Extras {
+                    protocol: Protocol::Dap09,
+                    ..Extras::default()
+                },
+            )
+            .await
+            else {
+                return;
+            };
+            let measurements: Vec<Measurement> = inputs
+                .iter()
+                .map(|m| vdaf.parse_measurement(m).unwrap())
+                .collect();
+            let errors = d
+                .client
+                .upload_measurements(&measurements, NOW)
+                .await
+                .unwrap();
+            assert!(errors.status.is_empty());
+            let c = collect_once(&d).await;
+            assert_eq!(&c.aggregate_result, expected, "{vdaf:?} {mode:?}");
+            assert_eq!(c.report_count, 3);
+            assert_eq!(c.interval.start, Time(NOW / PRECISION));
+            d.finish().await;
+        }
+    }
+
+    // The other protocol's messages are refused before anything is stored.
+    let Some(d) = Deployment::start_with(
+        b,
+        VdafInstance::Prio3Count,
+        1,
+        BatchMode::TimeInterval,
+        None,
+        false,
+        Extras {
+            protocol: Protocol::Dap09,
+            ..Extras::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let tid = d.params.task_id;
+    let base = &d.params.leader_endpoint;
+    let mut dap18 = d.params.clone();
+    dap18.protocol = Protocol::Dap18;
+    let dap18_client = Client::new(dap18, d.http.clone()).await.unwrap();
+    let report = dap18_client
+        .prepare_report(&Measurement::Count(true), NOW)
+        .unwrap();
+    let resp = d
+        .http
+        .post(format!("{base}tasks/{tid}/reports"))
+        .header("content-type", media_type::UPLOAD_REQ)
+        .body(
+            cairn_dap_messages::UploadRequest {
+                reports: vec![report],
+            }
+            .get_encoded()
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(problem["type"], DapProblemType::InvalidMessage.urn());
+    assert!(
+        problem["detail"].as_str().unwrap().contains("dap-09"),
+        "{problem}"
+    );
+    let resp = d
+        .http
+        .post(collection_jobs_url(&d))
+        .header("content-type", media_type::COLLECTION_JOB_REQ)
+        .bearer_auth(COLLECTOR_TOKEN)
+        .body(
+            CollectionJobReq {
+                query: d.query(),
+                agg_param: Vec::new(),
+                extensions: Vec::new(),
+            }
+            .get_encoded()
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("dap-09"),
+        "{problem}"
+    );
+    // A DAP-09 collection request that is not one is refused too.
+    let resp = d
+        .http
+        .put(format!(
+            "{base}tasks/{tid}/collection_jobs/AAAAAAAAAAAAAAAAAAAAAA"
+        ))
+        .bearer_auth(COLLECTOR_TOKEN)
+        .body(vec![9u8, 9, 9])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_of(resp).await,
+        (400, Some(DapProblemType::InvalidMessage.urn()))
+    );
+    let ds = d.leader.datastore();
+    assert_eq!(ds.count_client_reports(&tid).await.unwrap(), 0);
+    d.finish().await;
+}
+
 /// The helper of a leader-selected task refuses an aggregation job without the
 /// `leader_selected_batch_id` extension (DAP-18 §5.2.2) and one with an unknown extension.
 async fn leader_selected_helper_requires_the_batch_id_extension(b: Backend) {
@@ -2177,6 +2352,7 @@ on_backends!(
     identical_leader_selected_collection_requests_name_one_job,
     leader_and_helper_under_a_path_prefix,
     dap09_clients_get_configs_and_a_clear_refusal,
+    dap09_task_end_to_end,
     a_deleted_time_interval_job_is_started_again_by_the_identical_request,
     a_failed_collection_job_is_retried_by_the_identical_request,
     hpke_key_rotation_keeps_in_flight_reports,

@@ -13,7 +13,7 @@ use cairn_dap_aggregator::{
     HelperJobState, TokenHash,
 };
 use cairn_dap_core::vdaf::VdafInstance;
-use cairn_dap_core::{HpkeKeypair, TaskParameters};
+use cairn_dap_core::{HpkeKeypair, Protocol, TaskParameters, VdafEngine};
 use cairn_dap_messages::{
     AggregationJobId, BatchMode, CollectionJobId, HpkeConfigId, ReportError, ReportId, TaskId,
 };
@@ -95,6 +95,7 @@ async fn datastore(backend: Backend) -> Option<(Datastore, TaskId, Place)> {
             task_interval: None,
             max_batch_size: None,
             differential_privacy: None,
+            protocol: Default::default(),
         },
         role: AggregatorRole::Leader,
         vdaf_verify_key: [7; 32],
@@ -260,7 +261,7 @@ async fn aggregation_job_leases_poll_and_commit_once(b: Backend) {
             result: Err(ReportError::VdafVerifyError),
         })
         .collect();
-    let vdaf = VdafInstance::Prio3Count;
+    let vdaf = count_engine();
     assert!(lease_lost(
         ds.commit_leader_aggregation_job(&a, &vdaf, &[], &outcomes)
             .await
@@ -288,7 +289,7 @@ async fn helper_job_leases_release_finish_and_stop_at_deletion(b: Backend) {
     let Some((ds, task_id, place)) = datastore(b).await else {
         return;
     };
-    let vdaf = VdafInstance::Prio3Count;
+    let vdaf = count_engine();
     let respond = || -> ResponseBuilder {
         Box::new(|results: &[Result<(), ReportError>]| vec![u8::try_from(results.len()).unwrap()])
     };
@@ -401,14 +402,8 @@ async fn concurrent_drivers_take_each_job_once_and_finish_it_once(b: Backend) {
             let (ds, lease) = (ds.clone(), lease.clone());
             commits.spawn(async move {
                 let respond: ResponseBuilder = Box::new(|_| vec![1]);
-                ds.finish_helper_aggregation_job(
-                    &lease,
-                    &VdafInstance::Prio3Count,
-                    &[],
-                    &[],
-                    respond,
-                )
-                .await
+                ds.finish_helper_aggregation_job(&lease, &count_engine(), &[], &[], respond)
+                    .await
             });
         }
     }
@@ -444,3 +439,8 @@ on_backends!(
     helper_job_leases_release_finish_and_stop_at_deletion,
     concurrent_drivers_take_each_job_once_and_finish_it_once,
 );
+
+/// Prio3Count as a DAP-18 task runs it.
+fn count_engine() -> VdafEngine {
+    VdafEngine::new(VdafInstance::Prio3Count, Protocol::Dap18, Vec::new())
+}

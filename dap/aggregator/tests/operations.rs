@@ -133,6 +133,7 @@ impl Deployment {
             task_interval: None,
             max_batch_size: None,
             differential_privacy: None,
+            protocol: Default::default(),
         };
         let collector_keys = HpkeKeypair::generate(HpkeConfigId(9));
         let http = reqwest::Client::new();

@@ -120,6 +120,7 @@ impl Pair {
             task_interval: None,
             max_batch_size: None,
             differential_privacy: None,
+            protocol: Default::default(),
         })
         .unwrap()
     }

@@ -2,11 +2,11 @@
 //! aggregator (binding the task configuration into the AAD) and uploads reports in bulk.
 
 use aws_lc_rs::rand::SecureRandom;
-use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
-use cairn_dap_core::{Measurement, TaskParameters};
+use cairn_dap_core::hpke::{self, Label};
+use cairn_dap_core::{Measurement, Protocol, TaskParameters};
 use cairn_dap_messages::{
     DapProblemType, Decode, Encode, Extension, HpkeConfig, HpkeConfigList, PlaintextInputShare,
-    Report, ReportId, ReportMetadata, Role, Time, UploadErrors, UploadRequest, media_type,
+    Report, ReportId, ReportMetadata, Role, Time, UploadErrors, UploadRequest, dap09, media_type,
 };
 use thiserror::Error;
 
@@ -145,7 +145,7 @@ impl Client {
             time,
             public_extensions: Vec::new(),
         };
-        let shards = p.vdaf.shard(&p.vdaf_ctx(), measurement, &id)?;
+        let shards = p.engine().shard(measurement, &id)?;
         let aad = p.input_share_aad(&metadata, &shards.public_share)?;
         let seal = |config: &HpkeConfig, role: Role, payload: Vec<u8>| -> Result<_, ClientError> {
             // A taskprov task's reports carry the (empty) taskbind extension for both
@@ -162,7 +162,7 @@ impl Client {
                 payload,
             }
             .get_encoded()?;
-            let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, role);
+            let info = p.hpke_info(Label::InputShare, Role::Client, role);
             Ok(hpke::seal(config, &info, &plaintext, &aad)?)
         };
         Ok(Report {
@@ -184,6 +184,12 @@ impl Client {
     /// Uploads `reports` in one request. Returns the reports the leader refused (empty when
     /// all were accepted).
     pub async fn upload(&self, reports: Vec<Report>) -> Result<UploadErrors, ClientError> {
+        if self.parameters.protocol == Protocol::Dap09 {
+            for report in reports {
+                self.upload_dap09(report).await?;
+            }
+            return Ok(UploadErrors::default());
+        }
         let body = UploadRequest { reports }.get_encoded()?;
         let url = TaskParameters::url(
             &self.parameters.leader_endpoint,
@@ -202,6 +208,34 @@ impl Client {
         }
         let bytes = resp.bytes().await?;
         Ok(UploadErrors::get_decoded(&bytes)?)
+    }
+
+    /// DAP-09's upload: one report per request, `PUT` as `application/dap-report`, its time in
+    /// seconds. A refused report is an error (a problem document).
+    async fn upload_dap09(&self, report: Report) -> Result<(), ClientError> {
+        let p = &self.parameters;
+        let body = dap09::Report {
+            metadata: dap09::ReportMetadata {
+                id: report.metadata.id,
+                time_seconds: p.seconds(report.metadata.time),
+            },
+            public_share: report.public_share,
+            leader_encrypted_input_share: report.leader_encrypted_input_share,
+            helper_encrypted_input_share: report.helper_encrypted_input_share,
+        }
+        .get_encoded()?;
+        let url = TaskParameters::url(&p.leader_endpoint, &format!("tasks/{}/reports", p.task_id));
+        let resp = self
+            .http
+            .put(url)
+            .header("content-type", dap09::media_type::REPORT)
+            .body(body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        Ok(())
     }
 
     /// Prepares and uploads `measurements`, all stamped with POSIX second `now`.

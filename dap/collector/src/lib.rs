@@ -1,11 +1,14 @@
-//! DAP-18 collector: creates a collection job at the leader, polls it (reporting why it is not
-//! ready yet), opens both encrypted aggregate shares and unshards the aggregate result.
+//! DAP collector: creates a collection job at the leader, polls it (reporting why it is not
+//! ready yet), opens both encrypted aggregate shares and unshards the aggregate result. A
+//! `dap-09` task is collected the DAP-09 way (`PUT` at the collector's job ID, `POST` to poll,
+//! VDAF-08); everything else follows DAP-18.
 
 use cairn_dap_client::{ClientError, status_error};
 use cairn_dap_core::hpke::{HpkeApplicationInfo, Label};
-use cairn_dap_core::{AggregateResult, HpkeKeypair, TaskParameters};
+use cairn_dap_core::{AggregateResult, HpkeKeypair, Protocol, TaskParameters};
 use cairn_dap_messages::{
-    CollectionJobReq, CollectionJobResp, Decode, Encode, Interval, Query, Role, media_type,
+    BatchSelector, CollectionJobId, CollectionJobReq, CollectionJobResp, Decode, Encode, Interval,
+    Query, Role, Time, dap09, media_type,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -33,6 +36,12 @@ pub enum CollectorError {
     /// The task parameters are unusable.
     #[error(transparent)]
     Task(#[from] cairn_dap_core::TaskError),
+    /// No randomness for a DAP-09 collection job ID.
+    #[error("no randomness for a collection job ID")]
+    Random,
+    /// A DAP-09 leader answered a fixed-size query without naming the batch.
+    #[error("the leader's collection names no batch for a fixed-size query")]
+    NoBatch,
     /// Polling gave up before the job was ready.
     #[error("collection job still pending ({reason}, {report_count} reports aggregated)")]
     StillPending {
@@ -123,6 +132,9 @@ impl Collector {
             agg_param: Vec::new(),
             extensions: Vec::new(),
         };
+        if self.parameters.protocol == Protocol::Dap09 {
+            return self.start_dap09(request).await;
+        }
         let request_url = TaskParameters::url(
             &self.parameters.leader_endpoint,
             &format!("tasks/{}/collection_jobs", self.parameters.task_id),
@@ -147,6 +159,96 @@ impl Collector {
         Ok(CollectionJob { url, request })
     }
 
+    /// DAP-09: the collector picks the job's ID and `PUT`s a `CollectionReq` there (times in
+    /// seconds, leader-selected is "the current fixed-size batch").
+    async fn start_dap09(
+        &self,
+        request: CollectionJobReq,
+    ) -> Result<CollectionJob, CollectorError> {
+        let p = &self.parameters;
+        let query = match &request.query {
+            Query::TimeInterval { batch_interval } => dap09::Query::TimeInterval {
+                batch_interval: p.interval_in_seconds(batch_interval),
+            },
+            Query::LeaderSelected => dap09::Query::CurrentBatch,
+        };
+        let body = dap09::CollectionReq {
+            query,
+            agg_param: request.agg_param.clone(),
+        }
+        .get_encoded()?;
+        let mut id = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut id).map_err(|_| CollectorError::Random)?;
+        // The job ID is the collector's own (DAP-09 §4.6.1).
+        let url = TaskParameters::url(
+            &p.leader_endpoint,
+            &format!(
+                "tasks/{}/collection_jobs/{}",
+                p.task_id,
+                CollectionJobId::from_bytes(id)
+            ),
+        );
+        let resp = self
+            .http
+            .put(&url)
+            .header("content-type", dap09::media_type::COLLECT_REQ)
+            .bearer_auth(&self.auth_token)
+            .body(body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await.into());
+        }
+        Ok(CollectionJob { url, request })
+    }
+
+    /// DAP-09's poll: `POST` to the job; `202` is "not ready", `200` carries the `Collection`.
+    async fn poll_dap09(&self, job: &CollectionJob) -> Result<Poll, CollectorError> {
+        let resp = self
+            .http
+            .post(&job.url)
+            .bearer_auth(&self.auth_token)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await.into());
+        }
+        if resp.status().as_u16() == 202 {
+            return Ok(Poll::Pending {
+                reason: "pending".into(),
+                report_count: 0,
+            });
+        }
+        let body = dap09::Collection::get_decoded(&resp.bytes().await?)?;
+        let p = &self.parameters;
+        let batch = match (&job.request.query, body.batch_id) {
+            (Query::TimeInterval { batch_interval }, _) => BatchSelector::TimeInterval {
+                batch_interval: *batch_interval,
+            },
+            (Query::LeaderSelected, Some(batch_id)) => BatchSelector::LeaderSelected { batch_id },
+            (Query::LeaderSelected, None) => return Err(CollectorError::NoBatch),
+        };
+        let aad = p.aggregate_share_aad(&job.request, Some(&batch))?;
+        let open = |role: Role, ct| {
+            let info = p.hpke_info(Label::AggregateShare, role, Role::Collector);
+            self.keypair.open(&info, ct, &aad)
+        };
+        let leader = open(Role::Leader, &body.leader_encrypted_agg_share)?;
+        let helper = open(Role::Helper, &body.helper_encrypted_agg_share)?;
+        let aggregate_result =
+            p.engine()
+                .unshard(&job.request.agg_param, &leader, &helper, body.report_count)?;
+        let precision = p.time_precision.max(1);
+        Ok(Poll::Ready(Collection {
+            report_count: body.report_count,
+            interval: Interval {
+                start: Time(body.interval.start.0 / precision),
+                duration: cairn_dap_messages::Duration(body.interval.duration.0 / precision),
+            },
+            aggregate_result,
+        }))
+    }
+
     /// Abandons (or, once collected, releases) a collection job: `DELETE` (DAP-18 §4.6.3).
     pub async fn delete(&self, job: &CollectionJob) -> Result<(), CollectorError> {
         let resp = self
@@ -167,6 +269,9 @@ impl Collector {
     /// this batch again. If the delete fails the error is returned and polling again gives
     /// the same result.
     pub async fn poll(&self, job: &CollectionJob) -> Result<Poll, CollectorError> {
+        if self.parameters.protocol == Protocol::Dap09 {
+            return self.poll_dap09(job).await;
+        }
         let resp = self
             .http
             .get(&job.url)
@@ -191,7 +296,7 @@ impl Collector {
             });
         }
         let body = CollectionJobResp::get_decoded(&resp.bytes().await?)?;
-        let aad = self.parameters.aggregate_share_aad(&job.request)?;
+        let aad = self.parameters.aggregate_share_aad(&job.request, None)?;
         let open = |role: Role, ct| {
             let info = HpkeApplicationInfo::new(Label::AggregateShare, role, Role::Collector);
             self.keypair.open(&info, ct, &aad)

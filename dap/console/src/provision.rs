@@ -93,6 +93,7 @@ pub(crate) async fn create_task(
         task_interval,
         max_batch_size: plan.max_batch_size,
         differential_privacy: plan.differential_privacy.clone(),
+        protocol: Default::default(),
     };
     params
         .validate()

@@ -47,13 +47,18 @@ pub enum Label {
 pub struct HpkeApplicationInfo(Vec<u8>);
 
 impl HpkeApplicationInfo {
-    /// The info for `label` from `sender` to `recipient`.
+    /// The DAP-18 info for `label` from `sender` to `recipient`.
     pub fn new(label: Label, sender: Role, recipient: Role) -> Self {
+        Self::for_protocol(DAP_VERSION_TAG, label, sender, recipient)
+    }
+
+    /// The info under another draft's tag (`"dap-09"`): the layout is the same in both.
+    pub fn for_protocol(tag: &str, label: Label, sender: Role, recipient: Role) -> Self {
         let label = match label {
             Label::InputShare => "input share",
             Label::AggregateShare => "aggregate share",
         };
-        let mut info = format!("{DAP_VERSION_TAG} {label}").into_bytes();
+        let mut info = format!("{tag} {label}").into_bytes();
         info.push(sender.code());
         info.push(recipient.code());
         HpkeApplicationInfo(info)

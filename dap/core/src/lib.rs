@@ -6,8 +6,11 @@ pub mod hpke;
 pub mod task;
 pub mod taskprov;
 pub mod vdaf;
+pub mod vdaf08;
+pub mod vdaf_engine;
 
 pub use clock::{Clock, MockClock, RealClock};
 pub use hpke::{HpkeApplicationInfo, HpkeError, HpkeKeypair, Label};
-pub use task::{TaskError, TaskParameters};
+pub use task::{Protocol, TaskError, TaskParameters};
 pub use vdaf::{AggregateResult, DpStrategy, Measurement, VdafError, VdafInstance, VerifyKey};
+pub use vdaf_engine::VdafEngine;

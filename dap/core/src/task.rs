@@ -1,11 +1,13 @@
 //! [`TaskParameters`]: what client, aggregators and collector agree on for a task, and the
 //! DAP-18 bindings derived from it (`TaskConfiguration`, the VDAF context, the AADs).
 
-use crate::hpke::DAP_VERSION_TAG;
+use crate::hpke::{DAP_VERSION_TAG, HpkeApplicationInfo, Label};
 use crate::vdaf::{DpStrategy, VdafError, VdafInstance};
+use crate::vdaf_engine::VdafEngine;
 use cairn_dap_messages::{
-    AggregateShareAad, BatchMode, CollectionJobReq, Encode, Extension, InputShareAad, Interval,
-    ReportMetadata, TaskConfiguration, TaskId, TimePrecision,
+    AggregateShareAad, BatchMode, BatchSelector, CollectionJobReq, Duration, Encode, Extension,
+    InputShareAad, Interval, ReportMetadata, Role, TaskConfiguration, TaskId, Time, TimePrecision,
+    dap09,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -36,6 +38,55 @@ pub enum TaskError {
     /// A binding could not be encoded.
     #[error("cannot encode the task configuration")]
     Encode,
+    /// The task speaks DAP-09 and asks for something DAP-09 (or VDAF-08) does not have.
+    #[error("a dap-09 task cannot have {0}")]
+    Dap09(&'static str),
+}
+
+/// The version of DAP a task speaks, fixed when the task is created. `dap-18` is Cairn's own;
+/// `dap-09` is what the clients deployed today speak (`janus_client` 0.7, `@divviup/dap` 0.9):
+/// the HTTP edge, the HPKE labels, the AADs and the VDAF (VDAF-08) follow it, and everything
+/// inside the aggregator is shared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    /// draft-ietf-ppm-dap-18 with VDAF-18.
+    #[default]
+    #[serde(rename = "dap-18")]
+    Dap18,
+    /// draft-ietf-ppm-dap-09 with VDAF-08.
+    #[serde(rename = "dap-09")]
+    Dap09,
+}
+
+impl Protocol {
+    /// `dap-18` or `dap-09`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Dap18 => DAP_VERSION_TAG,
+            Protocol::Dap09 => dap09::PROTOCOL,
+        }
+    }
+
+    fn is_dap18(&self) -> bool {
+        *self == Protocol::Dap18
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "dap-18" => Ok(Protocol::Dap18),
+            "dap-09" => Ok(Protocol::Dap09),
+            other => Err(format!("unknown protocol {other:?} (dap-18 or dap-09)")),
+        }
+    }
 }
 
 /// The public parameters of a task, shared by every participant. JSON field names are stable.
@@ -70,6 +121,9 @@ pub struct TaskParameters {
     /// aggregator-local setting, not part of the `TaskConfiguration`; clients ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differential_privacy: Option<DpStrategy>,
+    /// The DAP version the task speaks (`dap-18` when absent).
+    #[serde(default, skip_serializing_if = "Protocol::is_dap18")]
+    pub protocol: Protocol,
 }
 
 fn default_task_info() -> String {
@@ -105,8 +159,41 @@ impl TaskParameters {
         if let Some(dp) = &self.differential_privacy {
             self.vdaf.validate_dp(dp)?;
         }
+        if self.protocol == Protocol::Dap09 {
+            if self.differential_privacy.is_some() {
+                return Err(TaskError::Dap09(
+                    "differential_privacy (VDAF-08 has no noise)",
+                ));
+            }
+            crate::vdaf08::validate(&self.vdaf)?;
+        }
         self.task_configuration()?;
         Ok(())
+    }
+
+    /// The task's VDAF as its protocol runs it: VDAF-18 under the task's context for `dap-18`,
+    /// VDAF-08 for `dap-09`.
+    pub fn engine(&self) -> VdafEngine {
+        VdafEngine::new(self.vdaf.clone(), self.protocol, self.vdaf_ctx())
+    }
+
+    /// The HPKE application info for `label` from `sender` to `recipient`, labelled with the
+    /// task's protocol.
+    pub fn hpke_info(&self, label: Label, sender: Role, recipient: Role) -> HpkeApplicationInfo {
+        HpkeApplicationInfo::for_protocol(self.protocol.as_str(), label, sender, recipient)
+    }
+
+    /// A time in the task's precision units as seconds (DAP-09's unit on the wire).
+    pub fn seconds(&self, t: Time) -> u64 {
+        t.0.saturating_mul(self.time_precision)
+    }
+
+    /// An interval in precision units as seconds.
+    pub fn interval_in_seconds(&self, i: &Interval) -> Interval {
+        Interval {
+            start: Time(self.seconds(i.start)),
+            duration: Duration(i.duration.0.saturating_mul(self.time_precision)),
+        }
     }
 
     /// The largest batch the leader fills in leader-selected mode.
@@ -149,12 +236,25 @@ impl TaskParameters {
         ctx
     }
 
-    /// The encoded `InputShareAad` for a report.
+    /// The encoded `InputShareAad` for a report, in the task's protocol (DAP-09's binds the
+    /// time in seconds and no `TaskConfiguration`).
     pub fn input_share_aad(
         &self,
         metadata: &ReportMetadata,
         public_share: &[u8],
     ) -> Result<Vec<u8>, TaskError> {
+        if self.protocol == Protocol::Dap09 {
+            return dap09::InputShareAad {
+                task_id: self.task_id,
+                metadata: dap09::ReportMetadata {
+                    id: metadata.id,
+                    time_seconds: self.seconds(metadata.time),
+                },
+                public_share: public_share.to_vec(),
+            }
+            .get_encoded()
+            .map_err(|_| TaskError::Encode);
+        }
         InputShareAad {
             task_id: self.task_id,
             task_configuration: self.task_configuration()?,
@@ -165,8 +265,34 @@ impl TaskParameters {
         .map_err(|_| TaskError::Encode)
     }
 
-    /// The encoded `AggregateShareAad` for a collection.
-    pub fn aggregate_share_aad(&self, req: &CollectionJobReq) -> Result<Vec<u8>, TaskError> {
+    /// The encoded `AggregateShareAad` for a collection of the batch `batch`, in the task's
+    /// protocol: DAP-18 binds the collector's request (and `batch` may be `None`), DAP-09 the
+    /// aggregation parameter and the batch, which it needs.
+    pub fn aggregate_share_aad(
+        &self,
+        req: &CollectionJobReq,
+        batch: Option<&BatchSelector>,
+    ) -> Result<Vec<u8>, TaskError> {
+        if self.protocol == Protocol::Dap09 {
+            let batch_selector =
+                match batch.ok_or(TaskError::Dap09("an aggregate share without its batch"))? {
+                    BatchSelector::TimeInterval { batch_interval } => {
+                        dap09::BatchSelector::TimeInterval {
+                            batch_interval: self.interval_in_seconds(batch_interval),
+                        }
+                    }
+                    BatchSelector::LeaderSelected { batch_id } => dap09::BatchSelector::FixedSize {
+                        batch_id: *batch_id,
+                    },
+                };
+            return dap09::AggregateShareAad {
+                task_id: self.task_id,
+                agg_param: req.agg_param.clone(),
+                batch_selector,
+            }
+            .get_encoded()
+            .map_err(|_| TaskError::Encode);
+        }
         AggregateShareAad {
             task_id: self.task_id,
             task_configuration: self.task_configuration()?,
@@ -203,6 +329,7 @@ mod tests {
             task_interval: None,
             max_batch_size,
             differential_privacy: None,
+            protocol: Protocol::Dap18,
         }
     }
 

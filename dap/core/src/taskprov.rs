@@ -202,6 +202,7 @@ pub fn parameters(
         task_interval,
         max_batch_size: None,
         differential_privacy: None,
+        protocol: Default::default(),
     };
     params
         .validate()
@@ -241,6 +242,7 @@ mod tests {
             task_interval: Interval::new(Time(480_000), Duration(720)),
             max_batch_size: None,
             differential_privacy: None,
+            protocol: Default::default(),
         })
         .unwrap()
     }

@@ -255,6 +255,7 @@ fn task_parameters(f: &Fields<'_>) -> Result<TaskParameters, ApiError> {
             _ => None,
         },
         differential_privacy: None,
+        protocol: Default::default(),
     };
     Ok(params)
 }

@@ -1,4 +1,4 @@
-//! DAP-09 (draft-ietf-ppm-dap-09) upload messages, for tasks whose protocol is `dap-09`: the
+//! DAP-09 (draft-ietf-ppm-dap-09) upload and collection messages, for tasks whose protocol is `dap-09`: the
 //! wire format that `janus_client` 0.7, `@divviup/dap` 0.9 and Divvi Up's service speak today.
 //! Only what differs from DAP-18 lives here; `HpkeConfig`, `HpkeConfigList`, `HpkeCiphertext`,
 //! `Extension`, `ReportId` and `TaskId` encode the same in both drafts and are reused.
@@ -16,9 +16,9 @@
 
 use crate::codec::{CodecError, Decode, Encode, LengthPrefix, Reader, put_items, put_opaque};
 use crate::hpke::{HpkeCiphertext, Role};
-use crate::id::{ReportId, TaskId};
+use crate::id::{BatchId, ReportId, TaskId};
 use crate::task::Extension;
-use crate::time::Time;
+use crate::time::{Interval, Time};
 
 /// The protocol's name as a task names it (and the prefix of its HPKE labels).
 pub const PROTOCOL: &str = "dap-09";
@@ -217,6 +217,225 @@ impl Decode for InputShareAad {
             task_id: TaskId::decode(r)?,
             metadata: ReportMetadata::decode(r)?,
             public_share: r.opaque(LengthPrefix::U32, 0, "public_share")?,
+        })
+    }
+}
+
+/// DAP-09's `QueryType` codepoints (`time_interval(1)`, `fixed_size(2)`).
+pub mod query_type {
+    /// `time_interval`.
+    pub const TIME_INTERVAL: u8 = 1;
+    /// `fixed_size`, what DAP-18 calls leader-selected.
+    pub const FIXED_SIZE: u8 = 2;
+}
+
+/// A DAP-09 collection `Query`. Intervals are in **seconds** here (DAP-18: time-precision
+/// units); the encoding of `Interval` is the same two `u64`s in both drafts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `time_interval`: the batch interval, in seconds.
+    TimeInterval {
+        /// Start and duration in seconds.
+        batch_interval: Interval,
+    },
+    /// `fixed_size` with `by_batch_id(0)`: a batch the collector already knows.
+    ByBatchId {
+        /// The batch.
+        batch_id: BatchId,
+    },
+    /// `fixed_size` with `current_batch(1)`: the next batch the leader fills.
+    CurrentBatch,
+}
+
+impl Encode for Query {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match self {
+            Query::TimeInterval { batch_interval } => {
+                out.push(query_type::TIME_INTERVAL);
+                batch_interval.encode(out)
+            }
+            Query::ByBatchId { batch_id } => {
+                out.extend([query_type::FIXED_SIZE, 0]);
+                batch_id.encode(out)
+            }
+            Query::CurrentBatch => {
+                out.extend([query_type::FIXED_SIZE, 1]);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Decode for Query {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8()? {
+            query_type::TIME_INTERVAL => Ok(Query::TimeInterval {
+                batch_interval: Interval::decode(r)?,
+            }),
+            query_type::FIXED_SIZE => match r.u8()? {
+                0 => Ok(Query::ByBatchId {
+                    batch_id: BatchId::decode(r)?,
+                }),
+                1 => Ok(Query::CurrentBatch),
+                other => Err(CodecError::UnknownValue {
+                    field: "fixed_size_query_type",
+                    value: u64::from(other),
+                }),
+            },
+            other => Err(CodecError::UnknownValue {
+                field: "query_type",
+                value: u64::from(other),
+            }),
+        }
+    }
+}
+
+/// `struct { Query query; opaque agg_param<0..2^32-1>; } CollectionReq` (DAP-09 §4.6.1), the
+/// body of `PUT /tasks/{task}/collection_jobs/{job}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionReq {
+    /// Which batch.
+    pub query: Query,
+    /// The VDAF aggregation parameter (empty for Prio3).
+    pub agg_param: Vec<u8>,
+}
+
+impl Encode for CollectionReq {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.query.encode(out)?;
+        put_opaque(out, LengthPrefix::U32, 0, &self.agg_param, "agg_param")
+    }
+}
+
+impl Decode for CollectionReq {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(CollectionReq {
+            query: Query::decode(r)?,
+            agg_param: r.opaque(LengthPrefix::U32, 0, "agg_param")?,
+        })
+    }
+}
+
+/// DAP-09's `BatchSelector`: the batch an aggregate share is for. It is bound into the
+/// aggregate share's AAD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchSelector {
+    /// `time_interval`: the batch interval, in seconds.
+    TimeInterval {
+        /// Start and duration in seconds.
+        batch_interval: Interval,
+    },
+    /// `fixed_size`: the batch the leader chose.
+    FixedSize {
+        /// The batch.
+        batch_id: BatchId,
+    },
+}
+
+impl Encode for BatchSelector {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match self {
+            BatchSelector::TimeInterval { batch_interval } => {
+                out.push(query_type::TIME_INTERVAL);
+                batch_interval.encode(out)
+            }
+            BatchSelector::FixedSize { batch_id } => {
+                out.push(query_type::FIXED_SIZE);
+                batch_id.encode(out)
+            }
+        }
+    }
+}
+
+impl Decode for BatchSelector {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        match r.u8()? {
+            query_type::TIME_INTERVAL => Ok(BatchSelector::TimeInterval {
+                batch_interval: Interval::decode(r)?,
+            }),
+            query_type::FIXED_SIZE => Ok(BatchSelector::FixedSize {
+                batch_id: BatchId::decode(r)?,
+            }),
+            other => Err(CodecError::UnknownValue {
+                field: "query_type",
+                value: u64::from(other),
+            }),
+        }
+    }
+}
+
+/// `struct { TaskID task_id; opaque agg_param<0..2^32-1>; BatchSelector batch_selector; }`:
+/// the AAD each aggregator seals its aggregate share to the collector under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateShareAad {
+    /// The task.
+    pub task_id: TaskId,
+    /// The aggregation parameter.
+    pub agg_param: Vec<u8>,
+    /// The batch.
+    pub batch_selector: BatchSelector,
+}
+
+impl Encode for AggregateShareAad {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.task_id.encode(out)?;
+        put_opaque(out, LengthPrefix::U32, 0, &self.agg_param, "agg_param")?;
+        self.batch_selector.encode(out)
+    }
+}
+
+/// `struct { PartialBatchSelector part_batch_selector; uint64 report_count; Interval interval;
+/// HpkeCiphertext leader_encrypted_agg_share; HpkeCiphertext helper_encrypted_agg_share; }
+/// Collection` (DAP-09 §4.6.1): a finished collection job. The partial batch selector is the
+/// query type, and the batch ID for a fixed-size batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collection {
+    /// `Some(batch_id)` for a fixed-size batch, `None` for a time interval.
+    pub batch_id: Option<BatchId>,
+    /// Reports in the batch.
+    pub report_count: u64,
+    /// The smallest interval, in seconds, that holds every report's time.
+    pub interval: Interval,
+    /// The leader's aggregate share, encrypted to the collector.
+    pub leader_encrypted_agg_share: HpkeCiphertext,
+    /// The helper's aggregate share, encrypted to the collector.
+    pub helper_encrypted_agg_share: HpkeCiphertext,
+}
+
+impl Encode for Collection {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match &self.batch_id {
+            None => out.push(query_type::TIME_INTERVAL),
+            Some(batch_id) => {
+                out.push(query_type::FIXED_SIZE);
+                batch_id.encode(out)?;
+            }
+        }
+        self.report_count.encode(out)?;
+        self.interval.encode(out)?;
+        self.leader_encrypted_agg_share.encode(out)?;
+        self.helper_encrypted_agg_share.encode(out)
+    }
+}
+
+impl Decode for Collection {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let batch_id = match r.u8()? {
+            query_type::TIME_INTERVAL => None,
+            query_type::FIXED_SIZE => Some(BatchId::decode(r)?),
+            other => {
+                return Err(CodecError::UnknownValue {
+                    field: "query_type",
+                    value: u64::from(other),
+                });
+            }
+        };
+        Ok(Collection {
+            batch_id,
+            report_count: r.u64()?,
+            interval: Interval::decode(r)?,
+            leader_encrypted_agg_share: HpkeCiphertext::decode(r)?,
+            helper_encrypted_agg_share: HpkeCiphertext::decode(r)?,
         })
     }
 }

@@ -28,11 +28,18 @@ pub enum DapProblemType {
     InvalidExtension,
     /// Taskprov: the aggregator opted out of the advertised task (draft-ietf-ppm-dap-taskprov).
     InvalidTask,
+    /// DAP-09 only (one report per upload, so a refusal is a problem document): the report
+    /// was rejected.
+    ReportRejected,
+    /// DAP-09 only: the report's time is too far in the future.
+    ReportTooEarly,
+    /// DAP-09 only: the report was encrypted to an HPKE configuration the leader does not hold.
+    OutdatedConfig,
 }
 
 impl DapProblemType {
     /// Every type.
-    pub const ALL: [DapProblemType; 12] = [
+    pub const ALL: [DapProblemType; 15] = [
         DapProblemType::InvalidMessage,
         DapProblemType::UnrecognizedTask,
         DapProblemType::UnrecognizedAggregationJob,
@@ -45,6 +52,9 @@ impl DapProblemType {
         DapProblemType::UnsupportedExtension,
         DapProblemType::InvalidExtension,
         DapProblemType::InvalidTask,
+        DapProblemType::ReportRejected,
+        DapProblemType::ReportTooEarly,
+        DapProblemType::OutdatedConfig,
     ];
 
     /// The token, e.g. `invalidMessage`.
@@ -62,6 +72,9 @@ impl DapProblemType {
             DapProblemType::UnsupportedExtension => "unsupportedExtension",
             DapProblemType::InvalidExtension => "invalidExtension",
             DapProblemType::InvalidTask => "invalidTask",
+            DapProblemType::ReportRejected => "reportRejected",
+            DapProblemType::ReportTooEarly => "reportTooEarly",
+            DapProblemType::OutdatedConfig => "outdatedConfig",
         }
     }
 

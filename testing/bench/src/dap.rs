@@ -153,6 +153,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
         task_interval: None,
         max_batch_size: None,
         differential_privacy: None,
+        protocol: Default::default(),
     };
     let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
     let token = "bench-aggregator-token";

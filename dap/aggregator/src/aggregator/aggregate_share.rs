@@ -11,7 +11,7 @@ use super::resource_ids::content_id;
 use crate::datastore::{BatchAggregate, BatchScope};
 use crate::error::Error;
 use cairn_dap_core::VdafInstance;
-use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
+use cairn_dap_core::hpke::{self, Label};
 use cairn_dap_messages::{
     AggregateShare, AggregateShareReq, BatchChecksum, BatchMode, BatchSelector, DapProblemType,
     Decode, Encode, Query, Role, TaskId,
@@ -102,15 +102,18 @@ impl Aggregator {
         let share_id = content_id(task_id, body);
         let aad = task
             .parameters
-            .aggregate_share_aad(cjr)
+            .aggregate_share_aad(cjr, Some(&req.batch_selector))
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let info = HpkeApplicationInfo::new(Label::AggregateShare, Role::Helper, Role::Collector);
+        let info = task
+            .parameters
+            .hpke_info(Label::AggregateShare, Role::Helper, Role::Collector);
+        let engine = task.parameters.engine();
         let min = task.parameters.min_batch_size;
         // The builder runs inside the write that stores the answer, so it owns what it uses.
         let (report_count, checksum) = (req.report_count, req.checksum);
         let dp = task.parameters.differential_privacy.clone();
         let collector = task.collector_hpke_config.clone();
-        let (noise_vdaf, agg_param) = (vdaf.clone(), cjr.agg_param.clone());
+        let (noise_vdaf, agg_param) = (engine.clone(), cjr.agg_param.clone());
         let build = move |agg: &BatchAggregate| -> Result<Vec<u8>, DapProblemType> {
             check_batch(agg, min, report_count, &checksum)?;
             // Noise is drawn once: the sealed answer is stored, so a retried request gets the
@@ -138,7 +141,7 @@ impl Aggregator {
             .helper_collect_batch(
                 task_id,
                 &share_id,
-                vdaf,
+                &engine,
                 &cjr.agg_param,
                 &scope,
                 Box::new(build),

@@ -51,10 +51,9 @@ fn leader_init_report(
         .map_err(|_| ReportError::InvalidMessage)?;
     let continued = task
         .parameters
-        .vdaf
+        .engine()
         .leader_initialized(
             &task.vdaf_verify_key,
-            &task.parameters.vdaf_ctx(),
             agg_param,
             r.report_id.as_bytes(),
             &r.public_share,
@@ -213,8 +212,8 @@ impl Aggregator {
                 extension_data: id.to_vec(),
             })
             .collect();
-        let vdaf = &task.parameters.vdaf;
-        let ctx = task.parameters.vdaf_ctx();
+        let engine = task.parameters.engine();
+        let vdaf = &engine;
         let agg_param: Vec<u8> = Vec::new();
         let mut outcomes = Vec::with_capacity(reports.len());
         let mut states = Vec::new();
@@ -265,7 +264,7 @@ impl Aggregator {
             }
             for (v, (id, time, bucket, state)) in resp.verify_resps.into_iter().zip(states) {
                 let result = helper_verdict(v.result).and_then(|message| {
-                    vdaf.leader_continued(&ctx, &agg_param, &state, &message)
+                    vdaf.leader_continued(&agg_param, &state, &message)
                         .map_err(|_| ReportError::VdafVerifyError)
                 });
                 outcomes.push(ReportOutcome {

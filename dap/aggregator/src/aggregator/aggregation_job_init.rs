@@ -18,7 +18,7 @@ use crate::datastore::{BucketKey, DatastoreError, HpkeKeyState, Lease, ReportOut
 use crate::error::Error;
 use crate::task::AggregatorTask;
 use cairn_dap_core::HpkeKeypair;
-use cairn_dap_core::hpke::{HpkeApplicationInfo, Label};
+use cairn_dap_core::hpke::Label;
 use cairn_dap_core::vdaf::HelperFinished;
 use cairn_dap_messages::{
     AggregationJobId, AggregationJobInitReq, AggregationJobResp, BatchMode, DapProblemType, Decode,
@@ -121,7 +121,9 @@ fn prepare_report_share(
     )?;
     check_expiry(task, rs.metadata.time, now)?;
     let kp = keypair_for(keys, &rs.encrypted_input_share, Checkpoint::Aggregation)?;
-    let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Helper);
+    let info = task
+        .parameters
+        .hpke_info(Label::InputShare, Role::Client, Role::Helper);
     let share = open_input_share(
         &task.parameters,
         kp,
@@ -133,10 +135,9 @@ fn prepare_report_share(
     check_extensions(&rs.metadata.public_extensions, || task.taskbound())?;
     check_extensions(&share.private_extensions, || task.taskbound())?;
     task.parameters
-        .vdaf
+        .engine()
         .helper_initialized(
             &task.vdaf_verify_key,
-            &task.parameters.vdaf_ctx(),
             agg_param,
             rs.metadata.id.as_bytes(),
             &rs.public_share,
@@ -216,7 +217,7 @@ impl Aggregator {
             .commit_helper_aggregation_job(
                 task_id,
                 &job_id,
-                &task.parameters.vdaf,
+                &task.parameters.engine(),
                 &init.req.agg_param,
                 &prepared.outcomes,
                 Box::new(move |results| respond.response(results)),
@@ -340,7 +341,7 @@ impl Aggregator {
             .datastore
             .finish_helper_aggregation_job(
                 lease,
-                &task.parameters.vdaf,
+                &task.parameters.engine(),
                 &init.req.agg_param,
                 &prepared.outcomes,
                 Box::new(move |results| respond.response(results)),
@@ -355,6 +356,7 @@ mod tests {
     use super::super::report_checks::fixtures::{NOW, extension, report, task, time};
     use super::*;
     use crate::task::AggregatorRole;
+    use cairn_dap_core::hpke::HpkeApplicationInfo;
     use cairn_dap_messages::{
         Duration, HpkeConfigId, Interval, Report, ReportId, ReportMetadata, ReportShare, Time,
     };

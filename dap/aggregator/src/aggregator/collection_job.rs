@@ -63,6 +63,7 @@ impl Aggregator {
         body: &[u8],
     ) -> Result<(CollectionJobId, bool), Error> {
         let task = self.authorize_collector(task_id, auth).await?;
+        super::dap09::require_dap18(&task)?;
         let req = CollectionJobReq::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed collection job request: {e}"))
         })?;
@@ -100,7 +101,7 @@ impl Aggregator {
         let current = ds
             .aggregate_batch(
                 task_id,
-                vdaf,
+                &task.parameters.engine(),
                 &req.agg_param,
                 &BatchScope::TimeInterval {
                     start: batch_interval.start.0,

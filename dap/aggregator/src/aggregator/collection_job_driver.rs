@@ -14,7 +14,7 @@ use super::Aggregator;
 use super::resource_ids::random16;
 use crate::datastore::{BatchScope, CollectionReadiness, Lease};
 use crate::error::Error;
-use cairn_dap_core::hpke::{self, HpkeApplicationInfo, Label};
+use cairn_dap_core::hpke::{self, Label};
 use cairn_dap_messages::{
     AggregateShare, AggregateShareReq, BatchId, BatchSelector, CollectionJobReq, CollectionJobResp,
     DapProblemType, Decode, Duration, Encode, Interval, Query, Role, Time, media_type,
@@ -101,7 +101,8 @@ impl Aggregator {
             .ok_or(Error::NotFound)?;
         let req = CollectionJobReq::get_decoded(&job.request)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let vdaf = &task.parameters.vdaf;
+        let engine = task.parameters.engine();
+        let vdaf = &engine;
         let retry = self
             .inner
             .clock
@@ -160,9 +161,10 @@ impl Aggregator {
                 scope,
             )
         };
+        let selector = batch_selector(&req.query, &scope)?;
         let share_req = AggregateShareReq {
             collection_job_req: req.clone(),
-            batch_selector: batch_selector(&req.query, &scope)?,
+            batch_selector: selector.clone(),
             report_count: count,
             checksum,
         }
@@ -195,9 +197,11 @@ impl Aggregator {
         };
         let aad = task
             .parameters
-            .aggregate_share_aad(&req)
+            .aggregate_share_aad(&req, Some(&selector))
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let info = HpkeApplicationInfo::new(Label::AggregateShare, Role::Leader, Role::Collector);
+        let info = task
+            .parameters
+            .hpke_info(Label::AggregateShare, Role::Leader, Role::Collector);
         let leader_ct = hpke::seal(&task.collector_hpke_config, &info, &share, &aad)
             .map_err(|e| Error::Internal(e.to_string()))?;
         let result = CollectionJobResp {

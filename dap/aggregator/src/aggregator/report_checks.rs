@@ -171,6 +171,7 @@ pub(super) mod fixtures {
                 task_interval: interval,
                 max_batch_size: None,
                 differential_privacy: None,
+                protocol: Default::default(),
             },
             role,
             vdaf_verify_key: [7; 32],

@@ -10,12 +10,12 @@ use super::report_checks::{
 use crate::datastore::{HpkeKeyState, StoredReport, UploadOutcome};
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
-use cairn_dap_core::HpkeKeypair;
-use cairn_dap_core::hpke::{HpkeApplicationInfo, Label};
+use cairn_dap_core::hpke::Label;
+use cairn_dap_core::{HpkeKeypair, Protocol};
 use cairn_dap_messages::codec::{LengthPrefix, put_items};
 use cairn_dap_messages::{
     DapProblemType, Decode, Encode, Report, ReportError, ReportUploadStatus, Role, TaskId,
-    UploadErrors, UploadRequest,
+    UploadErrors, UploadRequest, dap09,
 };
 use std::collections::BTreeMap;
 
@@ -43,7 +43,9 @@ fn check_upload(
     )?;
     check_expiry(task, report.metadata.time, now)?;
     check_extensions(&report.metadata.public_extensions, || task.taskbound())?;
-    let info = HpkeApplicationInfo::new(Label::InputShare, Role::Client, Role::Leader);
+    let info = task
+        .parameters
+        .hpke_info(Label::InputShare, Role::Client, Role::Leader);
     let share = open_input_share(
         &task.parameters,
         kp,
@@ -103,10 +105,35 @@ impl Aggregator {
                 "not a leader task",
             ));
         }
+        if task.parameters.protocol != Protocol::Dap18 {
+            return Err(Error::invalid_message(
+                task_id,
+                format!(
+                    "this task speaks {}, and this is a dap-18 upload: PUT one report to \
+                     tasks/{{task}}/reports as {}",
+                    task.parameters.protocol,
+                    dap09::media_type::REPORT
+                ),
+            ));
+        }
         let req = UploadRequest::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed upload request: {e}"))
         })?;
-        let n = u64::try_from(req.reports.len()).unwrap_or(u64::MAX);
+        self.upload_reports(&task, &req.reports, source).await
+    }
+
+    /// Checks and stores `reports` of the leader task `task` (decoded from either protocol's
+    /// upload): every accepted report is durably stored before this returns; refused ones are
+    /// listed (in order) and counted per reason. Past the task's or the source's upload limit
+    /// the whole request is refused (`TooManyRequests`) before any report is looked at.
+    pub(super) async fn upload_reports(
+        &self,
+        task: &AggregatorTask,
+        reports: &[Report],
+        source: Option<std::net::IpAddr>,
+    ) -> Result<UploadErrors, Error> {
+        let task_id = &task.parameters.task_id;
+        let n = u64::try_from(reports.len()).unwrap_or(u64::MAX);
         if let Err(wait) = self
             .inner
             .upload_limiter
@@ -125,10 +152,10 @@ impl Aggregator {
         let now = self.inner.clock.now();
         let skew = self.inner.params.tolerable_clock_skew_secs;
         let keys = self.current_keys().await?;
-        let mut verdicts: Vec<Result<usize, ReportError>> = Vec::with_capacity(req.reports.len());
+        let mut verdicts: Vec<Result<usize, ReportError>> = Vec::with_capacity(reports.len());
         let mut to_store = Vec::new();
-        for report in &req.reports {
-            verdicts.push(check_upload(&task, &keys, report, now, skew).map(|stored| {
+        for report in reports {
+            verdicts.push(check_upload(task, &keys, report, now, skew).map(|stored| {
                 to_store.push(stored);
                 to_store.len() - 1
             }));
@@ -146,7 +173,7 @@ impl Aggregator {
             .await?;
         let mut errors = UploadErrors::default();
         let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for (report, verdict) in req.reports.iter().zip(verdicts) {
+        for (report, verdict) in reports.iter().zip(verdicts) {
             let outcome = match verdict {
                 Ok(i) => stored
                     .get(i)

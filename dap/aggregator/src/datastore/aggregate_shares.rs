@@ -4,7 +4,7 @@
 
 use super::batch_buckets::{BatchAggregate, BatchScope, Buckets};
 use super::{Datastore, Result, int, lock_task_sql};
-use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{DapProblemType, TaskId};
 use cairn_db::{on_read, on_write};
 
@@ -23,7 +23,7 @@ impl Datastore {
         &self,
         task_id: &TaskId,
         share_id: &[u8; 16],
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         scope: &BatchScope,
         build: ShareBuilder,

@@ -10,7 +10,7 @@ use super::reports::StoredReport;
 use super::{
     Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, lock_task_sql, placeholders, uint,
 };
-use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{AggregationJobId, ReportId, TaskId};
 use cairn_db::{on_read, on_write};
 use sqlx::Row;
@@ -271,7 +271,7 @@ impl Datastore {
     pub async fn commit_leader_aggregation_job(
         &self,
         lease: &Lease,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
     ) -> Result<()> {

@@ -13,7 +13,7 @@ use super::output_shares::{
 };
 use super::{Datastore, DatastoreError, MULTI_ROW_CHUNK, Result, int, lock_task_sql, uint};
 use aws_lc_rs::digest;
-use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{BatchChecksum, ReportError, ReportId, TaskId};
 use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::{AssertSqlSafe, Row};
@@ -188,7 +188,7 @@ impl<'t> Buckets<'t> {
     /// ones (one per outcome, in order) say whether each share was committed.
     pub(super) async fn commit_output_shares(
         &mut self,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
     ) -> Result<Vec<Committed>> {
@@ -377,7 +377,7 @@ impl<'t> Buckets<'t> {
     /// Sums the batch's buckets.
     pub(super) async fn sum(
         &mut self,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         scope: &BatchScope,
     ) -> Result<BatchAggregate> {
@@ -434,7 +434,7 @@ impl<'t> Buckets<'t> {
     /// for those buckets are refused too.
     pub(super) async fn mark_collected(
         &mut self,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         scope: &BatchScope,
     ) -> Result<()> {
@@ -514,7 +514,7 @@ impl Datastore {
     pub async fn aggregate_batch(
         &self,
         task_id: &TaskId,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         scope: &BatchScope,
         mark_collected: bool,

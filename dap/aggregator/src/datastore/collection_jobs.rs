@@ -6,7 +6,7 @@
 use super::batch_buckets::{BatchScope, Buckets};
 use super::leases::{JobKind, Lease, Leases};
 use super::{Datastore, DatastoreError, Result, int, lock_task_sql, uint};
-use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{BatchChecksum, CollectionJobId, TaskId};
 use cairn_db::{on_read, on_write};
 use sqlx::Row;
@@ -262,7 +262,7 @@ impl Datastore {
     pub async fn try_collect_time_interval(
         &self,
         lease: &Lease,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         start: u64,
         end: u64,
@@ -346,7 +346,7 @@ impl Datastore {
     pub async fn try_collect_leader_selected(
         &self,
         lease: &Lease,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         min_batch_size: u64,
         retry_at: u64,

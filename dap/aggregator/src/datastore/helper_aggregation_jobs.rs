@@ -7,7 +7,7 @@ use super::batch_buckets::Buckets;
 use super::leases::{JobKind, Lease, Leases};
 use super::output_shares::ReportOutcome;
 use super::{Datastore, DatastoreError, Result, int};
-use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{AggregationJobId, ReportError, TaskId};
 use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::Row;
@@ -75,7 +75,7 @@ impl Datastore {
         &self,
         task_id: &TaskId,
         job_id: &AggregationJobId,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
         respond: ResponseBuilder,
@@ -193,7 +193,7 @@ impl Datastore {
     pub async fn finish_helper_aggregation_job(
         &self,
         lease: &Lease,
-        vdaf: &VdafInstance,
+        vdaf: &VdafEngine,
         agg_param: &[u8],
         outcomes: &[ReportOutcome],
         respond: ResponseBuilder,

@@ -1,18 +1,19 @@
-//! The DAP-09 edge of the HTTP API: what a DAP-09 client (`janus_client` 0.7, `@divviup/dap`
-//! 0.9) sends to Cairn today gets an answer it understands. The HPKE configuration endpoint
-//! serves DAP-09 clients in full (`?task_id=`, their media type, CORS); every task still speaks
-//! DAP-18, so a DAP-09 upload — `PUT /tasks/{task}/reports`, or a `POST` of an
-//! `application/dap-report` — is refused with a problem document naming the task's protocol
-//! before anything is read or stored. The per-task protocol that will route such uploads into
-//! the shared report pipeline is designed in `docs/dap-divergences.md`.
+//! The DAP-09 edge of the HTTP API, for tasks whose `protocol` is `dap-09` (what `janus_client`
+//! and `janus_collector` 0.7 and `@divviup/dap` 0.9 speak): the HPKE configuration endpoint
+//! with `?task_id=`, DAP-09's media type and CORS; one report per upload (`PUT
+//! /tasks/{task}/reports`, or a `POST` of an `application/dap-report`); collection jobs
+//! created with `PUT` at the collector's ID and polled with `POST`. The handlers hand the
+//! bodies to the aggregator's DAP-09 methods, which convert them and run the shared pipeline;
+//! a message of the other protocol is refused there, before anything is stored.
 
-use super::{AppState, task_id};
+use super::{AppState, bearer, body_response, task_id};
+use crate::aggregator::Dap09Poll;
 use crate::error::Error;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
-use axum::response::Response;
-use cairn_dap_messages::{DapProblemType, TaskId, dap09, media_type};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_dap_messages::{CollectionJobId, dap09, media_type};
 
 /// The media type to answer `GET /hpke_config` with: DAP-09's when the client asks for it in
 /// `Accept` (`@divviup/dap` refuses any other `Content-Type`), DAP-18's otherwise. The body is
@@ -44,29 +45,64 @@ pub(super) fn is_dap09_report(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == dap09::media_type::REPORT)
 }
 
-/// The refusal of a DAP-09 upload to a task that speaks DAP-18.
-pub(super) fn dap18_task_refuses_dap09(task_id: &TaskId) -> Error {
-    Error::dap(
-        DapProblemType::InvalidMessage,
-        Some(*task_id),
-        format!(
-            "this task speaks dap-18, and this is a {} upload: send reports with POST as {}",
-            dap09::PROTOCOL,
-            media_type::UPLOAD_REQ
-        ),
-    )
-}
-
-/// `PUT /tasks/{task}/reports`, DAP-09's upload: an unknown task is `unrecognizedTask`; a
-/// DAP-18 task (every task, for now) refuses it. The body is not read.
+/// `PUT /tasks/{task}/reports`, DAP-09's upload of one report to a `dap-09` task.
 pub(super) async fn upload(
     State(s): State<AppState>,
     Path(task): Path<String>,
-    _body: Bytes,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
-    s.aggregator.task_in_role(&task_id).await?;
-    Err(dap18_task_refuses_dap09(&task_id))
+    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    s.aggregator
+        .handle_dap09_upload(&task_id, &body, source)
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `PUT /tasks/{task}/collection_jobs/{job}`: a DAP-09 collector creates its job (`201`).
+pub(super) async fn create_collection_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id: CollectionJobId = job
+        .parse()
+        .map_err(|_| Error::invalid_message(&task_id, "malformed collection job ID"))?;
+    s.aggregator
+        .handle_dap09_create_collection_job(&task_id, &job_id, bearer(&headers), &body)
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `POST /tasks/{task}/collection_jobs/{job}`: a DAP-09 collector polls (`202` until the
+/// `Collection` is ready, then `200` with it).
+pub(super) async fn poll_collection_job(
+    State(s): State<AppState>,
+    Path((task, job)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let job_id: CollectionJobId = job.parse().map_err(|_| Error::NotFound)?;
+    match s
+        .aggregator
+        .handle_dap09_poll_collection_job(&task_id, &job_id, bearer(&headers))
+        .await?
+    {
+        Dap09Poll::Finished(body) => Ok(body_response(
+            StatusCode::OK,
+            dap09::media_type::COLLECTION,
+            body,
+        )),
+        _ => {
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok(resp)
+        }
+    }
 }
 
 #[cfg(test)]
