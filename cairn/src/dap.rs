@@ -130,6 +130,7 @@ pub(crate) enum DapCommand {
 
 /// `cairn dap task` actions.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per command line
 pub(crate) enum TaskAction {
     /// Create a task on the leader and the helper through their control planes and print the
     /// task parameters (JSON) that clients and the collector use. A random task ID, VDAF
@@ -171,6 +172,10 @@ pub(crate) enum TaskAction {
         /// e.g. `{"type":"PureDpDiscreteLaplace","epsilon_numerator":1,"epsilon_denominator":1}`.
         #[arg(long)]
         differential_privacy: Option<String>,
+        /// The DAP version the task speaks: `dap-18`, or `dap-09` for the clients deployed
+        /// today (`janus_client` 0.7, `@divviup/dap` 0.9).
+        #[arg(long, default_value = "dap-18")]
+        protocol: cairn_dap_core::Protocol,
         /// Write the task parameters here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -397,6 +402,7 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                     task_info,
                     collector_hpke_keypair,
                     differential_privacy,
+                    protocol,
                     out,
                 },
         } => {
@@ -423,7 +429,7 @@ pub(crate) async fn run(cmd: DapCommand) -> anyhow::Result<()> {
                 task_interval: None,
                 max_batch_size,
                 differential_privacy,
-                protocol: Default::default(),
+                protocol,
             };
             params.validate()?;
             create_task(&params, &file.config).await?;

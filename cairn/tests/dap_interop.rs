@@ -139,6 +139,19 @@ impl Runner {
         measurements: &[Value],
         interval: bool,
     ) -> Value {
+        self.aggregate_in(None, vdaf, batch_mode, measurements, interval)
+            .await
+    }
+
+    /// [`Runner::aggregate`] with Cairn's `protocol` extension given to every role.
+    async fn aggregate_in(
+        &self,
+        protocol: Option<&str>,
+        vdaf: Value,
+        batch_mode: u8,
+        measurements: &[Value],
+        interval: bool,
+    ) -> Value {
         let task_id = URL_SAFE_NO_PAD.encode(rand32());
         let verify_key = URL_SAFE_NO_PAD.encode(rand32());
         let aggregator_token = URL_SAFE_NO_PAD.encode(&rand32()[..16]);
@@ -154,6 +167,9 @@ impl Runner {
             if interval {
                 v["task_start"] = json!(now - 86_400);
                 v["task_end"] = json!(now + 86_400);
+            }
+            if let Some(p) = protocol {
+                v["protocol"] = json!(p);
             }
             v
         };
@@ -321,6 +337,16 @@ async fn cairn_in_all_four_roles_aggregates_exactly_in_both_batch_modes() {
                       "max_weight": 2});
     let result = r.aggregate(vdaf, 1, &ms, false).await;
     assert_eq!(result, strings(&[2, 0, 2, 1]));
+
+    // Cairn's `protocol` extension: a DAP-09 task (VDAF-08) in both batch modes.
+    let vdaf = json!({"type": "Prio3Histogram", "length": "4", "chunk_length": "2"});
+    let ms: Vec<Value> = buckets.iter().map(|b| json!(b.to_string())).collect();
+    for mode in [1, 2] {
+        let result = r
+            .aggregate_in(Some("dap-09"), vdaf.clone(), mode, &ms, false)
+            .await;
+        assert_eq!(result, strings(&expected), "dap-09, batch mode {mode}");
+    }
 }
 
 #[tokio::test]

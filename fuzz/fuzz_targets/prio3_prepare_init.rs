@@ -1,11 +1,13 @@
 //! Fuzzes Prio3 share decoding in DAP preparation: the leader's and the helper's initialization
-//! of one report (`VdafInstance::leader_initialized` / `helper_initialized`) with a public
-//! share, an input share and the leader's message taken from the input, for each Prio3 variant.
+//! of one report (`VdafEngine::leader_initialized` / `helper_initialized`) with a public share,
+//! an input share and the leader's message taken from the input, for each Prio3 variant, under
+//! VDAF-18 (`dap-18` tasks) and VDAF-08 (`dap-09` tasks).
 //! Shares come from clients and the peer aggregator; malformed ones must be refused, never
 //! panic.
 #![no_main]
 
 use cairn_dap_core::vdaf::VdafInstance;
+use cairn_dap_core::{Protocol, VdafEngine};
 use libfuzzer_sys::fuzz_target;
 
 /// Splits off a length-prefixed (one byte) field.
@@ -43,6 +45,12 @@ fuzz_target!(|data: &[u8]| {
             max_weight: 2,
         },
     };
+    let protocol = if which / 5 % 2 == 0 {
+        Protocol::Dap18
+    } else {
+        Protocol::Dap09
+    };
+    let vdaf = VdafEngine::new(vdaf, protocol, b"ctx".to_vec());
     let public_share = field(&mut rest);
     let input_share = field(&mut rest);
     let inbound = rest.to_vec();
@@ -50,7 +58,6 @@ fuzz_target!(|data: &[u8]| {
     let nonce = [1u8; 16];
     let _ = vdaf.leader_initialized(
         &verify_key,
-        b"ctx",
         b"",
         &nonce,
         &public_share,
@@ -58,7 +65,6 @@ fuzz_target!(|data: &[u8]| {
     );
     let _ = vdaf.helper_initialized(
         &verify_key,
-        b"ctx",
         b"",
         &nonce,
         &public_share,

@@ -68,7 +68,13 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
         );
     r = match role {
         AggregatorRole::Leader => r
-            .route("/tasks/{task_id}/reports", post(upload).put(dap09::upload))
+            .route(
+                "/tasks/{task_id}/reports",
+                post(upload)
+                    .put(dap09::upload)
+                    .options(dap09::upload_preflight)
+                    .layer(axum::middleware::map_response(dap09::allow_any_origin)),
+            )
             .route(
                 "/tasks/{task_id}/collection_jobs",
                 post(create_collection_job),

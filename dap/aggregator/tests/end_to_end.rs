@@ -1471,11 +1471,33 @@ async fn dap09_task_end_to_end(b: Backend) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    // A page of any origin may read the upload route's answers, problems included.
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
     let problem: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(problem["type"], DapProblemType::InvalidMessage.urn());
     assert!(
         problem["detail"].as_str().unwrap().contains("dap-09"),
         "{problem}"
+    );
+    // The CORS preflight a browser sends before `@divviup/dap` uploads from a page.
+    let resp = d
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{base}tasks/{tid}/reports"),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "PUT")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(resp.headers()["access-control-allow-origin"], "*");
+    assert!(
+        resp.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("PUT")
     );
     let resp = d
         .http

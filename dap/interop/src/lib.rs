@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_dap_core::{TaskParameters, VdafInstance};
+use cairn_dap_core::{Protocol, TaskParameters, VdafInstance};
 use cairn_dap_messages::{BatchMode, Duration, Interval, TaskId, Time};
 use serde_json::{Map, Value, json};
 use std::future::Future;
@@ -255,9 +255,21 @@ fn task_parameters(f: &Fields<'_>) -> Result<TaskParameters, ApiError> {
             _ => None,
         },
         differential_privacy: None,
-        protocol: Default::default(),
+        protocol: protocol(f)?,
     };
     Ok(params)
+}
+
+/// Cairn's extension: `"protocol": "dap-09"` makes the task a DAP-09 one (default `dap-18`).
+fn protocol(f: &Fields<'_>) -> Result<Protocol, ApiError> {
+    match f.get("protocol") {
+        None => Ok(Protocol::Dap18),
+        Some(v) => v
+            .as_str()
+            .ok_or_else(|| ApiError("\"protocol\" must be a string".into()))?
+            .parse()
+            .map_err(ApiError),
+    }
 }
 
 /// `task_start`/`task_end` (Janus) or `task_expiration` (the draft), POSIX seconds, as the task

@@ -9,10 +9,11 @@ use cairn_dap_aggregator::{
     DatastoreKey, TokenHash,
 };
 use cairn_dap_core::{
-    AggregateResult, Clock, HpkeKeypair, Measurement, RealClock, TaskParameters, VdafInstance,
+    AggregateResult, Clock, HpkeKeypair, Measurement, Protocol, RealClock, TaskParameters,
+    VdafInstance,
 };
 use cairn_dap_messages::{
-    BatchMode, Duration, Encode, HpkeConfigId, Interval, Query, TaskId, Time, UploadRequest,
+    BatchMode, Duration, Encode, HpkeConfigId, Interval, Query, TaskId, Time, UploadRequest, dap09,
     media_type,
 };
 use std::sync::Arc;
@@ -28,9 +29,12 @@ pub(crate) struct DapArgs {
     /// Prio3Count reports to upload and aggregate.
     #[arg(long, default_value_t = 20_000)]
     reports: usize,
-    /// Reports per upload request.
+    /// Reports per upload request (DAP-18; a DAP-09 request carries one report).
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// The task's protocol: `dap-18`, or `dap-09` (one report per `PUT`, VDAF-08).
+    #[arg(long, default_value = "dap-18")]
+    protocol: Protocol,
     /// Concurrent upload requests.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
@@ -153,7 +157,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
         task_interval: None,
         max_batch_size: None,
         differential_privacy: None,
-        protocol: Default::default(),
+        protocol: args.protocol,
     };
     let collector_keys = HpkeKeypair::generate(HpkeConfigId(1));
     let token = "bench-aggregator-token";
@@ -191,13 +195,33 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     let now = RealClock.now();
     let n = args.reports;
     let client = Arc::new(client);
+    let protocol = args.protocol;
     let bodies = {
         let client = client.clone();
         let batch = args.batch.max(1);
+        let params = task_params.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Vec<u8>>> {
             let reports = (0..n)
                 .map(|i| client.prepare_report(&Measurement::Count(i % 3 == 0), now))
                 .collect::<Result<Vec<_>, _>>()?;
+            if protocol == Protocol::Dap09 {
+                // DAP-09: one report per request, its time in seconds.
+                return reports
+                    .into_iter()
+                    .map(|r| {
+                        Ok(dap09::Report {
+                            metadata: dap09::ReportMetadata {
+                                id: r.metadata.id,
+                                time_seconds: params.seconds(r.metadata.time),
+                            },
+                            public_share: r.public_share,
+                            leader_encrypted_input_share: r.leader_encrypted_input_share,
+                            helper_encrypted_input_share: r.helper_encrypted_input_share,
+                        }
+                        .get_encoded()?)
+                    })
+                    .collect();
+            }
             reports
                 .chunks(batch)
                 .map(|c| {
@@ -229,12 +253,15 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
                     Err(_) => None,
                 };
                 let Some(body) = body else { break };
-                let resp = http
-                    .post(&url)
-                    .header("content-type", media_type::UPLOAD_REQ)
-                    .body(body)
-                    .send()
-                    .await?;
+                let req = match protocol {
+                    Protocol::Dap09 => http
+                        .put(&url)
+                        .header("content-type", dap09::media_type::REPORT),
+                    Protocol::Dap18 => http
+                        .post(&url)
+                        .header("content-type", media_type::UPLOAD_REQ),
+                };
+                let resp = req.body(body).send().await?;
                 if !resp.status().is_success() {
                     bail!("upload refused: {}", resp.status());
                 }
@@ -319,8 +346,19 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
     #[allow(clippy::cast_precision_loss)] // report counts are far below 2^52
     let per_sec = |secs: f64| n as f64 / secs;
     println!(
-        "backend={} reports={n} batch={} concurrency={} job_size={} drivers={} operations={}",
-        args.database, args.batch, args.concurrency, args.job_size, args.drivers, args.operations
+        "backend={} protocol={} reports={n} batch={} concurrency={} job_size={} drivers={} \
+         operations={}",
+        args.database,
+        args.protocol,
+        if args.protocol == Protocol::Dap09 {
+            1
+        } else {
+            args.batch
+        },
+        args.concurrency,
+        args.job_size,
+        args.drivers,
+        args.operations
     );
     println!(
         "upload: {:.0} reports/s durably accepted ({upload_secs:.2} s)",

@@ -60,6 +60,36 @@ pub(super) async fn upload(
     Ok(StatusCode::OK.into_response())
 }
 
+/// `OPTIONS /tasks/{task}/reports`: the CORS preflight a browser sends before `@divviup/dap`
+/// uploads from a web page (any origin may upload, as Divvi Up's service allows).
+pub(super) async fn upload_preflight() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("PUT, POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
+
+/// Every answer of the upload route may be read by a page of any origin (its problem
+/// documents too, so a browser client sees why a report was refused).
+pub(super) async fn allow_any_origin(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    resp
+}
+
 /// `PUT /tasks/{task}/collection_jobs/{job}`: a DAP-09 collector creates its job (`201`).
 pub(super) async fn create_collection_job(
     State(s): State<AppState>,
