@@ -1,4 +1,4 @@
-//! Fuzzes the DAP-18 message decoders and the DAP-09 upload and collection decoders: the first byte picks a message type, the rest is decoded;
+//! Fuzzes the DAP-18 message decoders and the DAP-09 upload, aggregation and collection decoders: the first byte picks a message type, the rest is decoded;
 //! a decoded message must re-encode and decode to itself.
 #![no_main]
 
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 21 {
+    match which % 24 {
         0 => round_trip::<UploadRequest>(rest),
         1 => round_trip::<UploadErrors>(rest),
         2 => round_trip::<HpkeConfigList>(rest),
@@ -41,6 +41,9 @@ fuzz_target!(|data: &[u8]| {
         17 => round_trip::<dap09::Query>(rest),
         18 => round_trip::<dap09::CollectionReq>(rest),
         19 => round_trip::<dap09::BatchSelector>(rest),
-        _ => round_trip::<dap09::Collection>(rest),
+        20 => round_trip::<dap09::Collection>(rest),
+        21 => round_trip::<dap09::AggregationJobInitReq>(rest),
+        22 => round_trip::<dap09::AggregationJobResp>(rest),
+        _ => round_trip::<dap09::AggregateShareReq>(rest),
     }
 });

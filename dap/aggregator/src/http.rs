@@ -95,7 +95,8 @@ pub fn router(aggregator: Aggregator, control_token: Option<&str>) -> Router {
                 "/tasks/{task_id}/aggregation_jobs/{job_id}",
                 get(get_aggregation_job)
                     .post(aggregation_job_continue)
-                    .delete(delete_aggregation_job),
+                    .delete(delete_aggregation_job)
+                    .put(dap09::aggregation_job_init),
             )
             .route("/tasks/{task_id}/aggregate_shares", post(aggregate_share)),
     };
@@ -394,6 +395,20 @@ async fn aggregate_share(
     body: Bytes,
 ) -> Result<Response, Error> {
     let task_id = task_id(&task)?;
+    if dap09::has_media_type(
+        &headers,
+        cairn_dap_messages::dap09::media_type::AGGREGATE_SHARE_REQ,
+    ) {
+        let resp = s
+            .aggregator
+            .handle_dap09_aggregate_share(&task_id, bearer(&headers), &body)
+            .await?;
+        return Ok(body_response(
+            StatusCode::OK,
+            cairn_dap_messages::dap09::media_type::AGGREGATE_SHARE,
+            resp,
+        ));
+    }
     let (share_id, resp) = s
         .aggregator
         .handle_aggregate_share(&task_id, bearer(&headers), &body)

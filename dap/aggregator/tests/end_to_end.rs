@@ -1337,6 +1337,30 @@ async fn dap09_clients_get_configs_and_a_clear_refusal(b: Backend) {
         problem_of(resp).await,
         (404, Some(DapProblemType::UnrecognizedTask.urn()))
     );
+    // A DAP-09 aggregation job for the DAP-18 task is refused by the helper.
+    let helper = &d.params.helper_endpoint;
+    let init = dap09::AggregationJobInitReq {
+        agg_param: Vec::new(),
+        batch_id: None,
+        prepare_inits: Vec::new(),
+    };
+    let resp = d
+        .http
+        .put(format!(
+            "{helper}tasks/{tid}/aggregation_jobs/AAAAAAAAAAAAAAAAAAAAAA"
+        ))
+        .header("content-type", dap09::media_type::AGGREGATION_JOB_INIT_REQ)
+        .bearer_auth(AGG_TOKEN)
+        .body(init.get_encoded().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("dap-18"),
+        "{problem}"
+    );
     let ds = d.leader.datastore();
     assert_eq!(ds.count_client_reports(&tid).await.unwrap(), 0);
     assert!(
@@ -1536,6 +1560,30 @@ async fn dap09_task_end_to_end(b: Backend) {
     assert_eq!(
         problem_of(resp).await,
         (400, Some(DapProblemType::InvalidMessage.urn()))
+    );
+    // Between the aggregators too: the helper refuses a DAP-18 aggregation job or aggregate
+    // share for the dap-09 task.
+    let helper = &d.params.helper_endpoint;
+    let init = cairn_dap_messages::AggregationJobInitReq {
+        verification_key_id: 0,
+        agg_param: Vec::new(),
+        extensions: Vec::new(),
+        verify_inits: Vec::new(),
+    };
+    let resp = d
+        .http
+        .post(format!("{helper}tasks/{tid}/aggregation_jobs"))
+        .header("content-type", media_type::AGGREGATION_JOB_INIT_REQ)
+        .bearer_auth(AGG_TOKEN)
+        .body(init.get_encoded().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let problem: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        problem["detail"].as_str().unwrap().contains("dap-09"),
+        "{problem}"
     );
     let ds = d.leader.datastore();
     assert_eq!(ds.count_client_reports(&tid).await.unwrap(), 0);

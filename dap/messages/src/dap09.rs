@@ -1,4 +1,4 @@
-//! DAP-09 (draft-ietf-ppm-dap-09) upload and collection messages, for tasks whose protocol is `dap-09`: the
+//! DAP-09 (draft-ietf-ppm-dap-09) upload, aggregation and collection messages, for tasks whose protocol is `dap-09`: the
 //! wire format that `janus_client` 0.7, `@divviup/dap` 0.9 and Divvi Up's service speak today.
 //! Only what differs from DAP-18 lives here; `HpkeConfig`, `HpkeConfigList`, `HpkeCiphertext`,
 //! `Extension`, `ReportId` and `TaskId` encode the same in both drafts and are reused.
@@ -16,7 +16,7 @@
 
 use crate::codec::{CodecError, Decode, Encode, LengthPrefix, Reader, put_items, put_opaque};
 use crate::hpke::{HpkeCiphertext, Role};
-use crate::id::{BatchId, ReportId, TaskId};
+use crate::id::{BatchChecksum, BatchId, ReportId, TaskId};
 use crate::task::Extension;
 use crate::time::{Interval, Time};
 
@@ -436,6 +436,271 @@ impl Decode for Collection {
             interval: Interval::decode(r)?,
             leader_encrypted_agg_share: HpkeCiphertext::decode(r)?,
             helper_encrypted_agg_share: HpkeCiphertext::decode(r)?,
+        })
+    }
+}
+
+/// DAP-09's `ReportShare`: what the leader forwards of a report to the helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportShare {
+    /// The report's metadata (time in seconds).
+    pub metadata: ReportMetadata,
+    /// The VDAF public share.
+    pub public_share: Vec<u8>,
+    /// The helper's encrypted input share.
+    pub encrypted_input_share: HpkeCiphertext,
+}
+
+impl Encode for ReportShare {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.metadata.encode(out)?;
+        put_opaque(
+            out,
+            LengthPrefix::U32,
+            0,
+            &self.public_share,
+            "public_share",
+        )?;
+        self.encrypted_input_share.encode(out)
+    }
+}
+
+impl Decode for ReportShare {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(ReportShare {
+            metadata: ReportMetadata::decode(r)?,
+            public_share: r.opaque(LengthPrefix::U32, 0, "public_share")?,
+            encrypted_input_share: HpkeCiphertext::decode(r)?,
+        })
+    }
+}
+
+/// `struct { ReportShare report_share; opaque payload<0..2^32-1>; } PrepareInit`: a report and
+/// the leader's first ping-pong message for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareInit {
+    /// The report.
+    pub report_share: ReportShare,
+    /// The encoded ping-pong message.
+    pub message: Vec<u8>,
+}
+
+impl Encode for PrepareInit {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.report_share.encode(out)?;
+        put_opaque(out, LengthPrefix::U32, 0, &self.message, "payload")
+    }
+}
+
+impl Decode for PrepareInit {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(PrepareInit {
+            report_share: ReportShare::decode(r)?,
+            message: r.opaque(LengthPrefix::U32, 0, "payload")?,
+        })
+    }
+}
+
+/// DAP-09's `AggregationJobInitReq` (`PUT /tasks/{task}/aggregation_jobs/{job}`): the
+/// aggregation parameter, the partial batch selector (the batch ID of a fixed-size task) and
+/// the reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationJobInitReq {
+    /// The aggregation parameter.
+    pub agg_param: Vec<u8>,
+    /// `Some(batch)` for a fixed-size task, `None` for a time-interval one.
+    pub batch_id: Option<BatchId>,
+    /// The reports, in order.
+    pub prepare_inits: Vec<PrepareInit>,
+}
+
+/// Encodes a partial batch selector: the query type, and the batch ID if fixed-size.
+fn put_partial_batch_selector(
+    out: &mut Vec<u8>,
+    batch_id: Option<&BatchId>,
+) -> Result<(), CodecError> {
+    match batch_id {
+        None => {
+            out.push(query_type::TIME_INTERVAL);
+            Ok(())
+        }
+        Some(b) => {
+            out.push(query_type::FIXED_SIZE);
+            b.encode(out)
+        }
+    }
+}
+
+fn read_partial_batch_selector(r: &mut Reader<'_>) -> Result<Option<BatchId>, CodecError> {
+    match r.u8()? {
+        query_type::TIME_INTERVAL => Ok(None),
+        query_type::FIXED_SIZE => Ok(Some(BatchId::decode(r)?)),
+        other => Err(CodecError::UnknownValue {
+            field: "query_type",
+            value: u64::from(other),
+        }),
+    }
+}
+
+impl Encode for AggregationJobInitReq {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        put_opaque(out, LengthPrefix::U32, 0, &self.agg_param, "agg_param")?;
+        put_partial_batch_selector(out, self.batch_id.as_ref())?;
+        put_items(out, LengthPrefix::U32, &self.prepare_inits, "prepare_inits")
+    }
+}
+
+impl Decode for AggregationJobInitReq {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(AggregationJobInitReq {
+            agg_param: r.opaque(LengthPrefix::U32, 0, "agg_param")?,
+            batch_id: read_partial_batch_selector(r)?,
+            prepare_inits: r.items(LengthPrefix::U32)?,
+        })
+    }
+}
+
+/// DAP-09's `PrepareError` codes.
+pub mod prepare_error {
+    /// `batch_collected`.
+    pub const BATCH_COLLECTED: u8 = 0;
+    /// `report_replayed`.
+    pub const REPORT_REPLAYED: u8 = 1;
+    /// `report_dropped`.
+    pub const REPORT_DROPPED: u8 = 2;
+    /// `hpke_unknown_config_id`.
+    pub const HPKE_UNKNOWN_CONFIG_ID: u8 = 3;
+    /// `hpke_decrypt_error`.
+    pub const HPKE_DECRYPT_ERROR: u8 = 4;
+    /// `vdaf_prep_error`.
+    pub const VDAF_PREP_ERROR: u8 = 5;
+    /// `batch_saturated`.
+    pub const BATCH_SATURATED: u8 = 6;
+    /// `task_expired`.
+    pub const TASK_EXPIRED: u8 = 7;
+    /// `invalid_message`.
+    pub const INVALID_MESSAGE: u8 = 8;
+    /// `report_too_early`.
+    pub const REPORT_TOO_EARLY: u8 = 9;
+}
+
+/// DAP-09's `PrepareStepResult` with its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepareStepResult {
+    /// `continue(0)` with the encoded ping-pong message.
+    Continue(Vec<u8>),
+    /// `finished(1)`.
+    Finished,
+    /// `reject(2)` with a [`prepare_error`] code.
+    Reject(u8),
+}
+
+/// `struct { ReportID report_id; PrepareStepResult result; ... } PrepareResp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareResp {
+    /// The report.
+    pub report_id: ReportId,
+    /// The helper's answer for it.
+    pub result: PrepareStepResult,
+}
+
+impl Encode for PrepareResp {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.report_id.encode(out)?;
+        match &self.result {
+            PrepareStepResult::Continue(message) => {
+                out.push(0);
+                put_opaque(out, LengthPrefix::U32, 0, message, "payload")
+            }
+            PrepareStepResult::Finished => {
+                out.push(1);
+                Ok(())
+            }
+            PrepareStepResult::Reject(code) => {
+                out.extend([2, *code]);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Decode for PrepareResp {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let report_id = ReportId::decode(r)?;
+        let result = match r.u8()? {
+            0 => PrepareStepResult::Continue(r.opaque(LengthPrefix::U32, 0, "payload")?),
+            1 => PrepareStepResult::Finished,
+            2 => match r.u8()? {
+                code @ 0..=9 => PrepareStepResult::Reject(code),
+                other => {
+                    return Err(CodecError::UnknownValue {
+                        field: "prepare_error",
+                        value: u64::from(other),
+                    });
+                }
+            },
+            other => {
+                return Err(CodecError::UnknownValue {
+                    field: "prepare_step_result",
+                    value: u64::from(other),
+                });
+            }
+        };
+        Ok(PrepareResp { report_id, result })
+    }
+}
+
+/// `struct { PrepareResp prepare_resps<0..2^32-1>; } AggregationJobResp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregationJobResp {
+    /// One answer per report, in the request's order.
+    pub prepare_resps: Vec<PrepareResp>,
+}
+
+impl Encode for AggregationJobResp {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        put_items(out, LengthPrefix::U32, &self.prepare_resps, "prepare_resps")
+    }
+}
+
+impl Decode for AggregationJobResp {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(AggregationJobResp {
+            prepare_resps: r.items(LengthPrefix::U32)?,
+        })
+    }
+}
+
+/// DAP-09's `AggregateShareReq` (`POST /tasks/{task}/aggregate_shares`): the batch, the
+/// aggregation parameter, and the leader's report count and checksum for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateShareReq {
+    /// The batch.
+    pub batch_selector: BatchSelector,
+    /// The aggregation parameter.
+    pub agg_param: Vec<u8>,
+    /// The leader's report count.
+    pub report_count: u64,
+    /// The leader's checksum (XOR of the SHA-256 of the report IDs).
+    pub checksum: BatchChecksum,
+}
+
+impl Encode for AggregateShareReq {
+    fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        self.batch_selector.encode(out)?;
+        put_opaque(out, LengthPrefix::U32, 0, &self.agg_param, "agg_param")?;
+        self.report_count.encode(out)?;
+        self.checksum.encode(out)
+    }
+}
+
+impl Decode for AggregateShareReq {
+    fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        Ok(AggregateShareReq {
+            batch_selector: BatchSelector::decode(r)?,
+            agg_param: r.opaque(LengthPrefix::U32, 0, "agg_param")?,
+            report_count: r.u64()?,
+            checksum: BatchChecksum::decode(r)?,
         })
     }
 }

@@ -10,6 +10,7 @@ use super::collection_request::{check_collection_extensions, check_collection_qu
 use super::resource_ids::content_id;
 use crate::datastore::{BatchAggregate, BatchScope};
 use crate::error::Error;
+use crate::task::AggregatorTask;
 use cairn_dap_core::VdafInstance;
 use cairn_dap_core::hpke::{self, Label};
 use cairn_dap_messages::{
@@ -92,6 +93,18 @@ impl Aggregator {
         body: &[u8],
     ) -> Result<([u8; 16], Vec<u8>), Error> {
         let task = self.authorize_leader(task_id, auth).await?;
+        super::dap09::require_dap18(&task)?;
+        self.aggregate_share_for(&task, body).await
+    }
+
+    /// Answers the `AggregateShareReq` `body` (DAP-18 encoding) of `task`, whose leader is
+    /// authorized.
+    pub(super) async fn aggregate_share_for(
+        &self,
+        task: &AggregatorTask,
+        body: &[u8],
+    ) -> Result<([u8; 16], Vec<u8>), Error> {
+        let task_id = &task.parameters.task_id;
         let req = AggregateShareReq::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed aggregate share request: {e}"))
         })?;

@@ -20,7 +20,7 @@ use cairn_dap_messages::codec::{LengthPrefix, Reader};
 use cairn_dap_messages::{
     AggregationJobId, AggregationJobInitReq, AggregationJobResp, BatchMode, DapProblemType, Decode,
     Encode, Extension, HpkeCiphertext, ReportError, ReportId, ReportMetadata, ReportShare, TaskId,
-    Time, VerifyInit, VerifyResp, media_type,
+    Time, VerifyInit, VerifyResp, dap09, media_type,
 };
 
 /// The longest the leader waits between polls of a helper, whatever `Retry-After` says.
@@ -299,6 +299,35 @@ impl Aggregator {
         lease: &Lease,
         body: Vec<u8>,
     ) -> Result<Option<Vec<u8>>, Error> {
+        if task.parameters.protocol == cairn_dap_core::Protocol::Dap09 {
+            // DAP-09: `PUT` at the leader's job ID, answered synchronously.
+            let url = cairn_dap_core::TaskParameters::url(
+                &task.parameters.helper_endpoint,
+                &format!(
+                    "tasks/{}/aggregation_jobs/{}",
+                    lease.task_id,
+                    AggregationJobId::from_bytes(lease.job_id)
+                ),
+            );
+            let body = super::dap09::init_req_to_dap09(&task.parameters, &body)?;
+            let reply = self
+                .send_to_helper(
+                    task,
+                    reqwest::Method::PUT,
+                    &url,
+                    Some((dap09::media_type::AGGREGATION_JOB_INIT_REQ, body)),
+                )
+                .await
+                .and_then(|reply| match reply {
+                    HelperReply::Body(b) => {
+                        super::dap09::resp_from_dap09(&b).map(HelperReply::Body)
+                    }
+                    HelperReply::Deferred { .. } => Err(Error::Internal(
+                        "a DAP-09 helper deferred an aggregation job".into(),
+                    )),
+                });
+            return self.settle_helper_reply(lease, None, reply).await;
+        }
         let url = cairn_dap_core::TaskParameters::url(
             &task.parameters.helper_endpoint,
             &format!("tasks/{}/aggregation_jobs", lease.task_id),

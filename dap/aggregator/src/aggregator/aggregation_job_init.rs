@@ -191,13 +191,28 @@ impl Aggregator {
         body: &[u8],
     ) -> Result<(AggregationJobId, AggregationJobAnswer), Error> {
         let task = self.authorize_leader(task_id, auth).await?;
-        let init = check_init_request(&task, body)?;
+        super::dap09::require_dap18(&task)?;
+        self.init_helper_job(&task, body, self.inner.params.async_aggregation)
+            .await
+    }
+
+    /// Initializes the job `body` (an encoded DAP-18 `AggregationJobInitReq`) of `task`, whose
+    /// leader is authorized: finds the identical job, or stores it for the driver
+    /// (`allow_async`), or prepares and commits it now.
+    pub(super) async fn init_helper_job(
+        &self,
+        task: &AggregatorTask,
+        body: &[u8],
+        allow_async: bool,
+    ) -> Result<(AggregationJobId, AggregationJobAnswer), Error> {
+        let task_id = &task.parameters.task_id;
+        let init = check_init_request(task, body)?;
         let job_id = AggregationJobId::from_bytes(content_id(task_id, body));
         let ds = &self.inner.datastore;
         if let Some(job) = ds.get_helper_aggregation_job(task_id, &job_id).await? {
             return Ok((job_id, AggregationJobAnswer::of(job)?));
         }
-        if self.inner.params.async_aggregation {
+        if allow_async {
             if !ds
                 .put_helper_aggregation_job_request(task_id, &job_id, body)
                 .await?
@@ -211,7 +226,7 @@ impl Aggregator {
             }
             return Ok((job_id, AggregationJobAnswer::Processing));
         }
-        let prepared = Arc::new(self.prepare_helper_job(&task, &init).await?);
+        let prepared = Arc::new(self.prepare_helper_job(task, &init).await?);
         let respond = Arc::clone(&prepared);
         let job = ds
             .commit_helper_aggregation_job(

@@ -174,8 +174,15 @@ impl Aggregator {
             &task.parameters.helper_endpoint,
             &format!("tasks/{}/aggregate_shares", lease.task_id),
         );
+        let (content_type, share_req) = match task.parameters.protocol {
+            cairn_dap_core::Protocol::Dap09 => (
+                cairn_dap_messages::dap09::media_type::AGGREGATE_SHARE_REQ,
+                super::dap09::share_req_to_dap09(&task.parameters, &share_req)?,
+            ),
+            cairn_dap_core::Protocol::Dap18 => (media_type::AGGREGATE_SHARE_REQ, share_req),
+        };
         let helper_share = match self
-            .post_to_helper(&task, &url, media_type::AGGREGATE_SHARE_REQ, share_req)
+            .post_to_helper(&task, &url, content_type, share_req)
             .await
         {
             Ok(body) => AggregateShare::get_decoded(&body)

@@ -10,14 +10,16 @@
 
 use super::Aggregator;
 use super::collection_request::check_collection_query;
+use super::helper_job::AggregationJobAnswer;
 use crate::datastore::{BatchScope, DatastoreError};
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
 use cairn_dap_core::{Protocol, TaskParameters};
 use cairn_dap_messages::{
-    BatchId, CollectionJobId, CollectionJobReq, CollectionJobResp, DapProblemType, Decode,
-    Duration, Encode, Interval, Query, Report, ReportError, ReportMetadata, TaskId, Time, dap09,
-    media_type,
+    AggregateShareReq, AggregationJobInitReq, AggregationJobResp, BatchId, BatchSelector,
+    CollectionJobId, CollectionJobReq, CollectionJobResp, DapProblemType, Decode, Duration, Encode,
+    Extension, Interval, Query, Report, ReportError, ReportMetadata, ReportShare, TaskId, Time,
+    VerifyInit, VerifyResp, VerifyStepResult, dap09, media_type,
 };
 
 /// What a DAP-09 collector's poll finds.
@@ -52,7 +54,7 @@ fn wrong_protocol(task: &TaskParameters, sent: Protocol) -> Error {
 }
 
 /// A DAP-09 task or the refusal of a DAP-09 message to a DAP-18 one.
-fn require_dap09(task: &AggregatorTask) -> Result<(), Error> {
+pub(super) fn require_dap09(task: &AggregatorTask) -> Result<(), Error> {
     if task.parameters.protocol == Protocol::Dap09 {
         Ok(())
     } else {
@@ -339,6 +341,266 @@ impl Aggregator {
         } else {
             Err(Error::NotFound)
         }
+    }
+}
+
+/// DAP-09's `PrepareError` code for a DAP-18 report error.
+fn prepare_error(e: ReportError) -> u8 {
+    use dap09::prepare_error as p;
+    match e {
+        ReportError::BatchCollected => p::BATCH_COLLECTED,
+        ReportError::ReportReplayed => p::REPORT_REPLAYED,
+        ReportError::ReportDropped | ReportError::TaskNotStarted => p::REPORT_DROPPED,
+        ReportError::HpkeUnknownConfigId | ReportError::OutdatedConfig => p::HPKE_UNKNOWN_CONFIG_ID,
+        ReportError::HpkeDecryptError => p::HPKE_DECRYPT_ERROR,
+        ReportError::VdafVerifyError => p::VDAF_PREP_ERROR,
+        ReportError::TaskExpired => p::TASK_EXPIRED,
+        ReportError::ReportTooEarly => p::REPORT_TOO_EARLY,
+        _ => p::INVALID_MESSAGE,
+    }
+}
+
+/// The DAP-18 report error for a DAP-09 `PrepareError` code.
+fn report_error(code: u8) -> ReportError {
+    use dap09::prepare_error as p;
+    match code {
+        p::BATCH_COLLECTED => ReportError::BatchCollected,
+        p::REPORT_REPLAYED => ReportError::ReportReplayed,
+        p::REPORT_DROPPED | p::BATCH_SATURATED => ReportError::ReportDropped,
+        p::HPKE_UNKNOWN_CONFIG_ID => ReportError::HpkeUnknownConfigId,
+        p::HPKE_DECRYPT_ERROR => ReportError::HpkeDecryptError,
+        p::VDAF_PREP_ERROR => ReportError::VdafVerifyError,
+        p::TASK_EXPIRED => ReportError::TaskExpired,
+        p::REPORT_TOO_EARLY => ReportError::ReportTooEarly,
+        _ => ReportError::InvalidMessage,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+/// Leader: the DAP-09 `AggregationJobInitReq` for the DAP-18 one the driver built.
+pub(super) fn init_req_to_dap09(task: &TaskParameters, body: &[u8]) -> Result<Vec<u8>, Error> {
+    let req = AggregationJobInitReq::get_decoded(body).map_err(internal)?;
+    let batch_id = req
+        .extensions
+        .iter()
+        .find(|e| e.extension_type == Extension::LEADER_SELECTED_BATCH_ID)
+        .map(|e| {
+            <[u8; 32]>::try_from(e.extension_data.as_slice())
+                .map(BatchId::from_bytes)
+                .map_err(internal)
+        })
+        .transpose()?;
+    dap09::AggregationJobInitReq {
+        agg_param: req.agg_param,
+        batch_id,
+        prepare_inits: req
+            .verify_inits
+            .into_iter()
+            .map(|v| dap09::PrepareInit {
+                report_share: dap09::ReportShare {
+                    metadata: dap09::ReportMetadata {
+                        id: v.report_share.metadata.id,
+                        time_seconds: task.seconds(v.report_share.metadata.time),
+                    },
+                    public_share: v.report_share.public_share,
+                    encrypted_input_share: v.report_share.encrypted_input_share,
+                },
+                message: v.payload,
+            })
+            .collect(),
+    }
+    .get_encoded()
+    .map_err(internal)
+}
+
+/// Leader: the DAP-18 `AggregationJobResp` a DAP-09 helper's answer stands for. Anything it
+/// cannot read is an error of the helper's, which fails the attempt (retried later).
+pub(super) fn resp_from_dap09(body: &[u8]) -> Result<Vec<u8>, Error> {
+    let resp = dap09::AggregationJobResp::get_decoded(body)
+        .map_err(|e| Error::Internal(format!("helper's DAP-09 aggregation job response: {e}")))?;
+    AggregationJobResp {
+        verify_resps: resp
+            .prepare_resps
+            .into_iter()
+            .map(|p| VerifyResp {
+                report_id: p.report_id,
+                result: match p.result {
+                    dap09::PrepareStepResult::Continue(m) => VerifyStepResult::Continue(m),
+                    dap09::PrepareStepResult::Finished => VerifyStepResult::Finish,
+                    dap09::PrepareStepResult::Reject(code) => {
+                        VerifyStepResult::Reject(report_error(code))
+                    }
+                },
+            })
+            .collect(),
+    }
+    .get_encoded()
+    .map_err(internal)
+}
+
+/// Leader: the DAP-09 `AggregateShareReq` for the DAP-18 one the collection driver built.
+pub(super) fn share_req_to_dap09(task: &TaskParameters, body: &[u8]) -> Result<Vec<u8>, Error> {
+    let req = AggregateShareReq::get_decoded(body).map_err(internal)?;
+    let batch_selector = match req.batch_selector {
+        BatchSelector::TimeInterval { batch_interval } => dap09::BatchSelector::TimeInterval {
+            batch_interval: task.interval_in_seconds(&batch_interval),
+        },
+        BatchSelector::LeaderSelected { batch_id } => dap09::BatchSelector::FixedSize { batch_id },
+    };
+    dap09::AggregateShareReq {
+        batch_selector,
+        agg_param: req.collection_job_req.agg_param,
+        report_count: req.report_count,
+        checksum: req.checksum,
+    }
+    .get_encoded()
+    .map_err(internal)
+}
+
+impl Aggregator {
+    /// Helper: `PUT /tasks/{task}/aggregation_jobs/{job}` from a DAP-09 leader on a `dap-09`
+    /// task. The request becomes the DAP-18 one and is prepared and committed synchronously
+    /// (DAP-09 has no deferred answers) by the same code; the encoded DAP-09
+    /// `AggregationJobResp` is returned. The job's identity is its content, as for DAP-18, so
+    /// the leader's retry of the same request gets the same answer.
+    pub async fn handle_dap09_aggregation_job_init(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let task = self.authorize_leader(task_id, auth).await?;
+        require_dap09(&task)?;
+        let req = dap09::AggregationJobInitReq::get_decoded(body).map_err(|e| {
+            Error::invalid_message(task_id, format!("malformed aggregation job: {e}"))
+        })?;
+        let mut verify_inits = Vec::with_capacity(req.prepare_inits.len());
+        for p in req.prepare_inits {
+            let rs = p.report_share;
+            let time = rs
+                .metadata
+                .time_in_precision_units(task.parameters.time_precision)
+                .ok_or_else(|| {
+                    Error::invalid_message(
+                        task_id,
+                        "a report's time is not a multiple of the task's time_precision",
+                    )
+                })?;
+            verify_inits.push(VerifyInit {
+                report_share: ReportShare {
+                    metadata: ReportMetadata {
+                        id: rs.metadata.id,
+                        time,
+                        public_extensions: Vec::new(),
+                    },
+                    public_share: rs.public_share,
+                    encrypted_input_share: rs.encrypted_input_share,
+                },
+                payload: p.message,
+            });
+        }
+        let extensions = req
+            .batch_id
+            .map(|b| Extension {
+                extension_type: Extension::LEADER_SELECTED_BATCH_ID,
+                extension_data: b.as_bytes().to_vec(),
+            })
+            .into_iter()
+            .collect();
+        let dap18 = AggregationJobInitReq {
+            verification_key_id: 0,
+            agg_param: req.agg_param,
+            extensions,
+            verify_inits,
+        }
+        .get_encoded()
+        .map_err(internal)?;
+        let resp = match self.init_helper_job(&task, &dap18, false).await?.1 {
+            AggregationJobAnswer::Ready(resp) => resp,
+            AggregationJobAnswer::Processing => {
+                return Err(Error::Internal(
+                    "a DAP-09 aggregation job must be answered synchronously".into(),
+                ));
+            }
+        };
+        let resp = AggregationJobResp::get_decoded(&resp).map_err(internal)?;
+        dap09::AggregationJobResp {
+            prepare_resps: resp
+                .verify_resps
+                .into_iter()
+                .map(|v| dap09::PrepareResp {
+                    report_id: v.report_id,
+                    result: match v.result {
+                        VerifyStepResult::Continue(m) => dap09::PrepareStepResult::Continue(m),
+                        VerifyStepResult::Finish => dap09::PrepareStepResult::Finished,
+                        VerifyStepResult::Reject(e) => {
+                            dap09::PrepareStepResult::Reject(prepare_error(e))
+                        }
+                    },
+                })
+                .collect(),
+        }
+        .get_encoded()
+        .map_err(internal)
+    }
+
+    /// Helper: `POST /tasks/{task}/aggregate_shares` of a DAP-09 `AggregateShareReq` on a
+    /// `dap-09` task: converted and answered by the same code as DAP-18 (the share sealed
+    /// under DAP-09's AAD). `AggregateShare` encodes the same in both drafts.
+    pub async fn handle_dap09_aggregate_share(
+        &self,
+        task_id: &TaskId,
+        auth: Option<&str>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let task = self.authorize_leader(task_id, auth).await?;
+        require_dap09(&task)?;
+        let req = dap09::AggregateShareReq::get_decoded(body).map_err(|e| {
+            Error::invalid_message(task_id, format!("malformed aggregate share request: {e}"))
+        })?;
+        let precision = task.parameters.time_precision;
+        let (query, batch_selector) = match req.batch_selector {
+            dap09::BatchSelector::TimeInterval { batch_interval } => {
+                let (Some(start), Some(duration)) = (
+                    units(batch_interval.start.0, precision),
+                    units(batch_interval.duration.0, precision),
+                ) else {
+                    return Err(Error::dap(
+                        DapProblemType::BatchInvalid,
+                        Some(*task_id),
+                        "the batch interval's start and duration must be multiples of time_precision",
+                    ));
+                };
+                let batch_interval = Interval {
+                    start: Time(start),
+                    duration: Duration(duration),
+                };
+                (
+                    Query::TimeInterval { batch_interval },
+                    BatchSelector::TimeInterval { batch_interval },
+                )
+            }
+            dap09::BatchSelector::FixedSize { batch_id } => (
+                Query::LeaderSelected,
+                BatchSelector::LeaderSelected { batch_id },
+            ),
+        };
+        let dap18 = AggregateShareReq {
+            collection_job_req: CollectionJobReq {
+                query,
+                agg_param: req.agg_param,
+                extensions: Vec::new(),
+            },
+            batch_selector,
+            report_count: req.report_count,
+            checksum: req.checksum,
+        }
+        .get_encoded()
+        .map_err(internal)?;
+        Ok(self.aggregate_share_for(&task, &dap18).await?.1)
     }
 }
 

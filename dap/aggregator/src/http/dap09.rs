@@ -37,12 +37,37 @@ pub(super) fn hpke_config_task(query: Option<&str>) -> Option<&str> {
     query?.split('&').find_map(|kv| kv.strip_prefix("task_id="))
 }
 
-/// Whether a `POST` to the upload route carries a DAP-09 report (by its media type).
-pub(super) fn is_dap09_report(headers: &HeaderMap) -> bool {
+/// Whether the request's `Content-Type` is `media_type` (parameters ignored).
+pub(super) fn has_media_type(headers: &HeaderMap, media_type: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == dap09::media_type::REPORT)
+        .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == media_type)
+}
+
+/// Whether a `POST` to the upload route carries a DAP-09 report (by its media type).
+pub(super) fn is_dap09_report(headers: &HeaderMap) -> bool {
+    has_media_type(headers, dap09::media_type::REPORT)
+}
+
+/// `PUT /tasks/{task}/aggregation_jobs/{job}`: a DAP-09 leader's aggregation job (helper),
+/// answered synchronously with the DAP-09 `AggregationJobResp`.
+pub(super) async fn aggregation_job_init(
+    State(s): State<AppState>,
+    Path((task, _job)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Error> {
+    let task_id = task_id(&task)?;
+    let resp = s
+        .aggregator
+        .handle_dap09_aggregation_job_init(&task_id, bearer(&headers), &body)
+        .await?;
+    Ok(body_response(
+        StatusCode::OK,
+        dap09::media_type::AGGREGATION_JOB_RESP,
+        resp,
+    ))
 }
 
 /// `PUT /tasks/{task}/reports`, DAP-09's upload of one report to a `dap-09` task.
