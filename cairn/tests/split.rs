@@ -7,7 +7,8 @@
 //! issuer export `/metrics`. Then SA, issuer, a nonce service, two RAs and two WFEs: a client
 //! alternating WFEs per request never sees `badNonce`, and flows through both WFEs keep issuing
 //! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) issues through both WFEs and revokes
-//! across them, and an RA SIGKILLed as four orders finalize loses none and issues none twice.
+//! across them, and an RA SIGKILLed as four orders finalize loses none and issues none twice;
+//! so does a WFE SIGKILLed as four orders finalize through a load balancer in front of two.
 //! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
 //! in a fresh schema.
 
@@ -826,6 +827,185 @@ async fn an_ra_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
         .count("SELECT COUNT(DISTINCT identifiers) FROM {schema}.certificates")
         .await;
     assert_eq!(names_issued, 4);
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// A layer-4 load balancer on loopback in front of `backends` (ports), as an operator puts
+/// one in front of several WFEs: each connection goes to the next backend in turn, skipping
+/// one that refuses it. TLS passes through; the WFEs build their URLs from `Host`, so every
+/// URL a client gets names the balancer. Returns its port.
+async fn load_balancer(backends: Vec<u16>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut next = 0usize;
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let (start, backends) = (next, backends.clone());
+            next += 1;
+            tokio::spawn(async move {
+                for i in 0..backends.len() {
+                    let backend = backends[(start + i) % backends.len()];
+                    if let Ok(mut out) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Finalizes `order` and downloads its certificate, as a client behind a load balancer does
+/// when a request fails because the WFE it reached died: look at the order again and carry on
+/// (finalize a `ready` order, wait for a `processing` one, order again if it failed).
+async fn finalize_despite_a_dead_wfe(
+    d: &Deployment,
+    account: &instant_acme::Account,
+    mut order: instant_acme::Order,
+    name: &str,
+) -> String {
+    let ids = [Identifier::Dns(name.into())];
+    let policy = instant_acme::RetryPolicy::new().timeout(Duration::from_secs(150));
+    for _attempt in 0..8 {
+        match order.refresh().await.map(|s| s.status) {
+            Ok(OrderStatus::Ready) => {
+                let (csr, _key) = common::csr_for(&ids);
+                if order.finalize_csr(&csr).await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            }
+            Ok(OrderStatus::Processing | OrderStatus::Valid) => {}
+            Ok(_) => {
+                // Failed cleanly: order again.
+                match account.new_order(&NewOrder::new(&ids)).await {
+                    Ok(o) => order = o,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+                if authorize_with(&d.chall, &mut order, ChallengeType::Http01).await
+                    != OrderStatus::Ready
+                {
+                    continue;
+                }
+                continue;
+            }
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        if let Ok(pem) = order.poll_certificate(&policy).await {
+            return pem;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name}: no certificate after eight attempts");
+}
+
+/// Two WFEs behind a load balancer (sharing the nonce service) over one RA; four ready orders
+/// finalize at once through the balancer and the first WFE is SIGKILLed 1 ms later, before
+/// every flow has its certificate. Connections to the dead WFE fail; the clients look at
+/// their orders again through the balancer, which now reaches only the second WFE. Every name
+/// gets its certificate and no order gets two. (As for the RA, the test does not prove how many
+/// flows had a request cut by the kill; it proves none is lost or doubled whichever did.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() {
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "wfekill").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let (ra, wfe1, wfe2, nonce) = (free_port(), free_port(), free_port(), free_port());
+    d.nonce = Some(nonce);
+    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let _ra = d.start("ra", "ra", ra, &[]).await;
+    let mut first_wfe = d.start("wfe", "wfe1", wfe1, &[ra]).await;
+    // Both WFEs serve HTTPS from one TLS root, as instances behind one name do: the second
+    // finds the first's root in its data folder and issues its own certificate from it.
+    let (from, to) = (
+        tmp.path().join("data-wfe1/ca"),
+        tmp.path().join("data-wfe2/ca"),
+    );
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["tls-root.pem", "tls-root.key.pem"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra]).await;
+    let lb = load_balancer(vec![wfe1, wfe2]).await;
+    let (directory, tls_root) = d.wfe("wfe1", lb);
+    let account = account_at(&directory, &tls_root).await;
+
+    let names: Vec<String> = (0..4).map(|i| format!("w{i}.split.example")).collect();
+    let mut orders = Vec::new();
+    for name in &names {
+        let mut order = account
+            .new_order(&NewOrder::new(&[Identifier::Dns(name.clone())]))
+            .await
+            .unwrap();
+        let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
+        assert_eq!(status, OrderStatus::Ready);
+        orders.push(order);
+    }
+    let Ok([o0, o1, o2, o3]) = <[_; 4]>::try_from(orders) else {
+        unreachable!("four orders")
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let flow = |order, i: usize| {
+        let done = &done;
+        let name = &names[i];
+        let d = &d;
+        let account = &account;
+        async move {
+            let pem = finalize_despite_a_dead_wfe(d, account, order, name).await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            pem
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        first_wfe.child.0.kill().unwrap();
+        first_wfe.child.0.wait().unwrap();
+        assert!(
+            finished < 4,
+            "the WFE was killed after every finalize had completed"
+        );
+    };
+    let (p0, p1, p2, p3, ()) =
+        tokio::join!(flow(o0, 0), flow(o1, 1), flow(o2, 2), flow(o3, 3), kill);
+    for (pem, name) in [p0, p1, p2, p3].iter().zip(&names) {
+        verify_chain(&d.root(), pem, name);
+    }
+    // After the kill the balancer reaches only the second WFE, and issuance goes on.
+    let account2 = account_at(&directory, &tls_root).await;
+    let (pem, _key) = issue_with(
+        &d.chall,
+        &account2,
+        &[Identifier::Dns("after.split.example".into())],
+        ChallengeType::Http01,
+        None,
+    )
+    .await;
+    verify_chain(&d.root(), &pem, "after.split.example");
+
+    let certs = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates")
+        .await;
+    let orders = schema
+        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+        .await;
+    assert_eq!(certs, orders, "an order was issued twice");
+    let names_issued = schema
+        .count("SELECT COUNT(DISTINCT identifiers) FROM {schema}.certificates")
+        .await;
+    assert_eq!(names_issued, 5);
     drop(tmp);
     schema.drop_schema().await;
 }

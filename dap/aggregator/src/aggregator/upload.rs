@@ -10,12 +10,12 @@ use super::report_checks::{
 use crate::datastore::{HpkeKeyState, StoredReport, UploadOutcome};
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
+use cairn_dap_core::HpkeKeypair;
 use cairn_dap_core::hpke::Label;
-use cairn_dap_core::{HpkeKeypair, Protocol};
 use cairn_dap_messages::codec::{LengthPrefix, put_items};
 use cairn_dap_messages::{
     DapProblemType, Decode, Encode, Report, ReportError, ReportUploadStatus, Role, TaskId,
-    UploadErrors, UploadRequest, dap09,
+    UploadErrors, UploadRequest,
 };
 use std::collections::BTreeMap;
 
@@ -105,17 +105,7 @@ impl Aggregator {
                 "not a leader task",
             ));
         }
-        if task.parameters.protocol != Protocol::Dap18 {
-            return Err(Error::invalid_message(
-                task_id,
-                format!(
-                    "this task speaks {}, and this is a dap-18 upload: PUT one report to \
-                     tasks/{{task}}/reports as {}",
-                    task.parameters.protocol,
-                    dap09::media_type::REPORT
-                ),
-            ));
-        }
+        super::dap09::require_dap18(&task)?;
         let req = UploadRequest::get_decoded(body).map_err(|e| {
             Error::invalid_message(task_id, format!("malformed upload request: {e}"))
         })?;
