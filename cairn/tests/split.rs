@@ -9,6 +9,7 @@
 //! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) issues through both WFEs and revokes
 //! across them, and an RA SIGKILLed as four orders finalize loses none and issues none twice;
 //! so does a WFE SIGKILLed as four orders finalize through a load balancer in front of two.
+//! Cairn's load generator issues, renews and revokes through two balanced WFEs.
 //! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
 //! in a fresh schema.
 
@@ -1006,6 +1007,88 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
         .count("SELECT COUNT(DISTINCT identifiers) FROM {schema}.certificates")
         .await;
     assert_eq!(names_issued, 5);
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// Cairn's load generator against the split deployment: two WFEs behind a load balancer, each
+/// over both RAs, sharing the nonce service and one TLS root. Four accounts issue, renew and
+/// revoke 20 certificates by dns-01; the balancer alternates connections between the WFEs,
+/// both of which count requests. Nothing fails, every order has one certificate, and the
+/// revocations the generator made are in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes() {
+    use cairn_loadgen::{ChallengeMode, LoadConfig, PollPolicy, Trust};
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "load").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    let (ra1, ra2, wfe1, wfe2, nonce) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    d.nonce = Some(nonce);
+    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let _ra1 = d.start("ra", "ra1", ra1, &[]).await;
+    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
+    let first = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
+    let (from, to) = (
+        tmp.path().join("data-wfe1/ca"),
+        tmp.path().join("data-wfe2/ca"),
+    );
+    std::fs::create_dir_all(&to).unwrap();
+    for file in ["tls-root.pem", "tls-root.key.pem"] {
+        std::fs::copy(from.join(file), to.join(file)).unwrap();
+    }
+    let second = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
+    let lb = load_balancer(vec![wfe1, wfe2]).await;
+    let (directory, tls_root) = d.wfe("wfe1", lb);
+    let mgmt = format!("http://{}/", d.chall.management_addr().unwrap());
+    let summary = cairn_loadgen::run(LoadConfig {
+        directory: directory.parse().unwrap(),
+        trust: Trust::Roots(std::fs::read(&tls_root).unwrap()),
+        accounts: 4,
+        certificates: Some(20),
+        duration: Duration::from_secs(120),
+        mix: "single=2,multi=1,renewal=1,revoke=1".parse().unwrap(),
+        names_per_multi: 2,
+        domain_suffix: "load.split.example".into(),
+        challenge: ChallengeMode::Dns01(mgmt.parse().unwrap()),
+        poll: PollPolicy::default(),
+        progress: false,
+        keep_cert_ids: false,
+        deactivate_authzs: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(summary.errors_total, 0, "{summary}");
+    assert_eq!(summary.certificates, 20, "{summary}");
+    eprintln!("{summary}");
+    // With one account in four flows of five revoking, the mix holds revocations and renewals.
+    assert!(summary.revocations > 0, "{summary}");
+    assert!(summary.certificates_by_kind["renewal"] > 0, "{summary}");
+    assert_eq!(summary.revocations, summary.certificates_by_kind["revoke"]);
+    for wfe in [&first, &second] {
+        assert_counted(wfe, "acme").await;
+    }
+    let certs = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates")
+        .await;
+    let orders = schema
+        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+        .await;
+    assert_eq!((certs, orders), (20, 20));
+    let revoked = schema
+        .count("SELECT COUNT(*) FROM {schema}.certificates WHERE revoked_at IS NOT NULL")
+        .await;
+    assert_eq!(u64::try_from(revoked).unwrap(), summary.revocations);
     drop(tmp);
     schema.drop_schema().await;
 }
