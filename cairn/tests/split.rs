@@ -718,34 +718,58 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
     schema.drop_schema().await;
 }
 
-/// Finalizes `order` for `name` and waits for its certificate. A finalize the dying RA could
-/// not answer, or an order it left failed, is retried the way a client would: finalize again
-/// while the order is still `ready`, else a new order. Returns the certificate chain.
-async fn finalize_or_retry(
+/// Four ready orders of `account` named `{prefix}{i}.split.example` finalize at once and
+/// `victim` is SIGKILLed 1 ms later, while they are in flight; each flow carries on as a
+/// client does ([`finalize_despite_a_dead_wfe`]). Every certificate must chain to the root and
+/// name its order's name.
+async fn finalize_four_while_killing(
     d: &Deployment,
     account: &instant_acme::Account,
-    mut order: instant_acme::Order,
-    name: &str,
-) -> String {
-    let ids = [Identifier::Dns(name.into())];
-    let policy = instant_acme::RetryPolicy::new().timeout(Duration::from_secs(150));
-    for _attempt in 0..3 {
-        let (csr, _key) = common::csr_for(&ids);
-        if order.finalize_csr(&csr).await.is_err() {
-            let status = order.refresh().await.map(|s| s.status);
-            if matches!(status, Ok(OrderStatus::Ready)) {
-                continue;
-            }
-        }
-        if let Ok(pem) = order.poll_certificate(&policy).await {
-            return pem;
-        }
-        // Failed cleanly: order again (through the RA left).
-        order = account.new_order(&NewOrder::new(&ids)).await.unwrap();
+    prefix: &str,
+    victim: &mut Role,
+) {
+    let names: Vec<String> = (0..4)
+        .map(|i| format!("{prefix}{i}.split.example"))
+        .collect();
+    let mut orders = Vec::new();
+    for name in &names {
+        let mut order = account
+            .new_order(&NewOrder::new(&[Identifier::Dns(name.clone())]))
+            .await
+            .unwrap();
         let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
-        assert_eq!(status, OrderStatus::Ready, "{name}");
+        assert_eq!(status, OrderStatus::Ready);
+        orders.push(order);
     }
-    panic!("{name}: no certificate after three attempts");
+    let Ok([o0, o1, o2, o3]) = <[_; 4]>::try_from(orders) else {
+        unreachable!("four orders")
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let flow = |order, i: usize| {
+        let done = &done;
+        let name = &names[i];
+        async move {
+            let pem = finalize_despite_a_dead_wfe(d, account, order, name).await;
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            pem
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        victim.child.0.kill().unwrap();
+        victim.child.0.wait().unwrap();
+        assert!(
+            finished < 4,
+            "{} was killed after every finalize had completed",
+            victim.name
+        );
+    };
+    let (p0, p1, p2, p3, ()) =
+        tokio::join!(flow(o0, 0), flow(o1, 1), flow(o2, 2), flow(o3, 3), kill);
+    for (pem, name) in [p0, p1, p2, p3].iter().zip(&names) {
+        verify_chain(&d.root(), pem, name);
+    }
 }
 
 /// Two RAs behind one WFE; four ready orders finalize at once and the first RA is SIGKILLed
@@ -771,49 +795,7 @@ async fn an_ra_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     let account = account_at(&directory, &tls_root).await;
 
     // Four ready orders; their finalizes go round both RAs.
-    let names: Vec<String> = (0..4).map(|i| format!("f{i}.split.example")).collect();
-    let mut orders = Vec::new();
-    for name in &names {
-        let mut order = account
-            .new_order(&NewOrder::new(&[Identifier::Dns(name.clone())]))
-            .await
-            .unwrap();
-        let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
-        assert_eq!(status, OrderStatus::Ready);
-        orders.push(order);
-    }
-    // All four finalize at once; the first RA is SIGKILLed while they are in flight.
-    let Ok([o0, o1, o2, o3]) = <[_; 4]>::try_from(orders) else {
-        unreachable!("four orders")
-    };
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let flow = |order, i: usize| {
-        let done = &done;
-        let name = &names[i];
-        let d = &d;
-        let account = &account;
-        async move {
-            let pem = finalize_or_retry(d, account, order, name).await;
-            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            pem
-        }
-    };
-    let kill = async {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-        first_ra.child.0.kill().unwrap();
-        first_ra.child.0.wait().unwrap();
-        assert!(
-            finished < 4,
-            "the RA was killed after every finalize had completed"
-        );
-    };
-    let (p0, p1, p2, p3, ()) =
-        tokio::join!(flow(o0, 0), flow(o1, 1), flow(o2, 2), flow(o3, 3), kill);
-    let pems = [p0, p1, p2, p3];
-    for (pem, name) in pems.iter().zip(&names) {
-        verify_chain(&d.root(), pem, name);
-    }
+    finalize_four_while_killing(&d, &account, "f", &mut first_ra).await;
 
     // Every name has its certificate, and no order has two.
     let certs = schema
@@ -860,8 +842,8 @@ async fn load_balancer(backends: Vec<u16>) -> u16 {
     port
 }
 
-/// Finalizes `order` and downloads its certificate, as a client behind a load balancer does
-/// when a request fails because the WFE it reached died: look at the order again and carry on
+/// Finalizes `order` and downloads its certificate, as a client does when a request fails
+/// because the WFE or RA it reached died: look at the order again and carry on
 /// (finalize a `ready` order, wait for a `processing` one, order again if it failed).
 async fn finalize_despite_a_dead_wfe(
     d: &Deployment,
@@ -943,47 +925,7 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     let (directory, tls_root) = d.wfe("wfe1", lb);
     let account = account_at(&directory, &tls_root).await;
 
-    let names: Vec<String> = (0..4).map(|i| format!("w{i}.split.example")).collect();
-    let mut orders = Vec::new();
-    for name in &names {
-        let mut order = account
-            .new_order(&NewOrder::new(&[Identifier::Dns(name.clone())]))
-            .await
-            .unwrap();
-        let status = authorize_with(&d.chall, &mut order, ChallengeType::Http01).await;
-        assert_eq!(status, OrderStatus::Ready);
-        orders.push(order);
-    }
-    let Ok([o0, o1, o2, o3]) = <[_; 4]>::try_from(orders) else {
-        unreachable!("four orders")
-    };
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let flow = |order, i: usize| {
-        let done = &done;
-        let name = &names[i];
-        let d = &d;
-        let account = &account;
-        async move {
-            let pem = finalize_despite_a_dead_wfe(d, account, order, name).await;
-            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            pem
-        }
-    };
-    let kill = async {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
-        first_wfe.child.0.kill().unwrap();
-        first_wfe.child.0.wait().unwrap();
-        assert!(
-            finished < 4,
-            "the WFE was killed after every finalize had completed"
-        );
-    };
-    let (p0, p1, p2, p3, ()) =
-        tokio::join!(flow(o0, 0), flow(o1, 1), flow(o2, 2), flow(o3, 3), kill);
-    for (pem, name) in [p0, p1, p2, p3].iter().zip(&names) {
-        verify_chain(&d.root(), pem, name);
-    }
+    finalize_four_while_killing(&d, &account, "w", &mut first_wfe).await;
     // After the kill the balancer reaches only the second WFE, and issuance goes on.
     let account2 = account_at(&directory, &tls_root).await;
     let (pem, _key) = issue_with(

@@ -404,13 +404,7 @@ pub struct Collection {
 
 impl Encode for Collection {
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        match &self.batch_id {
-            None => out.push(query_type::TIME_INTERVAL),
-            Some(batch_id) => {
-                out.push(query_type::FIXED_SIZE);
-                batch_id.encode(out)?;
-            }
-        }
+        put_partial_batch_selector(out, self.batch_id.as_ref())?;
         self.report_count.encode(out)?;
         self.interval.encode(out)?;
         self.leader_encrypted_agg_share.encode(out)?;
@@ -420,18 +414,8 @@ impl Encode for Collection {
 
 impl Decode for Collection {
     fn decode(r: &mut Reader<'_>) -> Result<Self, CodecError> {
-        let batch_id = match r.u8()? {
-            query_type::TIME_INTERVAL => None,
-            query_type::FIXED_SIZE => Some(BatchId::decode(r)?),
-            other => {
-                return Err(CodecError::UnknownValue {
-                    field: "query_type",
-                    value: u64::from(other),
-                });
-            }
-        };
         Ok(Collection {
-            batch_id,
+            batch_id: read_partial_batch_selector(r)?,
             report_count: r.u64()?,
             interval: Interval::decode(r)?,
             leader_encrypted_agg_share: HpkeCiphertext::decode(r)?,

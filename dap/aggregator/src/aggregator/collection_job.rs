@@ -7,8 +7,9 @@ use super::collection_request::{check_collection_extensions, check_collection_qu
 use super::resource_ids::{content_id, random16};
 use crate::datastore::{BatchScope, CollectionJob, DatastoreError};
 use crate::error::Error;
+use crate::task::AggregatorTask;
 use cairn_dap_messages::{
-    CollectionJobId, CollectionJobReq, DapProblemType, Decode, Query, TaskId,
+    CollectionJobId, CollectionJobReq, DapProblemType, Decode, Interval, Query, TaskId,
 };
 
 /// Where a collection job stands, as the leader reports it to the collector.
@@ -98,31 +99,52 @@ impl Aggregator {
         {
             return Ok((job_id, false));
         }
-        let current = ds
-            .aggregate_batch(
-                task_id,
-                &task.parameters.engine(),
-                &req.agg_param,
-                &BatchScope::TimeInterval {
-                    start: batch_interval.start.0,
-                    end: batch_interval.end().0,
-                },
-                false,
-            )
+        let created = self
+            .store_collection_job(&task, &job_id, body, &req.agg_param, Some(batch_interval))
             .await?;
-        if current.any_collected {
-            return Err(Error::dap(
-                DapProblemType::BatchOverlap,
-                Some(*task_id),
-                "the interval overlaps a collected batch",
-            ));
+        Ok((job_id, created))
+    }
+
+    /// Stores the collection job `job_id` (`request`: an encoded DAP-18 `CollectionJobReq`) of
+    /// `task`, unless a live job holds that ID (`Ok(false)`). A time-interval job (`interval`)
+    /// that overlaps a collected batch or another live job's interval is `batchOverlap`.
+    pub(super) async fn store_collection_job(
+        &self,
+        task: &AggregatorTask,
+        job_id: &CollectionJobId,
+        request: &[u8],
+        agg_param: &[u8],
+        interval: Option<Interval>,
+    ) -> Result<bool, Error> {
+        let task_id = &task.parameters.task_id;
+        let ds = &self.inner.datastore;
+        if let Some(i) = interval {
+            let current = ds
+                .aggregate_batch(
+                    task_id,
+                    &task.parameters.engine(),
+                    agg_param,
+                    &BatchScope::TimeInterval {
+                        start: i.start.0,
+                        end: i.end().0,
+                    },
+                    false,
+                )
+                .await?;
+            if current.any_collected {
+                return Err(Error::dap(
+                    DapProblemType::BatchOverlap,
+                    Some(*task_id),
+                    "the interval overlaps a collected batch",
+                ));
+            }
         }
         match ds
             .put_collection_job(
                 task_id,
-                &job_id,
-                body,
-                Some((batch_interval.start.0, batch_interval.duration.0)),
+                job_id,
+                request,
+                interval.map(|i| (i.start.0, i.duration.0)),
             )
             .await
         {
@@ -131,7 +153,7 @@ impl Aggregator {
                 Some(*task_id),
                 "the interval overlaps another collection job",
             )),
-            other => Ok((job_id, other?)),
+            other => Ok(other?),
         }
     }
 

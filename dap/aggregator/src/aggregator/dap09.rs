@@ -11,7 +11,6 @@
 use super::Aggregator;
 use super::collection_request::check_collection_query;
 use super::helper_job::AggregationJobAnswer;
-use crate::datastore::{BatchScope, DatastoreError};
 use crate::error::Error;
 use crate::task::{AggregatorRole, AggregatorTask};
 use cairn_dap_core::{Protocol, TaskParameters};
@@ -223,50 +222,18 @@ impl Aggregator {
         let stored = req
             .get_encoded()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let ds = &self.inner.datastore;
-        if let Some(i) = interval {
-            let current = ds
-                .aggregate_batch(
-                    task_id,
-                    &task.parameters.engine(),
-                    &req.agg_param,
-                    &BatchScope::TimeInterval {
-                        start: i.start.0,
-                        end: i.end().0,
-                    },
-                    false,
-                )
-                .await?;
-            if current.any_collected {
-                return Err(Error::dap(
-                    DapProblemType::BatchOverlap,
-                    Some(*task_id),
-                    "the interval overlaps a collected batch",
-                ));
-            }
-        }
-        let created = match ds
-            .put_collection_job(
-                task_id,
-                job_id,
-                &stored,
-                interval.map(|i| (i.start.0, i.duration.0)),
-            )
-            .await
-        {
-            Err(DatastoreError::Conflict(_)) => {
-                return Err(Error::dap(
-                    DapProblemType::BatchOverlap,
-                    Some(*task_id),
-                    "the interval overlaps another collection job",
-                ));
-            }
-            other => other?,
-        };
+        let created = self
+            .store_collection_job(&task, job_id, &stored, &req.agg_param, interval)
+            .await?;
         if created {
             return Ok(());
         }
-        match ds.get_collection_job(task_id, job_id.as_bytes()).await? {
+        match self
+            .inner
+            .datastore
+            .get_collection_job(task_id, job_id.as_bytes())
+            .await?
+        {
             Some(job) if job.request == stored => Ok(()),
             _ => Err(Error::invalid_message(
                 task_id,
