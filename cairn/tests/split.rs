@@ -103,6 +103,10 @@ struct Deployment {
     http01: u16,
     /// `[server] redis_url` and `[ocsp] enabled = true` for every role, when set.
     redis_ocsp: Option<String>,
+    /// This deployment's Redis keys (rate limits and the OCSP cache) under a prefix of its own,
+    /// so runs never share buckets (a fixed name issued on every run would meet the
+    /// five-per-week limit).
+    redis_prefix: String,
 }
 
 impl Deployment {
@@ -134,6 +138,7 @@ impl Deployment {
             http01: chall.http01_addr().unwrap().port(),
             chall,
             redis_ocsp: None,
+            redis_prefix: format!("cairn-test:split:{}:", cairn_core::random_id(8)),
         }
     }
 
@@ -190,7 +195,10 @@ allow_private_addresses = true
     /// `[ocsp]`, on when the deployment shares a Redis OCSP cache.
     fn ocsp_section(&self) -> String {
         if self.redis_ocsp.is_some() {
-            "\n[ocsp]\nenabled = true\n".into()
+            format!(
+                "\n[ocsp]\nenabled = true\nredis_prefix = \"{}ocsp:\"\n",
+                self.redis_prefix
+            )
         } else {
             String::new()
         }
@@ -270,7 +278,12 @@ ra = [{ras}]
             redis = self
                 .redis_ocsp
                 .as_ref()
-                .map(|url| format!("redis_url = \"{url}\"\n"))
+                .map(|url| {
+                    format!(
+                        "redis_url = \"{url}\"\nredis_prefix = \"{}rl:\"\n",
+                        self.redis_prefix
+                    )
+                })
                 .unwrap_or_default(),
             sa = self.sa,
             ca = self.ca,
