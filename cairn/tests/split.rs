@@ -77,6 +77,17 @@ impl Schema {
         n
     }
 
+    /// Certificates stored, and the distinct orders they belong to (equal when no order was
+    /// issued twice).
+    async fn certificates_and_orders(&self) -> (i64, i64) {
+        (
+            self.count("SELECT COUNT(*) FROM {schema}.certificates")
+                .await,
+            self.count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
+                .await,
+        )
+    }
+
     async fn drop_schema(self) {
         sqlx::query(AssertSqlSafe(format!("DROP SCHEMA {} CASCADE", self.name)))
             .execute(&self.admin)
@@ -335,6 +346,20 @@ address = "https://127.0.0.1:{port}"
                 .join("ca")
                 .join("tls-root.pem"),
         )
+    }
+
+    /// Gives role `to` the HTTPS root of role `from` (before `to` starts), as WFE instances
+    /// behind one name share one: `to` finds the root in its data folder and issues its own
+    /// certificate from it.
+    fn share_tls_root(&self, from: &str, to: &str) {
+        let (from, to) = (
+            self.dir.join(format!("data-{from}/ca")),
+            self.dir.join(format!("data-{to}/ca")),
+        );
+        std::fs::create_dir_all(&to).unwrap();
+        for file in ["tls-root.pem", "tls-root.key.pem"] {
+            std::fs::copy(from.join(file), to.join(file)).unwrap();
+        }
     }
 
     /// The subscriber root, in the issuer's data folder.
@@ -631,12 +656,7 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     issue_at(&d, "wfe2", wfe2, "four.split.example").await;
 
     // Four certificates, one per order: nothing lost, nothing issued twice.
-    let certs = schema
-        .count("SELECT COUNT(*) FROM {schema}.certificates")
-        .await;
-    let orders = schema
-        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
-        .await;
+    let (certs, orders) = schema.certificates_and_orders().await;
     assert_eq!((certs, orders), (4, 4));
     drop(tmp);
     schema.drop_schema().await;
@@ -811,12 +831,7 @@ async fn an_ra_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     finalize_four_while_killing(&d, &account, "f", &mut first_ra).await;
 
     // Every name has its certificate, and no order has two.
-    let certs = schema
-        .count("SELECT COUNT(*) FROM {schema}.certificates")
-        .await;
-    let orders = schema
-        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
-        .await;
+    let (certs, orders) = schema.certificates_and_orders().await;
     assert_eq!(certs, orders, "an order was issued twice");
     assert!(certs >= 4, "{certs} certificates for four names");
     let names_issued = schema
@@ -923,16 +938,8 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     let _ca = d.start("ca", "ca", d.ca, &[]).await;
     let _ra = d.start("ra", "ra", ra, &[]).await;
     let mut first_wfe = d.start("wfe", "wfe1", wfe1, &[ra]).await;
-    // Both WFEs serve HTTPS from one TLS root, as instances behind one name do: the second
-    // finds the first's root in its data folder and issues its own certificate from it.
-    let (from, to) = (
-        tmp.path().join("data-wfe1/ca"),
-        tmp.path().join("data-wfe2/ca"),
-    );
-    std::fs::create_dir_all(&to).unwrap();
-    for file in ["tls-root.pem", "tls-root.key.pem"] {
-        std::fs::copy(from.join(file), to.join(file)).unwrap();
-    }
+    // Both WFEs serve HTTPS from one TLS root, as instances behind one name do.
+    d.share_tls_root("wfe1", "wfe2");
     let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra]).await;
     let lb = load_balancer(vec![wfe1, wfe2]).await;
     let (directory, tls_root) = d.wfe("wfe1", lb);
@@ -951,12 +958,7 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
     .await;
     verify_chain(&d.root(), &pem, "after.split.example");
 
-    let certs = schema
-        .count("SELECT COUNT(*) FROM {schema}.certificates")
-        .await;
-    let orders = schema
-        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
-        .await;
+    let (certs, orders) = schema.certificates_and_orders().await;
     assert_eq!(certs, orders, "an order was issued twice");
     let names_issued = schema
         .count("SELECT COUNT(DISTINCT identifiers) FROM {schema}.certificates")
@@ -994,14 +996,7 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     let _ra1 = d.start("ra", "ra1", ra1, &[]).await;
     let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
     let first = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
-    let (from, to) = (
-        tmp.path().join("data-wfe1/ca"),
-        tmp.path().join("data-wfe2/ca"),
-    );
-    std::fs::create_dir_all(&to).unwrap();
-    for file in ["tls-root.pem", "tls-root.key.pem"] {
-        std::fs::copy(from.join(file), to.join(file)).unwrap();
-    }
+    d.share_tls_root("wfe1", "wfe2");
     let second = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
     let lb = load_balancer(vec![wfe1, wfe2]).await;
     let (directory, tls_root) = d.wfe("wfe1", lb);
@@ -1033,12 +1028,7 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     for wfe in [&first, &second] {
         assert_counted(wfe, "acme").await;
     }
-    let certs = schema
-        .count("SELECT COUNT(*) FROM {schema}.certificates")
-        .await;
-    let orders = schema
-        .count("SELECT COUNT(DISTINCT order_id) FROM {schema}.certificates")
-        .await;
+    let (certs, orders) = schema.certificates_and_orders().await;
     assert_eq!((certs, orders), (20, 20));
     let revoked = schema
         .count("SELECT COUNT(*) FROM {schema}.certificates WHERE revoked_at IS NOT NULL")
