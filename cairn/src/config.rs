@@ -476,10 +476,16 @@ impl Config {
 
 /// Settings that were removed, each with what replaces it: an old file gets an error that
 /// says what to write instead, not just "unknown field".
-const REMOVED_SETTINGS: &[(&[&str], &str)] = &[(
-    &["ra", "identifiers", "allow_non_public_ips"],
-    "was replaced by [va] allow_private_addresses (one CA-wide setting for validation and issuance)",
-)];
+const REMOVED_SETTINGS: &[(&[&str], &str)] = &[
+    (
+        &["ra", "identifiers", "allow_non_public_ips"],
+        "was replaced by [va] allow_private_addresses (one CA-wide setting for validation and issuance)",
+    ),
+    (
+        &["ra", "account_cache_for"],
+        "was replaced by [wfe] account_cache_for (the WFE keeps the accounts it authenticates)",
+    ),
+];
 
 fn refuse_removed_settings(text: &str) -> anyhow::Result<()> {
     // A file that does not parse as TOML gets its error from the typed parse that follows.
@@ -645,6 +651,13 @@ mod tests {
             assert_eq!(err.lines().count(), 1, "{err}");
         }
         assert!(Config::parse("[ra.identifiers]\nallow_ip = false\n").is_ok());
+        let err = format!(
+            "{:#}",
+            Config::parse("[ra]\naccount_cache_for = \"5s\"\n").unwrap_err()
+        );
+        assert!(err.contains("[wfe] account_cache_for"), "{err}");
+        let moved = Config::parse("[wfe]\naccount_cache_for = \"5s\"\n").unwrap();
+        assert_eq!(moved.wfe.account_cache_for, time::Duration::seconds(5));
     }
 
     #[test]

@@ -5,13 +5,19 @@
 #   2. split, one of each: `cairn sa|ca|ra|wfe serve` as four processes (gRPC over mutual TLS,
 #      the internal PKI from `cairn admin pki dev`), the RA with its VA in process;
 #   3. split, two WFE+RA pairs: a nonce service, two RAs and two WFEs (each WFE calls both RAs),
-#      with the load split across the two WFEs (two load generators, half the accounts each).
+#      with the load split across the two WFEs (two load generators, half the accounts each);
+#   4. (split1v, not in the default RUNS) split, one of each, with three remote perspectives
+#      (`cairn va serve`, RIRs ARIN, RIPE and APNIC) that the RA corroborates every validation
+#      and CAA check with: the remote VAs' CPU per certificate.
+# With PG_URL, the PostgreSQL server's CPU per certificate is measured too (every process of
+# the postgres user, which should run nothing else meanwhile).
 # For each run it prints the throughput, P99 finalize, and every process's CPU time per
 # certificate (user + system from /proc over the run), which docs/scaling.md's capacity model
-# is derived from.
+# is derived from; for the split runs also the RPCs per certificate each service answered, by
+# method (from the services' /metrics).
 #
 #   CAIRN_BIN=target/release/cairn ACCOUNTS=100 DURATION=30s testing/bench/split.sh
-#   RUNS="serve split1" ...     # a subset, in this order
+#   RUNS="serve split1" ...     # a subset, in this order (also split1v)
 #   PG_URL=postgres://postgres@127.0.0.1:5432/test ...   # every run on PostgreSQL (a fresh
 #                               # schema each), instead of SQLite
 #
@@ -57,7 +63,37 @@ wait_tcp() { # PORT NAME
     echo "timed out waiting for $2 on port $1" >&2
     return 1
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { # PID, or "postgres": every process of that user
+    if [ "$1" = postgres ]; then
+        local sum=0 p
+        for p in $(pgrep -u postgres); do
+            sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        done
+        echo "$sum"
+    else
+        awk '{print $14 + $15}' "/proc/$1/stat"
+    fi
+}
+# gRPC calls answered so far, one "listener endpoint count" line per method, from the /metrics
+# of the services whose metrics ports are given.
+rpc_calls() { # METRICS_PORT...
+    for port in "$@"; do
+        curl -sf "http://127.0.0.1:$port/metrics" |
+            sed -n 's/^cairn_http_requests_total{\(.*\)} \([0-9.e+]*\)$/\1 \2/p' |
+            python3 -c '
+import re, sys
+counts = {}
+for line in sys.stdin:
+    labels, value = line.rsplit(" ", 1)
+    l = dict(re.findall(r"(\w+)=\"([^\"]*)\"", labels))
+    if l.get("listener", "").endswith("-rpc"):
+        key = (l["listener"], l.get("endpoint", "?"))
+        counts[key] = counts.get(key, 0) + float(value)
+for (listener, endpoint), n in counts.items():
+    print(listener, endpoint, int(n))
+'
+    done
+}
 hz=$(getconf CLK_TCK)
 
 "$cairn" challtestsrv --management 127.0.0.1:8055 --dns 127.0.0.1:8053 \
@@ -88,14 +124,19 @@ database_url() { # DIR: SQLite in DIR, or a fresh PostgreSQL schema
 }
 
 # The load: ACCOUNTS accounts over DURATION against each directory given, in parallel (the
-# accounts split evenly), every process in PROCS measured. Prints one summary.
-#   run_load NAME "DIR1 ROOT1 [DIR2 ROOT2]" "role:pid role:pid ..."
+# accounts split evenly), every process in PROCS measured, the RPCs answered by the services
+# whose metrics ports are in RPC_PORTS counted. Prints one summary.
+#   run_load NAME "DIR1 ROOT1 [DIR2 ROOT2]" "role:pid role:pid ..." ["METRICS_PORT ..."]
 run_load() {
-    local name=$1 targets=($2) procs=($3)
+    local name=$1 targets=($2) procs=($3) rpc_ports=(${4:-})
+    [ -z "${PG_URL:-}" ] || procs+=(postgres:postgres)
     local n=$((${#targets[@]} / 2))
     local per=$((ACCOUNTS / n))
     declare -A before
     for rp in "${procs[@]}"; do before[$rp]=$(cpu_ticks "${rp#*:}"); done
+    : >"$work/$name-rpc-before"
+    : >"$work/$name-rpc-after"
+    [ ${#rpc_ports[@]} -eq 0 ] || rpc_calls "${rpc_ports[@]}" >"$work/$name-rpc-before"
     echo "== $name: $ACCOUNTS accounts over $n WFE(s), $DURATION; load before: $(uptime)" >&2
     local gens=()
     for i in $(seq 0 $((n - 1))); do
@@ -108,6 +149,7 @@ run_load() {
     for g in "${gens[@]}"; do wait "$g"; done
     local cpu=()
     for rp in "${procs[@]}"; do cpu+=("${rp%%:*}=$(($(cpu_ticks "${rp#*:}") - ${before[$rp]}))"); done
+    [ ${#rpc_ports[@]} -eq 0 ] || rpc_calls "${rpc_ports[@]}" >"$work/$name-rpc-after"
     python3 - "$hz" "$work" "$name" "$n" "${cpu[@]}" >&2 <<'PY'
 import json, sys
 hz, work, name, n = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -125,7 +167,24 @@ for kv in sys.argv[5:]:
     ms = int(ticks) * 1000 / hz / max(certs, 1)
     total += ms
     parts.append(f"{role} {ms:.2f}")
+    if role == "postgres":
+        parts[-1] += " (database)"
+        total -= ms
 print(f"   CPU per certificate (ms): {', '.join(parts)}; all Cairn processes {total:.2f}")
+def calls(path):
+    out = {}
+    for line in open(path):
+        listener, endpoint, n = line.split()
+        out[(listener, endpoint)] = out.get((listener, endpoint), 0) + int(n)
+    return out
+before, after = calls(f"{work}/{name}-rpc-before"), calls(f"{work}/{name}-rpc-after")
+per = {}
+for key, n in after.items():
+    per.setdefault(key[0], []).append((key[1], (n - before.get(key, 0)) / max(certs, 1)))
+for listener, methods in sorted(per.items()):
+    methods = sorted((m for m in methods if m[1] > 0), key=lambda m: -m[1])
+    listed = ", ".join(f"{e.rsplit('/', 1)[-1]} {n:.2f}" for e, n in methods)
+    print(f"   {listener} RPCs per certificate: {sum(n for _, n in methods):.2f} ({listed})")
 PY
 }
 
@@ -184,6 +243,59 @@ TOML
     fi
     echo
     common_sections
+    remote_sections
+}
+
+# The remote perspectives the RA corroborates with (split1v): "name:rir:port:metrics".
+REMOTE_VAS=(r0:ARIN:14130:14140 r1:RIPE:14131:14141 r2:APNIC:14132:14142)
+
+# `[[va.remote]]` for each remote perspective, when REMOTES is set.
+remote_sections() {
+    [ -n "${REMOTES:-}" ] || return 0
+    local pki=$work/pki v name rir port
+    for v in "${REMOTE_VAS[@]}"; do
+        IFS=: read -r name rir port _ <<<"$v"
+        cat <<TOML
+
+[[va.remote]]
+name = "$name"
+rir = "$rir"
+url = "https://127.0.0.1:$port"
+server_name = "va-$name.cairn.internal"
+[va.remote.tls]
+cert = "$pki/ra.pem"
+key = "$pki/ra.key.pem"
+ca = "$pki/internal-ca.pem"
+TOML
+    done
+}
+
+start_remote_vas() { # -> pids in $remote_pids
+    local pki=$work/pki v name rir port metrics
+    remote_pids=""
+    for v in "${REMOTE_VAS[@]}"; do
+        IFS=: read -r name rir port metrics <<<"$v"
+        {
+            cat <<TOML
+listen = "127.0.0.1:$port"
+metrics_listen = "127.0.0.1:$metrics"
+perspective = "$name"
+allowed_clients = ["ra.cairn.internal"]
+
+[tls]
+cert = "$pki/va-$name.pem"
+key = "$pki/va-$name.key.pem"
+ca = "$pki/internal-ca.pem"
+
+TOML
+            sed -n '/^\[va\]/,/^\[ct\]/p' "$repo/testing/bench/cairn-bench.toml" | sed '$d'
+        } >"$work/split/va-$name.toml"
+        RUST_LOG=${RUST_LOG:-warn} "$cairn" va serve --config "$work/split/va-$name.toml" \
+            >"$work/split/va-$name.log" 2>&1 &
+        pids+=($!)
+        remote_pids+="va-$name:$! "
+        wait_tcp "$port" "va-$name"
+    done
 }
 
 start_role() { # KIND ROLE IDENTITY PORT METRICS "RA_PORTS" NONCE DB -> pid in $started
@@ -205,6 +317,7 @@ stop_all_but_challtestsrv() {
 for run in $RUNS; do
     case $run in
     serve)
+        rm -rf "$work/serve" # each run starts empty, as the split runs do
         db=$(database_url "$work/serve")
         sed -n '1,/^\[va\]/p' "$repo/testing/bench/cairn-bench.toml" | sed '$d' >"$work/serve.toml"
         echo "database_url = \"$db\"" >>"$work/serve.toml"
@@ -217,19 +330,24 @@ for run in $RUNS; do
         run_load serve "https://localhost:14100/directory $work/serve/ca/tls-root.pem" "serve:${pids[-1]}"
         stop_all_but_challtestsrv
         ;;
-    split1 | split2)
+    split1 | split1v | split2)
         rm -rf "$work/split" "$work/pki"
         mkdir -p "$work/split"
-        services=(sa ca ra wfe nonce)
+        services=(sa ca ra wfe nonce va-r0 va-r1 va-r2)
         "$cairn" admin pki dev --out "$work/pki" $(printf -- '--service %s ' "${services[@]}") >/dev/null
         db=$(database_url "$work/split/data-sa")
         start_role sa sa sa 14110 14120 "" "" "$db"; sa=$started
         start_role ca ca ca 14111 14121 "" "" "$db"; ca=$started
-        if [ "$run" = split1 ]; then
-            start_role ra ra ra 14112 14122 "" "" "$db"; ra=$started
+        if [ "$run" != split2 ]; then
+            remote_pids="" rpc_ports="14120 14121 14122"
+            if [ "$run" = split1v ]; then
+                start_remote_vas
+                rpc_ports+=" 14140 14141 14142"
+            fi
+            REMOTES=${remote_pids:+1} start_role ra ra ra 14112 14122 "" "" "$db"; ra=$started
             start_role wfe wfe wfe 14100 14123 "14112" "" "$db"; wfe=$started
             run_load "$run" "https://localhost:14100/directory $work/split/data-wfe/ca/tls-root.pem" \
-                "sa:$sa ca:$ca ra:$ra wfe:$wfe"
+                "sa:$sa ca:$ca ra:$ra wfe:$wfe $remote_pids" "$rpc_ports"
         else
             start_role nonce nonce nonce 14115 14125 "" 14115 "$db"; nonce=$started
             start_role ra ra1 ra 14112 14122 "" "" "$db"; ra1=$started
@@ -237,12 +355,13 @@ for run in $RUNS; do
             start_role wfe wfe1 wfe 14100 14123 "14112 14113" 14115 "$db"; wfe1=$started
             start_role wfe wfe2 wfe 14101 14126 "14112 14113" 14115 "$db"; wfe2=$started
             run_load "$run" "https://localhost:14100/directory $work/split/data-wfe1/ca/tls-root.pem https://localhost:14101/directory $work/split/data-wfe2/ca/tls-root.pem" \
-                "sa:$sa ca:$ca nonce:$nonce ra1:$ra1 ra2:$ra2 wfe1:$wfe1 wfe2:$wfe2"
+                "sa:$sa ca:$ca nonce:$nonce ra1:$ra1 ra2:$ra2 wfe1:$wfe1 wfe2:$wfe2" \
+                "14120 14121 14125 14122 14124"
         fi
         stop_all_but_challtestsrv
         ;;
     *)
-        echo "unknown run $run (serve, split1, split2)" >&2
+        echo "unknown run $run (serve, split1, split1v, split2)" >&2
         exit 1
         ;;
     esac

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod model;
 pub mod problem;
 pub mod random;
+pub mod ttl_cache;
 
 pub use account_policy::{AccountPolicy, PolicyEntry};
 pub use address_policy::AddressPolicy;
@@ -18,3 +19,4 @@ pub use identifier::{Identifier, IdentifierError, IdentifierType};
 pub use ids::{AccountId, AuthzId, ChallengeId, OrderId, Serial, random_id};
 pub use model::*;
 pub use problem::{Problem, ProblemType, Subproblem};
+pub use ttl_cache::TtlCache;

@@ -1,21 +1,10 @@
 //! Accounts: creation (with External Account Binding), contact updates, deactivation and key
 //! rollover.
 
-use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
 use cairn_api::SaError;
 use cairn_api::ra::{KeyChangeError, NewAccountRequest};
 use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
-
-/// Accounts recently loaded by ID: every authenticated request names its account, and the
-/// storage read was a large part of a request's cost. An entry lives for
-/// [`crate::RaConfig::account_cache_for`]; this RA's own changes (contact, deactivation, key
-/// change) drop the entry at once, so one server is always exact. Only the changes of another
-/// CA instance sharing the database show late, within that time.
-pub(crate) type AccountCache = TtlCache<AccountId, Account>;
-
-/// Accounts kept at most.
-pub(crate) const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
 
 const MAX_CONTACTS: usize = 10;
 
@@ -187,20 +176,16 @@ impl Ra {
         }
     }
 
-    /// Looks an account up by ID.
+    /// Looks an account up by ID, in storage (the WFE keeps the accounts it authenticates for
+    /// `wfe.account_cache_for`).
     pub async fn get_account(&self, id: &AccountId) -> Result<Account, Problem> {
-        if let Some(account) = self.inner.accounts.get(id) {
-            return Ok(account);
-        }
-        let account = self.inner.sa.get_account(id).await.map_err(|e| match e {
+        self.inner.sa.get_account(id).await.map_err(|e| match e {
             SaError::NotFound => Problem::new(
                 ProblemType::AccountDoesNotExist,
                 "no account exists with the provided key ID",
             ),
             other => internal(&other, "loading account"),
-        })?;
-        self.inner.accounts.put(account.id.clone(), account.clone());
-        Ok(account)
+        })
     }
 
     /// Looks an account up by key thumbprint.
@@ -232,11 +217,7 @@ impl Ra {
         if deactivate {
             account.status = AccountStatus::Deactivated;
         }
-        // Whatever the outcome, the next lookup reads storage again.
-        self.inner.accounts.remove(&account.id);
-        let updated = self.inner.sa.update_account(&account).await;
-        self.inner.accounts.remove(&account.id);
-        match updated {
+        match self.inner.sa.update_account(&account).await {
             Ok(()) => {}
             // `account` may be a cached copy read before another instance deactivated the
             // account; storage changes only valid accounts, so the deactivation stands.
@@ -278,14 +259,12 @@ impl Ra {
         if let Err(p) = self.check_account_key_not_blocked(new_thumbprint).await {
             return Err(KeyChangeError::Problem(p));
         }
-        self.inner.accounts.remove(&account.id);
-        let changed = self
+        match self
             .inner
             .sa
             .update_account_key(&account.id, &new_jwk, new_thumbprint)
-            .await;
-        self.inner.accounts.remove(&account.id);
-        match changed {
+            .await
+        {
             Ok(()) => {}
             Err(SaError::Conflict(_)) => {
                 let other = self

@@ -16,7 +16,6 @@ mod pre_authorization;
 mod rate_limits;
 mod renewal_info;
 mod revocation;
-mod ttl_cache;
 mod validation;
 mod weak_keys;
 
@@ -77,12 +76,6 @@ pub struct RaConfig {
     /// `accounturi` CAA parameters (account URLs are `<base>/acme/acct/<id>`). Empty: any
     /// base is accepted, the random account ID being what identifies the account.
     pub account_uri_prefixes: Vec<String>,
-    /// How long an account loaded for a request is reused without reading storage. This
-    /// server's own account changes take effect at once; with several CA instances on one
-    /// database, another instance's deactivation or key change is seen within this time.
-    /// `0s` turns the cache off.
-    #[serde(with = "humane_duration")]
-    pub account_cache_for: Duration,
     /// How long an instance that starts validating a challenge holds it (its lease). After
     /// that, if the challenge is still `processing` (the instance died, or its write failed),
     /// any instance's recovery validates it again. Must exceed the whole validation (every
@@ -266,7 +259,6 @@ impl Default for RaConfig {
             ari: AriConfig::default(),
             caa_recheck_after: Duration::hours(8),
             account_uri_prefixes: Vec::new(),
-            account_cache_for: Duration::seconds(10),
             challenge_lease: Duration::minutes(2),
             order_lease: Duration::minutes(1),
             recovery_interval: Duration::seconds(30),
@@ -367,8 +359,6 @@ struct Inner {
     revoker: Arc<Revoker>,
     /// Recent renewal windows (renewalInfo), cleared by every revocation through `revoker`.
     ari_cache: Arc<renewal_info::WindowCache>,
-    /// Recently loaded accounts.
-    accounts: account::AccountCache,
     /// This instance's name as the owner of leases on `processing` work (random per process,
     /// so two instances on one database never take each other for themselves).
     instance: String,
@@ -418,10 +408,6 @@ impl Ra {
             inner: Arc::new(Inner {
                 revoker,
                 ari_cache,
-                accounts: account::AccountCache::new(
-                    config.account_cache_for,
-                    account::ACCOUNT_CACHE_ENTRIES,
-                ),
                 limiter,
                 sa,
                 va,

@@ -1,13 +1,13 @@
 //! ACME Renewal Information (RFC 9773): suggested renewal windows, early renewal requested by
 //! the operator or forced by revocation, and the `replaces` field of newOrder.
 
-use crate::ttl_cache::TtlCache;
 use crate::{Ra, internal, sa_problem};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cairn_api::SaError;
 use cairn_api::ra::OrderView;
 use cairn_api::ra::RenewalInfo;
+use cairn_core::TtlCache;
 use cairn_core::{
     Account, Certificate, Identifier, OrderId, OrderStatus, Problem, ProblemType, Serial,
 };
@@ -67,7 +67,21 @@ pub(crate) type Window = (OffsetDateTime, OffsetDateTime, bool);
 
 /// Recently computed renewal windows by RFC 9773 certificate identifier (see
 /// [`AriConfig::cache_for`]); only identifiers of stored certificates are ever put.
-pub(crate) type WindowCache = TtlCache<String, Window>;
+pub(crate) struct WindowCache(TtlCache<String, Window>);
+
+impl WindowCache {
+    pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
+        WindowCache(TtlCache::new(ttl, max_entries))
+    }
+}
+
+impl std::ops::Deref for WindowCache {
+    type Target = TtlCache<String, Window>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
 
 /// Windows kept at most.
 pub(crate) const WINDOW_CACHE_ENTRIES: usize = 100_000;

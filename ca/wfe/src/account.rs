@@ -124,10 +124,15 @@ pub(crate) async fn account(state: WfeState, Path(id): Path<String>, req: Reques
             .into());
         }
     };
-    let account = wfe
+    // Whatever the outcome, this WFE's next request for the account asks the RA again: a
+    // refusal may mean the cached copy was stale.
+    let id = account.id.clone();
+    let updated = wfe
         .ra
         .update_account(account, update.contact, deactivate)
-        .await?;
+        .await;
+    wfe.accounts.remove(&id);
+    let account = updated?;
     Ok(AcmeResponse::json(&render::account(&auth.base, &account)).location(url))
 }
 
@@ -193,11 +198,12 @@ pub(crate) async fn key_change(state: WfeState, req: Request) -> AcmeResult {
     // Checks the inner signature, `account` = our kid, `oldKey` = the current key.
     let new_key = cairn_acme::verify_key_change(&auth.jws, &current)?.new_key;
     let new_thumbprint = new_key.thumbprint();
-    match wfe
+    let changed = wfe
         .ra
         .change_key(&account, new_key.to_value(), &new_thumbprint)
-        .await
-    {
+        .await;
+    wfe.accounts.remove(&account.id);
+    match changed {
         Ok(updated) => {
             Ok(AcmeResponse::json(&render::account(&auth.base, &updated)).location(account_url))
         }

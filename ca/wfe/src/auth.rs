@@ -125,7 +125,16 @@ impl Wfe {
             )
             .into());
         };
-        Ok(self.ra.get_account(&AccountId(id.to_owned())).await?)
+        let id = AccountId(id.to_owned());
+        if let Some(account) = self.accounts.get(&id) {
+            return Ok(account);
+        }
+        // A change of this account through this WFE while the RA answers must not be undone
+        // by caching the answer.
+        let epoch = self.accounts.epoch();
+        let account = self.ra.get_account(&id).await?;
+        self.accounts.put_unless_removed(epoch, id, account.clone());
+        Ok(account)
     }
 }
 

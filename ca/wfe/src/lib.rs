@@ -24,6 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cairn_api::{NonceService, RegistrationAuthority};
+use cairn_core::{Account, AccountId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +55,12 @@ pub struct WfeConfig {
     /// serve` instances): each nonce is redeemed at the service its prefix names, so any WFE
     /// accepts any other WFE's nonces. Empty: this process mints its own nonces.
     pub nonce_services: Vec<NonceServiceAddr>,
+    /// How long an account loaded to authenticate a request is reused without asking the RA
+    /// (and storage) again. This WFE's own account changes (contact, deactivation, key change)
+    /// apply at once; another WFE's, or `cairn admin`'s, are seen within this time. `0s` turns
+    /// the cache off.
+    #[serde(with = "cairn_core::humane_duration")]
+    pub account_cache_for: time::Duration,
 }
 
 /// One nonce service as a WFE reaches it.
@@ -95,6 +102,7 @@ impl Default for WfeConfig {
             orders_per_page: 100,
             trusted_proxies: Vec::new(),
             nonce_services: Vec::new(),
+            account_cache_for: time::Duration::seconds(10),
         }
     }
 }
@@ -104,7 +112,14 @@ pub(crate) struct Wfe {
     pub(crate) ra: Arc<dyn RegistrationAuthority>,
     pub(crate) nonces: Arc<dyn NonceService>,
     pub(crate) config: WfeConfig,
+    /// Accounts recently loaded by ID: every authenticated request names its account (six or
+    /// so per certificate), and in a split deployment each lookup is an RPC to the RA and a
+    /// read of storage. Entries live for [`WfeConfig::account_cache_for`].
+    pub(crate) accounts: cairn_core::TtlCache<AccountId, Account>,
 }
+
+/// Accounts kept at most by one WFE.
+const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
 
 impl std::fmt::Debug for Wfe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,7 +167,13 @@ pub fn router_with_nonces(
         .iter()
         .map(|ip| ip.to_canonical())
         .collect();
-    let state = Arc::new(Wfe { ra, nonces, config });
+    let accounts = cairn_core::TtlCache::new(config.account_cache_for, ACCOUNT_CACHE_ENTRIES);
+    let state = Arc::new(Wfe {
+        ra,
+        nonces,
+        config,
+        accounts,
+    });
     Router::new()
         .route(paths::DIRECTORY, get(directory::directory))
         .route(

@@ -128,6 +128,27 @@ impl Client {
         .to_string()
         .into_bytes()
     }
+
+    /// The inner JWS of a key change (RFC 8555 §7.3.5) to this client's key, for the account
+    /// `kid` whose key is now `old_jwk`: signed by this key, embedding it, no nonce.
+    pub(crate) fn key_change_inner(&self, kid: &str, old_jwk: &Value) -> Value {
+        let url = format!("{BASE}/acme/key-change");
+        let protected =
+            B64.encode(json!({"alg": "ES256", "jwk": self.jwk(), "url": url}).to_string());
+        let payload = B64.encode(json!({"account": kid, "oldKey": old_jwk}).to_string());
+        let signature = self
+            .key
+            .sign(
+                &SystemRandom::new(),
+                format!("{protected}.{payload}").as_bytes(),
+            )
+            .unwrap();
+        json!({
+            "protected": protected,
+            "payload": payload,
+            "signature": B64.encode(signature.as_ref()),
+        })
+    }
 }
 
 impl Acme {
@@ -139,6 +160,14 @@ impl Acme {
     /// them behind a load balancer: each gets its own nonce source (`None`: its own in-process
     /// nonces).
     pub(crate) fn fronts(nonces: &[Option<Arc<dyn cairn_api::NonceService>>]) -> Vec<Acme> {
+        Self::fronts_with(nonces, WfeConfig::default())
+    }
+
+    /// [`Acme::fronts`] with `config` (its `base_url` set to [`BASE`]).
+    pub(crate) fn fronts_with(
+        nonces: &[Option<Arc<dyn cairn_api::NonceService>>],
+        config: WfeConfig,
+    ) -> Vec<Acme> {
         let clock = Arc::new(FixedClock::new(T0));
         let sa = MemoryStorage::new();
         let va = Arc::new(ScriptedValidation::new());
@@ -155,7 +184,7 @@ impl Acme {
         );
         let config = WfeConfig {
             base_url: Some(BASE.into()),
-            ..WfeConfig::default()
+            ..config
         };
         let ra: Arc<dyn RegistrationAuthority> = Arc::new(ra);
         nonces
