@@ -23,23 +23,15 @@ fn two_wfes(account_cache_for: time::Duration) -> Vec<Acme> {
     )
 }
 
-/// POST-as-GET of the client's account at `wfe`.
-async fn fetch_account(wfe: &Acme, client: &Client) -> harness::Reply {
-    let kid = client.kid.clone().unwrap();
-    wfe.post(client, &kid, None).await
-}
-
-#[tokio::test]
-async fn a_deactivation_applies_at_once_where_it_was_made_and_within_the_lifetime_elsewhere() {
-    let lifetime = time::Duration::milliseconds(700);
-    let wfes = two_wfes(lifetime);
+/// An account made at the first WFE and loaded (kept) by the second, then deactivated through
+/// the first.
+async fn deactivated_after_both_loaded_it(wfes: &[Acme]) -> Client {
     let mut client = Client::new();
     wfes[0].new_account(&mut client).await;
-    // Both WFEs load (and keep) the account.
-    for wfe in &wfes {
-        assert_eq!(fetch_account(wfe, &client).await.status, StatusCode::OK);
-    }
-
+    assert_eq!(
+        fetch_account(&wfes[1], &client).await.status,
+        StatusCode::OK
+    );
     let kid = client.kid.clone().unwrap();
     let deactivated = wfes[0]
         .post(&client, &kid, Some(&json!({"status": "deactivated"})))
@@ -51,6 +43,21 @@ async fn a_deactivation_applies_at_once_where_it_was_made_and_within_the_lifetim
         deactivated.json()
     );
     assert_eq!(deactivated.json()["status"], "deactivated");
+    client
+}
+
+/// POST-as-GET of the client's account at `wfe`.
+async fn fetch_account(wfe: &Acme, client: &Client) -> harness::Reply {
+    let kid = client.kid.clone().unwrap();
+    wfe.post(client, &kid, None).await
+}
+
+#[tokio::test]
+async fn a_deactivation_applies_at_once_where_it_was_made_and_within_the_lifetime_elsewhere() {
+    let lifetime = time::Duration::milliseconds(700);
+    let wfes = two_wfes(lifetime);
+    // The deactivating request itself loaded the account at the first WFE.
+    let client = deactivated_after_both_loaded_it(&wfes).await;
 
     // This WFE dropped its copy: the account is refused at once.
     let here = fetch_account(&wfes[0], &client).await;
@@ -68,17 +75,8 @@ async fn a_deactivation_applies_at_once_where_it_was_made_and_within_the_lifetim
 #[tokio::test]
 async fn a_stale_copy_cannot_undo_a_deactivation_and_is_dropped_by_the_refusal() {
     let wfes = two_wfes(time::Duration::minutes(5));
-    let mut client = Client::new();
-    wfes[0].new_account(&mut client).await;
-    assert_eq!(
-        fetch_account(&wfes[1], &client).await.status,
-        StatusCode::OK
-    );
+    let client = deactivated_after_both_loaded_it(&wfes).await;
     let kid = client.kid.clone().unwrap();
-    let deactivated = wfes[0]
-        .post(&client, &kid, Some(&json!({"status": "deactivated"})))
-        .await;
-    assert_eq!(deactivated.status, StatusCode::OK);
 
     // The other WFE authenticates with its stale copy, but storage refuses the update.
     let update = wfes[1]
@@ -141,17 +139,7 @@ async fn after_a_key_change_the_old_key_is_refused_at_once_by_the_wfe_that_made_
 #[tokio::test]
 async fn with_the_cache_off_every_wfe_sees_a_change_at_once() {
     let wfes = two_wfes(time::Duration::ZERO);
-    let mut client = Client::new();
-    wfes[0].new_account(&mut client).await;
-    assert_eq!(
-        fetch_account(&wfes[1], &client).await.status,
-        StatusCode::OK
-    );
-    let kid = client.kid.clone().unwrap();
-    let deactivated = wfes[0]
-        .post(&client, &kid, Some(&json!({"status": "deactivated"})))
-        .await;
-    assert_eq!(deactivated.status, StatusCode::OK);
+    let client = deactivated_after_both_loaded_it(&wfes).await;
     let there = fetch_account(&wfes[1], &client).await;
     assert_eq!(there.problem_type(), UNAUTHORIZED, "{:?}", there.json());
 }

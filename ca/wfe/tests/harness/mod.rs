@@ -111,31 +111,22 @@ impl Client {
             Some(kid) => protected["kid"] = json!(kid),
             None => protected["jwk"] = self.jwk(),
         }
-        let protected = B64.encode(protected.to_string());
         let payload = payload.map_or(String::new(), |p| B64.encode(p.to_string()));
-        let signature = self
-            .key
-            .sign(
-                &SystemRandom::new(),
-                format!("{protected}.{payload}").as_bytes(),
-            )
-            .unwrap();
-        json!({
-            "protected": protected,
-            "payload": payload,
-            "signature": B64.encode(signature.as_ref()),
-        })
-        .to_string()
-        .into_bytes()
+        self.flattened(&protected, payload).to_string().into_bytes()
     }
 
     /// The inner JWS of a key change (RFC 8555 §7.3.5) to this client's key, for the account
     /// `kid` whose key is now `old_jwk`: signed by this key, embedding it, no nonce.
     pub(crate) fn key_change_inner(&self, kid: &str, old_jwk: &Value) -> Value {
         let url = format!("{BASE}/acme/key-change");
-        let protected =
-            B64.encode(json!({"alg": "ES256", "jwk": self.jwk(), "url": url}).to_string());
+        let protected = json!({"alg": "ES256", "jwk": self.jwk(), "url": url});
         let payload = B64.encode(json!({"account": kid, "oldKey": old_jwk}).to_string());
+        self.flattened(&protected, payload)
+    }
+
+    /// A flattened JWS of the encoded `payload` under `protected`, signed by this key.
+    fn flattened(&self, protected: &Value, payload: String) -> Value {
+        let protected = B64.encode(protected.to_string());
         let signature = self
             .key
             .sign(
