@@ -18,6 +18,7 @@ pub struct IssueRequest {
     /// The serial the RA reserved.
     pub serial: Serial,
     /// The subject public key (SubjectPublicKeyInfo DER) taken from the CSR.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub spki_der: Vec<u8>,
     /// Identifiers for the SAN extension (already normalized and sorted).
     pub identifiers: Vec<Identifier>,
@@ -57,6 +58,7 @@ impl Default for CertUsage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedCertificate {
     /// The certificate, DER.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub der: Vec<u8>,
     /// Which issuer signed it (key of the chain set).
     pub issuer_id: String,
@@ -72,6 +74,7 @@ pub struct IssuerIdentity {
     /// and OCSP responses about them.
     pub issuer_id: String,
     /// That intermediate's certificate, DER (an OCSP request's CertID hashes its name and key).
+    #[serde(with = "cairn_core::base64_bytes")]
     pub issuer_certificate_der: Vec<u8>,
     /// The root's ID: it signs the CRL of CA certificates (always shard 0).
     pub root_id: String,

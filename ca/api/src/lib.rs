@@ -32,7 +32,8 @@ pub use ra::{
 };
 pub use sa::{
     AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
-    RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
+    NewOrderContext, NewOrderQuery, RenewalSelector, RevokedCertificate, SaError, SaResult,
+    StorageAuthority, StoredCrl,
 };
 pub use sa::{CtLogSize, IssuanceStats, SliCount, StatsStorage};
 pub use va::{CaaAccount, CaaCheck, ValidationAuthority, ValidationOutcome, ValidationRequest};

@@ -94,6 +94,46 @@ impl AuthzState {
     }
 }
 
+/// What newOrder looks up before it writes ([`StorageAuthority::get_new_order_context`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrderQuery {
+    /// The account ordering.
+    pub account: AccountId,
+    /// The order's identifiers (sorted, in the order's form: a wildcard keeps its `*.`).
+    pub identifiers: Vec<Identifier>,
+    /// The profile's name.
+    pub profile: Option<String>,
+    /// Now, for the reusable order's expiry.
+    pub now: OffsetDateTime,
+    /// Whether an existing order may serve this one (not for an ARI replacement).
+    pub reuse_order: bool,
+    /// A reusable authorization must expire after this.
+    pub authz_expires_after: OffsetDateTime,
+}
+
+/// What [`StorageAuthority::get_new_order_context`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOrderContext {
+    /// The account's identifier policy.
+    pub policy: Option<AccountPolicy>,
+    /// A reusable order (when asked for) with its authorizations.
+    pub order: Option<(Order, Vec<Authorization>)>,
+    /// For each identifier of the query, in its order, a reusable valid or pending
+    /// authorization.
+    pub authzs: Vec<Option<Authorization>>,
+}
+
+/// An order whose authorization is missing is a corrupt database, not an order that is not
+/// found.
+fn missing_authz_is_corrupt(e: SaError, order: &OrderId) -> SaError {
+    match e {
+        SaError::NotFound => {
+            SaError::Corrupt(format!("order {order}: an authorization is missing"))
+        }
+        other => other,
+    }
+}
+
 /// The CA's storage interface.
 #[async_trait]
 pub trait StorageAuthority: Send + Sync + 'static {
@@ -207,6 +247,68 @@ pub trait StorageAuthority: Send + Sync + 'static {
         include_pending: bool,
         expires_after: OffsetDateTime,
     ) -> SaResult<Option<Authorization>>;
+    /// Everything newOrder reads before it writes, in one call (one round trip for a storage
+    /// authority in another process): the account's identifier policy
+    /// ([`Self::get_identifier_policy`]), a reusable order with its authorizations if
+    /// `reuse_order` ([`Self::get_reusable_order`], [`Self::get_authorizations`]), and a
+    /// reusable authorization for each identifier ([`Self::get_reusable_authz`], pending ones
+    /// included).
+    async fn get_new_order_context(&self, query: &NewOrderQuery) -> SaResult<NewOrderContext> {
+        let policy = self.get_identifier_policy(&query.account).await?;
+        let order = if query.reuse_order {
+            match self
+                .get_reusable_order(
+                    &query.account,
+                    &query.identifiers,
+                    query.profile.as_deref(),
+                    query.now,
+                )
+                .await?
+            {
+                Some(order) => {
+                    let authzs = self
+                        .get_authorizations(&order.authz_ids)
+                        .await
+                        .map_err(|e| missing_authz_is_corrupt(e, &order.id))?;
+                    Some((order, authzs))
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let mut authzs = Vec::with_capacity(query.identifiers.len());
+        for id in &query.identifiers {
+            authzs.push(
+                self.get_reusable_authz(
+                    &query.account,
+                    &id.authz_identifier(),
+                    id.is_wildcard(),
+                    true,
+                    query.authz_expires_after,
+                )
+                .await?,
+            );
+        }
+        Ok(NewOrderContext {
+            policy,
+            order,
+            authzs,
+        })
+    }
+    /// An order and, while its stored status is `Pending`, its authorizations (none otherwise):
+    /// what finalize checks, in one call.
+    async fn get_order_with_authzs(&self, id: &OrderId) -> SaResult<(Order, Vec<Authorization>)> {
+        let order = self.get_order(id).await?;
+        let authzs = match order.status {
+            cairn_core::OrderStatus::Pending => self
+                .get_authorizations(&order.authz_ids)
+                .await
+                .map_err(|e| missing_authz_is_corrupt(e, id))?,
+            _ => Vec::new(),
+        };
+        Ok((order, authzs))
+    }
     /// Marks a challenge `processing` under `lease` if the authorization is pending and the
     /// challenge pending. Returns false (and changes nothing) otherwise.
     async fn set_challenge_processing(
@@ -426,6 +528,7 @@ pub struct StoredCrl {
     /// Metadata.
     pub info: CrlInfo,
     /// The CRL, DER.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub der: Vec<u8>,
 }
 

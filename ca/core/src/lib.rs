@@ -3,6 +3,7 @@
 
 pub mod account_policy;
 pub mod address_policy;
+pub mod base64_bytes;
 pub mod clock;
 pub mod humane_duration;
 pub mod identifier;

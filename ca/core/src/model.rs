@@ -313,6 +313,7 @@ pub struct Order {
     pub replaces: Option<String>,
     /// The CSR (DER) given at finalize; kept so interrupted issuance can be resumed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "crate::base64_bytes::option")]
     pub csr_der: Option<Vec<u8>>,
     /// When the order was created.
     #[serde(with = "time::serde::rfc3339")]
@@ -434,6 +435,7 @@ pub struct Certificate {
     /// The order it finalized.
     pub order_id: OrderId,
     /// The end-entity certificate, DER.
+    #[serde(with = "crate::base64_bytes")]
     pub der: Vec<u8>,
     /// The issuing intermediate's name/ID in the issuer set (selects the chain to serve).
     pub issuer_id: String,
@@ -468,6 +470,7 @@ pub struct EabKey {
     /// The key identifier given to the client.
     pub key_id: String,
     /// The HMAC key.
+    #[serde(with = "crate::base64_bytes")]
     pub hmac_key: Vec<u8>,
     /// When it was created.
     #[serde(with = "time::serde::rfc3339")]

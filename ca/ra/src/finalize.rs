@@ -23,6 +23,7 @@ use cairn_core::{
     ProblemType, Serial,
 };
 use std::time::Duration as StdDuration;
+use time::OffsetDateTime;
 
 /// How issuance ended.
 #[derive(Debug, Clone)]
@@ -70,24 +71,15 @@ impl Ra {
     ) -> Result<OrderView, Problem> {
         // The order and its authorizations are read once here: the status check and the CAA
         // recheck both use them.
-        let order = self
+        let (order, authzs) = self
             .inner
             .sa
-            .get_order(order_id)
+            .get_order_with_authzs(order_id)
             .await
             .map_err(|e| sa_problem(e, "order"))?;
         if order.account_id != account.id {
             return Err(Problem::not_found("order not found"));
         }
-        let authzs = match order.status {
-            OrderStatus::Pending => self
-                .inner
-                .sa
-                .get_authorizations(&order.authz_ids)
-                .await
-                .map_err(|e| internal(&e, "loading order authorizations"))?,
-            _ => Vec::new(),
-        };
         let status = cairn_core::order_status(&order, &authzs, self.now());
         if status != OrderStatus::Ready {
             return Err(Problem::new(
@@ -150,7 +142,7 @@ impl Ra {
             if go {
                 order.status = OrderStatus::Processing;
                 order.csr_der = Some(csr);
-                let result = ra.issue_for_order(order, Some(serial)).await;
+                let result = ra.issue_for_order(order, Some(serial), lease.until).await;
                 let _ = tx.send(result);
             }
         });
@@ -223,12 +215,18 @@ impl Ra {
     /// `reserved` is a serial already reserved for the order (by the move to processing); without
     /// one (resuming after a crash) a fresh serial is reserved first.
     ///
-    /// The caller holds the order's lease (it moved the order to processing, or claimed it);
-    /// it is renewed in the background until this returns.
-    pub async fn issue_for_order(&self, order: Order, reserved: Option<Serial>) -> IssuanceResult {
+    /// The caller holds the order's lease until `lease_until` (it moved the order to
+    /// processing, or claimed it); it is renewed in the background until this returns.
+    pub async fn issue_for_order(
+        &self,
+        order: Order,
+        reserved: Option<Serial>,
+        lease_until: OffsetDateTime,
+    ) -> IssuanceResult {
         let started = std::time::Instant::now();
         let _renewer = self.renew_lease_while_issuing(&order.id);
-        match self.try_issue(&order, reserved).await {
+        let mut held = lease_until;
+        match self.try_issue(&order, reserved, &mut held).await {
             Ok(serial) => {
                 self.record_replacement(&order).await;
                 self.spend_certificate_limits(&order).await;
@@ -277,7 +275,7 @@ impl Ra {
             loop {
                 tokio::time::sleep(every).await;
                 match ra.hold_order(&id).await {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(Stop::LeaseLost) => return,
                     // A failed renewal is retried at the next tick; the check before each
                     // signature decides.
@@ -289,7 +287,7 @@ impl Ra {
 
     /// Renews this instance's lease on a `processing` order: `LeaseLost` if another instance
     /// holds it now.
-    async fn hold_order(&self, id: &OrderId) -> Result<(), Stop> {
+    async fn hold_order(&self, id: &OrderId) -> Result<OffsetDateTime, Stop> {
         let lease = self.lease(self.inner.config.order_lease);
         let held = self
             .inner
@@ -297,10 +295,37 @@ impl Ra {
             .renew_order_lease(id, &lease)
             .await
             .map_err(|e| internal(&e, "renewing the order's lease"))?;
-        if held { Ok(()) } else { Err(Stop::LeaseLost) }
+        if held {
+            Ok(lease.until)
+        } else {
+            Err(Stop::LeaseLost)
+        }
     }
 
-    async fn try_issue(&self, order: &Order, reserved: Option<Serial>) -> Result<Serial, Stop> {
+    /// Makes sure this instance still holds the order before a signature. A lease this instance
+    /// took or renewed less than a third of its length ago (the background renewal's period) is
+    /// held: no other instance may claim it before it ends, so it is not renewed again (one
+    /// storage write fewer per certificate). An older one is renewed, which also tells whether
+    /// another instance took the order over. `held` is when the lease ends, as last taken.
+    async fn hold_order_before_signing(
+        &self,
+        id: &OrderId,
+        held: &mut OffsetDateTime,
+    ) -> Result<(), Stop> {
+        let lease = self.inner.config.order_lease;
+        if *held - self.now() > lease - lease / 3 {
+            return Ok(());
+        }
+        *held = self.hold_order(id).await?;
+        Ok(())
+    }
+
+    async fn try_issue(
+        &self,
+        order: &Order,
+        reserved: Option<Serial>,
+        held: &mut OffsetDateTime,
+    ) -> Result<Serial, Stop> {
         let csr_der = order
             .csr_der
             .as_deref()
@@ -378,7 +403,7 @@ impl Ra {
         };
         let (issued, final_chain) = match &self.inner.ct {
             None => {
-                self.hold_order(&order.id).await?;
+                self.hold_order_before_signing(&order.id, held).await?;
                 (
                     self.inner
                         .issuer
@@ -389,7 +414,7 @@ impl Ra {
                 )
             }
             Some(ct) => {
-                self.issue_with_scts(&order.id, ct.as_ref(), req, stored_precert, &record)
+                self.issue_with_scts(&order.id, held, ct.as_ref(), req, stored_precert, &record)
                     .await?
             }
         };
@@ -416,6 +441,7 @@ impl Ra {
     async fn issue_with_scts(
         &self,
         order_id: &OrderId,
+        held: &mut OffsetDateTime,
         ct: &dyn CtSubmitter,
         req: IssueRequest,
         stored: Option<Certificate>,
@@ -425,7 +451,7 @@ impl Ra {
         let (precert_der, issuer_id) = match stored {
             Some(pre) => (pre.der, pre.issuer_id),
             None => {
-                self.hold_order(order_id).await?;
+                self.hold_order_before_signing(order_id, held).await?;
                 let precert = issuer
                     .issue_precertificate(req.clone())
                     .await
@@ -465,7 +491,7 @@ impl Ra {
         })?;
         let serial = req.serial.clone();
         // Getting SCTs may take long: another instance may have taken the order over since.
-        self.hold_order(order_id).await?;
+        self.hold_order_before_signing(order_id, held).await?;
         let issued = issuer
             .issue_final(req, &precert_der, &scts.encoded)
             .await
@@ -504,7 +530,7 @@ impl Ra {
             resumed += 1;
             tracing::info!(order = %order.id, "resuming issuance left processing past its lease");
             // The stored precertificate's serial if there is one, else a new serial.
-            let _ = self.issue_for_order(order, None).await;
+            let _ = self.issue_for_order(order, None, lease.until).await;
         }
         Ok(resumed)
     }

@@ -4,6 +4,7 @@
 use crate::renewal_info::Replaces;
 use crate::{ChallengeOffer, IdentifierPolicy, Ra, check_identifiers, internal, sa_problem};
 use cairn_api::ra::{NewOrderRequest, OrderView};
+use cairn_api::sa::NewOrderQuery;
 use cairn_core::{
     Account, AccountId, Authorization, AuthzId, AuthzStatus, Challenge, ChallengeId,
     ChallengeStatus, ChallengeType, Identifier, IdentifierType, Order, OrderId, OrderStatus,
@@ -72,7 +73,26 @@ impl Ra {
             ));
         }
         let profile_name = profile_name.to_owned();
-        let account_policy = self.account_policy(&account.id).await?;
+        let now = self.now();
+        let sa = &self.inner.sa;
+        // A reused authorization must have been validated within the profile's reuse window and
+        // outlive the order by a margin, so the order cannot turn invalid while finalizing.
+        let min_expiry = (now + time::Duration::days(1))
+            .max(now + cfg.valid_authz_lifetime - profile.authz_reuse);
+        // Everything read before the write comes in one storage call. A replacement is never
+        // served by another order: it must reserve its certificate.
+        let context = sa
+            .get_new_order_context(&NewOrderQuery {
+                account: account.id.clone(),
+                identifiers: identifiers.clone(),
+                profile: Some(profile_name.clone()),
+                now,
+                reuse_order: req.replaces.is_none(),
+                authz_expires_after: min_expiry,
+            })
+            .await
+            .map_err(|e| internal(&e, "looking up the account's policy and what to reuse"))?;
+        let account_policy = context.policy;
         crate::account_policy::check_account_policy(account_policy.as_ref(), &identifiers)?;
         let replacement = match &req.replaces {
             None => None,
@@ -81,19 +101,13 @@ impl Ra {
                 Replaces::Outstanding(view) => return Ok(*view),
             },
         };
-        let now = self.now();
-        let sa = &self.inner.sa;
-
-        // A replacement is never served by another order: it must reserve its certificate.
-        if replacement.is_none()
-            && let Some(existing) = sa
-                .get_reusable_order(&account.id, &identifiers, Some(&profile_name), now)
-                .await
-                .map_err(|e| internal(&e, "looking up reusable order"))?
-        {
-            let view = self.view(existing).await?;
-            if matches!(view.status, OrderStatus::Pending | OrderStatus::Ready) {
-                return Ok(view);
+        if let Some((existing, authzs)) = context.order {
+            let status = order_status(&existing, &authzs, now);
+            if matches!(status, OrderStatus::Pending | OrderStatus::Ready) {
+                return Ok(OrderView {
+                    order: existing,
+                    status,
+                });
             }
         }
 
@@ -111,27 +125,12 @@ impl Ra {
         let mut authzs = Vec::with_capacity(identifiers.len());
         let mut new_authzs = Vec::new();
         let mut earliest_expiry = now + profile.order_lifetime;
-        // A reused authorization must have been validated within the profile's reuse window and
-        // outlive the order by a margin, so the order cannot turn invalid while finalizing.
-        let min_expiry = (now + time::Duration::days(1))
-            .max(now + cfg.valid_authz_lifetime - profile.authz_reuse);
-        for id in &identifiers {
-            let wildcard = id.is_wildcard();
-            let base = id.authz_identifier();
-            let reused = match sa
-                .get_reusable_authz(&account.id, &base, wildcard, true, min_expiry)
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    self.refund_limits(&limits).await;
-                    return Err(internal(&e, "looking up reusable authorization"));
-                }
-            };
+        for (id, reused) in identifiers.iter().zip(context.authzs) {
             let authz = match reused {
                 Some(a) => a,
                 None => {
-                    let mut a = self.fresh_authz(&account.id, base, wildcard, now);
+                    let mut a =
+                        self.fresh_authz(&account.id, id.authz_identifier(), id.is_wildcard(), now);
                     self.pre_validate(account_policy.as_ref(), id, &mut a, now);
                     new_authzs.push(a.clone());
                     a

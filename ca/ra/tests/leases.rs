@@ -346,3 +346,52 @@ async fn after_the_first_instance_dies_the_second_finishes_its_order_once() {
     );
     assert_eq!(one.resume_interrupted_issuance().await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_lease_just_taken_is_not_renewed_before_signing() {
+    let ca = Ca::new();
+    let account = ca.account().await;
+    let order = ca.order(&account, &["fresh.example.com"]).await;
+    let order = ca.validate_order(&account, &order).await;
+    let view = ca
+        .ra
+        .finalize(
+            &account,
+            &order.order.id,
+            &csr(&key(), &["fresh.example.com"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(view.status, OrderStatus::Valid);
+    assert_eq!(ca.issuer.signed(), 1);
+    // The move to processing took the lease a moment ago: signing needed no renewal write.
+    assert_eq!(ca.sa.order_lease_renewals(), 0);
+}
+
+#[tokio::test]
+async fn a_lease_a_third_through_is_renewed_before_the_next_signature() {
+    let ca = Ca::new();
+    let ct_one = GatedCt::new();
+    let one = instance(&ca, ct_one.clone());
+    let (account, view) = first_instance_issuing(&ca, &one, "slow-logs.example.com").await;
+    // The precertificate was signed under the lease the finalize took.
+    assert_eq!(ca.sa.order_lease_renewals(), 0);
+
+    // The logs take a third of the lease to answer: the lease is renewed (and found still
+    // this instance's) before the final certificate is signed.
+    ca.clock
+        .advance(quick().order_lease / 3 + Duration::seconds(1));
+    ct_one.open();
+    let mut done = None;
+    for _ in 0..500 {
+        let v = one.get_order(&account, &view.order.id).await.unwrap();
+        if v.status != OrderStatus::Processing {
+            done = Some(v);
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    assert_eq!(done.expect("not finished").status, OrderStatus::Valid);
+    assert_eq!(ca.issuer.signed(), 2);
+    assert_eq!(ca.sa.order_lease_renewals(), 1);
+}

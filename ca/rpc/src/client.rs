@@ -2,11 +2,12 @@
 //! call and keep-alive pings.
 
 use crate::RpcError;
-use crate::codec::JsonCodec;
+use crate::codec::{EncodedJson, PreEncodedCodec};
 use crate::tls::{ClientPem, TlsFiles};
 use http::uri::PathAndQuery;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -90,12 +91,32 @@ impl RpcClient {
         Ok(tonic::client::Grpc::new(channel))
     }
 
-    /// Calls `/<service>/<method>` with `req`.
-    pub async fn call<Req, Resp>(&self, method: &'static str, req: Req) -> Result<Resp, RpcError>
+    /// Calls `/<service>/<method>` with `req`. The request is encoded once, before the call,
+    /// and the same bytes go to each instance tried.
+    pub fn call<Req, Resp>(
+        &self,
+        method: &'static str,
+        req: Req,
+    ) -> impl Future<Output = Result<Resp, RpcError>> + Send + '_
     where
-        Req: Serialize + Clone + Send + Sync + 'static,
+        Req: Serialize,
         Resp: DeserializeOwned + Send + Sync + 'static,
     {
+        let body = serde_json::to_vec(&req)
+            .map(|json| EncodedJson(json.into()))
+            .map_err(|e| RpcError::Config(format!("encoding a {method} request: {e}")));
+        self.call_encoded(method, body)
+    }
+
+    async fn call_encoded<Resp>(
+        &self,
+        method: &'static str,
+        body: Result<EncodedJson, RpcError>,
+    ) -> Result<Resp, RpcError>
+    where
+        Resp: DeserializeOwned + Send + Sync + 'static,
+    {
+        let body = body?;
         let path = PathAndQuery::try_from(format!("/{}/{method}", self.service))
             .map_err(|e| RpcError::Config(e.to_string()))?;
         let count = self.instances.len();
@@ -109,9 +130,9 @@ impl RpcClient {
                     .map_err(|e| RpcError::Unavailable(e.to_string()))?;
                 let resp = grpc
                     .unary(
-                        tonic::Request::new(req.clone()),
+                        tonic::Request::new(body.clone()),
                         path.clone(),
-                        JsonCodec::<Req, Resp>::default(),
+                        PreEncodedCodec::<Resp>::default(),
                     )
                     .await?;
                 Ok::<_, RpcError>(resp.into_inner())

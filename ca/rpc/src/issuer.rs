@@ -36,8 +36,10 @@ pub struct IssueFinalRequest {
     /// What to sign.
     pub req: IssueRequest,
     /// The precertificate signed for `req`, DER.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub precert_der: Vec<u8>,
     /// The TLS-encoded SCT list.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub sct_list: Vec<u8>,
 }
 
@@ -92,6 +94,7 @@ pub enum WireCertStatus {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SignOcspRequest {
     /// The request's CertID, DER.
+    #[serde(with = "cairn_core::base64_bytes")]
     pub cert_id_der: Vec<u8>,
     /// The status.
     pub status: WireCertStatus,
@@ -102,6 +105,7 @@ pub struct SignOcspRequest {
     /// nextUpdate.
     pub next_update: OffsetDateTime,
     /// The nonce extension to echo, DER.
+    #[serde(default, with = "cairn_core::base64_bytes::option")]
     pub nonce_der: Option<Vec<u8>>,
 }
 

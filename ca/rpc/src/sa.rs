@@ -14,8 +14,8 @@ use crate::RpcError;
 use crate::client::{RpcClient, RpcClientConfig};
 use crate::wire::{WireError, rpc_service};
 use cairn_api::sa::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
-    RevokedCertificate, SaError, StorageAuthority, StoredCrl,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, NewOrderContext,
+    NewOrderQuery, RenewalSelector, RevokedCertificate, SaError, StorageAuthority, StoredCrl,
 };
 use cairn_core::{
     Account, AccountId, AccountPolicy, Authorization, AuthzId, Certificate, ChallengeId, EabKey,
@@ -173,6 +173,8 @@ rpc_service! {
         profile: Option<&str> => Option<String>,
         now: OffsetDateTime => OffsetDateTime
     ) -> Result<Option<Order>, SaError>;
+    fn get_new_order_context(query: &NewOrderQuery => NewOrderQuery) -> Result<NewOrderContext, SaError>;
+    fn get_order_with_authzs(id: &OrderId => OrderId) -> Result<(Order, Vec<Authorization>), SaError>;
     fn get_authorization(id: &AuthzId => AuthzId) -> Result<Authorization, SaError>;
     fn get_authorizations(ids: &[AuthzId] => Vec<AuthzId>) -> Result<Vec<Authorization>, SaError>;
     fn get_reusable_authz(

@@ -167,12 +167,9 @@ macro_rules! rpc_service {
                 async fn $method(&self, $( $arg: $borrowed ),*) -> Result<$ok, $err> {
                     use $crate::wire::WireError;
                     let method = stringify!($method);
-                    let args = serde_json::to_value(( $( &$arg, )* )).map_err(|e| {
-                        <$err>::transport(method, $crate::RpcError::Config(e.to_string()))
-                    })?;
                     match self
                         .client
-                        .call::<_, Result<$ok, <$err as WireError>::Wire>>(method, args)
+                        .call::<_, Result<$ok, <$err as WireError>::Wire>>(method, ( $( &$arg, )* ))
                         .await
                     {
                         Ok(result) => result.map_err(<$err>::from_wire),

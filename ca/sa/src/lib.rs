@@ -21,6 +21,7 @@ pub use sql::SqlStorage;
 
 pub use cairn_api::sa::{
     AuthzState, BackendError, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease,
-    RenewalSelector, RevokedCertificate, SaError, SaResult, StorageAuthority, StoredCrl,
+    NewOrderContext, NewOrderQuery, RenewalSelector, RevokedCertificate, SaError, SaResult,
+    StorageAuthority, StoredCrl,
 };
 pub use cairn_api::sa::{CtLogSize, IssuanceStats, SliCount, StatsStorage};

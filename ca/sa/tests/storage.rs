@@ -12,8 +12,8 @@ use cairn_core::{
     Problem, ProblemType, Revocation, RevocationReason, Serial, ValidationRecord,
 };
 use cairn_sa::{
-    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, RenewalSelector,
-    SaError, SqlStorage, StorageAuthority, StoredCrl,
+    AuthzState, BlockedKey, CertificateSelector, ChallengeOutcome, CrlInfo, Lease, NewOrderQuery,
+    RenewalSelector, SaError, SqlStorage, StorageAuthority, StoredCrl,
 };
 use std::future::Future;
 use std::sync::Arc;
@@ -193,6 +193,7 @@ storage_tests!(
     order_round_trip,
     order_creation_is_atomic,
     order_reuse,
+    new_order_context_and_order_with_authzs,
     orders_newest_first_with_pagination,
     authz_reuse,
     authzs_in_requested_order,
@@ -732,6 +733,115 @@ async fn order_reuse(sa: &Sa) {
             .unwrap()
             .is_none()
     );
+}
+
+/// The combined reads answer what the single ones answer: newOrder's (policy, reusable order
+/// with its authorizations, a reusable authorization per identifier) and finalize's (the
+/// order, with its authorizations while pending).
+async fn new_order_context_and_order_with_authzs(sa: &Sa) {
+    use cairn_core::{AccountPolicy, PolicyEntry};
+    let acct = new_account(sa).await;
+    let now = T0 + Duration::hours(1);
+    let query = |identifiers: Vec<Identifier>, reuse_order: bool| NewOrderQuery {
+        account: acct.id.clone(),
+        identifiers,
+        profile: None,
+        now,
+        reuse_order,
+        authz_expires_after: now,
+    };
+    let ids = vec![
+        Identifier::dns("*.w.example.com"),
+        Identifier::dns("x.example.com"),
+    ];
+
+    // Nothing stored yet.
+    let empty = sa
+        .get_new_order_context(&query(ids.clone(), true))
+        .await
+        .unwrap();
+    assert_eq!(empty.policy, None);
+    assert_eq!(empty.order, None);
+    assert_eq!(empty.authzs, vec![None, None]);
+
+    let policy = AccountPolicy {
+        entries: vec![PolicyEntry::new("x.example.com", false).unwrap()],
+    };
+    sa.set_account_identifier_policy(&acct.id, Some(&policy))
+        .await
+        .unwrap();
+    let wild = authz(&acct.id, "w.example.com", true, AuthzStatus::Pending, T0);
+    let plain = authz(&acct.id, "x.example.com", false, AuthzStatus::Valid, T0);
+    let o = order(&acct.id, &[&wild, &plain], T0);
+    assert_eq!(o.identifiers, ids);
+    sa.new_order_and_authzs(&o, &[wild.clone(), plain.clone()])
+        .await
+        .unwrap();
+
+    let found = sa
+        .get_new_order_context(&query(ids.clone(), true))
+        .await
+        .unwrap();
+    assert_eq!(found.policy, Some(policy));
+    let (reused, reused_authzs) = found.order.expect("a reusable order");
+    assert_eq!(reused, o);
+    assert_eq!(
+        reused_authzs.iter().map(|a| &a.id).collect::<Vec<_>>(),
+        vec![&wild.id, &plain.id]
+    );
+    // The wildcard's authorization is found by its base name and flag, in the query's order.
+    let per_id: Vec<Option<AuthzId>> = found
+        .authzs
+        .iter()
+        .map(|a| a.as_ref().map(|a| a.id.clone()))
+        .collect();
+    assert_eq!(per_id, vec![Some(wild.id.clone()), Some(plain.id.clone())]);
+    for (single, id) in found.authzs.iter().zip(&ids) {
+        let alone = sa
+            .get_reusable_authz(
+                &acct.id,
+                &id.authz_identifier(),
+                id.is_wildcard(),
+                true,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(single, &alone);
+    }
+    // An ARI replacement asks for no order; the authorizations are still found.
+    let replacement = sa
+        .get_new_order_context(&query(ids.clone(), false))
+        .await
+        .unwrap();
+    assert_eq!(replacement.order, None);
+    assert_eq!(replacement.authzs, found.authzs);
+    // Another account sees none of it.
+    let other = new_account(sa).await;
+    let theirs = sa
+        .get_new_order_context(&NewOrderQuery {
+            account: other.id.clone(),
+            ..query(ids.clone(), true)
+        })
+        .await
+        .unwrap();
+    assert_eq!((theirs.order, theirs.authzs), (None, vec![None, None]));
+
+    // Finalize's read: the order and its authorizations while pending...
+    let (got, authzs) = sa.get_order_with_authzs(&o.id).await.unwrap();
+    assert_eq!(got, o);
+    assert_eq!(authzs, sa.get_authorizations(&o.authz_ids).await.unwrap());
+    // ...and none once it is processing; an unknown order is not found.
+    assert!(
+        sa.set_order_processing(&o.id, b"csr", &Serial::random(), T0, &lease("a"))
+            .await
+            .unwrap()
+    );
+    let (got, authzs) = sa.get_order_with_authzs(&o.id).await.unwrap();
+    assert_eq!(got.status, OrderStatus::Processing);
+    assert_eq!(got.csr_der.as_deref(), Some(&b"csr"[..]));
+    assert!(authzs.is_empty());
+    assert_not_found(sa.get_order_with_authzs(&OrderId::random()).await);
 }
 
 async fn orders_newest_first_with_pagination(sa: &Sa) {

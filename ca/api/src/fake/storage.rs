@@ -60,6 +60,8 @@ struct State {
     order_leases: BTreeMap<OrderId, (String, i64)>,
     /// How many of the next `finish_challenge` calls fail as a database outage would.
     failing_finish_challenge: u32,
+    /// Calls of `renew_order_lease`.
+    order_lease_renewals: u64,
 }
 
 /// A database outage injected by a test.
@@ -94,6 +96,11 @@ impl MemoryStorage {
     /// [`SaError::Database`] and change nothing, as a database outage would.
     pub fn fail_finish_challenge(&self, count: u32) {
         self.lock().failing_finish_challenge = count;
+    }
+
+    /// How many times [`renew_order_lease`](StorageAuthority::renew_order_lease) was called.
+    pub fn order_lease_renewals(&self) -> u64 {
+        self.lock().order_lease_renewals
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -777,6 +784,7 @@ impl StorageAuthority for MemoryStorage {
 
     async fn renew_order_lease(&self, id: &OrderId, lease: &Lease) -> SaResult<bool> {
         let mut st = self.lock();
+        st.order_lease_renewals += 1;
         let processing = st
             .orders
             .get(id)
