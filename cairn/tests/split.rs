@@ -6,10 +6,10 @@
 //! not allow refuses it. The issuer process serves the public CA-certificate URLs, and SA and
 //! issuer export `/metrics`. Then SA, issuer, a nonce service, two RAs and two WFEs: a client
 //! alternating WFEs per request never sees `badNonce`, and flows through both WFEs keep issuing
-//! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) issues through both WFEs and revokes
-//! across them, and an RA SIGKILLed as four orders finalize loses none and issues none twice;
-//! so does a WFE SIGKILLed as four orders finalize through a load balancer in front of two.
-//! Cairn's load generator issues, renews and revokes through two balanced WFEs.
+//! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) and Cairn's load generator issue, renew
+//! and revoke through two WFEs behind a load balancer that alternates WFEs per request, and an
+//! RA SIGKILLed as four orders finalize loses none and issues none twice; so does a WFE
+//! SIGKILLed as four orders finalize through a load balancer in front of two.
 //! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
 //! in a fresh schema.
 
@@ -30,6 +30,8 @@ use rustls_pki_types::CertificateDer;
 use sqlx::AssertSqlSafe;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A `cairn` process, killed when dropped.
@@ -662,10 +664,11 @@ async fn two_wfes_over_two_ras_keep_issuing_when_an_ra_is_killed() {
     schema.drop_schema().await;
 }
 
-/// certbot, unmodified, against the split deployment: it issues through one WFE and another,
-/// an RA corroborating each http-01 validation (answered by certbot's standalone server) with
-/// the remote perspectives; a certificate issued through the first WFE is revoked through the
-/// second with its own key.
+/// certbot, unmodified, against the split deployment: two WFEs behind a per-request load
+/// balancer ([`request_balancer`]), so certbot's consecutive requests alternate between them;
+/// it registers, issues two certificates (an RA corroborating each http-01 validation, answered
+/// by certbot's standalone server, with the remote perspectives) and revokes one with the
+/// certificate's own key. Both WFEs answered part of every step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_issues_and_revokes_through_two_split_wfes() {
     let Some(base) = cairn_test_services::postgres_url() else {
@@ -689,7 +692,10 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
     let _ca = d.start("ca", "ca", d.ca, &[]).await;
     let _ra = d.start("ra", "ra", ra, &[]).await;
     let _wfe1 = d.start("wfe", "wfe1", wfe1, &[ra]).await;
+    d.share_tls_root("wfe1", "wfe2");
     let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra]).await;
+    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
+    let (directory, tls_root) = d.wfe("wfe1", lb);
 
     let port = d.http01.to_string();
     let standalone = [
@@ -699,22 +705,15 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
         "--http-01-address",
         "127.0.0.1",
     ];
-    let through = |role: &str, wfe: u16| {
-        let (directory, tls_root) = d.wfe(role, wfe);
-        CertbotEnv {
-            venv: venv.clone(),
-            base: tmp.path().join(format!("certbot-{role}")),
-            directory,
-            root: d.root(),
-            tls_root,
-        }
+    let env = CertbotEnv {
+        venv: venv.clone(),
+        base: tmp.path().join("certbot"),
+        directory,
+        root: d.root(),
+        tls_root,
     };
-    let (first, second) = (through("wfe1", wfe1), through("wfe2", wfe2));
-    for (env, name) in [
-        (&first, "one.certbot.example"),
-        (&second, "two.certbot.example"),
-    ] {
-        env.run(&["register", "--register-unsafely-without-email"]);
+    env.run(&["register", "--register-unsafely-without-email"]);
+    for name in ["one.certbot.example", "two.certbot.example"] {
         let mut args = vec!["certonly", "-d", name];
         args.extend(standalone);
         env.run(&args);
@@ -726,12 +725,14 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
             .await,
         2
     );
+    // Each issuance is a dozen requests or so: both WFEs answered several.
+    assert_alternated(&answered, 5);
 
-    // Revoke the first WFE's certificate through the second, signed with the certificate's
-    // key (no account there).
-    let cert = first.live("one.certbot.example", "cert.pem");
-    let key = first.live("one.certbot.example", "privkey.pem");
-    second.run(&[
+    // Revoke the first certificate, signed with the certificate's key (not the account's).
+    let before: Vec<u64> = answered.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let cert = env.live("one.certbot.example", "cert.pem");
+    let key = env.live("one.certbot.example", "privkey.pem");
+    env.run(&[
         "revoke",
         "--cert-path",
         &cert.display().to_string(),
@@ -747,6 +748,13 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
             .await,
         1
     );
+    // The revocation's requests (directory, nonce, revokeCert) went to both WFEs too.
+    for (c, b) in answered.iter().zip(before) {
+        assert!(
+            c.load(Ordering::Relaxed) > b,
+            "a WFE answered none of the revocation"
+        );
+    }
     drop(tmp);
     schema.drop_schema().await;
 }
@@ -783,13 +791,13 @@ async fn finalize_four_while_killing(
         let name = &names[i];
         async move {
             let pem = finalize_despite_a_dead_wfe(d, account, order, name).await;
-            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            done.fetch_add(1, Ordering::SeqCst);
             pem
         }
     };
     let kill = async {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+        let finished = done.load(Ordering::SeqCst);
         victim.child.0.kill().unwrap();
         victim.child.0.wait().unwrap();
         assert!(
@@ -868,6 +876,117 @@ async fn load_balancer(backends: Vec<u16>) -> u16 {
         }
     });
     port
+}
+
+/// A layer-7 load balancer on loopback in front of `backends` (WFE ports), as an operator's
+/// HTTP load balancer: it terminates TLS with the WFEs' site certificate (`root_dir` is the
+/// first WFE's folder of `tls.pem`, its key and `tls-root.pem`) and sends each request to the
+/// next backend in turn, skipping one that refuses the connection. `Host` passes through, so
+/// every URL the WFEs write names the balancer: a client's consecutive requests, on one
+/// connection or not, go to alternating WFEs. Returns its port and how many requests each
+/// backend answered.
+async fn request_balancer(backends: Vec<u16>, root_dir: &Path) -> (u16, Arc<Vec<AtomicU64>>) {
+    use rustls_pki_types::pem::PemObject;
+    let root_pem = std::fs::read(root_dir.join("tls-root.pem")).unwrap();
+    // The balancer holds the site's certificate, as one terminating TLS does: the first WFE's.
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(root_dir.join("tls.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(root_dir.join("tls.key.pem")).unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&root_pem).unwrap())
+        .no_proxy()
+        // HTTP/1.1 carries the client's `Host`; HTTP/2's `:authority` would name the backend.
+        .http1_only()
+        .build()
+        .unwrap();
+    let answered: Arc<Vec<AtomicU64>> =
+        Arc::new(backends.iter().map(|_| AtomicU64::new(0)).collect());
+    let next = Arc::new(AtomicU64::new(0));
+    let counts = answered.clone();
+    let forward = move |req: axum::extract::Request| {
+        let (client, backends, counts, next) = (
+            client.clone(),
+            backends.clone(),
+            counts.clone(),
+            next.clone(),
+        );
+        async move {
+            use axum::response::IntoResponse;
+            let (parts, body) = req.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let start = next.fetch_add(1, Ordering::Relaxed) as usize;
+            for i in 0..backends.len() {
+                let which = (start + i) % backends.len();
+                let mut out = client
+                    .request(
+                        parts.method.clone(),
+                        format!("https://localhost:{}{path}", backends[which]),
+                    )
+                    .body(body.clone());
+                for (name, value) in &parts.headers {
+                    if !HOP_BY_HOP.contains(&name.as_str()) {
+                        out = out.header(name, value);
+                    }
+                }
+                match out.send().await {
+                    Ok(resp) => {
+                        counts[which].fetch_add(1, Ordering::Relaxed);
+                        let mut back = axum::http::Response::builder().status(resp.status());
+                        for (name, value) in resp.headers() {
+                            if !HOP_BY_HOP.contains(&name.as_str()) {
+                                back = back.header(name, value);
+                            }
+                        }
+                        let bytes = resp.bytes().await.unwrap_or_default();
+                        return back.body(axum::body::Body::from(bytes)).unwrap();
+                    }
+                    Err(e) if e.is_connect() => continue,
+                    Err(_) => break,
+                }
+            }
+            axum::http::StatusCode::BAD_GATEWAY.into_response()
+        }
+    };
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    tokio::spawn(
+        cairn_listen::Listener::new(socket, "balancer", cairn_listen::Limits::default())
+            .with_tls(Arc::new(tls))
+            .serve(
+                axum::Router::new().fallback(forward),
+                std::future::pending(),
+            ),
+    );
+    (port, answered)
+}
+
+/// Headers that belong to one connection, not passed on by [`request_balancer`].
+const HOP_BY_HOP: [&str; 4] = [
+    "connection",
+    "transfer-encoding",
+    "content-length",
+    "keep-alive",
+];
+
+/// Asserts that each of the balancer's backends answered at least `min` requests.
+fn assert_alternated(answered: &[AtomicU64], min: u64) {
+    let counts: Vec<u64> = answered.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    assert!(
+        counts.iter().all(|c| *c >= min),
+        "requests per WFE: {counts:?}"
+    );
 }
 
 /// Finalizes `order` and downloads its certificate, as a client does when a request fails
@@ -970,8 +1089,8 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
 
 /// Cairn's load generator against the split deployment: two WFEs behind a load balancer, each
 /// over both RAs, sharing the nonce service and one TLS root. Four accounts issue, renew and
-/// revoke 20 certificates by dns-01; the balancer alternates connections between the WFEs,
-/// both of which count requests. Nothing fails, every order has one certificate, and the
+/// revoke 20 certificates by dns-01; the balancer sends each request to the next WFE
+/// ([`request_balancer`]), so every flow alternates WFEs per request. Nothing fails, every order has one certificate, and the
 /// revocations the generator made are in the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes() {
@@ -998,7 +1117,7 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     let first = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
     d.share_tls_root("wfe1", "wfe2");
     let second = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
-    let lb = load_balancer(vec![wfe1, wfe2]).await;
+    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
     let (directory, tls_root) = d.wfe("wfe1", lb);
     let mgmt = format!("http://{}/", d.chall.management_addr().unwrap());
     let summary = cairn_loadgen::run(LoadConfig {
@@ -1028,6 +1147,8 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     for wfe in [&first, &second] {
         assert_counted(wfe, "acme").await;
     }
+    // 20 certificates are a few hundred requests: each WFE answered a good share of them.
+    assert_alternated(&answered, 50);
     let (certs, orders) = schema.certificates_and_orders().await;
     assert_eq!((certs, orders), (20, 20));
     let revoked = schema

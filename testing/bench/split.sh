@@ -47,6 +47,11 @@ cleanup() {
     status=$?
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "${PG_URL:-}" ]; then
+        for schema in $(psql "$PG_URL" -Atc "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cairn_bench_split_$$_%'" 2>/dev/null); do
+            psql "$PG_URL" -qc "DROP SCHEMA $schema CASCADE" >/dev/null 2>&1 || true
+        done
+    fi
     if [ -n "${KEEP_WORK:-}" ] || [ "$status" -ne 0 ]; then
         echo "logs kept in $work" >&2
     else
@@ -108,11 +113,11 @@ common_sections() {
     sed -n '/^\[va\]/,$p' "$repo/testing/bench/cairn-bench.toml"
 }
 
-schema_n=0
 database_url() { # DIR: SQLite in DIR, or a fresh PostgreSQL schema
     if [ -n "${PG_URL:-}" ]; then
-        schema_n=$((schema_n + 1))
-        local name="cairn_bench_split_$$_$schema_n"
+        # Called in a command substitution (a subshell): the name must be unique without a
+        # counter kept between calls.
+        local name="cairn_bench_split_$$_$(date +%s%N)"
         psql "$PG_URL" -qc "CREATE SCHEMA $name" >/dev/null
         local sep='?'
         case "$PG_URL" in *\?*) sep='&' ;; esac
