@@ -12,7 +12,8 @@
 //! Several instances may share one database: the instance that moves an order to `processing`
 //! holds it under a lease ([`RaConfig::order_lease`](crate::RaConfig::order_lease)), renews it
 //! while it issues, and checks it still holds it (renewing by compare-and-swap on its own name)
-//! right before each signature. Resumption takes only orders whose lease ended, each claimed by
+//! right before each signature, unless it took or renewed the lease less than a third of its
+//! length before (then no one else can hold it yet). Resumption takes only orders whose lease ended, each claimed by
 //! compare-and-swap, so a live instance's order is never issued twice; an instance that finds
 //! its lease taken over stops without signing or failing the order.
 

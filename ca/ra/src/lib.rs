@@ -83,7 +83,8 @@ pub struct RaConfig {
     #[serde(with = "humane_duration")]
     pub challenge_lease: Duration,
     /// How long an instance that issues for an order holds it (its lease), renewed while it
-    /// issues and before each signature. After that, if the order is still `processing`, any
+    /// issues and before each signature (unless taken or renewed within the last third of it).
+    /// After that, if the order is still `processing`, any
     /// instance's recovery resumes its issuance. Must exceed the longest issuance step
     /// (CT submission included).
     #[serde(with = "humane_duration")]
