@@ -9,7 +9,8 @@
 //! after one RA is SIGKILLed. certbot (`CAIRN_VENV`) and Cairn's load generator issue, renew
 //! and revoke through two WFEs behind a load balancer that alternates WFEs per request, and an
 //! RA SIGKILLed as four orders finalize loses none and issues none twice; so does a WFE
-//! SIGKILLed as four orders finalize through a load balancer in front of two.
+//! SIGKILLed as four orders finalize through a load balancer in front of two, and a WFE and an
+//! RA SIGKILLed together while the load generator runs.
 //! Runs when `CAIRN_TEST_POSTGRES_URL` is set (CI sets it, and fails without it),
 //! in a fresh schema.
 
@@ -123,6 +124,8 @@ struct Deployment {
     /// so runs never share buckets (a fixed name issued on every run would meet the
     /// five-per-week limit).
     redis_prefix: String,
+    /// More configuration for every role (an `[ra]` section, say).
+    extra: String,
 }
 
 impl Deployment {
@@ -155,6 +158,7 @@ impl Deployment {
             chall,
             redis_ocsp: None,
             redis_prefix: format!("cairn-test:split:{}:", cairn_core::random_id(8)),
+            extra: String::new(),
         }
     }
 
@@ -320,7 +324,7 @@ address = "https://127.0.0.1:{port}"
             None => String::new(),
         };
         let path = self.dir.join(format!("{role}.toml"));
-        std::fs::write(&path, text + &nonces).unwrap();
+        std::fs::write(&path, text + &nonces + &self.extra).unwrap();
         path
     }
 
@@ -1191,6 +1195,130 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
         .count("SELECT COUNT(*) FROM {schema}.certificates WHERE revoked_at IS NOT NULL")
         .await;
     assert_eq!(u64::try_from(revoked).unwrap(), summary.revocations);
+    drop(tmp);
+    schema.drop_schema().await;
+}
+
+/// Cairn's load generator through the per-request balancer in front of two WFEs over two RAs
+/// (PostgreSQL, Redis, the nonce service), and one WFE and one RA SIGKILLed once it has issued
+/// a few certificates. The flows that follow go through the survivors; requests the kills cut
+/// are the only errors. Once the killed RA's leases
+/// end (3 s here) the other RA takes over what it was issuing: no order is left
+/// `processing`, every `valid` order has its certificate, and no order has two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wfe_and_an_ra_killed_under_load_lose_no_order_and_issue_none_twice() {
+    use cairn_loadgen::{ChallengeMode, LoadConfig, PollPolicy, Trust};
+    let Some(base) = cairn_test_services::postgres_url() else {
+        return;
+    };
+    let Some(redis) = cairn_test_services::redis_url() else {
+        return;
+    };
+    let schema = Schema::create(&base, "loadkill").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
+    d.redis_ocsp = Some(redis);
+    d.extra =
+        "\n[ra]\norder_lease = \"3s\"\nchallenge_lease = \"3s\"\nrecovery_interval = \"1s\"\n"
+            .into();
+    let (ra1, ra2, wfe1, wfe2, nonce) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    d.nonce = Some(nonce);
+    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
+    let _sa = d.start("sa", "sa", d.sa, &[]).await;
+    let _ca = d.start("ca", "ca", d.ca, &[]).await;
+    let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
+    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
+    let mut first_wfe = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
+    d.share_tls_root("wfe1", "wfe2");
+    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
+    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
+    let (directory, tls_root) = d.wfe("wfe1", lb);
+    let mgmt = format!("http://{}/", d.chall.management_addr().unwrap());
+    let load = tokio::spawn(cairn_loadgen::run(LoadConfig {
+        directory: directory.parse().unwrap(),
+        trust: Trust::Roots(std::fs::read(&tls_root).unwrap()),
+        accounts: 4,
+        certificates: Some(40),
+        duration: Duration::from_secs(150),
+        mix: "single=3,multi=1".parse().unwrap(),
+        names_per_multi: 2,
+        domain_suffix: "kill.split.example".into(),
+        challenge: ChallengeMode::Dns01(mgmt.parse().unwrap()),
+        poll: PollPolicy::default(),
+        progress: false,
+        keep_cert_ids: false,
+        deactivate_authzs: false,
+    }));
+
+    // Under load: once a few certificates are out, SIGKILL the first WFE and the first RA.
+    let mut issued_before = 0;
+    for _ in 0..600 {
+        issued_before = schema
+            .count("SELECT COUNT(*) FROM {schema}.certificates")
+            .await;
+        if issued_before >= 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(issued_before >= 8, "the load did not start");
+    for victim in [&mut first_wfe, &mut first_ra] {
+        victim.child.0.kill().unwrap();
+        victim.child.0.wait().unwrap();
+    }
+    // (A response the dead WFE sent just before is counted by now.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let wfe1_answered = answered[0].load(Ordering::Relaxed);
+
+    let summary = load.await.unwrap().unwrap();
+    eprintln!("{summary}");
+    // The load runs 40 flows. Only requests the kills cut failed (a 502 from the balancer for a
+    // request the dead WFE held, a serverInternal for a call the dead RA held): a few at most.
+    assert_eq!(summary.certificates + summary.errors_total, 40, "{summary}");
+    assert!(summary.errors_total <= 8, "{summary}");
+    assert!(
+        summary.certificates >= issued_before as u64 + 10,
+        "little was issued after the kill: {summary}"
+    );
+    // After the kill, only the second WFE answered.
+    assert_eq!(answered[0].load(Ordering::Relaxed), wfe1_answered);
+    assert!(answered[1].load(Ordering::Relaxed) > 0);
+
+    // What the dead RA was issuing is taken over once its leases end.
+    let mut processing = -1;
+    for _ in 0..300 {
+        processing = schema
+            .count("SELECT COUNT(*) FROM {schema}.orders WHERE status = 'processing'")
+            .await;
+        if processing == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processing, 0, "orders left processing");
+    let (certs, orders) = schema.certificates_and_orders().await;
+    assert_eq!(certs, orders, "an order was issued twice");
+    let valid_without_certificate = schema
+        .count(
+            "SELECT COUNT(*) FROM {schema}.orders o WHERE o.status = 'valid' AND NOT EXISTS \
+             (SELECT 1 FROM {schema}.certificates c WHERE c.order_id = o.id)",
+        )
+        .await;
+    assert_eq!(
+        valid_without_certificate, 0,
+        "a valid order lost its certificate"
+    );
+    let valid = schema
+        .count("SELECT COUNT(*) FROM {schema}.orders WHERE status = 'valid'")
+        .await;
+    assert_eq!(valid, certs);
+    assert!(u64::try_from(certs).unwrap() >= summary.certificates);
     drop(tmp);
     schema.drop_schema().await;
 }
