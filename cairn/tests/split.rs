@@ -715,19 +715,8 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
     // (every name is 127.0.0.1).
     d.http01 = free_port();
     let _remote_vas = d.start_remote_vas().await;
-    let (ra1, ra2, wfe1, wfe2) = (free_port(), free_port(), free_port(), free_port());
-    let nonce = free_port();
-    d.nonce = Some(nonce);
-    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
-    let _sa = d.start("sa", "sa", d.sa, &[]).await;
-    let _ca = d.start("ca", "ca", d.ca, &[]).await;
-    let _ra1 = d.start("ra", "ra1", ra1, &[]).await;
-    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
-    let _wfe1 = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
-    d.share_tls_root("wfe1", "wfe2");
-    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
-    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
-    let (directory, tls_root) = d.wfe("wfe1", lb);
+    let b = d.start_balanced().await;
+    let answered = &b.answered;
 
     let port = d.http01.to_string();
     let standalone = [
@@ -740,9 +729,9 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
     let env = CertbotEnv {
         venv: venv.clone(),
         base: tmp.path().join("certbot"),
-        directory,
+        directory: b.directory.clone(),
         root: d.root(),
-        tls_root,
+        tls_root: b.tls_root.clone(),
     };
     env.run(&["register", "--register-unsafely-without-email"]);
     for name in ["one.certbot.example", "two.certbot.example"] {
@@ -758,7 +747,7 @@ async fn certbot_issues_and_revokes_through_two_split_wfes() {
         2
     );
     // Each issuance is a dozen requests or so: both WFEs answered several.
-    assert_alternated(&answered, 5);
+    assert_alternated(answered, 5);
 
     // Revoke the first certificate, signed with the certificate's key (not the account's).
     let before: Vec<u64> = answered.iter().map(|c| c.load(Ordering::Relaxed)).collect();
@@ -1004,6 +993,83 @@ async fn request_balancer(backends: Vec<u16>, root_dir: &Path) -> (u16, Arc<Vec<
     (port, answered)
 }
 
+/// Two WFEs, each over both RAs (in a different order), sharing a nonce service and one TLS
+/// root, behind the per-request balancer ([`request_balancer`]), with the SA and the issuer.
+struct Balanced {
+    /// The RAs and the WFEs, first and second; with the nonce service, SA and issuer kept
+    /// running until this drops.
+    ras: [Role; 2],
+    wfes: [Role; 2],
+    _others: [Role; 3],
+    /// The requests each WFE answered through the balancer.
+    answered: Arc<Vec<AtomicU64>>,
+    /// The directory URL (naming the balancer) and the HTTPS root to trust.
+    directory: String,
+    tls_root: PathBuf,
+}
+
+impl Deployment {
+    async fn start_balanced(&mut self) -> Balanced {
+        let (ra1, ra2, wfe1, wfe2, nonce) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
+        self.nonce = Some(nonce);
+        let nonce = self.start("nonce", "nonce", nonce, &[]).await;
+        let sa = self.start("sa", "sa", self.sa, &[]).await;
+        let ca = self.start("ca", "ca", self.ca, &[]).await;
+        let ras = [
+            self.start("ra", "ra1", ra1, &[]).await,
+            self.start("ra", "ra2", ra2, &[]).await,
+        ];
+        let first = self.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
+        self.share_tls_root("wfe1", "wfe2");
+        let second = self.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
+        let (lb, answered) =
+            request_balancer(vec![wfe1, wfe2], &self.dir.join("data-wfe1/ca")).await;
+        let (directory, tls_root) = self.wfe("wfe1", lb);
+        Balanced {
+            ras,
+            wfes: [first, second],
+            _others: [nonce, sa, ca],
+            answered,
+            directory,
+            tls_root,
+        }
+    }
+
+    /// The load generator's configuration against `b`: four accounts, `certificates` flows of
+    /// `mix` under `suffix`, dns-01 through the challenge test server.
+    fn load(
+        &self,
+        b: &Balanced,
+        certificates: u64,
+        mix: &str,
+        suffix: &str,
+    ) -> cairn_loadgen::LoadConfig {
+        use cairn_loadgen::{ChallengeMode, LoadConfig, PollPolicy, Trust};
+        let mgmt = format!("http://{}/", self.chall.management_addr().unwrap());
+        LoadConfig {
+            directory: b.directory.parse().unwrap(),
+            trust: Trust::Roots(std::fs::read(&b.tls_root).unwrap()),
+            accounts: 4,
+            certificates: Some(certificates),
+            duration: Duration::from_secs(150),
+            mix: mix.parse().unwrap(),
+            names_per_multi: 2,
+            domain_suffix: suffix.into(),
+            challenge: ChallengeMode::Dns01(mgmt.parse().unwrap()),
+            poll: PollPolicy::default(),
+            progress: false,
+            keep_cert_ids: false,
+            deactivate_authzs: false,
+        }
+    }
+}
+
 /// Headers that belong to one connection, not passed on by [`request_balancer`].
 const HOP_BY_HOP: [&str; 4] = [
     "connection",
@@ -1127,7 +1193,6 @@ async fn a_wfe_killed_as_orders_finalize_loses_no_order_and_issues_none_twice() 
 /// revocations the generator made are in the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes() {
-    use cairn_loadgen::{ChallengeMode, LoadConfig, PollPolicy, Trust};
     let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
@@ -1139,42 +1204,14 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     let mut d = Deployment::new(tmp.path(), schema.url.clone()).await;
     d.redis_ocsp = Some(redis);
     let remote_vas = d.start_remote_vas().await;
-    let (ra1, ra2, wfe1, wfe2, nonce) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
+    let b = d.start_balanced().await;
+    let load = d.load(
+        &b,
+        20,
+        "single=2,multi=1,renewal=1,revoke=1",
+        "load.split.example",
     );
-    d.nonce = Some(nonce);
-    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
-    let _sa = d.start("sa", "sa", d.sa, &[]).await;
-    let _ca = d.start("ca", "ca", d.ca, &[]).await;
-    let _ra1 = d.start("ra", "ra1", ra1, &[]).await;
-    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
-    let first = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
-    d.share_tls_root("wfe1", "wfe2");
-    let second = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
-    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
-    let (directory, tls_root) = d.wfe("wfe1", lb);
-    let mgmt = format!("http://{}/", d.chall.management_addr().unwrap());
-    let summary = cairn_loadgen::run(LoadConfig {
-        directory: directory.parse().unwrap(),
-        trust: Trust::Roots(std::fs::read(&tls_root).unwrap()),
-        accounts: 4,
-        certificates: Some(20),
-        duration: Duration::from_secs(120),
-        mix: "single=2,multi=1,renewal=1,revoke=1".parse().unwrap(),
-        names_per_multi: 2,
-        domain_suffix: "load.split.example".into(),
-        challenge: ChallengeMode::Dns01(mgmt.parse().unwrap()),
-        poll: PollPolicy::default(),
-        progress: false,
-        keep_cert_ids: false,
-        deactivate_authzs: false,
-    })
-    .await
-    .unwrap();
+    let summary = cairn_loadgen::run(load).await.unwrap();
     assert_eq!(summary.errors_total, 0, "{summary}");
     assert_eq!(summary.certificates, 20, "{summary}");
     eprintln!("{summary}");
@@ -1182,11 +1219,11 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
     assert!(summary.revocations > 0, "{summary}");
     assert!(summary.certificates_by_kind["renewal"] > 0, "{summary}");
     assert_eq!(summary.revocations, summary.certificates_by_kind["revoke"]);
-    for wfe in [&first, &second] {
+    for wfe in &b.wfes {
         assert_counted(wfe, "acme").await;
     }
     // 20 certificates are a few hundred requests: each WFE answered a good share of them.
-    assert_alternated(&answered, 50);
+    assert_alternated(&b.answered, 50);
     // The remote perspectives corroborated.
     assert_quorum_counted(&remote_vas).await;
     let (certs, orders) = schema.certificates_and_orders().await;
@@ -1202,12 +1239,11 @@ async fn the_load_generator_issues_renews_and_revokes_through_two_balanced_wfes(
 /// Cairn's load generator through the per-request balancer in front of two WFEs over two RAs
 /// (PostgreSQL, Redis, the nonce service), and one WFE and one RA SIGKILLed once it has issued
 /// a few certificates. The flows that follow go through the survivors; requests the kills cut
-/// are the only errors. Once the killed RA's leases
-/// end (3 s here) the other RA takes over what it was issuing: no order is left
-/// `processing`, every `valid` order has its certificate, and no order has two.
+/// are the only errors. Once the killed RA's leases end (3 s here) the other RA takes over what
+/// it was issuing: no order is left `processing`, every `valid` order has its certificate, and
+/// no order has two.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wfe_and_an_ra_killed_under_load_lose_no_order_and_issue_none_twice() {
-    use cairn_loadgen::{ChallengeMode, LoadConfig, PollPolicy, Trust};
     let Some(base) = cairn_test_services::postgres_url() else {
         return;
     };
@@ -1221,40 +1257,13 @@ async fn a_wfe_and_an_ra_killed_under_load_lose_no_order_and_issue_none_twice() 
     d.extra =
         "\n[ra]\norder_lease = \"3s\"\nchallenge_lease = \"3s\"\nrecovery_interval = \"1s\"\n"
             .into();
-    let (ra1, ra2, wfe1, wfe2, nonce) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    d.nonce = Some(nonce);
-    let _nonce = d.start("nonce", "nonce", nonce, &[]).await;
-    let _sa = d.start("sa", "sa", d.sa, &[]).await;
-    let _ca = d.start("ca", "ca", d.ca, &[]).await;
-    let mut first_ra = d.start("ra", "ra1", ra1, &[]).await;
-    let _ra2 = d.start("ra", "ra2", ra2, &[]).await;
-    let mut first_wfe = d.start("wfe", "wfe1", wfe1, &[ra1, ra2]).await;
-    d.share_tls_root("wfe1", "wfe2");
-    let _wfe2 = d.start("wfe", "wfe2", wfe2, &[ra2, ra1]).await;
-    let (lb, answered) = request_balancer(vec![wfe1, wfe2], &tmp.path().join("data-wfe1/ca")).await;
-    let (directory, tls_root) = d.wfe("wfe1", lb);
-    let mgmt = format!("http://{}/", d.chall.management_addr().unwrap());
-    let load = tokio::spawn(cairn_loadgen::run(LoadConfig {
-        directory: directory.parse().unwrap(),
-        trust: Trust::Roots(std::fs::read(&tls_root).unwrap()),
-        accounts: 4,
-        certificates: Some(40),
-        duration: Duration::from_secs(150),
-        mix: "single=3,multi=1".parse().unwrap(),
-        names_per_multi: 2,
-        domain_suffix: "kill.split.example".into(),
-        challenge: ChallengeMode::Dns01(mgmt.parse().unwrap()),
-        poll: PollPolicy::default(),
-        progress: false,
-        keep_cert_ids: false,
-        deactivate_authzs: false,
-    }));
+    let mut b = d.start_balanced().await;
+    let load = tokio::spawn(cairn_loadgen::run(d.load(
+        &b,
+        40,
+        "single=3,multi=1",
+        "kill.split.example",
+    )));
 
     // Under load: once a few certificates are out, SIGKILL the first WFE and the first RA.
     let mut issued_before = 0;
@@ -1268,13 +1277,13 @@ async fn a_wfe_and_an_ra_killed_under_load_lose_no_order_and_issue_none_twice() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(issued_before >= 8, "the load did not start");
-    for victim in [&mut first_wfe, &mut first_ra] {
+    for victim in [&mut b.wfes[0], &mut b.ras[0]] {
         victim.child.0.kill().unwrap();
         victim.child.0.wait().unwrap();
     }
     // (A response the dead WFE sent just before is counted by now.)
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let wfe1_answered = answered[0].load(Ordering::Relaxed);
+    let wfe1_answered = b.answered[0].load(Ordering::Relaxed);
 
     let summary = load.await.unwrap().unwrap();
     eprintln!("{summary}");
@@ -1287,8 +1296,8 @@ async fn a_wfe_and_an_ra_killed_under_load_lose_no_order_and_issue_none_twice() 
         "little was issued after the kill: {summary}"
     );
     // After the kill, only the second WFE answered.
-    assert_eq!(answered[0].load(Ordering::Relaxed), wfe1_answered);
-    assert!(answered[1].load(Ordering::Relaxed) > 0);
+    assert_eq!(b.answered[0].load(Ordering::Relaxed), wfe1_answered);
+    assert!(b.answered[1].load(Ordering::Relaxed) > 0);
 
     // What the dead RA was issuing is taken over once its leases end.
     let mut processing = -1;

@@ -282,6 +282,19 @@ async fn first_instance_issuing(ca: &Ca, one: &Ra, name: &str) -> (Account, Orde
     (account, view)
 }
 
+/// The order of `view` as instance `ra` sees it once it is no longer `processing` (within
+/// 2.5 s).
+async fn settled_at(ra: &Ra, account: &Account, view: &OrderView) -> OrderView {
+    for _ in 0..500 {
+        let v = ra.get_order(account, &view.order.id).await.unwrap();
+        if v.status != OrderStatus::Processing {
+            return v;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    panic!("the order is still processing");
+}
+
 #[tokio::test]
 async fn a_second_instance_does_not_resume_an_order_the_first_is_issuing() {
     let ca = Ca::new();
@@ -297,16 +310,7 @@ async fn a_second_instance_does_not_resume_an_order_the_first_is_issuing() {
     assert_eq!(ca.issuer.signed(), 1);
 
     ct_one.open();
-    let mut done = None;
-    for _ in 0..500 {
-        let v = one.get_order(&account, &view.order.id).await.unwrap();
-        if v.status != OrderStatus::Processing {
-            done = Some(v);
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
-    let done = done.expect("instance one did not finish");
+    let done = settled_at(&one, &account, &view).await;
     assert_eq!(done.status, OrderStatus::Valid);
     // One precertificate and one certificate, both by instance one.
     assert_eq!(ca.issuer.signed(), 2);
@@ -382,16 +386,10 @@ async fn a_lease_a_third_through_is_renewed_before_the_next_signature() {
     ca.clock
         .advance(quick().order_lease / 3 + Duration::seconds(1));
     ct_one.open();
-    let mut done = None;
-    for _ in 0..500 {
-        let v = one.get_order(&account, &view.order.id).await.unwrap();
-        if v.status != OrderStatus::Processing {
-            done = Some(v);
-            break;
-        }
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
-    assert_eq!(done.expect("not finished").status, OrderStatus::Valid);
+    assert_eq!(
+        settled_at(&one, &account, &view).await.status,
+        OrderStatus::Valid
+    );
     assert_eq!(ca.issuer.signed(), 2);
     assert_eq!(ca.sa.order_lease_renewals(), 1);
 }
