@@ -8,36 +8,14 @@ mod common;
 
 use cairn_core::Identifier;
 use common::certbot::CertbotEnv;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const NAME: &str = "certbot.example.com";
 
-/// A free TCP port on 127.0.0.1.
-// A test helper: no free port means the test cannot run.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free TCP port")
-        .port()
-}
-
-/// A port on 127.0.0.1 free for both UDP and TCP (the DNS server listens on both).
-// A test helper: no free port means the test cannot run.
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-fn free_udp_tcp_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("UDP socket");
-        let port = udp.local_addr().expect("UDP address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no port free for both UDP and TCP on 127.0.0.1");
-}
+use cairn_test_services::free_port;
 
 /// Child processes killed (and reaped) on drop, so that a failing test leaves no orphan. When
 /// the test is failing, their logs are printed.
@@ -151,7 +129,7 @@ async fn certbot_registers_issues_renews_and_revokes() {
 
     // The challenge test server only serves DNS here (any name → 127.0.0.1); certbot answers
     // http-01 itself.
-    let dns: SocketAddr = ([127, 0, 0, 1], free_udp_tcp_port()).into();
+    let dns: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     let chall_log = tmp.path().join("challtestsrv.log");
     let loopback = |port: u16| format!("127.0.0.1:{port}");
     children.spawn(
@@ -159,13 +137,13 @@ async fn certbot_registers_issues_renews_and_revokes() {
         &[
             "challtestsrv".into(),
             "--management".into(),
-            loopback(free_tcp_port()),
+            loopback(free_port()),
             "--dns".into(),
             dns.to_string(),
             "--http01".into(),
-            loopback(free_tcp_port()),
+            loopback(free_port()),
             "--tlsalpn01".into(),
-            loopback(free_tcp_port()),
+            loopback(free_port()),
             "--default-ipv4".into(),
             "127.0.0.1".into(),
         ],
@@ -173,8 +151,8 @@ async fn certbot_registers_issues_renews_and_revokes() {
     );
     wait_for_challtestsrv(&mut children, &chall_log).await;
 
-    let acme_port = free_tcp_port();
-    let http01_port = free_tcp_port();
+    let acme_port = free_port();
+    let http01_port = free_port();
     children.spawn(
         "serve",
         &[
@@ -185,9 +163,9 @@ async fn certbot_registers_issues_renews_and_revokes() {
             "--listen".into(),
             loopback(acme_port),
             "--metrics-listen".into(),
-            loopback(free_tcp_port()),
+            loopback(free_port()),
             "--public-listen".into(),
-            loopback(free_tcp_port()),
+            loopback(free_port()),
             "--dns-server".into(),
             dns.to_string(),
             "--http01-port".into(),

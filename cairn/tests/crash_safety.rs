@@ -25,7 +25,7 @@ use instant_acme::{
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -174,18 +174,7 @@ impl Drop for ShowLogsOnPanic {
     }
 }
 
-/// A free loopback port (the kernel picks it; the listener is closed again at once).
-#[allow(
-    clippy::unwrap_used,
-    reason = "test helper: a failure is a test failure"
-)]
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 /// How to start `cairn serve`: always the same data folder and ports.
 struct CaProcess {

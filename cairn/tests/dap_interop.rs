@@ -16,13 +16,7 @@ use std::time::{Duration, Instant};
 
 const TIME_PRECISION: u64 = 3600;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 struct Killed(Vec<Child>);
 

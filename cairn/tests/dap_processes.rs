@@ -22,13 +22,7 @@ fn cairn() -> Command {
     c
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 fn write_config(dir: &Path, name: &str, port: u16, async_aggregation: bool) -> std::path::PathBuf {
     let path = dir.join(format!("{name}.toml"));

@@ -18,11 +18,7 @@ fn dns_account01() -> ChallengeType {
 /// A CA whose account URLs are known in advance (`ra.account_uri_prefixes`), which
 /// dns-account-01 needs: the ACME port is chosen here, then handed to the CA.
 async fn start_ca() -> TestCa {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = cairn_test_services::free_port();
     TestCa::start_with(|cfg| {
         cfg.server.listen = format!("127.0.0.1:{port}").parse().unwrap();
         cfg.ra.account_uri_prefixes = vec![format!("https://localhost:{port}")];

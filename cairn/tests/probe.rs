@@ -12,13 +12,7 @@ use common::TestCa;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 async fn start_ca() -> TestCa {
     TestCa::start_with(|cfg| {

@@ -112,17 +112,7 @@ impl Drop for ShowLogsOnPanic {
     }
 }
 
-#[allow(
-    clippy::unwrap_used,
-    reason = "test helper: a failure is a test failure"
-)]
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 /// How to start `cairn serve`: the same data folder and ports every time.
 struct CaProcess {

@@ -71,13 +71,7 @@ fn run(dir: &Path, tool: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use cairn_test_services::free_port;
 
 const SOA: &str = "@ IN SOA ns.test. admin.test. 1 3600 600 86400 300";
 

@@ -325,25 +325,7 @@ pub async fn spawn_serving(command: &[&str], config: &std::path::Path, port: u16
     );
 }
 
-/// A loopback port free at the time of asking (for a child process to bind).
-pub fn free_port() -> u16 {
-    // A port is free when asked but nothing holds it until its process binds it, so the kernel
-    // may hand the same one out again meanwhile (a split test once gave a remote VA the port
-    // reserved for the issuer). Never return a port twice in one test process.
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
+pub use cairn_test_services::free_port;
 
 /// The CRL Distribution Point URL in a certificate.
 pub fn crl_dp(cert_der: &[u8]) -> String {

@@ -183,6 +183,62 @@ fn reachable(host: &str, port: u16) -> bool {
         .any(|addr| TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).is_ok())
 }
 
+/// A loopback port, free for both TCP and UDP when asked, for a server a test starts (in a child
+/// process or in-process) on a port the test chose.
+///
+/// It comes from below the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`),
+/// so no socket bound to port 0 and no outgoing connection can take it before, or between,
+/// the test's servers binding it. A port taken from the ephemeral range could be: a parallel
+/// test's in-process listener once took the port a split test had reserved for its issuer, so
+/// the issuer never started while the test believed it listened. A port is never returned twice
+/// in one process, and the search starts from a point that differs per process, so two test
+/// binaries running at once seldom try the same ports.
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failure is a test failure"
+)]
+pub fn free_port() -> u16 {
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let (low, high) = non_ephemeral_range();
+    let span = u32::from(high - low);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let start = given.len() as u32 + seed;
+    for step in 0..span {
+        let port = low + u16::try_from((start + step) % span).expect("within the span");
+        if given.contains(&port) {
+            continue;
+        }
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {low}..{high}");
+}
+
+/// The ports `free_port` hands out: up to 12,000 ports just below the kernel's ephemeral range
+/// (Linux's default range starts at 32768), and never below 10000.
+fn non_ephemeral_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    non_ephemeral_below(ephemeral_low)
+}
+
+fn non_ephemeral_below(ephemeral_low: u16) -> (u16, u16) {
+    let high = ephemeral_low.max(11_000);
+    (high.saturating_sub(12_000).max(10_000), high)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -324,5 +380,21 @@ mod tests {
             let got = host_port(url, 5432);
             assert_eq!(got.as_ref().map(|(h, p)| (h.as_str(), *p)), want, "{url}");
         }
+    }
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_bindable_and_never_repeated() {
+        assert_eq!(non_ephemeral_below(32768), (20768, 32768));
+        assert_eq!(non_ephemeral_below(1024), (10000, 11000));
+        let (low, high) = non_ephemeral_range();
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        for &p in &ports {
+            assert!((low..high).contains(&p), "{p} not in {low}..{high}");
+            TcpListener::bind(("127.0.0.1", p)).unwrap();
+        }
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len(), "a port was handed out twice");
     }
 }

@@ -87,13 +87,7 @@ impl Drop for Moto {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use cairn_test_services::free_port;
 
 /// Starts moto, or `None` outside CI without `CAIRN_VENV` (under CI a missing venv or a
 /// venv without moto fails).
