@@ -76,6 +76,10 @@ pub struct ServerConfig {
     /// Prefix of every rate-limit key in Redis, so that several deployments (or test runs) can
     /// share one server without sharing buckets.
     pub redis_prefix: String,
+    /// Without Redis: the rate-limit buckets kept in this process's memory at most (about 130
+    /// to 170 bytes each, so 130 to 170 MiB at the default 1,048,576). When full, expired
+    /// buckets go first, then those closest to expiry.
+    pub rate_limit_memory_keys: usize,
     /// Bounds on every listener's connections (`[server.limits]`).
     pub limits: ListenLimits,
 }
@@ -94,10 +98,15 @@ impl Default for ServerConfig {
             database_url: None,
             redis_url: None,
             redis_prefix: "cairn:rl:".into(),
+            rate_limit_memory_keys: RATE_LIMIT_MEMORY_KEYS,
             limits: ListenLimits::default(),
         }
     }
 }
+
+/// Rate-limit buckets kept in memory by default (`[server] rate_limit_memory_keys`): about 42
+/// MiB at most (docs/runbook.md, "Memory bounds"). Redis holds them for larger deployments.
+pub const RATE_LIMIT_MEMORY_KEYS: usize = 1 << 18;
 
 /// `[server.limits]`: what each listener of `cairn serve` (ACME, public, metrics, DAP) allows a
 /// client before closing its connection. Durations as `"10s"`, `"2m"`.
@@ -417,6 +426,10 @@ impl Config {
         {
             anyhow::bail!("server.redis_url must start with redis://");
         }
+        anyhow::ensure!(
+            (1_000..=100_000_000).contains(&self.server.rate_limit_memory_keys),
+            "server.rate_limit_memory_keys must be within 1000..=100000000"
+        );
         self.ct.validate()?;
         self.dap.validate()?;
         self.wfe.validate().map_err(|e| anyhow::anyhow!(e))?;
@@ -658,6 +671,71 @@ mod tests {
         assert!(err.contains("[wfe] account_cache_for"), "{err}");
         let moved = Config::parse("[wfe]\naccount_cache_for = \"5s\"\n").unwrap();
         assert_eq!(moved.wfe.account_cache_for, time::Duration::seconds(5));
+    }
+
+    /// Issue 22: the in-memory structures that grow with traffic are sized here.
+    #[test]
+    fn memory_bounds_have_defaults_within_256_mib_and_are_read() {
+        let cfg = Config::default();
+        assert_eq!(cfg.wfe.nonce_capacity, cairn_wfe::DEFAULT_CAPACITY);
+        assert_eq!(cfg.wfe.account_cache_entries, 20_000);
+        assert_eq!(cfg.ra.renewal_window_cache_entries, 100_000);
+        assert_eq!(cfg.ct.local_tile_cache_bytes, 16 << 20);
+        assert_eq!(cfg.ct.local_pool_size, 1024);
+        assert_eq!(cfg.server.rate_limit_memory_keys, 1 << 18);
+        assert_eq!(cfg.ocsp.memory_cache_entries, 100_000);
+
+        let cfg = Config::parse(
+            "[server]\nrate_limit_memory_keys = 5000\n\
+             [wfe]\nnonce_capacity = 2000\naccount_cache_entries = 300\n\
+             [ra]\nrenewal_window_cache_entries = 400\n\
+             [ct]\nlocal_tile_cache_bytes = 0\nlocal_pool_size = 64\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.server.rate_limit_memory_keys, 5000);
+        assert_eq!(cfg.wfe.nonce_capacity, 2000);
+        assert_eq!(cfg.wfe.account_cache_entries, 300);
+        assert_eq!(cfg.ra.renewal_window_cache_entries, 400);
+        assert_eq!(cfg.ct.local_tile_cache_bytes, 0);
+        assert_eq!(cfg.ct.local_pool_size, 64);
+    }
+
+    #[test]
+    fn memory_bounds_out_of_range_are_refused_in_one_line() {
+        for (text, expected) in [
+            (
+                "[wfe]\nnonce_capacity = 10\n",
+                "wfe.nonce_capacity must be within 1000..=100000000",
+            ),
+            (
+                "[wfe]\naccount_cache_entries = 0\n",
+                "wfe.account_cache_entries must be within 100..=10000000",
+            ),
+            (
+                "[ra]\nrenewal_window_cache_entries = 20000000\n",
+                "ra.renewal_window_cache_entries must be within 100..=10000000",
+            ),
+            (
+                "[ct]\nlocal_tile_cache_bytes = 8589934592\n",
+                "ct.local_tile_cache_bytes must be within 0..=4294967296",
+            ),
+            (
+                "[ct]\nlocal_pool_size = 0\n",
+                "ct.local_pool_size must be within 1..=1000000",
+            ),
+            (
+                "[server]\nrate_limit_memory_keys = 1\n",
+                "server.rate_limit_memory_keys must be within 1000..=100000000",
+            ),
+        ] {
+            let err = format!("{:#}", Config::parse(text).unwrap_err());
+            assert_eq!(err, expected, "{text}");
+        }
+        let err = format!(
+            "{:#}",
+            Config::parse("[wfe]\nnonce_capacity = -1\n").unwrap_err()
+        );
+        assert!(err.contains("nonce_capacity"), "{err}");
     }
 
     #[test]

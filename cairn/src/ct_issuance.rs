@@ -39,9 +39,24 @@ pub struct CtSection {
     pub local_logs: bool,
     /// Sequencing period of the local logs, in milliseconds.
     pub local_period_ms: u64,
+    /// Memory for the gzip form of each local log's full tiles, in bytes (0: off); the two
+    /// logs hold up to twice this. 16 MiB by default (`cairn ct serve`, a log run on its own
+    /// for others, keeps 64 MiB).
+    pub local_tile_cache_bytes: u64,
+    /// Submissions each local log holds while they wait for the next sequencing (about 4 KiB
+    /// each, precertificate and chain); more are refused until it runs.
+    pub local_pool_size: usize,
     /// Other logs to submit to.
     pub logs: Vec<CtLogSection>,
 }
+
+/// Each local log's gzip tile cache by default: 16 MiB (the two logs together 32 MiB; see
+/// docs/runbook.md, "Memory bounds").
+pub const LOCAL_TILE_CACHE_BYTES: u64 = 16 << 20;
+
+/// Each local log's submission pool by default: 1,024 submissions, about 4 MiB, sequenced every
+/// 250 ms, so up to 4,096 certificates a second per log.
+pub const LOCAL_POOL_SIZE: usize = 1024;
 
 impl Default for CtSection {
     fn default() -> Self {
@@ -51,6 +66,8 @@ impl Default for CtSection {
             timeout: "10s".into(),
             local_logs: true,
             local_period_ms: 250,
+            local_tile_cache_bytes: LOCAL_TILE_CACHE_BYTES,
+            local_pool_size: LOCAL_POOL_SIZE,
             logs: Vec::new(),
         }
     }
@@ -84,6 +101,17 @@ impl CtSection {
         anyhow::ensure!(
             (10..=60_000).contains(&self.local_period_ms),
             "ct.local_period_ms must be within 10..=60000"
+        );
+        let tiles = cairn_ct::config::GZIP_TILE_CACHE_BYTES_RANGE;
+        anyhow::ensure!(
+            tiles.contains(&self.local_tile_cache_bytes),
+            "ct.local_tile_cache_bytes must be within {}..={}",
+            tiles.start(),
+            tiles.end()
+        );
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&self.local_pool_size),
+            "ct.local_pool_size must be within 1..=1000000"
         );
         let mut operators: HashSet<&str> = HashSet::new();
         if self.local_logs {
@@ -206,6 +234,8 @@ impl CaCt {
             }
             // Every certificate any of the intermediates can sign.
             let (not_after_start, not_after_end) = window;
+            let tile_cache = usize::try_from(section.local_tile_cache_bytes)
+                .context("ct.local_tile_cache_bytes does not fit this machine's memory")?;
             for (name, operator) in LOCAL_LOGS {
                 let dir = base.join(name);
                 let config = LogConfig {
@@ -226,7 +256,7 @@ impl CaCt {
                     not_after_start,
                     not_after_limit: not_after_end + time::Duration::seconds(1),
                     period_ms: section.local_period_ms,
-                    pool_size: 4096,
+                    pool_size: section.local_pool_size,
                     witnesses: Vec::new(),
                     inception: None,
                     read_only_after_s: None,
@@ -234,7 +264,7 @@ impl CaCt {
                 config
                     .validate()
                     .map_err(|e| anyhow::anyhow!("local CT log {name}: {e}"))?;
-                let log = match CtLog::start(config).await {
+                let log = match CtLog::start_with_tile_cache(config, tile_cache).await {
                     Ok(l) => l,
                     Err(e) => {
                         for l in &local_logs {

@@ -136,10 +136,16 @@ pub async fn rate_limiter(cfg: &Config) -> anyhow::Result<cairn_ratelimit::RateL
                 .await
                 .with_context(|| format!("cannot connect to Redis ({})", redact(&url)))?,
         ),
-        None => Arc::new(cairn_ratelimit::MemoryStore::new()),
+        None => Arc::new(memory_rate_limit_store(cfg)),
     };
     cairn_ratelimit::RateLimiter::new(&cfg.rate_limits, store)
         .map_err(|e| anyhow::anyhow!("rate_limits: {e}"))
+}
+
+/// The rate-limit buckets of a process without Redis, at most `[server]
+/// rate_limit_memory_keys` of them.
+fn memory_rate_limit_store(cfg: &Config) -> cairn_ratelimit::MemoryStore {
+    cairn_ratelimit::MemoryStore::with_max_keys(cfg.server.rate_limit_memory_keys)
 }
 
 /// Hides a password in a database URL for messages.
@@ -859,7 +865,26 @@ pub fn ocsp_signer_kind(choice: SignerChoice) -> cairn_issuer::OcspSignerKind {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{memory_rate_limit_store, redact};
+    use cairn_ratelimit::{RateLimitStore, Tat, TatUpdate};
+
+    #[tokio::test]
+    async fn the_memory_rate_limit_store_holds_at_most_the_configured_keys() {
+        let mut cfg = crate::config::Config::default();
+        cfg.server.rate_limit_memory_keys = 1_000;
+        let store = memory_rate_limit_store(&cfg);
+        for i in 0..5_000u64 {
+            let update = TatUpdate {
+                key: format!("noa:{i}"),
+                expected: None,
+                new: Tat(1),
+                ttl: std::time::Duration::from_secs(3600 + i),
+            };
+            assert!(store.compare_and_set_tats(&[update]).await.unwrap());
+        }
+        // 16 shards of ceil(1000 / 16) = 63 keys.
+        assert!(store.len() <= 1_008, "{} keys held", store.len());
+    }
 
     #[test]
     fn database_passwords_are_redacted() {

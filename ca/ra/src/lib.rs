@@ -95,7 +95,13 @@ pub struct RaConfig {
     pub recovery_interval: Duration,
     /// Which of the newer validation methods are offered (`[ra.challenges]`).
     pub challenges: ChallengeOffer,
+    /// Renewal windows (renewalInfo answers, [`AriConfig::cache_for`]) kept in memory at most;
+    /// when full the cache starts over. About 160 bytes each, so 15 MiB at the default 100,000.
+    pub renewal_window_cache_entries: usize,
 }
+
+/// The renewal windows an RA may be configured to cache at most.
+pub const RENEWAL_WINDOW_CACHE_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000_000;
 
 /// The newer DNS validation methods the RA offers besides http-01, dns-01 and tls-alpn-01.
 /// Both are on by default, as at Pebble.
@@ -264,13 +270,23 @@ impl Default for RaConfig {
             order_lease: Duration::minutes(1),
             recovery_interval: Duration::seconds(30),
             challenges: ChallengeOffer::default(),
+            renewal_window_cache_entries: renewal_info::WINDOW_CACHE_ENTRIES,
         }
     }
 }
 
 impl RaConfig {
-    /// Checks what serde cannot: the default profile exists, lifetimes are positive.
+    /// Checks what serde cannot: the default profile exists, lifetimes are positive, the
+    /// renewal-window cache has a size within [`RENEWAL_WINDOW_CACHE_ENTRIES_RANGE`].
     pub fn validate(&self) -> Result<(), String> {
+        let entries = &RENEWAL_WINDOW_CACHE_ENTRIES_RANGE;
+        if !entries.contains(&self.renewal_window_cache_entries) {
+            return Err(format!(
+                "ra.renewal_window_cache_entries must be within {}..={}",
+                entries.start(),
+                entries.end()
+            ));
+        }
         if !self.profiles.contains_key(&self.default_profile) {
             return Err(format!(
                 "ra.default_profile {:?} is not one of ra.profiles",
@@ -402,7 +418,7 @@ impl Ra {
         let revoker = Arc::new(Revoker::new(sa.clone()));
         let ari_cache = Arc::new(renewal_info::WindowCache::new(
             config.ari.cache_for,
-            renewal_info::WINDOW_CACHE_ENTRIES,
+            config.renewal_window_cache_entries,
         ));
         revoker.add_listener(ari_cache.clone());
         Self {
@@ -485,4 +501,59 @@ pub(crate) fn sa_problem(err: SaError, what: &str) -> Problem {
 pub(crate) fn internal(err: &dyn std::fmt::Display, context: &str) -> Problem {
     tracing::error!(error = %err, context, "internal error");
     Problem::internal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_api::fake::{FakeIssuer, MemoryStorage, ScriptedValidation};
+
+    #[test]
+    fn the_configured_renewal_window_cache_size_reaches_the_cache() {
+        let now = time::OffsetDateTime::now_utc();
+        let limiter = cairn_ratelimit::RateLimiter::new(
+            &cairn_ratelimit::RateLimitConfig::default(),
+            Arc::new(cairn_ratelimit::MemoryStore::new()),
+        )
+        .unwrap();
+        let ra = Ra::new(
+            Arc::new(MemoryStorage::new()),
+            Arc::new(ScriptedValidation::new()),
+            Arc::new(FakeIssuer::new(now).unwrap()),
+            limiter,
+            Arc::new(cairn_core::FixedClock::new(now)),
+            RaConfig {
+                renewal_window_cache_entries: 100,
+                ..RaConfig::default()
+            },
+        );
+        let cache = &ra.inner.ari_cache;
+        let ids: Vec<String> = (0..101).map(|i| format!("a.{i}")).collect();
+        for id in &ids {
+            cache.put(id.clone(), (now, now, false));
+        }
+        let held = ids
+            .iter()
+            .filter(|id| cache.get(id.as_str()).is_some())
+            .count();
+        assert!(held <= 100, "{held} windows held");
+    }
+
+    #[test]
+    fn the_renewal_window_cache_size_defaults_to_the_former_constant_and_is_checked() {
+        let cfg = RaConfig::default();
+        assert_eq!(cfg.renewal_window_cache_entries, 100_000);
+        assert_eq!(cfg.validate(), Ok(()));
+        for entries in [0, 99, 10_000_001] {
+            let cfg = RaConfig {
+                renewal_window_cache_entries: entries,
+                ..RaConfig::default()
+            };
+            assert_eq!(
+                cfg.validate(),
+                Err("ra.renewal_window_cache_entries must be within 100..=10000000".into()),
+                "{entries}"
+            );
+        }
+    }
 }

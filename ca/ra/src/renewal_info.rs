@@ -83,7 +83,7 @@ impl std::ops::Deref for WindowCache {
     }
 }
 
-/// Windows kept at most.
+/// Windows kept at most unless `[ra] renewal_window_cache_entries` says otherwise.
 pub(crate) const WINDOW_CACHE_ENTRIES: usize = 100_000;
 
 #[async_trait::async_trait]
@@ -400,6 +400,18 @@ mod cache_tests {
         let cache = WindowCache::new(Duration::ZERO, WINDOW_CACHE_ENTRIES);
         cache.put("a.b".into(), W);
         assert_eq!(cache.get("a.b"), None);
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_configured_entries() {
+        let cache = WindowCache::new(Duration::minutes(1), 2);
+        let ids = ["a.1", "a.2", "a.3"];
+        for id in ids {
+            cache.put(id.into(), W);
+        }
+        let held = ids.iter().filter(|id| cache.get(**id).is_some()).count();
+        assert!(held <= 2, "{held} windows held");
+        assert_eq!(cache.get("a.3"), Some(W), "the newest is kept");
     }
 
     #[tokio::test]

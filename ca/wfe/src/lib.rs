@@ -15,7 +15,7 @@ mod renewal_info;
 mod response;
 pub mod tls;
 
-pub use nonce::{DEFAULT_CAPACITY, DEFAULT_LIFETIME, LocalNonces, RoutedNonces};
+pub use nonce::{CAPACITY_RANGE, DEFAULT_CAPACITY, DEFAULT_LIFETIME, LocalNonces, RoutedNonces};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -61,7 +61,19 @@ pub struct WfeConfig {
     /// the cache off.
     #[serde(with = "cairn_core::humane_duration")]
     pub account_cache_for: time::Duration,
+    /// Accounts the cache holds at most; when full it starts over. About 1.2 KiB each (P-256
+    /// account keys; 1.4 KiB for RSA-2048), so 112 to 136 MiB at the default 100,000.
+    pub account_cache_entries: usize,
+    /// Redeemed nonces remembered when this WFE mints its own (no `nonce_services`); past it,
+    /// the oldest become a floor below which nonces are refused (`cairn_acme::nonce`). About
+    /// 34 bytes each, so 34 MiB at the default 1,048,576. `[nonce] capacity` is the same for
+    /// `cairn nonce serve`.
+    pub nonce_capacity: usize,
 }
+
+/// The accounts a WFE may be configured to cache at most: a cache that cannot hold the
+/// accounts active within `account_cache_for` only adds work.
+pub const ACCOUNT_CACHE_ENTRIES_RANGE: std::ops::RangeInclusive<usize> = 100..=10_000_000;
 
 /// One nonce service as a WFE reaches it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -77,8 +89,22 @@ pub struct NonceServiceAddr {
 }
 
 impl WfeConfig {
-    /// Checks the nonce services: at most one per prefix (a prefix routes to one service).
+    /// Checks the nonce services (at most one per prefix: a prefix routes to one service) and
+    /// the bounds of the in-memory caches.
     pub fn validate(&self) -> Result<(), String> {
+        let range = |r: &std::ops::RangeInclusive<usize>| format!("{}..={}", r.start(), r.end());
+        if !CAPACITY_RANGE.contains(&self.nonce_capacity) {
+            return Err(format!(
+                "wfe.nonce_capacity must be within {}",
+                range(&CAPACITY_RANGE)
+            ));
+        }
+        if !ACCOUNT_CACHE_ENTRIES_RANGE.contains(&self.account_cache_entries) {
+            return Err(format!(
+                "wfe.account_cache_entries must be within {}",
+                range(&ACCOUNT_CACHE_ENTRIES_RANGE)
+            ));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.nonce_services {
             if !seen.insert(&s.prefix) {
@@ -103,6 +129,8 @@ impl Default for WfeConfig {
             trusted_proxies: Vec::new(),
             nonce_services: Vec::new(),
             account_cache_for: time::Duration::seconds(10),
+            account_cache_entries: ACCOUNT_CACHE_ENTRIES,
+            nonce_capacity: DEFAULT_CAPACITY,
         }
     }
 }
@@ -114,12 +142,15 @@ pub(crate) struct Wfe {
     pub(crate) config: WfeConfig,
     /// Accounts recently loaded by ID: every authenticated request names its account (six or
     /// so per certificate), and in a split deployment each lookup is an RPC to the RA and a
-    /// read of storage. Entries live for [`WfeConfig::account_cache_for`].
+    /// read of storage. Entries live for [`WfeConfig::account_cache_for`]; at most
+    /// [`WfeConfig::account_cache_entries`] are kept.
     pub(crate) accounts: cairn_core::TtlCache<AccountId, Account>,
 }
 
-/// Accounts kept at most by one WFE.
-const ACCOUNT_CACHE_ENTRIES: usize = 100_000;
+/// Accounts kept at most by one WFE unless `[wfe] account_cache_entries` says otherwise: 24–29
+/// MiB at most (docs/runbook.md, "Memory bounds"). Entries live seconds, so this is thousands of
+/// authenticated requests a second before a lookup goes back to storage.
+const ACCOUNT_CACHE_ENTRIES: usize = 20_000;
 
 impl std::fmt::Debug for Wfe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -149,10 +180,21 @@ pub(crate) mod paths {
     pub(crate) const RENEWAL_INFO: &str = "/acme/renewal-info";
 }
 
-/// Builds the ACME router over `ra`, minting nonces in this process.
+/// Builds the ACME router over `ra`, minting nonces in this process (remembering at most
+/// [`WfeConfig::nonce_capacity`] redeemed ones).
 pub fn router(ra: Arc<dyn RegistrationAuthority>, config: WfeConfig) -> Router {
-    let nonces = LocalNonces::new(None, DEFAULT_LIFETIME, DEFAULT_CAPACITY);
+    let nonces = local_nonces(&config);
     router_with_nonces(ra, config, Arc::new(nonces))
+}
+
+/// The mint of a WFE that makes its own nonces.
+fn local_nonces(config: &WfeConfig) -> LocalNonces {
+    LocalNonces::new(None, DEFAULT_LIFETIME, config.nonce_capacity)
+}
+
+/// The cache of the accounts requests authenticate with.
+fn account_cache(config: &WfeConfig) -> cairn_core::TtlCache<AccountId, Account> {
+    cairn_core::TtlCache::new(config.account_cache_for, config.account_cache_entries)
 }
 
 /// Builds the ACME router over `ra` with nonces from `nonces` (a split deployment's shared
@@ -167,7 +209,7 @@ pub fn router_with_nonces(
         .iter()
         .map(|ip| ip.to_canonical())
         .collect();
-    let accounts = cairn_core::TtlCache::new(config.account_cache_for, ACCOUNT_CACHE_ENTRIES);
+    let accounts = account_cache(&config);
     let state = Arc::new(Wfe {
         ra,
         nonces,
@@ -324,5 +366,90 @@ impl Wfe {
             })
             .unwrap_or("localhost");
         format!("{}://{host}", self.config.scheme)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(id: &str) -> Account {
+        Account {
+            id: AccountId(id.into()),
+            jwk: serde_json::json!({"kty": "EC"}),
+            key_thumbprint: id.into(),
+            contact: Vec::new(),
+            status: cairn_core::AccountStatus::Valid,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            eab_key_id: None,
+            initial_ip: None,
+        }
+    }
+
+    #[test]
+    fn memory_bounds_have_defaults_and_are_checked() {
+        let cfg = WfeConfig::default();
+        assert_eq!(cfg.nonce_capacity, 1 << 20);
+        assert_eq!(cfg.account_cache_entries, 20_000);
+        assert_eq!(cfg.validate(), Ok(()));
+        for (nonce_capacity, account_cache_entries, field) in [
+            (
+                999,
+                100_000,
+                "wfe.nonce_capacity must be within 1000..=100000000",
+            ),
+            (100_000_001, 100_000, "wfe.nonce_capacity"),
+            (
+                1 << 20,
+                0,
+                "wfe.account_cache_entries must be within 100..=10000000",
+            ),
+            (1 << 20, 10_000_001, "wfe.account_cache_entries"),
+        ] {
+            let cfg = WfeConfig {
+                nonce_capacity,
+                account_cache_entries,
+                ..WfeConfig::default()
+            };
+            let err = cfg.validate().unwrap_err();
+            assert!(err.starts_with(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_account_cache_holds_at_most_the_configured_entries() {
+        let cfg = WfeConfig {
+            account_cache_entries: 2,
+            ..WfeConfig::default()
+        };
+        let cache = account_cache(&cfg);
+        let ids = ["a", "b", "c"];
+        for id in ids {
+            cache.put(AccountId(id.into()), account(id));
+        }
+        let held = ids
+            .iter()
+            .filter(|id| cache.get(&AccountId((**id).into())).is_some())
+            .count();
+        assert!(held <= 2, "{held} accounts held");
+        assert!(
+            cache.get(&AccountId("c".into())).is_some(),
+            "the newest is kept"
+        );
+    }
+
+    #[test]
+    fn a_wfe_minting_its_own_nonces_remembers_at_most_the_configured_capacity() {
+        let cfg = WfeConfig {
+            nonce_capacity: 1_000,
+            ..WfeConfig::default()
+        };
+        let nonces = local_nonces(&cfg);
+        let minted: Vec<String> = (0..1_500).map(|_| nonces.mint()).collect();
+        for n in &minted {
+            assert!(nonces.redeem_now(n));
+        }
+        assert_eq!(nonces.remembered(), 1_000);
+        assert!(!nonces.redeem_now(&minted[0]), "below the floor");
     }
 }

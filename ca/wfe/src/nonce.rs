@@ -13,8 +13,12 @@ use std::time::{Duration, Instant};
 
 /// How long a nonce stays redeemable by default.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
-/// Redeemed nonces remembered by default (see `cairn_acme::nonce` for what overflowing does).
+/// Redeemed nonces remembered by default (see `cairn_acme::nonce` for what overflowing does):
+/// about 34 bytes each, so 34 MiB when full.
 pub const DEFAULT_CAPACITY: usize = 1 << 20;
+/// The redeemed nonces a mint may be configured to remember (`[wfe] nonce_capacity`, `[nonce]
+/// capacity`): fewer would let a busy server's floor overtake nonces still in clients' hands.
+pub const CAPACITY_RANGE: std::ops::RangeInclusive<usize> = 1_000..=100_000_000;
 
 /// Nonces minted and redeemed in this process, under a key drawn at start-up.
 #[derive(Debug)]
@@ -43,6 +47,11 @@ impl LocalNonces {
     /// The prefix of this mint's nonces.
     pub fn prefix(&self) -> &NoncePrefix {
         self.mint.prefix()
+    }
+
+    /// Redeemed nonces remembered now (at most the capacity).
+    pub fn remembered(&self) -> usize {
+        self.mint.remembered()
     }
 
     fn now_ms(&self) -> u64 {

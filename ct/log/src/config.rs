@@ -58,6 +58,16 @@ pub struct CtConfig {
     pub max_connections: Option<usize>,
 }
 
+/// Memory for the gzip form of one log's full tiles unless its embedder says otherwise
+/// ([`crate::CtLog::start_with_tile_cache`]): 64 MiB holds about 8,000 full hash tiles (8 KiB
+/// each; hashes do not compress) or a few hundred data tiles (256 entries each, around 100 KiB
+/// compressed for typical certificates). Each held tile also costs about 175 bytes of
+/// bookkeeping.
+pub const DEFAULT_GZIP_TILE_CACHE_BYTES: usize = 64 << 20;
+
+/// The sizes an embedder may give a log's gzip tile cache: off (0) up to 4 GiB.
+pub const GZIP_TILE_CACHE_BYTES_RANGE: std::ops::RangeInclusive<u64> = 0..=(4 << 30);
+
 fn default_health_max_checkpoint_age_ms() -> u64 {
     15_000
 }

@@ -242,10 +242,6 @@ pub(crate) struct Inner {
 }
 
 /// A running CT log. Cloning shares it.
-/// Memory for the compressed full tiles of one log: 64 MiB holds about 40,000 data tiles of
-/// typical certificates (10 million entries) or every hash tile of a billion-entry tree.
-const GZIP_TILE_CACHE_BYTES: usize = 64 << 20;
-
 #[derive(Clone)]
 pub struct CtLog {
     pub(crate) inner: Arc<Inner>,
@@ -271,8 +267,18 @@ fn now_ms() -> u64 {
 
 impl CtLog {
     /// Opens (or creates) the log described by `config`, recovers its state from the lock
-    /// store's checkpoint, and starts its sequencer.
+    /// store's checkpoint, and starts its sequencer. Its gzip tile cache holds
+    /// [`DEFAULT_GZIP_TILE_CACHE_BYTES`](crate::config::DEFAULT_GZIP_TILE_CACHE_BYTES).
     pub async fn start(config: LogConfig) -> Result<CtLog, StartError> {
+        Self::start_with_tile_cache(config, crate::config::DEFAULT_GZIP_TILE_CACHE_BYTES).await
+    }
+
+    /// [`CtLog::start`] with a gzip tile cache of `gzip_tile_cache_bytes` (0: off), the
+    /// compressed full tiles the read path keeps in memory.
+    pub async fn start_with_tile_cache(
+        config: LogConfig,
+        gzip_tile_cache_bytes: usize,
+    ) -> Result<CtLog, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(StartError::Storage)?;
         let storage: Arc<dyn Storage> = match &config.s3 {
             Some(s3) => Arc::new(S3Storage::new(s3).map_err(StartError::Storage)?),
@@ -335,7 +341,7 @@ impl CtLog {
             published: tokio::sync::Mutex::new(String::new()),
             checkpoints: watch::channel(String::new()).0,
             witness_status: Mutex::new(witness_status),
-            gzip_tiles: crate::tile_cache::TileCache::new(GZIP_TILE_CACHE_BYTES),
+            gzip_tiles: crate::tile_cache::TileCache::new(gzip_tile_cache_bytes),
             last_checkpoint_ms: AtomicU64::new(0),
             _dir_lock: lock_file,
         });
@@ -593,7 +599,9 @@ struct TreeState {
     note: String,
     /// Its timestamp.
     timestamp: u64,
-    /// Partial tile paths already written with their final content.
+    /// The paths of the partial tiles the last cycle wrote: the tree only grows, so a path
+    /// not among the current partial tiles is never written again and is forgotten (one entry
+    /// per level, however long the log runs).
     written_partials: HashSet<String>,
     /// Issuers known to be stored.
     issuers: HashSet<Hash>,
@@ -637,6 +645,7 @@ impl TreeState {
     }
 
     fn partial_tiles(&mut self, files: &mut Vec<(String, Vec<u8>)>) {
+        let mut current = HashSet::with_capacity(self.levels.len() + 1);
         for (level, hashes) in self.levels.iter().enumerate() {
             if hashes.is_empty() {
                 continue;
@@ -648,9 +657,10 @@ impl TreeState {
                 width: hashes.len() as u16,
             };
             let path = tile.path();
-            if self.written_partials.insert(path.clone()) {
-                files.push((path, hashes.concat()));
+            if !self.written_partials.contains(&path) {
+                files.push((path.clone(), hashes.concat()));
             }
+            current.insert(path);
         }
         if !self.data.is_empty() {
             let tile = Tile {
@@ -659,10 +669,12 @@ impl TreeState {
                 width: (self.size % TILE_WIDTH) as u16,
             };
             let path = tile.path();
-            if self.written_partials.insert(path.clone()) {
-                files.push((path, self.data.clone()));
+            if !self.written_partials.contains(&path) {
+                files.push((path.clone(), self.data.clone()));
             }
+            current.insert(path);
         }
+        self.written_partials = current;
     }
 
     fn root(&self) -> Option<Hash> {
@@ -1162,4 +1174,85 @@ async fn sequence(
         done.push((key, seq));
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_tree() -> TreeState {
+        TreeState {
+            size: 0,
+            levels: Vec::new(),
+            data: Vec::new(),
+            note: String::new(),
+            timestamp: 0,
+            written_partials: HashSet::new(),
+            issuers: HashSet::new(),
+        }
+    }
+
+    /// Issue 22: the partial tile paths the sequencer remembers do not grow with the log.
+    #[test]
+    fn partial_tiles_are_remembered_per_level_not_per_cycle() {
+        let mut tree = empty_tree();
+        for i in 0u32..3_000 {
+            let mut files = Vec::new();
+            let mut leaf = [0u8; 32];
+            leaf[..4].copy_from_slice(&i.to_be_bytes());
+            tree.append(leaf, b"leaf", &mut files);
+            tree.partial_tiles(&mut files);
+            assert!(!files.is_empty(), "cycle {i} wrote its tiles");
+            assert!(
+                tree.written_partials.len() <= tree.levels.len() + 1,
+                "cycle {i}: {} partial paths remembered",
+                tree.written_partials.len()
+            );
+            // A cycle that adds nothing writes no partial tile again.
+            let mut again = Vec::new();
+            tree.partial_tiles(&mut again);
+            assert!(again.is_empty(), "cycle {i} rewrote {again:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_gzip_tile_cache_gets_the_configured_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("roots")).unwrap();
+        let config = LogConfig {
+            name: "memory".into(),
+            description: None,
+            submission_url: "https://ct.example/memory/".into(),
+            monitoring_url: None,
+            key_file: dir.path().join("key.pem"),
+            key_pkcs11: None,
+            note_key_file: None,
+            roots_dir: dir.path().join("roots"),
+            data_dir: dir.path().join("data"),
+            lock_db: None,
+            s3: None,
+            lock_s3: None,
+            ccadb_csv: None,
+            merge_delay_monitor_root: true,
+            not_after_start: time::macros::datetime!(2030-01-01 0:00 UTC),
+            not_after_limit: time::macros::datetime!(2031-01-01 0:00 UTC),
+            period_ms: 100,
+            pool_size: 16,
+            witnesses: Vec::new(),
+            inception: None,
+            read_only_after_s: None,
+        };
+        let log = CtLog::start_with_tile_cache(config.clone(), 12_345)
+            .await
+            .unwrap();
+        assert_eq!(log.inner.gzip_tiles.budget(), 12_345);
+        log.shutdown().await;
+        drop(log); // releases the data folder's lock
+        let log = CtLog::start(config).await.unwrap();
+        assert_eq!(
+            log.inner.gzip_tiles.budget(),
+            crate::config::DEFAULT_GZIP_TILE_CACHE_BYTES
+        );
+        log.shutdown().await;
+    }
 }

@@ -58,6 +58,12 @@ impl TileCache {
         state.tiles.insert(path, gz);
     }
 
+    /// The byte budget.
+    #[cfg(test)]
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
+    }
+
     #[cfg(test)]
     fn held(&self) -> (usize, usize) {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
