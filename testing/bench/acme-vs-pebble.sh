@@ -23,8 +23,9 @@
 #
 # Throughput is reported two ways: certificates finished within DURATION divided by DURATION
 # (the figure compared), and all certificates divided by the whole run including the drain of
-# the flows still in flight at the end. Pebble 2.4 (Debian) can deadlock under concurrent load
-# (see BENCHMARKS.md: its in-memory store's locks; every request then hangs until the load
+# the flows still in flight at the end. Pebble deadlocks under concurrent load: Debian's 2.4
+# and 2.10.1 built from its tag alike (see BENCHMARKS.md: its in-memory store's lock and an
+# authorization's lock taken in opposite orders; every request then hangs until the load
 # generator's 30 s timeout). The script detects that (transport errors), takes Pebble's
 # goroutine dump (SIGQUIT) into its log and keeps the logs; the run's Pebble figure is then a
 # lower bound, and the script says so.
@@ -108,8 +109,14 @@ cpu_ticks() { # PID
     awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
+# A process's resident memory now and at its peak so far (VmRSS, VmHWM), in MiB.
+rss_mib() { # PID
+    awk '/^VmRSS:/ {rss = $2} /^VmHWM:/ {hwm = $2} END {printf "%.1f MiB now, %.1f MiB at peak", rss / 1024, hwm / 1024}' "/proc/$1/status"
+}
+
 load() { # NAME DIRECTORY ROOT SERVER_PID
     echo "== $1: $ACCOUNTS accounts, $DURATION, mix $MIX; load before: $(uptime)" >&2
+    echo "   server memory idle: $(rss_mib "$4")" >&2
     local before
     before=$(cpu_ticks "$4")
     "$bench" acme --directory "$2" --root "$3" --accounts "$ACCOUNTS" \
@@ -117,6 +124,7 @@ load() { # NAME DIRECTORY ROOT SERVER_PID
         >"$work/$1.json"
     local ticks=$(($(cpu_ticks "$4") - before))
     echo "   load after: $(uptime)" >&2
+    echo "   server memory after the load: $(rss_mib "$4")" >&2
     summary "$1"
     # The server's own CPU per certificate (issue 22's yardstick): the process's user + system
     # time over the run, divided by the certificates issued in it, drain included.
@@ -124,8 +132,11 @@ load() { # NAME DIRECTORY ROOT SERVER_PID
 import json, os, sys
 s = json.load(open(sys.argv[1]))
 ms = int(sys.argv[2]) * 1000 / os.sysconf("SC_CLK_TCK")
-n = max(s["certificates"], 1)
-print("   server CPU %.0f ms over the run: %.2f ms per certificate" % (ms, ms / n))
+n = s["certificates"]
+if n:
+    print("   server CPU %.0f ms over the run: %.2f ms per certificate" % (ms, ms / n))
+else:
+    print("   server CPU %.0f ms over the run, no certificate issued" % ms)
 ' "$work/$1.json" "$ticks" >&2
 }
 
@@ -177,9 +188,12 @@ import json, sys
 c = json.load(open(sys.argv[1])); p = json.load(open(sys.argv[2]))
 def fin(s): return s["endpoints"].get("finalize", {}).get("p99_ms", 0)
 def rate(s): return s.get("certificates_per_sec_in_duration", s["certificates_per_sec"])
+def ratio(a, b): return "%10.2fx" % (a / b) if b > 0 else "         —"
+# A ratio to a Pebble that stalled (0 certificates, or a run cut by its deadlock) means nothing.
+stalled = p["errors"].get("transport", 0) > 0
 print("                             Cairn      Pebble     Cairn/Pebble")
-print("certificates/s (duration) %10.1f  %10.1f  %10.2fx" % (rate(c), rate(p), rate(c) / max(rate(p), 1e-9)))
-print("P99 finalize ms           %10.1f  %10.1f  %10.2fx" % (fin(c), fin(p), fin(c) / max(fin(p), 1e-9)))
+print("certificates/s (duration) %10.1f  %10.1f  %s" % (rate(c), rate(p), ratio(rate(c), rate(p)) if not stalled else "  Pebble stalled"))
+print("P99 finalize ms           %10.1f  %10.1f  %s" % (fin(c), fin(p), ratio(fin(c), fin(p))))
 print("errors                    %10d  %10d" % (c["errors_total"], p["errors_total"]))
 ' "$work/cairn.json" "$work/pebble.json"
 if [ -n "${KEEP:-}" ]; then cp "$work"/cairn.json "$work"/pebble.json "$KEEP"/; fi
