@@ -1,14 +1,15 @@
 //! Request authentication (RFC 8555 §6.2–6.5): content type, body size, JWS parsing and
 //! signature, the `url` header, the nonce, and the account behind a `kid`.
 
-use crate::Wfe;
 use crate::response::ProblemResponse;
+use crate::{KeyedAccount, Wfe};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use cairn_acme::jwk::Jwk;
 use cairn_acme::jws::{KeyRef, ParsedJws};
 use cairn_core::{Account, AccountId, AccountStatus, Problem, ProblemType};
+use std::sync::Arc;
 
 /// Which key a request must be signed with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,12 +67,8 @@ impl Wfe {
         }
         let (account, jwk) = match (&jws.header.key, mode) {
             (KeyRef::Kid(kid), KeyMode::Kid | KeyMode::Either) => {
-                let account = self.account_for_kid(&base, kid).await?;
+                let KeyedAccount { account, key } = self.account_for_kid(&base, kid).await?;
                 crate::log_account(account.id.as_str());
-                let key = Jwk::from_value(&account.jwk).map_err(|e| {
-                    tracing::error!(account = %account.id, error = %e, "stored account key does not parse");
-                    Problem::internal()
-                })?;
                 jws.verify_with(&key)?;
                 (Some(account), None)
             }
@@ -113,7 +110,12 @@ impl Wfe {
         })
     }
 
-    async fn account_for_kid(&self, base: &str, kid: &str) -> Result<Account, ProblemResponse> {
+    /// The account `kid` names with its parsed key, from the cache or else from the RA.
+    async fn account_for_kid(
+        &self,
+        base: &str,
+        kid: &str,
+    ) -> Result<KeyedAccount, ProblemResponse> {
         let prefix = format!("{base}{}", crate::paths::ACCOUNT);
         let Some(id) = kid
             .strip_prefix(&prefix)
@@ -133,8 +135,16 @@ impl Wfe {
         // by caching the answer.
         let epoch = self.accounts.epoch();
         let account = self.ra.get_account(&id).await?;
-        self.accounts.put_unless_removed(epoch, id, account.clone());
-        Ok(account)
+        let key = Jwk::from_value(&account.jwk).map_err(|e| {
+            tracing::error!(account = %account.id, error = %e, "stored account key does not parse");
+            Problem::internal()
+        })?;
+        let keyed = KeyedAccount {
+            account,
+            key: Arc::new(key),
+        };
+        self.accounts.put_unless_removed(epoch, id, keyed.clone());
+        Ok(keyed)
     }
 }
 

@@ -144,10 +144,19 @@ pub(crate) struct Wfe {
     /// so per certificate), and in a split deployment each lookup is an RPC to the RA and a
     /// read of storage. Entries live for [`WfeConfig::account_cache_for`]; at most
     /// [`WfeConfig::account_cache_entries`] are kept.
-    pub(crate) accounts: cairn_core::TtlCache<AccountId, Account>,
+    pub(crate) accounts: cairn_core::TtlCache<AccountId, KeyedAccount>,
 }
 
-/// Accounts kept at most by one WFE unless `[wfe] account_cache_entries` says otherwise: 24–29
+/// An account as requests authenticate with it: its record and its key, parsed once when the
+/// account is loaded rather than on every request (for an RSA key the parse includes the
+/// weak-key checks, about 160 µs; `cargo bench -p cairn-acme --bench jws`).
+#[derive(Clone)]
+pub(crate) struct KeyedAccount {
+    pub(crate) account: Account,
+    pub(crate) key: Arc<cairn_acme::jwk::Jwk>,
+}
+
+/// Accounts kept at most by one WFE unless `[wfe] account_cache_entries` says otherwise: 25–34
 /// MiB at most (docs/runbook.md, "Memory bounds"). Entries live seconds, so this is thousands of
 /// authenticated requests a second before a lookup goes back to storage.
 const ACCOUNT_CACHE_ENTRIES: usize = 20_000;
@@ -193,7 +202,7 @@ fn local_nonces(config: &WfeConfig) -> LocalNonces {
 }
 
 /// The cache of the accounts requests authenticate with.
-fn account_cache(config: &WfeConfig) -> cairn_core::TtlCache<AccountId, Account> {
+fn account_cache(config: &WfeConfig) -> cairn_core::TtlCache<AccountId, KeyedAccount> {
     cairn_core::TtlCache::new(config.account_cache_for, config.account_cache_entries)
 }
 
@@ -424,8 +433,17 @@ mod tests {
         };
         let cache = account_cache(&cfg);
         let ids = ["a", "b", "c"];
+        // RFC 8037's example Ed25519 public key.
+        let key = cairn_acme::jwk::Jwk::from_value(&serde_json::json!({
+            "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+        }))
+        .unwrap();
         for id in ids {
-            cache.put(AccountId(id.into()), account(id));
+            let keyed = KeyedAccount {
+                account: account(id),
+                key: Arc::new(key.clone()),
+            };
+            cache.put(AccountId(id.into()), keyed);
         }
         let held = ids
             .iter()
