@@ -408,7 +408,7 @@ fn process_cpu_secs() -> Option<f64> {
     // The command name (field 2) may hold spaces; the fields after it are numbers.
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    // utime and stime are fields 14 and 15 of the line: indexes 11 and 12 after the name.
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ: 100 on every Linux architecture the kernel reports in.
     #[allow(clippy::cast_precision_loss)] // tick counts are far below 2^52
