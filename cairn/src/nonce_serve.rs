@@ -56,9 +56,12 @@ impl NonceSection {
     /// nonce service, which must have a prefix of its own.
     pub fn validate(&self, serving: bool) -> anyhow::Result<()> {
         self.lifetime()?;
+        let range = cairn_wfe::CAPACITY_RANGE;
         anyhow::ensure!(
-            (1_000..=100_000_000).contains(&self.capacity),
-            "nonce.capacity must be within 1000..=100000000"
+            range.contains(&self.capacity),
+            "nonce.capacity must be within {}..={}",
+            range.start(),
+            range.end()
         );
         anyhow::ensure!(
             !serving || self.prefix.is_some(),
