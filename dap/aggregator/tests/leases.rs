@@ -419,6 +419,67 @@ async fn concurrent_drivers_take_each_job_once_and_finish_it_once(b: Backend) {
     place.remove(ds).await;
 }
 
+/// Job creation moves reports into jobs many at a time: every report lands in exactly one job,
+/// each job's reports are those it was given (sorted by ID, within the size limit), a job whose
+/// reports take more than one statement is whole, and a second pass finds nothing to assign.
+async fn aggregation_jobs_cover_every_report_once(b: Backend) {
+    let Some((ds, task_id, place)) = datastore(b).await else {
+        return;
+    };
+    // 1,203 reports: one job of 1,000 (more than one multi-row statement) and one of 203.
+    let reports: Vec<StoredReport> = (0..1_203u16)
+        .map(|i| {
+            let mut id = [0u8; 16];
+            id[..2].copy_from_slice(&i.to_be_bytes());
+            id[15] = 0xaa;
+            StoredReport {
+                report_id: ReportId::from_bytes(id),
+                time: 5,
+                public_extensions: vec![0, 0],
+                public_share: Vec::new(),
+                leader_input_share: i.to_be_bytes().to_vec(),
+                helper_encrypted_input_share: vec![1],
+            }
+        })
+        .collect();
+    ds.put_client_reports(&task_id, &reports, &[])
+        .await
+        .unwrap();
+    let mut ids = [[0x40u8; 16], [0x41u8; 16]].into_iter();
+    let jobs = ds
+        .create_aggregation_jobs(&task_id, 1_000, move || ids.next().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 2);
+    let mut seen = Vec::new();
+    for (job, expected) in jobs.iter().zip([1_000, 203]) {
+        let got = ds
+            .get_aggregation_job_reports(&task_id, job.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(got.len(), expected);
+        assert!(got.windows(2).all(|w| w[0].report_id < w[1].report_id));
+        for r in &got {
+            // The stored report is the one uploaded under that ID.
+            let i = u16::from_be_bytes(r.report_id.as_bytes()[..2].try_into().unwrap());
+            assert_eq!(r.leader_input_share, i.to_be_bytes().to_vec());
+        }
+        seen.extend(got.into_iter().map(|r| r.report_id));
+    }
+    seen.sort();
+    let mut all: Vec<ReportId> = reports.iter().map(|r| r.report_id).collect();
+    all.sort();
+    assert_eq!(seen, all, "each report in exactly one job");
+    assert!(
+        ds.create_aggregation_jobs(&task_id, 1_000, next_id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "reports already in a job were assigned again"
+    );
+    place.remove(ds).await;
+}
+
 macro_rules! on_backends {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -438,6 +499,7 @@ on_backends!(
     aggregation_job_leases_poll_and_commit_once,
     helper_job_leases_release_finish_and_stop_at_deletion,
     concurrent_drivers_take_each_job_once_and_finish_it_once,
+    aggregation_jobs_cover_every_report_once,
 );
 
 /// Prio3Count as a DAP-18 task runs it.

@@ -12,7 +12,7 @@ use super::{
 };
 use cairn_dap_core::VdafEngine;
 use cairn_dap_messages::{AggregationJobId, ReportId, TaskId};
-use cairn_db::{on_read, on_write};
+use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::Row;
 
 impl Datastore {
@@ -42,23 +42,18 @@ impl Datastore {
             .bind(Vec::<u8>::new())
             .fetch_all(&mut *conn)
             .await?;
-            let mut fresh = Vec::new();
+            let (mut fresh, mut failed) = (Vec::new(), Vec::new());
             for row in rows {
                 let id: Vec<u8> = row.try_get(0)?;
                 let collected: i64 = row.try_get(1)?;
                 if collected == 1 {
-                    sqlx::query(
-                        "UPDATE client_reports SET state = 'failed' \
-                         WHERE task_id = $1 AND report_id = $2",
-                    )
-                    .bind(tid.clone())
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                    failed.push(id);
                 } else {
                     fresh.push(id);
                 }
             }
+            let failed_state = ReportState::Failed;
+            set_report_states(&mut *conn, &tid, &failed, &failed_state).await?;
             let mut jobs = Vec::new();
             for chunk in fresh.chunks(max_job_size.max(1)) {
                 let job = new_id();
@@ -71,17 +66,11 @@ impl Datastore {
                 .bind(Vec::<u8>::new())
                 .execute(&mut *conn)
                 .await?;
-                for id in chunk {
-                    sqlx::query(
-                        "UPDATE client_reports SET state = 'aggregating', aggregation_job_id = $3 \
-                         WHERE task_id = $1 AND report_id = $2",
-                    )
-                    .bind(tid.clone())
-                    .bind(id.clone())
-                    .bind(job.to_vec())
-                    .execute(&mut *conn)
-                    .await?;
-                }
+                let state = ReportState::Aggregating {
+                    job: job.to_vec(),
+                    batch_id: None,
+                };
+                set_report_states(&mut *conn, &tid, chunk, &state).await?;
                 jobs.push(AggregationJobId::from_bytes(job));
             }
             Ok(jobs)
@@ -175,19 +164,11 @@ impl Datastore {
                     .bind(batch_id.clone())
                     .execute(&mut *conn)
                     .await?;
-                    for id in chunk {
-                        sqlx::query(
-                            "UPDATE client_reports SET state = 'aggregating', \
-                             aggregation_job_id = $3, batch_id = $4 \
-                             WHERE task_id = $1 AND report_id = $2",
-                        )
-                        .bind(tid.clone())
-                        .bind(id.clone())
-                        .bind(job.to_vec())
-                        .bind(batch_id.clone())
-                        .execute(&mut *conn)
-                        .await?;
-                    }
+                    let state = ReportState::Aggregating {
+                        job: job.to_vec(),
+                        batch_id: Some(batch_id.clone()),
+                    };
+                    set_report_states(&mut *conn, &tid, chunk, &state).await?;
                     jobs.push(AggregationJobId::from_bytes(job));
                 }
             }
@@ -293,21 +274,12 @@ impl Datastore {
                     failed.push(&o.report_id);
                 }
             }
-            for (state, ids) in [("aggregated", aggregated), ("failed", failed)] {
-                for chunk in ids.chunks(MULTI_ROW_CHUNK) {
-                    let sql = format!(
-                        "UPDATE client_reports SET state = $2 \
-                         WHERE task_id = $1 AND report_id IN ({})",
-                        placeholders(3, chunk.len())
-                    );
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(tid.clone())
-                        .bind(state);
-                    for id in chunk {
-                        q = q.bind(id.as_bytes().to_vec());
-                    }
-                    q.execute(&mut *conn).await?;
-                }
+            for (state, ids) in [
+                (ReportState::Aggregated, aggregated),
+                (ReportState::Failed, failed),
+            ] {
+                let ids: Vec<Vec<u8>> = ids.into_iter().map(|id| id.as_bytes().to_vec()).collect();
+                set_report_states(&mut *conn, &tid, &ids, &state).await?;
             }
             Ok(())
         })
@@ -386,4 +358,64 @@ impl Datastore {
             Ok(uint(n))
         })
     }
+}
+
+/// The state a leader's report moves to.
+enum ReportState {
+    /// Into an aggregation job (and, leader-selected, its batch).
+    Aggregating {
+        job: Vec<u8>,
+        batch_id: Option<Vec<u8>>,
+    },
+    Aggregated,
+    Failed,
+}
+
+/// Sets the state of the task's reports `ids`, in statements of up to `MULTI_ROW_CHUNK` reports
+/// each (one statement per report cost a round trip to the database connection's thread per
+/// report, which was most of an aggregation job's creation).
+async fn set_report_states(
+    conn: impl Into<Conn<'_>>,
+    tid: &[u8],
+    ids: &[Vec<u8>],
+    state: &ReportState,
+) -> Result<()> {
+    // `$1` is the task, `$2` the state; `$3` and `$4` the job and batch where they are set.
+    let (set, first) = match state {
+        ReportState::Aggregating { batch_id: None, .. } => {
+            ("state = $2, aggregation_job_id = $3", 4)
+        }
+        ReportState::Aggregating {
+            batch_id: Some(_), ..
+        } => ("state = $2, aggregation_job_id = $3, batch_id = $4", 5),
+        ReportState::Aggregated | ReportState::Failed => ("state = $2", 3),
+    };
+    let name = match state {
+        ReportState::Aggregating { .. } => "aggregating",
+        ReportState::Aggregated => "aggregated",
+        ReportState::Failed => "failed",
+    };
+    let mut conn = conn.into();
+    for chunk in ids.chunks(MULTI_ROW_CHUNK) {
+        let sql = format!(
+            "UPDATE client_reports SET {set} WHERE task_id = $1 AND report_id IN ({})",
+            placeholders(first, chunk.len())
+        );
+        on_conn!(conn.reborrow(), |c| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(tid.to_vec())
+                .bind(name);
+            if let ReportState::Aggregating { job, batch_id } = state {
+                q = q.bind(job.clone());
+                if let Some(b) = batch_id {
+                    q = q.bind(b.clone());
+                }
+            }
+            for id in chunk {
+                q = q.bind(id.clone());
+            }
+            q.execute(c).await?;
+        });
+    }
+    Ok(())
 }
