@@ -52,8 +52,7 @@ impl Datastore {
                     fresh.push(id);
                 }
             }
-            let failed_state = ReportState::Failed;
-            set_report_states(&mut *conn, &tid, &failed, &failed_state).await?;
+            set_report_states(&mut *conn, &tid, &failed, &ReportState::Failed).await?;
             let mut jobs = Vec::new();
             for chunk in fresh.chunks(max_job_size.max(1)) {
                 let job = new_id();
@@ -380,20 +379,21 @@ async fn set_report_states(
     ids: &[Vec<u8>],
     state: &ReportState,
 ) -> Result<()> {
-    // `$1` is the task, `$2` the state; `$3` and `$4` the job and batch where they are set.
-    let (set, first) = match state {
+    // `$1` is the task, `$2` the state; `$3` and `$4` the job and batch where they are set;
+    // the report IDs follow from `first`.
+    let (name, set, first) = match state {
         ReportState::Aggregating { batch_id: None, .. } => {
-            ("state = $2, aggregation_job_id = $3", 4)
+            ("aggregating", "state = $2, aggregation_job_id = $3", 4)
         }
         ReportState::Aggregating {
             batch_id: Some(_), ..
-        } => ("state = $2, aggregation_job_id = $3, batch_id = $4", 5),
-        ReportState::Aggregated | ReportState::Failed => ("state = $2", 3),
-    };
-    let name = match state {
-        ReportState::Aggregating { .. } => "aggregating",
-        ReportState::Aggregated => "aggregated",
-        ReportState::Failed => "failed",
+        } => (
+            "aggregating",
+            "state = $2, aggregation_job_id = $3, batch_id = $4",
+            5,
+        ),
+        ReportState::Aggregated => ("aggregated", "state = $2", 3),
+        ReportState::Failed => ("failed", "state = $2", 3),
     };
     let mut conn = conn.into();
     for chunk in ids.chunks(MULTI_ROW_CHUNK) {
