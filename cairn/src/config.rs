@@ -568,6 +568,27 @@ mod tests {
         assert_eq!(cfg.ct.logs[1].operator, "Example Operator B");
         assert!(cfg.dap.enabled);
         assert_eq!(cfg.dap.leader_listen.port(), 14010);
+        assert_eq!(cfg.dap.sqlite_writer_cache_mib, 16);
+    }
+
+    #[test]
+    fn the_dap_writer_cache_is_bounded() {
+        assert_eq!(
+            Config::parse("").unwrap().dap.sqlite_writer_cache_mib,
+            cairn_dap_aggregator::DEFAULT_WRITER_CACHE_MIB
+        );
+        assert_eq!(
+            Config::parse("[dap]\nsqlite_writer_cache_mib = 0\n")
+                .unwrap()
+                .dap
+                .sqlite_writer_cache_mib,
+            0
+        );
+        let err = Config::parse("[dap]\nsqlite_writer_cache_mib = 5000\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("dap.sqlite_writer_cache_mib must be at most 4096"),
+            "{err:#}"
+        );
     }
 
     #[test]

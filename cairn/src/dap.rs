@@ -514,7 +514,13 @@ async fn serve(role: Role, path: PathBuf) -> anyhow::Result<()> {
     })?;
     let key = DatastoreKey::from_base64url(&key_text)
         .with_context(|| format!("{} is not a valid datastore key", cfg.datastore_key_env))?;
-    let ds = Datastore::connect(&url, key)
+    anyhow::ensure!(
+        cfg.sqlite_writer_cache_mib <= cairn_dap_aggregator::MAX_WRITER_CACHE_MIB,
+        "sqlite_writer_cache_mib must be at most {} in {}",
+        cairn_dap_aggregator::MAX_WRITER_CACHE_MIB,
+        path.display()
+    );
+    let ds = Datastore::connect_with_cache(&url, key, cfg.sqlite_writer_cache_mib)
         .await
         .context("opening the DAP datastore")?;
     let agg = Aggregator::new(ds, Arc::new(RealClock), role, cfg.parameters.clone()).await?;

@@ -33,6 +33,9 @@ pub struct DapSection {
     /// How often the job drivers run, in milliseconds (the helper's only has work with
     /// `async_aggregation`).
     pub driver_period_ms: u64,
+    /// The most MiB of pages each datastore's SQLite writer keeps cached (0: SQLite's default,
+    /// about 2 MB). Every aggregator write goes through that one connection.
+    pub sqlite_writer_cache_mib: u64,
     /// Aggregator tunables (shared by both).
     pub parameters: AggregatorParameters,
     /// `[dap.console]`: the management console, served by the leader under `/console/` and
@@ -47,6 +50,7 @@ impl Default for DapSection {
             leader_listen: SocketAddr::from(([127, 0, 0, 1], 14010)),
             helper_listen: SocketAddr::from(([127, 0, 0, 1], 14011)),
             driver_period_ms: 1000,
+            sqlite_writer_cache_mib: cairn_dap_aggregator::DEFAULT_WRITER_CACHE_MIB,
             parameters: AggregatorParameters::default(),
             console: ConsoleConfig::default(),
         }
@@ -59,6 +63,11 @@ impl DapSection {
         anyhow::ensure!(
             (10..=60_000).contains(&self.driver_period_ms),
             "dap.driver_period_ms must be within 10..=60000"
+        );
+        anyhow::ensure!(
+            self.sqlite_writer_cache_mib <= cairn_dap_aggregator::MAX_WRITER_CACHE_MIB,
+            "dap.sqlite_writer_cache_mib must be at most {}",
+            cairn_dap_aggregator::MAX_WRITER_CACHE_MIB
         );
         self.parameters
             .validate()
@@ -196,7 +205,7 @@ pub async fn start(
     ] {
         let db = dir.join(format!("{}.db", role.as_str()));
         let url = format!("sqlite://{}?mode=rwc", db.display());
-        let ds = Datastore::connect(&url, key.clone())
+        let ds = Datastore::connect_with_cache(&url, key.clone(), section.sqlite_writer_cache_mib)
             .await
             .with_context(|| format!("opening the DAP {} datastore", role.as_str()))?;
         let agg = Aggregator::new(ds, Arc::new(RealClock), role, section.parameters.clone())

@@ -30,6 +30,10 @@ pub struct AggregatorConfig {
     /// How often the job drivers run, in milliseconds (the helper's only with `async_aggregation`).
     #[serde(default = "default_driver_period")]
     pub driver_period_ms: u64,
+    /// The most MiB of pages the SQLite datastore's writer connection keeps cached (0:
+    /// SQLite's default, about 2 MB). Ignored on PostgreSQL.
+    #[serde(default = "default_writer_cache_mib")]
+    pub sqlite_writer_cache_mib: u64,
     /// Tunables.
     #[serde(default)]
     pub parameters: AggregatorParameters,
@@ -93,6 +97,17 @@ fn default_datastore_key_env() -> String {
 
 fn default_driver_period() -> u64 {
     1000
+}
+
+/// The DAP datastore writer's page cache, in MiB: its default in `cairn dap serve` and in
+/// `cairn serve`'s `[dap]`.
+pub const DEFAULT_WRITER_CACHE_MIB: u64 = 16;
+
+/// The most a datastore writer's page cache may be set to, in MiB.
+pub const MAX_WRITER_CACHE_MIB: u64 = 4096;
+
+fn default_writer_cache_mib() -> u64 {
+    DEFAULT_WRITER_CACHE_MIB
 }
 
 impl AggregatorConfig {

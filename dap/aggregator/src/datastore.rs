@@ -115,8 +115,24 @@ impl Datastore {
     /// Connects to `sqlite:…` (created if missing) or `postgres:…` and migrates; `key` seals
     /// the secrets stored. Errors never include the URL.
     pub async fn connect(url: &str, key: DatastoreKey) -> Result<Datastore> {
+        Datastore::connect_with_cache(url, key, 0).await
+    }
+
+    /// [`Datastore::connect`], with a page cache of at most `writer_cache_mib` MiB for the
+    /// SQLite writer (0: SQLite's default, about 2 MB). Every write of the datastore goes through
+    /// that one connection, and its page reads (the reports table's indexes, the replay table)
+    /// are what the aggregators wait for; PostgreSQL ignores it.
+    pub async fn connect_with_cache(
+        url: &str,
+        key: DatastoreKey,
+        writer_cache_mib: u64,
+    ) -> Result<Datastore> {
+        let sqlite = cairn_db::SqliteOptions {
+            writer_cache_bytes: (writer_cache_mib > 0)
+                .then(|| writer_cache_mib.saturating_mul(1024 * 1024)),
+        };
         Ok(Datastore {
-            db: Db::connect(url, &SCHEMA).await?,
+            db: Db::connect_with(url, &SCHEMA, sqlite).await?,
             key,
         })
     }

@@ -14,7 +14,7 @@ pub use aggregator::{
     CollectionJobStatus, KeyRotatorConfig, RotationStep, TaskUploadLimit, TaskprovPeer,
     UploadLimits,
 };
-pub use config::AggregatorConfig;
+pub use config::{AggregatorConfig, DEFAULT_WRITER_CACHE_MIB, MAX_WRITER_CACHE_MIB};
 pub use datastore::{
     Datastore, DatastoreError, DatastoreKey, HelperAggregationJob, HelperJobState, HpkeKeyState,
 };

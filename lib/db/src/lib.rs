@@ -39,7 +39,7 @@ mod sqlite;
 
 pub use dispatch::{Conn, Dialect, Read, query_builder};
 pub use group_commit::WriteFuture;
-pub use sqlite::Reader;
+pub use sqlite::{Reader, SqliteOptions};
 
 use sqlx::migrate::{MigrateError, Migrator};
 use std::fmt;
@@ -126,9 +126,19 @@ impl Db {
     ///
     /// Errors never include the URL.
     pub async fn connect(url: &str, schema: &Schema) -> Result<Db, DbError> {
+        Db::connect_with(url, schema, SqliteOptions::default()).await
+    }
+
+    /// [`Db::connect`], with `sqlite`'s settings applied when the URL is a SQLite one (they mean
+    /// nothing to PostgreSQL, whose server has its own).
+    pub async fn connect_with(
+        url: &str,
+        schema: &Schema,
+        sqlite: SqliteOptions,
+    ) -> Result<Db, DbError> {
         let backend = if url.starts_with("sqlite:") {
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)?;
-            Backend::Sqlite(sqlite::open(options, schema).await?)
+            Backend::Sqlite(sqlite::open(options, schema, sqlite).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Backend::Postgres(postgres::connect(url, schema).await?)
         } else {
@@ -142,7 +152,9 @@ impl Db {
     pub async fn open_sqlite(path: &Path, schema: &Schema) -> Result<Db, DbError> {
         let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
         Ok(Db {
-            backend: Backend::Sqlite(sqlite::open(options, schema).await?),
+            backend: Backend::Sqlite(
+                sqlite::open(options, schema, SqliteOptions::default()).await?,
+            ),
         })
     }
 

@@ -40,10 +40,24 @@ impl Sqlite {
     }
 }
 
+/// Settings of a SQLite database that trade memory for speed. The default is SQLite's own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// The most bytes of pages the writer connection keeps cached (SQLite's `cache_size`,
+    /// rounded down to whole KiB); `None` keeps SQLite's default of about 2 MB. Only the writer
+    /// gets it: it is the one connection that changes the database, so its cache stays valid
+    /// from one transaction to the next, and every write waits for it. A reader's cache is
+    /// dropped whenever another connection has committed since its last read, so a larger one
+    /// would hold little for long. The cache fills only as pages are read; the bound is what it
+    /// may reach.
+    pub writer_cache_bytes: Option<u64>,
+}
+
 /// Opens (creating if missing) the database `options` names and brings `schema` up to date.
 pub(crate) async fn open(
     options: SqliteConnectOptions,
     schema: &Schema,
+    tuning: SqliteOptions,
 ) -> Result<Sqlite, DbError> {
     create_owner_only(options.get_filename()).await?;
     let options = options
@@ -55,7 +69,18 @@ pub(crate) async fn open(
         .synchronous(SqliteSynchronous::Full)
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT);
-    let mut writer = options.connect().await?;
+    let mut writer = match tuning.writer_cache_bytes {
+        // A negative `cache_size` is a size in KiB rather than a number of pages.
+        Some(bytes) => {
+            let kib = (bytes / 1024).max(1);
+            options
+                .clone()
+                .pragma("cache_size", format!("-{kib}"))
+                .connect()
+                .await?
+        }
+        None => options.connect().await?,
+    };
     match &schema.migrations {
         Migrations::PerBackend { sqlite, .. } => sqlite.run(&mut writer).await?,
         Migrations::Idempotent(statements) => {

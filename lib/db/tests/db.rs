@@ -5,7 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cairn_db::{Conn, Db, DbError, Dialect, Migrations, Schema, on_conn, on_read, on_write};
+use cairn_db::{
+    Conn, Db, DbError, Dialect, Migrations, Schema, SqliteOptions, on_conn, on_read, on_write,
+};
 use sqlx::{AssertSqlSafe, Connection};
 
 static SCHEMA: Schema = Schema {
@@ -271,6 +273,45 @@ async fn a_new_sqlite_database_is_owner_only_and_durable() {
         .await
         .unwrap();
     assert_eq!(value, 1);
+}
+
+/// SQLite's `cache_size` as a connection of `db` reports it: the writer's (inside a write) or a
+/// reader's.
+async fn cache_size(db: &Db, writer: bool) -> i64 {
+    let pragma = "PRAGMA cache_size";
+    if writer {
+        on_write!(db, |conn| -> Result<i64, TestError> {
+            Ok(sqlx::query_scalar(pragma).fetch_one(&mut *conn).await?)
+        })
+        .unwrap()
+    } else {
+        let size: Result<i64, TestError> = async {
+            Ok(on_read!(db, |conn| sqlx::query_scalar(pragma)
+                .fetch_one(&mut *conn)
+                .await?))
+        }
+        .await;
+        size.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_writer_alone_gets_the_page_cache_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let tuned = SqliteOptions {
+        writer_cache_bytes: Some(16 * 1024 * 1024),
+    };
+    let db = Db::connect_with(&url, &SCHEMA, tuned).await.unwrap();
+    // Negative: KiB, SQLite's way of giving the cache as a size rather than a page count.
+    assert_eq!(cache_size(&db, true).await, -16 * 1024);
+    // Readers keep SQLite's default (-2000: about 2 MB).
+    assert_eq!(cache_size(&db, false).await, -2000);
+    db.close().await;
+    // Without options, the writer has the default too.
+    let db = Db::connect(&url, &SCHEMA).await.unwrap();
+    assert_eq!(cache_size(&db, true).await, -2000);
+    db.close().await;
 }
 
 #[tokio::test]

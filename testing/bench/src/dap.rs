@@ -44,6 +44,10 @@ pub(crate) struct DapArgs {
     /// Concurrent aggregation job drivers.
     #[arg(long, default_value_t = 4)]
     drivers: usize,
+    /// The most MiB of pages each datastore's SQLite writer keeps cached (0: SQLite's default,
+    /// about 2 MB); the default is `cairn serve`'s.
+    #[arg(long, default_value_t = cairn_dap_aggregator::DEFAULT_WRITER_CACHE_MIB)]
+    writer_cache_mib: u64,
     /// Run the garbage collector (every second, one-day report expiry) and the HPKE key
     /// rotator (every second, keys rotated every 10 s) at both aggregators meanwhile.
     #[arg(long)]
@@ -141,7 +145,7 @@ pub(crate) async fn run(args: DapArgs) -> anyhow::Result<()> {
         (&b.urls.0, AggregatorRole::Leader),
         (&b.urls.1, AggregatorRole::Helper),
     ] {
-        let ds = Datastore::connect(url, key.clone()).await?;
+        let ds = Datastore::connect_with_cache(url, key.clone(), args.writer_cache_mib).await?;
         aggs.push(Aggregator::new(ds, Arc::new(RealClock), role, params.clone()).await?);
     }
     let (leader, helper) = (aggs[0].clone(), aggs[1].clone());
