@@ -15,6 +15,25 @@ use cairn_dap_messages::{AggregationJobId, ReportId, TaskId};
 use cairn_db::{Conn, on_conn, on_read, on_write};
 use sqlx::Row;
 
+/// A time-interval task's reports waiting for a job (`$1` the task, `$2` the empty batch ID of
+/// its buckets), with whether their bucket was collected: oldest first, so that the index on
+/// (task, state, time) finds them. Ordered by report ID, SQLite walked the task's primary key
+/// instead, through every report the task ever stored, at every pass of the driver.
+const WAITING_REPORTS: &str = "SELECT r.report_id, COALESCE(b.collected, 0) \
+     FROM client_reports r \
+     LEFT JOIN batch_buckets b ON b.task_id = r.task_id AND b.batch_id = $2 \
+     AND b.bucket_start = r.client_time \
+     WHERE r.task_id = $1 AND r.state = 'start' \
+     ORDER BY r.client_time, r.report_id LIMIT 100000";
+
+/// The reports of one job (`$1` the task, `$2` the job), in no order: they are sorted after
+/// reading. Asked for report-ID order, SQLite preferred the primary key, which gives that order,
+/// to the index on the job, and read every report of the task for each job (aggregation
+/// slowed as the task's reports grew: 20,000 reports aggregated at 4,700 /s, 40,000 at 2,850).
+const JOB_REPORTS: &str = "SELECT report_id, client_time, public_extensions, public_share, \
+     leader_input_share, helper_encrypted_input_share FROM client_reports \
+     WHERE task_id = $1 AND aggregation_job_id = $2";
+
 impl Datastore {
     /// Groups unaggregated reports of a time-interval task into new jobs of at most
     /// `max_job_size` reports, each job's reports sorted by ID. Reports whose bucket was
@@ -32,16 +51,11 @@ impl Datastore {
                 .bind(tid.clone())
                 .execute(&mut *conn)
                 .await?;
-            let rows = sqlx::query(
-                "SELECT r.report_id, COALESCE(b.collected, 0) FROM client_reports r \
-                 LEFT JOIN batch_buckets b ON b.task_id = r.task_id AND b.batch_id = $2 \
-                 AND b.bucket_start = r.client_time \
-                 WHERE r.task_id = $1 AND r.state = 'start' ORDER BY r.report_id LIMIT 100000",
-            )
-            .bind(tid.clone())
-            .bind(Vec::<u8>::new())
-            .fetch_all(&mut *conn)
-            .await?;
+            let rows = sqlx::query(WAITING_REPORTS)
+                .bind(tid.clone())
+                .bind(Vec::<u8>::new())
+                .fetch_all(&mut *conn)
+                .await?;
             let (mut fresh, mut failed) = (Vec::new(), Vec::new());
             for row in rows {
                 let id: Vec<u8> = row.try_get(0)?;
@@ -54,7 +68,9 @@ impl Datastore {
             }
             set_report_states(&mut *conn, &tid, &failed, &ReportState::Failed).await?;
             let mut jobs = Vec::new();
-            for chunk in fresh.chunks(max_job_size.max(1)) {
+            for chunk in fresh.chunks_mut(max_job_size.max(1)) {
+                chunk.sort_unstable();
+                let chunk = &*chunk;
                 let job = new_id();
                 sqlx::query(
                     "INSERT INTO aggregation_jobs (task_id, job_id, batch_id, state, \
@@ -220,15 +236,11 @@ impl Datastore {
         job_id: &[u8; 16],
     ) -> Result<Vec<StoredReport>> {
         on_read!(self.db, |conn| {
-            let rows = sqlx::query(
-                "SELECT report_id, client_time, public_extensions, public_share, \
-                 leader_input_share, helper_encrypted_input_share FROM client_reports \
-                 WHERE task_id = $1 AND aggregation_job_id = $2 ORDER BY report_id",
-            )
-            .bind(task_id.as_bytes().to_vec())
-            .bind(job_id.to_vec())
-            .fetch_all(&mut *conn)
-            .await?;
+            let rows = sqlx::query(JOB_REPORTS)
+                .bind(task_id.as_bytes().to_vec())
+                .bind(job_id.to_vec())
+                .fetch_all(&mut *conn)
+                .await?;
             rows.into_iter()
                 .map(|r| {
                     Ok(StoredReport {
@@ -241,7 +253,11 @@ impl Datastore {
                         helper_encrypted_input_share: r.try_get(5)?,
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()
+                .map(|mut reports| {
+                    reports.sort_unstable_by_key(|r: &StoredReport| r.report_id);
+                    reports
+                })
         })
     }
 
@@ -418,4 +434,53 @@ async fn set_report_states(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::DatastoreKey;
+    use sqlx::Connection;
+
+    /// SQLite's plan for `sql` (two parameters) on a migrated datastore, one line per step.
+    async fn plan(sql: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("p.db").display());
+        let ds = Datastore::connect(&url, DatastoreKey::from_bytes(&[5; 32]).unwrap())
+            .await
+            .unwrap();
+        ds.close().await;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .bind(vec![1u8; 32])
+            .bind(vec![2u8; 16])
+            .fetch_all(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(3))
+            .collect()
+    }
+
+    /// The reads every job and every driver pass make find their rows through an index on what
+    /// they ask for, not by walking all of the task's reports: each of them, over a task with a
+    /// growing number of reports, made aggregation slower the more reports the task had.
+    #[tokio::test]
+    async fn job_reads_use_the_index_on_what_they_ask_for() {
+        let job = plan(JOB_REPORTS).await;
+        assert!(
+            job.iter()
+                .any(|step| step.contains("client_reports_by_job")),
+            "{job:?}"
+        );
+        let waiting = plan(WAITING_REPORTS).await;
+        assert!(
+            waiting[0].contains("client_reports_by_state"),
+            "{waiting:?}"
+        );
+        for p in job.iter().chain(&waiting) {
+            assert!(!p.contains("sqlite_autoindex_client_reports"), "{p}");
+        }
+    }
 }
