@@ -32,6 +32,17 @@ use std::path::Path;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
+/// The orders left `processing` past their lease (`$1`: now), oldest first, which every RA
+/// instance's recovery reads every `ra.recovery_interval`. The status is written out, not bound:
+/// only then may SQLite (and PostgreSQL's generic plan) use the partial index `orders_processing`,
+/// which holds just those orders. Bound as a parameter, the read was a scan of every order ever
+/// stored, every 30 seconds.
+const STALE_PROCESSING_ORDERS: &str = concat!(
+    order_select!(),
+    " WHERE o.status = 'processing' AND COALESCE(o.processing_until, 0) <= $1 \
+     ORDER BY o.created_at, o.id, oa.position"
+);
+
 /// A failure inside a storage method before it reaches the caller: the storage's own
 /// ([`SaError`]) or the driver's. [`SaError`] is the driver-free contract of `cairn-api`, so it has
 /// no conversion from `sqlx::Error` for `?` to use; the statements below return this instead
@@ -1245,15 +1256,10 @@ impl StorageAuthority for SqlStorage {
 
     async fn get_stale_processing_orders(&self, now: OffsetDateTime) -> SaResult<Vec<Order>> {
         let rows = on_read!(self.db, Failure, |conn| {
-            sqlx::query_as::<_, OrderRow>(concat!(
-                order_select!(),
-                " WHERE o.status = $1 AND COALESCE(o.processing_until, 0) <= $2 \
-                 ORDER BY o.created_at, o.id, oa.position"
-            ))
-            .bind(OrderStatus::Processing.db())
-            .bind(micros(now))
-            .fetch_all(conn)
-            .await?
+            sqlx::query_as::<_, OrderRow>(STALE_PROCESSING_ORDERS)
+                .bind(micros(now))
+                .fetch_all(conn)
+                .await?
         });
         orders_from_rows(rows)
     }
@@ -1659,4 +1665,39 @@ fn crl_info(
         next_update: from_micros(next_update)?,
         entries: count(entries),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sqlx::{Connection, Row};
+
+    /// Recovery's read of stale orders finds them through the partial index of `processing`
+    /// orders, not by reading every order (it runs every 30 s on every RA instance).
+    #[tokio::test]
+    async fn recovery_reads_only_the_processing_orders() {
+        assert_eq!(OrderStatus::Processing.db(), "processing");
+        let dir = tempfile::tempdir().unwrap();
+        SqlStorage::open_sqlite_in(dir.path())
+            .await
+            .unwrap()
+            .close()
+            .await;
+        let url = format!("sqlite://{}", dir.path().join("cairn.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {STALE_PROCESSING_ORDERS}"
+        )))
+        .bind(0_i64)
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<String, _>(3))
+        .collect();
+        // A walk of the partial index is a walk of the processing orders alone.
+        assert_eq!(plan[0], "SCAN o USING INDEX orders_processing", "{plan:?}");
+        assert!(!plan.iter().any(|step| step == "SCAN o"), "{plan:?}");
+    }
 }
